@@ -1,0 +1,85 @@
+// The differentiable ops: each runs its raw forward (tensor/raw_ops.h) and, when grad mode is on and an input
+// requires grad, records a Node with its backward formula. autograd/ops.def lists them all; the op table
+// (autograd/op_table.h) checks each against finite differences.
+#pragma once
+
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace atelier {
+
+// --- elementwise (autograd/ops/elementwise.cpp); binary ops broadcast (NumPy rules) ---
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double b);
+Tensor sub(const Tensor& a, double b);
+Tensor rsub(double a, const Tensor& b);  // a - b
+Tensor mul(const Tensor& a, double b);
+Tensor div(const Tensor& a, double b);
+Tensor rdiv(double a, const Tensor& b);  // a / b
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor pow(const Tensor& x, double exponent);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor elu(const Tensor& x, double alpha = 1.0);
+Tensor clamp(const Tensor& x, double lo, double hi);
+// cond ? a : b (cond is bool; all three broadcast). Differentiable in a and b.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+
+// --- reductions (autograd/ops/reduce.cpp); dims empty = every dim ---
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+// Maximum over dims; the gradient is split evenly between tied maxima.
+Tensor max(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+
+// --- linear algebra (autograd/ops/linalg.cpp) ---
+// (..., m, k) @ (..., k, n) -> (..., m, n), batch dims broadcast.
+Tensor matmul(const Tensor& a, const Tensor& b);
+// x (..., in) @ weight (out, in)^T + bias (out); bias may be undefined.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// --- shape and conversion (autograd/ops/shape.cpp) ---
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
+Tensor expand(const Tensor& x, const Shape& shape);
+Tensor squeeze(const Tensor& x, int64_t dim);
+Tensor unsqueeze(const Tensor& x, int64_t dim);
+Tensor contiguous(const Tensor& x);
+Tensor clone(const Tensor& x);
+Tensor to_dtype(const Tensor& x, DType dtype);
+// out[..., j, ...] = x[..., index[..., j, ...], ...] along dim; differentiable in x.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+
+// --- losses (autograd/ops/loss.cpp); all reduce by the mean ---
+Tensor mse_loss(const Tensor& input, const Tensor& target);
+Tensor l1_loss(const Tensor& input, const Tensor& target);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+// logits (N, C), labels int64 (N) in [0, C).
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
+
+// --- operators ---
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& x) { return neg(x); }
+inline Tensor operator+(const Tensor& a, double b) { return add(a, b); }
+inline Tensor operator+(double a, const Tensor& b) { return add(b, a); }
+inline Tensor operator-(const Tensor& a, double b) { return sub(a, b); }
+inline Tensor operator-(double a, const Tensor& b) { return rsub(a, b); }
+inline Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
+inline Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
+inline Tensor operator/(const Tensor& a, double b) { return div(a, b); }
+inline Tensor operator/(double a, const Tensor& b) { return rdiv(a, b); }
+
+}  // namespace atelier

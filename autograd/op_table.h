@@ -1,0 +1,28 @@
+// The op table: one row per checked case of every differentiable op. It drives the float64 gradient check
+// (tests/test_gradcheck.cpp and the `gradcheck` program) and, later, the CPU-vs-CUDA parity checks.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/gradcheck.h"
+#include "tensor/tensor.h"
+
+namespace atelier {
+
+struct OpCase {
+  std::string op;    // the name in autograd/ops.def
+  std::string name;  // what this row covers, e.g. "add/broadcast"
+  // Makes fresh inputs: contiguous float64 leaves that require grad, plus any int64/bool inputs.
+  std::function<std::vector<Tensor>()> make_inputs;
+  GradcheckFn fn;
+  GradcheckOptions options = {};
+};
+
+const std::vector<OpCase>& op_table();
+
+// Every name in autograd/ops.def, in order.
+const std::vector<std::string>& differentiable_op_names();
+
+}  // namespace atelier

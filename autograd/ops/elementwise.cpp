@@ -1,0 +1,194 @@
+// Elementwise differentiable ops: forward (a raw kernel) and backward side by side. Binary ops broadcast, so
+// their gradients are summed back to each input's shape with raw::sum_to.
+#include "autograd/functions.h"
+#include "autograd/record.h"
+#include "backends/error.h"
+#include "tensor/creation.h"
+#include "tensor/raw_ops.h"
+
+namespace atelier {
+
+namespace {
+
+Tensor scalar_like(double v, const Tensor& t) { return scalar_tensor(v, t.dtype(), t.device()); }
+
+// Raw helpers for backward formulas (which run under NoGradGuard, on raw kernels only).
+Tensor rmul(const Tensor& a, const Tensor& b) { return raw::binary(BinaryOp::Mul, a, b); }
+Tensor rdivide(const Tensor& a, const Tensor& b) { return raw::binary(BinaryOp::Div, a, b); }
+Tensor mask_to(const Tensor& cond, const Tensor& like) { return raw::cast(cond, like.dtype()); }
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = raw::binary(BinaryOp::Add, a, b);
+  if (!should_record({a, b})) return out;
+  return record("add", out, {a, b}, [as = a.shape(), bs = b.shape()](const auto& g, const auto& needs) {
+    return std::vector<Tensor>{needs[0] ? raw::sum_to(g[0], as) : Tensor(),
+                               needs[1] ? raw::sum_to(g[0], bs) : Tensor()};
+  });
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor out = raw::binary(BinaryOp::Sub, a, b);
+  if (!should_record({a, b})) return out;
+  return record("sub", out, {a, b}, [as = a.shape(), bs = b.shape()](const auto& g, const auto& needs) {
+    return std::vector<Tensor>{needs[0] ? raw::sum_to(g[0], as) : Tensor(),
+                               needs[1] ? raw::sum_to(raw::unary(UnaryOp::Neg, g[0]), bs) : Tensor()};
+  });
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = raw::binary(BinaryOp::Mul, a, b);
+  if (!should_record({a, b})) return out;
+  // Save only what each gradient needs: d/da = g * b, d/db = g * a.
+  SavedTensor sa = b.requires_grad() ? SavedTensor(a) : SavedTensor();
+  SavedTensor sb = a.requires_grad() ? SavedTensor(b) : SavedTensor();
+  return record("mul", out, {a, b}, [sa, sb, as = a.shape(), bs = b.shape()](const auto& g, const auto& needs) {
+    return std::vector<Tensor>{needs[0] ? raw::sum_to(rmul(g[0], sb.unpack()), as) : Tensor(),
+                               needs[1] ? raw::sum_to(rmul(g[0], sa.unpack()), bs) : Tensor()};
+  });
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor out = raw::binary(BinaryOp::Div, a, b);
+  if (!should_record({a, b})) return out;
+  // d/da = g / b; d/db = -g * a / b^2 = -g * out / b.
+  SavedTensor sout = b.requires_grad() ? SavedTensor(out) : SavedTensor();
+  return record("div", out, {a, b},
+                [sb = SavedTensor(b), sout, as = a.shape(), bs = b.shape()](const auto& g, const auto& needs) {
+                  Tensor b_ = sb.unpack();
+                  Tensor ga, gb;
+                  if (needs[0]) ga = raw::sum_to(rdivide(g[0], b_), as);
+                  if (needs[1]) {
+                    Tensor t = rdivide(rmul(g[0], sout.unpack()), b_);
+                    gb = raw::sum_to(raw::unary(UnaryOp::Neg, t), bs);
+                  }
+                  return std::vector<Tensor>{ga, gb};
+                });
+}
+
+Tensor add(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
+Tensor sub(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
+Tensor rsub(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
+Tensor mul(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
+Tensor div(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
+Tensor rdiv(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+
+Tensor neg(const Tensor& x) {
+  Tensor out = raw::unary(UnaryOp::Neg, x);
+  if (!should_record({x})) return out;
+  return record("neg", out, {x},
+                [](const auto& g, const auto&) { return std::vector<Tensor>{raw::unary(UnaryOp::Neg, g[0])}; });
+}
+
+Tensor exp(const Tensor& x) {
+  Tensor out = raw::unary(UnaryOp::Exp, x);
+  if (!should_record({x})) return out;
+  return record("exp", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
+    return std::vector<Tensor>{rmul(g[0], so.unpack())};
+  });
+}
+
+Tensor log(const Tensor& x) {
+  Tensor out = raw::unary(UnaryOp::Log, x);
+  if (!should_record({x})) return out;
+  return record("log", out, {x}, [sx = SavedTensor(x)](const auto& g, const auto&) {
+    return std::vector<Tensor>{rdivide(g[0], sx.unpack())};
+  });
+}
+
+Tensor abs(const Tensor& x) {
+  Tensor out = raw::unary(UnaryOp::Abs, x);
+  if (!should_record({x})) return out;
+  return record("abs", out, {x}, [sx = SavedTensor(x)](const auto& g, const auto&) {
+    return std::vector<Tensor>{rmul(g[0], raw::unary(UnaryOp::Sign, sx.unpack()))};
+  });
+}
+
+Tensor sqrt(const Tensor& x) {
+  Tensor out = raw::unary(UnaryOp::Sqrt, x);
+  if (!should_record({x})) return out;
+  // d sqrt(x) = 1 / (2 sqrt(x))
+  return record("sqrt", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
+    return std::vector<Tensor>{rdivide(raw::binary(BinaryOp::Mul, g[0], 0.5), so.unpack())};
+  });
+}
+
+Tensor pow(const Tensor& x, double exponent) {
+  Tensor out = raw::unary(UnaryOp::Pow, x, exponent);
+  if (!should_record({x})) return out;
+  // d x^p = p x^(p-1)
+  return record("pow", out, {x}, [sx = SavedTensor(x), exponent](const auto& g, const auto&) {
+    Tensor d = raw::binary(BinaryOp::Mul, raw::unary(UnaryOp::Pow, sx.unpack(), exponent - 1), exponent);
+    return std::vector<Tensor>{rmul(g[0], d)};
+  });
+}
+
+Tensor tanh(const Tensor& x) {
+  Tensor out = raw::unary(UnaryOp::Tanh, x);
+  if (!should_record({x})) return out;
+  // d tanh = 1 - tanh^2
+  return record("tanh", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
+    Tensor y = so.unpack();
+    Tensor d = raw::binary(BinaryOp::Sub, scalar_like(1.0, y), rmul(y, y));
+    return std::vector<Tensor>{rmul(g[0], d)};
+  });
+}
+
+Tensor sigmoid(const Tensor& x) {
+  Tensor out = raw::unary(UnaryOp::Sigmoid, x);
+  if (!should_record({x})) return out;
+  // d sigmoid = s (1 - s)
+  return record("sigmoid", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
+    Tensor s = so.unpack();
+    Tensor d = rmul(s, raw::binary(BinaryOp::Sub, scalar_like(1.0, s), s));
+    return std::vector<Tensor>{rmul(g[0], d)};
+  });
+}
+
+Tensor relu(const Tensor& x) {
+  Tensor out = raw::unary(UnaryOp::Relu, x);
+  if (!should_record({x})) return out;
+  return record("relu", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
+    Tensor y = so.unpack();
+    return std::vector<Tensor>{rmul(g[0], mask_to(raw::compare(CompareOp::Gt, y, 0.0), y))};
+  });
+}
+
+Tensor elu(const Tensor& x, double alpha) {
+  Tensor out = raw::unary(UnaryOp::Elu, x, alpha);
+  if (!should_record({x})) return out;
+  // x > 0: 1; otherwise alpha e^x = y + alpha.
+  return record("elu", out, {x}, [sx = SavedTensor(x), so = SavedTensor(out), alpha](const auto& g, const auto&) {
+    Tensor y = so.unpack();
+    Tensor negative_side = rmul(g[0], raw::binary(BinaryOp::Add, y, alpha));
+    return std::vector<Tensor>{raw::where(raw::compare(CompareOp::Gt, sx.unpack(), 0.0), g[0], negative_side)};
+  });
+}
+
+Tensor clamp(const Tensor& x, double lo, double hi) {
+  ATELIER_CHECK(lo <= hi, "clamp: lo " << lo << " is greater than hi " << hi);
+  Tensor out = raw::unary(UnaryOp::Clamp, x, lo, hi);
+  if (!should_record({x})) return out;
+  // The gradient passes where lo <= x <= hi (PyTorch's convention at the bounds).
+  return record("clamp", out, {x}, [sx = SavedTensor(x), lo, hi](const auto& g, const auto&) {
+    Tensor x_ = sx.unpack();
+    Tensor inside =
+        rmul(mask_to(raw::compare(CompareOp::Ge, x_, lo), x_), mask_to(raw::compare(CompareOp::Le, x_, hi), x_));
+    return std::vector<Tensor>{rmul(g[0], inside)};
+  });
+}
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  Tensor out = raw::where(cond, a, b);
+  if (!should_record({a, b})) return out;
+  return record("where", out, {a, b},
+                [sc = SavedTensor(cond), as = a.shape(), bs = b.shape()](const auto& g, const auto& needs) {
+                  Tensor c = sc.unpack();
+                  Tensor zero = scalar_like(0.0, g[0]);
+                  return std::vector<Tensor>{needs[0] ? raw::sum_to(raw::where(c, g[0], zero), as) : Tensor(),
+                                             needs[1] ? raw::sum_to(raw::where(c, zero, g[0]), bs) : Tensor()};
+                });
+}
+
+}  // namespace atelier

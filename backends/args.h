@@ -1,0 +1,299 @@
+// One small argument struct per backend primitive. Kernels see raw pointers, element sizes and element strides,
+// never a Tensor: the backend floor knows nothing of the floors above it. Every struct is trivially copyable so
+// the CUDA backend can pass it to a kernel by value.
+#pragma once
+
+#include <cstdint>
+
+#include "backends/dtype.h"
+
+namespace atelier {
+
+// Tensors have at most this many dimensions.
+constexpr int kMaxDims = 8;
+
+// Sizes and strides (in elements) of one strided operand. A broadcast dimension has stride 0.
+struct Layout {
+  int ndim = 0;
+  int64_t sizes[kMaxDims] = {};
+  int64_t strides[kMaxDims] = {};
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; ++d) n *= sizes[d];
+    return n;
+  }
+  bool is_contiguous() const {
+    int64_t expected = 1;
+    for (int d = ndim - 1; d >= 0; --d) {
+      if (sizes[d] != 1 && strides[d] != expected) return false;
+      expected *= sizes[d];
+    }
+    return true;
+  }
+};
+
+// dst[i] = src[i] for every index of `layout` (same dtype; both operands strided, sizes shared).
+struct CopyArgs {
+  DType dtype;
+  Layout dst;  // sizes are the shared sizes
+  void* dst_data;
+  Layout src;  // same sizes as dst, own strides
+  const void* src_data;
+};
+
+// dst[i] = static_cast<dst_dtype>(src[i]); bool output is (src != 0).
+struct CastArgs {
+  DType src_dtype;
+  DType dst_dtype;
+  Layout dst;
+  void* dst_data;
+  Layout src;
+  const void* src_data;
+};
+
+// dst[i] = value for every index of the strided `dst`.
+struct FillArgs {
+  DType dtype;
+  Layout dst;
+  void* dst_data;
+  double value;
+};
+
+enum class RandomKind : uint8_t { Uniform, Normal };
+
+// Fills `numel` contiguous elements from Philox4x32-10 (see backends/philox.h): key = seed, counter =
+// (offset + block, stream). Uniform: lo + (hi - lo) * u with u = top 24 bits * 2^-24. Normal: mean + std * z,
+// Box-Muller. Element i reads block (offset + i / 4) word (i % 4) for uniforms; for normals the pair p = i / 2
+// reads block (offset + p / 2), words 2(p % 2) and 2(p % 2) + 1. A call consumes ceil(numel / 4) blocks.
+struct RandomArgs {
+  DType dtype;
+  int64_t numel;
+  void* dst_data;
+  RandomKind kind;
+  uint64_t seed;
+  uint64_t stream;
+  uint64_t offset;  // in Philox blocks of four 32-bit words
+  double a;         // uniform: lo   normal: mean
+  double b;         // uniform: hi   normal: std
+};
+
+enum class UnaryOp : uint8_t {
+  Neg,
+  Exp,
+  Log,
+  Abs,
+  Sign,
+  Sqrt,
+  Tanh,
+  Sigmoid,
+  Relu,
+  Elu,    // x > 0 ? x : alpha * (exp(x) - 1), alpha = p0
+  Pow,    // x ^ p0
+  Clamp,  // min(max(x, p0), p1)
+};
+
+// dst (contiguous, src.sizes) = op(src) elementwise; float32/float64.
+struct UnaryArgs {
+  UnaryOp op;
+  DType dtype;
+  Layout src;
+  const void* src_data;
+  void* dst_data;
+  double p0 = 0;
+  double p1 = 0;
+};
+
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Maximum, Minimum };
+
+// dst (contiguous, `out` sizes) = op(a, b). a and b carry the output sizes with broadcast strides (0 where an
+// operand is broadcast). float32/float64.
+struct BinaryArgs {
+  BinaryOp op;
+  DType dtype;
+  Layout a;
+  const void* a_data;
+  Layout b;
+  const void* b_data;
+  void* dst_data;
+};
+
+enum class CompareOp : uint8_t { Eq, Ne, Gt, Ge, Lt, Le };
+
+// dst (contiguous bool, a.sizes) = a op b, with broadcast strides as in BinaryArgs. float32/float64/int64.
+struct CompareArgs {
+  CompareOp op;
+  DType dtype;
+  Layout a;
+  const void* a_data;
+  Layout b;
+  const void* b_data;
+  bool* dst_data;
+};
+
+// dst (contiguous, cond.sizes) = cond ? a : b; all three with broadcast strides; cond is bool.
+struct WhereArgs {
+  DType dtype;
+  Layout cond;
+  const bool* cond_data;
+  Layout a;
+  const void* a_data;
+  Layout b;
+  const void* b_data;
+  void* dst_data;
+};
+
+enum class ReduceOp : uint8_t { Sum, Mean, Max };
+
+// dst (contiguous, kept.sizes) [k] = reduce over every index r of `reduced` of src[k, r]. `kept` and `reduced`
+// split the source's dimensions: their strides are the source strides. float32 sums accumulate in double.
+struct ReduceArgs {
+  ReduceOp op;
+  DType dtype;
+  Layout kept;
+  Layout reduced;
+  const void* src_data;
+  void* dst_data;
+};
+
+// dst (contiguous int64, kept.sizes) = index of the first maximum along one reduced dimension.
+struct ArgmaxArgs {
+  DType dtype;
+  Layout kept;
+  int64_t reduced_size;
+  int64_t reduced_stride;
+  const void* src_data;
+  int64_t* dst_data;
+};
+
+// Gather along one dimension of contiguous tensors viewed as (outer, dim, inner):
+//   dst[o, j, i] = src[o, index[o, j, i], i]    src: (outer, src_dim, inner)  index, dst: (outer, index_dim, inner)
+// Indices are checked: one outside [0, src_dim) throws.
+struct GatherArgs {
+  DType dtype;
+  int64_t outer;
+  int64_t src_dim;
+  int64_t index_dim;
+  int64_t inner;
+  const void* src_data;
+  const int64_t* index_data;
+  void* dst_data;
+};
+
+// The adjoint of gather: dst[o, index[o, j, i], i] += src[o, j, i]. dst: (outer, dst_dim, inner), contiguous.
+struct ScatterAddArgs {
+  DType dtype;
+  int64_t outer;
+  int64_t dst_dim;
+  int64_t index_dim;
+  int64_t inner;
+  const void* src_data;
+  const int64_t* index_data;
+  void* dst_data;
+};
+
+// Batched row-major GEMM: for each b < batch,
+//   C_b (M x N) = alpha * op(A_b) (M x K) * op(B_b) (K x N) + beta * C_b
+// op(X) = X or X^T. lda/ldb/ldc are row strides of the stored matrices (A stored M x K, or K x M when
+// trans_a); batch strides in elements (0 repeats one matrix across the batch).
+struct GemmArgs {
+  DType dtype;
+  int64_t batch;
+  int64_t m, n, k;
+  const void* a;
+  int64_t lda;
+  int64_t batch_stride_a;
+  bool trans_a;
+  const void* b;
+  int64_t ldb;
+  int64_t batch_stride_b;
+  bool trans_b;
+  void* c;
+  int64_t ldc;
+  int64_t batch_stride_c;
+  double alpha = 1;
+  double beta = 0;
+};
+
+// The geometry of one 2-d convolution (NCHW, groups = 1). Every tensor is contiguous:
+//   input (n, c_in, h, w), weight (c_out, c_in, kh, kw), output (n, c_out, h_out, w_out) with
+//   h_out = (h + 2 pad_h - kh) / stride_h + 1 (and the same for w).
+struct Conv2dGeometry {
+  int64_t n, c_in, h, w;
+  int64_t c_out, kh, kw;
+  int64_t stride_h, stride_w;
+  int64_t pad_h, pad_w;
+  int64_t h_out, w_out;
+};
+
+// output = conv(input, weight) + bias (bias may be null).
+struct Conv2dForwardArgs {
+  DType dtype;
+  Conv2dGeometry g;
+  const void* input;
+  const void* weight;
+  const void* bias;
+  void* output;
+};
+
+// grad_input = the adjoint of the convolution applied to grad_output (overwrites grad_input).
+struct Conv2dBackwardInputArgs {
+  DType dtype;
+  Conv2dGeometry g;
+  const void* grad_output;
+  const void* weight;
+  void* grad_input;
+};
+
+// grad_weight = sum over the batch of grad_output (x) im2col(input); grad_bias (if not null) = grad_output summed
+// over n, h, w. Both overwritten. Deterministic for a fixed thread count (per-thread partials, fixed-order sum).
+struct Conv2dBackwardWeightArgs {
+  DType dtype;
+  Conv2dGeometry g;
+  const void* input;
+  const void* grad_output;
+  void* grad_weight;
+  void* grad_bias;
+};
+
+// Nearest-neighbour upsampling by integer factors, contiguous NCHW:
+//   forward:  dst (n, c, h * scale_h, w * scale_w)[.., y, x] = src (n, c, h, w)[.., y / scale_h, x / scale_w]
+//   backward: dst (n, c, h, w) = the sum of each scale_h x scale_w block of src (n, c, h * scale_h, w * scale_w)
+// (written as a gather: one output element per thread, no atomics).
+struct UpsampleNearestArgs {
+  DType dtype;
+  int64_t n, c, h, w;  // the small (input of forward) image
+  int64_t scale_h, scale_w;
+  const void* src;
+  void* dst;
+};
+
+enum class OptimizerKind : uint8_t { Sgd, Adam, AdamW };
+
+// One fused in-place update of a contiguous parameter tensor (numel elements), as PyTorch defines them:
+//   Sgd:   g = grad + weight_decay p; buf = momentum buf + (1 - dampening) g (buf = g at step 1);
+//          g = nesterov ? g + momentum buf : buf (momentum 0: g); p -= lr g
+//   Adam:  g = grad + weight_decay p; m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
+//          p -= lr (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)
+//   AdamW: p *= 1 - lr weight_decay, then Adam without the L2 term.
+// state0 is the momentum buffer (Sgd) or m (Adam); state1 is v (Adam). step counts from 1.
+struct OptimizerStepArgs {
+  OptimizerKind kind;
+  DType dtype;
+  int64_t numel;
+  void* param;
+  const void* grad;
+  void* state0;
+  void* state1;
+  int64_t step;
+  double lr;
+  double momentum;
+  double dampening;
+  bool nesterov;
+  double beta1;
+  double beta2;
+  double eps;
+  double weight_decay;
+};
+
+}  // namespace atelier

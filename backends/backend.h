@@ -1,0 +1,75 @@
+// The narrow interface every device implements, and the registry that maps a Device to its Backend.
+//
+// A Backend owns its device's memory (allocate/deallocate through a caching allocator, host<->device copies)
+// and runs primitives. The primitives are listed once in backends/ops.def; each becomes a virtual here whose
+// default body throws "<op> is not implemented on <backend>", so a backend overrides only what it implements
+// and says so through supports().
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "backends/args.h"
+#include "backends/dtype.h"
+
+namespace atelier {
+
+enum class PrimitiveOp {
+#define X(name, Args) name,
+#include "backends/ops.def"
+#undef X
+};
+
+constexpr int kNumPrimitives = 0
+#define X(name, Args) +1
+#include "backends/ops.def"
+#undef X
+    ;
+
+const char* primitive_name(PrimitiveOp op);
+
+// Counters of a caching allocator (bytes unless named otherwise).
+struct AllocatorStats {
+  size_t in_use = 0;  // handed out and not yet returned
+  size_t cached = 0;  // returned and kept for reuse
+  size_t peak_in_use = 0;
+  size_t system_allocs = 0;  // calls that reached the system allocator (malloc / cudaMalloc)
+  size_t cache_hits = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;
+  // True when the device can be used now (a CUDA backend without a driver or GPU says false).
+  virtual bool available() const = 0;
+
+  // Memory: aligned to 64 bytes, uninitialised. deallocate gets the size that allocate was given.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* ptr, size_t bytes) = 0;
+  virtual AllocatorStats allocator_stats() const = 0;
+  // Returns every cached block to the system.
+  virtual void empty_cache() = 0;
+  virtual void copy_to_host(void* host_dst, const void* device_src, size_t bytes) = 0;
+  virtual void copy_from_host(void* device_dst, const void* host_src, size_t bytes) = 0;
+  // Waits for queued work (a no-op on the CPU).
+  virtual void synchronize() {}
+
+  // Whether this backend implements `op` for elements of type `dtype`.
+  virtual bool supports(PrimitiveOp op, DType dtype) const = 0;
+
+#define X(name, Args) virtual void name(const Args& args);
+#include "backends/ops.def"
+#undef X
+
+ protected:
+  [[noreturn]] void not_implemented(PrimitiveOp op) const;
+};
+
+// The backend of a device. The CPU backend always exists; asking for an unavailable device throws, naming it.
+Backend& backend_for(Device device);
+// The CUDA backend if it was built, even when no device is present (nullptr in a CPU-only build).
+Backend* cuda_backend_or_null();
+
+}  // namespace atelier

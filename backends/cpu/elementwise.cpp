@@ -1,0 +1,204 @@
+// Elementwise maps on the CPU: unary, binary (with broadcasting), compare and where.
+//
+// The output is always contiguous with the shared sizes; inputs are strided (stride 0 = broadcast). Each op is
+// a small lambda inlined into map1/map2/map3, whose inner loops special-case the common runs (all inputs
+// contiguous; one input a broadcast scalar) so the compiler can vectorise them.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "backends/cpu/kernels.h"
+#include "backends/cpu/strided.h"
+#include "backends/error.h"
+
+namespace atelier::cpu {
+namespace {
+
+Layout contiguous_like(const Layout& shape) {
+  Layout out = shape;
+  int64_t stride = 1;
+  for (int d = shape.ndim - 1; d >= 0; --d) {
+    out.strides[d] = stride;
+    stride *= shape.sizes[d];
+  }
+  return out;
+}
+
+// dst (contiguous, shape) = f(a)
+template <typename D, typename A, typename F>
+void map1(const Layout& shape, D* dst, const A* a, F f) {
+  const Layout ld = contiguous_like(shape);
+  const Layout* layouts[2] = {&ld, &shape};
+  const auto plan = make_plan<2>(shape, layouts);
+  parallel_elements(plan.numel, [&](int64_t begin, int64_t end) {
+    for_each_run(plan, begin, end, [&](const int64_t* off, const int64_t* st, int64_t count) {
+      D* d = dst + off[0];
+      const A* x = a + off[1];
+      if (st[1] == 1) {
+        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i]);
+      } else {
+        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i * st[1]]);
+      }
+    });
+  });
+}
+
+// dst (contiguous, la.sizes) = f(a, b)
+template <typename D, typename A, typename B, typename F>
+void map2(const Layout& la, const A* a, const Layout& lb, const B* b, D* dst, F f) {
+  const Layout ld = contiguous_like(la);
+  const Layout* layouts[3] = {&ld, &la, &lb};
+  const auto plan = make_plan<3>(la, layouts);
+  parallel_elements(plan.numel, [&](int64_t begin, int64_t end) {
+    for_each_run(plan, begin, end, [&](const int64_t* off, const int64_t* st, int64_t count) {
+      D* d = dst + off[0];
+      const A* x = a + off[1];
+      const B* y = b + off[2];
+      if (st[1] == 1 && st[2] == 1) {
+        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i], y[i]);
+      } else if (st[1] == 1 && st[2] == 0) {
+        const B yv = *y;
+        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i], yv);
+      } else if (st[1] == 0 && st[2] == 1) {
+        const A xv = *x;
+        for (int64_t i = 0; i < count; ++i) d[i] = f(xv, y[i]);
+      } else {
+        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i * st[1]], y[i * st[2]]);
+      }
+    });
+  });
+}
+
+// dst (contiguous, lc.sizes) = f(c, a, b)
+template <typename D, typename C, typename A, typename B, typename F>
+void map3(const Layout& lc, const C* c, const Layout& la, const A* a, const Layout& lb, const B* b, D* dst, F f) {
+  const Layout ld = contiguous_like(lc);
+  const Layout* layouts[4] = {&ld, &lc, &la, &lb};
+  const auto plan = make_plan<4>(lc, layouts);
+  parallel_elements(plan.numel, [&](int64_t begin, int64_t end) {
+    for_each_run(plan, begin, end, [&](const int64_t* off, const int64_t* st, int64_t count) {
+      D* d = dst + off[0];
+      const C* x = c + off[1];
+      const A* y = a + off[2];
+      const B* z = b + off[3];
+      if (st[1] == 1 && st[2] == 1 && st[3] == 1) {
+        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i], y[i], z[i]);
+      } else {
+        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i * st[1]], y[i * st[2]], z[i * st[3]]);
+      }
+    });
+  });
+}
+
+template <typename T>
+void unary_typed(const UnaryArgs& args) {
+  const T* x = static_cast<const T*>(args.src_data);
+  T* dst = static_cast<T*>(args.dst_data);
+  const Layout& s = args.src;
+  const T p0 = static_cast<T>(args.p0), p1 = static_cast<T>(args.p1);
+  switch (args.op) {
+    case UnaryOp::Neg: return map1(s, dst, x, [](T v) { return -v; });
+    case UnaryOp::Exp: return map1(s, dst, x, [](T v) { return std::exp(v); });
+    case UnaryOp::Log: return map1(s, dst, x, [](T v) { return std::log(v); });
+    case UnaryOp::Abs: return map1(s, dst, x, [](T v) { return std::abs(v); });
+    case UnaryOp::Sign:
+      // NaN stays NaN (v != v falls through every comparison).
+      return map1(s, dst, x, [](T v) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : v == T(0) ? T(0) : v; });
+    case UnaryOp::Sqrt: return map1(s, dst, x, [](T v) { return std::sqrt(v); });
+    case UnaryOp::Tanh: return map1(s, dst, x, [](T v) { return std::tanh(v); });
+    case UnaryOp::Sigmoid:
+      // exp of a non-positive number only: no overflow for large |v|.
+      return map1(s, dst, x, [](T v) {
+        if (v >= T(0)) return T(1) / (T(1) + std::exp(-v));
+        const T e = std::exp(v);
+        return e / (T(1) + e);
+      });
+    case UnaryOp::Relu: return map1(s, dst, x, [](T v) { return v < T(0) ? T(0) : v; });
+    case UnaryOp::Elu: return map1(s, dst, x, [p0](T v) { return v > T(0) ? v : p0 * std::expm1(v); });
+    case UnaryOp::Pow: return map1(s, dst, x, [p0](T v) { return std::pow(v, p0); });
+    case UnaryOp::Clamp: return map1(s, dst, x, [p0, p1](T v) { return std::min(std::max(v, p0), p1); });
+  }
+  throw Error("cpu unary: unknown op " + std::to_string(static_cast<int>(args.op)));
+}
+
+template <typename T>
+void binary_typed(const BinaryArgs& args) {
+  const T* a = static_cast<const T*>(args.a_data);
+  const T* b = static_cast<const T*>(args.b_data);
+  T* dst = static_cast<T*>(args.dst_data);
+  const Layout &la = args.a, &lb = args.b;
+  switch (args.op) {
+    case BinaryOp::Add: return map2(la, a, lb, b, dst, [](T x, T y) { return x + y; });
+    case BinaryOp::Sub: return map2(la, a, lb, b, dst, [](T x, T y) { return x - y; });
+    case BinaryOp::Mul: return map2(la, a, lb, b, dst, [](T x, T y) { return x * y; });
+    case BinaryOp::Div: return map2(la, a, lb, b, dst, [](T x, T y) { return x / y; });
+    case BinaryOp::Pow: return map2(la, a, lb, b, dst, [](T x, T y) { return std::pow(x, y); });
+    // NaN in either input propagates, as in PyTorch's maximum/minimum.
+    case BinaryOp::Maximum: return map2(la, a, lb, b, dst, [](T x, T y) { return (x > y || x != x) ? x : y; });
+    case BinaryOp::Minimum: return map2(la, a, lb, b, dst, [](T x, T y) { return (x < y || x != x) ? x : y; });
+  }
+  throw Error("cpu binary: unknown op " + std::to_string(static_cast<int>(args.op)));
+}
+
+template <typename T>
+void compare_typed(const CompareArgs& args) {
+  const T* a = static_cast<const T*>(args.a_data);
+  const T* b = static_cast<const T*>(args.b_data);
+  bool* dst = args.dst_data;
+  const Layout &la = args.a, &lb = args.b;
+  switch (args.op) {
+    case CompareOp::Eq: return map2(la, a, lb, b, dst, [](T x, T y) { return x == y; });
+    case CompareOp::Ne: return map2(la, a, lb, b, dst, [](T x, T y) { return x != y; });
+    case CompareOp::Gt: return map2(la, a, lb, b, dst, [](T x, T y) { return x > y; });
+    case CompareOp::Ge: return map2(la, a, lb, b, dst, [](T x, T y) { return x >= y; });
+    case CompareOp::Lt: return map2(la, a, lb, b, dst, [](T x, T y) { return x < y; });
+    case CompareOp::Le: return map2(la, a, lb, b, dst, [](T x, T y) { return x <= y; });
+  }
+  throw Error("cpu compare: unknown op " + std::to_string(static_cast<int>(args.op)));
+}
+
+template <typename T>
+void where_typed(const WhereArgs& args) {
+  map3(args.cond, args.cond_data, args.a, static_cast<const T*>(args.a_data), args.b,
+       static_cast<const T*>(args.b_data), static_cast<T*>(args.dst_data), [](bool c, T x, T y) { return c ? x : y; });
+}
+
+}  // namespace
+
+void unary(const UnaryArgs& args) {
+  switch (args.dtype) {
+    case DType::Float32: return unary_typed<float>(args);
+    case DType::Float64: return unary_typed<double>(args);
+    default: unsupported_dtype("unary", args.dtype);
+  }
+}
+
+void binary(const BinaryArgs& args) {
+  switch (args.dtype) {
+    case DType::Float32: return binary_typed<float>(args);
+    case DType::Float64: return binary_typed<double>(args);
+    default: unsupported_dtype("binary", args.dtype);
+  }
+}
+
+void compare(const CompareArgs& args) {
+  switch (args.dtype) {
+    case DType::Float32: return compare_typed<float>(args);
+    case DType::Float64: return compare_typed<double>(args);
+    case DType::Int64: return compare_typed<int64_t>(args);
+    default: unsupported_dtype("compare", args.dtype);
+  }
+}
+
+void where(const WhereArgs& args) {
+  switch (args.dtype) {
+    case DType::Float32: return where_typed<float>(args);
+    case DType::Float64: return where_typed<double>(args);
+    case DType::Int64: return where_typed<int64_t>(args);
+    case DType::Bool: return where_typed<bool>(args);
+    case DType::UInt8: return where_typed<uint8_t>(args);
+  }
+  unsupported_dtype("where", args.dtype);
+}
+
+}  // namespace atelier::cpu

@@ -1,0 +1,45 @@
+// Checked CUDA and cuBLAS calls: ATELIER_CUDA_CHECK(cudaMalloc(&p, n)) throws atelier::Error naming the call, the
+// file and line, and the error string. Every CUDA call in atelier goes through it, except the one probe in
+// CudaBackend::available(), where an error simply means "no usable device".
+#pragma once
+
+#include <sstream>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "backends/error.h"
+
+namespace atelier::cuda_detail {
+
+[[noreturn]] inline void throw_cuda_error(const char* call, const char* file, int line, cudaError_t err) {
+  std::ostringstream os;
+  os << "CUDA call " << call << " failed at " << file << ":" << line << ": " << cudaGetErrorString(err) << " ("
+     << cudaGetErrorName(err) << ")";
+  throw Error(os.str());
+}
+
+[[noreturn]] inline void throw_cublas_error(const char* call, const char* file, int line, cublasStatus_t status) {
+  std::ostringstream os;
+  os << "cuBLAS call " << call << " failed at " << file << ":" << line << ": " << cublasGetStatusString(status) << " ("
+     << cublasGetStatusName(status) << ")";
+  throw Error(os.str());
+}
+
+}  // namespace atelier::cuda_detail
+
+#define ATELIER_CUDA_CHECK(call)                                                              \
+  do {                                                                                        \
+    const cudaError_t atelier_cuda_err_ = (call);                                             \
+    if (atelier_cuda_err_ != cudaSuccess) {                                                   \
+      ::atelier::cuda_detail::throw_cuda_error(#call, __FILE__, __LINE__, atelier_cuda_err_); \
+    }                                                                                         \
+  } while (0)
+
+#define ATELIER_CUBLAS_CHECK(call)                                                                   \
+  do {                                                                                               \
+    const cublasStatus_t atelier_cublas_status_ = (call);                                            \
+    if (atelier_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                           \
+      ::atelier::cuda_detail::throw_cublas_error(#call, __FILE__, __LINE__, atelier_cublas_status_); \
+    }                                                                                                \
+  } while (0)

@@ -1,0 +1,28 @@
+// The only source of threads in atelier (Eigen runs single-threaded inside it).
+//
+// Work is split statically: parallel_for cuts [0, n) into num_threads() equal chunks and chunk t always runs on
+// thread t (t = 0 is the calling thread), so results depend only on the thread count, never on timing.
+// The pool size comes from ATELIER_NUM_THREADS (default: all cores) and can be changed between ops.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace atelier {
+
+int num_threads();
+// Resizes the pool (n >= 1). Must not be called from inside a parallel region.
+void set_num_threads(int n);
+
+// Calls fn(begin, end) on disjoint chunks covering [0, n). Runs inline on the calling thread when there is one
+// thread, when n < 2 * grain, or when called from inside another parallel region (no nested parallelism).
+// Chunk boundaries are multiples of `grain` where possible. An exception thrown by fn is rethrown here.
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+// Calls fn(t, num_threads()) once on each thread of the pool (t = 0 on the calling thread).
+void parallel_run(const std::function<void(int t, int nthreads)>& fn);
+
+// True on a pool worker, or on the calling thread while it runs a chunk.
+bool in_parallel_region();
+
+}  // namespace atelier

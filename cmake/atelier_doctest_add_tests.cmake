@@ -1,0 +1,40 @@
+# Run after a doctest program is built (see AtelierDoctest.cmake): lists its test cases and writes CTEST_FILE, one
+# add_test per TEST_CASE. Inputs: TEST_TARGET, TEST_EXECUTABLE, TEST_WORKING_DIR, TEST_TIMEOUT, CTEST_FILE.
+execute_process(
+  COMMAND "${TEST_EXECUTABLE}" --list-test-cases
+  OUTPUT_VARIABLE output
+  ERROR_VARIABLE errors
+  RESULT_VARIABLE result
+  WORKING_DIRECTORY "${TEST_WORKING_DIR}")
+if(NOT result EQUAL 0)
+  message(FATAL_ERROR "listing the tests of ${TEST_EXECUTABLE} failed (${result}):\n${output}\n${errors}")
+endif()
+
+# Test names may contain ';', CMake's list separator: hide it while the output is cut into lines.
+set(semicolon "@ATELIER_SEMICOLON@")
+string(REPLACE ";" "${semicolon}" output "${output}")
+string(REPLACE "\n" ";" lines "${output}")
+
+set(script "")
+set(count 0)
+foreach(line IN LISTS lines)
+  if(line STREQUAL "" OR line MATCHES "^===+$" OR line MATCHES "^\\[doctest\\] ")
+    continue()
+  endif()
+  string(REPLACE "${semicolon}" ";" name "${line}")
+  # doctest splits a filter at commas; "\," is a literal comma.
+  string(REPLACE "," "\\," filter "${name}")
+  string(APPEND script
+    "add_test([==[${name}]==] \"${TEST_EXECUTABLE}\" [==[--test-case=${filter}]==])\n"
+    "set_tests_properties([==[${name}]==] PROPERTIES\n"
+    "  WORKING_DIRECTORY \"${TEST_WORKING_DIR}\"\n"
+    "  TIMEOUT ${TEST_TIMEOUT}\n"
+    "  LABELS ${TEST_TARGET}\n"
+    "  FAIL_REGULAR_EXPRESSION \"test cases: 0 \")\n")
+  math(EXPR count "${count} + 1")
+endforeach()
+
+if(count EQUAL 0)
+  message(WARNING "${TEST_EXECUTABLE} lists no test cases")
+endif()
+file(WRITE "${CTEST_FILE}" "${script}")

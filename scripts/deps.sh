@@ -1,0 +1,62 @@
+# shellcheck shell=bash
+# Sourced by scripts/test.sh and scripts/setup-and-demo.sh: the Debian 12 packages atelier needs, installed in one
+# place, and the search for nvcc.
+#
+# Environment: ATELIER_SKIP_DEPS=1 skips the package step; DEBIAN_FRONTEND defaults to noninteractive.
+
+# build-essential, cmake: the toolchain (g++ 12, CMake 3.25). libeigen3-dev: CPU GEMM. doctest-dev: tests.
+# libbenchmark-dev: benchmarks. zlib1g-dev: gzip'd IDX data sets. nlohmann-json3-dev: safetensors headers.
+# libfmt-dev: formatting (g++ 12 has no std::format). pkg-config: finding the above.
+ATELIER_APT_PACKAGES=(
+  build-essential
+  cmake
+  libeigen3-dev
+  doctest-dev
+  libbenchmark-dev
+  zlib1g-dev
+  nlohmann-json3-dev
+  libfmt-dev
+  pkg-config
+)
+
+# Installs the missing packages with apt-get (through sudo when not root). Does nothing when all are present.
+atelier_install_deps() {
+  if [[ "${ATELIER_SKIP_DEPS:-0}" == 1 ]]; then
+    echo "deps: ATELIER_SKIP_DEPS=1, not checking packages"
+    return 0
+  fi
+  local missing=() pkg
+  for pkg in "${ATELIER_APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$pkg")
+    fi
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "deps: all packages present (${ATELIER_APT_PACKAGES[*]})"
+    return 0
+  fi
+  local sudo=()
+  if [[ "$(id -u)" -ne 0 ]]; then
+    if ! command -v sudo >/dev/null; then
+      echo "deps: missing packages (${missing[*]}) and not root, and sudo is not installed" >&2
+      return 1
+    fi
+    sudo=(sudo)
+  fi
+  echo "deps: installing ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND="${DEBIAN_FRONTEND:-noninteractive}" apt-get update
+  "${sudo[@]}" env DEBIAN_FRONTEND="${DEBIAN_FRONTEND:-noninteractive}" \
+    apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# Succeeds when nvcc can be used, putting /usr/local/cuda/bin on PATH if nvcc is only found there.
+atelier_find_nvcc() {
+  if command -v nvcc >/dev/null; then
+    return 0
+  fi
+  if [[ -x /usr/local/cuda/bin/nvcc ]]; then
+    export PATH="/usr/local/cuda/bin:$PATH"
+    return 0
+  fi
+  return 1
+}

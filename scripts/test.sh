@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds atelier in Release and runs every test, twice: with the CUDA backend (build/cuda, when nvcc is found) and
+# CPU-only (build/cpu). Exits non-zero if a configuration fails to build or any test fails.
+#
+# Environment:
+#   ATELIER_REQUIRE_CUDA=1  fail when nvcc is not found (CI), instead of skipping the CUDA configuration
+#   ATELIER_WERROR=OFF      let warnings pass (default ON: atelier builds warning-free)
+#   ATELIER_CTEST_JOBS=N    run N tests at once (default 1)
+#   CUDAARCHS               CUDA architectures to build (default 80;90)
+#   ATELIER_SKIP_DEPS=1     do not check/install the Debian packages
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+
+atelier_install_deps
+
+jobs="$(nproc)"
+werror="${ATELIER_WERROR:-ON}"
+ctest_jobs="${ATELIER_CTEST_JOBS:-1}"
+status=0
+summary=()
+
+# run_config NAME CMAKE_ARGS...: configure, build and test build/NAME; records the outcome in `summary`.
+run_config() {
+  local name="$1"
+  shift
+  local build="build/$name" log result
+  echo "=== [$name] configure and build ($build, $jobs jobs) ==="
+  if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DATELIER_WERROR="$werror" "$@"; then
+    summary+=("$name: CONFIGURE FAILED")
+    status=1
+    return 0
+  fi
+  if ! cmake --build "$build" -j"$jobs"; then
+    summary+=("$name: BUILD FAILED")
+    status=1
+    return 0
+  fi
+  echo "=== [$name] ctest ==="
+  log="$(mktemp)"
+  if ctest --test-dir "$build" --output-on-failure --no-tests=error --timeout 900 -j"$ctest_jobs" 2>&1 | tee "$log"; then
+    result="$(grep -E 'tests passed' "$log" | tail -n 1 || true)"
+    summary+=("$name: $result")
+  else
+    result="$(grep -E 'tests passed|tests failed|No tests were found' "$log" | tail -n 1 || true)"
+    summary+=("$name: FAILED: $result")
+    status=1
+  fi
+  # ctest's lists of skipped and failed tests, for the summary below.
+  local details
+  details="$(sed -n '/^The following tests/,$p' "$log")"
+  if [[ -n "$details" ]]; then
+    summary+=("$(printf '%s\n' "$details" | sed 's/^/    /')")
+  fi
+  rm -f "$log"
+}
+
+if atelier_find_nvcc; then
+  run_config cuda -DATELIER_CUDA=ON
+else
+  echo "=== [cuda] SKIPPED: nvcc not found (not on PATH, not at /usr/local/cuda/bin/nvcc) ==="
+  if [[ "${ATELIER_REQUIRE_CUDA:-0}" == 1 ]]; then
+    summary+=("cuda: FAILED: ATELIER_REQUIRE_CUDA=1 but nvcc was not found")
+    status=1
+  else
+    summary+=("cuda: configuration skipped (no nvcc)")
+  fi
+fi
+
+run_config cpu -DATELIER_CUDA=OFF
+
+echo
+echo "=== summary ==="
+printf '%s\n' "${summary[@]}"
+if [[ $status -ne 0 ]]; then
+  echo "FAILED"
+else
+  echo "OK"
+fi
+exit "$status"

@@ -1,0 +1,70 @@
+// Raw (non-differentiable) ops: check shapes, dtypes and devices, allocate the output, call the backend of the
+// inputs' device. They never touch autograd metadata: their outputs have no grad_fn and do not require grad.
+// autograd/ builds the differentiable ops (and their backward formulas) from these.
+//
+// Every op accepts non-contiguous inputs: elementwise and copy kernels take strides; the others call
+// contiguous() on their inputs first.
+#pragma once
+
+#include <vector>
+
+#include "backends/args.h"
+#include "tensor/tensor.h"
+
+namespace atelier::raw {
+
+// Uninitialised contiguous tensor.
+Tensor empty(const Shape& shape, DType dtype, Device device);
+
+// --- views: share storage, no copy ---
+Tensor as_strided(const Tensor& t, const Shape& sizes, const Shape& strides, int64_t offset);
+// Resolves one -1 in `shape` against numel; throws naming op and shapes on mismatch.
+Shape infer_shape(const Shape& shape, int64_t numel, const char* op);
+// A view when the strides allow it, otherwise an undefined Tensor (reshape then copies).
+Tensor view_or_undefined(const Tensor& t, const Shape& shape);
+Tensor reshape(const Tensor& t, const Shape& shape);
+Tensor permute(const Tensor& t, const std::vector<int64_t>& dims);
+Tensor transpose(const Tensor& t, int64_t dim0, int64_t dim1);
+Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t step);
+Tensor expand(const Tensor& t, const Shape& shape);
+Tensor squeeze(const Tensor& t, int64_t dim);
+Tensor unsqueeze(const Tensor& t, int64_t dim);
+
+// --- copies and conversions ---
+// dst (any strides) <- src broadcast to dst's shape, converting dtype and crossing devices as needed.
+void copy_(const Tensor& dst, const Tensor& src);
+Tensor contiguous(const Tensor& t);
+Tensor clone(const Tensor& t);
+Tensor cast(const Tensor& t, DType dtype);
+Tensor to_device(const Tensor& t, Device device);
+void fill_(const Tensor& t, double value);
+
+// --- elementwise ---
+Tensor unary(UnaryOp op, const Tensor& t, double p0 = 0, double p1 = 0);
+// a and b broadcast (NumPy rules); same dtype and device required.
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
+// A scalar operand, made a 0-d tensor of a's dtype.
+Tensor binary(BinaryOp op, const Tensor& a, double b);
+Tensor compare(CompareOp op, const Tensor& a, const Tensor& b);
+Tensor compare(CompareOp op, const Tensor& a, double b);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+
+// --- reductions ---
+// dims empty = all dims. keepdim keeps reduced dims as size 1.
+Tensor reduce(ReduceOp op, const Tensor& t, const std::vector<int64_t>& dims, bool keepdim);
+Tensor argmax(const Tensor& t, int64_t dim, bool keepdim);
+// Sums `t` down to `shape` (the inverse of broadcasting `shape` up to t's shape): undoes broadcasting in backward.
+Tensor sum_to(const Tensor& t, const Shape& shape);
+
+// --- indexing ---
+// out[..., j, ...] = t[..., index[..., j, ...], ...] along `dim`; index is int64 with t's shape except at dim.
+Tensor gather(const Tensor& t, int64_t dim, const Tensor& index);
+// A tensor of `shape` (zeros) with src scatter-added along dim at index: the adjoint of gather.
+Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& src);
+
+// --- linear algebra ---
+// (..., m, k) @ (..., k, n) -> (..., m, n); 1-D operands are not accepted. Batch dims broadcast. A transposed
+// operand (a view with unit stride in its second-to-last dim) goes to the GEMM as a transpose flag, not a copy.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+}  // namespace atelier::raw

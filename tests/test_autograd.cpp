@@ -1,0 +1,142 @@
+// The autograd engine: gradient values, accumulation, retain_graph, no-grad mode, detach, and the version
+// checks that turn an in-place write to a saved tensor into an error at backward time.
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "atelier.h"
+
+using namespace atelier;
+
+namespace {
+
+std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
+
+std::string backward_error(const Tensor& loss) {
+  try {
+    loss.backward();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("backward computes hand-derived gradients") {
+  Tensor x = tensor({1, 2, 3}, {}, DType::Float64).requires_grad_();
+  Tensor w = tensor({0.5, -1, 2}, {}, DType::Float64).requires_grad_();
+  Tensor loss = (x * w + x * x).sum();  // d/dx = w + 2x, d/dw = x
+  CHECK(loss.item() == doctest::Approx(0.5 - 2 + 6 + 1 + 4 + 9));
+  loss.backward();
+  CHECK(values(x.grad()) == std::vector<double>{2.5, 3, 8});
+  CHECK(values(w.grad()) == std::vector<double>{1, 2, 3});
+  CHECK(x.is_leaf());
+  CHECK_FALSE(loss.is_leaf());
+  CHECK(loss.grad_fn()->name() == "sum");
+}
+
+TEST_CASE("gradients accumulate across backward calls until reset") {
+  Tensor x = tensor({1, 2}).requires_grad_();
+  (x * 3.0).sum().backward();
+  (x * x).sum().backward();
+  CHECK(values(x.grad()) == std::vector<double>{5, 7});
+  x.set_grad(Tensor());
+  (x * 3.0).sum().backward();
+  CHECK(values(x.grad()) == std::vector<double>{3, 3});
+}
+
+TEST_CASE("a gradient shared by two leaves is not aliased") {
+  // add passes the same gradient tensor to both inputs; an in-place change to one .grad must not move the other.
+  Tensor a = zeros({2}).requires_grad_();
+  Tensor b = zeros({2}).requires_grad_();
+  (a + b).sum().backward();
+  a.grad().mul_(10.0);
+  CHECK(values(b.grad()) == std::vector<double>{1, 1});
+}
+
+TEST_CASE("a second backward needs retain_graph") {
+  Tensor x = tensor({2}).requires_grad_();
+  Tensor y = (x * x).sum();
+  y.backward(Tensor(), /*retain_graph=*/true);
+  y.backward();
+  CHECK(values(x.grad()) == std::vector<double>{8});
+  std::string msg = backward_error(y);
+  CHECK(msg.find("second time") != std::string::npos);
+  CHECK(msg.find("retain_graph") != std::string::npos);
+}
+
+TEST_CASE("backward needs a seed for non-scalars and a graph to walk") {
+  Tensor x = ones({2, 2}).requires_grad_();
+  Tensor y = x * 2.0;
+  std::string msg = backward_error(y);
+  CHECK(msg.find("one-element") != std::string::npos);
+  CHECK(msg.find("[2, 2]") != std::string::npos);
+  y.backward(full({2, 2}, 0.5));
+  CHECK(values(x.grad()) == std::vector<double>{1, 1, 1, 1});
+  CHECK(backward_error(ones({1})).find("does not require grad") != std::string::npos);
+}
+
+TEST_CASE("NoGradGuard records nothing; detach cuts the graph") {
+  Tensor x = ones({3}).requires_grad_();
+  {
+    NoGradGuard no_grad;
+    Tensor y = x * 2.0;
+    CHECK_FALSE(y.requires_grad());
+    CHECK(y.grad_fn() == nullptr);
+    CHECK_FALSE(grad_mode_enabled());
+  }
+  CHECK(grad_mode_enabled());
+  Tensor d = (x * 2.0).detach();
+  CHECK_FALSE(d.requires_grad());
+  CHECK(d.is_leaf());
+  Tensor y = (d * x).sum();
+  y.backward();
+  CHECK(values(x.grad()) == std::vector<double>{2, 2, 2});
+}
+
+TEST_CASE("an in-place write to a saved tensor makes backward throw, naming the op") {
+  SUBCASE("directly") {
+    Tensor w = ones({3}).requires_grad_();
+    Tensor x = tensor({1, 2, 3});  // saved by mul for w's gradient
+    Tensor loss = (x * w).sum();
+    x.add_(1.0);
+    std::string msg = backward_error(loss);
+    CHECK(msg.find("mul") != std::string::npos);
+    CHECK(msg.find("modified by an in-place operation") != std::string::npos);
+  }
+  SUBCASE("through a view") {
+    Tensor w = ones({2, 2}).requires_grad_();
+    Tensor x = tensor({1, 2, 3, 4}, {2, 2});
+    Tensor loss = matmul(x, w).sum();
+    x.slice(0, 1, 2).fill_(0.0);
+    std::string msg = backward_error(loss);
+    CHECK(msg.find("matmul") != std::string::npos);
+    CHECK(msg.find("in-place") != std::string::npos);
+  }
+  SUBCASE("an output saved by its own op") {
+    Tensor x = ones({2}).requires_grad_();
+    Tensor y = exp(x);  // exp saves its output
+    Tensor loss = y.sum();
+    {
+      NoGradGuard no_grad;
+      y.mul_(2.0);
+    }
+    CHECK(backward_error(loss).find("exp") != std::string::npos);
+  }
+  SUBCASE("a write before the forward pass is fine") {
+    Tensor w = ones({3}).requires_grad_();
+    Tensor x = tensor({1, 2, 3});
+    x.add_(1.0);
+    (x * w).sum().backward();
+    CHECK(values(w.grad()) == std::vector<double>{2, 3, 4});
+  }
+}
+
+TEST_CASE("a deep graph does not overflow the stack") {
+  Tensor x = ones({1}).requires_grad_();
+  Tensor y = x;
+  for (int i = 0; i < 20000; ++i) y = y * 1.0;
+  y.sum().backward();
+  CHECK(x.grad().item() == 1);
+}

@@ -1,0 +1,831 @@
+// Tests of the CPU backend through raw pointers and the args structs (no Tensor): Philox known answers, every
+// kernel family against naive loops, the thread pool and the caching allocator.
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "backends/backend.h"
+#include "backends/cpu/cpu_allocator.h"
+#include "backends/cpu/cpu_backend.h"
+#include "backends/error.h"
+#include "backends/philox.h"
+#include "backends/thread_pool.h"
+
+using namespace atelier;
+
+namespace {
+
+Layout layout(std::vector<int64_t> sizes, std::vector<int64_t> strides = {}) {
+  Layout l;
+  l.ndim = static_cast<int>(sizes.size());
+  int64_t stride = 1;
+  for (int d = l.ndim - 1; d >= 0; --d) {
+    l.sizes[d] = sizes[static_cast<size_t>(d)];
+    l.strides[d] = strides.empty() ? stride : strides[static_cast<size_t>(d)];
+    stride *= sizes[static_cast<size_t>(d)];
+  }
+  return l;
+}
+
+// Sets the pool size for one test case and restores it afterwards.
+struct ThreadCount {
+  int saved = num_threads();
+  explicit ThreadCount(int n) { set_num_threads(n); }
+  ~ThreadCount() { set_num_threads(saved); }
+};
+
+// Deterministic test data in [-1, 1).
+std::vector<double> ramp(size_t n, double scale = 1.0) {
+  std::vector<double> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = scale * (static_cast<double>((i * 7919) % 2001) / 1000.0 - 1.0);
+  return v;
+}
+
+std::vector<float> to_float(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+Backend& cpu() { return cpu_backend(); }
+
+}  // namespace
+
+TEST_CASE("philox4x32-10 matches the Random123 known-answer vectors") {
+  PhiloxBlock zero = philox4x32_10(0, 0, 0);
+  CHECK(zero.w[0] == 0x6627e8d5u);
+  CHECK(zero.w[1] == 0xe169c58du);
+  CHECK(zero.w[2] == 0xbc57ac4cu);
+  CHECK(zero.w[3] == 0x9b00dbd8u);
+  PhiloxBlock ones = philox4x32_10(~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0});
+  CHECK(ones.w[0] == 0x408f276du);
+  CHECK(ones.w[1] == 0x41c83b0eu);
+  CHECK(ones.w[2] == 0xa20bc7c6u);
+  CHECK(ones.w[3] == 0x6d5451fdu);
+  // key (0xa4093822, 0x299f31d0), counter (0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344): digits of pi.
+  PhiloxBlock pi = philox4x32_10(0x299f31d0a4093822ull, 0x0370734413198a2eull, 0x85a308d3243f6a88ull);
+  CHECK(pi.w[0] == 0xd16cfe09u);
+  CHECK(pi.w[1] == 0x94fdccebu);
+  CHECK(pi.w[2] == 0x5001e420u);
+  CHECK(pi.w[3] == 0x24126ea1u);
+}
+
+TEST_CASE("random: exact uniforms, determinism, composing offsets, any thread count") {
+  auto fill = [](DType dtype, RandomKind kind, int64_t n, uint64_t offset, void* dst) {
+    RandomArgs r{dtype, n, dst, kind, 1234, 7, offset, kind == RandomKind::Uniform ? -2.0 : 0.0, 3.0};
+    cpu().random(r);
+  };
+  SUBCASE("uniform values are lo + (hi - lo) * top24 * 2^-24") {
+    std::vector<double> v(6);
+    fill(DType::Float64, RandomKind::Uniform, 6, 5, v.data());
+    for (int i = 0; i < 6; ++i) {
+      PhiloxBlock blk = philox4x32_10(1234, 7, 5 + static_cast<uint64_t>(i / 4));
+      CHECK(v[static_cast<size_t>(i)] == -2.0 + 5.0 * philox_unit(blk.w[i % 4]));
+    }
+  }
+  for (RandomKind kind : {RandomKind::Uniform, RandomKind::Normal}) {
+    CAPTURE(static_cast<int>(kind));
+    std::vector<float> a(8), b(8), c(8, 0.f);
+    fill(DType::Float32, kind, 8, 0, a.data());
+    fill(DType::Float32, kind, 8, 0, b.data());
+    CHECK(a == b);
+    fill(DType::Float32, kind, 4, 0, c.data());
+    fill(DType::Float32, kind, 4, 1, c.data() + 4);
+    CHECK(a == c);
+    // Odd counts: a 7-element fill is the 8-element fill minus its last element.
+    std::vector<float> d(7);
+    fill(DType::Float32, kind, 7, 0, d.data());
+    CHECK(std::equal(d.begin(), d.end(), a.begin()));
+  }
+  SUBCASE("thread count does not change the numbers") {
+    const int64_t n = 100003;
+    std::vector<double> one(n), many(n);
+    {
+      ThreadCount t(1);
+      fill(DType::Float64, RandomKind::Normal, n, 3, one.data());
+    }
+    {
+      ThreadCount t(4);
+      fill(DType::Float64, RandomKind::Normal, n, 3, many.data());
+    }
+    CHECK(one == many);
+  }
+}
+
+TEST_CASE("random: uniform range and mean, normal mean and std") {
+  const int64_t n = 1000000;
+  std::vector<float> u(n);
+  cpu().random(RandomArgs{DType::Float32, n, u.data(), RandomKind::Uniform, 42, 0, 0, 2.0, 5.0});
+  double sum = 0;
+  float lo = u[0], hi = u[0];
+  for (float x : u) {
+    sum += x;
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  CHECK(lo >= 2.0f);
+  CHECK(hi < 5.0f);
+  CHECK(sum / n == doctest::Approx(3.5).epsilon(0.003));
+
+  std::vector<double> z(n);
+  cpu().random(RandomArgs{DType::Float64, n, z.data(), RandomKind::Normal, 42, 1, 0, 1.5, 2.0});
+  double mean = 0, sq = 0;
+  for (double x : z) mean += x;
+  mean /= n;
+  for (double x : z) sq += (x - mean) * (x - mean);
+  CHECK(mean == doctest::Approx(1.5).epsilon(0.01));
+  CHECK(std::sqrt(sq / n) == doctest::Approx(2.0).epsilon(0.01));
+  CHECK_THROWS_AS(cpu().random(RandomArgs{DType::Int64, 4, z.data(), RandomKind::Uniform, 0, 0, 0, 0, 1}), Error);
+}
+
+TEST_CASE("copy: transposed source, strided destination, every element size") {
+  // src (3, 4) row-major; copy its transpose (4, 3) into a contiguous dst.
+  std::vector<float> src(12);
+  std::iota(src.begin(), src.end(), 0.f);
+  std::vector<float> dst(12, -1.f);
+  cpu().copy(CopyArgs{DType::Float32, layout({4, 3}), dst.data(), layout({4, 3}, {1, 4}), src.data()});
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 3; ++j) CHECK(dst[static_cast<size_t>(i * 3 + j)] == src[static_cast<size_t>(j * 4 + i)]);
+  }
+  // A large 2-d transpose takes the tiled path: (130, 100) read from a (100, 130) buffer, into a padded dst.
+  std::vector<float> tsrc(100 * 130), tdst(130 * 104, -1.f);
+  std::iota(tsrc.begin(), tsrc.end(), 0.f);
+  cpu().copy(
+      CopyArgs{DType::Float32, layout({130, 100}, {104, 1}), tdst.data(), layout({130, 100}, {1, 130}), tsrc.data()});
+  bool tiled_ok = true;
+  for (int i = 0; i < 130; ++i)
+    for (int j = 0; j < 104; ++j)
+      tiled_ok &= tdst[static_cast<size_t>(i * 104 + j)] == (j < 100 ? tsrc[static_cast<size_t>(j * 130 + i)] : -1.f);
+  CHECK(tiled_ok);
+  // Contiguous int64 into every other element of a (2, 8) buffer: dst sizes (2, 4) strides (8, 2).
+  std::vector<int64_t> s64 = {1, 2, 3, 4, 5, 6, 7, 8}, d64(16, 0);
+  cpu().copy(CopyArgs{DType::Int64, layout({2, 4}, {8, 2}), d64.data(), layout({2, 4}), s64.data()});
+  CHECK(d64 == std::vector<int64_t>{1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8, 0});
+  // Bytes: reversed (negative stride) copy.
+  std::vector<uint8_t> s8 = {1, 2, 3, 4}, d8(4);
+  cpu().copy(CopyArgs{DType::UInt8, layout({4}), d8.data(), layout({4}, {-1}), s8.data() + 3});
+  CHECK(d8 == std::vector<uint8_t>{4, 3, 2, 1});
+  // A large permuted 3-d copy goes through the parallel path: (64, 32, 48) with dims permuted (2, 0, 1).
+  const int64_t A = 64, Bd = 32, C = 48;
+  std::vector<double> big(static_cast<size_t>(A * Bd * C)), out(big.size());
+  std::iota(big.begin(), big.end(), 0.0);
+  // out (C, A, B) = big (A, B, C) permuted.
+  cpu().copy(CopyArgs{DType::Float64, layout({C, A, Bd}), out.data(), layout({C, A, Bd}, {1, Bd * C, C}), big.data()});
+  bool ok = true;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t a = 0; a < A; ++a)
+      for (int64_t b = 0; b < Bd; ++b)
+        ok &= out[static_cast<size_t>((c * A + a) * Bd + b)] == big[static_cast<size_t>((a * Bd + b) * C + c)];
+  CHECK(ok);
+}
+
+TEST_CASE("cast: truncation, bool, integer sources") {
+  std::vector<float> f = {1.7f, -1.7f, 2.0f, 0.0f, -0.0f, 0.5f};
+  std::vector<int64_t> i64(6);
+  cpu().cast(CastArgs{DType::Float32, DType::Int64, layout({6}), i64.data(), layout({6}), f.data()});
+  CHECK(i64 == std::vector<int64_t>{1, -1, 2, 0, 0, 0});
+  bool b[6];
+  cpu().cast(CastArgs{DType::Float32, DType::Bool, layout({6}), b, layout({6}), f.data()});
+  CHECK(b[0]);
+  CHECK(b[1]);
+  CHECK(b[2]);
+  CHECK_FALSE(b[3]);
+  CHECK_FALSE(b[4]);
+  CHECK(b[5]);
+  std::vector<uint8_t> u8 = {0, 1, 255};
+  std::vector<double> d(3);
+  cpu().cast(CastArgs{DType::UInt8, DType::Float64, layout({3}), d.data(), layout({3}), u8.data()});
+  CHECK(d == std::vector<double>{0, 1, 255});
+  // Strided source: every other int64 into float32.
+  std::vector<int64_t> src = {10, -1, 20, -1, 30, -1};
+  std::vector<float> out(3);
+  cpu().cast(CastArgs{DType::Int64, DType::Float32, layout({3}), out.data(), layout({3}, {2}), src.data()});
+  CHECK(out == std::vector<float>{10, 20, 30});
+}
+
+TEST_CASE("fill: strided view and every dtype") {
+  // Column 1 of a (4, 4) float buffer: sizes (4), stride 4, starting at element 1.
+  std::vector<float> buf(16, 0.f);
+  cpu().fill(FillArgs{DType::Float32, layout({4}, {4}), buf.data() + 1, 7.0});
+  for (int i = 0; i < 16; ++i) CHECK(buf[static_cast<size_t>(i)] == (i % 4 == 1 ? 7.f : 0.f));
+  std::vector<int64_t> i64(5);
+  cpu().fill(FillArgs{DType::Int64, layout({5}), i64.data(), -3.0});
+  CHECK(i64 == std::vector<int64_t>(5, -3));
+  std::vector<uint8_t> u8(100000);
+  cpu().fill(FillArgs{DType::UInt8, layout({100000}), u8.data(), 200.0});
+  CHECK(std::all_of(u8.begin(), u8.end(), [](uint8_t v) { return v == 200; }));
+  bool b[3] = {false, false, false};
+  cpu().fill(FillArgs{DType::Bool, layout({3}), b, 1.0});
+  CHECK((b[0] && b[1] && b[2]));
+}
+
+TEST_CASE("unary: every op against std, strided input") {
+  const std::vector<double> x = {-3.0, -0.5, 0.0, 0.25, 2.0, 1000.0, -1000.0};
+  const int64_t n = static_cast<int64_t>(x.size());
+  auto run = [&](UnaryOp op, double p0 = 0, double p1 = 0) {
+    std::vector<double> y(x.size());
+    cpu().unary(UnaryArgs{op, DType::Float64, layout({n}), x.data(), y.data(), p0, p1});
+    return y;
+  };
+  auto expect = [&](UnaryOp op, auto ref, double p0 = 0, double p1 = 0) {
+    auto y = run(op, p0, p1);
+    for (size_t i = 0; i < x.size(); ++i) {
+      CAPTURE(i);
+      CAPTURE(static_cast<int>(op));
+      const double r = ref(x[i]);
+      if (std::isnan(r)) {
+        CHECK(std::isnan(y[i]));
+      } else if (std::isinf(r)) {
+        CHECK(y[i] == r);
+      } else {
+        CHECK(y[i] == doctest::Approx(r).epsilon(1e-12));
+      }
+    }
+  };
+  expect(UnaryOp::Neg, [](double v) { return -v; });
+  expect(UnaryOp::Exp, [](double v) { return std::exp(v); });
+  expect(UnaryOp::Log, [](double v) { return std::log(v); });
+  expect(UnaryOp::Abs, [](double v) { return std::abs(v); });
+  expect(UnaryOp::Sign, [](double v) { return v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0; });
+  expect(UnaryOp::Sqrt, [](double v) { return std::sqrt(v); });
+  expect(UnaryOp::Tanh, [](double v) { return std::tanh(v); });
+  expect(UnaryOp::Sigmoid, [](double v) { return v > 500 ? 1.0 : v < -500 ? 0.0 : 1.0 / (1.0 + std::exp(-v)); });
+  expect(UnaryOp::Relu, [](double v) { return v > 0 ? v : 0.0; });
+  expect(
+      UnaryOp::Elu, [](double v) { return v > 0 ? v : 0.5 * (std::exp(v) - 1); }, 0.5);
+  expect(
+      UnaryOp::Pow, [](double v) { return std::pow(v, 2.0); }, 2.0);
+  expect(
+      UnaryOp::Clamp, [](double v) { return std::min(std::max(v, -1.0), 1.5); }, -1.0, 1.5);
+
+  // Sigmoid stays finite in float32 for large |x|.
+  std::vector<float> big = {-200.f, 200.f, -90.f, 90.f}, sy(4);
+  cpu().unary(UnaryArgs{UnaryOp::Sigmoid, DType::Float32, layout({4}), big.data(), sy.data()});
+  CHECK(sy[0] == 0.f);
+  CHECK(sy[1] == 1.f);
+  CHECK(std::isfinite(sy[2]));
+  CHECK(sy[3] == 1.f);
+
+  // Strided input: the transpose of a (3, 5) matrix.
+  std::vector<float> m = to_float(ramp(15)), t(15);
+  cpu().unary(UnaryArgs{UnaryOp::Neg, DType::Float32, layout({5, 3}, {1, 5}), m.data(), t.data()});
+  for (int i = 0; i < 5; ++i)
+    for (int j = 0; j < 3; ++j) CHECK(t[static_cast<size_t>(i * 3 + j)] == -m[static_cast<size_t>(j * 5 + i)]);
+  CHECK_THROWS_AS(cpu().unary(UnaryArgs{UnaryOp::Neg, DType::Int64, layout({1}), m.data(), t.data()}), Error);
+}
+
+TEST_CASE("binary: broadcasting with stride 0, contiguous and scalar fast paths, parallel sizes") {
+  ThreadCount threads(3);
+  // a (2, 3) + b (3) broadcast over rows.
+  std::vector<double> a = {1, 2, 3, 4, 5, 6}, b = {10, 20, 30}, out(6);
+  cpu().binary(BinaryArgs{BinaryOp::Add, DType::Float64, layout({2, 3}), a.data(), layout({2, 3}, {0, 1}), b.data(),
+                          out.data()});
+  CHECK(out == std::vector<double>{11, 22, 33, 14, 25, 36});
+  // a (2, 3) - column (2, 1) broadcast over columns.
+  std::vector<double> col = {100, 200};
+  cpu().binary(BinaryArgs{BinaryOp::Sub, DType::Float64, layout({2, 3}), a.data(), layout({2, 3}, {1, 0}), col.data(),
+                          out.data()});
+  CHECK(out == std::vector<double>{-99, -98, -97, -196, -195, -194});
+  // Every op on scalar vs tensor and tensor vs tensor, including the parallel path.
+  const int64_t n = 100001;
+  auto xs = to_float(ramp(static_cast<size_t>(n), 2.0)), ys = to_float(ramp(static_cast<size_t>(n) + 13, 3.0));
+  for (float& y : ys) y = y == 0.f ? 0.5f : y;
+  std::vector<float> res(static_cast<size_t>(n));
+  const float scalar = 1.25f;
+  for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Maximum,
+                      BinaryOp::Minimum}) {
+    CAPTURE(static_cast<int>(op));
+    auto ref = [op](float x, float y) -> float {
+      switch (op) {
+        case BinaryOp::Add: return x + y;
+        case BinaryOp::Sub: return x - y;
+        case BinaryOp::Mul: return x * y;
+        case BinaryOp::Div: return x / y;
+        case BinaryOp::Pow: return std::pow(x, y);
+        case BinaryOp::Maximum: return std::max(x, y);
+        case BinaryOp::Minimum: return std::min(x, y);
+      }
+      return 0;
+    };
+    cpu().binary(BinaryArgs{op, DType::Float32, layout({n}), xs.data(), layout({n}), ys.data() + 13, res.data()});
+    bool ok = true;
+    for (int64_t i = 0; i < n; ++i) {
+      const float r = ref(xs[static_cast<size_t>(i)], ys[static_cast<size_t>(i + 13)]);
+      ok &= (std::isnan(r) && std::isnan(res[static_cast<size_t>(i)])) || res[static_cast<size_t>(i)] == r;
+    }
+    CHECK(ok);
+    // scalar (stride 0) on the left
+    cpu().binary(BinaryArgs{op, DType::Float32, layout({n}, {0}), &scalar, layout({n}), ys.data(), res.data()});
+    ok = true;
+    for (int64_t i = 0; i < n; ++i) {
+      const float r = ref(scalar, ys[static_cast<size_t>(i)]);
+      ok &= (std::isnan(r) && std::isnan(res[static_cast<size_t>(i)])) || res[static_cast<size_t>(i)] == r;
+    }
+    CHECK(ok);
+  }
+  // Large 3-d broadcast: (40, 50, 60) * (1, 50, 1) with a transposed a.
+  const int64_t D0 = 40, D1 = 50, D2 = 60;
+  auto big = ramp(static_cast<size_t>(D0 * D1 * D2)), mid = ramp(static_cast<size_t>(D1), 5.0);
+  std::vector<double> prod(big.size());
+  // a is stored as (D2, D1, D0) and read transposed.
+  cpu().binary(BinaryArgs{BinaryOp::Mul, DType::Float64, layout({D0, D1, D2}, {1, D0, D0 * D1}), big.data(),
+                          layout({D0, D1, D2}, {0, 1, 0}), mid.data(), prod.data()});
+  bool ok = true;
+  for (int64_t i = 0; i < D0; ++i)
+    for (int64_t j = 0; j < D1; ++j)
+      for (int64_t k = 0; k < D2; ++k)
+        ok &= prod[static_cast<size_t>((i * D1 + j) * D2 + k)] ==
+              big[static_cast<size_t>((k * D1 + j) * D0 + i)] * mid[static_cast<size_t>(j)];
+  CHECK(ok);
+  // NaN propagates through maximum.
+  double nan = std::numeric_limits<double>::quiet_NaN(), one = 1.0, mx = 0;
+  cpu().binary(BinaryArgs{BinaryOp::Maximum, DType::Float64, layout({}), &one, layout({}), &nan, &mx});
+  CHECK(std::isnan(mx));
+}
+
+TEST_CASE("compare: float and int64 with broadcasting") {
+  std::vector<int64_t> a = {1, 5, 3, 7}, b = {3};
+  bool out[4];
+  auto run = [&](CompareOp op) {
+    cpu().compare(CompareArgs{op, DType::Int64, layout({4}), a.data(), layout({4}, {0}), b.data(), out});
+    return std::vector<bool>(out, out + 4);
+  };
+  CHECK(run(CompareOp::Eq) == std::vector<bool>{false, false, true, false});
+  CHECK(run(CompareOp::Ne) == std::vector<bool>{true, true, false, true});
+  CHECK(run(CompareOp::Gt) == std::vector<bool>{false, true, false, true});
+  CHECK(run(CompareOp::Ge) == std::vector<bool>{false, true, true, true});
+  CHECK(run(CompareOp::Lt) == std::vector<bool>{true, false, false, false});
+  CHECK(run(CompareOp::Le) == std::vector<bool>{true, false, true, false});
+  std::vector<float> x = {0.5f, -1.f, 2.f, 2.f}, y = {0.5f, 0.f, 1.f, 3.f};
+  cpu().compare(
+      CompareArgs{CompareOp::Ge, DType::Float32, layout({2, 2}), x.data(), layout({2, 2}, {1, 2}), y.data(), out});
+  // y read transposed: (0.5, 1, 0, 3)
+  CHECK(std::vector<bool>(out, out + 4) == std::vector<bool>{true, false, true, false});
+  CHECK_THROWS_AS(cpu().compare(CompareArgs{CompareOp::Eq, DType::Bool, layout({1}), out, layout({1}), out, out}),
+                  Error);
+}
+
+TEST_CASE("where: broadcast condition and every dtype") {
+  bool cond[3] = {true, false, true};
+  std::vector<float> a = {1, 2, 3, 4, 5, 6}, b = {-1};
+  std::vector<float> out(6);
+  // cond (3) broadcast over 2 rows, b a scalar.
+  cpu().where(WhereArgs{DType::Float32, layout({2, 3}, {0, 1}), cond, layout({2, 3}), a.data(), layout({2, 3}, {0, 0}),
+                        b.data(), out.data()});
+  CHECK(out == std::vector<float>{1, -1, 3, 4, -1, 6});
+  std::vector<int64_t> ia = {1, 2, 3}, ib = {7, 8, 9}, io(3);
+  cpu().where(WhereArgs{DType::Int64, layout({3}), cond, layout({3}), ia.data(), layout({3}), ib.data(), io.data()});
+  CHECK(io == std::vector<int64_t>{1, 8, 3});
+}
+
+TEST_CASE("reduce: sum, mean, max over kept/reduced splits") {
+  // src (3, 4) = 0..11
+  std::vector<double> src(12);
+  std::iota(src.begin(), src.end(), 0.0);
+  std::vector<double> out(4);
+  // Sum over dim 0: kept (4) stride 1, reduced (3) stride 4.
+  cpu().reduce(ReduceArgs{ReduceOp::Sum, DType::Float64, layout({4}, {1}), layout({3}, {4}), src.data(), out.data()});
+  CHECK(out == std::vector<double>{12, 15, 18, 21});
+  // Mean over dim 1: kept (3) stride 4, reduced (4) stride 1.
+  cpu().reduce(ReduceArgs{ReduceOp::Mean, DType::Float64, layout({3}, {4}), layout({4}, {1}), src.data(), out.data()});
+  CHECK(std::vector<double>(out.begin(), out.begin() + 3) == std::vector<double>{1.5, 5.5, 9.5});
+  // Max over everything: kept () scalar.
+  cpu().reduce(ReduceArgs{ReduceOp::Max, DType::Float64, layout({}), layout({3, 4}), src.data(), out.data()});
+  CHECK(out[0] == 11);
+  // Sum over dims 0 and 2 of (2, 3, 2): kept (3) stride 2, reduced (2, 2) strides (6, 1).
+  cpu().reduce(
+      ReduceArgs{ReduceOp::Sum, DType::Float64, layout({3}, {2}), layout({2, 2}, {6, 1}), src.data(), out.data()});
+  CHECK(std::vector<double>(out.begin(), out.begin() + 3) ==
+        std::vector<double>{0 + 1 + 6 + 7, 2 + 3 + 8 + 9, 4 + 5 + 10 + 11});
+  // Max with negative values and NaN.
+  std::vector<float> neg = {-5, -2, -9}, nanv = {1, std::numeric_limits<float>::quiet_NaN(), 3};
+  float fo = 0;
+  cpu().reduce(ReduceArgs{ReduceOp::Max, DType::Float32, layout({}), layout({3}), neg.data(), &fo});
+  CHECK(fo == -2.f);
+  cpu().reduce(ReduceArgs{ReduceOp::Max, DType::Float32, layout({}), layout({3}), nanv.data(), &fo});
+  CHECK(std::isnan(fo));
+  // int64 sum and max.
+  std::vector<int64_t> iv = {3, -4, 10}, io(1);
+  cpu().reduce(ReduceArgs{ReduceOp::Sum, DType::Int64, layout({}), layout({3}), iv.data(), io.data()});
+  CHECK(io[0] == 9);
+  cpu().reduce(ReduceArgs{ReduceOp::Max, DType::Int64, layout({}), layout({3}), iv.data(), io.data()});
+  CHECK(io[0] == 10);
+  // Empty reductions: sum is 0, max and mean throw.
+  double e = 5;
+  cpu().reduce(ReduceArgs{ReduceOp::Sum, DType::Float64, layout({}), layout({0}), src.data(), &e});
+  CHECK(e == 0);
+  CHECK(error_of([&] {
+          cpu().reduce(ReduceArgs{ReduceOp::Max, DType::Float64, layout({}), layout({0}), src.data(), &e});
+        }).find("empty") != std::string::npos);
+  CHECK_THROWS_AS(cpu().reduce(ReduceArgs{ReduceOp::Mean, DType::Float64, layout({}), layout({0}), src.data(), &e}),
+                  Error);
+}
+
+TEST_CASE("reduce: float32 accuracy and determinism on 10^6 elements") {
+  const int64_t n = 1000000;
+  std::vector<float> x(static_cast<size_t>(n), 0.1f);
+  double ref = 0;
+  for (float v : x) ref += v;
+  for (int t : {1, 2, 4, 7}) {
+    ThreadCount threads(t);
+    CAPTURE(t);
+    float s = 0, m = 0;
+    cpu().reduce(ReduceArgs{ReduceOp::Sum, DType::Float32, layout({}), layout({n}), x.data(), &s});
+    CHECK(std::abs(s - ref) <= 1e-7 * ref);
+    cpu().reduce(ReduceArgs{ReduceOp::Mean, DType::Float32, layout({}), layout({n}), x.data(), &m});
+    CHECK(std::abs(m - ref / n) <= 1e-7);
+    float again = 0;
+    cpu().reduce(ReduceArgs{ReduceOp::Sum, DType::Float32, layout({}), layout({n}), x.data(), &again});
+    CHECK(again == s);
+  }
+  // Few kept elements over a long strided range (split path) and many kept elements (per-output path).
+  auto v = to_float(ramp(static_cast<size_t>(n)));
+  for (int t : {1, 4}) {
+    ThreadCount threads(t);
+    std::vector<float> cols(4), rows(static_cast<size_t>(n / 4));
+    // v as (n/4, 4): sum over rows -> 4 outputs.
+    cpu().reduce(
+        ReduceArgs{ReduceOp::Sum, DType::Float32, layout({4}, {1}), layout({n / 4}, {4}), v.data(), cols.data()});
+    for (int64_t c = 0; c < 4; ++c) {
+      double r = 0;
+      for (int64_t i = 0; i < n / 4; ++i) r += v[static_cast<size_t>(i * 4 + c)];
+      CHECK(cols[static_cast<size_t>(c)] == doctest::Approx(r).epsilon(1e-6));
+    }
+    // max over columns -> n/4 outputs.
+    cpu().reduce(
+        ReduceArgs{ReduceOp::Max, DType::Float32, layout({n / 4}, {4}), layout({4}, {1}), v.data(), rows.data()});
+    bool ok = true;
+    for (int64_t i = 0; i < n / 4; ++i) {
+      float r = v[static_cast<size_t>(i * 4)];
+      for (int c = 1; c < 4; ++c) r = std::max(r, v[static_cast<size_t>(i * 4 + c)]);
+      ok &= rows[static_cast<size_t>(i)] == r;
+    }
+    CHECK(ok);
+  }
+}
+
+TEST_CASE("argmax: first maximum on ties, strided rows") {
+  // (2, 4) rows; argmax along dim 1.
+  std::vector<float> x = {1, 3, 3, 2, 9, 0, 9, 9};
+  std::vector<int64_t> out(2);
+  cpu().argmax(ArgmaxArgs{DType::Float32, layout({2}, {4}), 4, 1, x.data(), out.data()});
+  CHECK(out == std::vector<int64_t>{1, 0});
+  // Along dim 0 (columns): kept (4) stride 1, reduced 2 stride 4.
+  std::vector<int64_t> cols(4);
+  cpu().argmax(ArgmaxArgs{DType::Float32, layout({4}, {1}), 2, 4, x.data(), cols.data()});
+  CHECK(cols == std::vector<int64_t>{1, 0, 1, 1});
+  // Large: 5000 rows of 100, the maximum planted at row % 100.
+  const int64_t rows = 5000, len = 100;
+  std::vector<double> big(static_cast<size_t>(rows * len), 0.0);
+  for (int64_t r = 0; r < rows; ++r) big[static_cast<size_t>(r * len + r % len)] = 1.0;
+  std::vector<int64_t> idx(static_cast<size_t>(rows));
+  cpu().argmax(ArgmaxArgs{DType::Float64, layout({rows}, {len}), len, 1, big.data(), idx.data()});
+  bool ok = true;
+  for (int64_t r = 0; r < rows; ++r) ok &= idx[static_cast<size_t>(r)] == r % len;
+  CHECK(ok);
+  CHECK_THROWS_AS(cpu().argmax(ArgmaxArgs{DType::Float32, layout({2}), 0, 1, x.data(), out.data()}), Error);
+}
+
+TEST_CASE("gather and scatter_add along a dimension, with index checks") {
+  // src (outer 2, dim 3, inner 2)
+  std::vector<float> src = {0, 1, 10, 11, 20, 21, 100, 101, 110, 111, 120, 121};
+  // index (2, 2, 2)
+  std::vector<int64_t> index = {2, 0, 1, 1, 0, 2, 2, 2};
+  std::vector<float> dst(8);
+  cpu().gather(GatherArgs{DType::Float32, 2, 3, 2, 2, src.data(), index.data(), dst.data()});
+  CHECK(dst == std::vector<float>{20, 1, 10, 11, 100, 121, 120, 121});
+
+  // scatter_add is gather's adjoint: sum(dst * g) == sum(src_s * scatter(g)).
+  std::vector<float> acc(12, 1.f);
+  cpu().scatter_add(ScatterAddArgs{DType::Float32, 2, 3, 2, 2, dst.data(), index.data(), acc.data()});
+  std::vector<float> expect(12, 1.f);
+  for (int o = 0; o < 2; ++o)
+    for (int j = 0; j < 2; ++j)
+      for (int i = 0; i < 2; ++i) {
+        const size_t pos = static_cast<size_t>((o * 2 + j) * 2 + i);
+        expect[static_cast<size_t>((o * 3 + index[pos]) * 2 + i)] += dst[pos];
+      }
+  CHECK(acc == expect);
+
+  // Large scatter (parallel over outer), deterministic across thread counts.
+  const int64_t outer = 64, dim = 50, idim = 200, inner = 8;
+  std::vector<int64_t> bidx(static_cast<size_t>(outer * idim * inner));
+  for (size_t i = 0; i < bidx.size(); ++i) bidx[i] = static_cast<int64_t>((i * 31) % dim);
+  auto bsrc = ramp(bidx.size());
+  std::vector<double> r1(static_cast<size_t>(outer * dim * inner), 0.0), r4 = r1;
+  {
+    ThreadCount t(1);
+    cpu().scatter_add(ScatterAddArgs{DType::Float64, outer, dim, idim, inner, bsrc.data(), bidx.data(), r1.data()});
+  }
+  {
+    ThreadCount t(4);
+    cpu().scatter_add(ScatterAddArgs{DType::Float64, outer, dim, idim, inner, bsrc.data(), bidx.data(), r4.data()});
+  }
+  CHECK(r1 == r4);
+
+  index[3] = 3;
+  const std::string msg = error_of([&] {
+    cpu().gather(GatherArgs{DType::Float32, 2, 3, 2, 2, src.data(), index.data(), dst.data()});
+  });
+  CHECK(msg.find("index 3") != std::string::npos);
+  CHECK(msg.find("[0, 3)") != std::string::npos);
+  index[3] = -1;
+  std::vector<float> before = acc;
+  CHECK(error_of([&] {
+          cpu().scatter_add(ScatterAddArgs{DType::Float32, 2, 3, 2, 2, dst.data(), index.data(), acc.data()});
+        }).find("index -1") != std::string::npos);
+  CHECK(acc == before);  // a bad index leaves dst untouched
+}
+
+namespace {
+
+// Naive C = alpha op(A) op(B) + beta C for one matrix, in double.
+template <typename T>
+void gemm_reference(const GemmArgs& g, const T* a, const T* b, T* c) {
+  for (int64_t i = 0; i < g.m; ++i)
+    for (int64_t j = 0; j < g.n; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < g.k; ++p) {
+        const double av = g.trans_a ? a[p * g.lda + i] : a[i * g.lda + p];
+        const double bv = g.trans_b ? b[j * g.ldb + p] : b[p * g.ldb + j];
+        s += av * bv;
+      }
+      T& out = c[i * g.ldc + j];
+      out = static_cast<T>(g.alpha * s + (g.beta == 0 ? 0.0 : g.beta * static_cast<double>(out)));
+    }
+}
+
+template <typename T>
+double max_rel_error(const std::vector<T>& got, const std::vector<T>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    num = std::max(num, std::abs(static_cast<double>(got[i]) - static_cast<double>(want[i])));
+    den = std::max(den, std::abs(static_cast<double>(want[i])));
+  }
+  return num / std::max(den, 1e-30);
+}
+
+// Runs one batched GEMM (padded leading dimensions when `pad`) against the reference.
+template <typename T>
+double check_gemm(int64_t batch, int64_t m, int64_t n, int64_t k, bool ta, bool tb, double alpha, double beta,
+                  int64_t pad, bool shared_b = false) {
+  GemmArgs g{};
+  g.dtype = dtype_of<T>();
+  g.batch = batch;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.trans_a = ta;
+  g.trans_b = tb;
+  g.lda = (ta ? m : k) + pad;
+  g.ldb = (tb ? k : n) + pad;
+  g.ldc = n + pad;
+  g.batch_stride_a = (ta ? k : m) * g.lda;
+  g.batch_stride_b = shared_b ? 0 : (tb ? n : k) * g.ldb;
+  g.batch_stride_c = m * g.ldc;
+  g.alpha = alpha;
+  g.beta = beta;
+  std::vector<T> a(static_cast<size_t>(batch * g.batch_stride_a)),
+      b(static_cast<size_t>(std::max<int64_t>(batch * g.batch_stride_b, (tb ? n : k) * g.ldb))),
+      c(static_cast<size_t>(batch * g.batch_stride_c));
+  auto ra = ramp(a.size()), rb = ramp(b.size() + 5), rc = ramp(c.size() + 11);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<T>(ra[i]);
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<T>(rb[i + 5]);
+  for (size_t i = 0; i < c.size(); ++i)
+    c[i] = beta == 0 ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(rc[i + 11]);
+  std::vector<T> want = c;
+  for (int64_t i = 0; i < batch; ++i) {
+    gemm_reference(g, a.data() + i * g.batch_stride_a, b.data() + i * g.batch_stride_b,
+                   want.data() + i * g.batch_stride_c);
+  }
+  g.a = a.data();
+  g.b = b.data();
+  g.c = c.data();
+  cpu().gemm(g);
+  // Padding columns of C must be untouched (they hold the original values, NaN when beta == 0).
+  for (int64_t i = 0; i < batch * m; ++i)
+    for (int64_t j = n; j < g.ldc; ++j) {
+      const T got = c[static_cast<size_t>(i * g.ldc + j)], orig = want[static_cast<size_t>(i * g.ldc + j)];
+      if (!(got == orig || (std::isnan(got) && std::isnan(orig)))) return 1e9;
+      c[static_cast<size_t>(i * g.ldc + j)] = want[static_cast<size_t>(i * g.ldc + j)] = 0;
+    }
+  return max_rel_error(c, want);
+}
+
+}  // namespace
+
+TEST_CASE("gemm: transposes, batches, batch stride 0, alpha/beta, padded leading dimensions") {
+  ThreadCount threads(3);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      CAPTURE(ta);
+      CAPTURE(tb);
+      CHECK(check_gemm<double>(1, 5, 7, 3, ta, tb, 1.0, 0.0, 0) < 1e-12);
+      CHECK(check_gemm<double>(4, 6, 5, 9, ta, tb, 0.5, 2.0, 3) < 1e-12);
+      CHECK(check_gemm<float>(3, 17, 33, 20, ta, tb, -1.5, 1.0, 2, /*shared_b=*/true) < 1e-5);
+      CHECK(check_gemm<float>(2, 4, 4, 0, ta, tb, 1.0, 0.5, 1) < 1e-6);  // k = 0: C = beta C
+    }
+  // beta == 0 ignores NaN in C (check_gemm fills C with NaN then).
+  CHECK(check_gemm<float>(1, 8, 8, 8, false, false, 2.0, 0.0, 0) < 1e-6);
+  CHECK(check_gemm<double>(1, 8, 8, 8, true, false, 0.0, 0.0, 0) == 0.0);  // alpha == 0, beta == 0: zeros
+  CHECK_THROWS_AS(
+      cpu().gemm(GemmArgs{DType::Int64, 1, 1, 1, 1, nullptr, 1, 0, false, nullptr, 1, 0, false, nullptr, 1, 0}), Error);
+}
+
+TEST_CASE("gemm: large single GEMM split across threads matches a naive loop") {
+  for (int t : {1, 4}) {
+    ThreadCount threads(t);
+    CAPTURE(t);
+    CHECK(check_gemm<double>(1, 300, 500, 400, false, false, 1.0, 0.0, 0) < 1e-12);
+    CHECK(check_gemm<double>(1, 300, 500, 400, true, true, 0.5, 1.0, 4) < 1e-12);
+    CHECK(check_gemm<float>(1, 500, 300, 400, false, true, 1.0, 0.0, 1) < 1e-5);  // M longer: row split
+    CHECK(check_gemm<float>(2, 200, 200, 200, true, false, 1.0, 0.0, 0) < 1e-5);  // batch < threads
+  }
+}
+
+TEST_CASE("thread pool: every index exactly once, resizing, exceptions, nesting") {
+  ThreadCount restore(num_threads());
+  for (int t : {1, 2, 3, 8}) {
+    set_num_threads(t);
+    CHECK(num_threads() == t);
+    for (int64_t n : {0, 1, 7, 100, 1000, 12345}) {
+      for (int64_t grain : {1, 3, 64, 1000, 100000}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        parallel_for(n, grain, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+        });
+        bool ok = true;
+        for (auto& h : hits) ok &= h.load() == 1;
+        CAPTURE(n);
+        CAPTURE(grain);
+        CHECK(ok);
+      }
+    }
+    std::vector<std::atomic<int>> seen(static_cast<size_t>(t));
+    parallel_run([&](int i, int nthreads) {
+      CHECK(nthreads == t);
+      seen[static_cast<size_t>(i)]++;
+    });
+    for (auto& s : seen) CHECK(s.load() == 1);
+  }
+
+  set_num_threads(4);
+  // Exceptions thrown on any thread come back to the caller.
+  CHECK_THROWS_WITH_AS(parallel_for(1000, 10,
+                                    [](int64_t b, int64_t) {
+                                      if (b > 0) throw Error("boom from a worker");
+                                    }),
+                       "boom from a worker", Error);
+  CHECK_THROWS_AS(parallel_for(1000, 10,
+                               [](int64_t b, int64_t) {
+                                 if (b == 0) throw std::runtime_error("boom on the caller");
+                               }),
+                  std::runtime_error);
+  // The pool still works afterwards.
+  std::atomic<int64_t> total{0};
+  parallel_for(1000, 10, [&](int64_t b, int64_t e) { total += e - b; });
+  CHECK(total.load() == 1000);
+
+  // Nested parallel_for runs inline on the calling thread; set_num_threads inside a region is refused.
+  std::atomic<int> inner_inline{0}, refused{0};
+  parallel_for(4, 1, [&](int64_t, int64_t) {
+    CHECK(in_parallel_region());
+    const auto id = std::this_thread::get_id();
+    parallel_for(100, 1, [&](int64_t, int64_t) {
+      if (std::this_thread::get_id() == id) inner_inline++;
+    });
+    try {
+      set_num_threads(2);
+    } catch (const Error&) {
+      refused++;
+    }
+  });
+  CHECK(inner_inline.load() >= 1);
+  CHECK(refused.load() >= 1);
+  CHECK_FALSE(in_parallel_region());
+
+  CHECK(error_of([] { set_num_threads(0); }).find(">= 1") != std::string::npos);
+  CHECK_THROWS_AS(set_num_threads(-3), Error);
+
+  // Several threads using the pool at once take turns.
+  std::vector<std::thread> users;
+  std::atomic<int64_t> sum{0};
+  for (int u = 0; u < 4; ++u) {
+    users.emplace_back([&] {
+      for (int r = 0; r < 50; ++r) parallel_for(10000, 100, [&](int64_t b, int64_t e) { sum += e - b; });
+    });
+  }
+  for (auto& th : users) th.join();
+  CHECK(sum.load() == 4 * 50 * 10000);
+}
+
+TEST_CASE("cpu allocator: buckets, reuse, stats, empty_cache") {
+  CHECK(CpuAllocator::bucket_size(0) == 512);
+  CHECK(CpuAllocator::bucket_size(1) == 512);
+  CHECK(CpuAllocator::bucket_size(512) == 512);
+  CHECK(CpuAllocator::bucket_size(513) == 1024);
+  CHECK(CpuAllocator::bucket_size((1 << 20) + 1) == (1 << 20) + (1 << 18));
+  CHECK(CpuAllocator::bucket_size(3'000'000) == 3'145'728);  // 2^21 + 2 * 2^19
+
+  CpuAllocator alloc;
+  void* zero_a = alloc.allocate(0);
+  void* zero_b = alloc.allocate(0);
+  CHECK(zero_a != nullptr);
+  CHECK(zero_a != zero_b);
+  alloc.deallocate(zero_a, 0);
+  alloc.deallocate(zero_b, 0);
+
+  void* p = alloc.allocate(10000);
+  CHECK(reinterpret_cast<uintptr_t>(p) % 64 == 0);
+  std::memset(p, 1, 10000);
+  AllocatorStats s = alloc.stats();
+  CHECK(s.in_use == 10240);
+  const size_t system_before = s.system_allocs;
+  alloc.deallocate(p, 10000);
+  void* q = alloc.allocate(9800);  // same bucket
+  AllocatorStats s2 = alloc.stats();
+  CHECK(q == p);
+  CHECK(s2.system_allocs == system_before);
+  CHECK(s2.cache_hits == s.cache_hits + 1);
+  alloc.deallocate(q, 9800);
+
+  // A steady-state "training step" allocates nothing new after the first.
+  const std::vector<size_t> step = {100, 4096, 70000, 3'000'000, 100, 0};
+  for (int iter = 0; iter < 5; ++iter) {
+    const size_t allocs_before = alloc.stats().system_allocs;
+    std::vector<void*> live;
+    for (size_t bytes : step) live.push_back(alloc.allocate(bytes));
+    for (size_t i = 0; i < step.size(); ++i) alloc.deallocate(live[i], step[i]);
+    if (iter > 0) CHECK(alloc.stats().system_allocs == allocs_before);
+  }
+  AllocatorStats s3 = alloc.stats();
+  CHECK(s3.in_use == 0);
+  CHECK(s3.cached > 0);
+  CHECK(s3.peak_in_use >= 3'145'728);
+  alloc.empty_cache();
+  CHECK(alloc.stats().cached == 0);
+}
+
+TEST_CASE("cpu allocator: thread safety smoke test and the backend's allocator") {
+  CpuAllocator alloc;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&alloc, t] {
+      std::vector<std::pair<void*, size_t>> live;
+      for (int i = 0; i < 2000; ++i) {
+        const size_t bytes = static_cast<size_t>((i * 37 + t * 101) % 5000);
+        void* p = alloc.allocate(bytes);
+        if (bytes > 0) static_cast<char*>(p)[bytes - 1] = 1;
+        live.emplace_back(p, bytes);
+        if (i % 3 == 0) {
+          alloc.deallocate(live.back().first, live.back().second);
+          live.pop_back();
+        }
+      }
+      for (auto& [p, bytes] : live) alloc.deallocate(p, bytes);
+    });
+  }
+  for (auto& th : threads) th.join();
+  AllocatorStats s = alloc.stats();
+  CHECK(s.in_use == 0);
+  CHECK(s.system_allocs + s.cache_hits == 4 * 2000);
+
+  Backend& b = cpu();
+  CHECK(b.name() == "cpu");
+  CHECK(b.available());
+  void* p = b.allocate(256);
+  const size_t in_use = b.allocator_stats().in_use;
+  CHECK(in_use >= 512);
+  float host[4] = {1, 2, 3, 4}, back[4] = {};
+  b.copy_from_host(p, host, sizeof(host));
+  b.copy_to_host(back, p, sizeof(back));
+  CHECK(std::equal(host, host + 4, back));
+  b.deallocate(p, 256);
+  CHECK(b.allocator_stats().in_use == in_use - 512);
+}
+
+TEST_CASE("supports() matches what the CPU kernels do") {
+  Backend& b = cpu();
+  for (DType t : {DType::Float32, DType::Float64, DType::Int64, DType::Bool, DType::UInt8}) {
+    CHECK(b.supports(PrimitiveOp::copy, t));
+    CHECK(b.supports(PrimitiveOp::cast, t));
+    CHECK(b.supports(PrimitiveOp::fill, t));
+    const bool f = is_floating(t);
+    CHECK(b.supports(PrimitiveOp::gemm, t) == f);
+    CHECK(b.supports(PrimitiveOp::unary, t) == f);
+    CHECK(b.supports(PrimitiveOp::compare, t) == (f || t == DType::Int64));
+  }
+}
