@@ -60,6 +60,19 @@ Tensor to_dtype(const Tensor& x, DType dtype);
 // out[..., j, ...] = x[..., index[..., j, ...], ...] along dim; differentiable in x.
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 
+// --- convolution and image ops (autograd/ops/conv.cpp) ---
+// x (N, C_in, H, W), weight (C_out, C_in, kh, kw), bias (C_out) or undefined -> (N, C_out, H_out, W_out).
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+              int64_t padding = 0);
+// (N, C, H, W) -> (N, C, H * scale, W * scale), each pixel repeated.
+Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
+// Concatenation along dim; every other dim must match.
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
+// Pieces of split_size along dim (the last may be smaller); views of x.
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);
+// `chunks` pieces of (nearly) equal size along dim; views of x.
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
+
 // --- losses (autograd/ops/loss.cpp); all reduce by the mean ---
 Tensor mse_loss(const Tensor& input, const Tensor& target);
 Tensor l1_loss(const Tensor& input, const Tensor& target);

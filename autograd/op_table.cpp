@@ -373,6 +373,126 @@ std::vector<OpCase> build_table() {
         return Inputs{u({3, 4}), from_vector(std::vector<int64_t>{0, 3, 1, 1, 2, 2}, {3, 2})};
       },
       [](const Inputs& x) { return gather(x[0], 1, x[1]); }));
+  // --- convolution and image ops: stride 1 and 2, padding 0 and 1, odd sizes, batch 1 and 3, with and without
+  // bias, 1x1, 3x3 and 2x3 kernels (which cover each backward-input algorithm: 1x1 direct, stride-1 as a forward
+  // conv, and col2im) ---
+  t.push_back(row(
+      "conv2d", "conv2d/3x3_pad1_bias_batch1",
+      [] {
+        return Inputs{u({1, 2, 5, 7}), u({3, 2, 3, 3}), u({3})};
+      },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2], 1, 1); }));
+  t.push_back(row(
+      "conv2d", "conv2d/3x3_stride2_pad1_bias_batch3",
+      [] {
+        return Inputs{u({3, 2, 5, 7}), u({4, 2, 3, 3}), u({4})};
+      },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2], 2, 1); }));
+  t.push_back(row(
+      "conv2d", "conv2d/3x3_stride2_pad0_no_bias_batch3",
+      [] {
+        return Inputs{u({3, 3, 7, 5}), u({2, 3, 3, 3})};
+      },
+      [](const Inputs& x) { return conv2d(x[0], x[1], Tensor(), 2, 0); }));
+  t.push_back(row(
+      "conv2d", "conv2d/3x3_pad0_no_bias_batch1",
+      [] {
+        return Inputs{u({1, 2, 6, 5}), u({2, 2, 3, 3})};
+      },
+      [](const Inputs& x) { return conv2d(x[0], x[1]); }));
+  t.push_back(row(
+      "conv2d", "conv2d/1x1_bias_batch3",
+      [] {
+        return Inputs{u({3, 4, 3, 5}), u({2, 4, 1, 1}), u({2})};
+      },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2]); }));
+  t.push_back(row(
+      "conv2d", "conv2d/1x1_stride2_pad1_batch1",
+      [] {
+        return Inputs{u({1, 2, 5, 6}), u({3, 2, 1, 1}), u({3})};
+      },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2], 2, 1); }));
+  t.push_back(row(
+      "conv2d", "conv2d/1x1_pad1_batch3",
+      [] {
+        return Inputs{u({3, 2, 3, 4}), u({2, 2, 1, 1})};
+      },
+      [](const Inputs& x) { return conv2d(x[0], x[1], Tensor(), 1, 1); }));
+  t.push_back(row(
+      "conv2d", "conv2d/2x3_pad1_bias_batch3",
+      [] {
+        return Inputs{u({3, 2, 5, 7}), u({2, 2, 2, 3}), u({2})};
+      },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2], 1, 1); }));
+  t.push_back(row(
+      "conv2d", "conv2d/2x3_stride2_pad0_batch1",
+      [] {
+        return Inputs{u({1, 3, 5, 7}), u({2, 3, 2, 3}), u({2})};
+      },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2], 2, 0); }));
+  t.push_back(row(
+      "conv2d", "conv2d/permuted_input",
+      [] {
+        return Inputs{u({2, 5, 7, 3}), u({2, 3, 3, 3}), u({2})};
+      },
+      [](const Inputs& x) {
+        return conv2d(x[0].permute({0, 3, 1, 2}), x[1], x[2], 1, 1);
+      }));
+  t.push_back(row(
+      "upsample_nearest2d", "upsample_nearest2d/scale2",
+      [] {
+        return Inputs{u({2, 3, 3, 4})};
+      },
+      [](const Inputs& x) { return upsample_nearest2d(x[0], 2); }));
+  t.push_back(row(
+      "upsample_nearest2d", "upsample_nearest2d/scale3_batch1",
+      [] {
+        return Inputs{u({1, 2, 2, 3})};
+      },
+      [](const Inputs& x) { return upsample_nearest2d(x[0], 3); }));
+  t.push_back(row(
+      "cat", "cat/dim0_three",
+      [] {
+        return Inputs{u({2, 3}), u({1, 3}), u({3, 3})};
+      },
+      [](const Inputs& x) {
+        return cat({x[0], x[1], x[2]}, 0);
+      }));
+  t.push_back(row(
+      "cat", "cat/dim1_three",
+      [] {
+        return Inputs{u({2, 1, 4}), u({2, 3, 4}), u({2, 2, 4})};
+      },
+      [](const Inputs& x) {
+        return cat({x[0], x[1] * x[1], x[2]}, 1);
+      }));
+  t.push_back(row(
+      "cat", "cat/dim-1_transposed",
+      [] {
+        return Inputs{u({3, 2}), u({2, 2})};
+      },
+      [](const Inputs& x) {
+        return cat({x[0].t(), x[1]}, -1);
+      }));
+  // Ops returning several tensors: the row combines every piece (differently), so each piece's gradient counts.
+  t.push_back(row(
+      "split", "split/uneven_dim0",
+      [] {
+        return Inputs{u({7, 3})};
+      },
+      [](const Inputs& x) {
+        std::vector<Tensor> p = split(x[0], 3, 0);  // sizes 3, 3, 1
+        return cat({p[2] * 3.0, p[0], p[1] * p[1]}, 0);
+      }));
+  t.push_back(row(
+      "chunk", "chunk/uneven_dim1",
+      [] {
+        return Inputs{u({2, 8})};
+      },
+      [](const Inputs& x) {
+        std::vector<Tensor> p = chunk(x[0], 3, 1);  // sizes 3, 3, 2
+        return cat({p[2] * 2.0, p[0], exp(p[1])}, 1);
+      }));
   // --- losses ---
   t.push_back(row(
       "mse_loss", "mse_loss",

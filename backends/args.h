@@ -24,6 +24,7 @@ struct Layout {
     return n;
   }
   bool is_contiguous() const {
+    if (numel() == 0) return true;  // no element to place: any strides will do
     int64_t expected = 1;
     for (int d = ndim - 1; d >= 0; --d) {
       if (sizes[d] != 1 && strides[d] != expected) return false;

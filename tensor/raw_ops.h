@@ -67,4 +67,26 @@ Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& index, const T
 // operand (a view with unit stride in its second-to-last dim) goes to the GEMM as a transpose flag, not a copy.
 Tensor matmul(const Tensor& a, const Tensor& b);
 
+// --- convolution and image ops (NCHW; inputs are made contiguous first) ---
+// x (N, C_in, H, W) conv weight (C_out, C_in, kh, kw) + bias (C_out; may be undefined), the same stride and
+// padding in both directions -> (N, C_out, H_out, W_out) with H_out = (H + 2 padding - kh) / stride + 1.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding);
+// The gradient of conv2d with respect to x, of shape input_shape (N, C_in, H, W): the adjoint of the convolution
+// applied to grad_out (N, C_out, H_out, W_out).
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape, int64_t stride,
+                             int64_t padding);
+struct Conv2dWeightGrads {
+  Tensor weight;  // (C_out, C_in, kh, kw)
+  Tensor bias;    // (C_out), undefined unless asked for
+};
+// The gradients of conv2d with respect to its weight (of shape weight_shape) and, if with_bias, its bias.
+Conv2dWeightGrads conv2d_backward_weight(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape,
+                                         bool with_bias, int64_t stride, int64_t padding);
+// (N, C, H, W) -> (N, C, H * scale, W * scale), each pixel repeated in a scale x scale block (scale >= 1).
+Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
+// Its adjoint: (N, C, H * scale, W * scale) -> (N, C, H, W), the sum of each scale x scale block.
+Tensor upsample_nearest2d_backward(const Tensor& grad_out, int64_t scale);
+// Concatenation along dim (negative counts from the end); every other dimension must match.
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
+
 }  // namespace atelier::raw

@@ -37,18 +37,17 @@ class CpuBackend final : public Backend {
       case PrimitiveOp::unary:
       case PrimitiveOp::binary:
       case PrimitiveOp::argmax:
-      case PrimitiveOp::gemm: return floating;
+      case PrimitiveOp::gemm:
+      case PrimitiveOp::optimizer_step: return floating;
       case PrimitiveOp::compare:
       case PrimitiveOp::scatter_add: return floating || dtype == DType::Int64;
       // int64: sum and max (mean needs a floating dtype).
       case PrimitiveOp::reduce: return floating || dtype == DType::Int64;
-      // Declared for the conv and nn issues, not implemented yet.
       case PrimitiveOp::conv2d_fwd:
       case PrimitiveOp::conv2d_bwd_input:
       case PrimitiveOp::conv2d_bwd_weight:
       case PrimitiveOp::upsample_nearest_fwd:
-      case PrimitiveOp::upsample_nearest_bwd:
-      case PrimitiveOp::optimizer_step: return false;
+      case PrimitiveOp::upsample_nearest_bwd: return floating;
     }
     return false;
   }
@@ -66,6 +65,12 @@ class CpuBackend final : public Backend {
   void gather(const GatherArgs& args) override { cpu::gather(args); }
   void scatter_add(const ScatterAddArgs& args) override { cpu::scatter_add(args); }
   void gemm(const GemmArgs& args) override { cpu::gemm(args); }
+  void conv2d_fwd(const Conv2dForwardArgs& args) override { cpu::conv2d_fwd(args); }
+  void conv2d_bwd_input(const Conv2dBackwardInputArgs& args) override { cpu::conv2d_bwd_input(args); }
+  void conv2d_bwd_weight(const Conv2dBackwardWeightArgs& args) override { cpu::conv2d_bwd_weight(args); }
+  void upsample_nearest_fwd(const UpsampleNearestArgs& args) override { cpu::upsample_nearest_fwd(args); }
+  void upsample_nearest_bwd(const UpsampleNearestArgs& args) override { cpu::upsample_nearest_bwd(args); }
+  void optimizer_step(const OptimizerStepArgs& args) override { cpu::optimizer_step(args); }
 
  private:
   CpuAllocator allocator_;

@@ -1,0 +1,409 @@
+// 2-d convolution on the CPU (NCHW, groups = 1): im2col + single-threaded Eigen GEMMs, threads from our pool.
+//
+// For one image, the im2col matrix col has one row per (c, i, j) of the kernel and one column per output pixel:
+//   col (C_in*kh*kw, H_out*W_out) [(c, i, j), (oy, ox)] = input[c, oy*stride_h - pad_h + i, ox*stride_w - pad_w + j]
+// (zero outside the image), so the convolution is a matrix product. We build col one tile at a time, a block of
+// whole output rows sized to stay in L2, and hand each tile to a GEMM that sees it right after it was written:
+//   forward          out[:, tile] (C_out, P) = W (C_out, CKK) * col[:, tile] (CKK, P) + bias
+//   backward-weight  gW (C_out, CKK)        += grad_out[:, tile] (C_out, P) * col[:, tile]^T (P, CKK)
+//   backward-input   stride 1, pad <= k - 1: the forward convolution of grad_out with the weights flipped in
+//                    space and transposed in channels, padding k - 1 - pad (a gather: GEMM depth C_out*kh*kw);
+//                    otherwise col (CKK, P) = W^T * grad_out[:, tile], then col2im adds col back into the image
+// A 1x1, stride-1, unpadded convolution needs no col at all: the image (C_in, H*W) is its own im2col matrix.
+//
+// Threads: the items (an image's tile) are split statically by parallel_for, so thread t always gets the same
+// items and results depend only on the thread count. Weight gradients are summed into one partial per thread and
+// the partials added in thread order; with fewer tiles than threads the threads split the input channels
+// (disjoint column blocks of gW) instead. col2im runs on one thread per (image, channel group):
+// no two threads touch one element. Scratch (col tiles, partials, flipped weights) comes from the caching
+// allocator, so a steady training step allocates nothing from the system.
+//
+// This file is the one entry point per conv primitive: a faster algorithm for some shapes (Winograd for 3x3
+// stride 1) would be chosen here, per shape, without the callers knowing.
+#ifndef EIGEN_DONT_PARALLELIZE
+#define EIGEN_DONT_PARALLELIZE
+#endif
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <Eigen/Core>
+#pragma GCC diagnostic pop
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/kernels.h"
+#include "backends/error.h"
+#include "backends/thread_pool.h"
+
+namespace atelier::cpu {
+namespace {
+
+template <typename T>
+using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using ConstMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using MutMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// A row-major (rows, cols) matrix whose rows start `ld` elements apart.
+template <typename T>
+ConstMap<T> cmat(const T* data, int64_t rows, int64_t cols, int64_t ld) {
+  return ConstMap<T>(data, rows, cols, Eigen::OuterStride<>(ld));
+}
+template <typename T>
+MutMap<T> mat(T* data, int64_t rows, int64_t cols, int64_t ld) {
+  return MutMap<T>(data, rows, cols, Eigen::OuterStride<>(ld));
+}
+
+// The bytes of one col tile: small enough to stay in L2 between im2col and the GEMM, large enough that the GEMM
+// sees a few hundred columns. Measured (one core, 3x3 convs of 64 to 256 channels): 1 MiB tiles of at least 256
+// columns run the GEMMs at 120-150 GFLOP/s; 128-256 KiB tiles drop the forward pass to 50-80, and whole 64x64
+// images (9.4 MiB for 64 channels) fall out of L2 and lose 15%.
+constexpr int64_t kTileBytes = int64_t{1} << 20;
+constexpr int64_t kMinTileColumns = 256;
+
+// Scratch memory from the CPU caching allocator, returned when the object dies.
+template <typename T>
+class Scratch {
+ public:
+  explicit Scratch(int64_t count)
+      : bytes_(static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T)),
+        data_(static_cast<T*>(cpu_backend().allocate(bytes_))) {}
+  ~Scratch() { cpu_backend().deallocate(data_, bytes_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  size_t bytes_;
+  T* data_;
+};
+
+// 1x1 kernel, stride 1, no padding: col is the image itself.
+bool is_pointwise(const Conv2dGeometry& g) {
+  return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+}
+
+// ceil(a / b) for b > 0, and 0 when a <= 0.
+int64_t ceil_div_pos(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+
+// Output rows per tile when each tile column has `rows_of_col` elements of T.
+template <typename T>
+int64_t tile_rows(const Conv2dGeometry& g, int64_t rows_of_col) {
+  const int64_t columns = std::max(kMinTileColumns, kTileBytes / (rows_of_col * static_cast<int64_t>(sizeof(T))));
+  return std::clamp<int64_t>(columns / std::max<int64_t>(g.w_out, 1), 1, std::max<int64_t>(g.h_out, 1));
+}
+
+// The output columns ox whose input column ox*stride - pad + j lies inside [0, w): [lo, hi).
+struct ColumnRange {
+  int64_t lo, hi;
+};
+ColumnRange valid_columns(const Conv2dGeometry& g, int64_t j) {
+  const int64_t lo = std::min(g.w_out, ceil_div_pos(g.pad_w - j, g.stride_w));
+  const int64_t hi = std::clamp<int64_t>(ceil_div_pos(g.w + g.pad_w - j, g.stride_w), lo, g.w_out);
+  return {lo, hi};
+}
+
+// col ((c1 - c0)*kh*kw, (oy1 - oy0)*w_out), row-major = the rows of channels [c0, c1) and the columns of output
+// rows [oy0, oy1) of the im2col matrix of `image` (c_in, h, w).
+template <typename T>
+void im2col(const Conv2dGeometry& g, const T* image, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, T* col) {
+  const int64_t columns = (oy1 - oy0) * g.w_out;
+  T* row = col;
+  for (int64_t c = c0; c < c1; ++c) {
+    const T* plane = image + c * g.h * g.w;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      for (int64_t j = 0; j < g.kw; ++j, row += columns) {
+        const auto [lo, hi] = valid_columns(g, j);
+        for (int64_t oy = oy0; oy < oy1; ++oy) {
+          T* dst = row + (oy - oy0) * g.w_out;
+          const int64_t iy = oy * g.stride_h - g.pad_h + i;
+          if (iy < 0 || iy >= g.h) {
+            std::fill(dst, dst + g.w_out, T(0));
+            continue;
+          }
+          std::fill(dst, dst + lo, T(0));
+          // Output column ox reads input column ox*stride_w + shift (>= 0 for ox >= lo).
+          const T* src = plane + iy * g.w;
+          const int64_t shift = j - g.pad_w;
+          if (g.stride_w == 1 && lo < hi) {
+            std::copy(src + lo + shift, src + hi + shift, dst + lo);
+          } else if (g.stride_w != 1) {
+            for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = src[ox * g.stride_w + shift];
+          }
+          std::fill(dst + hi, dst + g.w_out, T(0));
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: adds col (same layout as above) into the channels [c0, c1) of `image` (c_in, h, w).
+template <typename T>
+void col2im_add(const Conv2dGeometry& g, const T* col, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, T* image) {
+  const int64_t columns = (oy1 - oy0) * g.w_out;
+  const T* row = col;
+  for (int64_t c = c0; c < c1; ++c) {
+    T* plane = image + c * g.h * g.w;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      for (int64_t j = 0; j < g.kw; ++j, row += columns) {
+        const auto [lo, hi] = valid_columns(g, j);
+        for (int64_t oy = oy0; oy < oy1; ++oy) {
+          const int64_t iy = oy * g.stride_h - g.pad_h + i;
+          if (iy < 0 || iy >= g.h) continue;
+          const T* src = row + (oy - oy0) * g.w_out;
+          T* dst = plane + iy * g.w;
+          const int64_t shift = j - g.pad_w;
+          if (g.stride_w == 1) {
+            for (int64_t ox = lo; ox < hi; ++ox) dst[ox + shift] += src[ox];
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) dst[ox * g.stride_w + shift] += src[ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output) {
+  const int64_t ckk = g.c_in * g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
+  const bool pointwise = is_pointwise(g);
+  const int64_t rows = tile_rows<T>(g, ckk);
+  const int64_t tiles = (g.h_out + rows - 1) / rows;
+  const auto w = cmat(weight, g.c_out, ckk, ckk);  // (C_out, CKK)
+  // Items are (image, tile) pairs: whole images per thread for a batch, tiles of one image for batch 1.
+  parallel_for(g.n * tiles, 1, [&](int64_t begin, int64_t end) {
+    Scratch<T> col(pointwise ? 0 : ckk * rows * g.w_out);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t n = item / tiles, oy0 = (item % tiles) * rows, oy1 = std::min(g.h_out, oy0 + rows);
+      const int64_t columns = (oy1 - oy0) * g.w_out;
+      const T* image = input + n * g.c_in * pixels_in;
+      T* out = output + n * g.c_out * pixels_out + oy0 * g.w_out;  // (C_out, columns), rows pixels_out apart
+      auto out_tile = mat(out, g.c_out, columns, pixels_out);
+      if (pointwise) {
+        out_tile.noalias() = w * cmat(image + oy0 * g.w_out, ckk, columns, pixels_in);
+      } else {
+        im2col(g, image, 0, g.c_in, oy0, oy1, col.get());
+        out_tile.noalias() = w * cmat(col.get(), ckk, columns, columns);
+      }
+      if (bias != nullptr) {
+        for (int64_t o = 0; o < g.c_out; ++o) {
+          T* r = out + o * pixels_out;
+          const T b = bias[o];
+          for (int64_t q = 0; q < columns; ++q) r[q] += b;
+        }
+      }
+    }
+  });
+}
+
+// Stride 1 and pad <= k - 1 in both directions: grad_input is a forward convolution of grad_output. Its im2col
+// matrix has C_out*kh*kw rows against col2im's C_in*kh*kw, so it pays when C_out is not much larger than C_in
+// (measured: 3->64 channels is 3x faster with col2im, 64->3 4x faster as a forward conv, equal channels a tie).
+bool backward_input_as_forward(const Conv2dGeometry& g) {
+  return g.stride_h == 1 && g.stride_w == 1 && g.pad_h <= g.kh - 1 && g.pad_w <= g.kw - 1 && g.c_out <= 2 * g.c_in;
+}
+
+template <typename T>
+void backward_input_typed(const Conv2dGeometry& g, const T* grad_out, const T* weight, T* grad_in) {
+  const int64_t ckk = g.c_in * g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
+  if (is_pointwise(g)) {
+    // grad_in[n] (C_in, HW) = W^T (C_in, C_out) * grad_out[n] (C_out, HW), a column block per item.
+    const int64_t rows = tile_rows<T>(g, g.c_in);
+    const int64_t tiles = (g.h_out + rows - 1) / rows;
+    const auto wt = cmat(weight, g.c_out, g.c_in, g.c_in).transpose();
+    parallel_for(g.n * tiles, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t n = item / tiles, p0 = (item % tiles) * rows * g.w_out;
+        const int64_t columns = std::min(pixels_out, p0 + rows * g.w_out) - p0;
+        mat(grad_in + n * g.c_in * pixels_in + p0, g.c_in, columns, pixels_in).noalias() =
+            wt * cmat(grad_out + n * g.c_out * pixels_out + p0, g.c_out, columns, pixels_out);
+      }
+    });
+    return;
+  }
+  if (backward_input_as_forward(g)) {
+    // grad_in[c, y, x] = sum over (o, i, j) of grad_out[o, y + pad - i, x + pad - j] W[o, c, i, j]
+    //                  = conv(grad_out, W') with W'[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j'], padding k - 1 - pad.
+    Scratch<T> flipped(g.c_in * g.c_out * g.kh * g.kw);  // (C_in, C_out, kh, kw)
+    T* wf = flipped.get();
+    for (int64_t o = 0; o < g.c_out; ++o) {
+      for (int64_t c = 0; c < g.c_in; ++c) {
+        const T* src = weight + (o * g.c_in + c) * g.kh * g.kw;
+        T* dst = wf + (c * g.c_out + o) * g.kh * g.kw;
+        for (int64_t k = 0; k < g.kh * g.kw; ++k) dst[k] = src[g.kh * g.kw - 1 - k];
+      }
+    }
+    Conv2dGeometry t = g;
+    t.c_in = g.c_out;
+    t.h = g.h_out;
+    t.w = g.w_out;
+    t.c_out = g.c_in;
+    t.pad_h = g.kh - 1 - g.pad_h;
+    t.pad_w = g.kw - 1 - g.pad_w;
+    t.h_out = g.h;
+    t.w_out = g.w;
+    forward_typed<T>(t, grad_out, wf, nullptr, grad_in);
+    return;
+  }
+  // General case: col = W^T grad_out per tile, then col2im. With fewer images than threads each image's input
+  // channels are split into groups (the col rows of a group land only in its own channels).
+  const int threads = num_threads();
+  const int64_t groups = g.n >= threads ? 1 : std::min<int64_t>(g.c_in, (threads + g.n - 1) / g.n);
+  const int64_t rows = tile_rows<T>(g, ckk);
+  const int64_t tiles = (g.h_out + rows - 1) / rows;
+  const int64_t kk = g.kh * g.kw;
+  parallel_for(g.n * groups, 1, [&](int64_t begin, int64_t end) {
+    Scratch<T> col(ckk * rows * g.w_out);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t n = item / groups, group = item % groups;
+      const int64_t c0 = group * g.c_in / groups, c1 = (group + 1) * g.c_in / groups;
+      T* image = grad_in + n * g.c_in * pixels_in;
+      std::fill(image + c0 * pixels_in, image + c1 * pixels_in, T(0));
+      // W^T rows [c0*kk, c1*kk): the transpose of W's columns of those channels, (C_out, (c1-c0)*kk).
+      const auto wt = cmat(weight + c0 * kk, g.c_out, (c1 - c0) * kk, ckk).transpose();
+      for (int64_t tile = 0; tile < tiles; ++tile) {
+        const int64_t oy0 = tile * rows, oy1 = std::min(g.h_out, oy0 + rows), columns = (oy1 - oy0) * g.w_out;
+        const T* go = grad_out + n * g.c_out * pixels_out + oy0 * g.w_out;
+        mat(col.get(), (c1 - c0) * kk, columns, columns).noalias() = wt * cmat(go, g.c_out, columns, pixels_out);
+        col2im_add(g, col.get(), c0, c1, oy0, oy1, image);
+      }
+    }
+  });
+}
+
+// gw's columns of channels [c0, c1) (C_out, (c1-c0)*kk, rows ckk apart) += the contributions of the items
+// [i0, i1), an item being tile (item % tiles) of image (item / tiles). `col` holds one tile of those channels.
+template <typename T>
+void accumulate_weight_grad(const Conv2dGeometry& g, const T* input, const T* grad_out, int64_t i0, int64_t i1,
+                            int64_t c0, int64_t c1, int64_t rows, T* col, T* gw) {
+  const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
+  const int64_t tiles = (g.h_out + rows - 1) / rows;
+  auto gw_block = mat(gw + c0 * kk, g.c_out, (c1 - c0) * kk, ckk);
+  for (int64_t item = i0; item < i1; ++item) {
+    const int64_t n = item / tiles, oy0 = (item % tiles) * rows, oy1 = std::min(g.h_out, oy0 + rows);
+    const int64_t columns = (oy1 - oy0) * g.w_out;
+    const T* image = input + n * g.c_in * pixels_in;
+    const auto go = cmat(grad_out + n * g.c_out * pixels_out + oy0 * g.w_out, g.c_out, columns, pixels_out);
+    if (is_pointwise(g)) {
+      gw_block.noalias() += go * cmat(image + c0 * pixels_in + oy0 * g.w_out, c1 - c0, columns, pixels_in).transpose();
+    } else {
+      im2col(g, image, c0, c1, oy0, oy1, col);
+      gw_block.noalias() += go * cmat(col, (c1 - c0) * kk, columns, columns).transpose();
+    }
+  }
+}
+
+template <typename T>
+void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
+  const Conv2dGeometry& g = args.g;
+  const T* input = static_cast<const T*>(args.input);
+  const T* grad_out = static_cast<const T*>(args.grad_output);
+  T* gw = static_cast<T*>(args.grad_weight);
+  const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw, pixels_out = g.h_out * g.w_out;
+  const int64_t rows = tile_rows<T>(g, ckk);
+  const int64_t items = g.n * ((g.h_out + rows - 1) / rows);  // (image, tile) pairs
+  const int threads = num_threads();
+
+  if (threads > 1 && items >= threads) {
+    // Thread t sums the items [t*I/T, (t+1)*I/T) into its own partial (thread 0's is grad_weight itself); the
+    // partials are then added in thread order, element by element.
+    std::vector<T*> partials(static_cast<size_t>(threads), gw);
+    std::vector<std::unique_ptr<Scratch<T>>> owned;
+    for (int t = 1; t < threads; ++t) {
+      owned.push_back(std::make_unique<Scratch<T>>(g.c_out * ckk));
+      partials[static_cast<size_t>(t)] = owned.back()->get();
+    }
+    parallel_run([&](int t, int nthreads) {
+      Scratch<T> col(is_pointwise(g) ? 0 : ckk * rows * g.w_out);
+      T* partial = partials[static_cast<size_t>(t)];
+      std::fill(partial, partial + g.c_out * ckk, T(0));
+      accumulate_weight_grad(g, input, grad_out, t * items / nthreads, (t + 1) * items / nthreads, 0, g.c_in, rows,
+                             col.get(), partial);
+    });
+    parallel_for(g.c_out * ckk, 4096, [&](int64_t begin, int64_t end) {
+      for (int t = 1; t < threads; ++t) {
+        const T* p = partials[static_cast<size_t>(t)];
+        for (int64_t e = begin; e < end; ++e) gw[e] += p[e];
+      }
+    });
+  } else {
+    // Fewer tiles than threads (one small image): each thread owns the columns of a group of input channels.
+    parallel_for(g.c_in, 1, [&](int64_t c0, int64_t c1) {
+      Scratch<T> col(is_pointwise(g) ? 0 : (c1 - c0) * kk * rows * g.w_out);
+      for (int64_t o = 0; o < g.c_out; ++o) std::fill(gw + o * ckk + c0 * kk, gw + o * ckk + c1 * kk, T(0));
+      accumulate_weight_grad(g, input, grad_out, 0, items, c0, c1, rows, col.get(), gw);
+    });
+  }
+
+  if (args.grad_bias != nullptr) {
+    // grad_bias[o] = sum over images and pixels of grad_out[n, o, :], accumulated in double, one channel a thread.
+    T* gb = static_cast<T*>(args.grad_bias);
+    parallel_for(g.c_out, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) {
+        double sum = 0;
+        for (int64_t n = 0; n < g.n; ++n) {
+          const T* r = grad_out + (n * g.c_out + o) * pixels_out;
+          for (int64_t q = 0; q < pixels_out; ++q) sum += static_cast<double>(r[q]);
+        }
+        gb[o] = static_cast<T>(sum);
+      }
+    });
+  }
+}
+
+void check_geometry(const char* primitive, const Conv2dGeometry& g) {
+  ATELIER_CHECK(g.n >= 0 && g.c_in > 0 && g.c_out > 0 && g.kh > 0 && g.kw > 0 && g.stride_h > 0 && g.stride_w > 0 &&
+                    g.pad_h >= 0 && g.pad_w >= 0 && g.h_out == (g.h + 2 * g.pad_h - g.kh) / g.stride_h + 1 &&
+                    g.w_out == (g.w + 2 * g.pad_w - g.kw) / g.stride_w + 1 && g.h_out > 0 && g.w_out > 0,
+                "cpu " << primitive << ": invalid geometry (n " << g.n << ", c_in " << g.c_in << ", h " << g.h << ", w "
+                       << g.w << ", c_out " << g.c_out << ", kernel " << g.kh << "x" << g.kw << ", stride "
+                       << g.stride_h << "x" << g.stride_w << ", pad " << g.pad_h << "x" << g.pad_w << ", out "
+                       << g.h_out << "x" << g.w_out << ")");
+}
+
+}  // namespace
+
+void conv2d_fwd(const Conv2dForwardArgs& args) {
+  check_geometry("conv2d_fwd", args.g);
+  switch (args.dtype) {
+    case DType::Float32:
+      return forward_typed<float>(args.g, static_cast<const float*>(args.input), static_cast<const float*>(args.weight),
+                                  static_cast<const float*>(args.bias), static_cast<float*>(args.output));
+    case DType::Float64:
+      return forward_typed<double>(args.g, static_cast<const double*>(args.input),
+                                   static_cast<const double*>(args.weight), static_cast<const double*>(args.bias),
+                                   static_cast<double*>(args.output));
+    default: unsupported_dtype("conv2d_fwd", args.dtype);
+  }
+}
+
+void conv2d_bwd_input(const Conv2dBackwardInputArgs& args) {
+  check_geometry("conv2d_bwd_input", args.g);
+  switch (args.dtype) {
+    case DType::Float32:
+      return backward_input_typed<float>(args.g, static_cast<const float*>(args.grad_output),
+                                         static_cast<const float*>(args.weight), static_cast<float*>(args.grad_input));
+    case DType::Float64:
+      return backward_input_typed<double>(args.g, static_cast<const double*>(args.grad_output),
+                                          static_cast<const double*>(args.weight),
+                                          static_cast<double*>(args.grad_input));
+    default: unsupported_dtype("conv2d_bwd_input", args.dtype);
+  }
+}
+
+void conv2d_bwd_weight(const Conv2dBackwardWeightArgs& args) {
+  check_geometry("conv2d_bwd_weight", args.g);
+  switch (args.dtype) {
+    case DType::Float32: return backward_weight_typed<float>(args);
+    case DType::Float64: return backward_weight_typed<double>(args);
+    default: unsupported_dtype("conv2d_bwd_weight", args.dtype);
+  }
+}
+
+}  // namespace atelier::cpu

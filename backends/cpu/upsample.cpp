@@ -1,0 +1,89 @@
+// Nearest-neighbour upsampling by integer factors on the CPU (contiguous NCHW), forward and backward.
+//
+//   forward   big (n, c, h*sh, w*sw)[y, x] = small (n, c, h, w)[y / sh, x / sw]
+//   backward  small (n, c, h, w)[y, x]      = sum of big[y*sh + a, x*sw + b] over a < sh, b < sw
+// Both are gathers (each output element reads its sources, in a fixed order), parallel over the n*c planes:
+// deterministic, and the same code shape as the CUDA kernels will have.
+#include <algorithm>
+
+#include "backends/cpu/kernels.h"
+#include "backends/error.h"
+#include "backends/thread_pool.h"
+
+namespace atelier::cpu {
+namespace {
+
+// Planes per parallel chunk: about 16k output elements.
+int64_t plane_grain(int64_t plane_elements) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(plane_elements, 1));
+}
+
+template <typename T>
+void forward_typed(const UpsampleNearestArgs& a) {
+  const T* src = static_cast<const T*>(a.src);
+  T* dst = static_cast<T*>(a.dst);
+  const int64_t big_w = a.w * a.scale_w, big_plane = a.h * a.scale_h * big_w;
+  parallel_for(a.n * a.c, plane_grain(big_plane), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const T* s = src + p * a.h * a.w;
+      T* d = dst + p * big_plane;
+      for (int64_t y = 0; y < a.h; ++y) {
+        // Build the first of the scale_h identical rows, then copy it.
+        T* row = d + y * a.scale_h * big_w;
+        for (int64_t x = 0; x < a.w; ++x) std::fill(row + x * a.scale_w, row + (x + 1) * a.scale_w, s[y * a.w + x]);
+        for (int64_t r = 1; r < a.scale_h; ++r) std::copy(row, row + big_w, row + r * big_w);
+      }
+    }
+  });
+}
+
+template <typename T>
+void backward_typed(const UpsampleNearestArgs& a) {
+  const T* src = static_cast<const T*>(a.src);  // the big gradient (n, c, h*sh, w*sw)
+  T* dst = static_cast<T*>(a.dst);              // the small gradient (n, c, h, w)
+  const int64_t big_w = a.w * a.scale_w, big_plane = a.h * a.scale_h * big_w;
+  parallel_for(a.n * a.c, plane_grain(big_plane), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const T* s = src + p * big_plane;
+      T* d = dst + p * a.h * a.w;
+      for (int64_t y = 0; y < a.h; ++y) {
+        for (int64_t x = 0; x < a.w; ++x) {
+          T sum = 0;
+          for (int64_t r = 0; r < a.scale_h; ++r) {
+            const T* block = s + (y * a.scale_h + r) * big_w + x * a.scale_w;
+            for (int64_t b = 0; b < a.scale_w; ++b) sum += block[b];
+          }
+          d[y * a.w + x] = sum;
+        }
+      }
+    }
+  });
+}
+
+void check_args(const char* primitive, const UpsampleNearestArgs& a) {
+  ATELIER_CHECK(a.n >= 0 && a.c >= 0 && a.h >= 0 && a.w >= 0 && a.scale_h >= 1 && a.scale_w >= 1,
+                "cpu " << primitive << ": invalid sizes (n " << a.n << ", c " << a.c << ", h " << a.h << ", w " << a.w
+                       << ", scale " << a.scale_h << "x" << a.scale_w << ")");
+}
+
+}  // namespace
+
+void upsample_nearest_fwd(const UpsampleNearestArgs& args) {
+  check_args("upsample_nearest_fwd", args);
+  switch (args.dtype) {
+    case DType::Float32: return forward_typed<float>(args);
+    case DType::Float64: return forward_typed<double>(args);
+    default: unsupported_dtype("upsample_nearest_fwd", args.dtype);
+  }
+}
+
+void upsample_nearest_bwd(const UpsampleNearestArgs& args) {
+  check_args("upsample_nearest_bwd", args);
+  switch (args.dtype) {
+    case DType::Float32: return backward_typed<float>(args);
+    case DType::Float64: return backward_typed<double>(args);
+    default: unsupported_dtype("upsample_nearest_bwd", args.dtype);
+  }
+}
+
+}  // namespace atelier::cpu
