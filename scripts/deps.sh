@@ -6,7 +6,8 @@
 
 # build-essential, cmake: the toolchain (g++ 12, CMake 3.25). libeigen3-dev: CPU GEMM. doctest-dev: tests.
 # libbenchmark-dev: benchmarks. zlib1g-dev: gzip'd IDX data sets. nlohmann-json3-dev: safetensors headers.
-# libfmt-dev: formatting (g++ 12 has no std::format). pkg-config: finding the above.
+# libcli11-dev: the `began` command's argument parsing. pkg-config: finding the above. dataset-fashion-mnist: the
+# Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist/ (began/data/fashion_mnist.cpp reads them).
 ATELIER_APT_PACKAGES=(
   build-essential
   cmake
@@ -15,8 +16,9 @@ ATELIER_APT_PACKAGES=(
   libbenchmark-dev
   zlib1g-dev
   nlohmann-json3-dev
-  libfmt-dev
+  libcli11-dev
   pkg-config
+  dataset-fashion-mnist
 )
 
 # Installs the missing packages with apt-get (through sudo when not root). Does nothing when all are present.

@@ -71,6 +71,18 @@ fi
 
 run_config cpu -DATELIER_CUDA=OFF
 
+# Packaging: install the CPU build and build a tiny find_package(atelier) project against it.
+echo "=== [package] install build/cpu and build tests/consumer against it ==="
+if cmake --install build/cpu --prefix build/cpu/install >/dev/null &&
+  cmake -S tests/consumer -B build/consumer -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$PWD/build/cpu/install" >/dev/null &&
+  cmake --build build/consumer -j"$jobs" >/dev/null && build/consumer/consumer; then
+  summary+=("package: installed tree builds and runs a find_package(atelier) consumer")
+else
+  summary+=("package: FAILED (install, configure, build or run of tests/consumer)")
+  status=1
+fi
+
 echo
 echo "=== summary ==="
 printf '%s\n' "${summary[@]}"

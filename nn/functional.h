@@ -1,0 +1,38 @@
+// nn::functional: the stateless form of every layer, for code that holds its own tensors (a latent vector being
+// fitted, weights shared by hand). Each is a one-line forward to the differentiable op of autograd/functions.h,
+// where the shapes are documented and checked; the layers of nn/layers.h call the same ops.
+#pragma once
+
+#include "autograd/functions.h"
+
+namespace atelier::nn::functional {
+
+// x (..., in), weight (out, in), bias (out) or undefined -> (..., out).
+inline Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor()) {
+  return atelier::linear(x, weight, bias);
+}
+// x (N, C_in, H, W), weight (C_out, C_in, kh, kw), bias (C_out) or undefined -> (N, C_out, H', W').
+inline Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+                     int64_t padding = 0) {
+  return atelier::conv2d(x, weight, bias, stride, padding);
+}
+// (N, C, H, W) -> (N, C, H * scale, W * scale).
+inline Tensor upsample_nearest2d(const Tensor& x, int64_t scale) { return atelier::upsample_nearest2d(x, scale); }
+inline Tensor elu(const Tensor& x, double alpha = 1.0) { return atelier::elu(x, alpha); }
+inline Tensor relu(const Tensor& x) { return atelier::relu(x); }
+inline Tensor tanh(const Tensor& x) { return atelier::tanh(x); }
+inline Tensor sigmoid(const Tensor& x) { return atelier::sigmoid(x); }
+inline Tensor flatten(const Tensor& x, int64_t start_dim = 1, int64_t end_dim = -1) {
+  return x.flatten(start_dim, end_dim);
+}
+inline Tensor log_softmax(const Tensor& x, int64_t dim) { return atelier::log_softmax(x, dim); }
+
+// Losses, all reduced by the mean over every element (cross-entropy: over the batch).
+inline Tensor l1_loss(const Tensor& input, const Tensor& target) { return atelier::l1_loss(input, target); }
+inline Tensor mse_loss(const Tensor& input, const Tensor& target) { return atelier::mse_loss(input, target); }
+// logits (N, C), labels int64 (N) in [0, C).
+inline Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
+  return atelier::cross_entropy(logits, labels);
+}
+
+}  // namespace atelier::nn::functional

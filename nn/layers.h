@@ -1,0 +1,132 @@
+// The layers: small Module subclasses with PyTorch's parameter names, layouts and default initialisation
+// (Linear, Conv2d), the activations (ELU, ReLU, Tanh, Sigmoid), shape layers (Flatten, Reshape),
+// UpsampleNearest2d, and Sequential, which chains modules under the child names "0", "1", ...
+//
+// Default initialisation (PyTorch's reset_parameters): weight ~ kaiming_uniform(a = sqrt(5)) and
+// bias ~ U(+-1/sqrt(fan_in)), which are both U(+-1/sqrt(fan_in)) with fan_in = in * kh * kw. Values come from the
+// default counter-based generator, so manual_seed(s) before building a model fixes its weights.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/module.h"
+
+namespace atelier::nn {
+
+// y = x W^T + b.  x (..., in) -> (..., out).  Parameters: weight (out, in), bias (out) unless bias = false.
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Linear"; }
+
+  // Re-draws weight and bias with PyTorch's defaults.
+  void reset_parameters();
+
+  const int64_t in_features, out_features;
+  Tensor weight;  // (out, in)
+  Tensor bias;    // (out), undefined when constructed with bias = false
+};
+
+// 2-d convolution with square kernels. x (N, in, H, W) -> (N, out, H', W') with
+// H' = (H + 2 padding - kernel) / stride + 1.  Parameters: weight (out, in, k, k), bias (out) unless bias = false.
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1, int64_t padding = 0,
+         bool bias = true);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Conv2d"; }
+  void reset_parameters();
+
+  const int64_t in_channels, out_channels, kernel_size, stride, padding;
+  Tensor weight;  // (out, in, k, k)
+  Tensor bias;    // (out), undefined when constructed with bias = false
+};
+
+// ELU: x for x > 0, alpha (exp(x) - 1) otherwise.
+class ELU : public Module {
+ public:
+  explicit ELU(double alpha = 1.0) : alpha(alpha) {}
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "ELU"; }
+  const double alpha;
+};
+
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "ReLU"; }
+};
+
+class Tanh : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Tanh"; }
+};
+
+class Sigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Sigmoid"; }
+};
+
+// (N, C, H, W) -> (N, C, H * scale, W * scale), each pixel repeated.
+class UpsampleNearest2d : public Module {
+ public:
+  explicit UpsampleNearest2d(int64_t scale);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "UpsampleNearest2d"; }
+  const int64_t scale;
+};
+
+// Merges dims start_dim..end_dim into one: (N, C, H, W) -> (N, C * H * W) with the defaults.
+class Flatten : public Module {
+ public:
+  explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1) : start_dim(start_dim), end_dim(end_dim) {}
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Flatten"; }
+  const int64_t start_dim, end_dim;
+};
+
+// Reshapes each sample, keeping the batch dim: (N, ...) -> (N, shape...). One entry of `shape` may be -1.
+// Example: Reshape({64, 8, 8}) turns a linear layer's (N, 4096) into (N, 64, 8, 8).
+class Reshape : public Module {
+ public:
+  explicit Reshape(Shape shape) : shape(std::move(shape)) {}
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Reshape"; }
+  const Shape shape;
+};
+
+// Runs its children in order, each on the previous one's output. Children are named "0", "1", ... so
+// parameters read "0.weight", "2.bias" as in PyTorch.
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  template <typename... Ms>
+  explicit Sequential(std::shared_ptr<Ms>... modules) {
+    (push_back(std::move(modules)), ...);
+  }
+
+  // Appends a module under the next index; returns it with its own type.
+  template <typename M>
+  std::shared_ptr<M> push_back(std::shared_ptr<M> module) {
+    register_module(std::to_string(layers_.size()), module);
+    layers_.push_back(module);
+    return module;
+  }
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Sequential"; }
+
+  size_t size() const { return layers_.size(); }
+  // requires: i < size().
+  const std::shared_ptr<Module>& operator[](size_t i) const;
+
+ private:
+  std::vector<std::shared_ptr<Module>> layers_;
+};
+
+}  // namespace atelier::nn

@@ -1,0 +1,25 @@
+// Loss objects, for code that wants a loss it can hold and pass around (nn::MSELoss loss; loss(y, t)). They are
+// thin wrappers over the differentiable losses of autograd/functions.h, which check the shapes; all reduce by the
+// mean, as PyTorch's defaults do. They are not Modules: a loss takes two inputs and owns no parameters.
+#pragma once
+
+#include "autograd/functions.h"
+
+namespace atelier::nn {
+
+// mean |input - target|; input and target broadcast.
+struct L1Loss {
+  Tensor operator()(const Tensor& input, const Tensor& target) const { return l1_loss(input, target); }
+};
+
+// mean (input - target)^2; input and target broadcast.
+struct MSELoss {
+  Tensor operator()(const Tensor& input, const Tensor& target) const { return mse_loss(input, target); }
+};
+
+// mean over the batch of -log softmax(logits)[label]; logits (N, C), labels int64 (N) in [0, C).
+struct CrossEntropyLoss {
+  Tensor operator()(const Tensor& logits, const Tensor& labels) const { return cross_entropy(logits, labels); }
+};
+
+}  // namespace atelier::nn

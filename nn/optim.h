@@ -1,0 +1,128 @@
+// Optimisers: SGD (momentum, dampening, Nesterov, weight decay), Adam (L2 weight decay added to the gradient, as
+// torch.optim.Adam) and AdamW (decoupled weight decay). Each step is one fused in-place backend primitive per
+// parameter tensor (optimizer_step, formulas in backends/args.h), so every backend updates parameters the same way
+// and a step costs one pass over each parameter and its state.
+//
+//   nn::Adam opt(model->parameters(), 1e-4, {0.5, 0.999});
+//   loss.backward(); opt.step(); opt.zero_grad();
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backends/args.h"
+#include "nn/module.h"
+
+namespace atelier::nn {
+
+// WHAT THIS OBJECT REPRESENTS
+//   An update rule applied to a fixed list of tensors: module parameters or any leaf tensor being fitted (a
+//   latent vector, an input image). Per tensor it keeps a step count and its state (SGD: the momentum buffer,
+//   Adam: the two moments), created on that tensor's first step with the tensor's dtype and device.
+//
+// REQUIRES (at construction)
+//   - a non-empty list of distinct, defined, contiguous float32/float64 leaf tensors;
+//   - valid hyperparameters (lr >= 0, weight_decay >= 0, momentum >= 0, 0 <= beta < 1, eps >= 0, Nesterov only
+//     with momentum > 0 and dampening 0), as PyTorch checks them.
+//
+// step() skips a tensor whose grad is undefined (as PyTorch); for the others the grad must have the tensor's
+// shape, dtype and device. It runs under NoGradGuard and bumps each updated tensor's storage version, so a graph
+// that saved the old values reports the change at backward time instead of using stale data.
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // "SGD", "Adam" or "AdamW".
+  std::string type_name() const;
+
+  // One update of every tensor that has a gradient.
+  void step();
+  // Drops every tensor's gradient (sets it undefined, like PyTorch 2's set_to_none=True).
+  void zero_grad();
+
+  double lr() const { return hyper_.lr; }
+  void set_lr(double lr);
+  const std::vector<Tensor>& params() const { return params_; }
+  // Number of steps tensor i has taken (0 before its first gradient).
+  int64_t step_count(size_t i) const;
+
+  // Everything a resumed run needs to continue exactly:
+  //   "param_groups.<name>"  float64 0-d: each hyperparameter (lr, momentum ... or lr, beta1, beta2 ...), and
+  //                          "param_groups.kind" (0 SGD, 1 Adam, 2 AdamW) so state is never loaded into the
+  //                          wrong rule;
+  //   "state.<i>.step"       int64 0-d: steps taken by tensor i;
+  //   "state.<i>.<buffer>"   the tensor's shape: momentum_buffer (SGD with momentum), exp_avg and exp_avg_sq
+  //                          (Adam, AdamW).
+  // State entries exist only for tensors that have taken a step. The tensors share storage with the optimiser
+  // (write them out, or clone() them to keep a snapshot).
+  NamedTensors state_dict() const;
+  // requires: the names of a state_dict() of the same rule over tensors of the same shapes (i < params().size()).
+  // ensures:  hyperparameters and state are replaced (values copied onto each tensor's device and dtype); on any
+  //           mismatch nothing changes and one Error lists every missing, unexpected and mis-shaped name.
+  void load_state_dict(const NamedTensors& state);
+
+ protected:
+  // The hyperparameters of every rule; each rule reads the ones it uses (the others stay 0).
+  struct Hyperparameters {
+    double lr = 0, momentum = 0, dampening = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+    bool nesterov = false;
+  };
+  Optimizer(std::vector<Tensor> params, OptimizerKind kind, const Hyperparameters& hyper);
+  const Hyperparameters& hyper() const { return hyper_; }
+
+ private:
+  struct ParamState {
+    int64_t step = 0;
+    Tensor state0, state1;  // (param shape) momentum buffer or exp_avg; exp_avg_sq
+  };
+  // The state buffer names of this rule with these hyperparameters, in slot order.
+  std::vector<std::string> slot_names(const Hyperparameters& h) const;
+  // The hyperparameters this rule saves, by name, with pointers into `h`.
+  std::vector<std::pair<std::string, double*>> hyper_fields(Hyperparameters& h) const;
+  void check_hyperparameters(const Hyperparameters& h) const;
+
+  OptimizerKind kind_;
+  Hyperparameters hyper_;
+  std::vector<Tensor> params_;
+  std::vector<ParamState> state_;
+};
+
+// torch.optim.SGD: g = grad + weight_decay p; buf = momentum buf + (1 - dampening) g (buf = g on the first step);
+// g = nesterov ? g + momentum buf : buf (plain g without momentum); p -= lr g.
+class SGD : public Optimizer {
+ public:
+  SGD(std::vector<Tensor> params, double lr, double momentum = 0, double dampening = 0, double weight_decay = 0,
+      bool nesterov = false);
+  double momentum() const { return hyper().momentum; }
+  double dampening() const { return hyper().dampening; }
+  double weight_decay() const { return hyper().weight_decay; }
+  bool nesterov() const { return hyper().nesterov; }
+};
+
+// torch.optim.Adam: weight_decay is L2 added to the gradient (g = grad + weight_decay p), then the Adam update
+// p -= lr m_hat / (sqrt(v_hat) + eps) with bias-corrected moments.
+class Adam : public Optimizer {
+ public:
+  Adam(std::vector<Tensor> params, double lr = 1e-3, std::array<double, 2> betas = {0.9, 0.999}, double eps = 1e-8,
+       double weight_decay = 0);
+  std::array<double, 2> betas() const { return {hyper().beta1, hyper().beta2}; }
+  double eps() const { return hyper().eps; }
+  double weight_decay() const { return hyper().weight_decay; }
+
+ protected:
+  Adam(std::vector<Tensor> params, OptimizerKind kind, double lr, std::array<double, 2> betas, double eps,
+       double weight_decay);
+};
+
+// torch.optim.AdamW: decoupled weight decay, p *= 1 - lr weight_decay, then Adam without the L2 term.
+class AdamW : public Adam {
+ public:
+  AdamW(std::vector<Tensor> params, double lr = 1e-3, std::array<double, 2> betas = {0.9, 0.999}, double eps = 1e-8,
+        double weight_decay = 1e-2);
+};
+
+}  // namespace atelier::nn

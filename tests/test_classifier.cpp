@@ -1,0 +1,86 @@
+// The Fashion-MNIST classifier (began/eval/): a tiny training run on generated images learns, and the committed
+// weights still reach the accuracy docs/results.md records (reading the real test set that the Debian package
+// dataset-fashion-mnist installs).
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include <doctest/doctest.h>
+
+#include "atelier.h"
+#include "began/data/fashion_mnist.h"
+#include "began/eval/fmnist_classifier.h"
+
+using namespace atelier;
+
+namespace {
+
+// 4 classes of 32x32 images in [-1, 1]: a bright 12x12 square in one of the four quadrants, on noise.
+void make_quadrant_images(int64_t n, uint64_t seed, Tensor& images, Tensor& labels) {
+  Tensor noise = uniform({n, 1, 32, 32}, -1.0, -0.6, RandomKey{seed, 0, 0});
+  std::vector<float> pixels = noise.to_vector<float>();
+  std::vector<int64_t> classes(n);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t c = (i * 7 + 3) % 4;
+    classes[i] = c;
+    int64_t y0 = 2 + (c / 2) * 16, x0 = 2 + (c % 2) * 16;
+    for (int64_t y = y0; y < y0 + 12; ++y)
+      for (int64_t x = x0; x < x0 + 12; ++x) pixels[i * 1024 + y * 32 + x] = 0.8f;
+  }
+  images = from_vector(pixels, {n, 1, 32, 32});
+  labels = from_vector(classes, {n});
+}
+
+// The accuracy on the first 1,000 test images that docs/results.md records, in percent.
+double recorded_first_1000_accuracy() {
+  std::ifstream in(std::string(ATELIER_SOURCE_DIR) + "/docs/results.md");
+  REQUIRE_MESSAGE(in.good(), "docs/results.md is missing");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::smatch m;
+  std::string s = text.str();
+  REQUIRE_MESSAGE(std::regex_search(s, m, std::regex(R"(first 1,000 test images \| ([0-9.]+)%)")),
+                  "docs/results.md has no 'first 1,000 test images | NN.N%' row");
+  return std::stod(m[1]);
+}
+
+}  // namespace
+
+TEST_CASE("classifier: a tiny run on generated images learns") {
+  // Seed 5, 256 images of 4 classes, batch 32, 4 epochs = 32 Adam steps at lr 2e-3.
+  Tensor images, labels;
+  make_quadrant_images(256, 5, images, labels);
+  manual_seed(5);
+  began::FmnistClassifier model;
+  began::ClassifierTrainOptions options;
+  options.epochs = 4;
+  options.batch_size = 32;
+  options.seed = 5;
+  options.log_every = 1;  // one report per step: the first is the untrained loss
+  std::vector<double> losses;
+  double last = began::train_classifier(model, images, labels, options,
+                                        [&](const began::ClassifierProgress& p) { losses.push_back(p.loss); });
+  REQUIRE(losses.size() >= 4);
+  INFO("first window loss " << losses.front() << ", last epoch " << last);
+  CHECK(losses.front() > 1.0);  // about log 4 = 1.39 at the start
+  CHECK(last < 0.5 * losses.front());
+  Tensor test_images, test_labels;
+  make_quadrant_images(64, 6, test_images, test_labels);
+  CHECK(began::classifier_accuracy(model, test_images, test_labels) > 0.9);
+  CHECK(model.features(test_images).shape() == Shape{64, 128});
+}
+
+TEST_CASE("classifier: the committed weights reach the recorded accuracy on the first 1,000 test images") {
+  began::FashionMnist test;
+  try {
+    test = began::load_fashion_mnist(began::kFashionMnistDir, /*train=*/false, /*limit=*/1000);
+  } catch (const Error& e) {
+    FAIL("cannot read the Fashion-MNIST test set (install the Debian package dataset-fashion-mnist): " << e.what());
+  }
+  auto model = began::load_classifier(std::string(ATELIER_SOURCE_DIR) + "/" + began::kClassifierWeights);
+  double accuracy = 100 * began::classifier_accuracy(*model, test.images, test.labels);
+  double recorded = recorded_first_1000_accuracy();
+  INFO("accuracy " << accuracy << "%, recorded " << recorded << "%");
+  CHECK(accuracy >= recorded - 2.0);
+  CHECK(accuracy > 85.0);
+}
