@@ -2,6 +2,8 @@
 // streams so a check can name every shape, dtype and value involved.
 #pragma once
 
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -26,3 +28,13 @@ class Error : public std::runtime_error {
   } while (0)
 
 #define ATELIER_FAIL(msg) ATELIER_CHECK(false, msg)
+
+// ATELIER_CHECK for system calls: errno is saved as soon as `cond` fails, before building the message (which
+// allocates) can change it, and its text (strerror, from <cstring>) ends the message.
+#define ATELIER_CHECK_ERRNO(cond, msg)                                  \
+  do {                                                                  \
+    if (!(cond)) {                                                      \
+      const int atelier_saved_errno_ = errno;                           \
+      ATELIER_FAIL(msg << ": " << std::strerror(atelier_saved_errno_)); \
+    }                                                                   \
+  } while (0)

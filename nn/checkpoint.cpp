@@ -20,15 +20,6 @@
 #include "nn/optim.h"
 #include "tensor/raw_ops.h"
 
-// ATELIER_CHECK for system calls: errno is saved as soon as `cond` fails, before building the message (which
-// allocates) can change it, and its text ends the message.
-#define CHECK_ERRNO(cond, msg)                                  \
-  do {                                                          \
-    if (!(cond)) {                                              \
-      const int saved_errno_ = errno;                           \
-      ATELIER_FAIL(msg << ": " << std::strerror(saved_errno_)); \
-    }                                                           \
-  } while (0)
 
 namespace atelier::nn {
 namespace {
@@ -94,7 +85,7 @@ void write_all(int fd, const void* data, size_t bytes, const std::string& path, 
     ssize_t n = ::write(fd, p, bytes);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) errno = EIO;  // write() made no progress without saying why
-    CHECK_ERRNO(n > 0, "save_safetensors: '" << path << "': cannot write the temporary file '" << tmp << "'");
+    ATELIER_CHECK_ERRNO(n > 0, "save_safetensors: '" << path << "': cannot write the temporary file '" << tmp << "'");
     p += n;
     bytes -= static_cast<size_t>(n);
   }
@@ -132,7 +123,7 @@ void read_at(int fd, void* data, size_t bytes, uint64_t offset, const std::strin
   while (bytes > 0) {
     ssize_t n = ::pread(fd, p, bytes, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
-    CHECK_ERRNO(n >= 0, "load_safetensors: '" << path << "': cannot read " << what);
+    ATELIER_CHECK_ERRNO(n >= 0, "load_safetensors: '" << path << "': cannot read " << what);
     ATELIER_CHECK(n > 0, "load_safetensors: '" << path << "': unexpected end of file while reading " << what);
     p += n;
     offset += static_cast<uint64_t>(n);
@@ -299,7 +290,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   static std::atomic<uint64_t> counter{0};
   const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  CHECK_ERRNO(fd >= 0, where << "cannot create the temporary file '" << tmp << "'");
+  ATELIER_CHECK_ERRNO(fd >= 0, where << "cannot create the temporary file '" << tmp << "'");
   TempFileGuard guard(tmp);
   guard.set_fd(fd);
 
@@ -311,17 +302,17 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     write_all(fd, h.raw_data(), static_cast<size_t>(h.numel()) * dtype_size(h.dtype()), path, tmp);
   }
   // fsync before rename: otherwise a crash can leave the new name pointing at a file whose data never hit the disk.
-  CHECK_ERRNO(::fsync(fd) == 0, where << "cannot fsync '" << tmp << "'");
-  CHECK_ERRNO(guard.close_fd() == 0, where << "cannot close '" << tmp << "'");
-  CHECK_ERRNO(::rename(tmp.c_str(), path.c_str()) == 0, where << "cannot rename '" << tmp << "' to '" << path << "'");
+  ATELIER_CHECK_ERRNO(::fsync(fd) == 0, where << "cannot fsync '" << tmp << "'");
+  ATELIER_CHECK_ERRNO(guard.close_fd() == 0, where << "cannot close '" << tmp << "'");
+  ATELIER_CHECK_ERRNO(::rename(tmp.c_str(), path.c_str()) == 0, where << "cannot rename '" << tmp << "' to '" << path << "'");
   guard.release();
   // fsync the directory so the rename itself survives a crash. The new file is complete either way, so a failure
   // here is still an error (the caller asked for a durable checkpoint) but leaves no temporary behind.
   const std::string dir = directory_of(path);
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  CHECK_ERRNO(dfd >= 0, where << "cannot open the directory '" << dir << "' to fsync it");
+  ATELIER_CHECK_ERRNO(dfd >= 0, where << "cannot open the directory '" << dir << "' to fsync it");
   FileDescriptor dir_fd(dfd);
-  CHECK_ERRNO(::fsync(dfd) == 0, where << "cannot fsync the directory '" << dir << "'");
+  ATELIER_CHECK_ERRNO(::fsync(dfd) == 0, where << "cannot fsync the directory '" << dir << "'");
 }
 
 const Tensor& SafetensorsFile::at(const std::string& name) const {
@@ -334,9 +325,9 @@ const Tensor& SafetensorsFile::at(const std::string& name) const {
 SafetensorsFile load_safetensors(const std::string& path) {
   const std::string where = "load_safetensors: '" + path + "': ";
   FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  CHECK_ERRNO(fd.get() >= 0, where << "cannot open");
+  ATELIER_CHECK_ERRNO(fd.get() >= 0, where << "cannot open");
   struct stat st {};
-  CHECK_ERRNO(::fstat(fd.get(), &st) == 0, where << "cannot stat");
+  ATELIER_CHECK_ERRNO(::fstat(fd.get(), &st) == 0, where << "cannot stat");
   ATELIER_CHECK(S_ISREG(st.st_mode), where << "not a regular file");
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
 

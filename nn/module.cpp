@@ -7,6 +7,7 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "nn/state_mismatch.h"
 #include "tensor/grad_mode.h"
 #include "tensor/raw_ops.h"
 
@@ -174,41 +175,29 @@ void Module::load_state_dict(const NamedTensors& state) {
   std::map<std::string, const Tensor*> expected;
   for (const auto& [name, t] : own) expected.emplace(name, &t);
 
-  std::vector<std::string> unexpected, duplicated, misshaped, missing;
+  StateMismatch bad;
   std::set<std::string> given;
   for (const auto& [name, t] : state) {
     if (!given.insert(name).second) {
-      duplicated.push_back(name);
+      bad.duplicated.push_back(name);
       continue;
     }
     auto it = expected.find(name);
     if (it == expected.end()) {
-      unexpected.push_back(name);
+      bad.unexpected.push_back(name);
     } else if (!t.defined()) {
-      misshaped.push_back(name + " (undefined tensor)");
+      bad.misshaped.push_back(name + " (undefined tensor)");
     } else if (t.shape() != it->second->shape()) {
-      misshaped.push_back(name + " (expected " + shape_str(it->second->shape()) + ", got " + shape_str(t.shape()) +
-                          ")");
+      bad.misshaped.push_back(name + " (expected " + shape_str(it->second->shape()) + ", got " + shape_str(t.shape()) +
+                              ")");
     }
   }
   for (const auto& [name, t] : own) {
-    if (!given.count(name)) missing.push_back(name);
+    if (!given.count(name)) bad.missing.push_back(name);
   }
 
-  if (!unexpected.empty() || !duplicated.empty() || !misshaped.empty() || !missing.empty()) {
-    std::ostringstream os;
-    os << type_name() << ".load_state_dict: the state does not match the model; nothing was loaded.";
-    auto list = [&](const char* what, const std::vector<std::string>& names) {
-      if (names.empty()) return;
-      os << "\n  " << names.size() << " " << what << ":";
-      for (size_t i = 0; i < names.size(); ++i) os << (i == 0 ? " " : ", ") << names[i];
-    };
-    list("missing", missing);
-    list("unexpected", unexpected);
-    list("duplicated", duplicated);
-    list("mis-shaped", misshaped);
-    throw Error(os.str());
-  }
+  if (!bad.empty())
+    bad.raise(type_name() + ".load_state_dict: the state does not match the model; nothing was loaded.");
 
   NoGradGuard no_grad;
   for (const auto& [name, t] : state) raw::copy_(*expected.at(name), t);

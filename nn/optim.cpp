@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "backends/backend.h"
+#include "nn/state_mismatch.h"
 #include "tensor/creation.h"
 #include "tensor/grad_mode.h"
 #include "tensor/raw_ops.h"
@@ -188,21 +189,21 @@ NamedTensors Optimizer::state_dict() const {
 
 void Optimizer::load_state_dict(const NamedTensors& state) {
   const std::string name = type_name();
-  std::vector<std::string> missing, unexpected, misshaped;
+  StateMismatch bad;
   std::map<std::string, Tensor> given;
   for (const auto& [key, t] : state) {
-    if (!given.emplace(key, t).second) unexpected.push_back(key + " (given twice)");
+    if (!given.emplace(key, t).second) bad.unexpected.push_back(key + " (given twice)");
   }
   auto scalar = [&](const std::string& key, double& value) {
     auto it = given.find(key);
     if (it == given.end()) {
-      missing.push_back(key);
+      bad.missing.push_back(key);
       return false;
     }
     const Tensor& t = it->second;
     if (!t.defined() || t.numel() != 1) {
-      misshaped.push_back(key + " (expected 1 element, got " +
-                          (t.defined() ? shape_str(t.shape()) : std::string("undefined")) + ")");
+      bad.misshaped.push_back(key + " (expected 1 element, got " +
+                              (t.defined() ? shape_str(t.shape()) : std::string("undefined")) + ")");
       return false;
     }
     value = t.item<double>();
@@ -241,11 +242,11 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
     std::string slot;
     if (used.count(key)) continue;
     if (!parse_state_name(key, index, slot) || index >= params_.size()) {
-      unexpected.push_back(key);
+      bad.unexpected.push_back(key);
       continue;
     }
     if (slot != "step" && std::find(slots.begin(), slots.end(), slot) == slots.end()) {
-      unexpected.push_back(key);
+      bad.unexpected.push_back(key);
       continue;
     }
     present.insert(index);
@@ -255,7 +256,7 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
     double step = 0;
     if (scalar(prefix + "step", step)) {
       if (step < 1 || step != static_cast<double>(static_cast<int64_t>(step))) {
-        misshaped.push_back(prefix + "step (expected a whole number >= 1, got " + std::to_string(step) + ")");
+        bad.misshaped.push_back(prefix + "step (expected a whole number >= 1, got " + std::to_string(step) + ")");
       }
       loaded[i].step = static_cast<int64_t>(step);
     }
@@ -263,29 +264,18 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
     for (size_t s = 0; s < slots.size(); ++s) {
       auto it = given.find(prefix + slots[s]);
       if (it == given.end()) {
-        missing.push_back(prefix + slots[s]);
+        bad.missing.push_back(prefix + slots[s]);
       } else if (!it->second.defined() || it->second.shape() != params_[i].shape()) {
-        misshaped.push_back(prefix + slots[s] + " (expected " + shape_str(params_[i].shape()) + ", got " +
-                            (it->second.defined() ? shape_str(it->second.shape()) : std::string("undefined")) + ")");
+        bad.misshaped.push_back(prefix + slots[s] + " (expected " + shape_str(params_[i].shape()) + ", got " +
+                                (it->second.defined() ? shape_str(it->second.shape()) : std::string("undefined")) +
+                                ")");
       } else {
         *bufs[s] = it->second;
       }
     }
   }
 
-  if (!missing.empty() || !unexpected.empty() || !misshaped.empty()) {
-    std::ostringstream os;
-    os << name << ".load_state_dict: the state does not match this optimiser; nothing was loaded.";
-    auto list = [&](const char* what, const std::vector<std::string>& names) {
-      if (names.empty()) return;
-      os << "\n  " << names.size() << " " << what << ":";
-      for (size_t i = 0; i < names.size(); ++i) os << (i == 0 ? " " : ", ") << names[i];
-    };
-    list("missing", missing);
-    list("unexpected", unexpected);
-    list("mis-shaped", misshaped);
-    throw Error(os.str());
-  }
+  if (!bad.empty()) bad.raise(name + ".load_state_dict: the state does not match this optimiser; nothing was loaded.");
   check_hyperparameters(h);
 
   // Copy the buffers onto each tensor's device and dtype (never alias the caller's tensors).

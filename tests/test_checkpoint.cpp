@@ -16,55 +16,16 @@
 #include <unistd.h>
 
 #include "atelier.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
 using nn::NamedTensors;
+using testing::check_throws_with;
+using testing::read_bytes;
+using testing::TempDir;
+using testing::write_bytes;
 
 namespace {
-
-// A fresh directory under /tmp, removed with everything in it at scope exit.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/atelier-ckpt-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-  // The names in the directory, sorted.
-  std::set<std::string> list() const {
-    std::set<std::string> names;
-    for (const auto& e : std::filesystem::directory_iterator(path)) names.insert(e.path().filename().string());
-    return names;
-  }
-};
-
-template <typename F>
-void check_throws_with(F&& f, std::initializer_list<std::string> fragments) {
-  try {
-    f();
-    FAIL("expected an atelier::Error");
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    for (const std::string& frag : fragments) {
-      INFO("message: " << msg);
-      INFO("expected fragment: " << frag);
-      CHECK(msg.find(frag) != std::string::npos);
-    }
-  }
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
 
 std::string le64(uint64_t v) {
   std::string s(8, '\0');

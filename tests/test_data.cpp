@@ -13,47 +13,15 @@
 #include <doctest/doctest.h>
 
 #include "atelier.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
+using testing::check_throws_with;
+using testing::read_bytes;
+using testing::TempDir;
+using testing::write_bytes;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/atelier-data-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
-
-template <typename F>
-void check_throws_with(F&& f, std::initializer_list<std::string> fragments) {
-  try {
-    f();
-    FAIL("expected an atelier::Error");
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    for (const std::string& frag : fragments) {
-      INFO("message: " << msg);
-      INFO("expected fragment: " << frag);
-      CHECK(msg.find(frag) != std::string::npos);
-    }
-  }
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
 
 nn::IdxArray make_idx(std::vector<int64_t> dims, int seed = 0) {
   nn::IdxArray a;

@@ -6,25 +6,12 @@
 #include <doctest/doctest.h>
 
 #include "atelier.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
+using testing::check_throws_with;
 
 namespace {
-
-// Runs f, expects an atelier::Error whose message contains every fragment.
-template <typename F>
-void check_throws_with(F&& f, std::initializer_list<std::string> fragments) {
-  try {
-    f();
-    FAIL("expected an atelier::Error");
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    for (const std::string& frag : fragments) {
-      INFO("message: " << msg);
-      CHECK(msg.find(frag) != std::string::npos);
-    }
-  }
-}
 
 std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
 

@@ -20,15 +20,7 @@
 //
 // This file is the one entry point per conv primitive: a faster algorithm for some shapes (Winograd for 3x3
 // stride 1) would be chosen here, per shape, without the callers knowing.
-#ifndef EIGEN_DONT_PARALLELIZE
-#define EIGEN_DONT_PARALLELIZE
-#endif
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <Eigen/Core>
-#pragma GCC diagnostic pop
+#include "backends/cpu/eigen.h"
 
 #include <algorithm>
 #include <memory>

@@ -7,15 +7,7 @@
 //   column block [n0, n1):  C[:, n0:n1] = alpha * op(A) * op(B)[:, n0:n1] + beta * C[:, n0:n1]
 //   row block    [m0, m1):  C[m0:m1, :] = alpha * op(A)[m0:m1, :] * op(B) + beta * C[m0:m1, :]
 // Eigen's blocking depends on the block shape, so results depend on the thread count (and only on it).
-#ifndef EIGEN_DONT_PARALLELIZE
-#define EIGEN_DONT_PARALLELIZE
-#endif
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <Eigen/Core>
-#pragma GCC diagnostic pop
+#include "backends/cpu/eigen.h"
 
 #include <algorithm>
 #include <tuple>

@@ -11,15 +11,6 @@
 
 #include "backends/error.h"
 
-// ATELIER_CHECK for system calls: errno is saved as soon as `cond` fails, before building the message (which
-// allocates) can change it, and its text ends the message.
-#define CHECK_ERRNO(cond, msg)                                  \
-  do {                                                          \
-    if (!(cond)) {                                              \
-      const int saved_errno_ = errno;                           \
-      ATELIER_FAIL(msg << ": " << std::strerror(saved_errno_)); \
-    }                                                           \
-  } while (0)
 
 namespace atelier::nn {
 namespace {
@@ -74,10 +65,10 @@ size_t read_some(gzFile f, void* data, size_t bytes, const std::string& path, co
 
 IdxArray read_idx(const std::string& path) {
   struct stat st {};
-  CHECK_ERRNO(::stat(path.c_str(), &st) == 0, "read_idx: '" << path << "'");
+  ATELIER_CHECK_ERRNO(::stat(path.c_str(), &st) == 0, "read_idx: '" << path << "'");
   ATELIER_CHECK(S_ISREG(st.st_mode), "read_idx: '" << path << "': not a regular file");
   GzFile file(path, "rb");
-  CHECK_ERRNO(file.get() != nullptr, "read_idx: '" << path << "': cannot open");
+  ATELIER_CHECK_ERRNO(file.get() != nullptr, "read_idx: '" << path << "': cannot open");
   gzFile f = file.get();
 
   uint8_t magic[4];
@@ -133,7 +124,7 @@ void write_idx(const std::string& path, const IdxArray& array, bool gzip) {
                                                            << " elements, the data " << array.data.size());
   // "T" writes plain bytes through the same gz* calls.
   GzFile file(path, gzip ? "wb" : "wbT");
-  CHECK_ERRNO(file.get() != nullptr, "write_idx: '" << path << "': cannot create");
+  ATELIER_CHECK_ERRNO(file.get() != nullptr, "write_idx: '" << path << "': cannot create");
   auto write = [&](const uint8_t* p, size_t bytes) {
     while (bytes > 0) {
       const unsigned chunk = static_cast<unsigned>(std::min<size_t>(bytes, 1u << 30));

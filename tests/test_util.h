@@ -1,0 +1,65 @@
+// Helpers shared by the test files: error-message checks, temporary directories, whole-file byte I/O.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <iterator>
+#include <set>
+#include <string>
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include "backends/error.h"
+
+namespace atelier::testing {
+
+// Runs f and expects an atelier::Error whose message contains every fragment.
+template <typename F>
+void check_throws_with(F&& f, std::initializer_list<std::string> fragments) {
+  try {
+    f();
+    FAIL("expected an atelier::Error");
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    for (const std::string& frag : fragments) {
+      INFO("message: " << msg);
+      INFO("expected fragment: " << frag);
+      CHECK(msg.find(frag) != std::string::npos);
+    }
+  }
+}
+
+// A fresh directory under /tmp, removed with everything in it at scope exit.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/atelier-test-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return path + "/" + name; }
+  // The names in the directory, sorted.
+  std::set<std::string> list() const {
+    std::set<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(path)) names.insert(e.path().filename().string());
+    return names;
+  }
+};
+
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(out.good());
+}
+
+}  // namespace atelier::testing
