@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "backends/cpu/eigen.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/strided.h"
 #include "backends/error.h"
@@ -90,6 +91,30 @@ void map3(const Layout& lc, const C* c, const Layout& la, const A* a, const Layo
   });
 }
 
+// Like map1, but unit-stride runs go through an Eigen array expression `vec(in, out)`: Eigen's exp, log and tanh
+// are vectorised (AVX-512: 16 floats at a time), where the scalar libm calls cost ~9 ns per element. Measured on
+// ELU over 16x64x64x64 float32, 2 threads (bench_ops elu/...): 18.8 ms with std::expm1, 0.3 ms this way.
+template <typename T, typename Vec, typename F>
+void map1_array(const Layout& shape, T* dst, const T* a, Vec vec, F f) {
+  using ArrayMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  using ConstArrayMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  const Layout ld = contiguous_like(shape);
+  const Layout* layouts[2] = {&ld, &shape};
+  const auto plan = make_plan<2>(shape, layouts);
+  parallel_elements(plan.numel, [&](int64_t begin, int64_t end) {
+    for_each_run(plan, begin, end, [&](const int64_t* off, const int64_t* st, int64_t count) {
+      T* d = dst + off[0];
+      const T* x = a + off[1];
+      if (st[1] == 1) {
+        ArrayMap out(d, count);
+        vec(ConstArrayMap(x, count), out);
+      } else {
+        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i * st[1]]);
+      }
+    });
+  });
+}
+
 template <typename T>
 void unary_typed(const UnaryArgs& args) {
   const T* x = static_cast<const T*>(args.src_data);
@@ -98,14 +123,20 @@ void unary_typed(const UnaryArgs& args) {
   const T p0 = static_cast<T>(args.p0), p1 = static_cast<T>(args.p1);
   switch (args.op) {
     case UnaryOp::Neg: return map1(s, dst, x, [](T v) { return -v; });
-    case UnaryOp::Exp: return map1(s, dst, x, [](T v) { return std::exp(v); });
-    case UnaryOp::Log: return map1(s, dst, x, [](T v) { return std::log(v); });
+    case UnaryOp::Exp:
+      return map1_array(
+          s, dst, x, [](const auto& in, auto& out) { out = in.exp(); }, [](T v) { return std::exp(v); });
+    case UnaryOp::Log:
+      return map1_array(
+          s, dst, x, [](const auto& in, auto& out) { out = in.log(); }, [](T v) { return std::log(v); });
     case UnaryOp::Abs: return map1(s, dst, x, [](T v) { return std::abs(v); });
     case UnaryOp::Sign:
       // NaN stays NaN (v != v falls through every comparison).
       return map1(s, dst, x, [](T v) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : v == T(0) ? T(0) : v; });
     case UnaryOp::Sqrt: return map1(s, dst, x, [](T v) { return std::sqrt(v); });
-    case UnaryOp::Tanh: return map1(s, dst, x, [](T v) { return std::tanh(v); });
+    case UnaryOp::Tanh:
+      return map1_array(
+          s, dst, x, [](const auto& in, auto& out) { out = in.tanh(); }, [](T v) { return std::tanh(v); });
     case UnaryOp::Sigmoid:
       // exp of a non-positive number only: no overflow for large |v|.
       return map1(s, dst, x, [](T v) {
@@ -114,7 +145,13 @@ void unary_typed(const UnaryArgs& args) {
         return e / (T(1) + e);
       });
     case UnaryOp::Relu: return map1(s, dst, x, [](T v) { return v < T(0) ? T(0) : v; });
-    case UnaryOp::Elu: return map1(s, dst, x, [p0](T v) { return v > T(0) ? v : p0 * std::expm1(v); });
+    case UnaryOp::Elu:
+      // max(v, 0) + alpha (exp(min(v, 0)) - 1) is ELU for both signs and has no branch, so Eigen vectorises it
+      // (a select() over the comparison evaluated exp one scalar at a time: 11.6 ms instead of 0.3). exp - 1
+      // instead of expm1, which Eigen does not vectorise: the absolute error near 0 is ~1 ulp of 1.
+      return map1_array(
+          s, dst, x, [p0](const auto& in, auto& out) { out = in.max(T(0)) + p0 * (in.min(T(0)).exp() - T(1)); },
+          [p0](T v) { return v > T(0) ? v : p0 * std::expm1(v); });
     case UnaryOp::Pow: return map1(s, dst, x, [p0](T v) { return std::pow(v, p0); });
     case UnaryOp::Clamp: return map1(s, dst, x, [p0, p1](T v) { return std::min(std::max(v, p0), p1); });
   }

@@ -30,7 +30,14 @@ void forward_typed(const UpsampleNearestArgs& a) {
       for (int64_t y = 0; y < a.h; ++y) {
         // Build the first of the scale_h identical rows, then copy it.
         T* row = d + y * a.scale_h * big_w;
-        for (int64_t x = 0; x < a.w; ++x) std::fill(row + x * a.scale_w, row + (x + 1) * a.scale_w, s[y * a.w + x]);
+        const T* in = s + y * a.w;
+        if (a.scale_w == 2) {
+          // BEGAN's case, written so the compiler vectorises it (an interleaving store); the general loop below
+          // calls std::fill per pixel and ran at 17% of copy speed.
+          for (int64_t x = 0; x < a.w; ++x) row[2 * x] = row[2 * x + 1] = in[x];
+        } else {
+          for (int64_t x = 0; x < a.w; ++x) std::fill(row + x * a.scale_w, row + (x + 1) * a.scale_w, in[x]);
+        }
         for (int64_t r = 1; r < a.scale_h; ++r) std::copy(row, row + big_w, row + r * big_w);
       }
     }
@@ -47,6 +54,14 @@ void backward_typed(const UpsampleNearestArgs& a) {
       const T* s = src + p * big_plane;
       T* d = dst + p * a.h * a.w;
       for (int64_t y = 0; y < a.h; ++y) {
+        if (a.scale_h == 2 && a.scale_w == 2) {
+          // BEGAN's case, unrolled so the compiler vectorises it; the sum runs in the general loop's order.
+          const T* r0 = s + 2 * y * big_w;
+          const T* r1 = r0 + big_w;
+          T* out = d + y * a.w;
+          for (int64_t x = 0; x < a.w; ++x) out[x] = ((r0[2 * x] + r0[2 * x + 1]) + r1[2 * x]) + r1[2 * x + 1];
+          continue;
+        }
         for (int64_t x = 0; x < a.w; ++x) {
           T sum = 0;
           for (int64_t r = 0; r < a.scale_h; ++r) {

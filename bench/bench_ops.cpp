@@ -1,0 +1,297 @@
+// Op benchmarks on the CPU, float32, at the shapes BEGAN trains with (batch 16): GEMM, conv2d forward / input
+// gradient / weight gradient, ELU, nearest upsampling, and a copy for the memory-bandwidth reference.
+//
+// Every name is shared with bench/peers/ops_torch.py, so scripts/bench-vs-torch.sh can join the two tables:
+//   gemm/MxKxN                      (M x K) @ (K x N)
+//   conv/NxCxHxW->C_out[s2]/PASS    3x3, padding 1, stride 1 (or 2), no bias; PASS = fwd, bwd_input, bwd_weight,
+//                                   all3 (the three in a row: what one training step costs a conv layer)
+//   elu/..., upsample/..., copy/... NCHW shapes
+// Counters: GFLOP/s (FLOPs counted as 2 per multiply-add) for GEMM and conv, GB/s (bytes read + written, each
+// once) for the memory-bound ops. Threads: the pool's size, from ATELIER_NUM_THREADS (default: all cores).
+//
+// Napkin math for the reference machine (2 vCPUs of an AMD EPYC Zen 5, AVX-512, 32 MiB L3, see
+// docs/benchmarks.md): the issue assumed an FMA peak of 232 GFLOP/s on 2 threads; peak/fma below measures about
+// 260 GFLOP/s per thread (2 x 512-bit FMA pipes x 16 floats x 2 FLOPs x ~4 GHz), 520 on two when both cores are
+// free. Times "at peak" below use 520. Copying 33.5 MB runs at 50-190 GB/s, depending on how much stays in L3.
+//
+// Every op goes through the raw ops of tensor/raw_ops.h (public, in atelier.h): the kernels plus the output's
+// allocation from the caching allocator (as PyTorch's calls allocate theirs), without autograd bookkeeping,
+// which is O(1) per call. The conv gradients are raw::conv2d_backward_input / raw::conv2d_backward_weight.
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#if defined(__AVX512F__) || defined(__AVX2__)
+// g++ 12 reports false -Wuninitialized / -Wmaybe-uninitialized inside its AVX-512 intrinsic headers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+
+#include "atelier.h"
+
+namespace atelier {
+namespace {
+
+constexpr double kGiga = 1e-9;
+
+// Rates in units of 10^9 per second: printed "GFLOP=95.2/s", and the JSON fields GFLOP and GB hold GFLOP/s and
+// GB/s.
+void set_flops(benchmark::State& state, double flops) {
+  state.counters["GFLOP"] = benchmark::Counter(flops * kGiga, benchmark::Counter::kIsIterationInvariantRate);
+}
+void set_bytes(benchmark::State& state, double bytes) {
+  state.counters["GB"] = benchmark::Counter(bytes * kGiga, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// "16x64x32x32". (Streams, not string +: g++ 12 gives false -Wrestrict warnings on the latter.)
+std::string dims(const Shape& shape) {
+  std::ostringstream s;
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? "x" : "") << shape[i];
+  return s.str();
+}
+
+// ---- GEMM ----
+// C (M x N) = op(A) (M x K) @ op(B) (K x N). FLOPs 2 M N K; bytes 4 (MK + KN + MN), small beside the FLOPs for
+// every shape here (arithmetic intensity >= 57 FLOP/byte), so all are compute bound: the goal is the FMA peak.
+struct GemmCase {
+  std::string name;
+  int64_t m, k, n;
+  bool trans_a, trans_b;  // A stored K x M / B stored N x K, passed to matmul as transposed views
+};
+
+void bench_gemm(benchmark::State& state, const GemmCase& c) {
+  Tensor a = c.trans_a ? randn({c.k, c.m}).transpose(0, 1) : randn({c.m, c.k});
+  Tensor b = c.trans_b ? randn({c.n, c.k}).transpose(0, 1) : randn({c.k, c.n});
+  for (auto _ : state) {
+    Tensor out = raw::matmul(a, b);
+    benchmark::DoNotOptimize(out.raw_data());
+  }
+  set_flops(state, 2.0 * static_cast<double>(c.m) * static_cast<double>(c.n) * static_cast<double>(c.k));
+}
+
+std::vector<GemmCase> gemm_cases() {
+  return {
+      // 2.15 GFLOP; 12 MiB of operands (fits L3). At peak: 4.1 ms.
+      {"gemm/1024x1024x1024", 1024, 1024, 1024, false, false},
+      // One image of conv 3x3 64->64 at 64x64 (the BEGAN stem), per-image im2col, 0.302 GFLOP each:
+      //   forward      out (64 x 4096)   = W (64 x 576) @ cols (576 x 4096)      cols 9.4 MB, stays in L3
+      //   bwd_input    dcols (576 x 4096) = W^T (576 x 64) @ dout (64 x 4096)    then col2im
+      //   bwd_weight   dW (64 x 576)     = dout (64 x 4096) @ cols^T (4096 x 576) K = 4096 is the long side
+      // Batch 16 is 16 of these (4.83 GFLOP): at peak 0.58 ms each, 9.3 ms per pass.
+      {"gemm/im2col_fwd_64x576x4096", 64, 576, 4096, false, false},
+      {"gemm/im2col_bwd_input_576x64x4096", 576, 64, 4096, true, false},
+      {"gemm/im2col_bwd_weight_64x4096x576", 64, 4096, 576, false, true},
+  };
+}
+
+// ---- conv2d ----
+struct ConvCase {
+  int64_t n, c_in, h, w, c_out, stride;
+};
+
+std::string conv_name(const ConvCase& c) {
+  std::ostringstream s;
+  s << "conv/" << dims({c.n, c.c_in, c.h, c.w}) << "->" << c.c_out;
+  if (c.stride != 1) s << "s" << c.stride;
+  return s.str();
+}
+
+Conv2dGeometry geometry(const ConvCase& c) {
+  const int64_t k = 3, pad = 1;
+  const int64_t h_out = (c.h + 2 * pad - k) / c.stride + 1, w_out = (c.w + 2 * pad - k) / c.stride + 1;
+  return {c.n, c.c_in, c.h, c.w, c.c_out, k, k, c.stride, c.stride, pad, pad, h_out, w_out};
+}
+
+// Each pass is one GEMM-shaped contraction of 2 N C_out H_out W_out C_in kh kw FLOPs (the bias is left out).
+double conv_flops(const Conv2dGeometry& g) {
+  return 2.0 * static_cast<double>(g.n * g.c_out * g.h_out * g.w_out) * static_cast<double>(g.c_in * g.kh * g.kw);
+}
+
+enum class ConvPass { Forward, BackwardInput, BackwardWeight, All3 };
+
+// The BEGAN shapes, batch 16, 3x3, padding 1. FLOPs per pass (x 3 for all3), time per pass at peak:
+//   16x64x64x64->64      4.83 GFLOP  9.3 ms   input and output 16.8 MB each, im2col per image 9.4 MB
+//   16x128x32x32->128    4.83 GFLOP  9.3 ms   input 8.4 MB, im2col per image 4.7 MB
+//   16x192x16x16->192    2.72 GFLOP  5.2 ms   input 3.1 MB; H W = 256 columns per image: short GEMMs
+//   16x64x64x64->128s2   2.42 GFLOP  4.7 ms   output 32x32; im2col per image 2.4 MB
+// Memory traffic is a few tens of MB per pass (under 1 ms at copy speed), so all are compute bound. The issue's
+// target: 16x64x64x64->64 all3 (14.5 GFLOP) in <= 150 ms on 2 threads.
+void bench_conv(benchmark::State& state, const ConvCase& c, ConvPass pass) {
+  const Conv2dGeometry g = geometry(c);
+  const int64_t stride = c.stride, padding = g.pad_h;
+  Tensor input = randn({g.n, g.c_in, g.h, g.w});                 // (N, C_in, H, W)
+  Tensor weight = randn({g.c_out, g.c_in, g.kh, g.kw});          // (C_out, C_in, 3, 3)
+  Tensor grad_output = randn({g.n, g.c_out, g.h_out, g.w_out});  // (N, C_out, H_out, W_out)
+  for (auto _ : state) {
+    if (pass == ConvPass::Forward || pass == ConvPass::All3) {
+      Tensor output = raw::conv2d(input, weight, Tensor(), stride, padding);
+      benchmark::DoNotOptimize(output.raw_data());
+    }
+    if (pass == ConvPass::BackwardInput || pass == ConvPass::All3) {
+      Tensor grad_input = raw::conv2d_backward_input(grad_output, weight, input.shape(), stride, padding);
+      benchmark::DoNotOptimize(grad_input.raw_data());
+    }
+    if (pass == ConvPass::BackwardWeight || pass == ConvPass::All3) {
+      raw::Conv2dWeightGrads grads =
+          raw::conv2d_backward_weight(input, grad_output, weight.shape(), /*with_bias=*/false, stride, padding);
+      benchmark::DoNotOptimize(grads.weight.raw_data());
+    }
+  }
+  set_flops(state, conv_flops(g) * (pass == ConvPass::All3 ? 3 : 1));
+}
+
+// ---- memory-bound ops: 4 bytes per element read and written ----
+// The reference for all of them is copy: 16.8 MB in, 16.8 MB out, the best any elementwise op can do.
+// 16x64x64x64 = 4.19 M elements; the 33.5 MB moved are about the L3's size, so they are partly cache-resident.
+const Shape kActivation = {16, 64, 64, 64};
+
+void bench_copy(benchmark::State& state) {
+  Tensor x = randn(kActivation);
+  for (auto _ : state) {
+    Tensor out = raw::clone(x);
+    benchmark::DoNotOptimize(out.raw_data());
+  }
+  set_bytes(state, 2.0 * 4 * static_cast<double>(x.numel()));
+}
+
+// ELU (alpha 1): x > 0 ? x : e^x - 1. Bytes as copy; one exp per element (the kernel computes
+// max(x, 0) + (exp(min(x, 0)) - 1) branch-free). A vectorised exp costs ~10-20 FLOPs: 4.19 M x ~10 = 0.04 GFLOP,
+// far under the copy time, so ELU should run near copy speed (it does: ~75%; scalar expm1 took 18.8 ms).
+void bench_elu(benchmark::State& state) {
+  Tensor x = randn(kActivation);
+  for (auto _ : state) {
+    Tensor out = raw::unary(UnaryOp::Elu, x, 1.0);
+    benchmark::DoNotOptimize(out.raw_data());
+  }
+  set_bytes(state, 2.0 * 4 * static_cast<double>(x.numel()));
+}
+
+// Nearest upsampling x2 of (16, 64, 32, 32) into (16, 64, 64, 64), the BEGAN decoder's step.
+//   forward:  reads 4.2 MB, writes 16.8 MB;  backward (sum of each 2x2 block): reads 16.8 MB, writes 4.2 MB.
+void bench_upsample(benchmark::State& state, bool backward) {
+  const int64_t scale = 2;
+  Tensor small = randn({16, 64, 32, 32});  // (N, C, H, W)
+  Tensor large = randn({16, 64, 64, 64});  // (N, C, 2H, 2W)
+  for (auto _ : state) {
+    Tensor out = backward ? raw::upsample_nearest2d_backward(large, scale) : raw::upsample_nearest2d(small, scale);
+    benchmark::DoNotOptimize(out.raw_data());
+  }
+  set_bytes(state, 4.0 * static_cast<double>(small.numel() + large.numel()));
+}
+
+// ---- FMA peak: the ceiling the GFLOP/s above are fractions of ----
+// 12 independent chains of vector FMAs (2 FMA pipes x 4 cycles latency need >= 8 in flight), no memory traffic:
+// 2 x lanes FLOPs per instruction. peak/fma runs it on every thread of the pool at once, peak/fma_1thread on the
+// calling thread alone. On a shared machine the first drops when other processes hold a core.
+constexpr int kChains = 12;
+constexpr int64_t kFmaIters = int64_t{1} << 20;
+
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+float fma_chains(int64_t iters) {
+  __m512 acc[kChains];
+  const __m512 b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm512_set1_ps(static_cast<float>(j));
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm512_fmadd_ps(acc[j], b, c);
+  }
+  float sum = 0;
+  for (int j = 0; j < kChains; ++j) sum += _mm512_reduce_add_ps(acc[j]);
+  return sum;
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr int kLanes = 8;
+float fma_chains(int64_t iters) {
+  __m256 acc[kChains];
+  const __m256 b = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-7f);
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm256_set1_ps(static_cast<float>(j));
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm256_fmadd_ps(acc[j], b, c);
+  }
+  float lanes[8], sum = 0;
+  for (int j = 0; j < kChains; ++j) {
+    _mm256_storeu_ps(lanes, acc[j]);
+    for (float v : lanes) sum += v;
+  }
+  return sum;
+}
+#else
+constexpr int kLanes = 1;
+float fma_chains(int64_t iters) {
+  float acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = static_cast<float>(j);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (int j = 0; j < kChains; ++j) acc[j] = std::fma(acc[j], 1.0000001f, 1e-7f);
+  }
+  float sum = 0;
+  for (float v : acc) sum += v;
+  return sum;
+}
+#endif
+
+void bench_fma_peak(benchmark::State& state, bool whole_pool) {
+  const int threads = whole_pool ? num_threads() : 1;
+  std::vector<float> sums(static_cast<size_t>(threads));
+  int64_t iters = kFmaIters;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(iters);  // opaque: the chains cannot be hoisted out of the loop
+    if (whole_pool) {
+      parallel_run([&](int t, int) { sums[static_cast<size_t>(t)] = fma_chains(iters); });
+    } else {
+      sums[0] = fma_chains(iters);
+    }
+    benchmark::DoNotOptimize(sums.data());
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, 2.0 * kLanes * kChains * static_cast<double>(kFmaIters) * threads);
+}
+
+void register_all() {
+  auto add = [](const std::string& name, auto fn) {
+    benchmark::RegisterBenchmark(name.c_str(), fn)->Unit(benchmark::kMillisecond)->UseRealTime();
+  };
+  add("peak/fma", [](benchmark::State& s) { bench_fma_peak(s, true); });
+  add("peak/fma_1thread", [](benchmark::State& s) { bench_fma_peak(s, false); });
+  for (const GemmCase& c : gemm_cases()) {
+    add(c.name, [c](benchmark::State& s) { bench_gemm(s, c); });
+  }
+  const std::vector<ConvCase> convs = {
+      {16, 64, 64, 64, 64, 1}, {16, 128, 32, 32, 128, 1}, {16, 192, 16, 16, 192, 1}, {16, 64, 64, 64, 128, 2}};
+  const std::vector<std::pair<ConvPass, const char*>> passes = {{ConvPass::Forward, "fwd"},
+                                                                {ConvPass::BackwardInput, "bwd_input"},
+                                                                {ConvPass::BackwardWeight, "bwd_weight"},
+                                                                {ConvPass::All3, "all3"}};
+  for (const ConvCase& c : convs) {
+    for (const auto& [pass, suffix] : passes) {
+      std::ostringstream name;
+      name << conv_name(c) << "/" << suffix;
+      add(name.str(), [c, pass = pass](benchmark::State& s) { bench_conv(s, c, pass); });
+    }
+  }
+  add("copy/16x64x64x64", bench_copy);
+  add("elu/16x64x64x64", bench_elu);
+  add("upsample/16x64x32x32/fwd", [](benchmark::State& s) { bench_upsample(s, false); });
+  add("upsample/16x64x32x32/bwd", [](benchmark::State& s) { bench_upsample(s, true); });
+}
+
+}  // namespace
+}  // namespace atelier
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  atelier::manual_seed(0);
+  atelier::register_all();
+  benchmark::AddCustomContext("atelier_threads", std::to_string(atelier::num_threads()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

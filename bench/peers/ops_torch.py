@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""PyTorch twin of bench/bench_ops.cpp: the same ops, shapes and names, timed the same way.
+
+Prints JSON: {"context": {...}, "benchmarks": [{"name", "ms", "reps", "iters"}, ...]}, where ms is the median over
+`--repetitions` of the mean time per iteration, after warm-up. Run by scripts/bench-vs-torch.sh, or by hand:
+
+    ATELIER_NUM_THREADS=2 /usr/bin/python3 bench/peers/ops_torch.py [--filter REGEX]
+
+Threads: torch.set_num_threads(ATELIER_NUM_THREADS) (default: all cores, as atelier). oneDNN (mkldnn) stays at
+its default (on). Forward passes run under torch.no_grad(); the conv gradients call
+torch.ops.aten.convolution_backward, the op autograd itself calls, with real input and weight tensors.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    sys.exit("ops_torch.py: PyTorch is not installed for %s (Debian: apt-get install python3-torch)" % sys.executable)
+
+
+def gemm_cases():
+    # name, m, k, n, A stored transposed, B stored transposed (as in bench_ops.cpp)
+    return [
+        ("gemm/1024x1024x1024", 1024, 1024, 1024, False, False),
+        ("gemm/im2col_fwd_64x576x4096", 64, 576, 4096, False, False),
+        ("gemm/im2col_bwd_input_576x64x4096", 576, 64, 4096, True, False),
+        ("gemm/im2col_bwd_weight_64x4096x576", 64, 4096, 576, False, True),
+    ]
+
+
+def make_gemm(m, k, n, trans_a, trans_b):
+    a = torch.randn(k, m).t() if trans_a else torch.randn(m, k)
+    b = torch.randn(n, k).t() if trans_b else torch.randn(k, n)
+    return lambda: torch.matmul(a, b)
+
+
+# (n, c_in, h, w, c_out, stride); 3x3, padding 1, no bias.
+CONVS = [(16, 64, 64, 64, 64, 1), (16, 128, 32, 32, 128, 1), (16, 192, 16, 16, 192, 1), (16, 64, 64, 64, 128, 2)]
+
+
+def conv_name(n, c_in, h, w, c_out, stride):
+    return "conv/%dx%dx%dx%d->%d%s" % (n, c_in, h, w, c_out, "" if stride == 1 else "s%d" % stride)
+
+
+def make_conv(n, c_in, h, w, c_out, stride, pass_):
+    x = torch.randn(n, c_in, h, w)
+    weight = torch.randn(c_out, c_in, 3, 3)
+    h_out, w_out = (h + 2 - 3) // stride + 1, (w + 2 - 3) // stride + 1
+    grad_out = torch.randn(n, c_out, h_out, w_out)
+    geometry = ([stride, stride], [1, 1], [1, 1], False, [0, 0], 1)  # stride, padding, dilation, transposed, ...
+
+    def fwd():
+        return F.conv2d(x, weight, None, stride, 1)
+
+    def bwd(mask):
+        return torch.ops.aten.convolution_backward(grad_out, x, weight, None, *geometry, mask)
+
+    if pass_ == "fwd":
+        return fwd
+    if pass_ == "bwd_input":
+        return lambda: bwd((True, False, False))
+    if pass_ == "bwd_weight":
+        return lambda: bwd((False, True, False))
+    # all3: the forward, then both gradients in one call, as autograd runs a training step.
+    return lambda: (fwd(), bwd((True, True, False)))
+
+
+def make_upsample(backward):
+    small = torch.randn(16, 64, 32, 32)
+    large = torch.randn(16, 64, 64, 64)
+    if backward:
+        return lambda: torch.ops.aten.upsample_nearest2d_backward(large, [64, 64], [16, 64, 32, 32], 2.0, 2.0)
+    return lambda: F.interpolate(small, scale_factor=2, mode="nearest")
+
+
+def cases():
+    out = []
+    for name, m, k, n, ta, tb in gemm_cases():
+        out.append((name, lambda m=m, k=k, n=n, ta=ta, tb=tb: make_gemm(m, k, n, ta, tb)))
+    for c in CONVS:
+        for pass_ in ("fwd", "bwd_input", "bwd_weight", "all3"):
+            out.append((conv_name(*c) + "/" + pass_, lambda c=c, p=pass_: make_conv(*c, p)))
+    x = torch.randn(16, 64, 64, 64)
+    out.append(("copy/16x64x64x64", lambda: (lambda: x.clone())))
+    out.append(("elu/16x64x64x64", lambda: (lambda: F.elu(x))))
+    out.append(("upsample/16x64x32x32/fwd", lambda: make_upsample(False)))
+    out.append(("upsample/16x64x32x32/bwd", lambda: make_upsample(True)))
+    return out
+
+
+def time_op(fn, repetitions, min_time):
+    """Median over repetitions of the mean ms per iteration; each repetition runs >= min_time seconds."""
+    for _ in range(2):  # warm-up: oneDNN primitive caches, allocator
+        fn()
+    start = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - start, 1e-6)
+    iters = max(1, int(min_time / once))
+    samples = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        samples.append((time.perf_counter() - start) * 1e3 / iters)
+    return statistics.median(samples), iters
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--filter", default=".", help="regex on benchmark names (default: all)")
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--min-time", type=float, default=0.5, help="seconds per repetition")
+    args = parser.parse_args()
+
+    threads = int(os.environ.get("ATELIER_NUM_THREADS", os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    pattern = re.compile(args.filter)
+    results = []
+    with torch.no_grad():
+        for name, make in cases():
+            if not pattern.search(name):
+                continue
+            ms, iters = time_op(make(), args.repetitions, args.min_time)
+            results.append({"name": name, "ms": ms, "reps": args.repetitions, "iters": iters})
+            print("%-40s %10.3f ms" % (name, ms), file=sys.stderr)
+    context = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
+        "config": torch.__config__.show(),
+    }
+    json.dump({"context": context, "benchmarks": results}, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
