@@ -230,3 +230,29 @@ TEST_CASE("thread count: set_num_threads changes the pool between ops") {
   REQUIRE(one.size() == two.size());
   for (size_t i = 0; i < one.size(); i += 997) CHECK(one[i] == doctest::Approx(two[i]).epsilon(1e-12));
 }
+
+TEST_CASE("vectorised and strided elementwise paths agree") {
+  // Unit-stride runs of exp, log, tanh and ELU go through Eigen's vectorised functions; strided runs call libm.
+  Tensor x = uniform({64, 33}, -4, 4, RandomKey{9, 0, 0});
+  Tensor xt = x.t().contiguous().t();  // same values, column-major: the strided path
+  REQUIRE_FALSE(xt.is_contiguous());
+  std::vector<float> xs = x.to_vector<float>();
+  auto check = [&](const Tensor& fast, const Tensor& slow, double (*reference)(double)) {
+    std::vector<float> a = fast.to_vector<float>(), b = slow.to_vector<float>();
+    for (size_t i = 0; i < a.size(); ++i) {
+      double want = reference(xs[i]);
+      CHECK(std::fabs(a[i] - want) <= 1e-6 * (1 + std::fabs(want)));
+      CHECK(std::fabs(b[i] - want) <= 1e-6 * (1 + std::fabs(want)));
+    }
+  };
+  check(elu(x), elu(xt), [](double v) { return v > 0 ? v : std::expm1(v); });
+  check(exp(x), exp(xt), [](double v) { return std::exp(v); });
+  check(tanh(x), tanh(xt), [](double v) { return std::tanh(v); });
+  Tensor pos = abs(x) + 0.01;
+  std::vector<float> ps = pos.to_vector<float>();
+  std::vector<float> l = log(pos).to_vector<float>(), lt = log(pos.t().contiguous().t()).to_vector<float>();
+  for (size_t i = 0; i < l.size(); ++i) {
+    CHECK(l[i] == doctest::Approx(std::log(static_cast<double>(ps[i]))).epsilon(1e-6));
+    CHECK(lt[i] == doctest::Approx(std::log(static_cast<double>(ps[i]))).epsilon(1e-6));
+  }
+}
