@@ -9,6 +9,7 @@
 #include "atelier.h"
 #include "backends/thread_pool.h"
 #include "tensor/raw_ops.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
 
@@ -312,11 +313,7 @@ struct SmallCnn {
 
 double accuracy(const SmallCnn& model, const Images& data) {
   NoGradGuard no_grad;
-  std::vector<int64_t> predicted = model.forward(data.x).argmax(1).to_vector<int64_t>();
-  std::vector<int64_t> truth = data.labels.to_vector<int64_t>();
-  int64_t correct = 0;
-  for (size_t i = 0; i < truth.size(); ++i) correct += predicted[i] == truth[i];
-  return static_cast<double>(correct) / static_cast<double>(truth.size());
+  return testing::argmax_accuracy(model.forward(data.x), data.labels);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "atelier.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
 
@@ -55,11 +56,7 @@ double sgd_step(const Mlp& model, const Problem& data, double lr) {
 
 double accuracy(const Mlp& model, const Problem& data) {
   NoGradGuard no_grad;
-  std::vector<int64_t> predicted = model.forward(data.x).argmax(1).to_vector<int64_t>();
-  std::vector<int64_t> truth = data.labels.to_vector<int64_t>();
-  int64_t correct = 0;
-  for (size_t i = 0; i < truth.size(); ++i) correct += predicted[i] == truth[i];
-  return static_cast<double>(correct) / static_cast<double>(truth.size());
+  return testing::argmax_accuracy(model.forward(data.x), data.labels);
 }
 
 struct Counters {

@@ -9,8 +9,10 @@
 #include <doctest/doctest.h>
 
 #include "atelier.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
+using testing::error_of;
 
 namespace {
 
@@ -56,16 +58,6 @@ double max_diff(const Tensor& a, const Tensor& b) {
   double m = 0;
   for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
   return m;
-}
-
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

@@ -11,8 +11,10 @@
 #include <doctest/doctest.h>
 
 #include "atelier.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
+using testing::error_of;
 
 namespace {
 
@@ -78,17 +80,6 @@ Tensor state_of(const nn::Optimizer& opt, const std::string& name) {
     if (key == name) return t;
   }
   return Tensor();
-}
-
-// The error message of fn(), or "" if it does not throw.
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 const char* kConfigs[] = {"sgd", "sgd_momentum", "sgd_dampening", "sgd_nesterov", "adam", "adamw"};

@@ -7,11 +7,14 @@
 #include <iterator>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
 #include "backends/error.h"
+#include "tensor/grad_mode.h"
+#include "tensor/tensor.h"
 
 namespace atelier::testing {
 
@@ -29,6 +32,27 @@ void check_throws_with(F&& f, std::initializer_list<std::string> fragments) {
       CHECK(msg.find(frag) != std::string::npos);
     }
   }
+}
+
+// The error message of fn(), or "" if it does not throw.
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The fraction of rows of `logits` (N, C) whose argmax is the int64 label.
+inline double argmax_accuracy(const Tensor& logits, const Tensor& labels) {
+  NoGradGuard no_grad;
+  std::vector<int64_t> predicted = logits.argmax(1).to_vector<int64_t>();
+  std::vector<int64_t> truth = labels.to_vector<int64_t>();
+  int64_t correct = 0;
+  for (size_t i = 0; i < truth.size(); ++i) correct += predicted[i] == truth[i];
+  return static_cast<double>(correct) / static_cast<double>(truth.size());
 }
 
 // A fresh directory under /tmp, removed with everything in it at scope exit.

@@ -20,36 +20,18 @@
 //
 // This file is the one entry point per conv primitive: a faster algorithm for some shapes (Winograd for 3x3
 // stride 1) would be chosen here, per shape, without the callers knowing.
-#include "backends/cpu/eigen.h"
-
 #include <algorithm>
 #include <memory>
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/eigen.h"
 #include "backends/cpu/kernels.h"
 #include "backends/error.h"
 #include "backends/thread_pool.h"
 
 namespace atelier::cpu {
 namespace {
-
-template <typename T>
-using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <typename T>
-using ConstMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-template <typename T>
-using MutMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-
-// A row-major (rows, cols) matrix whose rows start `ld` elements apart.
-template <typename T>
-ConstMap<T> cmat(const T* data, int64_t rows, int64_t cols, int64_t ld) {
-  return ConstMap<T>(data, rows, cols, Eigen::OuterStride<>(ld));
-}
-template <typename T>
-MutMap<T> mat(T* data, int64_t rows, int64_t cols, int64_t ld) {
-  return MutMap<T>(data, rows, cols, Eigen::OuterStride<>(ld));
-}
 
 // The bytes of one col tile: small enough to stay in L2 between im2col and the GEMM, large enough that the GEMM
 // sees a few hundred columns. Measured (one core, 3x3 convs of 64 to 256 channels): 1 MiB tiles of at least 256

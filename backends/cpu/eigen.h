@@ -1,6 +1,7 @@
 // Eigen for the CPU kernels, included one way everywhere: single-threaded (atelier's thread pool is the only
 // source of threads), and with g++ 12's false-positive warnings from the AVX-512 intrinsics headers silenced
-// (-Wmaybe-uninitialized and -Wuninitialized fire inside avx512fintrin.h through Eigen's ptranspose).
+// (-Wmaybe-uninitialized and -Wuninitialized fire inside avx512fintrin.h through Eigen's ptranspose). Also the
+// row-major matrix maps the GEMM and conv kernels share.
 #pragma once
 
 #ifndef EIGEN_DONT_PARALLELIZE
@@ -12,3 +13,27 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <Eigen/Core>
 #pragma GCC diagnostic pop
+
+#include <cstdint>
+
+namespace atelier::cpu {
+
+// Row-major matrices over raw buffers, the layout of every atelier tensor: a (rows, cols) matrix whose rows start
+// `ld` elements apart (ld >= cols), so a view into a bigger matrix needs no copy.
+template <typename T>
+using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using ConstMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using MutMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+template <typename T>
+ConstMap<T> cmat(const T* data, int64_t rows, int64_t cols, int64_t ld) {
+  return ConstMap<T>(data, rows, cols, Eigen::OuterStride<>(ld));
+}
+template <typename T>
+MutMap<T> mat(T* data, int64_t rows, int64_t cols, int64_t ld) {
+  return MutMap<T>(data, rows, cols, Eigen::OuterStride<>(ld));
+}
+
+}  // namespace atelier::cpu

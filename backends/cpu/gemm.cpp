@@ -7,11 +7,10 @@
 //   column block [n0, n1):  C[:, n0:n1] = alpha * op(A) * op(B)[:, n0:n1] + beta * C[:, n0:n1]
 //   row block    [m0, m1):  C[m0:m1, :] = alpha * op(A)[m0:m1, :] * op(B) + beta * C[m0:m1, :]
 // Eigen's blocking depends on the block shape, so results depend on the thread count (and only on it).
-#include "backends/cpu/eigen.h"
-
 #include <algorithm>
 #include <tuple>
 
+#include "backends/cpu/eigen.h"
 #include "backends/cpu/kernels.h"
 #include "backends/error.h"
 #include "backends/thread_pool.h"
@@ -23,13 +22,6 @@ namespace {
 constexpr int64_t kParallelGemmWork = int64_t{1} << 21;
 // Batches go parallel from this much total work.
 constexpr int64_t kParallelBatchWork = int64_t{1} << 16;
-
-template <typename T>
-using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <typename T>
-using ConstMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-template <typename T>
-using MutMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
 // One single-threaded GEMM on a block. `a` is op(A) rows [m0, m0 + m), `b` is op(B) columns [n0, n0 + n).
 template <typename T>
