@@ -20,7 +20,6 @@
 #include "nn/optim.h"
 #include "tensor/raw_ops.h"
 
-
 namespace atelier::nn {
 namespace {
 
@@ -304,7 +303,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   // fsync before rename: otherwise a crash can leave the new name pointing at a file whose data never hit the disk.
   ATELIER_CHECK_ERRNO(::fsync(fd) == 0, where << "cannot fsync '" << tmp << "'");
   ATELIER_CHECK_ERRNO(guard.close_fd() == 0, where << "cannot close '" << tmp << "'");
-  ATELIER_CHECK_ERRNO(::rename(tmp.c_str(), path.c_str()) == 0, where << "cannot rename '" << tmp << "' to '" << path << "'");
+  ATELIER_CHECK_ERRNO(::rename(tmp.c_str(), path.c_str()) == 0,
+                      where << "cannot rename '" << tmp << "' to '" << path << "'");
   guard.release();
   // fsync the directory so the rename itself survives a crash. The new file is complete either way, so a failure
   // here is still an error (the caller asked for a durable checkpoint) but leaves no temporary behind.

@@ -11,7 +11,6 @@
 
 #include "backends/error.h"
 
-
 namespace atelier::nn {
 namespace {
 
