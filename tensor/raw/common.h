@@ -1,0 +1,86 @@
+// Helpers shared by the raw ops (tensor/raw/*.cpp): backend lookup, layouts for kernels (with broadcast strides)
+// and the checks whose error messages every op shares. Internal to the tensor floor (namespace detail), not part
+// of the API.
+#pragma once
+
+#include "backends/backend.h"
+#include "backends/error.h"
+#include "tensor/raw_ops.h"
+
+namespace atelier::raw::detail {
+
+inline Backend& backend_of(const Tensor& t) { return backend_for(t.device()); }
+
+inline Layout layout_of(const Tensor& t) { return make_layout(t.shape(), t.strides()); }
+
+// The strides that present `t` with shape `out` (NumPy broadcasting): 0 on broadcast dimensions.
+inline Layout broadcast_layout(const Tensor& t, const Shape& out) {
+  Shape strides(out.size(), 0);
+  size_t lead = out.size() - t.shape().size();
+  for (size_t i = 0; i < t.shape().size(); ++i) {
+    strides[lead + i] = t.shape()[i] == 1 && out[lead + i] != 1 ? 0 : t.strides()[i];
+  }
+  return make_layout(out, strides);
+}
+
+inline void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
+  ATELIER_CHECK(a.device() == b.device(),
+                op << ": tensors are on different devices (" << a.device() << " and " << b.device() << ")");
+}
+
+inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
+  ATELIER_CHECK(a.dtype() == b.dtype(), op << ": dtypes differ (" << a.dtype() << " " << a.shape() << " and "
+                                           << b.dtype() << " " << b.shape() << "); convert one with to(dtype)");
+}
+
+inline void check_floating(const Tensor& t, const char* op) {
+  ATELIER_CHECK(is_floating(t.dtype()),
+                op << ": expected a float32 or float64 tensor, got " << t.dtype() << " " << t.shape());
+}
+
+inline void check_supported(Backend& backend, PrimitiveOp op, DType dtype, const char* what) {
+  ATELIER_CHECK(backend.supports(op, dtype), what << ": " << primitive_name(op) << " on " << dtype
+                                                  << " is not supported by the " << backend.name() << " backend");
+}
+
+inline const char* unary_name(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Neg: return "neg";
+    case UnaryOp::Exp: return "exp";
+    case UnaryOp::Log: return "log";
+    case UnaryOp::Abs: return "abs";
+    case UnaryOp::Sign: return "sign";
+    case UnaryOp::Sqrt: return "sqrt";
+    case UnaryOp::Tanh: return "tanh";
+    case UnaryOp::Sigmoid: return "sigmoid";
+    case UnaryOp::Relu: return "relu";
+    case UnaryOp::Elu: return "elu";
+    case UnaryOp::Pow: return "pow";
+    case UnaryOp::Clamp: return "clamp";
+  }
+  return "unary";
+}
+
+inline const char* binary_name(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::Add: return "add";
+    case BinaryOp::Sub: return "sub";
+    case BinaryOp::Mul: return "mul";
+    case BinaryOp::Div: return "div";
+    case BinaryOp::Pow: return "pow";
+    case BinaryOp::Maximum: return "maximum";
+    case BinaryOp::Minimum: return "minimum";
+  }
+  return "binary";
+}
+
+inline const char* reduce_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Sum: return "sum";
+    case ReduceOp::Mean: return "mean";
+    case ReduceOp::Max: return "max";
+  }
+  return "reduce";
+}
+
+}  // namespace atelier::raw::detail

@@ -1,0 +1,186 @@
+// Convolution, nearest upsampling and concatenation: geometry checks, then the backend primitives.
+#include <algorithm>
+#include <cstring>
+
+#include "tensor/creation.h"
+#include "tensor/raw/common.h"
+
+namespace atelier::raw {
+
+using namespace detail;
+
+namespace {
+
+// The geometry of x (N, C_in, H, W) conv w (C_out, C_in, kh, kw), with every check that names the op and shapes.
+Conv2dGeometry conv_geometry(const Shape& x, const Shape& w, int64_t stride, int64_t padding, const char* op) {
+  ATELIER_CHECK(x.size() == 4, op << ": input must be (N, C, H, W), got " << x);
+  ATELIER_CHECK(w.size() == 4, op << ": weight must be (C_out, C_in, kh, kw), got " << w);
+  ATELIER_CHECK(x[1] == w[1],
+                op << ": input " << x << " has " << x[1] << " channels but weight " << w << " expects " << w[1]);
+  ATELIER_CHECK(stride >= 1,
+                op << ": stride must be positive, got " << stride << " (input " << x << ", weight " << w << ")");
+  ATELIER_CHECK(padding >= 0,
+                op << ": padding must be non-negative, got " << padding << " (input " << x << ", weight " << w << ")");
+  ATELIER_CHECK(w[0] > 0 && w[1] > 0 && w[2] > 0 && w[3] > 0, op << ": weight " << w << " has an empty dimension");
+  const int64_t ph = x[2] + 2 * padding, pw = x[3] + 2 * padding;
+  ATELIER_CHECK(w[2] <= ph && w[3] <= pw, op << ": kernel " << w[2] << "x" << w[3]
+                                             << " is larger than the padded input " << ph << "x" << pw << " (input "
+                                             << x << ", weight " << w << ", padding " << padding << ")");
+  Conv2dGeometry g{};
+  g.n = x[0];
+  g.c_in = x[1];
+  g.h = x[2];
+  g.w = x[3];
+  g.c_out = w[0];
+  g.kh = w[2];
+  g.kw = w[3];
+  g.stride_h = g.stride_w = stride;
+  g.pad_h = g.pad_w = padding;
+  g.h_out = (ph - g.kh) / stride + 1;
+  g.w_out = (pw - g.kw) / stride + 1;
+  return g;
+}
+
+void check_conv_operands(const Tensor& a, const Tensor& b, const char* op) {
+  check_same_device(a, b, op);
+  check_same_dtype(a, b, op);
+  check_floating(a, op);
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
+  Conv2dGeometry g = conv_geometry(x.shape(), weight.shape(), stride, padding, "conv2d");
+  check_conv_operands(x, weight, "conv2d");
+  if (bias.defined()) {
+    ATELIER_CHECK(bias.dim() == 1 && bias.size(0) == g.c_out, "conv2d: bias of shape "
+                                                                  << bias.shape() << " for weight " << weight.shape()
+                                                                  << " (expected [" << g.c_out << "])");
+    check_conv_operands(x, bias, "conv2d");
+  }
+  Tensor xc = contiguous(x), wc = contiguous(weight), bc = bias.defined() ? contiguous(bias) : Tensor();
+  Tensor out = raw::empty({g.n, g.c_out, g.h_out, g.w_out}, x.dtype(), x.device());
+  Backend& b = backend_of(x);
+  check_supported(b, PrimitiveOp::conv2d_fwd, x.dtype(), "conv2d");
+  if (out.numel() > 0) {
+    b.conv2d_fwd(Conv2dForwardArgs{x.dtype(), g, xc.raw_data(), wc.raw_data(), bc.defined() ? bc.raw_data() : nullptr,
+                                   out.raw_data()});
+  }
+  return out;
+}
+
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape, int64_t stride,
+                             int64_t padding) {
+  const char* op = "conv2d_backward_input";
+  Conv2dGeometry g = conv_geometry(input_shape, weight.shape(), stride, padding, op);
+  const Shape expected{g.n, g.c_out, g.h_out, g.w_out};
+  ATELIER_CHECK(grad_out.shape() == expected, op << ": gradient of shape " << grad_out.shape() << " for input "
+                                                 << input_shape << " and weight " << weight.shape() << " (expected "
+                                                 << expected << ")");
+  check_conv_operands(grad_out, weight, op);
+  Tensor go = contiguous(grad_out), wc = contiguous(weight);
+  Tensor grad_in = raw::empty(input_shape, grad_out.dtype(), grad_out.device());
+  Backend& b = backend_of(grad_out);
+  check_supported(b, PrimitiveOp::conv2d_bwd_input, grad_out.dtype(), op);
+  if (grad_in.numel() > 0) {
+    b.conv2d_bwd_input(Conv2dBackwardInputArgs{grad_out.dtype(), g, go.raw_data(), wc.raw_data(), grad_in.raw_data()});
+  }
+  return grad_in;
+}
+
+Conv2dWeightGrads conv2d_backward_weight(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape,
+                                         bool with_bias, int64_t stride, int64_t padding) {
+  const char* op = "conv2d_backward_weight";
+  Conv2dGeometry g = conv_geometry(x.shape(), weight_shape, stride, padding, op);
+  const Shape expected{g.n, g.c_out, g.h_out, g.w_out};
+  ATELIER_CHECK(grad_out.shape() == expected, op << ": gradient of shape " << grad_out.shape() << " for input "
+                                                 << x.shape() << " and weight " << weight_shape << " (expected "
+                                                 << expected << ")");
+  check_conv_operands(x, grad_out, op);
+  Tensor xc = contiguous(x), go = contiguous(grad_out);
+  Conv2dWeightGrads grads;
+  grads.weight = raw::empty(weight_shape, x.dtype(), x.device());
+  if (with_bias) grads.bias = raw::empty({g.c_out}, x.dtype(), x.device());
+  Backend& b = backend_of(x);
+  check_supported(b, PrimitiveOp::conv2d_bwd_weight, x.dtype(), op);
+  b.conv2d_bwd_weight(Conv2dBackwardWeightArgs{x.dtype(), g, xc.raw_data(), go.raw_data(), grads.weight.raw_data(),
+                                               with_bias ? grads.bias.raw_data() : nullptr});
+  return grads;
+}
+
+namespace {
+
+UpsampleNearestArgs upsample_args(const Shape& small, int64_t scale, DType dtype) {
+  UpsampleNearestArgs a{};
+  a.dtype = dtype;
+  a.n = small[0];
+  a.c = small[1];
+  a.h = small[2];
+  a.w = small[3];
+  a.scale_h = a.scale_w = scale;
+  return a;
+}
+
+}  // namespace
+
+Tensor upsample_nearest2d(const Tensor& x, int64_t scale) {
+  ATELIER_CHECK(x.dim() == 4, "upsample_nearest2d: input must be (N, C, H, W), got " << x.shape());
+  ATELIER_CHECK(scale >= 1, "upsample_nearest2d: scale must be >= 1, got " << scale << " (input " << x.shape() << ")");
+  check_floating(x, "upsample_nearest2d");
+  Tensor xc = contiguous(x);
+  Tensor out = raw::empty({x.size(0), x.size(1), x.size(2) * scale, x.size(3) * scale}, x.dtype(), x.device());
+  Backend& b = backend_of(x);
+  check_supported(b, PrimitiveOp::upsample_nearest_fwd, x.dtype(), "upsample_nearest2d");
+  UpsampleNearestArgs a = upsample_args(x.shape(), scale, x.dtype());
+  a.src = xc.raw_data();
+  a.dst = out.raw_data();
+  if (out.numel() > 0) b.upsample_nearest_fwd(a);
+  return out;
+}
+
+Tensor upsample_nearest2d_backward(const Tensor& grad_out, int64_t scale) {
+  const char* op = "upsample_nearest2d_backward";
+  ATELIER_CHECK(grad_out.dim() == 4, op << ": gradient must be (N, C, H, W), got " << grad_out.shape());
+  ATELIER_CHECK(scale >= 1, op << ": scale must be >= 1, got " << scale);
+  ATELIER_CHECK(grad_out.size(2) % scale == 0 && grad_out.size(3) % scale == 0,
+                op << ": gradient " << grad_out.shape() << " is not a multiple of the scale " << scale);
+  check_floating(grad_out, op);
+  Tensor go = contiguous(grad_out);
+  Tensor out = raw::empty({go.size(0), go.size(1), go.size(2) / scale, go.size(3) / scale}, go.dtype(), go.device());
+  Backend& b = backend_of(go);
+  check_supported(b, PrimitiveOp::upsample_nearest_bwd, go.dtype(), op);
+  UpsampleNearestArgs a = upsample_args(out.shape(), scale, go.dtype());
+  a.src = go.raw_data();
+  a.dst = out.raw_data();
+  if (out.numel() > 0) b.upsample_nearest_bwd(a);
+  return out;
+}
+
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+  ATELIER_CHECK(!tensors.empty(), "cat: expected at least one tensor");
+  const Tensor& first = tensors[0];
+  ATELIER_CHECK(first.dim() >= 1, "cat: cannot concatenate 0-d tensors (tensor 0 has shape " << first.shape() << ")");
+  const int d = normalize_dim(dim, first.dim(), "cat");
+  Shape out_shape = first.shape();
+  out_shape[d] = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    check_same_device(first, t, "cat");
+    check_same_dtype(first, t, "cat");
+    bool match = t.dim() == first.dim();
+    for (int k = 0; match && k < first.dim(); ++k) match = k == d || t.shape()[k] == first.shape()[k];
+    ATELIER_CHECK(match, "cat: tensor " << i << " has shape " << t.shape() << " but tensor 0 has shape "
+                                        << first.shape() << "; they must match except in dimension " << d);
+    out_shape[d] += t.shape()[d];
+  }
+  Tensor out = raw::empty(out_shape, first.dtype(), first.device());
+  int64_t offset = 0;
+  for (const Tensor& t : tensors) {
+    const int64_t size = t.shape()[d];
+    if (size > 0) copy_(slice(out, d, offset, offset + size, 1), t);
+    offset += size;
+  }
+  return out;
+}
+
+}  // namespace atelier::raw

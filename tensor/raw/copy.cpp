@@ -1,0 +1,78 @@
+// Copies and conversions: strided copy with broadcasting, dtype casts, device moves, fill.
+#include <algorithm>
+#include <cstring>
+
+#include "tensor/creation.h"
+#include "tensor/raw/common.h"
+
+namespace atelier::raw {
+
+using namespace detail;
+
+void copy_(const Tensor& dst, const Tensor& src) {
+  Shape out = broadcast_shapes(dst.shape(), src.shape(), "copy_");
+  ATELIER_CHECK(out == dst.shape(),
+                "copy_: source of shape " << src.shape() << " does not broadcast to destination " << dst.shape());
+  Tensor source = src;
+  if (src.device() != dst.device()) source = to_device(src, dst.device());
+  if (source.dtype() != dst.dtype()) {
+    // Convert into a fresh tensor of the destination dtype first; the cast kernel is strided too.
+    Tensor converted = raw::empty(source.shape(), dst.dtype(), dst.device());
+    Backend& b = backend_of(dst);
+    check_supported(b, PrimitiveOp::cast, source.dtype(), "copy_");
+    b.cast(CastArgs{source.dtype(), dst.dtype(), layout_of(converted), converted.raw_data(), layout_of(source),
+                    source.raw_data()});
+    source = converted;
+  }
+  if (dst.numel() > 0) {
+    Backend& b = backend_of(dst);
+    check_supported(b, PrimitiveOp::copy, dst.dtype(), "copy_");
+    b.copy(CopyArgs{dst.dtype(), layout_of(dst), dst.raw_data(), broadcast_layout(source, dst.shape()),
+                    source.raw_data()});
+  }
+  dst.storage()->bump_version();
+}
+
+Tensor contiguous(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  return clone(t);
+}
+
+Tensor clone(const Tensor& t) {
+  Tensor out = raw::empty(t.shape(), t.dtype(), t.device());
+  copy_(out, t);
+  return out;
+}
+
+Tensor cast(const Tensor& t, DType dtype) {
+  if (t.dtype() == dtype) return t;
+  Tensor out = raw::empty(t.shape(), dtype, t.device());
+  copy_(out, t);
+  return out;
+}
+
+Tensor to_device(const Tensor& t, Device device) {
+  if (t.device() == device) return t;
+  Tensor src = contiguous(t);
+  Tensor out = raw::empty(t.shape(), t.dtype(), device);
+  size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
+  if (bytes == 0) return out;
+  if (device.is_cpu()) {
+    backend_of(src).copy_to_host(out.raw_data(), src.raw_data(), bytes);
+  } else if (src.device().is_cpu()) {
+    backend_for(device).copy_from_host(out.raw_data(), src.raw_data(), bytes);
+  } else {
+    // Device to device: through the host (rare; used only to move between GPUs).
+    return to_device(to_device(src, Device::cpu()), device);
+  }
+  return out;
+}
+
+void fill_(const Tensor& t, double value) {
+  Backend& b = backend_of(t);
+  check_supported(b, PrimitiveOp::fill, t.dtype(), "fill_");
+  if (t.numel() > 0) b.fill(FillArgs{t.dtype(), layout_of(t), t.raw_data(), value});
+  t.storage()->bump_version();
+}
+
+}  // namespace atelier::raw

@@ -1,0 +1,73 @@
+// Indexing along one dim: gather and its adjoint scatter_add.
+#include <algorithm>
+#include <cstring>
+
+#include "tensor/creation.h"
+#include "tensor/raw/common.h"
+
+namespace atelier::raw {
+
+using namespace detail;
+
+namespace {
+
+// (outer, dim, inner) of a contiguous tensor around dimension d.
+void split_around(const Shape& shape, int d, int64_t& outer, int64_t& inner) {
+  outer = 1;
+  inner = 1;
+  for (int i = 0; i < d; ++i) outer *= shape[i];
+  for (size_t i = d + 1; i < shape.size(); ++i) inner *= shape[i];
+}
+
+void check_index_shape(const Shape& t_shape, const Tensor& index, int d, const char* op) {
+  ATELIER_CHECK(index.dtype() == DType::Int64, op << ": index must be int64, got " << index.dtype());
+  ATELIER_CHECK(index.dim() == static_cast<int64_t>(t_shape.size()), op << ": index of shape " << index.shape()
+                                                                        << " and tensor of shape " << t_shape
+                                                                        << " must have the same number of dimensions");
+  for (size_t i = 0; i < t_shape.size(); ++i) {
+    ATELIER_CHECK(static_cast<int>(i) == d || index.shape()[i] == t_shape[i],
+                  op << ": index of shape " << index.shape() << " must match tensor of shape " << t_shape
+                     << " in every dimension except " << d);
+  }
+}
+
+}  // namespace
+
+Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
+  int d = normalize_dim(dim, t.dim(), "gather");
+  check_index_shape(t.shape(), index, d, "gather");
+  check_same_device(t, index, "gather");
+  Tensor src = contiguous(t), idx = contiguous(index);
+  Tensor out = raw::empty(index.shape(), t.dtype(), t.device());
+  int64_t outer, inner;
+  split_around(t.shape(), d, outer, inner);
+  Backend& b = backend_of(t);
+  check_supported(b, PrimitiveOp::gather, t.dtype(), "gather");
+  if (out.numel() > 0) {
+    b.gather(GatherArgs{t.dtype(), outer, t.shape()[d], index.shape()[d], inner, src.raw_data(),
+                        static_cast<const int64_t*>(idx.raw_data()), out.raw_data()});
+  }
+  return out;
+}
+
+Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& src) {
+  int d = normalize_dim(dim, static_cast<int64_t>(shape.size()), "scatter_add");
+  check_index_shape(shape, index, d, "scatter_add");
+  ATELIER_CHECK(src.shape() == index.shape(),
+                "scatter_add: source of shape " << src.shape() << " must match index of shape " << index.shape());
+  check_same_device(src, index, "scatter_add");
+  Tensor out = raw::empty(shape, src.dtype(), src.device());
+  fill_(out, 0.0);
+  Tensor s = contiguous(src), idx = contiguous(index);
+  int64_t outer, inner;
+  split_around(shape, d, outer, inner);
+  Backend& b = backend_of(src);
+  check_supported(b, PrimitiveOp::scatter_add, src.dtype(), "scatter_add");
+  if (src.numel() > 0) {
+    b.scatter_add(ScatterAddArgs{src.dtype(), outer, shape[d], index.shape()[d], inner, s.raw_data(),
+                                 static_cast<const int64_t*>(idx.raw_data()), out.raw_data()});
+  }
+  return out;
+}
+
+}  // namespace atelier::raw

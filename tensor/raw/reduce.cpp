@@ -1,0 +1,79 @@
+// Reductions over any set of dims (sum, mean, max), argmax, and sum_to (the inverse of broadcasting).
+#include <algorithm>
+#include <cstring>
+
+#include "tensor/creation.h"
+#include "tensor/raw/common.h"
+
+namespace atelier::raw {
+
+using namespace detail;
+
+Tensor reduce(ReduceOp op, const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
+  const char* name = reduce_name(op);
+  std::vector<int> rdims = normalize_dims(dims, t.dim(), name);
+  Shape kept_sizes, kept_strides, red_sizes, red_strides, out_shape;
+  for (int d = 0; d < t.dim(); ++d) {
+    bool reduced = std::find(rdims.begin(), rdims.end(), d) != rdims.end();
+    if (reduced) {
+      red_sizes.push_back(t.shape()[d]);
+      red_strides.push_back(t.strides()[d]);
+      if (keepdim) out_shape.push_back(1);
+    } else {
+      kept_sizes.push_back(t.shape()[d]);
+      kept_strides.push_back(t.strides()[d]);
+      out_shape.push_back(t.shape()[d]);
+    }
+  }
+  int64_t reduced_count = shape_numel(red_sizes);
+  ATELIER_CHECK(reduced_count > 0 || op == ReduceOp::Sum,
+                name << ": cannot reduce over an empty range (tensor of shape " << t.shape() << ")");
+  Tensor out = raw::empty(out_shape, t.dtype(), t.device());
+  Backend& b = backend_of(t);
+  check_supported(b, PrimitiveOp::reduce, t.dtype(), name);
+  if (out.numel() > 0) {
+    b.reduce(ReduceArgs{op, t.dtype(), make_layout(kept_sizes, kept_strides), make_layout(red_sizes, red_strides),
+                        t.raw_data(), out.raw_data()});
+  }
+  return out;
+}
+
+Tensor argmax(const Tensor& t, int64_t dim, bool keepdim) {
+  int d = normalize_dim(dim, t.dim(), "argmax");
+  ATELIER_CHECK(t.shape()[d] > 0, "argmax: dimension " << d << " of shape " << t.shape() << " is empty");
+  Shape kept_sizes, kept_strides, out_shape;
+  for (int i = 0; i < t.dim(); ++i) {
+    if (i == d) {
+      if (keepdim) out_shape.push_back(1);
+      continue;
+    }
+    kept_sizes.push_back(t.shape()[i]);
+    kept_strides.push_back(t.strides()[i]);
+    out_shape.push_back(t.shape()[i]);
+  }
+  Tensor out = raw::empty(out_shape, DType::Int64, t.device());
+  Backend& b = backend_of(t);
+  check_supported(b, PrimitiveOp::argmax, t.dtype(), "argmax");
+  if (out.numel() > 0) {
+    b.argmax(ArgmaxArgs{t.dtype(), make_layout(kept_sizes, kept_strides), t.shape()[d], t.strides()[d], t.raw_data(),
+                        static_cast<int64_t*>(out.raw_data())});
+  }
+  return out;
+}
+
+Tensor sum_to(const Tensor& t, const Shape& shape) {
+  if (t.shape() == shape) return t;
+  ATELIER_CHECK(broadcast_shapes(shape, t.shape(), "sum_to") == t.shape(),
+                "sum_to: shape " << shape << " does not broadcast to " << t.shape());
+  // Sum the leading dims that broadcasting added, and the dims where `shape` has 1, keeping them.
+  size_t lead = t.shape().size() - shape.size();
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < t.shape().size(); ++i) {
+    if (i < lead || (shape[i - lead] == 1 && t.shape()[i] != 1)) dims.push_back(static_cast<int64_t>(i));
+  }
+  if (dims.empty()) return reshape(t, shape);
+  Tensor summed = reduce(ReduceOp::Sum, t, dims, /*keepdim=*/true);
+  return reshape(summed, shape);
+}
+
+}  // namespace atelier::raw

@@ -1,0 +1,190 @@
+// Views: new TensorImpls over the same storage (sizes, strides, offset); no data moves.
+#include <algorithm>
+#include <cstring>
+
+#include "tensor/creation.h"
+#include "tensor/raw/common.h"
+
+namespace atelier::raw {
+
+using namespace detail;
+
+Tensor empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t s : shape) ATELIER_CHECK(s >= 0, "empty: negative dimension in shape " << shape);
+  ATELIER_CHECK(shape.size() <= static_cast<size_t>(kMaxDims),
+                "tensors have at most " << kMaxDims << " dimensions, got shape " << shape);
+  auto storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  return Tensor(std::make_shared<TensorImpl>(std::move(storage), shape, contiguous_strides(shape), 0, dtype));
+}
+
+Tensor as_strided(const Tensor& t, const Shape& sizes, const Shape& strides, int64_t offset) {
+  return Tensor(std::make_shared<TensorImpl>(t.storage(), sizes, strides, offset, t.dtype()));
+}
+
+Shape infer_shape(const Shape& shape, int64_t numel, const char* op) {
+  Shape out = shape;
+  int infer = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == -1) {
+      ATELIER_CHECK(infer < 0, op << ": only one dimension can be -1 in " << shape);
+      infer = static_cast<int>(i);
+    } else {
+      ATELIER_CHECK(out[i] >= 0, op << ": invalid dimension " << out[i] << " in " << shape);
+      known *= out[i];
+    }
+  }
+  if (infer >= 0) {
+    ATELIER_CHECK(known != 0 && numel % known == 0,
+                  op << ": cannot infer the -1 in " << shape << " for " << numel << " elements");
+    out[infer] = numel / known;
+  }
+  ATELIER_CHECK(shape_numel(out) == numel, op << ": shape " << shape << " is invalid for " << numel << " elements");
+  return out;
+}
+
+Tensor view_or_undefined(const Tensor& t, const Shape& shape) {
+  if (t.is_contiguous()) return as_strided(t, shape, contiguous_strides(shape), t.offset());
+  // A non-contiguous tensor can still be viewed when each new dimension falls inside a run of old dimensions
+  // that is itself contiguous (e.g. merging the trailing dims of a sliced batch). Walk both shapes, matching
+  // groups with equal element counts.
+  const Shape& old_sizes = t.shape();
+  const Shape& old_strides = t.strides();
+  Shape new_strides(shape.size());
+  size_t oi = 0, ni = 0;
+  while (ni < shape.size() || oi < old_sizes.size()) {
+    // Skip size-1 dims, whose strides do not matter.
+    if (ni < shape.size() && shape[ni] == 1) {
+      new_strides[ni++] = 1;
+      continue;
+    }
+    if (oi < old_sizes.size() && old_sizes[oi] == 1) {
+      ++oi;
+      continue;
+    }
+    if (ni >= shape.size() || oi >= old_sizes.size()) return Tensor();
+    // Take old dims [oi, oe) and new dims [ni, ne) with the same element count.
+    size_t oe = oi + 1, ne = ni + 1;
+    int64_t old_count = old_sizes[oi], new_count = shape[ni];
+    while (old_count != new_count) {
+      if (old_count < new_count) {
+        if (oe >= old_sizes.size()) return Tensor();
+        old_count *= old_sizes[oe++];
+      } else {
+        if (ne >= shape.size()) return Tensor();
+        new_count *= shape[ne++];
+      }
+    }
+    // The old group must be contiguous within itself: each non-size-1 dim steps over the next one's extent.
+    int64_t inner_stride = 0, inner_extent = 0;
+    bool have_inner = false;
+    for (size_t k = oe; k-- > oi;) {
+      if (old_sizes[k] == 1) continue;
+      if (have_inner && old_strides[k] != inner_stride * inner_extent) return Tensor();
+      inner_stride = old_strides[k];
+      inner_extent = old_sizes[k];
+      have_inner = true;
+    }
+    // The innermost non-size-1 old dim gives the stride of the last new dim.
+    int64_t stride = 1;
+    for (size_t k = oe; k-- > oi;) {
+      if (old_sizes[k] != 1) {
+        stride = old_strides[k];
+        break;
+      }
+    }
+    for (size_t k = ne; k-- > ni;) {
+      new_strides[k] = stride;
+      stride *= shape[k];
+    }
+    oi = oe;
+    ni = ne;
+  }
+  return as_strided(t, shape, new_strides, t.offset());
+}
+
+Tensor reshape(const Tensor& t, const Shape& shape) {
+  Shape target = infer_shape(shape, t.numel(), "reshape");
+  Tensor v = view_or_undefined(t, target);
+  if (v.defined()) return v;
+  Tensor c = contiguous(t);
+  return as_strided(c, target, contiguous_strides(target), 0);
+}
+
+Tensor permute(const Tensor& t, const std::vector<int64_t>& dims) {
+  ATELIER_CHECK(static_cast<int64_t>(dims.size()) == t.dim(),
+                "permute: " << dims.size() << " dims given for a tensor of shape " << t.shape());
+  Shape sizes(dims.size()), strides(dims.size());
+  std::vector<bool> seen(dims.size(), false);
+  for (size_t i = 0; i < dims.size(); ++i) {
+    int d = normalize_dim(dims[i], t.dim(), "permute");
+    ATELIER_CHECK(!seen[d], "permute: dimension " << d << " repeated (tensor of shape " << t.shape() << ")");
+    seen[d] = true;
+    sizes[i] = t.shape()[d];
+    strides[i] = t.strides()[d];
+  }
+  return as_strided(t, sizes, strides, t.offset());
+}
+
+Tensor transpose(const Tensor& t, int64_t dim0, int64_t dim1) {
+  int d0 = normalize_dim(dim0, t.dim(), "transpose"), d1 = normalize_dim(dim1, t.dim(), "transpose");
+  Shape sizes = t.shape(), strides = t.strides();
+  std::swap(sizes[d0], sizes[d1]);
+  std::swap(strides[d0], strides[d1]);
+  return as_strided(t, sizes, strides, t.offset());
+}
+
+Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t step) {
+  int d = normalize_dim(dim, t.dim(), "slice");
+  ATELIER_CHECK(step > 0, "slice: step must be positive, got " << step);
+  int64_t n = t.shape()[d];
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  start = std::clamp<int64_t>(start, 0, n);
+  end = std::clamp<int64_t>(end, start, n);
+  Shape sizes = t.shape(), strides = t.strides();
+  sizes[d] = (end - start + step - 1) / step;
+  strides[d] *= step;
+  return as_strided(t, sizes, strides, t.offset() + start * t.strides()[d]);
+}
+
+Tensor expand(const Tensor& t, const Shape& shape) {
+  ATELIER_CHECK(shape.size() >= t.shape().size(),
+                "expand: cannot expand shape " << t.shape() << " to fewer dimensions " << shape);
+  size_t lead = shape.size() - t.shape().size();
+  Shape sizes(shape.size()), strides(shape.size(), 0);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i < lead) {
+      ATELIER_CHECK(shape[i] >= 0, "expand: new leading dimension must be given, got " << shape);
+      sizes[i] = shape[i];
+      continue;
+    }
+    int64_t old = t.shape()[i - lead];
+    int64_t want = shape[i] == -1 ? old : shape[i];
+    ATELIER_CHECK(old == want || old == 1,
+                  "expand: shape " << t.shape() << " cannot be expanded to " << shape << " (dimension " << i << ")");
+    sizes[i] = want;
+    strides[i] = old == want ? t.strides()[i - lead] : 0;
+  }
+  return as_strided(t, sizes, strides, t.offset());
+}
+
+Tensor squeeze(const Tensor& t, int64_t dim) {
+  int d = normalize_dim(dim, t.dim(), "squeeze");
+  if (t.shape()[d] != 1) return as_strided(t, t.shape(), t.strides(), t.offset());
+  Shape sizes = t.shape(), strides = t.strides();
+  sizes.erase(sizes.begin() + d);
+  strides.erase(strides.begin() + d);
+  return as_strided(t, sizes, strides, t.offset());
+}
+
+Tensor unsqueeze(const Tensor& t, int64_t dim) {
+  int d = normalize_dim(dim, t.dim() + 1, "unsqueeze");
+  Shape sizes = t.shape(), strides = t.strides();
+  int64_t stride = d < t.dim() ? t.strides()[d] * t.shape()[d] : 1;
+  sizes.insert(sizes.begin() + d, 1);
+  strides.insert(strides.begin() + d, stride);
+  return as_strided(t, sizes, strides, t.offset());
+}
+
+}  // namespace atelier::raw
