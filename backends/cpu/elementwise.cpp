@@ -25,9 +25,9 @@ Layout contiguous_like(const Layout& shape) {
   return out;
 }
 
-// dst (contiguous, shape) = f(a)
-template <typename D, typename A, typename F>
-void map1(const Layout& shape, D* dst, const A* a, F f) {
+// dst (contiguous, shape) = f(a). Unit-stride runs go to unit_run(x, d, count), strided ones to f per element.
+template <typename D, typename A, typename UnitRun, typename F>
+void map1_runs(const Layout& shape, D* dst, const A* a, UnitRun unit_run, F f) {
   const Layout ld = contiguous_like(shape);
   const Layout* layouts[2] = {&ld, &shape};
   const auto plan = make_plan<2>(shape, layouts);
@@ -36,12 +36,23 @@ void map1(const Layout& shape, D* dst, const A* a, F f) {
       D* d = dst + off[0];
       const A* x = a + off[1];
       if (st[1] == 1) {
-        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i]);
+        unit_run(x, d, count);
       } else {
         for (int64_t i = 0; i < count; ++i) d[i] = f(x[i * st[1]]);
       }
     });
   });
+}
+
+// dst (contiguous, shape) = f(a); the unit-stride loop is left for the compiler to vectorise.
+template <typename D, typename A, typename F>
+void map1(const Layout& shape, D* dst, const A* a, F f) {
+  map1_runs(
+      shape, dst, a,
+      [&f](const A* x, D* d, int64_t count) {
+        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i]);
+      },
+      f);
 }
 
 // dst (contiguous, la.sizes) = f(a, b)
@@ -98,21 +109,13 @@ template <typename T, typename Vec, typename F>
 void map1_array(const Layout& shape, T* dst, const T* a, Vec vec, F f) {
   using ArrayMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
   using ConstArrayMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
-  const Layout ld = contiguous_like(shape);
-  const Layout* layouts[2] = {&ld, &shape};
-  const auto plan = make_plan<2>(shape, layouts);
-  parallel_elements(plan.numel, [&](int64_t begin, int64_t end) {
-    for_each_run(plan, begin, end, [&](const int64_t* off, const int64_t* st, int64_t count) {
-      T* d = dst + off[0];
-      const T* x = a + off[1];
-      if (st[1] == 1) {
+  map1_runs(
+      shape, dst, a,
+      [&vec](const T* x, T* d, int64_t count) {
         ArrayMap out(d, count);
         vec(ConstArrayMap(x, count), out);
-      } else {
-        for (int64_t i = 0; i < count; ++i) d[i] = f(x[i * st[1]]);
-      }
-    });
-  });
+      },
+      f);
 }
 
 template <typename T>
