@@ -1,0 +1,86 @@
+// BEGAN's networks (Berthelot, Schumm, Metz 2017, arXiv 1703.10717): the discriminator D is an auto-encoder
+// (Encoder then Decoder) and the generator G is a Decoder with its own weights. 3x3 convolutions with padding 1,
+// ELU after every convolution except the decoder's last, no batch norm. At 64x64 (n filters, h = z size):
+//
+//   encoder  conv C->n; conv n->n                                   n  x 64 x 64
+//            conv n->2n stride 2; conv 2n->2n                       2n x 32 x 32
+//            conv 2n->3n stride 2; conv 3n->3n                      3n x 16 x 16
+//            conv 3n->4n stride 2; conv 4n->4n; conv 4n->4n         4n x  8 x  8
+//            flatten; linear 8*8*4n -> h (no activation)            h
+//   decoder  linear h -> 8*8*n (no activation), reshape; conv n->n; conv n->n      n x 8 x 8
+//            3 x [nearest upsample x2; conv n->n; conv n->n]                       n x 64 x 64
+//            conv n->C (no activation; tanh when ModelConfig::tanh)                C x 64 x 64
+//
+// Other sizes 8 * 2^k (k >= 2) add or remove one encoder block [stride-2 conv; conv] and one decoder stage
+// [upsample; conv; conv] per factor of 2; the bottleneck stays 8x8 and the encoder's last stage always has its
+// extra conv. With ModelConfig::skip (the paper's improved version), the decoder's 8x8 input h0 is upsampled to
+// each stage's size and concatenated after the stage's upsampling, so that stage's first conv is 2n -> n.
+//
+// Parameter names follow PyTorch module paths, so a PyTorch port can load a state dict unchanged:
+//   D: enc.convs.<i>.weight/bias, enc.fc.weight/bias, dec.fc.weight/bias, dec.convs.<i>.weight/bias,
+//      dec.out.weight/bias;   G: fc.weight/bias, convs.<i>.weight/bias, out.weight/bias.
+// (`convs` holds only the 3x3 convolutions, in order; activations and upsampling are applied in forward().)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "nn/layers.h"
+#include "nn/module.h"
+
+namespace atelier::began {
+
+struct ModelConfig {
+  int64_t image_size = 32;  // 8 * 2^k, k >= 2
+  int64_t channels = 1;     // C, >= 1
+  int64_t n = 32;           // filters of the first stage, >= 1
+  int64_t h = 64;           // bottleneck and z size, >= 1
+  bool skip = false;        // the paper's skip connections in the decoders
+  bool tanh = false;        // tanh on the decoders' output
+};
+
+// Throws atelier::Error naming the field and value when a setting is out of range (image_size not 8 * 2^k with
+// k >= 2, channels / n / h below 1).
+void check_model_config(const ModelConfig& config);
+
+// x (N, C, S, S) -> (N, h).
+class Encoder : public nn::Module {
+ public:
+  explicit Encoder(const ModelConfig& config);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Encoder"; }
+
+  std::shared_ptr<nn::Sequential> convs;  // Conv2d only
+  std::shared_ptr<nn::Linear> fc;
+};
+
+// z (N, h) -> (N, C, S, S). Also BEGAN's generator.
+class Decoder : public nn::Module {
+ public:
+  explicit Decoder(const ModelConfig& config);
+  Tensor forward(const Tensor& z) override;
+  std::string type_name() const override { return "Decoder"; }
+
+  std::shared_ptr<nn::Linear> fc;
+  std::shared_ptr<nn::Sequential> convs;  // the n->n (2n->n with skip) Conv2d layers, in order
+  std::shared_ptr<nn::Conv2d> out;
+
+ private:
+  ModelConfig config_;
+};
+
+using Generator = Decoder;
+
+// The auto-encoder: x (N, C, S, S) -> reconstruction (N, C, S, S).
+class Discriminator : public nn::Module {
+ public:
+  explicit Discriminator(const ModelConfig& config);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Discriminator"; }
+
+  std::shared_ptr<Encoder> enc;
+  std::shared_ptr<Decoder> dec;
+};
+
+}  // namespace atelier::began

@@ -1,0 +1,49 @@
+// One BEGAN training step, as a free function over the two networks and their optimisers, so that the trainer,
+// the golden-step test (against a PyTorch reference) and the benchmarks all run the very same code.
+//
+//   L(v)   = mean |v - D(v)|                                    (L1 over batch, channels and pixels)
+//   D step: L_D = L(x) - k_t L(G(z_D)), G(z_D) computed under NoGradGuard; updates D only.
+//   G step: L_G = L(G(z_G)), D's parameters with requires_grad false (no D weight gradients are computed; D's
+//           existing .grad is left untouched); updates G only.
+//   k_{t+1}  = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1), with L(x) from the D step and L(G(z_G))
+//              from the G step (D after its update).
+//   M_global = L(x) + |gamma L(x) - L(G(z_G))|.
+#pragma once
+
+#include <cstdint>
+
+#include "began/model.h"
+#include "nn/optim.h"
+
+namespace atelier::began {
+
+struct StepOptions {
+  double gamma = 0.5;       // the diversity ratio: the target of L(G(z)) / L(x)
+  double lambda_k = 0.001;  // k_t's learning rate
+};
+
+// What one step measured; one metrics.csv row.
+struct StepResult {
+  double loss_real = 0;    // L(x), D before its update
+  double loss_fake_d = 0;  // L(G(z_D)) in the D step
+  double loss_fake_g = 0;  // L(G(z_G)) in the G step (D after its update)
+  double loss_d = 0;       // L(x) - k_t L(G(z_D))
+  double loss_g = 0;       // = loss_fake_g
+  double k_t = 0;          // k as used in this step (before its update)
+  double m_global = 0;     // L(x) + |gamma L(x) - L(G(z_G))|
+};
+
+// x (B, C, S, S) real images in [-1, 1]; z_d, z_g (B, h) latent vectors; k is read and updated in place.
+// Requires G, D, x, z_d, z_g on one device, opt_g over G's parameters and opt_d over D's.
+StepResult began_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, nn::Optimizer& opt_d, const Tensor& x,
+                      const Tensor& z_d, const Tensor& z_g, double& k, const StepOptions& options = {});
+
+// Which latent draw of a step.
+enum class LatentStream : uint64_t { discriminator = 1, generator = 2, fixed_samples = 3 };
+
+// z ~ U[-1, 1], (batch, h), float32, keyed by (seed, step, stream) through the counter-based generator: the same
+// key always gives the same z, whatever ran before (exact resume), and the streams never overlap.
+Tensor sample_z(int64_t batch, int64_t h, uint64_t seed, int64_t step, LatentStream stream,
+                Device device = Device::cpu());
+
+}  // namespace atelier::began
