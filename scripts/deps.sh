@@ -6,7 +6,8 @@
 
 # build-essential, cmake: the toolchain (g++ 12, CMake 3.25). libeigen3-dev: CPU GEMM. doctest-dev: tests.
 # libbenchmark-dev: benchmarks. zlib1g-dev: gzip'd IDX data sets. nlohmann-json3-dev: safetensors headers.
-# libcli11-dev: the `began` command's argument parsing. clang-format: the format test. pkg-config: finding the above. dataset-fashion-mnist: the
+# libcli11-dev: the `began` command's argument parsing. libpng-dev: BEGAN's sample grids as PNG (the reference PNG
+# library: zlib compression and chunk CRCs done right). clang-format: the format test. pkg-config: finding the above. dataset-fashion-mnist: the
 # Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist/ (began/data/fashion_mnist.cpp reads them).
 ATELIER_APT_PACKAGES=(
   build-essential
@@ -17,6 +18,7 @@ ATELIER_APT_PACKAGES=(
   zlib1g-dev
   nlohmann-json3-dev
   libcli11-dev
+  libpng-dev
   pkg-config
   clang-format
   dataset-fashion-mnist

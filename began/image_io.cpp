@@ -1,0 +1,109 @@
+// PNG encoding through libpng's simplified write API (libpng >= 1.6.29: png_image_write_to_memory, which reports
+// errors in png_image::message instead of longjmp, so no setjmp crosses C++ frames) and the atomic file write.
+#include "began/image_io.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include <png.h>
+#include <unistd.h>
+
+#include "backends/error.h"
+
+namespace atelier::began {
+
+namespace {
+
+// Common readers (libpng's own included) refuse images wider or taller than this by default.
+constexpr int64_t kMaxSide = 1000000;
+
+// Closes the file and removes the temporary unless release() was called after the rename.
+class TempFile {
+ public:
+  TempFile(std::FILE* file, std::string path) : file_(file), path_(std::move(path)) {}
+  ~TempFile() {
+    if (file_ != nullptr) std::fclose(file_);
+    if (!path_.empty()) std::remove(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  std::FILE* file() const { return file_; }
+  // fclose, returning its result; the file is closed either way.
+  int close() {
+    int rc = std::fclose(file_);
+    file_ = nullptr;
+    return rc;
+  }
+  void release() { path_.clear(); }
+
+ private:
+  std::FILE* file_;
+  std::string path_;
+};
+
+}  // namespace
+
+std::string encode_png(const Image8& image, const std::string& what) {
+  const std::string where = "encode_png: " + what + ": ";
+  ATELIER_CHECK(image.channels == 1 || image.channels == 3,
+                where << "expected 1 (grey) or 3 (RGB) channels, got " << image.channels);
+  ATELIER_CHECK(
+      image.height > 0 && image.width > 0 && image.height <= kMaxSide && image.width <= kMaxSide,
+      where << "image of " << image.height << " x " << image.width << " pixels: each side must be 1 to " << kMaxSide);
+  const size_t expected = static_cast<size_t>(image.height * image.width * image.channels);
+  ATELIER_CHECK(image.pixels.size() == expected, where << image.height << " x " << image.width << " x "
+                                                       << image.channels << " image needs " << expected
+                                                       << " bytes, got " << image.pixels.size());
+
+  png_image png;
+  std::memset(&png, 0, sizeof png);
+  png.version = PNG_IMAGE_VERSION;
+  png.width = static_cast<png_uint_32>(image.width);
+  png.height = static_cast<png_uint_32>(image.height);
+  png.format = image.channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+  const auto row_stride = static_cast<png_int_32>(image.width * image.channels);
+
+  // PNG_IMAGE_PNG_SIZE_MAX bounds the file size (raw data plus zlib's and PNG's overheads), so one pass is enough.
+  std::string bytes(PNG_IMAGE_PNG_SIZE_MAX(png), '\0');
+  png_alloc_size_t size = bytes.size();
+  const int ok = png_image_write_to_memory(&png, bytes.data(), &size, /*convert_to_8bit=*/0, image.pixels.data(),
+                                           row_stride, /*colormap=*/nullptr);
+  ATELIER_CHECK(ok != 0, where << "libpng could not encode the image: " << png.message);
+  bytes.resize(size);
+  return bytes;
+}
+
+void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& where) {
+  namespace fs = std::filesystem;
+  ATELIER_CHECK(!path.empty(), where << "empty output path");
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    ATELIER_CHECK(!ec,
+                  where << "'" << path << "': cannot create the folder '" << parent.string() << "': " << ec.message());
+  }
+
+  // A name unique per process and per call: concurrent writers never share a temporary file. It lies in the same
+  // folder as `path` because rename() is atomic only within one file system.
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  std::FILE* file = std::fopen(tmp.c_str(), "wbx");  // "x": fail rather than reuse an existing file
+  ATELIER_CHECK_ERRNO(file != nullptr, where << "'" << path << "': cannot create the temporary file '" << tmp << "'");
+  TempFile guard(file, tmp);
+  const size_t written = std::fwrite(bytes.data(), 1, bytes.size(), file);
+  ATELIER_CHECK_ERRNO(written == bytes.size() && std::fflush(file) == 0,
+                      where << "'" << path << "': cannot write the temporary file '" << tmp << "'");
+  // fsync before the rename, so a crash cannot leave the new name on a file whose bytes never reached the disk.
+  ATELIER_CHECK_ERRNO(::fsync(::fileno(file)) == 0, where << "'" << path << "': cannot fsync '" << tmp << "'");
+  ATELIER_CHECK_ERRNO(guard.close() == 0, where << "'" << path << "': cannot close '" << tmp << "'");
+  ATELIER_CHECK_ERRNO(std::rename(tmp.c_str(), path.c_str()) == 0,
+                      where << "'" << path << "': cannot rename '" << tmp << "' to it");
+  guard.release();
+}
+
+}  // namespace atelier::began

@@ -1,0 +1,30 @@
+// The file side of a BEGAN run's outputs: 8-bit images encoded as PNG (through libpng) and files written
+// atomically, so that a person (or a browser) reading the run folder during training never sees half a file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace atelier::began {
+
+// An 8-bit image, rows top to bottom, pixels interleaved: pixels.size() == height * width * channels.
+// channels: 1 (grey) or 3 (RGB).
+struct Image8 {
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t channels = 0;
+  std::vector<uint8_t> pixels;
+};
+
+// The PNG file's bytes (8 bits per channel, grey or RGB, no alpha). `what` names the image in error messages
+// (e.g. the path it is for). Throws atelier::Error for an inconsistent Image8 or a libpng failure.
+std::string encode_png(const Image8& image, const std::string& what);
+
+// Writes `bytes` to `path` atomically: a temporary file in the same folder ("<path>.tmp.<pid>.<n>"), fsynced, then
+// renamed over `path`, so readers see the old file or the new one, never a partial one. Missing parent folders are
+// created. On error the temporary file is removed and an atelier::Error names `path` (and the errno text);
+// `where` starts the message (e.g. "save_image_grid: ").
+void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& where);
+
+}  // namespace atelier::began
