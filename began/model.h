@@ -44,15 +44,22 @@ struct ModelConfig {
 // k >= 2, channels / n / h below 1).
 void check_model_config(const ModelConfig& config);
 
+// The number of [upsample; conv; conv] stages of a decoder (= stride-2 blocks of an encoder): log2(image_size / 8).
+int64_t num_upsamplings(const ModelConfig& config);
+
 // x (N, C, S, S) -> (N, h).
 class Encoder : public nn::Module {
  public:
   explicit Encoder(const ModelConfig& config);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Encoder"; }
+  const ModelConfig& config() const { return config_; }
 
   std::shared_ptr<nn::Sequential> convs;  // Conv2d only
   std::shared_ptr<nn::Linear> fc;
+
+ private:
+  ModelConfig config_;
 };
 
 // z (N, h) -> (N, C, S, S). Also BEGAN's generator.
@@ -61,6 +68,7 @@ class Decoder : public nn::Module {
   explicit Decoder(const ModelConfig& config);
   Tensor forward(const Tensor& z) override;
   std::string type_name() const override { return "Decoder"; }
+  const ModelConfig& config() const { return config_; }
 
   std::shared_ptr<nn::Linear> fc;
   std::shared_ptr<nn::Sequential> convs;  // the n->n (2n->n with skip) Conv2d layers, in order
@@ -78,6 +86,7 @@ class Discriminator : public nn::Module {
   explicit Discriminator(const ModelConfig& config);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Discriminator"; }
+  const ModelConfig& config() const { return enc->config(); }
 
   std::shared_ptr<Encoder> enc;
   std::shared_ptr<Decoder> dec;

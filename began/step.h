@@ -38,6 +38,20 @@ struct StepResult {
 StepResult began_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, nn::Optimizer& opt_d, const Tensor& x,
                       const Tensor& z_d, const Tensor& z_g, double& k, const StepOptions& options = {});
 
+// The two halves of began_step, for tests that check each half on its own (began_step calls exactly these).
+struct DStepResult {
+  double loss_real = 0;  // L(x)
+  double loss_fake = 0;  // L(G(z_d))
+  double loss_d = 0;     // L(x) - k L(G(z_d))
+};
+// Zeroes D's gradients, computes L_D with G(z_d) under NoGradGuard (G gets no graph and no gradient), backward,
+// opt_d.step(). G's parameters and gradients are not touched.
+DStepResult d_step(Generator& G, Discriminator& D, nn::Optimizer& opt_d, const Tensor& x, const Tensor& z_d, double k);
+// Zeroes G's gradients, freezes D (requires_grad false on every D parameter, restored on exit even when an
+// exception is thrown), computes L_G = L(G(z_g)), backward, opt_g.step(). Returns L(G(z_g)). D's parameters and
+// gradients are not touched.
+double g_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g);
+
 // Which latent draw of a step.
 enum class LatentStream : uint64_t { discriminator = 1, generator = 2, fixed_samples = 3 };
 
