@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
+#include <optional>
 #include <regex>
 #include <vector>
 
@@ -159,10 +162,11 @@ fs::file_time_type modified(const std::string& run_dir, const std::string& name)
   return ec ? fs::file_time_type::min() : t;
 }
 
-std::string read_text(const fs::path& path, size_t max_bytes) {
+// The first max_bytes of the file, or nullopt when it cannot be opened.
+std::optional<std::string> read_text(const fs::path& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   std::string text;
-  if (!in) return text;
+  if (!in) return std::nullopt;
   text.resize(max_bytes);
   in.read(text.data(), static_cast<std::streamsize>(max_bytes));
   text.resize(static_cast<size_t>(in.gcount()));
@@ -232,12 +236,30 @@ void append_grid_section(std::string& html, const std::string& title,
   html += "</table>\n</section>\n";
 }
 
+// The number after "key": in a JSON text (a flat search: config.json's keys are unique), NaN when absent.
+double json_number(const std::string& json, const std::string& key) {
+  const std::regex pattern("\"" + key + "\"\\s*:\\s*(-?[0-9][0-9.eE+-]*)");
+  std::smatch m;
+  if (!std::regex_search(json, m, pattern)) return std::numeric_limits<double>::quiet_NaN();
+  char* end = nullptr;
+  const std::string text = m[1];
+  const double value = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size() ? value : std::numeric_limits<double>::quiet_NaN();
+}
+
+// The folder's own name, also for "runs/x/" and ".".
+std::string folder_name(const std::string& dir) {
+  std::error_code ec;
+  fs::path p = fs::absolute(dir, ec).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  const std::string name = p.filename().string();
+  return name.empty() ? dir : name;
+}
+
 std::string render_html(const std::string& run_dir, const MetricsTable& table, const std::string& svg,
-                        const SampleFiles& samples) {
-  std::string run_name = fs::path(run_dir).lexically_normal().filename().string();
-  if (run_name.empty() || run_name == ".") run_name = fs::absolute(run_dir).lexically_normal().filename().string();
-  if (run_name.empty()) run_name = run_dir;
-  const bool has_config = fs::is_regular_file(fs::path(run_dir) / "config.json");
+                        const SampleFiles& samples, const std::optional<std::string>& config, double gamma) {
+  const std::string run_name = folder_name(run_dir);
+  const bool has_config = config.has_value();
   const int64_t window = moving_average_window(table.rows);
   const auto last_step = static_cast<int64_t>(table.rows > 0 ? table.last("step") : 0);
 
@@ -265,8 +287,9 @@ std::string render_html(const std::string& run_dir, const MetricsTable& table, c
     append_card(html, "step", with_commas(last_step),
                 with_commas(table.rows) + (table.rows == 1 ? " row logged" : " rows logged"));
     if (table.column("epoch") != nullptr) append_card(html, "epoch", format_number(table.last("epoch"), 6));
+    // The noisy quantities as their moving average, with the last step's value below.
     const std::pair<const char*, const char*> averaged[] = {
-        {"loss_real", "L(x)"}, {"loss_fake_g", "L(G(z))"}, {"loss_d", "L_D"}, {"k_t", "k_t"}, {"m_global", "M_global"}};
+        {"loss_real", "L(x)"}, {"loss_fake_g", "L(G(z))"}, {"loss_d", "L_D"}, {"m_global", "M_global"}};
     for (const auto& [column, label] : averaged) {
       const std::vector<double> avg = moving_average(*table.column(column), window);
       if (window > 1) {
@@ -276,6 +299,12 @@ std::string render_html(const std::string& run_dir, const MetricsTable& table, c
         append_card(html, label, format_number(table.last(column)));
       }
     }
+    append_card(html, "k_t", format_number(table.last("k_t")));
+    // The equilibrium BEGAN steers to: L(G(z)) = gamma L(x).
+    const double ratio = moving_average(*table.column("loss_fake_g"), window).back() /
+                         moving_average(*table.column("loss_real"), window).back();
+    append_card(html, "L(G(z)) / L(x)", format_number(ratio, 3),
+                std::isfinite(gamma) ? "target: \u03b3 = " + format_number(gamma) : "target: \u03b3 (config.json)");
     if (table.column("lr") != nullptr) append_card(html, "learning rate", format_number(table.last("lr"), 3));
     if (table.column("time_s") != nullptr) {
       const std::vector<double>& t = *table.column("time_s");
@@ -295,7 +324,8 @@ std::string render_html(const std::string& run_dir, const MetricsTable& table, c
   html += svg.substr(svg_start == std::string::npos ? 0 : svg_start);
   html +=
       "<p class=\"note\">What to expect: M_global falls; k_t rises from 0, peaks, then decays; L(G(z)) "
-      "approaches gamma &times; L(x). The same curves as a file: <a href=\"losses.svg\">losses.svg</a>.</p>\n";
+      "approaches &gamma; &times; L(x) (dashed). The same curves as a file: <a "
+      "href=\"losses.svg\">losses.svg</a>.</p>\n";
   html += "</section>\n";
 
   // The newest grid, large: final.png, else the latest step or epoch grid.
@@ -338,7 +368,7 @@ std::string render_html(const std::string& run_dir, const MetricsTable& table, c
 
   if (has_config) {
     html += "<section><details><summary>Settings (<a href=\"config.json\">config.json</a>)</summary><pre>" +
-            xml_escape(read_text(fs::path(run_dir) / "config.json", 64 * 1024)) + "</pre></details></section>\n";
+            xml_escape(*config) + "</pre></details></section>\n";
   }
   html +=
       "<footer>Written by atelier's BEGAN trainer from metrics.csv and samples/; rewritten at every sampling "
@@ -354,8 +384,10 @@ void write_report(const std::string& run_dir) {
   std::error_code ec;
   ATELIER_CHECK(fs::is_directory(run_dir, ec), where << "'" << run_dir << "' is not a folder");
   const MetricsTable table = read_metrics_csv((fs::path(run_dir) / "metrics.csv").string());
-  const std::string svg = render_loss_svg(table);
-  const std::string html = render_html(run_dir, table, svg, find_samples(run_dir));
+  const std::optional<std::string> config = read_text(fs::path(run_dir) / "config.json", 64 * 1024);
+  const double gamma = config ? json_number(*config, "gamma") : std::numeric_limits<double>::quiet_NaN();
+  const std::string svg = render_loss_svg(table, gamma);
+  const std::string html = render_html(run_dir, table, svg, find_samples(run_dir), config, gamma);
   write_file_atomically((fs::path(run_dir) / "losses.svg").string(), svg, where);
   write_file_atomically((fs::path(run_dir) / "report.html").string(), html, where);
 }

@@ -77,7 +77,7 @@ std::map<std::string, int> check_markup(const std::string& text, bool html) {
       REQUIRE_MESSAGE(semi != std::string::npos, "a bare '&' at " << i);
       const std::string entity = text.substr(i + 1, semi - i - 1);
       CHECK_MESSAGE((entity == "amp" || entity == "lt" || entity == "gt" || entity == "quot" || entity == "#39" ||
-                     entity == "middot" || entity == "times"),
+                     entity == "middot" || entity == "times" || entity == "gamma"),
                     "unknown entity &" << entity << ";");
       i = semi + 1;
       continue;
@@ -375,8 +375,11 @@ TEST_CASE("began report: write_report on a long run: every series, every grid, c
 
   const std::string svg = read_bytes(dir.file("losses.svg"));
   std::map<std::string, int> tags = check_markup(svg, false);
-  // One per-step path for each series (3 losses, k_t, M_global, lr), and one moving average for each noisy one.
-  CHECK(tags["path"] == 6 + 4);
+  // One per-step path for each series (3 losses, k_t, M_global, lr), one moving average for each noisy one, and
+  // the dashed gamma * L(x) (gamma from config.json).
+  CHECK(tags["path"] == 6 + 4 + 1);
+  CHECK(count_of(svg, "stroke-dasharray=\"6,4\"") == 1);
+  CHECK(svg.find("\u03b3\u00b7L(x)") != std::string::npos);
   CHECK(tags["clipPath"] == 4);
   for (const char* label : {"L(x)", "L(G(z))", "L_D", "k_t", "M_global", "lr"}) {
     CHECK_MESSAGE(svg.find(label) != std::string::npos, label);
@@ -400,4 +403,26 @@ TEST_CASE("began report: write_report on a long run: every series, every grid, c
   CHECK(html.find("step_0001000.png") < html.find("step_0004500.png"));
   // Nothing to fetch: the only URL is the SVG namespace name.
   CHECK(count_of(html, "http") == count_of(html, "http://www.w3.org/2000/svg"));
+}
+
+TEST_CASE("began report: write_report at 100k rows stays small; a NaN row breaks the lines and shows in the summary") {
+  TempDir dir;
+  std::string rows = metrics_rows(100000);
+  // The run stopped on a non-finite loss: the last row logs it.
+  rows += "1000,100000,nan,nan,inf,nan,nan,0.1,nan,1e-4,5000\n";
+  write_bytes(dir.file("metrics.csv"), kHeader + rows);
+  write_report(dir.path + "/");  // a trailing slash: the run's name is still the folder's
+  const std::string svg = read_bytes(dir.file("losses.svg"));
+  const std::string html = read_bytes(dir.file("report.html"));
+  CHECK(svg.size() < 200 * 1024);
+  CHECK(html.size() < 250 * 1024);
+  const std::map<std::string, int> tags = check_markup(svg, false);
+  CHECK(tags.at("path") == 10);  // no gamma line: no config.json
+  CHECK(svg.find("stroke-dasharray=\"6,4\"") == std::string::npos);
+  CHECK(svg.find("nan") == std::string::npos);
+  CHECK(svg.find("inf") == std::string::npos);
+  CHECK(svg.find("100k") != std::string::npos);
+  check_markup(html, true);
+  CHECK(html.find("last step nan") != std::string::npos);
+  CHECK(html.find("<title>BEGAN run " + fs::path(dir.path).filename().string() + "</title>") != std::string::npos);
 }

@@ -31,6 +31,9 @@ struct Series {
   const char* label;
   const char* color;
   bool smooth = true;  // noisy per step: draw faint, with a moving average; else (k_t, lr) drawn as is
+  double scale = 1;    // drawn: scale * column
+  bool dashed = false;
+  bool average_only = false;  // only the moving average (a reference line, not a measurement)
 };
 
 struct Panel {
@@ -42,9 +45,9 @@ struct Panel {
 const std::vector<Panel>& panels() {
   static const std::vector<Panel> kPanels = {
       {"Losses",
-       {{"loss_real", "L(x): D on real images", "#2563eb"},
-        {"loss_fake_g", "L(G(z)): D on generated images", "#ea580c"},
-        {"loss_d", "L_D = L(x) - k_t L(G(z))", "#059669"}},
+       {{"loss_real", "L(x) real images", "#2563eb"},
+        {"loss_fake_g", "L(G(z)) generated", "#ea580c"},
+        {"loss_d", "L_D", "#059669"}},
        false},
       {"k_t (equilibrium term: rises, then decays)", {{"k_t", "k_t", "#7c3aed", false}}, false},
       {"M_global (convergence measure: lower is better)", {{"m_global", "M_global", "#dc2626"}}, false},
@@ -72,7 +75,7 @@ double nice_step(double span, int target_ticks) {
 Axis make_axis(double lo, double hi, int target_ticks, double min_step = 0) {
   if (!(hi > lo)) {  // one value (or none): a small range around it
     const double pad = lo == 0 ? 1 : std::abs(lo) * 0.1;
-    lo -= pad;
+    lo = lo >= 0 ? std::max(0.0, lo - pad) : lo - pad;  // steps and losses never below 0
     hi += pad;
   }
   Axis axis;
@@ -170,7 +173,8 @@ std::vector<int64_t> decimate(const std::vector<double>& steps, const std::vecto
 // One <path> through the kept points; a non-finite value ends the current run of line segments. A lone finite
 // point (one row, or between two NaNs) gets a dot so that it is visible.
 void append_series(std::string& out, const std::vector<double>& steps, const std::vector<double>& values,
-                   const std::vector<int64_t>& keep, const Frame& f, const char* color, double width, double opacity) {
+                   const std::vector<int64_t>& keep, const Frame& f, const char* color, double width, double opacity,
+                   bool dashed) {
   std::string d;
   std::string dots;
   bool in_run = false;
@@ -200,7 +204,7 @@ void append_series(std::string& out, const std::vector<double>& steps, const std
     out += "<path fill=\"none\" stroke=\"";
     out += color;
     out += "\" stroke-width=\"" + format_number(width) + "\" stroke-opacity=\"" + format_number(opacity) +
-           "\" stroke-linejoin=\"round\" d=\"" + d + "\"/>\n";
+           (dashed ? "\" stroke-dasharray=\"6,4" : "") + "\" stroke-linejoin=\"round\" d=\"" + d + "\"/>\n";
   }
   if (!dots.empty()) out += std::string("<g fill=\"") + color + "\">" + dots + "</g>\n";
 }
@@ -215,7 +219,8 @@ void append_text(std::string& out, double x, double y, const std::string& text, 
          "\"" + (bold ? " font-weight=\"bold\"" : "") + ">" + xml_escape(text) + "</text>\n";
 }
 
-void append_line(std::string& out, double x1, double y1, double x2, double y2, const char* color, double width) {
+void append_line(std::string& out, double x1, double y1, double x2, double y2, const char* color, double width,
+                 bool dashed = false) {
   out += "<line x1=\"";
   append_coordinate(out, x1);
   out += "\" y1=\"";
@@ -224,7 +229,8 @@ void append_line(std::string& out, double x1, double y1, double x2, double y2, c
   append_coordinate(out, x2);
   out += "\" y2=\"";
   append_coordinate(out, y2);
-  out += std::string("\" stroke=\"") + color + "\" stroke-width=\"" + format_number(width) + "\"/>\n";
+  out += std::string("\" stroke=\"") + color + "\" stroke-width=\"" + format_number(width) +
+         (dashed ? "\" stroke-dasharray=\"5,3" : "") + "\"/>\n";
 }
 
 // The legend, right-aligned in the title band: a thick swatch and the label per series.
@@ -234,7 +240,7 @@ void append_legend(std::string& out, const Panel& panel, double y) {
     const double text_width = 6.6 * static_cast<double>(std::string(it->label).size());  // ~12px sans-serif
     x -= text_width;
     append_text(out, x, y + 4, it->label, "start", 12, "#374151");
-    append_line(out, x - 24, y, x - 6, y, it->color, 3);
+    append_line(out, x - 24, y, x - 6, y, it->color, it->dashed ? 2 : 3, it->dashed);
     x -= 24 + 18;
   }
 }
@@ -265,13 +271,16 @@ std::vector<double> moving_average(const std::vector<double>& values, int64_t wi
 
 int64_t moving_average_window(int64_t rows) { return std::max<int64_t>(1, rows / 50); }
 
-std::string render_loss_svg(const MetricsTable& table) {
-  std::vector<const Panel*> shown;
+std::string render_loss_svg(const MetricsTable& table, double gamma) {
+  std::vector<Panel> shown;
   for (const Panel& p : panels()) {
     if (!p.optional || (table.rows > 0 && table.column(p.series[0].column) != nullptr &&
                         !finite_only(*table.column(p.series[0].column)).empty())) {
-      shown.push_back(&p);
+      shown.push_back(p);
     }
+  }
+  if (std::isfinite(gamma) && gamma > 0) {  // the equilibrium L(G(z)) = gamma L(x) that k_t steers towards
+    shown[0].series.push_back({"loss_real", "\u03b3\u00b7L(x) target of L(G(z))", "#374151", true, gamma, true, true});
   }
   const double panel_height = kTitle + kPlot + kXLabels + kGap;
   const double height = kTop + panel_height * static_cast<double>(shown.size()) + 8;
@@ -308,32 +317,38 @@ std::string render_loss_svg(const MetricsTable& table) {
   }
 
   for (size_t p = 0; p < shown.size(); ++p) {
-    const Panel& panel = *shown[p];
+    const Panel& panel = shown[p];
     const double top = kTop + panel_height * static_cast<double>(p);
     Frame f{kLeft, top + kTitle, kPlotWidth, kPlot, x_axis, Axis{}};
     append_text(out, kLeft, top + 18, panel.title, "start", 14, "#111827", true);
     append_legend(out, panel, top + 14);
 
+    // Each series' values (scaled when asked) and moving average; empty when the table lacks the column.
+    std::vector<std::vector<double>> values(panel.series.size()), averages(panel.series.size());
+    for (size_t s = 0; s < panel.series.size() && steps_column != nullptr; ++s) {
+      const std::vector<double>* column = table.column(panel.series[s].column);
+      if (column == nullptr) continue;
+      values[s] = *column;
+      if (panel.series[s].scale != 1) {
+        for (double& v : values[s]) v *= panel.series[s].scale;
+      }
+      averages[s] = moving_average(values[s], window);
+    }
+
     // The y range: the 0.5% to 99.5% quantiles of the per-step values (an early spike must not flatten the rest
     // of the curve; it is clipped) and the whole moving average.
-    std::vector<std::vector<double>> averages;
     double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    if (steps_column != nullptr) {
-      for (const Series& s : panel.series) {
-        const std::vector<double>* values = table.column(s.column);
-        averages.push_back(values != nullptr ? moving_average(*values, window) : std::vector<double>{});
-        if (values == nullptr) continue;
-        const std::vector<double> finite = finite_only(*values);
-        const double trim = finite.size() >= 200 ? 0.005 : 0.0;
-        if (!finite.empty()) {
-          lo = std::min(lo, quantile(finite, trim));
-          hi = std::max(hi, quantile(finite, 1 - trim));
-        }
-        for (double v : averages.back()) {
-          if (std::isfinite(v)) {
-            lo = std::min(lo, v);
-            hi = std::max(hi, v);
-          }
+    for (size_t s = 0; s < panel.series.size(); ++s) {
+      const std::vector<double> finite = finite_only(panel.series[s].average_only ? averages[s] : values[s]);
+      const double trim = finite.size() >= 200 ? 0.005 : 0.0;
+      if (!finite.empty()) {
+        lo = std::min(lo, quantile(finite, trim));
+        hi = std::max(hi, quantile(finite, 1 - trim));
+      }
+      for (double v : averages[s]) {
+        if (std::isfinite(v)) {
+          lo = std::min(lo, v);
+          hi = std::max(hi, v);
         }
       }
     }
@@ -374,14 +389,14 @@ std::string render_loss_svg(const MetricsTable& table) {
     for (int pass = 0; pass < 2; ++pass) {
       for (size_t s = panel.series.size(); s-- > 0;) {
         const Series& series = panel.series[s];
-        const std::vector<double>* values = table.column(series.column);
-        if (values == nullptr) continue;
+        if (values[s].empty()) continue;
         const bool averaged = series.smooth && window > 1;
         if (pass == 1 && !averaged) continue;
-        const std::vector<double>& drawn = pass == 0 ? *values : averages[s];
-        const double width = pass == 1 ? 2.2 : averaged ? 1.0 : 1.8;
+        if (pass == 0 && averaged && series.average_only) continue;
+        const std::vector<double>& drawn = pass == 0 ? values[s] : averages[s];
+        const double width = series.dashed ? 1.6 : pass == 1 ? 2.2 : averaged ? 1.0 : 1.8;
         append_series(out, *steps_column, drawn, decimate(*steps_column, drawn, f), f, series.color, width,
-                      pass == 0 && averaged ? 0.3 : 1.0);
+                      pass == 0 && averaged ? 0.3 : 1.0, series.dashed);
       }
     }
     out += "</g>\n";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ int64_t moving_average_window(int64_t rows);
 // A complete SVG document (with XML declaration) for `table`. A table without rows gives the empty panels with
 // a "no metrics yet" note. Past about a thousand rows each per-step line keeps, per 2-pixel column, the lowest and
 // highest value (in step order), so spikes stay visible and the file stays small (about 100 KB at 100k rows).
-std::string render_loss_svg(const MetricsTable& table);
+// With a finite gamma > 0 (the run's setting), the losses panel also has a dashed gamma * L(x) line (its moving
+// average), the equilibrium L(G(z)) should approach.
+std::string render_loss_svg(const MetricsTable& table, double gamma = std::numeric_limits<double>::quiet_NaN());
 
 }  // namespace atelier::began
