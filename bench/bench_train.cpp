@@ -1,0 +1,136 @@
+// One full BEGAN training step (began_step: D step, G step with D frozen, k_t update) on the CPU, float32,
+// batch 16, at the sizes of the paper and of the demo:
+//   began_step/32x32/C1/n32     the Fashion-MNIST demo's size     19.5 GFLOP per step
+//   began_step/64x64/C3/n64     the paper's 64x64 model           0.318 TFLOP per step
+//   began_step/64x64/C3/n128    the paper's wider model           1.26 TFLOP per step
+// bench/peers/began_step_torch.py --bench times the same step in PyTorch (same model, same FLOP count).
+//
+// Counters: s_per_step (also the time column, in ms); images/s; GFLOP/s, the step's FLOPs (below) over its time;
+// peak_MiB, the CPU caching allocator's peak bytes in use since the program started (its counter cannot be reset,
+// so the cases run smallest first and each row's peak is its own); model_MiB, the bytes in use between steps
+// (parameters, gradients, Adam's moments, the batch). Threads: the pool's size, from ATELIER_NUM_THREADS.
+//
+// FLOPs (2 per multiply-add) of the convolutions and linear layers as the step executes them, with F_D and F_G
+// one forward of D and G over the batch:
+//   D step  G forward (no grad) + 2 D forwards + 2 D backwards (weight and input gradients, except the input
+//           gradient of D's first layer: x and G(z_D) need none)            = F_G + 6 F_D - 2 first
+//   G step  G forward + D forward + D backward (input gradients only: D frozen) + G backward (weight gradients,
+//           and input gradients except into z)                              = 3 F_G + 2 F_D - fc_G
+// about 8 D forwards and 4 G forwards. Elementwise work (ELU, L1, Adam) is not counted.
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "atelier.h"
+#include "began/model.h"
+#include "began/step.h"
+
+namespace atelier {
+namespace {
+
+constexpr double kMiB = 1.0 / (1024.0 * 1024.0);
+
+struct TrainCase {
+  int64_t image_size, channels, n;
+  int64_t h = 64, batch = 16;
+};
+
+// FLOPs of one forward over one image of each layer of the encoder (in order, the linear last) and of the decoder
+// (the linear first), as began/model.h lays them out.
+struct LayerFlops {
+  std::vector<double> encoder, decoder;
+};
+
+LayerFlops layer_flops(const TrainCase& c) {
+  const int64_t k = began::num_upsamplings({c.image_size, c.channels, c.n, c.h, false, false});
+  auto conv = [](int64_t in, int64_t out, int64_t side) { return 2.0 * in * out * 9 * side * side; };
+  LayerFlops f;
+  int64_t side = c.image_size;
+  f.encoder = {conv(c.channels, c.n, side), conv(c.n, c.n, side)};
+  for (int64_t i = 1; i <= k; ++i) {
+    side /= 2;
+    f.encoder.push_back(conv(i * c.n, (i + 1) * c.n, side));
+    f.encoder.push_back(conv((i + 1) * c.n, (i + 1) * c.n, side));
+  }
+  f.encoder.push_back(conv((k + 1) * c.n, (k + 1) * c.n, side));
+  f.encoder.push_back(2.0 * 64 * (k + 1) * c.n * c.h);
+  f.decoder = {2.0 * c.h * 64 * c.n, conv(c.n, c.n, 8), conv(c.n, c.n, 8)};
+  for (side = 16; side <= c.image_size; side *= 2) {
+    f.decoder.push_back(conv(c.n, c.n, side));
+    f.decoder.push_back(conv(c.n, c.n, side));
+  }
+  f.decoder.push_back(conv(c.n, c.channels, c.image_size));
+  return f;
+}
+
+double step_flops(const TrainCase& c) {
+  const LayerFlops f = layer_flops(c);
+  double fe = 0, fd = 0;
+  for (double x : f.encoder) fe += x;
+  for (double x : f.decoder) fd += x;
+  const double forward_d = fe + fd, forward_g = fd;
+  const double d_step = forward_g + 6 * forward_d - 2 * f.encoder.front();
+  const double g_step = 3 * forward_g + 2 * forward_d - f.decoder.front();
+  return static_cast<double>(c.batch) * (d_step + g_step);
+}
+
+std::string case_name(const TrainCase& c) {
+  std::ostringstream s;
+  s << "began_step/" << c.image_size << "x" << c.image_size << "/C" << c.channels << "/n" << c.n;
+  return s.str();
+}
+
+void bench_step(benchmark::State& state, const TrainCase& c) {
+  manual_seed(0);
+  const began::ModelConfig config{c.image_size, c.channels, c.n, c.h, false, false};
+  began::Generator G(config);
+  began::Discriminator D(config);
+  nn::Adam opt_g(G.parameters(), 1e-4, {0.5, 0.999});
+  nn::Adam opt_d(D.parameters(), 1e-4, {0.5, 0.999});
+  const Tensor x = uniform({c.batch, c.channels, c.image_size, c.image_size}, -1, 1);
+  double k = 0;
+  int64_t step = 0;
+  auto one_step = [&] {
+    const Tensor z_d = began::sample_z(c.batch, c.h, 0, step, began::LatentStream::discriminator);
+    const Tensor z_g = began::sample_z(c.batch, c.h, 0, step, began::LatentStream::generator);
+    began::StepResult r = began::began_step(G, D, opt_g, opt_d, x, z_d, z_g, k);
+    benchmark::DoNotOptimize(r);
+    ++step;
+  };
+  one_step();  // warm-up: Adam's state and the allocator's cache are in place from here on
+  Backend& cpu = backend_for(Device::cpu());
+  const double resident = static_cast<double>(cpu.allocator_stats().in_use);
+  for (auto _ : state) one_step();
+  using benchmark::Counter;
+  state.counters["s_per_step"] = Counter(1, Counter::Flags(Counter::kIsIterationInvariantRate | Counter::kInvert));
+  state.counters["images"] = Counter(static_cast<double>(c.batch), Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP"] = Counter(step_flops(c) * 1e-9, Counter::kIsIterationInvariantRate);
+  state.counters["peak_MiB"] = static_cast<double>(cpu.allocator_stats().peak_in_use) * kMiB;
+  state.counters["model_MiB"] = resident * kMiB;
+  state.counters["GFLOP_per_step"] = step_flops(c) * 1e-9;
+}
+
+void register_all() {
+  // Smallest first: the allocator's peak counter only grows (see the header comment).
+  for (const TrainCase& c : {TrainCase{32, 1, 32}, TrainCase{64, 3, 64}, TrainCase{64, 3, 128}}) {
+    benchmark::RegisterBenchmark(case_name(c).c_str(), [c](benchmark::State& s) { bench_step(s, c); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+}
+
+}  // namespace
+}  // namespace atelier
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  atelier::register_all();
+  benchmark::AddCustomContext("atelier_threads", std::to_string(atelier::num_threads()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
