@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include "autograd/functions.h"
+#include "autograd/node.h"
 #include "began/data/synthetic.h"
 #include "began/model.h"
 #include "began/step.h"
@@ -175,6 +176,31 @@ TEST_CASE("began step: the D step leaves G alone, the G step leaves D's paramete
     INFO(name);
     CHECK(!p.grad().defined());
   }
+}
+
+TEST_CASE("began step: a steady step leaks nothing (live TensorImpls, Nodes and storage bytes)") {
+  const int64_t impls_before = live_tensor_impls();
+  const size_t bytes_before = live_storage_bytes();
+  {
+    manual_seed(6);
+    Rig rig(small_config(), 1e-4);
+    auto& [G, D, opt_g, opt_d] = rig;
+    const Tensor x = uniform({2, 1, 32, 32}, -1, 1, RandomKey{12, 0, 0});
+    double k = 0.2;
+    auto step = [&](int64_t s) {
+      began_step(G, D, opt_g, opt_d, x, sample_z(2, 8, 6, s, LatentStream::discriminator),
+                 sample_z(2, 8, 6, s, LatentStream::generator), k);
+    };
+    step(0);  // warm-up: the .grad tensors and Adam's moments exist from here on
+    const int64_t impls = live_tensor_impls();
+    const size_t bytes = live_storage_bytes();
+    for (int64_t s = 1; s <= 20; ++s) step(s);
+    CHECK(live_tensor_impls() == impls);
+    CHECK(live_storage_bytes() == bytes);
+    CHECK(live_nodes() == 0);  // each step's graphs died with its losses
+  }
+  CHECK(live_tensor_impls() == impls_before);
+  CHECK(live_storage_bytes() == bytes_before);
 }
 
 TEST_CASE("began step: D's requires_grad is restored when the G step throws, and kept off where it was off") {
