@@ -77,6 +77,23 @@ std::string encode_png(const Image8& image, const std::string& what) {
   return bytes;
 }
 
+std::optional<std::pair<int64_t, int64_t>> png_size(const std::string& path) {
+  // Signature (8 bytes), IHDR length (4) and type (4), then width and height, big-endian.
+  unsigned char head[24];
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return std::nullopt;
+  const size_t got = std::fread(head, 1, sizeof head, file);
+  std::fclose(file);
+  if (got != sizeof head || png_sig_cmp(head, 0, 8) != 0 || std::memcmp(head + 12, "IHDR", 4) != 0) {
+    return std::nullopt;
+  }
+  const auto be32 = [&](int at) {
+    return static_cast<int64_t>(head[at]) << 24 | static_cast<int64_t>(head[at + 1]) << 16 |
+           static_cast<int64_t>(head[at + 2]) << 8 | static_cast<int64_t>(head[at + 3]);
+  };
+  return std::make_pair(be32(16), be32(20));
+}
+
 void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& where) {
   namespace fs = std::filesystem;
   ATELIER_CHECK(!path.empty(), where << "empty output path");

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace atelier::began {
@@ -20,6 +22,10 @@ struct Image8 {
 // The PNG file's bytes (8 bits per channel, grey or RGB, no alpha). `what` names the image in error messages
 // (e.g. the path it is for). Throws atelier::Error for an inconsistent Image8 or a libpng failure.
 std::string encode_png(const Image8& image, const std::string& what);
+
+// The width and height a PNG file's header gives (its first 24 bytes), or nullopt when `path` cannot be read or
+// does not start like a PNG. For laying out pages; reads nothing else.
+std::optional<std::pair<int64_t, int64_t>> png_size(const std::string& path);
 
 // Writes `bytes` to `path` atomically: a temporary file in the same folder ("<path>.tmp.<pid>.<n>"), fsynced, then
 // renamed over `path`, so readers see the old file or the new one, never a partial one. Missing parent folders are

@@ -192,11 +192,11 @@ const char* kStyle = R"(
   .note { color: #6b7280; font-size: 13px; margin: 8px 0 0; }
   .curves svg { display: block; width: 100%; height: auto; }
   .latest { display: flex; gap: 20px; align-items: flex-start; }
-  .latest img { width: 420px; max-width: 100%; }
-  img.grid { image-rendering: pixelated; border: 1px solid #d1d5db; background: #fff; display: block; }
+  img.grid { border: 1px solid #d1d5db; background: #fff; display: block; max-width: 100%; height: auto; }
+  img.sharp { image-rendering: pixelated; }
   table.grids { border-collapse: separate; border-spacing: 10px; margin: -10px; }
   table.grids td { vertical-align: top; text-align: center; width: 25%; }
-  table.grids img { width: 100%; max-width: 220px; margin: 0 auto; }
+  table.grids img { margin: 0 auto; }
   table.grids .caption { font-size: 13px; color: #374151; margin-top: 4px; font-variant-numeric: tabular-nums; }
   details pre { background: #f9fafb; border: 1px solid #e5e7eb; border-radius: 6px; padding: 10px; overflow-x: auto;
                 font-size: 12px; }
@@ -214,7 +214,28 @@ void append_card(std::string& html, const std::string& label, const std::string&
 
 // A section with a table of grids (file name, caption), four to a row: the image (a link to the full-size file)
 // over its caption. Nothing when there are no files.
-void append_grid_section(std::string& html, const std::string& title,
+// <img> of run_dir/samples/name, at most max_width pixels wide: small grids are enlarged by a whole factor and kept
+// sharp (pixelated), large ones shrunk smoothly. Width and height are given so the page does not jump as the
+// (lazily loaded) images arrive.
+std::string grid_img(const std::string& run_dir, const std::string& name, const std::string& alt, int64_t max_width,
+                     bool lazy) {
+  std::string tag = "<img src=\"" + xml_escape("samples/" + name) + "\" alt=\"" + xml_escape(alt) + "\"";
+  if (lazy) tag += " loading=\"lazy\"";
+  const auto size = png_size((fs::path(run_dir) / "samples" / name).string());
+  if (size && size->first > 0 && size->second > 0) {
+    const auto [w, h] = *size;
+    const bool enlarge = w <= max_width;
+    const int64_t width = enlarge ? w * (max_width / w) : max_width;
+    const int64_t height = enlarge ? h * (max_width / w) : std::max<int64_t>(1, h * max_width / w);
+    tag += " width=\"" + std::to_string(width) + "\" height=\"" + std::to_string(height) + "\"";
+    tag += enlarge ? " class=\"grid sharp\"" : " class=\"grid\"";
+  } else {
+    tag += " class=\"grid\" width=\"" + std::to_string(max_width) + "\"";
+  }
+  return tag + ">";
+}
+
+void append_grid_section(std::string& html, const std::string& run_dir, const std::string& title,
                          const std::vector<std::pair<std::string, std::string>>& files) {
   constexpr size_t kPerRow = 4;
   if (files.empty()) return;
@@ -226,10 +247,9 @@ void append_grid_section(std::string& html, const std::string& title,
         html += "<td></td>";
         continue;
       }
-      const std::string src = xml_escape("samples/" + files[j].first);
-      html += "<td><a href=\"" + src + "\"><img class=\"grid\" loading=\"lazy\" src=\"" + src + "\" alt=\"" +
-              xml_escape(files[j].second) + "\"></a><div class=\"caption\">" + xml_escape(files[j].second) +
-              "</div></td>";
+      html += "<td><a href=\"" + xml_escape("samples/" + files[j].first) + "\">" +
+              grid_img(run_dir, files[j].first, files[j].second, 220, true) + "</a><div class=\"caption\">" +
+              xml_escape(files[j].second) + "</div></td>";
     }
     html += "</tr>\n";
   }
@@ -347,8 +367,8 @@ std::string render_html(const std::string& run_dir, const MetricsTable& table, c
     html += "<p class=\"note\">No sample grids yet (samples/*.png).</p>\n";
   } else {
     const std::string src = xml_escape("samples/" + latest);
-    html += "<div class=\"latest\"><a href=\"" + src + "\"><img class=\"grid\" src=\"" + src + "\" alt=\"" +
-            xml_escape(latest_caption) + "\"></a><div><p><b>Latest: " + xml_escape(latest_caption) +
+    html += "<div class=\"latest\"><a href=\"" + src + "\">" + grid_img(run_dir, latest, latest_caption, 560, false) +
+            "</a><div><p><b>Latest: " + xml_escape(latest_caption) +
             "</b></p><p class=\"note\">G(z) for the same fixed z at every sampling point, so the grids below "
             "show how each sample evolves. Click a grid for the full-size image.</p></div></div>\n";
   }
@@ -362,9 +382,9 @@ std::string render_html(const std::string& run_dir, const MetricsTable& table, c
   };
   std::vector<std::pair<std::string, std::string>> others;
   for (const std::string& name : samples.others) others.emplace_back(name, name);
-  append_grid_section(html, "By epoch", numbered(samples.epochs, "epoch"));
-  append_grid_section(html, "By step", numbered(samples.steps, "step"));
-  append_grid_section(html, "Other images", others);
+  append_grid_section(html, run_dir, "By epoch", numbered(samples.epochs, "epoch"));
+  append_grid_section(html, run_dir, "By step", numbered(samples.steps, "step"));
+  append_grid_section(html, run_dir, "Other images", others);
 
   if (has_config) {
     html += "<section><details><summary>Settings (<a href=\"config.json\">config.json</a>)</summary><pre>" +

@@ -254,11 +254,18 @@ TEST_CASE("began report: save_image_grid refuses bad input, naming the path and 
   CHECK(dir.list() == std::set<std::string>{"file", "taken.png"});
 }
 
-TEST_CASE("began report: save_image_grid creates missing folders") {
+TEST_CASE("began report: save_image_grid creates missing folders; png_size reads the header") {
   TempDir dir;
   const std::string path = dir.file("run/samples/step_0000000.png");
-  save_image_grid(path, small_batch(4));
-  CHECK(read_png(path).width == 14);
+  save_image_grid(path, small_batch(6), 3);
+  CHECK(read_png(path).width == 20);
+  const auto size = png_size(path);
+  REQUIRE(size.has_value());
+  CHECK(size->first == 20);
+  CHECK(size->second == 14);
+  write_bytes(dir.file("not.png"), "GIF89a and more bytes than a header");
+  CHECK_FALSE(png_size(dir.file("not.png")).has_value());
+  CHECK_FALSE(png_size(dir.file("missing.png")).has_value());
 }
 
 TEST_CASE("began report: metrics.csv: columns by name, a cut last line dropped, a broken middle line refused") {
@@ -359,6 +366,9 @@ TEST_CASE("began report: write_report on a run with one metrics row draws a dot 
   const std::string html = read_bytes(dir.file("report.html"));
   tags = check_markup(html, true);
   CHECK(count_of(html, "src=\"samples/step_0000000.png\"") == 2);  // the latest grid and the table
+  // The 14 x 14 grid is enlarged by whole factors, kept sharp: 40x as the latest (<= 560 px), 15x in the table.
+  CHECK(html.find("width=\"560\" height=\"560\" class=\"grid sharp\"") != std::string::npos);
+  CHECK(html.find("width=\"210\" height=\"210\" class=\"grid sharp\"") != std::string::npos);
   CHECK(html.find("1 row logged") != std::string::npos);
 }
 
