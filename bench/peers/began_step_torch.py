@@ -163,7 +163,10 @@ def write_safetensors(path, tensors, metadata):
     header = {"__metadata__": metadata}
     offset, blobs = 0, []
     for name, t in tensors:
-        data = t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+        # Through Python floats, not numpy (PyTorch 2.x wheels do not require numpy): float32 -> double -> float32
+        # is exact.
+        values = t.detach().to("cpu", torch.float32).reshape(-1).tolist()
+        data = struct.pack(f"<{len(values)}f", *values)
         header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
         blobs.append(data)
