@@ -267,6 +267,13 @@ double json_number(const std::string& json, const std::string& key) {
   return end == text.c_str() + text.size() ? value : std::numeric_limits<double>::quiet_NaN();
 }
 
+// What the report takes from config.json (NaN where absent): gamma for the reference line, batch for images/s.
+struct RunConfig {
+  std::optional<std::string> text;  // the file's first 64 KB, shown on the page
+  double gamma = std::numeric_limits<double>::quiet_NaN();
+  double batch = std::numeric_limits<double>::quiet_NaN();
+};
+
 // The folder's own name, also for "runs/x/" and ".".
 std::string folder_name(const std::string& dir) {
   std::error_code ec;
@@ -277,9 +284,10 @@ std::string folder_name(const std::string& dir) {
 }
 
 std::string render_html(const std::string& run_dir, const MetricsTable& table, const std::string& svg,
-                        const SampleFiles& samples, const std::optional<std::string>& config, double gamma) {
+                        const SampleFiles& samples, const RunConfig& config) {
   const std::string run_name = folder_name(run_dir);
-  const bool has_config = config.has_value();
+  const bool has_config = config.text.has_value();
+  const double gamma = config.gamma;
   const int64_t window = moving_average_window(table.rows);
   const auto last_step = static_cast<int64_t>(table.rows > 0 ? table.last("step") : 0);
 
@@ -287,8 +295,8 @@ std::string render_html(const std::string& run_dir, const MetricsTable& table, c
   html.reserve(svg.size() + 16 * 1024);
   html += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   html += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-  html +=
-      "<title>BEGAN run " + xml_escape(run_name) + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n<main>\n";
+  html += "<title>BEGAN run " + xml_escape(run_name) + (table.rows > 0 ? ", step " + with_commas(last_step) : "") +
+          "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n<main>\n";
 
   html += "<header><h1>BEGAN run <span class=\"run\">" + xml_escape(run_name) + "</span></h1><p>";
   html += table.rows > 0 ? "step " + with_commas(last_step) + " &middot; " : "no training step logged yet &middot; ";
@@ -331,7 +339,11 @@ std::string render_html(const std::string& run_dir, const MetricsTable& table, c
       const std::vector<double>& s = *table.column("step");
       std::string rate;
       if (table.rows > 1 && t.back() > t.front()) {
-        rate = format_number((s.back() - s.front()) / (t.back() - t.front()), 3) + " steps/s";
+        const double steps_per_s = (s.back() - s.front()) / (t.back() - t.front());
+        rate = format_number(steps_per_s, 3) + " steps/s";
+        if (std::isfinite(config.batch) && config.batch > 0) {
+          rate += ", " + format_number(steps_per_s * config.batch, 3) + " images/s";
+        }
       }
       append_card(html, "training time", duration_text(t.back()), rate);
     }
@@ -388,7 +400,7 @@ std::string render_html(const std::string& run_dir, const MetricsTable& table, c
 
   if (has_config) {
     html += "<section><details><summary>Settings (<a href=\"config.json\">config.json</a>)</summary><pre>" +
-            xml_escape(*config) + "</pre></details></section>\n";
+            xml_escape(*config.text) + "</pre></details></section>\n";
   }
   html +=
       "<footer>Written by atelier's BEGAN trainer from metrics.csv and samples/; rewritten at every sampling "
@@ -404,10 +416,14 @@ void write_report(const std::string& run_dir) {
   std::error_code ec;
   ATELIER_CHECK(fs::is_directory(run_dir, ec), where << "'" << run_dir << "' is not a folder");
   const MetricsTable table = read_metrics_csv((fs::path(run_dir) / "metrics.csv").string());
-  const std::optional<std::string> config = read_text(fs::path(run_dir) / "config.json", 64 * 1024);
-  const double gamma = config ? json_number(*config, "gamma") : std::numeric_limits<double>::quiet_NaN();
-  const std::string svg = render_loss_svg(table, gamma);
-  const std::string html = render_html(run_dir, table, svg, find_samples(run_dir), config, gamma);
+  RunConfig config;
+  config.text = read_text(fs::path(run_dir) / "config.json", 64 * 1024);
+  if (config.text) {
+    config.gamma = json_number(*config.text, "gamma");
+    config.batch = json_number(*config.text, "batch");
+  }
+  const std::string svg = render_loss_svg(table, config.gamma);
+  const std::string html = render_html(run_dir, table, svg, find_samples(run_dir), config);
   write_file_atomically((fs::path(run_dir) / "losses.svg").string(), svg, where);
   write_file_atomically((fs::path(run_dir) / "report.html").string(), html, where);
 }

@@ -376,7 +376,7 @@ TEST_CASE("began report: write_report on a long run: every series, every grid, c
   TempDir dir;
   const int64_t rows = 5000;
   write_bytes(dir.file("metrics.csv"), kHeader + metrics_rows(rows) + "50,5000,0.12");  // a write in progress
-  write_bytes(dir.file("config.json"), "{\"gamma\": 0.5, \"note\": \"<b>&\"}\n");
+  write_bytes(dir.file("config.json"), "{\"gamma\": 0.5, \"batch\": 16, \"note\": \"<b>&\"}\n");
   std::vector<std::string> grids = {"step_0000000.png", "step_0001000.png", "step_0004500.png", "epoch_0000.png",
                                     "epoch_0001.png",   "epoch_0012.png",   "final.png",        "interp.png"};
   for (const std::string& g : grids) save_image_grid(dir.file("samples/" + g), small_batch(4));
@@ -407,6 +407,7 @@ TEST_CASE("began report: write_report on a long run: every series, every grid, c
   CHECK(html.find("&lt;b&gt;&amp;") != std::string::npos);  // config.json's text, escaped
   CHECK(html.find("step 4,999") != std::string::npos);      // the last whole row
   CHECK(html.find("5,000 rows logged") != std::string::npos);
+  CHECK(html.find("20 steps/s, 320 images/s") != std::string::npos);  // time_s is 0.05 s a step, batch 16
   CHECK(html.find("epoch 12") != std::string::npos);
   // Grids in order: by epoch, then by step.
   CHECK(html.find("epoch_0001.png") < html.find("epoch_0012.png"));
@@ -434,5 +435,6 @@ TEST_CASE("began report: write_report at 100k rows stays small; a NaN row breaks
   CHECK(svg.find("100k") != std::string::npos);
   check_markup(html, true);
   CHECK(html.find("last step nan") != std::string::npos);
-  CHECK(html.find("<title>BEGAN run " + fs::path(dir.path).filename().string() + "</title>") != std::string::npos);
+  CHECK(html.find("<title>BEGAN run " + fs::path(dir.path).filename().string() + ", step 100,000</title>") !=
+        std::string::npos);
 }
