@@ -1,61 +1,16 @@
-// Checkpoints in the safetensors format (DESIGN.md section 5), the format PyTorch, JAX and the Hugging Face tools
-// read: an 8-byte little-endian header length N, N bytes of JSON (an object), then the raw tensor bytes.
-//
-//   {"__metadata__": {"step": "1200"},
-//    "fc.weight": {"dtype": "F32", "shape": [10, 784], "data_offsets": [0, 31360]}, ...}
-//
-// atelier reads and writes F32, F64, I64, U8 and BOOL (its own dtypes); a file holding any other safetensors
-// dtype is refused, naming the dtype and the tensor. Every error names the file.
-//
-// Two levels: save_safetensors/load_safetensors move named tensors and string metadata; save_checkpoint/
-// load_checkpoint store a Module's state_dict under "model." and an Optimizer's under "optim." in one file.
+// Checkpoints: a Module's state_dict under "model." and an Optimizer's under "optim.", with string metadata, in
+// one safetensors file (nn/safetensors.h, included here so that this header alone gives both levels).
 #pragma once
 
 #include <map>
 #include <string>
-#include <utility>
-#include <vector>
 
-#include "tensor/tensor.h"
+#include "nn/safetensors.h"
 
 namespace atelier::nn {
 
 class Module;
 class Optimizer;
-
-// Names and tensors, in order (the same alias as nn/module.h's). Names are unique; "__metadata__" is reserved.
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
-
-// Writes `tensors` (any device, any strides: each is made contiguous and copied to the host) and `metadata` to
-// `path`, atomically: the bytes go to a temporary file in the same directory ("<path>.tmp.<pid>.<n>"), which is
-// fsynced, renamed over `path`, and the directory fsynced. A crash or error at any point leaves either the old
-// file or the complete new one, never a partial file; on error the temporary file is removed.
-//
-// The header lists "__metadata__" first (when not empty), then the tensors in the order given, with their data
-// laid out in that same order; it is padded with spaces so that 8 + N is a multiple of 8 (each tensor's data then
-// starts 8-byte aligned in the file, as the safetensors library does).
-//
-// Requires: unique, non-empty, valid UTF-8 names, none "__metadata__"; defined tensors; UTF-8 metadata.
-// Throws atelier::Error naming the path and the fault (with the errno text for I/O failures).
-void save_safetensors(const std::string& path, const NamedTensors& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
-
-struct SafetensorsFile {
-  NamedTensors tensors;  // in header order; each a fresh contiguous CPU tensor
-  std::map<std::string, std::string> metadata;
-
-  // The tensor called `name`; throws naming the name when absent.
-  const Tensor& at(const std::string& name) const;
-};
-
-// Reads a safetensors file, with or without header padding. Rejects, naming the file and where relevant the
-// tensor: a file shorter than 8 bytes; a header over 100 MB or running past the end of the file; JSON that is
-// invalid or not an object; a duplicate key at any level; a missing or mistyped field (dtype a string, shape an
-// array of non-negative integers, data_offsets two non-negative integers); "__metadata__" that is not an object of
-// strings; a dtype outside the spec, or a spec dtype atelier does not support; a byte length other than numel x
-// element size (with overflow checks); offsets out of range, with holes or overlapping, or not covering the data
-// exactly; BOOL bytes other than 0 and 1. Unknown fields in a tensor entry are ignored, as the reference reader does.
-SafetensorsFile load_safetensors(const std::string& path);
 
 // Writes model.state_dict() as "model.<name>" and, when given, optimizer->state_dict() as "optim.<name>", with
 // `metadata` (e.g. the step and the trainer's k_t), atomically as save_safetensors does.
