@@ -1,4 +1,5 @@
-// The umbrella header: everything a user of atelier needs.
+// The umbrella header: everything a user of the atelier library (floors 1-4) needs. BEGAN (floor 5) is the
+// separate library atelier::began: include its headers (began/...) and link it.
 #pragma once
 
 #include "autograd/functions.h"
@@ -7,7 +8,6 @@
 #include "backends/backend.h"
 #include "backends/error.h"
 #include "backends/thread_pool.h"
-#include "began/data/fashion_mnist.h"
 #include "nn/checkpoint.h"
 #include "nn/data/dataloader.h"
 #include "nn/data/dataset.h"

@@ -4,11 +4,13 @@
 #
 # Environment: ATELIER_SKIP_DEPS=1 skips the package step; DEBIAN_FRONTEND defaults to noninteractive.
 
-# build-essential, cmake: the toolchain (g++ 12, CMake 3.25). libeigen3-dev: CPU GEMM. doctest-dev: tests.
-# libbenchmark-dev: benchmarks. zlib1g-dev: gzip'd IDX data sets. nlohmann-json3-dev: safetensors headers.
-# libcli11-dev: the `began` command's argument parsing. libpng-dev: BEGAN's sample grids as PNG (the reference PNG
-# library: zlib compression and chunk CRCs done right). clang-format: the format test. pkg-config: finding the above. dataset-fashion-mnist: the
-# Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist/ (began/data/fashion_mnist.cpp reads them).
+# build-essential, cmake: the toolchain (g++ 12, CMake 3.25). libeigen3-dev: CPU GEMM. zlib1g-dev: gzip'd IDX
+# data sets. nlohmann-json3-dev: safetensors headers. libpng-dev: BEGAN's sample grids as PNG (the reference PNG
+# library: zlib compression and chunk CRCs done right). The toolchain and these four are all the libraries need;
+# the rest serve what is built beside them (each behind an option, ON by default): doctest-dev for the tests,
+# libbenchmark-dev for the benchmarks, libcli11-dev for the `began` command's argument parsing. clang-format: the
+# format test. dataset-fashion-mnist: the Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist/
+# (began/data/fashion_mnist.cpp reads them).
 ATELIER_APT_PACKAGES=(
   build-essential
   cmake
@@ -19,7 +21,6 @@ ATELIER_APT_PACKAGES=(
   nlohmann-json3-dev
   libcli11-dev
   libpng-dev
-  pkg-config
   clang-format
   dataset-fashion-mnist
 )

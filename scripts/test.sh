@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds atelier in Release and runs every test, twice: with the CUDA backend (build/cuda, when nvcc is found) and
-# CPU-only (build/cpu). Exits non-zero if a configuration fails to build or any test fails.
+# CPU-only (build/cpu). Then builds the libraries alone (build/lib: no tests, benchmarks or tools, and doctest,
+# Google Benchmark and CLI11 barred from the configure), installs that build and builds tests/consumer against it.
+# Exits non-zero if a configuration fails to build or any test fails.
 #
 # Environment:
 #   ATELIER_REQUIRE_CUDA=1  fail when nvcc is not found (CI), instead of skipping the CUDA configuration
@@ -71,13 +73,29 @@ fi
 
 run_config cpu -DATELIER_CUDA=OFF
 
-# Packaging: install the CPU build and build a tiny find_package(atelier) project against it.
-echo "=== [package] install build/cpu and build tests/consumer against it ==="
-if cmake --install build/cpu --prefix build/cpu/install >/dev/null &&
+# The libraries alone must not need the test, benchmark and tool packages. CMAKE_DISABLE_FIND_PACKAGE_<name> turns
+# any find_package(<name> REQUIRED) into a configure error, so this configure fails if an option leaks one in.
+echo "=== [lib] library-only configure and build (build/lib, $jobs jobs) ==="
+lib_ok=0
+if cmake -S . -B build/lib -DCMAKE_BUILD_TYPE=Release -DATELIER_WERROR="$werror" -DATELIER_CUDA=OFF \
+  -DATELIER_BUILD_TESTS=OFF -DATELIER_BUILD_BENCH=OFF -DATELIER_BUILD_TOOLS=OFF \
+  -DCMAKE_DISABLE_FIND_PACKAGE_doctest=ON -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=ON \
+  -DCMAKE_DISABLE_FIND_PACKAGE_CLI11=ON && cmake --build build/lib -j"$jobs"; then
+  summary+=("lib: the libraries build without doctest, Google Benchmark and CLI11")
+  lib_ok=1
+else
+  summary+=("lib: FAILED (library-only configure or build)")
+  status=1
+fi
+
+# Packaging: install the library-only build and build a tiny find_package(atelier) project against it.
+echo "=== [package] install build/lib and build tests/consumer against it ==="
+rm -rf build/lib/install build/consumer  # nothing left from an earlier run: no stale header, no cached atelier_DIR
+if [[ $lib_ok -eq 1 ]] && cmake --install build/lib --prefix build/lib/install >/dev/null &&
   cmake -S tests/consumer -B build/consumer -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_PREFIX_PATH="$PWD/build/cpu/install" >/dev/null &&
+    -DCMAKE_PREFIX_PATH="$PWD/build/lib/install" >/dev/null &&
   cmake --build build/consumer -j"$jobs" >/dev/null && build/consumer/consumer; then
-  summary+=("package: installed tree builds and runs a find_package(atelier) consumer")
+  summary+=("package: installed tree builds and runs a find_package(atelier) consumer (atelier::atelier, atelier::began)")
 else
   summary+=("package: FAILED (install, configure, build or run of tests/consumer)")
   status=1

@@ -13,6 +13,7 @@
 #include <doctest/doctest.h>
 
 #include "atelier.h"
+#include "began/data/fashion_mnist.h"
 #include "tests/test_util.h"
 
 using namespace atelier;
