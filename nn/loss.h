@@ -7,12 +7,13 @@
 
 namespace atelier::nn {
 
-// mean |input - target|; input and target broadcast.
+// mean |input - target|; input and target must have the same shape (no broadcasting, see MSELoss).
 struct L1Loss {
   Tensor operator()(const Tensor& input, const Tensor& target) const { return l1_loss(input, target); }
 };
 
-// mean (input - target)^2; input and target broadcast.
+// mean (input - target)^2; input and target must have the same shape. Losses do not broadcast, unlike the
+// elementwise ops: an (N, 1) input against an (N) target would silently become an (N, N) mean, so it throws instead.
 struct MSELoss {
   Tensor operator()(const Tensor& input, const Tensor& target) const { return mse_loss(input, target); }
 };

@@ -339,4 +339,8 @@ TEST_CASE("nn: loss objects forward to the differentiable losses") {
   Tensor logits = tensor({0, 0, 0, 0}, {2, 2});
   CHECK(nn::CrossEntropyLoss()(logits, from_vector(std::vector<int64_t>{0, 1}, {2})).item() ==
         doctest::Approx(std::log(2.0)));
+  // Losses do not broadcast: a (3, 1) input against a (3) target would otherwise be a mean over (3, 3).
+  Tensor column = zeros({3, 1}), row = zeros({3});
+  testing::check_throws_with([&] { nn::MSELoss()(column, row); }, {"mse_loss", "[3, 1]", "[3]", "broadcasting"});
+  testing::check_throws_with([&] { nn::L1Loss()(column, row); }, {"l1_loss", "[3, 1]", "[3]", "broadcasting"});
 }
