@@ -211,6 +211,24 @@ TEST_CASE("began report: an RGB float64 grid keeps the channels apart and whiten
   CHECK(png.at(0, 0, 0) == 255);
 }
 
+TEST_CASE("began report: a strided view (NHWC permuted to NCHW) and a tensor that requires grad save like a copy") {
+  TempDir dir;
+  const Tensor nhwc = uniform({3, 5, 4, 3}, -1.2, 1.2, RandomKey{3, 0, 0});
+  const Tensor view = nhwc.permute({0, 3, 1, 2});
+  REQUIRE_FALSE(view.is_contiguous());
+  save_image_grid(dir.file("view.png"), view);
+  save_image_grid(dir.file("copy.png"), view.contiguous());
+  const Tensor leaf = view.contiguous().detach();
+  leaf.requires_grad_();
+  save_image_grid(dir.file("leaf.png"), leaf);
+  const DecodedPng a = read_png(dir.file("view.png"));
+  CHECK(a.pixels == read_png(dir.file("copy.png")).pixels);
+  CHECK(a.pixels == read_png(dir.file("leaf.png")).pixels);
+  // Spot check: image 0, channel 2, row 1, column 3 is nhwc[0, 1, 3, 2], at grid pixel (2 + 1, 2 + 3).
+  const double v = nhwc.to_vector<double>()[((0 * 5 + 1) * 4 + 3) * 3 + 2];
+  CHECK(a.at(3, 5, 2) == std::lround((std::clamp(v, -1.0, 1.0) + 1) * 127.5));
+}
+
 TEST_CASE("began report: the grid's images per row: nrow, ceil(sqrt(N)) by default, at most N") {
   TempDir dir;
   const std::string path = dir.file("g.png");
@@ -381,6 +399,7 @@ TEST_CASE("began report: write_report on a long run: every series, every grid, c
                                     "epoch_0001.png",   "epoch_0012.png",   "final.png",        "interp.png"};
   for (const std::string& g : grids) save_image_grid(dir.file("samples/" + g), small_batch(4));
   write_bytes(dir.file("samples/notes.txt"), "not an image");
+  write_bytes(dir.file("samples/step_0005000.png.tmp.42.0"), "a grid being written");
   write_report(dir.path);
 
   const std::string svg = read_bytes(dir.file("losses.svg"));
@@ -403,6 +422,7 @@ TEST_CASE("began report: write_report on a long run: every series, every grid, c
     CHECK_MESSAGE(html.find("src=\"samples/" + g + "\"") != std::string::npos, g);
   }
   CHECK(html.find("notes.txt") == std::string::npos);
+  CHECK(html.find(".tmp.") == std::string::npos);
   CHECK(html.find("href=\"config.json\"") != std::string::npos);
   CHECK(html.find("&lt;b&gt;&amp;") != std::string::npos);  // config.json's text, escaped
   CHECK(html.find("step 4,999") != std::string::npos);      // the last whole row
