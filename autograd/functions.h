@@ -1,5 +1,5 @@
 // The differentiable ops: each runs its raw forward (tensor/raw_ops.h) and, when grad mode is on and an input
-// requires grad, records a Node with its backward formula. autograd/ops.def lists them all; the op table
+// requires grad, records a Node with its backward formula. autograd/differentiable_ops.def lists them all; the op table
 // (autograd/op_table.h) checks each against finite differences.
 #pragma once
 
@@ -37,8 +37,9 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 // --- reductions (autograd/ops/reduce.cpp); dims empty = every dim ---
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
-// Maximum over dims; the gradient is split evenly between tied maxima.
-Tensor max(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+// Maximum over dims, as torch.amax (values only; argmax gives the indices); the gradient is split evenly
+// between tied maxima.
+Tensor amax(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 
 // --- linear algebra (autograd/ops/linalg.cpp) ---
 // (..., m, k) @ (..., k, n) -> (..., m, n), batch dims broadcast.
@@ -66,6 +67,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
               int64_t padding = 0);
 // (N, C, H, W) -> (N, C, H * scale, W * scale), each pixel repeated.
 Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
+
+// --- joining and splitting (autograd/ops/join.cpp) ---
 // Concatenation along dim; every other dim must match.
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
 // Pieces of split_size along dim (the last may be smaller); views of x.

@@ -22,7 +22,7 @@ SavedTensor::SavedTensor(const Tensor& t)
       version_(t.version()) {}
 
 Tensor SavedTensor::unpack() const {
-  ATELIER_CHECK(storage_ != nullptr, "internal error: unpacking an empty SavedTensor");
+  ATELIER_ASSERT(storage_ != nullptr, "unpacking an empty SavedTensor");
   ATELIER_CHECK(storage_->version() == version_,
                 "a tensor of shape " << sizes_ << " saved for the gradient was modified by an in-place operation "
                                      << "(version " << version_ << " when saved, " << storage_->version()
@@ -47,9 +47,9 @@ std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) {
                     << name_ << "'): its saved tensors were freed after the first backward(); "
                     << "call backward(grad, /*retain_graph=*/true) the first time if you need to do this");
   std::vector<Tensor> grads = backward_(grad_outputs, needs_);
-  ATELIER_CHECK(grads.size() == next_edges_.size(), "internal error: backward of '" << name_ << "' returned "
-                                                                                    << grads.size() << " gradients for "
-                                                                                    << next_edges_.size() << " inputs");
+  ATELIER_ASSERT(grads.size() == next_edges_.size(), "backward of '" << name_ << "' returned " << grads.size()
+                                                                     << " gradients for " << next_edges_.size()
+                                                                     << " inputs");
   return grads;
 }
 

@@ -12,7 +12,7 @@
 namespace atelier {
 
 struct OpCase {
-  std::string op;    // the name in autograd/ops.def
+  std::string op;    // the name in autograd/differentiable_ops.def
   std::string name;  // what this row covers, e.g. "add/broadcast"
   // Makes fresh inputs: contiguous float64 leaves that require grad, plus any int64/bool inputs.
   std::function<std::vector<Tensor>()> make_inputs;
@@ -22,7 +22,7 @@ struct OpCase {
 
 const std::vector<OpCase>& op_table();
 
-// Every name in autograd/ops.def, in order.
+// Every name in autograd/differentiable_ops.def, in order.
 const std::vector<std::string>& differentiable_op_names();
 
 }  // namespace atelier

@@ -10,13 +10,6 @@ Tensor Tensor::contiguous() const { return atelier::contiguous(*this); }
 Tensor Tensor::clone() const { return atelier::clone(*this); }
 Tensor Tensor::to(DType dtype) const { return atelier::to_dtype(*this, dtype); }
 
-Tensor Tensor::to(Device device) const {
-  ATELIER_CHECK(!requires_grad() || device == this->device(),
-                "to(" << device << "): moving a tensor that requires grad across devices is not differentiable "
-                      << "yet; move the leaf (parameters, inputs) before building the graph");
-  return raw::to_device(*this, device);
-}
-
 Tensor Tensor::reshape(const Shape& shape) const { return atelier::reshape(*this, shape); }
 
 Tensor Tensor::view(const Shape& shape) const {
@@ -71,7 +64,8 @@ Tensor Tensor::sum(const std::vector<int64_t>& dims, bool keepdim) const { retur
 Tensor Tensor::mean(const std::vector<int64_t>& dims, bool keepdim) const {
   return atelier::mean(*this, dims, keepdim);
 }
-Tensor Tensor::max(const std::vector<int64_t>& dims, bool keepdim) const { return atelier::max(*this, dims, keepdim); }
-Tensor Tensor::argmax(int64_t dim, bool keepdim) const { return raw::argmax(*this, dim, keepdim); }
+Tensor Tensor::amax(const std::vector<int64_t>& dims, bool keepdim) const {
+  return atelier::amax(*this, dims, keepdim);
+}
 
 }  // namespace atelier

@@ -269,32 +269,51 @@ struct UpsampleNearestArgs {
   void* dst;
 };
 
-enum class OptimizerKind : uint8_t { Sgd, Adam, AdamW };
+// The fused optimiser updates, one contiguous parameter tensor (numel elements) at a time, in place, as PyTorch
+// defines them (torch.optim.SGD, Adam, AdamW, single-tensor path). `step` counts from 1. Each rule has its own
+// hyperparameters (besides the learning rate, which every rule has) and its own args.
 
-// One fused in-place update of a contiguous parameter tensor (numel elements), as PyTorch defines them:
-//   Sgd:   g = grad + weight_decay p; buf = momentum buf + (1 - dampening) g (buf = g at step 1);
-//          g = nesterov ? g + momentum buf : buf (momentum 0: g); p -= lr g
-//   Adam:  g = grad + weight_decay p; m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
-//          p -= lr (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)
-//   AdamW: p *= 1 - lr weight_decay, then Adam without the L2 term.
-// state0 is the momentum buffer (Sgd) or m (Adam); state1 is v (Adam). step counts from 1.
-struct OptimizerStepArgs {
-  OptimizerKind kind;
+// SGD: g = grad + weight_decay p; buf = momentum buf + (1 - dampening) g (buf = g at step 1);
+//      g = nesterov ? g + momentum buf : buf (momentum 0: plain g); p -= lr g
+struct SgdHyperparameters {
+  double momentum = 0;
+  double dampening = 0;
+  double weight_decay = 0;
+  bool nesterov = false;
+};
+
+struct SgdStepArgs {
   DType dtype;
   int64_t numel;
   void* param;
   const void* grad;
-  void* state0;
-  void* state1;
+  void* momentum_buffer;  // (numel); null when momentum is 0
   int64_t step;
   double lr;
-  double momentum;
-  double dampening;
-  bool nesterov;
-  double beta1;
-  double beta2;
-  double eps;
-  double weight_decay;
+  SgdHyperparameters h;
+};
+
+// Adam:  g = grad + weight_decay p; m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
+//        p -= lr (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)
+// AdamW (decoupled_weight_decay): p *= 1 - lr weight_decay, then Adam without the L2 term.
+struct AdamHyperparameters {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0;
+  bool decoupled_weight_decay = false;
+};
+
+struct AdamStepArgs {
+  DType dtype;
+  int64_t numel;
+  void* param;
+  const void* grad;
+  void* exp_avg;     // (numel) m, the first moment
+  void* exp_avg_sq;  // (numel) v, the second moment
+  int64_t step;
+  double lr;
+  AdamHyperparameters h;
 };
 
 }  // namespace atelier

@@ -9,10 +9,15 @@ const char* primitive_name(PrimitiveOp op) {
 #define X(name, Args)     \
   case PrimitiveOp::name: \
     return #name;
-#include "backends/ops.def"
+#include "backends/primitives.def"
 #undef X
   }
   return "?";
+}
+
+void check_supported(const Backend& backend, PrimitiveOp op, DType dtype, const char* what) {
+  ATELIER_CHECK(backend.supports(op, dtype), what << ": " << primitive_name(op) << " on " << dtype
+                                                  << " is not supported by the " << backend.name() << " backend");
 }
 
 void Backend::not_implemented(PrimitiveOp op) const {
@@ -21,7 +26,7 @@ void Backend::not_implemented(PrimitiveOp op) const {
 
 #define X(op_name, Args) \
   void Backend::op_name(const Args&) { not_implemented(PrimitiveOp::op_name); }
-#include "backends/ops.def"
+#include "backends/primitives.def"
 #undef X
 
 }  // namespace atelier

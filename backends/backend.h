@@ -1,12 +1,13 @@
 // The narrow interface every device implements, and the registry that maps a Device to its Backend.
 //
 // A Backend owns its device's memory (allocate/deallocate through a caching allocator, host<->device copies)
-// and runs primitives. The primitives are listed once in backends/ops.def; each becomes a virtual here whose
+// and runs primitives. The primitives are listed once in backends/primitives.def; each becomes a virtual here whose
 // default body throws "<op> is not implemented on <backend>", so a backend overrides only what it implements
 // and says so through supports().
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "backends/args.h"
@@ -16,13 +17,13 @@ namespace atelier {
 
 enum class PrimitiveOp {
 #define X(name, Args) name,
-#include "backends/ops.def"
+#include "backends/primitives.def"
 #undef X
 };
 
 constexpr int kNumPrimitives = 0
 #define X(name, Args) +1
-#include "backends/ops.def"
+#include "backends/primitives.def"
 #undef X
     ;
 
@@ -60,12 +61,48 @@ class Backend {
   virtual bool supports(PrimitiveOp op, DType dtype) const = 0;
 
 #define X(name, Args) virtual void name(const Args& args);
-#include "backends/ops.def"
+#include "backends/primitives.def"
 #undef X
 
  protected:
   [[noreturn]] void not_implemented(PrimitiveOp op) const;
 };
+
+// The args struct of each primitive and the call that runs it, for code generic over primitives (launch below):
+// Primitive<PrimitiveOp::unary>::Args is UnaryArgs, and run(backend, args) calls backend.unary(args).
+template <PrimitiveOp op>
+struct Primitive;
+#define X(name, ArgsStruct)                                                     \
+  template <>                                                                   \
+  struct Primitive<PrimitiveOp::name> {                                         \
+    using Args = ArgsStruct;                                                    \
+    static void run(Backend& backend, const Args& args) { backend.name(args); } \
+  };
+#include "backends/primitives.def"
+#undef X
+
+// The dtype a backend is asked to support for a call: the args' dtype, or a cast's source dtype.
+template <class Args>
+DType primitive_dtype(const Args& args) {
+  if constexpr (requires { args.dtype; }) {
+    return args.dtype;
+  } else {
+    return args.src_dtype;
+  }
+}
+
+// Throws, naming `what`, the primitive, the dtype and the backend, unless `backend` supports `op` on `dtype`.
+void check_supported(const Backend& backend, PrimitiveOp op, DType dtype, const char* what);
+
+// The one way the floors above call a primitive: the support check (the only one in the project), then the call,
+// skipped when `work` (the number of output elements, or whatever the op computes) is 0. `what` is the name the
+// caller knows the op by, for the error message.
+//   launch<PrimitiveOp::unary>(backend_for(t.device()), "exp", out.numel(), UnaryArgs{...});
+template <PrimitiveOp op>
+void launch(Backend& backend, const char* what, int64_t work, const typename Primitive<op>::Args& args) {
+  check_supported(backend, op, primitive_dtype(args), what);
+  if (work > 0) Primitive<op>::run(backend, args);
+}
 
 // The backend of a device. The CPU backend always exists; asking for an unavailable device throws, naming it.
 Backend& backend_for(Device device);

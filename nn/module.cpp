@@ -116,21 +116,6 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
-namespace {
-
-// Points `dst`'s TensorImpl at `src`'s bytes and layout: every handle to dst sees the change.
-void rebind(const Tensor& dst, const Tensor& src) {
-  if (dst.impl_ptr() == src.impl_ptr()) return;
-  TensorImpl& d = *dst.impl();
-  d.storage = src.storage();
-  d.sizes = src.shape();
-  d.strides = src.strides();
-  d.offset = src.offset();
-  d.dtype = src.dtype();
-}
-
-}  // namespace
-
 void Module::rebind_all(const std::function<Tensor(const Tensor&)>& convert, bool floating_only) {
   // Convert everything first, then swap: if one conversion throws (no such device), nothing has moved.
   struct Move {
@@ -145,8 +130,8 @@ void Module::rebind_all(const std::function<Tensor(const Tensor&)>& convert, boo
   walk("", false, plan);
   walk("", true, plan);
   for (const Move& m : moves) {
-    rebind(m.target, m.converted);
-    if (m.grad.defined()) m.target.impl()->grad = m.grad.impl();
+    m.target.set_data(m.converted);  // every handle to the parameter sees the move
+    if (m.grad.defined()) m.target.set_grad(m.grad);
   }
 }
 

@@ -1,7 +1,10 @@
 // Optimisers: SGD (momentum, dampening, Nesterov, weight decay), Adam (L2 weight decay added to the gradient, as
-// torch.optim.Adam) and AdamW (decoupled weight decay). Each step is one fused in-place backend primitive per
-// parameter tensor (optimizer_step, formulas in backends/args.h), so every backend updates parameters the same way
-// and a step costs one pass over each parameter and its state.
+// torch.optim.Adam) and AdamW (decoupled weight decay). Each step is one fused in-place raw op per parameter
+// tensor (raw::sgd_step_ / raw::adam_step_ over the sgd_step / adam_step primitives, formulas in backends/args.h),
+// so every backend updates parameters the same way and a step costs one pass over each parameter and its state.
+//
+// Optimizer holds what every rule shares (the tensors, lr, step counts, state buffers, the state dict); each
+// rule class holds its own hyperparameters (SgdHyperparameters, AdamHyperparameters) and names its buffers.
 //
 //   nn::Adam opt(model->parameters(), 1e-4, {0.5, 0.999});
 //   loss.backward(); opt.step(); opt.zero_grad();
@@ -37,14 +40,14 @@ class Optimizer {
   Optimizer& operator=(const Optimizer&) = delete;
 
   // "SGD", "Adam" or "AdamW".
-  std::string type_name() const;
+  std::string type_name() const { return type_name_; }
 
   // One update of every tensor that has a gradient.
   void step();
   // Drops every tensor's gradient (sets it undefined, like PyTorch 2's set_to_none=True).
   void zero_grad();
 
-  double lr() const { return hyper_.lr; }
+  double lr() const { return lr_; }
   void set_lr(double lr);
   const std::vector<Tensor>& params() const { return params_; }
   // Number of steps tensor i has taken (0 before its first gradient).
@@ -66,27 +69,43 @@ class Optimizer {
   void load_state_dict(const NamedTensors& state);
 
  protected:
-  // The hyperparameters of every rule; each rule reads the ones it uses (the others stay 0).
-  struct Hyperparameters {
-    double lr = 0, momentum = 0, dampening = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
-    bool nesterov = false;
-  };
-  Optimizer(std::vector<Tensor> params, OptimizerKind kind, const Hyperparameters& hyper);
-  const Hyperparameters& hyper() const { return hyper_; }
+  // Hyperparameter values by name, in state-dict order.
+  using NamedValues = std::vector<std::pair<std::string, double>>;
+
+  // kind: the rule's number in "param_groups.kind". Checks the tensors and lr; the rule checks the rest.
+  Optimizer(std::vector<Tensor> params, std::string type_name, int kind, double lr);
+
+  // --- what each rule provides: its own hyperparameters, the names of its state buffers, and its update ---
+  // The hyperparameters besides lr, by name, with their current values.
+  virtual NamedValues hyperparameters() const = 0;
+  // Checks `values` (the names of hyperparameters(), with new values), throwing on an invalid one, as PyTorch.
+  virtual void check_hyperparameters(const NamedValues& values) const = 0;
+  // Takes `values` (already checked).
+  virtual void set_hyperparameters(const NamedValues& values) = 0;
+  // The per-tensor state buffers under these hyperparameters, in the order update() receives them.
+  virtual std::vector<std::string> state_names(const NamedValues& values) const = 0;
+  // One fused update of `param` (a raw op: raw::sgd_step_, raw::adam_step_); `state` holds the buffers of
+  // state_names(), created as zeros before the first step.
+  virtual void update(const Tensor& param, const Tensor& grad, const std::vector<Tensor>& state, int64_t step) = 0;
+
+  // The value named `name` in `values` (which the rule itself produced, so it is there).
+  static double value_of(const NamedValues& values, const std::string& name);
 
  private:
   struct ParamState {
     int64_t step = 0;
-    Tensor state0, state1;  // (param shape) momentum buffer or exp_avg; exp_avg_sq
+    std::vector<Tensor> buffers;  // (param shape) each, in state_names() order
   };
-  // The state buffer names of this rule with these hyperparameters, in slot order.
-  std::vector<std::string> slot_names(const Hyperparameters& h) const;
-  // The hyperparameters this rule saves, by name, with pointers into `h`.
-  std::vector<std::pair<std::string, double*>> hyper_fields(Hyperparameters& h) const;
-  void check_hyperparameters(const Hyperparameters& h) const;
+  struct Loaded;  // what load_state_dict has read and checked, before it commits
+  void check_lr(double lr) const;
+  Loaded read_state(const NamedTensors& state) const;
+  void read_hyperparameters(Loaded& loaded) const;
+  void read_param_states(Loaded& loaded) const;
+  void commit(Loaded& loaded);
 
-  OptimizerKind kind_;
-  Hyperparameters hyper_;
+  std::string type_name_;
+  int kind_;
+  double lr_;
   std::vector<Tensor> params_;
   std::vector<ParamState> state_;
 };
@@ -97,10 +116,20 @@ class SGD : public Optimizer {
  public:
   SGD(std::vector<Tensor> params, double lr, double momentum = 0, double dampening = 0, double weight_decay = 0,
       bool nesterov = false);
-  double momentum() const { return hyper().momentum; }
-  double dampening() const { return hyper().dampening; }
-  double weight_decay() const { return hyper().weight_decay; }
-  bool nesterov() const { return hyper().nesterov; }
+  double momentum() const { return h_.momentum; }
+  double dampening() const { return h_.dampening; }
+  double weight_decay() const { return h_.weight_decay; }
+  bool nesterov() const { return h_.nesterov; }
+
+ private:
+  static SgdHyperparameters parse(const NamedValues& values);
+  NamedValues hyperparameters() const override;
+  void check_hyperparameters(const NamedValues& values) const override;
+  void set_hyperparameters(const NamedValues& values) override { h_ = parse(values); }
+  std::vector<std::string> state_names(const NamedValues& values) const override;
+  void update(const Tensor& param, const Tensor& grad, const std::vector<Tensor>& state, int64_t step) override;
+
+  SgdHyperparameters h_;
 };
 
 // torch.optim.Adam: weight_decay is L2 added to the gradient (g = grad + weight_decay p), then the Adam update
@@ -109,13 +138,24 @@ class Adam : public Optimizer {
  public:
   Adam(std::vector<Tensor> params, double lr = 1e-3, std::array<double, 2> betas = {0.9, 0.999}, double eps = 1e-8,
        double weight_decay = 0);
-  std::array<double, 2> betas() const { return {hyper().beta1, hyper().beta2}; }
-  double eps() const { return hyper().eps; }
-  double weight_decay() const { return hyper().weight_decay; }
+  std::array<double, 2> betas() const { return {h_.beta1, h_.beta2}; }
+  double eps() const { return h_.eps; }
+  double weight_decay() const { return h_.weight_decay; }
 
  protected:
-  Adam(std::vector<Tensor> params, OptimizerKind kind, double lr, std::array<double, 2> betas, double eps,
+  // AdamW's: decoupled weight decay.
+  Adam(std::vector<Tensor> params, bool decoupled_weight_decay, double lr, std::array<double, 2> betas, double eps,
        double weight_decay);
+
+ private:
+  AdamHyperparameters parse(const NamedValues& values) const;
+  NamedValues hyperparameters() const override;
+  void check_hyperparameters(const NamedValues& values) const override;
+  void set_hyperparameters(const NamedValues& values) override { h_ = parse(values); }
+  std::vector<std::string> state_names(const NamedValues& values) const override;
+  void update(const Tensor& param, const Tensor& grad, const std::vector<Tensor>& state, int64_t step) override;
+
+  AdamHyperparameters h_;
 };
 
 // torch.optim.AdamW: decoupled weight decay, p *= 1 - lr weight_decay, then Adam without the L2 term.

@@ -27,12 +27,9 @@ Tensor random_tensor(const Shape& shape, RandomKind kind, double a, double b, co
                      Device device) {
   ATELIER_CHECK(is_floating(dtype), "random tensors must be float32 or float64, got " << dtype);
   Tensor out = raw::empty(shape, dtype, device);
-  Backend& backend = backend_for(device);
-  ATELIER_CHECK(backend.supports(PrimitiveOp::random, dtype),
-                "random on " << dtype << " is not supported by the " << backend.name() << " backend");
-  if (out.numel() > 0) {
-    backend.random(RandomArgs{dtype, out.numel(), out.raw_data(), kind, key.seed, key.stream, key.offset, a, b});
-  }
+  launch<PrimitiveOp::random>(
+      backend_for(device), "random", out.numel(),
+      RandomArgs{dtype, out.numel(), out.raw_data(), kind, key.seed, key.stream, key.offset, a, b});
   return out;
 }
 

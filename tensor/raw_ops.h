@@ -45,6 +45,10 @@ Tensor unary(UnaryOp op, const Tensor& t, double p0 = 0, double p1 = 0);
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 // A scalar operand, made a 0-d tensor of a's dtype.
 Tensor binary(BinaryOp op, const Tensor& a, double b);
+// dst = op(dst, other), written into dst's own bytes; `other` broadcasts to dst's shape. Bumps dst's version.
+// A non-contiguous dst is computed aside and copied back (the kernels write contiguous outputs).
+void binary_(BinaryOp op, const Tensor& dst, const Tensor& other);
+void binary_(BinaryOp op, const Tensor& dst, double other);
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b);
 Tensor compare(CompareOp op, const Tensor& a, double b);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
@@ -86,7 +90,18 @@ Conv2dWeightGrads conv2d_backward_weight(const Tensor& x, const Tensor& grad_out
 Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
 // Its adjoint: (N, C, H * scale, W * scale) -> (N, C, H, W), the sum of each scale x scale block.
 Tensor upsample_nearest2d_backward(const Tensor& grad_out, int64_t scale);
+
+// --- joining (tensor/raw/join.cpp) ---
 // Concatenation along dim (negative counts from the end); every other dimension must match.
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
+
+// --- optimiser updates (tensor/raw/optim.cpp) ---
+// One fused in-place update of `param` by its gradient (formulas in backends/args.h). Every tensor has param's
+// shape, dtype and device; param and the state buffers are contiguous (grad is made so). step counts from 1.
+// Bumps the version of every tensor written. momentum_buffer may be undefined when h.momentum is 0.
+void sgd_step_(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer, int64_t step, double lr,
+               const SgdHyperparameters& h);
+void adam_step_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, int64_t step,
+                double lr, const AdamHyperparameters& h);
 
 }  // namespace atelier::raw

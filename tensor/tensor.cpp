@@ -12,16 +12,30 @@ namespace {
 std::atomic<int64_t> g_live_tensor_impls{0};
 }
 
-TensorImpl::TensorImpl(std::shared_ptr<Storage> storage_, Shape sizes_, Shape strides_, int64_t offset_, DType dtype_)
-    : storage(std::move(storage_)),
-      sizes(std::move(sizes_)),
-      strides(std::move(strides_)),
-      offset(offset_),
-      dtype(dtype_) {
+TensorImpl::TensorImpl(std::shared_ptr<Storage> storage, Shape sizes, Shape strides, int64_t offset, DType dtype)
+    : storage_(std::move(storage)),
+      sizes_(std::move(sizes)),
+      strides_(std::move(strides)),
+      offset_(offset),
+      dtype_(dtype) {
   g_live_tensor_impls.fetch_add(1, std::memory_order_relaxed);
 }
 
 TensorImpl::~TensorImpl() { g_live_tensor_impls.fetch_sub(1, std::memory_order_relaxed); }
+
+void TensorImpl::set_data(std::shared_ptr<Storage> storage, Shape sizes, Shape strides, int64_t offset, DType dtype) {
+  storage_ = std::move(storage);
+  sizes_ = std::move(sizes);
+  strides_ = std::move(strides);
+  offset_ = offset;
+  dtype_ = dtype;
+}
+
+void TensorImpl::set_grad_fn(std::shared_ptr<Node> node, int output_nr) {
+  grad_fn_ = std::move(node);
+  output_nr_ = output_nr;
+  requires_grad_ = true;
+}
 
 int64_t live_tensor_impls() { return g_live_tensor_impls.load(std::memory_order_relaxed); }
 
@@ -30,20 +44,20 @@ const TensorImpl& Tensor::checked() const {
   return *impl_;
 }
 
-const Shape& Tensor::shape() const { return checked().sizes; }
-const Shape& Tensor::strides() const { return checked().strides; }
+const Shape& Tensor::shape() const { return checked().sizes(); }
+const Shape& Tensor::strides() const { return checked().strides(); }
 int64_t Tensor::size(int64_t d) const { return shape()[normalize_dim(d, dim(), "size")]; }
 int64_t Tensor::stride(int64_t d) const { return strides()[normalize_dim(d, dim(), "stride")]; }
-int64_t Tensor::offset() const { return checked().offset; }
-DType Tensor::dtype() const { return checked().dtype; }
-Device Tensor::device() const { return checked().storage->device(); }
-const std::shared_ptr<Storage>& Tensor::storage() const { return checked().storage; }
+int64_t Tensor::offset() const { return checked().offset(); }
+DType Tensor::dtype() const { return checked().dtype(); }
+Device Tensor::device() const { return checked().storage()->device(); }
+const std::shared_ptr<Storage>& Tensor::storage() const { return checked().storage(); }
 
 bool Tensor::is_contiguous() const { return make_layout(shape(), strides()).is_contiguous(); }
 
 void* Tensor::raw_data() const {
   const TensorImpl& impl = checked();
-  return static_cast<char*>(impl.storage->data()) + impl.offset * static_cast<int64_t>(dtype_size(impl.dtype));
+  return static_cast<char*>(impl.storage()->data()) + impl.offset() * static_cast<int64_t>(dtype_size(impl.dtype()));
 }
 
 template <typename T>
@@ -80,31 +94,51 @@ ATELIER_INSTANTIATE_ACCESS(uint8_t)
 
 // --- autograd metadata ---
 
-bool Tensor::requires_grad() const { return checked().requires_grad; }
+bool Tensor::requires_grad() const { return checked().requires_grad(); }
 
 const Tensor& Tensor::requires_grad_(bool value) const {
   ATELIER_CHECK(!value || is_floating(dtype()),
                 "requires_grad_: only float32/float64 tensors can require gradients, this one is " << dtype());
   ATELIER_CHECK(is_leaf() || value,
                 "requires_grad_(false) on a non-leaf tensor; use detach() to cut it from the graph");
-  impl_->requires_grad = value;
+  impl_->set_requires_grad(value);
   return *this;
 }
 
-Tensor Tensor::grad() const { return Tensor(checked().grad); }
+Tensor Tensor::grad() const { return Tensor(checked().grad()); }
 
 void Tensor::set_grad(const Tensor& grad) const {
+  checked();
+  // The dtype may differ (the optimisers report it with the tensor's index); the shape may not.
   ATELIER_CHECK(!grad.defined() || grad.shape() == shape(),
                 "set_grad: gradient of shape " << grad.shape() << " for a tensor of shape " << shape());
-  impl_->grad = grad.impl();
+  impl_->set_grad(grad.impl());
 }
 
-const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked().grad_fn; }
+const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked().grad_fn(); }
 
 Tensor Tensor::detach() const {
   const TensorImpl& impl = checked();
-  return Tensor(std::make_shared<TensorImpl>(impl.storage, impl.sizes, impl.strides, impl.offset, impl.dtype));
+  return Tensor(
+      std::make_shared<TensorImpl>(impl.storage(), impl.sizes(), impl.strides(), impl.offset(), impl.dtype()));
 }
+
+void Tensor::set_data(const Tensor& src) const {
+  checked();
+  if (impl_ == src.impl()) return;
+  impl_->set_data(src.storage(), src.shape(), src.strides(), src.offset(), src.dtype());
+}
+
+// --- non-differentiable conversions and queries ---
+
+Tensor Tensor::to(Device device) const {
+  ATELIER_CHECK(!requires_grad() || device == this->device(),
+                "to(" << device << "): moving a tensor that requires grad across devices is not differentiable "
+                      << "yet; move the leaf (parameters, inputs) before building the graph");
+  return raw::to_device(*this, device);
+}
+
+Tensor Tensor::argmax(int64_t dim, bool keepdim) const { return raw::argmax(*this, dim, keepdim); }
 
 // --- in-place writes ---
 
@@ -120,40 +154,40 @@ void check_inplace(const Tensor& t, const char* op) {
 
 }  // namespace
 
+// The arithmetic ones write into this tensor's own bytes (raw::binary_); `other` broadcasts to its shape.
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace(*this, "add_");
-  Tensor rhs = alpha == 1.0 ? other : raw::binary(BinaryOp::Mul, other, alpha);
-  raw::copy_(*this, raw::binary(BinaryOp::Add, *this, rhs));
+  raw::binary_(BinaryOp::Add, *this, alpha == 1.0 ? other : raw::binary(BinaryOp::Mul, other, alpha));
   return *this;
 }
 
 Tensor& Tensor::add_(double value) {
   check_inplace(*this, "add_");
-  raw::copy_(*this, raw::binary(BinaryOp::Add, *this, value));
+  raw::binary_(BinaryOp::Add, *this, value);
   return *this;
 }
 
 Tensor& Tensor::sub_(const Tensor& other) {
   check_inplace(*this, "sub_");
-  raw::copy_(*this, raw::binary(BinaryOp::Sub, *this, other));
+  raw::binary_(BinaryOp::Sub, *this, other);
   return *this;
 }
 
 Tensor& Tensor::sub_(double value) {
   check_inplace(*this, "sub_");
-  raw::copy_(*this, raw::binary(BinaryOp::Sub, *this, value));
+  raw::binary_(BinaryOp::Sub, *this, value);
   return *this;
 }
 
 Tensor& Tensor::mul_(const Tensor& other) {
   check_inplace(*this, "mul_");
-  raw::copy_(*this, raw::binary(BinaryOp::Mul, *this, other));
+  raw::binary_(BinaryOp::Mul, *this, other);
   return *this;
 }
 
 Tensor& Tensor::mul_(double value) {
   check_inplace(*this, "mul_");
-  raw::copy_(*this, raw::binary(BinaryOp::Mul, *this, value));
+  raw::binary_(BinaryOp::Mul, *this, value);
   return *this;
 }
 

@@ -1,13 +1,17 @@
 // Tensor: a cheap handle (a shared_ptr to TensorImpl) to an n-d array on a device. Copying a Tensor copies the
 // handle, never the data. Views (reshape, permute, slice, expand ...) share the storage.
 //
-// Methods fall in three groups:
-//  - metadata and raw access (this floor): shape, dtype, device, data_ptr, item, to_vector, detach;
-//  - in-place writes (this floor): add_, sub_, mul_, copy_, fill_, zero_. They bump the storage's version, and
-//    on a tensor that requires grad they are allowed only under NoGradGuard;
-//  - differentiable ops (reshape, sum, contiguous, to ...): declared here for a fluent API, defined on the
-//    autograd floor (autograd/tensor_methods.cpp), which records the graph. The free functions in
-//    autograd/functions.h are the same ops.
+// Methods fall in four groups:
+//  - metadata and raw access (this floor): shape, dtype, device, data_ptr, item, to_vector, detach, set_data;
+//  - non-differentiable conversions (this floor): to(Device), argmax;
+//  - in-place writes (this floor): add_, sub_, mul_, copy_, fill_, zero_. They write into the tensor's own
+//    bytes and bump the storage's version; on a tensor that requires grad they are allowed only under
+//    NoGradGuard;
+//  - differentiable ops (reshape, sum, contiguous, to(DType) ...) and backward(): declared here for a fluent
+//    API, defined on the autograd floor (autograd/tensor_methods.cpp, autograd/engine.cpp), which records and
+//    walks the graph. The free functions in autograd/functions.h are the same ops. This is the one allowed
+//    downward declaration of an upper floor's code: tests/tools/check_layering.cmake checks that no other file
+//    outside tensor/ defines a Tensor member (docs/architecture.md, "Layering").
 #pragma once
 
 #include <cstdint>
@@ -70,8 +74,16 @@ class Tensor {
   void backward(const Tensor& grad = Tensor(), bool retain_graph = false) const;
   // Same storage, cut from the graph: no grad_fn, requires_grad false.
   Tensor detach() const;
+  // Points this tensor (every handle to it) at src's storage, layout and dtype, keeping its autograd metadata:
+  // how Module::to() moves parameters without invalidating an optimiser's handles.
+  void set_data(const Tensor& src) const;
 
-  // --- in-place writes (bump the version) ---
+  // --- non-differentiable conversions ---
+  // A copy on `device` (this tensor itself if already there); a tensor that requires grad cannot move.
+  Tensor to(Device device) const;
+  Tensor argmax(int64_t dim, bool keepdim = false) const;  // int64 indices of the first maximum
+
+  // --- in-place writes (bump the version); `other` broadcasts to this tensor's shape ---
   Tensor& add_(const Tensor& other, double alpha = 1.0);
   Tensor& add_(double value);
   Tensor& sub_(const Tensor& other);
@@ -86,9 +98,9 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(DType dtype) const;
-  Tensor to(Device device) const;
   Tensor reshape(const Shape& shape) const;  // one dim may be -1
   Tensor view(const Shape& shape) const;     // like reshape, but throws instead of copying
+  // start_dim 0 as torch.flatten (every dim); nn::Flatten starts at 1 as torch.nn.Flatten (keeps the batch).
   Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
   Tensor permute(const std::vector<int64_t>& dims) const;
   Tensor transpose(int64_t dim0, int64_t dim1) const;
@@ -101,8 +113,7 @@ class Tensor {
   Tensor unsqueeze(int64_t dim) const;
   Tensor sum(const std::vector<int64_t>& dims = {}, bool keepdim = false) const;
   Tensor mean(const std::vector<int64_t>& dims = {}, bool keepdim = false) const;
-  Tensor max(const std::vector<int64_t>& dims = {}, bool keepdim = false) const;
-  Tensor argmax(int64_t dim, bool keepdim = false) const;  // not differentiable (int64 output)
+  Tensor amax(const std::vector<int64_t>& dims = {}, bool keepdim = false) const;  // torch.amax
 
   std::string to_string() const;
 

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include "atelier.h"
+#include "autograd/record.h"
+#include "tensor/raw_ops.h"
 
 using namespace atelier;
 
@@ -139,4 +141,52 @@ TEST_CASE("a deep graph does not overflow the stack") {
   for (int i = 0; i < 20000; ++i) y = y * 1.0;
   y.sum().backward();
   CHECK(x.grad().item() == 1);
+}
+
+TEST_CASE("backward casts a seed of another dtype to the root's, for a leaf and a non-leaf alike") {
+  Tensor x = full({2}, 3.0).requires_grad_();  // float32
+  Tensor y = x * x;
+  y.backward(ones({2}, DType::Float64));
+  CHECK(x.grad().dtype() == DType::Float32);
+  CHECK(values(x.grad()) == std::vector<double>{6, 6});
+  x.set_grad(Tensor());
+  x.backward(full({2}, 2.0, DType::Float64));
+  CHECK(values(x.grad()) == std::vector<double>{2, 2});
+}
+
+TEST_CASE("record gives a node several outputs and the engine sums what reaches each") {
+  Tensor x = full({3}, 2.0).requires_grad_();
+  Tensor a = raw::binary(BinaryOp::Mul, x, 2.0), b = raw::binary(BinaryOp::Mul, x, 5.0);
+  std::vector<Tensor> outs = record("two", {a, b}, {x}, [](const auto& g, const auto&) {
+    // d/dx (2x, 5x) . (g0, g1) = 2 g0 + 5 g1; an output no gradient reached arrives undefined.
+    Tensor sum = zeros({3});
+    if (g[0].defined()) sum = raw::binary(BinaryOp::Add, sum, raw::binary(BinaryOp::Mul, g[0], 2.0));
+    if (g[1].defined()) sum = raw::binary(BinaryOp::Add, sum, raw::binary(BinaryOp::Mul, g[1], 5.0));
+    return std::vector<Tensor>{sum};
+  });
+  CHECK(outs[0].grad_fn() == outs[1].grad_fn());
+  CHECK(outs[1].impl()->output_nr() == 1);
+  (outs[0].sum() + outs[1].sum() * 10.0).backward();
+  CHECK(values(x.grad()) == std::vector<double>{52, 52, 52});
+  // Backward from output 1 alone: output 0's gradient arrives undefined.
+  x.set_grad(Tensor());
+  Tensor c = record("two", {raw::clone(a), raw::clone(b)}, {x}, [](const auto& g, const auto&) {
+    CHECK_FALSE(g[0].defined());
+    return std::vector<Tensor>{raw::binary(BinaryOp::Mul, g[1], 5.0)};
+  })[1];
+  c.sum().backward();
+  CHECK(values(x.grad()) == std::vector<double>{5, 5, 5});
+}
+
+TEST_CASE("an internal invariant fails with ATELIER_ASSERT's message, distinct from a user error") {
+  try {
+    ATELIER_ASSERT(1 + 1 == 3, "arithmetic is broken: " << 2);
+    FAIL("ATELIER_ASSERT did not throw");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("internal error (a bug in atelier") == 0);
+    CHECK(what.find("test_autograd.cpp") != std::string::npos);
+    CHECK(what.find("arithmetic is broken: 2") != std::string::npos);
+  }
+  CHECK_THROWS_WITH_AS(Tensor().set_grad(Tensor()), doctest::Contains("undefined Tensor"), Error);
 }

@@ -15,6 +15,7 @@
 #include "backends/backend.h"
 #include "backends/cpu/cpu_allocator.h"
 #include "backends/cpu/cpu_backend.h"
+#include "backends/dispatch.h"
 #include "backends/error.h"
 #include "backends/philox.h"
 #include "backends/thread_pool.h"
@@ -803,29 +804,65 @@ TEST_CASE("cpu allocator: thread safety smoke test and the backend's allocator")
   CHECK(s.in_use == 0);
   CHECK(s.system_allocs + s.cache_hits == 4 * 2000);
 
-  Backend& b = cpu();
-  CHECK(b.name() == "cpu");
-  CHECK(b.available());
-  void* p = b.allocate(256);
-  const size_t in_use = b.allocator_stats().in_use;
+  Backend& backend = cpu();
+  CHECK(backend.name() == "cpu");
+  CHECK(backend.available());
+  void* p = backend.allocate(256);
+  const size_t in_use = backend.allocator_stats().in_use;
   CHECK(in_use >= 512);
   float host[4] = {1, 2, 3, 4}, back[4] = {};
-  b.copy_from_host(p, host, sizeof(host));
-  b.copy_to_host(back, p, sizeof(back));
+  backend.copy_from_host(p, host, sizeof(host));
+  backend.copy_to_host(back, p, sizeof(back));
   CHECK(std::equal(host, host + 4, back));
-  b.deallocate(p, 256);
-  CHECK(b.allocator_stats().in_use == in_use - 512);
+  backend.deallocate(p, 256);
+  CHECK(backend.allocator_stats().in_use == in_use - 512);
 }
 
-TEST_CASE("supports() matches what the CPU kernels do") {
-  Backend& b = cpu();
+TEST_CASE("dispatch runs the lambda once with the listed type of the dtype, and throws outside the list") {
+  std::vector<size_t> sizes;
+  dispatch<float, double>(DType::Float64, "test", [&]<class T> { sizes.push_back(sizeof(T)); });
+  dispatch(AllTypes{}, DType::UInt8, "test", [&]<class T> { sizes.push_back(sizeof(T)); });
+  CHECK(sizes == std::vector<size_t>{8, 1});
+  CHECK_THROWS_WITH_AS(dispatch(FloatingTypes{}, DType::Int64, "cpu unary", [&]<class T> { sizes.push_back(0); }),
+                       "cpu unary: dtype int64 is not supported", Error);
+  CHECK(sizes.size() == 2);
+  CHECK(SignedTypes::contains(DType::Int64));
+  CHECK_FALSE(SignedTypes::contains(DType::Bool));
+}
+
+TEST_CASE("supports() is the kernels' type list: a supported dtype runs, an unsupported one throws") {
+  Backend& backend = cpu();
   for (DType t : {DType::Float32, DType::Float64, DType::Int64, DType::Bool, DType::UInt8}) {
-    CHECK(b.supports(PrimitiveOp::copy, t));
-    CHECK(b.supports(PrimitiveOp::cast, t));
-    CHECK(b.supports(PrimitiveOp::fill, t));
+    CHECK(backend.supports(PrimitiveOp::copy, t));
+    CHECK(backend.supports(PrimitiveOp::cast, t));
+    CHECK(backend.supports(PrimitiveOp::fill, t));
     const bool f = is_floating(t);
-    CHECK(b.supports(PrimitiveOp::gemm, t) == f);
-    CHECK(b.supports(PrimitiveOp::unary, t) == f);
-    CHECK(b.supports(PrimitiveOp::compare, t) == (f || t == DType::Int64));
+    CHECK(backend.supports(PrimitiveOp::gemm, t) == f);
+    CHECK(backend.supports(PrimitiveOp::unary, t) == f);
+    CHECK(backend.supports(PrimitiveOp::compare, t) == (f || t == DType::Int64));
+    CHECK(backend.supports(PrimitiveOp::reduce, t) == (f || t == DType::Int64));
+    // The kernel agrees: it runs exactly for the supported dtypes (one 8-byte element, reduced to itself).
+    alignas(8) unsigned char src[8] = {}, dst[8] = {};
+    ReduceArgs r{ReduceOp::Sum, t, layout({1}), layout({1}), src, dst};
+    if (backend.supports(PrimitiveOp::reduce, t)) {
+      CHECK_NOTHROW(backend.reduce(r));
+    } else {
+      CHECK_THROWS_WITH_AS(backend.reduce(r), doctest::Contains("is not supported"), Error);
+    }
   }
+}
+
+TEST_CASE("launch checks support once, on the way into the backend, and skips empty work") {
+  Backend& backend = cpu();
+  const int64_t bad[1] = {3};
+  int64_t out[1] = {0};
+  UnaryArgs args{UnaryOp::Neg, DType::Int64, layout({1}), bad, out};
+  CHECK_THROWS_WITH_AS(launch<PrimitiveOp::unary>(backend, "neg", 1, args),
+                       "neg: unary on int64 is not supported by the cpu backend", Error);
+  double x[1] = {2}, y[1] = {0};
+  UnaryArgs ok{UnaryOp::Neg, DType::Float64, layout({1}), x, y};
+  launch<PrimitiveOp::unary>(backend, "neg", 0, ok);  // no work: the kernel is not called
+  CHECK(y[0] == 0);
+  launch<PrimitiveOp::unary>(backend, "neg", 1, ok);
+  CHECK(y[0] == -2);
 }

@@ -11,17 +11,17 @@
 
 using namespace atelier;
 
-TEST_CASE("every op in autograd/ops.def has a gradcheck row") {
+TEST_CASE("every op in autograd/differentiable_ops.def has a gradcheck row") {
   std::set<std::string> covered;
   for (const OpCase& c : op_table()) covered.insert(c.op);
   for (const std::string& op : differentiable_op_names()) {
     INFO("op without a row in autograd/op_table.cpp: " << op);
     CHECK(covered.count(op) == 1);
   }
-  // And no row names an op missing from ops.def.
+  // And no row names an op missing from differentiable_ops.def.
   const auto& names = differentiable_op_names();
   for (const std::string& op : covered) {
-    INFO("row for an op missing from autograd/ops.def: " << op);
+    INFO("row for an op missing from autograd/differentiable_ops.def: " << op);
     CHECK(std::find(names.begin(), names.end(), op) != names.end());
   }
 }

@@ -1,4 +1,4 @@
-// The optimisers (nn/optim.h) and the CPU optimizer_step kernel: SGD (plain, momentum, dampening, Nesterov),
+// The optimisers (nn/optim.h) and the CPU sgd_step / adam_step kernels: SGD (plain, momentum, dampening, Nesterov),
 // Adam and AdamW against three steps of PyTorch (tests/fixtures/optim_fixture.txt, written by
 // bench/peers/optim_fixture.py), fitting a plain latent tensor, state_dict round trips and error messages.
 #include <cmath>
@@ -283,13 +283,17 @@ TEST_CASE("optim: bad arguments are reported with the tensor at fault") {
 
   nn::Adam opt({ok}, 0.1);
   ok.set_grad(ones({2, 3}, DType::Float64));
-  CHECK_THROWS_WITH_AS(opt.step(), doctest::Contains("tensor 0 is float32 [2, 3] on cpu but its grad is float64"),
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      opt.step(),
+      doctest::Contains("tensor 0: adam_step: the parameter is float32 [2, 3] on cpu but its gradient is float64"),
+      Error);
 }
 
-TEST_CASE("optim: the CPU backend supports optimizer_step for floating dtypes only") {
-  Backend& b = backend_for(Device::cpu());
-  CHECK(b.supports(PrimitiveOp::optimizer_step, DType::Float32));
-  CHECK(b.supports(PrimitiveOp::optimizer_step, DType::Float64));
-  CHECK_FALSE(b.supports(PrimitiveOp::optimizer_step, DType::Int64));
+TEST_CASE("optim: the CPU backend supports sgd_step and adam_step for floating dtypes only") {
+  Backend& backend = backend_for(Device::cpu());
+  for (PrimitiveOp op : {PrimitiveOp::sgd_step, PrimitiveOp::adam_step}) {
+    CHECK(backend.supports(op, DType::Float32));
+    CHECK(backend.supports(op, DType::Float64));
+    CHECK_FALSE(backend.supports(op, DType::Int64));
+  }
 }

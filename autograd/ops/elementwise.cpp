@@ -13,8 +13,8 @@ namespace {
 Tensor scalar_like(double v, const Tensor& t) { return scalar_tensor(v, t.dtype(), t.device()); }
 
 // Raw helpers for backward formulas (which run under NoGradGuard, on raw kernels only).
-Tensor rmul(const Tensor& a, const Tensor& b) { return raw::binary(BinaryOp::Mul, a, b); }
-Tensor rdivide(const Tensor& a, const Tensor& b) { return raw::binary(BinaryOp::Div, a, b); }
+Tensor raw_mul(const Tensor& a, const Tensor& b) { return raw::binary(BinaryOp::Mul, a, b); }
+Tensor raw_div(const Tensor& a, const Tensor& b) { return raw::binary(BinaryOp::Div, a, b); }
 Tensor mask_to(const Tensor& cond, const Tensor& like) { return raw::cast(cond, like.dtype()); }
 
 }  // namespace
@@ -44,8 +44,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   SavedTensor sa = b.requires_grad() ? SavedTensor(a) : SavedTensor();
   SavedTensor sb = a.requires_grad() ? SavedTensor(b) : SavedTensor();
   return record("mul", out, {a, b}, [sa, sb, as = a.shape(), bs = b.shape()](const auto& g, const auto& needs) {
-    return std::vector<Tensor>{needs[0] ? raw::sum_to(rmul(g[0], sb.unpack()), as) : Tensor(),
-                               needs[1] ? raw::sum_to(rmul(g[0], sa.unpack()), bs) : Tensor()};
+    return std::vector<Tensor>{needs[0] ? raw::sum_to(raw_mul(g[0], sb.unpack()), as) : Tensor(),
+                               needs[1] ? raw::sum_to(raw_mul(g[0], sa.unpack()), bs) : Tensor()};
   });
 }
 
@@ -58,9 +58,9 @@ Tensor div(const Tensor& a, const Tensor& b) {
                 [sb = SavedTensor(b), sout, as = a.shape(), bs = b.shape()](const auto& g, const auto& needs) {
                   Tensor b_ = sb.unpack();
                   Tensor ga, gb;
-                  if (needs[0]) ga = raw::sum_to(rdivide(g[0], b_), as);
+                  if (needs[0]) ga = raw::sum_to(raw_div(g[0], b_), as);
                   if (needs[1]) {
-                    Tensor t = rdivide(rmul(g[0], sout.unpack()), b_);
+                    Tensor t = raw_div(raw_mul(g[0], sout.unpack()), b_);
                     gb = raw::sum_to(raw::unary(UnaryOp::Neg, t), bs);
                   }
                   return std::vector<Tensor>{ga, gb};
@@ -85,7 +85,7 @@ Tensor exp(const Tensor& x) {
   Tensor out = raw::unary(UnaryOp::Exp, x);
   if (!should_record({x})) return out;
   return record("exp", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
-    return std::vector<Tensor>{rmul(g[0], so.unpack())};
+    return std::vector<Tensor>{raw_mul(g[0], so.unpack())};
   });
 }
 
@@ -93,7 +93,7 @@ Tensor log(const Tensor& x) {
   Tensor out = raw::unary(UnaryOp::Log, x);
   if (!should_record({x})) return out;
   return record("log", out, {x}, [sx = SavedTensor(x)](const auto& g, const auto&) {
-    return std::vector<Tensor>{rdivide(g[0], sx.unpack())};
+    return std::vector<Tensor>{raw_div(g[0], sx.unpack())};
   });
 }
 
@@ -101,7 +101,7 @@ Tensor abs(const Tensor& x) {
   Tensor out = raw::unary(UnaryOp::Abs, x);
   if (!should_record({x})) return out;
   return record("abs", out, {x}, [sx = SavedTensor(x)](const auto& g, const auto&) {
-    return std::vector<Tensor>{rmul(g[0], raw::unary(UnaryOp::Sign, sx.unpack()))};
+    return std::vector<Tensor>{raw_mul(g[0], raw::unary(UnaryOp::Sign, sx.unpack()))};
   });
 }
 
@@ -110,7 +110,7 @@ Tensor sqrt(const Tensor& x) {
   if (!should_record({x})) return out;
   // d sqrt(x) = 1 / (2 sqrt(x))
   return record("sqrt", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
-    return std::vector<Tensor>{rdivide(raw::binary(BinaryOp::Mul, g[0], 0.5), so.unpack())};
+    return std::vector<Tensor>{raw_div(raw::binary(BinaryOp::Mul, g[0], 0.5), so.unpack())};
   });
 }
 
@@ -120,7 +120,7 @@ Tensor pow(const Tensor& x, double exponent) {
   // d x^p = p x^(p-1)
   return record("pow", out, {x}, [sx = SavedTensor(x), exponent](const auto& g, const auto&) {
     Tensor d = raw::binary(BinaryOp::Mul, raw::unary(UnaryOp::Pow, sx.unpack(), exponent - 1), exponent);
-    return std::vector<Tensor>{rmul(g[0], d)};
+    return std::vector<Tensor>{raw_mul(g[0], d)};
   });
 }
 
@@ -130,8 +130,8 @@ Tensor tanh(const Tensor& x) {
   // d tanh = 1 - tanh^2
   return record("tanh", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
     Tensor y = so.unpack();
-    Tensor d = raw::binary(BinaryOp::Sub, scalar_like(1.0, y), rmul(y, y));
-    return std::vector<Tensor>{rmul(g[0], d)};
+    Tensor d = raw::binary(BinaryOp::Sub, scalar_like(1.0, y), raw_mul(y, y));
+    return std::vector<Tensor>{raw_mul(g[0], d)};
   });
 }
 
@@ -141,8 +141,8 @@ Tensor sigmoid(const Tensor& x) {
   // d sigmoid = s (1 - s)
   return record("sigmoid", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
     Tensor s = so.unpack();
-    Tensor d = rmul(s, raw::binary(BinaryOp::Sub, scalar_like(1.0, s), s));
-    return std::vector<Tensor>{rmul(g[0], d)};
+    Tensor d = raw_mul(s, raw::binary(BinaryOp::Sub, scalar_like(1.0, s), s));
+    return std::vector<Tensor>{raw_mul(g[0], d)};
   });
 }
 
@@ -151,7 +151,7 @@ Tensor relu(const Tensor& x) {
   if (!should_record({x})) return out;
   return record("relu", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
     Tensor y = so.unpack();
-    return std::vector<Tensor>{rmul(g[0], mask_to(raw::compare(CompareOp::Gt, y, 0.0), y))};
+    return std::vector<Tensor>{raw_mul(g[0], mask_to(raw::compare(CompareOp::Gt, y, 0.0), y))};
   });
 }
 
@@ -161,7 +161,7 @@ Tensor elu(const Tensor& x, double alpha) {
   // x > 0: 1; otherwise alpha e^x = y + alpha.
   return record("elu", out, {x}, [sx = SavedTensor(x), so = SavedTensor(out), alpha](const auto& g, const auto&) {
     Tensor y = so.unpack();
-    Tensor negative_side = rmul(g[0], raw::binary(BinaryOp::Add, y, alpha));
+    Tensor negative_side = raw_mul(g[0], raw::binary(BinaryOp::Add, y, alpha));
     return std::vector<Tensor>{raw::where(raw::compare(CompareOp::Gt, sx.unpack(), 0.0), g[0], negative_side)};
   });
 }
@@ -174,8 +174,8 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
   return record("clamp", out, {x}, [sx = SavedTensor(x), lo, hi](const auto& g, const auto&) {
     Tensor x_ = sx.unpack();
     Tensor inside =
-        rmul(mask_to(raw::compare(CompareOp::Ge, x_, lo), x_), mask_to(raw::compare(CompareOp::Le, x_, hi), x_));
-    return std::vector<Tensor>{rmul(g[0], inside)};
+        raw_mul(mask_to(raw::compare(CompareOp::Ge, x_, lo), x_), mask_to(raw::compare(CompareOp::Le, x_, hi), x_));
+    return std::vector<Tensor>{raw_mul(g[0], inside)};
   });
 }
 

@@ -44,12 +44,12 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   });
 }
 
-Tensor max(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   Tensor out = raw::reduce(ReduceOp::Max, x, dims, keepdim);
   if (!should_record({x})) return out;
-  std::vector<int> rdims = normalize_dims(dims, x.dim(), "max");
+  std::vector<int> rdims = normalize_dims(dims, x.dim(), "amax");
   // The gradient goes to the elements equal to the maximum, split evenly between ties.
-  return record("max", out, {x}, [sx = SavedTensor(x), so = SavedTensor(out), rdims](const auto& g, const auto&) {
+  return record("amax", out, {x}, [sx = SavedTensor(x), so = SavedTensor(out), rdims](const auto& g, const auto&) {
     Tensor x_ = sx.unpack();
     Tensor m = expand_back(so.unpack(), x_.shape(), rdims);
     Tensor mask = raw::cast(raw::compare(CompareOp::Eq, x_, m), x_.dtype());

@@ -343,41 +343,26 @@ void check_geometry(const char* primitive, const Conv2dGeometry& g) {
 
 }  // namespace
 
-void conv2d_fwd(const Conv2dForwardArgs& args) {
-  check_geometry("conv2d_fwd", args.g);
-  switch (args.dtype) {
-    case DType::Float32:
-      return forward_typed<float>(args.g, static_cast<const float*>(args.input), static_cast<const float*>(args.weight),
-                                  static_cast<const float*>(args.bias), static_cast<float*>(args.output));
-    case DType::Float64:
-      return forward_typed<double>(args.g, static_cast<const double*>(args.input),
-                                   static_cast<const double*>(args.weight), static_cast<const double*>(args.bias),
-                                   static_cast<double*>(args.output));
-    default: unsupported_dtype("conv2d_fwd", args.dtype);
-  }
+void conv2d(const Conv2dForwardArgs& args) {
+  check_geometry("conv2d", args.g);
+  dispatch(conv2d_types{}, args.dtype, "cpu conv2d", [&]<class T> {
+    forward_typed<T>(args.g, static_cast<const T*>(args.input), static_cast<const T*>(args.weight),
+                     static_cast<const T*>(args.bias), static_cast<T*>(args.output));
+  });
 }
 
-void conv2d_bwd_input(const Conv2dBackwardInputArgs& args) {
-  check_geometry("conv2d_bwd_input", args.g);
-  switch (args.dtype) {
-    case DType::Float32:
-      return backward_input_typed<float>(args.g, static_cast<const float*>(args.grad_output),
-                                         static_cast<const float*>(args.weight), static_cast<float*>(args.grad_input));
-    case DType::Float64:
-      return backward_input_typed<double>(args.g, static_cast<const double*>(args.grad_output),
-                                          static_cast<const double*>(args.weight),
-                                          static_cast<double*>(args.grad_input));
-    default: unsupported_dtype("conv2d_bwd_input", args.dtype);
-  }
+void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
+  check_geometry("conv2d_backward_input", args.g);
+  dispatch(conv2d_backward_input_types{}, args.dtype, "cpu conv2d_backward_input", [&]<class T> {
+    backward_input_typed<T>(args.g, static_cast<const T*>(args.grad_output), static_cast<const T*>(args.weight),
+                            static_cast<T*>(args.grad_input));
+  });
 }
 
-void conv2d_bwd_weight(const Conv2dBackwardWeightArgs& args) {
-  check_geometry("conv2d_bwd_weight", args.g);
-  switch (args.dtype) {
-    case DType::Float32: return backward_weight_typed<float>(args);
-    case DType::Float64: return backward_weight_typed<double>(args);
-    default: unsupported_dtype("conv2d_bwd_weight", args.dtype);
-  }
+void conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
+  check_geometry("conv2d_backward_weight", args.g);
+  dispatch(conv2d_backward_weight_types{}, args.dtype, "cpu conv2d_backward_weight",
+           [&]<class T> { backward_weight_typed<T>(args); });
 }
 
 }  // namespace atelier::cpu

@@ -13,10 +13,6 @@
 
 namespace atelier::cpu {
 
-void unsupported_dtype(const char* primitive, DType dtype) {
-  throw Error(std::string("cpu ") + primitive + ": dtype " + dtype_name(dtype) + " is not supported");
-}
-
 namespace {
 
 // Tiled transposes pay off once the matrix outgrows L1.
@@ -93,18 +89,6 @@ void cast_typed(const CastArgs& args) {
   });
 }
 
-template <typename D>
-void cast_from(const CastArgs& args) {
-  switch (args.src_dtype) {
-    case DType::Float32: return cast_typed<D, float>(args);
-    case DType::Float64: return cast_typed<D, double>(args);
-    case DType::Int64: return cast_typed<D, int64_t>(args);
-    case DType::Bool: return cast_typed<D, bool>(args);
-    case DType::UInt8: return cast_typed<D, uint8_t>(args);
-  }
-  unsupported_dtype("cast", args.src_dtype);
-}
-
 template <typename T>
 void fill_typed(const FillArgs& args) {
   T* dst = static_cast<T*>(args.dst_data);
@@ -125,38 +109,22 @@ void fill_typed(const FillArgs& args) {
 
 }  // namespace
 
+// copy moves bytes: every dtype of one element size shares one instantiation.
 void copy(const CopyArgs& args) {
-  switch (dtype_size(args.dtype)) {
-    case 1: return copy_typed<uint8_t>(args);
-    case 4: return copy_typed<uint32_t>(args);
-    case 8: return copy_typed<uint64_t>(args);
-  }
-  unsupported_dtype("copy", args.dtype);
+  dispatch(copy_types{}, args.dtype, "cpu copy", [&]<class T> { copy_typed<SameSize<T>>(args); });
 }
 
 void cast(const CastArgs& args) {
   if (args.src_dtype == args.dst_dtype) {
     return copy(CopyArgs{args.dst_dtype, args.dst, args.dst_data, args.src, args.src_data});
   }
-  switch (args.dst_dtype) {
-    case DType::Float32: return cast_from<float>(args);
-    case DType::Float64: return cast_from<double>(args);
-    case DType::Int64: return cast_from<int64_t>(args);
-    case DType::Bool: return cast_from<bool>(args);
-    case DType::UInt8: return cast_from<uint8_t>(args);
-  }
-  unsupported_dtype("cast", args.dst_dtype);
+  dispatch(cast_types{}, args.dst_dtype, "cpu cast", [&]<class D> {
+    dispatch(cast_types{}, args.src_dtype, "cpu cast", [&]<class S> { cast_typed<D, S>(args); });
+  });
 }
 
 void fill(const FillArgs& args) {
-  switch (args.dtype) {
-    case DType::Float32: return fill_typed<float>(args);
-    case DType::Float64: return fill_typed<double>(args);
-    case DType::Int64: return fill_typed<int64_t>(args);
-    case DType::Bool: return fill_typed<bool>(args);
-    case DType::UInt8: return fill_typed<uint8_t>(args);
-  }
-  unsupported_dtype("fill", args.dtype);
+  dispatch(fill_types{}, args.dtype, "cpu fill", [&]<class T> { fill_typed<T>(args); });
 }
 
 }  // namespace atelier::cpu

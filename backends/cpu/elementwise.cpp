@@ -206,39 +206,19 @@ void where_typed(const WhereArgs& args) {
 }  // namespace
 
 void unary(const UnaryArgs& args) {
-  switch (args.dtype) {
-    case DType::Float32: return unary_typed<float>(args);
-    case DType::Float64: return unary_typed<double>(args);
-    default: unsupported_dtype("unary", args.dtype);
-  }
+  dispatch(unary_types{}, args.dtype, "cpu unary", [&]<class T> { unary_typed<T>(args); });
 }
 
 void binary(const BinaryArgs& args) {
-  switch (args.dtype) {
-    case DType::Float32: return binary_typed<float>(args);
-    case DType::Float64: return binary_typed<double>(args);
-    default: unsupported_dtype("binary", args.dtype);
-  }
+  dispatch(binary_types{}, args.dtype, "cpu binary", [&]<class T> { binary_typed<T>(args); });
 }
 
 void compare(const CompareArgs& args) {
-  switch (args.dtype) {
-    case DType::Float32: return compare_typed<float>(args);
-    case DType::Float64: return compare_typed<double>(args);
-    case DType::Int64: return compare_typed<int64_t>(args);
-    default: unsupported_dtype("compare", args.dtype);
-  }
+  dispatch(compare_types{}, args.dtype, "cpu compare", [&]<class T> { compare_typed<T>(args); });
 }
 
 void where(const WhereArgs& args) {
-  switch (args.dtype) {
-    case DType::Float32: return where_typed<float>(args);
-    case DType::Float64: return where_typed<double>(args);
-    case DType::Int64: return where_typed<int64_t>(args);
-    case DType::Bool: return where_typed<bool>(args);
-    case DType::UInt8: return where_typed<uint8_t>(args);
-  }
-  unsupported_dtype("where", args.dtype);
+  dispatch(where_types{}, args.dtype, "cpu where", [&]<class T> { where_typed<T>(args); });
 }
 
 }  // namespace atelier::cpu

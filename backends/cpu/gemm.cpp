@@ -114,11 +114,7 @@ void gemm(const GemmArgs& args) {
                 "cpu gemm: negative size (batch " << args.batch << ", m " << args.m << ", n " << args.n << ", k "
                                                   << args.k << ")");
   if (args.batch == 0 || args.m == 0 || args.n == 0) return;
-  switch (args.dtype) {
-    case DType::Float32: return gemm_typed<float>(args);
-    case DType::Float64: return gemm_typed<double>(args);
-    default: unsupported_dtype("gemm", args.dtype);
-  }
+  dispatch(gemm_types{}, args.dtype, "cpu gemm", [&]<class T> { gemm_typed<T>(args); });
 }
 
 }  // namespace atelier::cpu

@@ -76,22 +76,13 @@ void scatter_add_typed(const ScatterAddArgs& args) {
 
 }  // namespace
 
+// gather moves bytes: every dtype of one element size shares one instantiation.
 void gather(const GatherArgs& args) {
-  switch (dtype_size(args.dtype)) {
-    case 1: return gather_typed<uint8_t>(args);
-    case 4: return gather_typed<uint32_t>(args);
-    case 8: return gather_typed<uint64_t>(args);
-  }
-  unsupported_dtype("gather", args.dtype);
+  dispatch(gather_types{}, args.dtype, "cpu gather", [&]<class T> { gather_typed<SameSize<T>>(args); });
 }
 
 void scatter_add(const ScatterAddArgs& args) {
-  switch (args.dtype) {
-    case DType::Float32: return scatter_add_typed<float>(args);
-    case DType::Float64: return scatter_add_typed<double>(args);
-    case DType::Int64: return scatter_add_typed<int64_t>(args);
-    default: unsupported_dtype("scatter_add", args.dtype);
-  }
+  dispatch(scatter_add_types{}, args.dtype, "cpu scatter_add", [&]<class T> { scatter_add_typed<T>(args); });
 }
 
 }  // namespace atelier::cpu

@@ -1,38 +1,40 @@
-// The CPU kernels, one free function per primitive, grouped in files by family (copy_fill.cpp,
-// elementwise.cpp, reduce.cpp, index.cpp, gemm.cpp, conv.cpp, upsample.cpp, random.cpp). CpuBackend only forwards
-// to them.
-// Each throws atelier::Error, naming the primitive and dtype, for a dtype it does not handle.
+// The CPU kernels, one free function per primitive of backends/primitives.def, grouped in files by family
+// (copy_fill.cpp, elementwise.cpp, reduce.cpp, index.cpp, gemm.cpp, conv.cpp, upsample.cpp, random.cpp,
+// optimizer.cpp). CpuBackend's overrides are generated from the primitive list and only forward here.
+//
+// <name>_types is the list of element types of primitive <name>: its kernel dispatches over that list
+// (backends/dispatch.h) and CpuBackend::supports() answers from it, so support is written once, here. A kernel
+// called with a dtype outside its list throws atelier::Error naming the primitive and the dtype.
 #pragma once
 
 #include "backends/args.h"
+#include "backends/dispatch.h"
 
 namespace atelier::cpu {
 
-void copy(const CopyArgs& args);               // all dtypes
-void cast(const CastArgs& args);               // all dtype pairs
-void fill(const FillArgs& args);               // all dtypes
-void random(const RandomArgs& args);           // float32, float64
-void unary(const UnaryArgs& args);             // float32, float64
-void binary(const BinaryArgs& args);           // float32, float64
-void compare(const CompareArgs& args);         // float32, float64, int64
-void where(const WhereArgs& args);             // all dtypes
-void reduce(const ReduceArgs& args);           // float32, float64, int64 (sum and max)
-void argmax(const ArgmaxArgs& args);           // float32, float64
-void gather(const GatherArgs& args);           // all dtypes
-void scatter_add(const ScatterAddArgs& args);  // float32, float64, int64
-void gemm(const GemmArgs& args);               // float32, float64
+using copy_types = AllTypes;
+using cast_types = AllTypes;  // every (source, destination) pair; supports() is asked about the source
+using fill_types = AllTypes;
+using random_types = FloatingTypes;
+using unary_types = FloatingTypes;
+using binary_types = FloatingTypes;
+using compare_types = SignedTypes;
+using where_types = AllTypes;
+using reduce_types = SignedTypes;  // int64: sum and max (mean needs a floating dtype)
+using argmax_types = FloatingTypes;
+using gather_types = AllTypes;
+using scatter_add_types = SignedTypes;
+using gemm_types = FloatingTypes;
+using conv2d_types = FloatingTypes;
+using conv2d_backward_input_types = FloatingTypes;
+using conv2d_backward_weight_types = FloatingTypes;
+using upsample_nearest2d_types = FloatingTypes;
+using upsample_nearest2d_backward_types = FloatingTypes;
+using sgd_step_types = FloatingTypes;
+using adam_step_types = FloatingTypes;
 
-// 2-d convolution, NCHW (conv.cpp): im2col + Eigen GEMM, threads over the batch; float32 and float64.
-void conv2d_fwd(const Conv2dForwardArgs& args);
-void conv2d_bwd_input(const Conv2dBackwardInputArgs& args);
-void conv2d_bwd_weight(const Conv2dBackwardWeightArgs& args);
-// Nearest-neighbour upsampling by integer factors, as gathers (upsample.cpp); float32 and float64.
-void upsample_nearest_fwd(const UpsampleNearestArgs& args);
-void upsample_nearest_bwd(const UpsampleNearestArgs& args);
-
-// The fused SGD/Adam/AdamW update, float32 and float64 (optimizer.cpp).
-void optimizer_step(const OptimizerStepArgs& args);
-
-[[noreturn]] void unsupported_dtype(const char* primitive, DType dtype);
+#define X(name, Args) void name(const Args& args);
+#include "backends/primitives.def"
+#undef X
 
 }  // namespace atelier::cpu

@@ -59,11 +59,7 @@ void random_typed(const RandomArgs& args) {
 
 void random(const RandomArgs& args) {
   ATELIER_CHECK(args.numel >= 0, "cpu random: negative numel " << args.numel);
-  switch (args.dtype) {
-    case DType::Float32: return random_typed<float>(args);
-    case DType::Float64: return random_typed<double>(args);
-    default: unsupported_dtype("random", args.dtype);
-  }
+  dispatch(random_types{}, args.dtype, "cpu random", [&]<class T> { random_typed<T>(args); });
 }
 
 }  // namespace atelier::cpu

@@ -191,20 +191,11 @@ void argmax_typed(const ArgmaxArgs& args) {
 }  // namespace
 
 void reduce(const ReduceArgs& args) {
-  switch (args.dtype) {
-    case DType::Float32: return reduce_typed<float>(args);
-    case DType::Float64: return reduce_typed<double>(args);
-    case DType::Int64: return reduce_typed<int64_t>(args);
-    default: unsupported_dtype("reduce", args.dtype);
-  }
+  dispatch(reduce_types{}, args.dtype, "cpu reduce", [&]<class T> { reduce_typed<T>(args); });
 }
 
 void argmax(const ArgmaxArgs& args) {
-  switch (args.dtype) {
-    case DType::Float32: return argmax_typed<float>(args);
-    case DType::Float64: return argmax_typed<double>(args);
-    default: unsupported_dtype("argmax", args.dtype);
-  }
+  dispatch(argmax_types{}, args.dtype, "cpu argmax", [&]<class T> { argmax_typed<T>(args); });
 }
 
 }  // namespace atelier::cpu

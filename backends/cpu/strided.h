@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "backends/args.h"
 #include "backends/thread_pool.h"
@@ -18,6 +19,10 @@ namespace atelier::cpu {
 // Elementwise kernels go parallel from this many elements, in chunks of kElementwiseGrain.
 constexpr int64_t kParallelThreshold = 32768;
 constexpr int64_t kElementwiseGrain = 16384;
+
+// The unsigned integer of T's size: copy and gather move bytes, so float32 and uint32 share one instantiation.
+template <typename T>
+using SameSize = std::conditional_t<sizeof(T) == 1, uint8_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>;
 
 template <int N>
 struct StridedPlan {

@@ -83,22 +83,15 @@ void check_args(const char* primitive, const UpsampleNearestArgs& a) {
 
 }  // namespace
 
-void upsample_nearest_fwd(const UpsampleNearestArgs& args) {
-  check_args("upsample_nearest_fwd", args);
-  switch (args.dtype) {
-    case DType::Float32: return forward_typed<float>(args);
-    case DType::Float64: return forward_typed<double>(args);
-    default: unsupported_dtype("upsample_nearest_fwd", args.dtype);
-  }
+void upsample_nearest2d(const UpsampleNearestArgs& args) {
+  check_args("upsample_nearest2d", args);
+  dispatch(upsample_nearest2d_types{}, args.dtype, "cpu upsample_nearest2d", [&]<class T> { forward_typed<T>(args); });
 }
 
-void upsample_nearest_bwd(const UpsampleNearestArgs& args) {
-  check_args("upsample_nearest_bwd", args);
-  switch (args.dtype) {
-    case DType::Float32: return backward_typed<float>(args);
-    case DType::Float64: return backward_typed<double>(args);
-    default: unsupported_dtype("upsample_nearest_bwd", args.dtype);
-  }
+void upsample_nearest2d_backward(const UpsampleNearestArgs& args) {
+  check_args("upsample_nearest2d_backward", args);
+  dispatch(upsample_nearest2d_backward_types{}, args.dtype, "cpu upsample_nearest2d_backward",
+           [&]<class T> { backward_typed<T>(args); });
 }
 
 }  // namespace atelier::cpu

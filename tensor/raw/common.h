@@ -38,9 +38,11 @@ inline void check_floating(const Tensor& t, const char* op) {
                 op << ": expected a float32 or float64 tensor, got " << t.dtype() << " " << t.shape());
 }
 
-inline void check_supported(Backend& backend, PrimitiveOp op, DType dtype, const char* what) {
-  ATELIER_CHECK(backend.supports(op, dtype), what << ": " << primitive_name(op) << " on " << dtype
-                                                  << " is not supported by the " << backend.name() << " backend");
+// Runs primitive `op` on the backend of `device` (see atelier::launch in backends/backend.h: the support check,
+// then the call unless `work` is 0). Every raw op that calls a primitive goes through here.
+template <PrimitiveOp op>
+void launch(Device device, const char* what, int64_t work, const typename Primitive<op>::Args& args) {
+  atelier::launch<op>(backend_for(device), what, work, args);
 }
 
 inline const char* unary_name(UnaryOp op) {
@@ -78,7 +80,7 @@ inline const char* reduce_name(ReduceOp op) {
   switch (op) {
     case ReduceOp::Sum: return "sum";
     case ReduceOp::Mean: return "mean";
-    case ReduceOp::Max: return "max";
+    case ReduceOp::Max: return "amax";
   }
   return "reduce";
 }

@@ -1,4 +1,4 @@
-// Convolution, nearest upsampling and concatenation: geometry checks, then the backend primitives.
+// Convolution and nearest upsampling: geometry checks, then the backend primitives.
 #include <algorithm>
 #include <cstring>
 
@@ -60,12 +60,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   }
   Tensor xc = contiguous(x), wc = contiguous(weight), bc = bias.defined() ? contiguous(bias) : Tensor();
   Tensor out = raw::empty({g.n, g.c_out, g.h_out, g.w_out}, x.dtype(), x.device());
-  Backend& b = backend_of(x);
-  check_supported(b, PrimitiveOp::conv2d_fwd, x.dtype(), "conv2d");
-  if (out.numel() > 0) {
-    b.conv2d_fwd(Conv2dForwardArgs{x.dtype(), g, xc.raw_data(), wc.raw_data(), bc.defined() ? bc.raw_data() : nullptr,
-                                   out.raw_data()});
-  }
+  launch<PrimitiveOp::conv2d>(x.device(), "conv2d", out.numel(),
+                              Conv2dForwardArgs{x.dtype(), g, xc.raw_data(), wc.raw_data(),
+                                                bc.defined() ? bc.raw_data() : nullptr, out.raw_data()});
   return out;
 }
 
@@ -80,11 +77,9 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
   check_conv_operands(grad_out, weight, op);
   Tensor go = contiguous(grad_out), wc = contiguous(weight);
   Tensor grad_in = raw::empty(input_shape, grad_out.dtype(), grad_out.device());
-  Backend& b = backend_of(grad_out);
-  check_supported(b, PrimitiveOp::conv2d_bwd_input, grad_out.dtype(), op);
-  if (grad_in.numel() > 0) {
-    b.conv2d_bwd_input(Conv2dBackwardInputArgs{grad_out.dtype(), g, go.raw_data(), wc.raw_data(), grad_in.raw_data()});
-  }
+  launch<PrimitiveOp::conv2d_backward_input>(
+      grad_out.device(), op, grad_in.numel(),
+      Conv2dBackwardInputArgs{grad_out.dtype(), g, go.raw_data(), wc.raw_data(), grad_in.raw_data()});
   return grad_in;
 }
 
@@ -101,10 +96,11 @@ Conv2dWeightGrads conv2d_backward_weight(const Tensor& x, const Tensor& grad_out
   Conv2dWeightGrads grads;
   grads.weight = raw::empty(weight_shape, x.dtype(), x.device());
   if (with_bias) grads.bias = raw::empty({g.c_out}, x.dtype(), x.device());
-  Backend& b = backend_of(x);
-  check_supported(b, PrimitiveOp::conv2d_bwd_weight, x.dtype(), op);
-  b.conv2d_bwd_weight(Conv2dBackwardWeightArgs{x.dtype(), g, xc.raw_data(), go.raw_data(), grads.weight.raw_data(),
-                                               with_bias ? grads.bias.raw_data() : nullptr});
+  // Runs even on an empty batch: the weight gradient (never empty) is then zeros.
+  launch<PrimitiveOp::conv2d_backward_weight>(
+      x.device(), op, grads.weight.numel(),
+      Conv2dBackwardWeightArgs{x.dtype(), g, xc.raw_data(), go.raw_data(), grads.weight.raw_data(),
+                               with_bias ? grads.bias.raw_data() : nullptr});
   return grads;
 }
 
@@ -129,12 +125,10 @@ Tensor upsample_nearest2d(const Tensor& x, int64_t scale) {
   check_floating(x, "upsample_nearest2d");
   Tensor xc = contiguous(x);
   Tensor out = raw::empty({x.size(0), x.size(1), x.size(2) * scale, x.size(3) * scale}, x.dtype(), x.device());
-  Backend& b = backend_of(x);
-  check_supported(b, PrimitiveOp::upsample_nearest_fwd, x.dtype(), "upsample_nearest2d");
   UpsampleNearestArgs a = upsample_args(x.shape(), scale, x.dtype());
   a.src = xc.raw_data();
   a.dst = out.raw_data();
-  if (out.numel() > 0) b.upsample_nearest_fwd(a);
+  launch<PrimitiveOp::upsample_nearest2d>(x.device(), "upsample_nearest2d", out.numel(), a);
   return out;
 }
 
@@ -147,39 +141,10 @@ Tensor upsample_nearest2d_backward(const Tensor& grad_out, int64_t scale) {
   check_floating(grad_out, op);
   Tensor go = contiguous(grad_out);
   Tensor out = raw::empty({go.size(0), go.size(1), go.size(2) / scale, go.size(3) / scale}, go.dtype(), go.device());
-  Backend& b = backend_of(go);
-  check_supported(b, PrimitiveOp::upsample_nearest_bwd, go.dtype(), op);
   UpsampleNearestArgs a = upsample_args(out.shape(), scale, go.dtype());
   a.src = go.raw_data();
   a.dst = out.raw_data();
-  if (out.numel() > 0) b.upsample_nearest_bwd(a);
-  return out;
-}
-
-Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
-  ATELIER_CHECK(!tensors.empty(), "cat: expected at least one tensor");
-  const Tensor& first = tensors[0];
-  ATELIER_CHECK(first.dim() >= 1, "cat: cannot concatenate 0-d tensors (tensor 0 has shape " << first.shape() << ")");
-  const int d = normalize_dim(dim, first.dim(), "cat");
-  Shape out_shape = first.shape();
-  out_shape[d] = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const Tensor& t = tensors[i];
-    check_same_device(first, t, "cat");
-    check_same_dtype(first, t, "cat");
-    bool match = t.dim() == first.dim();
-    for (int k = 0; match && k < first.dim(); ++k) match = k == d || t.shape()[k] == first.shape()[k];
-    ATELIER_CHECK(match, "cat: tensor " << i << " has shape " << t.shape() << " but tensor 0 has shape "
-                                        << first.shape() << "; they must match except in dimension " << d);
-    out_shape[d] += t.shape()[d];
-  }
-  Tensor out = raw::empty(out_shape, first.dtype(), first.device());
-  int64_t offset = 0;
-  for (const Tensor& t : tensors) {
-    const int64_t size = t.shape()[d];
-    if (size > 0) copy_(slice(out, d, offset, offset + size, 1), t);
-    offset += size;
-  }
+  launch<PrimitiveOp::upsample_nearest2d_backward>(go.device(), op, out.numel(), a);
   return out;
 }
 

@@ -18,18 +18,14 @@ void copy_(const Tensor& dst, const Tensor& src) {
   if (source.dtype() != dst.dtype()) {
     // Convert into a fresh tensor of the destination dtype first; the cast kernel is strided too.
     Tensor converted = raw::empty(source.shape(), dst.dtype(), dst.device());
-    Backend& b = backend_of(dst);
-    check_supported(b, PrimitiveOp::cast, source.dtype(), "copy_");
-    b.cast(CastArgs{source.dtype(), dst.dtype(), layout_of(converted), converted.raw_data(), layout_of(source),
-                    source.raw_data()});
+    launch<PrimitiveOp::cast>(dst.device(), "copy_", converted.numel(),
+                              CastArgs{source.dtype(), dst.dtype(), layout_of(converted), converted.raw_data(),
+                                       layout_of(source), source.raw_data()});
     source = converted;
   }
-  if (dst.numel() > 0) {
-    Backend& b = backend_of(dst);
-    check_supported(b, PrimitiveOp::copy, dst.dtype(), "copy_");
-    b.copy(CopyArgs{dst.dtype(), layout_of(dst), dst.raw_data(), broadcast_layout(source, dst.shape()),
-                    source.raw_data()});
-  }
+  launch<PrimitiveOp::copy>(
+      dst.device(), "copy_", dst.numel(),
+      CopyArgs{dst.dtype(), layout_of(dst), dst.raw_data(), broadcast_layout(source, dst.shape()), source.raw_data()});
   dst.storage()->bump_version();
 }
 
@@ -69,9 +65,7 @@ Tensor to_device(const Tensor& t, Device device) {
 }
 
 void fill_(const Tensor& t, double value) {
-  Backend& b = backend_of(t);
-  check_supported(b, PrimitiveOp::fill, t.dtype(), "fill_");
-  if (t.numel() > 0) b.fill(FillArgs{t.dtype(), layout_of(t), t.raw_data(), value});
+  launch<PrimitiveOp::fill>(t.device(), "fill_", t.numel(), FillArgs{t.dtype(), layout_of(t), t.raw_data(), value});
   t.storage()->bump_version();
 }
 

@@ -13,9 +13,8 @@ Tensor unary(UnaryOp op, const Tensor& t, double p0, double p1) {
   const char* name = unary_name(op);
   check_floating(t, name);
   Tensor out = raw::empty(t.shape(), t.dtype(), t.device());
-  Backend& b = backend_of(t);
-  check_supported(b, PrimitiveOp::unary, t.dtype(), name);
-  if (t.numel() > 0) b.unary(UnaryArgs{op, t.dtype(), layout_of(t), t.raw_data(), out.raw_data(), p0, p1});
+  launch<PrimitiveOp::unary>(t.device(), name, out.numel(),
+                             UnaryArgs{op, t.dtype(), layout_of(t), t.raw_data(), out.raw_data(), p0, p1});
   return out;
 }
 
@@ -26,28 +25,50 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   check_floating(a, name);
   Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = raw::empty(out_shape, a.dtype(), a.device());
-  Backend& be = backend_of(a);
-  check_supported(be, PrimitiveOp::binary, a.dtype(), name);
-  if (out.numel() > 0) {
-    be.binary(BinaryArgs{op, a.dtype(), broadcast_layout(a, out_shape), a.raw_data(), broadcast_layout(b, out_shape),
-                         b.raw_data(), out.raw_data()});
-  }
+  launch<PrimitiveOp::binary>(a.device(), name, out.numel(),
+                              BinaryArgs{op, a.dtype(), broadcast_layout(a, out_shape), a.raw_data(),
+                                         broadcast_layout(b, out_shape), b.raw_data(), out.raw_data()});
   return out;
 }
 
 Tensor binary(BinaryOp op, const Tensor& a, double b) { return binary(op, a, scalar_tensor(b, a.dtype(), a.device())); }
+
+void binary_(BinaryOp op, const Tensor& dst, const Tensor& other) {
+  const char* name = binary_name(op);
+  check_same_device(dst, other, name);
+  check_same_dtype(dst, other, name);
+  check_floating(dst, name);
+  ATELIER_CHECK(
+      broadcast_shapes(dst.shape(), other.shape(), name) == dst.shape(),
+      name << "_: operand of shape " << other.shape() << " does not broadcast to the destination " << dst.shape());
+  if (!dst.is_contiguous()) {
+    copy_(dst, binary(op, dst, other));
+    return;
+  }
+  // An operand that overlaps dst other than element for element (a shifted view of the same bytes) could be
+  // read after a thread has overwritten it: read it from a copy.
+  const bool same_view = other.offset() == dst.offset() && other.shape() == dst.shape() &&
+                         (other.strides() == dst.strides() || other.is_contiguous());
+  const Tensor rhs = other.storage() == dst.storage() && !same_view ? clone(other) : other;
+  launch<PrimitiveOp::binary>(dst.device(), name, dst.numel(),
+                              BinaryArgs{op, dst.dtype(), layout_of(dst), dst.raw_data(),
+                                         broadcast_layout(rhs, dst.shape()), rhs.raw_data(), dst.raw_data()});
+  dst.storage()->bump_version();
+}
+
+void binary_(BinaryOp op, const Tensor& dst, double other) {
+  binary_(op, dst, scalar_tensor(other, dst.dtype(), dst.device()));
+}
 
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b) {
   check_same_device(a, b, "compare");
   check_same_dtype(a, b, "compare");
   Shape out_shape = broadcast_shapes(a.shape(), b.shape(), "compare");
   Tensor out = raw::empty(out_shape, DType::Bool, a.device());
-  Backend& be = backend_of(a);
-  check_supported(be, PrimitiveOp::compare, a.dtype(), "compare");
-  if (out.numel() > 0) {
-    be.compare(CompareArgs{op, a.dtype(), broadcast_layout(a, out_shape), a.raw_data(), broadcast_layout(b, out_shape),
-                           b.raw_data(), out.data_ptr<bool>()});
-  }
+  launch<PrimitiveOp::compare>(
+      a.device(), "compare", out.numel(),
+      CompareArgs{op, a.dtype(), broadcast_layout(a, out_shape), a.raw_data(), broadcast_layout(b, out_shape),
+                  b.raw_data(), static_cast<bool*>(out.raw_data())});
   return out;
 }
 
@@ -63,13 +84,10 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_same_dtype(a, b, "where");
   Shape out_shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor out = raw::empty(out_shape, a.dtype(), a.device());
-  Backend& be = backend_of(a);
-  check_supported(be, PrimitiveOp::where, a.dtype(), "where");
-  if (out.numel() > 0) {
-    be.where(WhereArgs{a.dtype(), broadcast_layout(cond, out_shape), static_cast<const bool*>(cond.raw_data()),
-                       broadcast_layout(a, out_shape), a.raw_data(), broadcast_layout(b, out_shape), b.raw_data(),
-                       out.raw_data()});
-  }
+  launch<PrimitiveOp::where>(a.device(), "where", out.numel(),
+                             WhereArgs{a.dtype(), broadcast_layout(cond, out_shape),
+                                       static_cast<const bool*>(cond.raw_data()), broadcast_layout(a, out_shape),
+                                       a.raw_data(), broadcast_layout(b, out_shape), b.raw_data(), out.raw_data()});
   return out;
 }
 

@@ -41,12 +41,9 @@ Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
   Tensor out = raw::empty(index.shape(), t.dtype(), t.device());
   int64_t outer, inner;
   split_around(t.shape(), d, outer, inner);
-  Backend& b = backend_of(t);
-  check_supported(b, PrimitiveOp::gather, t.dtype(), "gather");
-  if (out.numel() > 0) {
-    b.gather(GatherArgs{t.dtype(), outer, t.shape()[d], index.shape()[d], inner, src.raw_data(),
-                        static_cast<const int64_t*>(idx.raw_data()), out.raw_data()});
-  }
+  launch<PrimitiveOp::gather>(t.device(), "gather", out.numel(),
+                              GatherArgs{t.dtype(), outer, t.shape()[d], index.shape()[d], inner, src.raw_data(),
+                                         static_cast<const int64_t*>(idx.raw_data()), out.raw_data()});
   return out;
 }
 
@@ -61,12 +58,9 @@ Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& index, const T
   Tensor s = contiguous(src), idx = contiguous(index);
   int64_t outer, inner;
   split_around(shape, d, outer, inner);
-  Backend& b = backend_of(src);
-  check_supported(b, PrimitiveOp::scatter_add, src.dtype(), "scatter_add");
-  if (src.numel() > 0) {
-    b.scatter_add(ScatterAddArgs{src.dtype(), outer, shape[d], index.shape()[d], inner, s.raw_data(),
-                                 static_cast<const int64_t*>(idx.raw_data()), out.raw_data()});
-  }
+  launch<PrimitiveOp::scatter_add>(src.device(), "scatter_add", src.numel(),
+                                   ScatterAddArgs{src.dtype(), outer, shape[d], index.shape()[d], inner, s.raw_data(),
+                                                  static_cast<const int64_t*>(idx.raw_data()), out.raw_data()});
   return out;
 }
 

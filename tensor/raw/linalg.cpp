@@ -85,8 +85,6 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   }
   GemmOperand ga = gemm_operand(expand(a, a_full), nb);
   GemmOperand gb = gemm_operand(expand(b, b_full), nb);
-  Backend& be = backend_of(a);
-  check_supported(be, PrimitiveOp::gemm, a.dtype(), "matmul");
   GemmArgs args{};
   args.dtype = a.dtype();
   args.batch = shape_numel(batch);
@@ -106,7 +104,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   args.batch_stride_c = m * n;
   args.alpha = 1;
   args.beta = 0;
-  be.gemm(args);
+  launch<PrimitiveOp::gemm>(a.device(), "matmul", out.numel(), args);
   return out;
 }
 

@@ -29,12 +29,9 @@ Tensor reduce(ReduceOp op, const Tensor& t, const std::vector<int64_t>& dims, bo
   ATELIER_CHECK(reduced_count > 0 || op == ReduceOp::Sum,
                 name << ": cannot reduce over an empty range (tensor of shape " << t.shape() << ")");
   Tensor out = raw::empty(out_shape, t.dtype(), t.device());
-  Backend& b = backend_of(t);
-  check_supported(b, PrimitiveOp::reduce, t.dtype(), name);
-  if (out.numel() > 0) {
-    b.reduce(ReduceArgs{op, t.dtype(), make_layout(kept_sizes, kept_strides), make_layout(red_sizes, red_strides),
-                        t.raw_data(), out.raw_data()});
-  }
+  launch<PrimitiveOp::reduce>(t.device(), name, out.numel(),
+                              ReduceArgs{op, t.dtype(), make_layout(kept_sizes, kept_strides),
+                                         make_layout(red_sizes, red_strides), t.raw_data(), out.raw_data()});
   return out;
 }
 
@@ -52,12 +49,9 @@ Tensor argmax(const Tensor& t, int64_t dim, bool keepdim) {
     out_shape.push_back(t.shape()[i]);
   }
   Tensor out = raw::empty(out_shape, DType::Int64, t.device());
-  Backend& b = backend_of(t);
-  check_supported(b, PrimitiveOp::argmax, t.dtype(), "argmax");
-  if (out.numel() > 0) {
-    b.argmax(ArgmaxArgs{t.dtype(), make_layout(kept_sizes, kept_strides), t.shape()[d], t.strides()[d], t.raw_data(),
-                        static_cast<int64_t*>(out.raw_data())});
-  }
+  launch<PrimitiveOp::argmax>(t.device(), "argmax", out.numel(),
+                              ArgmaxArgs{t.dtype(), make_layout(kept_sizes, kept_strides), t.shape()[d], t.strides()[d],
+                                         t.raw_data(), static_cast<int64_t*>(out.raw_data())});
   return out;
 }
 

@@ -5,6 +5,7 @@ if(NOT SOURCE_DIR)
   message(FATAL_ERROR "pass -DSOURCE_DIR=<repository root>")
 endif()
 
+cmake_policy(SET CMP0057 NEW)  # if(IN_LIST)
 set(floors backends tensor autograd nn began)
 set(violations "")
 set(checked 0)
@@ -32,7 +33,57 @@ foreach(level RANGE 0 4)
   endforeach()
 endforeach()
 
+# The one upward edge the includes cannot show: Tensor (floor tensor) declares its differentiable methods and
+# backward(), and the autograd floor defines them. It is allowed in exactly two files (docs/architecture.md,
+# "Layering"): autograd/tensor_methods.cpp (the differentiable methods) and autograd/engine.cpp (backward). Two
+# checks keep it that narrow:
+#  1. no other file outside tensor/ defines a member of a tensor-floor class (Tensor, TensorImpl, Storage);
+#  2. no file of floor tensor calls one of the methods defined upward, which would make floor tensor depend on
+#     floor autograd at link time.
+set(upward_definers autograd/tensor_methods.cpp autograd/engine.cpp)
+set(upward_methods "")
+foreach(level RANGE 0 4)
+  list(GET floors ${level} floor)
+  if(floor STREQUAL "tensor")
+    continue()
+  endif()
+  file(GLOB_RECURSE files "${SOURCE_DIR}/${floor}/*.cpp" "${SOURCE_DIR}/${floor}/*.cu")
+  foreach(file IN LISTS files)
+    file(RELATIVE_PATH rel "${SOURCE_DIR}" "${file}")
+    file(STRINGS "${file}" definitions REGEX "^[A-Za-z].*[ &*](Tensor|TensorImpl|Storage)::[a-z_]+\\(")
+    foreach(line IN LISTS definitions)
+      if(rel IN_LIST upward_definers AND line MATCHES "[ &*]Tensor::([a-z_]+)\\(")
+        list(APPEND upward_methods "${CMAKE_MATCH_1}")
+      else()
+        string(APPEND violations "  ${rel}: defines a member of a tensor-floor class: ${line}\n")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+list(REMOVE_DUPLICATES upward_methods)
+if(NOT upward_methods)
+  string(APPEND violations "  found no Tensor method defined in ${upward_definers}: has the check gone stale?\n")
+endif()
+file(GLOB_RECURSE tensor_files "${SOURCE_DIR}/tensor/*.h" "${SOURCE_DIR}/tensor/*.cpp")
+foreach(file IN LISTS tensor_files)
+  file(RELATIVE_PATH rel "${SOURCE_DIR}" "${file}")
+  file(STRINGS "${file}" lines)
+  foreach(line IN LISTS lines)
+    if(line MATCHES "^ *//")
+      continue()  # a comment may name the methods
+    endif()
+    foreach(method IN LISTS upward_methods)
+      if(line MATCHES "(\\.|->)${method}\\(")
+        string(APPEND violations "  ${rel}: calls ${method}(), defined on floor autograd: ${line}\n")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+
 if(violations)
   message(FATAL_ERROR "layering violations:\n${violations}")
 endif()
-message(STATUS "layering: ${checked} files checked, every include goes to its own floor or below")
+list(LENGTH upward_methods n_upward)
+message(STATUS "layering: ${checked} files checked, every include goes to its own floor or below; the "
+               "${n_upward} Tensor methods defined on floor autograd are defined only in the files allowed "
+               "called from no file of floor tensor")
