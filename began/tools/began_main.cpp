@@ -1,19 +1,31 @@
-// bin/began: the command-line front of the BEGAN floor. For now it trains and evaluates the Fashion-MNIST
-// classifier whose features measure sample quality; `train`, `sample`, `interpolate`, `reconstruct` and `eval`
-// come with the BEGAN issue. Arguments are parsed with CLI11 (Debian's libcli11-dev): subcommands, typed options,
-// defaults and --help come from a maintained library instead of a hand-written parser.
+// bin/began: the command-line front of the BEGAN floor. `began train` trains BEGAN (began/trainer.h);
+// `classify-train` and `classify-eval` train and evaluate the Fashion-MNIST classifier whose features measure
+// sample quality. Arguments are parsed with CLI11 (Debian's libcli11-dev): subcommands, typed options, defaults and
+// --help come from a maintained library instead of a hand-written parser.
+//
+// Exit codes: 0 done; 1 an error during the run; 2 a bad command line or setting (found before any work starts);
+// 3 training diverged (a non-finite loss); 130 / 143 stopped by SIGINT / SIGTERM after writing a checkpoint.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <map>
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <stdlib.h>
 
 #include "backends/thread_pool.h"
 #include "began/data/fashion_mnist.h"
 #include "began/eval/fmnist_classifier.h"
+#include "began/run_settings.h"
+#include "began/trainer.h"
 #include "tensor/creation.h"
+
+// The build's `git describe`, captured when CMake configures (see CMakeLists.txt).
+#ifndef ATELIER_GIT_DESCRIBE
+#define ATELIER_GIT_DESCRIBE "unknown"
+#endif
 
 using namespace atelier;
 
@@ -69,12 +81,96 @@ int classify_eval(const std::string& weights, const std::string& data_dir, int64
   return 0;
 }
 
+// ---- began train ----
+
+struct TrainCli {
+  began::TrainConfig config;
+  bool smoke = false;
+  std::map<std::string, CLI::Option*> options;  // config.json key -> option, to learn which were given
+};
+
+void add_train_options(CLI::App& cmd, TrainCli& cli) {
+  began::TrainConfig& c = cli.config;
+  auto add = [&](const std::string& key, auto& field, const std::string& help) {
+    cli.options[key] = cmd.add_option(began::flag_name(key), field, help)->capture_default_str();
+  };
+  auto add_flag = [&](const std::string& key, bool& field, const std::string& help) {
+    cli.options[key] = cmd.add_flag(began::flag_name(key), field, help + " (default: off)");
+  };
+  add("data", c.data, "data set: fashion-mnist (32x32, 1 channel) or synthetic");
+  add("data_dir", c.data_dir, "folder with the Fashion-MNIST IDX files");
+  add("synthetic_size", c.synthetic_size, "images in the synthetic data set");
+  add("image_size", c.model.image_size, "image side in pixels, 8 * 2^k with k >= 2");
+  add("channels", c.model.channels, "image channels");
+  add("n", c.model.n, "filters of the first stage");
+  add("h", c.model.h, "bottleneck and z size");
+  add_flag("skip", c.model.skip, "the paper's skip connections in the decoders");
+  add_flag("tanh", c.model.tanh, "tanh on the decoders' output");
+  add("batch", c.batch, "images per step");
+  add("gamma", c.step.gamma, "diversity ratio: the target of L(G(z)) / L(x)");
+  add("lambda_k", c.step.lambda_k, "learning rate of k_t");
+  add("lr", c.lr, "starting learning rate of both Adam optimisers");
+  add("beta1", c.beta1, "Adam beta1");
+  add("beta2", c.beta2, "Adam beta2");
+  add("lr_window", c.lr_window, "steps per learning-rate window (0: one epoch, at most 2000)");
+  add("lr_threshold", c.lr_threshold, "relative drop of a window's mean M_global that counts as progress");
+  add("lr_factor", c.lr_factor, "learning-rate multiplier after a window without progress");
+  add("lr_min", c.lr_min, "the learning rate never goes below this");
+  add("epochs", c.epochs, "full passes over the data (when --steps is 0)");
+  add("steps", c.steps, "total steps of the run (0: --epochs decides)");
+  add("out", c.out, "run folder (metrics.csv, samples/, checkpoints/, report.html)");
+  add("seed", c.seed, "seed of the initialisation, the data order and z");
+  add("resume", c.resume, "continue the run in this folder from its newest checkpoint (default: none, a fresh run)");
+  add("threads", c.threads, "CPU threads (0: ATELIER_NUM_THREADS or all cores)");
+  add("checkpoint_every", c.checkpoint_every, "steps between checkpoints (also one at each epoch end)");
+  add("sample_every", c.sample_every, "steps between sample grids (also one at each epoch end)");
+  add("sample_count", c.sample_count, "images in each sample grid");
+  add("device", c.device, "cpu or cuda");
+  add("progress_seconds", c.progress_seconds, "seconds between progress lines");
+  cmd.add_flag("--smoke", cli.smoke,
+               "a few dozen steps of a tiny model on synthetic data with every output, in seconds (default: off)");
+}
+
+// Settles the config: which flags were given, the --smoke preset, the version; then every check.
+began::TrainConfig settle_train_config(TrainCli& cli) {
+  began::TrainConfig c = cli.config;
+  for (const auto& [key, option] : cli.options) {
+    if (option->count() > 0) c.given.insert(key);
+  }
+  c.version = ATELIER_GIT_DESCRIBE;
+  if (cli.smoke) {
+    if (!c.resume.empty()) throw Error("--smoke starts a fresh run; it cannot be combined with --resume");
+    c = began::smoke_config(c);
+    if (!c.given.count("out")) {
+      char tmpl[] = "/tmp/began-smoke-XXXXXX";
+      if (::mkdtemp(tmpl) == nullptr) throw Error("--smoke: cannot create a folder under /tmp");
+      c.out = tmpl;
+    }
+  }
+  return began::resolve_config(c);
+}
+
+int run_train(const began::TrainConfig& config) {
+  began::TrainOutcome outcome = began::train(config);
+  switch (outcome.status) {
+    case began::TrainOutcome::Status::completed: return 0;
+    case began::TrainOutcome::Status::interrupted:
+      std::fprintf(stderr,
+                   "began train: stopped by signal %d at step %lld; checkpoint written, continue with "
+                   "--resume %s\n",
+                   outcome.signal, static_cast<long long>(outcome.step), config.out.c_str());
+      return 128 + outcome.signal;
+    case began::TrainOutcome::Status::diverged:
+      std::fprintf(stderr, "began train: %s\n", outcome.message.c_str());
+      return 3;
+  }
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "began: BEGAN on atelier (this version: the Fashion-MNIST classifier behind the sample-quality "
-      "measure)"};
+  CLI::App app{"began: BEGAN on atelier (train) and the Fashion-MNIST classifier behind the sample-quality measure"};
   app.require_subcommand(1);
 
   ClassifyTrainArgs train_args;
@@ -102,8 +198,31 @@ int main(int argc, char** argv) {
   eval->add_option("--data-dir", eval_dir, "folder with the Fashion-MNIST IDX files")->capture_default_str();
   eval->add_option("--limit", eval_limit, "use only the first N test images (-1: all)")->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  TrainCli train_cli;
+  CLI::App* began_train = app.add_subcommand("train",
+                                             "train BEGAN (exit codes: 0 done, 1 error, 2 bad command "
+                                             "line, 3 diverged, 130/143 interrupted)");
+  add_train_options(*began_train, train_cli);
+
+  // Unknown flags and bad values: one line and exit 2, before any work starts.
   try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::fprintf(stderr, "began: error: %s (see --help)\n", e.what());
+    return 2;
+  }
+  began::TrainConfig train_config;
+  if (*began_train) {
+    try {
+      train_config = settle_train_config(train_cli);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "began train: error: %s\n", e.what());
+      return 2;
+    }
+  }
+  try {
+    if (*began_train) return run_train(train_config);
     if (*train) return classify_train(train_args);
     if (*eval) return classify_eval(eval_weights, eval_dir, eval_limit);
   } catch (const std::exception& e) {

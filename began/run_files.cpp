@@ -1,0 +1,172 @@
+// The run folder's files (began/run_files.h): paths, the checkpoint list, atomic text writes and metrics.csv.
+#include "began/run_files.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include <unistd.h>
+
+#include "backends/error.h"
+
+namespace atelier::began {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string numbered(const std::string& prefix, int64_t number, int digits, const std::string& suffix) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%0*lld%s", prefix.c_str(), digits, static_cast<long long>(number), suffix.c_str());
+  return buf;
+}
+
+// The step of "step_NNNNNNN.safetensors", or -1 for any other name.
+int64_t checkpoint_step(const std::string& name) {
+  const std::string prefix = "step_", suffix = ".safetensors";
+  if (name.size() <= prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return -1;
+  }
+  const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  if (digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(digits);
+}
+
+}  // namespace
+
+std::string shortest_text(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
+}
+
+std::string metrics_path(const std::string& run_dir) { return run_dir + "/metrics.csv"; }
+std::string samples_dir(const std::string& run_dir) { return run_dir + "/samples"; }
+std::string checkpoints_dir(const std::string& run_dir) { return run_dir + "/checkpoints"; }
+
+std::string checkpoint_path(const std::string& run_dir, int64_t step) {
+  return checkpoints_dir(run_dir) + "/" + numbered("step_", step, 7, ".safetensors");
+}
+std::string step_sample_path(const std::string& run_dir, int64_t step) {
+  return samples_dir(run_dir) + "/" + numbered("step_", step, 7, ".png");
+}
+std::string epoch_sample_path(const std::string& run_dir, int64_t epoch) {
+  return samples_dir(run_dir) + "/" + numbered("epoch_", epoch, 4, ".png");
+}
+std::string final_sample_path(const std::string& run_dir) { return samples_dir(run_dir) + "/final.png"; }
+
+std::vector<std::string> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(checkpoints_dir(run_dir), ec)) {
+    const int64_t step = checkpoint_step(entry.path().filename().string());
+    if (step >= 0) found.emplace_back(step, entry.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> paths;
+  for (auto& [step, path] : found) paths.push_back(path);
+  return paths;
+}
+
+void remove_old_checkpoints(const std::string& run_dir, size_t keep) {
+  std::vector<std::string> all = list_checkpoints(run_dir);
+  for (size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
+  // Temporary files of a write that a crash interrupted ("<name>.tmp.<pid>.<n>").
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(checkpoints_dir(run_dir), ec)) {
+    if (entry.path().filename().string().find(".safetensors.tmp.") != std::string::npos) fs::remove(entry.path());
+  }
+}
+
+void prepare_run_dir(const std::string& run_dir) {
+  ATELIER_CHECK(!run_dir.empty(), "--out: the run folder name is empty");
+  for (const std::string& dir : {run_dir, samples_dir(run_dir), checkpoints_dir(run_dir)}) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    ATELIER_CHECK(!ec, "--out " << run_dir << ": cannot create the folder " << dir << ": " << ec.message());
+  }
+  const std::string probe = run_dir + "/.write-probe." + std::to_string(::getpid());
+  std::FILE* f = std::fopen(probe.c_str(), "w");
+  ATELIER_CHECK_ERRNO(f != nullptr, "--out " << run_dir << ": the folder is not writable");
+  std::fclose(f);
+  std::remove(probe.c_str());
+}
+
+bool holds_run(const std::string& run_dir) {
+  return fs::exists(metrics_path(run_dir)) || !list_checkpoints(run_dir).empty();
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    ATELIER_CHECK_ERRNO(out.good(), "cannot write " << tmp);
+    out << text;
+    out.close();
+    ATELIER_CHECK(out.good(), "writing " << tmp << " failed (disk full?)");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) fs::remove(tmp);
+  ATELIER_CHECK(!ec, "cannot rename " << tmp << " to " << path << ": " << ec.message());
+}
+
+// ---- MetricsLog ----
+
+MetricsLog::MetricsLog(const std::string& path, bool fresh) : path_(path) {
+  file_ = std::fopen(path.c_str(), fresh ? "w" : "a");
+  ATELIER_CHECK_ERRNO(file_ != nullptr, "cannot open " << path << (fresh ? " for writing" : " for appending"));
+  if (fresh) {
+    std::fprintf(file_, "%s\n", kMetricsHeader);
+    std::fflush(file_);
+  }
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_) std::fclose(file_);
+}
+
+void MetricsLog::append(int64_t epoch, int64_t step, const StepResult& r, double lr, double time_s) {
+  std::ostringstream row;
+  row << epoch << ',' << step;
+  for (double v : {r.loss_real, r.loss_fake_d, r.loss_fake_g, r.loss_d, r.loss_g, r.k_t, r.m_global, lr}) {
+    row << ',' << shortest_text(v);
+  }
+  char time[32];
+  std::snprintf(time, sizeof time, ",%.3f\n", time_s);
+  row << time;
+  const std::string text = row.str();
+  const bool ok = std::fwrite(text.data(), 1, text.size(), file_) == text.size() && std::fflush(file_) == 0;
+  ATELIER_CHECK_ERRNO(ok, "writing " << path_ << " failed");
+}
+
+void MetricsLog::truncate(const std::string& path, int64_t last_step) {
+  std::ifstream in(path);
+  ATELIER_CHECK_ERRNO(in.good(), "--resume: cannot read " << path);
+  std::string line, kept;
+  ATELIER_CHECK(std::getline(in, line) && line == kMetricsHeader,
+                "--resume: " << path << " does not start with the header " << kMetricsHeader);
+  kept = line + "\n";
+  int64_t rows = 0;
+  while (rows < last_step && std::getline(in, line)) {
+    // Row i holds step i: "epoch,step,...".
+    const size_t comma = line.find(',');
+    const std::string step =
+        comma == std::string::npos ? "" : line.substr(comma + 1, line.find(',', comma + 1) - comma - 1);
+    ATELIER_CHECK(step == std::to_string(rows + 1), "--resume: " << path << ": row " << rows + 1 << " is for step '"
+                                                                 << step << "', expected " << rows + 1);
+    kept += line + "\n";
+    ++rows;
+  }
+  ATELIER_CHECK(rows == last_step, "--resume: " << path << " has " << rows << " rows, fewer than the checkpoint's "
+                                                << last_step << " steps");
+  write_text_atomically(path, kept);
+}
+
+}  // namespace atelier::began

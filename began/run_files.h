@@ -1,0 +1,71 @@
+// The files of a BEGAN run folder, apart from the report's (began/report.h):
+//
+//   <out>/config.json                             every setting, the version, the thread count
+//   <out>/metrics.csv                             one row per step (MetricsLog)
+//   <out>/checkpoints/step_NNNNNNN.safetensors    the last two checkpoints (began/train_checkpoint.h)
+//   <out>/samples/*.png                           grids of G(fixed z) (step_NNNNNNN, epoch_NNNN, final)
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "began/step.h"
+
+namespace atelier::began {
+
+// The header of metrics.csv, exactly.
+constexpr const char* kMetricsHeader =
+    "epoch,step,loss_real,loss_fake_d,loss_fake_g,loss_d,loss_g,k_t,m_global,lr,time_s";
+
+std::string metrics_path(const std::string& run_dir);
+std::string samples_dir(const std::string& run_dir);
+std::string checkpoints_dir(const std::string& run_dir);
+// <run_dir>/checkpoints/step_NNNNNNN.safetensors (seven digits, more when the step needs them).
+std::string checkpoint_path(const std::string& run_dir, int64_t step);
+// "samples/step_0000500.png", "samples/epoch_0003.png", "samples/final.png" under run_dir.
+std::string step_sample_path(const std::string& run_dir, int64_t step);
+std::string epoch_sample_path(const std::string& run_dir, int64_t epoch);
+std::string final_sample_path(const std::string& run_dir);
+
+// The checkpoints in run_dir/checkpoints, oldest (lowest step) first.
+std::vector<std::string> list_checkpoints(const std::string& run_dir);
+// Deletes all but the newest `keep` checkpoints (and stray temporary files of interrupted writes).
+void remove_old_checkpoints(const std::string& run_dir, size_t keep = 2);
+
+// Creates run_dir (and samples/, checkpoints/) and proves it writable by creating and deleting a file; throws
+// naming the folder and the system's reason otherwise.
+void prepare_run_dir(const std::string& run_dir);
+// True when run_dir already holds a run (a metrics.csv or a checkpoint).
+bool holds_run(const std::string& run_dir);
+
+// The shortest decimal text that reads back as the same double ("0.001", "1e-04").
+std::string shortest_text(double v);
+
+// Writes `text` to `path` atomically (a temporary file in the same folder, then rename).
+void write_text_atomically(const std::string& path, const std::string& text);
+
+// metrics.csv: the header, then one row per step, each flushed as soon as it is written so that a killed run
+// loses no finished step. Numbers are written in the shortest form that reads back to the same double.
+class MetricsLog {
+ public:
+  // A fresh run writes a new file with the header; a resumed one appends to the existing file.
+  MetricsLog(const std::string& path, bool fresh);
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  void append(int64_t epoch, int64_t step, const StepResult& r, double lr, double time_s);
+
+  // Keeps the header and the rows of steps <= last_step (rewritten atomically): after a resume from the
+  // checkpoint of last_step, the rows a killed run wrote after it are gone and are not written twice. Throws when
+  // the file is missing, its header is not kMetricsHeader, or it has fewer than last_step rows.
+  static void truncate(const std::string& path, int64_t last_step);
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+}  // namespace atelier::began

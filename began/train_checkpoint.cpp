@@ -1,0 +1,126 @@
+// Training checkpoints (began/train_checkpoint.h): the tensors under their prefixes and the position as metadata.
+#include "began/train_checkpoint.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "backends/error.h"
+#include "began/run_settings.h"
+
+namespace atelier::began {
+
+namespace {
+
+constexpr const char* kFormat = "atelier-began-train-1";
+
+std::string hex(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%a", v);
+  return buf;
+}
+
+void add_prefixed(nn::NamedTensors& all, const std::string& prefix, const nn::NamedTensors& part) {
+  for (const auto& [name, t] : part) all.emplace_back(prefix + name, t);
+}
+
+// The entries of `file` under `prefix`, with the prefix removed.
+nn::NamedTensors take_prefixed(const nn::SafetensorsFile& file, const std::string& prefix) {
+  nn::NamedTensors out;
+  for (const auto& [name, t] : file.tensors) {
+    if (name.rfind(prefix, 0) == 0) out.emplace_back(name.substr(prefix.size()), t);
+  }
+  return out;
+}
+
+const std::string& field(const std::map<std::string, std::string>& metadata, const std::string& key,
+                         const std::string& path) {
+  auto it = metadata.find(key);
+  ATELIER_CHECK(it != metadata.end(), "checkpoint " << path << ": no '" << key << "' in its metadata");
+  return it->second;
+}
+
+int64_t integer_field(const std::map<std::string, std::string>& metadata, const std::string& key,
+                      const std::string& path) {
+  const std::string& text = field(metadata, key, path);
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  ATELIER_CHECK(!text.empty() && *end == '\0' && v >= 0,
+                "checkpoint " << path << ": '" << key << "' is '" << text << "', not a whole number >= 0");
+  return v;
+}
+
+double double_field(const std::map<std::string, std::string>& metadata, const std::string& key,
+                    const std::string& path) {
+  const std::string& text = field(metadata, key, path);
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  ATELIER_CHECK(!text.empty() && *end == '\0',
+                "checkpoint " << path << ": '" << key << "' is '" << text << "', not a number");
+  return v;
+}
+
+}  // namespace
+
+void save_train_checkpoint(const std::string& path, const TrainConfig& config, const TrainPosition& position,
+                           const TrainState& state) {
+  nn::NamedTensors all;
+  add_prefixed(all, "G.", state.G.state_dict());
+  add_prefixed(all, "D.", state.D.state_dict());
+  add_prefixed(all, "opt_g.", state.opt_g.state_dict());
+  add_prefixed(all, "opt_d.", state.opt_d.state_dict());
+  add_prefixed(all, "schedule.", state.schedule.state_dict());
+  all.emplace_back("fixed_z", state.fixed_z);
+
+  std::map<std::string, std::string> metadata = settings_metadata(config);
+  metadata["format"] = kFormat;
+  metadata["step"] = std::to_string(position.step);
+  metadata["epoch"] = std::to_string(position.epoch);
+  metadata["batch_in_epoch"] = std::to_string(position.batch_in_epoch);
+  metadata["k_t"] = hex(position.k);
+  metadata["time_s"] = hex(position.time_s);
+  metadata["threads"] = std::to_string(position.threads);
+  nn::save_safetensors(path, all, metadata);
+}
+
+std::map<std::string, std::string> read_train_metadata(const std::string& path) {
+  std::map<std::string, std::string> metadata = nn::load_safetensors(path).metadata;
+  auto it = metadata.find("format");
+  ATELIER_CHECK(it != metadata.end() && it->second == kFormat,
+                "checkpoint " << path << " is not a `began train` checkpoint (format '"
+                              << (it == metadata.end() ? std::string("none") : it->second) << "', expected '" << kFormat
+                              << "')");
+  return metadata;
+}
+
+TrainPosition train_position(const std::map<std::string, std::string>& metadata, const std::string& path) {
+  TrainPosition p;
+  p.step = integer_field(metadata, "step", path);
+  p.epoch = integer_field(metadata, "epoch", path);
+  p.batch_in_epoch = integer_field(metadata, "batch_in_epoch", path);
+  p.k = double_field(metadata, "k_t", path);
+  p.time_s = double_field(metadata, "time_s", path);
+  p.threads = static_cast<int>(integer_field(metadata, "threads", path));
+  return p;
+}
+
+void load_train_state(const std::string& path, const TrainState& state) {
+  nn::SafetensorsFile file = nn::load_safetensors(path);
+  auto load = [&](const char* what, auto&& load_fn) {
+    try {
+      load_fn();
+    } catch (const Error& e) {
+      ATELIER_FAIL("checkpoint " << path << ": " << what << " does not match: " << e.what());
+    }
+  };
+  load("G", [&] { state.G.load_state_dict(take_prefixed(file, "G.")); });
+  load("D", [&] { state.D.load_state_dict(take_prefixed(file, "D.")); });
+  load("opt_g", [&] { state.opt_g.load_state_dict(take_prefixed(file, "opt_g.")); });
+  load("opt_d", [&] { state.opt_d.load_state_dict(take_prefixed(file, "opt_d.")); });
+  load("schedule", [&] { state.schedule.load_state_dict(take_prefixed(file, "schedule.")); });
+  const Tensor& z = file.at("fixed_z");
+  ATELIER_CHECK(z.shape() == state.fixed_z.shape(), "checkpoint " << path << ": fixed_z is " << shape_str(z.shape())
+                                                                  << ", expected " << shape_str(state.fixed_z.shape()));
+  state.fixed_z = z.to(state.fixed_z.device());
+}
+
+}  // namespace atelier::began

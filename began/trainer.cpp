@@ -1,0 +1,463 @@
+// The BEGAN training loop (began/trainer.h): checking the settings, building the data and the model, the steps,
+// and what happens around them (metrics, samples, checkpoints, signals, divergence).
+#include "began/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include "autograd/functions.h"
+#include "backends/backend.h"
+#include "backends/error.h"
+#include "backends/thread_pool.h"
+#include "began/data/synthetic.h"
+#include "began/report.h"
+#include "began/run_files.h"
+#include "began/run_settings.h"
+#include "began/train_checkpoint.h"
+#include "began/train_progress.h"
+#include "nn/data/dataloader.h"
+#include "nn/data/dataset.h"
+#include "nn/lr_schedule.h"
+#include "nn/optim.h"
+#include "tensor/creation.h"
+#include "tensor/grad_mode.h"
+
+namespace atelier::began {
+
+namespace {
+
+constexpr int64_t kFashionMnistTrainSize = 60000;
+constexpr int64_t kLongestDefaultWindow = 2000;  // --lr-window 0: one epoch, at most this many steps
+
+// ---- Checking the settings (resolve_config) ----
+
+// The backend primitives a BEGAN step runs in float32: forward and backward of convolutions, linear layers,
+// ELU, nearest upsampling and the L1 losses, the Adam update, and drawing z.
+constexpr PrimitiveOp kStepPrimitives[] = {
+    PrimitiveOp::copy,
+    PrimitiveOp::cast,
+    PrimitiveOp::fill,
+    PrimitiveOp::random,
+    PrimitiveOp::unary,
+    PrimitiveOp::binary,
+    PrimitiveOp::compare,
+    PrimitiveOp::where,
+    PrimitiveOp::reduce,
+    PrimitiveOp::gemm,
+    PrimitiveOp::conv2d_fwd,
+    PrimitiveOp::conv2d_bwd_input,
+    PrimitiveOp::conv2d_bwd_weight,
+    PrimitiveOp::upsample_nearest_fwd,
+    PrimitiveOp::upsample_nearest_bwd,
+    PrimitiveOp::optimizer_step,
+};
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu();
+  ATELIER_CHECK(name == "cuda", "--device: '" << name << "' is not a device (cpu or cuda)");
+  return Device::cuda(0);
+}
+
+// --device cuda works as soon as the CUDA backend implements every primitive the step runs.
+void check_device(const std::string& name) {
+  if (parse_device(name).is_cpu()) return;
+  Backend* cuda = cuda_backend_or_null();
+  ATELIER_CHECK(cuda != nullptr, "--device cuda: this build has no CUDA backend (configure with -DATELIER_CUDA=ON)");
+  ATELIER_CHECK(cuda->available(), "--device cuda: no CUDA device is available");
+  std::string missing;
+  for (PrimitiveOp op : kStepPrimitives) {
+    if (!cuda->supports(op, DType::Float32)) missing += std::string(missing.empty() ? "" : ", ") + primitive_name(op);
+  }
+  ATELIER_CHECK(missing.empty(), "--device cuda: the CUDA backend does not implement "
+                                     << missing << " yet (a BEGAN step needs them); train with --device cpu");
+}
+
+void check_ranges(const TrainConfig& c) {
+  ATELIER_CHECK(c.data == "fashion-mnist" || c.data == "synthetic",
+                "--data: '" << c.data << "' is not a data set (fashion-mnist or synthetic)");
+  check_model_config(c.model);
+  ATELIER_CHECK(c.synthetic_size >= 1, "--synthetic-size must be >= 1, got " << c.synthetic_size);
+  ATELIER_CHECK(c.batch >= 1, "--batch must be >= 1, got " << c.batch);
+  ATELIER_CHECK(c.step.gamma > 0 && c.step.gamma <= 1, "--gamma must be in (0, 1], got " << c.step.gamma);
+  ATELIER_CHECK(c.step.lambda_k >= 0 && std::isfinite(c.step.lambda_k),
+                "--lambda-k must be finite and >= 0, got " << c.step.lambda_k);
+  ATELIER_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be finite and > 0, got " << c.lr);
+  ATELIER_CHECK(c.beta1 >= 0 && c.beta1 < 1, "--beta1 must be in [0, 1), got " << c.beta1);
+  ATELIER_CHECK(c.beta2 >= 0 && c.beta2 < 1, "--beta2 must be in [0, 1), got " << c.beta2);
+  ATELIER_CHECK(c.lr_window >= 0, "--lr-window must be >= 0 (0: one epoch), got " << c.lr_window);
+  ATELIER_CHECK(c.lr_threshold >= 0 && c.lr_threshold < 1, "--lr-threshold must be in [0, 1), got " << c.lr_threshold);
+  ATELIER_CHECK(c.lr_factor > 0 && c.lr_factor < 1, "--lr-factor must be in (0, 1), got " << c.lr_factor);
+  ATELIER_CHECK(c.lr_min >= 0 && std::isfinite(c.lr_min), "--lr-min must be finite and >= 0, got " << c.lr_min);
+  ATELIER_CHECK(c.epochs >= 1, "--epochs must be >= 1, got " << c.epochs);
+  ATELIER_CHECK(c.steps >= 0, "--steps must be >= 0 (0: --epochs decides), got " << c.steps);
+  ATELIER_CHECK(c.threads >= 0, "--threads must be >= 0 (0: ATELIER_NUM_THREADS or all cores), got " << c.threads);
+  ATELIER_CHECK(c.checkpoint_every >= 1, "--checkpoint-every must be >= 1, got " << c.checkpoint_every);
+  ATELIER_CHECK(c.sample_every >= 1, "--sample-every must be >= 1, got " << c.sample_every);
+  ATELIER_CHECK(c.sample_count >= 1, "--sample-count must be >= 1, got " << c.sample_count);
+  ATELIER_CHECK(c.progress_seconds >= 0, "--progress-seconds must be >= 0, got " << c.progress_seconds);
+}
+
+int64_t dataset_size(const TrainConfig& c) { return c.data == "synthetic" ? c.synthetic_size : kFashionMnistTrainSize; }
+
+void check_data(const TrainConfig& c) {
+  if (c.data == "fashion-mnist") {
+    ATELIER_CHECK(c.model.image_size == 32 && c.model.channels == 1,
+                  "--data fashion-mnist is 32x32 with 1 channel; --image-size "
+                      << c.model.image_size << " --channels " << c.model.channels << " needs --data synthetic");
+    const std::string images = c.data_dir + "/train-images-idx3-ubyte";
+    ATELIER_CHECK(
+        std::filesystem::exists(images + ".gz") || std::filesystem::exists(images),
+        "--data-dir " << c.data_dir << ": no " << images
+                      << ".gz (install Debian's dataset-fashion-mnist, or point --data-dir at the IDX files)");
+  }
+  ATELIER_CHECK(dataset_size(c) >= c.batch, "--batch " << c.batch << " is larger than the data set (" << dataset_size(c)
+                                                       << " images): an epoch would have no step");
+}
+
+int64_t steps_per_epoch(const TrainConfig& c) { return dataset_size(c) / c.batch; }  // drop_last
+int64_t total_steps(const TrainConfig& c) { return c.steps > 0 ? c.steps : c.epochs * steps_per_epoch(c); }
+
+// ---- Signals ----
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+extern "C" void record_stop_signal(int sig) { g_stop_signal = sig; }
+
+// Catches SIGINT and SIGTERM while a run is under way (the loop checks at each step boundary) and restores the
+// previous handlers afterwards.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = record_stop_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &old_int_);
+    sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  int received() const { return g_stop_signal; }
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
+bool finite(const StepResult& r) {
+  for (double v : {r.loss_real, r.loss_fake_d, r.loss_fake_g, r.loss_d, r.loss_g, r.k_t, r.m_global}) {
+    if (!std::isfinite(v)) return false;
+  }
+  return true;
+}
+
+bool parameters_finite(const nn::Module& m) {
+  NoGradGuard no_grad;
+  for (const Tensor& p : m.parameters()) {
+    if (!std::isfinite(sum(abs(p)).item<double>())) return false;
+  }
+  return true;
+}
+
+// ---- The run ----
+
+class Trainer {
+ public:
+  Trainer(const TrainConfig& config, const TrainHooks& hooks);
+  TrainOutcome run();
+
+ private:
+  void build_data();
+  void build_model();
+  void start_fresh();
+  void resume();
+
+  StepResult train_step(const Tensor& x);
+  // After step pos_.step: the schedule, the progress line, samples and checkpoints. Returns an outcome when
+  // the run must stop here.
+  std::optional<TrainOutcome> after_step(const StepResult& r, bool epoch_done);
+  TrainOutcome diverged(const StepResult& r);
+  TrainOutcome finish();
+
+  void save_samples(const std::string& path);
+  void save_checkpoint();
+  double elapsed_s() const;
+  void log(const std::string& line) const;
+
+  TrainConfig config_;
+  TrainHooks hooks_;
+  Device device_;
+  std::unique_ptr<nn::DataLoader> loader_;
+  int64_t steps_per_epoch_ = 0, total_steps_ = 0;
+
+  std::shared_ptr<Generator> G_;
+  std::shared_ptr<Discriminator> D_;
+  std::unique_ptr<nn::Adam> opt_g_, opt_d_;
+  std::unique_ptr<nn::WindowPlateauLR> schedule_;
+  Tensor fixed_z_;  // (sample_count, h)
+
+  TrainPosition pos_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<ProgressMeter> progress_;
+  int64_t last_checkpoint_step_ = -1;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  double time_offset_s_ = 0;  // training time of the run before this process (resumed runs)
+};
+
+Trainer::Trainer(const TrainConfig& config, const TrainHooks& hooks)
+    : config_(config), hooks_(hooks), device_(parse_device(config.device)) {
+  if (config_.threads > 0) set_num_threads(config_.threads);
+  steps_per_epoch_ = steps_per_epoch(config_);
+  total_steps_ = total_steps(config_);
+  build_data();
+  build_model();
+  if (config_.resume_checkpoint.empty()) {
+    start_fresh();
+  } else {
+    resume();
+  }
+  progress_ = std::make_unique<ProgressMeter>(config_.progress_seconds, config_.batch);
+}
+
+void Trainer::build_data() {
+  std::shared_ptr<const nn::Dataset> data;
+  if (config_.data == "synthetic") {
+    data = std::make_shared<SyntheticShapes>(SyntheticOptions{.size = config_.synthetic_size,
+                                                              .image_size = config_.model.image_size,
+                                                              .channels = config_.model.channels,
+                                                              .seed = config_.seed});
+  } else {
+    data = std::make_shared<nn::TensorDataset>(load_fashion_mnist(config_.data_dir, true).images);
+  }
+  loader_ = std::make_unique<nn::DataLoader>(
+      data,
+      nn::DataLoaderOptions{.batch_size = config_.batch, .shuffle = true, .drop_last = true, .seed = config_.seed});
+}
+
+void Trainer::build_model() {
+  manual_seed(config_.seed);  // parameter initialisation draws from the default generator
+  D_ = std::make_shared<Discriminator>(config_.model);
+  G_ = std::make_shared<Generator>(config_.model);
+  D_->to(device_);
+  G_->to(device_);
+  const std::array<double, 2> betas = {config_.beta1, config_.beta2};
+  opt_d_ = std::make_unique<nn::Adam>(D_->parameters(), config_.lr, betas);
+  opt_g_ = std::make_unique<nn::Adam>(G_->parameters(), config_.lr, betas);
+  schedule_ = std::make_unique<nn::WindowPlateauLR>(std::vector<nn::Optimizer*>{opt_d_.get(), opt_g_.get()},
+                                                    nn::WindowPlateauOptions{.window = config_.lr_window,
+                                                                             .threshold = config_.lr_threshold,
+                                                                             .factor = config_.lr_factor,
+                                                                             .min_lr = config_.lr_min});
+  fixed_z_ = sample_z(config_.sample_count, config_.model.h, config_.seed, 0, LatentStream::fixed_samples, device_);
+}
+
+void Trainer::start_fresh() {
+  pos_.threads = num_threads();
+  write_text_atomically(config_.out + "/config.json", config_json(config_, pos_.threads));
+  metrics_ = std::make_unique<MetricsLog>(metrics_path(config_.out), true);
+  log("began train: " + std::to_string(total_steps_) + " steps (" + std::to_string(steps_per_epoch_) + " per epoch), " +
+      std::to_string(num_threads()) + " threads, D " + std::to_string(D_->num_parameters()) + " and G " +
+      std::to_string(G_->num_parameters()) + " parameters, run folder " + config_.out);
+}
+
+void Trainer::resume() {
+  const std::string& path = config_.resume_checkpoint;
+  pos_ = train_position(read_train_metadata(path), path);
+  load_train_state(path, {*G_, *D_, *opt_g_, *opt_d_, *schedule_, fixed_z_});
+  ATELIER_CHECK(pos_.step <= total_steps_, "--resume: the run is at step " << pos_.step << ", beyond the "
+                                                                           << total_steps_
+                                                                           << " steps asked for (raise --steps)");
+  if (pos_.threads != num_threads()) {
+    log("note: the checkpoint was made with " + std::to_string(pos_.threads) + " threads and this run uses " +
+        std::to_string(num_threads()) + ": it continues, but not bit for bit as an uninterrupted run would");
+  }
+  pos_.threads = num_threads();
+  time_offset_s_ = pos_.time_s;
+  last_checkpoint_step_ = pos_.step;
+  MetricsLog::truncate(metrics_path(config_.out), pos_.step);
+  metrics_ = std::make_unique<MetricsLog>(metrics_path(config_.out), false);
+  write_text_atomically(config_.out + "/config.json", config_json(config_, pos_.threads));
+  log("began train: resuming " + path + " at step " + std::to_string(pos_.step) + " of " +
+      std::to_string(total_steps_) + ", " + std::to_string(num_threads()) + " threads");
+}
+
+TrainOutcome Trainer::run() {
+  StopSignals signals;
+  if (pos_.step == 0) save_samples(step_sample_path(config_.out, 0));
+  while (pos_.step < total_steps_) {
+    nn::Epoch epoch = loader_->epoch(pos_.epoch, pos_.batch_in_epoch);
+    bool epoch_done = false;
+    while (pos_.step < total_steps_ && !epoch_done) {
+      std::optional<nn::Batch> batch = epoch.next();
+      ATELIER_CHECK(batch.has_value(), "the data loader ended epoch " << pos_.epoch << " early");
+      StepResult r = train_step(batch->data);
+      epoch_done = pos_.batch_in_epoch == steps_per_epoch_;
+      if (std::optional<TrainOutcome> stop = after_step(r, epoch_done)) return *stop;
+      if (hooks_.after_step) hooks_.after_step(pos_.step);
+      if (signals.received()) {
+        save_checkpoint();
+        return {TrainOutcome::Status::interrupted, signals.received(), pos_.step, ""};
+      }
+    }
+  }
+  return finish();
+}
+
+// One BEGAN step on batch x: z_D and z_G keyed by (seed, step), D update, G update, k_t update.
+StepResult Trainer::train_step(const Tensor& x) {
+  const int64_t step = pos_.step + 1;
+  const int64_t b = x.size(0), h = config_.model.h;
+  Tensor z_d = sample_z(b, h, config_.seed, step, LatentStream::discriminator, device_);
+  Tensor z_g = sample_z(b, h, config_.seed, step, LatentStream::generator, device_);
+  StepResult r = began_step(*G_, *D_, *opt_g_, *opt_d_, x.to(device_), z_d, z_g, pos_.k, config_.step);
+  pos_.step = step;
+  pos_.batch_in_epoch += 1;
+  return r;
+}
+
+std::optional<TrainOutcome> Trainer::after_step(const StepResult& r, bool epoch_done) {
+  const double lr_used = schedule_->lr();
+  metrics_->append(pos_.epoch + 1, pos_.step, r, lr_used, elapsed_s());
+  if (!finite(r)) return diverged(r);
+  schedule_->step(r.m_global);
+
+  progress_->add(r);
+  if (progress_->due(pos_.step == total_steps_)) {
+    log(progress_->line(pos_.epoch + 1, (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_, pos_.step,
+                        total_steps_, lr_used));
+  }
+  if (epoch_done) {
+    pos_.epoch += 1;
+    pos_.batch_in_epoch = 0;
+  }
+  if (pos_.step % config_.sample_every == 0) save_samples(step_sample_path(config_.out, pos_.step));
+  if (epoch_done) save_samples(epoch_sample_path(config_.out, pos_.epoch));
+  if (epoch_done || pos_.step % config_.checkpoint_every == 0) {
+    if (!parameters_finite(*G_) || !parameters_finite(*D_)) return diverged(r);
+    save_checkpoint();
+  }
+  return std::nullopt;
+}
+
+TrainOutcome Trainer::diverged(const StepResult& r) {
+  std::ostringstream os;
+  os << "step " << pos_.step << ": the losses are not finite (L(x) " << r.loss_real << ", L(G(z_D)) " << r.loss_fake_d
+     << ", L(G(z_G)) " << r.loss_fake_g << ", L_D " << r.loss_d << ", k_t " << r.k_t << ", M_global " << r.m_global
+     << "), or the parameters are not; training stopped. ";
+  if (last_checkpoint_step_ >= 0) {
+    os << "The last good checkpoint is " << checkpoint_path(config_.out, last_checkpoint_step_) << " (step "
+       << last_checkpoint_step_ << "); a lower --lr may help";
+  } else {
+    os << "No checkpoint was written yet; a lower --lr may help";
+  }
+  return {TrainOutcome::Status::diverged, 0, pos_.step, os.str()};
+}
+
+TrainOutcome Trainer::finish() {
+  save_samples(final_sample_path(config_.out));
+  if (last_checkpoint_step_ != pos_.step) {
+    ATELIER_CHECK(parameters_finite(*G_) && parameters_finite(*D_),
+                  "step " << pos_.step << ": the parameters are not finite; no final checkpoint written");
+    save_checkpoint();
+  }
+  log("began train: done, " + std::to_string(pos_.step) + " steps in " + format_duration(elapsed_s()) +
+      "; report: " + config_.out + "/report.html");
+  return {TrainOutcome::Status::completed, 0, pos_.step, ""};
+}
+
+// A grid of G(fixed z), then the report is rewritten so that it shows the new grid and the curves so far.
+void Trainer::save_samples(const std::string& path) {
+  {
+    NoGradGuard no_grad;
+    save_image_grid(path, G_->forward(fixed_z_));
+  }
+  write_report(config_.out);
+}
+
+void Trainer::save_checkpoint() {
+  pos_.time_s = elapsed_s();
+  save_train_checkpoint(checkpoint_path(config_.out, pos_.step), config_, pos_,
+                        {*G_, *D_, *opt_g_, *opt_d_, *schedule_, fixed_z_});
+  last_checkpoint_step_ = pos_.step;
+  remove_old_checkpoints(config_.out, 2);
+}
+
+double Trainer::elapsed_s() const {
+  return time_offset_s_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+}
+
+void Trainer::log(const std::string& line) const {
+  if (hooks_.log) {
+    hooks_.log(line);
+  } else {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+TrainConfig smoke_config(TrainConfig c) {
+  auto preset = [&](const char* key, auto& field, auto value) {
+    if (!c.given.count(key)) field = value;
+  };
+  preset("data", c.data, std::string("synthetic"));
+  preset("synthetic_size", c.synthetic_size, int64_t{100});  // 12 steps per epoch, 4 images dropped
+  preset("image_size", c.model.image_size, int64_t{32});
+  preset("channels", c.model.channels, int64_t{1});
+  preset("n", c.model.n, int64_t{8});
+  preset("h", c.model.h, int64_t{16});
+  preset("batch", c.batch, int64_t{8});
+  preset("steps", c.steps, int64_t{36});
+  preset("lr_window", c.lr_window, int64_t{8});
+  preset("checkpoint_every", c.checkpoint_every, int64_t{10});
+  preset("sample_every", c.sample_every, int64_t{10});
+  preset("sample_count", c.sample_count, int64_t{16});
+  preset("progress_seconds", c.progress_seconds, 0.5);
+  return c;
+}
+
+TrainConfig resolve_config(const TrainConfig& config) {
+  TrainConfig c = config;
+  if (!c.resume.empty()) {
+    ATELIER_CHECK(!c.given.count("out") || c.out == c.resume,
+                  "--out " << c.out << " and --resume " << c.resume << ": a resumed run stays in its folder");
+    c.out = c.resume;
+    std::vector<std::string> checkpoints = list_checkpoints(c.resume);
+    ATELIER_CHECK(!checkpoints.empty(), "--resume " << c.resume << ": no checkpoint in " << checkpoints_dir(c.resume));
+    c.resume_checkpoint = checkpoints.back();
+    std::map<std::string, std::string> metadata = read_train_metadata(c.resume_checkpoint);
+    c = merge_checkpoint_settings(c, metadata, c.resume_checkpoint);
+    if (!c.given.count("threads")) c.threads = train_position(metadata, c.resume_checkpoint).threads;
+  }
+  check_ranges(c);
+  check_device(c.device);
+  check_data(c);
+  if (c.lr_window == 0) c.lr_window = std::min(steps_per_epoch(c), kLongestDefaultWindow);
+  if (c.resume.empty()) {
+    ATELIER_CHECK(!holds_run(c.out), "--out " << c.out << " already holds a run: continue it with --resume " << c.out
+                                              << ", or pick another --out");
+  }
+  prepare_run_dir(c.out);
+  return c;
+}
+
+TrainOutcome train(const TrainConfig& config, const TrainHooks& hooks) {
+  ATELIER_CHECK(config.lr_window >= 1,
+                "train: pass the config through resolve_config first (lr_window is " << config.lr_window << ")");
+  Trainer trainer(config, hooks);
+  return trainer.run();
+}
+
+}  // namespace atelier::began

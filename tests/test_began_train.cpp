@@ -1,0 +1,260 @@
+// The BEGAN trainer (began/trainer.h) on a tiny model and a small synthetic set (26 images, batch 4: 6 steps per
+// epoch, 2 images dropped; lr windows of 4 steps with a threshold every window misses, so the rate halves at
+// steps 8, 12, 16, 20): exact resume (straight vs stopped and resumed, by --steps, by a killed run, by SIGTERM),
+// metrics.csv truncation, settings a resume refuses, divergence, and the files of a run folder.
+#include <cmath>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "began/run_files.h"
+#include "began/trainer.h"
+#include "nn/checkpoint.h"
+#include "tests/test_util.h"
+
+using namespace atelier;
+using began::TrainConfig;
+using began::TrainOutcome;
+using testing::TempDir;
+
+namespace {
+
+TrainConfig tiny_config(const std::string& out, int64_t steps) {
+  TrainConfig c;
+  c.data = "synthetic";
+  c.synthetic_size = 26;
+  c.model = {.image_size = 32, .channels = 1, .n = 4, .h = 4};
+  c.batch = 4;
+  c.lr = 1e-3;
+  c.lr_window = 4;
+  c.lr_threshold = 0.5;  // no window improves by half: the rate halves at the end of every window but the first
+  c.lr_min = 1e-8;
+  c.steps = steps;
+  c.checkpoint_every = 4;
+  c.sample_every = 1000;
+  c.sample_count = 4;
+  c.out = out;
+  c.progress_seconds = 1e9;
+  return c;
+}
+
+TrainOutcome run(const TrainConfig& config, const began::TrainHooks& hooks = {}) {
+  began::TrainHooks h = hooks;
+  if (!h.log) h.log = [](const std::string&) {};
+  return began::train(began::resolve_config(config), h);
+}
+
+TrainConfig resume_config(const std::string& dir, int64_t steps) {
+  TrainConfig c;
+  c.resume = dir;
+  c.steps = steps;
+  c.given = {"steps"};
+  c.progress_seconds = 1e9;
+  return c;
+}
+
+std::vector<std::string> lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+// metrics.csv without its last column (time_s).
+std::vector<std::string> metrics_without_time(const std::string& run_dir) {
+  std::vector<std::string> out;
+  for (const std::string& line : lines(began::metrics_path(run_dir))) out.push_back(line.substr(0, line.rfind(',')));
+  return out;
+}
+
+// Column `col` of every data row.
+std::vector<std::string> column(const std::string& run_dir, int col) {
+  std::vector<std::string> out;
+  std::vector<std::string> all = lines(began::metrics_path(run_dir));
+  for (size_t i = 1; i < all.size(); ++i) {
+    std::istringstream row(all[i]);
+    std::string cell;
+    for (int c = 0; c <= col; ++c) std::getline(row, cell, ',');
+    out.push_back(cell);
+  }
+  return out;
+}
+
+// Every tensor (parameters, optimiser state, schedule, fixed z) of two checkpoints, byte for byte.
+void check_same_tensors(const std::string& a_path, const std::string& b_path) {
+  nn::SafetensorsFile a = nn::load_safetensors(a_path), b = nn::load_safetensors(b_path);
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    const auto& [name, ta] = a.tensors[i];
+    const Tensor& tb = b.tensors[i].second;
+    INFO("tensor " << name);
+    REQUIRE(name == b.tensors[i].first);
+    REQUIRE(ta.shape() == tb.shape());
+    REQUIRE(ta.dtype() == tb.dtype());
+    CHECK(std::memcmp(ta.raw_data(), tb.raw_data(), static_cast<size_t>(ta.numel()) * dtype_size(ta.dtype())) == 0);
+  }
+}
+
+// A straight run of 20 steps, shared by the resume tests.
+struct StraightRun {
+  TempDir dir;
+  StraightRun() { REQUIRE(run(tiny_config(dir.path, 20)).status == TrainOutcome::Status::completed); }
+};
+
+void check_same_as_straight(const StraightRun& straight, const std::string& resumed_dir) {
+  std::vector<std::string> want = metrics_without_time(straight.dir.path), got = metrics_without_time(resumed_dir);
+  REQUIRE(want.size() == 21);
+  CHECK(got == want);
+  check_same_tensors(began::checkpoint_path(straight.dir.path, 20), began::checkpoint_path(resumed_dir, 20));
+}
+
+}  // namespace
+
+TEST_CASE("began train: 10 steps, stop, resume, 10 more is bit-identical to 20 straight steps") {
+  StraightRun straight;
+  // The resumed half must cross an epoch end (steps 12, 18) and lr-window ends (12, 16, 20) where the rate drops.
+  std::vector<std::string> lr = column(straight.dir.path, 9), epoch = column(straight.dir.path, 0);
+  CHECK(lr[10] != lr[19]);
+  CHECK(epoch[10] != epoch[19]);
+
+  TempDir dir;
+  REQUIRE(run(tiny_config(dir.path, 10)).status == TrainOutcome::Status::completed);
+  REQUIRE(run(resume_config(dir.path, 20)).status == TrainOutcome::Status::completed);
+  check_same_as_straight(straight, dir.path);
+  // The last two checkpoints are kept: the epoch end at 18 and the end at 20.
+  CHECK(began::list_checkpoints(dir.path) ==
+        std::vector<std::string>{began::checkpoint_path(dir.path, 18), began::checkpoint_path(dir.path, 20)});
+}
+
+TEST_CASE("began train: a killed run resumes from its older checkpoint and metrics.csv never repeats a row") {
+  StraightRun straight;
+  TempDir dir;
+  REQUIRE(run(tiny_config(dir.path, 10)).status == TrainOutcome::Status::completed);
+  // As if killed after writing step 10's row but before its checkpoint: the newest checkpoint is step 8's, and
+  // metrics.csv also ends in a half-written row.
+  std::filesystem::remove(began::checkpoint_path(dir.path, 10));
+  { std::ofstream(began::metrics_path(dir.path), std::ios::app) << "2,11,0.5"; }
+  REQUIRE(lines(began::metrics_path(dir.path)).size() == 12);
+  REQUIRE(run(resume_config(dir.path, 20)).status == TrainOutcome::Status::completed);
+  check_same_as_straight(straight, dir.path);
+}
+
+TEST_CASE("began train: SIGTERM writes a checkpoint at the step boundary; resuming from it is exact") {
+  StraightRun straight;
+  TempDir dir;
+  began::TrainHooks hooks;
+  hooks.after_step = [](int64_t step) {
+    if (step == 7) std::raise(SIGTERM);
+  };
+  TrainOutcome out = run(tiny_config(dir.path, 20), hooks);
+  CHECK(out.status == TrainOutcome::Status::interrupted);
+  CHECK(out.signal == SIGTERM);
+  CHECK(out.step == 7);
+  CHECK(std::filesystem::exists(began::checkpoint_path(dir.path, 7)));
+  CHECK(lines(began::metrics_path(dir.path)).size() == 8);
+  REQUIRE(run(resume_config(dir.path, 20)).status == TrainOutcome::Status::completed);
+  check_same_as_straight(straight, dir.path);
+}
+
+TEST_CASE("began train: a resume refuses flags that contradict the checkpoint and a folder without one") {
+  TempDir dir;
+  REQUIRE(run(tiny_config(dir.path, 6)).status == TrainOutcome::Status::completed);
+  TrainConfig bad = resume_config(dir.path, 12);
+  bad.model.n = 8;
+  bad.lr = 1e-4;
+  bad.given = {"steps", "n", "lr"};
+  std::string msg = testing::error_of([&] { began::resolve_config(bad); });
+  CHECK(msg.find("--n 8 (the run has 4)") != std::string::npos);
+  CHECK(msg.find("--lr 1e-04 (the run has 0.001)") != std::string::npos);
+  CHECK(msg.find("step_0000006.safetensors") != std::string::npos);
+
+  // A value equal to the checkpoint's is no contradiction; --steps may change.
+  TrainConfig same = resume_config(dir.path, 12);
+  same.model.n = 4;
+  same.given = {"steps", "n"};
+  TrainConfig resolved = began::resolve_config(same);
+  CHECK(resolved.model.n == 4);
+  CHECK(resolved.lr == 1e-3);  // from the checkpoint
+  CHECK(resolved.synthetic_size == 26);
+
+  TempDir empty;
+  testing::check_throws_with([&] { began::resolve_config(resume_config(empty.path, 12)); }, {"no checkpoint"});
+  // A fresh run into a folder that holds one is refused too.
+  testing::check_throws_with([&] { began::resolve_config(tiny_config(dir.path, 6)); }, {"already holds a run"});
+}
+
+TEST_CASE("began train: a non-finite loss stops the run, names the step, and keeps the last good checkpoint") {
+  TempDir dir;
+  TrainConfig c = tiny_config(dir.path, 20);
+  c.lr = 10;  // diverges at step 2 (at 1e3 and above already at step 1, before any checkpoint)
+  c.checkpoint_every = 1;
+  TrainOutcome out = run(c);
+  REQUIRE(out.status == TrainOutcome::Status::diverged);
+  CHECK(out.message.find("step " + std::to_string(out.step)) != std::string::npos);
+  CHECK(out.message.find("not finite") != std::string::npos);
+  REQUIRE(out.step >= 2);
+  CHECK(out.message.find("last good checkpoint is " + began::checkpoint_path(dir.path, out.step - 1)) !=
+        std::string::npos);
+  // Every checkpoint left is from before the bad step and holds finite parameters (Adam's second moments may
+  // already have overflowed: with an infinite v the update is 0, not NaN).
+  for (const std::string& path : began::list_checkpoints(dir.path)) {
+    nn::SafetensorsFile file = nn::load_safetensors(path);
+    CHECK(std::stoll(file.metadata.at("step")) < out.step);
+    for (const auto& [name, t] : file.tensors) {
+      if (name.rfind("G.", 0) != 0 && name.rfind("D.", 0) != 0) continue;
+      for (float v : t.to_vector<float>()) REQUIRE_MESSAGE(std::isfinite(v), name << " in " << path);
+    }
+  }
+  CHECK(lines(began::metrics_path(dir.path)).size() == static_cast<size_t>(out.step) + 1);
+}
+
+TEST_CASE("began train: a run folder holds config.json, metrics.csv, samples, checkpoints and the report") {
+  TempDir dir;
+  TrainConfig c = tiny_config(dir.path, 13);
+  c.sample_every = 5;
+  c.version = "v-test";
+  REQUIRE(run(c).status == TrainOutcome::Status::completed);
+  std::vector<std::string> metrics = lines(began::metrics_path(dir.path));
+  REQUIRE(metrics.size() == 14);
+  CHECK(metrics[0] == began::kMetricsHeader);
+  CHECK(metrics[13].rfind("3,13,", 0) == 0);  // step 13 is the first of epoch 3
+  for (const char* name :
+       {"step_0000000.png", "step_0000005.png", "step_0000010.png", "epoch_0001.png", "epoch_0002.png", "final.png"}) {
+    CHECK_MESSAGE(std::filesystem::exists(dir.file(std::string("samples/") + name)), name);
+  }
+  CHECK(std::filesystem::exists(dir.file("report.html")));
+  const std::string config = testing::read_bytes(dir.file("config.json"));
+  for (const char* frag :
+       {"\"n\": 4", "\"batch\": 4", "\"lr_window\": 4", "\"version\": \"v-test\"", "\"threads\": "}) {
+    CHECK_MESSAGE(config.find(frag) != std::string::npos, frag);
+  }
+}
+
+TEST_CASE("began train: bad settings are refused before any work, naming the flag") {
+  TempDir dir;
+  auto refused = [&](auto change, const std::string& fragment) {
+    TrainConfig c = tiny_config(dir.path + "/run", 4);
+    change(c);
+    testing::check_throws_with([&] { began::resolve_config(c); }, {fragment});
+  };
+  refused([](TrainConfig& c) { c.data = "lfw"; }, "--data: 'lfw'");
+  refused([](TrainConfig& c) { c.model.image_size = 48; }, "image_size");
+  refused([](TrainConfig& c) { c.batch = 27; }, "--batch 27 is larger than the data set (26 images)");
+  refused([](TrainConfig& c) { c.lr_factor = 2; }, "--lr-factor");
+  refused([](TrainConfig& c) { c.device = "tpu"; }, "--device: 'tpu'");
+  refused([](TrainConfig& c) { c.device = "cuda"; }, "--device cuda");
+  refused([](TrainConfig& c) { c.out = "/proc/began-run"; }, "--out /proc/began-run");
+  refused(
+      [](TrainConfig& c) {
+        c.data = "fashion-mnist";
+        c.model.image_size = 64;
+      },
+      "--data fashion-mnist is 32x32");
+  CHECK_FALSE(std::filesystem::exists(dir.file("run/metrics.csv")));
+}
