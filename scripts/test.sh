@@ -73,6 +73,24 @@ fi
 
 run_config cpu -DATELIER_CUDA=OFF
 
+# ---- BEGAN smoke run: `began train --smoke` (a few dozen steps of a tiny model on synthetic data, through the
+# same code as a real run) must finish and leave every output of a run folder. ----
+echo "=== [smoke] began train --smoke ==="
+smoke_outputs_present() {
+  local f
+  for f in config.json metrics.csv losses.svg report.html samples/step_0000000.png samples/epoch_0001.png \
+    samples/final.png checkpoints/step_0000036.safetensors; do
+    [[ -s "$1/$f" ]] || { echo "smoke: $1/$f is missing"; return 1; }
+  done
+}
+smoke_out="$(mktemp -d)/run"
+if build/cpu/bin/began train --smoke --out "$smoke_out" && smoke_outputs_present "$smoke_out"; then
+  summary+=("smoke: began train --smoke wrote every output ($smoke_out)")
+else
+  summary+=("smoke: FAILED (began train --smoke, see above)")
+  status=1
+fi
+
 # The libraries alone must not need the test, benchmark and tool packages. CMAKE_DISABLE_FIND_PACKAGE_<name> turns
 # any find_package(<name> REQUIRED) into a configure error, so this configure fails if an option leaks one in.
 echo "=== [lib] library-only configure and build (build/lib, $jobs jobs) ==="

@@ -1,7 +1,8 @@
 // The BEGAN trainer (began/trainer.h) on a tiny model and a small synthetic set (26 images, batch 4: 6 steps per
 // epoch, 2 images dropped; lr windows of 4 steps with a threshold every window misses, so the rate halves at
 // steps 8, 12, 16, 20): exact resume (straight vs stopped and resumed, by --steps, by a killed run, by SIGTERM),
-// metrics.csv truncation, settings a resume refuses, divergence, and the files of a run folder.
+// metrics.csv truncation, settings a resume refuses, another thread count, divergence, and the files of a run
+// folder.
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -13,6 +14,7 @@
 
 #include <doctest/doctest.h>
 
+#include "backends/thread_pool.h"
 #include "began/run_files.h"
 #include "began/trainer.h"
 #include "nn/checkpoint.h"
@@ -257,4 +259,25 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
       },
       "--data fashion-mnist is 32x32");
   CHECK_FALSE(std::filesystem::exists(dir.file("run/metrics.csv")));
+}
+
+TEST_CASE("began train: resuming with another thread count continues and says it is not bit-exact") {
+  const int threads = num_threads();
+  TempDir dir;
+  REQUIRE(run(tiny_config(dir.path, 6)).status == TrainOutcome::Status::completed);
+  TrainConfig c = resume_config(dir.path, 8);
+  c.threads = threads + 1;
+  c.given.insert("threads");
+  std::vector<std::string> log;
+  began::TrainHooks hooks;
+  hooks.log = [&](const std::string& line) { log.push_back(line); };
+  TrainOutcome out = began::train(began::resolve_config(c), hooks);
+  set_num_threads(threads);
+  CHECK(out.status == TrainOutcome::Status::completed);
+  CHECK(out.step == 8);
+  bool noted = false;
+  for (const std::string& line : log) noted |= line.find("not bit for bit") != std::string::npos;
+  CHECK(noted);
+  CHECK(nn::load_safetensors(began::checkpoint_path(dir.path, 8)).metadata.at("threads") ==
+        std::to_string(threads + 1));
 }
