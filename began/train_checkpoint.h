@@ -8,7 +8,8 @@
 //                 of began/run_settings.h (model: image_size, channels, n, h, skip, tanh; data: data,
 //                 synthetic_size; optimisation; seed). Floats are hex-float text ("%a"), so they read back exactly.
 //
-// Written atomically by nn::save_safetensors: a crash leaves the previous file or the complete new one.
+// Written atomically by nn::save_safetensors (nn/safetensors.h): a crash leaves the previous file or the complete new
+// one.
 #pragma once
 
 #include <cstdint>
@@ -17,9 +18,9 @@
 
 #include "began/model.h"
 #include "began/trainer.h"
-#include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
+#include "nn/safetensors.h"
 
 namespace atelier::began {
 

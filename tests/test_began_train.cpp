@@ -17,7 +17,7 @@
 #include "backends/thread_pool.h"
 #include "began/run_files.h"
 #include "began/trainer.h"
-#include "nn/checkpoint.h"
+#include "nn/safetensors.h"
 #include "tests/test_util.h"
 
 using namespace atelier;
