@@ -1,9 +1,10 @@
 // The narrow interface every device implements, and the registry that maps a Device to its Backend.
 //
 // A Backend owns its device's memory (allocate/deallocate through a caching allocator, host<->device copies)
-// and runs primitives. The primitives are listed once in backends/primitives.def; each becomes a virtual here whose
-// default body throws "<op> is not implemented on <backend>", so a backend overrides only what it implements
-// and says so through supports().
+// and runs primitives. The primitives are listed once in backends/primitives.def; each becomes a virtual here
+// whose default body throws "<op> is not implemented on <backend>", so a backend overrides only what it
+// implements and says so through supports(). The floors above never call a virtual directly: launch() (below)
+// checks supports() on the way in.
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,5 @@
-// CpuBackend: memory from the caching allocator, primitives forwarded to the kernels of backends/cpu/kernels.h.
+// CpuBackend: memory from the caching allocator; the primitives and supports() are generated from
+// backends/primitives.def and forward to the kernels and type lists of backends/cpu/kernels.h.
 #include "backends/cpu/cpu_backend.h"
 
 #include <cstring>

@@ -1,6 +1,6 @@
-// Helpers shared by the raw ops (tensor/raw/*.cpp): backend lookup, layouts for kernels (with broadcast strides)
-// and the checks whose error messages every op shares. Internal to the tensor floor (namespace detail), not part
-// of the API.
+// Helpers shared by the raw ops (tensor/raw/*.cpp): launch (the one way to a primitive), layouts for kernels
+// (with broadcast strides) and the checks whose error messages every op shares. Internal to the tensor floor
+// (namespace detail), not part of the API.
 #pragma once
 
 #include "backends/backend.h"
