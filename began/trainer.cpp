@@ -266,9 +266,6 @@ void Trainer::resume() {
   const std::string& path = config_.resume_checkpoint;
   pos_ = train_position(read_train_metadata(path), path);
   load_train_state(path, {*G_, *D_, *opt_g_, *opt_d_, *schedule_, fixed_z_});
-  ATELIER_CHECK(pos_.step <= total_steps_, "--resume: the run is at step " << pos_.step << ", beyond the "
-                                                                           << total_steps_
-                                                                           << " steps asked for (raise --steps)");
   if (pos_.threads != num_threads()) {
     log("note: the checkpoint was made with " + std::to_string(pos_.threads) + " threads and this run uses " +
         std::to_string(num_threads()) + ": it continues, but not bit for bit as an uninterrupted run would");
@@ -297,7 +294,7 @@ TrainOutcome Trainer::run() {
       if (std::optional<TrainOutcome> stop = after_step(r, epoch_done)) return *stop;
       if (hooks_.after_step) hooks_.after_step(pos_.step);
       if (signals.received()) {
-        save_checkpoint();
+        if (last_checkpoint_step_ != pos_.step) save_checkpoint();
         return {TrainOutcome::Status::interrupted, signals.received(), pos_.step, ""};
       }
     }
@@ -419,22 +416,36 @@ TrainConfig smoke_config(TrainConfig c) {
   return c;
 }
 
-TrainConfig resolve_config(const TrainConfig& config) {
+namespace {
+
+// --resume: the run folder's newest checkpoint, and the settings it fixes.
+TrainConfig with_checkpoint_settings(const TrainConfig& config, int64_t& checkpoint_step) {
   TrainConfig c = config;
-  if (!c.resume.empty()) {
-    ATELIER_CHECK(!c.given.count("out") || c.out == c.resume,
-                  "--out " << c.out << " and --resume " << c.resume << ": a resumed run stays in its folder");
-    c.out = c.resume;
-    std::vector<std::string> checkpoints = list_checkpoints(c.resume);
-    ATELIER_CHECK(!checkpoints.empty(), "--resume " << c.resume << ": no checkpoint in " << checkpoints_dir(c.resume));
-    c.resume_checkpoint = checkpoints.back();
-    std::map<std::string, std::string> metadata = read_train_metadata(c.resume_checkpoint);
-    c = merge_checkpoint_settings(c, metadata, c.resume_checkpoint);
-    if (!c.given.count("threads")) c.threads = train_position(metadata, c.resume_checkpoint).threads;
-  }
+  ATELIER_CHECK(!c.given.count("out") || c.out == c.resume,
+                "--out " << c.out << " and --resume " << c.resume << ": a resumed run stays in its folder");
+  c.out = c.resume;
+  std::vector<std::string> checkpoints = list_checkpoints(c.resume);
+  ATELIER_CHECK(!checkpoints.empty(), "--resume " << c.resume << ": no checkpoint in " << checkpoints_dir(c.resume));
+  c.resume_checkpoint = checkpoints.back();
+  std::map<std::string, std::string> metadata = read_train_metadata(c.resume_checkpoint);
+  c = merge_checkpoint_settings(c, metadata, c.resume_checkpoint);
+  const TrainPosition position = train_position(metadata, c.resume_checkpoint);
+  if (!c.given.count("threads")) c.threads = position.threads;  // the same count: bit-exact
+  checkpoint_step = position.step;
+  return c;
+}
+
+}  // namespace
+
+TrainConfig resolve_config(const TrainConfig& config) {
+  int64_t checkpoint_step = 0;
+  TrainConfig c = config.resume.empty() ? config : with_checkpoint_settings(config, checkpoint_step);
   check_ranges(c);
   check_device(c.device);
   check_data(c);
+  ATELIER_CHECK(checkpoint_step <= total_steps(c), "--resume " << c.resume << ": the run is at step " << checkpoint_step
+                                                               << ", beyond the " << total_steps(c)
+                                                               << " steps asked for (raise --steps or --epochs)");
   if (c.lr_window == 0) c.lr_window = std::min(steps_per_epoch(c), kLongestDefaultWindow);
   if (c.resume.empty()) {
     ATELIER_CHECK(!holds_run(c.out), "--out " << c.out << " already holds a run: continue it with --resume " << c.out

@@ -185,6 +185,8 @@ TEST_CASE("began train: a resume refuses flags that contradict the checkpoint an
   CHECK(resolved.lr == 1e-3);  // from the checkpoint
   CHECK(resolved.synthetic_size == 26);
 
+  testing::check_throws_with([&] { began::resolve_config(resume_config(dir.path, 3)); },
+                             {"the run is at step 6, beyond the 3 steps asked for"});
   TempDir empty;
   testing::check_throws_with([&] { began::resolve_config(resume_config(empty.path, 12)); }, {"no checkpoint"});
   // A fresh run into a folder that holds one is refused too.
