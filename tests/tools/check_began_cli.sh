@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The `began train` command line (ctest entry began_cli): --help lists every flag with its default; unknown flags
+# and bad values print one line and exit 2 before any work (no run folder appears); SIGINT and SIGTERM write a
+# checkpoint and exit 130 / 143, and --resume continues from it.
+#
+#   tests/tools/check_began_cli.sh build/cpu/bin/began
+set -uo pipefail
+
+began="$1"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+
+# --help: every flag, with its default.
+help="$("$began" train --help)" || fail "began train --help exited $?"
+for flag in --data=fashion-mnist --data-dir= --synthetic-size= --image-size=32 --channels=1 --n=32 --h=64 \
+  --batch=16 --gamma=0.5 --lambda-k=0.001 --lr=0.0001 --beta1=0.5 --beta2=0.999 --lr-window=0 \
+  --lr-threshold=0.001 --lr-factor=0.5 --lr-min=2e-05 --epochs= --steps=0 --out= --seed=0 --threads=0 \
+  --checkpoint-every= --sample-every= --sample-count= --device=cpu --progress-seconds=; do
+  name="${flag%%=*}" value="${flag#*=}"
+  grep -Eq -- "^ *${name} [A-Z]+=${value}" <<<"$help" || fail "--help does not list ${name} with default '${value}'"
+done
+for flag in --resume --skip --tanh --smoke; do
+  grep -Eq -- "^ *${flag}( |$)" <<<"$help" || fail "--help does not list ${flag}"
+done
+
+# Bad command lines: exit 2, one line on stderr, nothing created.
+expect_refused() {
+  local what="$1" fragment="$2"
+  shift 2
+  "$began" train --out "$tmp/refused" "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  [[ $rc -eq 2 ]] || fail "$what: exit $rc, expected 2"
+  [[ $(wc -l <"$tmp/err") -eq 1 ]] || fail "$what: expected one line on stderr, got: $(cat "$tmp/err")"
+  grep -q -- "$fragment" "$tmp/err" || fail "$what: stderr lacks '$fragment': $(cat "$tmp/err")"
+  [[ ! -e "$tmp/refused" ]] || fail "$what: the run folder was created"
+}
+expect_refused "an unknown flag" "--bogus" --bogus
+expect_refused "a value that is not a number" "--batch" --batch abc
+expect_refused "--batch 0" "--batch must be >= 1" --batch 0
+expect_refused "--data lfw" "--data: 'lfw'" --data lfw
+expect_refused "--lr-factor 1.5" "--lr-factor" --lr-factor 1.5
+expect_refused "--smoke with --resume" "--smoke" --smoke --resume "$tmp"
+expect_refused "--resume of a folder without checkpoints" "no checkpoint" --resume "$tmp/refused"
+
+"$began" train --out /proc/began-run --data synthetic >/dev/null 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 2 && $(wc -l <"$tmp/err") -eq 1 ]] || fail "an unwritable --out: exit $rc, stderr: $(cat "$tmp/err")"
+
+# --device cuda: one clear line and exit 2 until the CUDA backend can run a step (then it trains).
+"$began" train --smoke --out "$tmp/cuda" --device cuda >/dev/null 2>"$tmp/err"
+rc=$?
+if [[ $rc -ne 0 ]]; then
+  [[ $rc -eq 2 && $(wc -l <"$tmp/err") -eq 1 ]] && grep -q -- "--device cuda" "$tmp/err" ||
+    fail "--device cuda: exit $rc, stderr: $(cat "$tmp/err")"
+fi
+
+# Signals: a checkpoint at the next step boundary, exit 128 + signal, then --resume continues.
+tiny=(--data synthetic --synthetic-size 64 --n 4 --h 4 --batch 4 --progress-seconds 1000)
+for sig in INT TERM; do
+  run="$tmp/signal-$sig"
+  "$began" train "${tiny[@]}" --steps 1000000 --out "$run" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do
+    [[ -f "$run/metrics.csv" && $(wc -l <"$run/metrics.csv") -ge 4 ]] && break
+    sleep 0.1
+  done
+  kill "-$sig" "$pid"
+  wait "$pid"
+  rc=$?
+  expected=$([[ $sig == INT ]] && echo 130 || echo 143)
+  [[ $rc -eq $expected ]] || fail "SIG$sig: exit $rc, expected $expected"
+  rows=$(($(wc -l <"$run/metrics.csv") - 1))
+  [[ -f "$run/checkpoints/$(printf 'step_%07d.safetensors' "$rows")" ]] ||
+    fail "SIG$sig: no checkpoint of step $rows (the last metrics row)"
+  "$began" train --resume "$run" --steps $((rows + 2)) >/dev/null 2>"$tmp/err" || fail "resume after SIG$sig: $(cat "$tmp/err")"
+  [[ $(wc -l <"$run/metrics.csv") -eq $((rows + 3)) ]] || fail "resume after SIG$sig: metrics.csv has the wrong rows"
+done
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "began train command line: all checks passed"
