@@ -16,11 +16,13 @@
 // the partials added in thread order; with fewer tiles than threads the threads split the input channels
 // (disjoint column blocks of gW) instead. col2im runs on one thread per (image, channel group):
 // no two threads touch one element. Scratch (col tiles, partials, flipped weights) comes from the caching
-// allocator, so a steady training step allocates nothing from the system.
+// allocator, taken before each parallel region starts, so a steady training step allocates nothing from the
+// system however the threads are scheduled.
 //
 // This file is the one entry point per conv primitive: a faster algorithm for some shapes (Winograd for 3x3
 // stride 1) would be chosen here, per shape, without the callers knowing.
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -55,6 +57,35 @@ class Scratch {
  private:
   size_t bytes_;
   T* data_;
+};
+
+// One scratch block per chunk of a parallel region, all allocated before it starts, on the calling thread. Blocks
+// allocated inside the region would be reused or not depending on how the threads happen to overlap (a thread
+// that starts late takes the block an early one has just returned), so a steady training step could still ask
+// the system for memory; taken up front, every call makes the same requests in the same order.
+template <typename T>
+class ScratchSlots {
+ public:
+  // `slots` blocks of `count` elements, at least as many as the region has chunks; each block starts on a
+  // 64-byte boundary, as a block of its own would.
+  ScratchSlots(int64_t slots, int64_t count)
+      : slots_(slots), count_(round_up(std::max<int64_t>(count, 1))), all_(slots_ * count_) {}
+  // A block no other chunk of the region gets.
+  T* take() {
+    const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+    ATELIER_ASSERT(i < slots_, "conv scratch: chunk " << i << " of a region sized for " << slots_);
+    return all_.get() + i * count_;
+  }
+
+ private:
+  static int64_t round_up(int64_t count) {
+    constexpr int64_t per_line = 64 / static_cast<int64_t>(sizeof(T));
+    return (count + per_line - 1) / per_line * per_line;
+  }
+
+  int64_t slots_, count_;
+  Scratch<T> all_;
+  std::atomic<int64_t> next_{0};
 };
 
 // 1x1 kernel, stride 1, no padding: col is the image itself.
@@ -151,8 +182,9 @@ void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, con
   const int64_t tiles = (g.h_out + rows - 1) / rows;
   const auto w = cmat(weight, g.c_out, ckk, ckk);  // (C_out, CKK)
   // Items are (image, tile) pairs: whole images per thread for a batch, tiles of one image for batch 1.
+  ScratchSlots<T> cols(std::min<int64_t>(num_threads(), g.n * tiles), pointwise ? 0 : ckk * rows * g.w_out);
   parallel_for(g.n * tiles, 1, [&](int64_t begin, int64_t end) {
-    Scratch<T> col(pointwise ? 0 : ckk * rows * g.w_out);
+    T* const col = cols.take();
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / tiles, oy0 = (item % tiles) * rows, oy1 = std::min(g.h_out, oy0 + rows);
       const int64_t columns = (oy1 - oy0) * g.w_out;
@@ -162,8 +194,8 @@ void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, con
       if (pointwise) {
         out_tile.noalias() = w * cmat(image + oy0 * g.w_out, ckk, columns, pixels_in);
       } else {
-        im2col(g, image, 0, g.c_in, oy0, oy1, col.get());
-        out_tile.noalias() = w * cmat(col.get(), ckk, columns, columns);
+        im2col(g, image, 0, g.c_in, oy0, oy1, col);
+        out_tile.noalias() = w * cmat(col, ckk, columns, columns);
       }
       if (bias != nullptr) {
         for (int64_t o = 0; o < g.c_out; ++o) {
@@ -232,8 +264,9 @@ void backward_input_typed(const Conv2dGeometry& g, const T* grad_out, const T* w
   const int64_t rows = tile_rows<T>(g, ckk);
   const int64_t tiles = (g.h_out + rows - 1) / rows;
   const int64_t kk = g.kh * g.kw;
+  ScratchSlots<T> cols(std::min<int64_t>(threads, g.n * groups), ckk * rows * g.w_out);
   parallel_for(g.n * groups, 1, [&](int64_t begin, int64_t end) {
-    Scratch<T> col(ckk * rows * g.w_out);
+    T* const col = cols.take();
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / groups, group = item % groups;
       const int64_t c0 = group * g.c_in / groups, c1 = (group + 1) * g.c_in / groups;
@@ -244,8 +277,8 @@ void backward_input_typed(const Conv2dGeometry& g, const T* grad_out, const T* w
       for (int64_t tile = 0; tile < tiles; ++tile) {
         const int64_t oy0 = tile * rows, oy1 = std::min(g.h_out, oy0 + rows), columns = (oy1 - oy0) * g.w_out;
         const T* go = grad_out + n * g.c_out * pixels_out + oy0 * g.w_out;
-        mat(col.get(), (c1 - c0) * kk, columns, columns).noalias() = wt * cmat(go, g.c_out, columns, pixels_out);
-        col2im_add(g, col.get(), c0, c1, oy0, oy1, image);
+        mat(col, (c1 - c0) * kk, columns, columns).noalias() = wt * cmat(go, g.c_out, columns, pixels_out);
+        col2im_add(g, col, c0, c1, oy0, oy1, image);
       }
     }
   });
@@ -293,12 +326,13 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
       owned.push_back(std::make_unique<Scratch<T>>(g.c_out * ckk));
       partials[static_cast<size_t>(t)] = owned.back()->get();
     }
+    ScratchSlots<T> cols(threads, is_pointwise(g) ? 0 : ckk * rows * g.w_out);
     parallel_run([&](int t, int nthreads) {
-      Scratch<T> col(is_pointwise(g) ? 0 : ckk * rows * g.w_out);
+      T* const col = cols.take();
       T* partial = partials[static_cast<size_t>(t)];
       std::fill(partial, partial + g.c_out * ckk, T(0));
-      accumulate_weight_grad(g, input, grad_out, t * items / nthreads, (t + 1) * items / nthreads, 0, g.c_in, rows,
-                             col.get(), partial);
+      accumulate_weight_grad(g, input, grad_out, t * items / nthreads, (t + 1) * items / nthreads, 0, g.c_in, rows, col,
+                             partial);
     });
     parallel_for(g.c_out * ckk, 4096, [&](int64_t begin, int64_t end) {
       for (int t = 1; t < threads; ++t) {
@@ -308,10 +342,15 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
     });
   } else {
     // Fewer tiles than threads (one small image): each thread owns the columns of a group of input channels.
+    // A chunk's channels are at most ceil(C_in / threads) (or all C_in when it runs alone).
+    const bool split = threads > 1 && g.c_in >= 2 && !in_parallel_region();
+    const int64_t max_channels = split ? (g.c_in + threads - 1) / threads : g.c_in;
+    ScratchSlots<T> cols(split ? std::min<int64_t>(threads, g.c_in) : 1,
+                         is_pointwise(g) ? 0 : max_channels * kk * rows * g.w_out);
     parallel_for(g.c_in, 1, [&](int64_t c0, int64_t c1) {
-      Scratch<T> col(is_pointwise(g) ? 0 : (c1 - c0) * kk * rows * g.w_out);
+      T* const col = cols.take();
       for (int64_t o = 0; o < g.c_out; ++o) std::fill(gw + o * ckk + c0 * kk, gw + o * ckk + c1 * kk, T(0));
-      accumulate_weight_grad(g, input, grad_out, 0, items, c0, c1, rows, col.get(), gw);
+      accumulate_weight_grad(g, input, grad_out, 0, items, c0, c1, rows, col, gw);
     });
   }
 
