@@ -11,7 +11,7 @@
 #include <variant>
 #include <vector>
 
-#include "began/trainer.h"
+#include "began/train_config.h"
 
 namespace atelier::began {
 

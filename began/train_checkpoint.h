@@ -17,7 +17,7 @@
 #include <string>
 
 #include "began/model.h"
-#include "began/trainer.h"
+#include "began/train_config.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
 #include "nn/safetensors.h"

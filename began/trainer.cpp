@@ -1,19 +1,16 @@
-// The BEGAN training loop (began/trainer.h): checking the settings, building the data and the model, the steps,
-// and what happens around them (metrics, samples, checkpoints, signals, divergence).
+// The BEGAN training loop (began/trainer.h): building the data and the model, the steps, and what happens around
+// them (metrics, samples, checkpoints, signals, divergence).
 #include "began/trainer.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <sstream>
 
 #include "autograd/functions.h"
-#include "backends/backend.h"
 #include "backends/error.h"
 #include "backends/thread_pool.h"
 #include "began/data/synthetic.h"
@@ -32,88 +29,6 @@
 namespace atelier::began {
 
 namespace {
-
-constexpr int64_t kFashionMnistTrainSize = 60000;
-constexpr int64_t kLongestDefaultWindow = 2000;  // --lr-window 0: one epoch, at most this many steps
-
-// ---- Checking the settings (resolve_config) ----
-
-Device parse_device(const std::string& name) {
-  if (name == "cpu") return Device::cpu();
-  ATELIER_CHECK(name == "cuda", "--device: '" << name << "' is not a device (cpu or cuda)");
-  return Device::cuda(0);
-}
-
-// --device cuda works as soon as the CUDA backend supports every primitive a BEGAN step runs. Rather than keep a
-// list of those primitives, one step of a one-filter model runs on the device: each primitive's launch asks the
-// backend's supports() first, so the first one missing is named. Nothing of it is kept.
-void check_device(const std::string& name) {
-  const Device device = parse_device(name);
-  if (device.is_cpu()) return;
-  Backend* cuda = cuda_backend_or_null();
-  ATELIER_CHECK(cuda != nullptr, "--device cuda: this build has no CUDA backend (configure with -DATELIER_CUDA=ON)");
-  ATELIER_CHECK(cuda->available(), "--device cuda: no CUDA device is available");
-  try {
-    const ModelConfig tiny{.image_size = 32, .channels = 1, .n = 1, .h = 1};
-    Generator G(tiny);
-    Discriminator D(tiny);
-    G.to(device);
-    D.to(device);
-    nn::Adam opt_g(G.parameters()), opt_d(D.parameters());
-    double k = 0;
-    began_step(G, D, opt_g, opt_d, zeros({1, 1, 32, 32}, DType::Float32, device),
-               sample_z(1, 1, 0, 1, LatentStream::discriminator, device),
-               sample_z(1, 1, 0, 1, LatentStream::generator, device), k);
-  } catch (const Error& e) {
-    ATELIER_FAIL("--device cuda: a BEGAN step cannot run on the CUDA backend yet (" << e.what()
-                                                                                    << "); train with --device cpu");
-  }
-}
-
-void check_ranges(const TrainConfig& c) {
-  ATELIER_CHECK(c.data == "fashion-mnist" || c.data == "synthetic",
-                "--data: '" << c.data << "' is not a data set (fashion-mnist or synthetic)");
-  check_model_config(c.model);
-  ATELIER_CHECK(c.synthetic_size >= 1, "--synthetic-size must be >= 1, got " << c.synthetic_size);
-  ATELIER_CHECK(c.batch >= 1, "--batch must be >= 1, got " << c.batch);
-  ATELIER_CHECK(c.step.gamma > 0 && c.step.gamma <= 1, "--gamma must be in (0, 1], got " << c.step.gamma);
-  ATELIER_CHECK(c.step.lambda_k >= 0 && std::isfinite(c.step.lambda_k),
-                "--lambda-k must be finite and >= 0, got " << c.step.lambda_k);
-  ATELIER_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be finite and > 0, got " << c.lr);
-  ATELIER_CHECK(c.beta1 >= 0 && c.beta1 < 1, "--beta1 must be in [0, 1), got " << c.beta1);
-  ATELIER_CHECK(c.beta2 >= 0 && c.beta2 < 1, "--beta2 must be in [0, 1), got " << c.beta2);
-  ATELIER_CHECK(c.lr_window >= 0, "--lr-window must be >= 0 (0: one epoch), got " << c.lr_window);
-  ATELIER_CHECK(c.lr_threshold >= 0 && c.lr_threshold < 1, "--lr-threshold must be in [0, 1), got " << c.lr_threshold);
-  ATELIER_CHECK(c.lr_factor > 0 && c.lr_factor < 1, "--lr-factor must be in (0, 1), got " << c.lr_factor);
-  ATELIER_CHECK(c.lr_min >= 0 && std::isfinite(c.lr_min), "--lr-min must be finite and >= 0, got " << c.lr_min);
-  ATELIER_CHECK(c.epochs >= 1, "--epochs must be >= 1, got " << c.epochs);
-  ATELIER_CHECK(c.steps >= 0, "--steps must be >= 0 (0: --epochs decides), got " << c.steps);
-  ATELIER_CHECK(c.threads >= 0, "--threads must be >= 0 (0: ATELIER_NUM_THREADS or all cores), got " << c.threads);
-  ATELIER_CHECK(c.checkpoint_every >= 1, "--checkpoint-every must be >= 1, got " << c.checkpoint_every);
-  ATELIER_CHECK(c.sample_every >= 1, "--sample-every must be >= 1, got " << c.sample_every);
-  ATELIER_CHECK(c.sample_count >= 1, "--sample-count must be >= 1, got " << c.sample_count);
-  ATELIER_CHECK(c.progress_seconds >= 0, "--progress-seconds must be >= 0, got " << c.progress_seconds);
-}
-
-int64_t dataset_size(const TrainConfig& c) { return c.data == "synthetic" ? c.synthetic_size : kFashionMnistTrainSize; }
-
-void check_data(const TrainConfig& c) {
-  if (c.data == "fashion-mnist") {
-    ATELIER_CHECK(c.model.image_size == 32 && c.model.channels == 1,
-                  "--data fashion-mnist is 32x32 with 1 channel; --image-size "
-                      << c.model.image_size << " --channels " << c.model.channels << " needs --data synthetic");
-    const std::string images = c.data_dir + "/train-images-idx3-ubyte";
-    ATELIER_CHECK(
-        std::filesystem::exists(images + ".gz") || std::filesystem::exists(images),
-        "--data-dir " << c.data_dir << ": no " << images
-                      << ".gz (install Debian's dataset-fashion-mnist, or point --data-dir at the IDX files)");
-  }
-  ATELIER_CHECK(dataset_size(c) >= c.batch, "--batch " << c.batch << " is larger than the data set (" << dataset_size(c)
-                                                       << " images): an epoch would have no step");
-}
-
-int64_t steps_per_epoch(const TrainConfig& c) { return dataset_size(c) / c.batch; }  // drop_last
-int64_t total_steps(const TrainConfig& c) { return c.steps > 0 ? c.steps : c.epochs * steps_per_epoch(c); }
 
 // ---- Signals ----
 
@@ -207,7 +122,7 @@ class Trainer {
 };
 
 Trainer::Trainer(const TrainConfig& config, const TrainHooks& hooks)
-    : config_(config), hooks_(hooks), device_(parse_device(config.device)) {
+    : config_(config), hooks_(hooks), device_(train_device(config)) {
   if (config_.threads > 0) set_num_threads(config_.threads);
   steps_per_epoch_ = steps_per_epoch(config_);
   total_steps_ = total_steps(config_);
@@ -395,65 +310,6 @@ void Trainer::log(const std::string& line) const {
 }
 
 }  // namespace
-
-TrainConfig smoke_config(TrainConfig c) {
-  auto preset = [&](const char* key, auto& field, auto value) {
-    if (!c.given.count(key)) field = value;
-  };
-  preset("data", c.data, std::string("synthetic"));
-  preset("synthetic_size", c.synthetic_size, int64_t{100});  // 12 steps per epoch, 4 images dropped
-  preset("image_size", c.model.image_size, int64_t{32});
-  preset("channels", c.model.channels, int64_t{1});
-  preset("n", c.model.n, int64_t{8});
-  preset("h", c.model.h, int64_t{16});
-  preset("batch", c.batch, int64_t{8});
-  preset("steps", c.steps, int64_t{36});
-  preset("lr_window", c.lr_window, int64_t{8});
-  preset("checkpoint_every", c.checkpoint_every, int64_t{10});
-  preset("sample_every", c.sample_every, int64_t{10});
-  preset("sample_count", c.sample_count, int64_t{16});
-  preset("progress_seconds", c.progress_seconds, 0.5);
-  return c;
-}
-
-namespace {
-
-// --resume: the run folder's newest checkpoint, and the settings it fixes.
-TrainConfig with_checkpoint_settings(const TrainConfig& config, int64_t& checkpoint_step) {
-  TrainConfig c = config;
-  ATELIER_CHECK(!c.given.count("out") || c.out == c.resume,
-                "--out " << c.out << " and --resume " << c.resume << ": a resumed run stays in its folder");
-  c.out = c.resume;
-  std::vector<std::string> checkpoints = list_checkpoints(c.resume);
-  ATELIER_CHECK(!checkpoints.empty(), "--resume " << c.resume << ": no checkpoint in " << checkpoints_dir(c.resume));
-  c.resume_checkpoint = checkpoints.back();
-  std::map<std::string, std::string> metadata = read_train_metadata(c.resume_checkpoint);
-  c = merge_checkpoint_settings(c, metadata, c.resume_checkpoint);
-  const TrainPosition position = train_position(metadata, c.resume_checkpoint);
-  if (!c.given.count("threads")) c.threads = position.threads;  // the same count: bit-exact
-  checkpoint_step = position.step;
-  return c;
-}
-
-}  // namespace
-
-TrainConfig resolve_config(const TrainConfig& config) {
-  int64_t checkpoint_step = 0;
-  TrainConfig c = config.resume.empty() ? config : with_checkpoint_settings(config, checkpoint_step);
-  check_ranges(c);
-  check_device(c.device);
-  check_data(c);
-  ATELIER_CHECK(checkpoint_step <= total_steps(c), "--resume " << c.resume << ": the run is at step " << checkpoint_step
-                                                               << ", beyond the " << total_steps(c)
-                                                               << " steps asked for (raise --steps or --epochs)");
-  if (c.lr_window == 0) c.lr_window = std::min(steps_per_epoch(c), kLongestDefaultWindow);
-  if (c.resume.empty()) {
-    ATELIER_CHECK(!holds_run(c.out), "--out " << c.out << " already holds a run: continue it with --resume " << c.out
-                                              << ", or pick another --out");
-  }
-  prepare_run_dir(c.out);
-  return c;
-}
 
 TrainOutcome train(const TrainConfig& config, const TrainHooks& hooks) {
   ATELIER_CHECK(config.lr_window >= 1,
