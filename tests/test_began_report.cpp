@@ -458,3 +458,24 @@ TEST_CASE("began report: write_report at 100k rows stays small; a NaN row breaks
   CHECK(html.find("<title>BEGAN run " + fs::path(dir.path).filename().string() + ", step 100,000</title>") !=
         std::string::npos);
 }
+
+TEST_CASE("began report: the step axis ends at the last step; absurd values still give a well-formed SVG") {
+  TempDir dir;
+  SUBCASE("36 steps: ticks 0 to 35, none at 40") {
+    write_bytes(dir.file("metrics.csv"), kHeader + metrics_rows(37).substr(metrics_rows(1).size()));
+    write_report(dir.path);
+    const std::string svg = read_bytes(dir.file("losses.svg"));
+    check_markup(svg, false);
+    CHECK(svg.find(">35</text>") != std::string::npos);
+    CHECK(svg.find(">40</text>") == std::string::npos);
+  }
+  SUBCASE("huge and tiny values") {
+    write_bytes(dir.file("metrics.csv"), std::string(kHeader) + "0,0,1e300,0,-1e300,1e-300,0,0,1e308,0,0\n" +
+                                             "0,1,-1e300,0,1e300,0,0,1,-1e308,0,1\n");
+    write_report(dir.path);
+    const std::string svg = read_bytes(dir.file("losses.svg"));
+    check_markup(svg, false);
+    CHECK(svg.find("nan") == std::string::npos);
+    CHECK(svg.size() < 100 * 1024);
+  }
+}

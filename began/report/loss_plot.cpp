@@ -71,8 +71,9 @@ double nice_step(double span, int target_ticks) {
   return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * magnitude;
 }
 
-// An axis covering [lo, hi], widened to whole ticks. `min_step` keeps integer axes (steps) integer.
-Axis make_axis(double lo, double hi, int target_ticks, double min_step = 0) {
+// An axis covering [lo, hi], widened to whole ticks unless `tight` (the step axis ends at the last step: widening
+// 36 steps to 40 would leave a blank strip). `min_step` keeps integer axes (steps) integer.
+Axis make_axis(double lo, double hi, int target_ticks, double min_step = 0, bool tight = false) {
   if (!(hi > lo)) {  // one value (or none): a small range around it
     const double pad = lo == 0 ? 1 : std::abs(lo) * 0.1;
     lo = lo >= 0 ? std::max(0.0, lo - pad) : lo - pad;  // steps and losses never below 0
@@ -80,16 +81,27 @@ Axis make_axis(double lo, double hi, int target_ticks, double min_step = 0) {
   }
   Axis axis;
   axis.step = std::max(nice_step(hi - lo, target_ticks), min_step);
-  axis.lo = std::floor(lo / axis.step + 1e-9) * axis.step;
-  axis.hi = std::ceil(hi / axis.step - 1e-9) * axis.step;
-  if (!(axis.hi > axis.lo)) axis.hi = axis.lo + axis.step;
-  const int64_t n = std::llround((axis.hi - axis.lo) / axis.step);
-  for (int64_t i = 0; i <= n; ++i) axis.ticks.push_back(axis.lo + static_cast<double>(i) * axis.step);
+  const double first = std::floor(lo / axis.step + 1e-9), last = std::ceil(hi / axis.step - 1e-9);
+  const double count = last - first;
+  if (!std::isfinite(axis.step) || !(count >= 0 && count <= 100)) {  // absurd values (1e300): no nice ticks
+    axis.lo = lo;
+    axis.hi = hi;
+    axis.step = hi - lo;
+    axis.ticks = {lo, hi};
+    return axis;
+  }
+  axis.lo = tight ? lo : first * axis.step;
+  axis.hi = tight ? hi : std::max(last, first + 1) * axis.step;
+  for (int64_t i = 0; i <= static_cast<int64_t>(count); ++i) {
+    const double v = (first + static_cast<double>(i)) * axis.step;
+    if (v >= axis.lo - 1e-9 * axis.step && v <= axis.hi + 1e-9 * axis.step) axis.ticks.push_back(v);
+  }
   return axis;
 }
 
 // A tick label: as many decimals as the step needs; 12k for large step counts; %g for tiny values (lr).
 std::string tick_label(double value, double step, bool is_step_axis) {
+  if (!std::isfinite(step) || !(step > 0) || std::abs(value) >= 1e7) return format_number(value, 3);
   if (std::abs(value) < step * 1e-6) return "0";  // not -0, 1e-17 or 0k from the tick arithmetic
   char buf[64];
   if (is_step_axis && step >= 1000) {
@@ -313,7 +325,7 @@ std::string render_loss_svg(const MetricsTable& table, double gamma) {
     const std::vector<double> finite = finite_only(*steps_column);
     const double lo = finite.empty() ? 0 : *std::min_element(finite.begin(), finite.end());
     const double hi = finite.empty() ? 1 : *std::max_element(finite.begin(), finite.end());
-    x_axis = make_axis(lo, hi, 8, 1);
+    x_axis = make_axis(std::min(lo, 0.0), std::max(hi, 1.0), 8, 1, /*tight=*/true);  // from step 0
   }
 
   for (size_t p = 0; p < shown.size(); ++p) {

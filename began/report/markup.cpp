@@ -41,6 +41,7 @@ std::string format_number(double value, int significant) {
 }
 
 void append_coordinate(std::string& out, double value) {
+  if (!std::isfinite(value)) value = 0;  // never "nan" in an attribute; callers clamp what they draw
   char buf[64];
   const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::fixed, 1);
   if (ec != std::errc()) {
