@@ -479,3 +479,21 @@ TEST_CASE("began report: the step axis ends at the last step; absurd values stil
     CHECK(svg.size() < 100 * 1024);
   }
 }
+
+TEST_CASE("began report: a constant learning rate over many steps gets short, sane tick labels") {
+  TempDir dir;
+  write_bytes(dir.file("metrics.csv"), kHeader + metrics_rows(1500));  // lr 1e-4 at every step
+  write_report(dir.path);
+  const std::string svg = read_bytes(dir.file("losses.svg"));
+  CHECK(svg.find(">1.00e-4</text>") != std::string::npos);
+  // Every tick label (font-size 11) is short: no run of digits from rounding noise.
+  size_t labels = 0;
+  for (size_t at = svg.find("font-size=\"11\""); at != std::string::npos; at = svg.find("font-size=\"11\"", at + 1)) {
+    const size_t open = svg.find('>', at), close = svg.find("</text>", at);
+    REQUIRE(close != std::string::npos);
+    const std::string label = svg.substr(open + 1, close - open - 1);
+    CHECK_MESSAGE(label.size() <= 7, label);
+    ++labels;
+  }
+  CHECK(labels > 20);
+}

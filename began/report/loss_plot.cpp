@@ -74,7 +74,11 @@ double nice_step(double span, int target_ticks) {
 // An axis covering [lo, hi], widened to whole ticks unless `tight` (the step axis ends at the last step: widening
 // 36 steps to 40 would leave a blank strip). `min_step` keeps integer axes (steps) integer.
 Axis make_axis(double lo, double hi, int target_ticks, double min_step = 0, bool tight = false) {
-  if (!(hi > lo)) {  // one value (or none): a small range around it
+  lo = std::clamp(lo, -1e300, 1e300);  // keeps hi - lo and its padding finite
+  hi = std::clamp(hi, -1e300, 1e300);
+  // One value (or values equal but for rounding, as a constant learning rate is): a small range around it.
+  if (!(hi - lo > 1e-9 * std::max(std::abs(lo), std::abs(hi)))) {
+    lo = hi = (lo + hi) / 2;
     const double pad = lo == 0 ? 1 : std::abs(lo) * 0.1;
     lo = lo >= 0 ? std::max(0.0, lo - pad) : lo - pad;  // steps and losses never below 0
     hi += pad;
@@ -112,7 +116,7 @@ std::string tick_label(double value, double step, bool is_step_axis) {
   const int decimals = std::max(0, -static_cast<int>(std::floor(std::log10(step) + 1e-9)));
   if (step < 1e-3) {  // 5.0e-5, 1.0e-4, 1.5e-4: one form for the whole axis
     const int exponent = static_cast<int>(std::floor(std::log10(std::abs(value)) + 1e-9));
-    std::snprintf(buf, sizeof buf, "%.*fe%d", std::max(0, exponent - (-decimals)), value / std::pow(10.0, exponent),
+    std::snprintf(buf, sizeof buf, "%.*fe%d", std::clamp(exponent + decimals, 0, 3), value / std::pow(10.0, exponent),
                   exponent);
     return buf;
   }
@@ -357,7 +361,8 @@ std::string render_loss_svg(const MetricsTable& table, double gamma) {
         lo = std::min(lo, quantile(finite, trim));
         hi = std::max(hi, quantile(finite, 1 - trim));
       }
-      for (double v : averages[s]) {
+      const bool average_drawn = panel.series[s].average_only || (panel.series[s].smooth && window > 1);
+      for (double v : average_drawn ? averages[s] : std::vector<double>{}) {
         if (std::isfinite(v)) {
           lo = std::min(lo, v);
           hi = std::max(hi, v);
