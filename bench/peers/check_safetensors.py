@@ -15,7 +15,7 @@ Run by hand (never in CI), from the repository root:
     ${PYTHON:-/usr/bin/python3} bench/peers/check_safetensors.py /tmp/interop.safetensors
 
 Prints the largest |torch - atelier| over the output and exits non-zero when it exceeds the tolerance (float32
-parity: 1e-5 (1 + |atelier|) per element, DESIGN.md section 7).
+parity: 1e-5 (1 + |atelier|) per element, the tolerance docs/results.md records).
 """
 import json
 import re
@@ -36,7 +36,7 @@ def no_duplicates(pairs):
 
 
 def read_safetensors(path):
-    """Returns ({name: tensor}, metadata), checking the layout DESIGN.md section 5 specifies."""
+    """Returns ({name: tensor}, metadata), checking the layout nn/safetensors.h describes."""
     with open(path, "rb") as f:
         blob = f.read()
     if len(blob) < 8:
