@@ -1,8 +1,10 @@
-// The CUDA backend: cuBLAS plus our own kernels (one .cu file per kernel family), memory from cudaMalloc.
+// The CUDA backend, a shell for now: it probes for a device, allocates with cudaMalloc, copies to and from the host
+// and synchronizes; it implements no primitive yet (each throws "<op> is not implemented on cuda"). Its kernels
+// (cuBLAS plus one .cu file per kernel family), the cuBLAS handle, the stream and a caching allocator are to come.
 //
 // Nothing here touches CUDA at load or static-initialisation time: available() asks the driver once, on first
-// call, and everything else (handles, streams, the allocator) is made on first use, so a binary built with CUDA
-// runs its CPU work on machines without a GPU. This header is plain C++ (no CUDA headers), so .cpp files may
+// call, and what is still to come (handle, stream, allocator) is to be made on first use too, so a binary built
+// with CUDA runs its CPU work on machines without a GPU. This header is plain C++ (no CUDA headers), so .cpp files may
 // include it; the checked-call macros live in backends/cuda/cuda_check.h.
 #pragma once
 

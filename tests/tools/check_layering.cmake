@@ -1,5 +1,5 @@
-# The layering rule of DESIGN.md section 1, checked: a file includes only project headers of its own floor and
-# the floors below (backends < tensor < autograd < nn < began), and .cu files include only backends/ headers.
+# The layering rule (docs/architecture.md, section 1), checked: a file includes only project headers of its own
+# floor and the floors below (backends < tensor < autograd < nn < began), and .cu files include only backends/ headers.
 # Run as a test: cmake -DSOURCE_DIR=<repo> -P tests/tools/check_layering.cmake
 if(NOT SOURCE_DIR)
   message(FATAL_ERROR "pass -DSOURCE_DIR=<repository root>")
