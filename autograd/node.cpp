@@ -1,6 +1,7 @@
 #include "autograd/node.h"
 
 #include <atomic>
+#include <vector>
 
 #include "backends/error.h"
 #include "tensor/raw_ops.h"
@@ -39,7 +40,33 @@ Node::Node(std::string name, std::vector<Edge> next_edges, int num_outputs, Back
   g_live_nodes.fetch_add(1, std::memory_order_relaxed);
 }
 
-Node::~Node() { g_live_nodes.fetch_sub(1, std::memory_order_relaxed); }
+// Tearing down a graph without recursion. Destroying a Node destroys its edges, whose shared_ptrs may destroy
+// the producer Nodes, whose edges ... : a chain of 300,000 ops would nest 300,000 destructors and overflow the
+// stack. Instead, the outermost ~Node on a thread becomes the drainer: it moves the Node pointers of its edges
+// (and, through its formula's captures, of anything they kept alive) to a list and releases them one at a time.
+// A Node that dies meanwhile finds that list through `tl_teardown` and appends its own producers to it instead
+// of releasing them, so destructors nest at most a few levels deep, whatever the graph's length.
+namespace {
+thread_local std::vector<std::shared_ptr<Node>>* tl_teardown = nullptr;
+}  // namespace
+
+Node::~Node() {
+  g_live_nodes.fetch_sub(1, std::memory_order_relaxed);
+  std::vector<std::shared_ptr<Node>> local;
+  const bool drainer = tl_teardown == nullptr;
+  if (drainer) tl_teardown = &local;
+  for (Edge& e : next_edges_) {
+    if (e.node) tl_teardown->push_back(std::move(e.node));
+  }
+  backward_ = nullptr;  // a Node kept alive only by the formula's captures is queued too
+  if (!drainer) return;
+  while (!local.empty()) {
+    std::shared_ptr<Node> node = std::move(local.back());
+    local.pop_back();
+    node.reset();  // when this was the last owner, its ~Node appends its producers to `local`
+  }
+  tl_teardown = nullptr;
+}
 
 std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) {
   ATELIER_CHECK(backward_ != nullptr,
