@@ -4,6 +4,8 @@
 // Ownership runs one way: an output TensorImpl owns its grad_fn Node, a Node owns the Nodes (and leaf
 // TensorImpls) of its inputs through its edges. A Node never owns a TensorImpl that points back to it: tensors it
 // needs are kept as SavedTensor (storage + layout, no grad_fn), otherwise every step's graph would leak.
+// Destroying a graph is iterative (~Node queues its producers on the outermost ~Node's list instead of
+// destroying them inside its own destructor), so a graph of any length is torn down in bounded stack depth.
 #pragma once
 
 #include <functional>
