@@ -9,9 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <limits>
-#include <map>
 #include <optional>
 #include <regex>
 #include <vector>
