@@ -41,9 +41,10 @@ Tensor Tensor::slice(int64_t dim, int64_t start, int64_t end, int64_t step) cons
 
 Tensor Tensor::narrow(int64_t dim, int64_t start, int64_t length) const {
   int d = normalize_dim(dim, this->dim(), "narrow");
-  ATELIER_CHECK(
-      start >= 0 && length >= 0 && start + length <= shape()[d],
-      "narrow: [" << start << ", " << start + length << ") is outside dimension " << d << " of shape " << shape());
+  // length <= size - start, not start + length <= size: the sum overflows for a huge length.
+  ATELIER_CHECK(start >= 0 && length >= 0 && start <= shape()[d] && length <= shape()[d] - start,
+                "narrow: start " << start << " and length " << length << " are outside dimension " << d << " of shape "
+                                 << shape());
   return atelier::slice(*this, d, start, start + length, 1);
 }
 

@@ -20,6 +20,11 @@ void check_supported(const Backend& backend, PrimitiveOp op, DType dtype, const 
                                                   << " is not supported by the " << backend.name() << " backend");
 }
 
+void throw_out_of_memory(const Backend& backend, PrimitiveOp op, const char* what, int64_t work) {
+  ATELIER_FAIL(what << ": out of memory (std::bad_alloc) in " << primitive_name(op) << " on the " << backend.name()
+                    << " backend, working on " << work << " elements");
+}
+
 void Backend::not_implemented(PrimitiveOp op) const {
   throw Error(std::string(primitive_name(op)) + " is not implemented on " + name());
 }

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <string>
 
 #include "backends/args.h"
@@ -94,15 +95,24 @@ DType primitive_dtype(const Args& args) {
 
 // Throws, naming `what`, the primitive, the dtype and the backend, unless `backend` supports `op` on `dtype`.
 void check_supported(const Backend& backend, PrimitiveOp op, DType dtype, const char* what);
+// Throws the atelier::Error that stands for a std::bad_alloc in primitive `op` (see launch).
+[[noreturn]] void throw_out_of_memory(const Backend& backend, PrimitiveOp op, const char* what, int64_t work);
 
 // The one way the floors above call a primitive: the support check (the only one in the project), then the call,
 // skipped when `work` (the number of output elements, or whatever the op computes) is 0. `what` is the name the
 // caller knows the op by, for the error message.
 //   launch<PrimitiveOp::unary>(backend_for(t.device()), "exp", out.numel(), UnaryArgs{...});
+// A std::bad_alloc from inside a kernel (host scratch it could not get) becomes an atelier::Error naming the op,
+// the primitive and the work size.
 template <PrimitiveOp op>
 void launch(Backend& backend, const char* what, int64_t work, const typename Primitive<op>::Args& args) {
   check_supported(backend, op, primitive_dtype(args), what);
-  if (work > 0) Primitive<op>::run(backend, args);
+  if (work <= 0) return;
+  try {
+    Primitive<op>::run(backend, args);
+  } catch (const std::bad_alloc&) {
+    throw_out_of_memory(backend, op, what, work);
+  }
 }
 
 // The backend of a device. The CPU backend always exists; asking for an unavailable device throws, naming it.

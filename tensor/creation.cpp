@@ -67,10 +67,16 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
   ATELIER_CHECK(step != 0, "arange: step must be non-zero");
   ATELIER_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
                 "arange: start, end and step must be finite (got " << start << ", " << end << ", " << step << ")");
-  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((end - start) / step)));
-  std::vector<double> values(n);
-  for (int64_t i = 0; i < n; ++i) values[i] = start + static_cast<double>(i) * step;
-  return from_vector(values, {n}, dtype, device);
+  // The count is checked as a double before it becomes an integer (a cast of a value beyond int64 is undefined).
+  const double count = std::ceil((end - start) / step);
+  ATELIER_CHECK(!(count > 0x1p62), "arange: [" << start << ", " << end << ") in steps of " << step << " has " << count
+                                               << " elements, too many for a tensor");
+  const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
+  // Computed in float64 on the host (the allocator reports a size it cannot serve), then converted and moved.
+  Tensor values = raw::empty({n}, DType::Float64, Device::cpu());
+  double* v = values.data_ptr<double>();
+  for (int64_t i = 0; i < n; ++i) v[i] = start + static_cast<double>(i) * step;
+  return raw::to_device(raw::cast(values, dtype), device);
 }
 
 Tensor arange(int64_t end, DType dtype) { return arange(0.0, static_cast<double>(end), 1.0, dtype); }

@@ -8,9 +8,27 @@
 namespace atelier {
 
 int64_t shape_numel(const Shape& shape) {
+  bool empty = false;
+  for (int64_t s : shape) {
+    ATELIER_CHECK(s >= 0, "shape " << shape << " has a negative size (" << s << ")");
+    empty = empty || s == 0;
+  }
+  if (empty) return 0;
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) {
+    ATELIER_CHECK(mul_fits(n, s, n), "shape " << shape
+                                              << " has too many elements: the product of its sizes does "
+                                                 "not fit in a 64-bit count (at most 2^63 - 1)");
+  }
   return n;
+}
+
+int64_t shape_bytes(const Shape& shape, DType dtype) {
+  int64_t bytes = 0;
+  ATELIER_CHECK(mul_fits(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), bytes),
+                "a " << dtype << " tensor of shape " << shape << " is too large: its " << shape_numel(shape)
+                     << " elements of " << dtype_size(dtype) << " bytes do not fit in a 64-bit byte count");
+  return bytes;
 }
 
 Shape contiguous_strides(const Shape& shape) {
@@ -18,7 +36,9 @@ Shape contiguous_strides(const Shape& shape) {
   int64_t stride = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= std::max<int64_t>(shape[i], 1);
+    if (i == 0) break;  // the total product is not a stride
+    ATELIER_CHECK(mul_fits(stride, std::max<int64_t>(shape[i], 1), stride),
+                  "shape " << shape << " is too large: its strides do not fit in a 64-bit element count");
   }
   return strides;
 }

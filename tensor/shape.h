@@ -13,8 +13,19 @@ namespace atelier {
 
 using Shape = std::vector<int64_t>;
 
+// Overflow-checked size arithmetic: false when a * b (a + b) does not fit in int64 (`out` is then unspecified).
+// Every product or sum of sizes, strides or byte counts goes through these (or the functions below).
+inline bool mul_fits(int64_t a, int64_t b, int64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
+inline bool add_fits(int64_t a, int64_t b, int64_t& out) { return !__builtin_add_overflow(a, b, &out); }
+
+// The number of elements. Throws, naming the shape, when a size is negative or the product does not fit in
+// int64 (a shape with a 0 size has 0 elements, whatever its other sizes).
 int64_t shape_numel(const Shape& shape);
-// Row-major strides in elements: the last dimension has stride 1.
+// shape_numel(shape) * itemsize, the bytes of a contiguous tensor; throws naming the shape and dtype when that
+// does not fit in int64 (byte offsets are int64 everywhere).
+int64_t shape_bytes(const Shape& shape, DType dtype);
+// Row-major strides in elements: the last dimension has stride 1. Throws naming the shape when a stride does not
+// fit in int64 (only possible for a 0-element shape, whose product shape_numel does not check).
 Shape contiguous_strides(const Shape& shape);
 // NumPy broadcasting of two shapes; throws naming `op` and both shapes when they do not broadcast.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);

@@ -1,6 +1,9 @@
 #include "tensor/storage.h"
 
+#include <new>
+
 #include "backends/backend.h"
+#include "backends/error.h"
 
 namespace atelier {
 
@@ -9,7 +12,13 @@ std::atomic<size_t> g_live_storage_bytes{0};
 }
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device), backend_(&backend_for(device)) {
-  data_ = backend_->allocate(bytes);
+  // The backends' allocators throw atelier::Error naming the size; a std::bad_alloc from anywhere below (a
+  // backend's own bookkeeping) becomes one too, so out-of-memory always says what was asked for.
+  try {
+    data_ = backend_->allocate(bytes);
+  } catch (const std::bad_alloc&) {
+    ATELIER_FAIL(device << ": out of memory allocating " << bytes << " bytes for a tensor");
+  }
   g_live_storage_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
 

@@ -21,7 +21,14 @@ bool CudaBackend::available() const {
 void* CudaBackend::allocate(size_t bytes) {
   if (bytes == 0) return nullptr;
   void* ptr = nullptr;
-  ATELIER_CUDA_CHECK(cudaMalloc(&ptr, bytes));
+  // Out of memory is told apart from other failures so that its message names the size asked for.
+  const cudaError_t err = cudaMalloc(&ptr, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();  // clear the (non-sticky) error, so the next call does not report it again
+    ATELIER_FAIL("cuda allocator: out of memory allocating " << bytes << " bytes (" << allocator_stats().in_use
+                                                             << " bytes in use)");
+  }
+  if (err != cudaSuccess) cuda_detail::throw_cuda_error("cudaMalloc", __FILE__, __LINE__, err);
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.in_use += bytes;
   stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);

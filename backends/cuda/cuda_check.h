@@ -1,6 +1,7 @@
 // Checked CUDA and cuBLAS calls: ATELIER_CUDA_CHECK(cudaMalloc(&p, n)) throws atelier::Error naming the call, the
 // file and line, and the error string. Every CUDA call in atelier goes through it, except the one probe in
-// CudaBackend::available(), where an error simply means "no usable device".
+// CudaBackend::available(), where an error simply means "no usable device", and cudaMalloc, whose out-of-memory
+// error becomes a message naming the size (CudaBackend::allocate).
 #pragma once
 
 #include <sstream>

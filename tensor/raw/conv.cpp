@@ -22,6 +22,8 @@ Conv2dGeometry conv_geometry(const Shape& x, const Shape& w, int64_t stride, int
   ATELIER_CHECK(padding >= 0,
                 op << ": padding must be non-negative, got " << padding << " (input " << x << ", weight " << w << ")");
   ATELIER_CHECK(w[0] > 0 && w[1] > 0 && w[2] > 0 && w[3] > 0, op << ": weight " << w << " has an empty dimension");
+  ATELIER_CHECK(x[2] >= 0 && x[3] >= 0 && padding <= (INT64_MAX - std::max(x[2], x[3])) / 2,
+                op << ": padding " << padding << " is too large for input " << x);
   const int64_t ph = x[2] + 2 * padding, pw = x[3] + 2 * padding;
   ATELIER_CHECK(w[2] <= ph && w[3] <= pw, op << ": kernel " << w[2] << "x" << w[3]
                                              << " is larger than the padded input " << ph << "x" << pw << " (input "
@@ -124,7 +126,10 @@ Tensor upsample_nearest2d(const Tensor& x, int64_t scale) {
   ATELIER_CHECK(scale >= 1, "upsample_nearest2d: scale must be >= 1, got " << scale << " (input " << x.shape() << ")");
   check_floating(x, "upsample_nearest2d");
   Tensor xc = contiguous(x);
-  Tensor out = raw::empty({x.size(0), x.size(1), x.size(2) * scale, x.size(3) * scale}, x.dtype(), x.device());
+  int64_t h = 0, w = 0;
+  ATELIER_CHECK(mul_fits(x.size(2), scale, h) && mul_fits(x.size(3), scale, w),
+                "upsample_nearest2d: scale " << scale << " is too large for input " << x.shape());
+  Tensor out = raw::empty({x.size(0), x.size(1), h, w}, x.dtype(), x.device());
   UpsampleNearestArgs a = upsample_args(x.shape(), scale, x.dtype());
   a.src = xc.raw_data();
   a.dst = out.raw_data();

@@ -21,7 +21,9 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     for (int k = 0; match && k < first.dim(); ++k) match = k == d || t.shape()[k] == first.shape()[k];
     ATELIER_CHECK(match, "cat: tensor " << i << " has shape " << t.shape() << " but tensor 0 has shape "
                                         << first.shape() << "; they must match except in dimension " << d);
-    out_shape[d] += t.shape()[d];
+    ATELIER_CHECK(add_fits(out_shape[d], t.shape()[d], out_shape[d]),
+                  "cat: the sizes along dimension " << d << " add up to more than 2^63 - 1 (tensor " << i
+                                                    << " has shape " << t.shape() << ")");
   }
   Tensor out = raw::empty(out_shape, first.dtype(), first.device());
   int64_t offset = 0;

@@ -10,14 +10,42 @@ namespace atelier::raw {
 using namespace detail;
 
 Tensor empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t s : shape) ATELIER_CHECK(s >= 0, "empty: negative dimension in shape " << shape);
   ATELIER_CHECK(shape.size() <= static_cast<size_t>(kMaxDims),
                 "tensors have at most " << kMaxDims << " dimensions, got shape " << shape);
-  auto storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  // shape_bytes refuses negative sizes and element or byte counts beyond int64, naming the shape.
+  auto storage = std::make_shared<Storage>(static_cast<size_t>(shape_bytes(shape, dtype)), device);
   return Tensor(std::make_shared<TensorImpl>(std::move(storage), shape, contiguous_strides(shape), 0, dtype));
 }
 
+namespace {
+
+// Every view is made here, so this is where a malformed layout is stopped, whatever op computed it: sizes must
+// be non-negative with an int64 element count, and every element the view can reach (offset + sum of
+// index * stride) must lie inside the storage. Then no kernel can read or write outside its buffer.
+void check_view(const Tensor& t, const Shape& sizes, const Shape& strides, int64_t offset) {
+  ATELIER_CHECK(sizes.size() == strides.size(),
+                "as_strided: " << sizes.size() << " sizes " << sizes << " but " << strides.size() << " strides");
+  ATELIER_CHECK(sizes.size() <= static_cast<size_t>(kMaxDims),
+                "tensors have at most " << kMaxDims << " dimensions, got shape " << sizes);
+  if (shape_numel(sizes) == 0) return;
+  const auto itemsize = static_cast<int64_t>(dtype_size(t.dtype()));
+  const int64_t capacity = static_cast<int64_t>(t.storage()->bytes()) / itemsize;
+  int64_t lo = offset, hi = offset;
+  bool fits = true;
+  for (size_t d = 0; d < sizes.size() && fits; ++d) {
+    int64_t extent = 0;
+    fits = mul_fits(sizes[d] - 1, strides[d], extent) &&
+           (extent >= 0 ? add_fits(hi, extent, hi) : add_fits(lo, extent, lo));
+  }
+  ATELIER_CHECK(fits && lo >= 0 && hi < capacity,
+                "as_strided: a view of shape " << sizes << " with strides " << strides << " and offset " << offset
+                                               << " reaches outside its storage of " << capacity << " elements");
+}
+
+}  // namespace
+
 Tensor as_strided(const Tensor& t, const Shape& sizes, const Shape& strides, int64_t offset) {
+  check_view(t, sizes, strides, offset);
   return Tensor(std::make_shared<TensorImpl>(t.storage(), sizes, strides, offset, t.dtype()));
 }
 
@@ -31,7 +59,8 @@ Shape infer_shape(const Shape& shape, int64_t numel, const char* op) {
       infer = static_cast<int>(i);
     } else {
       ATELIER_CHECK(out[i] >= 0, op << ": invalid dimension " << out[i] << " in " << shape);
-      known *= out[i];
+      ATELIER_CHECK(mul_fits(known, out[i], known),
+                    op << ": shape " << shape << " has too many elements (more than 2^63 - 1)");
     }
   }
   if (infer >= 0) {
@@ -143,8 +172,15 @@ Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t s
   start = std::clamp<int64_t>(start, 0, n);
   end = std::clamp<int64_t>(end, start, n);
   Shape sizes = t.shape(), strides = t.strides();
-  sizes[d] = (end - start + step - 1) / step;
-  strides[d] *= step;
+  // ceil((end - start) / step) without forming end - start + step, which overflows for a huge step.
+  sizes[d] = end == start ? 0 : (end - start - 1) / step + 1;
+  // A dimension of 0 or 1 elements never steps, so its stride need not (and for a huge step could not) be
+  // multiplied.
+  if (sizes[d] > 1) {
+    ATELIER_CHECK(mul_fits(strides[d], step, strides[d]),
+                  "slice: step " << step << " times stride " << t.strides()[d] << " of dimension " << d
+                                 << " does not fit in 64 bits (shape " << t.shape() << ")");
+  }
   return as_strided(t, sizes, strides, t.offset() + start * t.strides()[d]);
 }
 
@@ -160,6 +196,8 @@ Tensor expand(const Tensor& t, const Shape& shape) {
       continue;
     }
     int64_t old = t.shape()[i - lead];
+    ATELIER_CHECK(shape[i] >= -1, "expand: size " << shape[i] << " in " << shape << " (dimension " << i
+                                                  << ") is negative; only -1 (keep the size) is allowed");
     int64_t want = shape[i] == -1 ? old : shape[i];
     ATELIER_CHECK(old == want || old == 1,
                   "expand: shape " << t.shape() << " cannot be expanded to " << shape << " (dimension " << i << ")");
