@@ -23,6 +23,14 @@ inline Layout broadcast_layout(const Tensor& t, const Shape& out) {
   return make_layout(out, strides);
 }
 
+// Aliasing (tensor/raw/views.cpp). True when a and b view one storage and the element ranges they can reach
+// intersect, so writing one may change the other (a false positive costs only a copy).
+bool may_share_memory(const Tensor& a, const Tensor& b);
+// Throws, naming `op`, the shape and the strides, unless every element of `dst` is its own memory location.
+// An expanded (broadcast) view has stride 0: a write through it would keep one arbitrary value per location.
+// Checked by every raw op that writes into an existing tensor (as PyTorch does).
+void check_no_internal_overlap(const Tensor& dst, const char* op);
+
 inline void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
   ATELIER_CHECK(a.device() == b.device(),
                 op << ": tensors are on different devices (" << a.device() << " and " << b.device() << ")");

@@ -13,7 +13,19 @@ void copy_(const Tensor& dst, const Tensor& src) {
   Shape out = broadcast_shapes(dst.shape(), src.shape(), "copy_");
   ATELIER_CHECK(out == dst.shape(),
                 "copy_: source of shape " << src.shape() << " does not broadcast to destination " << dst.shape());
+  check_no_internal_overlap(dst, "copy_");
   Tensor source = src;
+  // A source that shares memory with dst (a shifted view of the same bytes) would be overwritten while it is
+  // still being read, differently at each thread's chunk: read it from a copy. Copying a view onto itself
+  // writes nothing new.
+  if (may_share_memory(dst, src)) {
+    if (src.offset() == dst.offset() && src.shape() == dst.shape() && src.strides() == dst.strides() &&
+        src.dtype() == dst.dtype()) {
+      dst.storage()->bump_version();
+      return;
+    }
+    source = clone(src);
+  }
   if (src.device() != dst.device()) source = to_device(src, dst.device());
   if (source.dtype() != dst.dtype()) {
     // Convert into a fresh tensor of the destination dtype first; the cast kernel is strided too.
@@ -65,6 +77,7 @@ Tensor to_device(const Tensor& t, Device device) {
 }
 
 void fill_(const Tensor& t, double value) {
+  check_no_internal_overlap(t, "fill_");
   launch<PrimitiveOp::fill>(t.device(), "fill_", t.numel(), FillArgs{t.dtype(), layout_of(t), t.raw_data(), value});
   t.storage()->bump_version();
 }

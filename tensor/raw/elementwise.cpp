@@ -1,6 +1,7 @@
 // Elementwise raw ops: unary maps, binary maps and comparisons with NumPy broadcasting, where.
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "tensor/creation.h"
 #include "tensor/raw/common.h"
@@ -41,6 +42,7 @@ void binary_(BinaryOp op, const Tensor& dst, const Tensor& other) {
   ATELIER_CHECK(
       broadcast_shapes(dst.shape(), other.shape(), name) == dst.shape(),
       name << "_: operand of shape " << other.shape() << " does not broadcast to the destination " << dst.shape());
+  check_no_internal_overlap(dst, (std::string(name) + "_").c_str());
   if (!dst.is_contiguous()) {
     copy_(dst, binary(op, dst, other));
     return;
@@ -49,7 +51,7 @@ void binary_(BinaryOp op, const Tensor& dst, const Tensor& other) {
   // read after a thread has overwritten it: read it from a copy.
   const bool same_view = other.offset() == dst.offset() && other.shape() == dst.shape() &&
                          (other.strides() == dst.strides() || other.is_contiguous());
-  const Tensor rhs = other.storage() == dst.storage() && !same_view ? clone(other) : other;
+  const Tensor rhs = may_share_memory(dst, other) && !same_view ? clone(other) : other;
   launch<PrimitiveOp::binary>(dst.device(), name, dst.numel(),
                               BinaryArgs{op, dst.dtype(), layout_of(dst), dst.raw_data(),
                                          broadcast_layout(rhs, dst.shape()), rhs.raw_data(), dst.raw_data()});

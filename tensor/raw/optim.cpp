@@ -22,6 +22,8 @@ void check_state(const char* op, const Tensor& param, const Tensor& buffer, cons
   check_operand(op, param, buffer, role);
   ATELIER_CHECK(buffer.is_contiguous(), op << ": the " << role << " (shape " << buffer.shape()
                                            << ") is not contiguous; the fused update needs it");
+  ATELIER_CHECK(!may_share_memory(param, buffer), op << ": the " << role << " shares memory with the parameter (shape "
+                                                     << param.shape() << "); each needs its own buffer");
 }
 
 void check_param(const char* op, const Tensor& param, int64_t step) {
@@ -40,7 +42,9 @@ void sgd_step_(const Tensor& param, const Tensor& grad, const Tensor& momentum_b
   check_param(op, param, step);
   check_operand(op, param, grad, "gradient");
   if (h.momentum != 0) check_state(op, param, momentum_buffer, "momentum buffer");
-  const Tensor g = contiguous(grad);
+  // A gradient that aliases a written tensor would change under the update: read it from a copy.
+  const bool aliased = may_share_memory(param, grad) || (h.momentum != 0 && may_share_memory(momentum_buffer, grad));
+  const Tensor g = aliased ? clone(grad) : contiguous(grad);
   launch<PrimitiveOp::sgd_step>(param.device(), op, param.numel(),
                                 SgdStepArgs{param.dtype(), param.numel(), param.raw_data(), g.raw_data(),
                                             h.momentum != 0 ? momentum_buffer.raw_data() : nullptr, step, lr, h});
@@ -55,7 +59,12 @@ void adam_step_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
   check_operand(op, param, grad, "gradient");
   check_state(op, param, exp_avg, "exp_avg");
   check_state(op, param, exp_avg_sq, "exp_avg_sq");
-  const Tensor g = contiguous(grad);
+  ATELIER_CHECK(!may_share_memory(exp_avg, exp_avg_sq),
+                op << ": exp_avg and exp_avg_sq share memory (parameter " << param.shape() << ")");
+  // A gradient that aliases a written tensor would change under the update: read it from a copy.
+  const bool aliased =
+      may_share_memory(param, grad) || may_share_memory(exp_avg, grad) || may_share_memory(exp_avg_sq, grad);
+  const Tensor g = aliased ? clone(grad) : contiguous(grad);
   launch<PrimitiveOp::adam_step>(param.device(), op, param.numel(),
                                  AdamStepArgs{param.dtype(), param.numel(), param.raw_data(), g.raw_data(),
                                               exp_avg.raw_data(), exp_avg_sq.raw_data(), step, lr, h});

@@ -1,6 +1,9 @@
 // Views: new TensorImpls over the same storage (sizes, strides, offset); no data moves.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "tensor/creation.h"
 #include "tensor/raw/common.h"
@@ -43,6 +46,37 @@ void check_view(const Tensor& t, const Shape& sizes, const Shape& strides, int64
 }
 
 }  // namespace
+
+bool detail::may_share_memory(const Tensor& a, const Tensor& b) {
+  if (a.storage() != b.storage() || a.numel() == 0 || b.numel() == 0) return false;
+  // The first and last element each can reach (as_strided has checked that both lie inside the storage).
+  const auto range = [](const Tensor& t) {
+    int64_t first = t.offset(), last = t.offset();
+    for (int64_t d = 0; d < t.dim(); ++d) (t.strides()[d] < 0 ? first : last) += (t.shape()[d] - 1) * t.strides()[d];
+    return std::pair<int64_t, int64_t>{first, last};
+  };
+  const auto [a_first, a_last] = range(a);
+  const auto [b_first, b_last] = range(b);
+  return a_first <= b_last && b_first <= a_last;
+}
+
+void detail::check_no_internal_overlap(const Tensor& dst, const char* op) {
+  // Sorted by stride, each dimension must step past everything the smaller-stride dimensions reach; then no
+  // two indices meet. A view that fails this (stride 0, or strides from as_strided that interleave) is refused.
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of the dimensions that step
+  for (int64_t d = 0; d < dst.dim(); ++d) {
+    if (dst.shape()[d] > 1) dims.emplace_back(std::abs(dst.strides()[d]), dst.shape()[d]);
+  }
+  std::sort(dims.begin(), dims.end());
+  int64_t reach = 0;
+  for (const auto& [stride, size] : dims) {
+    ATELIER_CHECK(stride > reach, op << ": cannot write into a tensor of shape " << dst.shape() << " with strides "
+                                     << dst.strides()
+                                     << ": several of its elements refer to the same memory location (an expanded "
+                                        "or broadcast view); write into a clone() or contiguous() copy instead");
+    reach += (size - 1) * stride;
+  }
+}
 
 Tensor as_strided(const Tensor& t, const Shape& sizes, const Shape& strides, int64_t offset) {
   check_view(t, sizes, strides, offset);
