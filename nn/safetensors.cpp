@@ -7,12 +7,16 @@
 #include <bit>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <set>
+#include <stdexcept>
 #include <utility>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +30,13 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "safetensors is little-endian; atelier copies bytes as-is");
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the reference implementation's limit
+// A valid header nests 3 deep (the header object > a tensor entry > its "shape" array). Unknown fields may hold
+// more, so the limit is generous, but bounded: a header nested 100,000 deep is refused before anything walks it
+// recursively (nlohmann's dump() and comparisons recurse once per level).
+constexpr int kMaxHeaderDepth = 64;
+// Values and names quoted in error messages are cut to this many characters: a hostile header must not turn one
+// message into megabytes.
+constexpr size_t kMaxQuotedChars = 80;
 constexpr const char* kMetadataKey = "__metadata__";
 
 // ordered_json keeps keys in insertion (file) order, so tensors come back in the order they were written.
@@ -64,6 +75,17 @@ bool unsupported_spec_dtype(const std::string& name) {
                                                "U64",     "U32",     "U16",     "F8_E4M3", "F8_E5M2",
                                                "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",      "C64"};
   return kNames.count(name) != 0;
+}
+
+// `text` cut to kMaxQuotedChars characters, with what was cut said, for error messages.
+std::string brief(const std::string& text, size_t max_chars = kMaxQuotedChars) {
+  if (text.size() <= max_chars) return text;
+  return text.substr(0, max_chars) + "... (" + std::to_string(text.size()) + " characters)";
+}
+
+// A JSON value as error messages quote it: its text, cut short (the header's depth is already bounded).
+std::string brief(const Json& value) {
+  return brief(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 uint64_t byte_size(const Tensor& t) { return static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype()); }
@@ -132,13 +154,42 @@ std::string directory_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
+// Temporary files are named ".atelier-tmp.<pid>.<n>" in the target's directory: short, so any file name of legal
+// length can be saved (a suffix on the target's own name could push it past NAME_MAX), and recognisable, so the
+// files of a save that was killed can be found and removed later.
+constexpr const char* kTempPrefix = ".atelier-tmp.";
+
+// Removes the temporary files that saves of dead processes left in `dir`: names "<kTempPrefix><pid>.<n>" whose
+// pid is no running process. Files of live processes (another save in progress) are left alone; a pid reused by
+// an unrelated process only delays the clean-up. Best effort: an unreadable directory or a failed unlink is no
+// error here (the save itself reports real I/O faults).
+void remove_stale_temp_files(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  const size_t prefix_len = std::strlen(kTempPrefix);
+  while (const dirent* entry = ::readdir(d)) {
+    const std::string name = entry->d_name;
+    if (name.compare(0, prefix_len, kTempPrefix) != 0) continue;
+    const char* digits = name.c_str() + prefix_len;
+    char* end = nullptr;
+    errno = 0;
+    const long pid = std::strtol(digits, &end, 10);
+    if (errno != 0 || end == digits || *end != '.' || pid <= 0 || pid > INT32_MAX) continue;
+    if (pid == ::getpid()) continue;  // this process's own saves clean up after themselves
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to probe)
+    ::unlinkat(::dirfd(d), name.c_str(), 0);
+  }
+  ::closedir(d);
+}
+
 // A temporary file beside the target, removed on destruction unless release()d after the rename.
 class TempFile {
  public:
   // A name unique per process and per call, so concurrent saves (threads or processes) never share a temp file.
   TempFile(const std::string& path, const std::string& where) {
     static std::atomic<uint64_t> counter{0};
-    name_ = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+    const std::string dir = directory_of(path);
+    name_ = (dir == "/" ? dir : dir + "/") + kTempPrefix + std::to_string(::getpid()) + "." + std::to_string(counter++);
     fd_ = ::open(name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     ATELIER_CHECK_ERRNO(fd_ >= 0, where << "cannot create the temporary file '" << name_ << "'");
   }
@@ -187,6 +238,7 @@ void sync_directory(const std::string& dir, const std::string& where) {
 
 // Writes the header length, the header and the data to a temporary file, then renames it over `path`.
 void write_atomically(const std::string& path, const std::string& where, const Layout& layout) {
+  remove_stale_temp_files(directory_of(path));
   TempFile tmp(path, where);
   unsigned char length[8];
   for (int i = 0; i < 8; ++i)
@@ -284,22 +336,41 @@ struct DuplicateKeyFinder {
   }
 };
 
-// The header as JSON: an object, with every duplicate key caught.
+// The header as JSON: an object, at most kMaxHeaderDepth deep, with every duplicate key caught.
 Json parse_header(const std::string& text, const std::string& where) {
   ATELIER_CHECK(!text.empty() && text[0] == '{', where << "header is not a JSON object (it must start with '{')");
+  // JSON text never holds a NUL byte (inside strings it must be escaped), and a parser that stops at one would
+  // accept whatever follows it unread.
+  const size_t nul = text.find('\0');
+  ATELIER_CHECK(nul == std::string::npos,
+                where << "header holds a NUL byte at offset " << nul << " of " << text.size() << "; not valid JSON");
   DuplicateKeyFinder finder;
+  bool too_deep = false;
   Json header;
   try {
-    header = Json::parse(text, [&finder](int, nlohmann::json::parse_event_t event, Json& parsed) {
+    header = Json::parse(text, [&](int depth, nlohmann::json::parse_event_t event, Json& parsed) {
+      using Event = nlohmann::json::parse_event_t;
+      // `depth` counts the containers already open; stop at the first one past the limit. Throwing from here is
+      // how nlohmann's callback aborts a parse (returning false would only discard the value).
+      if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxHeaderDepth) {
+        too_deep = true;
+        throw std::runtime_error("too deep");
+      }
       return finder.on_event(event, parsed);
     });
   } catch (const nlohmann::json::exception& e) {
-    ATELIER_FAIL(where << "header is not valid JSON: " << e.what());
+    ATELIER_FAIL(where << "header is not valid JSON: " << brief(std::string(e.what()), 3 * kMaxQuotedChars));
+  } catch (const std::runtime_error&) {
+    if (!too_deep) throw;
+    ATELIER_FAIL(where << "header nests JSON more than " << kMaxHeaderDepth
+                       << " levels deep; a safetensors header needs 3");
   }
   ATELIER_CHECK(header.is_object(), where << "header is not a JSON object");
   if (!finder.duplicate.empty()) {
-    if (finder.parent.empty()) ATELIER_FAIL(where << "duplicate name '" << finder.duplicate << "' in the header");
-    ATELIER_FAIL(where << "duplicate key '" << finder.duplicate << "' in the entry of '" << finder.parent << "'");
+    if (finder.parent.empty())
+      ATELIER_FAIL(where << "duplicate name '" << brief(finder.duplicate) << "' in the header");
+    ATELIER_FAIL(where << "duplicate key '" << brief(finder.duplicate) << "' in the entry of '" << brief(finder.parent)
+                       << "'");
   }
   return header;
 }
@@ -310,8 +381,8 @@ std::map<std::string, std::string> parse_metadata(const Json& value, const std::
                 where << "\"" << kMetadataKey << "\" is not an object of strings (got " << value.type_name() << ")");
   std::map<std::string, std::string> metadata;
   for (const auto& [key, entry] : value.items()) {
-    ATELIER_CHECK(entry.is_string(), where << "\"" << kMetadataKey << "\" entry '" << key << "' is not a string (got "
-                                           << entry.dump() << ")");
+    ATELIER_CHECK(entry.is_string(), where << "\"" << kMetadataKey << "\" entry '" << brief(key)
+                                           << "' is not a string (got " << brief(entry) << ")");
     metadata[key] = entry.get<std::string>();
   }
   return metadata;
@@ -320,6 +391,7 @@ std::map<std::string, std::string> parse_metadata(const Json& value, const std::
 // One tensor entry of the header, checked.
 struct Entry {
   std::string name;
+  std::string shown;  // the name as messages quote it (brief)
   DType dtype;
   Shape shape;
   uint64_t begin = 0, end = 0;
@@ -338,9 +410,9 @@ DType parse_dtype(const Json& value, const std::string& path, const std::string&
   DType out;
   if (supported_dtype(dtype, &out)) return out;
   ATELIER_CHECK(!unsupported_spec_dtype(dtype), "load_safetensors: '" << path << "': unsupported dtype " << dtype
-                                                                      << " for tensor '" << name
+                                                                      << " for tensor '" << brief(name)
                                                                       << "' (atelier reads F32, F64, I64, U8, BOOL)");
-  ATELIER_FAIL(where << "unknown dtype \"" << dtype << "\": not a safetensors dtype");
+  ATELIER_FAIL(where << "unknown dtype \"" << brief(dtype) << "\": not a safetensors dtype");
 }
 
 Shape parse_shape(const Json& value, const std::string& where) {
@@ -348,7 +420,7 @@ Shape parse_shape(const Json& value, const std::string& where) {
   Shape shape;
   for (const Json& d : value) {
     ATELIER_CHECK(d.is_number_unsigned(),
-                  where << "field \"shape\" holds " << d.dump() << ", not a non-negative integer");
+                  where << "field \"shape\" holds " << brief(d) << ", not a non-negative integer");
     uint64_t v = d.get<uint64_t>();
     ATELIER_CHECK(v <= static_cast<uint64_t>(INT64_MAX), where << "dimension " << v << " in \"shape\" is too large");
     shape.push_back(static_cast<int64_t>(v));
@@ -360,9 +432,9 @@ Shape parse_shape(const Json& value, const std::string& where) {
 uint64_t checked_byte_size(const Shape& shape, DType dtype, const std::string& where) {
   uint64_t bytes = dtype_size(dtype);
   for (int64_t d : shape) {
-    ATELIER_CHECK(
-        !__builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes),
-        where << "shape " << shape_str(shape) << " of " << safetensors_dtype(dtype) << " overflows 64 bits of bytes");
+    ATELIER_CHECK(!__builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes),
+                  where << "shape " << brief(shape_str(shape)) << " of " << safetensors_dtype(dtype)
+                        << " overflows 64 bits of bytes");
   }
   // A zero-sized dimension makes the byte count 0 whatever the others are, but row-major strides multiply the
   // non-zero dimensions, and they must fit in int64.
@@ -372,25 +444,26 @@ uint64_t checked_byte_size(const Shape& shape, DType dtype, const std::string& w
     ATELIER_CHECK(
         !__builtin_mul_overflow(stride_product, static_cast<uint64_t>(d), &stride_product) &&
             stride_product <= static_cast<uint64_t>(INT64_MAX),
-        where << "shape " << shape_str(shape) << " is too large (its non-zero dimensions multiply past 2^63)");
+        where << "shape " << brief(shape_str(shape)) << " is too large (its non-zero dimensions multiply past 2^63)");
   }
   return bytes;
 }
 
 Entry parse_entry(const std::string& path, const std::string& name, const Json& value) {
-  const std::string where = "load_safetensors: '" + path + "': tensor '" + name + "': ";
+  const std::string where = "load_safetensors: '" + path + "': tensor '" + brief(name) + "': ";
   ATELIER_CHECK(value.is_object(), where << "entry is not a JSON object (got " << value.type_name() << ")");
   Entry e;
   e.name = name;
+  e.shown = brief(name);
   e.dtype = parse_dtype(field(value, "dtype", where), path, name, where);
   e.shape = parse_shape(field(value, "shape", where), where);
 
   const Json& offsets = field(value, "data_offsets", where);
   ATELIER_CHECK(offsets.is_array() && offsets.size() == 2,
-                where << "field \"data_offsets\" is not an array of 2 integers (got " << offsets.dump() << ")");
+                where << "field \"data_offsets\" is not an array of 2 integers (got " << brief(offsets) << ")");
   for (const Json& o : offsets) {
     ATELIER_CHECK(o.is_number_unsigned(),
-                  where << "field \"data_offsets\" holds " << o.dump() << ", not a non-negative integer");
+                  where << "field \"data_offsets\" holds " << brief(o) << ", not a non-negative integer");
   }
   e.begin = offsets[0].get<uint64_t>();
   e.end = offsets[1].get<uint64_t>();
@@ -398,7 +471,7 @@ Entry parse_entry(const std::string& path, const std::string& name, const Json& 
 
   const uint64_t bytes = checked_byte_size(e.shape, e.dtype, where);
   ATELIER_CHECK(e.end - e.begin == bytes, where << "data_offsets [" << e.begin << ", " << e.end << ") hold "
-                                                << e.end - e.begin << " bytes, but shape " << shape_str(e.shape)
+                                                << e.end - e.begin << " bytes, but shape " << brief(shape_str(e.shape))
                                                 << " of " << safetensors_dtype(e.dtype) << " needs " << bytes);
   return e;
 }
@@ -407,7 +480,7 @@ Entry parse_entry(const std::string& path, const std::string& name, const Json& 
 void check_tiling(const std::vector<Entry>& entries, uint64_t data_len, const std::string& where) {
   std::vector<const Entry*> by_offset;
   for (const Entry& e : entries) {
-    ATELIER_CHECK(e.end <= data_len, where << "tensor '" << e.name << "': data_offsets [" << e.begin << ", " << e.end
+    ATELIER_CHECK(e.end <= data_len, where << "tensor '" << e.shown << "': data_offsets [" << e.begin << ", " << e.end
                                            << ") run past the end of the data (" << data_len << " bytes)");
     by_offset.push_back(&e);
   }
@@ -417,11 +490,11 @@ void check_tiling(const std::vector<Entry>& entries, uint64_t data_len, const st
   uint64_t cursor = 0;
   const Entry* previous = nullptr;
   for (const Entry* e : by_offset) {
-    ATELIER_CHECK(e->begin >= cursor, where << "tensor '" << e->name << "': data_offsets [" << e->begin << ", "
-                                            << e->end << ") overlap tensor '" << previous->name << "' ["
+    ATELIER_CHECK(e->begin >= cursor, where << "tensor '" << e->shown << "': data_offsets [" << e->begin << ", "
+                                            << e->end << ") overlap tensor '" << previous->shown << "' ["
                                             << previous->begin << ", " << previous->end << ")");
     ATELIER_CHECK(e->begin == cursor, where << "hole in the data: bytes [" << cursor << ", " << e->begin
-                                            << ") before tensor '" << e->name << "' belong to no tensor");
+                                            << ") before tensor '" << e->shown << "' belong to no tensor");
     cursor = e->end;
     previous = e;
   }
@@ -433,12 +506,12 @@ void check_tiling(const std::vector<Entry>& entries, uint64_t data_len, const st
 Tensor read_tensor(const OpenFile& file, uint64_t data_start, const Entry& e, const std::string& where) {
   Tensor t = raw::empty(e.shape, e.dtype, Device::cpu());
   const uint64_t bytes = e.end - e.begin;
-  if (bytes > 0) read_at(file.fd.get(), t.raw_data(), bytes, data_start + e.begin, where, "tensor '" + e.name + "'");
+  if (bytes > 0) read_at(file.fd.get(), t.raw_data(), bytes, data_start + e.begin, where, "tensor '" + e.shown + "'");
   if (e.dtype == DType::Bool) {
     // Any byte but 0 or 1 would be an invalid C++ bool.
     const unsigned char* b = static_cast<const unsigned char*>(t.raw_data());
     for (uint64_t i = 0; i < bytes; ++i) {
-      ATELIER_CHECK(b[i] <= 1, where << "tensor '" << e.name << "' (BOOL) holds byte " << static_cast<int>(b[i])
+      ATELIER_CHECK(b[i] <= 1, where << "tensor '" << e.shown << "' (BOOL) holds byte " << static_cast<int>(b[i])
                                      << " at element " << i << ", not 0 or 1");
     }
   }

@@ -25,9 +25,11 @@ namespace atelier::nn {
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 // Writes `tensors` (any device, any strides: each is made contiguous and copied to the host) and `metadata` to
-// `path`, atomically: the bytes go to a temporary file in the same directory ("<path>.tmp.<pid>.<n>"), which is
-// fsynced, renamed over `path`, and the directory fsynced. A crash or error at any point leaves either the old
-// file or the complete new one, never a partial file; on error the temporary file is removed.
+// `path`, atomically: the bytes go to a temporary file in the same directory (".atelier-tmp.<pid>.<n>", short,
+// so that any legal file name can be saved), which is fsynced, renamed over `path`, and the directory fsynced. A
+// crash or error at any point leaves either the old file or the complete new one, never a partial file; on error
+// the temporary file is removed. A save that was killed leaves its temporary file behind: each save first removes
+// those of processes no longer running from the directory it writes into.
 //
 // The header lists "__metadata__" first (when not empty), then the tensors in the order given, with their data
 // laid out in that same order; it is padded with spaces so that 8 + N is a multiple of 8 (each tensor's data then
@@ -52,7 +54,9 @@ struct SafetensorsFile {
 // array of non-negative integers, data_offsets two non-negative integers); "__metadata__" that is not an object of
 // strings; a dtype outside the spec, or a spec dtype atelier does not support; a byte length other than numel x
 // element size (with overflow checks); offsets out of range, with holes or overlapping, or not covering the data
-// exactly; BOOL bytes other than 0 and 1. Unknown fields in a tensor entry are ignored, as the reference reader does.
+// exactly; BOOL bytes other than 0 and 1; a NUL byte in the header; JSON nested more than 64 levels deep (a valid
+// header needs 3). Unknown fields in a tensor entry are ignored, as the reference reader does. Names and values
+// quoted in messages are cut to 80 characters.
 SafetensorsFile load_safetensors(const std::string& path);
 
 }  // namespace atelier::nn

@@ -13,6 +13,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "atelier.h"
@@ -467,4 +468,81 @@ TEST_CASE("checkpoint: interop file for bench/peers/check_safetensors.py") {
   nn::SafetensorsFile file = nn::load_safetensors(path);
   check_bit_identical(file.at("output"), output);
   check_bit_identical(file.at("model.5.weight"), model->state_dict()[4].second);
+}
+
+TEST_CASE("checkpoint: the reader refuses deep nesting and NUL bytes, and quotes hostile values briefly") {
+  TempDir dir;
+  const std::string path = dir.file("hostile.safetensors");
+  // Loading must throw an Error naming the file and `phrase`, with a message of bounded length.
+  auto refuses = [&](const std::string& header, const std::string& phrase) {
+    write_safetensors_by_hand(path, header, "");
+    std::string message;
+    try {
+      nn::load_safetensors(path);
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    INFO(message.substr(0, 400));
+    CHECK(message.find(path) != std::string::npos);
+    CHECK(message.find(phrase) != std::string::npos);
+    CHECK(message.size() < 600);
+  };
+  const std::string deep(100'000, '['), undeep(100'000, ']');
+  // "shape" nested 100,000 levels (a 200 kB header): refused while parsing, before anything recurses over it.
+  refuses(R"({"x":{"dtype":"F32","shape":)" + deep + undeep + R"(,"data_offsets":[0,0]}})",
+          "nests JSON more than 64 levels deep");
+  // The same in an unknown field (which the reader otherwise ignores) and in the metadata.
+  refuses(R"({"x":{"dtype":"F32","shape":[],"data_offsets":[0,4],"extra":)" + deep + undeep + "}}",
+          "more than 64 levels");
+  refuses(R"({"__metadata__":{"k":)" + std::string(50'000, '[') + std::string(50'000, ']') + "}}",
+          "more than 64 levels");
+  // 64 levels is the limit: a header 10 deep with an unknown field still loads.
+  write_safetensors_by_hand(path, R"({"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"e":[[[[[[[[1]]]]]]]]}})",
+                            "\x07");
+  CHECK(nn::load_safetensors(path).at("x").to_vector<uint8_t>() == std::vector<uint8_t>{7});
+
+  // A NUL byte ends no JSON text: refused wherever it is, with garbage after it or padding.
+  const std::string good = R"({"x":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}})";
+  refuses(good + std::string(1, '\0') + "garbage", "NUL byte at offset 53");
+  refuses(good + std::string(1, '\0') + "   ", "NUL byte");
+  refuses(R"({"x":{"dtype":"U8","shape":[0],"data_offsets":[0,0)" + std::string(1, '\0') + "]}}", "NUL byte");
+
+  // Megabyte values and names are quoted cut short, saying how long they were.
+  const std::string huge(1'000'000, 'a');
+  refuses(R"({"x":{"dtype":"F32","shape":[")" + huge + R"("],"data_offsets":[0,0]}})", "(1000002 characters)");
+  refuses(R"({")" + huge + R"(":{"dtype":"F17","shape":[],"data_offsets":[0,0]}})", "(1000000 characters)");
+  refuses(R"({"x":{"dtype":")" + huge + R"(","shape":[],"data_offsets":[0,0]}})", "unknown dtype");
+  refuses(R"({"__metadata__":{"k":[")" + huge + R"("]}})", "is not a string");
+  std::string many_dims = "[";
+  for (int i = 0; i < 100'000; ++i) many_dims += (i ? ",1" : "1");
+  refuses(R"({"x":{"dtype":"F32","shape":)" + many_dims + R"(],"data_offsets":[0,0]}})", "characters)");
+}
+
+TEST_CASE("checkpoint: any legal file name saves, and temporary files left by killed saves are removed") {
+  TempDir dir;
+  // NAME_MAX (255 bytes) is legal; a suffix added to it for the temporary file would not be.
+  const std::string longest = dir.file(std::string(255 - 12, 'n') + ".safetensors");
+  nn::save_safetensors(longest, {{"w", tensor({1, 2})}});
+  CHECK(nn::load_safetensors(longest).at("w").to_vector<float>() == std::vector<float>{1, 2});
+  std::filesystem::remove(longest);
+
+  // A dead process's temporary file (a child that has exited and been reaped), a live process's (this test's
+  // parent, whose save could be in progress) and a file that only looks similar.
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  const std::string dead = ".atelier-tmp." + std::to_string(child) + ".3";
+  const std::string live = ".atelier-tmp." + std::to_string(::getppid()) + ".0";
+  for (const std::string& name : {dead, live, std::string(".atelier-tmp.notapid"), std::string("keep.tmp.1.2")}) {
+    write_bytes(dir.file(name), "half a checkpoint");
+  }
+  nn::save_safetensors(dir.file("model.safetensors"), {{"w", ones({3})}});
+  CHECK(dir.list() == std::set<std::string>{"model.safetensors", live, ".atelier-tmp.notapid", "keep.tmp.1.2"});
+  // A save into another directory leaves this one alone.
+  write_bytes(dir.file(dead), "half a checkpoint");
+  TempDir other;
+  nn::save_safetensors(other.file("m.safetensors"), {{"w", ones({1})}});
+  CHECK(dir.list().count(dead) == 1);
 }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <zlib.h>
 
 #include "atelier.h"
 #include "began/data/fashion_mnist.h"
@@ -149,6 +150,28 @@ TEST_CASE("idx: malformed files are refused with the file name and the fault") {
   check_throws_with([&] { nn::read_idx(path); }, {path, "bytes after the 2 bytes of data"});
   write_bytes(path, header(0x08, 4, {0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 2}));
   check_throws_with([&] { nn::read_idx(path); }, {path, "more than 2^62 elements"});
+
+  // Claims far past the file's size are refused before anything is allocated (a 12-byte file claiming 2^30 bytes
+  // and more, up to 2^62), naming the file and both sizes.
+  write_bytes(path, header(0x08, 2, {1u << 15, 1u << 15}));
+  check_throws_with([&] { nn::read_idx(path); },
+                    {path, "truncated: the dimensions promise 1073741824 bytes", "holds 0 (12 bytes in all)"});
+  write_bytes(path, header(0x08, 3, {0xFFFF, 0xFFFF, 1u << 20}) + "abc");
+  check_throws_with([&] { nn::read_idx(path); }, {path, "the file holds 3 (19 bytes in all)"});
+  write_bytes(path, header(0x08, 2, {1u << 31, 1u << 31}));
+  check_throws_with([&] { nn::read_idx(path); }, {path, "promise 4611686018427387904 bytes"});
+  // The same claims gzip-compressed: the stream is read in bounded chunks, so the buffer holds only what arrived.
+  const std::string gz_claim = dir.file("claim.gz");
+  for (const uint32_t d : {1u << 15, 1u << 31}) {
+    const std::string plain = header(0x08, 2, {d, d}) + "abcd";
+    {
+      gzFile g = gzopen(gz_claim.c_str(), "wb");
+      REQUIRE(g != nullptr);
+      REQUIRE(gzwrite(g, plain.data(), static_cast<unsigned>(plain.size())) == static_cast<int>(plain.size()));
+      REQUIRE(gzclose(g) == Z_OK);
+    }
+    check_throws_with([&] { nn::read_idx(gz_claim); }, {gz_claim, "truncated", "the gzip stream holds 4"});
+  }
 
   // A gzip stream cut short (the last half of a compressed file missing) and one with a corrupt body.
   const std::string gz = dir.file("cut.gz");

@@ -98,10 +98,35 @@ IdxArray read_idx(const std::string& path) {
   }
   ATELIER_CHECK(numel <= static_cast<uint64_t>(SIZE_MAX), "read_idx: '" << path << "': too large for memory");
 
-  out.data.resize(static_cast<size_t>(numel));
-  const size_t got = read_some(f, out.data.data(), out.data.size(), path, "the data");
-  ATELIER_CHECK(got == out.data.size(), "read_idx: '" << path << "': truncated: the dimensions promise " << numel
-                                                      << " bytes of data, the file holds " << got);
+  // Never allocate what the header merely claims: a 12-byte file may claim 2^62 bytes. A plain file's data is its
+  // size less the header, known before reading; a gzip stream's size is known only by decompressing it, so it is
+  // read in bounded chunks and the buffer grows only with bytes that actually arrived.
+  const uint64_t header_bytes = 4 + 4 * static_cast<uint64_t>(ndim);
+  if (gzdirect(f)) {
+    const uint64_t file_bytes = static_cast<uint64_t>(st.st_size);
+    const uint64_t held = file_bytes > header_bytes ? file_bytes - header_bytes : 0;
+    ATELIER_CHECK(held >= numel, "read_idx: '" << path << "': truncated: the dimensions promise " << numel
+                                               << " bytes of data, the file holds " << held << " (" << file_bytes
+                                               << " bytes in all)");
+    out.data.resize(static_cast<size_t>(numel));
+    const size_t got = read_some(f, out.data.data(), out.data.size(), path, "the data");
+    ATELIER_CHECK(got == out.data.size(), "read_idx: '" << path << "': truncated: the dimensions promise " << numel
+                                                        << " bytes of data, the file holds " << got);
+  } else {
+    constexpr uint64_t kChunk = uint64_t{16} << 20;
+    while (out.data.size() < numel) {
+      const size_t before = out.data.size();
+      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(kChunk, numel - before));
+      out.data.resize(before + chunk);  // grows geometrically: amortised linear copying
+      const size_t got = read_some(f, out.data.data() + before, chunk, path, "the data");
+      out.data.resize(before + got);
+      if (got < chunk) break;
+    }
+    ATELIER_CHECK(out.data.size() == numel, "read_idx: '" << path << "': truncated: the dimensions promise " << numel
+                                                          << " bytes of data, the gzip stream holds "
+                                                          << out.data.size());
+    out.data.shrink_to_fit();
+  }
   uint8_t extra;
   ATELIER_CHECK(read_some(f, &extra, 1, path, "past the data") == 0,
                 "read_idx: '" << path << "': bytes after the " << numel << " bytes of data the dimensions promise");

@@ -16,7 +16,9 @@ struct IdxArray {
 
 // Reads `path`, gzip-compressed or not (zlib tells them apart by the gzip magic). Throws atelier::Error naming the
 // file and the fault: missing or unreadable file, corrupt gzip stream, bad magic, an element type other than 0x08,
-// zero dimensions, truncated data, or bytes after the data.
+// zero dimensions, truncated data, or bytes after the data. The size the header claims is checked against the
+// file before anything is allocated (a gzip stream is read in bounded chunks, so memory follows the bytes that
+// actually arrive): a 12-byte file claiming 2^30 bytes is refused, not zero-filled.
 IdxArray read_idx(const std::string& path);
 
 // Writes `array` as an IDX file of unsigned bytes, gzip-compressed when `gzip` is true (tests and tools make small
