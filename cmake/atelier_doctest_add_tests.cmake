@@ -1,5 +1,6 @@
 # Run after a doctest program is built (see AtelierDoctest.cmake): lists its test cases and writes CTEST_FILE, one
-# add_test per TEST_CASE. Inputs: TEST_TARGET, TEST_EXECUTABLE, TEST_WORKING_DIR, TEST_TIMEOUT, CTEST_FILE.
+# add_test per TEST_CASE (labelled with the program's name, and `long` for names containing "(long)"). Inputs:
+# TEST_TARGET, TEST_EXECUTABLE, TEST_WORKING_DIR, TEST_TIMEOUT, CTEST_FILE.
 execute_process(
   COMMAND "${TEST_EXECUTABLE}" --list-test-cases
   OUTPUT_VARIABLE output
@@ -24,12 +25,19 @@ foreach(line IN LISTS lines)
   string(REPLACE "${semicolon}" ";" name "${line}")
   # doctest splits a filter at commas; "\," is a literal comma.
   string(REPLACE "," "\\," filter "${name}")
+  # Training-length tests say "(long)" in their name: they carry the label `long`, so that scripts/test.sh runs
+  # them once, in the Release build, and leaves them out of the sanitizer and thread-count passes (ctest -LE long).
+  set(labels "${TEST_TARGET}")
+  string(FIND "${name}" "(long)" long_at)
+  if(NOT long_at EQUAL -1)
+    set(labels "${TEST_TARGET};long")
+  endif()
   string(APPEND script
     "add_test([==[${name}]==] \"${TEST_EXECUTABLE}\" [==[--test-case=${filter}]==])\n"
     "set_tests_properties([==[${name}]==] PROPERTIES\n"
     "  WORKING_DIRECTORY \"${TEST_WORKING_DIR}\"\n"
     "  TIMEOUT ${TEST_TIMEOUT}\n"
-    "  LABELS ${TEST_TARGET}\n"
+    "  LABELS \"${labels}\"\n"
     "  FAIL_REGULAR_EXPRESSION \"test cases: 0 \")\n")
   math(EXPR count "${count} + 1")
 endforeach()

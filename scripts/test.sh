@@ -2,9 +2,15 @@
 # Builds atelier in Release and runs every test, twice: with the CUDA backend (build/cuda, when nvcc is found) and
 # CPU-only (build/cpu). Then builds the libraries alone (build/lib: no tests, benchmarks or tools, and doctest,
 # Google Benchmark and CLI11 barred from the configure), installs that build and builds tests/consumer against it.
+# The CPU suite then runs again at ATELIER_NUM_THREADS=1, 3 and 7 (thread counts below, equal to and above the
+# cores expose chunking and timing dependence). Training-length tests (ctest label `long`: "(long)" in the name) run
+# once, in the Release CPU build. With ATELIER_SANITIZERS=1: the CPU suite and bin/gradcheck under ASan+UBSan
+# (build/asan) and the suite under TSan (build/tsan), each at -O1, test targets only.
 # Exits non-zero if a configuration fails to build or any test fails.
 #
 # Environment:
+#   ATELIER_SANITIZERS=1    add the sanitizer pass (default 0: off until the suite is clean under the sanitizers)
+#   ATELIER_THREAD_PASSES=0 skip the ATELIER_NUM_THREADS=1, 3, 7 passes (default 1)
 #   ATELIER_REQUIRE_CUDA=1  fail when nvcc is not found (CI), instead of skipping the CUDA configuration
 #   ATELIER_WERROR=OFF      let warnings pass (default ON: atelier builds warning-free)
 #   ATELIER_CTEST_JOBS=N    run N tests at once (default 1)
@@ -25,12 +31,15 @@ status=0
 summary=()
 
 # run_config NAME CMAKE_ARGS...: configure, build and test build/NAME; records the outcome in `summary`.
+# `build_type` (default Release) and `ctest_args` (extra ctest arguments, e.g. -LE long) change the defaults.
+build_type=Release
+ctest_args=()
 run_config() {
   local name="$1"
   shift
-  local build="build/$name" log result
-  echo "=== [$name] configure and build ($build, $jobs jobs) ==="
-  if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DATELIER_WERROR="$werror" "$@"; then
+  local build="build/$name"
+  echo "=== [$name] configure and build ($build, $build_type, $jobs jobs) ==="
+  if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE="$build_type" -DATELIER_WERROR="$werror" "$@"; then
     summary+=("$name: CONFIGURE FAILED")
     status=1
     return 0
@@ -40,9 +49,17 @@ run_config() {
     status=1
     return 0
   fi
-  echo "=== [$name] ctest ==="
+  run_ctest "$name" "$build" "${ctest_args[@]}"
+}
+
+# run_ctest NAME BUILD CTEST_ARGS...: runs ctest in BUILD (the environment passes through); records the outcome.
+run_ctest() {
+  local name="$1" build="$2" log result
+  shift 2
+  echo "=== [$name] ctest $* ==="
   log="$(mktemp)"
-  if ctest --test-dir "$build" --output-on-failure --no-tests=error --timeout 900 -j"$ctest_jobs" 2>&1 | tee "$log"; then
+  if ctest --test-dir "$build" --output-on-failure --no-tests=error --timeout 900 -j"$ctest_jobs" "$@" 2>&1 |
+    tee "$log"; then
     result="$(grep -E 'tests passed' "$log" | tail -n 1 || true)"
     summary+=("$name: $result")
   else
@@ -60,7 +77,9 @@ run_config() {
 }
 
 if atelier_find_nvcc; then
+  ctest_args=(-LE long)  # the training-length tests run once, in build/cpu below
   run_config cuda -DATELIER_CUDA=ON
+  ctest_args=()
 else
   echo "=== [cuda] SKIPPED: nvcc not found (not on PATH, not at /usr/local/cuda/bin/nvcc) ==="
   if [[ "${ATELIER_REQUIRE_CUDA:-0}" == 1 ]]; then
@@ -72,6 +91,36 @@ else
 fi
 
 run_config cpu -DATELIER_CUDA=OFF
+
+# ---- Thread counts: the CPU suite (less the training-length tests) with 1, 3 and 7 pool threads. ----
+if [[ "${ATELIER_THREAD_PASSES:-1}" == 1 ]]; then
+  for threads in 1 3 7; do
+    ATELIER_NUM_THREADS=$threads run_ctest "cpu, ATELIER_NUM_THREADS=$threads" build/cpu -LE long
+  done
+fi
+
+# ---- Sanitizers: ASan+UBSan over the CPU suite and gradcheck, TSan over the suite; -O1, no benchmarks, no
+# training-length tests (they take hours there). Each in its own build folder. ----
+if [[ "${ATELIER_SANITIZERS:-0}" == 1 ]]; then
+  sanitizer_args=(-DATELIER_CUDA=OFF -DATELIER_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g")
+  build_type=RelWithDebInfo
+  ctest_args=(-LE long)
+  run_config asan "${sanitizer_args[@]}" -DATELIER_SANITIZE=address,undefined
+  echo "=== [asan] gradcheck ==="
+  if [[ -x build/asan/bin/gradcheck ]] && build/asan/bin/gradcheck >/tmp/atelier-asan-gradcheck.log 2>&1; then
+    summary+=("asan: gradcheck: $(tail -n 1 /tmp/atelier-asan-gradcheck.log)")
+  else
+    tail -n 30 /tmp/atelier-asan-gradcheck.log 2>/dev/null || true
+    summary+=("asan: gradcheck FAILED (see above)")
+    status=1
+  fi
+  # TSan: a second signal-safe report would deadlock on a finding; halt_on_error makes the first one fail the test.
+  TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}" run_config tsan "${sanitizer_args[@]}" -DATELIER_SANITIZE=thread
+  build_type=Release
+  ctest_args=()
+else
+  summary+=("sanitizers: skipped (ATELIER_SANITIZERS=1 runs ASan+UBSan and TSan)")
+fi
 
 # ---- BEGAN smoke run: `began train --smoke` (a few dozen steps of a tiny model on synthetic data, through the
 # same code as a real run) must finish and leave every output of a run folder. ----

@@ -1,13 +1,34 @@
 // bin/gradcheck: runs the whole op table through the float64 gradient check and prints one line per row,
-// `op  max_abs_err  PASS|FAIL`. Exits non-zero if any row fails. An optional argument filters rows by substring.
+// `op  max_abs_err  PASS|FAIL`. Exits 1 if any row fails. An optional argument filters rows by substring; a
+// filter that matches no row, a flag or a second argument is a usage error (one line, exit 2), so a typo never
+// passes as "0 passed, 0 failed".
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <string>
 
 #include "autograd/op_table.h"
 
+namespace {
+
+constexpr const char* kUsage = "usage: gradcheck [FILTER] (run only the rows whose op name contains FILTER)";
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc > 2) {
+    std::fprintf(stderr, "gradcheck: error: expected at most one argument (a filter), got %d; %s\n", argc - 1, kUsage);
+    return 2;
+  }
   std::string filter = argc > 1 ? argv[1] : "";
+  if (filter == "-h" || filter == "--help") {
+    std::printf("%s\n", kUsage);
+    return 0;
+  }
+  if (!filter.empty() && filter[0] == '-') {
+    std::fprintf(stderr, "gradcheck: error: unknown option '%.40s'; %s\n", filter.c_str(), kUsage);
+    return 2;
+  }
   int failed = 0, run = 0;
   for (const atelier::OpCase& c : atelier::op_table()) {
     if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
@@ -23,6 +44,10 @@ int main(int argc, char** argv) {
       std::printf("%-34s %10s  FAIL\n    %s\n", c.name.c_str(), "-", e.what());
       ++failed;
     }
+  }
+  if (run == 0) {
+    std::fprintf(stderr, "gradcheck: error: no op name contains '%.40s'\n", filter.c_str());
+    return 2;
   }
   std::printf("%d passed, %d failed\n", run - failed, failed);
   return failed == 0 ? 0 : 1;

@@ -83,7 +83,8 @@ void gemm_typed(const GemmArgs& g) {
     const int64_t grain = 8;
     for (int64_t i = 0; i < g.batch; ++i) {
       auto [ai, bi, ci] = item(i);
-      parallel_for(extent, grain, [&](int64_t begin, int64_t end) {
+      // Init-captures: clang before 16 cannot capture structured bindings (the fuzz build, scripts/fuzz.sh).
+      parallel_for(extent, grain, [&, ai = ai, bi = bi, ci = ci](int64_t begin, int64_t end) {
         if (split_columns) {
           gemm_block<T>(g, ai, bi, ci, 0, g.m, begin, end - begin);
         } else {

@@ -6,15 +6,24 @@
 // Exit codes: 0 done; 1 an error during the run; 2 a bad command line or setting (found before any work starts);
 // 3 training diverged (a non-finite loss); 130 / 143 stopped by SIGINT / SIGTERM after writing a checkpoint.
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <limits>
 #include <map>
 #include <string>
+#include <type_traits>
 
 #include <CLI/CLI.hpp>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "backends/error.h"
 #include "backends/thread_pool.h"
 #include "began/data/fashion_mnist.h"
 #include "began/eval/fmnist_classifier.h"
@@ -30,6 +39,99 @@
 using namespace atelier;
 
 namespace {
+
+// ---- Strict numbers: every numeric flag's text is checked before CLI11 converts it, so a value that does not fit
+// its type (--limit 99999999999999999999, --seed -1 for an unsigned seed, --epochs 1e20 for a whole number) is
+// refused with one short line instead of wrapping, saturating or being misread. Ranges that depend on meaning
+// (--batch >= 1, ...) are checked afterwards, by began::resolve_config for `train` and below for the others.
+
+// At most this many characters of a value are quoted back: a 400-digit argument must not make a 400-digit line.
+std::string cut_quote(const std::string& text) {
+  constexpr size_t kMax = 24;
+  return "'" + (text.size() <= kMax ? text : text.substr(0, kMax) + "...") + "'";
+}
+
+// A whole number of type T from `lo` to `hi`: an optional '-' then digits, nothing else.
+template <class T>
+CLI::Validator whole_number(T lo = std::numeric_limits<T>::min(), T hi = std::numeric_limits<T>::max()) {
+  auto check = [lo, hi](std::string& text) -> std::string {
+    const bool negative = !text.empty() && text[0] == '-';
+    const std::string digits = negative ? text.substr(1) : text;
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) {
+      return cut_quote(text) + " is not a whole number";
+    }
+    const std::string range = "must be from " + std::to_string(lo) + " to " + std::to_string(hi);
+    errno = 0;
+    char* end = nullptr;
+    bool in_range;
+    if (negative) {
+      const long long v = std::strtoll(text.c_str(), &end, 10);
+      in_range =
+          errno != ERANGE && std::is_signed_v<T> && v >= static_cast<long long>(lo) && v <= static_cast<long long>(hi);
+    } else {
+      const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+      in_range = errno != ERANGE && v <= static_cast<unsigned long long>(hi) &&
+                 (lo <= 0 || v >= static_cast<unsigned long long>(lo));
+    }
+    return in_range ? std::string() : cut_quote(text) + " is out of range: " + range;
+  };
+  return CLI::Validator(check, "", "whole number");
+}
+
+// A finite real number from `lo` to `hi` (both bounds inclusive unless `open_lo`).
+CLI::Validator real_number(double lo = -std::numeric_limits<double>::max(),
+                           double hi = std::numeric_limits<double>::max(), bool open_lo = false) {
+  auto check = [lo, hi, open_lo](std::string& text) -> std::string {
+    errno = 0;
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || std::isspace(static_cast<unsigned char>(text[0]))) {
+      return cut_quote(text) + " is not a number";
+    }
+    if (std::isnan(v)) return cut_quote(text) + " is not a number";
+    if (!std::isfinite(v) || errno == ERANGE) return cut_quote(text) + " is outside the range of a double";
+    char bounds[96];
+    std::snprintf(bounds, sizeof bounds, "must be %s %g and at most %g", open_lo ? "above" : "at least", lo, hi);
+    const bool in_range = (open_lo ? v > lo : v >= lo) && v <= hi;
+    return in_range ? std::string() : cut_quote(text) + " is out of range: " + bounds;
+  };
+  return CLI::Validator(check, "", "number");
+}
+
+// The strict check for a field's type: whole numbers for integers, finite reals for doubles, none for text.
+template <class T>
+void check_number(CLI::Option* option) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return;
+  } else if constexpr (std::is_integral_v<T>) {
+    option->check(whole_number<T>());
+  } else if constexpr (std::is_floating_point_v<T>) {
+    option->check(real_number());
+  }
+}
+
+// Paths, checked before any work so that a typo costs nothing. Each throws a one-line Error naming the flag.
+bool is_folder(const std::string& dir) {
+  struct stat st {};
+  return ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+void check_folder_exists(const std::string& flag, const std::string& dir) {
+  ATELIER_CHECK(is_folder(dir), flag << " " << dir << ": no such folder");
+}
+void check_readable_file(const std::string& flag, const std::string& path) {
+  struct stat st {};
+  ATELIER_CHECK(::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), R_OK) == 0,
+                flag << " " << path << ": no such readable file");
+}
+// A file to be written: not a folder, in a folder that exists and can be written into.
+void check_writable_file(const std::string& flag, const std::string& path) {
+  ATELIER_CHECK(!path.empty() && path.back() != '/', flag << " '" << path << "': not a file name");
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  ATELIER_CHECK(is_folder(dir), flag << " " << path << ": the folder " << dir << " does not exist");
+  ATELIER_CHECK(::access(dir.c_str(), W_OK | X_OK) == 0, flag << " " << path << ": cannot write into " << dir);
+  ATELIER_CHECK(!is_folder(path), flag << " " << path << ": is a folder");
+}
 
 struct ClassifyTrainArgs {
   std::string data_dir = began::kFashionMnistDir;
@@ -92,7 +194,9 @@ struct TrainCli {
 void add_train_options(CLI::App& cmd, TrainCli& cli) {
   began::TrainConfig& c = cli.config;
   auto add = [&](const std::string& key, auto& field, const std::string& help) {
-    cli.options[key] = cmd.add_option(began::flag_name(key), field, help)->capture_default_str();
+    CLI::Option* option = cmd.add_option(began::flag_name(key), field, help)->capture_default_str();
+    check_number<std::remove_reference_t<decltype(field)>>(option);
+    cli.options[key] = option;
   };
   auto add_flag = [&](const std::string& key, bool& field, const std::string& help) {
     cli.options[key] = cmd.add_flag(began::flag_name(key), field, help + " (default: off)");
@@ -179,16 +283,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train->add_option("--out", train_args.out, "safetensors file to write")->capture_default_str();
   train->add_option("--epochs", train_args.train.epochs, "passes over the training set")
-      ->check(CLI::PositiveNumber)
+      ->check(whole_number<int64_t>(1, 1000))
       ->capture_default_str();
   train->add_option("--batch-size", train_args.train.batch_size, "images per step")
-      ->check(CLI::PositiveNumber)
+      ->check(whole_number<int64_t>(1, 60000))
       ->capture_default_str();
   train->add_option("--lr", train_args.train.lr, "Adam learning rate (halved after each epoch)")
-      ->check(CLI::PositiveNumber)
+      ->check(real_number(0, 10, /*open_lo=*/true))
       ->capture_default_str();
-  train->add_option("--seed", train_args.train.seed, "initialisation and shuffling seed")->capture_default_str();
+  train->add_option("--seed", train_args.train.seed, "initialisation and shuffling seed")
+      ->check(whole_number<uint64_t>())
+      ->capture_default_str();
   train->add_option("--limit", train_args.limit, "use only the first N training images (-1: all)")
+      ->check(whole_number<int64_t>(-1))
       ->capture_default_str();
 
   std::string eval_weights = began::kClassifierWeights, eval_dir = began::kFashionMnistDir;
@@ -196,7 +303,9 @@ int main(int argc, char** argv) {
   CLI::App* eval = app.add_subcommand("classify-eval", "test accuracy of classifier weights");
   eval->add_option("--weights", eval_weights, "safetensors file")->capture_default_str();
   eval->add_option("--data-dir", eval_dir, "folder with the Fashion-MNIST IDX files")->capture_default_str();
-  eval->add_option("--limit", eval_limit, "use only the first N test images (-1: all)")->capture_default_str();
+  eval->add_option("--limit", eval_limit, "use only the first N test images (-1: all)")
+      ->check(whole_number<int64_t>(-1))
+      ->capture_default_str();
 
   TrainCli train_cli;
   CLI::App* began_train = app.add_subcommand("train",
@@ -204,6 +313,13 @@ int main(int argc, char** argv) {
                                              "line, 3 diverged, 130/143 interrupted)");
   add_train_options(*began_train, train_cli);
 
+  // A first argument that is no flag must name a subcommand (CLI11 would only say that one is required).
+  const std::string first = argc > 1 ? argv[1] : "-";
+  if (first[0] != '-' && first != train->get_name() && first != eval->get_name() && first != began_train->get_name()) {
+    std::fprintf(stderr, "began: error: unknown subcommand %s (train, classify-train or classify-eval; see --help)\n",
+                 cut_quote(argv[1]).c_str());
+    return 2;
+  }
   // Unknown flags and bad values: one line and exit 2, before any work starts.
   try {
     app.parse(argc, argv);
@@ -220,6 +336,24 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "began train: error: %s\n", e.what());
       return 2;
     }
+  }
+  // The other subcommands' paths and ranges, also before any work.
+  try {
+    if (*train) {
+      ATELIER_CHECK(train_args.limit == -1 || train_args.limit >= train_args.train.batch_size,
+                    "--limit " << train_args.limit << " is less than --batch-size " << train_args.train.batch_size
+                               << ": not one full batch (-1: all images)");
+      check_folder_exists("--data-dir", train_args.data_dir);
+      check_writable_file("--out", train_args.out);
+    }
+    if (*eval) {
+      ATELIER_CHECK(eval_limit != 0, "--limit 0 leaves no test image (-1: all)");
+      check_readable_file("--weights", eval_weights);
+      check_folder_exists("--data-dir", eval_dir);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "began %s: error: %s\n", *train ? "classify-train" : "classify-eval", e.what());
+    return 2;
   }
   try {
     if (*began_train) return run_train(train_config);

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Every subcommand of bin/began and bin/gradcheck refuses a bad command line with one short line on stderr and
+# exit 2, before any work (ctest entry cli_errors): numbers that do not fit their type or range (no wrapping, no
+# 309-digit bounds), unknown subcommands named, paths checked first (an unwritable --out costs nothing).
+#
+#   tests/tools/check_cli_errors.sh build/cpu/bin/began build/cpu/bin/gradcheck
+set -uo pipefail
+
+began="$1"
+gradcheck="$2"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1  # a command that wrongly starts work writes here, not into the source tree
+failures=0
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+
+# refused PROGRAM FRAGMENT ARGS...: exit 2 within seconds, exactly one line on stderr holding FRAGMENT, at most
+# 200 characters, nothing written to the current folder.
+refused() {
+  local program="$1" fragment="$2"
+  shift 2
+  timeout 20 "$program" "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$? what="$(basename "$program") $*"
+  what="${what:0:100}"
+  [[ $rc -eq 2 ]] || fail "$what: exit $rc, expected 2 (stderr: $(head -c 300 "$tmp/err"))"
+  [[ $(wc -l <"$tmp/err") -eq 1 ]] || fail "$what: expected one line on stderr, got: $(head -c 600 "$tmp/err")"
+  [[ $(wc -c <"$tmp/err") -le 200 ]] || fail "$what: a line of $(wc -c <"$tmp/err") characters: $(head -c 300 "$tmp/err")"
+  grep -qF -- "$fragment" "$tmp/err" || fail "$what: stderr lacks '$fragment': $(head -c 300 "$tmp/err")"
+  [[ -z "$(ls -A "$tmp" | grep -v -x -e out -e err)" ]] || fail "$what: wrote $(ls -A "$tmp")"
+}
+
+huge="$(printf '9%.0s' {1..400})"
+# Unknown subcommands are named; a missing one is asked for.
+refused "$began" "unknown subcommand 'bogus'" bogus
+refused "$began" "unknown subcommand 'trian'" trian --epochs 1
+refused "$began" "subcommand" --epochs 1
+
+# Numbers, on every subcommand: out of the type's range, negative for unsigned, not whole, not finite, huge.
+for sub in train classify-train; do
+  refused "$began" "--seed: '-1' is out of range: must be from 0 to 18446744073709551615" "$sub" --seed -1
+  refused "$began" "--epochs: '1e20' is not a whole number" "$sub" --epochs 1e20
+  refused "$began" "--seed: '999999999999999999999999...' is out of range" "$sub" --seed "$huge"
+  refused "$began" "--lr: '1e999' is outside the range of a double" "$sub" --lr 1e999
+  refused "$began" "--lr: 'nan' is not a number" "$sub" --lr nan
+done
+refused "$began" "--limit: '99999999999999999999' is out of range: must be from -1 to 9223372036854775807" \
+  classify-train --limit 99999999999999999999
+refused "$began" "--limit: '99999999999999999999' is out of range" classify-eval --limit 99999999999999999999
+refused "$began" "--limit: '-2' is out of range" classify-eval --limit -2
+refused "$began" "--lr: '-1' is out of range: must be above 0 and at most 10" classify-train --lr -1
+refused "$began" "--batch-size: '0' is out of range: must be from 1 to 60000" classify-train --batch-size 0
+refused "$began" "--limit 10 is less than --batch-size 64" classify-train --limit 10
+refused "$began" "--steps: '99999999999999999999' is out of range" train --steps 99999999999999999999
+refused "$began" "--threads: '99999999999' is out of range" train --threads 99999999999
+refused "$began" "--batch: '0x10' is not a whole number" train --batch 0x10
+refused "$began" "--gamma: '1e400' is outside the range of a double" train --gamma 1e400
+refused "$began" "--lr must be finite and > 0" train --lr 0 --out "$tmp/run"
+refused "$began" "--epochs must be >= 1" train --epochs 0 --out "$tmp/run"
+
+# Paths, before any work: the output's folder, an output that is a folder, missing inputs.
+refused "$began" "--out /nonexistent-atelier/w.safetensors: the folder /nonexistent-atelier does not exist" \
+  classify-train --out /nonexistent-atelier/w.safetensors
+refused "$began" "--out $tmp: is a folder" classify-train --out "$tmp"
+refused "$began" "--data-dir /nonexistent-atelier: no such folder" classify-train --data-dir /nonexistent-atelier
+refused "$began" "--weights /nonexistent-atelier.safetensors: no such readable file" \
+  classify-eval --weights /nonexistent-atelier.safetensors
+refused "$began" "--out /proc/began-run" train --out /proc/began-run --data synthetic
+
+# bin/gradcheck: one optional filter; a filter matching no row, a flag or a second argument is refused.
+refused "$gradcheck" "no op name contains 'no-such-op'" no-such-op
+refused "$gradcheck" "unknown option '--bogus'" --bogus
+refused "$gradcheck" "expected at most one argument" add mul
+"$gradcheck" --help >/dev/null 2>&1 || fail "gradcheck --help exited $?"
+
+# A valid line still works: a tiny gradcheck row.
+"$gradcheck" add >"$tmp/out" 2>&1 && grep -q "passed, 0 failed" "$tmp/out" || fail "gradcheck add: $(cat "$tmp/out")"
+rm -f "$tmp/out" "$tmp/err"
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "cli_errors: all checks passed"
