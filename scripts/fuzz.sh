@@ -35,7 +35,8 @@ echo "=== [fuzz] configure and build ($build) ==="
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATELIER_CUDA=OFF \
   -DATELIER_BUILD_TESTS=OFF -DATELIER_BUILD_BENCH=OFF -DATELIER_BUILD_TOOLS=OFF -DATELIER_BUILD_FUZZ=ON \
   -DATELIER_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link" -DATELIER_WERROR=OFF $launcher >/dev/null
-cmake --build "$build" -j"$(nproc)"
+# The fuzz targets and the seed writer only (not atelier_began, which no target needs).
+cmake --build "$build" -j"$(nproc)" --target fuzz_make_seeds "${targets[@]}"
 
 if [[ -n "${ATELIER_FUZZ_TARGETS:-}" ]]; then
   read -r -a targets <<<"$ATELIER_FUZZ_TARGETS"
