@@ -3,8 +3,10 @@
 #include "nn/optim.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
+#include <sstream>
 #include <unordered_set>
 
 #include "nn/state_mismatch.h"
@@ -18,6 +20,9 @@ namespace {
 // The rules by their number in "param_groups.kind".
 constexpr const char* kKindNames[] = {"SGD", "Adam", "AdamW"};
 constexpr int kSgdKind = 0, kAdamKind = 1, kAdamWKind = 2;
+
+// True when `v` is a whole number in [lo, hi] (false for NaN): checked before a loaded double is cast to an integer.
+bool is_whole_in(double v, double lo, double hi) { return v >= lo && v <= hi && v == std::floor(v); }
 
 constexpr const char* kGroupPrefix = "param_groups.";
 constexpr const char* kStatePrefix = "state.";
@@ -173,8 +178,9 @@ void Optimizer::read_hyperparameters(Loaded& loaded) const {
   const std::string group = kGroupPrefix;
   double kind = -1;
   if (loaded.scalar(group + "kind", kind) && kind != static_cast<double>(kind_)) {
-    const int k = static_cast<int>(kind);
-    const bool known = kind == static_cast<double>(k) && k >= 0 && k <= kAdamWKind;
+    // Range first: casting a double outside int's range (or NaN) to int is undefined behaviour.
+    const bool known = is_whole_in(kind, 0, kAdamWKind);
+    const int k = known ? static_cast<int>(kind) : -1;
     ATELIER_FAIL(type_name_ << ".load_state_dict: the state is from "
                             << (known ? kKindNames[k] : "an unknown optimiser") << ", not " << type_name_);
   }
@@ -206,11 +212,15 @@ void Optimizer::read_param_states(Loaded& loaded) const {
     ParamState& st = loaded.states[i];
     double step = 0;
     if (loaded.scalar(prefix + "step", step)) {
-      if (step < 1 || step != static_cast<double>(static_cast<int64_t>(step))) {
-        loaded.bad.misshaped.push_back(prefix + "step (expected a whole number >= 1, got " + std::to_string(step) +
-                                       ")");
+      // At most 2^53: a step count beyond what a double holds exactly is no real run (and NaN or huge values
+      // must not reach the cast to int64, which would be undefined behaviour).
+      if (is_whole_in(step, 1, 9007199254740992.0)) {
+        st.step = static_cast<int64_t>(step);
+      } else {
+        std::ostringstream got;
+        got << step;  // "1e+300", not 301 digits
+        loaded.bad.misshaped.push_back(prefix + "step (expected a whole number from 1 to 2^53, got " + got.str() + ")");
       }
-      st.step = static_cast<int64_t>(step);
     }
     st.buffers.resize(names.size());
     for (size_t s = 0; s < names.size(); ++s) {

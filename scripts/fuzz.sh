@@ -35,15 +35,15 @@ echo "=== [fuzz] configure and build ($build) ==="
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATELIER_CUDA=OFF \
   -DATELIER_BUILD_TESTS=OFF -DATELIER_BUILD_BENCH=OFF -DATELIER_BUILD_TOOLS=OFF -DATELIER_BUILD_FUZZ=ON \
   -DATELIER_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link" -DATELIER_WERROR=OFF $launcher >/dev/null
-# The fuzz targets and the seed writer only (not atelier_began, which no target needs).
-cmake --build "$build" -j"$(nproc)" --target fuzz_make_seeds "${targets[@]}"
-
 if [[ -n "${ATELIER_FUZZ_TARGETS:-}" ]]; then
   read -r -a targets <<<"$ATELIER_FUZZ_TARGETS"
 else
   targets=()
   for src in tests/fuzz/fuzz_*.cpp; do targets+=("$(basename "$src" .cpp)"); done
 fi
+# The fuzz targets and the seed writer only (not atelier_began, which no target needs).
+cmake --build "$build" -j"$(nproc)" --target fuzz_make_seeds "${targets[@]}"
+rm -rf "$build/findings"  # this run's findings only (the grown corpus is kept)
 
 # run_target NAME: one fuzzer for `seconds`, its log in build/fuzz/logs/NAME.log.
 run_target() {

@@ -546,3 +546,39 @@ TEST_CASE("checkpoint: any legal file name saves, and temporary files left by ki
   nn::save_safetensors(other.file("m.safetensors"), {{"w", ones({1})}});
   CHECK(dir.list().count(dead) == 1);
 }
+
+TEST_CASE("checkpoint: optimiser numbers from a file are range-checked before any cast (found by fuzz_checkpoint)") {
+  // A saved Adam state whose "kind" or "step" a hostile file sets to values no int holds: each is refused with a
+  // short message and the optimiser is unchanged (casting them unchecked was undefined behaviour).
+  auto model = std::make_shared<nn::Linear>(2, 1);
+  nn::Adam opt(model->parameters(), 1e-3);
+  mse_loss(model->forward(ones({3, 2})), zeros({3, 1})).backward();
+  opt.step();
+  const NamedTensors good = opt.state_dict();
+  auto with = [&](const std::string& key, double value) {
+    NamedTensors s;
+    for (const auto& [name, t] : good) {
+      s.emplace_back(name, name == key ? scalar_tensor(value, t.dtype()) : t.clone());
+    }
+    return s;
+  };
+  for (double kind : {4.27256e180, -1e300, std::nan(""), 2.5, 7.0}) {
+    INFO("kind " << kind);
+    check_throws_with([&] { opt.load_state_dict(with("param_groups.kind", kind)); }, {"an unknown optimiser"});
+  }
+  for (double step : {9.2e18, -5.0, 0.0}) {  // an I64 tensor: near 2^63 is where the old cast broke
+    INFO("step " << step);
+    std::string message;
+    try {
+      opt.load_state_dict(with("state.0.step", step));
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    CHECK(message.find("state.0.step (expected a whole number from 1 to 2^53") != std::string::npos);
+    CHECK(message.size() < 400);
+  }
+  // The state is untouched: it still saves what it saved before.
+  const NamedTensors after = opt.state_dict();
+  REQUIRE(after.size() == good.size());
+  for (size_t i = 0; i < good.size(); ++i) CHECK(tensor_bytes(after[i].second) == tensor_bytes(good[i].second));
+}

@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     nn::load_checkpoint(path, *model, &optimizer);
   } catch (const Error& e) {
-    fuzz::check_refusal(e, path);
+    fuzz::check_refusal(e, path, data, size);
     if (state_bytes(*model) != before) {
       std::fprintf(stderr, "fuzz: a refused checkpoint changed the model\n");
       std::abort();

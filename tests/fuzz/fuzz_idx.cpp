@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (a.dims.empty() || numel != a.data.size()) std::abort();
   } catch (const Error& e) {
-    fuzz::check_refusal(e, path);
+    fuzz::check_refusal(e, path, data, size);
   }
   return 0;
 }
