@@ -34,18 +34,6 @@ inline void cpu_relax() {
 // Iterations a waiting thread spins before it sleeps (roughly tens of microseconds).
 constexpr int kSpinIterations = 1 << 11;
 
-int default_num_threads() {
-  if (const char* env = std::getenv("ATELIER_NUM_THREADS"); env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    long n = std::strtol(env, &end, 10);
-    ATELIER_CHECK(*end == '\0' && n >= 1 && n <= 4096,
-                  "ATELIER_NUM_THREADS must be an integer in [1, 4096], got '" << env << "'");
-    return static_cast<int>(n);
-  }
-  unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
-}
-
 class ThreadPool {
  public:
   explicit ThreadPool(int n) { start(n); }
@@ -169,11 +157,27 @@ class ThreadPool {
 
 // Function-local static: made on first use, its workers joined during static destruction.
 ThreadPool& pool() {
-  static ThreadPool instance(default_num_threads());
+  static ThreadPool instance(num_threads_from_environment());
   return instance;
 }
 
 }  // namespace
+
+int num_threads_from_environment() {
+  if (const char* env = std::getenv("ATELIER_NUM_THREADS"); env != nullptr && *env != '\0') {
+    // Digits only (strtol alone would accept " 3", "+3" and clamp 99999999999999999999 to LONG_MAX).
+    const std::string value(env);
+    bool digits = value.size() <= 4;
+    for (char c : value) digits = digits && c >= '0' && c <= '9';
+    const long n = digits ? std::strtol(env, nullptr, 10) : 0;
+    // The value is quoted only in part: an environment variable can be arbitrarily long.
+    ATELIER_CHECK(n >= 1 && n <= 4096, "ATELIER_NUM_THREADS must be an integer in [1, 4096], got '"
+                                           << value.substr(0, 32) << (value.size() > 32 ? "...'" : "'"));
+    return static_cast<int>(n);
+  }
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
 
 int num_threads() { return pool().size(); }
 

@@ -2,13 +2,19 @@
 //
 // Work is split statically: parallel_for cuts [0, n) into num_threads() equal chunks and chunk t always runs on
 // thread t (t = 0 is the calling thread), so results depend only on the thread count, never on timing.
-// The pool size comes from ATELIER_NUM_THREADS (default: all cores) and can be changed between ops.
+// The pool size comes from ATELIER_NUM_THREADS (default: all cores) and can be changed between ops. The pool is
+// made, and the variable checked, at the library's first use (when the CPU backend is created).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 
 namespace atelier {
+
+// The thread count ATELIER_NUM_THREADS asks for (all cores when it is unset or empty). Throws atelier::Error
+// naming the value unless it is an integer in [1, 4096]. Programs call it first, to refuse a bad setting in one
+// line before any work (bin/began and bin/gradcheck do); the library checks it again when it makes the pool.
+int num_threads_from_environment();
 
 int num_threads();
 // Resizes the pool (n >= 1). Must not be called from inside a parallel region.

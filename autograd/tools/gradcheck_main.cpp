@@ -1,13 +1,14 @@
 // bin/gradcheck: runs the whole op table through the float64 gradient check and prints one line per row,
 // `op  max_abs_err  PASS|FAIL`. Exits 1 if any row fails. An optional argument filters rows by substring; a
 // filter that matches no row, a flag or a second argument is a usage error (one line, exit 2), so a typo never
-// passes as "0 passed, 0 failed".
+// passes as "0 passed, 0 failed". A bad ATELIER_NUM_THREADS is refused first, before any work (exit 2).
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
 
 #include "autograd/op_table.h"
+#include "backends/thread_pool.h"
 
 namespace {
 
@@ -16,6 +17,12 @@ constexpr const char* kUsage = "usage: gradcheck [FILTER] (run only the rows who
 }  // namespace
 
 int main(int argc, char** argv) {
+  try {
+    atelier::num_threads_from_environment();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gradcheck: error: %s\n", e.what());
+    return 2;
+  }
   if (argc > 2) {
     std::fprintf(stderr, "gradcheck: error: expected at most one argument (a filter), got %d; %s\n", argc - 1, kUsage);
     return 2;

@@ -1,12 +1,14 @@
 // Data movement on the CPU: strided copy, dtype cast and fill, for every dtype.
 //
 // copy moves bytes, so it dispatches on the element size (1, 4 or 8 bytes) rather than the dtype; two
-// contiguous operands become a memcpy.
+// contiguous operands become a memcpy. cast and fill convert each element by the rule of backends/convert.h
+// (float -> integer saturates, NaN -> 0), which every backend shares.
 #include <algorithm>
 #include <cstring>
 #include <string>
 #include <type_traits>
 
+#include "backends/convert.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/strided.h"
 #include "backends/error.h"
@@ -58,18 +60,6 @@ void copy_typed(const CopyArgs& args) {
   });
 }
 
-// Float -> integer goes through int64 so out-of-range values wrap (as in PyTorch) instead of being undefined.
-template <typename D, typename S>
-inline D convert(S x) {
-  if constexpr (std::is_same_v<D, bool>) {
-    return x != S(0);
-  } else if constexpr (std::is_same_v<D, uint8_t> && std::is_floating_point_v<S>) {
-    return static_cast<uint8_t>(static_cast<int64_t>(x));
-  } else {
-    return static_cast<D>(x);
-  }
-}
-
 template <typename D, typename S>
 void cast_typed(const CastArgs& args) {
   D* dst = static_cast<D*>(args.dst_data);
@@ -81,9 +71,9 @@ void cast_typed(const CastArgs& args) {
       D* d = dst + off[0];
       const S* s = src + off[1];
       if (st[0] == 1 && st[1] == 1) {
-        for (int64_t i = 0; i < count; ++i) d[i] = convert<D>(s[i]);
+        for (int64_t i = 0; i < count; ++i) d[i] = convert_element<D>(s[i]);
       } else {
-        for (int64_t i = 0; i < count; ++i) d[i * st[0]] = convert<D>(s[i * st[1]]);
+        for (int64_t i = 0; i < count; ++i) d[i * st[0]] = convert_element<D>(s[i * st[1]]);
       }
     });
   });
@@ -92,7 +82,7 @@ void cast_typed(const CastArgs& args) {
 template <typename T>
 void fill_typed(const FillArgs& args) {
   T* dst = static_cast<T*>(args.dst_data);
-  const T value = convert<T>(args.value);
+  const T value = convert_element<T>(args.value);
   const Layout* layouts[1] = {&args.dst};
   const auto plan = make_plan<1>(args.dst, layouts);
   parallel_elements(plan.numel, [&](int64_t begin, int64_t end) {

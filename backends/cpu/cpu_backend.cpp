@@ -6,12 +6,16 @@
 
 #include "backends/cpu/cpu_allocator.h"
 #include "backends/cpu/kernels.h"
+#include "backends/thread_pool.h"
 
 namespace atelier {
 namespace {
 
 class CpuBackend final : public Backend {
  public:
+  // The library's first use: the thread pool is made now, so a bad ATELIER_NUM_THREADS is refused before any work.
+  CpuBackend() { (void)num_threads(); }
+
   std::string name() const override { return "cpu"; }
   bool available() const override { return true; }
 

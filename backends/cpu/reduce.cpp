@@ -30,7 +30,9 @@ const char* reduce_op_name(ReduceOp op) {
 
 template <typename T>
 struct SumReducer {
-  using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
+  // Integers add in uint64_t: a sum past int64's range wraps modulo 2^64 (as in PyTorch), where signed overflow
+  // would be undefined behaviour.
+  using Acc = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
   static Acc init() { return Acc(0); }
   static Acc combine(Acc a, Acc b) { return a + b; }
   static Acc run(const T* x, int64_t stride, int64_t n) {

@@ -328,6 +328,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "began: error: %s (see --help)\n", e.what());
     return 2;
   }
+  try {
+    num_threads_from_environment();  // a bad ATELIER_NUM_THREADS: one line and exit 2, before any work
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "began: error: %s\n", e.what());
+    return 2;
+  }
   began::TrainConfig train_config;
   if (*began_train) {
     try {
