@@ -23,12 +23,6 @@ enum class PrimitiveOp {
 #undef X
 };
 
-constexpr int kNumPrimitives = 0
-#define X(name, Args) +1
-#include "backends/primitives.def"
-#undef X
-    ;
-
 const char* primitive_name(PrimitiveOp op);
 
 // Counters of a caching allocator (bytes unless named otherwise).

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backends/error.h"
+#include "began/image_io.h"
 
 namespace atelier::began {
 
@@ -103,18 +104,7 @@ bool holds_run(const std::string& run_dir) {
 }
 
 void write_text_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    ATELIER_CHECK_ERRNO(out.good(), "cannot write " << tmp);
-    out << text;
-    out.close();
-    ATELIER_CHECK(out.good(), "writing " << tmp << " failed (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fs::remove(tmp);
-  ATELIER_CHECK(!ec, "cannot rename " << tmp << " to " << path << ": " << ec.message());
+  write_file_atomically(path, text, "began train: ");  // one atomic writer for every file a run leaves
 }
 
 // ---- MetricsLog ----

@@ -43,7 +43,7 @@ bool holds_run(const std::string& run_dir);
 // The shortest decimal text that reads back as the same double ("0.001", "1e-04").
 std::string shortest_text(double v);
 
-// Writes `text` to `path` atomically (a temporary file in the same folder, then rename).
+// Writes `text` to `path` atomically: began/image_io.h's write_file_atomically (temporary file, fsync, rename).
 void write_text_atomically(const std::string& path, const std::string& text);
 
 // metrics.csv: the header, then one row per step, each flushed as soon as it is written so that a killed run

@@ -19,7 +19,7 @@ struct TrainConfig {
   std::string data_dir = kFashionMnistDir;  // [--data-dir] Fashion-MNIST's IDX files
   int64_t synthetic_size = 4096;            // [--synthetic-size] images in the synthetic set
   ModelConfig model;                        // [--image-size --channels --n --h --skip --tanh]
-  // The optimisation (DESIGN defaults: the original BEGAN run).
+  // The optimisation (the defaults of the original BEGAN run; docs/began.md says where each comes from).
   int64_t batch = 16;                 // [--batch]
   StepOptions step;                   // [--gamma --lambda-k]
   double lr = 1e-4;                   // [--lr] the starting rate of both Adam optimisers
