@@ -63,6 +63,9 @@ bool detail::may_share_memory(const Tensor& a, const Tensor& b) {
 void detail::check_no_internal_overlap(const Tensor& dst, const char* op) {
   // Sorted by stride, each dimension must step past everything the smaller-stride dimensions reach; then no
   // two indices meet. A view that fails this (stride 0, or strides from as_strided that interleave) is refused.
+  // A 0-element tensor writes nothing (and its sizes may be huge); otherwise as_strided has checked that the
+  // extents below fit in int64.
+  if (dst.numel() == 0) return;
   std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of the dimensions that step
   for (int64_t d = 0; d < dst.dim(); ++d) {
     if (dst.shape()[d] > 1) dims.emplace_back(std::abs(dst.strides()[d]), dst.shape()[d]);
