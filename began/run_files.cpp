@@ -78,11 +78,6 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
 void remove_old_checkpoints(const std::string& run_dir, size_t keep) {
   std::vector<std::string> all = list_checkpoints(run_dir);
   for (size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
-  // Temporary files of a write that a crash interrupted ("<name>.tmp.<pid>.<n>").
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(checkpoints_dir(run_dir), ec)) {
-    if (entry.path().filename().string().find(".safetensors.tmp.") != std::string::npos) fs::remove(entry.path());
-  }
 }
 
 void prepare_run_dir(const std::string& run_dir) {

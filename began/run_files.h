@@ -31,7 +31,8 @@ std::string final_sample_path(const std::string& run_dir);
 
 // The checkpoints in run_dir/checkpoints, oldest (lowest step) first.
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
-// Deletes all but the newest `keep` checkpoints (and stray temporary files of interrupted writes).
+// Deletes all but the newest `keep` checkpoints. (Temporary files of interrupted checkpoint writes are removed by
+// nn::save_safetensors itself on its next save into the folder.)
 void remove_old_checkpoints(const std::string& run_dir, size_t keep = 2);
 
 // Creates run_dir (and samples/, checkpoints/) and proves it writable by creating and deleting a file; throws
