@@ -7,6 +7,7 @@
 #include "autograd/node.h"
 #include "backends/backend.h"
 #include "backends/error.h"
+#include "backends/precision.h"
 #include "backends/thread_pool.h"
 #include "nn/checkpoint.h"
 #include "nn/data/dataloader.h"

@@ -3,13 +3,11 @@
 // random number atelier makes, whatever the device, thread count or prefetching.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define ATELIER_HOST_DEVICE __host__ __device__
-#else
-#define ATELIER_HOST_DEVICE
-#endif
+#include "backends/args.h"
+#include "backends/host_device.h"
 
 namespace atelier {
 
@@ -47,6 +45,35 @@ ATELIER_HOST_DEVICE inline double philox_unit(uint32_t word) {
 // A uniform in (0, 1], safe for log() in Box-Muller.
 ATELIER_HOST_DEVICE inline double philox_unit_open0(uint32_t word) {
   return static_cast<double>((word >> 8) + 1) * (1.0 / 16777216.0);
+}
+
+// The four elements one Philox block makes for RandomArgs (the rule of backends/args.h), shared by the CPU and
+// CUDA random kernels so both compute the same expressions:
+//   uniform  out[w] = lo + (hi - lo) * philox_unit(w[w]), in double with one rounding (fma: a compiler that
+//            contracts a * b + c into an FMA on one backend and not on another cannot change the result), then
+//            rounded to T: bit-identical on every backend.
+//   normal   pair q of the block (words 2q, 2q + 1): r = sqrt(-2 log(philox_unit_open0(w[2q]))),
+//            theta = 2 pi philox_unit(w[2q + 1]); out[2q] = mean + std r cos(theta), out[2q + 1] = ... sin(theta).
+//            libm and CUDA's math library differ by an ulp or two here.
+template <typename T>
+ATELIER_HOST_DEVICE inline void philox_random_elements(const PhiloxBlock& r, RandomKind kind, double a, double b,
+                                                       T (&out)[4]) {
+#if defined(__CUDA_ARCH__)
+  using ::cos, ::fma, ::log, ::sin, ::sqrt;
+#else
+  using std::cos, std::fma, std::log, std::sin, std::sqrt;
+#endif
+  if (kind == RandomKind::Uniform) {
+    for (int w = 0; w < 4; ++w) out[w] = static_cast<T>(fma(b - a, philox_unit(r.w[w]), a));
+  } else {
+    constexpr double kTwoPi = 2.0 * 3.14159265358979323846;
+    for (int q = 0; q < 2; ++q) {
+      const double radius = sqrt(-2.0 * log(philox_unit_open0(r.w[2 * q])));
+      const double theta = kTwoPi * philox_unit(r.w[2 * q + 1]);
+      out[2 * q] = static_cast<T>(a + b * radius * cos(theta));
+      out[2 * q + 1] = static_cast<T>(a + b * radius * sin(theta));
+    }
+  }
 }
 
 }  // namespace atelier

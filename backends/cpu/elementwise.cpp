@@ -15,16 +15,6 @@
 namespace atelier::cpu {
 namespace {
 
-Layout contiguous_like(const Layout& shape) {
-  Layout out = shape;
-  int64_t stride = 1;
-  for (int d = shape.ndim - 1; d >= 0; --d) {
-    out.strides[d] = stride;
-    stride *= shape.sizes[d];
-  }
-  return out;
-}
-
 // dst (contiguous, shape) = f(a). Unit-stride runs go to unit_run(x, d, count), strided ones to f per element.
 template <typename D, typename A, typename UnitRun, typename F>
 void map1_runs(const Layout& shape, D* dst, const A* a, UnitRun unit_run, F f) {

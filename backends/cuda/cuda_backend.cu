@@ -1,8 +1,9 @@
-// The CUDA backend's shell: device probe, memory and copies. Primitives arrive one kernel family per .cu file.
+// CudaBackend's shell: the device probe, memory from the context's caching allocator, host copies ordered on
+// the context's stream, and supports() from the type lists of cuda_backend.h. The primitives live in one .cu
+// file per kernel family.
 #include "backends/cuda/cuda_backend.h"
 
-#include <algorithm>
-
+#include "backends/cuda/context.h"
 #include "backends/cuda/cuda_check.h"
 
 namespace atelier {
@@ -18,51 +19,52 @@ bool CudaBackend::available() const {
   return is_available;
 }
 
-void* CudaBackend::allocate(size_t bytes) {
-  if (bytes == 0) return nullptr;
-  void* ptr = nullptr;
-  // Out of memory is told apart from other failures so that its message names the size asked for.
-  const cudaError_t err = cudaMalloc(&ptr, bytes);
-  if (err == cudaErrorMemoryAllocation) {
-    (void)cudaGetLastError();  // clear the (non-sticky) error, so the next call does not report it again
-    ATELIER_FAIL("cuda allocator: out of memory allocating " << bytes << " bytes (" << allocator_stats().in_use
-                                                             << " bytes in use)");
-  }
-  if (err != cudaSuccess) cuda_detail::throw_cuda_error("cudaMalloc", __FILE__, __LINE__, err);
-  std::lock_guard<std::mutex> lock(mutex_);
-  stats_.in_use += bytes;
-  stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
-  ++stats_.system_allocs;
-  return ptr;
-}
+void* CudaBackend::allocate(size_t bytes) { return cuda::context().allocator().allocate(bytes); }
 
 void CudaBackend::deallocate(void* ptr, size_t bytes) {
-  if (ptr == nullptr) return;
-  ATELIER_CUDA_CHECK(cudaFree(ptr));
-  std::lock_guard<std::mutex> lock(mutex_);
-  stats_.in_use -= bytes;
+  if (ptr != nullptr) cuda::context().allocator().deallocate(ptr, bytes);
 }
 
 AllocatorStats CudaBackend::allocator_stats() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return stats_;
+  // Asking for counters must not start CUDA on a machine without a device: zero until the context exists.
+  if (!available()) return {};
+  return cuda::context().allocator().stats();
 }
 
-void CudaBackend::empty_cache() {}  // nothing is cached yet
+void CudaBackend::empty_cache() {
+  if (!available()) return;
+  cuda::Context& ctx = cuda::context();
+  ctx.synchronize();  // queued work may still use cached blocks
+  ctx.allocator().empty_cache();
+}
 
+// Both copies run on the stream, after every kernel queued before them. A copy to the host waits for its data;
+// a copy from (pageable) host memory returns once the source has been staged, so the caller may reuse it.
 void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
   if (bytes == 0) return;
-  ATELIER_CUDA_CHECK(cudaMemcpy(host_dst, device_src, bytes, cudaMemcpyDeviceToHost));
+  cuda::Context& ctx = cuda::context();
+  ATELIER_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, ctx.stream()));
+  ctx.synchronize();
 }
 
 void CudaBackend::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
   if (bytes == 0) return;
-  ATELIER_CUDA_CHECK(cudaMemcpy(device_dst, host_src, bytes, cudaMemcpyHostToDevice));
+  cuda::Context& ctx = cuda::context();
+  ATELIER_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, ctx.stream()));
 }
 
-void CudaBackend::synchronize() { ATELIER_CUDA_CHECK(cudaDeviceSynchronize()); }
+void CudaBackend::synchronize() { cuda::context().synchronize(); }
 
-bool CudaBackend::supports(PrimitiveOp, DType) const { return false; }
+bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
+  switch (op) {
+#define X(name, Args)     \
+  case PrimitiveOp::name: \
+    return cuda::name##_types::contains(dtype);
+#include "backends/primitives.def"
+#undef X
+  }
+  return false;
+}
 
 Backend* cuda_backend_or_null() {
   static CudaBackend backend;  // constructed on first call; its constructor makes no CUDA call

@@ -1,20 +1,52 @@
-// The CUDA backend, a shell for now: it probes for a device, allocates with cudaMalloc, copies to and from the host
-// and synchronizes; it implements no primitive yet (each throws "<op> is not implemented on cuda"). Its kernels
-// (cuBLAS plus one .cu file per kernel family), the cuBLAS handle, the stream and a caching allocator are to come.
+// The CUDA backend, private to backends/cuda/ (never installed): class CudaBackend and its support table.
+//
+// Every primitive of backends/primitives.def gets an override here; its body lives in the .cu file of its kernel
+// family (copy.cu, elementwise.cu, ...), or, until the family is written, in not_yet_implemented.cu, where it
+// throws "<op> is not implemented on cuda". supports() answers from the cuda::<op>_types lists below, which are
+// also what the kernels dispatch over (backends/dispatch.h), so support is written once: a family not yet written
+// lists no type (NotImplemented) and reports no support.
 //
 // Nothing here touches CUDA at load or static-initialisation time: available() asks the driver once, on first
-// call, and what is still to come (handle, stream, allocator) is to be made on first use too, so a binary built
-// with CUDA runs its CPU work on machines without a GPU. This header is plain C++ (no CUDA headers), so .cpp files may
-// include it; the checked-call macros live in backends/cuda/cuda_check.h.
+// call, and the stream, cuBLAS handle, workspace and caching allocator (backends/cuda/context.h) are made on first
+// use, so a binary built with CUDA runs its CPU work on machines without a GPU. This header is plain C++ (no CUDA
+// headers); the checked-call macros live in backends/cuda/cuda_check.h.
 #pragma once
 
 #include <cstddef>
-#include <mutex>
 #include <string>
 
 #include "backends/backend.h"
+#include "backends/dispatch.h"
 
 namespace atelier {
+
+namespace cuda {
+
+// The type list of a primitive whose kernels are not written yet: supports() is false for every dtype.
+using NotImplemented = DTypes<>;
+
+using copy_types = NotImplemented;
+using cast_types = NotImplemented;  // every (source, destination) pair; supports() is asked about the source
+using fill_types = NotImplemented;
+using random_types = NotImplemented;
+using unary_types = NotImplemented;
+using binary_types = NotImplemented;
+using compare_types = NotImplemented;
+using where_types = NotImplemented;
+using reduce_types = NotImplemented;
+using argmax_types = NotImplemented;
+using gather_types = NotImplemented;
+using scatter_add_types = NotImplemented;
+using gemm_types = NotImplemented;
+using conv2d_types = NotImplemented;
+using conv2d_backward_input_types = NotImplemented;
+using conv2d_backward_weight_types = NotImplemented;
+using upsample_nearest2d_types = NotImplemented;
+using upsample_nearest2d_backward_types = NotImplemented;
+using sgd_step_types = NotImplemented;
+using adam_step_types = NotImplemented;
+
+}  // namespace cuda
 
 class CudaBackend final : public Backend {
  public:
@@ -22,7 +54,7 @@ class CudaBackend final : public Backend {
   // True when the driver reports at least one device. Asked once (cudaGetDeviceCount), then remembered.
   bool available() const override;
 
-  // Memory straight from cudaMalloc/cudaFree for now (aligned to 256 bytes); the caching allocator comes later.
+  // Memory from the context's allocator; host copies ordered on the context's stream.
   void* allocate(size_t bytes) override;
   void deallocate(void* ptr, size_t bytes) override;
   AllocatorStats allocator_stats() const override;
@@ -31,12 +63,12 @@ class CudaBackend final : public Backend {
   void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;
   void synchronize() override;
 
-  // No primitive is implemented yet: every one keeps Backend's default body, which throws naming "cuda".
+  // Answered from the cuda::<op>_types lists above.
   bool supports(PrimitiveOp op, DType dtype) const override;
 
- private:
-  mutable std::mutex mutex_;  // guards stats_
-  AllocatorStats stats_;
+#define X(name, Args) void name(const Args& args) override;
+#include "backends/primitives.def"
+#undef X
 };
 
 }  // namespace atelier

@@ -1,0 +1,75 @@
+// The CUDA context (see context.h): device 0, one stream, the cuBLAS handle, a workspace and the caching
+// allocator over cudaMalloc/cudaFree.
+#include "backends/cuda/context.h"
+
+#include <cstdio>
+
+#include "backends/cuda/cuda_check.h"
+
+namespace atelier::cuda {
+
+namespace {
+
+// cudaMalloc for the caching allocator: nullptr when out of memory (the allocator empties its cache and tries
+// again, then throws naming the size), an atelier::Error for any other failure.
+void* device_allocate(size_t bytes) {
+  void* ptr = nullptr;
+  const cudaError_t err = cudaMalloc(&ptr, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();  // clear the (non-sticky) error, so the next call does not report it again
+    return nullptr;
+  }
+  if (err != cudaSuccess) cuda_detail::throw_cuda_error("cudaMalloc", __FILE__, __LINE__, err);
+  return ptr;
+}
+
+// cudaFree, reached from destructors: a failure is reported on stderr and the program goes on (the block is
+// lost; an error that breaks the device shows up at the next checked call).
+void device_release(void* ptr) noexcept {
+  const cudaError_t err = cudaFree(ptr);
+  if (err != cudaSuccess && err != cudaErrorCudartUnloading) {
+    std::fprintf(stderr, "atelier: cudaFree(%p) failed: %s (%s); the block is lost\n", ptr, cudaGetErrorString(err),
+                 cudaGetErrorName(err));
+  }
+}
+
+}  // namespace
+
+Context::Context() : allocator_(SystemMemory{"cuda", &device_allocate, &device_release}) {
+  ATELIER_CUDA_CHECK(cudaSetDevice(0));
+  // A blocking stream: it also waits for anything a library might queue on the legacy default stream.
+  ATELIER_CUDA_CHECK(cudaStreamCreate(&stream_));
+}
+
+cublasHandle_t Context::cublas() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (cublas_ == nullptr) {
+    cublasHandle_t handle = nullptr;
+    ATELIER_CUBLAS_CHECK(cublasCreate(&handle));
+    ATELIER_CUBLAS_CHECK(cublasSetStream(handle, stream_));
+    cublas_ = handle;
+  }
+  return cublas_;
+}
+
+void* Context::workspace(size_t bytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (bytes > workspace_bytes_) {
+    // The old block may still be read by queued work; the allocator hands it out again only to work queued
+    // later on the same stream, so giving it back now is safe.
+    void* fresh = allocator_.allocate(bytes);
+    allocator_.deallocate(workspace_, workspace_bytes_);
+    workspace_ = fresh;
+    workspace_bytes_ = bytes;
+  }
+  return workspace_;
+}
+
+void Context::synchronize() { ATELIER_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+Context& context() {
+  static Context* const instance = new Context();  // never deleted (see context.h)
+  return *instance;
+}
+
+}  // namespace atelier::cuda

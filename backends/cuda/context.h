@@ -1,0 +1,61 @@
+// The CUDA backend's context, private to backends/cuda/: everything a kernel launcher needs, made once, on first
+// use (never at load time, so a CUDA build runs its CPU work on machines without a GPU):
+//   stream()       the one stream every kernel, cuBLAS call and host copy of atelier runs on, in order
+//   cublas()       the cuBLAS handle, bound to that stream (made on its first call: cuBLAS is slow to start)
+//   workspace(n)   scratch memory of at least n bytes, valid for work queued before the next workspace() call
+//   allocator()    the caching allocator (cudaMalloc/cudaFree behind it)
+//
+//   cuda::Context& ctx = cuda::context();
+//   my_kernel<<<blocks, threads, 0, ctx.stream()>>>(...);
+//   ATELIER_CUDA_CHECK(cudaGetLastError());
+//
+// Only device 0 is used: backend_for() refuses cuda:N for N > 0 with a message saying so.
+#pragma once
+
+#include <cstddef>
+#include <mutex>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "backends/caching_allocator.h"
+
+namespace atelier::cuda {
+
+class Context {
+ public:
+  // Selects device 0 and creates the stream; throws atelier::Error (naming the failed call) without a device.
+  Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  cudaStream_t stream() const { return stream_; }
+  cublasHandle_t cublas();
+  void* workspace(size_t bytes);
+  CachingAllocator& allocator() { return allocator_; }
+  // Waits for everything queued on the stream; throws if a kernel failed.
+  void synchronize();
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  CachingAllocator allocator_;
+  std::mutex mutex_;  // guards the lazily made handle and the workspace
+  cublasHandle_t cublas_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+};
+
+// The context, made on the first call. It is never destroyed: at exit the CUDA runtime may already be shutting
+// down, and the process returns the device memory anyway.
+Context& context();
+
+// Threads per block of the elementwise kernels, and the grid that covers n elements with one thread each (the
+// kernels loop with a grid stride, so a grid capped at kMaxBlocks still covers any n).
+constexpr int kThreads = 256;
+constexpr long long kMaxBlocks = 65535LL * 32;
+inline unsigned grid_for(long long n) {
+  const long long blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(blocks < 1 ? 1 : blocks > kMaxBlocks ? kMaxBlocks : blocks);
+}
+
+}  // namespace atelier::cuda

@@ -1,0 +1,81 @@
+// The strided-iteration plan both backends walk: N operands that share one set of sizes, each with its own
+// strides (in elements; 0 on a broadcast dimension).
+//
+// make_plan first simplifies the layout: size-1 dimensions go, and neighbouring dimensions merge when every
+// operand steps through them as one (stride[d] == stride[d + 1] * size[d + 1]). Contiguous operands thus become
+// one flat dimension of stride 1, and a contiguous tensor against a broadcast scalar one of strides (1, 0).
+// The CPU walks the plan in runs along the innermost dimension (backends/cpu/strided.h); a GPU thread finds the
+// offsets of its one element with plan_offsets.
+//   const Layout* layouts[2] = {&args.dst, &args.src};
+//   const StridedPlan<2> plan = make_plan<2>(args.dst, layouts);   // plan.numel elements
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "backends/args.h"
+#include "backends/host_device.h"
+
+namespace atelier {
+
+// The unsigned integer of T's size: copy and gather move bytes, so float32 and uint32 share one instantiation.
+template <typename T>
+using SameSize = std::conditional_t<sizeof(T) == 1, uint8_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>;
+
+// Trivially copyable, so the CUDA backend passes it to a kernel by value (at most 8 + 8 + 64 + 4 * 64 bytes).
+template <int N>
+struct StridedPlan {
+  int ndim = 0;
+  int64_t numel = 1;
+  int64_t sizes[kMaxDims] = {};
+  int64_t strides[N][kMaxDims] = {};
+};
+
+// sizes: the shared sizes; layouts[k]: operand k's strides (its own sizes are ignored).
+template <int N>
+StridedPlan<N> make_plan(const Layout& shape, const Layout* const (&layouts)[N]) {
+  StridedPlan<N> plan;
+  plan.numel = shape.numel();
+  for (int d = 0; d < shape.ndim; ++d) {
+    if (shape.sizes[d] == 1) continue;
+    const int out = plan.ndim;
+    bool merge = out > 0;
+    for (int k = 0; k < N && merge; ++k) {
+      merge = plan.strides[k][out - 1] == layouts[k]->strides[d] * shape.sizes[d];
+    }
+    if (merge) {
+      plan.sizes[out - 1] *= shape.sizes[d];
+      for (int k = 0; k < N; ++k) plan.strides[k][out - 1] = layouts[k]->strides[d];
+    } else {
+      plan.sizes[out] = shape.sizes[d];
+      for (int k = 0; k < N; ++k) plan.strides[k][out] = layouts[k]->strides[d];
+      ++plan.ndim;
+    }
+  }
+  return plan;
+}
+
+// The layout of a contiguous (row-major) tensor of `shape`'s sizes: the output of the elementwise kernels.
+inline Layout contiguous_like(const Layout& shape) {
+  Layout out = shape;
+  int64_t stride = 1;
+  for (int d = shape.ndim - 1; d >= 0; --d) {
+    out.strides[d] = stride;
+    stride *= shape.sizes[d];
+  }
+  return out;
+}
+
+// offsets[k] = the element offset, from operand k's data pointer, of the element at row-major position `linear`
+// of the plan's index space (0 <= linear < plan.numel).
+template <int N>
+ATELIER_HOST_DEVICE inline void plan_offsets(const StridedPlan<N>& plan, int64_t linear, int64_t (&offsets)[N]) {
+  for (int k = 0; k < N; ++k) offsets[k] = 0;
+  for (int d = plan.ndim - 1; d >= 0; --d) {
+    const int64_t index = linear % plan.sizes[d];
+    linear /= plan.sizes[d];
+    for (int k = 0; k < N; ++k) offsets[k] += index * plan.strides[k][d];
+  }
+}
+
+}  // namespace atelier
