@@ -7,7 +7,8 @@ The model is atelier's (began/model.h) with the same module paths, so the state-
 The step is began/step.h's: D step (G(z_D) under no_grad), then G step with D's parameters frozen, then
 k <- clip(k + lambda_k (gamma L(x) - L(G(z_G))), 0, 1), M_global = L(x) + |gamma L(x) - L(G(z_G))|.
 
-Run by hand (never in CI), from the repository root, with ${PYTHON:-/usr/bin/python3} (PyTorch 1.13 or 2.x):
+Run by hand (never in CI), from the repository root, with ${PYTHON:-/usr/bin/python3} (PyTorch 1.13 or 2.x;
+scripts/torch-venv.sh makes an environment with current PyTorch from PyPI and prints its interpreter):
 
   --golden   writes tests/fixtures/began_step.safetensors: 32x32, C=1, n=8, h=8, batch 4, 3 steps from fixed
              weights, x, z_D and z_G (torch.manual_seed(1703)), k_0 = 0.1 and lambda_k = 0.01 (so k moves every
