@@ -2,7 +2,7 @@
 # Makes the Python virtual environment with current PyTorch from PyPI (MKL + oneDNN on x86-64), the speed and
 # golden-step reference of bench/peers/, and prints its interpreter's path for $PYTHON.
 #
-#   scripts/torch-venv.sh              creates (or reuses) the environment, then prints e.g. /repo/.venv-torch/bin/python
+#   scripts/torch-venv.sh    creates (or reuses) the environment, then prints e.g. /repo/.venv-torch/bin/python
 #   PYTHON=$(scripts/torch-venv.sh) bench/peers/began_step_torch.py --bench
 #
 # Debian's python3-torch (1.13) links the reference BLAS, so its GEMMs are no fair reference; PyPI's wheel is.
