@@ -30,6 +30,7 @@
 #include "backends/cpu/eigen.h"
 #include "backends/cpu/kernels.h"
 #include "backends/error.h"
+#include "backends/image_checks.h"
 #include "backends/thread_pool.h"
 
 namespace atelier::cpu {
@@ -370,20 +371,10 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
   }
 }
 
-void check_geometry(const char* primitive, const Conv2dGeometry& g) {
-  ATELIER_CHECK(g.n >= 0 && g.c_in > 0 && g.c_out > 0 && g.kh > 0 && g.kw > 0 && g.stride_h > 0 && g.stride_w > 0 &&
-                    g.pad_h >= 0 && g.pad_w >= 0 && g.h_out == (g.h + 2 * g.pad_h - g.kh) / g.stride_h + 1 &&
-                    g.w_out == (g.w + 2 * g.pad_w - g.kw) / g.stride_w + 1 && g.h_out > 0 && g.w_out > 0,
-                "cpu " << primitive << ": invalid geometry (n " << g.n << ", c_in " << g.c_in << ", h " << g.h << ", w "
-                       << g.w << ", c_out " << g.c_out << ", kernel " << g.kh << "x" << g.kw << ", stride "
-                       << g.stride_h << "x" << g.stride_w << ", pad " << g.pad_h << "x" << g.pad_w << ", out "
-                       << g.h_out << "x" << g.w_out << ")");
-}
-
 }  // namespace
 
 void conv2d(const Conv2dForwardArgs& args) {
-  check_geometry("conv2d", args.g);
+  check_conv_geometry("cpu conv2d", args.g);
   dispatch(conv2d_types{}, args.dtype, "cpu conv2d", [&]<class T> {
     forward_typed<T>(args.g, static_cast<const T*>(args.input), static_cast<const T*>(args.weight),
                      static_cast<const T*>(args.bias), static_cast<T*>(args.output));
@@ -391,7 +382,7 @@ void conv2d(const Conv2dForwardArgs& args) {
 }
 
 void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
-  check_geometry("conv2d_backward_input", args.g);
+  check_conv_geometry("cpu conv2d_backward_input", args.g);
   dispatch(conv2d_backward_input_types{}, args.dtype, "cpu conv2d_backward_input", [&]<class T> {
     backward_input_typed<T>(args.g, static_cast<const T*>(args.grad_output), static_cast<const T*>(args.weight),
                             static_cast<T*>(args.grad_input));
@@ -399,7 +390,7 @@ void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
 }
 
 void conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
-  check_geometry("conv2d_backward_weight", args.g);
+  check_conv_geometry("cpu conv2d_backward_weight", args.g);
   dispatch(conv2d_backward_weight_types{}, args.dtype, "cpu conv2d_backward_weight",
            [&]<class T> { backward_weight_typed<T>(args); });
 }

@@ -8,6 +8,7 @@
 
 #include "backends/cpu/kernels.h"
 #include "backends/error.h"
+#include "backends/image_checks.h"
 #include "backends/thread_pool.h"
 
 namespace atelier::cpu {
@@ -75,21 +76,15 @@ void backward_typed(const UpsampleNearestArgs& a) {
   });
 }
 
-void check_args(const char* primitive, const UpsampleNearestArgs& a) {
-  ATELIER_CHECK(a.n >= 0 && a.c >= 0 && a.h >= 0 && a.w >= 0 && a.scale_h >= 1 && a.scale_w >= 1,
-                "cpu " << primitive << ": invalid sizes (n " << a.n << ", c " << a.c << ", h " << a.h << ", w " << a.w
-                       << ", scale " << a.scale_h << "x" << a.scale_w << ")");
-}
-
 }  // namespace
 
 void upsample_nearest2d(const UpsampleNearestArgs& args) {
-  check_args("upsample_nearest2d", args);
+  check_upsample_args("cpu upsample_nearest2d", args);
   dispatch(upsample_nearest2d_types{}, args.dtype, "cpu upsample_nearest2d", [&]<class T> { forward_typed<T>(args); });
 }
 
 void upsample_nearest2d_backward(const UpsampleNearestArgs& args) {
-  check_args("upsample_nearest2d_backward", args);
+  check_upsample_args("cpu upsample_nearest2d_backward", args);
   dispatch(upsample_nearest2d_backward_types{}, args.dtype, "cpu upsample_nearest2d_backward",
            [&]<class T> { backward_typed<T>(args); });
 }

@@ -33,18 +33,18 @@ using unary_types = NotImplemented;
 using binary_types = NotImplemented;
 using compare_types = NotImplemented;
 using where_types = NotImplemented;
-using reduce_types = NotImplemented;
-using argmax_types = NotImplemented;
-using gather_types = NotImplemented;
-using scatter_add_types = NotImplemented;
-using gemm_types = NotImplemented;
-using conv2d_types = NotImplemented;
-using conv2d_backward_input_types = NotImplemented;
-using conv2d_backward_weight_types = NotImplemented;
-using upsample_nearest2d_types = NotImplemented;
-using upsample_nearest2d_backward_types = NotImplemented;
-using sgd_step_types = NotImplemented;
-using adam_step_types = NotImplemented;
+using reduce_types = SignedTypes;
+using argmax_types = FloatingTypes;
+using gather_types = AllTypes;
+using scatter_add_types = SignedTypes;
+using gemm_types = FloatingTypes;
+using conv2d_types = FloatingTypes;
+using conv2d_backward_input_types = FloatingTypes;
+using conv2d_backward_weight_types = FloatingTypes;
+using upsample_nearest2d_types = FloatingTypes;
+using upsample_nearest2d_backward_types = FloatingTypes;
+using sgd_step_types = FloatingTypes;
+using adam_step_types = FloatingTypes;
 
 }  // namespace cuda
 

@@ -17,18 +17,6 @@ ATELIER_CUDA_NOT_YET(unary, UnaryArgs)
 ATELIER_CUDA_NOT_YET(binary, BinaryArgs)
 ATELIER_CUDA_NOT_YET(compare, CompareArgs)
 ATELIER_CUDA_NOT_YET(where, WhereArgs)
-ATELIER_CUDA_NOT_YET(reduce, ReduceArgs)
-ATELIER_CUDA_NOT_YET(argmax, ArgmaxArgs)
-ATELIER_CUDA_NOT_YET(gather, GatherArgs)
-ATELIER_CUDA_NOT_YET(scatter_add, ScatterAddArgs)
-ATELIER_CUDA_NOT_YET(gemm, GemmArgs)
-ATELIER_CUDA_NOT_YET(conv2d, Conv2dForwardArgs)
-ATELIER_CUDA_NOT_YET(conv2d_backward_input, Conv2dBackwardInputArgs)
-ATELIER_CUDA_NOT_YET(conv2d_backward_weight, Conv2dBackwardWeightArgs)
-ATELIER_CUDA_NOT_YET(upsample_nearest2d, UpsampleNearestArgs)
-ATELIER_CUDA_NOT_YET(upsample_nearest2d_backward, UpsampleNearestArgs)
-ATELIER_CUDA_NOT_YET(sgd_step, SgdStepArgs)
-ATELIER_CUDA_NOT_YET(adam_step, AdamStepArgs)
 
 #undef ATELIER_CUDA_NOT_YET
 

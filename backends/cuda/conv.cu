@@ -1,0 +1,235 @@
+// 2-d convolution on the GPU (NCHW, groups = 1): im2col and col2im kernels written as gathers, the products on
+// cuBLAS (CudaBackend::gemm, backends/cuda/gemm.cu). CPU twin: backends/cpu/conv.cpp.
+//
+// For one image, the im2col matrix col has one row per (c, i, j) of the kernel and one column per output pixel:
+//   col (C_in*kh*kw, H_out*W_out) [(c, i, j), (oy, ox)] = input[c, oy*stride_h - pad_h + i, ox*stride_w - pad_w + j]
+// (zero outside the image), so with CKK = C_in*kh*kw and P = H_out*W_out:
+//   forward          out[n] (C_out, P) = W (C_out, CKK) * col[n] (CKK, P) + bias   one strided-batched GEMM
+//   backward-input   col[n] (CKK, P) = W^T * grad_out[n] (C_out, P), then col2im: grad_in[n, c, y, x] = the sum
+//                    of the col entries that im2col read from (c, y, x), gathered in (i, j) order by the thread
+//                    of that input element (no atomics)
+//   backward-weight  gW (C_out, CKK) = sum over n, in order, of grad_out[n] (C_out, P) * col[n]^T (P, CKK):
+//                    one GEMM per image accumulating into gW (beta = 1 after the first), so the order of the sum is
+//                    fixed; grad_bias = grad_out summed over (n, P) by the deterministic reduce (reduce.cu)
+// A 1x1, stride-1, unpadded convolution needs no col: the image (C_in, H*W) is its own im2col matrix.
+//
+// Images are processed in chunks whose col fits kColBytes of the context's workspace (at least one image).
+// Everything is deterministic: fixed-order gathers and cuBLAS, whose results do not vary between runs.
+#include <algorithm>
+#include <cstdint>
+
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/launch.h"
+#include "backends/error.h"
+#include "backends/image_checks.h"
+
+namespace atelier {
+namespace {
+
+// The most bytes of col per chunk of images (one image may need more: it then gets that much).
+constexpr int64_t kColBytes = int64_t{256} << 20;
+
+// 1x1 kernel, stride 1, no padding: col is the image itself.
+bool is_pointwise(const Conv2dGeometry& g) {
+  return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+}
+
+// CPU twin: im2col (backends/cpu/conv.cpp). Element e of col (images, CKK, P) for `images` consecutive images
+// of `input`.
+template <typename T>
+struct Im2col {
+  const T* input;
+  T* col;
+  Conv2dGeometry g;
+  __device__ void operator()(int64_t e) const {
+    const int64_t kk = g.kh * g.kw, ckk = g.c_in * kk, pixels = g.h_out * g.w_out;
+    const int64_t p = e % pixels, row = e / pixels % ckk, image = e / pixels / ckk;
+    const int64_t c = row / kk, i = row % kk / g.kw, j = row % g.kw;
+    const int64_t iy = p / g.w_out * g.stride_h - g.pad_h + i;
+    const int64_t ix = p % g.w_out * g.stride_w - g.pad_w + j;
+    const bool inside = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
+    col[e] = inside ? input[((image * g.c_in + c) * g.h + iy) * g.w + ix] : T(0);
+  }
+};
+
+// CPU twin: col2im_add (backends/cpu/conv.cpp), as a gather. The thread of grad_in[image, c, y, x] (element e)
+// sums, in (i, j) order, the col entries (c, i, j), (oy, ox) with oy*stride_h - pad_h + i == y and the same for x.
+template <typename T>
+struct Col2im {
+  const T* col;
+  T* image_out;
+  Conv2dGeometry g;
+  __device__ void operator()(int64_t e) const {
+    const int64_t kk = g.kh * g.kw, ckk = g.c_in * kk, pixels = g.h_out * g.w_out;
+    const int64_t x = e % g.w, y = e / g.w % g.h, c = e / (g.h * g.w) % g.c_in, image = e / (g.h * g.w * g.c_in);
+    const T* rows = col + (image * ckk + c * kk) * pixels;  // the kk rows of channel c
+    T sum = 0;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t ty = y + g.pad_h - i;  // = oy * stride_h
+      if (ty < 0 || ty % g.stride_h != 0 || ty / g.stride_h >= g.h_out) continue;
+      const int64_t oy = ty / g.stride_h;
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t tx = x + g.pad_w - j;
+        if (tx < 0 || tx % g.stride_w != 0 || tx / g.stride_w >= g.w_out) continue;
+        sum += rows[(i * g.kw + j) * pixels + oy * g.w_out + tx / g.stride_w];
+      }
+    }
+    image_out[e] = sum;
+  }
+};
+
+// CPU twin: the bias loop of forward_typed. out (n, C_out, P) element e += bias[o].
+template <typename T>
+struct AddBias {
+  T* out;
+  const T* bias;
+  int64_t c_out, pixels;
+  __device__ void operator()(int64_t e) const { out[e] += bias[e / pixels % c_out]; }
+};
+
+// Images per chunk so that a chunk's col (images, CKK, P) stays within kColBytes.
+template <typename T>
+int64_t chunk_images(const Conv2dGeometry& g) {
+  const int64_t per_image = g.c_in * g.kh * g.kw * g.h_out * g.w_out * static_cast<int64_t>(sizeof(T));
+  return std::clamp<int64_t>(kColBytes / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(g.n, 1));
+}
+
+template <typename T>
+void im2col(const T* input, const Conv2dGeometry& g, int64_t images, T* col) {
+  cuda::launch_linear(images * g.c_in * g.kh * g.kw * g.h_out * g.w_out, Im2col<T>{input, col, g});
+}
+
+// A GEMM of `dtype` over contiguous row-major operands: C_b (m x n) = op(A_b) op(B_b) + beta C_b.
+GemmArgs gemm_args(DType dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a, bool trans_a,
+                   int64_t stride_a, const void* b, bool trans_b, int64_t stride_b, void* c, int64_t stride_c,
+                   double beta) {
+  GemmArgs args{};
+  args.dtype = dtype;
+  args.batch = batch;
+  args.m = m;
+  args.n = n;
+  args.k = k;
+  args.a = a;
+  args.lda = trans_a ? m : k;
+  args.batch_stride_a = stride_a;
+  args.trans_a = trans_a;
+  args.b = b;
+  args.ldb = trans_b ? k : n;
+  args.batch_stride_b = stride_b;
+  args.trans_b = trans_b;
+  args.c = c;
+  args.ldc = n;
+  args.batch_stride_c = stride_c;
+  args.alpha = 1;
+  args.beta = beta;
+  return args;
+}
+
+}  // namespace
+
+void CudaBackend::conv2d(const Conv2dForwardArgs& args) {
+  const Conv2dGeometry& g = args.g;
+  check_conv_geometry("cuda conv2d", g);
+  dispatch(cuda::conv2d_types{}, args.dtype, "cuda conv2d", [&]<class T> {
+    const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = g.h * g.w;
+    const T* input = static_cast<const T*>(args.input);
+    T* output = static_cast<T*>(args.output);
+    if (is_pointwise(g)) {
+      // out[n] (C_out, P) = W (C_out, C_in) * input[n] (C_in, P), all images in one batched call.
+      gemm(gemm_args(args.dtype, g.n, g.c_out, pixels, ckk, args.weight, false, 0, input, false, g.c_in * pixels_in,
+                     output, g.c_out * pixels, 0.0));
+    } else {
+      const int64_t chunk = chunk_images<T>(g);
+      for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+        const int64_t images = std::min(chunk, g.n - n0);
+        T* col = static_cast<T*>(cuda::context().workspace(static_cast<size_t>(images * ckk * pixels) * sizeof(T)));
+        im2col(input + n0 * g.c_in * pixels_in, g, images, col);
+        gemm(gemm_args(args.dtype, images, g.c_out, pixels, ckk, args.weight, false, 0, col, false, ckk * pixels,
+                       output + n0 * g.c_out * pixels, g.c_out * pixels, 0.0));
+      }
+    }
+    if (args.bias != nullptr) {
+      cuda::launch_linear(g.n * g.c_out * pixels,
+                          AddBias<T>{output, static_cast<const T*>(args.bias), g.c_out, pixels});
+    }
+  });
+}
+
+void CudaBackend::conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
+  const Conv2dGeometry& g = args.g;
+  check_conv_geometry("cuda conv2d_backward_input", g);
+  dispatch(cuda::conv2d_backward_input_types{}, args.dtype, "cuda conv2d_backward_input", [&]<class T> {
+    const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = g.h * g.w;
+    const T* grad_out = static_cast<const T*>(args.grad_output);
+    T* grad_in = static_cast<T*>(args.grad_input);
+    if (is_pointwise(g)) {
+      // grad_in[n] (C_in, P) = W^T (C_in, C_out) * grad_out[n] (C_out, P).
+      gemm(gemm_args(args.dtype, g.n, g.c_in, pixels, g.c_out, args.weight, true, 0, grad_out, false, g.c_out * pixels,
+                     grad_in, g.c_in * pixels_in, 0.0));
+      return;
+    }
+    const int64_t chunk = chunk_images<T>(g);
+    for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+      const int64_t images = std::min(chunk, g.n - n0);
+      T* col = static_cast<T*>(cuda::context().workspace(static_cast<size_t>(images * ckk * pixels) * sizeof(T)));
+      // col[n] (CKK, P) = W^T (CKK, C_out) * grad_out[n] (C_out, P)
+      gemm(gemm_args(args.dtype, images, ckk, pixels, g.c_out, args.weight, true, 0, grad_out + n0 * g.c_out * pixels,
+                     false, g.c_out * pixels, col, ckk * pixels, 0.0));
+      cuda::launch_linear(images * g.c_in * pixels_in, Col2im<T>{col, grad_in + n0 * g.c_in * pixels_in, g});
+    }
+  });
+}
+
+void CudaBackend::conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
+  const Conv2dGeometry& g = args.g;
+  check_conv_geometry("cuda conv2d_backward_weight", g);
+  dispatch(cuda::conv2d_backward_weight_types{}, args.dtype, "cuda conv2d_backward_weight", [&]<class T> {
+    const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = g.h * g.w;
+    const T* input = static_cast<const T*>(args.input);
+    const T* grad_out = static_cast<const T*>(args.grad_output);
+    cudaStream_t stream = cuda::context().stream();
+    if (g.n == 0) {
+      // No image: both gradients are zero (all-zero bytes for float32 and float64).
+      ATELIER_CUDA_CHECK(cudaMemsetAsync(args.grad_weight, 0, static_cast<size_t>(g.c_out * ckk) * sizeof(T), stream));
+      if (args.grad_bias != nullptr) {
+        ATELIER_CUDA_CHECK(cudaMemsetAsync(args.grad_bias, 0, static_cast<size_t>(g.c_out) * sizeof(T), stream));
+      }
+      return;
+    }
+    const bool pointwise = is_pointwise(g);
+    const int64_t chunk = pointwise ? g.n : chunk_images<T>(g);
+    for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+      const int64_t images = std::min(chunk, g.n - n0);
+      const T* col = input + n0 * g.c_in * pixels_in;  // pointwise: the images themselves, (C_in, P) each
+      if (!pointwise) {
+        T* scratch = static_cast<T*>(cuda::context().workspace(static_cast<size_t>(images * ckk * pixels) * sizeof(T)));
+        im2col(col, g, images, scratch);
+        col = scratch;
+      }
+      // gW (C_out, CKK) (+)= grad_out[n] (C_out, P) * col[n]^T (P, CKK), image by image, in order.
+      for (int64_t b = 0; b < images; ++b) {
+        gemm(gemm_args(args.dtype, 1, g.c_out, ckk, pixels, grad_out + (n0 + b) * g.c_out * pixels, false, 0,
+                       col + b * ckk * pixels, true, 0, args.grad_weight, 0, n0 + b == 0 ? 0.0 : 1.0));
+      }
+    }
+    if (args.grad_bias != nullptr) {
+      // grad_bias[o] = the sum over (n, p) of grad_out[n, o, p]: kept o (stride P), reduced (n, p).
+      ReduceArgs sum{};
+      sum.op = ReduceOp::Sum;
+      sum.dtype = args.dtype;
+      sum.kept.ndim = 1;
+      sum.kept.sizes[0] = g.c_out;
+      sum.kept.strides[0] = pixels;
+      sum.reduced.ndim = 2;
+      sum.reduced.sizes[0] = g.n;
+      sum.reduced.strides[0] = g.c_out * pixels;
+      sum.reduced.sizes[1] = pixels;
+      sum.reduced.strides[1] = 1;
+      sum.src_data = grad_out;
+      sum.dst_data = args.grad_bias;
+      reduce(sum);
+    }
+  });
+}
+
+}  // namespace atelier

@@ -1,0 +1,87 @@
+// Batched row-major GEMM on the GPU through cuBLAS, on the context's stream. CPU twin: backends/cpu/gemm.cpp.
+//
+//   C_b (M x N) = alpha * op(A_b) (M x K) * op(B_b) (K x N) + beta * C_b
+//
+// cuBLAS is column-major. A row-major matrix with row stride ld is, read column-major, its transpose with
+// leading dimension ld, so we ask cuBLAS for the transposed product, which needs no copy:
+//   C^T (N x M) = op(B)^T (N x K) * op(A)^T (K x M)
+// where stored B is handed over as is (CUBLAS_OP_N) unless trans_b (then CUBLAS_OP_T), and the same for A.
+//
+// Precision: float32 products are full FP32 (CUBLAS_COMPUTE_32F) unless the library precision is TF32
+// (backends/precision.h), then CUBLAS_COMPUTE_32F_FAST_TF32; float64 is CUBLAS_COMPUTE_64F. cuBLAS gives the
+// same bits on every run for a given GPU model and library version (no atomics in the default mode).
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <type_traits>
+
+#include "backends/cuda/context.h"
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_check.h"
+#include "backends/error.h"
+#include "backends/precision.h"
+
+namespace atelier {
+namespace {
+
+// cuBLAS takes int sizes and leading dimensions.
+int to_int(int64_t value, const char* what, const GemmArgs& g) {
+  ATELIER_CHECK(value >= 0 && value <= INT_MAX,
+                "cuda gemm: " << what << " = " << value << " is beyond cuBLAS's int range (batch " << g.batch << ", m "
+                              << g.m << ", n " << g.n << ", k " << g.k << ")");
+  return static_cast<int>(value);
+}
+
+// The leading dimension cuBLAS accepts for a column-major matrix of `rows` x `cols` stored with `ld`. cuBLAS
+// insists on ld >= max(1, rows) even where ld reaches no element (a single column, or no rows: k = 0), where the
+// caller may have passed anything; there any large enough value will do.
+int64_t leading_dim(int64_t ld, int64_t rows, int64_t cols) {
+  return cols <= 1 || rows == 0 ? std::max<int64_t>({ld, rows, 1}) : ld;
+}
+
+template <typename T>
+void gemm_typed(const GemmArgs& g) {
+  constexpr bool is_float = std::is_same_v<T, float>;
+  const cudaDataType_t type = is_float ? CUDA_R_32F : CUDA_R_64F;
+  const cublasComputeType_t compute = !is_float                        ? CUBLAS_COMPUTE_64F
+                                      : precision() == Precision::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                       : CUBLAS_COMPUTE_32F;
+  // k = 0 (or alpha = 0) is BLAS's C = beta * C, which cuBLAS does too; beta = 0 never reads C.
+  const T alpha = static_cast<T>(g.alpha), beta = static_cast<T>(g.beta);
+  // Column-major view: first operand op(B)^T (N x K), stored B read column-major is (N x K) when !trans_b,
+  // (K x N) when trans_b; second operand op(A)^T (K x M), stored A read column-major is (K x M) or (M x K).
+  const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const int64_t ldb = g.trans_b ? leading_dim(g.ldb, g.k, g.n) : leading_dim(g.ldb, g.n, g.k);
+  const int64_t lda = g.trans_a ? leading_dim(g.lda, g.m, g.k) : leading_dim(g.lda, g.k, g.m);
+  const int64_t ldc = leading_dim(g.ldc, g.n, g.m);
+  const int m = to_int(g.m, "m", g), n = to_int(g.n, "n", g), k = to_int(g.k, "k", g);
+  const int ldb_i = to_int(ldb, "ldb", g), lda_i = to_int(lda, "lda", g), ldc_i = to_int(ldc, "ldc", g);
+  cublasHandle_t handle = cuda::context().cublas();
+  if (g.batch > 1 && g.batch_stride_c == 0) {
+    // Every product lands in one C: one call per batch item, in order (as the CPU runs them), never concurrently.
+    for (int64_t i = 0; i < g.batch; ++i) {
+      const T* a = static_cast<const T*>(g.a) + i * g.batch_stride_a;
+      const T* b = static_cast<const T*>(g.b) + i * g.batch_stride_b;
+      ATELIER_CUBLAS_CHECK(cublasGemmEx(handle, op_b, op_a, n, m, k, &alpha, b, type, ldb_i, a, type, lda_i, &beta, g.c,
+                                        type, ldc_i, compute, CUBLAS_GEMM_DEFAULT));
+    }
+    return;
+  }
+  const int batch = to_int(g.batch, "batch", g);
+  ATELIER_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, op_b, op_a, n, m, k, &alpha, g.b, type, ldb_i,
+                                                  g.batch_stride_b, g.a, type, lda_i, g.batch_stride_a, &beta, g.c,
+                                                  type, ldc_i, g.batch_stride_c, batch, compute, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace
+
+void CudaBackend::gemm(const GemmArgs& args) {
+  ATELIER_CHECK(args.batch >= 0 && args.m >= 0 && args.n >= 0 && args.k >= 0,
+                "cuda gemm: negative size (batch " << args.batch << ", m " << args.m << ", n " << args.n << ", k "
+                                                   << args.k << ")");
+  if (args.batch == 0 || args.m == 0 || args.n == 0) return;
+  dispatch(cuda::gemm_types{}, args.dtype, "cuda gemm", [&]<class T> { gemm_typed<T>(args); });
+}
+
+}  // namespace atelier
