@@ -28,7 +28,8 @@ struct GradcheckResult {
 using GradcheckFn = std::function<Tensor(const std::vector<Tensor>&)>;
 
 // Checks the gradient of `fn` with respect to every input that requires grad. Those inputs must be contiguous
-// float64 leaves on the CPU (make views inside fn). Their .grad is overwritten.
+// float64 leaves (make views inside fn), on any one device: on the GPU the whole check runs there. Their .grad is
+// overwritten.
 GradcheckResult gradcheck(const GradcheckFn& fn, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options = {});
 

@@ -21,16 +21,22 @@ TEST_CASE("cuda backend reports itself available") {
   CHECK(&backend_for(Device::cuda()) == &cuda());
 }
 
-TEST_CASE("an unimplemented cuda primitive throws, naming the backend") {
-  CHECK_FALSE(cuda().supports(PrimitiveOp::gemm, DType::Float32));
+TEST_CASE("a cuda primitive refuses a dtype outside its list, naming the primitive, the dtype and the backend") {
+  CHECK(cuda().supports(PrimitiveOp::gemm, DType::Float32));
+  CHECK_FALSE(cuda().supports(PrimitiveOp::gemm, DType::Int64));
+  GemmArgs args{};
+  args.dtype = DType::Int64;
+  args.batch = args.m = args.n = args.k = 1;
   std::string message;
   try {
-    cuda().gemm(GemmArgs{});
+    launch<PrimitiveOp::gemm>(cuda(), "matmul", 1, args);
   } catch (const Error& e) {
     message = e.what();
   }
-  CHECK(message.find("gemm") != std::string::npos);
+  CHECK(message.find("gemm on int64") != std::string::npos);
   CHECK(message.find("cuda") != std::string::npos);
+  // The kernel itself refuses it too, should a caller skip launch().
+  CHECK_THROWS_WITH_AS(cuda().gemm(args), doctest::Contains("cuda gemm: dtype int64 is not supported"), Error);
 }
 
 TEST_CASE("cuda memory round-trips through the host") {

@@ -1,0 +1,107 @@
+// CPU-vs-CUDA parity (tests/parity/parity.h): every primitive row and every op-table row in float32, forward and
+// backward, within the tolerances of docs/architecture.md ("Tests"); the gradient check itself on the GPU in
+// float64; and a bad index refused on the GPU as on the CPU.
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "autograd/gradcheck.h"
+#include "autograd/op_table.h"
+#include "backends/backend.h"
+#include "backends/error.h"
+#include "tensor/creation.h"
+#include "tests/parity/parity.h"
+
+namespace atelier {
+namespace {
+
+TEST_CASE("parity: every primitive and CPU-supported dtype has a row") {
+  for (const std::string& missing : parity::primitives_without_rows()) {
+    INFO("primitive without a parity row in tests/parity/parity.cpp: " << missing);
+    CHECK(false);
+  }
+}
+
+TEST_CASE("parity: every primitive row gives the CPU's results on CUDA") {
+  int checked = 0;
+  for (const parity::PrimitiveRow& row : parity::primitive_rows()) {
+    INFO("row " << row.name << " (" << parity::tolerance_name(row.tolerance) << ")");
+    std::string message;
+    try {
+      message = parity::primitive_row_parity(row, Device::cpu(), Device::cuda());
+    } catch (const Error& e) {
+      message = std::string("threw: ") + e.what();
+    }
+    CHECK(message == "");
+    ++checked;
+  }
+  CHECK(checked >= 50);
+}
+
+TEST_CASE("parity: every op-table row in float32 gives the CPU's output and gradients on CUDA") {
+  for (const OpCase& c : op_table()) {
+    INFO("row " << c.name);
+    std::string message;
+    try {
+      message = parity::op_row_parity(c, Device::cpu(), Device::cuda());
+    } catch (const Error& e) {
+      message = std::string("threw: ") + e.what();
+    }
+    CHECK(message == "");
+  }
+}
+
+TEST_CASE("gradcheck on the GPU: every op-table row in float64") {
+  for (const OpCase& c : op_table()) {
+    INFO("row " << c.name);
+    std::vector<Tensor> inputs;
+    for (const Tensor& x : c.make_inputs()) {
+      Tensor moved = x.detach().to(Device::cuda());
+      if (x.requires_grad()) moved.requires_grad_(true);
+      inputs.push_back(moved);
+    }
+    GradcheckResult r;
+    try {
+      r = gradcheck(c.fn, inputs, c.options);
+    } catch (const Error& e) {
+      r.message = std::string("threw: ") + e.what();
+    }
+    INFO(r.message);
+    CHECK(r.passed);
+  }
+}
+
+TEST_CASE("cuda gather and scatter_add refuse an out-of-range index, naming it, and leave scatter_add's dst alone") {
+  const Tensor src = from_vector(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3}).to(Device::cuda());
+  const Tensor bad = from_vector(std::vector<int64_t>{0, 1, 3, 2}, {2, 2}).to(Device::cuda());
+  Tensor dst = zeros({2, 2}).to(Device::cuda());
+  GatherArgs g{};
+  g.dtype = DType::Float32;
+  g.outer = 2;
+  g.src_dim = 3;
+  g.index_dim = 2;
+  g.inner = 1;
+  g.src_data = src.raw_data();
+  g.index_data = static_cast<const int64_t*>(bad.raw_data());
+  g.dst_data = dst.raw_data();
+  CHECK_THROWS_WITH_AS(launch<PrimitiveOp::gather>(backend_for(Device::cuda()), "gather", 4, g),
+                       doctest::Contains("index 3 at position (outer 1, 0, inner 0) is out of range [0, 3)"), Error);
+
+  Tensor target = from_vector(std::vector<float>{7, 7, 7, 7, 7, 7}, {2, 3}).to(Device::cuda());
+  ScatterAddArgs s{};
+  s.dtype = DType::Float32;
+  s.outer = 2;
+  s.dst_dim = 3;
+  s.index_dim = 2;
+  s.inner = 1;
+  s.src_data = dst.raw_data();
+  s.index_data = static_cast<const int64_t*>(bad.raw_data());
+  s.dst_data = target.raw_data();
+  CHECK_THROWS_WITH_AS(launch<PrimitiveOp::scatter_add>(backend_for(Device::cuda()), "scatter_add", 4, s),
+                       doctest::Contains("out of range [0, 3)"), Error);
+  CHECK(target.to_vector<float>() == std::vector<float>{7, 7, 7, 7, 7, 7});
+}
+
+}  // namespace
+}  // namespace atelier

@@ -1,0 +1,142 @@
+// Training on the GPU against the CPU: a small convolutional classifier and BEGAN's step (began/step.h) on tiny
+// sizes give the CPU's losses, from the same initial weights and data; and after two warm-up steps, steps 3 to 5
+// of a training loop ask cudaMalloc for nothing (the caching allocator serves every request).
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "autograd/functions.h"
+#include "backends/backend.h"
+#include "began/model.h"
+#include "began/step.h"
+#include "nn/layers.h"
+#include "nn/optim.h"
+#include "tensor/creation.h"
+
+namespace atelier {
+namespace {
+
+// Three optimiser steps compound the per-op differences (1e-6 elementwise, 1e-5 for reductions): a relative
+// 1e-4 on a loss leaves room for that and still catches a wrong kernel, which moves a loss by percents.
+constexpr double kLossTolerance = 1e-4;
+
+void check_close(double cuda_value, double cpu_value, const char* what, int step) {
+  INFO(what << " at step " << step << ": cuda " << cuda_value << ", cpu " << cpu_value);
+  CHECK(std::fabs(cuda_value - cpu_value) <= kLossTolerance * std::max(1.0, std::fabs(cpu_value)));
+}
+
+// Conv (stride 2, padding 1) -> ELU -> conv -> ReLU -> flatten -> linear: 3 classes of 1x8x8 images.
+std::shared_ptr<nn::Sequential> make_classifier() {
+  auto model = std::make_shared<nn::Sequential>();
+  model->push_back(std::make_shared<nn::Conv2d>(1, 4, 3, 2, 1));
+  model->push_back(std::make_shared<nn::ELU>());
+  model->push_back(std::make_shared<nn::Conv2d>(4, 8, 3, 2, 1));
+  model->push_back(std::make_shared<nn::ReLU>());
+  model->push_back(std::make_shared<nn::Flatten>());
+  model->push_back(std::make_shared<nn::Linear>(8 * 2 * 2, 3));
+  return model;
+}
+
+// The classifier's losses over `steps` Adam steps on `device` (weights from seed 11, the same on every device).
+std::vector<double> classifier_losses(Device device, int steps) {
+  manual_seed(11);
+  auto model = make_classifier();
+  model->to(device);
+  nn::Adam opt(model->parameters(), 1e-2);
+  const Tensor x = uniform({6, 1, 8, 8}, -1, 1, RandomKey{12, 0, 0}).to(device);
+  const Tensor labels = from_vector(std::vector<int64_t>{0, 1, 2, 2, 1, 0}, {6}).to(device);
+  std::vector<double> losses;
+  for (int step = 0; step < steps; ++step) {
+    opt.zero_grad();
+    Tensor loss = cross_entropy(model->forward(x), labels);
+    loss.backward();
+    opt.step();
+    losses.push_back(loss.item());
+  }
+  return losses;
+}
+
+TEST_CASE("cuda training: three classifier steps give the CPU's losses") {
+  const std::vector<double> cpu = classifier_losses(Device::cpu(), 3);
+  const std::vector<double> cuda = classifier_losses(Device::cuda(), 3);
+  REQUIRE(cuda.size() == cpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i) check_close(cuda[i], cpu[i], "loss", static_cast<int>(i) + 1);
+  CHECK(cpu.back() < cpu.front());  // the steps did train: the comparison is not between two constants
+}
+
+began::ModelConfig tiny_began() {
+  began::ModelConfig c;
+  c.image_size = 32;
+  c.channels = 1;
+  c.n = 4;
+  c.h = 8;
+  return c;
+}
+
+// BEGAN's step results over `steps` steps on `device`, from seed 3's weights and fixed data.
+std::vector<began::StepResult> began_results(Device device, int steps, double* k_out = nullptr) {
+  manual_seed(3);
+  const began::ModelConfig c = tiny_began();
+  began::Generator G(c);
+  began::Discriminator D(c);
+  G.to(device);
+  D.to(device);
+  nn::Adam opt_g(G.parameters(), 1e-3, {0.5, 0.999}), opt_d(D.parameters(), 1e-3, {0.5, 0.999});
+  const Tensor x = uniform({4, 1, 32, 32}, -1, 1, RandomKey{9, 0, 0}).to(device);
+  double k = 0.3;
+  std::vector<began::StepResult> results;
+  for (int step = 0; step < steps; ++step) {
+    const Tensor z_d = began::sample_z(4, c.h, 5, step, began::LatentStream::discriminator).to(device);
+    const Tensor z_g = began::sample_z(4, c.h, 5, step, began::LatentStream::generator).to(device);
+    results.push_back(began::began_step(G, D, opt_g, opt_d, x, z_d, z_g, k));
+  }
+  if (k_out != nullptr) *k_out = k;
+  return results;
+}
+
+TEST_CASE("cuda training: three BEGAN steps give the CPU's losses and k") {
+  double k_cpu = 0, k_cuda = 0;
+  const std::vector<began::StepResult> cpu = began_results(Device::cpu(), 3, &k_cpu);
+  const std::vector<began::StepResult> cuda = began_results(Device::cuda(), 3, &k_cuda);
+  REQUIRE(cuda.size() == cpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const int step = static_cast<int>(i) + 1;
+    check_close(cuda[i].loss_real, cpu[i].loss_real, "L(x)", step);
+    check_close(cuda[i].loss_fake_d, cpu[i].loss_fake_d, "L(G(z_D))", step);
+    check_close(cuda[i].loss_fake_g, cpu[i].loss_fake_g, "L(G(z_G))", step);
+    check_close(cuda[i].loss_d, cpu[i].loss_d, "L_D", step);
+    check_close(cuda[i].k_t, cpu[i].k_t, "k_t", step);
+    check_close(cuda[i].m_global, cpu[i].m_global, "M_global", step);
+  }
+  check_close(k_cuda, k_cpu, "k after the last step", 3);
+}
+
+TEST_CASE("cuda training: after two warm-up steps, steps 3 to 5 make no cudaMalloc call") {
+  Backend& cuda = backend_for(Device::cuda());
+  manual_seed(3);
+  const began::ModelConfig c = tiny_began();
+  began::Generator G(c);
+  began::Discriminator D(c);
+  G.to(Device::cuda());
+  D.to(Device::cuda());
+  nn::Adam opt_g(G.parameters(), 1e-3, {0.5, 0.999}), opt_d(D.parameters(), 1e-3, {0.5, 0.999});
+  const Tensor x = uniform({4, 1, 32, 32}, -1, 1, RandomKey{9, 0, 0}).to(Device::cuda());
+  double k = 0;
+  size_t allocs_after_warm_up = 0;
+  for (int step = 0; step < 5; ++step) {
+    if (step == 2) allocs_after_warm_up = cuda.allocator_stats().system_allocs;
+    const Tensor z_d = began::sample_z(4, c.h, 5, step, began::LatentStream::discriminator, Device::cuda());
+    const Tensor z_g = began::sample_z(4, c.h, 5, step, began::LatentStream::generator, Device::cuda());
+    began::began_step(G, D, opt_g, opt_d, x, z_d, z_g, k);
+  }
+  const AllocatorStats stats = cuda.allocator_stats();
+  INFO("cudaMalloc calls: " << allocs_after_warm_up << " after step 2, " << stats.system_allocs << " after step 5 ("
+                            << stats.cache_hits << " cache hits)");
+  CHECK(allocs_after_warm_up > 0);
+  CHECK(stats.system_allocs == allocs_after_warm_up);
+}
+
+}  // namespace
+}  // namespace atelier

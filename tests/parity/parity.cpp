@@ -1,0 +1,824 @@
+#include "tests/parity/parity.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "autograd/functions.h"
+#include "backends/precision.h"
+#include "tensor/creation.h"
+#include "tensor/grad_mode.h"
+#include "tensor/shape.h"
+
+namespace atelier::parity {
+namespace {
+
+constexpr DType f32 = DType::Float32, f64 = DType::Float64, i64 = DType::Int64, b8 = DType::Bool, u8 = DType::UInt8;
+const std::vector<DType> kAllDTypes = {f32, f64, i64, b8, u8};
+const std::vector<DType> kFloating = {f32, f64};
+const std::vector<DType> kSigned = {f32, f64, i64};
+
+// ---- inputs: made on the CPU from fixed keys (so every device gets the same values), then moved ----
+
+// U[lo, hi) of shape `s`, rounded down to integers for an integral or bool dtype (bool: nonzero is true).
+Tensor make(const Shape& s, DType dtype, uint64_t stream, Device device, double lo = -1, double hi = 1) {
+  std::vector<double> v = uniform(s, lo, hi, RandomKey{2024, stream, 0}, f64).to_vector<double>();
+  if (!is_floating(dtype)) {
+    for (double& x : v) x = std::floor(x);
+  }
+  return from_vector(v, s, dtype).to(device);
+}
+
+// Values on a grid of `step` in [lo, hi): ties and equal pairs happen (argmax, compare).
+Tensor make_grid(const Shape& s, DType dtype, uint64_t stream, Device device, double lo, double hi, double step) {
+  std::vector<double> v = uniform(s, lo, hi, RandomKey{2025, stream, 0}, f64).to_vector<double>();
+  for (double& x : v) x = std::floor(x / step) * step;
+  return from_vector(v, s, dtype).to(device);
+}
+
+Tensor make_index(const Shape& s, int64_t size, uint64_t stream, Device device) {
+  return make(s, i64, stream, device, 0, static_cast<double>(size));
+}
+
+Layout layout(const Tensor& t) { return make_layout(t.shape(), t.strides()); }
+
+// The strides that present `t` with shape `out` (NumPy broadcasting: 0 on broadcast dimensions).
+Layout broadcast(const Tensor& t, const Shape& out) {
+  Shape strides(out.size(), 0);
+  const size_t lead = out.size() - t.shape().size();
+  for (size_t i = 0; i < t.shape().size(); ++i) {
+    strides[lead + i] = t.shape()[i] == 1 && out[lead + i] != 1 ? 0 : t.strides()[i];
+  }
+  return make_layout(out, strides);
+}
+
+// A one-dimensional layout of `size` elements `stride` apart, and the empty (0-d) layout.
+Layout dim1(int64_t size, int64_t stride) { return make_layout({size}, {stride}); }
+
+template <PrimitiveOp op>
+void run_on(Device device, int64_t work, const typename Primitive<op>::Args& args) {
+  launch<op>(backend_for(device), "parity", work, args);
+}
+
+// ---- the rows, one family at a time ----
+
+using Rows = std::vector<PrimitiveRow>;
+
+void add(Rows& rows, PrimitiveOp op, DType dtype, const std::string& name, Tolerance tolerance,
+         std::function<std::vector<Tensor>(Device)> run) {
+  rows.push_back(
+      {op, dtype, std::string(primitive_name(op)) + "/" + dtype_name(dtype) + "/" + name, tolerance, std::move(run)});
+}
+
+// Integers compare exactly; floating results of sums within the norm tolerance.
+Tolerance exact_if_integral(DType dtype, Tolerance floating) {
+  return is_floating(dtype) ? floating : Tolerance::Exact;
+}
+
+void copy_rows(Rows& rows) {
+  for (DType dtype : kAllDTypes) {
+    add(rows, PrimitiveOp::copy, dtype, "permuted_source", Tolerance::Exact, [dtype](Device d) {
+      const Tensor src = make({4, 3, 5}, dtype, 1, d, -5, 6).permute({2, 0, 1});  // (5, 4, 3), strided
+      Tensor dst = empty(src.shape(), dtype, d);
+      CopyArgs a{};
+      a.dtype = dtype;
+      a.dst = layout(dst);
+      a.dst_data = dst.raw_data();
+      a.src = layout(src);
+      a.src_data = src.raw_data();
+      run_on<PrimitiveOp::copy>(d, dst.numel(), a);
+      return std::vector<Tensor>{dst};
+    });
+  }
+}
+
+// Sources with the edge cases of backends/convert.h: fractions, negatives, values past uint8 and int64, NaN.
+Tensor cast_source(DType dtype, Device d) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> v;
+  switch (dtype) {
+    case DType::Float32:
+    case DType::Float64: v = {-3.7, -0.5, 0.0, 0.5, 2.5, 255.5, 300.0, 1e10, -1e10, nan, inf, -inf}; break;
+    case DType::Int64: v = {-300, -1, 0, 1, 2, 255, 256, 1e12, -7, 42, 100, 3}; break;
+    case DType::Bool: v = {0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0}; break;
+    case DType::UInt8: v = {0, 1, 2, 200, 255, 17, 128, 127, 3, 4, 5, 6}; break;
+  }
+  // (4, 3) transposed: a strided (3, 4) source.
+  return from_vector(v, {4, 3}, dtype).to(d).t();
+}
+
+void cast_rows(Rows& rows) {
+  for (DType src_dtype : kAllDTypes) {
+    add(rows, PrimitiveOp::cast, src_dtype, "to_every_dtype", Tolerance::Exact, [src_dtype](Device d) {
+      const Tensor src = cast_source(src_dtype, d);
+      std::vector<Tensor> out;
+      for (DType dst_dtype : kAllDTypes) {
+        Tensor dst = empty(src.shape(), dst_dtype, d);
+        CastArgs a{};
+        a.src_dtype = src_dtype;
+        a.dst_dtype = dst_dtype;
+        a.dst = layout(dst);
+        a.dst_data = dst.raw_data();
+        a.src = layout(src);
+        a.src_data = src.raw_data();
+        run_on<PrimitiveOp::cast>(d, dst.numel(), a);
+        out.push_back(dst);
+      }
+      return out;
+    });
+  }
+}
+
+void fill_rows(Rows& rows) {
+  for (DType dtype : kAllDTypes) {
+    add(rows, PrimitiveOp::fill, dtype, "strided_view", Tolerance::Exact, [dtype](Device d) {
+      Tensor base = make({6, 5}, dtype, 2, d, -5, 6);
+      const Tensor view = base.slice(0, 0, 6, 2).slice(1, 1, 5);  // rows 0, 2, 4, columns 1..4
+      FillArgs a{};
+      a.dtype = dtype;
+      a.dst = layout(view);
+      a.dst_data = view.raw_data();
+      a.value = 2.75;  // integers take 2, bool true
+      run_on<PrimitiveOp::fill>(d, view.numel(), a);
+      return std::vector<Tensor>{base};
+    });
+  }
+}
+
+void random_rows(Rows& rows) {
+  for (DType dtype : kFloating) {
+    for (RandomKind kind : {RandomKind::Uniform, RandomKind::Normal}) {
+      const bool uniform_kind = kind == RandomKind::Uniform;
+      // Uniforms are bit-identical on every backend; normals (Box-Muller: log, sqrt, sin, cos) within 4 ulp.
+      add(rows, PrimitiveOp::random, dtype, uniform_kind ? "uniform" : "normal",
+          uniform_kind ? Tolerance::Exact : Tolerance::Ulp4, [dtype, kind, uniform_kind](Device d) {
+            Tensor dst = empty({1001}, dtype, d);  // odd: a partial last Philox block
+            RandomArgs a{};
+            a.dtype = dtype;
+            a.numel = dst.numel();
+            a.dst_data = dst.raw_data();
+            a.kind = kind;
+            a.seed = 99;
+            a.stream = 5;
+            a.offset = 3;
+            a.a = uniform_kind ? -2.0 : 0.5;
+            a.b = uniform_kind ? 3.0 : 2.0;
+            run_on<PrimitiveOp::random>(d, dst.numel(), a);
+            return std::vector<Tensor>{dst};
+          });
+    }
+  }
+}
+
+void unary_rows(Rows& rows) {
+  struct Case {
+    UnaryOp op;
+    bool positive;  // log, sqrt, pow: inputs in [0.1, 2)
+    double p0, p1;
+  };
+  const std::vector<Case> cases = {
+      {UnaryOp::Neg, false, 0, 0},   {UnaryOp::Exp, false, 0, 0},     {UnaryOp::Log, true, 0, 0},
+      {UnaryOp::Abs, false, 0, 0},   {UnaryOp::Sign, false, 0, 0},    {UnaryOp::Sqrt, true, 0, 0},
+      {UnaryOp::Tanh, false, 0, 0},  {UnaryOp::Sigmoid, false, 0, 0}, {UnaryOp::Relu, false, 0, 0},
+      {UnaryOp::Elu, false, 0.7, 0}, {UnaryOp::Pow, true, 1.7, 0},    {UnaryOp::Clamp, false, -0.5, 0.8}};
+  for (DType dtype : kFloating) {
+    add(rows, PrimitiveOp::unary, dtype, "every_op_transposed", Tolerance::Elementwise, [dtype, cases](Device d) {
+      const Tensor mixed = make({7, 5}, dtype, 3, d, -2, 2).t();  // (5, 7), strided
+      const Tensor positive = make({7, 5}, dtype, 4, d, 0.1, 2).t();
+      std::vector<Tensor> out;
+      for (const Case& c : cases) {
+        const Tensor& src = c.positive ? positive : mixed;
+        Tensor dst = empty(src.shape(), dtype, d);
+        UnaryArgs a{};
+        a.op = c.op;
+        a.dtype = dtype;
+        a.src = layout(src);
+        a.src_data = src.raw_data();
+        a.dst_data = dst.raw_data();
+        a.p0 = c.p0;
+        a.p1 = c.p1;
+        run_on<PrimitiveOp::unary>(d, dst.numel(), a);
+        out.push_back(dst);
+      }
+      return out;
+    });
+  }
+}
+
+void binary_rows(Rows& rows) {
+  for (DType dtype : kFloating) {
+    add(rows, PrimitiveOp::binary, dtype, "every_op_broadcast", Tolerance::Elementwise, [dtype](Device d) {
+      const Tensor x = make({3, 1, 5}, dtype, 5, d, 0.2, 2);  // positive: pow's base
+      const Tensor y = make({4, 5}, dtype, 6, d, 0.5, 2);     // away from 0: the divisor
+      const Shape out_shape = {3, 4, 5};
+      std::vector<Tensor> out;
+      for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Maximum,
+                          BinaryOp::Minimum}) {
+        Tensor dst = empty(out_shape, dtype, d);
+        BinaryArgs a{};
+        a.op = op;
+        a.dtype = dtype;
+        a.a = broadcast(x, out_shape);
+        a.a_data = x.raw_data();
+        a.b = broadcast(y, out_shape);
+        a.b_data = y.raw_data();
+        a.dst_data = dst.raw_data();
+        run_on<PrimitiveOp::binary>(d, dst.numel(), a);
+        out.push_back(dst);
+      }
+      return out;
+    });
+  }
+}
+
+void compare_rows(Rows& rows) {
+  for (DType dtype : kSigned) {
+    add(rows, PrimitiveOp::compare, dtype, "every_op_broadcast_with_ties", Tolerance::Exact, [dtype](Device d) {
+      const Tensor x = make_grid({3, 1, 5}, dtype, 7, d, -2, 2, 1);  // integers in [-2, 2): many equal pairs
+      const Tensor y = make_grid({4, 5}, dtype, 8, d, -2, 2, 1);
+      const Shape out_shape = {3, 4, 5};
+      std::vector<Tensor> out;
+      for (CompareOp op : {CompareOp::Eq, CompareOp::Ne, CompareOp::Gt, CompareOp::Ge, CompareOp::Lt, CompareOp::Le}) {
+        Tensor dst = empty(out_shape, b8, d);
+        CompareArgs a{};
+        a.op = op;
+        a.dtype = dtype;
+        a.a = broadcast(x, out_shape);
+        a.a_data = x.raw_data();
+        a.b = broadcast(y, out_shape);
+        a.b_data = y.raw_data();
+        a.dst_data = static_cast<bool*>(dst.raw_data());
+        run_on<PrimitiveOp::compare>(d, dst.numel(), a);
+        out.push_back(dst);
+      }
+      return out;
+    });
+  }
+}
+
+void where_rows(Rows& rows) {
+  for (DType dtype : kAllDTypes) {
+    add(rows, PrimitiveOp::where, dtype, "broadcast", Tolerance::Exact, [dtype](Device d) {
+      const Tensor cond = make({3, 1}, b8, 9, d, -1, 1);  // floor of [-1, 1): -1 (true) or 0 (false)
+      const Tensor x = make({3, 4}, dtype, 10, d, -5, 6);
+      const Tensor y = make({4}, dtype, 11, d, -5, 6);
+      const Shape out_shape = {3, 4};
+      Tensor dst = empty(out_shape, dtype, d);
+      WhereArgs a{};
+      a.dtype = dtype;
+      a.cond = broadcast(cond, out_shape);
+      a.cond_data = static_cast<const bool*>(cond.raw_data());
+      a.a = broadcast(x, out_shape);
+      a.a_data = x.raw_data();
+      a.b = broadcast(y, out_shape);
+      a.b_data = y.raw_data();
+      a.dst_data = dst.raw_data();
+      run_on<PrimitiveOp::where>(d, dst.numel(), a);
+      return std::vector<Tensor>{dst};
+    });
+  }
+}
+
+void reduce_rows(Rows& rows) {
+  for (DType dtype : kSigned) {
+    add(rows, PrimitiveOp::reduce, dtype, "sum_mean_max_over_dims", exact_if_integral(dtype, Tolerance::Norm),
+        [dtype](Device d) {
+          // src (5, 67, 3): dim 1 is long enough for the GPU's block-per-output path, dims (0, 2) short.
+          const Tensor src = make({5, 67, 3}, dtype, 12, d, -10, 10);
+          struct Case {
+            ReduceOp op;
+            Layout kept, reduced;
+          };
+          const Layout none = make_layout({}, {});
+          std::vector<Case> cases = {
+              {ReduceOp::Sum, make_layout({5, 3}, {201, 1}), dim1(67, 3)},
+              {ReduceOp::Sum, dim1(67, 3), make_layout({5, 3}, {201, 1})},
+              {ReduceOp::Sum, none, make_layout({5, 67, 3}, {201, 3, 1})},
+              {ReduceOp::Max, make_layout({5, 3}, {201, 1}), dim1(67, 3)},
+              {ReduceOp::Max, none, make_layout({3, 5, 67}, {1, 201, 3})},
+          };
+          if (is_floating(dtype)) {
+            cases.push_back({ReduceOp::Mean, make_layout({5, 3}, {201, 1}), dim1(67, 3)});
+            cases.push_back({ReduceOp::Mean, dim1(67, 3), make_layout({5, 3}, {201, 1})});
+          }
+          std::vector<Tensor> out;
+          for (const Case& c : cases) {
+            Shape kept_shape(c.kept.sizes, c.kept.sizes + c.kept.ndim);
+            Tensor dst = empty(kept_shape, dtype, d);
+            ReduceArgs a{};
+            a.op = c.op;
+            a.dtype = dtype;
+            a.kept = c.kept;
+            a.reduced = c.reduced;
+            a.src_data = src.raw_data();
+            a.dst_data = dst.raw_data();
+            run_on<PrimitiveOp::reduce>(d, dst.numel(), a);
+            out.push_back(dst);
+          }
+          return out;
+        });
+  }
+}
+
+void argmax_rows(Rows& rows) {
+  for (DType dtype : kFloating) {
+    add(rows, PrimitiveOp::argmax, dtype, "rows_and_columns_with_ties", Tolerance::Exact, [dtype](Device d) {
+      const Tensor src = make_grid({7, 130}, dtype, 13, d, -1, 1, 0.25);  // 8 values: ties everywhere
+      std::vector<Tensor> out;
+      // Along dim 1 (contiguous rows), then along dim 0 (stride 130).
+      for (bool along_rows : {true, false}) {
+        Tensor dst = empty({along_rows ? 7 : 130}, i64, d);
+        ArgmaxArgs a{};
+        a.dtype = dtype;
+        a.kept = along_rows ? dim1(7, 130) : dim1(130, 1);
+        a.reduced_size = along_rows ? 130 : 7;
+        a.reduced_stride = along_rows ? 1 : 130;
+        a.src_data = src.raw_data();
+        a.dst_data = static_cast<int64_t*>(dst.raw_data());
+        run_on<PrimitiveOp::argmax>(d, dst.numel(), a);
+        out.push_back(dst);
+      }
+      return out;
+    });
+  }
+}
+
+void gather_rows(Rows& rows) {
+  for (DType dtype : kAllDTypes) {
+    add(rows, PrimitiveOp::gather, dtype, "middle_dim", Tolerance::Exact, [dtype](Device d) {
+      const Tensor src = make({3, 5, 4}, dtype, 14, d, -5, 6);
+      const Tensor index = make_index({3, 2, 4}, 5, 15, d);
+      Tensor dst = empty({3, 2, 4}, dtype, d);
+      GatherArgs a{};
+      a.dtype = dtype;
+      a.outer = 3;
+      a.src_dim = 5;
+      a.index_dim = 2;
+      a.inner = 4;
+      a.src_data = src.raw_data();
+      a.index_data = static_cast<const int64_t*>(index.raw_data());
+      a.dst_data = dst.raw_data();
+      run_on<PrimitiveOp::gather>(d, dst.numel(), a);
+      return std::vector<Tensor>{dst};
+    });
+  }
+}
+
+void scatter_add_rows(Rows& rows) {
+  for (DType dtype : kSigned) {
+    add(rows, PrimitiveOp::scatter_add, dtype, "repeated_indices", exact_if_integral(dtype, Tolerance::Elementwise),
+        [dtype](Device d) {
+          Tensor dst = make({3, 5, 4}, dtype, 16, d, -5, 6);
+          const Tensor src = make({3, 6, 4}, dtype, 17, d, -5, 6);
+          const Tensor index = make_index({3, 6, 4}, 5, 18, d);  // 6 indices into 5 slots: repeats
+          ScatterAddArgs a{};
+          a.dtype = dtype;
+          a.outer = 3;
+          a.dst_dim = 5;
+          a.index_dim = 6;
+          a.inner = 4;
+          a.src_data = src.raw_data();
+          a.index_data = static_cast<const int64_t*>(index.raw_data());
+          a.dst_data = dst.raw_data();
+          run_on<PrimitiveOp::scatter_add>(d, src.numel(), a);
+          return std::vector<Tensor>{dst};
+        });
+  }
+}
+
+void gemm_rows(Rows& rows) {
+  for (DType dtype : kFloating) {
+    add(rows, PrimitiveOp::gemm, dtype, "batched_transposed_strided_shared", Tolerance::Norm, [dtype](Device d) {
+      std::vector<Tensor> out;
+      // 1. batch 3, one A shared by the batch (stride 0), A's rows padded (lda 12 > k 9), beta 0.
+      {
+        const Tensor a_store = make({5, 12}, dtype, 19, d);
+        const Tensor b = make({3, 9, 7}, dtype, 20, d);
+        Tensor c = empty({3, 5, 7}, dtype, d);
+        GemmArgs g{};
+        g.dtype = dtype;
+        g.batch = 3;
+        g.m = 5;
+        g.n = 7;
+        g.k = 9;
+        g.a = a_store.raw_data();
+        g.lda = 12;
+        g.batch_stride_a = 0;
+        g.b = b.raw_data();
+        g.ldb = 7;
+        g.batch_stride_b = 63;
+        g.c = c.raw_data();
+        g.ldc = 7;
+        g.batch_stride_c = 35;
+        run_on<PrimitiveOp::gemm>(d, c.numel(), g);
+        out.push_back(c);
+      }
+      // 2. both operands transposed, alpha 1.5, beta 0.5 onto a C with padded rows (ldc 10).
+      {
+        const Tensor a = make({2, 9, 5}, dtype, 21, d);  // stored K x M
+        const Tensor b = make({2, 7, 9}, dtype, 22, d);  // stored N x K
+        Tensor c = make({2, 5, 10}, dtype, 23, d);
+        GemmArgs g{};
+        g.dtype = dtype;
+        g.batch = 2;
+        g.m = 5;
+        g.n = 7;
+        g.k = 9;
+        g.a = a.raw_data();
+        g.lda = 5;
+        g.batch_stride_a = 45;
+        g.trans_a = true;
+        g.b = b.raw_data();
+        g.ldb = 9;
+        g.batch_stride_b = 63;
+        g.trans_b = true;
+        g.c = c.raw_data();
+        g.ldc = 10;
+        g.batch_stride_c = 50;
+        g.alpha = 1.5;
+        g.beta = 0.5;
+        run_on<PrimitiveOp::gemm>(d, 2 * 5 * 7, g);
+        out.push_back(c);
+      }
+      // 3. one C for the whole batch (stride 0), beta 1: C + A_0 B_0 + A_1 B_1, in order.
+      {
+        const Tensor a = make({2, 5, 9}, dtype, 24, d);
+        const Tensor b = make({2, 9, 7}, dtype, 25, d);
+        Tensor c = make({5, 7}, dtype, 26, d);
+        GemmArgs g{};
+        g.dtype = dtype;
+        g.batch = 2;
+        g.m = 5;
+        g.n = 7;
+        g.k = 9;
+        g.a = a.raw_data();
+        g.lda = 9;
+        g.batch_stride_a = 45;
+        g.b = b.raw_data();
+        g.ldb = 7;
+        g.batch_stride_b = 63;
+        g.c = c.raw_data();
+        g.ldc = 7;
+        g.batch_stride_c = 0;
+        g.beta = 1;
+        run_on<PrimitiveOp::gemm>(d, c.numel(), g);
+        out.push_back(c);
+      }
+      return out;
+    });
+  }
+}
+
+// The convolutions of the conv rows: 3x3 stride 2 padding 1, 1x1 (no col on the GPU), 2x3 unpadded, and a
+// 1x1 with stride 2 and padding 1 (im2col of zeros at the border).
+std::vector<Conv2dGeometry> conv_geometries() {
+  auto geometry = [](int64_t n, int64_t c_in, int64_t h, int64_t w, int64_t c_out, int64_t kh, int64_t kw,
+                     int64_t stride, int64_t pad) {
+    Conv2dGeometry g{};
+    g.n = n;
+    g.c_in = c_in;
+    g.h = h;
+    g.w = w;
+    g.c_out = c_out;
+    g.kh = kh;
+    g.kw = kw;
+    g.stride_h = g.stride_w = stride;
+    g.pad_h = g.pad_w = pad;
+    g.h_out = (h + 2 * pad - kh) / stride + 1;
+    g.w_out = (w + 2 * pad - kw) / stride + 1;
+    return g;
+  };
+  return {geometry(3, 2, 5, 7, 4, 3, 3, 2, 1), geometry(2, 4, 3, 5, 3, 1, 1, 1, 0), geometry(1, 3, 6, 5, 2, 2, 3, 1, 0),
+          geometry(2, 2, 5, 6, 3, 1, 1, 2, 1)};
+}
+
+void conv_rows(Rows& rows) {
+  for (DType dtype : kFloating) {
+    add(rows, PrimitiveOp::conv2d, dtype, "geometries", Tolerance::Norm, [dtype](Device d) {
+      std::vector<Tensor> out;
+      uint64_t stream = 30;
+      for (const Conv2dGeometry& g : conv_geometries()) {
+        const Tensor x = make({g.n, g.c_in, g.h, g.w}, dtype, stream++, d);
+        const Tensor w = make({g.c_out, g.c_in, g.kh, g.kw}, dtype, stream++, d);
+        const Tensor b = make({g.c_out}, dtype, stream++, d);
+        Tensor y = empty({g.n, g.c_out, g.h_out, g.w_out}, dtype, d);
+        Conv2dForwardArgs a{};
+        a.dtype = dtype;
+        a.g = g;
+        a.input = x.raw_data();
+        a.weight = w.raw_data();
+        a.bias = g.kh == 2 ? nullptr : b.raw_data();  // the 2x3 case runs without bias
+        a.output = y.raw_data();
+        run_on<PrimitiveOp::conv2d>(d, y.numel(), a);
+        out.push_back(y);
+      }
+      return out;
+    });
+    add(rows, PrimitiveOp::conv2d_backward_input, dtype, "geometries", Tolerance::Norm, [dtype](Device d) {
+      std::vector<Tensor> out;
+      uint64_t stream = 50;
+      for (const Conv2dGeometry& g : conv_geometries()) {
+        const Tensor go = make({g.n, g.c_out, g.h_out, g.w_out}, dtype, stream++, d);
+        const Tensor w = make({g.c_out, g.c_in, g.kh, g.kw}, dtype, stream++, d);
+        Tensor gi = empty({g.n, g.c_in, g.h, g.w}, dtype, d);
+        Conv2dBackwardInputArgs a{};
+        a.dtype = dtype;
+        a.g = g;
+        a.grad_output = go.raw_data();
+        a.weight = w.raw_data();
+        a.grad_input = gi.raw_data();
+        run_on<PrimitiveOp::conv2d_backward_input>(d, gi.numel(), a);
+        out.push_back(gi);
+      }
+      return out;
+    });
+    add(rows, PrimitiveOp::conv2d_backward_weight, dtype, "geometries", Tolerance::Norm, [dtype](Device d) {
+      std::vector<Tensor> out;
+      uint64_t stream = 70;
+      for (const Conv2dGeometry& g : conv_geometries()) {
+        const Tensor x = make({g.n, g.c_in, g.h, g.w}, dtype, stream++, d);
+        const Tensor go = make({g.n, g.c_out, g.h_out, g.w_out}, dtype, stream++, d);
+        Tensor gw = empty({g.c_out, g.c_in, g.kh, g.kw}, dtype, d);
+        Tensor gb = empty({g.c_out}, dtype, d);
+        const bool with_bias = g.kh != 2;
+        Conv2dBackwardWeightArgs a{};
+        a.dtype = dtype;
+        a.g = g;
+        a.input = x.raw_data();
+        a.grad_output = go.raw_data();
+        a.grad_weight = gw.raw_data();
+        a.grad_bias = with_bias ? gb.raw_data() : nullptr;
+        run_on<PrimitiveOp::conv2d_backward_weight>(d, gw.numel(), a);
+        out.push_back(gw);
+        if (with_bias) out.push_back(gb);
+      }
+      return out;
+    });
+  }
+}
+
+UpsampleNearestArgs upsample_args(DType dtype, const Tensor& src, const Tensor& dst) {
+  UpsampleNearestArgs a{};
+  a.dtype = dtype;
+  a.n = 2;
+  a.c = 3;
+  a.h = 3;
+  a.w = 4;
+  a.scale_h = 2;
+  a.scale_w = 3;
+  a.src = src.raw_data();
+  a.dst = dst.raw_data();
+  return a;
+}
+
+void upsample_rows(Rows& rows) {
+  for (DType dtype : kFloating) {
+    add(rows, PrimitiveOp::upsample_nearest2d, dtype, "scale_2x3", Tolerance::Exact, [dtype](Device d) {
+      const Tensor small = make({2, 3, 3, 4}, dtype, 90, d);
+      Tensor big = empty({2, 3, 6, 12}, dtype, d);
+      run_on<PrimitiveOp::upsample_nearest2d>(d, big.numel(), upsample_args(dtype, small, big));
+      return std::vector<Tensor>{big};
+    });
+    add(rows, PrimitiveOp::upsample_nearest2d_backward, dtype, "scale_2x3", Tolerance::Elementwise, [dtype](Device d) {
+      const Tensor big = make({2, 3, 6, 12}, dtype, 91, d);
+      Tensor small = empty({2, 3, 3, 4}, dtype, d);
+      run_on<PrimitiveOp::upsample_nearest2d_backward>(d, small.numel(), upsample_args(dtype, big, small));
+      return std::vector<Tensor>{small};
+    });
+  }
+}
+
+void optimizer_rows(Rows& rows) {
+  constexpr int64_t kNumel = 1001;
+  for (DType dtype : kFloating) {
+    add(rows, PrimitiveOp::sgd_step, dtype, "momentum_nesterov_and_plain_two_steps", Tolerance::Elementwise,
+        [dtype](Device d) {
+          std::vector<Tensor> out;
+          for (bool momentum : {true, false}) {
+            Tensor p = make({kNumel}, dtype, 100, d);
+            Tensor buf = make({kNumel}, dtype, 101, d);  // overwritten at step 1
+            SgdStepArgs a{};
+            a.dtype = dtype;
+            a.numel = kNumel;
+            a.param = p.raw_data();
+            a.momentum_buffer = momentum ? buf.raw_data() : nullptr;
+            a.lr = 0.1;
+            a.h.momentum = momentum ? 0.9 : 0.0;
+            a.h.dampening = momentum ? 0.1 : 0.0;
+            a.h.weight_decay = 0.01;
+            a.h.nesterov = momentum;
+            for (int64_t step = 1; step <= 2; ++step) {
+              const Tensor grad = make({kNumel}, dtype, 102 + static_cast<uint64_t>(step), d);
+              a.grad = grad.raw_data();
+              a.step = step;
+              run_on<PrimitiveOp::sgd_step>(d, kNumel, a);
+            }
+            out.push_back(p);
+            if (momentum) out.push_back(buf);
+          }
+          return out;
+        });
+    add(rows, PrimitiveOp::adam_step, dtype, "adam_and_adamw_three_steps", Tolerance::Elementwise, [dtype](Device d) {
+      std::vector<Tensor> out;
+      for (bool decoupled : {false, true}) {
+        Tensor p = make({kNumel}, dtype, 110, d);
+        Tensor m = zeros({kNumel}, dtype).to(d);
+        Tensor v = zeros({kNumel}, dtype).to(d);
+        AdamStepArgs a{};
+        a.dtype = dtype;
+        a.numel = kNumel;
+        a.param = p.raw_data();
+        a.exp_avg = m.raw_data();
+        a.exp_avg_sq = v.raw_data();
+        a.lr = 1e-2;
+        a.h.beta1 = 0.5;
+        a.h.beta2 = 0.999;
+        a.h.eps = 1e-8;
+        a.h.weight_decay = 0.01;
+        a.h.decoupled_weight_decay = decoupled;
+        for (int64_t step = 1; step <= 3; ++step) {
+          const Tensor grad = make({kNumel}, dtype, 111 + static_cast<uint64_t>(step), d);
+          a.grad = grad.raw_data();
+          a.step = step;
+          run_on<PrimitiveOp::adam_step>(d, kNumel, a);
+        }
+        out.insert(out.end(), {p, m, v});
+      }
+      return out;
+    });
+  }
+}
+
+Rows build_rows() {
+  Rows rows;
+  copy_rows(rows);
+  cast_rows(rows);
+  fill_rows(rows);
+  random_rows(rows);
+  unary_rows(rows);
+  binary_rows(rows);
+  compare_rows(rows);
+  where_rows(rows);
+  reduce_rows(rows);
+  argmax_rows(rows);
+  gather_rows(rows);
+  scatter_add_rows(rows);
+  gemm_rows(rows);
+  conv_rows(rows);
+  upsample_rows(rows);
+  optimizer_rows(rows);
+  return rows;
+}
+
+// The larger of two doubles' ulp in `dtype`.
+double ulp(double x, DType dtype) {
+  if (dtype == f32) {
+    const float f = static_cast<float>(std::fabs(x));
+    return static_cast<double>(std::nextafter(f, std::numeric_limits<float>::infinity()) - f);
+  }
+  const double a = std::fabs(x);
+  return std::nextafter(a, std::numeric_limits<double>::infinity()) - a;
+}
+
+bool same_value(double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+
+}  // namespace
+
+const char* tolerance_name(Tolerance tolerance) {
+  switch (tolerance) {
+    case Tolerance::Exact: return "exact";
+    case Tolerance::Elementwise: return "elementwise 1e-6 (1 + |want|)";
+    case Tolerance::Norm: return "relative norm";
+    case Tolerance::Ulp4: return "4 ulp";
+  }
+  return "?";
+}
+
+std::string compare(const Tensor& got, const Tensor& want, Tolerance tolerance) {
+  std::ostringstream os;
+  if (got.shape() != want.shape() || got.dtype() != want.dtype()) {
+    os << "got " << got.dtype() << " " << got.shape() << ", want " << want.dtype() << " " << want.shape();
+    return os.str();
+  }
+  const std::vector<double> a = got.to_vector<double>(), b = want.to_vector<double>();
+  if (tolerance == Tolerance::Norm) {
+    const double limit = precision() == Precision::TF32 ? 1e-2 : 1e-5;
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (std::isnan(a[i]) != std::isnan(b[i])) {
+        os << "element " << i << ": got " << a[i] << ", want " << b[i];
+        return os.str();
+      }
+      if (std::isnan(b[i])) continue;
+      diff += (a[i] - b[i]) * (a[i] - b[i]);
+      norm += b[i] * b[i];
+    }
+    const double relative = norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
+    if (!(relative <= limit)) {
+      os << "||got - want|| / ||want|| = " << relative << " > " << limit << " over " << a.size() << " elements";
+      return os.str();
+    }
+    return "";
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (same_value(a[i], b[i])) continue;
+    const double err = std::fabs(a[i] - b[i]);
+    bool ok = false;
+    if (tolerance == Tolerance::Elementwise) ok = err <= 1e-6 * (1 + std::fabs(b[i]));
+    if (tolerance == Tolerance::Ulp4) ok = err <= 4 * ulp(b[i], want.dtype());
+    if (!ok) {
+      os.precision(17);
+      os << "element " << i << " of " << a.size() << ": got " << a[i] << ", want " << b[i] << " ("
+         << tolerance_name(tolerance) << ")";
+      return os.str();
+    }
+  }
+  return "";
+}
+
+const std::vector<PrimitiveRow>& primitive_rows() {
+  static const Rows rows = build_rows();
+  return rows;
+}
+
+std::string primitive_row_parity(const PrimitiveRow& row, Device ref, Device test) {
+  const std::vector<Tensor> want = row.run(ref);
+  const std::vector<Tensor> got = row.run(test);
+  if (got.size() != want.size() || want.empty()) return "the row returned different numbers of results";
+  for (size_t i = 0; i < want.size(); ++i) {
+    const std::string message = compare(got[i], want[i], row.tolerance);
+    if (!message.empty()) return "result " + std::to_string(i) + ": " + message;
+  }
+  return "";
+}
+
+std::string op_row_parity(const OpCase& c, Device ref, Device test) {
+  const std::vector<Tensor> inputs = c.make_inputs();  // float64 CPU leaves (and int64 / bool inputs)
+  struct Run {
+    Tensor y;
+    std::vector<Tensor> grads;
+  };
+  auto run = [&](Device device) {
+    std::vector<Tensor> moved;
+    for (const Tensor& x : inputs) {
+      if (!is_floating(x.dtype())) {
+        moved.push_back(x.to(device));
+        continue;
+      }
+      Tensor t = x.detach().to(DType::Float32).to(device);
+      t.requires_grad_(x.requires_grad());
+      moved.push_back(t);
+    }
+    Run r;
+    r.y = c.fn(moved);
+    // L = sum(y * w) with fixed weights in [0.5, 1.5): every output element reaches every gradient.
+    const Tensor w = uniform(r.y.shape(), 0.5, 1.5, RandomKey{0x5eed, 8, 0}, DType::Float32).to(device);
+    sum(mul(r.y.to(DType::Float32), w)).backward();
+    for (const Tensor& t : moved) r.grads.push_back(t.requires_grad() ? t.grad() : Tensor());
+    return r;
+  };
+  const Run want = run(ref), got = run(test);
+  // A row mixes maps with reductions and products (a broadcast input's gradient is a sum), so a result passes
+  // within the elementwise tolerance or, failing that, the norm tolerance of reductions.
+  auto check = [](const Tensor& g, const Tensor& w) {
+    const std::string elementwise = compare(g, w, Tolerance::Elementwise);
+    if (elementwise.empty()) return elementwise;
+    const std::string norm = compare(g, w, Tolerance::Norm);
+    return norm.empty() ? norm : elementwise + "; " + norm;
+  };
+  std::string message = check(got.y, want.y);
+  if (!message.empty()) return "output: " + message;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].requires_grad()) continue;
+    if (!want.grads[i].defined() || !got.grads[i].defined()) {
+      return "no gradient reached input " + std::to_string(i) + " on " + (want.grads[i].defined() ? "test" : "ref");
+    }
+    message = check(got.grads[i], want.grads[i]);
+    if (!message.empty()) return "gradient of input " + std::to_string(i) + ": " + message;
+  }
+  return "";
+}
+
+std::vector<std::string> primitives_without_rows() {
+  std::set<std::pair<PrimitiveOp, DType>> covered;
+  for (const PrimitiveRow& row : primitive_rows()) covered.insert({row.op, row.dtype});
+  const Backend& cpu = backend_for(Device::cpu());
+  std::vector<std::string> missing;
+  const PrimitiveOp all[] = {
+#define X(name, Args) PrimitiveOp::name,
+#include "backends/primitives.def"
+#undef X
+  };
+  for (PrimitiveOp op : all) {
+    for (DType dtype : kAllDTypes) {
+      if (cpu.supports(op, dtype) && covered.count({op, dtype}) == 0) {
+        missing.push_back(std::string(primitive_name(op)) + "/" + dtype_name(dtype));
+      }
+    }
+  }
+  return missing;
+}
+
+}  // namespace atelier::parity

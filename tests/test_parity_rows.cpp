@@ -1,0 +1,63 @@
+// The parity tables of tests/parity/ (run CPU against CUDA by the CUDA test program), checked here on the CPU:
+// every primitive and dtype the CPU supports has a row, every row runs and agrees with itself CPU against CPU
+// (so a row's own bugs show up without a GPU), every op-table row passes the float32 op harness CPU against CPU,
+// and the comparison does fail on a wrong result.
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "autograd/op_table.h"
+#include "backends/backend.h"
+#include "tensor/creation.h"
+#include "tests/parity/parity.h"
+
+using namespace atelier;
+
+TEST_CASE("parity: every primitive and CPU-supported dtype has a row") {
+  for (const std::string& missing : parity::primitives_without_rows()) {
+    INFO("primitive without a parity row in tests/parity/parity.cpp: " << missing);
+    CHECK(false);
+  }
+  // And every row is of a dtype the CPU supports (so it can run as the reference).
+  for (const parity::PrimitiveRow& row : parity::primitive_rows()) {
+    INFO("row " << row.name);
+    CHECK(backend_for(Device::cpu()).supports(row.op, row.dtype));
+  }
+}
+
+TEST_CASE("parity: every primitive row runs on the CPU and agrees with itself") {
+  CHECK(parity::primitive_rows().size() >= 50);
+  for (const parity::PrimitiveRow& row : parity::primitive_rows()) {
+    INFO("row " << row.name);
+    CHECK(parity::primitive_row_parity(row, Device::cpu(), Device::cpu()) == "");
+  }
+}
+
+TEST_CASE("parity: every op-table row passes the float32 harness CPU against CPU") {
+  for (const OpCase& c : op_table()) {
+    INFO("row " << c.name);
+    CHECK(parity::op_row_parity(c, Device::cpu(), Device::cpu()) == "");
+  }
+}
+
+TEST_CASE("parity: the comparison catches wrong results") {
+  const Tensor want = from_vector(std::vector<float>{1.0f, -2.0f, 3.0f, 1e-3f}, {4});
+  const Tensor off_by_1e4 = from_vector(std::vector<float>{1.0f, -2.0f, 3.0003f, 1e-3f}, {4});
+  const Tensor nan = from_vector(std::vector<float>{1.0f, -2.0f, std::numeric_limits<float>::quiet_NaN(), 1e-3f}, {4});
+  CHECK(parity::compare(want, want, parity::Tolerance::Exact) == "");
+  CHECK(parity::compare(off_by_1e4, want, parity::Tolerance::Exact).find("element 2") != std::string::npos);
+  CHECK(parity::compare(off_by_1e4, want, parity::Tolerance::Elementwise).find("element 2") != std::string::npos);
+  CHECK(parity::compare(off_by_1e4, want, parity::Tolerance::Norm).find("||got - want||") != std::string::npos);
+  CHECK(parity::compare(nan, want, parity::Tolerance::Norm) != "");
+  CHECK(parity::compare(nan, nan, parity::Tolerance::Exact) == "");
+  CHECK(parity::compare(want, want.to(DType::Float64), parity::Tolerance::Exact).find("float64") != std::string::npos);
+  // 4 ulp of float32 at 3 is 4 * 2^-22: 3 + 2 ulp passes, 3 + 8 ulp does not.
+  const float three = 3.0f, ulp = std::nextafter(three, 4.0f) - three;
+  const Tensor two_ulp = from_vector(std::vector<float>{1.0f, -2.0f, three + 2 * ulp, 1e-3f}, {4});
+  const Tensor eight_ulp = from_vector(std::vector<float>{1.0f, -2.0f, three + 8 * ulp, 1e-3f}, {4});
+  CHECK(parity::compare(two_ulp, want, parity::Tolerance::Ulp4) == "");
+  CHECK(parity::compare(eight_ulp, want, parity::Tolerance::Ulp4) != "");
+}
