@@ -18,9 +18,12 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_check.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/host_device.h"
 #include "backends/image_checks.h"
 
 namespace atelier {
@@ -41,7 +44,7 @@ struct Im2col {
   const T* input;
   T* col;
   Conv2dGeometry g;
-  __device__ void operator()(int64_t e) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     const int64_t kk = g.kh * g.kw, ckk = g.c_in * kk, pixels = g.h_out * g.w_out;
     const int64_t p = e % pixels, row = e / pixels % ckk, image = e / pixels / ckk;
     const int64_t c = row / kk, i = row % kk / g.kw, j = row % g.kw;
@@ -59,7 +62,7 @@ struct Col2im {
   const T* col;
   T* image_out;
   Conv2dGeometry g;
-  __device__ void operator()(int64_t e) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     const int64_t kk = g.kh * g.kw, ckk = g.c_in * kk, pixels = g.h_out * g.w_out;
     const int64_t x = e % g.w, y = e / g.w % g.h, c = e / (g.h * g.w) % g.c_in, image = e / (g.h * g.w * g.c_in);
     const T* rows = col + (image * ckk + c * kk) * pixels;  // the kk rows of channel c
@@ -84,7 +87,7 @@ struct AddBias {
   T* out;
   const T* bias;
   int64_t c_out, pixels;
-  __device__ void operator()(int64_t e) const { out[e] += bias[e / pixels % c_out]; }
+  ATELIER_HOST_DEVICE void operator()(int64_t e) const { out[e] += bias[e / pixels % c_out]; }
 };
 
 // Images per chunk so that a chunk's col (images, CKK, P) stays within kColBytes.

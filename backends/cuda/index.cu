@@ -15,9 +15,12 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_check.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/host_device.h"
 #include "backends/strided.h"
 
 namespace atelier {
@@ -98,7 +101,7 @@ struct ScatterAddAsGather {
   const int64_t* index;
   T* dst;
   int64_t dst_dim, index_dim, inner;
-  __device__ void operator()(int64_t n) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t n) const {
     using Acc = std::conditional_t<std::is_floating_point_v<T>, T, uint64_t>;
     const int64_t i = n % inner, d = n / inner % dst_dim, o = n / inner / dst_dim;
     const int64_t first = o * index_dim * inner + i;  // (o, 0, i) in src and index

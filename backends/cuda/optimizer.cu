@@ -9,6 +9,7 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/host_device.h"
 
 namespace atelier {
 namespace {
@@ -22,7 +23,7 @@ struct SgdStep {
   double lr;
   SgdHyperparameters h;
   bool first;
-  __device__ void operator()(int64_t i) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t i) const {
     double g = static_cast<double>(grad[i]) + h.weight_decay * static_cast<double>(p[i]);
     if (h.momentum != 0) {
       // PyTorch starts the buffer at the first gradient itself (no dampening on step 1).
@@ -44,7 +45,7 @@ struct AdamStep {
   T* v;
   AdamHyperparameters h;
   double step_size, bias_correction2_sqrt, l2, shrink;
-  __device__ void operator()(int64_t i) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t i) const {
     const double pi = static_cast<double>(p[i]) * shrink;
     const double g = static_cast<double>(grad[i]) + l2 * pi;
     const double mi = h.beta1 * static_cast<double>(m[i]) + (1 - h.beta1) * g;

@@ -13,9 +13,12 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_check.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/host_device.h"
 #include "backends/strided.h"
 
 namespace atelier {
@@ -39,10 +42,10 @@ const char* reduce_op_name(ReduceOp op) {
 template <typename T>
 struct SumReducer {
   using Acc = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
-  __device__ static Acc init() { return Acc(0); }
-  __device__ static Acc load(T x) { return static_cast<Acc>(x); }
-  __device__ static Acc combine(Acc a, Acc b) { return a + b; }
-  __device__ static T finish(Acc a, double scale) {
+  ATELIER_HOST_DEVICE static Acc init() { return Acc(0); }
+  ATELIER_HOST_DEVICE static Acc load(T x) { return static_cast<Acc>(x); }
+  ATELIER_HOST_DEVICE static Acc combine(Acc a, Acc b) { return a + b; }
+  ATELIER_HOST_DEVICE static T finish(Acc a, double scale) {
     if constexpr (std::is_floating_point_v<T>) {
       return static_cast<T>(a * scale);
     } else {
@@ -55,20 +58,20 @@ struct SumReducer {
 template <typename T>
 struct MaxReducer {
   using Acc = T;
-  __device__ static Acc init() {
+  ATELIER_HOST_DEVICE static Acc init() {
     if constexpr (std::is_floating_point_v<T>) {
       return static_cast<T>(-INFINITY);
     } else {
       return INT64_MIN;
     }
   }
-  __device__ static Acc load(T x) { return x; }
-  __device__ static Acc combine(Acc m, Acc x) { return (x > m || x != x) ? x : m; }
-  __device__ static T finish(Acc a, double) { return a; }
+  ATELIER_HOST_DEVICE static Acc load(T x) { return x; }
+  ATELIER_HOST_DEVICE static Acc combine(Acc m, Acc x) { return (x > m || x != x) ? x : m; }
+  ATELIER_HOST_DEVICE static T finish(Acc a, double) { return a; }
 };
 
 // The element offset of position `linear` of a one-operand plan.
-__device__ inline int64_t offset_at(const StridedPlan<1>& plan, int64_t linear) {
+ATELIER_HOST_DEVICE inline int64_t offset_at(const StridedPlan<1>& plan, int64_t linear) {
   int64_t offset[1];
   plan_offsets(plan, linear, offset);
   return offset[0];
@@ -81,7 +84,7 @@ struct ReducePerThread {
   T* dst;
   StridedPlan<1> kept, reduced;
   double scale;
-  __device__ void operator()(int64_t k) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t k) const {
     const T* base = src + offset_at(kept, k);
     typename Red::Acc acc = Red::init();
     for (int64_t r = 0; r < reduced.numel; ++r) acc = Red::combine(acc, Red::load(base[offset_at(reduced, r)]));
@@ -164,7 +167,7 @@ struct Argmax {
   int64_t* dst;
   StridedPlan<1> kept;
   int64_t n, stride;
-  __device__ void operator()(int64_t k) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t k) const {
     const T* x = src + offset_at(kept, k);
     T best = x[0];
     int64_t best_index = 0;

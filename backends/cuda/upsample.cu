@@ -10,6 +10,7 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/host_device.h"
 #include "backends/image_checks.h"
 
 namespace atelier {
@@ -21,7 +22,7 @@ struct UpsampleForward {
   const T* small;
   T* big;
   int64_t h, w, scale_h, scale_w;
-  __device__ void operator()(int64_t e) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     const int64_t big_w = w * scale_w, big_h = h * scale_h;
     const int64_t x = e % big_w, y = e / big_w % big_h, plane = e / (big_w * big_h);
     big[e] = small[(plane * h + y / scale_h) * w + x / scale_w];
@@ -34,7 +35,7 @@ struct UpsampleBackward {
   const T* big;
   T* small;
   int64_t h, w, scale_h, scale_w;
-  __device__ void operator()(int64_t e) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     const int64_t big_w = w * scale_w, big_h = h * scale_h;
     const int64_t x = e % w, y = e / w % h, plane = e / (w * h);
     const T* block = big + (plane * big_h + y * scale_h) * big_w + x * scale_w;

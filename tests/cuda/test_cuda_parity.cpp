@@ -26,7 +26,7 @@ TEST_CASE("parity: every primitive and CPU-supported dtype has a row") {
 TEST_CASE("parity: every primitive row gives the CPU's results on CUDA") {
   int checked = 0;
   for (const parity::PrimitiveRow& row : parity::primitive_rows()) {
-    INFO("row " << row.name << " (" << parity::tolerance_name(row.tolerance) << ")");
+    INFO("row " << row.name << " (" << std::string(parity::tolerance_name(row.tolerance)) << ")");
     std::string message;
     try {
       message = parity::primitive_row_parity(row, Device::cpu(), Device::cuda());
