@@ -66,6 +66,13 @@ inline Layout contiguous_like(const Layout& shape) {
   return out;
 }
 
+// The layout of a scalar operand broadcast to `shape`'s sizes: every stride 0 (BinaryArgs::b_scalar).
+inline Layout scalar_layout(const Layout& shape) {
+  Layout out = shape;
+  for (int d = 0; d < shape.ndim; ++d) out.strides[d] = 0;
+  return out;
+}
+
 // offsets[k] = the element offset, from operand k's data pointer, of the element at row-major position `linear`
 // of the plan's index space (0 <= linear < plan.numel).
 template <int N>

@@ -1,5 +1,7 @@
-// Op benchmarks on the CPU, float32, at the shapes BEGAN trains with (batch 16): GEMM, conv2d forward / input
-// gradient / weight gradient, ELU, nearest upsampling, and a copy for the memory-bandwidth reference.
+// Op benchmarks, float32, at the shapes BEGAN trains with (batch 16): GEMM, conv2d forward / input gradient /
+// weight gradient, ELU, nearest upsampling, and a copy for the memory-bandwidth reference. On the CPU by default;
+// `--device cuda` runs the same ops on the GPU (each iteration then ends with a synchronize, so the time is the
+// kernels', not the launches'; the FMA peak rows are the CPU's and are left out).
 //
 // Every name is shared with bench/peers/ops_torch.py, so scripts/bench-vs-torch.sh can join the two tables:
 //   gemm/MxKxN                      (M x K) @ (K x N)
@@ -19,6 +21,7 @@
 // which is O(1) per call. The conv gradients are raw::conv2d_backward_input / raw::conv2d_backward_weight.
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -39,6 +42,14 @@ namespace atelier {
 namespace {
 
 constexpr double kGiga = 1e-9;
+
+// The device the ops run on (--device), and the wait that ends each timed iteration there.
+Device g_device = Device::cpu();
+
+Tensor on_device(const Tensor& t) { return t.to(g_device); }
+void finish() {
+  if (!g_device.is_cpu()) backend_for(g_device).synchronize();
+}
 
 // Rates in units of 10^9 per second: printed "GFLOP=95.2/s", and the JSON fields GFLOP and GB hold GFLOP/s and
 // GB/s.
@@ -66,11 +77,12 @@ struct GemmCase {
 };
 
 void bench_gemm(benchmark::State& state, const GemmCase& c) {
-  Tensor a = c.trans_a ? randn({c.k, c.m}).transpose(0, 1) : randn({c.m, c.k});
-  Tensor b = c.trans_b ? randn({c.n, c.k}).transpose(0, 1) : randn({c.k, c.n});
+  Tensor a = c.trans_a ? on_device(randn({c.k, c.m})).transpose(0, 1) : on_device(randn({c.m, c.k}));
+  Tensor b = c.trans_b ? on_device(randn({c.n, c.k})).transpose(0, 1) : on_device(randn({c.k, c.n}));
   for (auto _ : state) {
     Tensor out = raw::matmul(a, b);
     benchmark::DoNotOptimize(out.raw_data());
+    finish();
   }
   set_flops(state, 2.0 * static_cast<double>(c.m) * static_cast<double>(c.n) * static_cast<double>(c.k));
 }
@@ -125,9 +137,9 @@ enum class ConvPass { Forward, BackwardInput, BackwardWeight, All3 };
 void bench_conv(benchmark::State& state, const ConvCase& c, ConvPass pass) {
   const Conv2dGeometry g = geometry(c);
   const int64_t stride = c.stride, padding = g.pad_h;
-  Tensor input = randn({g.n, g.c_in, g.h, g.w});                 // (N, C_in, H, W)
-  Tensor weight = randn({g.c_out, g.c_in, g.kh, g.kw});          // (C_out, C_in, 3, 3)
-  Tensor grad_output = randn({g.n, g.c_out, g.h_out, g.w_out});  // (N, C_out, H_out, W_out)
+  Tensor input = on_device(randn({g.n, g.c_in, g.h, g.w}));                 // (N, C_in, H, W)
+  Tensor weight = on_device(randn({g.c_out, g.c_in, g.kh, g.kw}));          // (C_out, C_in, 3, 3)
+  Tensor grad_output = on_device(randn({g.n, g.c_out, g.h_out, g.w_out}));  // (N, C_out, H_out, W_out)
   for (auto _ : state) {
     if (pass == ConvPass::Forward || pass == ConvPass::All3) {
       Tensor output = raw::conv2d(input, weight, Tensor(), stride, padding);
@@ -142,6 +154,7 @@ void bench_conv(benchmark::State& state, const ConvCase& c, ConvPass pass) {
           raw::conv2d_backward_weight(input, grad_output, weight.shape(), /*with_bias=*/false, stride, padding);
       benchmark::DoNotOptimize(grads.weight.raw_data());
     }
+    finish();
   }
   set_flops(state, conv_flops(g) * (pass == ConvPass::All3 ? 3 : 1));
 }
@@ -152,10 +165,11 @@ void bench_conv(benchmark::State& state, const ConvCase& c, ConvPass pass) {
 const Shape kActivation = {16, 64, 64, 64};
 
 void bench_copy(benchmark::State& state) {
-  Tensor x = randn(kActivation);
+  Tensor x = on_device(randn(kActivation));
   for (auto _ : state) {
     Tensor out = raw::clone(x);
     benchmark::DoNotOptimize(out.raw_data());
+    finish();
   }
   set_bytes(state, 2.0 * 4 * static_cast<double>(x.numel()));
 }
@@ -164,10 +178,11 @@ void bench_copy(benchmark::State& state) {
 // max(x, 0) + (exp(min(x, 0)) - 1) branch-free). A vectorised exp costs ~10-20 FLOPs: 4.19 M x ~10 = 0.04 GFLOP,
 // far under the copy time, so ELU should run near copy speed (it does: ~75%; scalar expm1 took 18.8 ms).
 void bench_elu(benchmark::State& state) {
-  Tensor x = randn(kActivation);
+  Tensor x = on_device(randn(kActivation));
   for (auto _ : state) {
     Tensor out = raw::unary(UnaryOp::Elu, x, 1.0);
     benchmark::DoNotOptimize(out.raw_data());
+    finish();
   }
   set_bytes(state, 2.0 * 4 * static_cast<double>(x.numel()));
 }
@@ -176,11 +191,12 @@ void bench_elu(benchmark::State& state) {
 //   forward:  reads 4.2 MB, writes 16.8 MB;  backward (sum of each 2x2 block): reads 16.8 MB, writes 4.2 MB.
 void bench_upsample(benchmark::State& state, bool backward) {
   const int64_t scale = 2;
-  Tensor small = randn({16, 64, 32, 32});  // (N, C, H, W)
-  Tensor large = randn({16, 64, 64, 64});  // (N, C, 2H, 2W)
+  Tensor small = on_device(randn({16, 64, 32, 32}));  // (N, C, H, W)
+  Tensor large = on_device(randn({16, 64, 64, 64}));  // (N, C, 2H, 2W)
   for (auto _ : state) {
     Tensor out = backward ? raw::upsample_nearest2d_backward(large, scale) : raw::upsample_nearest2d(small, scale);
     benchmark::DoNotOptimize(out.raw_data());
+    finish();
   }
   set_bytes(state, 4.0 * static_cast<double>(small.numel() + large.numel()));
 }
@@ -258,8 +274,10 @@ void register_all() {
   auto add = [](const std::string& name, auto fn) {
     benchmark::RegisterBenchmark(name.c_str(), fn)->Unit(benchmark::kMillisecond)->UseRealTime();
   };
-  add("peak/fma", [](benchmark::State& s) { bench_fma_peak(s, true); });
-  add("peak/fma_1thread", [](benchmark::State& s) { bench_fma_peak(s, false); });
+  if (g_device.is_cpu()) {
+    add("peak/fma", [](benchmark::State& s) { bench_fma_peak(s, true); });
+    add("peak/fma_1thread", [](benchmark::State& s) { bench_fma_peak(s, false); });
+  }
   for (const GemmCase& c : gemm_cases()) {
     add(c.name, [c](benchmark::State& s) { bench_gemm(s, c); });
   }
@@ -285,12 +303,39 @@ void register_all() {
 }  // namespace
 }  // namespace atelier
 
+// --device cpu|cuda (also --device=cuda) is ours: it is taken out of argv before Google Benchmark reads the rest.
 int main(int argc, char** argv) {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    if (arg == "--device" && i + 1 < argc) {
+      value = argv[++i];
+    } else if (arg.rfind("--device=", 0) == 0) {
+      value = arg.substr(9);
+    } else {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    if (value != "cpu" && value != "cuda") {
+      std::fprintf(stderr, "bench_ops: --device '%s' is not a device (cpu or cuda)\n", value.c_str());
+      return 2;
+    }
+    atelier::g_device = value == "cpu" ? atelier::Device::cpu() : atelier::Device::cuda();
+  }
+  argc = kept;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  try {
+    (void)atelier::backend_for(atelier::g_device);
+  } catch (const atelier::Error& e) {
+    std::fprintf(stderr, "bench_ops: %s\n", e.what());
+    return 2;
+  }
   atelier::manual_seed(0);
   atelier::register_all();
   benchmark::AddCustomContext("atelier_threads", std::to_string(atelier::num_threads()));
+  benchmark::AddCustomContext("atelier_device", atelier::g_device.str());
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

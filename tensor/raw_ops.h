@@ -43,7 +43,7 @@ void fill_(const Tensor& t, double value);
 Tensor unary(UnaryOp op, const Tensor& t, double p0 = 0, double p1 = 0);
 // a and b broadcast (NumPy rules); same dtype and device required.
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
-// A scalar operand, made a 0-d tensor of a's dtype.
+// A scalar operand: it travels by value in the args (BinaryArgs::b_scalar), costing no tensor and no device memory.
 Tensor binary(BinaryOp op, const Tensor& a, double b);
 // dst = op(dst, other), written into dst's own bytes; `other` broadcasts to dst's shape. Bumps dst's version.
 // A non-contiguous dst is computed aside and copied back (the kernels write contiguous outputs).

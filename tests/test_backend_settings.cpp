@@ -29,3 +29,30 @@ TEST_CASE("cuda:N other than cuda:0 is refused, naming the device") {
     check_throws_with([] { backend_for(Device::cuda(2)); }, {"cuda:2", "cuda:0", "CUDA_VISIBLE_DEVICES"});
   }
 }
+
+TEST_CASE("a tensor-scalar op allocates its output and nothing else (the scalar travels in the args)") {
+  Backend& cpu = backend_for(Device::cpu());
+  const Tensor a = tensor({1, -2, 3, 4}, {2, 2});
+  auto blocks_taken = [&] {
+    const AllocatorStats s = cpu.allocator_stats();
+    return s.system_allocs + s.cache_hits;
+  };
+  const size_t before = blocks_taken();
+  const Tensor sum = raw::binary(BinaryOp::Add, a, 0.5);
+  const Tensor above = raw::compare(CompareOp::Gt, a, 0.0);
+  CHECK(blocks_taken() - before == 2);  // the two outputs
+  CHECK(sum.to_vector<float>() == std::vector<float>{1.5f, -1.5f, 3.5f, 4.5f});
+  CHECK(above.to_vector<bool>() == std::vector<bool>{true, false, true, true});
+  // In place, on a non-contiguous view too (computed aside, copied back).
+  const Tensor b = tensor({1, 2, 3, 4}, {2, 2});
+  raw::binary_(BinaryOp::Mul, b.t(), 10.0);
+  CHECK(b.to_vector<float>() == std::vector<float>{10, 20, 30, 40});
+  const Tensor c = tensor({1, 2, 3, 4}, {2, 2});
+  const size_t before_inplace = blocks_taken();
+  raw::binary_(BinaryOp::Sub, c, 1.0);
+  CHECK(blocks_taken() == before_inplace);
+  CHECK(c.to_vector<float>() == std::vector<float>{0, 1, 2, 3});
+  // An int64 comparison converts the scalar as fill does (truncation toward zero).
+  const Tensor labels = from_vector(std::vector<int64_t>{-1, 0, 1, 2}, {4});
+  CHECK(raw::compare(CompareOp::Ge, labels, 0.9).to_vector<bool>() == std::vector<bool>{false, true, true, true});
+}

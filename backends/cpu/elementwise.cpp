@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "backends/convert.h"
 #include "backends/cpu/eigen.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/strided.h"
@@ -151,10 +152,20 @@ void unary_typed(const UnaryArgs& args) {
   throw Error("cpu unary: unknown op " + std::to_string(static_cast<int>(args.op)));
 }
 
+// The second operand of binary and compare: the tensor's data, or (b_data == nullptr) the scalar b_scalar
+// converted into `scalar`, read through the zero strides of b's layout.
+template <typename T>
+const T* second_operand(const void* b_data, double b_scalar, T& scalar) {
+  if (b_data != nullptr) return static_cast<const T*>(b_data);
+  scalar = convert_element<T>(b_scalar);
+  return &scalar;
+}
+
 template <typename T>
 void binary_typed(const BinaryArgs& args) {
   const T* a = static_cast<const T*>(args.a_data);
-  const T* b = static_cast<const T*>(args.b_data);
+  T scalar;
+  const T* b = second_operand(args.b_data, args.b_scalar, scalar);
   T* dst = static_cast<T*>(args.dst_data);
   const Layout &la = args.a, &lb = args.b;
   switch (args.op) {
@@ -173,7 +184,8 @@ void binary_typed(const BinaryArgs& args) {
 template <typename T>
 void compare_typed(const CompareArgs& args) {
   const T* a = static_cast<const T*>(args.a_data);
-  const T* b = static_cast<const T*>(args.b_data);
+  T scalar;
+  const T* b = second_operand(args.b_data, args.b_scalar, scalar);
   bool* dst = args.dst_data;
   const Layout &la = args.a, &lb = args.b;
   switch (args.op) {

@@ -1,10 +1,10 @@
 // The CUDA backend, private to backends/cuda/ (never installed): class CudaBackend and its support table.
 //
 // Every primitive of backends/primitives.def gets an override here; its body lives in the .cu file of its kernel
-// family (copy.cu, elementwise.cu, ...), or, until the family is written, in not_yet_implemented.cu, where it
-// throws "<op> is not implemented on cuda". supports() answers from the cuda::<op>_types lists below, which are
-// also what the kernels dispatch over (backends/dispatch.h), so support is written once: a family not yet written
-// lists no type (NotImplemented) and reports no support.
+// family (copy_fill.cu, elementwise.cu, reduce.cu, ...). supports() answers from the cuda::<op>_types lists below,
+// which are also what the kernels dispatch over (backends/dispatch.h), so support is written once. A primitive
+// added to the list before its CUDA kernel exists gets `using <op>_types = NotImplemented;` (no type, no support)
+// and a body that calls not_implemented(PrimitiveOp::<op>), which throws "<op> is not implemented on cuda".
 //
 // Nothing here touches CUDA at load or static-initialisation time: available() asks the driver once, on first
 // call, and the stream, cuBLAS handle, workspace and caching allocator (backends/cuda/context.h) are made on first
@@ -22,17 +22,18 @@ namespace atelier {
 
 namespace cuda {
 
-// The type list of a primitive whose kernels are not written yet: supports() is false for every dtype.
+// The type list of a primitive whose kernel is not written yet: supports() is false for every dtype. (Every
+// primitive has its kernel today.)
 using NotImplemented = DTypes<>;
 
-using copy_types = NotImplemented;
-using cast_types = NotImplemented;  // every (source, destination) pair; supports() is asked about the source
-using fill_types = NotImplemented;
-using random_types = NotImplemented;
-using unary_types = NotImplemented;
-using binary_types = NotImplemented;
-using compare_types = NotImplemented;
-using where_types = NotImplemented;
+using copy_types = AllTypes;
+using cast_types = AllTypes;  // every (source, destination) pair; supports() is asked about the source
+using fill_types = AllTypes;
+using random_types = FloatingTypes;
+using unary_types = FloatingTypes;
+using binary_types = FloatingTypes;
+using compare_types = SignedTypes;
+using where_types = AllTypes;
 using reduce_types = SignedTypes;
 using argmax_types = FloatingTypes;
 using gather_types = AllTypes;

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "backends/strided.h"
 #include "tensor/creation.h"
 #include "tensor/raw/common.h"
 
@@ -32,7 +33,17 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor binary(BinaryOp op, const Tensor& a, double b) { return binary(op, a, scalar_tensor(b, a.dtype(), a.device())); }
+// A scalar operand travels by value in the args (BinaryArgs::b_scalar): no tensor, no device memory per call.
+Tensor binary(BinaryOp op, const Tensor& a, double b) {
+  const char* name = binary_name(op);
+  check_floating(a, name);
+  Tensor out = raw::empty(a.shape(), a.dtype(), a.device());
+  const Layout la = layout_of(a);
+  launch<PrimitiveOp::binary>(
+      a.device(), name, out.numel(),
+      BinaryArgs{op, a.dtype(), la, a.raw_data(), scalar_layout(la), nullptr, out.raw_data(), b});
+  return out;
+}
 
 void binary_(BinaryOp op, const Tensor& dst, const Tensor& other) {
   const char* name = binary_name(op);
@@ -59,7 +70,18 @@ void binary_(BinaryOp op, const Tensor& dst, const Tensor& other) {
 }
 
 void binary_(BinaryOp op, const Tensor& dst, double other) {
-  binary_(op, dst, scalar_tensor(other, dst.dtype(), dst.device()));
+  const char* name = binary_name(op);
+  check_floating(dst, name);
+  check_no_internal_overlap(dst, (std::string(name) + "_").c_str());
+  if (!dst.is_contiguous()) {
+    copy_(dst, binary(op, dst, other));
+    return;
+  }
+  const Layout ld = layout_of(dst);
+  launch<PrimitiveOp::binary>(
+      dst.device(), name, dst.numel(),
+      BinaryArgs{op, dst.dtype(), ld, dst.raw_data(), scalar_layout(ld), nullptr, dst.raw_data(), other});
+  dst.storage()->bump_version();
 }
 
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b) {
@@ -75,7 +97,12 @@ Tensor compare(CompareOp op, const Tensor& a, const Tensor& b) {
 }
 
 Tensor compare(CompareOp op, const Tensor& a, double b) {
-  return compare(op, a, scalar_tensor(b, a.dtype(), a.device()));
+  Tensor out = raw::empty(a.shape(), DType::Bool, a.device());
+  const Layout la = layout_of(a);
+  launch<PrimitiveOp::compare>(
+      a.device(), "compare", out.numel(),
+      CompareArgs{op, a.dtype(), la, a.raw_data(), scalar_layout(la), nullptr, static_cast<bool*>(out.raw_data()), b});
+  return out;
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
