@@ -61,6 +61,16 @@ class BadIndexFlag {
   BadPosition* flag_ = nullptr;
 };
 
+// Records position n as holding a bad index, keeping the smallest: atomicMin on the GPU; a plain min where the
+// functors run on the host (scripts/cuda-emulate.sh runs them there, one thread, to check their logic).
+ATELIER_HOST_DEVICE inline void record_bad_position(BadPosition* bad, int64_t n) {
+#ifdef __CUDA_ARCH__
+  atomicMin(bad, static_cast<BadPosition>(n));
+#else
+  if (static_cast<BadPosition>(n) < *bad) *bad = static_cast<BadPosition>(n);
+#endif
+}
+
 // CPU twin: gather_typed (backends/cpu/index.cpp). dst element n; one whose index is out of range is left
 // unwritten and reported.
 template <typename U>
@@ -70,11 +80,11 @@ struct Gather {
   U* dst;
   int64_t src_dim, index_dim, inner;
   BadPosition* bad;
-  __device__ void operator()(int64_t n) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t n) const {
     const int64_t i = n % inner, o = n / inner / index_dim;
     const int64_t v = index[n];
     if (v < 0 || v >= src_dim) {
-      atomicMin(bad, static_cast<BadPosition>(n));
+      record_bad_position(bad, n);
       return;
     }
     dst[n] = src[(o * src_dim + v) * inner + i];
@@ -86,9 +96,9 @@ struct CheckIndex {
   const int64_t* index;
   int64_t size;
   BadPosition* bad;
-  __device__ void operator()(int64_t n) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t n) const {
     const int64_t v = index[n];
-    if (v < 0 || v >= size) atomicMin(bad, static_cast<BadPosition>(n));
+    if (v < 0 || v >= size) record_bad_position(bad, n);
   }
 };
 

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs the CUDA test program (tests/cuda/) against the CUDA backend emulated on the host, for machines without a
+# GPU: backends/cuda/{conv,gemm,index,upsample,optimizer}.cu are compiled against host stand-ins for the launcher
+# and the context (tests/cuda_emulation/fake/), so their functors run in host loops on host memory and their GEMMs
+# on a column-major host GEMM that checks its arguments as cuBLAS does; every other primitive runs the CPU kernel
+# (tests/cuda_emulation/emulated_backend.cpp). It checks the kernels' index math and the CUDA tests themselves;
+# it proves nothing about launch configurations, shared memory, atomics, cuBLAS or the device. Memory comes from
+# the backends' caching allocator over host memory, so the "no cudaMalloc after warm-up" test means something too.
+#
+#   scripts/cuda-emulate.sh [doctest options]      e.g. -tc="parity*"
+#
+# Needs nvcc (PATH, or /usr/local/cuda/bin) and a CPU-only build's libraries, in build/cpu or $ATELIER_EMULATION_LIB
+# (scripts/test.sh makes build/cpu; or: cmake -S . -B build/cpu -DATELIER_CUDA=OFF && cmake --build build/cpu).
+# Objects go to $ATELIER_EMULATION_OUT (default build/cuda-emulation). A CPU-only configuration where nvcc is
+# found registers this script as the ctest `cuda_emulation` (label long), with its own build folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/cuda/bin"
+lib="${ATELIER_EMULATION_LIB:-build/cpu}"
+out="${ATELIER_EMULATION_OUT:-build/cuda-emulation}"
+for a in atelier atelier_began atelier_testing; do
+  [[ -f "$lib/lib$a.a" ]] || { echo "cuda-emulate: $lib/lib$a.a is missing: build the CPU-only configuration first" >&2; exit 2; }
+done
+command -v nvcc > /dev/null || { echo "cuda-emulate: nvcc not found" >&2; exit 2; }
+cuda_include="$(dirname "$(command -v nvcc)")/../include"
+cuda_lib="$(dirname "$(command -v nvcc)")/../lib64"
+mkdir -p "$out"
+
+pids=()
+for family in conv gemm index upsample optimizer; do
+  nvcc -std=c++20 -O1 --expt-relaxed-constexpr -Itests/cuda_emulation/fake -I. \
+    -c "backends/cuda/$family.cu" -o "$out/$family.o" & pids+=($!)
+done
+g++ -std=c++20 -O1 -I. -I"$cuda_include" -c tests/cuda_emulation/emulated_backend.cpp -o "$out/emulated_backend.o" &
+pids+=($!)
+for source in tests/cuda/*.cpp tests/parity/parity.cpp; do
+  g++ -std=c++20 -O1 -I. -DATELIER_SOURCE_DIR="\"$PWD\"" -c "$source" -o "$out/$(basename "$source" .cpp).o" &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+
+# The emulation's objects come first: they define cuda_backend_or_null (the CPU-only library's returns null),
+# the CUDA backend's members, and the cuBLAS and cudaMemsetAsync entry points the emulated families call.
+g++ -o "$out/atelier_cuda_tests_emulated" "$out"/*.o "$lib/libatelier_began.a" "$lib/libatelier_testing.a" \
+  "$lib/libatelier.a" -L"$cuda_lib" -lcudart -lpng -lz -lpthread
+"$out/atelier_cuda_tests_emulated" "$@"

@@ -1,0 +1,158 @@
+// The CUDA backend emulated on the host, for scripts/cuda-emulate.sh: the CUDA test program runs against it where
+// no GPU is at hand, so the kernels' index math and the tests themselves are checked before a GPU session.
+//
+// "Device" memory is host memory. backends/cuda/{conv,gemm,index,upsample,optimizer}.cu are compiled against the
+// fake launch.h and context.h beside this file (their functors run in host loops) and their GEMMs reach the
+// column-major host GEMM below, which checks its arguments as cuBLAS does. Every other primitive (the reductions,
+// whose block kernel cannot run on the host, and the families of copy, cast, fill, random, the elementwise maps,
+// compare and where) runs the CPU kernel on the same pointers. What this cannot check: launch configurations,
+// shared memory, atomics, real cuBLAS and anything about the device itself.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "backends/caching_allocator.h"
+#include "backends/cuda/cuda_backend.h"
+
+namespace atelier {
+
+namespace {
+
+void* host_allocate(size_t bytes) { return std::aligned_alloc(256, (bytes + 255) / 256 * 256); }
+void host_release(void* ptr) noexcept { std::free(ptr); }
+
+// The backends' caching allocator over host memory, standing in for the one over cudaMalloc.
+CachingAllocator& allocator() {
+  static CachingAllocator instance(SystemMemory{"cuda (emulated)", &host_allocate, &host_release});
+  return instance;
+}
+
+Backend& cpu() { return backend_for(Device::cpu()); }
+
+}  // namespace
+
+bool CudaBackend::available() const { return true; }
+void* CudaBackend::allocate(size_t bytes) { return allocator().allocate(bytes); }
+void CudaBackend::deallocate(void* ptr, size_t bytes) { allocator().deallocate(ptr, bytes); }
+AllocatorStats CudaBackend::allocator_stats() const { return allocator().stats(); }
+void CudaBackend::empty_cache() { allocator().empty_cache(); }
+void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+void CudaBackend::synchronize() {}
+// The CUDA table for the emulated families, the CPU's for the primitives that run on the CPU here.
+bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
+  switch (op) {
+#define ATELIER_EMULATED(name) \
+  case PrimitiveOp::name: return cuda::name##_types::contains(dtype);
+    ATELIER_EMULATED(gather)
+    ATELIER_EMULATED(scatter_add)
+    ATELIER_EMULATED(gemm)
+    ATELIER_EMULATED(conv2d)
+    ATELIER_EMULATED(conv2d_backward_input)
+    ATELIER_EMULATED(conv2d_backward_weight)
+    ATELIER_EMULATED(upsample_nearest2d)
+    ATELIER_EMULATED(upsample_nearest2d_backward)
+    ATELIER_EMULATED(sgd_step)
+    ATELIER_EMULATED(adam_step)
+#undef ATELIER_EMULATED
+    default: return cpu().supports(op, dtype);
+  }
+}
+
+#define ATELIER_ON_CPU(name, Args) \
+  void CudaBackend::name(const Args& args) { cpu().name(args); }
+ATELIER_ON_CPU(copy, CopyArgs)
+ATELIER_ON_CPU(cast, CastArgs)
+ATELIER_ON_CPU(fill, FillArgs)
+ATELIER_ON_CPU(random, RandomArgs)
+ATELIER_ON_CPU(unary, UnaryArgs)
+ATELIER_ON_CPU(binary, BinaryArgs)
+ATELIER_ON_CPU(compare, CompareArgs)
+ATELIER_ON_CPU(where, WhereArgs)
+ATELIER_ON_CPU(reduce, ReduceArgs)
+ATELIER_ON_CPU(argmax, ArgmaxArgs)
+#undef ATELIER_ON_CPU
+
+Backend* cuda_backend_or_null() {
+  static CudaBackend backend;
+  return &backend;
+}
+
+}  // namespace atelier
+
+namespace {
+
+// C (m x n, column-major) = alpha op(A) op(B) + beta C for each batch item, with cuBLAS's argument checks.
+template <class T>
+cublasStatus_t host_gemm(cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k, const void* alpha_ptr,
+                         const void* a_ptr, int lda, long long stride_a, const void* b_ptr, int ldb, long long stride_b,
+                         const void* beta_ptr, void* c_ptr, int ldc, long long stride_c, int batch) {
+  const bool bad = m < 0 || n < 0 || k < 0 || batch < 0 || lda < std::max(1, op_a == CUBLAS_OP_N ? m : k) ||
+                   ldb < std::max(1, op_b == CUBLAS_OP_N ? k : n) || ldc < std::max(1, m);
+  if (bad) {
+    std::fprintf(stderr, "emulated cuBLAS: invalid value (m %d n %d k %d lda %d ldb %d ldc %d batch %d)\n", m, n, k,
+                 lda, ldb, ldc, batch);
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  const T alpha = *static_cast<const T*>(alpha_ptr), beta = *static_cast<const T*>(beta_ptr);
+  for (int item = 0; item < batch; ++item) {
+    const T* a = static_cast<const T*>(a_ptr) + item * stride_a;
+    const T* b = static_cast<const T*>(b_ptr) + item * stride_b;
+    T* c = static_cast<T*>(c_ptr) + item * stride_c;
+    for (long j = 0; j < n; ++j) {
+      for (long i = 0; i < m; ++i) {
+        double sum = 0;
+        for (long l = 0; l < k; ++l) {
+          const T av = op_a == CUBLAS_OP_N ? a[i + l * lda] : a[l + i * lda];
+          const T bv = op_b == CUBLAS_OP_N ? b[l + j * ldb] : b[j + l * ldb];
+          sum += static_cast<double>(av) * static_cast<double>(bv);
+        }
+        T& cv = c[i + j * ldc];
+        cv = beta == T(0) ? static_cast<T>(alpha * sum) : static_cast<T>(alpha * sum + beta * cv);
+      }
+    }
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+}  // namespace
+
+// The cuBLAS and CUDA runtime entry points the emulated families call, defined here in place of the libraries'.
+extern "C" {
+
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n,
+                                          int k, const void* alpha, const void* a, cudaDataType a_type, int lda,
+                                          long long stride_a, const void* b, cudaDataType, int ldb, long long stride_b,
+                                          const void* beta, void* c, cudaDataType, int ldc, long long stride_c,
+                                          int batch, cublasComputeType_t, cublasGemmAlgo_t) {
+  return a_type == CUDA_R_32F ? host_gemm<float>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta,
+                                                 c, ldc, stride_c, batch)
+                              : host_gemm<double>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta,
+                                                  c, ldc, stride_c, batch);
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k,
+                            const void* alpha, const void* a, cudaDataType a_type, int lda, const void* b,
+                            cudaDataType b_type, int ldb, const void* beta, void* c, cudaDataType c_type, int ldc,
+                            cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+  return cublasGemmStridedBatchedEx(handle, op_a, op_b, m, n, k, alpha, a, a_type, lda, 0, b, b_type, ldb, 0, beta, c,
+                                    c_type, ldc, 0, 1, compute, algo);
+}
+
+const char* cublasGetStatusString(cublasStatus_t) { return "emulated cuBLAS call failed"; }
+const char* cublasGetStatusName(cublasStatus_t) { return "CUBLAS_STATUS_INVALID_VALUE"; }
+
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) {
+  std::memset(ptr, value, bytes);
+  return cudaSuccess;
+}
+
+}  // extern "C"
