@@ -207,26 +207,36 @@ void unary_rows(Rows& rows) {
   }
 }
 
+// Appends to `out` two results of binary or compare (`prim`, args `Args`) op `op`: x against y broadcast to
+// out_shape, then x against the scalar `scalar`, which travels by value (b_data null, b's strides 0).
+template <PrimitiveOp prim, class Args, class Op>
+void run_map(std::vector<Tensor>& out, Device d, Op op, DType dtype, DType out_dtype, const Tensor& x, const Tensor& y,
+             double scalar, const Shape& out_shape) {
+  for (bool by_value : {false, true}) {
+    Tensor dst = empty(out_shape, out_dtype, d);
+    Args a{};
+    a.op = op;
+    a.dtype = dtype;
+    a.a = broadcast(x, out_shape);
+    a.a_data = x.raw_data();
+    a.b = by_value ? make_layout(out_shape, Shape(out_shape.size(), 0)) : broadcast(y, out_shape);
+    a.b_data = by_value ? nullptr : y.raw_data();
+    a.b_scalar = scalar;
+    a.dst_data = static_cast<decltype(a.dst_data)>(dst.raw_data());
+    run_on<prim>(d, dst.numel(), a);
+    out.push_back(dst);
+  }
+}
+
 void binary_rows(Rows& rows) {
   for (DType dtype : kFloating) {
-    add(rows, PrimitiveOp::binary, dtype, "every_op_broadcast", Tolerance::Elementwise, [dtype](Device d) {
+    add(rows, PrimitiveOp::binary, dtype, "every_op_broadcast_and_scalar", Tolerance::Elementwise, [dtype](Device d) {
       const Tensor x = make({3, 1, 5}, dtype, 5, d, 0.2, 2);  // positive: pow's base
       const Tensor y = make({4, 5}, dtype, 6, d, 0.5, 2);     // away from 0: the divisor
-      const Shape out_shape = {3, 4, 5};
       std::vector<Tensor> out;
       for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Maximum,
                           BinaryOp::Minimum}) {
-        Tensor dst = empty(out_shape, dtype, d);
-        BinaryArgs a{};
-        a.op = op;
-        a.dtype = dtype;
-        a.a = broadcast(x, out_shape);
-        a.a_data = x.raw_data();
-        a.b = broadcast(y, out_shape);
-        a.b_data = y.raw_data();
-        a.dst_data = dst.raw_data();
-        run_on<PrimitiveOp::binary>(d, dst.numel(), a);
-        out.push_back(dst);
+        run_map<PrimitiveOp::binary, BinaryArgs>(out, d, op, dtype, dtype, x, y, 0.75, {3, 4, 5});
       }
       return out;
     });
@@ -235,26 +245,18 @@ void binary_rows(Rows& rows) {
 
 void compare_rows(Rows& rows) {
   for (DType dtype : kSigned) {
-    add(rows, PrimitiveOp::compare, dtype, "every_op_broadcast_with_ties", Tolerance::Exact, [dtype](Device d) {
-      const Tensor x = make_grid({3, 1, 5}, dtype, 7, d, -2, 2, 1);  // integers in [-2, 2): many equal pairs
-      const Tensor y = make_grid({4, 5}, dtype, 8, d, -2, 2, 1);
-      const Shape out_shape = {3, 4, 5};
-      std::vector<Tensor> out;
-      for (CompareOp op : {CompareOp::Eq, CompareOp::Ne, CompareOp::Gt, CompareOp::Ge, CompareOp::Lt, CompareOp::Le}) {
-        Tensor dst = empty(out_shape, b8, d);
-        CompareArgs a{};
-        a.op = op;
-        a.dtype = dtype;
-        a.a = broadcast(x, out_shape);
-        a.a_data = x.raw_data();
-        a.b = broadcast(y, out_shape);
-        a.b_data = y.raw_data();
-        a.dst_data = static_cast<bool*>(dst.raw_data());
-        run_on<PrimitiveOp::compare>(d, dst.numel(), a);
-        out.push_back(dst);
-      }
-      return out;
-    });
+    add(rows, PrimitiveOp::compare, dtype, "every_op_broadcast_and_scalar_with_ties", Tolerance::Exact,
+        [dtype](Device d) {
+          const Tensor x = make_grid({3, 1, 5}, dtype, 7, d, -2, 2, 1);  // integers in [-2, 2): many equal pairs
+          const Tensor y = make_grid({4, 5}, dtype, 8, d, -2, 2, 1);
+          std::vector<Tensor> out;
+          for (CompareOp op :
+               {CompareOp::Eq, CompareOp::Ne, CompareOp::Gt, CompareOp::Ge, CompareOp::Lt, CompareOp::Le}) {
+            // The scalar 0 ties with every 0 of x.
+            run_map<PrimitiveOp::compare, CompareArgs>(out, d, op, dtype, b8, x, y, 0.0, {3, 4, 5});
+          }
+          return out;
+        });
   }
 }
 
