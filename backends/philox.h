@@ -53,8 +53,9 @@ ATELIER_HOST_DEVICE inline double philox_unit_open0(uint32_t word) {
 //            contracts a * b + c into an FMA on one backend and not on another cannot change the result), then
 //            rounded to T: bit-identical on every backend.
 //   normal   pair q of the block (words 2q, 2q + 1): r = sqrt(-2 log(philox_unit_open0(w[2q]))),
-//            theta = 2 pi philox_unit(w[2q + 1]); out[2q] = mean + std r cos(theta), out[2q + 1] = ... sin(theta).
-//            libm and CUDA's math library differ by an ulp or two here.
+//            theta = 2 pi philox_unit(w[2q + 1]); z = (r cos(theta), r sin(theta)); out = mean + std z, also with
+//            one rounding (fma). libm and CUDA's math library differ by an ulp or two in z; with mean 0 and std 1
+//            that is all, while a mean that cancels std z can turn it into more ulps of a small result.
 template <typename T>
 ATELIER_HOST_DEVICE inline void philox_random_elements(const PhiloxBlock& r, RandomKind kind, double a, double b,
                                                        T (&out)[4]) {
@@ -70,8 +71,8 @@ ATELIER_HOST_DEVICE inline void philox_random_elements(const PhiloxBlock& r, Ran
     for (int q = 0; q < 2; ++q) {
       const double radius = sqrt(-2.0 * log(philox_unit_open0(r.w[2 * q])));
       const double theta = kTwoPi * philox_unit(r.w[2 * q + 1]);
-      out[2 * q] = static_cast<T>(a + b * radius * cos(theta));
-      out[2 * q + 1] = static_cast<T>(a + b * radius * sin(theta));
+      out[2 * q] = static_cast<T>(fma(b, radius * cos(theta), a));
+      out[2 * q + 1] = static_cast<T>(fma(b, radius * sin(theta), a));
     }
   }
 }

@@ -21,7 +21,6 @@
 // which is O(1) per call. The conv gradients are raw::conv2d_backward_input / raw::conv2d_backward_weight.
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -37,19 +36,18 @@
 #endif
 
 #include "atelier.h"
+#include "bench/bench_device.h"
 
 namespace atelier {
 namespace {
 
 constexpr double kGiga = 1e-9;
 
-// The device the ops run on (--device), and the wait that ends each timed iteration there.
+// The device the ops run on (--device, bench/bench_device.h), and the wait that ends each timed iteration there.
 Device g_device = Device::cpu();
 
 Tensor on_device(const Tensor& t) { return t.to(g_device); }
-void finish() {
-  if (!g_device.is_cpu()) backend_for(g_device).synchronize();
-}
+void finish() { bench::finish(g_device); }
 
 // Rates in units of 10^9 per second: printed "GFLOP=95.2/s", and the JSON fields GFLOP and GB hold GFLOP/s and
 // GB/s.
@@ -303,35 +301,10 @@ void register_all() {
 }  // namespace
 }  // namespace atelier
 
-// --device cpu|cuda (also --device=cuda) is ours: it is taken out of argv before Google Benchmark reads the rest.
 int main(int argc, char** argv) {
-  int kept = 1;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    if (arg == "--device" && i + 1 < argc) {
-      value = argv[++i];
-    } else if (arg.rfind("--device=", 0) == 0) {
-      value = arg.substr(9);
-    } else {
-      argv[kept++] = argv[i];
-      continue;
-    }
-    if (value != "cpu" && value != "cuda") {
-      std::fprintf(stderr, "bench_ops: --device '%s' is not a device (cpu or cuda)\n", value.c_str());
-      return 2;
-    }
-    atelier::g_device = value == "cpu" ? atelier::Device::cpu() : atelier::Device::cuda();
-  }
-  argc = kept;
+  atelier::g_device = atelier::bench::take_device_flag(argc, argv, "bench_ops");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  try {
-    (void)atelier::backend_for(atelier::g_device);
-  } catch (const atelier::Error& e) {
-    std::fprintf(stderr, "bench_ops: %s\n", e.what());
-    return 2;
-  }
   atelier::manual_seed(0);
   atelier::register_all();
   benchmark::AddCustomContext("atelier_threads", std::to_string(atelier::num_threads()));

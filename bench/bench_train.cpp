@@ -1,12 +1,12 @@
-// One full BEGAN training step (began_step: D step, G step with D frozen, k_t update) on the CPU, float32,
-// batch 16, at the sizes of the paper and of the demo:
+// One full BEGAN training step (began_step: D step, G step with D frozen, k_t update), float32, batch 16, at the
+// sizes of the paper and of the demo, on the CPU or (`--device cuda`, each step then ends with a synchronize) the GPU:
 //   began_step/32x32/C1/n32     the Fashion-MNIST demo's size     19.5 GFLOP per step
 //   began_step/64x64/C3/n64     the paper's 64x64 model           0.318 TFLOP per step
 //   began_step/64x64/C3/n128    the paper's wider model           1.26 TFLOP per step
 // bench/peers/began_step_torch.py --bench times the same step in PyTorch (same model, same FLOP count).
 //
 // Counters: s_per_step (also the time column, in ms); images/s; GFLOP/s, the step's FLOPs (below) over its time;
-// peak_MiB, the CPU caching allocator's peak bytes in use since the program started (its counter cannot be reset,
+// peak_MiB, the device's caching allocator's peak bytes in use since the program started (its counter cannot be reset,
 // so the cases run smallest first and each row's peak is its own); model_MiB, the bytes in use between steps
 // (parameters, gradients, Adam's moments, the batch). Threads: the pool's size, from ATELIER_NUM_THREADS.
 //
@@ -27,11 +27,14 @@
 #include "atelier.h"
 #include "began/model.h"
 #include "began/step.h"
+#include "bench/bench_device.h"
 
 namespace atelier {
 namespace {
 
 constexpr double kMiB = 1.0 / (1024.0 * 1024.0);
+
+Device g_device = Device::cpu();  // --device (bench/bench_device.h)
 
 struct TrainCase {
   int64_t image_size, channels, n;
@@ -88,27 +91,30 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
   const began::ModelConfig config{c.image_size, c.channels, c.n, c.h, false, false};
   began::Generator G(config);
   began::Discriminator D(config);
+  G.to(g_device);  // before the optimisers, which hold the parameters
+  D.to(g_device);
   nn::Adam opt_g(G.parameters(), 1e-4, {0.5, 0.999});
   nn::Adam opt_d(D.parameters(), 1e-4, {0.5, 0.999});
-  const Tensor x = uniform({c.batch, c.channels, c.image_size, c.image_size}, -1, 1);
+  const Tensor x = uniform({c.batch, c.channels, c.image_size, c.image_size}, -1, 1).to(g_device);
   double k = 0;
   int64_t step = 0;
   auto one_step = [&] {
-    const Tensor z_d = began::sample_z(c.batch, c.h, 0, step, began::LatentStream::discriminator);
-    const Tensor z_g = began::sample_z(c.batch, c.h, 0, step, began::LatentStream::generator);
+    const Tensor z_d = began::sample_z(c.batch, c.h, 0, step, began::LatentStream::discriminator, g_device);
+    const Tensor z_g = began::sample_z(c.batch, c.h, 0, step, began::LatentStream::generator, g_device);
     began::StepResult r = began::began_step(G, D, opt_g, opt_d, x, z_d, z_g, k);
     benchmark::DoNotOptimize(r);
+    bench::finish(g_device);
     ++step;
   };
   one_step();  // warm-up: Adam's state and the allocator's cache are in place from here on
-  Backend& cpu = backend_for(Device::cpu());
-  const double resident = static_cast<double>(cpu.allocator_stats().in_use);
+  Backend& backend = backend_for(g_device);
+  const double resident = static_cast<double>(backend.allocator_stats().in_use);
   for (auto _ : state) one_step();
   using benchmark::Counter;
   state.counters["s_per_step"] = Counter(1, Counter::Flags(Counter::kIsIterationInvariantRate | Counter::kInvert));
   state.counters["images"] = Counter(static_cast<double>(c.batch), Counter::kIsIterationInvariantRate);
   state.counters["GFLOP"] = Counter(step_flops(c) * 1e-9, Counter::kIsIterationInvariantRate);
-  state.counters["peak_MiB"] = static_cast<double>(cpu.allocator_stats().peak_in_use) * kMiB;
+  state.counters["peak_MiB"] = static_cast<double>(backend.allocator_stats().peak_in_use) * kMiB;
   state.counters["model_MiB"] = resident * kMiB;
   state.counters["GFLOP_per_step"] = step_flops(c) * 1e-9;
 }
@@ -126,10 +132,12 @@ void register_all() {
 }  // namespace atelier
 
 int main(int argc, char** argv) {
+  atelier::g_device = atelier::bench::take_device_flag(argc, argv, "bench_train");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   atelier::register_all();
   benchmark::AddCustomContext("atelier_threads", std::to_string(atelier::num_threads()));
+  benchmark::AddCustomContext("atelier_device", atelier::g_device.str());
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -1,18 +1,35 @@
 // bin/gradcheck: runs the whole op table through the float64 gradient check and prints one line per row,
 // `op  max_abs_err  PASS|FAIL`. Exits 1 if any row fails. An optional argument filters rows by substring; a
-// filter that matches no row, a flag or a second argument is a usage error (one line, exit 2), so a typo never
-// passes as "0 passed, 0 failed". A bad ATELIER_NUM_THREADS is refused first, before any work (exit 2).
+// filter that matches no row, an unknown flag or a second argument is a usage error (one line, exit 2), so a typo
+// never passes as "0 passed, 0 failed". `--device cuda` runs every row on the GPU (inputs moved there first; a
+// device that is not available is a usage error too). A bad ATELIER_NUM_THREADS is refused first, before any
+// work (exit 2).
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "autograd/op_table.h"
+#include "backends/backend.h"
 #include "backends/thread_pool.h"
 
 namespace {
 
-constexpr const char* kUsage = "usage: gradcheck [FILTER] (run only the rows whose op name contains FILTER)";
+constexpr const char* kUsage =
+    "usage: gradcheck [--device cpu|cuda] [FILTER] (run only the rows whose op name contains FILTER)";
+
+// The row's inputs on `device`, each still requiring grad where the table's does.
+std::vector<atelier::Tensor> inputs_on(const atelier::OpCase& c, atelier::Device device) {
+  std::vector<atelier::Tensor> inputs = c.make_inputs();
+  if (device.is_cpu()) return inputs;
+  for (atelier::Tensor& x : inputs) {
+    atelier::Tensor moved = x.detach().to(device);
+    if (x.requires_grad()) moved.requires_grad_(true);
+    x = moved;
+  }
+  return inputs;
+}
 
 }  // namespace
 
@@ -23,11 +40,29 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gradcheck: error: %s\n", e.what());
     return 2;
   }
-  if (argc > 2) {
-    std::fprintf(stderr, "gradcheck: error: expected at most one argument (a filter), got %d; %s\n", argc - 1, kUsage);
+  atelier::Device device = atelier::Device::cpu();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() >= 2 && args[0] == "--device") {
+    if (args[1] != "cpu" && args[1] != "cuda") {
+      std::fprintf(stderr, "gradcheck: error: --device '%.40s' is not a device (cpu or cuda); %s\n", args[1].c_str(),
+                   kUsage);
+      return 2;
+    }
+    device = args[1] == "cpu" ? atelier::Device::cpu() : atelier::Device::cuda();
+    try {
+      (void)atelier::backend_for(device);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "gradcheck: error: --device %s: %s\n", args[1].c_str(), e.what());
+      return 2;
+    }
+    args.erase(args.begin(), args.begin() + 2);
+  }
+  if (args.size() > 1) {
+    std::fprintf(stderr, "gradcheck: error: expected at most one argument (a filter), got %zu; %s\n", args.size(),
+                 kUsage);
     return 2;
   }
-  std::string filter = argc > 1 ? argv[1] : "";
+  std::string filter = args.empty() ? "" : args[0];
   if (filter == "-h" || filter == "--help") {
     std::printf("%s\n", kUsage);
     return 0;
@@ -41,7 +76,7 @@ int main(int argc, char** argv) {
     if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
     ++run;
     try {
-      atelier::GradcheckResult r = atelier::gradcheck(c.fn, c.make_inputs(), c.options);
+      atelier::GradcheckResult r = atelier::gradcheck(c.fn, inputs_on(c, device), c.options);
       std::printf("%-34s %10.3e  %s\n", c.name.c_str(), r.max_abs_err, r.passed ? "PASS" : "FAIL");
       if (!r.passed) {
         std::printf("    %s\n", r.message.c_str());

@@ -7,8 +7,11 @@
 // convert each element by the rule of backends/convert.h (float -> integer
 // saturates, NaN -> 0), the very function the CPU calls.
 #include "backends/convert.h"
+#include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_check.h"
 #include "backends/cuda/launch.h"
+#include "backends/host_device.h"
 
 namespace atelier {
 namespace {
@@ -18,7 +21,7 @@ template <typename T>
 struct CopyOp {
   T* dst;
   const T* src;
-  __device__ void operator()(const int64_t (&off)[2]) const { dst[off[0]] = src[off[1]]; }
+  ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[2]) const { dst[off[0]] = src[off[1]]; }
 };
 
 // dst[off0] = convert_element<D>(src[off1]). CPU twin: cast_typed.
@@ -26,7 +29,7 @@ template <typename D, typename S>
 struct CastOp {
   D* dst;
   const S* src;
-  __device__ void operator()(const int64_t (&off)[2]) const { dst[off[0]] = convert_element<D>(src[off[1]]); }
+  ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[2]) const { dst[off[0]] = convert_element<D>(src[off[1]]); }
 };
 
 // dst[off0] = value (converted once, on the host). CPU twin: fill_typed.
@@ -34,7 +37,7 @@ template <typename T>
 struct FillOp {
   T* dst;
   T value;
-  __device__ void operator()(const int64_t (&off)[1]) const { dst[off[0]] = value; }
+  ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[1]) const { dst[off[0]] = value; }
 };
 
 template <typename T>

@@ -8,37 +8,39 @@
 // The op is a template parameter: the switch over it runs once per call, on the
 // host. float32 uses the float functions of CUDA's math library (expf, logf,
 // ...), float64 the double ones; both are within 2 ulp of the CPU's.
+#include <cmath>
 #include <string>
 
 #include "backends/convert.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/host_device.h"
 
 namespace atelier {
 namespace {
 
 // The math functions by element type (overloads, so the op bodies below read
 // like the CPU's).
-__device__ inline float dev_exp(float x) { return expf(x); }
-__device__ inline double dev_exp(double x) { return exp(x); }
-__device__ inline float dev_expm1(float x) { return expm1f(x); }
-__device__ inline double dev_expm1(double x) { return expm1(x); }
-__device__ inline float dev_log(float x) { return logf(x); }
-__device__ inline double dev_log(double x) { return log(x); }
-__device__ inline float dev_abs(float x) { return fabsf(x); }
-__device__ inline double dev_abs(double x) { return fabs(x); }
-__device__ inline float dev_sqrt(float x) { return sqrtf(x); }
-__device__ inline double dev_sqrt(double x) { return sqrt(x); }
-__device__ inline float dev_tanh(float x) { return tanhf(x); }
-__device__ inline double dev_tanh(double x) { return tanh(x); }
-__device__ inline float dev_pow(float x, float y) { return powf(x, y); }
-__device__ inline double dev_pow(double x, double y) { return pow(x, y); }
+ATELIER_HOST_DEVICE inline float dev_exp(float x) { return expf(x); }
+ATELIER_HOST_DEVICE inline double dev_exp(double x) { return exp(x); }
+ATELIER_HOST_DEVICE inline float dev_expm1(float x) { return expm1f(x); }
+ATELIER_HOST_DEVICE inline double dev_expm1(double x) { return expm1(x); }
+ATELIER_HOST_DEVICE inline float dev_log(float x) { return logf(x); }
+ATELIER_HOST_DEVICE inline double dev_log(double x) { return log(x); }
+ATELIER_HOST_DEVICE inline float dev_abs(float x) { return fabsf(x); }
+ATELIER_HOST_DEVICE inline double dev_abs(double x) { return fabs(x); }
+ATELIER_HOST_DEVICE inline float dev_sqrt(float x) { return sqrtf(x); }
+ATELIER_HOST_DEVICE inline double dev_sqrt(double x) { return sqrt(x); }
+ATELIER_HOST_DEVICE inline float dev_tanh(float x) { return tanhf(x); }
+ATELIER_HOST_DEVICE inline double dev_tanh(double x) { return tanh(x); }
+ATELIER_HOST_DEVICE inline float dev_pow(float x, float y) { return powf(x, y); }
+ATELIER_HOST_DEVICE inline double dev_pow(double x, double y) { return pow(x, y); }
 
 // op(v) with parameters p0, p1. CPU twin: the cases of unary_typed (the scalar
 // lambdas).
 template <UnaryOp op, typename T>
-__device__ inline T unary_value(T v, T p0, T p1) {
+ATELIER_HOST_DEVICE inline T unary_value(T v, T p0, T p1) {
   if constexpr (op == UnaryOp::Neg) return -v;
   if constexpr (op == UnaryOp::Exp) return dev_exp(v);
   if constexpr (op == UnaryOp::Log) return dev_log(v);
@@ -72,12 +74,14 @@ struct UnaryMap {
   T* dst;
   const T* src;
   T p0, p1;
-  __device__ void operator()(const int64_t (&off)[2]) const { dst[off[0]] = unary_value<op>(src[off[1]], p0, p1); }
+  ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[2]) const {
+    dst[off[0]] = unary_value<op>(src[off[1]], p0, p1);
+  }
 };
 
 // a op b. CPU twin: the lambdas of binary_typed.
 template <BinaryOp op, typename T>
-__device__ inline T binary_value(T x, T y) {
+ATELIER_HOST_DEVICE inline T binary_value(T x, T y) {
   if constexpr (op == BinaryOp::Add) return x + y;
   if constexpr (op == BinaryOp::Sub) return x - y;
   if constexpr (op == BinaryOp::Mul) return x * y;
@@ -91,7 +95,7 @@ __device__ inline T binary_value(T x, T y) {
 
 // a op b -> bool. CPU twin: the lambdas of compare_typed.
 template <CompareOp op, typename T>
-__device__ inline bool compare_value(T x, T y) {
+ATELIER_HOST_DEVICE inline bool compare_value(T x, T y) {
   if constexpr (op == CompareOp::Eq) return x == y;
   if constexpr (op == CompareOp::Ne) return x != y;
   if constexpr (op == CompareOp::Gt) return x > y;
@@ -108,7 +112,7 @@ template <typename T>
 struct Operand {
   const T* data;
   T value;
-  __device__ T at(int64_t offset) const { return data != nullptr ? data[offset] : value; }
+  ATELIER_HOST_DEVICE T at(int64_t offset) const { return data != nullptr ? data[offset] : value; }
 };
 
 template <typename T>
@@ -122,7 +126,9 @@ struct BinaryMap {
   T* dst;
   const T* a;
   Operand<T> b;
-  __device__ void operator()(const int64_t (&off)[3]) const { dst[off[0]] = binary_value<op>(a[off[1]], b.at(off[2])); }
+  ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[3]) const {
+    dst[off[0]] = binary_value<op>(a[off[1]], b.at(off[2]));
+  }
 };
 
 // dst[off0] = a[off1] op b[off2] (bool)
@@ -131,7 +137,7 @@ struct CompareMap {
   bool* dst;
   const T* a;
   Operand<T> b;
-  __device__ void operator()(const int64_t (&off)[3]) const {
+  ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[3]) const {
     dst[off[0]] = compare_value<op>(a[off[1]], b.at(off[2]));
   }
 };
@@ -143,7 +149,9 @@ struct WhereMap {
   const bool* cond;
   const T* a;
   const T* b;
-  __device__ void operator()(const int64_t (&off)[4]) const { dst[off[0]] = cond[off[1]] ? a[off[2]] : b[off[3]]; }
+  ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[4]) const {
+    dst[off[0]] = cond[off[1]] ? a[off[2]] : b[off[3]];
+  }
 };
 
 template <typename T>

@@ -9,6 +9,7 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/host_device.h"
 #include "backends/philox.h"
 
 namespace atelier {
@@ -23,7 +24,7 @@ struct RandomBlockOp {
   RandomKind kind;
   uint64_t seed, stream, offset;
   double a, b;
-  __device__ void operator()(int64_t blk) const {
+  ATELIER_HOST_DEVICE void operator()(int64_t blk) const {
     const PhiloxBlock r = philox4x32_10(seed, stream, offset + static_cast<uint64_t>(blk));
     T out[4];
     philox_random_elements<T>(r, kind, a, b, out);

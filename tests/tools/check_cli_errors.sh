@@ -73,6 +73,7 @@ refused "$began" "--out /proc/began-run" train --out /proc/began-run --data synt
 refused "$gradcheck" "no op name contains 'no-such-op'" no-such-op
 refused "$gradcheck" "unknown option '--bogus'" --bogus
 refused "$gradcheck" "expected at most one argument" add mul
+refused "$gradcheck" "is not a device" --device tpu add
 "$gradcheck" --help >/dev/null 2>&1 || fail "gradcheck --help exited $?"
 
 # A valid line still works: a tiny gradcheck row.

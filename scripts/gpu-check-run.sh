@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# .gpu/run.sh (scripts/gpu-check.sh --prepare copies this file there): the GPU check, run on the GPU machine from
+# the repository root, offline, installing nothing:
+#
+#   bash .gpu/run.sh
+#
+# It finds that machine's cuBLAS (its CUDA toolkit's lib64, else the lib folder of the nvidia-cublas Python
+# package) and puts it, with .gpu/lib, on LD_LIBRARY_PATH for our programs alone; then runs, each part under its
+# own time limit so the whole stays within 4 minutes:
+#   1. the CUDA test program (parity of every primitive and op-table row, gradcheck on the GPU, training steps)
+#   2. bin/gradcheck --device cuda (the op table's float64 gradient check on the GPU)
+#   3. bench_ops --device cuda (the op benchmarks on the GPU)
+#   4. one BEGAN step at n = 64 (64x64x3, batch 16) on the GPU, a few more for the time per step, and one on the
+#      CPU: their first-step losses side by side
+# and prints one table, also when a part fails (its log's tail follows the table). With OUT set, the table goes to
+# $OUT/gpu-check.txt and each part's log beside it. Exits 0 when every part passed, 1 otherwise.
+set -u
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cd "$root" || exit 1
+logs="$(mktemp -d)"
+started=$(date +%s)
+
+# ---- cuBLAS: the soname our programs need, looked for in the toolkit's lib64, then in Python packages ----
+soname="$(cat "$here/cublas-soname" 2>/dev/null || echo libcublas.so.13)"
+cublas_dir=""
+for d in ${CUDA_HOME:-} ${CUDA_PATH:-} /usr/local/cuda /usr/local/cuda-* /opt/cuda /usr/lib/x86_64-linux-gnu; do
+  for lib in "$d/lib64" "$d/targets/x86_64-linux/lib" "$d"; do
+    if [[ -z "$cublas_dir" && -e "$lib/$soname" ]]; then cublas_dir="$lib"; fi
+  done
+done
+if [[ -z "$cublas_dir" ]] && command -v python3 >/dev/null; then
+  # The nvidia-cublas wheel (PyTorch's dependency): its files sit somewhere under the `nvidia` package.
+  cublas_dir="$(timeout 15 python3 - "$soname" 2>/dev/null <<'EOF'
+import importlib.util, os, sys
+name = sys.argv[1]
+for module in ("nvidia.cublas", "nvidia", "torch"):
+    try:
+        spec = importlib.util.find_spec(module)
+    except Exception:
+        continue
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        for folder, _, files in os.walk(root):
+            if name in files:
+                print(folder)
+                sys.exit(0)
+EOF
+)"
+fi
+library_path="$here/lib"
+[[ -n "$cublas_dir" ]] && library_path="$cublas_dir:$library_path"
+
+# ---- the parts ----
+names=()
+results=()
+seconds=()
+details=()
+
+# part NAME LIMIT_SECONDS COMMAND...: runs COMMAND with our library path, its output in $logs/NAME.log.
+part() {
+  local name="$1" limit="$2" rc t0
+  shift 2
+  t0=$(date +%s)
+  LD_LIBRARY_PATH="$library_path" timeout --kill-after=5 "$limit" "$@" >"$logs/$name.log" 2>&1
+  rc=$?
+  names+=("$name")
+  seconds+=($(($(date +%s) - t0)))
+  if [[ $rc -eq 0 ]]; then
+    results+=("PASS")
+  elif [[ $rc -eq 77 ]]; then
+    results+=("SKIP(no GPU)")
+  elif [[ $rc -eq 124 || $rc -eq 137 ]]; then
+    results+=("TIMEOUT(${limit}s)")
+  else
+    results+=("FAIL(rc=$rc)")
+  fi
+  details+=("")
+  return $rc
+}
+set_detail() { details[${#details[@]} - 1]="$1"; }
+
+gpu="$(timeout 10 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null |
+  head -1)"
+[[ -n "$gpu" ]] || gpu="(nvidia-smi gave nothing)"
+
+part cuda_tests 110 "$here/bin/atelier_cuda_tests"
+set_detail "$(grep -E '^\[doctest\] (test cases|assertions)' "$logs/cuda_tests.log" | tr -s ' ' | paste -sd ';' -)"
+
+part gradcheck 20 "$here/bin/gradcheck" --device cuda
+set_detail "$(tail -1 "$logs/gradcheck.log")"
+
+part bench_ops 40 "$here/bin/bench_ops" --device cuda --benchmark_min_time=0.1
+set_detail "$(grep -c '/real_time' "$logs/bench_ops.log") rows"
+
+# BEGAN at n = 64: synthetic 64x64x3 images, batch 16. Samples and checkpoints only at the run's end.
+began_args=(train --data synthetic --synthetic-size 256 --image-size 64 --channels 3 --n 64 --batch 16
+  --checkpoint-every 100000 --sample-every 100000 --sample-count 16 --progress-seconds 1000 --seed 7)
+# metrics.csv: epoch,step,loss_real,loss_fake_d,loss_fake_g,loss_d,loss_g,k_t,m_global,lr,time_s (time since start)
+first_losses() { sed -n 2p "$1/metrics.csv" 2>/dev/null | cut -d, -f3-9; }
+step_time() { awk -F, 'NR == 3 {t0 = $11} END {if (NR > 3) printf "%.3f s/step over steps 3-%d", ($11 - t0) / (NR - 3), NR - 1}' \
+  "$1/metrics.csv" 2>/dev/null; }
+part began_cuda 35 "$here/bin/began" "${began_args[@]}" --device cuda --steps 6 --out "$logs/began-cuda"
+set_detail "step 1: $(first_losses "$logs/began-cuda"); $(step_time "$logs/began-cuda")"
+part began_cpu 25 "$here/bin/began" "${began_args[@]}" --device cpu --steps 1 --out "$logs/began-cpu"
+set_detail "step 1: $(first_losses "$logs/began-cpu")"
+
+# ---- the table ----
+table="$logs/gpu-check.txt"
+{
+  echo "atelier GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), $(hostname)"
+  echo "GPU: $gpu"
+  echo "cuBLAS: ${cublas_dir:-NOT FOUND} ($soname); glibc here $(ldd --version 2>/dev/null | head -1 |
+    grep -o '[0-9.]*$'), needed $(cat "$here/glibc-needed" 2>/dev/null)"
+  echo "BEGAN losses below: loss_real,loss_fake_d,loss_fake_g,loss_d,loss_g,k_t,m_global"
+  echo
+  printf '%-12s %-14s %5s  %s\n' part result s detail
+  for i in "${!names[@]}"; do
+    printf '%-12s %-14s %5s  %s\n' "${names[$i]}" "${results[$i]}" "${seconds[$i]}" "${details[$i]}"
+  done
+  echo
+  echo "bench_ops on the GPU (time per iteration, rate):"
+  grep '/real_time' "$logs/bench_ops.log" | awk '{rate = ""; for (i = 6; i <= NF; ++i) rate = rate " " $i;
+    printf "  %-44s %9s %s %s\n", $1, $2, $3, rate}'
+  for i in "${!names[@]}"; do
+    if [[ "${results[$i]}" != PASS ]]; then
+      echo
+      echo "---- ${names[$i]}: ${results[$i]}, last lines of its log ----"
+      tail -40 "$logs/${names[$i]}.log"
+    fi
+  done
+  echo
+  echo "total $(($(date +%s) - started)) s"
+} >"$table" 2>&1
+cat "$table"
+
+if [[ -n "${OUT:-}" ]]; then
+  mkdir -p "$OUT" && cp "$table" "$OUT/gpu-check.txt"
+  for name in "${names[@]}"; do cp "$logs/$name.log" "$OUT/$name.log" 2>/dev/null; done
+fi
+for r in "${results[@]}"; do [[ "$r" == PASS ]] || exit 1; done
+exit 0
