@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the CUDA test program (tests/cuda/) against the CUDA backend emulated on the host, for machines without a
-# GPU: backends/cuda/{conv,gemm,index,upsample,optimizer}.cu are compiled against host stand-ins for the launcher
-# and the context (tests/cuda_emulation/fake/), so their functors run in host loops on host memory and their GEMMs
-# on a column-major host GEMM that checks its arguments as cuBLAS does; every other primitive runs the CPU kernel
-# (tests/cuda_emulation/emulated_backend.cpp). It checks the kernels' index math and the CUDA tests themselves;
+# GPU: backends/cuda/{copy_fill,random,elementwise,conv,gemm,index,upsample,optimizer}.cu are compiled against host
+# stand-ins for the launcher and the context (tests/cuda_emulation/fake/), so their functors run in host loops on
+# host memory and their GEMMs on a column-major host GEMM that checks its arguments as cuBLAS does; the reductions
+# and argmax run the CPU kernel (tests/cuda_emulation/emulated_backend.cpp). It checks the kernels' index math and the CUDA tests themselves;
 # it proves nothing about launch configurations, shared memory, atomics, cuBLAS or the device. Memory comes from
 # the backends' caching allocator over host memory, so the "no cudaMalloc after warm-up" test means something too.
 #
@@ -27,7 +27,7 @@ cuda_lib="$(dirname "$(command -v nvcc)")/../lib64"
 mkdir -p "$out"
 
 pids=()
-for family in conv gemm index upsample optimizer; do
+for family in copy_fill random elementwise conv gemm index upsample optimizer; do
   nvcc -std=c++20 -O1 --expt-relaxed-constexpr -Itests/cuda_emulation/fake -I. \
     -c "backends/cuda/$family.cu" -o "$out/$family.o" & pids+=($!)
 done

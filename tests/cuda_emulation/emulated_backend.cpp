@@ -1,11 +1,11 @@
 // The CUDA backend emulated on the host, for scripts/cuda-emulate.sh: the CUDA test program runs against it where
 // no GPU is at hand, so the kernels' index math and the tests themselves are checked before a GPU session.
 //
-// "Device" memory is host memory. backends/cuda/{conv,gemm,index,upsample,optimizer}.cu are compiled against the
-// fake launch.h and context.h beside this file (their functors run in host loops) and their GEMMs reach the
-// column-major host GEMM below, which checks its arguments as cuBLAS does. Every other primitive (the reductions,
-// whose block kernel cannot run on the host, and the families of copy, cast, fill, random, the elementwise maps,
-// compare and where) runs the CPU kernel on the same pointers. What this cannot check: launch configurations,
+// "Device" memory is host memory. backends/cuda/{copy_fill,random,elementwise,conv,gemm,index,upsample,optimizer}.cu
+// are compiled against the fake launch.h and context.h beside this file (their functors run in host loops), their
+// device-to-device copies reach the cudaMemcpyAsync below and their GEMMs the column-major host GEMM below, which
+// checks its arguments as cuBLAS does. The reductions and argmax, whose block kernels cannot run on the host, run
+// the CPU kernel on the same pointers. What this cannot check: launch configurations,
 // shared memory, atomics, real cuBLAS and anything about the device itself.
 #include <algorithm>
 #include <cstdio>
@@ -52,6 +52,14 @@ bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
   switch (op) {
 #define ATELIER_EMULATED(name) \
   case PrimitiveOp::name: return cuda::name##_types::contains(dtype);
+    ATELIER_EMULATED(copy)
+    ATELIER_EMULATED(cast)
+    ATELIER_EMULATED(fill)
+    ATELIER_EMULATED(random)
+    ATELIER_EMULATED(unary)
+    ATELIER_EMULATED(binary)
+    ATELIER_EMULATED(compare)
+    ATELIER_EMULATED(where)
     ATELIER_EMULATED(gather)
     ATELIER_EMULATED(scatter_add)
     ATELIER_EMULATED(gemm)
@@ -69,14 +77,6 @@ bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
 
 #define ATELIER_ON_CPU(name, Args) \
   void CudaBackend::name(const Args& args) { cpu().name(args); }
-ATELIER_ON_CPU(copy, CopyArgs)
-ATELIER_ON_CPU(cast, CastArgs)
-ATELIER_ON_CPU(fill, FillArgs)
-ATELIER_ON_CPU(random, RandomArgs)
-ATELIER_ON_CPU(unary, UnaryArgs)
-ATELIER_ON_CPU(binary, BinaryArgs)
-ATELIER_ON_CPU(compare, CompareArgs)
-ATELIER_ON_CPU(where, WhereArgs)
 ATELIER_ON_CPU(reduce, ReduceArgs)
 ATELIER_ON_CPU(argmax, ArgmaxArgs)
 #undef ATELIER_ON_CPU
@@ -152,6 +152,11 @@ const char* cublasGetStatusName(cublasStatus_t) { return "CUBLAS_STATUS_INVALID_
 
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) {
   std::memset(ptr, value, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+  if (bytes > 0) std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
 

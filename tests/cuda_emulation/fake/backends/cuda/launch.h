@@ -1,6 +1,7 @@
 // Host emulation (scripts/cuda-emulate.sh) of backends/cuda/launch.h: launch_linear runs the functor in a host
-// loop, i = 0, 1, ..., n - 1. The kernel families that launch only through launch_linear (conv, gemm, index,
-// upsample, optimizer) thus run their index math on the host, where no GPU is at hand.
+// loop, i = 0, 1, ..., n - 1, and launch_strided for each element of the plan in row-major order, with the
+// offsets plan_offsets gives a GPU thread. The kernel families that launch only through these (all but reduce)
+// thus run their index math on the host, where no GPU is at hand.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,15 @@ namespace atelier::cuda {
 template <class Op>
 void launch_linear(int64_t n, const Op& op) {
   for (int64_t i = 0; i < n; ++i) op(i);
+}
+
+template <int N, class Op>
+void launch_strided(const StridedPlan<N>& plan, const Op& op) {
+  for (int64_t i = 0; i < plan.numel; ++i) {
+    int64_t offsets[N];
+    plan_offsets(plan, i, offsets);
+    op(offsets);
+  }
 }
 
 }  // namespace atelier::cuda
