@@ -10,7 +10,8 @@
 # the rest serve what is built beside them (each behind an option, ON by default): doctest-dev for the tests,
 # libbenchmark-dev for the benchmarks, libcli11-dev for the `began` command's argument parsing. clang-format: the
 # format test. dataset-fashion-mnist: the Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist/
-# (began/data/fashion_mnist.cpp reads them).
+# (began/data/fashion_mnist.cpp reads them). zlib1g-dev and libpng-dev also ship the static libz.a and libpng16.a
+# that scripts/gpu-check.sh links into its portable programs.
 ATELIER_APT_PACKAGES=(
   build-essential
   cmake
