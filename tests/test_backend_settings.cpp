@@ -1,10 +1,13 @@
-// Library settings of the backend floor and the CUDA backend's shape as far as a machine without a GPU can see
-// it: the matrix-multiply precision, cuda:N refused for N > 0, and the CUDA backend's support table.
+// The backend floor's settings and shared pieces, as far as a machine without a GPU can see them: the
+// matrix-multiply precision, cuda:N refused for N > 0, scalar operands passed by value, and the caching allocator
+// both backends use, over a system memory that runs out.
+#include <cstdlib>
 #include <string>
 
 #include <doctest/doctest.h>
 
 #include "atelier.h"
+#include "backends/caching_allocator.h"
 #include "tests/test_util.h"
 
 using namespace atelier;
@@ -55,4 +58,44 @@ TEST_CASE("a tensor-scalar op allocates its output and nothing else (the scalar 
   // An int64 comparison converts the scalar as fill does (truncation toward zero).
   const Tensor labels = from_vector(std::vector<int64_t>{-1, 0, 1, 2}, {4});
   CHECK(raw::compare(CompareOp::Ge, labels, 0.9).to_vector<bool>() == std::vector<bool>{false, true, true, true});
+}
+
+namespace {
+
+// A system memory of at most two live blocks, counting its calls: it stands in for cudaMalloc/cudaFree.
+int g_system_live = 0, g_system_calls = 0, g_system_releases = 0;
+void* two_block_allocate(size_t bytes) {
+  ++g_system_calls;
+  if (g_system_live == 2) return nullptr;  // "out of memory"
+  ++g_system_live;
+  return std::malloc(bytes);
+}
+void two_block_release(void* ptr) noexcept {
+  ++g_system_releases;
+  --g_system_live;
+  std::free(ptr);
+}
+
+}  // namespace
+
+TEST_CASE("caching allocator: out of system memory it returns its cache and tries again, then names the size") {
+  CachingAllocator alloc(SystemMemory{"test", &two_block_allocate, &two_block_release});
+  void* a = alloc.allocate(1000);
+  void* b = alloc.allocate(5000);
+  alloc.deallocate(a, 1000);  // cached, still held from the system
+  CHECK(alloc.stats().cached == CachingAllocator::bucket_size(1000));
+  // A third size: the system refuses, the cache goes back, the second try succeeds.
+  void* c = alloc.allocate(20000);
+  CHECK(c != nullptr);
+  CHECK(g_system_releases == 1);
+  CHECK(alloc.stats().cached == 0);
+  CHECK(alloc.stats().system_allocs == 3);
+  // Both blocks in use: no cache to return, so the error names the allocator and the size.
+  check_throws_with([&] { (void)alloc.allocate(70000); }, {"test allocator", "out of memory", "70000"});
+  alloc.deallocate(b, 5000);
+  alloc.deallocate(c, 20000);
+  alloc.deallocate(nullptr, 8);  // ignored
+  CHECK(alloc.stats().in_use == 0);
+  alloc.empty_cache();
+  CHECK(g_system_live == 0);
 }
