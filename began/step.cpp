@@ -19,27 +19,21 @@ namespace {
 // L(v) = mean |v - D(v)|, over batch, channels and pixels. v may carry a graph (the G step) or not (the D step).
 Tensor reconstruction_loss(Discriminator& D, const Tensor& v) { return l1_loss(D.forward(v), v); }
 
-// Sets requires_grad false on every parameter of a module and restores each one's previous flag when destroyed,
-// also during stack unwinding: an exception in the G step must not leave D frozen for the next D step.
-class FreezeParameters {
- public:
-  explicit FreezeParameters(const nn::Module& module) : params_(module.parameters()) {
-    flags_.reserve(params_.size());
-    for (const Tensor& p : params_) {
-      flags_.push_back(p.requires_grad());
-      p.requires_grad_(false);
-    }
-  }
-  ~FreezeParameters() {
-    for (size_t i = 0; i < params_.size(); ++i) params_[i].requires_grad_(flags_[i]);
-  }
-  FreezeParameters(const FreezeParameters&) = delete;
-  FreezeParameters& operator=(const FreezeParameters&) = delete;
+}  // namespace
 
- private:
-  std::vector<Tensor> params_;
-  std::vector<bool> flags_;
-};
+FreezeParameters::FreezeParameters(const nn::Module& module) : params_(module.parameters()) {
+  flags_.reserve(params_.size());
+  for (const Tensor& p : params_) {
+    flags_.push_back(p.requires_grad());
+    p.requires_grad_(false);
+  }
+}
+
+FreezeParameters::~FreezeParameters() {
+  for (size_t i = 0; i < params_.size(); ++i) params_[i].requires_grad_(flags_[i]);
+}
+
+namespace {
 
 std::string shape_text(const Tensor& t) {
   std::ostringstream os;

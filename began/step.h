@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "began/model.h"
 #include "nn/optim.h"
@@ -51,6 +52,21 @@ DStepResult d_step(Generator& G, Discriminator& D, nn::Optimizer& opt_d, const T
 // exception is thrown), computes L_G = L(G(z_g)), backward, opt_g.step(). Returns L(G(z_g)). D's parameters and
 // gradients are not touched.
 double g_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g);
+
+// Sets requires_grad false on every parameter of a module and restores each one's previous flag when destroyed,
+// also during stack unwinding: an exception in the G step must not leave D frozen for the next D step. (The G
+// step freezes D; fitting z to an image, began/latent.h, freezes G.)
+class FreezeParameters {
+ public:
+  explicit FreezeParameters(const nn::Module& module);
+  ~FreezeParameters();
+  FreezeParameters(const FreezeParameters&) = delete;
+  FreezeParameters& operator=(const FreezeParameters&) = delete;
+
+ private:
+  std::vector<Tensor> params_;
+  std::vector<bool> flags_;
+};
 
 // Which latent draw of a step.
 enum class LatentStream : uint64_t { discriminator = 1, generator = 2, fixed_samples = 3 };

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 
 #include "backends/error.h"
 #include "began/run_settings.h"
@@ -121,6 +122,47 @@ void load_train_state(const std::string& path, const TrainState& state) {
   ATELIER_CHECK(z.shape() == state.fixed_z.shape(), "checkpoint " << path << ": fixed_z is " << shape_str(z.shape())
                                                                   << ", expected " << shape_str(state.fixed_z.shape()));
   state.fixed_z = z.to(state.fixed_z.device());
+}
+
+std::string model_settings_text(const TrainConfig& c) {
+  std::ostringstream os;
+  os << "data " << c.data << ", image_size " << c.model.image_size << ", channels " << c.model.channels << ", n "
+     << c.model.n << ", h " << c.model.h << ", skip " << (c.model.skip ? "on" : "off") << ", tanh "
+     << (c.model.tanh ? "on" : "off");
+  return os.str();
+}
+
+CheckpointNetworks load_checkpoint_networks(const std::string& path, Device device) {
+  nn::SafetensorsFile file = nn::load_safetensors(path);
+  auto format = file.metadata.find("format");
+  if (format == file.metadata.end() || format->second != kFormat) {
+    // Say what the file holds instead: its metadata (e.g. the classifier's "model FmnistClassifier, epochs 3").
+    std::ostringstream holds;
+    for (const auto& [key, value] : file.metadata) {
+      if (holds.tellp() > 0) holds << ", ";
+      holds << key << " " << (value.size() <= 24 ? value : value.substr(0, 24) + "...");
+    }
+    ATELIER_FAIL("checkpoint " << path << " holds another model, not a `began train` checkpoint (its metadata: "
+                               << (holds.tellp() > 0 ? holds.str() : std::string("none")) << ")");
+  }
+  CheckpointNetworks out;
+  out.config = merge_checkpoint_settings(TrainConfig{}, file.metadata, path);
+  out.position = train_position(file.metadata, path);
+  try {
+    check_model_config(out.config.model);
+    out.G = std::make_shared<Generator>(out.config.model);
+    out.D = std::make_shared<Discriminator>(out.config.model);
+    out.G->load_state_dict(take_prefixed(file, "G."));
+    out.D->load_state_dict(take_prefixed(file, "D."));
+  } catch (const Error& e) {
+    ATELIER_FAIL("checkpoint " << path << ": its networks do not fit its settings (" << model_settings_text(out.config)
+                               << "): " << e.what());
+  }
+  out.G->to(device);
+  out.D->to(device);
+  out.G->eval();
+  out.D->eval();
+  return out;
 }
 
 }  // namespace atelier::began

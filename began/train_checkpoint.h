@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "began/model.h"
@@ -54,5 +55,23 @@ TrainPosition train_position(const std::map<std::string, std::string>& metadata,
 // Loads the networks, optimisers, schedule and fixed z of `path` into `state`; throws naming the file and every
 // mismatching name.
 void load_train_state(const std::string& path, const TrainState& state);
+
+// The networks of a checkpoint, for the tools (`began sample`, `interpolate`, `reconstruct`, `eval`).
+struct CheckpointNetworks {
+  TrainConfig config;  // the run's settings, read as --resume reads them
+  TrainPosition position;
+  std::shared_ptr<Generator> G;
+  std::shared_ptr<Discriminator> D;
+};
+
+// Builds G and D from the settings in `path`'s metadata (through merge_checkpoint_settings, the path --resume
+// takes) on `device` and loads their weights. Throws atelier::Error naming the file: missing or unreadable, not a
+// `began train` checkpoint (naming what its metadata says it holds, e.g. the classifier's weights), or weights
+// that do not fit the settings (naming the settings and the mismatching tensors).
+CheckpointNetworks load_checkpoint_networks(const std::string& path, Device device);
+
+// "data fashion-mnist, image_size 32, channels 1, n 32, h 64, skip off, tanh off": the settings that decide what a
+// checkpoint's networks are, for messages.
+std::string model_settings_text(const TrainConfig& config);
 
 }  // namespace atelier::began

@@ -30,32 +30,6 @@ Device parse_device(const std::string& name) {
   return Device::cuda(0);
 }
 
-// --device cuda works as soon as the CUDA backend supports every primitive a BEGAN step runs. Rather than keep a
-// list of those primitives, one step of a one-filter model runs on the device: each primitive's launch asks the
-// backend's supports() first, so the first one missing is named. Nothing of it is kept.
-void check_device(const std::string& name) {
-  const Device device = parse_device(name);
-  if (device.is_cpu()) return;
-  Backend* cuda = cuda_backend_or_null();
-  ATELIER_CHECK(cuda != nullptr, "--device cuda: this build has no CUDA backend (configure with -DATELIER_CUDA=ON)");
-  ATELIER_CHECK(cuda->available(), "--device cuda: no CUDA device is available");
-  try {
-    const ModelConfig tiny{.image_size = 32, .channels = 1, .n = 1, .h = 1};
-    Generator G(tiny);
-    Discriminator D(tiny);
-    G.to(device);
-    D.to(device);
-    nn::Adam opt_g(G.parameters()), opt_d(D.parameters());
-    double k = 0;
-    began_step(G, D, opt_g, opt_d, zeros({1, 1, 32, 32}, DType::Float32, device),
-               sample_z(1, 1, 0, 1, LatentStream::discriminator, device),
-               sample_z(1, 1, 0, 1, LatentStream::generator, device), k);
-  } catch (const Error& e) {
-    ATELIER_FAIL("--device cuda: a BEGAN step cannot run on the CUDA backend yet (" << e.what()
-                                                                                    << "); train with --device cpu");
-  }
-}
-
 void check_ranges(const TrainConfig& c) {
   ATELIER_CHECK(c.data == "fashion-mnist" || c.data == "synthetic",
                 "--data: '" << c.data << "' is not a data set (fashion-mnist or synthetic)");
@@ -99,6 +73,32 @@ void check_data(const TrainConfig& c) {
 }
 
 }  // namespace
+
+// --device cuda works as soon as the CUDA backend supports every primitive a BEGAN step runs. Rather than keep a
+// list of those primitives, one step of a one-filter model runs on the device: each primitive's launch asks the
+// backend's supports() first, so the first one missing is named. Nothing of it is kept.
+void check_device(const std::string& name) {
+  const Device device = parse_device(name);
+  if (device.is_cpu()) return;
+  Backend* cuda = cuda_backend_or_null();
+  ATELIER_CHECK(cuda != nullptr, "--device cuda: this build has no CUDA backend (configure with -DATELIER_CUDA=ON)");
+  ATELIER_CHECK(cuda->available(), "--device cuda: no CUDA device is available");
+  try {
+    const ModelConfig tiny{.image_size = 32, .channels = 1, .n = 1, .h = 1};
+    Generator G(tiny);
+    Discriminator D(tiny);
+    G.to(device);
+    D.to(device);
+    nn::Adam opt_g(G.parameters()), opt_d(D.parameters());
+    double k = 0;
+    began_step(G, D, opt_g, opt_d, zeros({1, 1, 32, 32}, DType::Float32, device),
+               sample_z(1, 1, 0, 1, LatentStream::discriminator, device),
+               sample_z(1, 1, 0, 1, LatentStream::generator, device), k);
+  } catch (const Error& e) {
+    ATELIER_FAIL("--device cuda: a BEGAN step cannot run on the CUDA backend yet (" << e.what()
+                                                                                    << "); train with --device cpu");
+  }
+}
 
 Device train_device(const TrainConfig& config) { return parse_device(config.device); }
 int64_t steps_per_epoch(const TrainConfig& c) { return dataset_size(c) / c.batch; }  // drop_last

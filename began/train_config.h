@@ -63,6 +63,10 @@ TrainConfig resolve_config(const TrainConfig& config);
 // What a resolved config implies: the device, the steps of one epoch (the last partial batch is dropped) and of
 // the whole run (--steps, or --epochs whole epochs).
 Device train_device(const TrainConfig& config);
+
+// Checks a --device value ("cpu" or "cuda"): a CUDA device must exist and run every primitive of a BEGAN step (a
+// step of a one-filter model runs there to find out). Throws atelier::Error naming what is missing.
+void check_device(const std::string& name);
 int64_t steps_per_epoch(const TrainConfig& config);
 int64_t total_steps(const TrainConfig& config);
 

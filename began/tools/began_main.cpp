@@ -1,6 +1,8 @@
 // bin/began: the command-line front of the BEGAN floor. `began train` trains BEGAN (began/trainer.h);
 // `classify-train` and `classify-eval` train and evaluate the Fashion-MNIST classifier whose features measure
-// sample quality. Arguments are parsed with CLI11 (Debian's libcli11-dev): subcommands, typed options, defaults and
+// sample quality; `sample`, `reconstruct`, `interpolate` and `eval` work on a training checkpoint (one file each
+// beside this one, began/tools/tools.h). Arguments are parsed with CLI11 (Debian's libcli11-dev): subcommands, typed
+// options, defaults and
 // --help come from a maintained library instead of a hand-written parser.
 //
 // Exit codes: 0 done; 1 an error during the run; 2 a bad command line or setting (found before any work starts);
@@ -17,6 +19,7 @@
 #include <map>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <stdlib.h>
@@ -28,6 +31,8 @@
 #include "began/data/fashion_mnist.h"
 #include "began/eval/fmnist_classifier.h"
 #include "began/run_settings.h"
+#include "began/tools/cli_checks.h"
+#include "began/tools/tools.h"
 #include "began/trainer.h"
 #include "tensor/creation.h"
 
@@ -37,101 +42,9 @@
 #endif
 
 using namespace atelier;
+using namespace atelier::began_cli;
 
 namespace {
-
-// ---- Strict numbers: every numeric flag's text is checked before CLI11 converts it, so a value that does not fit
-// its type (--limit 99999999999999999999, --seed -1 for an unsigned seed, --epochs 1e20 for a whole number) is
-// refused with one short line instead of wrapping, saturating or being misread. Ranges that depend on meaning
-// (--batch >= 1, ...) are checked afterwards, by began::resolve_config for `train` and below for the others.
-
-// At most this many characters of a value are quoted back: a 400-digit argument must not make a 400-digit line.
-std::string cut_quote(const std::string& text) {
-  constexpr size_t kMax = 24;
-  return "'" + (text.size() <= kMax ? text : text.substr(0, kMax) + "...") + "'";
-}
-
-// A whole number of type T from `lo` to `hi`: an optional '-' then digits, nothing else.
-template <class T>
-CLI::Validator whole_number(T lo = std::numeric_limits<T>::min(), T hi = std::numeric_limits<T>::max()) {
-  auto check = [lo, hi](std::string& text) -> std::string {
-    const bool negative = !text.empty() && text[0] == '-';
-    const std::string digits = negative ? text.substr(1) : text;
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) {
-      return cut_quote(text) + " is not a whole number";
-    }
-    const std::string range = "must be from " + std::to_string(lo) + " to " + std::to_string(hi);
-    errno = 0;
-    char* end = nullptr;
-    bool in_range;
-    if (negative) {
-      const long long v = std::strtoll(text.c_str(), &end, 10);
-      in_range =
-          errno != ERANGE && std::is_signed_v<T> && v >= static_cast<long long>(lo) && v <= static_cast<long long>(hi);
-    } else {
-      const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-      in_range = errno != ERANGE && v <= static_cast<unsigned long long>(hi) &&
-                 (lo <= 0 || v >= static_cast<unsigned long long>(lo));
-    }
-    return in_range ? std::string() : cut_quote(text) + " is out of range: " + range;
-  };
-  return CLI::Validator(check, "", "whole number");
-}
-
-// A finite real number from `lo` to `hi` (both bounds inclusive unless `open_lo`).
-CLI::Validator real_number(double lo = -std::numeric_limits<double>::max(),
-                           double hi = std::numeric_limits<double>::max(), bool open_lo = false) {
-  auto check = [lo, hi, open_lo](std::string& text) -> std::string {
-    errno = 0;
-    char* end = nullptr;
-    const double v = std::strtod(text.c_str(), &end);
-    if (text.empty() || end != text.c_str() + text.size() || std::isspace(static_cast<unsigned char>(text[0]))) {
-      return cut_quote(text) + " is not a number";
-    }
-    if (std::isnan(v)) return cut_quote(text) + " is not a number";
-    if (!std::isfinite(v) || errno == ERANGE) return cut_quote(text) + " is outside the range of a double";
-    char bounds[96];
-    std::snprintf(bounds, sizeof bounds, "must be %s %g and at most %g", open_lo ? "above" : "at least", lo, hi);
-    const bool in_range = (open_lo ? v > lo : v >= lo) && v <= hi;
-    return in_range ? std::string() : cut_quote(text) + " is out of range: " + bounds;
-  };
-  return CLI::Validator(check, "", "number");
-}
-
-// The strict check for a field's type: whole numbers for integers, finite reals for doubles, none for text.
-template <class T>
-void check_number(CLI::Option* option) {
-  if constexpr (std::is_same_v<T, bool>) {
-    return;
-  } else if constexpr (std::is_integral_v<T>) {
-    option->check(whole_number<T>());
-  } else if constexpr (std::is_floating_point_v<T>) {
-    option->check(real_number());
-  }
-}
-
-// Paths, checked before any work so that a typo costs nothing. Each throws a one-line Error naming the flag.
-bool is_folder(const std::string& dir) {
-  struct stat st {};
-  return ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-void check_folder_exists(const std::string& flag, const std::string& dir) {
-  ATELIER_CHECK(is_folder(dir), flag << " " << dir << ": no such folder");
-}
-void check_readable_file(const std::string& flag, const std::string& path) {
-  struct stat st {};
-  ATELIER_CHECK(::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), R_OK) == 0,
-                flag << " " << path << ": no such readable file");
-}
-// A file to be written: not a folder, in a folder that exists and can be written into.
-void check_writable_file(const std::string& flag, const std::string& path) {
-  ATELIER_CHECK(!path.empty() && path.back() != '/', flag << " '" << path << "': not a file name");
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  ATELIER_CHECK(is_folder(dir), flag << " " << path << ": the folder " << dir << " does not exist");
-  ATELIER_CHECK(::access(dir.c_str(), W_OK | X_OK) == 0, flag << " " << path << ": cannot write into " << dir);
-  ATELIER_CHECK(!is_folder(path), flag << " " << path << ": is a folder");
-}
 
 struct ClassifyTrainArgs {
   std::string data_dir = began::kFashionMnistDir;
@@ -313,11 +226,15 @@ int main(int argc, char** argv) {
                                              "line, 3 diverged, 130/143 interrupted)");
   add_train_options(*began_train, train_cli);
 
+  // The tools on a checkpoint (began/tools/tools.h).
+  const std::vector<Tool> tools = {add_sample_tool(app), add_reconstruct_tool(app), add_interpolate_tool(app),
+                                   add_eval_tool(app)};
+
   // A first argument that is no flag must name a subcommand (CLI11 would only say that one is required).
   const std::string first = argc > 1 ? argv[1] : "-";
-  if (first[0] != '-' && first != train->get_name() && first != eval->get_name() && first != began_train->get_name()) {
-    std::fprintf(stderr, "began: error: unknown subcommand %s (train, classify-train or classify-eval; see --help)\n",
-                 cut_quote(argv[1]).c_str());
+  const auto named = app.get_subcommands([&](CLI::App* sub) { return sub->check_name(first); });
+  if (first[0] != '-' && named.empty()) {
+    std::fprintf(stderr, "began: error: unknown subcommand %s (see --help)\n", cut_quote(argv[1]).c_str());
     return 2;
   }
   // Unknown flags and bad values: one line and exit 2, before any work starts.
@@ -360,6 +277,21 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "began %s: error: %s\n", *train ? "classify-train" : "classify-eval", e.what());
     return 2;
+  }
+  for (const Tool& tool : tools) {
+    if (!*tool.command) continue;
+    try {
+      tool.check();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "began %s: error: %s\n", tool.command->get_name().c_str(), e.what());
+      return 2;
+    }
+    try {
+      return tool.run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "began %s: error: %s\n", tool.command->get_name().c_str(), e.what());
+      return 1;
+    }
   }
   try {
     if (*began_train) return run_train(train_config);

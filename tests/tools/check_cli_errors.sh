@@ -69,6 +69,44 @@ refused "$began" "--weights /nonexistent-atelier.safetensors: no such readable f
   classify-eval --weights /nonexistent-atelier.safetensors
 refused "$began" "--out /proc/began-run" train --out /proc/began-run --data synthetic
 
+# The checkpoint tools (sample, reconstruct, interpolate, eval): the checkpoint asked for and checked first, then
+# the device, the numbers and the outputs; the program itself stands in for a readable checkpoint file (the
+# checks refuse before reading it).
+for sub in sample reconstruct interpolate eval; do
+  out=(--out x.png)
+  [[ $sub == eval ]] && out=()  # eval prints its numbers
+  refused "$began" "--checkpoint is required" "$sub" "${out[@]}"
+  refused "$began" "--checkpoint /nonexistent-atelier.safetensors: no such readable file" \
+    "$sub" --checkpoint /nonexistent-atelier.safetensors "${out[@]}"
+  refused "$began" "--device: 'tpu' is not a device (cpu or cuda)" "$sub" --checkpoint "$began" "${out[@]}" --device tpu
+  refused "$began" "--bogus" "$sub" --checkpoint "$began" "${out[@]}" --bogus
+done
+for sub in sample reconstruct interpolate; do
+  grid=()
+  [[ $sub == sample ]] && grid=(--grid)
+  refused "$began" "--out /nonexistent-atelier/x.png: the folder /nonexistent-atelier does not exist" \
+    "$sub" --checkpoint "$began" --out /nonexistent-atelier/x.png "${grid[@]}"
+done
+refused "$began" "--count: '0' is out of range: must be from 1 to 100000" sample --checkpoint "$began" --out s --count 0
+refused "$began" "--count: '1e3' is not a whole number" sample --checkpoint "$began" --out s --count 1e3
+refused "$began" "--seed: '-1' is out of range" sample --checkpoint "$began" --out s --seed -1
+refused "$began" "is a file; without --grid --out names a folder" sample --checkpoint "$began" --out "$began"
+refused "$began" "--count: '10001' is out of range: must be from 1 to 10000" \
+  reconstruct --checkpoint "$began" --out r.png --count 10001
+refused "$began" "--points: '1' is out of range: must be from 2 to 1000" \
+  interpolate --checkpoint "$began" --out i.png --points 1
+refused "$began" "--real: At least 2 required but received 1" interpolate --checkpoint "$began" --out i.png --real 1
+refused "$began" "--real: '-3' is out of range" interpolate --checkpoint "$began" --out i.png --real -3 4
+refused "$began" "--fit-lr: '0' is out of range: must be above 0" \
+  interpolate --checkpoint "$began" --out i.png --fit-lr 0
+refused "$began" "--fit-steps: '99999999999999999999' is out of range" \
+  interpolate --checkpoint "$began" --out i.png --fit-steps 99999999999999999999
+refused "$began" "--classifier /nonexistent-atelier.safetensors: no such readable file" \
+  eval --checkpoint "$began" --classifier /nonexistent-atelier.safetensors
+refused "$began" "--count: '1' is out of range: must be from 2 to 10000" eval --checkpoint "$began" --count 1
+refused "$began" "--data-dir /nonexistent-atelier: no such folder" \
+  eval --checkpoint "$began" --data-dir /nonexistent-atelier
+
 # bin/gradcheck: one optional filter; a filter matching no row, a flag or a second argument is refused.
 refused "$gradcheck" "no op name contains 'no-such-op'" no-such-op
 refused "$gradcheck" "unknown option '--bogus'" --bogus

@@ -1,0 +1,68 @@
+// What the checkpoint tools share (began/tools/tools.h).
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+#include "autograd/functions.h"
+#include "began/data/fashion_mnist.h"
+#include "began/data/synthetic.h"
+#include "began/tools/cli_checks.h"
+#include "began/tools/tools.h"
+#include "began/train_config.h"
+#include "nn/data/dataset.h"
+#include "tensor/creation.h"
+#include "tensor/grad_mode.h"
+
+namespace atelier::began_cli {
+
+void add_checkpoint_options(CLI::App& command, CheckpointArgs& args) {
+  command
+      .add_option("--checkpoint", args.checkpoint, "a checkpoint of `began train` (<run>/checkpoints/*.safetensors)")
+      ->required();
+  command.add_option("--device", args.device, "cpu or cuda")->capture_default_str();
+}
+
+void check_checkpoint_args(const CheckpointArgs& args) {
+  check_readable_file("--checkpoint", args.checkpoint);
+  began::check_device(args.device);
+}
+
+began::CheckpointNetworks load_networks(const CheckpointArgs& args) {
+  began::CheckpointNetworks networks =
+      began::load_checkpoint_networks(args.checkpoint, args.device == "cuda" ? Device::cuda(0) : Device::cpu());
+  std::printf("checkpoint %s: step %lld, %s\n", args.checkpoint.c_str(), static_cast<long long>(networks.position.step),
+              began::model_settings_text(networks.config).c_str());
+  return networks;
+}
+
+Tensor batched_forward(nn::Module& module, const Tensor& input, int64_t batch) {
+  NoGradGuard no_grad;
+  const Device device = module.parameters().front().device();
+  std::vector<Tensor> parts;
+  for (int64_t start = 0; start < input.size(0); start += batch) {
+    const int64_t end = std::min(input.size(0), start + batch);
+    parts.push_back(module.forward(input.slice(0, start, end).to(device)).to(Device::cpu()));
+  }
+  return cat(parts, 0);
+}
+
+Tensor run_images(const began::TrainConfig& config, int64_t count) {
+  if (config.data == "fashion-mnist") {
+    Tensor images = began::load_fashion_mnist(config.data_dir, false, count).images;
+    ATELIER_CHECK(images.size(0) == count,
+                  "Fashion-MNIST's test set has " << images.size(0) << " images, fewer than " << count);
+    return images;
+  }
+  ATELIER_CHECK(config.data == "synthetic", "the run's data '" << config.data << "' gives no real images to the tools");
+  ATELIER_CHECK(count <= config.synthetic_size,
+                "the run's synthetic set has " << config.synthetic_size << " images, fewer than " << count);
+  began::SyntheticShapes data({.size = config.synthetic_size,
+                               .image_size = config.model.image_size,
+                               .channels = config.model.channels,
+                               .seed = config.seed});
+  std::vector<Tensor> images;
+  for (int64_t i = 0; i < count; ++i) images.push_back(data.get(i).data.unsqueeze(0));
+  return cat(images, 0);
+}
+
+}  // namespace atelier::began_cli

@@ -1,0 +1,49 @@
+// The subcommands of bin/began that work on a `began train` checkpoint: sample, reconstruct, interpolate and eval
+// (one file each beside this one), and what they share: --checkpoint and --device, loading the networks, and the
+// run's real images.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "began/train_checkpoint.h"
+
+namespace atelier::began_cli {
+
+// A registered subcommand. Its flags parse into state that the two functions share. check() runs before any work
+// (an Error there exits 2, a bad command line); run() does the work (an Error there exits 1).
+struct Tool {
+  CLI::App* command = nullptr;
+  std::function<void()> check;
+  std::function<int()> run;
+};
+
+Tool add_sample_tool(CLI::App& app);
+Tool add_reconstruct_tool(CLI::App& app);
+Tool add_interpolate_tool(CLI::App& app);
+Tool add_eval_tool(CLI::App& app);
+
+// --checkpoint F (required) and --device (cpu or cuda).
+struct CheckpointArgs {
+  std::string checkpoint;
+  std::string device = "cpu";
+};
+void add_checkpoint_options(CLI::App& command, CheckpointArgs& args);
+// Before any work: the file is readable and the device usable. Throws a one-line Error naming the flag.
+void check_checkpoint_args(const CheckpointArgs& args);
+// The networks on the device, with one line saying which run and step they come from.
+began::CheckpointNetworks load_networks(const CheckpointArgs& args);
+
+// module.forward over `input` in batches of `batch` rows (bounding the memory of large counts), without a graph,
+// on the module's device; the result on the CPU.
+Tensor batched_forward(nn::Module& module, const Tensor& input, int64_t batch = 256);
+
+// The first `count` real images of the run's data (count, C, S, S) in [-1, 1]: Fashion-MNIST's test images (the
+// images training did not see), or synthetic images 0, 1, ... of the run's set. Throws naming the data setting
+// when it has no such images or fewer than `count`.
+Tensor run_images(const began::TrainConfig& config, int64_t count);
+
+}  // namespace atelier::began_cli

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The checkpoint tools of bin/began on real checkpoints (ctest entry began_tools): a `began train --smoke` run
+# (synthetic data) feeds sample, reconstruct and interpolate; a 2-step Fashion-MNIST smoke run feeds eval (when
+# the data set is installed). Each must exit 0 and write its PNGs with the expected sizes; eval must print its
+# three numbers. Run from another folder, so that eval finds the classifier beside the executable.
+#
+#   tests/tools/check_began_tools.sh build/cpu/bin/began
+set -uo pipefail
+
+began="$(realpath "$1")"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
+failures=0
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+# png_size FILE: "WIDTHxHEIGHT" from the PNG header.
+png_size() { printf '%dx%d' "0x$(xxd -s 16 -l 4 -p "$1")" "0x$(xxd -s 20 -l 4 -p "$1")"; }
+# ok WHAT COMMAND...: exit 0 expected; the output is kept in $tmp/log.
+ok() {
+  local what="$1"
+  shift
+  "$@" >"$tmp/log" 2>&1 || fail "$what: exit $? ($(tail -c 400 "$tmp/log"))"
+}
+
+ok "train --smoke" "$began" train --smoke --out run
+checkpoint="$(ls run/checkpoints/*.safetensors | tail -1)"
+[[ -f "$checkpoint" ]] || fail "no checkpoint from the smoke run"
+
+# 32x32 images in a grid with a 2-pixel border: k images a row make k * 34 + 2 pixels.
+ok "sample --grid" "$began" sample --checkpoint "$checkpoint" --count 16 --grid --out grid.png
+[[ "$(png_size grid.png)" == "138x138" ]] || fail "sample --grid: grid.png is $(png_size grid.png), expected 138x138"
+ok "sample" "$began" sample --checkpoint "$checkpoint" --count 3 --out samples --seed 5
+[[ "$(ls samples | tr '\n' ' ')" == "sample_00000.png sample_00001.png sample_00002.png " ]] ||
+  fail "sample: samples/ holds $(ls samples)"
+# The same seed gives the same images.
+ok "sample again" "$began" sample --checkpoint "$checkpoint" --count 3 --out again --seed 5
+cmp -s samples/sample_00002.png again/sample_00002.png || fail "sample --seed 5 twice gave different images"
+
+ok "reconstruct" "$began" reconstruct --checkpoint "$checkpoint" --count 10 --out recon.png
+[[ "$(png_size recon.png)" == "546x70" ]] || fail "reconstruct: recon.png is $(png_size recon.png), expected 546x70"
+grep -q "mean |x - D(x)|" "$tmp/log" || fail "reconstruct: no reconstruction error in its output"
+
+ok "interpolate" "$began" interpolate --checkpoint "$checkpoint" --pairs 2 --points 6 --out paths.png
+[[ "$(png_size paths.png)" == "206x138" ]] || fail "interpolate: paths.png is $(png_size paths.png), expected 206x138"
+ok "interpolate --real" "$began" interpolate --checkpoint "$checkpoint" --real 0 3 --points 5 --fit-steps 50 \
+  --out real.png
+[[ "$(png_size real.png)" == "240x70" ]] || fail "interpolate --real: real.png is $(png_size real.png), expected 240x70"
+grep -q "z fitted to images 0 and 3 in 50 Adam steps" "$tmp/log" || fail "interpolate --real: $(cat "$tmp/log")"
+
+# eval refuses a synthetic run, naming its settings (exit 1: found while working).
+"$began" eval --checkpoint "$checkpoint" >"$tmp/log" 2>&1
+rc=$?
+[[ $rc -eq 1 ]] || fail "eval on a synthetic run: exit $rc, expected 1"
+grep -q "not of a Fashion-MNIST run (data synthetic, image_size 32" "$tmp/log" || fail "eval: $(cat "$tmp/log")"
+
+if [[ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]]; then
+  ok "train --smoke --data fashion-mnist" "$began" train --smoke --data fashion-mnist --steps 2 --out frun
+  ok "eval" "$began" eval --checkpoint "$(ls frun/checkpoints/*.safetensors | tail -1)" --count 300
+  for row in "this generator" "baseline: real training images" "baseline: untrained generator"; do
+    grep -qE "$row.* [0-9]+\.[0-9]+$" "$tmp/log" || fail "eval: no '$row' number in: $(cat "$tmp/log")"
+  done
+else
+  echo "note: Fashion-MNIST is not installed; eval on a Fashion-MNIST checkpoint not run"
+fi
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "began_tools: all checks passed"
