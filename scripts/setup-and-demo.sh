@@ -39,13 +39,13 @@ if [[ ! -x "$began" ]]; then
 fi
 
 # The demo's settings (see docs/began.md, "The demo").
-steps="${ATELIER_DEMO_STEPS:-4000}"
+steps="${ATELIER_DEMO_STEPS:-6000}"
 run=out/demo
 rm -rf "$run"  # the demo's own folder: each demo run starts afresh
 mkdir -p out
 
 echo "=== BEGAN on Fashion-MNIST: $steps steps (run folder $run) ==="
-"$began" train --data fashion-mnist --image-size 32 --channels 1 --n 16 --h 64 --batch 16 \
+"$began" train --data fashion-mnist --image-size 32 --channels 1 --n 16 --h 64 --batch 16 --gamma 0.7 \
   --lr 2e-4 --lambda-k 0.01 --steps "$steps" --seed 1 --sample-every 500 --checkpoint-every 2000 --out "$run"
 
 # Did it learn? Mean M_global over the first and the last 10% of the steps (column m_global of metrics.csv).
