@@ -187,7 +187,9 @@ int run_train(const began::TrainConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"began: BEGAN on atelier (train) and the Fashion-MNIST classifier behind the sample-quality measure"};
+  CLI::App app{
+      "began: BEGAN on atelier (train), tools on its checkpoints (sample, reconstruct, interpolate, eval) and the "
+      "Fashion-MNIST classifier behind the sample-quality measure"};
   app.require_subcommand(1);
 
   ClassifyTrainArgs train_args;
@@ -234,7 +236,11 @@ int main(int argc, char** argv) {
   const std::string first = argc > 1 ? argv[1] : "-";
   const auto named = app.get_subcommands([&](CLI::App* sub) { return sub->check_name(first); });
   if (first[0] != '-' && named.empty()) {
-    std::fprintf(stderr, "began: error: unknown subcommand %s (see --help)\n", cut_quote(argv[1]).c_str());
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    std::fprintf(stderr, "began: error: unknown subcommand %s (%s)\n", cut_quote(argv[1]).c_str(), names.c_str());
     return 2;
   }
   // Unknown flags and bad values: one line and exit 2, before any work starts.

@@ -50,6 +50,16 @@ ok "interpolate --real" "$began" interpolate --checkpoint "$checkpoint" --real 0
 [[ "$(png_size real.png)" == "240x70" ]] || fail "interpolate --real: real.png is $(png_size real.png), expected 240x70"
 grep -q "z fitted to images 0 and 3 in 50 Adam steps" "$tmp/log" || fail "interpolate --real: $(cat "$tmp/log")"
 
+# A file of another model is named with what it holds: the classifier's weights, beside the executable.
+classifier="$(dirname "$began")/../share/atelier/fmnist_classifier.safetensors"
+[[ -f "$classifier" ]] || fail "no classifier weights at $classifier"
+"$began" sample --checkpoint "$classifier" --grid --out other.png >"$tmp/log" 2>&1
+rc=$?
+[[ $rc -eq 1 ]] || fail "sample on the classifier's weights: exit $rc, expected 1"
+grep -q "holds another model, not a \`began train\` checkpoint (its metadata: .*model FmnistClassifier" "$tmp/log" ||
+  fail "sample on the classifier's weights: $(cat "$tmp/log")"
+"$began" eval --help | grep -q "not comparable to Inception FID" || fail "eval --help does not say it is not FID"
+
 # eval refuses a synthetic run, naming its settings (exit 1: found while working).
 "$began" eval --checkpoint "$checkpoint" >"$tmp/log" 2>&1
 rc=$?
