@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include "autograd/functions.h"
+#include "began/eval/fd_fmnist.h"
 #include "began/eval/fmnist_classifier.h"
 #include "began/eval/frechet.h"
 #include "began/latent.h"
@@ -182,4 +183,28 @@ TEST_CASE("load_checkpoint_networks: a missing file and another model's weights 
   const std::string classifier = std::string(ATELIER_SOURCE_DIR) + "/" + kClassifierWeights;
   check_throws_with([&] { load_checkpoint_networks(classifier, Device::cpu()); },
                     {"holds another model", "model FmnistClassifier"});
+}
+
+TEST_CASE("FD-FMNIST features: (N, 128), the same in any batch size, and generated features keyed by the seed") {
+  auto classifier = load_classifier(std::string(ATELIER_SOURCE_DIR) + "/" + kClassifierWeights);
+  manual_seed(2);
+  const Tensor images = uniform({20, 1, 32, 32}, -1.0, 1.0);
+  const Tensor whole = classifier_features(*classifier, images);
+  CHECK(whole.shape() == Shape{20, FmnistClassifier::kFeatures});
+  CHECK(amax(abs(sub(whole, classifier_features(*classifier, images, 7)))).item<double>() < 1e-5);
+  // Values outside [-1, 1] are clamped first, as a PNG would: 3x the images score as their clamped selves.
+  const Tensor tripled = mul(images, 3.0);
+  CHECK(amax(abs(sub(classifier_features(*classifier, tripled),
+                     classifier_features(*classifier, clamp(tripled, -1.0, 1.0)))))
+            .item<double>() == 0.0);
+
+  const ModelConfig config{.image_size = 32, .channels = 1, .n = 4, .h = 8};
+  Generator G(config);
+  const Tensor a = generated_features(*classifier, G, 12, 5, 5);
+  const Tensor b = generated_features(*classifier, G, 12, 5, 12);
+  const Tensor c = generated_features(*classifier, G, 12, 6);
+  CHECK(a.shape() == Shape{12, FmnistClassifier::kFeatures});
+  CHECK(amax(abs(sub(a, b))).item<double>() < 1e-5);
+  CHECK(amax(abs(sub(a, c))).item<double>() > 0.0);
+  check_throws_with([&] { classifier_features(*classifier, images, 0); }, {"batch must be >= 1"});
 }
