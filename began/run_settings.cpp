@@ -18,6 +18,7 @@ namespace {
 
 constexpr bool kFixed = true;  // a checkpoint fixes it
 constexpr bool kFree = false;  // a resumed run may change it
+constexpr bool kNewer = true;  // may be absent from a checkpoint (SettingRef::may_be_absent)
 const std::string kMetadataPrefix = "setting.";
 
 template <typename T>
@@ -50,6 +51,8 @@ std::vector<SettingRef> settings_of(TrainConfig& c) {
   return {
       {"data", kFixed, &c.data},
       {"synthetic_size", kFixed, &c.synthetic_size},
+      {"crop", kFixed, &c.crop, kNewer},
+      {"flip", kFixed, &c.flip, kNewer},
       {"image_size", kFixed, &c.model.image_size},
       {"channels", kFixed, &c.model.channels},
       {"n", kFixed, &c.model.n},
@@ -73,6 +76,7 @@ std::vector<SettingRef> settings_of(TrainConfig& c) {
       {"checkpoint_every", kFree, &c.checkpoint_every},
       {"sample_every", kFree, &c.sample_every},
       {"data_dir", kFree, &c.data_dir},
+      {"cache", kFree, &c.cache, kNewer},
   };
 }
 
@@ -124,11 +128,21 @@ std::map<std::string, std::string> settings_metadata(const TrainConfig& config) 
 
 TrainConfig merge_checkpoint_settings(const TrainConfig& config, const std::map<std::string, std::string>& metadata,
                                       const std::string& checkpoint_path) {
-  TrainConfig merged = config, saved = config;
+  TrainConfig merged = config, saved = config, defaults;
   std::vector<SettingRef> mine = settings_of(merged), theirs = settings_of(saved);
   std::ostringstream conflicts;
   for (size_t i = 0; i < mine.size(); ++i) {
     auto it = metadata.find(kMetadataPrefix + mine[i].key);
+    if (it == metadata.end() && mine[i].may_be_absent) {
+      // An older checkpoint: the default is what it ran with.
+      const SettingRef fresh = settings_of(defaults)[i];
+      ATELIER_CHECK(!config.given.count(mine[i].key) || !mine[i].fixed_by_checkpoint ||
+                        setting_text(mine[i]) == setting_text(fresh),
+                    "--resume: " << flag_name(mine[i].key) << " " << display_text(mine[i]) << ": the checkpoint "
+                                 << checkpoint_path << " predates this setting and ran with " << display_text(fresh));
+      if (!config.given.count(mine[i].key)) set_setting_text(mine[i], setting_text(fresh));
+      continue;
+    }
     ATELIER_CHECK(it != metadata.end(), "--resume: the checkpoint " << checkpoint_path << " has no setting '"
                                                                     << mine[i].key
                                                                     << "' (not a checkpoint of `began train`?)");

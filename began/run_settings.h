@@ -19,6 +19,9 @@ struct SettingRef {
   std::string key;           // "image_size"
   bool fixed_by_checkpoint;  // true: a resumed run must keep the checkpoint's value
   std::variant<int64_t*, uint64_t*, int*, double*, bool*, std::string*> value;  // into one TrainConfig
+  // Added after the first checkpoints were written: a checkpoint without it stands for the default (the value
+  // that reproduces what the older program did).
+  bool may_be_absent = false;
 };
 
 // "image_size" -> "--image-size".

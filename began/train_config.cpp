@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <vector>
@@ -31,8 +32,13 @@ Device parse_device(const std::string& name) {
 }
 
 void check_ranges(const TrainConfig& c) {
-  ATELIER_CHECK(c.data == "fashion-mnist" || c.data == "synthetic",
-                "--data: '" << c.data << "' is not a data set (fashion-mnist or synthetic)");
+  ATELIER_CHECK(c.data == "fashion-mnist" || c.data == "synthetic" || c.data == "folder",
+                "--data: '" << c.data << "' is not a data set (fashion-mnist, synthetic or folder)");
+  ATELIER_CHECK(c.crop >= 0, "--crop must be >= 0 (0: the largest centred square), got " << c.crop);
+  for (const char* key : {"crop", "flip", "cache"}) {
+    ATELIER_CHECK(c.data == "folder" || !c.given.count(key),
+                  flag_name(key) << " applies to --data folder only (the data is " << c.data << ")");
+  }
   check_model_config(c.model);
   ATELIER_CHECK(c.synthetic_size >= 1, "--synthetic-size must be >= 1, got " << c.synthetic_size);
   ATELIER_CHECK(c.batch >= 1, "--batch must be >= 1, got " << c.batch);
@@ -55,9 +61,43 @@ void check_ranges(const TrainConfig& c) {
   ATELIER_CHECK(c.progress_seconds >= 0, "--progress-seconds must be >= 0, got " << c.progress_seconds);
 }
 
-int64_t dataset_size(const TrainConfig& c) { return c.data == "synthetic" ? c.synthetic_size : kFashionMnistTrainSize; }
+int64_t dataset_size(const TrainConfig& c) {
+  if (c.data == "folder") {
+    ATELIER_CHECK(c.folder != nullptr, "--data folder: the images are not loaded (call resolve_config first)");
+    return c.folder->count();
+  }
+  return c.data == "synthetic" ? c.synthetic_size : kFashionMnistTrainSize;
+}
+
+// --data folder: decodes (or reads from the cache) the images, prints the summary, writes <out>/image_folder.txt.
+std::shared_ptr<const ImageFolderData> load_folder(const TrainConfig& c) {
+  auto log = [](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  auto data = std::make_shared<ImageFolderData>(load_image_folder({.dir = c.data_dir,
+                                                                   .image_size = c.model.image_size,
+                                                                   .channels = c.model.channels,
+                                                                   .crop = c.crop,
+                                                                   .cache_dir = c.cache,
+                                                                   .log = log}));
+  const std::string names = c.out + "/image_folder.txt";
+  write_text_atomically(names, data->report());
+  log("--data-dir " + c.data_dir + ": " + data->summary() + " (names in " + names + ")");
+  return data;
+}
 
 void check_data(const TrainConfig& c) {
+  if (c.data == "folder") {
+    ATELIER_CHECK(c.given.count("data_dir") || c.resume.size(),
+                  "--data folder needs --data-dir, the folder of JPEG/PNG images");
+    ATELIER_CHECK(
+        c.model.channels == 1 || c.model.channels == 3,
+        "--data folder makes 1-channel (luma) or 3-channel (RGB) images, not --channels " << c.model.channels);
+    std::error_code ec;
+    ATELIER_CHECK(std::filesystem::is_directory(c.data_dir, ec), "--data-dir " << c.data_dir << ": no such folder");
+    return;  // the batch is checked against the images once they are loaded
+  }
   if (c.data == "fashion-mnist") {
     ATELIER_CHECK(c.model.image_size == 32 && c.model.channels == 1,
                   "--data fashion-mnist is 32x32 with 1 channel; --image-size "
@@ -151,15 +191,21 @@ TrainConfig resolve_config(const TrainConfig& config) {
   check_ranges(c);
   check_device(c.device);
   check_data(c);
-  ATELIER_CHECK(checkpoint_step <= total_steps(c), "--resume " << c.resume << ": the run is at step " << checkpoint_step
-                                                               << ", beyond the " << total_steps(c)
-                                                               << " steps asked for (raise --steps or --epochs)");
-  if (c.lr_window == 0) c.lr_window = std::min(steps_per_epoch(c), kLongestDefaultWindow);
   if (c.resume.empty()) {
     ATELIER_CHECK(!holds_run(c.out), "--out " << c.out << " already holds a run: continue it with --resume " << c.out
                                               << ", or pick another --out");
   }
   prepare_run_dir(c.out);
+  if (c.data == "folder") {
+    c.folder = load_folder(c);
+    ATELIER_CHECK(c.folder->count() >= c.batch, "--batch " << c.batch << " is larger than the data set ("
+                                                           << c.folder->count() << " images in " << c.data_dir
+                                                           << "): an epoch would have no step");
+  }
+  ATELIER_CHECK(checkpoint_step <= total_steps(c), "--resume " << c.resume << ": the run is at step " << checkpoint_step
+                                                               << ", beyond the " << total_steps(c)
+                                                               << " steps asked for (raise --steps or --epochs)");
+  if (c.lr_window == 0) c.lr_window = std::min(steps_per_epoch(c), kLongestDefaultWindow);
   return c;
 }
 

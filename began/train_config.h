@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 
 #include "began/data/fashion_mnist.h"
+#include "began/data/image_folder.h"
 #include "began/model.h"
 #include "began/step.h"
 
@@ -15,9 +17,12 @@ namespace atelier::began {
 // Every setting of a run; the `began train` flag of each is named in brackets.
 struct TrainConfig {
   // The data.
-  std::string data = "fashion-mnist";       // [--data] fashion-mnist (32x32, 1 channel) or synthetic
-  std::string data_dir = kFashionMnistDir;  // [--data-dir] Fashion-MNIST's IDX files
+  std::string data = "fashion-mnist";       // [--data] fashion-mnist (32x32, 1 channel), synthetic or folder
+  std::string data_dir = kFashionMnistDir;  // [--data-dir] Fashion-MNIST's IDX files, or the image folder
   int64_t synthetic_size = 4096;            // [--synthetic-size] images in the synthetic set
+  int64_t crop = 0;                         // [--crop] folder: side of the centred crop (0: the largest square)
+  bool flip = false;                        // [--flip] folder: random horizontal flips keyed by (seed, epoch, i)
+  std::string cache;                        // [--cache] folder: where the decoded images are cached ("": none)
   ModelConfig model;                        // [--image-size --channels --n --h --skip --tanh]
   // The optimisation (the defaults of the original BEGAN run; docs/began.md says where each comes from).
   int64_t batch = 16;                 // [--batch]
@@ -48,6 +53,8 @@ struct TrainConfig {
   std::set<std::string> given;
   // Filled by resolve_config on --resume: the checkpoint to continue from.
   std::string resume_checkpoint;
+  // Filled by resolve_config for --data folder: the decoded images (their count sets the steps of an epoch).
+  std::shared_ptr<const ImageFolderData> folder;
 };
 
 // The --smoke preset: a few dozen steps of a tiny model on a small synthetic set, with every output (samples,
@@ -55,7 +62,9 @@ struct TrainConfig {
 TrainConfig smoke_config(TrainConfig config);
 
 // Checks every setting, the device and the run folder (created and probed for writing; a fresh run refuses a
-// folder that already holds one), and on --resume takes the checkpoint's settings. Throws atelier::Error naming
+// folder that already holds one), and on --resume takes the checkpoint's settings. For --data folder it also loads
+// the images (config.folder; from the cache when there is one), prints the summary line and writes the names of
+// the skipped and rejected files to <out>/image_folder.txt. Throws atelier::Error naming
 // the flag and the value at fault. Does no training work: `began train` runs it before anything else and exits 2
 // on its errors.
 TrainConfig resolve_config(const TrainConfig& config);

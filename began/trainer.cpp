@@ -143,6 +143,10 @@ void Trainer::build_data() {
                                                               .image_size = config_.model.image_size,
                                                               .channels = config_.model.channels,
                                                               .seed = config_.seed});
+  } else if (config_.data == "folder") {
+    ATELIER_CHECK(config_.folder != nullptr,
+                  "train: --data folder's images are not loaded (resolve_config loads them)");
+    data = std::make_shared<ImageFolderDataset>(config_.folder, config_.flip, config_.seed);
   } else {
     data = std::make_shared<nn::TensorDataset>(load_fashion_mnist(config_.data_dir, true).images);
   }

@@ -11,7 +11,10 @@
 # libbenchmark-dev for the benchmarks, libcli11-dev for the `began` command's argument parsing. clang-format: the
 # format test. dataset-fashion-mnist: the Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist/
 # (began/data/fashion_mnist.cpp reads them). zlib1g-dev and libpng-dev also ship the static libz.a and libpng16.a
-# that scripts/gpu-check.sh links into its portable programs.
+# that scripts/gpu-check.sh links into its portable programs. libjpeg-dev (libjpeg62-turbo-dev): `began train --data
+# folder` decodes JPEG photos with libjpeg-turbo, the JPEG library every distribution keeps patched (baseline,
+# progressive, CMYK/YCCK, and DCT-domain scaled decoding, which downsizes LFW's 250x250 photos almost for free);
+# it ships the static libjpeg.a for scripts/gpu-check.sh too.
 ATELIER_APT_PACKAGES=(
   build-essential
   cmake
@@ -22,6 +25,7 @@ ATELIER_APT_PACKAGES=(
   nlohmann-json3-dev
   libcli11-dev
   libpng-dev
+  libjpeg-dev
   clang-format
   dataset-fashion-mnist
 )

@@ -49,15 +49,16 @@ programs=(atelier_cuda_tests gradcheck bench_ops bench_train began)
 bench_programs=(bench_ops bench_train)
 limit_bytes=$((64 * 1024 * 1024))
 
-# The static zlib and libpng (Debian's -dev packages ship them beside the shared ones).
+# The static zlib, libpng and libjpeg (Debian's -dev packages ship them beside the shared ones).
 static_lib() {
   local path
   path="$(g++ -print-file-name="$1")"
-  [[ "$path" == /* && -f "$path" ]] || fail "$1 not found (zlib1g-dev and libpng-dev ship it)"
+  [[ "$path" == /* && -f "$path" ]] || fail "$1 not found (zlib1g-dev, libpng-dev and libjpeg-dev ship it)"
   echo "$path"
 }
 zlib_a="$(static_lib libz.a)"
 png_a="$(static_lib libpng16.a)"
+jpeg_a="$(static_lib libjpeg.a)"
 
 launcher=()
 if command -v ccache >/dev/null; then
@@ -67,7 +68,8 @@ fi
 echo "=== configure $build (Release, sm_$archs, portable, static runtimes) ==="
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DATELIER_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$archs" \
   -DATELIER_NATIVE=OFF -DATELIER_WERROR=ON -DATELIER_STATIC_RUNTIME=ON -DCMAKE_SKIP_RPATH=ON \
-  -DZLIB_USE_STATIC_LIBS=ON -DZLIB_LIBRARY_RELEASE="$zlib_a" -DPNG_LIBRARY_RELEASE="$png_a" "${launcher[@]}"
+  -DZLIB_USE_STATIC_LIBS=ON -DZLIB_LIBRARY_RELEASE="$zlib_a" -DPNG_LIBRARY_RELEASE="$png_a" \
+  -DJPEG_LIBRARY_RELEASE="$jpeg_a" "${launcher[@]}"
 echo "=== build ${programs[*]} ($jobs jobs) ==="
 cmake --build "$build" -j"$jobs" --target "${programs[@]}"
 

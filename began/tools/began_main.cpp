@@ -114,9 +114,12 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   auto add_flag = [&](const std::string& key, bool& field, const std::string& help) {
     cli.options[key] = cmd.add_flag(began::flag_name(key), field, help + " (default: off)");
   };
-  add("data", c.data, "data set: fashion-mnist (32x32, 1 channel) or synthetic");
-  add("data_dir", c.data_dir, "folder with the Fashion-MNIST IDX files");
+  add("data", c.data, "data set: fashion-mnist (32x32, 1 channel), synthetic, or folder (JPEG/PNG photos)");
+  add("data_dir", c.data_dir, "folder with the Fashion-MNIST IDX files, or the image folder (searched recursively)");
   add("synthetic_size", c.synthetic_size, "images in the synthetic data set");
+  add("crop", c.crop, "--data folder: side of the centred square crop in pixels (0: the largest square)");
+  add_flag("flip", c.flip, "--data folder: mirror images left to right at random, keyed by (seed, epoch, image)");
+  add("cache", c.cache, "--data folder: folder for the decoded-image cache (default: none)");
   add("image_size", c.model.image_size, "image side in pixels, 8 * 2^k with k >= 2");
   add("channels", c.model.channels, "image channels");
   add("n", c.model.n, "filters of the first stage");

@@ -25,6 +25,7 @@ constexpr uint64_t kShuffleStreamTag = 0x5348554646000000ull;  // "SHUFF"
 struct Epoch::State {
   std::shared_ptr<const Dataset> dataset;
   std::vector<int64_t> order;
+  int64_t epoch = 0;  // passed to the dataset (Dataset::batch_for_epoch)
   int64_t batch_size = 1;
   int64_t next_batch = 0;  // the consumer's position
   int64_t end_batch = 0;   // one past the last batch
@@ -45,7 +46,7 @@ struct Epoch::State {
     const int64_t n = static_cast<int64_t>(order.size());
     const int64_t begin = b * batch_size, end = std::min(n, begin + batch_size);
     std::vector<int64_t> indices(order.begin() + begin, order.begin() + end);
-    Batch batch = dataset->get_batch(indices);
+    Batch batch = dataset->batch_for_epoch(epoch, indices);
     batch.index = b;
     return batch;
   }
@@ -173,6 +174,7 @@ Epoch DataLoader::epoch(int64_t epoch, int64_t start_batch) const {
   auto state = std::make_unique<Epoch::State>();
   state->dataset = dataset_;
   state->order = order(epoch);
+  state->epoch = epoch;
   state->batch_size = options_.batch_size;
   state->next_batch = start_batch;
   state->end_batch = batches;

@@ -82,6 +82,10 @@ Batch Dataset::get_batch(const std::vector<int64_t>& indices) const {
   return Batch{data, target, 0};
 }
 
+Batch Dataset::batch_for_epoch(int64_t /*epoch*/, const std::vector<int64_t>& indices) const {
+  return get_batch(indices);
+}
+
 TensorDataset::TensorDataset(const Tensor& data, const Tensor& targets) {
   ATELIER_CHECK(data.defined() && data.dim() >= 1, "TensorDataset: data must have a first (example) dimension, got "
                                                        << (data.defined() ? data.shape() : Shape{})

@@ -36,6 +36,9 @@ class Dataset {
   // copies the results into one tensor, checking that all have the same shape and dtype, and that either every
   // example has a target or none has. Override it when rows can be copied faster (TensorDataset does).
   virtual Batch get_batch(const std::vector<int64_t>& indices) const;
+  // The same, for a DataLoader in epoch `epoch` (>= 0): what a set whose examples vary by epoch (a random flip
+  // keyed by the epoch) overrides. The default ignores the epoch and calls get_batch().
+  virtual Batch batch_for_epoch(int64_t epoch, const std::vector<int64_t>& indices) const;
 };
 
 // Examples held in memory: row i of `data` (N, ...) and, when given, element/row i of `targets` (N, ...).
