@@ -94,6 +94,7 @@ std::vector<OpCase> build_table() {
   ROW("relu", ({away_from_zero({3, 3})}), relu(x[0]));
   ROW("elu/alpha1", ({away_from_zero({3, 3})}), elu(x[0]));
   ROW("elu/alpha0.5_transposed", ({away_from_zero({3, 2})}), elu(x[0].t(), 0.5));
+  ROW("elu/alpha1.7_batch2_nchw", ({away_from_zero({2, 3, 2, 3})}), elu(x[0], 1.7));
   // Inputs on both sides of both bounds, each at least 0.05 away from them.
   t.push_back(row(
       "clamp",

@@ -149,6 +149,21 @@ struct WhereArgs {
   void* dst_data;
 };
 
+// The gradient of ELU from its saved output y = elu(x, alpha), so the input need not be kept:
+//   dst (contiguous, grad.sizes) = grad * (y > 0 ? 1 : y + alpha)
+// since for x <= 0, d/dx alpha (e^x - 1) = alpha e^x = y + alpha; y > 0 exactly when x > 0 for alpha >= 0
+// (autograd's elu refuses a negative alpha). grad and y share sizes, each with its own strides. float32/float64;
+// the arithmetic is in the dtype.
+struct EluBackwardArgs {
+  DType dtype;
+  Layout grad;
+  const void* grad_data;
+  Layout out;  // y, the forward's output
+  const void* out_data;
+  void* dst_data;
+  double alpha;
+};
+
 enum class ReduceOp : uint8_t { Sum, Mean, Max };
 
 // dst (contiguous, kept.sizes) [k] = reduce over every index r of `reduced` of src[k, r]. `kept` and `reduced`

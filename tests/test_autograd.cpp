@@ -1,12 +1,15 @@
 // The autograd engine: gradient values, accumulation, retain_graph, no-grad mode, detach, and the version
 // checks that turn an in-place write to a saved tensor into an error at backward time.
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 
 #include "atelier.h"
 #include "autograd/record.h"
 #include "tensor/raw_ops.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
 
@@ -189,4 +192,60 @@ TEST_CASE("an internal invariant fails with ATELIER_ASSERT's message, distinct f
     CHECK(what.find("arithmetic is broken: 2") != std::string::npos);
   }
   CHECK_THROWS_WITH_AS(Tensor().set_grad(Tensor()), doctest::Contains("undefined Tensor"), Error);
+}
+
+// elu's backward is one kernel (raw::elu_backward) computed from the saved output y; it replaced
+// where(x > 0, g, g * (y + alpha)) over four ops. Both compute g * (y + alpha) in the dtype, so they agree exactly.
+TEST_CASE("elu's one-kernel backward matches the four-op formula it replaced") {
+  // Around 0 (both zeros, tiny of both signs), ordinary values, large negatives (y rounds to -alpha, the gradient
+  // to 0), a large positive.
+  const std::vector<double> xs = {0.0, -0.0, 1e-30, -1e-30, 1e-7, -1e-7, 1e-3, -1e-3, 0.5, -0.5,
+                                  2,   -2,   -15,   -20,    -40,  -88,   -100, -1e4,  3e4, -0.25};
+  std::vector<double> gs;
+  for (size_t i = 0; i < xs.size(); ++i) gs.push_back(0.5 + 0.25 * static_cast<double>(i % 7) - 1.0 * (i % 3 == 0));
+  const Shape shape = {4, 5};
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    const double eps = dtype == DType::Float32 ? 1.1920929e-7 : 2.220446e-16;
+    for (double alpha : {1.0, 0.3, 2.5, 0.0}) {
+      CAPTURE(dtype);
+      CAPTURE(alpha);
+      Tensor x = from_vector(xs, shape, dtype).requires_grad_();
+      const Tensor g = from_vector(gs, shape, dtype);
+      Tensor y = elu(x, alpha);
+      y.backward(g);
+      const Tensor got = x.grad();
+
+      const Tensor y_raw = raw::unary(UnaryOp::Elu, x.detach(), alpha);
+      const Tensor negative_side = raw::binary(BinaryOp::Mul, g, raw::binary(BinaryOp::Add, y_raw, alpha));
+      const Tensor old = raw::where(raw::compare(CompareOp::Gt, x.detach(), 0.0), g, negative_side);
+      CHECK(values(got) == values(old));
+
+      // Against the derivative in double: 1 for x > 0, alpha e^x otherwise; y + alpha loses the digits of alpha
+      // e^x below an ulp of alpha (PyTorch's output-based formula does the same), hence the absolute bound.
+      const std::vector<double> got_v = values(got);
+      for (size_t i = 0; i < xs.size(); ++i) {
+        const double want = gs[i] * (xs[i] > 0 ? 1.0 : alpha * std::exp(xs[i]));
+        CAPTURE(xs[i]);
+        CHECK(std::fabs(got_v[i] - want) <= std::fabs(gs[i]) * 4 * eps * (1 + alpha));
+      }
+
+      // Strided operands: the transposed gradient and output give the transposed result.
+      const Tensor strided = raw::elu_backward(g.t().contiguous().t(), y.detach().t().contiguous().t(), alpha);
+      CHECK(values(strided) == values(old));
+    }
+  }
+}
+
+TEST_CASE("elu_backward and elu refuse what the output-based gradient cannot serve") {
+  const Tensor g = zeros({2, 3});
+  testing::check_throws_with([&] { raw::elu_backward(g, zeros({3, 2}), 1.0); }, {"elu_backward", "[2, 3]", "[3, 2]"});
+  testing::check_throws_with(
+      [&] {
+        raw::elu_backward(g, zeros({2, 3}, DType::Float64), 1.0);
+      },
+      {"elu_backward", "dtypes differ"});
+  Tensor x = zeros({2, 3}).requires_grad_();
+  testing::check_throws_with([&] { elu(x, -0.5); }, {"elu", "-0.5", "alpha >= 0"});
+  NoGradGuard no_grad;  // without a gradient to record, any alpha is fine
+  CHECK(elu(x, -0.5).shape() == Shape{2, 3});
 }

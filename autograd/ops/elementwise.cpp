@@ -158,11 +158,12 @@ Tensor relu(const Tensor& x) {
 Tensor elu(const Tensor& x, double alpha) {
   Tensor out = raw::unary(UnaryOp::Elu, x, alpha);
   if (!should_record({x})) return out;
-  // x > 0: 1; otherwise alpha e^x = y + alpha.
-  return record("elu", out, {x}, [sx = SavedTensor(x), so = SavedTensor(out), alpha](const auto& g, const auto&) {
-    Tensor y = so.unpack();
-    Tensor negative_side = raw_mul(g[0], raw::binary(BinaryOp::Add, y, alpha));
-    return std::vector<Tensor>{raw::where(raw::compare(CompareOp::Gt, sx.unpack(), 0.0), g[0], negative_side)};
+  // x > 0: 1; otherwise alpha e^x = y + alpha. One kernel that reads the output only, so x is not kept. The sign
+  // of y is the sign of x only for alpha >= 0 (PyTorch's output-based ELU gradient has the same limit).
+  ATELIER_CHECK(alpha >= 0, "elu: alpha " << alpha << " is negative; its gradient from the output needs alpha >= 0 ("
+                                          << x.shape() << ")");
+  return record("elu", out, {x}, [so = SavedTensor(out), alpha](const auto& g, const auto&) {
+    return std::vector<Tensor>{raw::elu_backward(g[0], so.unpack(), alpha)};
   });
 }
 

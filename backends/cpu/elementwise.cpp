@@ -1,4 +1,4 @@
-// Elementwise maps on the CPU: unary, binary (with broadcasting), compare and where.
+// Elementwise maps on the CPU: unary, binary (with broadcasting), compare, where and the fused ELU gradient.
 //
 // The output is always contiguous with the shared sizes; inputs are strided (stride 0 = broadcast). Each op is
 // a small lambda inlined into map1/map2/map3, whose inner loops special-case the common runs (all inputs
@@ -205,6 +205,15 @@ void where_typed(const WhereArgs& args) {
        static_cast<const T*>(args.b_data), static_cast<T*>(args.dst_data), [](bool c, T x, T y) { return c ? x : y; });
 }
 
+// One pass instead of the four of compare, add, mul and where. The select is a blend the compiler vectorises (no
+// exp to evaluate: the gradient reads y).
+template <typename T>
+void elu_backward_typed(const EluBackwardArgs& args) {
+  const T alpha = static_cast<T>(args.alpha);
+  map2(args.grad, static_cast<const T*>(args.grad_data), args.out, static_cast<const T*>(args.out_data),
+       static_cast<T*>(args.dst_data), [alpha](T g, T y) { return g * (y > T(0) ? T(1) : y + alpha); });
+}
+
 }  // namespace
 
 void unary(const UnaryArgs& args) {
@@ -221,6 +230,10 @@ void compare(const CompareArgs& args) {
 
 void where(const WhereArgs& args) {
   dispatch(where_types{}, args.dtype, "cpu where", [&]<class T> { where_typed<T>(args); });
+}
+
+void elu_backward(const EluBackwardArgs& args) {
+  dispatch(elu_backward_types{}, args.dtype, "cpu elu_backward", [&]<class T> { elu_backward_typed<T>(args); });
 }
 
 }  // namespace atelier::cpu

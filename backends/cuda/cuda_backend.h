@@ -34,6 +34,7 @@ using unary_types = FloatingTypes;
 using binary_types = FloatingTypes;
 using compare_types = SignedTypes;
 using where_types = AllTypes;
+using elu_backward_types = FloatingTypes;
 using reduce_types = SignedTypes;
 using argmax_types = FloatingTypes;
 using gather_types = AllTypes;

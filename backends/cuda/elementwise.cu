@@ -1,5 +1,5 @@
-// Elementwise maps on the GPU: unary, binary (with broadcasting), compare and
-// where (CPU twin: backends/cpu/elementwise.cpp).
+// Elementwise maps on the GPU: unary, binary (with broadcasting), compare,
+// where and the fused ELU gradient (CPU twin: backends/cpu/elementwise.cpp).
 //
 // The output is contiguous with the shared sizes; inputs are strided (stride 0
 // = broadcast). One thread per output element (launch_strided); each op is a
@@ -154,6 +154,20 @@ struct WhereMap {
   }
 };
 
+// dst[off0] = grad[off1] * (y[off2] > 0 ? 1 : y[off2] + alpha), from ELU's
+// saved output y. CPU twin: elu_backward_typed in backends/cpu/elementwise.cpp.
+template <typename T>
+struct EluBackwardMap {
+  T* dst;
+  const T* grad;
+  const T* y;
+  T alpha;
+  ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[3]) const {
+    const T v = y[off[2]];
+    dst[off[0]] = grad[off[1]] * (v > T(0) ? T(1) : v + alpha);
+  }
+};
+
 template <typename T>
 void unary_typed(const UnaryArgs& args) {
   const Layout dst = contiguous_like(args.src);
@@ -229,6 +243,15 @@ void where_typed(const WhereArgs& args) {
                                    static_cast<const T*>(args.b_data)});
 }
 
+template <typename T>
+void elu_backward_typed(const EluBackwardArgs& args) {
+  const Layout dst = contiguous_like(args.grad);
+  const Layout* layouts[3] = {&dst, &args.grad, &args.out};
+  cuda::launch_strided(make_plan<3>(args.grad, layouts),
+                       EluBackwardMap<T>{static_cast<T*>(args.dst_data), static_cast<const T*>(args.grad_data),
+                                         static_cast<const T*>(args.out_data), static_cast<T>(args.alpha)});
+}
+
 }  // namespace
 
 void CudaBackend::unary(const UnaryArgs& args) {
@@ -245,6 +268,10 @@ void CudaBackend::compare(const CompareArgs& args) {
 
 void CudaBackend::where(const WhereArgs& args) {
   dispatch(cuda::where_types{}, args.dtype, "cuda where", [&]<class T> { where_typed<T>(args); });
+}
+
+void CudaBackend::elu_backward(const EluBackwardArgs& args) {
+  dispatch(cuda::elu_backward_types{}, args.dtype, "cuda elu_backward", [&]<class T> { elu_backward_typed<T>(args); });
 }
 
 }  // namespace atelier

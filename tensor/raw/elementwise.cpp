@@ -1,4 +1,4 @@
-// Elementwise raw ops: unary maps, binary maps and comparisons with NumPy broadcasting, where.
+// Elementwise raw ops: unary maps, binary maps and comparisons with NumPy broadcasting, where, ELU's gradient.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -118,6 +118,19 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
                                        static_cast<const bool*>(cond.raw_data()), broadcast_layout(a, out_shape),
                                        a.raw_data(), broadcast_layout(b, out_shape), b.raw_data(), out.raw_data()});
   return out;
+}
+
+Tensor elu_backward(const Tensor& grad, const Tensor& out, double alpha) {
+  check_same_device(grad, out, "elu_backward");
+  check_same_dtype(grad, out, "elu_backward");
+  check_floating(grad, "elu_backward");
+  ATELIER_CHECK(grad.shape() == out.shape(),
+                "elu_backward: gradient " << grad.shape() << " and ELU output " << out.shape() << " differ in shape");
+  Tensor dst = raw::empty(grad.shape(), grad.dtype(), grad.device());
+  launch<PrimitiveOp::elu_backward>(grad.device(), "elu_backward", dst.numel(),
+                                    EluBackwardArgs{grad.dtype(), layout_of(grad), grad.raw_data(), layout_of(out),
+                                                    out.raw_data(), dst.raw_data(), alpha});
+  return dst;
 }
 
 }  // namespace atelier::raw

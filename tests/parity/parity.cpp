@@ -286,6 +286,27 @@ void where_rows(Rows& rows) {
   }
 }
 
+void elu_backward_rows(Rows& rows) {
+  for (DType dtype : kFloating) {
+    add(rows, PrimitiveOp::elu_backward, dtype, "transposed_output", Tolerance::Elementwise, [dtype](Device d) {
+      const Tensor grad = make({5, 7}, dtype, 19, d, -2, 2);
+      // y = elu(x, 0.7) of x in [-3, 2), made on the CPU (both devices read the same y), transposed (strided).
+      const Tensor y = elu(make({7, 5}, dtype, 20, Device::cpu(), -3, 2), 0.7).to(d).t();
+      Tensor dst = empty(grad.shape(), dtype, d);
+      EluBackwardArgs a{};
+      a.dtype = dtype;
+      a.grad = layout(grad);
+      a.grad_data = grad.raw_data();
+      a.out = layout(y);
+      a.out_data = y.raw_data();
+      a.dst_data = dst.raw_data();
+      a.alpha = 0.7;
+      run_on<PrimitiveOp::elu_backward>(d, dst.numel(), a);
+      return std::vector<Tensor>{dst};
+    });
+  }
+}
+
 void reduce_rows(Rows& rows) {
   for (DType dtype : kSigned) {
     add(rows, PrimitiveOp::reduce, dtype, "sum_mean_max_over_dims", exact_if_integral(dtype, Tolerance::Norm),
@@ -666,6 +687,7 @@ Rows build_rows() {
   binary_rows(rows);
   compare_rows(rows);
   where_rows(rows);
+  elu_backward_rows(rows);
   reduce_rows(rows);
   argmax_rows(rows);
   gather_rows(rows);
