@@ -568,7 +568,9 @@ ImageFolderData decode_all(const ImageFolderOptions& o, const std::vector<FileEn
         reason[k] = e.what();
       }
       const int64_t finished = ++done;
-      if (o.log && seconds_since(last_line) >= 1.0) {
+      // last_line is read and written under log_mutex only (an unlocked first look would race with the write).
+      // try_to_lock: a thread never waits here; a busy mutex means another thread is printing the line.
+      if (o.log) {
         std::unique_lock<std::mutex> lock(log_mutex, std::try_to_lock);
         if (lock.owns_lock() && seconds_since(last_line) >= 1.0) {
           last_line = std::chrono::steady_clock::now();
