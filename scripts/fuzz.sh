@@ -41,7 +41,7 @@ else
   targets=()
   for src in tests/fuzz/fuzz_*.cpp; do targets+=("$(basename "$src" .cpp)"); done
 fi
-# The fuzz targets and the seed writer only (not atelier_began, which no target needs).
+# The fuzz targets and the seed writer only (with the libraries they link: atelier, and atelier_began for images).
 cmake --build "$build" -j"$(nproc)" --target fuzz_make_seeds "${targets[@]}"
 rm -rf "$build/findings"  # this run's findings only (the grown corpus is kept)
 
@@ -51,6 +51,7 @@ run_target() {
   mkdir -p "$corpus" "$findings" "$build/logs"
   # -rss_limit_mb: a reader that allocates what a header merely claims shows up as an out-of-memory finding.
   # -max_len: room for a safetensors header with a few tensors and a gzip'd IDX file.
+  # (and for the 16x16 JPEG and PNG seeds of fuzz_image_folder, under 2 kB each)
   "$build/bin/$name" "$corpus" "tests/fuzz/corpus/$name" -max_total_time="$seconds" -max_len=8192 \
     -rss_limit_mb=2048 -timeout=20 -artifact_prefix="$findings" -print_final_stats=1 \
     >"$build/logs/$name.log" 2>&1

@@ -1,10 +1,12 @@
 // What the checkpoint tools share (began/tools/tools.h).
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <vector>
 
 #include "autograd/functions.h"
 #include "began/data/fashion_mnist.h"
+#include "began/data/image_folder.h"
 #include "began/data/synthetic.h"
 #include "began/tools/cli_checks.h"
 #include "began/tools/tools.h"
@@ -52,6 +54,21 @@ Tensor run_images(const began::TrainConfig& config, int64_t count) {
     ATELIER_CHECK(images.size(0) == count,
                   "Fashion-MNIST's test set has " << images.size(0) << " images, fewer than " << count);
     return images;
+  }
+  if (config.data == "folder") {
+    // The run's photos as training saw them (same crop and size; no flip), from its cache when there is one.
+    began::ImageFolderOptions options;
+    options.dir = config.data_dir;
+    options.image_size = config.model.image_size;
+    options.channels = config.model.channels;
+    options.crop = config.crop;
+    options.cache_dir = config.cache;
+    auto data = std::make_shared<began::ImageFolderData>(began::load_image_folder(options));
+    ATELIER_CHECK(count <= data->count(), "the run's image folder " << config.data_dir << " has " << data->count()
+                                                                    << " usable images, fewer than " << count);
+    std::vector<int64_t> first(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) first[static_cast<size_t>(i)] = i;
+    return began::ImageFolderDataset(data, false, 0).get_batch(first).data;
   }
   ATELIER_CHECK(config.data == "synthetic", "the run's data '" << config.data << "' gives no real images to the tools");
   ATELIER_CHECK(count <= config.synthetic_size,

@@ -42,7 +42,8 @@ began::CheckpointNetworks load_networks(const CheckpointArgs& args);
 Tensor batched_forward(nn::Module& module, const Tensor& input, int64_t batch = 256);
 
 // The first `count` real images of the run's data (count, C, S, S) in [-1, 1]: Fashion-MNIST's test images (the
-// images training did not see), or synthetic images 0, 1, ... of the run's set. Throws naming the data setting
+// images training did not see), synthetic images 0, 1, ... of the run's set, or the first images of its image
+// folder (--data folder: rebuilt from the checkpoint's data_dir, crop and cache). Throws naming the data setting
 // when it has no such images or fewer than `count`.
 Tensor run_images(const began::TrainConfig& config, int64_t count);
 

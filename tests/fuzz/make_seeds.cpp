@@ -2,10 +2,13 @@
 // each fuzz target, so the fuzzers start from inputs that pass the readers' first checks.
 //   build/fuzz/bin/fuzz_make_seeds tests/fuzz/corpus
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "atelier.h"
+#include "began/data/image_folder.h"
+#include "tests/image_tree.h"
 
 using namespace atelier;
 
@@ -41,5 +44,19 @@ int main(int argc, char** argv) {
   optimizer.step();
   nn::save_checkpoint(dir + "/fuzz_checkpoint/model_and_adam.safetensors", *model, &optimizer, {{"step", "1"}});
   nn::save_checkpoint(dir + "/fuzz_checkpoint/model_only.safetensors", *model);
+
+  // Images: every file of the tests' image tree (each JPEG and PNG kind, and the truncated and garbage ones), flat.
+  namespace fs = std::filesystem;
+  const fs::path tree = fs::temp_directory_path() / "atelier-fuzz-seed-tree";
+  fs::remove_all(tree);
+  testing::write_image_tree(tree.string());
+  fs::create_directories(dir + "/fuzz_image_folder");
+  for (const auto& entry : fs::recursive_directory_iterator(tree)) {
+    if (!entry.is_regular_file() || !began::is_image_name(entry.path().filename().string())) continue;
+    std::string flat = fs::relative(entry.path(), tree).generic_string();
+    for (char& c : flat) c = c == '/' ? '_' : c;
+    fs::copy_file(entry.path(), dir + "/fuzz_image_folder/" + flat, fs::copy_options::overwrite_existing);
+  }
+  fs::remove_all(tree);
   return 0;
 }
