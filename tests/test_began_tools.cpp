@@ -1,6 +1,7 @@
 // What the checkpoint tools of bin/began stand on: latent paths and fitting z to images (began/latent.h), the
 // Frechet distance behind FD-FMNIST (began/eval/frechet.h), and loading a checkpoint's networks
 // (began/train_checkpoint.h). The programs themselves run in the began_tools ctest (tests/tools/check_began_tools.sh).
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include "autograd/functions.h"
+#include "began/data/fashion_mnist.h"
 #include "began/eval/fd_fmnist.h"
 #include "began/eval/fmnist_classifier.h"
 #include "began/eval/frechet.h"
@@ -207,4 +209,25 @@ TEST_CASE("FD-FMNIST features: (N, 128), the same in any batch size, and generat
   CHECK(amax(abs(sub(a, b))).item<double>() < 1e-5);
   CHECK(amax(abs(sub(a, c))).item<double>() > 0.0);
   check_throws_with([&] { classifier_features(*classifier, images, 0); }, {"batch must be >= 1"});
+}
+
+TEST_CASE("class_counts: the classes the classifier sees in the first 1,000 test images, as their labels say") {
+  auto classifier = load_classifier(std::string(ATELIER_SOURCE_DIR) + "/" + kClassifierWeights);
+  FashionMnist test;
+  try {
+    test = load_fashion_mnist(kFashionMnistDir, /*train=*/false, /*limit=*/1000);
+  } catch (const Error& e) {
+    FAIL("cannot read the Fashion-MNIST test set (install the Debian package dataset-fashion-mnist): " << e.what());
+  }
+  const auto counts = class_counts(*classifier, classifier_features(*classifier, test.images));
+  std::array<int64_t, FmnistClassifier::kClasses> truth{};
+  for (int64_t label : test.labels.to_vector<int64_t>()) truth[static_cast<size_t>(label)] += 1;
+  int64_t total = 0;
+  for (size_t c = 0; c < counts.size(); ++c) {
+    INFO("class " << kFashionMnistClasses[c] << ": " << counts[c] << " seen, " << truth[c] << " labelled");
+    CHECK(std::abs(counts[c] - truth[c]) <= truth[c] / 4 + 5);  // a 90% classifier: close, not exact
+    total += counts[c];
+  }
+  CHECK(total == 1000);
+  check_throws_with([&] { class_counts(*classifier, zeros({3, 5})); }, {"(N, 128)", "[3, 5]"});
 }

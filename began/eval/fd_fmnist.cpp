@@ -41,4 +41,13 @@ Tensor generated_features(FmnistClassifier& classifier, Generator& G, int64_t co
   return cat(parts, 0);
 }
 
+std::array<int64_t, FmnistClassifier::kClasses> class_counts(FmnistClassifier& classifier, const Tensor& features) {
+  NoGradGuard no_grad;
+  const Device device = classifier.parameters().front().device();
+  const Tensor labels = classifier.logits_from_features(features.to(device)).argmax(1).to(Device::cpu());
+  std::array<int64_t, FmnistClassifier::kClasses> counts{};
+  for (int64_t label : labels.contiguous().to_vector<int64_t>()) counts[static_cast<size_t>(label)] += 1;
+  return counts;
+}
+
 }  // namespace atelier::began

@@ -5,6 +5,7 @@
 // values are not comparable to FID's.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "began/eval/fmnist_classifier.h"
@@ -21,5 +22,9 @@ Tensor classifier_features(FmnistClassifier& classifier, const Tensor& images, i
 // batches of `batch` on G's device (which must be the classifier's).
 Tensor generated_features(FmnistClassifier& classifier, Generator& G, int64_t count, uint64_t seed,
                           int64_t batch = 500);
+
+// How many of the images behind `features` (N, 128) the classifier puts in each of the 10 classes: a generator
+// that dropped classes (mode collapse) shows it here, and its FD-FMNIST is high for that reason.
+std::array<int64_t, FmnistClassifier::kClasses> class_counts(FmnistClassifier& classifier, const Tensor& features);
 
 }  // namespace atelier::began

@@ -35,7 +35,13 @@ Tensor FmnistClassifier::features(const Tensor& x) {
   return body_->forward(x);
 }
 
-Tensor FmnistClassifier::forward(const Tensor& x) { return head_->forward(features(x)); }
+Tensor FmnistClassifier::logits_from_features(const Tensor& features) {
+  ATELIER_CHECK(features.dim() == 2 && features.size(1) == kFeatures,
+                "FmnistClassifier: expected features (N, " << kFeatures << "), got " << features.shape());
+  return head_->forward(features);
+}
+
+Tensor FmnistClassifier::forward(const Tensor& x) { return logits_from_features(features(x)); }
 
 double train_classifier(FmnistClassifier& model, const Tensor& images, const Tensor& labels,
                         const ClassifierTrainOptions& options,

@@ -31,12 +31,18 @@ class FmnistClassifier : public nn::Module {
   Tensor forward(const Tensor& x) override;
   // x (N, 1, 32, 32) -> features (N, 128), the input of the last linear layer.
   Tensor features(const Tensor& x);
+  // features (N, 128) -> logits (N, 10): the last layer alone, so features computed once also give the classes.
+  Tensor logits_from_features(const Tensor& features);
   std::string type_name() const override { return "FmnistClassifier"; }
 
  private:
   std::shared_ptr<nn::Sequential> body_;  // convs, flatten, linear 1024->128, ELU
   std::shared_ptr<nn::Linear> head_;      // 128 -> 10
 };
+
+// The ten classes, in label order.
+constexpr const char* kFashionMnistClasses[FmnistClassifier::kClasses] = {
+    "T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"};
 
 struct ClassifierTrainOptions {
   int64_t epochs = 3;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "began/data/fashion_mnist.h"
 #include "began/eval/fd_fmnist.h"
@@ -56,8 +57,8 @@ int run_eval(const EvalArgs& args) {
                                                      << " has only " << test.count << " images");
   const began::FeatureStats train = began::feature_stats(
       began::classifier_features(*classifier, began::load_fashion_mnist(dir, true, args.count).images));
-  const began::FeatureStats generated =
-      began::feature_stats(began::generated_features(*classifier, *networks.G, args.count, seed));
+  const Tensor generated_features = began::generated_features(*classifier, *networks.G, args.count, seed);
+  const began::FeatureStats generated = began::feature_stats(generated_features);
   // The generator the run started from: the trainer seeds, then builds D, then G (began/trainer.cpp).
   manual_seed(config.seed);
   began::Discriminator untrained_d(config.model);
@@ -78,6 +79,16 @@ int run_eval(const EvalArgs& args) {
   row("baseline: real training images", real_fd);
   row("baseline: untrained generator", fresh_fd);
   row("ratio: this generator / untrained", fd / fresh_fd);
+  // The classes the classifier sees in the samples: a generator that dropped classes scores high for that reason.
+  std::string classes;
+  const auto counts = began::class_counts(*classifier, generated_features);
+  for (size_t c = 0; c < counts.size(); ++c) {
+    char part[48];
+    std::snprintf(part, sizeof part, "%s%s %.1f%%", c == 0 ? "" : ", ", began::kFashionMnistClasses[c],
+                  100.0 * static_cast<double>(counts[c]) / static_cast<double>(args.count));
+    classes += part;
+  }
+  std::printf("classes of the generated images (the classifier's; the test set has 10%% each): %s\n", classes.c_str());
   return 0;
 }
 

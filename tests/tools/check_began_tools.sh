@@ -72,6 +72,8 @@ if [[ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]]; then
   for row in "this generator" "baseline: real training images" "baseline: untrained generator"; do
     grep -qE "$row.* [0-9]+\.[0-9]+$" "$tmp/log" || fail "eval: no '$row' number in: $(cat "$tmp/log")"
   done
+  grep -qE "^classes of the generated images .*T-shirt/top [0-9.]+%, .*ankle boot [0-9.]+%$" "$tmp/log" ||
+    fail "eval: no class shares in: $(cat "$tmp/log")"
 else
   echo "note: Fashion-MNIST is not installed; eval on a Fashion-MNIST checkpoint not run"
 fi
