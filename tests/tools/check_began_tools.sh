@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The checkpoint tools of bin/began on real checkpoints (ctest entry began_tools): a `began train --smoke` run
-# (synthetic data) feeds sample, reconstruct and interpolate; a 2-step Fashion-MNIST smoke run feeds eval (when
-# the data set is installed). Each must exit 0 and write its PNGs with the expected sizes; eval must print its
-# three numbers. Run from another folder, so that eval finds the classifier beside the executable.
+# (synthetic data) feeds sample, reconstruct and interpolate; a run on a folder of sampled PNGs feeds reconstruct;
+# a 2-step Fashion-MNIST smoke run feeds eval (when the data set is installed). Each must exit 0 and write its
+# PNGs with the expected sizes; eval must print its numbers. Run from another folder, so that eval finds the
+# classifier beside the executable.
 #
 #   tests/tools/check_began_tools.sh build/cpu/bin/began
 set -uo pipefail
@@ -36,6 +37,7 @@ ok "sample" "$began" sample --checkpoint "$checkpoint" --count 3 --out samples -
 [[ "$(ls samples | tr '\n' ' ')" == "sample_00000.png sample_00001.png sample_00002.png " ]] ||
   fail "sample: samples/ holds $(ls samples)"
 # The same seed gives the same images.
+ok "sample 16" "$began" sample --checkpoint "$checkpoint" --count 16 --out samples16
 ok "sample again" "$began" sample --checkpoint "$checkpoint" --count 3 --out again --seed 5
 cmp -s samples/sample_00002.png again/sample_00002.png || fail "sample --seed 5 twice gave different images"
 
@@ -49,6 +51,15 @@ ok "interpolate --real" "$began" interpolate --checkpoint "$checkpoint" --real 0
   --out real.png
 [[ "$(png_size real.png)" == "240x70" ]] || fail "interpolate --real: real.png is $(png_size real.png), expected 240x70"
 grep -q "z fitted to images 0 and 3 in 50 Adam steps" "$tmp/log" || fail "interpolate --real: $(cat "$tmp/log")"
+
+# A run on an image folder (the PNGs `sample` just wrote) gives its own images to reconstruct and interpolate.
+ok "train --smoke --data folder" "$began" train --smoke --data folder --data-dir samples16 --channels 1 --steps 2 \
+  --out folder-run
+ok "reconstruct (folder)" "$began" reconstruct --checkpoint "$(ls folder-run/checkpoints/*.safetensors | tail -1)" \
+  --count 4 --out folder-recon.png
+[[ "$(png_size folder-recon.png)" == "274x36" ]] ||
+  fail "reconstruct (folder): folder-recon.png is $(png_size folder-recon.png), expected 274x36"
+grep -q "4 real images (folder)" "$tmp/log" || fail "reconstruct (folder): $(cat "$tmp/log")"
 
 # A file of another model is named with what it holds: the classifier's weights, beside the executable.
 classifier="$(dirname "$began")/../share/atelier/fmnist_classifier.safetensors"
