@@ -11,8 +11,9 @@
 #include <fstream>
 #include <limits>
 #include <optional>
-#include <regex>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "backends/error.h"
 #include "began/image_io.h"
@@ -92,18 +93,34 @@ struct SampleFiles {
   std::vector<std::string> others;                      // any other *.png
 };
 
+// Whether `name` is prefix + 1 to 18 digits + ".png"; the number goes to `number`.
+bool numbered_png(const std::string& name, const std::string& prefix, int64_t& number) {
+  const std::string suffix = ".png";
+  if (name.size() <= prefix.size() + suffix.size() || name.compare(0, prefix.size(), prefix) != 0 ||
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return false;
+  }
+  const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  number = std::stoll(digits);
+  return true;
+}
+
 SampleFiles find_samples(const std::string& run_dir) {
   SampleFiles found;
   const fs::path dir = fs::path(run_dir) / "samples";
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return found;
-  static const std::regex kNumbered(R"((step|epoch)_([0-9]{1,18})\.png)");
   for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
     if (!e.is_regular_file(ec) || name.size() < 4 || name.substr(name.size() - 4) != ".png") continue;
-    std::smatch m;
-    if (std::regex_match(name, m, kNumbered)) {
-      (m[1] == "step" ? found.steps : found.epochs).emplace_back(std::stoll(m[2]), name);
+    int64_t number = 0;
+    if (numbered_png(name, "step_", number)) {
+      found.steps.emplace_back(number, name);
+    } else if (numbered_png(name, "epoch_", number)) {
+      found.epochs.emplace_back(number, name);
     } else if (name == "final.png") {
       found.final_grid = name;
     } else {
@@ -254,15 +271,13 @@ void append_grid_section(std::string& html, const std::string& run_dir, const st
   html += "</table>\n</section>\n";
 }
 
-// The number after "key": in a JSON text (a flat search: config.json's keys are unique), NaN when absent.
+// config.json's top-level number `key`, NaN when the text is not JSON or the key is absent or not a number (the
+// report is drawn from whatever a run left behind, so a damaged config.json costs a reference line, not the page).
 double json_number(const std::string& json, const std::string& key) {
-  const std::regex pattern("\"" + key + "\"\\s*:\\s*(-?[0-9][0-9.eE+-]*)");
-  std::smatch m;
-  if (!std::regex_search(json, m, pattern)) return std::numeric_limits<double>::quiet_NaN();
-  char* end = nullptr;
-  const std::string text = m[1];
-  const double value = std::strtod(text.c_str(), &end);
-  return end == text.c_str() + text.size() ? value : std::numeric_limits<double>::quiet_NaN();
+  const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::numeric_limits<double>::quiet_NaN();
+  const auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
 }
 
 // What the report takes from config.json (NaN where absent): gamma for the reference line, batch for images/s.

@@ -35,7 +35,7 @@ int run_sample(const SampleArgs& args) {
   }
   std::filesystem::create_directories(args.out);
   for (int64_t i = 0; i < args.count; ++i) {
-    char name[32];
+    char name[48];  // "/sample_" + up to 19 digits + ".png": room for any int64_t
     std::snprintf(name, sizeof name, "/sample_%05lld.png", static_cast<long long>(i));
     began::save_image_grid(args.out + name, images.slice(0, i, i + 1), 1);
   }
