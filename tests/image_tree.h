@@ -208,7 +208,7 @@ inline ImageTree write_image_tree(const std::string& root) {
   write_file(root + "/bad/truncated.jpg", baseline.substr(0, baseline.size() / 2));
   write_file(root + "/bad/truncated.png", rgb_png.substr(0, rgb_png.size() * 2 / 3));
   write_file(root + "/bad/empty.jpg", "");
-  write_file(root + "/bad/garbage.png", std::string("\x12\x34 this is not an image \xff\xd8", 28));
+  write_file(root + "/bad/garbage.png", std::string("\x12\x34 this is not an image \xff\xd8"));
   write_file(root + "/bad/text.jpeg", "hello, I am a text file with a .jpeg name\n");
   tree.rejected = {"bad/empty.jpg", "bad/garbage.png", "bad/text.jpeg", "bad/truncated.jpg", "bad/truncated.png"};
   // Ignored: names that are not images.
