@@ -7,9 +7,18 @@
 // bench/peers/began_step_torch.py --bench times the same step in PyTorch (same model, same FLOP count).
 //
 // Counters: s_per_step (also the time column, in ms); images/s; GFLOP/s, the step's FLOPs (below) over its time;
-// peak_MiB, the device's caching allocator's peak bytes in use since the program started (its counter cannot be reset,
-// so the cases run smallest first and each row's peak is its own); model_MiB, the bytes in use between steps
-// (parameters, gradients, Adam's moments, the batch). Threads: the pool's size, from ATELIER_NUM_THREADS.
+// step_s_min and step_s_median, the fastest and the median of the timed steps, each timed alone (the same figures
+// began_step_torch.py --bench prints); peak_MiB, the device's caching allocator's peak bytes in use since the
+// program started (its counter cannot be reset, so the cases run smallest first and each row's peak is its own);
+// model_MiB, the bytes in use between steps (parameters, gradients, Adam's moments, the batch); max_rss_MiB, the
+// process's peak resident memory (getrusage; like peak_MiB it only grows, so run one case per process to compare
+// it with PyTorch's), and rss_base_MiB, the resident memory before the case built its model (the program and its
+// libraries). Threads: the pool's size, from ATELIER_NUM_THREADS.
+//
+// Flags besides Google Benchmark's (scripts/bench-vs-torch.sh --began passes both):
+//   --steps N          exactly N timed steps per case (default: as many as --benchmark_min_time asks for)
+//   --warmup-steps N   untimed steps before them (default 1; at least 1, so Adam's state and the allocator's cache
+//                      are in place)
 //
 // FLOPs (2 per multiply-add) of the convolutions and linear layers as the step executes them, with F_D and F_G
 // one forward of D and G over the batch:
@@ -18,12 +27,19 @@
 //   G step  G forward + D forward + D backward (input gradients only: D frozen) + G backward (weight gradients,
 //           and input gradients except into z)                              = 3 F_G + 2 F_D - fc_G
 // about 8 D forwards and 4 G forwards. Elementwise work (ELU, L1, Adam) is not counted.
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "atelier.h"
 #include "began/model.h"
@@ -36,6 +52,50 @@ namespace {
 constexpr double kMiB = 1.0 / (1024.0 * 1024.0);
 
 Device g_device = Device::cpu();  // --device (bench/bench_device.h)
+int64_t g_steps = 0;              // --steps: 0 lets Google Benchmark choose the iteration count
+int64_t g_warmup_steps = 1;       // --warmup-steps
+
+// The process's peak resident set so far (Linux reports ru_maxrss in KiB).
+double max_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+// The resident set now: the second field of /proc/self/statm, in pages (0 where the file is missing).
+double rss_now_mib() {
+  std::ifstream statm("/proc/self/statm");
+  double total_pages = 0, resident_pages = 0;
+  if (!(statm >> total_pages >> resident_pages)) return 0;
+  return resident_pages * static_cast<double>(sysconf(_SC_PAGESIZE)) * kMiB;
+}
+
+// Takes `--NAME N` or `--NAME=N` (N a whole number >= min_value) out of argv, as take_device_flag does for
+// --device; a bad value ends the program with exit 2 and one line naming it.
+void take_int_flag(int& argc, char** argv, const std::string& name, int64_t min_value, int64_t& value) {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    std::string text;
+    if (arg == "--" + name && i + 1 < argc) {
+      text = argv[++i];
+    } else if (arg.rfind("--" + name + "=", 0) == 0) {
+      text = arg.substr(name.size() + 3);
+    } else {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    char* end = nullptr;
+    const long long parsed = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || parsed < min_value) {
+      std::fprintf(stderr, "bench_train: --%s '%s' is not a whole number >= %lld\n", name.c_str(), text.c_str(),
+                   static_cast<long long>(min_value));
+      std::exit(2);
+    }
+    value = parsed;
+  }
+  argc = kept;
+}
 
 struct TrainCase {
   int64_t image_size, channels, n;
@@ -88,6 +148,7 @@ std::string case_name(const TrainCase& c) {
 }
 
 void bench_step(benchmark::State& state, const TrainCase& c) {
+  const double rss_base = rss_now_mib();
   manual_seed(0);
   const began::ModelConfig config{c.image_size, c.channels, c.n, c.h, false, false};
   began::Generator G(config);
@@ -107,10 +168,16 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
     bench::finish(g_device);
     ++step;
   };
-  one_step();  // warm-up: Adam's state and the allocator's cache are in place from here on
+  for (int64_t i = 0; i < g_warmup_steps; ++i) one_step();  // Adam's state and the allocator's cache in place
   Backend& backend = backend_for(g_device);
   const double resident = static_cast<double>(backend.allocator_stats().in_use);
-  for (auto _ : state) one_step();
+  std::vector<double> seconds;  // each timed step alone, for the minimum and the median
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    one_step();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
   using benchmark::Counter;
   state.counters["s_per_step"] = Counter(1, Counter::Flags(Counter::kIsIterationInvariantRate | Counter::kInvert));
   state.counters["images"] = Counter(static_cast<double>(c.batch), Counter::kIsIterationInvariantRate);
@@ -118,14 +185,22 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
   state.counters["peak_MiB"] = static_cast<double>(backend.allocator_stats().peak_in_use) * kMiB;
   state.counters["model_MiB"] = resident * kMiB;
   state.counters["GFLOP_per_step"] = step_flops(c) * 1e-9;
+  if (!seconds.empty()) {
+    state.counters["step_s_min"] = seconds.front();
+    state.counters["step_s_median"] = seconds[seconds.size() / 2];  // the upper median, as the PyTorch peer's
+  }
+  state.counters["max_rss_MiB"] = max_rss_mib();
+  state.counters["rss_base_MiB"] = rss_base;
 }
 
 void register_all() {
   // Smallest first: the allocator's peak counter only grows (see the header comment).
   for (const TrainCase& c : {TrainCase{32, 1, 16}, TrainCase{32, 1, 32}, TrainCase{64, 3, 64}, TrainCase{64, 3, 128}}) {
-    benchmark::RegisterBenchmark(case_name(c).c_str(), [c](benchmark::State& s) { bench_step(s, c); })
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+    benchmark::internal::Benchmark* b =
+        benchmark::RegisterBenchmark(case_name(c).c_str(), [c](benchmark::State& s) { bench_step(s, c); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+    if (g_steps > 0) b->Iterations(g_steps);
   }
 }
 
@@ -134,6 +209,8 @@ void register_all() {
 
 int main(int argc, char** argv) {
   atelier::g_device = atelier::bench::take_device_flag(argc, argv, "bench_train");
+  atelier::take_int_flag(argc, argv, "steps", 1, atelier::g_steps);
+  atelier::take_int_flag(argc, argv, "warmup-steps", 1, atelier::g_warmup_steps);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   atelier::register_all();

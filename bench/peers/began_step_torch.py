@@ -7,8 +7,9 @@ The model is atelier's (began/model.h) with the same module paths, so the state-
 The step is began/step.h's: D step (G(z_D) under no_grad), then G step with D's parameters frozen, then
 k <- clip(k + lambda_k (gamma L(x) - L(G(z_G))), 0, 1), M_global = L(x) + |gamma L(x) - L(G(z_G))|.
 
-Run by hand (never in CI), from the repository root, with ${PYTHON:-/usr/bin/python3} (PyTorch 1.13 or 2.x;
-scripts/torch-venv.sh makes an environment with current PyTorch from PyPI and prints its interpreter):
+Run by hand (never in CI), from the repository root, with $PYTHON: PyTorch 2.x from PyPI is the reference
+(scripts/torch-venv.sh makes that environment and prints its interpreter); Debian's 1.13 (/usr/bin/python3) also
+runs it:
 
   --golden   writes tests/fixtures/began_step.safetensors: 32x32, C=1, n=8, h=8, batch 4, 3 steps from fixed
              weights, x, z_D and z_G (torch.manual_seed(1703)), k_0 = 0.1 and lambda_k = 0.01 (so k moves every
@@ -20,13 +21,18 @@ scripts/torch-venv.sh makes an environment with current PyTorch from PyPI and pr
                after<t>.G.<name>, after<t>.D.<name>  every parameter after steps 1 and 3
              and __metadata__ with the settings (image_size, channels, n, h, batch, steps, k0, lambda_k, gamma,
              lr, beta1, beta2, eps; floats as repr() text) and the torch version.
-  --bench    times one step (median of --reps after --warmup), NCHW and channels-last, and prints JSON lines.
-             Options: --device cpu|cuda, --precision fp32|tf32|bf16, --threads, --image-size, --channels, --n,
-             --h, --batch.
+  --bench    times one step (median and minimum of --reps after --warmup), NCHW and channels-last (or one of
+             them: --layout), and prints one JSON line per layout. Options: --device cpu|cuda, --precision
+             fp32|tf32|bf16, --threads, --image-size, --channels, --n, --h, --batch, --layout.
+             Memory: max_rss_mib is the process's peak resident set (resource.getrusage), rss_base_mib the resident
+             set before the layout built its model (Python, torch and its libraries). The peak only grows, so the
+             second layout of a --layout both run reports the larger of the two: scripts/bench-vs-torch.sh --began
+             runs one layout per process.
 """
 import argparse
 import json
 import os
+import resource
 import struct
 import sys
 import time
@@ -36,7 +42,8 @@ try:
     import torch.nn as nn
     import torch.nn.functional as F
 except ImportError:
-    sys.exit("began_step_torch.py needs PyTorch: apt-get install python3-torch (or set $PYTHON to a venv's python)")
+    sys.exit("began_step_torch.py needs PyTorch: run it with the interpreter scripts/torch-venv.sh prints (PyPI), "
+             "or apt-get install python3-torch (Debian's 1.13)")
 
 
 # ---------------------------------------------------------------- the model (began/model.h)
@@ -257,6 +264,20 @@ def step_flops(image_size, channels, n, h, batch):
     return batch * (d_step + g_step)
 
 
+def max_rss_mib():
+    """The process's peak resident set so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_now_mib():
+    """The resident set now, from /proc/self/statm (0 where it is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024.0 * 1024.0)
+    except OSError:
+        return 0.0
+
+
 def bench(args):
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -270,7 +291,9 @@ def bench(args):
         def autocast():
             return torch.autocast(device_type=args.device, dtype=torch.bfloat16)
     flops = step_flops(args.image_size, args.channels, args.n, args.h, args.batch)
-    for layout in ("nchw", "channels_last"):
+    layouts = ("nchw", "channels_last") if args.layout == "both" else (args.layout,)
+    for layout in layouts:
+        rss_base = rss_now_mib()
         torch.manual_seed(0)
         fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
         G = Decoder(args.image_size, args.channels, args.n, args.h).to(device, memory_format=fmt)
@@ -293,11 +316,18 @@ def bench(args):
                 times.append(time.perf_counter() - t0)
             k = r["k_next"]
         times.sort()
-        sec = times[len(times) // 2]
-        print(json.dumps(dict(name=f"began_step/{args.image_size}x{args.image_size}/C{args.channels}/n{args.n}",
-                              layout=layout, device=args.device, precision=args.precision, threads=args.threads,
-                              batch=args.batch, h=args.h, seconds_per_step=sec, images_per_second=args.batch / sec,
-                              gflop_per_step=flops / 1e9, gflops=flops / sec / 1e9, torch=torch.__version__)))
+        sec = times[len(times) // 2]  # the upper median, as bench_train's step_s_median
+        line = json.dumps(dict(name=f"began_step/{args.image_size}x{args.image_size}/C{args.channels}/n{args.n}",
+                               layout=layout, device=args.device, precision=args.precision, threads=args.threads,
+                               torch_threads=torch.get_num_threads(), batch=args.batch, h=args.h,
+                               seconds_per_step=sec, seconds_min=times[0], steps=len(times),
+                               images_per_second=args.batch / sec, gflop_per_step=flops / 1e9,
+                               gflops=flops / sec / 1e9, max_rss_mib=max_rss_mib(), rss_base_mib=rss_base,
+                               torch=torch.__version__))
+        print(line, flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(line + "\n")
 
 
 def main():
@@ -305,7 +335,8 @@ def main():
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--golden", action="store_true", help="write tests/fixtures/began_step.safetensors")
     mode.add_argument("--bench", action="store_true", help="time one training step")
-    p.add_argument("--out", default=None, help="--golden: write here instead of tests/fixtures/")
+    p.add_argument("--out", default=None,
+                   help="--golden: write here instead of tests/fixtures/; --bench: also append the JSON lines here")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
     p.add_argument("--threads", type=int, default=int(os.environ.get("ATELIER_NUM_THREADS", "1")))
@@ -316,9 +347,13 @@ def main():
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--layout", choices=["both", "nchw", "channels_last"], default="both",
+                   help="--bench: the memory layouts to time (default both, NCHW first)")
     args = p.parse_args()
     if args.bench and args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: torch sees no CUDA device")
+    if args.bench and (args.reps < 1 or args.warmup < 0):
+        sys.exit(f"--reps must be >= 1 and --warmup >= 0, got {args.reps} and {args.warmup}")
     if args.bench and args.precision == "tf32" and args.device != "cuda":
         sys.exit("--precision tf32 exists only on CUDA")
     golden(args) if args.golden else bench(args)

@@ -2,12 +2,14 @@
 """PyTorch twin of bench/bench_ops.cpp: the same ops, shapes and names, timed the same way.
 
 Prints JSON: {"context": {...}, "benchmarks": [{"name", "ms", "reps", "iters"}, ...]}, where ms is the median over
-`--repetitions` of the mean time per iteration, after warm-up. Run by scripts/bench-vs-torch.sh, or by hand:
+`--repetitions` of the mean time per iteration, after a warm-up of at least `--warmup-time` seconds (and two
+calls). Run by scripts/bench-vs-torch.sh (which also sets the malloc tunables of both sides), or by hand:
 
-    ATELIER_NUM_THREADS=2 /usr/bin/python3 bench/peers/ops_torch.py [--filter REGEX]
+    ATELIER_NUM_THREADS=2 $PYTHON bench/peers/ops_torch.py [--filter REGEX]
 
-Threads: torch.set_num_threads(ATELIER_NUM_THREADS) (default: all cores, as atelier). oneDNN (mkldnn) stays at
-its default (on). Forward passes run under torch.no_grad(); the conv gradients call
+with $PYTHON the interpreter of scripts/torch-venv.sh's environment (PyTorch from PyPI; Debian's 1.13 also runs).
+Threads: torch.set_num_threads(--threads, default ATELIER_NUM_THREADS, else all cores, as atelier). oneDNN
+(mkldnn) stays at its default (on). Forward passes run under torch.no_grad(); the conv gradients call
 torch.ops.aten.convolution_backward, the op autograd itself calls, with real input and weight tensors.
 """
 import argparse
@@ -23,7 +25,8 @@ try:
     import torch
     import torch.nn.functional as F
 except ImportError:
-    sys.exit("ops_torch.py: PyTorch is not installed for %s (Debian: apt-get install python3-torch)" % sys.executable)
+    sys.exit("ops_torch.py: PyTorch is not installed for %s (scripts/torch-venv.sh makes an environment with it; "
+             "Debian: apt-get install python3-torch)" % sys.executable)
 
 
 def gemm_cases():
@@ -96,10 +99,15 @@ def cases():
     return out
 
 
-def time_op(fn, repetitions, min_time):
+def time_op(fn, repetitions, min_time, warmup_time):
     """Median over repetitions of the mean ms per iteration; each repetition runs >= min_time seconds."""
-    for _ in range(2):  # warm-up: oneDNN primitive caches, allocator
+    start = time.perf_counter()
+    calls = 0
+    # Warm-up (oneDNN's primitive cache, the allocator's free lists): two calls and >= warmup_time seconds, as
+    # Google Benchmark's --benchmark_min_warmup_time does for atelier's side.
+    while calls < 2 or time.perf_counter() - start < warmup_time:
         fn()
+        calls += 1
     start = time.perf_counter()
     fn()
     once = max(time.perf_counter() - start, 1e-6)
@@ -118,10 +126,16 @@ def main():
     parser.add_argument("--filter", default=".", help="regex on benchmark names (default: all)")
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=0.5, help="seconds per repetition")
+    parser.add_argument("--out", default=None, help="write the JSON here instead of to stdout")
+    parser.add_argument("--warmup-time", type=float, default=0.0, help="seconds of warm-up per op (at least 2 calls)")
+    default_threads = int(os.environ.get("ATELIER_NUM_THREADS", os.cpu_count() or 1))
+    parser.add_argument("--threads", type=int, default=default_threads,
+                        help="torch.set_num_threads (default ATELIER_NUM_THREADS, else all cores)")
     args = parser.parse_args()
+    if args.threads < 1 or args.repetitions < 1 or args.min_time < 0 or args.warmup_time < 0:
+        sys.exit("ops_torch.py: --threads and --repetitions must be >= 1, --min-time and --warmup-time >= 0")
 
-    threads = int(os.environ.get("ATELIER_NUM_THREADS", os.cpu_count() or 1))
-    torch.set_num_threads(threads)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     pattern = re.compile(args.filter)
     results = []
@@ -129,7 +143,7 @@ def main():
         for name, make in cases():
             if not pattern.search(name):
                 continue
-            ms, iters = time_op(make(), args.repetitions, args.min_time)
+            ms, iters = time_op(make(), args.repetitions, args.min_time, args.warmup_time)
             results.append({"name": name, "ms": ms, "reps": args.repetitions, "iters": iters})
             print("%-40s %10.3f ms" % (name, ms), file=sys.stderr)
     context = {
@@ -138,9 +152,14 @@ def main():
         "threads": torch.get_num_threads(),
         "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
         "config": torch.__config__.show(),
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
     }
-    json.dump({"context": context, "benchmarks": results}, sys.stdout, indent=1)
-    print()
+    text = json.dumps({"context": context, "benchmarks": results}, indent=1) + "\n"
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
 
 
 if __name__ == "__main__":
