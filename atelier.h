@@ -6,6 +6,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/node.h"
 #include "backends/backend.h"
+#include "backends/conv_algo.h"
 #include "backends/error.h"
 #include "backends/precision.h"
 #include "backends/thread_pool.h"

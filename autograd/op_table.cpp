@@ -153,6 +153,8 @@ std::vector<OpCase> build_table() {
   ROW("conv2d/3x3_stride2_pad0_no_bias_batch3", ({u({3, 3, 7, 5}), u({2, 3, 3, 3})}),
       conv2d(x[0], x[1], Tensor(), 2, 0));
   ROW("conv2d/3x3_pad0_no_bias_batch1", ({u({1, 2, 6, 5}), u({2, 2, 3, 3})}), conv2d(x[0], x[1]));
+  // Batch 2 and padding 2 for the Winograd path (tests/test_gradcheck.cpp runs the 3x3 stride-1 rows under it).
+  ROW("conv2d/3x3_pad2_bias_batch2", ({u({2, 3, 6, 5}), u({2, 3, 3, 3}), u({2})}), conv2d(x[0], x[1], x[2], 1, 2));
   ROW("conv2d/1x1_bias_batch3", ({u({3, 4, 3, 5}), u({2, 4, 1, 1}), u({2})}), conv2d(x[0], x[1], x[2]));
   ROW("conv2d/1x1_stride2_pad1_batch1", ({u({1, 2, 5, 6}), u({3, 2, 1, 1}), u({3})}), conv2d(x[0], x[1], x[2], 2, 1));
   ROW("conv2d/1x1_pad1_batch3", ({u({3, 2, 3, 4}), u({2, 2, 1, 1})}), conv2d(x[0], x[1], Tensor(), 1, 1));

@@ -12,6 +12,7 @@
 #include "tests/test_util.h"
 
 using namespace atelier;
+using testing::ThreadCountGuard;
 
 namespace {
 
@@ -83,12 +84,6 @@ double relative_difference(const Tensor& a, const Tensor& b) {
   }
   return std::sqrt(diff / norm);
 }
-
-// Restores the pool size when a test changes it.
-struct ThreadCountGuard {
-  int saved = num_threads();
-  ~ThreadCountGuard() { set_num_threads(saved); }
-};
 
 }  // namespace
 
@@ -175,21 +170,25 @@ TEST_CASE("conv2d weight gradients are bit-identical run to run, and agree acros
   }
 }
 
-TEST_CASE("a steady conv2d step allocates nothing from the system") {
-  Tensor x = uniform({4, 8, 16, 16}, -1, 1, RandomKey{1, 0, 0}).requires_grad_();
-  Tensor w = uniform({8, 8, 3, 3}, -0.3, 0.3, RandomKey{1, 1, 0}).requires_grad_();
-  Tensor b = zeros({8}).requires_grad_();
-  auto step = [&] {
-    conv2d(conv2d(x, w, b, 1, 1), w, b, 2, 1).sum().backward();
-    x.grad().zero_();
-    w.grad().zero_();
-    b.grad().zero_();
-  };
-  step();
-  step();
-  const size_t before = backend_for(Device::cpu()).allocator_stats().system_allocs;
-  for (int i = 0; i < 3; ++i) step();
-  CHECK(backend_for(Device::cpu()).allocator_stats().system_allocs == before);
+TEST_CASE("a steady conv2d step allocates nothing from the system (im2col, wino2, wino4)") {
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+    INFO(std::string(conv_algo_name(algo)));
+    testing::ConvAlgoScope scope(algo);
+    Tensor x = uniform({4, 8, 16, 16}, -1, 1, RandomKey{1, 0, 0}).requires_grad_();
+    Tensor w = uniform({8, 8, 3, 3}, -0.3, 0.3, RandomKey{1, 1, 0}).requires_grad_();
+    Tensor b = zeros({8}).requires_grad_();
+    auto step = [&] {
+      conv2d(conv2d(x, w, b, 1, 1), w, b, 2, 1).sum().backward();
+      x.grad().zero_();
+      w.grad().zero_();
+      b.grad().zero_();
+    };
+    step();
+    step();
+    const size_t before = backend_for(Device::cpu()).allocator_stats().system_allocs;
+    for (int i = 0; i < 3; ++i) step();
+    CHECK(backend_for(Device::cpu()).allocator_stats().system_allocs == before);
+  }
 }
 
 TEST_CASE("conv2d rejects bad geometries, naming the shapes") {

@@ -1,4 +1,5 @@
-// Helpers shared by the test files: error-message checks, temporary directories, whole-file byte I/O.
+// Helpers shared by the test files: error-message checks, temporary directories, whole-file byte I/O, a scoped thread
+// count and CPU convolution algorithm.
 #pragma once
 
 #include <filesystem>
@@ -12,7 +13,9 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include "backends/conv_algo.h"
 #include "backends/error.h"
+#include "backends/thread_pool.h"
 #include "tensor/grad_mode.h"
 #include "tensor/tensor.h"
 
@@ -85,5 +88,23 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   REQUIRE(out.good());
 }
+
+// Restores the thread pool's size at scope exit, for a test that changes it.
+struct ThreadCountGuard {
+  int saved = num_threads();
+  ~ThreadCountGuard() { set_num_threads(saved); }
+  ThreadCountGuard() = default;
+  ThreadCountGuard(const ThreadCountGuard&) = delete;
+  ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;
+};
+
+// Sets the CPU convolution algorithm for the scope and restores the previous setting at scope exit.
+struct ConvAlgoScope {
+  ConvAlgo saved = conv_algo();
+  explicit ConvAlgoScope(ConvAlgo algo) { set_conv_algo(algo); }
+  ~ConvAlgoScope() { set_conv_algo(saved); }
+  ConvAlgoScope(const ConvAlgoScope&) = delete;
+  ConvAlgoScope& operator=(const ConvAlgoScope&) = delete;
+};
 
 }  // namespace atelier::testing

@@ -2,8 +2,9 @@
 // `op  max_abs_err  PASS|FAIL`. Exits 1 if any row fails. An optional argument filters rows by substring; a
 // filter that matches no row, an unknown flag or a second argument is a usage error (one line, exit 2), so a typo
 // never passes as "0 passed, 0 failed". `--device cuda` runs every row on the GPU (inputs moved there first; a
-// device that is not available is a usage error too). A bad ATELIER_NUM_THREADS is refused first, before any
-// work (exit 2).
+// device that is not available is a usage error too). A bad ATELIER_NUM_THREADS or ATELIER_CONV_ALGO is refused
+// first, before any work (exit 2); ATELIER_CONV_ALGO=wino2 or wino4 runs the 3x3 stride-1 conv rows through
+// Winograd on the CPU.
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -12,6 +13,7 @@
 
 #include "autograd/op_table.h"
 #include "backends/backend.h"
+#include "backends/conv_algo.h"
 #include "backends/thread_pool.h"
 
 namespace {
@@ -36,6 +38,7 @@ std::vector<atelier::Tensor> inputs_on(const atelier::OpCase& c, atelier::Device
 int main(int argc, char** argv) {
   try {
     atelier::num_threads_from_environment();
+    atelier::conv_algo_from_environment();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gradcheck: error: %s\n", e.what());
     return 2;

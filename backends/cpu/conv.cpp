@@ -19,16 +19,23 @@
 // allocator, taken before each parallel region starts, so a steady training step allocates nothing from the
 // system however the threads are scheduled.
 //
-// This file is the one entry point per conv primitive: a faster algorithm for some shapes (Winograd for 3x3
-// stride 1) would be chosen here, per shape, without the callers knowing.
+// This file is the one entry point per conv primitive, and chooses the algorithm per call without the callers
+// knowing: 3x3 stride-1 convolutions may go to Winograd (backends/cpu/winograd.cpp), which computes each 4x4
+// (or 2x2) output tile from a 6x6 (4x4) input patch with 36 (16) multiplications per channel pair instead of 144
+// (36), through linear transforms of the input, filter and output tiles and one GEMM per transform point. The
+// transforms cost accuracy: float32 results are within a relative L2 error of ~1e-6 (F(2x2)) or a few 1e-6
+// (F(4x4)) of the exact sums, against ~1e-7 for im2col. ATELIER_CONV_ALGO=im2col|wino2|wino4|auto (or
+// atelier::set_conv_algo, backends/conv_algo.h) forces one; auto, the default, takes F(4x4) where it is expected
+// to win (choose_conv_algo in backends/cpu/winograd.h: at least 16 channels in and out, output at least 8x8).
 #include <algorithm>
-#include <atomic>
 #include <memory>
 #include <vector>
 
-#include "backends/cpu/cpu_backend.h"
+#include "backends/conv_algo.h"
 #include "backends/cpu/eigen.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/scratch.h"
+#include "backends/cpu/winograd.h"
 #include "backends/error.h"
 #include "backends/image_checks.h"
 #include "backends/thread_pool.h"
@@ -42,52 +49,6 @@ namespace {
 // images (9.4 MiB for 64 channels) fall out of L2 and lose 15%.
 constexpr int64_t kTileBytes = int64_t{1} << 20;
 constexpr int64_t kMinTileColumns = 256;
-
-// Scratch memory from the CPU caching allocator, returned when the object dies.
-template <typename T>
-class Scratch {
- public:
-  explicit Scratch(int64_t count)
-      : bytes_(static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T)),
-        data_(static_cast<T*>(cpu_backend().allocate(bytes_))) {}
-  ~Scratch() { cpu_backend().deallocate(data_, bytes_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  T* get() const { return data_; }
-
- private:
-  size_t bytes_;
-  T* data_;
-};
-
-// One scratch block per chunk of a parallel region, all allocated before it starts, on the calling thread. Blocks
-// allocated inside the region would be reused or not depending on how the threads happen to overlap (a thread
-// that starts late takes the block an early one has just returned), so a steady training step could still ask
-// the system for memory; taken up front, every call makes the same requests in the same order.
-template <typename T>
-class ScratchSlots {
- public:
-  // `slots` blocks of `count` elements, at least as many as the region has chunks; each block starts on a
-  // 64-byte boundary, as a block of its own would.
-  ScratchSlots(int64_t slots, int64_t count)
-      : slots_(slots), count_(round_up(std::max<int64_t>(count, 1))), all_(slots_ * count_) {}
-  // A block no other chunk of the region gets.
-  T* take() {
-    const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
-    ATELIER_ASSERT(i < slots_, "conv scratch: chunk " << i << " of a region sized for " << slots_);
-    return all_.get() + i * count_;
-  }
-
- private:
-  static int64_t round_up(int64_t count) {
-    constexpr int64_t per_line = 64 / static_cast<int64_t>(sizeof(T));
-    return (count + per_line - 1) / per_line * per_line;
-  }
-
-  int64_t slots_, count_;
-  Scratch<T> all_;
-  std::atomic<int64_t> next_{0};
-};
 
 // 1x1 kernel, stride 1, no padding: col is the image itself.
 bool is_pointwise(const Conv2dGeometry& g) {
@@ -313,7 +274,7 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
   const T* input = static_cast<const T*>(args.input);
   const T* grad_out = static_cast<const T*>(args.grad_output);
   T* gw = static_cast<T*>(args.grad_weight);
-  const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw, pixels_out = g.h_out * g.w_out;
+  const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw;
   const int64_t rows = tile_rows<T>(g, ckk);
   const int64_t items = g.n * ((g.h_out + rows - 1) / rows);  // (image, tile) pairs
   const int threads = num_threads();
@@ -354,20 +315,30 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
       accumulate_weight_grad(g, input, grad_out, 0, items, c0, c1, rows, col, gw);
     });
   }
+}
 
-  if (args.grad_bias != nullptr) {
-    // grad_bias[o] = sum over images and pixels of grad_out[n, o, :], accumulated in double, one channel a thread.
-    T* gb = static_cast<T*>(args.grad_bias);
-    parallel_for(g.c_out, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t o = begin; o < end; ++o) {
-        double sum = 0;
-        for (int64_t n = 0; n < g.n; ++n) {
-          const T* r = grad_out + (n * g.c_out + o) * pixels_out;
-          for (int64_t q = 0; q < pixels_out; ++q) sum += static_cast<double>(r[q]);
-        }
-        gb[o] = static_cast<T>(sum);
+// grad_bias[o] = sum over images and pixels of grad_out[n, o, :], accumulated in double, one channel a thread.
+template <typename T>
+void bias_grad(const Conv2dGeometry& g, const T* grad_out, T* gb) {
+  const int64_t pixels_out = g.h_out * g.w_out;
+  parallel_for(g.c_out, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      double sum = 0;
+      for (int64_t n = 0; n < g.n; ++n) {
+        const T* r = grad_out + (n * g.c_out + o) * pixels_out;
+        for (int64_t q = 0; q < pixels_out; ++q) sum += static_cast<double>(r[q]);
       }
-    });
+      gb[o] = static_cast<T>(sum);
+    }
+  });
+}
+
+// The Winograd tile size of a chosen algorithm: 2, 4, or 0 for im2col.
+int winograd_tile(const Conv2dGeometry& g) {
+  switch (choose_conv_algo(g, conv_algo())) {
+    case ConvAlgo::Wino2: return 2;
+    case ConvAlgo::Wino4: return 4;
+    default: return 0;
   }
 }
 
@@ -375,7 +346,13 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
 
 void conv2d(const Conv2dForwardArgs& args) {
   check_conv_geometry("cpu conv2d", args.g);
+  const int m = winograd_tile(args.g);
   dispatch(conv2d_types{}, args.dtype, "cpu conv2d", [&]<class T> {
+    if (m != 0) {
+      winograd_forward<T>(m, args.g, static_cast<const T*>(args.input), static_cast<const T*>(args.weight),
+                          static_cast<const T*>(args.bias), static_cast<T*>(args.output));
+      return;
+    }
     forward_typed<T>(args.g, static_cast<const T*>(args.input), static_cast<const T*>(args.weight),
                      static_cast<const T*>(args.bias), static_cast<T*>(args.output));
   });
@@ -383,7 +360,13 @@ void conv2d(const Conv2dForwardArgs& args) {
 
 void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
   check_conv_geometry("cpu conv2d_backward_input", args.g);
+  const int m = winograd_tile(args.g);
   dispatch(conv2d_backward_input_types{}, args.dtype, "cpu conv2d_backward_input", [&]<class T> {
+    if (m != 0) {
+      winograd_backward_input<T>(m, args.g, static_cast<const T*>(args.grad_output), static_cast<const T*>(args.weight),
+                                 static_cast<T*>(args.grad_input));
+      return;
+    }
     backward_input_typed<T>(args.g, static_cast<const T*>(args.grad_output), static_cast<const T*>(args.weight),
                             static_cast<T*>(args.grad_input));
   });
@@ -391,8 +374,17 @@ void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
 
 void conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
   check_conv_geometry("cpu conv2d_backward_weight", args.g);
-  dispatch(conv2d_backward_weight_types{}, args.dtype, "cpu conv2d_backward_weight",
-           [&]<class T> { backward_weight_typed<T>(args); });
+  const int m = winograd_tile(args.g);
+  dispatch(conv2d_backward_weight_types{}, args.dtype, "cpu conv2d_backward_weight", [&]<class T> {
+    const T* grad_out = static_cast<const T*>(args.grad_output);
+    if (m != 0) {
+      winograd_backward_weight<T>(m, args.g, static_cast<const T*>(args.input), grad_out,
+                                  static_cast<T*>(args.grad_weight));
+    } else {
+      backward_weight_typed<T>(args);
+    }
+    if (args.grad_bias != nullptr) bias_grad<T>(args.g, grad_out, static_cast<T*>(args.grad_bias));
+  });
 }
 
 }  // namespace atelier::cpu

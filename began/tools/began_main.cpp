@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backends/conv_algo.h"
 #include "backends/error.h"
 #include "backends/thread_pool.h"
 #include "began/data/fashion_mnist.h"
@@ -256,6 +257,7 @@ int main(int argc, char** argv) {
   }
   try {
     num_threads_from_environment();  // a bad ATELIER_NUM_THREADS: one line and exit 2, before any work
+    conv_algo_from_environment();    // and a bad ATELIER_CONV_ALGO
   } catch (const std::exception& e) {
     std::fprintf(stderr, "began: error: %s\n", e.what());
     return 2;

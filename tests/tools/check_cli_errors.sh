@@ -116,6 +116,14 @@ refused "$gradcheck" "is not a device" --device tpu add
 
 # A valid line still works: a tiny gradcheck row.
 "$gradcheck" add >"$tmp/out" 2>&1 && grep -q "passed, 0 failed" "$tmp/out" || fail "gradcheck add: $(cat "$tmp/out")"
+# A bad ATELIER_CONV_ALGO is refused by both programs before any work; a good one runs the conv rows through it.
+ATELIER_CONV_ALGO=wino8 refused "$gradcheck" "'wino8' is not one of auto, im2col, wino2, wino4" add
+ATELIER_CONV_ALGO=wino8 refused "$began" "'wino8' is not one of auto, im2col, wino2, wino4" train \
+  --out "$tmp/run"
+for algo in wino2 wino4; do
+  ATELIER_CONV_ALGO=$algo "$gradcheck" conv2d/3x3 >"$tmp/out" 2>&1 && grep -q "passed, 0 failed" "$tmp/out" ||
+    fail "ATELIER_CONV_ALGO=$algo gradcheck conv2d/3x3: $(cat "$tmp/out")"
+done
 rm -f "$tmp/out" "$tmp/err"
 
 if [[ $failures -ne 0 ]]; then

@@ -1,0 +1,52 @@
+// The CPU convolution algorithm setting (see conv_algo.h).
+#include "backends/conv_algo.h"
+
+#include <atomic>
+#include <cstdlib>
+
+#include "backends/error.h"
+
+namespace atelier {
+
+namespace {
+// -1: not overridden, the environment's value applies; else a ConvAlgo.
+std::atomic<int> g_override{-1};
+}  // namespace
+
+ConvAlgo conv_algo() {
+  const int overridden = g_override.load(std::memory_order_relaxed);
+  if (overridden >= 0) return static_cast<ConvAlgo>(overridden);
+  // Read once; a throwing initialisation is retried by the next call, so a bad value is refused every time.
+  static const ConvAlgo from_environment = conv_algo_from_environment();
+  return from_environment;
+}
+
+void set_conv_algo(ConvAlgo algo) { g_override.store(static_cast<int>(algo), std::memory_order_relaxed); }
+
+const char* conv_algo_name(ConvAlgo algo) {
+  switch (algo) {
+    case ConvAlgo::Auto: return "auto";
+    case ConvAlgo::Im2col: return "im2col";
+    case ConvAlgo::Wino2: return "wino2";
+    case ConvAlgo::Wino4: return "wino4";
+  }
+  return "?";
+}
+
+ConvAlgo parse_conv_algo(const std::string& name) {
+  for (ConvAlgo algo : {ConvAlgo::Auto, ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+    if (name == conv_algo_name(algo)) return algo;
+  }
+  // The value is quoted only in part: it may come from an arbitrarily long environment variable.
+  ATELIER_FAIL("conv algorithm '" << name.substr(0, 32) << (name.size() > 32 ? "...'" : "'")
+                                  << " is not one of auto, im2col, wino2, wino4 (ATELIER_CONV_ALGO)");
+  return ConvAlgo::Auto;
+}
+
+ConvAlgo conv_algo_from_environment() {
+  const char* env = std::getenv("ATELIER_CONV_ALGO");
+  if (env == nullptr || *env == '\0') return ConvAlgo::Auto;
+  return parse_conv_algo(env);
+}
+
+}  // namespace atelier

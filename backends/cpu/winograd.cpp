@@ -1,0 +1,444 @@
+// Winograd convolution F(m x m, 3x3), m = 2 or 4, for 3x3 stride-1 convolutions on the CPU (NCHW, groups 1).
+//
+// The output is cut into m x m tiles. Tile (ty, tx) of image n needs the a x a input patch (a = m + 2) at
+// (ty*m - pad_h, tx*m - pad_w), zero outside the image. With the transform matrices B^T (a x a), G (a x 3) and
+// A^T (m x a) of Lavin & Gray (2016), for every output channel o:
+//   out tile (m x m) = A^T [ sum over c of (G w[o, c] G^T) (.) (B^T d[c] B) ] A          ((.) elementwise)
+// The a*a products (.) are a*a independent matrix products over the channels, one per transform point xi:
+//   filter transform  U[xi] (C_in, C_out)  = (G w[o, c] G^T)[xi]                      once per call
+//   input transform   V[xi] (tiles, C_in)  = (B^T d[c] B)[xi]                         per chunk of tiles
+//   GEMM              M[xi] (tiles, C_out) = V[xi] * U[xi]                            a*a GEMMs per chunk
+//   output transform  out tile            = A^T M[.][tile, o] A (+ bias)              straight into the output
+// so a 3x3 convolution costs a*a / (9 m*m) of im2col's multiplications: 16/36 for F(2x2), 36/144 for F(4x4).
+// The price is accuracy: the transforms add and subtract (F(4x4)'s with factors up to 8 and 1/24), so float32
+// results differ from the exact sum by a relative L2 error of ~1e-6 for F(2x2) and a few 1e-6 for F(4x4),
+// against ~1e-7 for im2col (tests/test_winograd.cpp measures it).
+//
+// The input gradient is the forward pass of grad_output with the filter rotated by 180 degrees and its channels
+// transposed, padding 2 - pad (negative padding crops: the same code). The weight gradient is the adjoint of the
+// forward: per chunk dM[xi] (tiles, C_out) = (A dY A^T)[xi] of the grad_output tiles, dU[xi] (C_out, C_in) +=
+// dM[xi]^T * V[xi], and at the end grad_w[o, c] = G^T dU[., o, c] G.
+//
+// Threads: the tiles of all images are numbered in order and cut into chunks of at most kChunkTiles (a chunk's
+// V and M stay in L2), the chunk count a multiple of the thread count so the static split is even. Chunk
+// boundaries depend only on the shape and the thread count, each chunk's GEMMs are single-threaded Eigen, and
+// the weight gradient is summed per thread then reduced in thread order: results depend only on the thread
+// count. Scratch comes from the caching allocator before each parallel region (backends/cpu/scratch.h).
+//
+// The transforms run over Eigen::Array of one 64-byte vector of channels (16 floats, 8 doubles): written as
+// scalar loops over a tile, GCC 12 did not vectorise them and the transforms took 4x longer.
+#include "backends/cpu/winograd.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "backends/cpu/eigen.h"
+#include "backends/cpu/scratch.h"
+#include "backends/error.h"
+#include "backends/thread_pool.h"
+
+namespace atelier::cpu {
+namespace {
+
+// The most tiles a chunk holds. F(4x4) on 64 channels: V and M are 36 * 96 * 64 floats = 864 KiB each.
+constexpr int64_t kChunkTiles = 96;
+
+// One 64-byte vector of T, the unit the transforms work on: lane l is channel c0 + l.
+template <typename T>
+constexpr int kLanes = static_cast<int>(64 / sizeof(T));
+template <typename T>
+using Lanes = Eigen::Array<T, kLanes<T>, 1>;
+
+// The 1-D transforms of F(m x m, 3x3) over one line of values, `in` read `is` apart and `out` written `os` apart.
+// V is T or Lanes<T>. Each 2-D transform applies its 1-D form to the rows, then to the columns (apply_2d).
+template <typename T, int M>
+struct Transforms;
+
+template <typename T>
+struct Transforms<T, 2> {
+  // B^T d: 4 -> 4.
+  template <class V>
+  static void input(const V* d, int is, V* o, int os) {
+    o[0] = d[0] - d[2 * is];
+    o[os] = d[is] + d[2 * is];
+    o[2 * os] = d[2 * is] - d[is];
+    o[3 * os] = d[is] - d[3 * is];
+  }
+  // A^T m: 4 -> 2.
+  template <class V>
+  static void output(const V* m, int is, V* y, int os) {
+    y[0] = m[0] + m[is] + m[2 * is];
+    y[os] = m[is] - m[2 * is] - m[3 * is];
+  }
+  // G g: 3 -> 4.
+  static void filter(const T* g, int is, T* u, int os) {
+    u[0] = g[0];
+    u[os] = (g[0] + g[is] + g[2 * is]) / T(2);
+    u[2 * os] = (g[0] - g[is] + g[2 * is]) / T(2);
+    u[3 * os] = g[2 * is];
+  }
+  // The adjoint of output, A y: 2 -> 4.
+  template <class V>
+  static void output_adjoint(const V* y, int is, V* m, int os) {
+    m[0] = y[0];
+    m[os] = y[0] + y[is];
+    m[2 * os] = y[0] - y[is];
+    m[3 * os] = -y[is];
+  }
+  // The adjoint of filter, G^T u: 4 -> 3.
+  static void filter_adjoint(const T* u, int is, T* g, int os) {
+    g[0] = u[0] + (u[is] + u[2 * is]) / T(2);
+    g[os] = (u[is] - u[2 * is]) / T(2);
+    g[2 * os] = (u[is] + u[2 * is]) / T(2) + u[3 * is];
+  }
+};
+
+template <typename T>
+struct Transforms<T, 4> {
+  // B^T d: 6 -> 6.
+  template <class V>
+  static void input(const V* d, int is, V* o, int os) {
+    const V &d0 = d[0], &d1 = d[is], &d2 = d[2 * is], &d3 = d[3 * is], &d4 = d[4 * is], &d5 = d[5 * is];
+    o[0] = T(4) * d0 - T(5) * d2 + d4;
+    o[os] = d3 + d4 - T(4) * (d1 + d2);
+    o[2 * os] = T(4) * (d1 - d2) + d4 - d3;
+    o[3 * os] = T(2) * (d3 - d1) + d4 - d2;
+    o[4 * os] = T(2) * (d1 - d3) + d4 - d2;
+    o[5 * os] = T(4) * d1 - T(5) * d3 + d5;
+  }
+  // A^T m: 6 -> 4.
+  template <class V>
+  static void output(const V* m, int is, V* y, int os) {
+    const V &m0 = m[0], &m1 = m[is], &m2 = m[2 * is], &m3 = m[3 * is], &m4 = m[4 * is], &m5 = m[5 * is];
+    y[0] = m0 + m1 + m2 + m3 + m4;
+    y[os] = m1 - m2 + T(2) * (m3 - m4);
+    y[2 * os] = m1 + m2 + T(4) * (m3 + m4);
+    y[3 * os] = m1 - m2 + T(8) * (m3 - m4) + m5;
+  }
+  // G g: 3 -> 6.
+  static void filter(const T* g, int is, T* u, int os) {
+    const T g0 = g[0], g1 = g[is], g2 = g[2 * is];
+    u[0] = g0 / T(4);
+    u[os] = -(g0 + g1 + g2) / T(6);
+    u[2 * os] = -(g0 - g1 + g2) / T(6);
+    u[3 * os] = g0 / T(24) + g1 / T(12) + g2 / T(6);
+    u[4 * os] = g0 / T(24) - g1 / T(12) + g2 / T(6);
+    u[5 * os] = g2;
+  }
+  // The adjoint of output, A y: 4 -> 6.
+  template <class V>
+  static void output_adjoint(const V* y, int is, V* m, int os) {
+    const V &y0 = y[0], &y1 = y[is], &y2 = y[2 * is], &y3 = y[3 * is];
+    m[0] = y0;
+    m[os] = y0 + y1 + y2 + y3;
+    m[2 * os] = y0 - y1 + y2 - y3;
+    m[3 * os] = y0 + T(2) * y1 + T(4) * y2 + T(8) * y3;
+    m[4 * os] = y0 - T(2) * y1 + T(4) * y2 - T(8) * y3;
+    m[5 * os] = y3;
+  }
+  // The adjoint of filter, G^T u: 6 -> 3.
+  static void filter_adjoint(const T* u, int is, T* g, int os) {
+    const T u0 = u[0], u1 = u[is], u2 = u[2 * is], u3 = u[3 * is], u4 = u[4 * is], u5 = u[5 * is];
+    g[0] = u0 / T(4) - (u1 + u2) / T(6) + (u3 + u4) / T(24);
+    g[os] = (u2 - u1) / T(6) + (u3 - u4) / T(12);
+    g[2 * os] = (u3 + u4 - u1 - u2) / T(6) + u5;
+  }
+};
+
+// out (R2 x R2, row-major) = L in L^T for the 1-D transform f: R1 -> R2 (L is R2 x R1), in R1 x R1 row-major:
+// f along every row, then along every column.
+template <int R1, int R2, class V, class F>
+void apply_2d(const V* in, V* out, F f) {
+  V rows[R1 * R2];  // (R1, R2): row y of `in` transformed
+  for (int y = 0; y < R1; ++y) f(in + y * R1, 1, rows + y * R2, 1);
+  for (int x = 0; x < R2; ++x) f(rows + x, R2, out + x, R2);
+}
+
+// Up to kLanes<T> values at p into v (missing lanes zero), and back.
+template <typename T>
+Lanes<T> load_lanes(const T* p, int64_t count) {
+  if (count == kLanes<T>) return Eigen::Map<const Lanes<T>>(p);
+  Lanes<T> v = Lanes<T>::Zero();
+  for (int64_t l = 0; l < count; ++l) v(l) = p[l];
+  return v;
+}
+template <typename T>
+void store_lanes(const Lanes<T>& v, T* p, int64_t count) {
+  if (count == kLanes<T>) {
+    Eigen::Map<Lanes<T>> out(p);
+    out = v;
+  } else {
+    for (int64_t l = 0; l < count; ++l) p[l] = v(l);
+  }
+}
+
+// One Winograd pass as a correlation of `in` (n, c_in, h, w) with a 3x3 filter into `out` (n, c_out, h_out,
+// w_out): out[y, x] reads in[y - pad_h + i, x - pad_w + j]. The forward pass is the convolution's geometry; the
+// input gradient swaps the roles (pad 2 - pad may be negative).
+struct Problem {
+  int64_t n, c_in, h, w, c_out, pad_h, pad_w, h_out, w_out;
+};
+
+Problem forward_problem(const Conv2dGeometry& g) {
+  return {g.n, g.c_in, g.h, g.w, g.c_out, g.pad_h, g.pad_w, g.h_out, g.w_out};
+}
+
+// The tiles of a problem (numbered image by image, row by row) and their split into chunks.
+template <int M>
+struct Tiling {
+  int64_t tiles_y, tiles_x, per_image, tiles, chunk, chunks;
+
+  Tiling(const Problem& p, int threads) {
+    tiles_y = (p.h_out + M - 1) / M;
+    tiles_x = (p.w_out + M - 1) / M;
+    per_image = tiles_y * tiles_x;
+    tiles = p.n * per_image;
+    // At least ceil(tiles / kChunkTiles) chunks, rounded up to a multiple of the thread count, then equal sizes.
+    const int64_t wanted = std::max<int64_t>(1, (tiles + kChunkTiles - 1) / kChunkTiles);
+    const int64_t even = (wanted + threads - 1) / threads * threads;
+    chunk = std::max<int64_t>(1, (tiles + even - 1) / even);
+    chunks = (tiles + chunk - 1) / chunk;
+  }
+  // Tile t: its image and the top-left corner of its m x m output block.
+  struct Where {
+    int64_t n, y, x;
+  };
+  Where where(int64_t t) const {
+    const int64_t r = t % per_image;
+    return {t / per_image, (r / tiles_x) * M, (r % tiles_x) * M};
+  }
+};
+
+// For the tiles t0 + i, i in [0, k), whose output corners are (y, x): dst[xi] (k, channels) row i = the 2-D
+// transform f (R1 -> R2 per line) of the R1 x R1 patch at (y - off_y, x - off_x) of each channel of `src`
+// (n, channels, h, w), zero outside the image. dst[xi] starts at dst + xi*k*channels.
+template <typename T, int M, int R1, int R2, class F>
+void gather_transform(const Tiling<M>& tiling, const T* src, int64_t channels, int64_t h, int64_t w, int64_t off_y,
+                      int64_t off_x, int64_t t0, int64_t k, F f, T* dst) {
+  constexpr int L = kLanes<T>;
+  const int64_t plane = h * w;
+  for (int64_t i = 0; i < k; ++i) {
+    const auto at = tiling.where(t0 + i);
+    const int64_t y0 = at.y - off_y, x0 = at.x - off_x;
+    // The patch rows [ylo, yhi) and columns [xlo, xhi) inside the image.
+    const int64_t ylo = std::max<int64_t>(0, -y0), yhi = std::clamp<int64_t>(h - y0, ylo, R1);
+    const int64_t xlo = std::max<int64_t>(0, -x0), xhi = std::clamp<int64_t>(w - x0, xlo, R1);
+    const T* image = src + at.n * channels * plane;
+    for (int64_t c0 = 0; c0 < channels; c0 += L) {
+      const int64_t count = std::min<int64_t>(L, channels - c0);
+      Lanes<T> d[R1 * R1];
+      for (auto& v : d) v.setZero();
+      for (int64_t l = 0; l < count; ++l) {
+        const T* p = image + (c0 + l) * plane + y0 * w + x0;
+        for (int64_t y = ylo; y < yhi; ++y) {
+          for (int64_t x = xlo; x < xhi; ++x) d[y * R1 + x](l) = p[y * w + x];
+        }
+      }
+      Lanes<T> v[R2 * R2];
+      apply_2d<R1, R2>(d, v, f);
+      T* out = dst + i * channels + c0;
+      for (int xi = 0; xi < R2 * R2; ++xi) store_lanes(v[xi], out + xi * k * channels, count);
+    }
+  }
+}
+
+// The input transform of a chunk: V[xi] (k, c_in) = (B^T d B)[xi].
+template <typename T, int M>
+void transform_input(const Problem& p, const Tiling<M>& tiling, const T* input, int64_t t0, int64_t k, T* V) {
+  gather_transform<T, M, M + 2, M + 2>(
+      tiling, input, p.c_in, p.h, p.w, p.pad_h, p.pad_w, t0, k,
+      [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::input(a, as, b, bs); }, V);
+}
+
+// The output transform of a chunk, into the output: out tile = A^T M[.][tile] A + bias, cropped at the edges.
+template <typename T, int M>
+void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, int64_t t0, int64_t k, const T* bias,
+                      T* output) {
+  constexpr int A = M + 2, L = kLanes<T>;
+  const int64_t plane = p.h_out * p.w_out;
+  for (int64_t i = 0; i < k; ++i) {
+    const auto at = tiling.where(t0 + i);
+    const int64_t rows = std::min<int64_t>(M, p.h_out - at.y), cols = std::min<int64_t>(M, p.w_out - at.x);
+    T* image = output + at.n * p.c_out * plane + at.y * p.w_out + at.x;
+    for (int64_t o0 = 0; o0 < p.c_out; o0 += L) {
+      const int64_t count = std::min<int64_t>(L, p.c_out - o0);
+      Lanes<T> m[A * A];
+      for (int xi = 0; xi < A * A; ++xi) m[xi] = load_lanes(Mb + (xi * k + i) * p.c_out + o0, count);
+      Lanes<T> y[M * M];
+      apply_2d<A, M>(m, y,
+                     [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::output(a, as, b, bs); });
+      if (bias != nullptr) {
+        const Lanes<T> b = load_lanes(bias + o0, count);
+        for (auto& v : y) v += b;
+      }
+      for (int64_t l = 0; l < count; ++l) {
+        T* dst = image + (o0 + l) * plane;
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t s = 0; s < cols; ++s) dst[r * p.w_out + s] = y[r * M + s](l);
+        }
+      }
+    }
+  }
+}
+
+// U[xi] (c_in, c_out) of the problem from weight (C_out, C_in, 3, 3). Forward: U[xi][c][o] = (G w[o, c] G^T)[xi].
+// Input gradient (flip): the problem's input channels are the convolution's outputs and the kernel is rotated,
+// U[xi][o][c] = (G rot180(w[o, c]) G^T)[xi].
+template <typename T, int M>
+void transform_filter(const T* weight, int64_t c_out, int64_t c_in, bool flip, T* U) {
+  constexpr int A = M + 2;
+  const int64_t per_point = c_in * c_out;
+  parallel_for(c_out, 1, [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o) {
+      for (int64_t c = 0; c < c_in; ++c) {
+        const T* src = weight + (o * c_in + c) * 9;
+        T g[9], u[A * A];
+        for (int q = 0; q < 9; ++q) g[q] = flip ? src[8 - q] : src[q];
+        apply_2d<3, A>(g, u, [](const T* a, int as, T* b, int bs) { Transforms<T, M>::filter(a, as, b, bs); });
+        const int64_t at = flip ? o * c_in + c : c * c_out + o;
+        for (int xi = 0; xi < A * A; ++xi) U[xi * per_point + at] = u[xi];
+      }
+    }
+  });
+}
+
+// The forward pass of a problem with its filter already transformed.
+template <typename T, int M>
+void run_forward(const Problem& p, const T* input, const T* U, const T* bias, T* output) {
+  constexpr int64_t P = (M + 2) * (M + 2);
+  const int threads = num_threads();
+  const Tiling<M> tiling(p, threads);
+  if (tiling.tiles == 0) return;
+  // Per chunk: V (P, chunk, c_in), then M (P, chunk, c_out).
+  ScratchSlots<T> slots(std::min<int64_t>(threads, tiling.chunks), P * tiling.chunk * (p.c_in + p.c_out));
+  parallel_for(tiling.chunks, 1, [&](int64_t begin, int64_t end) {
+    T* const V = slots.take();
+    T* const Mb = V + P * tiling.chunk * p.c_in;
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      const int64_t t0 = chunk * tiling.chunk, k = std::min(tiling.chunk, tiling.tiles - t0);
+      transform_input<T, M>(p, tiling, input, t0, k, V);
+      for (int64_t xi = 0; xi < P; ++xi) {
+        mat(Mb + xi * k * p.c_out, k, p.c_out, p.c_out).noalias() =
+            cmat(V + xi * k * p.c_in, k, p.c_in, p.c_in) * cmat(U + xi * p.c_in * p.c_out, p.c_in, p.c_out, p.c_out);
+      }
+      transform_output<T, M>(p, tiling, Mb, t0, k, bias, output);
+    }
+  });
+}
+
+template <typename T, int M>
+void forward_m(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output) {
+  constexpr int64_t P = (M + 2) * (M + 2);
+  Scratch<T> U(P * g.c_in * g.c_out);
+  transform_filter<T, M>(weight, g.c_out, g.c_in, false, U.get());
+  run_forward<T, M>(forward_problem(g), input, U.get(), bias, output);
+}
+
+template <typename T, int M>
+void backward_input_m(const Conv2dGeometry& g, const T* grad_output, const T* weight, T* grad_input) {
+  // grad_in[c, y, x] = sum over (o, i, j) of grad_out[o, y + pad - i, x + pad - j] w[o, c, i, j]
+  //                  = a correlation of grad_out with rot180(w) transposed, padding 2 - pad.
+  constexpr int64_t P = (M + 2) * (M + 2);
+  Scratch<T> U(P * g.c_in * g.c_out);
+  transform_filter<T, M>(weight, g.c_out, g.c_in, true, U.get());
+  const Problem p{g.n, g.c_out, g.h_out, g.w_out, g.c_in, 2 - g.pad_h, 2 - g.pad_w, g.h, g.w};
+  run_forward<T, M>(p, grad_output, U.get(), nullptr, grad_input);
+}
+
+template <typename T, int M>
+void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight) {
+  constexpr int A = M + 2;
+  constexpr int64_t P = A * A;
+  const Problem p = forward_problem(g);
+  const int threads = num_threads();
+  const Tiling<M> tiling(p, threads);
+  const int64_t per_point = g.c_out * g.c_in;
+  // One partial dU (P, C_out, C_in) per thread that has chunks; thread t's chunks are [t*C/T, (t+1)*C/T), and
+  // with fewer chunks than threads the threads with chunks are numbered by their first chunk.
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, tiling.chunks));
+  Scratch<T> partials(parts * P * per_point);
+  std::fill(partials.get(), partials.get() + parts * P * per_point, T(0));
+  ScratchSlots<T> slots(parts, P * tiling.chunk * (g.c_in + g.c_out));
+  parallel_run([&](int t, int nthreads) {
+    const int64_t begin = t * tiling.chunks / nthreads, end = (t + 1) * tiling.chunks / nthreads;
+    if (begin >= end) return;
+    T* const V = slots.take();
+    T* const dM = V + P * tiling.chunk * g.c_in;
+    T* const dU = partials.get() + (tiling.chunks >= nthreads ? t : begin) * P * per_point;
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      const int64_t t0 = chunk * tiling.chunk, k = std::min(tiling.chunk, tiling.tiles - t0);
+      transform_input<T, M>(p, tiling, input, t0, k, V);
+      // dM[xi] (k, C_out) = (A dY A^T)[xi] of each grad_output tile (zero beyond the output's edge).
+      gather_transform<T, M, M, A>(
+          tiling, grad_output, g.c_out, g.h_out, g.w_out, 0, 0, t0, k,
+          [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::output_adjoint(a, as, b, bs); }, dM);
+      for (int64_t xi = 0; xi < P; ++xi) {
+        mat(dU + xi * per_point, g.c_out, g.c_in, g.c_in).noalias() +=
+            cmat(dM + xi * k * g.c_out, k, g.c_out, g.c_out).transpose() * cmat(V + xi * k * g.c_in, k, g.c_in, g.c_in);
+      }
+    }
+  });
+  // grad_w[o, c] = G^T (the partials summed in order)[., o, c] G.
+  parallel_for(g.c_out, 1, [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o) {
+      for (int64_t c = 0; c < g.c_in; ++c) {
+        T u[P];
+        for (int64_t xi = 0; xi < P; ++xi) {
+          const T* part = partials.get() + xi * per_point + o * g.c_in + c;
+          T sum = part[0];
+          for (int64_t q = 1; q < parts; ++q) sum += part[q * P * per_point];
+          u[xi] = sum;
+        }
+        apply_2d<A, 3>(u, grad_weight + (o * g.c_in + c) * 9,
+                       [](const T* a, int as, T* b, int bs) { Transforms<T, M>::filter_adjoint(a, as, b, bs); });
+      }
+    }
+  });
+}
+
+// Calls fn.template operator()<M>() for m = 2 or 4.
+template <class F>
+void with_tile(int m, F&& fn) {
+  ATELIER_ASSERT(m == 2 || m == 4, "winograd: tile size " << m << " (2 or 4)");
+  if (m == 2) {
+    fn.template operator()<2>();
+  } else {
+    fn.template operator()<4>();
+  }
+}
+
+}  // namespace
+
+bool winograd_applies(const Conv2dGeometry& g) { return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1; }
+
+ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo) {
+  if (!winograd_applies(g) || algo == ConvAlgo::Im2col) return ConvAlgo::Im2col;
+  if (algo != ConvAlgo::Auto) return algo;
+  const bool wins = g.c_in >= 16 && g.c_out >= 16 && g.h_out >= 8 && g.w_out >= 8;
+  return wins ? ConvAlgo::Wino4 : ConvAlgo::Im2col;
+}
+
+template <typename T>
+void winograd_forward(int m, const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output) {
+  with_tile(m, [&]<int M> { forward_m<T, M>(g, input, weight, bias, output); });
+}
+
+template <typename T>
+void winograd_backward_input(int m, const Conv2dGeometry& g, const T* grad_output, const T* weight, T* grad_input) {
+  with_tile(m, [&]<int M> { backward_input_m<T, M>(g, grad_output, weight, grad_input); });
+}
+
+template <typename T>
+void winograd_backward_weight(int m, const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight) {
+  with_tile(m, [&]<int M> { backward_weight_m<T, M>(g, input, grad_output, grad_weight); });
+}
+
+#define ATELIER_WINOGRAD_INSTANTIATE(T)                                                            \
+  template void winograd_forward<T>(int, const Conv2dGeometry&, const T*, const T*, const T*, T*); \
+  template void winograd_backward_input<T>(int, const Conv2dGeometry&, const T*, const T*, T*);    \
+  template void winograd_backward_weight<T>(int, const Conv2dGeometry&, const T*, const T*, T*);
+ATELIER_WINOGRAD_INSTANTIATE(float)
+ATELIER_WINOGRAD_INSTANTIATE(double)
+#undef ATELIER_WINOGRAD_INSTANTIATE
+
+}  // namespace atelier::cpu

@@ -1,0 +1,31 @@
+// Winograd convolution for 3x3 stride-1 kernels on the CPU: F(2x2, 3x3) and F(4x4, 3x3), float and double,
+// forward and both backward passes (backends/cpu/winograd.cpp). Internal to the CPU backend: conv.cpp decides,
+// per call, which algorithm computes a convolution (choose_conv_algo below) and calls these.
+#pragma once
+
+#include "backends/args.h"
+#include "backends/conv_algo.h"
+
+namespace atelier::cpu {
+
+// True for the convolutions Winograd can compute: a 3x3 kernel with stride 1 (any padding).
+bool winograd_applies(const Conv2dGeometry& g);
+
+// The algorithm that computes convolution g under the setting `algo` (conv_algo()): never Auto.
+//   im2col, or a shape Winograd cannot compute          -> Im2col
+//   wino2 / wino4 (forced)                              -> Wino2 / Wino4 for every 3x3 stride-1 shape
+//   auto -> Wino4 where it is expected to win: 3x3 stride 1 with C_in >= 16, C_out >= 16 and an output of at
+//           least 8x8 (fewer channels leave the per-point GEMMs too thin to pay for the transforms; smaller
+//           outputs waste most of each 4x4 tile); Im2col otherwise. The same rule for the three passes.
+ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo);
+
+// m = 2 or 4: F(m x m, 3x3). Preconditions: winograd_applies(g), check_conv_geometry(g) passed. The same
+// contracts as the conv2d primitives (backends/args.h): output, grad_input and grad_weight are overwritten.
+template <typename T>
+void winograd_forward(int m, const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output);
+template <typename T>
+void winograd_backward_input(int m, const Conv2dGeometry& g, const T* grad_output, const T* weight, T* grad_input);
+template <typename T>
+void winograd_backward_weight(int m, const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight);
+
+}  // namespace atelier::cpu

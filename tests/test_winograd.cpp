@@ -1,0 +1,235 @@
+// Winograd convolution on the CPU (backends/cpu/winograd.cpp) against im2col: forward, input gradient, weight
+// and bias gradients over a table of shapes, in float32 (relative L2 error within the stated accuracy of each
+// tile size) and float64 (1e-12); bit-identical repeated calls and agreement across thread counts; and the
+// algorithm's selection (ATELIER_CONV_ALGO and the auto rule). tests/test_conv.cpp checks that a steady step
+// allocates nothing under each algorithm, tests/test_gradcheck.cpp the op table's conv rows under each.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "atelier.h"
+#include "backends/conv_algo.h"
+#include "backends/cpu/winograd.h"
+#include "tensor/raw_ops.h"
+#include "tests/test_util.h"
+
+using namespace atelier;
+using testing::ConvAlgoScope;
+using testing::ThreadCountGuard;
+
+namespace {
+
+// A 3x3 stride-1 convolution.
+struct Case {
+  int64_t n, c_in, h, w, c_out, pad;
+  bool bias;
+};
+
+std::ostream& operator<<(std::ostream& os, const Case& c) {
+  return os << "n " << c.n << ", " << c.c_in << "->" << c.c_out << ", " << c.h << "x" << c.w << ", pad " << c.pad
+            << (c.bias ? ", bias" : "");
+}
+
+// Odd sizes, sizes that are not a multiple of either tile (2 or 4), pad 0 to 3 (3 > k - 1: the input gradient
+// crops), one channel, channel counts that are not a multiple of a vector (16 floats, 8 doubles), batch > 1,
+// a 1x1 output, and enough tiles for several chunks per thread.
+const std::vector<Case> kCases = {
+    {1, 1, 5, 5, 1, 1, true},     {2, 3, 7, 9, 4, 0, false},     {3, 5, 9, 6, 2, 2, true},
+    {1, 16, 17, 13, 24, 1, true}, {2, 20, 16, 16, 16, 1, false}, {1, 4, 3, 3, 5, 0, true},
+    {2, 33, 11, 10, 17, 1, true}, {1, 8, 4, 6, 3, 3, false},     {4, 16, 26, 23, 16, 1, true},
+    {1, 2, 3, 4, 1, 2, true},
+};
+
+// The three passes of one case: output, grad_input, grad_weight, grad_bias (undefined without bias).
+std::vector<Tensor> run_passes(const Case& c, DType dtype, ConvAlgo algo) {
+  ConvAlgoScope scope(algo);
+  const uint64_t seed = static_cast<uint64_t>(c.n * 1000 + c.c_in * 100 + c.h * 10 + c.w);
+  // Uniform values with every mantissa bit of the dtype used: float32's 24 bits would make many float64 sums exact
+  // and hide the differences between algorithms.
+  auto values = [&](const Shape& s, double scale, uint64_t stream) {
+    Tensor coarse = uniform(s, -scale, scale, RandomKey{31, seed, stream}, DType::Float64);
+    Tensor fine = uniform(s, -scale, scale, RandomKey{32, seed, stream}, DType::Float64);
+    return (coarse + fine * std::ldexp(1.0, -26)).to(dtype);
+  };
+  Tensor x = values({c.n, c.c_in, c.h, c.w}, 1, 0);
+  Tensor w = values({c.c_out, c.c_in, 3, 3}, 0.5, 1);
+  Tensor b = c.bias ? values({c.c_out}, 1, 2) : Tensor();
+  Tensor out = raw::conv2d(x, w, b, 1, c.pad);
+  Tensor grad_out = values(out.shape(), 1, 3);
+  raw::Conv2dWeightGrads grads = raw::conv2d_backward_weight(x, grad_out, w.shape(), c.bias, 1, c.pad);
+  return {out, raw::conv2d_backward_input(grad_out, w, x.shape(), 1, c.pad), grads.weight, grads.bias};
+}
+
+// ||got - want|| / ||want||, both read as float64.
+double relative_l2(const Tensor& got, const Tensor& want) {
+  std::vector<double> a = got.to(DType::Float64).to_vector<double>(), b = want.to(DType::Float64).to_vector<double>();
+  REQUIRE(a.size() == b.size());
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (a[i] - b[i]) * (a[i] - b[i]);
+    norm += b[i] * b[i];
+  }
+  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  std::vector<float> x = a.to_vector<float>(), y = b.to_vector<float>();
+  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+}
+
+const std::string kPassNames[] = {"forward", "grad_input", "grad_weight", "grad_bias"};
+
+std::string name(ConvAlgo algo) { return conv_algo_name(algo); }
+
+// The float32 relative L2 error each algorithm stays within on this file's shapes (~3x the worst measured).
+double float32_bound(ConvAlgo algo) {
+  return algo == ConvAlgo::Im2col ? 1.5e-6 : algo == ConvAlgo::Wino2 ? 1e-6 : 5e-6;
+}
+
+// Every case's four results under `algo` in `dtype` against im2col in float64: each within `bound` (relative L2
+// error). Returns the worst error.
+double check_every_case(ConvAlgo algo, DType dtype, double bound) {
+  double worst = 0;
+  for (const Case& c : kCases) {
+    const std::vector<Tensor> want = run_passes(c, DType::Float64, ConvAlgo::Im2col);
+    const std::vector<Tensor> got = run_passes(c, dtype, algo);
+    for (size_t k = 0; k < want.size(); ++k) {
+      if (!want[k].defined()) continue;
+      INFO(name(algo) << ", " << c << ", " << kPassNames[k]);
+      const double err = relative_l2(got[k], want[k]);
+      worst = std::max(worst, err);
+      CHECK(err < bound);
+    }
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("wino2 and wino4 match im2col in float64 (relative L2 error < 1e-12)") {
+  for (ConvAlgo algo : {ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+    const double worst = check_every_case(algo, DType::Float64, 1e-12);
+    MESSAGE(name(algo) << " float64: worst relative L2 error against im2col " << worst);
+  }
+}
+
+TEST_CASE("wino2 and wino4 match float64 in float32 within their accuracy (wino2 1e-6, wino4 5e-6, im2col 1.5e-6)") {
+  // The float32 results of each algorithm against im2col in float64; im2col's own float32 error is the baseline.
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+    const double worst = check_every_case(algo, DType::Float32, float32_bound(algo));
+    MESSAGE(name(algo) << " float32: worst relative L2 error against float64 " << worst);
+  }
+}
+
+TEST_CASE("winograd results are bit-identical run to run, and agree across thread counts") {
+  ThreadCountGuard guard;
+  const Case c{3, 24, 21, 18, 20, 1, true};
+  for (ConvAlgo algo : {ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+    INFO(name(algo));
+    set_num_threads(2);
+    const std::vector<Tensor> first = run_passes(c, DType::Float32, algo);
+    const std::vector<Tensor> second = run_passes(c, DType::Float32, algo);
+    for (size_t k = 0; k < first.size(); ++k) {
+      INFO(kPassNames[k]);
+      CHECK(same_bits(first[k], second[k]));
+    }
+    for (int threads : {1, 3}) {
+      set_num_threads(threads);
+      const std::vector<Tensor> other = run_passes(c, DType::Float32, algo);
+      for (size_t k = 0; k < first.size(); ++k) {
+        INFO(kPassNames[k] << ", " << threads << " threads against 2");
+        CHECK(relative_l2(other[k], first[k]) < float32_bound(algo));
+      }
+    }
+  }
+}
+
+TEST_CASE("winograd inside a parallel region runs inline and gives the same results") {
+  // A conv called from a pool thread (nested) runs every chunk on that thread: same chunks, same results.
+  ThreadCountGuard guard;
+  set_num_threads(2);
+  const Case c{2, 16, 10, 12, 16, 1, true};
+  const std::vector<Tensor> outside = run_passes(c, DType::Float32, ConvAlgo::Wino4);
+  std::vector<Tensor> inside;
+  parallel_run([&](int t, int) {
+    if (t == 0) inside = run_passes(c, DType::Float32, ConvAlgo::Wino4);
+  });
+  REQUIRE(inside.size() == outside.size());
+  for (size_t k = 0; k < inside.size(); ++k) {
+    INFO(kPassNames[k]);
+    CHECK(same_bits(inside[k], outside[k]));
+  }
+}
+
+TEST_CASE("the conv algorithm: auto's rule, forced algorithms, shapes Winograd cannot compute") {
+  auto geometry = [](int64_t c_in, int64_t c_out, int64_t h, int64_t k, int64_t stride, int64_t pad) {
+    Conv2dGeometry g{2, c_in, h, h, c_out, k, k, stride, stride, pad, pad, 0, 0};
+    g.h_out = g.w_out = (h + 2 * pad - k) / stride + 1;
+    return g;
+  };
+  using cpu::choose_conv_algo;
+  // auto: F(4x4) for 3x3 stride 1 with >= 16 channels each way and an output of at least 8x8.
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(16, 16, 8, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(16, 16, 9, 3, 1, 0), ConvAlgo::Auto) == ConvAlgo::Im2col);  // 7x7 output
+  CHECK(choose_conv_algo(geometry(3, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 1, 1, 0), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  // Forced: every 3x3 stride-1 shape, whatever its size; other kernels and strides stay on im2col.
+  CHECK(choose_conv_algo(geometry(1, 1, 3, 3, 1, 0), ConvAlgo::Wino2) == ConvAlgo::Wino2);
+  CHECK(choose_conv_algo(geometry(1, 1, 3, 3, 1, 0), ConvAlgo::Wino4) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Im2col) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 5, 1, 2), ConvAlgo::Wino4) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Wino2) == ConvAlgo::Im2col);
+
+  // A 5x5 convolution under wino4 is im2col's, bit for bit.
+  Tensor x = uniform({2, 3, 9, 8}, -1, 1, RandomKey{7, 0, 0});
+  Tensor w = uniform({4, 3, 5, 5}, -1, 1, RandomKey{7, 1, 0});
+  Tensor im2col, forced;
+  {
+    ConvAlgoScope scope(ConvAlgo::Im2col);
+    im2col = raw::conv2d(x, w, Tensor(), 1, 2);
+  }
+  {
+    ConvAlgoScope scope(ConvAlgo::Wino4);
+    forced = raw::conv2d(x, w, Tensor(), 1, 2);
+  }
+  CHECK(same_bits(forced, im2col));
+}
+
+TEST_CASE("ATELIER_CONV_ALGO: parsed by name, a bad value refused naming it and the allowed ones") {
+  for (ConvAlgo algo : {ConvAlgo::Auto, ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+    CHECK(parse_conv_algo(conv_algo_name(algo)) == algo);
+  }
+  testing::check_throws_with([] { parse_conv_algo("winograd"); },
+                             {"'winograd'", "auto", "im2col", "wino2", "wino4", "ATELIER_CONV_ALGO"});
+  testing::check_throws_with([] { parse_conv_algo(""); }, {"''", "auto, im2col, wino2, wino4"});
+
+  std::optional<std::string> saved;
+  if (const char* old = std::getenv("ATELIER_CONV_ALGO")) saved = old;
+  ::setenv("ATELIER_CONV_ALGO", "wino2", 1);
+  CHECK(conv_algo_from_environment() == ConvAlgo::Wino2);
+  ::setenv("ATELIER_CONV_ALGO", "", 1);
+  CHECK(conv_algo_from_environment() == ConvAlgo::Auto);
+  ::setenv("ATELIER_CONV_ALGO", "Wino4", 1);
+  testing::check_throws_with([] { conv_algo_from_environment(); }, {"'Wino4'", "wino4"});
+  if (saved) {
+    ::setenv("ATELIER_CONV_ALGO", saved->c_str(), 1);
+  } else {
+    ::unsetenv("ATELIER_CONV_ALGO");
+  }
+
+  // set_conv_algo overrides; the scope restores.
+  const ConvAlgo before = conv_algo();
+  {
+    ConvAlgoScope scope(ConvAlgo::Wino4);
+    CHECK(conv_algo() == ConvAlgo::Wino4);
+  }
+  CHECK(conv_algo() == before);
+}
