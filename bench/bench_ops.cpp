@@ -8,6 +8,10 @@
 //   conv/NxCxHxW->C_out[s2]/PASS    3x3, padding 1, stride 1 (or 2), no bias; PASS = fwd, bwd_input, bwd_weight,
 //                                   all3 (the three in a row: what one training step costs a conv layer)
 //   elu/..., upsample/..., copy/... NCHW shapes
+// except the conv_algo/ rows, atelier's own (no PyTorch twin; the join shows "-" for PyTorch):
+//   conv_algo/NxCxHxW->C_out/all3/ALGO   a stride-1 conv row's all3 with the CPU conv algorithm forced
+//                                        (ALGO = im2col, wino2, wino4; see backends/conv_algo.h)
+// The conv/ rows run whatever ATELIER_CONV_ALGO selects (default auto: Winograd F(4x4) for every stride-1 row).
 // Counters: GFLOP/s (FLOPs counted as 2 per multiply-add) for GEMM and conv, GB/s (bytes read + written, each
 // once) for the memory-bound ops. Threads: the pool's size, from ATELIER_NUM_THREADS (default: all cores).
 //
@@ -157,6 +161,15 @@ void bench_conv(benchmark::State& state, const ConvCase& c, ConvPass pass) {
   set_flops(state, conv_flops(g) * (pass == ConvPass::All3 ? 3 : 1));
 }
 
+// A stride-1 conv's all3 under one CPU conv algorithm (restored afterwards). FLOPs are counted as im2col's, so
+// the GFLOP/s of a Winograd row is an effective rate (it does 2.25x or 4x fewer multiplications).
+void bench_conv_algo(benchmark::State& state, const ConvCase& c, ConvAlgo algo) {
+  const ConvAlgo saved = conv_algo();
+  set_conv_algo(algo);
+  bench_conv(state, c, ConvPass::All3);
+  set_conv_algo(saved);
+}
+
 // ---- memory-bound ops: 4 bytes per element read and written ----
 // The reference for all of them is copy: 16.8 MB in, 16.8 MB out, the best any elementwise op can do.
 // 16x64x64x64 = 4.19 M elements; the 33.5 MB moved are about the L3's size, so they are partly cache-resident.
@@ -290,6 +303,15 @@ void register_all() {
       std::ostringstream name;
       name << conv_name(c) << "/" << suffix;
       add(name.str(), [c, pass = pass](benchmark::State& s) { bench_conv(s, c, pass); });
+    }
+  }
+  if (g_device.is_cpu()) {
+    for (const ConvCase& c : convs) {
+      if (c.stride != 1) continue;
+      for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+        std::string name = "conv_algo" + conv_name(c).substr(4) + "/all3/" + conv_algo_name(algo);
+        add(name, [c, algo](benchmark::State& s) { bench_conv_algo(s, c, algo); });
+      }
     }
   }
   add("copy/16x64x64x64", bench_copy);
