@@ -71,10 +71,11 @@ struct Transforms<T, 2> {
     y[os] = m[is] - m[2 * is] - m[3 * is];
   }
   // G g: 3 -> 4.
-  static void filter(const T* g, int is, T* u, int os) {
+  template <class V>
+  static void filter(const V* g, int is, V* u, int os) {
     u[0] = g[0];
-    u[os] = (g[0] + g[is] + g[2 * is]) / T(2);
-    u[2 * os] = (g[0] - g[is] + g[2 * is]) / T(2);
+    u[os] = (g[0] + g[is] + g[2 * is]) * T(0.5);
+    u[2 * os] = (g[0] - g[is] + g[2 * is]) * T(0.5);
     u[3 * os] = g[2 * is];
   }
   // The adjoint of output, A y: 2 -> 4.
@@ -86,10 +87,11 @@ struct Transforms<T, 2> {
     m[3 * os] = -y[is];
   }
   // The adjoint of filter, G^T u: 4 -> 3.
-  static void filter_adjoint(const T* u, int is, T* g, int os) {
-    g[0] = u[0] + (u[is] + u[2 * is]) / T(2);
-    g[os] = (u[is] - u[2 * is]) / T(2);
-    g[2 * os] = (u[is] + u[2 * is]) / T(2) + u[3 * is];
+  template <class V>
+  static void filter_adjoint(const V* u, int is, V* g, int os) {
+    g[0] = u[0] + (u[is] + u[2 * is]) * T(0.5);
+    g[os] = (u[is] - u[2 * is]) * T(0.5);
+    g[2 * os] = (u[is] + u[2 * is]) * T(0.5) + u[3 * is];
   }
 };
 
@@ -116,13 +118,16 @@ struct Transforms<T, 4> {
     y[3 * os] = m1 - m2 + T(8) * (m3 - m4) + m5;
   }
   // G g: 3 -> 6.
-  static void filter(const T* g, int is, T* u, int os) {
-    const T g0 = g[0], g1 = g[is], g2 = g[2 * is];
-    u[0] = g0 / T(4);
-    u[os] = -(g0 + g1 + g2) / T(6);
-    u[2 * os] = -(g0 - g1 + g2) / T(6);
-    u[3 * os] = g0 / T(24) + g1 / T(12) + g2 / T(6);
-    u[4 * os] = g0 / T(24) - g1 / T(12) + g2 / T(6);
+  // Reciprocals: a multiplication instead of a division (the filter transforms run over every channel pair).
+  static constexpr T k4 = T(1) / T(4), k6 = T(1) / T(6), k12 = T(1) / T(12), k24 = T(1) / T(24);
+  template <class V>
+  static void filter(const V* g, int is, V* u, int os) {
+    const V &g0 = g[0], &g1 = g[is], &g2 = g[2 * is];
+    u[0] = g0 * k4;
+    u[os] = (g0 + g1 + g2) * -k6;
+    u[2 * os] = (g0 - g1 + g2) * -k6;
+    u[3 * os] = g0 * k24 + g1 * k12 + g2 * k6;
+    u[4 * os] = g0 * k24 - g1 * k12 + g2 * k6;
     u[5 * os] = g2;
   }
   // The adjoint of output, A y: 4 -> 6.
@@ -137,11 +142,12 @@ struct Transforms<T, 4> {
     m[5 * os] = y3;
   }
   // The adjoint of filter, G^T u: 6 -> 3.
-  static void filter_adjoint(const T* u, int is, T* g, int os) {
-    const T u0 = u[0], u1 = u[is], u2 = u[2 * is], u3 = u[3 * is], u4 = u[4 * is], u5 = u[5 * is];
-    g[0] = u0 / T(4) - (u1 + u2) / T(6) + (u3 + u4) / T(24);
-    g[os] = (u2 - u1) / T(6) + (u3 - u4) / T(12);
-    g[2 * os] = (u3 + u4 - u1 - u2) / T(6) + u5;
+  template <class V>
+  static void filter_adjoint(const V* u, int is, V* g, int os) {
+    const V &u0 = u[0], &u1 = u[is], &u2 = u[2 * is], &u3 = u[3 * is], &u4 = u[4 * is], &u5 = u[5 * is];
+    g[0] = u0 * k4 - (u1 + u2) * k6 + (u3 + u4) * k24;
+    g[os] = (u2 - u1) * k6 + (u3 - u4) * k12;
+    g[2 * os] = (u3 + u4 - u1 - u2) * k6 + u5;
   }
 };
 
@@ -209,45 +215,90 @@ struct Tiling {
   }
 };
 
+// The bytes of a gather strip (below): a few hundred tiles' worth of channels-last rows that stay in L2.
+constexpr int64_t kStripBytes = int64_t{256} << 10;
+
+// Channels rounded up to whole vectors: the stride of a channels-last strip, whose extra lanes are zero.
+template <typename T>
+int64_t padded_channels(int64_t channels) {
+  return (channels + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+}
+
+// Tiles per strip: at most a tile row, and at most kStripBytes of strip.
+template <typename T, int M, int R1>
+int64_t strip_tiles(const Tiling<M>& tiling, int64_t channels) {
+  const int64_t per_tile = R1 * M * padded_channels<T>(channels) * static_cast<int64_t>(sizeof(T));
+  return std::clamp<int64_t>(kStripBytes / per_tile, 1, tiling.tiles_x);
+}
+
+// The elements of the strip buffer a gather_transform over `channels` needs.
+template <typename T, int M, int R1>
+int64_t strip_elements(const Tiling<M>& tiling, int64_t channels) {
+  return R1 * (strip_tiles<T, M, R1>(tiling, channels) * M + R1 - M) * padded_channels<T>(channels);
+}
+
 // For the tiles t0 + i, i in [0, k), whose output corners are (y, x): dst[xi] (k, channels) row i = the 2-D
 // transform f (R1 -> R2 per line) of the R1 x R1 patch at (y - off_y, x - off_x) of each channel of `src`
 // (n, channels, h, w), zero outside the image. dst[xi] starts at dst + xi*k*channels.
+//
+// The patches of a run of tiles in one tile row are first copied channels-last into `strip` (R1 rows, the
+// run's columns, channels padded to whole vectors, zero outside the image), so each patch value of a vector of
+// channels is one load; read from the NCHW planes, each lane would be a scalar load and insert.
 template <typename T, int M, int R1, int R2, class F>
 void gather_transform(const Tiling<M>& tiling, const T* src, int64_t channels, int64_t h, int64_t w, int64_t off_y,
-                      int64_t off_x, int64_t t0, int64_t k, F f, T* dst) {
+                      int64_t off_x, int64_t t0, int64_t k, F f, T* strip, T* dst) {
   constexpr int L = kLanes<T>;
-  const int64_t plane = h * w;
-  for (int64_t i = 0; i < k; ++i) {
+  const int64_t plane = h * w, cp = padded_channels<T>(channels);
+  const int64_t run_max = strip_tiles<T, M, R1>(tiling, channels);
+  for (int64_t i = 0; i < k;) {
     const auto at = tiling.where(t0 + i);
-    const int64_t y0 = at.y - off_y, x0 = at.x - off_x;
-    // The patch rows [ylo, yhi) and columns [xlo, xhi) inside the image.
-    const int64_t ylo = std::max<int64_t>(0, -y0), yhi = std::clamp<int64_t>(h - y0, ylo, R1);
-    const int64_t xlo = std::max<int64_t>(0, -x0), xhi = std::clamp<int64_t>(w - x0, xlo, R1);
+    const int64_t run = std::min({k - i, tiling.tiles_x - at.x / M, run_max});
+    const int64_t y0 = at.y - off_y, x0 = at.x - off_x, cols = run * M + R1 - M;
+    // strip (R1, cols, cp) = src[n, c, y0 + y, x0 + x], zero outside the image and for c >= channels.
     const T* image = src + at.n * channels * plane;
-    for (int64_t c0 = 0; c0 < channels; c0 += L) {
-      const int64_t count = std::min<int64_t>(L, channels - c0);
-      Lanes<T> d[R1 * R1];
-      for (auto& v : d) v.setZero();
-      for (int64_t l = 0; l < count; ++l) {
-        const T* p = image + (c0 + l) * plane + y0 * w + x0;
-        for (int64_t y = ylo; y < yhi; ++y) {
-          for (int64_t x = xlo; x < xhi; ++x) d[y * R1 + x](l) = p[y * w + x];
+    const int64_t xlo = std::clamp<int64_t>(-x0, 0, cols), xhi = std::clamp<int64_t>(w - x0, xlo, cols);
+    for (int64_t y = 0; y < R1; ++y) {
+      T* row = strip + y * cols * cp;
+      const int64_t sy = y0 + y;
+      if (sy < 0 || sy >= h) {
+        std::fill(row, row + cols * cp, T(0));
+        continue;
+      }
+      std::fill(row, row + xlo * cp, T(0));
+      std::fill(row + xhi * cp, row + cols * cp, T(0));
+      for (int64_t c0 = 0; c0 < cp; c0 += L) {
+        const int64_t count = std::clamp<int64_t>(channels - c0, 0, L);
+        const T* s = image + c0 * plane + sy * w + x0;
+        for (int64_t x = xlo; x < xhi; ++x) {
+          T* d = row + x * cp + c0;
+          for (int64_t l = 0; l < count; ++l) d[l] = s[l * plane + x];
+          for (int64_t l = count; l < L; ++l) d[l] = T(0);
         }
       }
-      Lanes<T> v[R2 * R2];
-      apply_2d<R1, R2>(d, v, f);
-      T* out = dst + i * channels + c0;
-      for (int xi = 0; xi < R2 * R2; ++xi) store_lanes(v[xi], out + xi * k * channels, count);
+    }
+    for (int64_t j = 0; j < run; ++j, ++i) {
+      for (int64_t c0 = 0; c0 < channels; c0 += L) {
+        Lanes<T> d[R1 * R1];
+        for (int y = 0; y < R1; ++y) {
+          for (int x = 0; x < R1; ++x)
+            d[y * R1 + x] = Eigen::Map<const Lanes<T>>(strip + (y * cols + j * M + x) * cp + c0);
+        }
+        Lanes<T> v[R2 * R2];
+        apply_2d<R1, R2>(d, v, f);
+        T* out = dst + i * channels + c0;
+        const int64_t count = std::min<int64_t>(L, channels - c0);
+        for (int xi = 0; xi < R2 * R2; ++xi) store_lanes(v[xi], out + xi * k * channels, count);
+      }
     }
   }
 }
 
 // The input transform of a chunk: V[xi] (k, c_in) = (B^T d B)[xi].
 template <typename T, int M>
-void transform_input(const Problem& p, const Tiling<M>& tiling, const T* input, int64_t t0, int64_t k, T* V) {
+void transform_input(const Problem& p, const Tiling<M>& tiling, const T* input, int64_t t0, int64_t k, T* strip, T* V) {
   gather_transform<T, M, M + 2, M + 2>(
       tiling, input, p.c_in, p.h, p.w, p.pad_h, p.pad_w, t0, k,
-      [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::input(a, as, b, bs); }, V);
+      [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::input(a, as, b, bs); }, strip, V);
 }
 
 // The output transform of a chunk, into the output: out tile = A^T M[.][tile] A + bias, cropped at the edges.
@@ -286,17 +337,26 @@ void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, in
 // U[xi][o][c] = (G rot180(w[o, c]) G^T)[xi].
 template <typename T, int M>
 void transform_filter(const T* weight, int64_t c_out, int64_t c_in, bool flip, T* U) {
-  constexpr int A = M + 2;
+  constexpr int A = M + 2, L = kLanes<T>;
   const int64_t per_point = c_in * c_out;
-  parallel_for(c_out, 1, [&](int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; ++o) {
-      for (int64_t c = 0; c < c_in; ++c) {
-        const T* src = weight + (o * c_in + c) * 9;
-        T g[9], u[A * A];
-        for (int q = 0; q < 9; ++q) g[q] = flip ? src[8 - q] : src[q];
-        apply_2d<3, A>(g, u, [](const T* a, int as, T* b, int bs) { Transforms<T, M>::filter(a, as, b, bs); });
-        const int64_t at = flip ? o * c_in + c : c * c_out + o;
-        for (int xi = 0; xi < A * A; ++xi) U[xi * per_point + at] = u[xi];
+  // U[xi] is (rows, cols) row-major: (c_in, c_out) for the forward, (c_out, c_in) flipped. Threads take rows;
+  // a row's columns go a vector at a time (lane l: column q + l), so each U[xi] is written in order.
+  const int64_t rows = flip ? c_out : c_in, cols = flip ? c_in : c_out;
+  parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t q0 = 0; q0 < cols; q0 += L) {
+        const int64_t count = std::min<int64_t>(L, cols - q0);
+        Lanes<T> g[9];
+        for (auto& v : g) v.setZero();
+        for (int64_t l = 0; l < count; ++l) {
+          const int64_t o = flip ? r : q0 + l, c = flip ? q0 + l : r;
+          const T* src = weight + (o * c_in + c) * 9;
+          for (int e = 0; e < 9; ++e) g[e](l) = flip ? src[8 - e] : src[e];
+        }
+        Lanes<T> u[A * A];
+        apply_2d<3, A>(g, u,
+                       [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::filter(a, as, b, bs); });
+        for (int xi = 0; xi < A * A; ++xi) store_lanes(u[xi], U + xi * per_point + r * cols + q0, count);
       }
     }
   });
@@ -310,13 +370,15 @@ void run_forward(const Problem& p, const T* input, const T* U, const T* bias, T*
   const Tiling<M> tiling(p, threads);
   if (tiling.tiles == 0) return;
   // Per chunk: V (P, chunk, c_in), then M (P, chunk, c_out).
-  ScratchSlots<T> slots(std::min<int64_t>(threads, tiling.chunks), P * tiling.chunk * (p.c_in + p.c_out));
+  const int64_t strip = strip_elements<T, M, M + 2>(tiling, p.c_in);
+  ScratchSlots<T> slots(std::min<int64_t>(threads, tiling.chunks), P * tiling.chunk * (p.c_in + p.c_out) + strip);
   parallel_for(tiling.chunks, 1, [&](int64_t begin, int64_t end) {
     T* const V = slots.take();
     T* const Mb = V + P * tiling.chunk * p.c_in;
+    T* const strip_buffer = Mb + P * tiling.chunk * p.c_out;
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       const int64_t t0 = chunk * tiling.chunk, k = std::min(tiling.chunk, tiling.tiles - t0);
-      transform_input<T, M>(p, tiling, input, t0, k, V);
+      transform_input<T, M>(p, tiling, input, t0, k, strip_buffer, V);
       for (int64_t xi = 0; xi < P; ++xi) {
         mat(Mb + xi * k * p.c_out, k, p.c_out, p.c_out).noalias() =
             cmat(V + xi * k * p.c_in, k, p.c_in, p.c_in) * cmat(U + xi * p.c_in * p.c_out, p.c_in, p.c_out, p.c_out);
@@ -357,40 +419,57 @@ void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_ou
   // with fewer chunks than threads the threads with chunks are numbered by their first chunk.
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, tiling.chunks));
   Scratch<T> partials(parts * P * per_point);
-  std::fill(partials.get(), partials.get() + parts * P * per_point, T(0));
-  ScratchSlots<T> slots(parts, P * tiling.chunk * (g.c_in + g.c_out));
+  if (tiling.chunks == 0) std::fill(partials.get(), partials.get() + P * per_point, T(0));  // no tiles: zero
+  const int64_t strip = std::max(strip_elements<T, M, A>(tiling, g.c_in), strip_elements<T, M, M>(tiling, g.c_out));
+  ScratchSlots<T> slots(parts, P * tiling.chunk * (g.c_in + g.c_out) + strip);
   parallel_run([&](int t, int nthreads) {
     const int64_t begin = t * tiling.chunks / nthreads, end = (t + 1) * tiling.chunks / nthreads;
     if (begin >= end) return;
     T* const V = slots.take();
     T* const dM = V + P * tiling.chunk * g.c_in;
+    T* const strip_buffer = dM + P * tiling.chunk * g.c_out;
     T* const dU = partials.get() + (tiling.chunks >= nthreads ? t : begin) * P * per_point;
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       const int64_t t0 = chunk * tiling.chunk, k = std::min(tiling.chunk, tiling.tiles - t0);
-      transform_input<T, M>(p, tiling, input, t0, k, V);
+      transform_input<T, M>(p, tiling, input, t0, k, strip_buffer, V);
       // dM[xi] (k, C_out) = (A dY A^T)[xi] of each grad_output tile (zero beyond the output's edge).
       gather_transform<T, M, M, A>(
           tiling, grad_output, g.c_out, g.h_out, g.w_out, 0, 0, t0, k,
-          [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::output_adjoint(a, as, b, bs); }, dM);
+          [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::output_adjoint(a, as, b, bs); },
+          strip_buffer, dM);
+      // The thread's first chunk assigns its partial, the others add to it.
       for (int64_t xi = 0; xi < P; ++xi) {
-        mat(dU + xi * per_point, g.c_out, g.c_in, g.c_in).noalias() +=
+        auto du = mat(dU + xi * per_point, g.c_out, g.c_in, g.c_in);
+        const auto product =
             cmat(dM + xi * k * g.c_out, k, g.c_out, g.c_out).transpose() * cmat(V + xi * k * g.c_in, k, g.c_in, g.c_in);
+        if (chunk == begin) {
+          du.noalias() = product;
+        } else {
+          du.noalias() += product;
+        }
       }
     }
   });
-  // grad_w[o, c] = G^T (the partials summed in order)[., o, c] G.
+  // grad_w[o, c] = G^T (the partials summed in order)[., o, c] G, a vector of input channels at a time.
+  constexpr int L = kLanes<T>;
   parallel_for(g.c_out, 1, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
-      for (int64_t c = 0; c < g.c_in; ++c) {
-        T u[P];
+      for (int64_t c0 = 0; c0 < g.c_in; c0 += L) {
+        const int64_t count = std::min<int64_t>(L, g.c_in - c0);
+        Lanes<T> u[P];
         for (int64_t xi = 0; xi < P; ++xi) {
-          const T* part = partials.get() + xi * per_point + o * g.c_in + c;
-          T sum = part[0];
-          for (int64_t q = 1; q < parts; ++q) sum += part[q * P * per_point];
-          u[xi] = sum;
+          const T* part = partials.get() + xi * per_point + o * g.c_in + c0;
+          u[xi] = load_lanes(part, count);
+          for (int64_t q = 1; q < parts; ++q) u[xi] += load_lanes(part + q * P * per_point, count);
         }
-        apply_2d<A, 3>(u, grad_weight + (o * g.c_in + c) * 9,
-                       [](const T* a, int as, T* b, int bs) { Transforms<T, M>::filter_adjoint(a, as, b, bs); });
+        Lanes<T> w[9];
+        apply_2d<A, 3>(u, w, [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) {
+          Transforms<T, M>::filter_adjoint(a, as, b, bs);
+        });
+        for (int64_t l = 0; l < count; ++l) {
+          T* dst = grad_weight + (o * g.c_in + c0 + l) * 9;
+          for (int e = 0; e < 9; ++e) dst[e] = w[e](l);
+        }
       }
     }
   });
