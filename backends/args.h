@@ -166,6 +166,16 @@ struct EluBackwardArgs {
 
 enum class ReduceOp : uint8_t { Sum, Mean, Max };
 
+// The op's name for messages ("sum", "mean", "max"), the same on every backend.
+inline const char* reduce_op_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Sum: return "sum";
+    case ReduceOp::Mean: return "mean";
+    case ReduceOp::Max: return "max";
+  }
+  return "?";
+}
+
 // dst (contiguous, kept.sizes) [k] = reduce over every index r of `reduced` of src[k, r]. `kept` and `reduced`
 // split the source's dimensions: their strides are the source strides. float32 sums accumulate in double.
 struct ReduceArgs {

@@ -19,15 +19,6 @@
 namespace atelier::cpu {
 namespace {
 
-const char* reduce_op_name(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum: return "sum";
-    case ReduceOp::Mean: return "mean";
-    case ReduceOp::Max: return "max";
-  }
-  return "?";
-}
-
 template <typename T>
 struct SumReducer {
   // Integers add in uint64_t: a sum past int64's range wraps modulo 2^64 (as in PyTorch), where signed overflow

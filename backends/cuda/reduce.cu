@@ -28,15 +28,6 @@ namespace {
 constexpr int64_t kBlockReduceFrom = 64;
 constexpr int kReduceBlock = 256;  // a power of two (the tree halves it)
 
-const char* reduce_op_name(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum: return "sum";
-    case ReduceOp::Mean: return "mean";
-    case ReduceOp::Max: return "max";
-  }
-  return "?";
-}
-
 // Sum and mean: accumulate in double (floating T) or uint64 (int64: wraps modulo 2^64, as on the CPU); the
 // result is acc * scale (scale 1 for a sum, 1 / count for a mean) converted to T.
 template <typename T>
