@@ -237,6 +237,39 @@ int64_t strip_elements(const Tiling<M>& tiling, int64_t channels) {
   return R1 * (strip_tiles<T, M, R1>(tiling, channels) * M + R1 - M) * padded_channels<T>(channels);
 }
 
+// dst[x * ld + c] = src[c * plane + x] for the channels [0, channels) and the columns [x0, x1): a row of an NCHW
+// image to channels-last. Square blocks of one SIMD packet each way are transposed in registers (Eigen's
+// ptranspose, which its GEMM packing uses too); the channels and columns left over go one element at a time.
+// (Eigen's packet types are vector types with alignment attributes, which g++ drops, with a warning, when they are
+// template arguments; Eigen's own code silences the same warning.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+template <typename T>
+void transpose_to_channels_last(const T* src, int64_t plane, int64_t channels, int64_t x0, int64_t x1, T* dst,
+                                int64_t ld) {
+  using Packet = typename Eigen::internal::packet_traits<T>::type;
+  constexpr int PS = Eigen::internal::unpacket_traits<Packet>::size;
+  const int64_t whole_channels = PS > 1 ? channels / PS * PS : 0;
+  int64_t x = x0;
+  if constexpr (PS > 1) {
+    for (; x + PS <= x1; x += PS) {
+      for (int64_t c = 0; c < whole_channels; c += PS) {
+        Eigen::internal::PacketBlock<Packet, PS> block;
+        for (int r = 0; r < PS; ++r) block.packet[r] = Eigen::internal::ploadu<Packet>(src + (c + r) * plane + x);
+        Eigen::internal::ptranspose(block);
+        for (int r = 0; r < PS; ++r) Eigen::internal::pstoreu(dst + (x + r) * ld + c, block.packet[r]);
+      }
+      for (int64_t c = whole_channels; c < channels; ++c) {
+        for (int r = 0; r < PS; ++r) dst[(x + r) * ld + c] = src[c * plane + x + r];
+      }
+    }
+  }
+  for (; x < x1; ++x) {
+    for (int64_t c = 0; c < channels; ++c) dst[x * ld + c] = src[c * plane + x];
+  }
+}
+#pragma GCC diagnostic pop
+
 // For the tiles t0 + i, i in [0, k), whose output corners are (y, x): dst[xi] (k, channels) row i = the 2-D
 // transform f (R1 -> R2 per line) of the R1 x R1 patch at (y - off_y, x - off_x) of each channel of `src`
 // (n, channels, h, w), zero outside the image. dst[xi] starts at dst + xi*k*channels.
@@ -264,17 +297,18 @@ void gather_transform(const Tiling<M>& tiling, const T* src, int64_t channels, i
         std::fill(row, row + cols * cp, T(0));
         continue;
       }
-      std::fill(row, row + xlo * cp, T(0));
-      std::fill(row + xhi * cp, row + cols * cp, T(0));
-      for (int64_t c0 = 0; c0 < cp; c0 += L) {
-        const int64_t count = std::clamp<int64_t>(channels - c0, 0, L);
-        const T* s = image + c0 * plane + sy * w + x0;
-        for (int64_t x = xlo; x < xhi; ++x) {
-          T* d = row + x * cp + c0;
-          for (int64_t l = 0; l < count; ++l) d[l] = s[l * plane + x];
-          for (int64_t l = count; l < L; ++l) d[l] = T(0);
+      // Ask for the next image row of every channel now: the rows of many channels in a row defeat the hardware
+      // prefetcher, and the reads were the strip's bottleneck.
+      if (sy + 1 < h) {
+        for (int64_t c = 0; c < channels; ++c) {
+          const T* next = image + c * plane + (sy + 1) * w + x0;
+          for (int64_t x = xlo; x < xhi; x += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(next + x);
         }
       }
+      std::fill(row, row + xlo * cp, T(0));
+      std::fill(row + xhi * cp, row + cols * cp, T(0));
+      transpose_to_channels_last(image + sy * w + x0, plane, channels, xlo, xhi, row, cp);
+      for (int64_t x = xlo; x < xhi; ++x) std::fill(row + x * cp + channels, row + (x + 1) * cp, T(0));
     }
     for (int64_t j = 0; j < run; ++j, ++i) {
       for (int64_t c0 = 0; c0 < channels; c0 += L) {
