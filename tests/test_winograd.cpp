@@ -188,6 +188,13 @@ TEST_CASE("the conv algorithm: auto's rule, forced algorithms, shapes Winograd c
   CHECK(choose_conv_algo(geometry(64, 64, 64, 5, 1, 2), ConvAlgo::Wino4) == ConvAlgo::Im2col);
   CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Wino2) == ConvAlgo::Im2col);
 
+  // The weight gradient's per-thread partials stay within their budget (256 MiB), else im2col computes it.
+  using cpu::winograd_weight_grad_fits;
+  CHECK(winograd_weight_grad_fits(4, geometry(64, 64, 64, 3, 1, 1), 16, 4));
+  CHECK_FALSE(winograd_weight_grad_fits(4, geometry(1024, 1024, 64, 3, 1, 1), 16, 4));  // 16 x 151 MiB
+  CHECK(winograd_weight_grad_fits(4, geometry(1024, 1024, 64, 3, 1, 1), 1, 4));         // one partial
+  CHECK(winograd_weight_grad_fits(2, geometry(256, 256, 64, 3, 1, 1), 16, 8));
+
   // A 5x5 convolution under wino4 is im2col's, bit for bit.
   Tensor x = uniform({2, 3, 9, 8}, -1, 1, RandomKey{7, 0, 0});
   Tensor w = uniform({4, 3, 5, 5}, -1, 1, RandomKey{7, 1, 0});

@@ -377,7 +377,7 @@ void conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
   const int m = winograd_tile(args.g);
   dispatch(conv2d_backward_weight_types{}, args.dtype, "cpu conv2d_backward_weight", [&]<class T> {
     const T* grad_out = static_cast<const T*>(args.grad_output);
-    if (m != 0) {
+    if (m != 0 && winograd_weight_grad_fits(m, args.g, num_threads(), sizeof(T))) {
       winograd_backward_weight<T>(m, args.g, static_cast<const T*>(args.input), grad_out,
                                   static_cast<T*>(args.grad_weight));
     } else {

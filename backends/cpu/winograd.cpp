@@ -40,6 +40,9 @@
 namespace atelier::cpu {
 namespace {
 
+// The most bytes the weight gradient's per-thread partials may take (winograd_weight_grad_fits).
+constexpr int64_t kPartialBudgetBytes = int64_t{256} << 20;
+
 // The most tiles a chunk holds. F(4x4) on 64 channels: V and M are 36 * 96 * 64 floats = 864 KiB each.
 constexpr int64_t kChunkTiles = 96;
 
@@ -237,16 +240,16 @@ int64_t strip_elements(const Tiling<M>& tiling, int64_t channels) {
   return R1 * (strip_tiles<T, M, R1>(tiling, channels) * M + R1 - M) * padded_channels<T>(channels);
 }
 
-// dst[x * ld + c] = src[c * plane + x] for the channels [0, channels) and the columns [x0, x1): a row of an NCHW
-// image to channels-last. Square blocks of one SIMD packet each way are transposed in registers (Eigen's
+// dst[x * ld + c] = src[c * plane + shift + x] for the channels [0, channels) and the columns [x0, x1): a row of
+// an NCHW image to channels-last. Square blocks of one SIMD packet each way are transposed in registers (Eigen's
 // ptranspose, which its GEMM packing uses too); the channels and columns left over go one element at a time.
 // (Eigen's packet types are vector types with alignment attributes, which g++ drops, with a warning, when they are
 // template arguments; Eigen's own code silences the same warning.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wignored-attributes"
 template <typename T>
-void transpose_to_channels_last(const T* src, int64_t plane, int64_t channels, int64_t x0, int64_t x1, T* dst,
-                                int64_t ld) {
+void transpose_to_channels_last(const T* src, int64_t plane, int64_t shift, int64_t channels, int64_t x0, int64_t x1,
+                                T* dst, int64_t ld) {
   using Packet = typename Eigen::internal::packet_traits<T>::type;
   constexpr int PS = Eigen::internal::unpacket_traits<Packet>::size;
   const int64_t whole_channels = PS > 1 ? channels / PS * PS : 0;
@@ -255,17 +258,18 @@ void transpose_to_channels_last(const T* src, int64_t plane, int64_t channels, i
     for (; x + PS <= x1; x += PS) {
       for (int64_t c = 0; c < whole_channels; c += PS) {
         Eigen::internal::PacketBlock<Packet, PS> block;
-        for (int r = 0; r < PS; ++r) block.packet[r] = Eigen::internal::ploadu<Packet>(src + (c + r) * plane + x);
+        for (int r = 0; r < PS; ++r)
+          block.packet[r] = Eigen::internal::ploadu<Packet>(src + (c + r) * plane + shift + x);
         Eigen::internal::ptranspose(block);
         for (int r = 0; r < PS; ++r) Eigen::internal::pstoreu(dst + (x + r) * ld + c, block.packet[r]);
       }
       for (int64_t c = whole_channels; c < channels; ++c) {
-        for (int r = 0; r < PS; ++r) dst[(x + r) * ld + c] = src[c * plane + x + r];
+        for (int r = 0; r < PS; ++r) dst[(x + r) * ld + c] = src[c * plane + shift + x + r];
       }
     }
   }
   for (; x < x1; ++x) {
-    for (int64_t c = 0; c < channels; ++c) dst[x * ld + c] = src[c * plane + x];
+    for (int64_t c = 0; c < channels; ++c) dst[x * ld + c] = src[c * plane + shift + x];
   }
 }
 #pragma GCC diagnostic pop
@@ -301,13 +305,13 @@ void gather_transform(const Tiling<M>& tiling, const T* src, int64_t channels, i
       // prefetcher, and the reads were the strip's bottleneck.
       if (sy + 1 < h) {
         for (int64_t c = 0; c < channels; ++c) {
-          const T* next = image + c * plane + (sy + 1) * w + x0;
-          for (int64_t x = xlo; x < xhi; x += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(next + x);
+          const T* next = image + c * plane + (sy + 1) * w;
+          for (int64_t x = xlo; x < xhi; x += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(next + x0 + x);
         }
       }
       std::fill(row, row + xlo * cp, T(0));
       std::fill(row + xhi * cp, row + cols * cp, T(0));
-      transpose_to_channels_last(image + sy * w + x0, plane, channels, xlo, xhi, row, cp);
+      transpose_to_channels_last(image, plane, sy * w + x0, channels, xlo, xhi, row, cp);
       for (int64_t x = xlo; x < xhi; ++x) std::fill(row + x * cp + channels, row + (x + 1) * cp, T(0));
     }
     for (int64_t j = 0; j < run; ++j, ++i) {
@@ -441,6 +445,12 @@ void backward_input_m(const Conv2dGeometry& g, const T* grad_output, const T* we
   run_forward<T, M>(p, grad_output, U.get(), nullptr, grad_input);
 }
 
+// The weight gradient's partials: one per thread that has chunks (at least one).
+template <int M>
+int64_t partial_count(const Tiling<M>& tiling, int threads) {
+  return std::max<int64_t>(1, std::min<int64_t>(threads, tiling.chunks));
+}
+
 template <typename T, int M>
 void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight) {
   constexpr int A = M + 2;
@@ -451,7 +461,7 @@ void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_ou
   const int64_t per_point = g.c_out * g.c_in;
   // One partial dU (P, C_out, C_in) per thread that has chunks; thread t's chunks are [t*C/T, (t+1)*C/T), and
   // with fewer chunks than threads the threads with chunks are numbered by their first chunk.
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, tiling.chunks));
+  const int64_t parts = partial_count(tiling, threads);
   Scratch<T> partials(parts * P * per_point);
   if (tiling.chunks == 0) std::fill(partials.get(), partials.get() + P * per_point, T(0));  // no tiles: zero
   const int64_t strip = std::max(strip_elements<T, M, A>(tiling, g.c_in), strip_elements<T, M, M>(tiling, g.c_out));
@@ -523,6 +533,16 @@ void with_tile(int m, F&& fn) {
 }  // namespace
 
 bool winograd_applies(const Conv2dGeometry& g) { return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1; }
+
+bool winograd_weight_grad_fits(int m, const Conv2dGeometry& g, int threads, int64_t element_bytes) {
+  bool fits = false;
+  with_tile(m, [&]<int M> {
+    const int64_t parts = partial_count(Tiling<M>(forward_problem(g), threads), threads);
+    const int64_t bytes = parts * (M + 2) * (M + 2) * g.c_out * g.c_in * element_bytes;
+    fits = bytes <= kPartialBudgetBytes;
+  });
+  return fits;
+}
 
 ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo) {
   if (!winograd_applies(g) || algo == ConvAlgo::Im2col) return ConvAlgo::Im2col;

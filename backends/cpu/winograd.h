@@ -19,6 +19,11 @@ bool winograd_applies(const Conv2dGeometry& g);
 //           outputs waste most of each 4x4 tile); Im2col otherwise. The same rule for the three passes.
 ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo);
 
+// The Winograd weight gradient sums into one partial of (m+2)^2 * C_out * C_in elements per thread that has tiles.
+// False when those partials would take more than 256 MiB (F(4x4), float32, 16 threads: about 340 channels in and
+// out): conv.cpp then computes that weight gradient by im2col, whose partials are 9 / (m+2)^2 the size.
+bool winograd_weight_grad_fits(int m, const Conv2dGeometry& g, int threads, int64_t element_bytes);
+
 // m = 2 or 4: F(m x m, 3x3). Preconditions: winograd_applies(g), check_conv_geometry(g) passed. The same
 // contracts as the conv2d primitives (backends/args.h): output, grad_input and grad_weight are overwritten.
 template <typename T>
