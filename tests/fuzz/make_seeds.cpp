@@ -12,12 +12,14 @@
 
 using namespace atelier;
 
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
-    return 2;
+namespace {
+
+namespace fs = std::filesystem;
+
+void write_seeds(const std::string& dir) {
+  for (const char* target : {"fuzz_safetensors", "fuzz_idx", "fuzz_checkpoint", "fuzz_image_folder"}) {
+    fs::create_directories(dir + "/" + target);  // a fresh CORPUS_DIR works too
   }
-  const std::string dir = argv[1];
   // safetensors: every dtype, a scalar, an empty tensor, metadata.
   nn::save_safetensors(dir + "/fuzz_safetensors/all_dtypes.safetensors",
                        {{"f32", tensor({1.5, -2.0})},
@@ -46,11 +48,9 @@ int main(int argc, char** argv) {
   nn::save_checkpoint(dir + "/fuzz_checkpoint/model_only.safetensors", *model);
 
   // Images: every file of the tests' image tree (each JPEG and PNG kind, and the truncated and garbage ones), flat.
-  namespace fs = std::filesystem;
   const fs::path tree = fs::temp_directory_path() / "atelier-fuzz-seed-tree";
   fs::remove_all(tree);
   testing::write_image_tree(tree.string());
-  fs::create_directories(dir + "/fuzz_image_folder");
   for (const auto& entry : fs::recursive_directory_iterator(tree)) {
     if (!entry.is_regular_file() || !began::is_image_name(entry.path().filename().string())) continue;
     std::string flat = fs::relative(entry.path(), tree).generic_string();
@@ -58,5 +58,20 @@ int main(int argc, char** argv) {
     fs::copy_file(entry.path(), dir + "/fuzz_image_folder/" + flat, fs::copy_options::overwrite_existing);
   }
   fs::remove_all(tree);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+    return 2;
+  }
+  try {
+    write_seeds(argv[1]);
+  } catch (const std::exception& e) {  // atelier::Error and std::filesystem's errors: one line, no abort
+    std::fprintf(stderr, "fuzz_make_seeds: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }
