@@ -1,6 +1,6 @@
 // The CPU convolution algorithm, one library-wide setting read by the CPU conv kernels (backends/cpu/conv.cpp):
-//   auto    the default: Winograd F(4x4, 3x3) where it is expected to win (3x3, stride 1, at least 16 channels in
-//           and out, output at least 8x8), im2col + GEMM everywhere else
+//   auto    the default: Winograd where it is expected to win (3x3, stride 1, at least 16 channels in and 3 out;
+//           F(2x2) where its tiles fit the output better, e.g. 6x6, else F(4x4)), im2col + GEMM everywhere else
 //   im2col  im2col + GEMM for every convolution (the most exact: ~1e-7 relative error in float32)
 //   wino2   Winograd F(2x2, 3x3) for every 3x3 stride-1 convolution (~1e-6 relative L2 error in float32)
 //   wino4   Winograd F(4x4, 3x3) for every 3x3 stride-1 convolution (a few 1e-6 relative L2 error in float32)

@@ -176,12 +176,17 @@ TEST_CASE("the conv algorithm: auto's rule, forced algorithms, shapes Winograd c
     return g;
   };
   using cpu::choose_conv_algo;
-  // auto: F(4x4) for 3x3 stride 1 with >= 16 channels each way and an output of at least 8x8.
+  // auto: Winograd for 3x3 stride 1 with >= 16 input and >= 3 output channels; F(2x2) where its tiles need no
+  // more multiplications (16 per 2x2 tile, 36 per 4x4 tile), else F(4x4).
   CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);
-  CHECK(choose_conv_algo(geometry(16, 16, 8, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);
-  CHECK(choose_conv_algo(geometry(16, 16, 9, 3, 1, 0), ConvAlgo::Auto) == ConvAlgo::Im2col);  // 7x7 output
+  CHECK(choose_conv_algo(geometry(16, 16, 8, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);    // 144 against 256
+  CHECK(choose_conv_algo(geometry(16, 16, 9, 3, 1, 0), ConvAlgo::Auto) == ConvAlgo::Wino4);    // 7x7 output
+  CHECK(choose_conv_algo(geometry(128, 128, 6, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino2);  // 144 against 144
+  CHECK(choose_conv_algo(geometry(64, 64, 2, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino2);    // 16 against 36
+  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(64, 2, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
   CHECK(choose_conv_algo(geometry(3, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(8, 32, 32, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
   CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
   CHECK(choose_conv_algo(geometry(64, 64, 64, 1, 1, 0), ConvAlgo::Auto) == ConvAlgo::Im2col);
   // Forced: every 3x3 stride-1 shape, whatever its size; other kernels and strides stay on im2col.

@@ -25,8 +25,9 @@
 // (36), through linear transforms of the input, filter and output tiles and one GEMM per transform point. The
 // transforms cost accuracy: float32 results are within a relative L2 error of ~1e-6 (F(2x2)) or a few 1e-6
 // (F(4x4)) of the exact sums, against ~1e-7 for im2col. ATELIER_CONV_ALGO=im2col|wino2|wino4|auto (or
-// atelier::set_conv_algo, backends/conv_algo.h) forces one; auto, the default, takes F(4x4) where it is expected
-// to win (choose_conv_algo in backends/cpu/winograd.h: at least 16 channels in and out, output at least 8x8).
+// atelier::set_conv_algo, backends/conv_algo.h) forces one; auto, the default, takes Winograd where it is expected
+// to win (choose_conv_algo in backends/cpu/winograd.h: at least 16 channels in and 3 out; F(4x4) unless F(2x2)'s
+// tiles fit the output better).
 #include <algorithm>
 #include <memory>
 #include <vector>

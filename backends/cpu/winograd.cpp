@@ -547,8 +547,10 @@ bool winograd_weight_grad_fits(int m, const Conv2dGeometry& g, int threads, int6
 ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo) {
   if (!winograd_applies(g) || algo == ConvAlgo::Im2col) return ConvAlgo::Im2col;
   if (algo != ConvAlgo::Auto) return algo;
-  const bool wins = g.c_in >= 16 && g.c_out >= 16 && g.h_out >= 8 && g.w_out >= 8;
-  return wins ? ConvAlgo::Wino4 : ConvAlgo::Im2col;
+  if (g.c_in < 16 || g.c_out < 3) return ConvAlgo::Im2col;
+  // Multiplications per image and channel pair of each tile size, partial tiles counted whole.
+  auto tiles = [&](int64_t m) { return ((g.h_out + m - 1) / m) * ((g.w_out + m - 1) / m); };
+  return 16 * tiles(2) <= 36 * tiles(4) ? ConvAlgo::Wino2 : ConvAlgo::Wino4;
 }
 
 template <typename T>
