@@ -62,6 +62,7 @@ std::vector<SettingRef> settings_of(TrainConfig& c) {
       {"batch", kFixed, &c.batch},
       {"gamma", kFixed, &c.step.gamma},
       {"lambda_k", kFixed, &c.step.lambda_k},
+      {"k0", kFixed, &c.k0, kNewer},
       {"lr", kFixed, &c.lr},
       {"beta1", kFixed, &c.beta1},
       {"beta2", kFixed, &c.beta2},

@@ -27,6 +27,7 @@ struct TrainConfig {
   // The optimisation (the defaults of the original BEGAN run; docs/began.md says where each comes from).
   int64_t batch = 16;                 // [--batch]
   StepOptions step;                   // [--gamma --lambda-k]
+  double k0 = 0;                      // [--k0] k_t at the first step (the paper's k_0 = 0)
   double lr = 1e-4;                   // [--lr] the starting rate of both Adam optimisers
   double beta1 = 0.5, beta2 = 0.999;  // [--beta1 --beta2]
   int64_t lr_window = 0;              // [--lr-window] steps; 0: one epoch, at most 2,000 steps

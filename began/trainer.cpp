@@ -174,6 +174,7 @@ void Trainer::build_model() {
 
 void Trainer::start_fresh() {
   pos_.threads = num_threads();
+  pos_.k = config_.k0;
   write_text_atomically(config_.out + "/config.json", config_json(config_, pos_.threads));
   metrics_ = std::make_unique<MetricsLog>(metrics_path(config_.out), true);
   log("began train: " + std::to_string(total_steps_) + " steps (" + std::to_string(steps_per_epoch_) + " per epoch), " +

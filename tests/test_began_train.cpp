@@ -240,6 +240,21 @@ TEST_CASE("began train: a run folder holds config.json, metrics.csv, samples, ch
   }
 }
 
+TEST_CASE("began train: --k0 is k_t at the first step, recorded in config.json; the default is the paper's 0") {
+  for (double k0 : {0.0, 0.25}) {
+    TempDir dir;
+    TrainConfig c = tiny_config(dir.path, 2);
+    c.k0 = k0;
+    REQUIRE(run(c).status == TrainOutcome::Status::completed);
+    const std::vector<std::string> k_t = column(dir.path, 7);  // epoch, step, 5 losses, k_t
+    REQUIRE(k_t.size() == 2);
+    CHECK(std::stod(k_t[0]) == doctest::Approx(k0).epsilon(1e-12));
+    CHECK(std::stod(k_t[1]) != std::stod(k_t[0]));  // and the update moves it from there
+    const std::string config = testing::read_bytes(dir.file("config.json"));
+    CHECK(config.find(k0 == 0 ? "\"k0\": 0.0" : "\"k0\": 0.25") != std::string::npos);
+  }
+}
+
 TEST_CASE("began train: bad settings are refused before any work, naming the flag") {
   TempDir dir;
   auto refused = [&](auto change, const std::string& fragment) {
@@ -251,6 +266,8 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   refused([](TrainConfig& c) { c.model.image_size = 48; }, "image_size");
   refused([](TrainConfig& c) { c.batch = 27; }, "--batch 27 is larger than the data set (26 images)");
   refused([](TrainConfig& c) { c.lr_factor = 2; }, "--lr-factor");
+  refused([](TrainConfig& c) { c.k0 = 1.5; }, "--k0 must be in [0, 1]");
+  refused([](TrainConfig& c) { c.k0 = -0.1; }, "--k0 must be in [0, 1]");
   refused([](TrainConfig& c) { c.device = "tpu"; }, "--device: 'tpu'");
   refused([](TrainConfig& c) { c.device = "cuda"; }, "--device cuda");
   refused([](TrainConfig& c) { c.out = "/proc/began-run"; }, "--out /proc/began-run");

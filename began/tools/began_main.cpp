@@ -130,6 +130,7 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   add("batch", c.batch, "images per step");
   add("gamma", c.step.gamma, "diversity ratio: the target of L(G(z)) / L(x)");
   add("lambda_k", c.step.lambda_k, "learning rate of k_t");
+  add("k0", c.k0, "k_t at the first step, in [0, 1] (the paper: 0)");
   add("lr", c.lr, "starting learning rate of both Adam optimisers");
   add("beta1", c.beta1, "Adam beta1");
   add("beta2", c.beta2, "Adam beta2");
