@@ -18,11 +18,14 @@
 #include "began/run_files.h"
 #include "began/trainer.h"
 #include "nn/safetensors.h"
+#include "tests/began_train_util.h"
 #include "tests/test_util.h"
 
 using namespace atelier;
 using began::TrainConfig;
 using began::TrainOutcome;
+using testing::file_lines;
+using testing::metrics_without_time;
 using testing::TempDir;
 
 namespace {
@@ -47,9 +50,7 @@ TrainConfig tiny_config(const std::string& out, int64_t steps) {
 }
 
 TrainOutcome run(const TrainConfig& config, const began::TrainHooks& hooks = {}) {
-  began::TrainHooks h = hooks;
-  if (!h.log) h.log = [](const std::string&) {};
-  return began::train(began::resolve_config(config), h);
+  return testing::run_training(config, hooks);
 }
 
 TrainConfig resume_config(const std::string& dir, int64_t steps) {
@@ -61,24 +62,10 @@ TrainConfig resume_config(const std::string& dir, int64_t steps) {
   return c;
 }
 
-std::vector<std::string> lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-// metrics.csv without its last column (time_s).
-std::vector<std::string> metrics_without_time(const std::string& run_dir) {
-  std::vector<std::string> out;
-  for (const std::string& line : lines(began::metrics_path(run_dir))) out.push_back(line.substr(0, line.rfind(',')));
-  return out;
-}
-
 // Column `col` of every data row.
 std::vector<std::string> column(const std::string& run_dir, int col) {
   std::vector<std::string> out;
-  std::vector<std::string> all = lines(began::metrics_path(run_dir));
+  std::vector<std::string> all = file_lines(began::metrics_path(run_dir));
   for (size_t i = 1; i < all.size(); ++i) {
     std::istringstream row(all[i]);
     std::string cell;
@@ -142,7 +129,7 @@ TEST_CASE("began train: a killed run resumes from its older checkpoint and metri
   // metrics.csv also ends in a half-written row.
   std::filesystem::remove(began::checkpoint_path(dir.path, 10));
   { std::ofstream(began::metrics_path(dir.path), std::ios::app) << "2,11,0.5"; }
-  REQUIRE(lines(began::metrics_path(dir.path)).size() == 12);
+  REQUIRE(file_lines(began::metrics_path(dir.path)).size() == 12);
   REQUIRE(run(resume_config(dir.path, 20)).status == TrainOutcome::Status::completed);
   check_same_as_straight(straight, dir.path);
 }
@@ -159,7 +146,7 @@ TEST_CASE("began train: SIGTERM writes a checkpoint at the step boundary; resumi
   CHECK(out.signal == SIGTERM);
   CHECK(out.step == 7);
   CHECK(std::filesystem::exists(began::checkpoint_path(dir.path, 7)));
-  CHECK(lines(began::metrics_path(dir.path)).size() == 8);
+  CHECK(file_lines(began::metrics_path(dir.path)).size() == 8);
   REQUIRE(run(resume_config(dir.path, 20)).status == TrainOutcome::Status::completed);
   check_same_as_straight(straight, dir.path);
 }
@@ -215,7 +202,7 @@ TEST_CASE("began train: a non-finite loss stops the run, names the step, and kee
       for (float v : t.to_vector<float>()) REQUIRE_MESSAGE(std::isfinite(v), name << " in " << path);
     }
   }
-  CHECK(lines(began::metrics_path(dir.path)).size() == static_cast<size_t>(out.step) + 1);
+  CHECK(file_lines(began::metrics_path(dir.path)).size() == static_cast<size_t>(out.step) + 1);
 }
 
 TEST_CASE("began train: a run folder holds config.json, metrics.csv, samples, checkpoints and the report") {
@@ -224,7 +211,7 @@ TEST_CASE("began train: a run folder holds config.json, metrics.csv, samples, ch
   c.sample_every = 5;
   c.version = "v-test";
   REQUIRE(run(c).status == TrainOutcome::Status::completed);
-  std::vector<std::string> metrics = lines(began::metrics_path(dir.path));
+  std::vector<std::string> metrics = file_lines(began::metrics_path(dir.path));
   REQUIRE(metrics.size() == 14);
   CHECK(metrics[0] == began::kMetricsHeader);
   CHECK(metrics[13].rfind("3,13,", 0) == 0);  // step 13 is the first of epoch 3

@@ -19,6 +19,7 @@
 #include "began/trainer.h"
 #include "nn/data/dataloader.h"
 #include "nn/safetensors.h"
+#include "tests/began_train_util.h"
 #include "tests/image_tree.h"
 #include "tests/test_util.h"
 
@@ -347,27 +348,15 @@ began::TrainConfig folder_config(const std::string& data_dir, const std::string&
   return c;
 }
 
-began::TrainOutcome run_quietly(const began::TrainConfig& c) {
-  began::TrainHooks hooks;
-  hooks.log = [](const std::string&) {};
-  return began::train(began::resolve_config(c), hooks);
-}
-
-// metrics.csv without its last column (time_s).
-std::vector<std::string> metrics_rows(const std::string& run_dir) {
-  std::ifstream in(began::metrics_path(run_dir));
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) out.push_back(line.substr(0, line.rfind(',')));
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("began train --data folder: the checkpoint records the data settings and a resume is exact") {
   TempDir data, straight, split;
   testing::write_image_tree(data.path);
-  REQUIRE(run_quietly(folder_config(data.path, straight.path, 7)).status == began::TrainOutcome::Status::completed);
-  REQUIRE(run_quietly(folder_config(data.path, split.path, 4)).status == began::TrainOutcome::Status::completed);
+  REQUIRE(testing::run_training(folder_config(data.path, straight.path, 7)).status ==
+          began::TrainOutcome::Status::completed);
+  REQUIRE(testing::run_training(folder_config(data.path, split.path, 4)).status ==
+          began::TrainOutcome::Status::completed);
 
   // The names of the skipped and rejected files are in the run folder.
   const std::string names = testing::read_bytes(split.file("image_folder.txt"));
@@ -387,10 +376,10 @@ TEST_CASE("began train --data folder: the checkpoint records the data settings a
   resume.steps = 7;
   resume.given = {"steps"};
   resume.progress_seconds = 1e9;
-  REQUIRE(run_quietly(resume).status == began::TrainOutcome::Status::completed);
-  const std::vector<std::string> want = metrics_rows(straight.path);
+  REQUIRE(testing::run_training(resume).status == began::TrainOutcome::Status::completed);
+  const std::vector<std::string> want = testing::metrics_without_time(straight.path);
   REQUIRE(want.size() == 8);
-  CHECK(metrics_rows(split.path) == want);
+  CHECK(testing::metrics_without_time(split.path) == want);
 
   // A resume may not change the data settings a checkpoint fixes.
   resume.flip = false;
