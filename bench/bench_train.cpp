@@ -19,6 +19,8 @@
 //   --steps N          exactly N timed steps per case (default: as many as --benchmark_min_time asks for)
 //   --warmup-steps N   untimed steps before them (default 1; at least 1, so Adam's state and the allocator's cache
 //                      are in place)
+//   --precision P      fp32 (default) or tf32: the GEMM and convolution precision (backends/precision.h; the CPU
+//                      always computes fp32)
 //
 // FLOPs (2 per multiply-add) of the convolutions and linear layers as the step executes them, with F_D and F_G
 // one forward of D and G over the batch:
@@ -70,21 +72,27 @@ double rss_now_mib() {
   return resident_pages * static_cast<double>(sysconf(_SC_PAGESIZE)) * kMiB;
 }
 
-// Takes `--NAME N` or `--NAME=N` (N a whole number >= min_value) out of argv, as take_device_flag does for
-// --device; a bad value ends the program with exit 2 and one line naming it.
-void take_int_flag(int& argc, char** argv, const std::string& name, int64_t min_value, int64_t& value) {
+// Takes every `--NAME VALUE` or `--NAME=VALUE` out of argv, as take_device_flag does for --device, and hands each
+// VALUE to `use`, which ends the program with exit 2 and one line when the value is bad.
+template <class Use>
+void take_flag(int& argc, char** argv, const std::string& name, Use use) {
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    std::string text;
     if (arg == "--" + name && i + 1 < argc) {
-      text = argv[++i];
+      use(std::string(argv[++i]));
     } else if (arg.rfind("--" + name + "=", 0) == 0) {
-      text = arg.substr(name.size() + 3);
+      use(arg.substr(name.size() + 3));
     } else {
       argv[kept++] = argv[i];
-      continue;
     }
+  }
+  argc = kept;
+}
+
+// --NAME N with N a whole number >= min_value.
+void take_int_flag(int& argc, char** argv, const std::string& name, int64_t min_value, int64_t& value) {
+  take_flag(argc, argv, name, [&](const std::string& text) {
     char* end = nullptr;
     const long long parsed = std::strtoll(text.c_str(), &end, 10);
     if (text.empty() || *end != '\0' || parsed < min_value) {
@@ -93,8 +101,19 @@ void take_int_flag(int& argc, char** argv, const std::string& name, int64_t min_
       std::exit(2);
     }
     value = parsed;
-  }
-  argc = kept;
+  });
+}
+
+// --precision fp32|tf32 sets the library's precision.
+void take_precision_flag(int& argc, char** argv) {
+  take_flag(argc, argv, "precision", [](const std::string& text) {
+    try {
+      set_precision(parse_precision(text));
+    } catch (const Error& e) {
+      std::fprintf(stderr, "bench_train: --precision: %s\n", e.what());
+      std::exit(2);
+    }
+  });
 }
 
 struct TrainCase {
@@ -211,11 +230,13 @@ int main(int argc, char** argv) {
   atelier::g_device = atelier::bench::take_device_flag(argc, argv, "bench_train");
   atelier::take_int_flag(argc, argv, "steps", 1, atelier::g_steps);
   atelier::take_int_flag(argc, argv, "warmup-steps", 1, atelier::g_warmup_steps);
+  atelier::take_precision_flag(argc, argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   atelier::register_all();
   benchmark::AddCustomContext("atelier_threads", std::to_string(atelier::num_threads()));
   benchmark::AddCustomContext("atelier_device", atelier::g_device.str());
+  benchmark::AddCustomContext("atelier_precision", atelier::precision_name(atelier::precision()));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

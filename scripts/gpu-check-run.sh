@@ -6,12 +6,15 @@
 #
 # It finds that machine's cuBLAS (its CUDA toolkit's lib64, else the lib folder of the nvidia-cublas Python
 # package) and puts it, with .gpu/lib, on LD_LIBRARY_PATH for our programs alone; then runs, each part under its
-# own time limit so the whole stays within 4 minutes:
+# own time limit so the whole stays within 5 minutes:
 #   1. the CUDA test program (parity of every primitive and op-table row, gradcheck on the GPU, training steps)
 #   2. bin/gradcheck --device cuda (the op table's float64 gradient check on the GPU)
 #   3. bench_ops --device cuda (the op benchmarks on the GPU)
 #   4. one BEGAN step at n = 64 (64x64x3, batch 16) on the GPU, a few more for the time per step, and one on the
 #      CPU: their first-step losses side by side
+#   5. the BEGAN step at n = 64 timed on the GPU by bench_train --device cuda (fp32 and tf32) and by PyTorch
+#      (bench/peers/began_step_torch.py with this machine's python3: fp32 NCHW and tf32 channels-last, each eager
+#      and as one replayed CUDA graph), printed side by side
 # and prints one table, also when a part fails (its log's tail follows the table). With OUT set, the table goes to
 # $OUT/gpu-check.txt and each part's log beside it. Exits 0 when every part passed, 1 otherwise.
 set -u
@@ -59,7 +62,7 @@ details=()
 
 # part NAME LIMIT_SECONDS COMMAND...: runs COMMAND with our library path, its output in $logs/NAME.log, for at
 # most LIMIT_SECONDS and never past the whole check's budget (a part with no time left is not started).
-budget=225
+budget=300
 part() {
   local name="$1" limit="$2" rc t0 left
   shift 2
@@ -121,6 +124,50 @@ max_rel() {
 set_detail "step 1: $(first_losses "$logs/began-cpu"); max relative difference to cuda $(max_rel "$logs/began-cuda" \
   "$logs/began-cpu")"
 
+# atelier against PyTorch on this GPU: the BEGAN step at n = 64, median of the timed steps, each side warmed up.
+step_case='^began_step/64x64/C3/n64/'
+for precision in fp32 tf32; do
+  part "atelier_$precision" 30 "$here/bin/bench_train" --device cuda --precision "$precision" \
+    --benchmark_filter="$step_case" --steps 20 --warmup-steps 3 \
+    --benchmark_out="$logs/atelier_$precision.json" --benchmark_out_format=json
+  set_detail "bench_train --device cuda --precision $precision, 20 steps"
+done
+torch_args=(--bench --device cuda --image-size 64 --channels 3 --n 64 --step-mode both --warmup 5 --reps 30
+  --out "$logs/torch_step.jsonl")
+# shellcheck disable=SC2016 # $@ is the inner shell's
+part torch_step 70 bash -c 'python3 bench/peers/began_step_torch.py "$@" --precision fp32 --layout nchw &&
+  python3 bench/peers/began_step_torch.py "$@" --precision tf32 --layout channels_last' _ "${torch_args[@]}"
+set_detail "$(wc -l 2>/dev/null <"$logs/torch_step.jsonl" || echo 0) rows (fp32 NCHW, tf32 channels-last; eager, cuda_graph)"
+
+# The side-by-side rows (Python's standard library; "-" where a part gave no figure).
+step_table() {
+  python3 - "$logs" <<'EOF' 2>&1 || echo "  (no table: python3 failed)"
+import json, os, sys
+logs = sys.argv[1]
+rows = []
+for precision in ("fp32", "tf32"):
+    ms = peak = "-"
+    try:
+        with open(os.path.join(logs, "atelier_%s.json" % precision)) as f:
+            b = [r for r in json.load(f)["benchmarks"] if r.get("run_type", "iteration") == "iteration"][0]
+        ms, peak = "%.2f" % (b["step_s_median"] * 1e3), "%.0f" % b["peak_MiB"]
+    except (OSError, ValueError, KeyError, IndexError):
+        pass
+    rows.append(("atelier", precision, "NCHW", "eager", ms, peak))
+try:
+    with open(os.path.join(logs, "torch_step.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            rows.append(("PyTorch " + r["torch"], r["precision"], r["layout"], r["mode"],
+                         "%.2f" % (r["seconds_per_step"] * 1e3), "%.0f" % r["gpu_peak_mib"] if "gpu_peak_mib" in r else "-"))
+except (OSError, ValueError, KeyError):
+    pass
+print("  %-22s %-9s %-13s %-10s %9s %9s" % ("side", "precision", "layout", "step", "median ms", "peak MiB"))
+for r in rows:
+    print("  %-22s %-9s %-13s %-10s %9s %9s" % r)
+EOF
+}
+
 # ---- the table ----
 table="$logs/gpu-check.txt"
 {
@@ -138,6 +185,9 @@ table="$logs/gpu-check.txt"
   echo "bench_ops on the GPU (time per iteration, rate):"
   grep '/real_time' "$logs/bench_ops.log" | awk '{rate = ""; for (i = 6; i <= NF; ++i) rate = rate " " $i;
     printf "  %-44s %9s %s %s\n", $1, $2, $3, rate}'
+  echo
+  echo "BEGAN step 64x64x3, n = 64, batch 16 on this GPU (median of the timed steps; peak: the device allocator's):"
+  step_table
   for i in "${!names[@]}"; do
     if [[ "${results[$i]}" != PASS ]]; then
       echo

@@ -22,8 +22,14 @@ runs it:
              and __metadata__ with the settings (image_size, channels, n, h, batch, steps, k0, lambda_k, gamma,
              lr, beta1, beta2, eps; floats as repr() text) and the torch version.
   --bench    times one step (median and minimum of --reps after --warmup), NCHW and channels-last (or one of
-             them: --layout), and prints one JSON line per layout. Options: --device cpu|cuda, --precision
-             fp32|tf32|bf16, --threads, --image-size, --channels, --n, --h, --batch, --layout.
+             them: --layout), and prints one JSON line per layout and step mode. Options: --device cpu|cuda,
+             --precision fp32|tf32|bf16, --threads, --image-size, --channels, --n, --h, --batch, --layout,
+             --step-mode eager|cuda_graph|both (--cuda-graph is cuda_graph).
+             Step modes: eager is began_step as the golden fixture runs it (k a Python float, the losses read
+             with .item() each step); cuda_graph (CUDA only) captures began_step_tensors (k a 0-d tensor on the
+             GPU, no host read, Adam with capturable=True) once in a CUDA graph and times its replays.
+             On CUDA a row also has gpu_peak_mib (torch.cuda.max_memory_allocated, reset per row) and the GPU's
+             name; k_last is k after the last timed step (a sanity figure: both modes should move it alike).
              Memory: max_rss_mib is the process's peak resident set (resource.getrusage), rss_base_mib the resident
              set before the layout built its model (Python, torch and its libraries). The peak only grows, so the
              second layout of a --layout both run reports the larger of the two: scripts/bench-vs-torch.sh --began
@@ -120,12 +126,14 @@ def recon_loss(D, v):
     return torch.mean(torch.abs(v - D(v)))
 
 
-def began_step(G, D, opt_g, opt_d, x, z_d, z_g, k, gamma, lambda_k, autocast=None):
+def d_and_g_steps(G, D, opt_g, opt_d, x, z_d, z_g, k, autocast=None):
+    """The D step and the G step; k is a Python float or a 0-d tensor. Returns the 0-d loss tensors
+    (loss_real, loss_fake_d, loss_d, loss_g) without reading them."""
     ctx = autocast if autocast is not None else _null_context
     # D step: G(z_D) is a constant.
     with torch.no_grad(), ctx():
         fake_d = G(z_d)
-    opt_d.zero_grad()
+    opt_d.zero_grad(set_to_none=True)
     with ctx():
         loss_real = recon_loss(D, x)
         loss_fake_d = recon_loss(D, fake_d)
@@ -137,7 +145,7 @@ def began_step(G, D, opt_g, opt_d, x, z_d, z_g, k, gamma, lambda_k, autocast=Non
     for p in D.parameters():
         p.requires_grad_(False)
     try:
-        opt_g.zero_grad()
+        opt_g.zero_grad(set_to_none=True)
         with ctx():
             loss_g = recon_loss(D, G(z_g))
         loss_g.backward()
@@ -145,10 +153,30 @@ def began_step(G, D, opt_g, opt_d, x, z_d, z_g, k, gamma, lambda_k, autocast=Non
     finally:
         for p, f in zip(D.parameters(), flags):
             p.requires_grad_(f)
+    return loss_real, loss_fake_d, loss_d, loss_g
+
+
+def began_step(G, D, opt_g, opt_d, x, z_d, z_g, k, gamma, lambda_k, autocast=None):
+    """The step as the golden fixture runs it: k a Python float, the losses read back after the step."""
+    loss_real, loss_fake_d, loss_d, loss_g = d_and_g_steps(G, D, opt_g, opt_d, x, z_d, z_g, k, autocast)
     lr_, lg = loss_real.item(), loss_g.item()
     balance = gamma * lr_ - lg
     return dict(loss_real=lr_, loss_fake_d=loss_fake_d.item(), loss_fake_g=lg, loss_d=loss_d.item(), loss_g=lg,
                 k_t=k, k_next=min(max(k + lambda_k * balance, 0.0), 1.0), m_global=lr_ + abs(balance))
+
+
+def began_step_tensors(G, D, opt_g, opt_d, x, z_d, z_g, k, gamma, lambda_k, autocast=None):
+    """began_step with no host read: k is a 0-d tensor on the step's device, updated in place, and the step's
+    scalars come back as 0-d tensors (k_t is k before the update, k_next after). This is the step --cuda-graph
+    captures; run eagerly it gives began_step's numbers (k in float32 rather than a Python float)."""
+    loss_real, loss_fake_d, loss_d, loss_g = d_and_g_steps(G, D, opt_g, opt_d, x, z_d, z_g, k, autocast)
+    with torch.no_grad():
+        lr_, lg = loss_real.detach().float(), loss_g.detach().float()
+        balance = gamma * lr_ - lg
+        k_t = k.clone()
+        k.copy_(torch.clamp(k + lambda_k * balance, 0.0, 1.0))
+    return dict(loss_real=lr_, loss_fake_d=loss_fake_d.detach().float(), loss_fake_g=lg,
+                loss_d=loss_d.detach().float(), loss_g=lg, k_t=k_t, k_next=k, m_global=lr_ + torch.abs(balance))
 
 
 class _null_context:
@@ -159,9 +187,11 @@ class _null_context:
         return False
 
 
-def make_adam(module, lr, betas):
-    # foreach/fused variants do not exist in 1.13's signature; the default loop is the same arithmetic.
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, eps=1e-8)
+def make_adam(module, lr, betas, capturable=False):
+    # foreach/fused variants do not exist in 1.13's signature; the default loop is the same arithmetic. capturable
+    # (CUDA graphs) keeps Adam's step counts on the device, so a replayed step needs no host value.
+    extra = dict(capturable=True) if capturable else {}
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, eps=1e-8, **extra)
 
 
 # ---------------------------------------------------------------- --golden
@@ -278,6 +308,24 @@ def rss_now_mib():
         return 0.0
 
 
+def graphed_step(G, D, opt_g, opt_d, x, z_d, z_g, k, autocast, warmup):
+    """The whole step (began_step_tensors) captured once in a CUDA graph; returns a function that replays it.
+    As PyTorch's documentation asks for whole-network capture: warm-up steps on a side stream first (cuDNN's
+    autotuning, Adam's state and the gradient buffers exist before capture), gradients set to None inside the
+    captured step so that backward allocates them from the graph's private pool. The inputs (x, z_d, z_g, k)
+    are static tensors: a caller copies new data into them before a replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(max(warmup, 3)):
+            began_step_tensors(G, D, opt_g, opt_d, x, z_d, z_g, k, 0.5, 0.001, autocast)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        began_step_tensors(G, D, opt_g, opt_d, x, z_d, z_g, k, 0.5, 0.001, autocast)
+    return graph.replay
+
+
 def bench(args):
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -286,48 +334,73 @@ def bench(args):
         torch.backends.cuda.matmul.allow_tf32 = allow
         torch.backends.cudnn.allow_tf32 = allow
         torch.backends.cudnn.benchmark = True
-    autocast = None
-    if args.precision == "bf16":
-        def autocast():
-            return torch.autocast(device_type=args.device, dtype=torch.bfloat16)
     flops = step_flops(args.image_size, args.channels, args.n, args.h, args.batch)
     layouts = ("nchw", "channels_last") if args.layout == "both" else (args.layout,)
+    modes = ("eager", "cuda_graph") if args.step_mode == "both" else (args.step_mode,)
     for layout in layouts:
-        rss_base = rss_now_mib()
-        torch.manual_seed(0)
-        fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-        G = Decoder(args.image_size, args.channels, args.n, args.h).to(device, memory_format=fmt)
-        D = Discriminator(args.image_size, args.channels, args.n, args.h).to(device, memory_format=fmt)
-        opt_g = make_adam(G, 1e-4, (0.5, 0.999))
-        opt_d = make_adam(D, 1e-4, (0.5, 0.999))
-        x = (torch.rand(args.batch, args.channels, args.image_size, args.image_size, device=device) * 2 - 1)
-        x = x.contiguous(memory_format=fmt)
-        z_d = torch.rand(args.batch, args.h, device=device) * 2 - 1
-        z_g = torch.rand(args.batch, args.h, device=device) * 2 - 1
-        k, times = 0.0, []
-        for i in range(args.warmup + args.reps):
+        for mode in modes:
+            graph = mode == "cuda_graph"
+            autocast = None
+            if args.precision == "bf16":
+                # Autocast's weight cache must be off inside a captured graph (its casts are part of the step).
+                def autocast():
+                    return torch.autocast(device_type=args.device, dtype=torch.bfloat16, cache_enabled=not graph)
+            rss_base = rss_now_mib()
             if args.device == "cuda":
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            r = began_step(G, D, opt_g, opt_d, x, z_d, z_g, k, 0.5, 0.001, autocast)
+                torch.cuda.reset_peak_memory_stats()
+            torch.manual_seed(0)
+            fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+            G = Decoder(args.image_size, args.channels, args.n, args.h).to(device, memory_format=fmt)
+            D = Discriminator(args.image_size, args.channels, args.n, args.h).to(device, memory_format=fmt)
+            opt_g = make_adam(G, 1e-4, (0.5, 0.999), capturable=graph)
+            opt_d = make_adam(D, 1e-4, (0.5, 0.999), capturable=graph)
+            x = (torch.rand(args.batch, args.channels, args.image_size, args.image_size, device=device) * 2 - 1)
+            x = x.contiguous(memory_format=fmt)
+            z_d = torch.rand(args.batch, args.h, device=device) * 2 - 1
+            z_g = torch.rand(args.batch, args.h, device=device) * 2 - 1
+            times = []
+            if graph:
+                k = torch.zeros((), device=device)
+                replay = graphed_step(G, D, opt_g, opt_d, x, z_d, z_g, k, autocast, args.warmup)
+                for i in range(args.warmup + args.reps):
+                    torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    replay()
+                    torch.cuda.synchronize()
+                    if i >= args.warmup:
+                        times.append(time.perf_counter() - t0)
+                k_last = k.item()
+            else:
+                k = 0.0
+                for i in range(args.warmup + args.reps):
+                    if args.device == "cuda":
+                        torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    r = began_step(G, D, opt_g, opt_d, x, z_d, z_g, k, 0.5, 0.001, autocast)
+                    if args.device == "cuda":
+                        torch.cuda.synchronize()
+                    if i >= args.warmup:
+                        times.append(time.perf_counter() - t0)
+                    k = r["k_next"]
+                k_last = k
+            times.sort()
+            sec = times[len(times) // 2]  # the upper median, as bench_train's step_s_median
+            row = dict(name=f"began_step/{args.image_size}x{args.image_size}/C{args.channels}/n{args.n}",
+                       layout=layout, mode=mode, device=args.device, precision=args.precision,
+                       threads=args.threads, torch_threads=torch.get_num_threads(), batch=args.batch, h=args.h,
+                       seconds_per_step=sec, seconds_min=times[0], steps=len(times),
+                       images_per_second=args.batch / sec, gflop_per_step=flops / 1e9, gflops=flops / sec / 1e9,
+                       k_last=k_last, max_rss_mib=max_rss_mib(), rss_base_mib=rss_base, torch=torch.__version__)
             if args.device == "cuda":
-                torch.cuda.synchronize()
-            if i >= args.warmup:
-                times.append(time.perf_counter() - t0)
-            k = r["k_next"]
-        times.sort()
-        sec = times[len(times) // 2]  # the upper median, as bench_train's step_s_median
-        line = json.dumps(dict(name=f"began_step/{args.image_size}x{args.image_size}/C{args.channels}/n{args.n}",
-                               layout=layout, device=args.device, precision=args.precision, threads=args.threads,
-                               torch_threads=torch.get_num_threads(), batch=args.batch, h=args.h,
-                               seconds_per_step=sec, seconds_min=times[0], steps=len(times),
-                               images_per_second=args.batch / sec, gflop_per_step=flops / 1e9,
-                               gflops=flops / sec / 1e9, max_rss_mib=max_rss_mib(), rss_base_mib=rss_base,
-                               torch=torch.__version__))
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "a") as f:
-                f.write(line + "\n")
+                row["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / (1024.0 * 1024.0)
+                row["gpu"] = torch.cuda.get_device_name()
+            line = json.dumps(row)
+            print(line, flush=True)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(line + "\n")
+            del G, D, opt_g, opt_d, x, z_d, z_g
 
 
 def main():
@@ -349,7 +422,13 @@ def main():
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--layout", choices=["both", "nchw", "channels_last"], default="both",
                    help="--bench: the memory layouts to time (default both, NCHW first)")
+    p.add_argument("--step-mode", choices=["eager", "cuda_graph", "both"], default="eager",
+                   help="--bench: eager steps (default), the whole step replayed from one CUDA graph, or both")
+    p.add_argument("--cuda-graph", dest="step_mode", action="store_const", const="cuda_graph",
+                   help="--bench: the same as --step-mode cuda_graph")
     args = p.parse_args()
+    if args.bench and args.step_mode != "eager" and args.device != "cuda":
+        sys.exit("--cuda-graph (--step-mode %s) needs --device cuda: CUDA graphs exist only there" % args.step_mode)
     if args.bench and args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: torch sees no CUDA device")
     if args.bench and (args.reps < 1 or args.warmup < 0):
