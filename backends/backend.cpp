@@ -1,4 +1,7 @@
+// The primitive names, the support check, the default bodies of the primitives and the default readback.
 #include "backends/backend.h"
+
+#include <vector>
 
 #include "backends/error.h"
 
@@ -23,6 +26,26 @@ void check_supported(const Backend& backend, PrimitiveOp op, DType dtype, const 
 void throw_out_of_memory(const Backend& backend, PrimitiveOp op, const char* what, int64_t work) {
   ATELIER_FAIL(what << ": out of memory (std::bad_alloc) in " << primitive_name(op) << " on the " << backend.name()
                     << " backend, working on " << work << " elements");
+}
+
+namespace {
+
+// The default readback: copy_to_host at once into a host buffer (on the CPU, a memcpy that waits for nothing).
+class CopyReadback final : public HostReadback {
+ public:
+  CopyReadback(Backend& backend, size_t bytes) : HostReadback(bytes), backend_(backend), buffer_(bytes) {}
+  void start(const void* device_src) override { backend_.copy_to_host(buffer_.data(), device_src, bytes()); }
+  const void* wait() override { return buffer_.data(); }
+
+ private:
+  Backend& backend_;
+  std::vector<unsigned char> buffer_;
+};
+
+}  // namespace
+
+std::unique_ptr<HostReadback> Backend::make_readback(size_t bytes) {
+  return std::make_unique<CopyReadback>(*this, bytes);
 }
 
 void Backend::not_implemented(PrimitiveOp op) const {

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <string>
 
@@ -34,6 +35,29 @@ struct AllocatorStats {
   size_t cache_hits = 0;
 };
 
+// A copy of device bytes into host memory that the host does not wait for when it queues it: start() queues the
+// copy behind the work already queued on the device, wait() blocks until it has landed and returns the host bytes.
+// The trainer reads a step's scalars this way one step later, so a step never waits for the device. The CUDA
+// backend copies into pinned memory and records an event; the default (the CPU's) copies at once in start().
+//   std::unique_ptr<HostReadback> r = backend.make_readback(8 * sizeof(double));
+//   r->start(device_ptr);  ...queue more work...;  const double* v = static_cast<const double*>(r->wait());
+class HostReadback {
+ public:
+  explicit HostReadback(size_t bytes) : bytes_(bytes) {}
+  virtual ~HostReadback() = default;
+  HostReadback(const HostReadback&) = delete;
+  HostReadback& operator=(const HostReadback&) = delete;
+
+  size_t bytes() const { return bytes_; }
+  // Queues the copy of bytes() bytes from device_src (which must stay valid for the work queued before it).
+  virtual void start(const void* device_src) = 0;
+  // Waits for the copy that start() queued and returns the host bytes (valid until the next start()).
+  virtual const void* wait() = 0;
+
+ private:
+  size_t bytes_;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -52,6 +76,9 @@ class Backend {
   virtual void copy_from_host(void* device_dst, const void* host_src, size_t bytes) = 0;
   // Waits for queued work (a no-op on the CPU).
   virtual void synchronize() {}
+  // A reusable asynchronous copy of `bytes` device bytes to the host (HostReadback above). The default copies
+  // with copy_to_host in start().
+  virtual std::unique_ptr<HostReadback> make_readback(size_t bytes);
 
   // Whether this backend implements `op` for elements of type `dtype`.
   virtual bool supports(PrimitiveOp op, DType dtype) const = 0;

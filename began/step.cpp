@@ -75,7 +75,8 @@ constexpr uint64_t kLatentStreamTag = 0x4245474146000000ull;  // "BEGAF"
 
 }  // namespace
 
-DStepResult d_step(Generator& G, Discriminator& D, nn::Optimizer& opt_d, const Tensor& x, const Tensor& z_d, double k) {
+DStepTensors d_step_tensors(Generator& G, Discriminator& D, nn::Optimizer& opt_d, const Tensor& x, const Tensor& z_d,
+                            const Tensor& k) {
   Tensor fake;
   {
     NoGradGuard no_grad;  // G(z_d) is a constant for D's loss: no graph through G, no G gradients
@@ -84,23 +85,33 @@ DStepResult d_step(Generator& G, Discriminator& D, nn::Optimizer& opt_d, const T
   opt_d.zero_grad();
   Tensor loss_real = reconstruction_loss(D, x);
   Tensor loss_fake = reconstruction_loss(D, fake);
-  Tensor loss_d = loss_real - k * loss_fake;
+  // k in float32, as a float64 scalar operand would be converted: the same products as `k * loss_fake`.
+  Tensor loss_d = loss_real - k.to(DType::Float32) * loss_fake;
   loss_d.backward();
   opt_d.step();
-  return {loss_real.item(), loss_fake.item(), loss_d.item()};
+  return {loss_real, loss_fake, loss_d};
 }
 
-double g_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g) {
+Tensor g_step_tensor(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g) {
   FreezeParameters frozen(D);  // no D weight gradients are computed; D's .grad stays as the D step left it
   opt_g.zero_grad();
   Tensor loss_g = reconstruction_loss(D, G.forward(z_g));
   loss_g.backward();
   opt_g.step();
-  return loss_g.item();
+  return loss_g;
 }
 
-StepResult began_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, nn::Optimizer& opt_d, const Tensor& x,
-                      const Tensor& z_d, const Tensor& z_g, double& k, const StepOptions& options) {
+DStepResult d_step(Generator& G, Discriminator& D, nn::Optimizer& opt_d, const Tensor& x, const Tensor& z_d, double k) {
+  const DStepTensors d = d_step_tensors(G, D, opt_d, x, z_d, scalar_tensor(k, DType::Float64, x.device()));
+  return {d.loss_real.item(), d.loss_fake.item(), d.loss_d.item()};
+}
+
+double g_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g) {
+  return g_step_tensor(G, D, opt_g, z_g).item();
+}
+
+Tensor began_step_device(Generator& G, Discriminator& D, nn::Optimizer& opt_g, nn::Optimizer& opt_d, const Tensor& x,
+                         const Tensor& z_d, const Tensor& z_g, const Tensor& k, const StepOptions& options) {
   const Device device = check_models(G, D);
   const ModelConfig& c = D.config();
   ATELIER_CHECK(x.defined() && x.dim() == 4 && x.size(0) >= 1 && x.size(1) == c.channels && x.size(2) == c.image_size &&
@@ -110,21 +121,50 @@ StepResult began_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, nn::
   ATELIER_CHECK(x.device() == device, "began_step: x is on " << x.device() << " but the models are on " << device);
   check_latent("z_d", z_d, x.size(0), c.h, device);
   check_latent("z_g", z_g, x.size(0), c.h, device);
-  ATELIER_CHECK(std::isfinite(k) && k >= 0 && k <= 1, "began_step: k must be in [0, 1], got " << k);
+  ATELIER_CHECK(k.defined() && k.dim() == 0 && k.dtype() == DType::Float64 && k.device() == device,
+                "began_step: k must be a 0-d float64 tensor on " << device << ", got " << shape_text(k));
 
+  const DStepTensors d = d_step_tensors(G, D, opt_d, x, z_d, k);
+  const Tensor loss_g = g_step_tensor(G, D, opt_g, z_g);
+
+  // The k_t update and M_global in float64 on the device, in began_step's order of operations:
+  // balance = gamma L(x) - L(G(z_G)); k <- clip(k + lambda_k balance, 0, 1); M_global = L(x) + |balance|.
+  NoGradGuard no_grad;
+  auto as_double = [](const Tensor& t) { return t.detach().to(DType::Float64).reshape({1}); };
+  const Tensor real = as_double(d.loss_real), fake_g = as_double(loss_g);
+  const Tensor balance = options.gamma * real - fake_g;
+  const Tensor k_next = clamp(k.reshape({1}) + options.lambda_k * balance, 0.0, 1.0);
+  // The scalars in StepScalar order; cat copies, so k_t is k before the update below.
+  Tensor scalars = cat(
+      {real, as_double(d.loss_fake), fake_g, as_double(d.loss_d), fake_g, k.reshape({1}), real + abs(balance), k_next},
+      0);
+  Tensor(k).copy_(k_next.reshape({}));  // a handle to k's storage: the caller's k sees the new value
+  return scalars;
+}
+
+StepResult step_result(const std::vector<double>& v) {
+  ATELIER_CHECK(v.size() == static_cast<size_t>(kStepScalars),
+                "step_result: expected " << kStepScalars << " values, got " << v.size());
   StepResult r;
-  r.k_t = k;
-  const DStepResult d = d_step(G, D, opt_d, x, z_d, k);
-  r.loss_real = d.loss_real;
-  r.loss_fake_d = d.loss_fake;
-  r.loss_d = d.loss_d;
-  r.loss_fake_g = g_step(G, D, opt_g, z_g);
-  r.loss_g = r.loss_fake_g;
-
-  const double balance = options.gamma * r.loss_real - r.loss_fake_g;
-  k = std::clamp(k + options.lambda_k * balance, 0.0, 1.0);
-  r.m_global = r.loss_real + std::abs(balance);
+  r.loss_real = v[kLossReal];
+  r.loss_fake_d = v[kLossFakeD];
+  r.loss_fake_g = v[kLossFakeG];
+  r.loss_d = v[kLossD];
+  r.loss_g = v[kLossG];
+  r.k_t = v[kKt];
+  r.m_global = v[kMGlobal];
   return r;
+}
+
+StepResult began_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, nn::Optimizer& opt_d, const Tensor& x,
+                      const Tensor& z_d, const Tensor& z_g, double& k, const StepOptions& options) {
+  ATELIER_CHECK(std::isfinite(k) && k >= 0 && k <= 1, "began_step: k must be in [0, 1], got " << k);
+  const Device device = check_models(G, D);
+  const Tensor k_device = scalar_tensor(k, DType::Float64, device);
+  const std::vector<double> values =
+      began_step_device(G, D, opt_g, opt_d, x, z_d, z_g, k_device, options).to_vector<double>();
+  k = values[kKNext];
+  return step_result(values);
 }
 
 // Step s of stream t uses Philox blocks [s * 2^32, s * 2^32 + batch * h / 4) of stream kLatentStreamTag + t: each

@@ -35,11 +35,24 @@ struct StepResult {
 };
 
 // x (B, C, S, S) real images in [-1, 1]; z_d, z_g (B, h) latent vectors; k is read and updated in place.
-// Requires G, D, x, z_d, z_g on one device, opt_g over G's parameters and opt_d over D's.
+// Requires G, D, x, z_d, z_g on one device, opt_g over G's parameters and opt_d over D's. Runs began_step_device
+// and reads its scalars at once (one synchronous read: tests and tools; the trainer reads them a step later).
 StepResult began_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, nn::Optimizer& opt_d, const Tensor& x,
                       const Tensor& z_d, const Tensor& z_g, double& k, const StepOptions& options = {});
 
-// The two halves of began_step, for tests that check each half on its own (began_step calls exactly these).
+// The step without a single host read (what a GPU step needs so that the host never waits for the device): k is
+// a 0-d float64 tensor on the models' device, updated in place by device ops (in float64, the same arithmetic as
+// began_step's host k), and the step's scalars come back as one (kStepScalars,) float64 tensor on the device, in
+// StepScalar order. step_result() turns their values into a StepResult. Nothing is checked that needs a value:
+// k outside [0, 1] is clipped by the update but not refused.
+enum StepScalar : int64_t { kLossReal, kLossFakeD, kLossFakeG, kLossD, kLossG, kKt, kMGlobal, kKNext, kStepScalars };
+Tensor began_step_device(Generator& G, Discriminator& D, nn::Optimizer& opt_g, nn::Optimizer& opt_d, const Tensor& x,
+                         const Tensor& z_d, const Tensor& z_g, const Tensor& k, const StepOptions& options = {});
+// requires: kStepScalars values, as began_step_device's result holds them.
+StepResult step_result(const std::vector<double>& scalars);
+
+// The two halves of began_step, for tests that check each half on its own (began_step calls exactly these, through
+// their tensor forms below).
 struct DStepResult {
   double loss_real = 0;  // L(x)
   double loss_fake = 0;  // L(G(z_d))
@@ -52,6 +65,14 @@ DStepResult d_step(Generator& G, Discriminator& D, nn::Optimizer& opt_d, const T
 // exception is thrown), computes L_G = L(G(z_g)), backward, opt_g.step(). Returns L(G(z_g)). D's parameters and
 // gradients are not touched.
 double g_step(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g);
+
+// d_step and g_step without reading their losses: 0-d float32 tensors on the device (k a 0-d float64 tensor).
+struct DStepTensors {
+  Tensor loss_real, loss_fake, loss_d;
+};
+DStepTensors d_step_tensors(Generator& G, Discriminator& D, nn::Optimizer& opt_d, const Tensor& x, const Tensor& z_d,
+                            const Tensor& k);
+Tensor g_step_tensor(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g);
 
 // Sets requires_grad false on every parameter of a module and restores each one's previous flag when destroyed,
 // also during stack unwinding: an exception in the G step must not leave D frozen for the next D step. (The G

@@ -2,6 +2,7 @@
 // them (metrics, samples, checkpoints, signals, divergence).
 #include "began/trainer.h"
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -25,6 +26,7 @@
 #include "nn/optim.h"
 #include "tensor/creation.h"
 #include "tensor/grad_mode.h"
+#include "tensor/readback.h"
 
 namespace atelier::began {
 
@@ -89,11 +91,24 @@ class Trainer {
   void start_fresh();
   void resume();
 
-  StepResult train_step(const Tensor& x);
-  // After step pos_.step: the schedule, the progress line, samples and checkpoints. Returns an outcome when
-  // the run must stop here.
-  std::optional<TrainOutcome> after_step(const StepResult& r, bool epoch_done);
-  TrainOutcome diverged(const StepResult& r);
+  // A step queued on the device whose scalars are still on their way to the host (readbacks_[step % 2]).
+  struct LaunchedStep {
+    int64_t step = 0;   // its number
+    int64_t epoch = 0;  // the epoch it belongs to, 0-based
+    double lr = 0;      // the rate it used
+    bool epoch_done = false;
+  };
+  // Queues one step on batch x (no host read: the scalars stay on the device, their copy to the host queued).
+  LaunchedStep launch_step(const Tensor& x);
+  // Whether the host must handle step s's results before the next step is queued: the schedule may change the
+  // rate, or samples, a checkpoint or the run's end need the parameters as step s left them.
+  bool host_needed_after(const LaunchedStep& s) const;
+  // Reads step s's scalars, then metrics.csv, the schedule, the progress line, samples and checkpoints. Returns
+  // an outcome when the run must stop there.
+  std::optional<TrainOutcome> after_step(const LaunchedStep& s);
+  // after_step of the step still in flight, if any.
+  std::optional<TrainOutcome> drain();
+  TrainOutcome diverged(const StepResult& r, int64_t step);
   TrainOutcome finish();
 
   void save_samples(const std::string& path);
@@ -112,6 +127,9 @@ class Trainer {
   std::unique_ptr<nn::Adam> opt_g_, opt_d_;
   std::unique_ptr<nn::WindowPlateauLR> schedule_;
   Tensor fixed_z_;  // (sample_count, h)
+  Tensor k_;        // k_t for the next step: 0-d float64 on the device (pos_.k is its value at checkpoints)
+  std::array<std::unique_ptr<TensorReadback>, 2> readbacks_;  // step s's scalars come back through [s % 2]
+  std::optional<LaunchedStep> in_flight_;                     // the step queued but not yet read
 
   TrainPosition pos_;
   std::unique_ptr<MetricsLog> metrics_;
@@ -133,6 +151,8 @@ Trainer::Trainer(const TrainConfig& config, const TrainHooks& hooks)
   } else {
     resume();
   }
+  k_ = scalar_tensor(pos_.k, DType::Float64, device_);
+  for (auto& r : readbacks_) r = std::make_unique<TensorReadback>(device_, kStepScalars);
   progress_ = std::make_unique<ProgressMeter>(config_.progress_seconds, config_.batch);
 }
 
@@ -200,6 +220,10 @@ void Trainer::resume() {
       std::to_string(total_steps_) + ", " + std::to_string(num_threads()) + " threads");
 }
 
+// The steps are pipelined by one: step s is queued on the device before step s - 1's scalars are read, so on a GPU
+// the host writes metrics.csv while the device works and never waits for it inside a step. Where the host must act
+// on a step's results before the next one (host_needed_after), that step is read at once. Either way every step's
+// row, schedule update, samples and checkpoint come in step order with exactly the values of an unpipelined run.
 TrainOutcome Trainer::run() {
   StopSignals signals;
   if (pos_.step == 0) save_samples(step_sample_path(config_.out, 0));
@@ -209,58 +233,84 @@ TrainOutcome Trainer::run() {
     while (pos_.step < total_steps_ && !epoch_done) {
       std::optional<nn::Batch> batch = epoch.next();
       ATELIER_CHECK(batch.has_value(), "the data loader ended epoch " << pos_.epoch << " early");
-      StepResult r = train_step(batch->data);
-      epoch_done = pos_.batch_in_epoch == steps_per_epoch_;
-      if (std::optional<TrainOutcome> stop = after_step(r, epoch_done)) return *stop;
+      const LaunchedStep launched = launch_step(batch->data);
+      epoch_done = launched.epoch_done;
+      if (std::optional<TrainOutcome> stop = drain()) return *stop;  // the previous step, read while this one runs
+      if (host_needed_after(launched)) {
+        if (std::optional<TrainOutcome> stop = after_step(launched)) return *stop;
+      } else {
+        in_flight_ = launched;
+      }
       if (hooks_.after_step) hooks_.after_step(pos_.step);
       if (signals.received()) {
+        if (std::optional<TrainOutcome> stop = drain()) return *stop;
         if (last_checkpoint_step_ != pos_.step) save_checkpoint();
         return {TrainOutcome::Status::interrupted, signals.received(), pos_.step, ""};
       }
     }
   }
+  if (std::optional<TrainOutcome> stop = drain()) return *stop;
   return finish();
 }
 
-// One BEGAN step on batch x: z_D and z_G keyed by (seed, step), D update, G update, k_t update.
-StepResult Trainer::train_step(const Tensor& x) {
+// One BEGAN step on batch x: z_D and z_G keyed by (seed, step), D update, G update, k_t update, all queued on the
+// device; the copy of its scalars to the host is queued behind them.
+Trainer::LaunchedStep Trainer::launch_step(const Tensor& x) {
   const int64_t step = pos_.step + 1;
   const int64_t b = x.size(0), h = config_.model.h;
   Tensor z_d = sample_z(b, h, config_.seed, step, LatentStream::discriminator, device_);
   Tensor z_g = sample_z(b, h, config_.seed, step, LatentStream::generator, device_);
-  StepResult r = began_step(*G_, *D_, *opt_g_, *opt_d_, x.to(device_), z_d, z_g, pos_.k, config_.step);
+  const LaunchedStep launched{step, pos_.epoch, schedule_->lr(), pos_.batch_in_epoch + 1 == steps_per_epoch_};
+  readbacks_[step % 2]->start(began_step_device(*G_, *D_, *opt_g_, *opt_d_, x.to(device_), z_d, z_g, k_, config_.step));
   pos_.step = step;
   pos_.batch_in_epoch += 1;
-  return r;
+  return launched;
 }
 
-std::optional<TrainOutcome> Trainer::after_step(const StepResult& r, bool epoch_done) {
-  const double lr_used = schedule_->lr();
-  metrics_->append(pos_.epoch + 1, pos_.step, r, lr_used, elapsed_s());
-  if (!finite(r)) return diverged(r);
+bool Trainer::host_needed_after(const LaunchedStep& s) const {
+  return s.step == total_steps_ || s.epoch_done || s.step % config_.sample_every == 0 ||
+         s.step % config_.checkpoint_every == 0 || schedule_->next_step_ends_window();
+}
+
+std::optional<TrainOutcome> Trainer::drain() {
+  if (!in_flight_) return std::nullopt;
+  const LaunchedStep s = *in_flight_;
+  in_flight_.reset();
+  return after_step(s);
+}
+
+std::optional<TrainOutcome> Trainer::after_step(const LaunchedStep& s) {
+  const StepResult r = step_result(readbacks_[s.step % 2]->wait());
+  metrics_->append(s.epoch + 1, s.step, r, s.lr, elapsed_s());
+  if (!finite(r)) return diverged(r, s.step);
   schedule_->step(r.m_global);
 
   progress_->add(r);
-  if (progress_->due(pos_.step == total_steps_)) {
-    log(progress_->line(pos_.epoch + 1, (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_, pos_.step,
-                        total_steps_, lr_used));
+  if (progress_->due(s.step == total_steps_)) {
+    log(progress_->line(s.epoch + 1, (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_, s.step, total_steps_,
+                        s.lr));
   }
-  if (epoch_done) {
+  const bool samples = s.step % config_.sample_every == 0;
+  const bool checkpoint = s.epoch_done || s.step % config_.checkpoint_every == 0;
+  if (!samples && !checkpoint) return std::nullopt;
+  // Samples and checkpoints show the parameters as step s left them: no later step was queued (run()).
+  ATELIER_ASSERT(s.step == pos_.step, "step " << s.step << " needs the host but step " << pos_.step << " is queued");
+  if (s.epoch_done) {
     pos_.epoch += 1;
     pos_.batch_in_epoch = 0;
   }
-  if (pos_.step % config_.sample_every == 0) save_samples(step_sample_path(config_.out, pos_.step));
-  if (epoch_done) save_samples(epoch_sample_path(config_.out, pos_.epoch));
-  if (epoch_done || pos_.step % config_.checkpoint_every == 0) {
-    if (!parameters_finite(*G_) || !parameters_finite(*D_)) return diverged(r);
+  if (samples) save_samples(step_sample_path(config_.out, s.step));
+  if (s.epoch_done) save_samples(epoch_sample_path(config_.out, pos_.epoch));
+  if (checkpoint) {
+    if (!parameters_finite(*G_) || !parameters_finite(*D_)) return diverged(r, s.step);
     save_checkpoint();
   }
   return std::nullopt;
 }
 
-TrainOutcome Trainer::diverged(const StepResult& r) {
+TrainOutcome Trainer::diverged(const StepResult& r, int64_t step) {
   std::ostringstream os;
-  os << "step " << pos_.step << ": the losses are not finite (L(x) " << r.loss_real << ", L(G(z_D)) " << r.loss_fake_d
+  os << "step " << step << ": the losses are not finite (L(x) " << r.loss_real << ", L(G(z_D)) " << r.loss_fake_d
      << ", L(G(z_G)) " << r.loss_fake_g << ", L_D " << r.loss_d << ", k_t " << r.k_t << ", M_global " << r.m_global
      << "), or the parameters are not; training stopped. ";
   if (last_checkpoint_step_ >= 0) {
@@ -269,7 +319,7 @@ TrainOutcome Trainer::diverged(const StepResult& r) {
   } else {
     os << "No checkpoint was written yet; a lower --lr may help";
   }
-  return {TrainOutcome::Status::diverged, 0, pos_.step, os.str()};
+  return {TrainOutcome::Status::diverged, 0, step, os.str()};
 }
 
 TrainOutcome Trainer::finish() {
@@ -295,6 +345,7 @@ void Trainer::save_samples(const std::string& path) {
 
 void Trainer::save_checkpoint() {
   pos_.time_s = elapsed_s();
+  pos_.k = k_.item();  // a checkpoint waits for the device anyway
   save_train_checkpoint(checkpoint_path(config_.out, pos_.step), config_, pos_,
                         {*G_, *D_, *opt_g_, *opt_d_, *schedule_, fixed_z_});
   last_checkpoint_step_ = pos_.step;

@@ -89,6 +89,9 @@ class WindowPlateauLR : public LrSchedule {
   bool step(double metric);
 
   const WindowPlateauOptions& options() const { return options_; }
+  // True when the next step() ends a window (and may change the rate): a trainer that reads the metric late
+  // must read it before queueing more work at that rate.
+  bool next_step_ends_window() const { return window_count_ + 1 >= options_.window; }
   // Windows completed so far, and the lowest window mean among them (meaningful when windows() > 0).
   int64_t windows() const { return windows_; }
   double best() const { return best_; }

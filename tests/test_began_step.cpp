@@ -19,6 +19,7 @@
 #include "nn/data/dataloader.h"
 #include "nn/optim.h"
 #include "tensor/creation.h"
+#include "tensor/readback.h"
 #include "tests/test_util.h"
 
 using namespace atelier;
@@ -203,6 +204,52 @@ TEST_CASE("began step: the same weights and inputs give bit-identical steps (wha
   CHECK(scalars[0] == scalars[1]);
   CHECK(finals[0].values == finals[2].values);
   CHECK(finals[1].values == finals[3].values);
+}
+
+TEST_CASE("began step: began_step_device reads nothing on the host and gives began_step's numbers, k on the device") {
+  const ModelConfig c = small_config();
+  const Tensor x = uniform({4, 1, 32, 32}, -1, 1, RandomKey{14, 0, 0});
+  auto z = [](int64_t s, LatentStream stream) { return sample_z(4, 8, 5, s, stream); };
+  manual_seed(9);
+  Rig host(c, 1e-3);
+  manual_seed(9);
+  Rig device(c, 1e-3);
+  double k = 0.3;
+  const Tensor k_device = scalar_tensor(0.3, DType::Float64);
+  for (int64_t s = 0; s < 3; ++s) {
+    const uint64_t reads_before = host_sync_reads();
+    const StepResult r = began_step(host.G, host.D, host.opt_g, host.opt_d, x, z(s, LatentStream::discriminator),
+                                    z(s, LatentStream::generator), k, {.gamma = 0.5, .lambda_k = 0.05});
+    // The counter sees began_step's one read of its scalars: it counts what it should.
+    CHECK(host_sync_reads() == reads_before + 1);
+
+    const uint64_t reads = host_sync_reads();
+    const Tensor scalars =
+        began_step_device(device.G, device.D, device.opt_g, device.opt_d, x, z(s, LatentStream::discriminator),
+                          z(s, LatentStream::generator), k_device, {.gamma = 0.5, .lambda_k = 0.05});
+    CHECK(host_sync_reads() == reads);  // the whole step, k's update included, read nothing
+    REQUIRE(scalars.shape() == Shape{kStepScalars});
+    const std::vector<double> v = scalars.to_vector<double>();
+    const StepResult d = step_result(v);
+    CHECK(d.loss_real == r.loss_real);
+    CHECK(d.loss_fake_d == r.loss_fake_d);
+    CHECK(d.loss_fake_g == r.loss_fake_g);
+    CHECK(d.loss_d == r.loss_d);
+    CHECK(d.k_t == r.k_t);
+    CHECK(d.m_global == r.m_global);
+    CHECK(v[kKNext] == k);
+    CHECK(k_device.item() == k);  // updated in place
+  }
+  CHECK(k > 0.3);  // k moved
+  CHECK(Snapshot(host.G).values == Snapshot(device.G).values);
+  CHECK(Snapshot(host.D).values == Snapshot(device.D).values);
+  check_throws_with([&] { step_result({1.0, 2.0}); }, {"expected 8 values, got 2"});
+  check_throws_with(
+      [&] {
+        began_step_device(device.G, device.D, device.opt_g, device.opt_d, x, z(0, LatentStream::discriminator),
+                          z(0, LatentStream::generator), scalar_tensor(0.3, DType::Float32));
+      },
+      {"k must be a 0-d float64 tensor"});
 }
 
 TEST_CASE("began step: a steady step leaks nothing (live TensorImpls, Nodes and storage bytes)") {

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "atelier.h"
+#include "tensor/readback.h"
 #include "tests/test_util.h"
 
 using namespace atelier;
@@ -275,4 +276,27 @@ TEST_CASE("vectorised and strided elementwise paths agree") {
     CHECK(l[i] == doctest::Approx(std::log(static_cast<double>(ps[i]))).epsilon(1e-6));
     CHECK(lt[i] == doctest::Approx(std::log(static_cast<double>(ps[i]))).epsilon(1e-6));
   }
+}
+
+TEST_CASE("host reads: item and to_vector count as synchronous reads, a TensorReadback does not") {
+  const Tensor t = tensor({1.5, -2.0, 3.25}, {3}, DType::Float64);
+  const uint64_t before = host_sync_reads();
+  CHECK(t.sum().item() == 2.75);
+  CHECK(t.to_vector<double>().size() == 3);
+  CHECK(host_sync_reads() == before + 2);
+
+  TensorReadback readback(Device::cpu(), 3);
+  CHECK_FALSE(readback.pending());
+  readback.start(t * 2.0);  // the temporary is kept alive by the readback until wait()
+  CHECK(readback.pending());
+  CHECK(readback.wait() == std::vector<double>{3.0, -4.0, 6.5});
+  CHECK_FALSE(readback.pending());
+  readback.start(t);
+  CHECK(readback.wait() == std::vector<double>{1.5, -2.0, 3.25});  // reusable
+  CHECK(host_sync_reads() == before + 2);
+
+  check_throws_with([&] { readback.wait(); }, {"no copy was started"});
+  check_throws_with([&] { readback.start(t.to(DType::Float32)); }, {"expected a contiguous float64 tensor of 3"});
+  check_throws_with([&] { readback.start(tensor({1.0, 2.0}, {2}, DType::Float64)); }, {"of 3 elements"});
+  check_throws_with([&] { TensorReadback(Device::cpu(), 0); }, {"numel must be >= 1"});
 }

@@ -55,6 +55,47 @@ void CudaBackend::copy_from_host(void* device_dst, const void* host_src, size_t 
 
 void CudaBackend::synchronize() { cuda::context().synchronize(); }
 
+namespace {
+
+// HostReadback on the context's stream: the copy lands in pinned memory (so cudaMemcpyAsync does not wait for the
+// stream), and the event recorded after it is what wait() waits on.
+class PinnedReadback final : public HostReadback {
+ public:
+  explicit PinnedReadback(size_t bytes) : HostReadback(bytes) {
+    ATELIER_CUDA_CHECK(cudaHostAlloc(&host_, bytes > 0 ? bytes : 1, cudaHostAllocDefault));
+    const cudaError_t made = cudaEventCreateWithFlags(&event_, cudaEventDisableTiming);
+    if (made != cudaSuccess) {
+      cudaFreeHost(host_);
+      ATELIER_CUDA_CHECK(made);
+    }
+  }
+  ~PinnedReadback() override {
+    cudaEventDestroy(event_);  // errors ignored: a destructor must not throw
+    cudaFreeHost(host_);
+  }
+  void start(const void* device_src) override {
+    cudaStream_t stream = cuda::context().stream();
+    if (bytes() > 0) {
+      ATELIER_CUDA_CHECK(cudaMemcpyAsync(host_, device_src, bytes(), cudaMemcpyDeviceToHost, stream));
+    }
+    ATELIER_CUDA_CHECK(cudaEventRecord(event_, stream));
+  }
+  const void* wait() override {
+    ATELIER_CUDA_CHECK(cudaEventSynchronize(event_));
+    return host_;
+  }
+
+ private:
+  void* host_ = nullptr;
+  cudaEvent_t event_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<HostReadback> CudaBackend::make_readback(size_t bytes) {
+  return std::make_unique<PinnedReadback>(bytes);
+}
+
 bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
   switch (op) {
 #define X(name, Args)     \

@@ -64,6 +64,8 @@ class CudaBackend final : public Backend {
   void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override;
   void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;
   void synchronize() override;
+  // Pinned host memory and an event: start() queues cudaMemcpyAsync and records the event, wait() waits on it.
+  std::unique_ptr<HostReadback> make_readback(size_t bytes) override;
 
   // Answered from the cuda::<op>_types lists above.
   bool supports(PrimitiveOp op, DType dtype) const override;

@@ -1,6 +1,7 @@
 // Training on the GPU against the CPU: the Fashion-MNIST classifier and BEGAN's step (began/step.h) on tiny
 // sizes give the CPU's losses, from the same initial weights and data; and after two warm-up steps, steps 3 to 5
-// of a training loop ask cudaMalloc for nothing (the caching allocator serves every request).
+// of a training loop ask cudaMalloc for nothing (the caching allocator serves every request); the no-sync step
+// (began_step_device) reads nothing on the host and its scalars, read back a step late, match.
 #include <cmath>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "began/step.h"
 #include "nn/optim.h"
 #include "tensor/creation.h"
+#include "tensor/readback.h"
 
 namespace atelier {
 namespace {
@@ -63,16 +65,31 @@ began::ModelConfig tiny_began() {
   return c;
 }
 
+// tiny_began() after manual_seed(3): the weights every BEGAN test here starts from.
+began::ModelConfig seeded_tiny_began() {
+  manual_seed(3);
+  return tiny_began();
+}
+
+// G and D with seed 3's weights, their Adam optimisers and a fixed batch, on `device`. (Module::to keeps the
+// parameter handles the optimisers hold; their state is made on the first step, on the parameters' device.)
+struct BeganRig {
+  began::ModelConfig c = seeded_tiny_began();
+  began::Generator G{c};
+  began::Discriminator D{c};
+  nn::Adam opt_g{G.parameters(), 1e-3, {0.5, 0.999}};
+  nn::Adam opt_d{D.parameters(), 1e-3, {0.5, 0.999}};
+  Tensor x;
+  explicit BeganRig(Device device) : x(uniform({4, 1, 32, 32}, -1, 1, RandomKey{9, 0, 0}).to(device)) {
+    G.to(device);
+    D.to(device);
+  }
+};
+
 // BEGAN's step results over `steps` steps on `device`, from seed 3's weights and fixed data.
 std::vector<began::StepResult> began_results(Device device, int steps, double* k_out = nullptr) {
-  manual_seed(3);
-  const began::ModelConfig c = tiny_began();
-  began::Generator G(c);
-  began::Discriminator D(c);
-  G.to(device);
-  D.to(device);
-  nn::Adam opt_g(G.parameters(), 1e-3, {0.5, 0.999}), opt_d(D.parameters(), 1e-3, {0.5, 0.999});
-  const Tensor x = uniform({4, 1, 32, 32}, -1, 1, RandomKey{9, 0, 0}).to(device);
+  BeganRig rig(device);
+  auto& [c, G, D, opt_g, opt_d, x] = rig;
   double k = 0.3;
   std::vector<began::StepResult> results;
   for (int step = 0; step < steps; ++step) {
@@ -101,16 +118,38 @@ TEST_CASE("cuda training: three BEGAN steps give the CPU's losses and k") {
   check_close(k_cuda, k_cpu, "k after the last step", 3);
 }
 
+TEST_CASE("cuda training: the no-sync BEGAN step reads nothing on the host; its scalars, read a step late, match") {
+  const std::vector<began::StepResult> cpu = began_results(Device::cpu(), 3);
+  BeganRig rig(Device::cuda());
+  auto& [c, G, D, opt_g, opt_d, x] = rig;
+  const Tensor k = scalar_tensor(0.3, DType::Float64, Device::cuda());
+  // As the trainer does: step s's copy is queued behind it and waited for after step s + 1 is queued.
+  TensorReadback readbacks[2] = {TensorReadback(Device::cuda(), began::kStepScalars),
+                                 TensorReadback(Device::cuda(), began::kStepScalars)};
+  std::vector<began::StepResult> cuda;
+  for (int step = 0; step < 3; ++step) {
+    const Tensor z_d = began::sample_z(4, c.h, 5, step, began::LatentStream::discriminator, Device::cuda());
+    const Tensor z_g = began::sample_z(4, c.h, 5, step, began::LatentStream::generator, Device::cuda());
+    const uint64_t reads = host_sync_reads();
+    readbacks[step % 2].start(began::began_step_device(G, D, opt_g, opt_d, x, z_d, z_g, k));
+    CHECK(host_sync_reads() == reads);
+    if (step > 0) cuda.push_back(began::step_result(readbacks[(step - 1) % 2].wait()));
+  }
+  cuda.push_back(began::step_result(readbacks[2 % 2].wait()));
+  REQUIRE(cuda.size() == cpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const int step = static_cast<int>(i) + 1;
+    check_close(cuda[i].loss_real, cpu[i].loss_real, "L(x)", step);
+    check_close(cuda[i].loss_fake_g, cpu[i].loss_fake_g, "L(G(z_G))", step);
+    check_close(cuda[i].k_t, cpu[i].k_t, "k_t", step);
+    check_close(cuda[i].m_global, cpu[i].m_global, "M_global", step);
+  }
+}
+
 TEST_CASE("cuda training: after two warm-up steps, steps 3 to 5 make no cudaMalloc call") {
   Backend& cuda = backend_for(Device::cuda());
-  manual_seed(3);
-  const began::ModelConfig c = tiny_began();
-  began::Generator G(c);
-  began::Discriminator D(c);
-  G.to(Device::cuda());
-  D.to(Device::cuda());
-  nn::Adam opt_g(G.parameters(), 1e-3, {0.5, 0.999}), opt_d(D.parameters(), 1e-3, {0.5, 0.999});
-  const Tensor x = uniform({4, 1, 32, 32}, -1, 1, RandomKey{9, 0, 0}).to(Device::cuda());
+  BeganRig rig(Device::cuda());
+  auto& [c, G, D, opt_g, opt_d, x] = rig;
   double k = 0;
   size_t allocs_after_warm_up = 0;
   for (int step = 0; step < 5; ++step) {

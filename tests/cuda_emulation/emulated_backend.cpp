@@ -47,6 +47,8 @@ void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
   if (bytes > 0) std::memcpy(dst, src, bytes);
 }
 void CudaBackend::synchronize() {}
+// Host memory stands in for pinned memory: the CPU's copy-at-once readback.
+std::unique_ptr<HostReadback> CudaBackend::make_readback(size_t bytes) { return cpu().make_readback(bytes); }
 // The CUDA table for the emulated families, the CPU's for the primitives that run on the CPU here.
 bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
   switch (op) {
