@@ -65,6 +65,10 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 // x (N, C_in, H, W), weight (C_out, C_in, kh, kw), bias (C_out) or undefined -> (N, C_out, H_out, W_out).
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
               int64_t padding = 0);
+// elu(conv2d(x, weight, bias, stride, padding), alpha) as one op: the ELU is applied in the convolution's output
+// pass and its gradient computed from the output, so the pre-activation tensor is never made (alpha >= 0).
+Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+                  int64_t padding = 0, double alpha = 1.0);
 // (N, C, H, W) -> (N, C, H * scale, W * scale), each pixel repeated.
 Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
 

@@ -162,6 +162,13 @@ std::vector<OpCase> build_table() {
   ROW("conv2d/2x3_stride2_pad0_batch1", ({u({1, 3, 5, 7}), u({2, 3, 2, 3}), u({2})}), conv2d(x[0], x[1], x[2], 2, 0));
   ROW("conv2d/permuted_input", ({u({2, 5, 7, 3}), u({2, 3, 3, 3}), u({2})}),
       conv2d(x[0].permute({0, 3, 1, 2}), x[1], x[2], 1, 1));
+  // The fused conv + bias + ELU: stride 1 (Winograd-able) and 2, with and without bias, alpha 1 and 0.7 (the
+  // pre-activations of these inputs are far from ELU's kink at 0 compared with gradcheck's step).
+  ROW("conv2d_elu/3x3_pad1_bias_batch2", ({u({2, 3, 6, 5}), u({4, 3, 3, 3}), u({4})}),
+      conv2d_elu(x[0], x[1], x[2], 1, 1));
+  ROW("conv2d_elu/3x3_stride2_pad1_no_bias_batch3_alpha0.7", ({u({3, 2, 5, 7}), u({3, 2, 3, 3})}),
+      conv2d_elu(x[0], x[1], Tensor(), 2, 1, 0.7));
+  ROW("conv2d_elu/1x1_bias_batch1", ({u({1, 4, 3, 5}), u({2, 4, 1, 1}), u({2})}), conv2d_elu(x[0], x[1], x[2]));
   ROW("upsample_nearest2d/scale2", ({u({2, 3, 3, 4})}), upsample_nearest2d(x[0], 2));
   ROW("upsample_nearest2d/scale3_batch1", ({u({1, 2, 2, 3})}), upsample_nearest2d(x[0], 3));
   ROW("cat/dim0_three", ({u({2, 3}), u({1, 3}), u({3, 3})}), cat({x[0], x[1], x[2]}, 0));

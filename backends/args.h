@@ -257,7 +257,13 @@ struct Conv2dGeometry {
   int64_t h_out, w_out;
 };
 
-// output = conv(input, weight) + bias (bias may be null).
+// What the convolution applies to each output element after the bias, while the element is still in cache:
+// nothing, or ELU with alpha (x > 0 ? x : alpha * (exp(x) - 1)), the fused conv + bias + ELU of the BEGAN layers.
+// Saves the separate elementwise pass over the whole output and its temporary (the ELU gradient is computed from
+// the output, by elu_backward).
+enum class ConvActivation : uint8_t { None, Elu };
+
+// output = activation(conv(input, weight) + bias) (bias may be null).
 struct Conv2dForwardArgs {
   DType dtype;
   Conv2dGeometry g;
@@ -265,6 +271,8 @@ struct Conv2dForwardArgs {
   const void* weight;
   const void* bias;
   void* output;
+  ConvActivation activation = ConvActivation::None;
+  double alpha = 1;  // ELU's alpha (>= 0)
 };
 
 // grad_input = the adjoint of the convolution applied to grad_output (overwrites grad_input).

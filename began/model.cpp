@@ -1,7 +1,7 @@
 // BEGAN's encoder, decoder (= generator) and discriminator: the layer table of began/model.h built for any image
 // size 8 * 2^k. Constructors register the 3x3 convolutions in order under `convs`; forward() applies ELU after
-// each of them and the upsampling between stages, so the module tree holds only parameters and its names match a
-// PyTorch port whose forward does the same.
+// each of them (fused into the convolution: conv2d_elu) and the upsampling between stages, so the module tree holds
+// only parameters and its names match a PyTorch port whose forward does the same.
 #include "began/model.h"
 
 #include "autograd/functions.h"
@@ -27,6 +27,13 @@ void check_images(const char* who, const ModelConfig& c, const Tensor& x) {
       x.defined() && x.dim() == 4 && x.size(1) == c.channels && x.size(2) == c.image_size && x.size(3) == c.image_size,
       who << ": expected images (N, " << c.channels << ", " << c.image_size << ", " << c.image_size << "), got "
           << (x.defined() ? x.shape() : Shape{}) << (x.defined() ? "" : " (undefined)"));
+}
+
+// ELU(conv i of `convs` (x)), as one fused op (conv2d_elu): the ELU runs in the convolution's output pass.
+Tensor conv_elu(const nn::Sequential& convs, size_t i, const Tensor& x) {
+  auto* conv = dynamic_cast<nn::Conv2d*>(convs[i].get());
+  ATELIER_CHECK(conv != nullptr, "BEGAN model: convs." << i << " is a " << convs[i]->type_name() << ", not a Conv2d");
+  return conv->forward_elu(x);
 }
 
 }  // namespace
@@ -68,7 +75,7 @@ Encoder::Encoder(const ModelConfig& config) : config_(config) {
 Tensor Encoder::forward(const Tensor& x) {
   check_images("BEGAN Encoder", config_, x);
   Tensor y = x;
-  for (size_t i = 0; i < convs->size(); ++i) y = elu((*convs)[i]->forward(y));
+  for (size_t i = 0; i < convs->size(); ++i) y = conv_elu(*convs, i, y);
   return fc->forward(y.flatten(1));  // (N, 8*8*(k+1)n) -> (N, h)
 }
 
@@ -94,14 +101,14 @@ Tensor Decoder::forward(const Tensor& z) {
                                                  << (z.defined() ? "" : " (undefined)"));
   const int64_t n = config_.n;
   const Tensor h0 = fc->forward(z).reshape({z.size(0), n, kBottleneck, kBottleneck});
-  Tensor y = elu((*convs)[0]->forward(h0));
-  y = elu((*convs)[1]->forward(y));
+  Tensor y = conv_elu(*convs, 0, h0);
+  y = conv_elu(*convs, 1, y);
   const int64_t k = (static_cast<int64_t>(convs->size()) - 2) / 2;
   for (int64_t i = 0; i < k; ++i) {
     y = upsample_nearest2d(y, 2);
     if (config_.skip) y = cat({y, upsample_nearest2d(h0, int64_t{2} << i)}, 1);  // (N, 2n, S_i, S_i)
-    y = elu((*convs)[static_cast<size_t>(2 + 2 * i)]->forward(y));
-    y = elu((*convs)[static_cast<size_t>(3 + 2 * i)]->forward(y));
+    y = conv_elu(*convs, static_cast<size_t>(2 + 2 * i), y);
+    y = conv_elu(*convs, static_cast<size_t>(3 + 2 * i), y);
   }
   y = out->forward(y);
   return config_.tanh ? tanh(y) : y;

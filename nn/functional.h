@@ -16,6 +16,11 @@ inline Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias =
                      int64_t padding = 0) {
   return atelier::conv2d(x, weight, bias, stride, padding);
 }
+// elu(conv2d(...), alpha) in one op: the ELU is applied in the convolution's output pass.
+inline Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+                         int64_t padding = 0, double alpha = 1.0) {
+  return atelier::conv2d_elu(x, weight, bias, stride, padding, alpha);
+}
 // (N, C, H, W) -> (N, C, H * scale, W * scale).
 inline Tensor upsample_nearest2d(const Tensor& x, int64_t scale) { return atelier::upsample_nearest2d(x, scale); }
 inline Tensor elu(const Tensor& x, double alpha = 1.0) { return atelier::elu(x, alpha); }

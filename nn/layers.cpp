@@ -55,11 +55,22 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, i
 
 void Conv2d::reset_parameters() { default_init(weight, bias); }
 
+namespace {
+void check_conv_input(const Conv2d& conv, const Tensor& x) {
+  ATELIER_CHECK(x.dim() == 4 && x.size(1) == conv.in_channels,
+                "Conv2d(" << conv.in_channels << " -> " << conv.out_channels << "): expected input (N, "
+                          << conv.in_channels << ", H, W), got " << x.shape());
+}
+}  // namespace
+
 Tensor Conv2d::forward(const Tensor& x) {
-  ATELIER_CHECK(x.dim() == 4 && x.size(1) == in_channels, "Conv2d(" << in_channels << " -> " << out_channels
-                                                                    << "): expected input (N, " << in_channels
-                                                                    << ", H, W), got " << x.shape());
+  check_conv_input(*this, x);
   return conv2d(x, weight, bias, stride, padding);
+}
+
+Tensor Conv2d::forward_elu(const Tensor& x, double alpha) {
+  check_conv_input(*this, x);
+  return conv2d_elu(x, weight, bias, stride, padding, alpha);
 }
 
 Tensor ELU::forward(const Tensor& x) { return elu(x, alpha); }

@@ -38,6 +38,8 @@ class Conv2d : public Module {
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1, int64_t padding = 0,
          bool bias = true);
   Tensor forward(const Tensor& x) override;
+  // elu(forward(x), alpha) as one fused op (conv2d_elu): the ELU runs in the convolution's output pass.
+  Tensor forward_elu(const Tensor& x, double alpha = 1.0);
   std::string type_name() const override { return "Conv2d"; }
   void reset_parameters();
 

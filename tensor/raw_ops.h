@@ -77,7 +77,9 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // --- convolution and image ops (NCHW; inputs are made contiguous first) ---
 // x (N, C_in, H, W) conv weight (C_out, C_in, kh, kw) + bias (C_out; may be undefined), the same stride and
 // padding in both directions -> (N, C_out, H_out, W_out) with H_out = (H + 2 padding - kh) / stride + 1.
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding);
+// With activation Elu the output is ELU(conv + bias) with `alpha` (>= 0), computed in the same pass.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+              ConvActivation activation = ConvActivation::None, double alpha = 1);
 // The gradient of conv2d with respect to x, of shape input_shape (N, C_in, H, W): the adjoint of the convolution
 // applied to grad_out (N, C_out, H_out, W_out).
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape, int64_t stride,

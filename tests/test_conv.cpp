@@ -90,12 +90,15 @@ double relative_difference(const Tensor& a, const Tensor& b) {
 TEST_CASE("conv2d forward and backward match a direct loop") {
   // Small odd shapes, every stride/padding combination, batch 1 (threads split channels or tiles) and batch > 1
   // (threads split images), 1x1 (no im2col), stride-1 input gradients both as a forward conv (C_out <= 2 C_in) and
-  // through col2im (C_out > 2 C_in, or padding > k - 1), and shapes large enough for several tiles per image.
+  // through col2im (C_out > 2 C_in, or padding > k - 1), shapes large enough for several tiles per image, and
+  // outputs under 256 pixels in batches of several groups of images per GEMM with a partial last group (8x8
+  // outputs: groups of 4, 18 images; 9x9 stride 1 with C_out > 2 C_in: groups of 4, 5 images, through col2im).
   const std::vector<Geometry> geometries = {
-      {1, 2, 5, 7, 3, 3, 3, 1, 1},   {3, 3, 7, 5, 4, 3, 3, 2, 1},    {3, 2, 6, 9, 2, 2, 3, 2, 0},
-      {1, 4, 5, 5, 3, 1, 1, 1, 0},   {3, 5, 4, 6, 2, 1, 1, 2, 1},    {2, 3, 6, 5, 2, 5, 5, 1, 2},
-      {3, 2, 4, 4, 6, 3, 3, 1, 3},   {2, 2, 9, 8, 8, 3, 3, 1, 1},    {1, 1, 3, 3, 2, 3, 3, 1, 1},
-      {3, 8, 40, 70, 5, 3, 3, 1, 1}, {1, 64, 40, 40, 8, 3, 3, 2, 1}, {1, 16, 64, 64, 4, 1, 1, 1, 0},
+      {18, 4, 16, 16, 6, 3, 3, 2, 1}, {5, 3, 9, 9, 10, 3, 3, 1, 1},   {1, 2, 5, 7, 3, 3, 3, 1, 1},
+      {3, 3, 7, 5, 4, 3, 3, 2, 1},    {3, 2, 6, 9, 2, 2, 3, 2, 0},    {1, 4, 5, 5, 3, 1, 1, 1, 0},
+      {3, 5, 4, 6, 2, 1, 1, 2, 1},    {2, 3, 6, 5, 2, 5, 5, 1, 2},    {3, 2, 4, 4, 6, 3, 3, 1, 3},
+      {2, 2, 9, 8, 8, 3, 3, 1, 1},    {1, 1, 3, 3, 2, 3, 3, 1, 1},    {3, 8, 40, 70, 5, 3, 3, 1, 1},
+      {1, 64, 40, 40, 8, 3, 3, 2, 1}, {1, 16, 64, 64, 4, 1, 1, 1, 0},
   };
   ThreadCountGuard guard;
   for (int threads : {1, 2, 3}) {
@@ -189,6 +192,53 @@ TEST_CASE("a steady conv2d step allocates nothing from the system (im2col, wino2
     for (int i = 0; i < 3; ++i) step();
     CHECK(backend_for(Device::cpu()).allocator_stats().system_allocs == before);
   }
+}
+
+TEST_CASE("conv2d_elu equals elu(conv2d) forward and backward under every conv algorithm, float32 and float64") {
+  // 16 -> 24 channels at 12x10 (Winograd under auto too), and a stride-2 layer (always im2col); with and without
+  // bias; alpha 1 and 0.6. The fused op applies the same ELU expression while each output tile is in cache, so
+  // the two differ by float rounding of exp at most.
+  struct Case {
+    int64_t stride;
+    bool bias;
+    double alpha;
+  };
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+    testing::ConvAlgoScope scope(algo);
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      for (const Case& c : {Case{1, true, 1.0}, Case{1, false, 0.6}, Case{2, true, 0.6}}) {
+        INFO(std::string(conv_algo_name(algo)) << ", " << dtype_name(dtype) << ", stride " << c.stride
+                                               << (c.bias ? ", bias" : "") << ", alpha " << c.alpha);
+        auto leaf = [&](const Shape& s, double scale, uint64_t stream) {
+          return uniform(s, -scale, scale, RandomKey{9, stream, 0}, dtype).requires_grad_();
+        };
+        std::vector<Tensor> fused_in{leaf({3, 16, 12, 10}, 1, 0), leaf({24, 16, 3, 3}, 0.2, 1), leaf({24}, 0.5, 2)};
+        std::vector<Tensor> plain_in;
+        for (const Tensor& t : fused_in) plain_in.push_back(t.detach().clone().requires_grad_());
+        const Tensor fb = c.bias ? fused_in[2] : Tensor(), pb = c.bias ? plain_in[2] : Tensor();
+        Tensor fused = conv2d_elu(fused_in[0], fused_in[1], fb, c.stride, 1, c.alpha);
+        Tensor plain = elu(conv2d(plain_in[0], plain_in[1], pb, c.stride, 1), c.alpha);
+        const double tol = dtype == DType::Float32 ? 1e-6 : 1e-14;
+        CHECK(relative_difference(fused, plain) < tol);
+        // Both sides negative somewhere, so the ELU's negative branch is exercised.
+        CHECK(plain.amax().item<double>() > 0);
+        CHECK((plain * -1.0).amax().item<double>() > 0);
+        const Tensor grad_out = uniform(fused.shape(), -1, 1, RandomKey{9, 3, 0}, dtype);
+        fused.backward(grad_out);
+        plain.backward(grad_out);
+        CHECK(relative_difference(fused_in[0].grad(), plain_in[0].grad()) < tol);
+        CHECK(relative_difference(fused_in[1].grad(), plain_in[1].grad()) < tol);
+        if (c.bias) CHECK(relative_difference(fused_in[2].grad(), plain_in[2].grad()) < tol);
+      }
+    }
+  }
+}
+
+TEST_CASE("conv2d_elu rejects a negative or non-finite alpha") {
+  Tensor x = zeros({1, 2, 5, 5}), w = zeros({3, 2, 3, 3});
+  CHECK_THROWS_WITH_AS(conv2d_elu(x, w, Tensor(), 1, 1, -0.5),
+                       doctest::Contains("ELU alpha -0.5 must be finite and >= 0"), Error);
+  CHECK_THROWS_WITH_AS(conv2d_elu(x, w, Tensor(), 1, 1, std::nan("")), doctest::Contains("ELU alpha nan"), Error);
 }
 
 TEST_CASE("conv2d rejects bad geometries, naming the shapes") {

@@ -1,32 +1,61 @@
-// Convolution and image ops: conv2d and upsample_nearest2d (backend primitives). Forward and backward side by
-// side; each backward computes only the gradients its inputs need, so a frozen weight costs no weight-gradient
-// GEMM and an input image no input gradient.
+// Convolution and image ops: conv2d, conv2d_elu (the convolution with ELU fused into its output pass) and
+// upsample_nearest2d (backend primitives). Forward and backward side by side; each backward computes only the
+// gradients its inputs need, so a frozen weight costs no weight-gradient GEMM and an input image no input gradient.
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "tensor/raw_ops.h"
 
 namespace atelier {
 
+namespace {
+
+// The gradients of a convolution's (x, weight, bias) from the gradient g of its pre-activation output, each only
+// if needed. sx and sw are the saved input and weight (empty where no needed gradient reads them).
+std::vector<Tensor> conv2d_grads(const Tensor& g, const SavedTensor& sx, const SavedTensor& sw, const Shape& xs,
+                                 const Shape& ws, int64_t stride, int64_t padding, const std::vector<bool>& needs) {
+  Tensor gx, gw, gb;
+  if (needs[0]) gx = raw::conv2d_backward_input(g, sw.unpack(), xs, stride, padding);
+  if (needs[1]) {
+    // One pass over grad_out gives the bias gradient too.
+    raw::Conv2dWeightGrads grads = raw::conv2d_backward_weight(sx.unpack(), g, ws, needs[2], stride, padding);
+    gw = grads.weight;
+    gb = grads.bias;
+  } else if (needs[2]) {
+    gb = raw::reduce(ReduceOp::Sum, g, {0, 2, 3}, /*keepdim=*/false);  // (C_out)
+  }
+  return {gx, gw, gb};
+}
+
+// dx needs the weight, dW needs the input, db needs neither: save only what a needed gradient reads.
+SavedTensor saved_input(const Tensor& x, const Tensor& weight) {
+  return weight.requires_grad() ? SavedTensor(x) : SavedTensor();
+}
+SavedTensor saved_weight(const Tensor& x, const Tensor& weight) {
+  return x.requires_grad() ? SavedTensor(weight) : SavedTensor();
+}
+
+}  // namespace
+
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
   Tensor out = raw::conv2d(x, weight, bias, stride, padding);  // (N, C_out, H_out, W_out)
   if (!should_record({x, weight, bias})) return out;
-  // dx needs the weight, dW needs the input, db needs neither: save only what a needed gradient reads.
-  SavedTensor sx = weight.requires_grad() ? SavedTensor(x) : SavedTensor();
-  SavedTensor sw = x.requires_grad() ? SavedTensor(weight) : SavedTensor();
-  return record("conv2d", out, {x, weight, bias},
-                [sx, sw, xs = x.shape(), ws = weight.shape(), stride, padding](const auto& g, const auto& needs) {
-                  Tensor gx, gw, gb;
-                  if (needs[0]) gx = raw::conv2d_backward_input(g[0], sw.unpack(), xs, stride, padding);
-                  if (needs[1]) {
-                    // One pass over grad_out gives the bias gradient too.
-                    raw::Conv2dWeightGrads grads =
-                        raw::conv2d_backward_weight(sx.unpack(), g[0], ws, needs[2], stride, padding);
-                    gw = grads.weight;
-                    gb = grads.bias;
-                  } else if (needs[2]) {
-                    gb = raw::reduce(ReduceOp::Sum, g[0], {0, 2, 3}, /*keepdim=*/false);  // (C_out)
-                  }
-                  return std::vector<Tensor>{gx, gw, gb};
+  return record(
+      "conv2d", out, {x, weight, bias},
+      [sx = saved_input(x, weight), sw = saved_weight(x, weight), xs = x.shape(), ws = weight.shape(), stride, padding](
+          const auto& g, const auto& needs) { return conv2d_grads(g[0], sx, sw, xs, ws, stride, padding, needs); });
+}
+
+Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+                  double alpha) {
+  // y = ELU(conv + bias) in one pass; the backward turns dy into d(conv + bias) from y alone (elu_backward),
+  // so the pre-activation is never stored: the memory of conv2d followed by elu, less one temporary.
+  Tensor out = raw::conv2d(x, weight, bias, stride, padding, ConvActivation::Elu, alpha);
+  if (!should_record({x, weight, bias})) return out;
+  return record("conv2d_elu", out, {x, weight, bias},
+                [sy = SavedTensor(out), sx = saved_input(x, weight), sw = saved_weight(x, weight), xs = x.shape(),
+                 ws = weight.shape(), stride, padding, alpha](const auto& g, const auto& needs) {
+                  const Tensor pre = raw::elu_backward(g[0], sy.unpack(), alpha);
+                  return conv2d_grads(pre, sx, sw, xs, ws, stride, padding, needs);
                 });
 }
 

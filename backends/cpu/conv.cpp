@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "backends/conv_algo.h"
+#include "backends/cpu/conv_epilogue.h"
 #include "backends/cpu/eigen.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/scratch.h"
@@ -138,7 +139,8 @@ void col2im_add(const Conv2dGeometry& g, const T* col, int64_t c0, int64_t c1, i
 }
 
 template <typename T>
-void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output) {
+void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, const ConvEpilogue<T>& epilogue,
+                   T* output) {
   const int64_t ckk = g.c_in * g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
   const bool pointwise = is_pointwise(g);
   const int64_t rows = tile_rows<T>(g, ckk);
@@ -160,12 +162,8 @@ void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, con
         im2col(g, image, 0, g.c_in, oy0, oy1, col);
         out_tile.noalias() = w * cmat(col, ckk, columns, columns);
       }
-      if (bias != nullptr) {
-        for (int64_t o = 0; o < g.c_out; ++o) {
-          T* r = out + o * pixels_out;
-          const T b = bias[o];
-          for (int64_t q = 0; q < columns; ++q) r[q] += b;
-        }
+      if (!epilogue.empty()) {
+        for (int64_t o = 0; o < g.c_out; ++o) epilogue.apply(o, out + o * pixels_out, columns);
       }
     }
   });
@@ -217,7 +215,7 @@ void backward_input_typed(const Conv2dGeometry& g, const T* grad_out, const T* w
     t.pad_w = g.kw - 1 - g.pad_w;
     t.h_out = g.h;
     t.w_out = g.w;
-    forward_typed<T>(t, grad_out, wf, nullptr, grad_in);
+    forward_typed<T>(t, grad_out, wf, ConvEpilogue<T>{}, grad_in);
     return;
   }
   // General case: col = W^T grad_out per tile, then col2im. With fewer images than threads each image's input
@@ -347,15 +345,18 @@ int winograd_tile(const Conv2dGeometry& g) {
 
 void conv2d(const Conv2dForwardArgs& args) {
   check_conv_geometry("cpu conv2d", args.g);
+  ATELIER_CHECK(args.activation == ConvActivation::None || args.activation == ConvActivation::Elu,
+                "cpu conv2d: unknown activation " << static_cast<int>(args.activation));
   const int m = winograd_tile(args.g);
   dispatch(conv2d_types{}, args.dtype, "cpu conv2d", [&]<class T> {
+    const auto epilogue = ConvEpilogue<T>::from(args);
     if (m != 0) {
-      winograd_forward<T>(m, args.g, static_cast<const T*>(args.input), static_cast<const T*>(args.weight),
-                          static_cast<const T*>(args.bias), static_cast<T*>(args.output));
+      winograd_forward<T>(m, args.g, static_cast<const T*>(args.input), static_cast<const T*>(args.weight), epilogue,
+                          static_cast<T*>(args.output));
       return;
     }
-    forward_typed<T>(args.g, static_cast<const T*>(args.input), static_cast<const T*>(args.weight),
-                     static_cast<const T*>(args.bias), static_cast<T*>(args.output));
+    forward_typed<T>(args.g, static_cast<const T*>(args.input), static_cast<const T*>(args.weight), epilogue,
+                     static_cast<T*>(args.output));
   });
 }
 

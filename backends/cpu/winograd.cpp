@@ -8,7 +8,7 @@
 //   filter transform  U[xi] (C_in, C_out)  = (G w[o, c] G^T)[xi]                      once per call
 //   input transform   V[xi] (tiles, C_in)  = (B^T d[c] B)[xi]                         per chunk of tiles
 //   GEMM              M[xi] (tiles, C_out) = V[xi] * U[xi]                            a*a GEMMs per chunk
-//   output transform  out tile            = A^T M[.][tile, o] A (+ bias)              straight into the output
+//   output transform  out tile            = A^T M[.][tile, o] A (+ bias, then ELU)    straight into the output
 // so a 3x3 convolution costs a*a / (9 m*m) of im2col's multiplications: 16/36 for F(2x2), 36/144 for F(4x4).
 // The price is accuracy: the transforms add and subtract (F(4x4)'s with factors up to 8 and 1/24), so float32
 // results differ from the exact sum by a relative L2 error of ~1e-6 for F(2x2) and a few 1e-6 for F(4x4),
@@ -339,10 +339,11 @@ void transform_input(const Problem& p, const Tiling<M>& tiling, const T* input, 
       [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::input(a, as, b, bs); }, strip, V);
 }
 
-// The output transform of a chunk, into the output: out tile = A^T M[.][tile] A + bias, cropped at the edges.
+// The output transform of a chunk, into the output: out tile = A^T M[.][tile] A, then the epilogue (+ bias, ELU:
+// on the tile's vectors, before they are stored), cropped at the edges.
 template <typename T, int M>
-void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, int64_t t0, int64_t k, const T* bias,
-                      T* output) {
+void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, int64_t t0, int64_t k,
+                      const ConvEpilogue<T>& epilogue, T* output) {
   constexpr int A = M + 2, L = kLanes<T>;
   const int64_t plane = p.h_out * p.w_out;
   for (int64_t i = 0; i < k; ++i) {
@@ -356,9 +357,12 @@ void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, in
       Lanes<T> y[M * M];
       apply_2d<A, M>(m, y,
                      [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::output(a, as, b, bs); });
-      if (bias != nullptr) {
-        const Lanes<T> b = load_lanes(bias + o0, count);
+      if (epilogue.bias != nullptr) {
+        const Lanes<T> b = load_lanes(epilogue.bias + o0, count);
         for (auto& v : y) v += b;
+      }
+      if (epilogue.elu) {
+        for (auto& v : y) v = elu_array(v, epilogue.alpha);
       }
       for (int64_t l = 0; l < count; ++l) {
         T* dst = image + (o0 + l) * plane;
@@ -402,7 +406,7 @@ void transform_filter(const T* weight, int64_t c_out, int64_t c_in, bool flip, T
 
 // The forward pass of a problem with its filter already transformed.
 template <typename T, int M>
-void run_forward(const Problem& p, const T* input, const T* U, const T* bias, T* output) {
+void run_forward(const Problem& p, const T* input, const T* U, const ConvEpilogue<T>& epilogue, T* output) {
   constexpr int64_t P = (M + 2) * (M + 2);
   const int threads = num_threads();
   const Tiling<M> tiling(p, threads);
@@ -421,17 +425,17 @@ void run_forward(const Problem& p, const T* input, const T* U, const T* bias, T*
         mat(Mb + xi * k * p.c_out, k, p.c_out, p.c_out).noalias() =
             cmat(V + xi * k * p.c_in, k, p.c_in, p.c_in) * cmat(U + xi * p.c_in * p.c_out, p.c_in, p.c_out, p.c_out);
       }
-      transform_output<T, M>(p, tiling, Mb, t0, k, bias, output);
+      transform_output<T, M>(p, tiling, Mb, t0, k, epilogue, output);
     }
   });
 }
 
 template <typename T, int M>
-void forward_m(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output) {
+void forward_m(const Conv2dGeometry& g, const T* input, const T* weight, const ConvEpilogue<T>& epilogue, T* output) {
   constexpr int64_t P = (M + 2) * (M + 2);
   Scratch<T> U(P * g.c_in * g.c_out);
   transform_filter<T, M>(weight, g.c_out, g.c_in, false, U.get());
-  run_forward<T, M>(forward_problem(g), input, U.get(), bias, output);
+  run_forward<T, M>(forward_problem(g), input, U.get(), epilogue, output);
 }
 
 template <typename T, int M>
@@ -442,7 +446,7 @@ void backward_input_m(const Conv2dGeometry& g, const T* grad_output, const T* we
   Scratch<T> U(P * g.c_in * g.c_out);
   transform_filter<T, M>(weight, g.c_out, g.c_in, true, U.get());
   const Problem p{g.n, g.c_out, g.h_out, g.w_out, g.c_in, 2 - g.pad_h, 2 - g.pad_w, g.h, g.w};
-  run_forward<T, M>(p, grad_output, U.get(), nullptr, grad_input);
+  run_forward<T, M>(p, grad_output, U.get(), ConvEpilogue<T>{}, grad_input);
 }
 
 // The weight gradient's partials: one per thread that has chunks (at least one).
@@ -554,8 +558,9 @@ ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo) {
 }
 
 template <typename T>
-void winograd_forward(int m, const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output) {
-  with_tile(m, [&]<int M> { forward_m<T, M>(g, input, weight, bias, output); });
+void winograd_forward(int m, const Conv2dGeometry& g, const T* input, const T* weight, const ConvEpilogue<T>& epilogue,
+                      T* output) {
+  with_tile(m, [&]<int M> { forward_m<T, M>(g, input, weight, epilogue, output); });
 }
 
 template <typename T>
@@ -568,9 +573,9 @@ void winograd_backward_weight(int m, const Conv2dGeometry& g, const T* input, co
   with_tile(m, [&]<int M> { backward_weight_m<T, M>(g, input, grad_output, grad_weight); });
 }
 
-#define ATELIER_WINOGRAD_INSTANTIATE(T)                                                            \
-  template void winograd_forward<T>(int, const Conv2dGeometry&, const T*, const T*, const T*, T*); \
-  template void winograd_backward_input<T>(int, const Conv2dGeometry&, const T*, const T*, T*);    \
+#define ATELIER_WINOGRAD_INSTANTIATE(T)                                                                          \
+  template void winograd_forward<T>(int, const Conv2dGeometry&, const T*, const T*, const ConvEpilogue<T>&, T*); \
+  template void winograd_backward_input<T>(int, const Conv2dGeometry&, const T*, const T*, T*);                  \
   template void winograd_backward_weight<T>(int, const Conv2dGeometry&, const T*, const T*, T*);
 ATELIER_WINOGRAD_INSTANTIATE(float)
 ATELIER_WINOGRAD_INSTANTIATE(double)

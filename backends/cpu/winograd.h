@@ -5,6 +5,7 @@
 
 #include "backends/args.h"
 #include "backends/conv_algo.h"
+#include "backends/cpu/conv_epilogue.h"
 
 namespace atelier::cpu {
 
@@ -31,7 +32,8 @@ bool winograd_weight_grad_fits(int m, const Conv2dGeometry& g, int threads, int6
 // m = 2 or 4: F(m x m, 3x3). Preconditions: winograd_applies(g), check_conv_geometry(g) passed. The same
 // contracts as the conv2d primitives (backends/args.h): output, grad_input and grad_weight are overwritten.
 template <typename T>
-void winograd_forward(int m, const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, T* output);
+void winograd_forward(int m, const Conv2dGeometry& g, const T* input, const T* weight, const ConvEpilogue<T>& epilogue,
+                      T* output);
 template <typename T>
 void winograd_backward_input(int m, const Conv2dGeometry& g, const T* grad_output, const T* weight, T* grad_input);
 template <typename T>

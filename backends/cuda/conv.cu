@@ -21,6 +21,7 @@
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/device_math.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
 #include "backends/host_device.h"
@@ -81,13 +82,20 @@ struct Col2im {
   }
 };
 
-// CPU twin: the bias loop of forward_typed. out (n, C_out, P) element e += bias[o].
+// The forward pass's epilogue, one pass over the output: out (n, C_out, P) element e += bias[o] (if bias), then
+// ELU (if elu). CPU twin: ConvEpilogue (backends/cpu/conv_epilogue.h).
 template <typename T>
-struct AddBias {
+struct BiasActivation {
   T* out;
   const T* bias;
   int64_t c_out, pixels;
-  ATELIER_HOST_DEVICE void operator()(int64_t e) const { out[e] += bias[e / pixels % c_out]; }
+  bool elu;
+  T alpha;
+  ATELIER_HOST_DEVICE void operator()(int64_t e) const {
+    T v = out[e];
+    if (bias != nullptr) v += bias[e / pixels % c_out];
+    out[e] = elu ? cuda::dev_elu(v, alpha) : v;
+  }
 };
 
 // Images per chunk so that a chunk's col (images, CKK, P) stays within kColBytes.
@@ -133,6 +141,8 @@ GemmArgs gemm_args(DType dtype, int64_t batch, int64_t m, int64_t n, int64_t k, 
 void CudaBackend::conv2d(const Conv2dForwardArgs& args) {
   const Conv2dGeometry& g = args.g;
   check_conv_geometry("cuda conv2d", g);
+  ATELIER_CHECK(args.activation == ConvActivation::None || args.activation == ConvActivation::Elu,
+                "cuda conv2d: unknown activation " << static_cast<int>(args.activation));
   dispatch(cuda::conv2d_types{}, args.dtype, "cuda conv2d", [&]<class T> {
     const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = g.h * g.w;
     const T* input = static_cast<const T*>(args.input);
@@ -151,9 +161,10 @@ void CudaBackend::conv2d(const Conv2dForwardArgs& args) {
                        output + n0 * g.c_out * pixels, g.c_out * pixels, 0.0));
       }
     }
-    if (args.bias != nullptr) {
-      cuda::launch_linear(g.n * g.c_out * pixels,
-                          AddBias<T>{output, static_cast<const T*>(args.bias), g.c_out, pixels});
+    const bool elu = args.activation == ConvActivation::Elu;
+    if (args.bias != nullptr || elu) {
+      cuda::launch_linear(g.n * g.c_out * pixels, BiasActivation<T>{output, static_cast<const T*>(args.bias), g.c_out,
+                                                                    pixels, elu, static_cast<T>(args.alpha)});
     }
   });
 }

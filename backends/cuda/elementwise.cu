@@ -13,6 +13,7 @@
 
 #include "backends/convert.h"
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/device_math.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
 #include "backends/host_device.h"
@@ -20,22 +21,13 @@
 namespace atelier {
 namespace {
 
-// The math functions by element type (overloads, so the op bodies below read
-// like the CPU's).
-ATELIER_HOST_DEVICE inline float dev_exp(float x) { return expf(x); }
-ATELIER_HOST_DEVICE inline double dev_exp(double x) { return exp(x); }
-ATELIER_HOST_DEVICE inline float dev_expm1(float x) { return expm1f(x); }
-ATELIER_HOST_DEVICE inline double dev_expm1(double x) { return expm1(x); }
-ATELIER_HOST_DEVICE inline float dev_log(float x) { return logf(x); }
-ATELIER_HOST_DEVICE inline double dev_log(double x) { return log(x); }
-ATELIER_HOST_DEVICE inline float dev_abs(float x) { return fabsf(x); }
-ATELIER_HOST_DEVICE inline double dev_abs(double x) { return fabs(x); }
-ATELIER_HOST_DEVICE inline float dev_sqrt(float x) { return sqrtf(x); }
-ATELIER_HOST_DEVICE inline double dev_sqrt(double x) { return sqrt(x); }
-ATELIER_HOST_DEVICE inline float dev_tanh(float x) { return tanhf(x); }
-ATELIER_HOST_DEVICE inline double dev_tanh(double x) { return tanh(x); }
-ATELIER_HOST_DEVICE inline float dev_pow(float x, float y) { return powf(x, y); }
-ATELIER_HOST_DEVICE inline double dev_pow(double x, double y) { return pow(x, y); }
+using cuda::dev_abs;
+using cuda::dev_elu;
+using cuda::dev_exp;
+using cuda::dev_log;
+using cuda::dev_pow;
+using cuda::dev_sqrt;
+using cuda::dev_tanh;
 
 // op(v) with parameters p0, p1. CPU twin: the cases of unary_typed (the scalar
 // lambdas).
@@ -56,7 +48,7 @@ ATELIER_HOST_DEVICE inline T unary_value(T v, T p0, T p1) {
     return e / (T(1) + e);
   }
   if constexpr (op == UnaryOp::Relu) return v < T(0) ? T(0) : v;
-  if constexpr (op == UnaryOp::Elu) return v > T(0) ? v : p0 * dev_expm1(v);
+  if constexpr (op == UnaryOp::Elu) return dev_elu(v, p0);
   if constexpr (op == UnaryOp::Pow) return dev_pow(v, p0);
   if constexpr (op == UnaryOp::Clamp) {
     // std::min(std::max(v, p0), p1), spelled out: a NaN v stays NaN, as on the

@@ -1,5 +1,6 @@
 // Convolution and nearest upsampling: geometry checks, then the backend primitives.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "tensor/creation.h"
@@ -51,8 +52,11 @@ void check_conv_operands(const Tensor& a, const Tensor& b, const char* op) {
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+              ConvActivation activation, double alpha) {
   Conv2dGeometry g = conv_geometry(x.shape(), weight.shape(), stride, padding, "conv2d");
+  ATELIER_CHECK(std::isfinite(alpha) && alpha >= 0,
+                "conv2d: ELU alpha " << alpha << " must be finite and >= 0 (its gradient is computed from the output)");
   check_conv_operands(x, weight, "conv2d");
   if (bias.defined()) {
     ATELIER_CHECK(bias.dim() == 1 && bias.size(0) == g.c_out, "conv2d: bias of shape "
@@ -62,9 +66,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   }
   Tensor xc = contiguous(x), wc = contiguous(weight), bc = bias.defined() ? contiguous(bias) : Tensor();
   Tensor out = raw::empty({g.n, g.c_out, g.h_out, g.w_out}, x.dtype(), x.device());
-  launch<PrimitiveOp::conv2d>(x.device(), "conv2d", out.numel(),
-                              Conv2dForwardArgs{x.dtype(), g, xc.raw_data(), wc.raw_data(),
-                                                bc.defined() ? bc.raw_data() : nullptr, out.raw_data()});
+  launch<PrimitiveOp::conv2d>(
+      x.device(), "conv2d", out.numel(),
+      Conv2dForwardArgs{x.dtype(), g, xc.raw_data(), wc.raw_data(), bc.defined() ? bc.raw_data() : nullptr,
+                        out.raw_data(), activation, alpha});
   return out;
 }
 

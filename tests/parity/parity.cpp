@@ -522,26 +522,32 @@ std::vector<Conv2dGeometry> conv_geometries() {
 
 void conv_rows(Rows& rows) {
   for (DType dtype : kFloating) {
-    add(rows, PrimitiveOp::conv2d, dtype, "geometries", Tolerance::Norm, [dtype](Device d) {
-      std::vector<Tensor> out;
-      uint64_t stream = 30;
-      for (const Conv2dGeometry& g : conv_geometries()) {
-        const Tensor x = make({g.n, g.c_in, g.h, g.w}, dtype, stream++, d);
-        const Tensor w = make({g.c_out, g.c_in, g.kh, g.kw}, dtype, stream++, d);
-        const Tensor b = make({g.c_out}, dtype, stream++, d);
-        Tensor y = empty({g.n, g.c_out, g.h_out, g.w_out}, dtype, d);
-        Conv2dForwardArgs a{};
-        a.dtype = dtype;
-        a.g = g;
-        a.input = x.raw_data();
-        a.weight = w.raw_data();
-        a.bias = g.kh == 2 ? nullptr : b.raw_data();  // the 2x3 case runs without bias
-        a.output = y.raw_data();
-        run_on<PrimitiveOp::conv2d>(d, y.numel(), a);
-        out.push_back(y);
-      }
-      return out;
-    });
+    // Plain, and with the fused ELU (alpha 0.7 so the negative side differs from exp - 1).
+    for (ConvActivation activation : {ConvActivation::None, ConvActivation::Elu}) {
+      const char* what = activation == ConvActivation::None ? "geometries" : "geometries_elu";
+      add(rows, PrimitiveOp::conv2d, dtype, what, Tolerance::Norm, [dtype, activation](Device d) {
+        std::vector<Tensor> out;
+        uint64_t stream = 30;
+        for (const Conv2dGeometry& g : conv_geometries()) {
+          const Tensor x = make({g.n, g.c_in, g.h, g.w}, dtype, stream++, d);
+          const Tensor w = make({g.c_out, g.c_in, g.kh, g.kw}, dtype, stream++, d);
+          const Tensor b = make({g.c_out}, dtype, stream++, d);
+          Tensor y = empty({g.n, g.c_out, g.h_out, g.w_out}, dtype, d);
+          Conv2dForwardArgs a{};
+          a.dtype = dtype;
+          a.g = g;
+          a.input = x.raw_data();
+          a.weight = w.raw_data();
+          a.bias = g.kh == 2 ? nullptr : b.raw_data();  // the 2x3 case runs without bias
+          a.output = y.raw_data();
+          a.activation = activation;
+          a.alpha = 0.7;
+          run_on<PrimitiveOp::conv2d>(d, y.numel(), a);
+          out.push_back(y);
+        }
+        return out;
+      });
+    }
     add(rows, PrimitiveOp::conv2d_backward_input, dtype, "geometries", Tolerance::Norm, [dtype](Device d) {
       std::vector<Tensor> out;
       uint64_t stream = 50;
