@@ -11,9 +11,15 @@
 //                    otherwise col (CKK, P) = W^T * grad_out[:, tile], then col2im adds col back into the image
 // A 1x1, stride-1, unpadded convolution needs no col at all: the image (C_in, H*W) is its own im2col matrix.
 //
-// Threads: the items (an image's tile) are split statically by parallel_for, so thread t always gets the same
-// items and results depend only on the thread count. Weight gradients are summed into one partial per thread and
-// the partials added in thread order; with fewer tiles than threads the threads split the input channels
+// Small images: where a whole image has fewer than kMinTileColumns output pixels (an 8x8 output has 64), one
+// item is a group of whole images instead, side by side in col (CKK, images * P) and in one GEMM, so the GEMM is
+// not thin: Eigen packs the whole weight matrix on every call, which for 64 columns costs about as much as the
+// multiplication. The GEMM's result then goes to each image's place in the output (or grad_output is gathered
+// into one (C_out, images * P) block first, for the backward passes).
+//
+// Threads: the items (an image's tile, or a group of images) are split statically by parallel_for, so thread t
+// always gets the same items and results depend only on the thread count. Weight gradients are summed into one partial
+// per thread and the partials added in thread order; with fewer tiles than threads the threads split the input channels
 // (disjoint column blocks of gW) instead. col2im runs on one thread per (image, channel group):
 // no two threads touch one element. Scratch (col tiles, partials, flipped weights) comes from the caching
 // allocator, taken before each parallel region starts, so a steady training step allocates nothing from the
@@ -67,6 +73,53 @@ int64_t tile_rows(const Conv2dGeometry& g, int64_t rows_of_col) {
   return std::clamp<int64_t>(columns / std::max<int64_t>(g.w_out, 1), 1, std::max<int64_t>(g.h_out, 1));
 }
 
+// How a pass cuts its images into items (see the file comment): tiles of output rows of one image, or groups of
+// whole small images. `rows_of_col` is the number of col rows a column has (its bytes set the tile size).
+// Pointwise convolutions have no col and are never grouped.
+struct ItemPlan {
+  int64_t rows = 1;    // output rows per tile (h_out for a group)
+  int64_t tiles = 1;   // tiles per image (1 for a group)
+  int64_t images = 1;  // images per item
+  int64_t items = 0;
+  int64_t max_columns = 0;  // the most col columns an item has
+
+  struct Item {
+    int64_t n0, count, oy0, oy1;  // images [n0, n0 + count), output rows [oy0, oy1) of each
+  };
+  Item item(const Conv2dGeometry& g, int64_t i) const {
+    if (images > 1) return {i * images, std::min(images, g.n - i * images), 0, g.h_out};
+    const int64_t oy0 = (i % tiles) * rows;
+    return {i / tiles, 1, oy0, std::min(g.h_out, oy0 + rows)};
+  }
+};
+
+template <typename T>
+ItemPlan plan_items(const Conv2dGeometry& g, int64_t rows_of_col) {
+  const bool may_group = !is_pointwise(g);
+  ItemPlan p;
+  p.rows = tile_rows<T>(g, rows_of_col);
+  p.tiles = (g.h_out + p.rows - 1) / p.rows;
+  const int64_t pixels_out = g.h_out * g.w_out;
+  if (may_group && p.tiles == 1 && pixels_out > 0 && pixels_out < kMinTileColumns) {
+    p.images = std::clamp<int64_t>(ceil_div_pos(kMinTileColumns, pixels_out), 1, std::max<int64_t>(g.n, 1));
+  }
+  p.items = p.images > 1 ? ceil_div_pos(g.n, p.images) : g.n * p.tiles;
+  p.max_columns = p.images > 1 ? p.images * pixels_out : p.rows * g.w_out;
+  return p;
+}
+
+// dst (c_out, count * pixels) = the (c_out, pixels) blocks of images [n0, n0 + count) of t (n, c_out, pixels)
+// side by side: grad_output gathered for one GEMM over a group of images.
+template <typename T>
+void gather_images(const T* t, int64_t n0, int64_t count, int64_t c_out, int64_t pixels, T* dst) {
+  for (int64_t b = 0; b < count; ++b) {
+    for (int64_t o = 0; o < c_out; ++o) {
+      const T* src = t + ((n0 + b) * c_out + o) * pixels;
+      std::copy(src, src + pixels, dst + o * count * pixels + b * pixels);
+    }
+  }
+}
+
 // The output columns ox whose input column ox*stride - pad + j lies inside [0, w): [lo, hi).
 struct ColumnRange {
   int64_t lo, hi;
@@ -77,16 +130,16 @@ ColumnRange valid_columns(const Conv2dGeometry& g, int64_t j) {
   return {lo, hi};
 }
 
-// col ((c1 - c0)*kh*kw, (oy1 - oy0)*w_out), row-major = the rows of channels [c0, c1) and the columns of output
-// rows [oy0, oy1) of the im2col matrix of `image` (c_in, h, w).
+// col ((c1 - c0)*kh*kw, (oy1 - oy0)*w_out), rows ld elements apart = the rows of channels [c0, c1) and the
+// columns of output rows [oy0, oy1) of the im2col matrix of `image` (c_in, h, w).
 template <typename T>
-void im2col(const Conv2dGeometry& g, const T* image, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, T* col) {
-  const int64_t columns = (oy1 - oy0) * g.w_out;
+void im2col(const Conv2dGeometry& g, const T* image, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, T* col,
+            int64_t ld) {
   T* row = col;
   for (int64_t c = c0; c < c1; ++c) {
     const T* plane = image + c * g.h * g.w;
     for (int64_t i = 0; i < g.kh; ++i) {
-      for (int64_t j = 0; j < g.kw; ++j, row += columns) {
+      for (int64_t j = 0; j < g.kw; ++j, row += ld) {
         const auto [lo, hi] = valid_columns(g, j);
         for (int64_t oy = oy0; oy < oy1; ++oy) {
           T* dst = row + (oy - oy0) * g.w_out;
@@ -113,13 +166,13 @@ void im2col(const Conv2dGeometry& g, const T* image, int64_t c0, int64_t c1, int
 
 // The adjoint of im2col: adds col (same layout as above) into the channels [c0, c1) of `image` (c_in, h, w).
 template <typename T>
-void col2im_add(const Conv2dGeometry& g, const T* col, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, T* image) {
-  const int64_t columns = (oy1 - oy0) * g.w_out;
+void col2im_add(const Conv2dGeometry& g, const T* col, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, int64_t ld,
+                T* image) {
   const T* row = col;
   for (int64_t c = c0; c < c1; ++c) {
     T* plane = image + c * g.h * g.w;
     for (int64_t i = 0; i < g.kh; ++i) {
-      for (int64_t j = 0; j < g.kw; ++j, row += columns) {
+      for (int64_t j = 0; j < g.kw; ++j, row += ld) {
         const auto [lo, hi] = valid_columns(g, j);
         for (int64_t oy = oy0; oy < oy1; ++oy) {
           const int64_t iy = oy * g.stride_h - g.pad_h + i;
@@ -143,15 +196,37 @@ void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, con
                    T* output) {
   const int64_t ckk = g.c_in * g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
   const bool pointwise = is_pointwise(g);
-  const int64_t rows = tile_rows<T>(g, ckk);
-  const int64_t tiles = (g.h_out + rows - 1) / rows;
+  const ItemPlan plan = plan_items<T>(g, ckk);
+  const int64_t tiles = plan.tiles, items = plan.items;
   const auto w = cmat(weight, g.c_out, ckk, ckk);  // (C_out, CKK)
-  // Items are (image, tile) pairs: whole images per thread for a batch, tiles of one image for batch 1.
-  ScratchSlots<T> cols(std::min<int64_t>(num_threads(), g.n * tiles), pointwise ? 0 : ckk * rows * g.w_out);
-  parallel_for(g.n * tiles, 1, [&](int64_t begin, int64_t end) {
+  // Per item: col (CKK, columns), and for a group of images the GEMM's result (C_out, columns) before it is
+  // spread over the images.
+  const int64_t col_size = pointwise ? 0 : ckk * plan.max_columns;
+  const int64_t result_size = plan.images > 1 ? g.c_out * plan.max_columns : 0;
+  ScratchSlots<T> cols(std::min<int64_t>(num_threads(), items), col_size + result_size);
+  parallel_for(items, 1, [&](int64_t begin, int64_t end) {
     T* const col = cols.take();
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t n = item / tiles, oy0 = (item % tiles) * rows, oy1 = std::min(g.h_out, oy0 + rows);
+    for (int64_t i = begin; i < end; ++i) {
+      if (plan.images > 1) {
+        // Whole small images side by side: result (C_out, count * P) = W * col, then each image's block.
+        const ItemPlan::Item it = plan.item(g, i);
+        const int64_t columns = it.count * pixels_out;
+        for (int64_t b = 0; b < it.count; ++b) {
+          im2col(g, input + (it.n0 + b) * g.c_in * pixels_in, 0, g.c_in, 0, g.h_out, col + b * pixels_out, columns);
+        }
+        T* const result = col + col_size;
+        mat(result, g.c_out, columns, columns).noalias() = w * cmat(col, ckk, columns, columns);
+        for (int64_t b = 0; b < it.count; ++b) {
+          for (int64_t o = 0; o < g.c_out; ++o) {
+            const T* src = result + o * columns + b * pixels_out;
+            T* dst = output + ((it.n0 + b) * g.c_out + o) * pixels_out;
+            std::copy(src, src + pixels_out, dst);
+            if (!epilogue.empty()) epilogue.apply(o, dst, pixels_out);
+          }
+        }
+        continue;
+      }
+      const int64_t n = i / tiles, oy0 = (i % tiles) * plan.rows, oy1 = std::min(g.h_out, oy0 + plan.rows);
       const int64_t columns = (oy1 - oy0) * g.w_out;
       const T* image = input + n * g.c_in * pixels_in;
       T* out = output + n * g.c_out * pixels_out + oy0 * g.w_out;  // (C_out, columns), rows pixels_out apart
@@ -159,7 +234,7 @@ void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, con
       if (pointwise) {
         out_tile.noalias() = w * cmat(image + oy0 * g.w_out, ckk, columns, pixels_in);
       } else {
-        im2col(g, image, 0, g.c_in, oy0, oy1, col);
+        im2col(g, image, 0, g.c_in, oy0, oy1, col, columns);
         out_tile.noalias() = w * cmat(col, ckk, columns, columns);
       }
       if (!epilogue.empty()) {
@@ -218,50 +293,80 @@ void backward_input_typed(const Conv2dGeometry& g, const T* grad_out, const T* w
     forward_typed<T>(t, grad_out, wf, ConvEpilogue<T>{}, grad_in);
     return;
   }
-  // General case: col = W^T grad_out per tile, then col2im. With fewer images than threads each image's input
-  // channels are split into groups (the col rows of a group land only in its own channels).
+  // General case: col = W^T grad_out per tile (or per group of small images, grad_out gathered first), then
+  // col2im. With fewer items than threads each image's input channels are split into groups (the col rows of a
+  // group land only in its own channels).
   const int threads = num_threads();
-  const int64_t groups = g.n >= threads ? 1 : std::min<int64_t>(g.c_in, (threads + g.n - 1) / g.n);
-  const int64_t rows = tile_rows<T>(g, ckk);
-  const int64_t tiles = (g.h_out + rows - 1) / rows;
+  const ItemPlan plan = plan_items<T>(g, ckk);
+  const int64_t image_items = plan.images > 1 ? plan.items : g.n;  // tiles are looped inside an item
+  const int64_t groups =
+      image_items >= threads ? 1 : std::min<int64_t>(g.c_in, (threads + image_items - 1) / image_items);
   const int64_t kk = g.kh * g.kw;
-  ScratchSlots<T> cols(std::min<int64_t>(threads, g.n * groups), ckk * rows * g.w_out);
-  parallel_for(g.n * groups, 1, [&](int64_t begin, int64_t end) {
+  const int64_t col_size = ckk * plan.max_columns;
+  const int64_t gathered_size = plan.images > 1 ? g.c_out * plan.max_columns : 0;
+  ScratchSlots<T> cols(std::min<int64_t>(threads, image_items * groups), col_size + gathered_size);
+  parallel_for(image_items * groups, 1, [&](int64_t begin, int64_t end) {
     T* const col = cols.take();
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t n = item / groups, group = item % groups;
+      const int64_t group = item % groups;
       const int64_t c0 = group * g.c_in / groups, c1 = (group + 1) * g.c_in / groups;
-      T* image = grad_in + n * g.c_in * pixels_in;
-      std::fill(image + c0 * pixels_in, image + c1 * pixels_in, T(0));
       // W^T rows [c0*kk, c1*kk): the transpose of W's columns of those channels, (C_out, (c1-c0)*kk).
       const auto wt = cmat(weight + c0 * kk, g.c_out, (c1 - c0) * kk, ckk).transpose();
-      for (int64_t tile = 0; tile < tiles; ++tile) {
-        const int64_t oy0 = tile * rows, oy1 = std::min(g.h_out, oy0 + rows), columns = (oy1 - oy0) * g.w_out;
+      if (plan.images > 1) {
+        const ItemPlan::Item it = plan.item(g, item / groups);
+        const int64_t columns = it.count * pixels_out;
+        T* const gathered = col + col_size;
+        gather_images(grad_out, it.n0, it.count, g.c_out, pixels_out, gathered);
+        mat(col, (c1 - c0) * kk, columns, columns).noalias() = wt * cmat(gathered, g.c_out, columns, columns);
+        for (int64_t b = 0; b < it.count; ++b) {
+          T* image = grad_in + (it.n0 + b) * g.c_in * pixels_in;
+          std::fill(image + c0 * pixels_in, image + c1 * pixels_in, T(0));
+          col2im_add(g, col + b * pixels_out, c0, c1, 0, g.h_out, columns, image);
+        }
+        continue;
+      }
+      const int64_t n = item / groups;
+      T* image = grad_in + n * g.c_in * pixels_in;
+      std::fill(image + c0 * pixels_in, image + c1 * pixels_in, T(0));
+      for (int64_t tile = 0; tile < plan.tiles; ++tile) {
+        const int64_t oy0 = tile * plan.rows, oy1 = std::min(g.h_out, oy0 + plan.rows), columns = (oy1 - oy0) * g.w_out;
         const T* go = grad_out + n * g.c_out * pixels_out + oy0 * g.w_out;
         mat(col, (c1 - c0) * kk, columns, columns).noalias() = wt * cmat(go, g.c_out, columns, pixels_out);
-        col2im_add(g, col, c0, c1, oy0, oy1, image);
+        col2im_add(g, col, c0, c1, oy0, oy1, columns, image);
       }
     }
   });
 }
 
 // gw's columns of channels [c0, c1) (C_out, (c1-c0)*kk, rows ckk apart) += the contributions of the items
-// [i0, i1), an item being tile (item % tiles) of image (item / tiles). `col` holds one tile of those channels.
+// [i0, i1) of `plan`. `col` holds one item's col rows of those channels, then (for a group of small images) its
+// gathered grad_output (C_out, columns).
 template <typename T>
-void accumulate_weight_grad(const Conv2dGeometry& g, const T* input, const T* grad_out, int64_t i0, int64_t i1,
-                            int64_t c0, int64_t c1, int64_t rows, T* col, T* gw) {
+void accumulate_weight_grad(const Conv2dGeometry& g, const ItemPlan& plan, const T* input, const T* grad_out,
+                            int64_t i0, int64_t i1, int64_t c0, int64_t c1, T* col, T* gw) {
   const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
-  const int64_t tiles = (g.h_out + rows - 1) / rows;
   auto gw_block = mat(gw + c0 * kk, g.c_out, (c1 - c0) * kk, ckk);
-  for (int64_t item = i0; item < i1; ++item) {
-    const int64_t n = item / tiles, oy0 = (item % tiles) * rows, oy1 = std::min(g.h_out, oy0 + rows);
-    const int64_t columns = (oy1 - oy0) * g.w_out;
-    const T* image = input + n * g.c_in * pixels_in;
-    const auto go = cmat(grad_out + n * g.c_out * pixels_out + oy0 * g.w_out, g.c_out, columns, pixels_out);
+  for (int64_t i = i0; i < i1; ++i) {
+    const ItemPlan::Item it = plan.item(g, i);
+    if (plan.images > 1) {
+      const int64_t columns = it.count * pixels_out;
+      T* const gathered = col + (c1 - c0) * kk * columns;
+      gather_images(grad_out, it.n0, it.count, g.c_out, pixels_out, gathered);
+      for (int64_t b = 0; b < it.count; ++b) {
+        im2col(g, input + (it.n0 + b) * g.c_in * pixels_in, c0, c1, 0, g.h_out, col + b * pixels_out, columns);
+      }
+      gw_block.noalias() +=
+          cmat(gathered, g.c_out, columns, columns) * cmat(col, (c1 - c0) * kk, columns, columns).transpose();
+      continue;
+    }
+    const int64_t columns = (it.oy1 - it.oy0) * g.w_out;
+    const T* image = input + it.n0 * g.c_in * pixels_in;
+    const auto go = cmat(grad_out + it.n0 * g.c_out * pixels_out + it.oy0 * g.w_out, g.c_out, columns, pixels_out);
     if (is_pointwise(g)) {
-      gw_block.noalias() += go * cmat(image + c0 * pixels_in + oy0 * g.w_out, c1 - c0, columns, pixels_in).transpose();
+      gw_block.noalias() +=
+          go * cmat(image + c0 * pixels_in + it.oy0 * g.w_out, c1 - c0, columns, pixels_in).transpose();
     } else {
-      im2col(g, image, c0, c1, oy0, oy1, col);
+      im2col(g, image, c0, c1, it.oy0, it.oy1, col, columns);
       gw_block.noalias() += go * cmat(col, (c1 - c0) * kk, columns, columns).transpose();
     }
   }
@@ -274,8 +379,14 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
   const T* grad_out = static_cast<const T*>(args.grad_output);
   T* gw = static_cast<T*>(args.grad_weight);
   const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw;
-  const int64_t rows = tile_rows<T>(g, ckk);
-  const int64_t items = g.n * ((g.h_out + rows - 1) / rows);  // (image, tile) pairs
+  // Pointwise convolutions need no col and are never grouped.
+  const ItemPlan plan = plan_items<T>(g, ckk);
+  const int64_t items = plan.items;
+  // Per item and channel: col rows, plus the gathered grad_output of a group of images.
+  const auto scratch_for = [&](int64_t channels) {
+    if (is_pointwise(g)) return int64_t{0};
+    return (channels * kk + (plan.images > 1 ? g.c_out : 0)) * plan.max_columns;
+  };
   const int threads = num_threads();
 
   if (threads > 1 && items >= threads) {
@@ -287,12 +398,12 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
       owned.push_back(std::make_unique<Scratch<T>>(g.c_out * ckk));
       partials[static_cast<size_t>(t)] = owned.back()->get();
     }
-    ScratchSlots<T> cols(threads, is_pointwise(g) ? 0 : ckk * rows * g.w_out);
+    ScratchSlots<T> cols(threads, scratch_for(g.c_in));
     parallel_run([&](int t, int nthreads) {
       T* const col = cols.take();
       T* partial = partials[static_cast<size_t>(t)];
       std::fill(partial, partial + g.c_out * ckk, T(0));
-      accumulate_weight_grad(g, input, grad_out, t * items / nthreads, (t + 1) * items / nthreads, 0, g.c_in, rows, col,
+      accumulate_weight_grad(g, plan, input, grad_out, t * items / nthreads, (t + 1) * items / nthreads, 0, g.c_in, col,
                              partial);
     });
     parallel_for(g.c_out * ckk, 4096, [&](int64_t begin, int64_t end) {
@@ -306,12 +417,11 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
     // A chunk's channels are at most ceil(C_in / threads) (or all C_in when it runs alone).
     const bool split = threads > 1 && g.c_in >= 2 && !in_parallel_region();
     const int64_t max_channels = split ? (g.c_in + threads - 1) / threads : g.c_in;
-    ScratchSlots<T> cols(split ? std::min<int64_t>(threads, g.c_in) : 1,
-                         is_pointwise(g) ? 0 : max_channels * kk * rows * g.w_out);
+    ScratchSlots<T> cols(split ? std::min<int64_t>(threads, g.c_in) : 1, scratch_for(max_channels));
     parallel_for(g.c_in, 1, [&](int64_t c0, int64_t c1) {
       T* const col = cols.take();
       for (int64_t o = 0; o < g.c_out; ++o) std::fill(gw + o * ckk + c0 * kk, gw + o * ckk + c1 * kk, T(0));
-      accumulate_weight_grad(g, input, grad_out, 0, items, c0, c1, rows, col, gw);
+      accumulate_weight_grad(g, plan, input, grad_out, 0, items, c0, c1, col, gw);
     });
   }
 }
