@@ -427,6 +427,8 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
 }
 
 // grad_bias[o] = sum over images and pixels of grad_out[n, o, :], accumulated in double, one channel a thread.
+// Each image's row goes through Eigen's vectorised sum (a fixed tree of partial sums, so still deterministic): a
+// scalar loop cannot be vectorised without reordering the additions and took 2.7% of a 64x64 BEGAN step.
 template <typename T>
 void bias_grad(const Conv2dGeometry& g, const T* grad_out, T* gb) {
   const int64_t pixels_out = g.h_out * g.w_out;
@@ -434,8 +436,9 @@ void bias_grad(const Conv2dGeometry& g, const T* grad_out, T* gb) {
     for (int64_t o = begin; o < end; ++o) {
       double sum = 0;
       for (int64_t n = 0; n < g.n; ++n) {
-        const T* r = grad_out + (n * g.c_out + o) * pixels_out;
-        for (int64_t q = 0; q < pixels_out; ++q) sum += static_cast<double>(r[q]);
+        const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> r(grad_out + (n * g.c_out + o) * pixels_out,
+                                                                     pixels_out);
+        sum += r.template cast<double>().sum();
       }
       gb[o] = static_cast<T>(sum);
     }
