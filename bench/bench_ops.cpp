@@ -214,6 +214,66 @@ void bench_upsample(benchmark::State& state, bool backward) {
   set_bytes(state, 4.0 * static_cast<double>(small.numel() + large.numel()));
 }
 
+// ELU's gradient from the saved output (the BEGAN step's backward of every conv2d_elu): dx = dy * (y > 0 ? 1 :
+// y + 1). Reads dy and y, writes dx: 1.5x copy's bytes.
+void bench_elu_backward(benchmark::State& state) {
+  Tensor y = on_device(raw::unary(UnaryOp::Elu, randn(kActivation), 1.0));
+  Tensor dy = on_device(randn(kActivation));
+  for (auto _ : state) {
+    Tensor dx = raw::elu_backward(dy, y, 1.0);
+    benchmark::DoNotOptimize(dx.raw_data());
+    finish();
+  }
+  set_bytes(state, 3.0 * 4 * static_cast<double>(y.numel()));
+}
+
+// The BEGAN loss: mean |D(x) - x| over a (16, 3, 64, 64) batch, forward and backward through autograd.
+void bench_l1_loss(benchmark::State& state) {
+  Tensor target = on_device(randn({16, 3, 64, 64}));
+  Tensor input = on_device(randn({16, 3, 64, 64})).requires_grad_();
+  for (auto _ : state) {
+    Tensor loss = l1_loss(input, target);
+    loss.backward();
+    benchmark::DoNotOptimize(input.grad().raw_data());
+    input.set_grad(Tensor());
+    finish();
+  }
+}
+
+// One Adam step (betas 0.5, 0.999) over tensors of the shapes of the 64x64, n = 64 BEGAN encoder's convolutions
+// and both fully connected layers (3.7 M parameters, 21 tensors with the biases). Reads parameter, gradient and
+// both moments, writes three: 7 x 4 bytes per parameter.
+std::vector<Shape> adam_shapes() {
+  std::vector<Shape> shapes;
+  const int64_t convs[][2] = {{3, 64},    {64, 64},   {64, 128},  {128, 128}, {128, 192},
+                              {192, 192}, {192, 256}, {256, 256}, {256, 256}};
+  for (const auto& c : convs) {
+    shapes.push_back({c[1], c[0], 3, 3});
+    shapes.push_back({c[1]});
+  }
+  shapes.push_back({64, 8 * 8 * 256});  // encoder fc
+  shapes.push_back({64});
+  shapes.push_back({8 * 8 * 64, 64});  // decoder fc
+  return shapes;
+}
+
+void bench_adam(benchmark::State& state) {
+  std::vector<Tensor> params;
+  int64_t count = 0;
+  for (const Shape& s : adam_shapes()) {
+    Tensor p = on_device(randn(s)).requires_grad_();
+    p.set_grad(on_device(randn(s)));
+    count += p.numel();
+    params.push_back(p);
+  }
+  nn::Adam adam(params, 1e-4, {0.5, 0.999});
+  for (auto _ : state) {
+    adam.step();
+    finish();
+  }
+  set_bytes(state, 7.0 * 4 * static_cast<double>(count));
+}
+
 // ---- FMA peak: the ceiling the GFLOP/s above are fractions of ----
 // 12 independent chains of vector FMAs (2 FMA pipes x 4 cycles latency need >= 8 in flight), no memory traffic:
 // 2 x lanes FLOPs per instruction. peak/fma runs it on every thread of the pool at once, peak/fma_1thread on the
@@ -320,6 +380,9 @@ void register_all() {
   add("elu/16x64x64x64", bench_elu);
   add("upsample/16x64x32x32/fwd", [](benchmark::State& s) { bench_upsample(s, false); });
   add("upsample/16x64x32x32/bwd", [](benchmark::State& s) { bench_upsample(s, true); });
+  add("elu_bwd/16x64x64x64", bench_elu_backward);
+  add("l1_loss/16x3x64x64/fwd_bwd", bench_l1_loss);
+  add("adam/began_encoder_n64", bench_adam);
 }
 
 }  // namespace

@@ -91,6 +91,38 @@ def make_upsample(backward):
     return lambda: F.interpolate(small, scale_factor=2, mode="nearest")
 
 
+def make_l1_loss():
+    target = torch.randn(16, 3, 64, 64)
+    x = torch.randn(16, 3, 64, 64, requires_grad=True)
+
+    def run():
+        with torch.enable_grad():  # the timing loop runs under no_grad
+            F.l1_loss(x, target).backward()
+        x.grad = None
+
+    return run
+
+
+def adam_shapes():
+    """The shapes of bench_ops.cpp's adam_shapes(): the 64x64 n=64 BEGAN encoder's convs and both fc layers."""
+    shapes = []
+    for c_in, c_out in [(3, 64), (64, 64), (64, 128), (128, 128), (128, 192), (192, 192), (192, 256), (256, 256),
+                        (256, 256)]:
+        shapes += [(c_out, c_in, 3, 3), (c_out,)]
+    return shapes + [(64, 8 * 8 * 256), (64,), (8 * 8 * 64, 64)]
+
+
+def make_adam():
+    """torch.optim.Adam with its defaults on the CPU (what a user gets), betas (0.5, 0.999) as the BEGAN step."""
+    params = []
+    for shape in adam_shapes():
+        p = torch.randn(*shape, requires_grad=True)
+        p.grad = torch.randn(*shape)
+        params.append(p)
+    opt = torch.optim.Adam(params, lr=1e-4, betas=(0.5, 0.999))
+    return opt.step
+
+
 def cases():
     out = []
     for name, m, k, n, ta, tb in gemm_cases():
@@ -103,6 +135,12 @@ def cases():
     out.append(("elu/16x64x64x64", lambda: (lambda: F.elu(x))))
     out.append(("upsample/16x64x32x32/fwd", lambda: make_upsample(False)))
     out.append(("upsample/16x64x32x32/bwd", lambda: make_upsample(True)))
+    y = F.elu(torch.randn(16, 64, 64, 64))
+    dy = torch.randn(16, 64, 64, 64)
+    # The kernel autograd calls for F.elu's backward, from the saved output (is_result=True), as atelier's.
+    out.append(("elu_bwd/16x64x64x64", lambda: (lambda: torch.ops.aten.elu_backward(dy, 1.0, 1.0, 1.0, True, y))))
+    out.append(("l1_loss/16x3x64x64/fwd_bwd", make_l1_loss))
+    out.append(("adam/began_encoder_n64", make_adam))
     return out
 
 
