@@ -354,4 +354,21 @@ struct AdamStepArgs {
   AdamHyperparameters h;
 };
 
+// adam_step over `count` tensors in one call (on CUDA one kernel launch per 32 tensors): tensor j is params[j],
+// grads[j], exp_avgs[j] and exp_avg_sqs[j], numels[j] contiguous elements each, at step steps[j] (from 1); one
+// dtype, lr and set of hyperparameters for all. The arrays are host memory of `count` entries each. Each tensor
+// gets exactly adam_step's result. What an optimiser over many small tensors (BEGAN's ~50) launches per step.
+struct AdamMultiStepArgs {
+  DType dtype;
+  int64_t count;
+  void* const* params;
+  const void* const* grads;
+  void* const* exp_avgs;
+  void* const* exp_avg_sqs;
+  const int64_t* numels;
+  const int64_t* steps;
+  double lr;
+  AdamHyperparameters h;
+};
+
 }  // namespace atelier

@@ -1,5 +1,6 @@
-// One full BEGAN training step (began_step: D step, G step with D frozen, k_t update), float32, batch 16, at the
-// sizes of the paper and of the demo, on the CPU or (`--device cuda`, each step then ends with a synchronize) the GPU:
+// One full BEGAN training step (began_step_device, the trainer's step: D step, G step with D frozen, k_t update on
+// the device, no host read), float32, batch 16, at the sizes of the paper and of the demo, on the CPU or
+// (`--device cuda`, each step then ends with a synchronize) the GPU:
 //   began_step/32x32/C1/n16     the demo's size at half the width 4.95 GFLOP per step
 //   began_step/32x32/C1/n32     the Fashion-MNIST demo's size     19.5 GFLOP per step
 //   began_step/64x64/C3/n64     the paper's 64x64 model           0.318 TFLOP per step
@@ -177,13 +178,13 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
   nn::Adam opt_g(G.parameters(), 1e-4, {0.5, 0.999});
   nn::Adam opt_d(D.parameters(), 1e-4, {0.5, 0.999});
   const Tensor x = uniform({c.batch, c.channels, c.image_size, c.image_size}, -1, 1).to(g_device);
-  double k = 0;
+  const Tensor k = scalar_tensor(0, DType::Float64, g_device);  // k_t on the device, as the trainer keeps it
   int64_t step = 0;
   auto one_step = [&] {
     const Tensor z_d = began::sample_z(c.batch, c.h, 0, step, began::LatentStream::discriminator, g_device);
     const Tensor z_g = began::sample_z(c.batch, c.h, 0, step, began::LatentStream::generator, g_device);
-    began::StepResult r = began::began_step(G, D, opt_g, opt_d, x, z_d, z_g, k);
-    benchmark::DoNotOptimize(r);
+    Tensor scalars = began::began_step_device(G, D, opt_g, opt_d, x, z_d, z_g, k);  // the trainer's step: no read
+    benchmark::DoNotOptimize(scalars);
     bench::finish(g_device);
     ++step;
   };

@@ -91,6 +91,7 @@ double Optimizer::value_of(const NamedValues& values, const std::string& name) {
 void Optimizer::step() {
   NoGradGuard no_grad;
   const std::vector<std::string> names = state_names(hyperparameters());
+  std::vector<Update> updates;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
     const Tensor grad = p.grad();
@@ -104,12 +105,23 @@ void Optimizer::step() {
                                << " but the tensor is " << p.dtype() << " on " << p.device()
                                << "; create the optimiser after moving the model (module.to(...))");
     }
-    try {
-      update(p, grad, st.buffers, st.step + 1);
-    } catch (const Error& e) {
-      throw Error(type_name_ + ".step: tensor " + std::to_string(i) + ": " + e.what());
+    updates.push_back({i, p, grad, &st.buffers, st.step + 1});
+  }
+  bool all_at_once = false;
+  try {
+    all_at_once = update_all(updates);
+  } catch (const Error& e) {
+    throw Error(type_name_ + ".step: " + e.what());
+  }
+  for (const Update& u : updates) {
+    if (!all_at_once) {
+      try {
+        update(u.param, u.grad, *u.state, u.step);
+      } catch (const Error& e) {
+        throw Error(type_name_ + ".step: tensor " + std::to_string(u.index) + ": " + e.what());
+      }
     }
-    ++st.step;
+    ++state_[u.index].step;
   }
 }
 
@@ -335,6 +347,17 @@ std::vector<std::string> Adam::state_names(const NamedValues&) const { return {"
 
 void Adam::update(const Tensor& param, const Tensor& grad, const std::vector<Tensor>& state, int64_t step) {
   raw::adam_step_(param, grad, state[0], state[1], step, lr(), h_);
+}
+
+// One adam_step_multi call for every tensor (per dtype and device): an error names the tensor by its index.
+bool Adam::update_all(const std::vector<Update>& updates) {
+  std::vector<raw::AdamTensors> items;
+  items.reserve(updates.size());
+  for (const Update& u : updates) {
+    items.push_back({u.param, u.grad, (*u.state)[0], (*u.state)[1], u.step, static_cast<int64_t>(u.index)});
+  }
+  raw::adam_step_multi_(items, lr(), h_);
+  return true;
 }
 
 AdamW::AdamW(std::vector<Tensor> params, double lr, std::array<double, 2> betas, double eps, double weight_decay)

@@ -87,6 +87,17 @@ class Optimizer {
   // One fused update of `param` (a raw op: raw::sgd_step_, raw::adam_step_); `state` holds the buffers of
   // state_names(), created as zeros before the first step.
   virtual void update(const Tensor& param, const Tensor& grad, const std::vector<Tensor>& state, int64_t step) = 0;
+  // One tensor's update within a step (index: its place in params()).
+  struct Update {
+    size_t index;
+    Tensor param, grad;
+    const std::vector<Tensor>* state;
+    int64_t step;
+  };
+  // Every update of one step at once, where the rule has a multi-tensor primitive (Adam: one adam_step_multi
+  // launch instead of one per tensor); nothing is written when it throws. Returns false when the rule has none
+  // (the default), and step() then calls update() tensor by tensor.
+  virtual bool update_all(const std::vector<Update>&) { return false; }
 
   // The value named `name` in `values` (which the rule itself produced, so it is there).
   static double value_of(const NamedValues& values, const std::string& name);
@@ -154,6 +165,7 @@ class Adam : public Optimizer {
   void set_hyperparameters(const NamedValues& values) override { h_ = parse(values); }
   std::vector<std::string> state_names(const NamedValues& values) const override;
   void update(const Tensor& param, const Tensor& grad, const std::vector<Tensor>& state, int64_t step) override;
+  bool update_all(const std::vector<Update>& updates) override;
 
   AdamHyperparameters h_;
 };

@@ -109,4 +109,14 @@ void sgd_step_(const Tensor& param, const Tensor& grad, const Tensor& momentum_b
 void adam_step_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, int64_t step,
                 double lr, const AdamHyperparameters& h);
 
+// adam_step_ on many tensors with one primitive call (adam_step_multi) per dtype and device among them. Each item
+// is checked as adam_step_ checks its operands, an error naming it "tensor <label>: ...", and nothing is written
+// when any check fails. Each item gets exactly adam_step_'s result. The params must be distinct tensors.
+struct AdamTensors {
+  Tensor param, grad, exp_avg, exp_avg_sq;
+  int64_t step = 1;
+  int64_t label = 0;  // what an error calls the item (an optimiser passes the tensor's index)
+};
+void adam_step_multi_(const std::vector<AdamTensors>& items, double lr, const AdamHyperparameters& h);
+
 }  // namespace atelier::raw

@@ -14,6 +14,7 @@
 #include "tests/test_util.h"
 
 using namespace atelier;
+using testing::check_throws_with;
 using testing::error_of;
 
 namespace {
@@ -289,9 +290,49 @@ TEST_CASE("optim: bad arguments are reported with the tensor at fault") {
       Error);
 }
 
+TEST_CASE("optim: adam_step_multi_ gives each tensor adam_step_'s result bit for bit, or writes nothing on error") {
+  for (bool decoupled : {false, true}) {
+    AdamHyperparameters h;
+    h.beta1 = 0.5;
+    h.weight_decay = 0.01;
+    h.decoupled_weight_decay = decoupled;
+    // Sizes 0 to 5000 (a run split over the pool crosses tensor ends), each at its own step, two dtypes.
+    std::vector<raw::AdamTensors> multi, single;
+    for (int j = 0; j < 9; ++j) {
+      const int64_t n = std::vector<int64_t>{7, 0, 5000, 1, 300, 0, 64, 1025, 2}[static_cast<size_t>(j)];
+      const DType dtype = j % 4 == 2 ? DType::Float64 : DType::Float32;
+      const Tensor p = uniform({n}, -1, 1, RandomKey{40, static_cast<uint64_t>(j), 0}, dtype);
+      const Tensor g = uniform({n}, -1, 1, RandomKey{41, static_cast<uint64_t>(j), 0}, dtype);
+      const Tensor m = uniform({n}, -1, 1, RandomKey{42, static_cast<uint64_t>(j), 0}, dtype);
+      const Tensor v = uniform({n}, 0, 1, RandomKey{43, static_cast<uint64_t>(j), 0}, dtype);
+      multi.push_back({p, g, m, v, 1 + j % 3, j});
+      single.push_back({p.clone(), g, m.clone(), v.clone(), 1 + j % 3, j});
+    }
+    raw::adam_step_multi_(multi, 1e-2, h);
+    for (size_t j = 0; j < multi.size(); ++j) {
+      const raw::AdamTensors& s = single[j];
+      raw::adam_step_(s.param, s.grad, s.exp_avg, s.exp_avg_sq, s.step, 1e-2, h);
+      INFO("tensor " << j << (decoupled ? " (AdamW)" : " (Adam)"));
+      CHECK(multi[j].param.to_vector<double>() == s.param.to_vector<double>());
+      CHECK(multi[j].exp_avg.to_vector<double>() == s.exp_avg.to_vector<double>());
+      CHECK(multi[j].exp_avg_sq.to_vector<double>() == s.exp_avg_sq.to_vector<double>());
+    }
+    CHECK(multi[2].param.to_vector<double>() !=
+          uniform({5000}, -1, 1, RandomKey{40, 2, 0}, DType::Float64).to_vector<double>());  // it did move
+  }
+  // A bad item (a gradient of the wrong shape) is named by its label and nothing is written, not even the items
+  // before it.
+  const Tensor p0 = ones({3}), p1 = ones({4});
+  std::vector<raw::AdamTensors> items = {{p0, ones({3}), zeros({3}), zeros({3}), 1, 5},
+                                         {p1, ones({5}), zeros({4}), zeros({4}), 1, 6}};
+  check_throws_with([&] { raw::adam_step_multi_(items, 0.1, {}); },
+                    {"tensor 6: adam_step: the parameter is float32 [4]", "gradient is float32 [5]"});
+  CHECK(p0.to_vector<float>() == std::vector<float>{1, 1, 1});
+}
+
 TEST_CASE("optim: the CPU backend supports sgd_step and adam_step for floating dtypes only") {
   Backend& backend = backend_for(Device::cpu());
-  for (PrimitiveOp op : {PrimitiveOp::sgd_step, PrimitiveOp::adam_step}) {
+  for (PrimitiveOp op : {PrimitiveOp::sgd_step, PrimitiveOp::adam_step, PrimitiveOp::adam_step_multi}) {
     CHECK(backend.supports(op, DType::Float32));
     CHECK(backend.supports(op, DType::Float64));
     CHECK_FALSE(backend.supports(op, DType::Int64));

@@ -33,6 +33,7 @@ using upsample_nearest2d_types = FloatingTypes;
 using upsample_nearest2d_backward_types = FloatingTypes;
 using sgd_step_types = FloatingTypes;
 using adam_step_types = FloatingTypes;
+using adam_step_multi_types = FloatingTypes;
 
 #define X(name, Args) void name(const Args& args);
 #include "backends/primitives.def"

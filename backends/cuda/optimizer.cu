@@ -1,11 +1,13 @@
 // The fused optimiser step on the GPU: one pass over a contiguous parameter updates it and its state in place,
 // with the formulas of SgdStepArgs and AdamStepArgs (backends/args.h; PyTorch's SGD, Adam, AdamW). CPU twin:
-// backends/cpu/optimizer.cpp, whose arithmetic this copies operation for operation: every element is widened
-// to double, the step's constants (bias corrections) are computed once on the host with std::pow and std::sqrt,
-// and each stored value is rounded once.
+// backends/cpu/optimizer.cpp; Adam's arithmetic is backends/adam_math.h for both: every element is widened to
+// double, the step's constants (bias corrections) are computed once on the host with std::pow and std::sqrt,
+// and each stored value is rounded once. adam_step_multi updates up to 32 tensors per launch.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
+#include "backends/adam_math.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
@@ -35,8 +37,7 @@ struct SgdStep {
   }
 };
 
-// CPU twin: adam_step_typed, in PyTorch's order: denom = sqrt(v) / sqrt(1 - beta2^t) + eps,
-// p -= (lr / (1 - beta1^t)) m / denom. Element i.
+// CPU twin: adam_step_typed (both run adam_element, backends/adam_math.h). Element i.
 template <typename T>
 struct AdamStep {
   T* p;
@@ -44,18 +45,43 @@ struct AdamStep {
   T* m;
   T* v;
   AdamHyperparameters h;
-  double step_size, bias_correction2_sqrt, l2, shrink;
-  ATELIER_HOST_DEVICE void operator()(int64_t i) const {
-    const double pi = static_cast<double>(p[i]) * shrink;
-    const double g = static_cast<double>(grad[i]) + l2 * pi;
-    const double mi = h.beta1 * static_cast<double>(m[i]) + (1 - h.beta1) * g;
-    const double vi = h.beta2 * static_cast<double>(v[i]) + (1 - h.beta2) * g * g;
-    m[i] = static_cast<T>(mi);
-    v[i] = static_cast<T>(vi);
-    const double denom = sqrt(vi) / bias_correction2_sqrt + h.eps;
-    p[i] = static_cast<T>(pi - step_size * mi / denom);
+  AdamConstants c;
+  ATELIER_HOST_DEVICE void operator()(int64_t i) const { adam_element(p, grad, m, v, i, h, c); }
+};
+
+// Tensors per adam_step_multi launch: the functor travels as a kernel argument (~2.4 KB at 32, under the 4 KB
+// that every toolkit allows).
+constexpr int kAdamTensorsPerLaunch = 32;
+
+// CPU twin: adam_step_multi_typed. Element e of the launch's run of elements belongs to the tensor j with
+// begin[j] <= e < begin[j + 1] (a binary search over at most 32 starts; empty tensors share their start with the
+// next one, and the search finds the last tensor starting at or before e).
+template <typename T>
+struct AdamMultiStep {
+  int count;
+  int64_t begin[kAdamTensorsPerLaunch + 1];
+  T* p[kAdamTensorsPerLaunch];
+  const T* grad[kAdamTensorsPerLaunch];
+  T* m[kAdamTensorsPerLaunch];
+  T* v[kAdamTensorsPerLaunch];
+  AdamConstants c[kAdamTensorsPerLaunch];
+  AdamHyperparameters h;
+  ATELIER_HOST_DEVICE void operator()(int64_t e) const {
+    int lo = 0, hi = count;  // begin[lo] <= e < begin[hi]
+    while (hi - lo > 1) {
+      const int mid = (lo + hi) / 2;
+      if (begin[mid] <= e) {
+        lo = mid;
+      } else {
+        hi = mid;
+      }
+    }
+    adam_element(p[lo], grad[lo], m[lo], v[lo], e - begin[lo], h, c[lo]);
   }
 };
+
+static_assert(sizeof(AdamMultiStep<double>) + sizeof(int64_t) <= 4096,
+              "adam_step_multi's functor must fit the 4 KB of kernel arguments");
 
 }  // namespace
 
@@ -71,16 +97,31 @@ void CudaBackend::sgd_step(const SgdStepArgs& a) {
 void CudaBackend::adam_step(const AdamStepArgs& a) {
   ATELIER_CHECK(a.step >= 1, "cuda adam_step: step counts from 1, got " << a.step);
   ATELIER_CHECK(a.exp_avg != nullptr && a.exp_avg_sq != nullptr, "cuda adam_step: missing moment buffers");
-  const AdamHyperparameters& h = a.h;
-  const double t = static_cast<double>(a.step);
-  const double step_size = a.lr / (1 - std::pow(h.beta1, t));
-  const double bias_correction2_sqrt = std::sqrt(1 - std::pow(h.beta2, t));
-  const double l2 = h.decoupled_weight_decay ? 0.0 : h.weight_decay;
-  const double shrink = h.decoupled_weight_decay ? 1 - a.lr * h.weight_decay : 1.0;
+  const AdamConstants c = adam_constants(a.lr, a.h, a.step);
   dispatch(cuda::adam_step_types{}, a.dtype, "cuda adam_step", [&]<class T> {
-    cuda::launch_linear(a.numel,
-                        AdamStep<T>{static_cast<T*>(a.param), static_cast<const T*>(a.grad), static_cast<T*>(a.exp_avg),
-                                    static_cast<T*>(a.exp_avg_sq), h, step_size, bias_correction2_sqrt, l2, shrink});
+    cuda::launch_linear(a.numel, AdamStep<T>{static_cast<T*>(a.param), static_cast<const T*>(a.grad),
+                                             static_cast<T*>(a.exp_avg), static_cast<T*>(a.exp_avg_sq), a.h, c});
+  });
+}
+
+void CudaBackend::adam_step_multi(const AdamMultiStepArgs& a) {
+  check_adam_multi_args(a, "cuda adam_step_multi");
+  dispatch(cuda::adam_step_multi_types{}, a.dtype, "cuda adam_step_multi", [&]<class T> {
+    for (int64_t first = 0; first < a.count; first += kAdamTensorsPerLaunch) {
+      AdamMultiStep<T> op{};
+      op.count = static_cast<int>(std::min<int64_t>(kAdamTensorsPerLaunch, a.count - first));
+      op.h = a.h;
+      for (int j = 0; j < op.count; ++j) {
+        const int64_t k = first + j;
+        op.begin[j + 1] = op.begin[j] + a.numels[k];
+        op.p[j] = static_cast<T*>(a.params[k]);
+        op.grad[j] = static_cast<const T*>(a.grads[k]);
+        op.m[j] = static_cast<T*>(a.exp_avgs[k]);
+        op.v[j] = static_cast<T*>(a.exp_avg_sqs[k]);
+        op.c[j] = adam_constants(a.lr, a.h, a.steps[k]);
+      }
+      cuda::launch_linear(op.begin[op.count], op);
+    }
   });
 }
 

@@ -1,6 +1,8 @@
 // The fused optimiser updates as raw ops: check every operand against the parameter, then one primitive call that
 // writes the parameter and its state in place, then bump the versions of what it wrote.
 #include <initializer_list>
+#include <string>
+#include <vector>
 
 #include "tensor/raw/common.h"
 
@@ -52,23 +54,79 @@ void sgd_step_(const Tensor& param, const Tensor& grad, const Tensor& momentum_b
   if (h.momentum != 0) momentum_buffer.storage()->bump_version();
 }
 
-void adam_step_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, int64_t step,
-                double lr, const AdamHyperparameters& h) {
-  const char* op = h.decoupled_weight_decay ? "adamw_step" : "adam_step";
+namespace {
+
+// adam_step_'s checks; returns the gradient to read (a copy when it aliases a written tensor, which would change
+// under the update).
+Tensor checked_adam_grad(const char* op, const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                         const Tensor& exp_avg_sq, int64_t step) {
   check_param(op, param, step);
   check_operand(op, param, grad, "gradient");
   check_state(op, param, exp_avg, "exp_avg");
   check_state(op, param, exp_avg_sq, "exp_avg_sq");
   ATELIER_CHECK(!may_share_memory(exp_avg, exp_avg_sq),
                 op << ": exp_avg and exp_avg_sq share memory (parameter " << param.shape() << ")");
-  // A gradient that aliases a written tensor would change under the update: read it from a copy.
   const bool aliased =
       may_share_memory(param, grad) || may_share_memory(exp_avg, grad) || may_share_memory(exp_avg_sq, grad);
-  const Tensor g = aliased ? clone(grad) : contiguous(grad);
+  return aliased ? clone(grad) : contiguous(grad);
+}
+
+const char* adam_name(const AdamHyperparameters& h) { return h.decoupled_weight_decay ? "adamw_step" : "adam_step"; }
+
+}  // namespace
+
+void adam_step_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, int64_t step,
+                double lr, const AdamHyperparameters& h) {
+  const char* op = adam_name(h);
+  const Tensor g = checked_adam_grad(op, param, grad, exp_avg, exp_avg_sq, step);
   launch<PrimitiveOp::adam_step>(param.device(), op, param.numel(),
                                  AdamStepArgs{param.dtype(), param.numel(), param.raw_data(), g.raw_data(),
                                               exp_avg.raw_data(), exp_avg_sq.raw_data(), step, lr, h});
   for (const Tensor* written : {&param, &exp_avg, &exp_avg_sq}) written->storage()->bump_version();
+}
+
+void adam_step_multi_(const std::vector<AdamTensors>& items, double lr, const AdamHyperparameters& h) {
+  const char* op = adam_name(h);
+  // Every check first, so that a bad item leaves every tensor as it was.
+  std::vector<Tensor> grads;
+  grads.reserve(items.size());
+  for (const AdamTensors& t : items) {
+    try {
+      grads.push_back(checked_adam_grad(op, t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.step));
+    } catch (const Error& e) {
+      throw Error("tensor " + std::to_string(t.label) + ": " + e.what());
+    }
+  }
+  // One call per (dtype, device), the items in their order.
+  std::vector<bool> done(items.size(), false);
+  for (size_t first = 0; first < items.size(); ++first) {
+    if (done[first]) continue;
+    const DType dtype = items[first].param.dtype();
+    const Device device = items[first].param.device();
+    std::vector<void*> params, exp_avgs, exp_avg_sqs;
+    std::vector<const void*> grad_data;
+    std::vector<int64_t> numels, steps;
+    int64_t work = 0;
+    for (size_t j = first; j < items.size(); ++j) {
+      const AdamTensors& t = items[j];
+      if (done[j] || t.param.dtype() != dtype || t.param.device() != device) continue;
+      done[j] = true;
+      params.push_back(t.param.raw_data());
+      grad_data.push_back(grads[j].raw_data());
+      exp_avgs.push_back(t.exp_avg.raw_data());
+      exp_avg_sqs.push_back(t.exp_avg_sq.raw_data());
+      numels.push_back(t.param.numel());
+      steps.push_back(t.step);
+      work += t.param.numel();
+    }
+    launch<PrimitiveOp::adam_step_multi>(
+        device, op, work,
+        AdamMultiStepArgs{dtype, static_cast<int64_t>(params.size()), params.data(), grad_data.data(), exp_avgs.data(),
+                          exp_avg_sqs.data(), numels.data(), steps.data(), lr, h});
+  }
+  for (const AdamTensors& t : items) {
+    for (const Tensor* written : {&t.param, &t.exp_avg, &t.exp_avg_sq}) written->storage()->bump_version();
+  }
 }
 
 }  // namespace atelier::raw

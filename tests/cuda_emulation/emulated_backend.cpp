@@ -72,6 +72,7 @@ bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
     ATELIER_EMULATED(upsample_nearest2d_backward)
     ATELIER_EMULATED(sgd_step)
     ATELIER_EMULATED(adam_step)
+    ATELIER_EMULATED(adam_step_multi)
 #undef ATELIER_EMULATED
     default: return cpu().supports(op, dtype);
   }

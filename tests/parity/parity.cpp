@@ -680,6 +680,56 @@ void optimizer_rows(Rows& rows) {
       }
       return out;
     });
+    // 35 tensors (two CUDA launches of up to 32), sizes from 0 to 1001, each at its own step count.
+    add(rows, PrimitiveOp::adam_step_multi, dtype, "35_tensors_own_steps_adam_and_adamw", Tolerance::Elementwise,
+        [dtype](Device d) {
+          std::vector<Tensor> out;
+          for (bool decoupled : {false, true}) {
+            constexpr int kTensors = 35;
+            std::vector<Tensor> p, m, v;
+            std::vector<void*> pd, md, vd;
+            std::vector<int64_t> numels;
+            for (int j = 0; j < kTensors; ++j) {
+              const int64_t n = j % 7 == 3 ? 0 : (j * 97) % 1002;
+              p.push_back(make({n}, dtype, 120 + static_cast<uint64_t>(j), d));
+              m.push_back(zeros({n}, dtype).to(d));
+              v.push_back(zeros({n}, dtype).to(d));
+              pd.push_back(p.back().raw_data());
+              md.push_back(m.back().raw_data());
+              vd.push_back(v.back().raw_data());
+              numels.push_back(n);
+            }
+            AdamMultiStepArgs a{};
+            a.dtype = dtype;
+            a.count = kTensors;
+            a.params = pd.data();
+            a.exp_avgs = md.data();
+            a.exp_avg_sqs = vd.data();
+            a.numels = numels.data();
+            a.lr = 1e-2;
+            a.h.beta1 = 0.5;
+            a.h.weight_decay = 0.01;
+            a.h.decoupled_weight_decay = decoupled;
+            for (int64_t round = 1; round <= 3; ++round) {
+              std::vector<Tensor> grads;
+              std::vector<const void*> gd;
+              std::vector<int64_t> steps;
+              int64_t work = 0;
+              for (int j = 0; j < kTensors; ++j) {
+                grads.push_back(
+                    make({numels[static_cast<size_t>(j)]}, dtype, static_cast<uint64_t>(200 + 40 * round + j), d));
+                gd.push_back(grads.back().raw_data());
+                steps.push_back(round + j % 3);  // tensors at different step counts in one call
+                work += numels[static_cast<size_t>(j)];
+              }
+              a.grads = gd.data();
+              a.steps = steps.data();
+              run_on<PrimitiveOp::adam_step_multi>(d, work, a);
+            }
+            for (int j = 0; j < kTensors; ++j) out.insert(out.end(), {p[j], m[j], v[j]});
+          }
+          return out;
+        });
   }
 }
 
