@@ -359,7 +359,7 @@ def bench(args):
             x = x.contiguous(memory_format=fmt)
             z_d = torch.rand(args.batch, args.h, device=device) * 2 - 1
             z_g = torch.rand(args.batch, args.h, device=device) * 2 - 1
-            times = []
+            times, replay = [], None
             if graph:
                 k = torch.zeros((), device=device)
                 replay = graphed_step(G, D, opt_g, opt_d, x, z_d, z_g, k, autocast, args.warmup)
@@ -400,7 +400,11 @@ def bench(args):
             if args.out:
                 with open(args.out, "a") as f:
                     f.write(line + "\n")
-            del G, D, opt_g, opt_d, x, z_d, z_g
+            # Free this row's model, optimiser state and graph pool before the next row's peak is measured.
+            del G, D, opt_g, opt_d, x, z_d, z_g, k
+            replay = None
+            if args.device == "cuda":
+                torch.cuda.empty_cache()
 
 
 def main():
