@@ -169,6 +169,7 @@ std::string config_json(const TrainConfig& config, int threads) {
   }
   j["out"] = config.out;
   j["device"] = config.device;
+  j["precision"] = config.precision;
   j["progress_seconds"] = config.progress_seconds;
   j["threads"] = threads;
   j["version"] = config.version;

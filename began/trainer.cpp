@@ -13,6 +13,7 @@
 
 #include "autograd/functions.h"
 #include "backends/error.h"
+#include "backends/precision.h"
 #include "backends/thread_pool.h"
 #include "began/data/synthetic.h"
 #include "began/report.h"
@@ -370,6 +371,12 @@ void Trainer::log(const std::string& line) const {
 TrainOutcome train(const TrainConfig& config, const TrainHooks& hooks) {
   ATELIER_CHECK(config.lr_window >= 1,
                 "train: pass the config through resolve_config first (lr_window is " << config.lr_window << ")");
+  // --precision is the library's setting while the run lasts; the caller's comes back afterwards.
+  struct PrecisionScope {
+    Precision saved = precision();
+    explicit PrecisionScope(Precision p) { set_precision(p); }
+    ~PrecisionScope() { set_precision(saved); }
+  } scope(parse_precision(config.precision));
   Trainer trainer(config, hooks);
   return trainer.run();
 }

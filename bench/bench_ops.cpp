@@ -11,6 +11,9 @@
 // except the conv_algo/ rows, atelier's own (no PyTorch twin; the join shows "-" for PyTorch):
 //   conv_algo/NxCxHxW->C_out/all3/ALGO   a stride-1 conv row's all3 with the CPU conv algorithm forced
 //                                        (ALGO = im2col, wino2, wino4; see backends/conv_algo.h)
+//   adam/began_encoder_n64/per_tensor    that row's 21 tensors through raw adam_step, once per tensor
+//   adam/began_encoder_n64/multi         the same through one adam_step_multi call (what the multi-tensor step,
+//                                        nn::Adam's, buys)
 // The conv/ rows run whatever ATELIER_CONV_ALGO selects (default auto: Winograd F(4x4) for every stride-1 row).
 // Counters: GFLOP/s (FLOPs counted as 2 per multiply-add) for GEMM and conv, GB/s (bytes read + written, each
 // once) for the memory-bound ops. Threads: the pool's size, from ATELIER_NUM_THREADS (default: all cores).
@@ -274,6 +277,29 @@ void bench_adam(benchmark::State& state) {
   set_bytes(state, 7.0 * 4 * static_cast<double>(count));
 }
 
+// The same tensors through the raw ops: adam_step once per tensor (21 launches on CUDA) against one
+// adam_step_multi call (one launch): what the multi-tensor step (nn::Adam's since it exists) buys.
+void bench_adam_raw(benchmark::State& state, bool multi) {
+  std::vector<raw::AdamTensors> items;
+  double elements = 0;
+  for (const Shape& shape : adam_shapes()) {
+    items.push_back({on_device(randn(shape)), on_device(randn(shape)), on_device(zeros(shape)), on_device(zeros(shape)),
+                     1, static_cast<int64_t>(items.size())});
+    elements += static_cast<double>(items.back().param.numel());
+  }
+  AdamHyperparameters h;
+  h.beta1 = 0.5;
+  for (auto _ : state) {
+    if (multi) {
+      raw::adam_step_multi_(items, 1e-4, h);
+    } else {
+      for (const raw::AdamTensors& t : items) raw::adam_step_(t.param, t.grad, t.exp_avg, t.exp_avg_sq, 1, 1e-4, h);
+    }
+    finish();
+  }
+  set_bytes(state, 28.0 * elements);
+}
+
 // ---- FMA peak: the ceiling the GFLOP/s above are fractions of ----
 // 12 independent chains of vector FMAs (2 FMA pipes x 4 cycles latency need >= 8 in flight), no memory traffic:
 // 2 x lanes FLOPs per instruction. peak/fma runs it on every thread of the pool at once, peak/fma_1thread on the
@@ -383,6 +409,8 @@ void register_all() {
   add("elu_bwd/16x64x64x64", bench_elu_backward);
   add("l1_loss/16x3x64x64/fwd_bwd", bench_l1_loss);
   add("adam/began_encoder_n64", bench_adam);
+  add("adam/began_encoder_n64/per_tensor", [](benchmark::State& s) { bench_adam_raw(s, false); });
+  add("adam/began_encoder_n64/multi", [](benchmark::State& s) { bench_adam_raw(s, true); });
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include <doctest/doctest.h>
 
+#include "backends/precision.h"
 #include "backends/thread_pool.h"
 #include "began/run_files.h"
 #include "began/trainer.h"
@@ -266,6 +267,20 @@ TEST_CASE("began train: --k0 is k_t at the first step, recorded in config.json; 
   }
 }
 
+TEST_CASE("began train: --precision is the library's precision during the run, recorded in config.json") {
+  TempDir dir;
+  TrainConfig c = tiny_config(dir.path, 2);
+  c.precision = "tf32";
+  std::vector<std::string> seen;
+  began::TrainHooks hooks;
+  hooks.after_step = [&](int64_t) { seen.push_back(precision_name(precision())); };
+  REQUIRE(precision() == Precision::FP32);
+  REQUIRE(run(c, hooks).status == TrainOutcome::Status::completed);
+  CHECK(seen == std::vector<std::string>{"tf32", "tf32"});
+  CHECK(precision() == Precision::FP32);  // restored
+  CHECK(testing::read_bytes(dir.file("config.json")).find("\"precision\": \"tf32\"") != std::string::npos);
+}
+
 TEST_CASE("began train: bad settings are refused before any work, naming the flag") {
   TempDir dir;
   auto refused = [&](auto change, const std::string& fragment) {
@@ -280,6 +295,7 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   refused([](TrainConfig& c) { c.k0 = 1.5; }, "--k0 must be in [0, 1]");
   refused([](TrainConfig& c) { c.k0 = -0.1; }, "--k0 must be in [0, 1]");
   refused([](TrainConfig& c) { c.device = "tpu"; }, "--device: 'tpu'");
+  refused([](TrainConfig& c) { c.precision = "bf16"; }, "--precision: 'bf16' is not a precision atelier has");
   refused([](TrainConfig& c) { c.device = "cuda"; }, "--device cuda");
   refused([](TrainConfig& c) { c.out = "/proc/began-run"; }, "--out /proc/began-run");
   refused(

@@ -20,7 +20,7 @@ help="$("$began" train --help)" || fail "began train --help exited $?"
 for flag in --data=fashion-mnist --data-dir= --synthetic-size= --image-size=32 --channels=1 --n=32 --h=64 \
   --batch=16 --gamma=0.5 --lambda-k=0.001 --lr=0.0001 --beta1=0.5 --beta2=0.999 --lr-window=0 \
   --lr-threshold=0.001 --lr-factor=0.5 --lr-min=2e-05 --epochs= --steps=0 --out= --seed=0 --threads=0 \
-  --checkpoint-every= --sample-every= --sample-count= --device=cpu --progress-seconds=; do
+  --checkpoint-every= --sample-every= --sample-count= --device=cpu --precision=fp32 --progress-seconds=; do
   name="${flag%%=*}" value="${flag#*=}"
   grep -Eq -- "^ *${name} [A-Z]+=${value}" <<<"$help" || fail "--help does not list ${name} with default '${value}'"
 done
