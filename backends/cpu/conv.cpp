@@ -164,6 +164,16 @@ void im2col(const Conv2dGeometry& g, const T* image, int64_t c0, int64_t c1, int
   }
 }
 
+// col ((c1 - c0)*kh*kw, count * P): the im2col matrices of a group's images [n0, n0 + count) side by side,
+// channels [c0, c1), every output row (a group's image is always whole).
+template <typename T>
+void im2col_images(const Conv2dGeometry& g, const T* input, const ItemPlan::Item& it, int64_t c0, int64_t c1, T* col) {
+  const int64_t pixels_out = g.h_out * g.w_out, columns = it.count * pixels_out;
+  for (int64_t b = 0; b < it.count; ++b) {
+    im2col(g, input + (it.n0 + b) * g.c_in * g.h * g.w, c0, c1, 0, g.h_out, col + b * pixels_out, columns);
+  }
+}
+
 // The adjoint of im2col: adds col (same layout as above) into the channels [c0, c1) of `image` (c_in, h, w).
 template <typename T>
 void col2im_add(const Conv2dGeometry& g, const T* col, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, int64_t ld,
@@ -197,7 +207,7 @@ void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, con
   const int64_t ckk = g.c_in * g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
   const bool pointwise = is_pointwise(g);
   const ItemPlan plan = plan_items<T>(g, ckk);
-  const int64_t tiles = plan.tiles, items = plan.items;
+  const int64_t items = plan.items;
   const auto w = cmat(weight, g.c_out, ckk, ckk);  // (C_out, CKK)
   // Per item: col (CKK, columns), and for a group of images the GEMM's result (C_out, columns) before it is
   // spread over the images.
@@ -211,9 +221,7 @@ void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, con
         // Whole small images side by side: result (C_out, count * P) = W * col, then each image's block.
         const ItemPlan::Item it = plan.item(g, i);
         const int64_t columns = it.count * pixels_out;
-        for (int64_t b = 0; b < it.count; ++b) {
-          im2col(g, input + (it.n0 + b) * g.c_in * pixels_in, 0, g.c_in, 0, g.h_out, col + b * pixels_out, columns);
-        }
+        im2col_images(g, input, it, 0, g.c_in, col);
         T* const result = col + col_size;
         mat(result, g.c_out, columns, columns).noalias() = w * cmat(col, ckk, columns, columns);
         for (int64_t b = 0; b < it.count; ++b) {
@@ -226,15 +234,15 @@ void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, con
         }
         continue;
       }
-      const int64_t n = i / tiles, oy0 = (i % tiles) * plan.rows, oy1 = std::min(g.h_out, oy0 + plan.rows);
-      const int64_t columns = (oy1 - oy0) * g.w_out;
-      const T* image = input + n * g.c_in * pixels_in;
-      T* out = output + n * g.c_out * pixels_out + oy0 * g.w_out;  // (C_out, columns), rows pixels_out apart
+      const ItemPlan::Item it = plan.item(g, i);  // one image, output rows [oy0, oy1)
+      const int64_t columns = (it.oy1 - it.oy0) * g.w_out;
+      const T* image = input + it.n0 * g.c_in * pixels_in;
+      T* out = output + it.n0 * g.c_out * pixels_out + it.oy0 * g.w_out;  // (C_out, columns), rows P apart
       auto out_tile = mat(out, g.c_out, columns, pixels_out);
       if (pointwise) {
-        out_tile.noalias() = w * cmat(image + oy0 * g.w_out, ckk, columns, pixels_in);
+        out_tile.noalias() = w * cmat(image + it.oy0 * g.w_out, ckk, columns, pixels_in);
       } else {
-        im2col(g, image, 0, g.c_in, oy0, oy1, col, columns);
+        im2col(g, image, 0, g.c_in, it.oy0, it.oy1, col, columns);
         out_tile.noalias() = w * cmat(col, ckk, columns, columns);
       }
       if (!epilogue.empty()) {
@@ -352,9 +360,7 @@ void accumulate_weight_grad(const Conv2dGeometry& g, const ItemPlan& plan, const
       const int64_t columns = it.count * pixels_out;
       T* const gathered = col + (c1 - c0) * kk * columns;
       gather_images(grad_out, it.n0, it.count, g.c_out, pixels_out, gathered);
-      for (int64_t b = 0; b < it.count; ++b) {
-        im2col(g, input + (it.n0 + b) * g.c_in * pixels_in, c0, c1, 0, g.h_out, col + b * pixels_out, columns);
-      }
+      im2col_images(g, input, it, c0, c1, col);
       gw_block.noalias() +=
           cmat(gathered, g.c_out, columns, columns) * cmat(col, (c1 - c0) * kk, columns, columns).transpose();
       continue;
