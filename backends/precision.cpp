@@ -19,14 +19,26 @@ const char* precision_name(Precision precision) {
   switch (precision) {
     case Precision::FP32: return "fp32";
     case Precision::TF32: return "tf32";
+    case Precision::BF16: return "bf16";
   }
   return "?";
 }
 
 Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::FP32;
-  ATELIER_CHECK(name == "tf32", "precision: '" << name << "' is not a precision (fp32 or tf32)");
-  return Precision::TF32;
+  for (Precision p : {Precision::FP32, Precision::TF32, Precision::BF16}) {
+    if (name == precision_name(p)) return p;
+  }
+  ATELIER_FAIL("precision: '" << name << "' is not a precision (fp32, tf32 or bf16)");
+  return Precision::FP32;
+}
+
+double gemm_parity_tolerance(Precision precision) {
+  switch (precision) {
+    case Precision::FP32: return 1e-5;
+    case Precision::TF32: return 1e-2;
+    case Precision::BF16: return 3e-2;
+  }
+  return 1e-5;
 }
 
 }  // namespace atelier

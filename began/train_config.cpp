@@ -60,10 +60,8 @@ void check_ranges(const TrainConfig& c) {
   ATELIER_CHECK(c.sample_every >= 1, "--sample-every must be >= 1, got " << c.sample_every);
   ATELIER_CHECK(c.sample_count >= 1, "--sample-count must be >= 1, got " << c.sample_count);
   ATELIER_CHECK(c.progress_seconds >= 0, "--progress-seconds must be >= 0, got " << c.progress_seconds);
-  ATELIER_CHECK(c.precision == "fp32" || c.precision == "tf32",
-                "--precision: '" << c.precision
-                                 << "' is not a precision atelier has (fp32 or tf32; bf16 is not "
-                                    "implemented)");
+  ATELIER_CHECK(c.precision == "fp32" || c.precision == "tf32" || c.precision == "bf16",
+                "--precision: '" << c.precision << "' is not a precision atelier has (fp32, tf32 or bf16)");
 }
 
 int64_t dataset_size(const TrainConfig& c) {

@@ -46,7 +46,7 @@ struct TrainConfig {
   int64_t sample_every = 500;       // [--sample-every] steps
   int64_t sample_count = 64;        // [--sample-count] images in each grid of G(fixed z)
   std::string device = "cpu";       // [--device] cpu or cuda
-  std::string precision = "fp32";   // [--precision] fp32 or tf32: the GEMM/conv precision (CUDA; the CPU is fp32)
+  std::string precision = "fp32";   // [--precision] fp32, tf32 or bf16: GEMM/conv precision (CUDA; the CPU is fp32)
   double progress_seconds = 2;      // [--progress-seconds] between progress lines
   // Set by the program, not by flags.
   std::string version = "unknown";  // git describe of the build

@@ -20,8 +20,8 @@
 //   --steps N          exactly N timed steps per case (default: as many as --benchmark_min_time asks for)
 //   --warmup-steps N   untimed steps before them (default 1; at least 1, so Adam's state and the allocator's cache
 //                      are in place)
-//   --precision P      fp32 (default) or tf32: the GEMM and convolution precision (backends/precision.h; the CPU
-//                      always computes fp32)
+//   --precision P      fp32 (default), tf32 or bf16: the GEMM and convolution precision (backends/precision.h;
+//                      the CPU always computes fp32)
 //
 // FLOPs (2 per multiply-add) of the convolutions and linear layers as the step executes them, with F_D and F_G
 // one forward of D and G over the batch:
@@ -105,7 +105,7 @@ void take_int_flag(int& argc, char** argv, const std::string& name, int64_t min_
   });
 }
 
-// --precision fp32|tf32 sets the library's precision.
+// --precision fp32|tf32|bf16 sets the library's precision.
 void take_precision_flag(int& argc, char** argv) {
   take_flag(argc, argv, "precision", [](const std::string& text) {
     try {

@@ -3,6 +3,7 @@
 // both backends use, over a system memory that runs out.
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -22,7 +23,31 @@ TEST_CASE("precision: fp32 by default, settable, parsed by name") {
   CHECK(precision() == Precision::FP32);
   CHECK(parse_precision("fp32") == Precision::FP32);
   CHECK(parse_precision("tf32") == Precision::TF32);
-  check_throws_with([] { parse_precision("bf17"); }, {"precision", "bf17", "fp32", "tf32"});
+  CHECK(parse_precision("bf16") == Precision::BF16);
+  CHECK(std::string(precision_name(Precision::BF16)) == "bf16");
+  check_throws_with([] { parse_precision("bf17"); }, {"precision", "bf17", "fp32", "tf32", "bf16"});
+  CHECK(gemm_parity_tolerance(Precision::FP32) < gemm_parity_tolerance(Precision::TF32));
+  CHECK(gemm_parity_tolerance(Precision::TF32) < gemm_parity_tolerance(Precision::BF16));
+}
+
+TEST_CASE("precision: the CPU computes float32 under every setting (matmul and conv2d bit for bit)") {
+  struct RestoreFp32 {
+    ~RestoreFp32() { set_precision(Precision::FP32); }
+  } restore;
+  // Values with all 23 mantissa bits in use, so a product rounded to TF32 or bfloat16 would differ.
+  const Tensor a = uniform({33, 70}, -1, 1, RandomKey{5, 0, 0}), b = uniform({70, 19}, -1, 1, RandomKey{5, 1, 0});
+  const Tensor x = uniform({2, 5, 9, 9}, -1, 1, RandomKey{5, 2, 0}),
+               w = uniform({4, 5, 3, 3}, -1, 1, RandomKey{5, 3, 0});
+  auto results = [&] {
+    return std::vector<std::vector<float>>{matmul(a, b).to_vector<float>(),
+                                           conv2d(x, w, Tensor(), 1, 1).to_vector<float>()};
+  };
+  const auto fp32 = results();
+  for (Precision p : {Precision::TF32, Precision::BF16}) {
+    INFO("precision " << precision_name(p));
+    set_precision(p);
+    CHECK(results() == fp32);
+  }
 }
 
 TEST_CASE("cuda:N other than cuda:0 is refused, naming the device") {

@@ -268,17 +268,35 @@ TEST_CASE("began train: --k0 is k_t at the first step, recorded in config.json; 
 }
 
 TEST_CASE("began train: --precision is the library's precision during the run, recorded in config.json") {
-  TempDir dir;
-  TrainConfig c = tiny_config(dir.path, 2);
-  c.precision = "tf32";
-  std::vector<std::string> seen;
-  began::TrainHooks hooks;
-  hooks.after_step = [&](int64_t) { seen.push_back(precision_name(precision())); };
-  REQUIRE(precision() == Precision::FP32);
-  REQUIRE(run(c, hooks).status == TrainOutcome::Status::completed);
-  CHECK(seen == std::vector<std::string>{"tf32", "tf32"});
-  CHECK(precision() == Precision::FP32);  // restored
-  CHECK(testing::read_bytes(dir.file("config.json")).find("\"precision\": \"tf32\"") != std::string::npos);
+  for (const std::string name : {"tf32", "bf16"}) {
+    INFO("--precision " << name);
+    TempDir dir;
+    TrainConfig c = tiny_config(dir.path, 2);
+    c.precision = name;
+    std::vector<std::string> seen;
+    began::TrainHooks hooks;
+    hooks.after_step = [&](int64_t) { seen.push_back(precision_name(precision())); };
+    REQUIRE(precision() == Precision::FP32);
+    REQUIRE(run(c, hooks).status == TrainOutcome::Status::completed);
+    CHECK(seen == std::vector<std::string>{name, name});
+    CHECK(precision() == Precision::FP32);  // restored
+    CHECK(testing::read_bytes(dir.file("config.json")).find("\"precision\": \"" + name + "\"") != std::string::npos);
+  }
+}
+
+TEST_CASE("began train: on the CPU, --precision tf32 and bf16 give fp32's metrics bit for bit") {
+  // The CPU computes in float32 under every precision setting: only CUDA's GEMMs read it.
+  std::vector<std::vector<std::string>> metrics;  // every row of metrics.csv but its time column
+  for (const std::string name : {"fp32", "tf32", "bf16"}) {
+    TempDir dir;
+    TrainConfig c = tiny_config(dir.path, 2);
+    c.precision = name;
+    REQUIRE(run(c).status == TrainOutcome::Status::completed);
+    metrics.push_back(metrics_without_time(dir.path));
+  }
+  REQUIRE(metrics[0].size() == 3);  // the header and two steps
+  CHECK(metrics[1] == metrics[0]);
+  CHECK(metrics[2] == metrics[0]);
 }
 
 TEST_CASE("began train: bad settings are refused before any work, naming the flag") {
@@ -295,7 +313,7 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   refused([](TrainConfig& c) { c.k0 = 1.5; }, "--k0 must be in [0, 1]");
   refused([](TrainConfig& c) { c.k0 = -0.1; }, "--k0 must be in [0, 1]");
   refused([](TrainConfig& c) { c.device = "tpu"; }, "--device: 'tpu'");
-  refused([](TrainConfig& c) { c.precision = "bf16"; }, "--precision: 'bf16' is not a precision atelier has");
+  refused([](TrainConfig& c) { c.precision = "fp16"; }, "--precision: 'fp16' is not a precision atelier has");
   refused([](TrainConfig& c) { c.device = "cuda"; }, "--device cuda");
   refused([](TrainConfig& c) { c.out = "/proc/began-run"; }, "--out /proc/began-run");
   refused(

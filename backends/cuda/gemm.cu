@@ -7,9 +7,12 @@
 //   C^T (N x M) = op(B)^T (N x K) * op(A)^T (K x M)
 // where stored B is handed over as is (CUBLAS_OP_N) unless trans_b (then CUBLAS_OP_T), and the same for A.
 //
-// Precision: float32 products are full FP32 (CUBLAS_COMPUTE_32F) unless the library precision is TF32
-// (backends/precision.h), then CUBLAS_COMPUTE_32F_FAST_TF32; float64 is CUBLAS_COMPUTE_64F. cuBLAS gives the
-// same bits on every run for a given GPU model and library version (no atomics in the default mode).
+// Precision (backends/precision.h): float32 products are full FP32 (CUBLAS_COMPUTE_32F) under Precision::FP32,
+// CUBLAS_COMPUTE_32F_FAST_TF32 under TF32 and CUBLAS_COMPUTE_32F_FAST_16BF under BF16: A, B and C stay float32
+// in memory, cuBLAS rounds A and B to TF32 or bfloat16 inside the kernel and sums in float32 (BF16 "allows" it to
+// round to bfloat16: it may keep more bits, never fewer). float64 is always CUBLAS_COMPUTE_64F. The convolutions
+// (conv.cu) do all their products here, so they follow the same setting. cuBLAS gives the same bits on every run
+// for a given GPU model and library version (no atomics in the default mode).
 #include <algorithm>
 #include <climits>
 #include <cstdint>
@@ -39,13 +42,21 @@ int64_t leading_dim(int64_t ld, int64_t rows, int64_t cols) {
   return cols <= 1 || rows == 0 ? std::max<int64_t>({ld, rows, 1}) : ld;
 }
 
+// The cuBLAS compute type of a float32 GEMM under the library precision.
+cublasComputeType_t float_compute_type(Precision p) {
+  switch (p) {
+    case Precision::FP32: return CUBLAS_COMPUTE_32F;
+    case Precision::TF32: return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case Precision::BF16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+  }
+  return CUBLAS_COMPUTE_32F;
+}
+
 template <typename T>
 void gemm_typed(const GemmArgs& g) {
   constexpr bool is_float = std::is_same_v<T, float>;
   const cudaDataType_t type = is_float ? CUDA_R_32F : CUDA_R_64F;
-  const cublasComputeType_t compute = !is_float                        ? CUBLAS_COMPUTE_64F
-                                      : precision() == Precision::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                                       : CUBLAS_COMPUTE_32F;
+  const cublasComputeType_t compute = is_float ? float_compute_type(precision()) : CUBLAS_COMPUTE_64F;
   // k = 0 (or alpha = 0) is BLAS's C = beta * C, which cuBLAS does too; beta = 0 never reads C.
   const T alpha = static_cast<T>(g.alpha), beta = static_cast<T>(g.beta);
   // Column-major view: first operand op(B)^T (N x K), stored B read column-major is (N x K) when !trans_b,

@@ -148,7 +148,9 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   add("sample_every", c.sample_every, "steps between sample grids (also one at each epoch end)");
   add("sample_count", c.sample_count, "images in each sample grid");
   add("device", c.device, "cpu or cuda");
-  add("precision", c.precision, "fp32 or tf32: GEMM and convolution precision on CUDA (the CPU computes fp32)");
+  add("precision", c.precision,
+      "fp32, tf32 or bf16: GEMM and convolution precision on CUDA (bf16: bfloat16 products, float32 sums and "
+      "weights; the CPU computes fp32 under every setting)");
   add("progress_seconds", c.progress_seconds, "seconds between progress lines");
   cmd.add_flag("--smoke", cli.smoke,
                "a few dozen steps of a tiny model on synthetic data with every output, in seconds (default: off)");

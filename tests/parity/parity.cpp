@@ -787,7 +787,7 @@ std::string compare(const Tensor& got, const Tensor& want, Tolerance tolerance) 
   }
   const std::vector<double> a = got.to_vector<double>(), b = want.to_vector<double>();
   if (tolerance == Tolerance::Norm) {
-    const double limit = precision() == Precision::TF32 ? 1e-2 : 1e-5;
+    const double limit = gemm_parity_tolerance(precision());
     double diff = 0, norm = 0;
     for (size_t i = 0; i < a.size(); ++i) {
       if (std::isnan(a[i]) != std::isnan(b[i])) {

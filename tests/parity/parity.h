@@ -2,8 +2,8 @@
 // a reference device (the CPU) and a device under test (the GPU), the results compared within the tolerances of
 // docs/architecture.md ("Tests"):
 //   elementwise  |got - want| <= 1e-6 (1 + |want|) per element
-//   norm         ||got - want|| / ||want|| <= 1e-5 (1e-2 when the library precision is TF32) for reductions,
-//                GEMM and convolution
+//   norm         ||got - want|| / ||want|| <= 1e-5 for reductions, GEMM and convolution (under another library
+//                precision, gemm_parity_tolerance of backends/precision.h: 1e-2 with TF32, 3e-2 with BF16)
 //   exact        bit-identical (indices, booleans, integers, uniform random numbers, moves of bytes)
 //   ulp4         within 4 units in the last place (normal random numbers: libm and CUDA's math differ)
 //
