@@ -11,9 +11,9 @@
 #   2. bin/gradcheck --device cuda (the op table's float64 gradient check on the GPU)
 #   3. one BEGAN step at n = 64 (64x64x3, batch 16) on the GPU, a few more for the time per step, and one on the
 #      CPU: their first-step losses side by side
-#   4. the BEGAN step at n = 64 timed on the GPU by bench_train --device cuda (fp32 and tf32) and by PyTorch
+#   4. the BEGAN step at n = 64 timed on the GPU by bench_train --device cuda (fp32, tf32 and bf16) and by PyTorch
 #      (bench/peers/began_step_torch.py with this machine's python3: fp32 NCHW and tf32 channels-last, each eager
-#      and as one replayed CUDA graph), printed side by side
+#      and as one replayed CUDA graph; bf16 autocast channels-last, eager), printed side by side
 #   5. bench_ops --device cuda (the op benchmarks on the GPU), with the time left
 # and prints one table, also when a part fails (its log's tail follows the table). With OUT set, the table goes to
 # $OUT/gpu-check.txt and each part's log beside it. Exits 0 when every part passed, 1 otherwise.
@@ -98,7 +98,7 @@ gpu="$(timeout 10 nvidia-smi --query-gpu=name,driver_version,memory.total --form
   head -1)"
 [[ -n "$gpu" ]] || gpu="(nvidia-smi gave nothing)"
 
-part cuda_tests 100 "$here/bin/atelier_cuda_tests"
+part cuda_tests 95 "$here/bin/atelier_cuda_tests"
 set_detail "$(grep -E '^\[doctest\] (test cases|assertions)' "$logs/cuda_tests.log" | tr -s ' ' | paste -sd ';' -)"
 
 part gradcheck 20 "$here/bin/gradcheck" --device cuda
@@ -111,7 +111,7 @@ began_args=(train --data synthetic --synthetic-size 256 --image-size 64 --channe
 first_losses() { sed -n 2p "$1/metrics.csv" 2>/dev/null | cut -d, -f3-9; }
 step_time() { awk -F, 'NR == 3 {t0 = $11} END {if (NR > 3) printf "%.3f s/step over steps 3-%d", ($11 - t0) / (NR - 3), NR - 1}' \
   "$1/metrics.csv" 2>/dev/null; }
-part began_cuda 35 "$here/bin/began" "${began_args[@]}" --device cuda --steps 6 --out "$logs/began-cuda"
+part began_cuda 30 "$here/bin/began" "${began_args[@]}" --device cuda --steps 6 --out "$logs/began-cuda"
 set_detail "step 1: $(first_losses "$logs/began-cuda"); $(step_time "$logs/began-cuda")"
 part began_cpu 25 "$here/bin/began" "${began_args[@]}" --device cpu --steps 1 --out "$logs/began-cpu"
 # The largest relative difference between the two first steps' numbers (k_t is 0 after one step on both).
@@ -125,8 +125,8 @@ set_detail "step 1: $(first_losses "$logs/began-cpu"); max relative difference t
 
 # atelier against PyTorch on this GPU: the BEGAN step at n = 64, median of the timed steps, each side warmed up.
 step_case='^began_step/64x64/C3/n64/'
-for precision in fp32 tf32; do
-  part "atelier_$precision" 30 "$here/bin/bench_train" --device cuda --precision "$precision" \
+for precision in fp32 tf32 bf16; do
+  part "atelier_$precision" 22 "$here/bin/bench_train" --device cuda --precision "$precision" \
     --benchmark_filter="$step_case" --steps 20 --warmup-steps 3 \
     --benchmark_out="$logs/atelier_$precision.json" --benchmark_out_format=json
   set_detail "bench_train --device cuda --precision $precision, 20 steps"
@@ -134,9 +134,11 @@ done
 torch_args=(--bench --device cuda --image-size 64 --channels 3 --n 64 --step-mode both --warmup 5 --reps 30
   --out "$logs/torch_step.jsonl")
 # shellcheck disable=SC2016 # $@ is the inner shell's
-part torch_step 70 bash -c 'python3 bench/peers/began_step_torch.py "$@" --precision fp32 --layout nchw &&
-  python3 bench/peers/began_step_torch.py "$@" --precision tf32 --layout channels_last' _ "${torch_args[@]}"
-set_detail "$(wc -l 2>/dev/null <"$logs/torch_step.jsonl" || echo 0) rows (fp32 NCHW, tf32 channels-last; eager, cuda_graph)"
+part torch_step 80 bash -c 'python3 bench/peers/began_step_torch.py "$@" --precision fp32 --layout nchw &&
+  python3 bench/peers/began_step_torch.py "$@" --precision tf32 --layout channels_last &&
+  python3 bench/peers/began_step_torch.py "$@" --precision bf16 --layout channels_last --step-mode eager' \
+  _ "${torch_args[@]}"
+set_detail "$(wc -l 2>/dev/null <"$logs/torch_step.jsonl" || echo 0) rows (fp32 NCHW, tf32 channels-last: eager, cuda_graph; bf16 channels-last: eager)"
 
 # The op rows last: they take what is left of the budget (the BEGAN step comparison above matters more).
 part bench_ops 40 "$here/bin/bench_ops" --device cuda --benchmark_min_time=0.1
@@ -148,7 +150,7 @@ step_table() {
 import json, os, sys
 logs = sys.argv[1]
 rows = []
-for precision in ("fp32", "tf32"):
+for precision in ("fp32", "tf32", "bf16"):
     ms = peak = "-"
     try:
         with open(os.path.join(logs, "atelier_%s.json" % precision)) as f:

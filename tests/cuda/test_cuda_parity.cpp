@@ -1,8 +1,6 @@
 // CPU-vs-CUDA parity (tests/parity/parity.h): every primitive row and every op-table row in float32, forward and
 // backward, within the tolerances of docs/architecture.md ("Tests"); the gradient check itself on the GPU in
-// float64; GEMM and conv within the TF32 tolerance under set_precision(tf32); and a bad index refused on the GPU
-// as on the CPU.
-#include <cmath>
+// float64; and a bad index refused on the GPU as on the CPU. (The TF32 and BF16 modes: test_cuda_precision.cpp.)
 #include <string>
 #include <vector>
 
@@ -13,7 +11,6 @@
 #include "autograd/op_table.h"
 #include "backends/backend.h"
 #include "backends/error.h"
-#include "backends/precision.h"
 #include "tensor/creation.h"
 #include "tests/parity/parity.h"
 
@@ -45,35 +42,6 @@ TEST_CASE("parity: every primitive row gives the CPU's results on CUDA") {
     ++checked;
   }
   CHECK(checked >= 50);
-}
-
-TEST_CASE("parity: with set_precision(tf32) the GEMM and conv rows stay within the TF32 tolerance") {
-  struct RestoreFp32 {
-    ~RestoreFp32() { set_precision(Precision::FP32); }
-  } restore;  // the other tests run in FP32 even if this one throws
-  set_precision(Precision::TF32);
-  for (const parity::PrimitiveRow& row : parity::primitive_rows()) {
-    if (row.dtype != DType::Float32 || row.tolerance != parity::Tolerance::Norm) continue;
-    INFO("row " << row.name << " (relative norm 1e-2 under TF32)");
-    CHECK(on_cuda([&] { return parity::primitive_row_parity(row, Device::cpu(), Device::cuda()); }) == "");
-  }
-  // A 256^3 product: large enough for cuBLAS's tensor-core kernels, whose TF32 inputs keep 10 mantissa bits.
-  const Tensor a = uniform({256, 256}, -1, 1, RandomKey{77, 0, 0}).to(Device::cuda());
-  const Tensor b = uniform({256, 256}, -1, 1, RandomKey{77, 1, 0}).to(Device::cuda());
-  const std::vector<float> tf32 = matmul(a, b).to_vector<float>();
-  set_precision(Precision::FP32);
-  const std::vector<float> fp32 = matmul(a, b).to_vector<float>();
-  const std::vector<float> cpu = matmul(a.to(Device::cpu()), b.to(Device::cpu())).to_vector<float>();
-  double diff_tf32 = 0, diff_fp32 = 0, norm = 0;
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    diff_tf32 += (tf32[i] - cpu[i]) * static_cast<double>(tf32[i] - cpu[i]);
-    diff_fp32 += (fp32[i] - cpu[i]) * static_cast<double>(fp32[i] - cpu[i]);
-    norm += cpu[i] * static_cast<double>(cpu[i]);
-  }
-  const double rel_tf32 = std::sqrt(diff_tf32 / norm), rel_fp32 = std::sqrt(diff_fp32 / norm);
-  MESSAGE("256^3 matmul against the CPU: relative error " << rel_tf32 << " with TF32, " << rel_fp32 << " with FP32");
-  CHECK(rel_tf32 <= 1e-2);
-  CHECK(rel_fp32 <= 1e-5);
 }
 
 TEST_CASE("parity: every op-table row in float32 gives the CPU's output and gradients on CUDA") {

@@ -4,13 +4,19 @@
 // "Device" memory is host memory. backends/cuda/{copy_fill,random,elementwise,conv,gemm,index,upsample,optimizer}.cu
 // are compiled against the fake launch.h and context.h beside this file (their functors run in host loops), their
 // device-to-device copies reach the cudaMemcpyAsync below and their GEMMs the column-major host GEMM below, which
-// checks its arguments as cuBLAS does. The reductions and argmax, whose block kernels cannot run on the host, run
-// the CPU kernel on the same pointers. What this cannot check: launch configurations,
-// shared memory, atomics, real cuBLAS and anything about the device itself.
+// checks its arguments as cuBLAS does and honours the compute type: CUBLAS_COMPUTE_32F and _64F sum exact products
+// in double; CUBLAS_COMPUTE_32F_FAST_TF32 and _FAST_16BF first round A and B to TF32 (10-bit mantissa) or bfloat16
+// (7-bit mantissa), to nearest even, then sum their products (exact in float) in float, in k order, as a tensor
+// core does; so the precision modes' accuracy can be stated before a GPU runs them (docs/gpu.md). The reductions and
+// argmax, whose block kernels cannot run on the host, run the CPU kernel on the same pointers. What this cannot check:
+// launch configurations, shared memory, atomics, real cuBLAS and anything about the device itself.
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -93,11 +99,31 @@ Backend* cuda_backend_or_null() {
 
 namespace {
 
-// C (m x n, column-major) = alpha op(A) op(B) + beta C for each batch item, with cuBLAS's argument checks.
+// A float rounded to nearest even at `mantissa_bits` bits of mantissa (TF32: 10, bfloat16: 7), as the fast
+// compute types convert their inputs; infinities and NaNs pass unchanged.
+float round_mantissa(float value, int mantissa_bits) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  if ((bits & 0x7f800000u) == 0x7f800000u) return value;
+  const int drop = 23 - mantissa_bits;
+  const uint32_t half = (uint32_t{1} << (drop - 1)) - 1 + ((bits >> drop) & 1u);
+  return std::bit_cast<float>((bits + half) & ~((uint32_t{1} << drop) - 1));
+}
+
+// The mantissa bits a compute type keeps of float32 inputs; 0: full precision, products summed in double.
+int input_mantissa_bits(cublasComputeType_t compute) {
+  switch (compute) {
+    case CUBLAS_COMPUTE_32F_FAST_TF32: return 10;
+    case CUBLAS_COMPUTE_32F_FAST_16BF: return 7;
+    default: return 0;
+  }
+}
+
+// C (m x n, column-major) = alpha op(A) op(B) + beta C for each batch item, with cuBLAS's argument checks. With
+// `mantissa_bits` > 0 (float only) A and B are rounded to that many bits and the sum is a float's.
 template <class T>
 cublasStatus_t host_gemm(cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k, const void* alpha_ptr,
                          const void* a_ptr, int lda, long long stride_a, const void* b_ptr, int ldb, long long stride_b,
-                         const void* beta_ptr, void* c_ptr, int ldc, long long stride_c, int batch) {
+                         const void* beta_ptr, void* c_ptr, int ldc, long long stride_c, int batch, int mantissa_bits) {
   const bool bad = m < 0 || n < 0 || k < 0 || batch < 0 || lda < std::max(1, op_a == CUBLAS_OP_N ? m : k) ||
                    ldb < std::max(1, op_b == CUBLAS_OP_N ? k : n) || ldc < std::max(1, m);
   if (bad) {
@@ -113,11 +139,19 @@ cublasStatus_t host_gemm(cublasOperation_t op_a, cublasOperation_t op_b, int m, 
     for (long j = 0; j < n; ++j) {
       for (long i = 0; i < m; ++i) {
         double sum = 0;
+        float fast_sum = 0;
         for (long l = 0; l < k; ++l) {
           const T av = op_a == CUBLAS_OP_N ? a[i + l * lda] : a[l + i * lda];
           const T bv = op_b == CUBLAS_OP_N ? b[l + j * ldb] : b[j + l * ldb];
+          if constexpr (std::is_same_v<T, float>) {
+            if (mantissa_bits > 0) {
+              fast_sum += round_mantissa(av, mantissa_bits) * round_mantissa(bv, mantissa_bits);
+              continue;
+            }
+          }
           sum += static_cast<double>(av) * static_cast<double>(bv);
         }
+        if (mantissa_bits > 0) sum = fast_sum;
         T& cv = c[i + j * ldc];
         cv = beta == T(0) ? static_cast<T>(alpha * sum) : static_cast<T>(alpha * sum + beta * cv);
       }
@@ -135,11 +169,11 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t op_a
                                           int k, const void* alpha, const void* a, cudaDataType a_type, int lda,
                                           long long stride_a, const void* b, cudaDataType, int ldb, long long stride_b,
                                           const void* beta, void* c, cudaDataType, int ldc, long long stride_c,
-                                          int batch, cublasComputeType_t, cublasGemmAlgo_t) {
+                                          int batch, cublasComputeType_t compute, cublasGemmAlgo_t) {
   return a_type == CUDA_R_32F ? host_gemm<float>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta,
-                                                 c, ldc, stride_c, batch)
+                                                 c, ldc, stride_c, batch, input_mantissa_bits(compute))
                               : host_gemm<double>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta,
-                                                  c, ldc, stride_c, batch);
+                                                  c, ldc, stride_c, batch, 0);
 }
 
 cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k,
