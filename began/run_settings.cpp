@@ -63,6 +63,7 @@ std::vector<SettingRef> settings_of(TrainConfig& c) {
       {"gamma", kFixed, &c.step.gamma},
       {"lambda_k", kFixed, &c.step.lambda_k},
       {"k0", kFixed, &c.k0, kNewer},
+      {"pull_away", kFixed, &c.step.pull_away, kNewer},
       {"lr", kFixed, &c.lr},
       {"beta1", kFixed, &c.beta1},
       {"beta2", kFixed, &c.beta2},

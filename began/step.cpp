@@ -92,11 +92,34 @@ DStepTensors d_step_tensors(Generator& G, Discriminator& D, nn::Optimizer& opt_d
   return {loss_real, loss_fake, loss_d};
 }
 
-Tensor g_step_tensor(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g) {
+Tensor pulling_away(const Tensor& codes) {
+  ATELIER_CHECK(codes.defined() && codes.dim() == 2 && codes.size(0) >= 2,
+                "pulling_away: codes must be (B, h) with B >= 2 (pairs of distinct codes), got " << shape_text(codes));
+  const int64_t b = codes.size(0);
+  // Unit codes u_i = c_i / sqrt(|c_i|^2 + eps); S = U U^T holds every pair's cosine, its diagonal |u_i|^2 (about 1,
+  // slightly less for eps), which is taken out exactly rather than assumed to be 1.
+  const Tensor unit = codes / sqrt(sum(codes * codes, {1}, true) + 1e-12);
+  const Tensor cosines = matmul(unit, transpose(unit, 0, 1));  // (B, B)
+  const Tensor self = sum(unit * unit, {1});                   // (B,): S's diagonal
+  return (sum(cosines * cosines) - sum(self * self)) / static_cast<double>(b * (b - 1));
+}
+
+Tensor g_step_tensor(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g, double pull_away) {
+  ATELIER_CHECK(pull_away >= 0 && std::isfinite(pull_away),
+                "g_step: pull_away must be finite and >= 0, got " << pull_away);
   FreezeParameters frozen(D);  // no D weight gradients are computed; D's .grad stays as the D step left it
   opt_g.zero_grad();
-  Tensor loss_g = reconstruction_loss(D, G.forward(z_g));
-  loss_g.backward();
+  const Tensor fake = G.forward(z_g);
+  Tensor loss_g;
+  if (pull_away == 0) {
+    loss_g = reconstruction_loss(D, fake);
+    loss_g.backward();
+  } else {
+    // D(v) = Dec(Enc(v)) as in reconstruction_loss, with the code kept for the pulling-away term.
+    const Tensor codes = D.enc->forward(fake);
+    loss_g = l1_loss(D.dec->forward(codes), fake);
+    (loss_g + pull_away * pulling_away(codes)).backward();
+  }
   opt_g.step();
   return loss_g;
 }
@@ -121,11 +144,15 @@ Tensor began_step_device(Generator& G, Discriminator& D, nn::Optimizer& opt_g, n
   ATELIER_CHECK(x.device() == device, "began_step: x is on " << x.device() << " but the models are on " << device);
   check_latent("z_d", z_d, x.size(0), c.h, device);
   check_latent("z_g", z_g, x.size(0), c.h, device);
+  ATELIER_CHECK(options.pull_away == 0 || x.size(0) >= 2,
+                "began_step: the pulling-away term (weight "
+                    << options.pull_away << ") compares pairs of G's images and needs a batch of at least 2, got "
+                    << shape_text(x));
   ATELIER_CHECK(k.defined() && k.dim() == 0 && k.dtype() == DType::Float64 && k.device() == device,
                 "began_step: k must be a 0-d float64 tensor on " << device << ", got " << shape_text(k));
 
   const DStepTensors d = d_step_tensors(G, D, opt_d, x, z_d, k);
-  const Tensor loss_g = g_step_tensor(G, D, opt_g, z_g);
+  const Tensor loss_g = g_step_tensor(G, D, opt_g, z_g, options.pull_away);
 
   // The k_t update and M_global in float64 on the device, in began_step's order of operations:
   // balance = gamma L(x) - L(G(z_G)); k <- clip(k + lambda_k balance, 0, 1); M_global = L(x) + |balance|.

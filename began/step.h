@@ -4,7 +4,8 @@
 //   L(v)   = mean |v - D(v)|                                    (L1 over batch, channels and pixels)
 //   D step: L_D = L(x) - k_t L(G(z_D)), G(z_D) computed under NoGradGuard; updates D only.
 //   G step: L_G = L(G(z_G)), D's parameters with requires_grad false (no D weight gradients are computed; D's
-//           existing .grad is left untouched); updates G only.
+//           existing .grad is left untouched); updates G only. With StepOptions::pull_away = w > 0, G minimises
+//           L(G(z_G)) + w PT(Enc(G(z_G))) (pulling_away below); L(G(z_G)) alone is what k_t and M_global see.
 //   k_{t+1}  = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1), with L(x) from the D step and L(G(z_G))
 //              from the G step (D after its update).
 //   M_global = L(x) + |gamma L(x) - L(G(z_G))|.
@@ -21,7 +22,17 @@ namespace atelier::began {
 struct StepOptions {
   double gamma = 0.5;       // the diversity ratio: the target of L(G(z)) / L(x)
   double lambda_k = 0.001;  // k_t's learning rate
+  // Weight of EBGAN's pulling-away term in G's loss (0: off, the paper's BEGAN). Needs a batch of at least 2.
+  double pull_away = 0;
 };
+
+// EBGAN's pulling-away term (Zhao, Mathieu, LeCun 2016, arXiv 1609.03126) over a batch of codes (B, h), B >= 2:
+// the mean squared cosine similarity of the B (B - 1) ordered pairs of distinct codes,
+//   PT = sum_{i != j} (c_i . c_j / (|c_i| |c_j|))^2 / (B (B - 1)),
+// in [0, 1]: 0 when the codes are orthogonal, 1 when they all point one way. Applied to D's codes of G's batch it
+// rewards G for images that D's encoder tells apart, which opposes G settling on one group of images (the mode
+// collapse of docs/began.md, "Mode coverage"). Differentiable; a zero code gets a small epsilon in its norm.
+Tensor pulling_away(const Tensor& codes);
 
 // What one step measured; one metrics.csv row.
 struct StepResult {
@@ -72,7 +83,8 @@ struct DStepTensors {
 };
 DStepTensors d_step_tensors(Generator& G, Discriminator& D, nn::Optimizer& opt_d, const Tensor& x, const Tensor& z_d,
                             const Tensor& k);
-Tensor g_step_tensor(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g);
+// pull_away: StepOptions::pull_away (0: L_G = L(G(z_g)) exactly as the paper). Returns L(G(z_g)) either way.
+Tensor g_step_tensor(Generator& G, Discriminator& D, nn::Optimizer& opt_g, const Tensor& z_g, double pull_away = 0);
 
 // Sets requires_grad false on every parameter of a module and restores each one's previous flag when destroyed,
 // also during stack unwinding: an exception in the G step must not leave D frozen for the next D step. (The G

@@ -45,6 +45,10 @@ void check_ranges(const TrainConfig& c) {
   ATELIER_CHECK(c.step.gamma > 0 && c.step.gamma <= 1, "--gamma must be in (0, 1], got " << c.step.gamma);
   ATELIER_CHECK(c.step.lambda_k >= 0 && std::isfinite(c.step.lambda_k),
                 "--lambda-k must be finite and >= 0, got " << c.step.lambda_k);
+  ATELIER_CHECK(c.step.pull_away >= 0 && std::isfinite(c.step.pull_away),
+                "--pull-away must be finite and >= 0 (0: off), got " << c.step.pull_away);
+  ATELIER_CHECK(c.step.pull_away == 0 || c.batch >= 2,
+                "--pull-away compares pairs of G's images in a batch: it needs --batch >= 2, got " << c.batch);
   ATELIER_CHECK(c.k0 >= 0 && c.k0 <= 1, "--k0 must be in [0, 1] (k_t is clipped to it), got " << c.k0);
   ATELIER_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be finite and > 0, got " << c.lr);
   ATELIER_CHECK(c.beta1 >= 0 && c.beta1 < 1, "--beta1 must be in [0, 1), got " << c.beta1);

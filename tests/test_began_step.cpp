@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <doctest/doctest.h>
 
 #include "autograd/functions.h"
+#include "autograd/gradcheck.h"
 #include "autograd/node.h"
 #include "began/data/synthetic.h"
 #include "began/model.h"
@@ -334,6 +337,67 @@ TEST_CASE("began step: bad inputs are refused with the shapes named") {
   Discriminator D64(small_config(4, 16));
   nn::Adam opt_d64(D64.parameters(), 1e-4);
   check_throws_with([&] { began_step(G, D64, opt_g, opt_d64, x, z, z, k); }, {"G makes", "h 16"});
+}
+
+TEST_CASE("began pulling_away: closed forms, its gradient (float64), and bad shapes named") {
+  // Orthogonal codes: 0. Codes pointing one way (any lengths): 1.
+  CHECK(pulling_away(from_vector<double>({1, 0, 0, 0, 2, 0, 0, 0, 3}, {3, 3})).item() ==
+        doctest::Approx(0).epsilon(1e-12));
+  CHECK(pulling_away(from_vector<double>({1, 2, 2, 4, -3, -6}, {3, 2})).item() == doctest::Approx(1).epsilon(1e-9));
+  // (1, 0) and (1, 1): cosine 1/sqrt(2), both ordered pairs give 1/2, over 2 pairs: 0.5. Add (0, 1): pairs
+  // (a,b) 1/2, (a,c) 0, (b,c) 1/2, each twice, over 6: 1/3.
+  CHECK(pulling_away(from_vector<double>({1, 0, 1, 1}, {2, 2})).item() == doctest::Approx(0.5).epsilon(1e-9));
+  CHECK(pulling_away(from_vector<double>({1, 0, 1, 1, 0, 1}, {3, 2})).item() == doctest::Approx(1.0 / 3).epsilon(1e-9));
+
+  manual_seed(5);
+  const Tensor codes = uniform({4, 3}, -1, 1, RandomKey{5, 0, 0}, DType::Float64).requires_grad_(true);
+  const GradcheckResult r = gradcheck([](const std::vector<Tensor>& in) { return pulling_away(in[0]); }, {codes});
+  CHECK_MESSAGE(r.passed, r.message);
+
+  check_throws_with([] { pulling_away(zeros({1, 8})); }, {"B >= 2", "[1, 8]"});
+  check_throws_with([] { pulling_away(zeros({8})); }, {"(B, h)", "[8]"});
+}
+
+TEST_CASE("began step: the pulling-away term changes G's update, not the losses k_t and M_global see") {
+  const ModelConfig c = small_config();
+  const Tensor x = uniform({4, 1, 32, 32}, -1, 1, RandomKey{9, 0, 0});
+  const Tensor z_d = sample_z(4, 8, 1, 0, LatentStream::discriminator),
+               z_g = sample_z(4, 8, 1, 0, LatentStream::generator);
+  auto run = [&](double pull_away) {
+    manual_seed(3);
+    auto rig = std::make_unique<Rig>(c, 1e-3);
+    double k = 0.3;
+    StepOptions options;
+    options.pull_away = pull_away;
+    const StepResult r = began_step(rig->G, rig->D, rig->opt_g, rig->opt_d, x, z_d, z_g, k, options);
+    return std::make_tuple(r, k, Snapshot(rig->G), Snapshot(rig->D));
+  };
+  const auto [plain, k_plain, g_plain, d_plain] = run(0);
+  const auto [pulled, k_pulled, g_pulled, d_pulled] = run(0.5);
+  // The D step comes first and does not see the term; L(G(z_G)) is computed before G's update in both runs.
+  CHECK(pulled.loss_real == plain.loss_real);
+  CHECK(pulled.loss_fake_g == plain.loss_fake_g);
+  CHECK(pulled.loss_g == plain.loss_g);
+  CHECK(pulled.m_global == plain.m_global);
+  CHECK(k_pulled == k_plain);
+  CHECK(d_pulled.values == d_plain.values);
+  // The term reaches every G parameter's gradient (the first Adam step moves each weight by about lr * sign(g),
+  // so the values themselves may not tell).
+  size_t changed = 0;
+  for (size_t i = 0; i < g_plain.grads.size(); ++i) changed += g_pulled.grads[i] != g_plain.grads[i];
+  CHECK(changed == g_plain.grads.size());
+  CHECK(g_pulled.values != g_plain.values);
+
+  manual_seed(3);
+  Rig rig(c, 1e-3);
+  double k = 0;
+  StepOptions options;
+  options.pull_away = 0.1;
+  check_throws_with(
+      [&] {
+        began_step(rig.G, rig.D, rig.opt_g, rig.opt_d, zeros({1, 1, 32, 32}), zeros({1, 8}), zeros({1, 8}), k, options);
+      },
+      {"pulling-away", "batch of at least 2", "[1, 1, 32, 32]"});
 }
 
 TEST_CASE("began sample_z: U[-1, 1], keyed by (seed, step, stream), streams and steps distinct") {

@@ -267,6 +267,24 @@ TEST_CASE("began train: --k0 is k_t at the first step, recorded in config.json; 
   }
 }
 
+TEST_CASE("began train: --pull-away trains with the term, is recorded in config.json and fixed on resume") {
+  TempDir dir;
+  TrainConfig c = tiny_config(dir.path, 2);
+  c.step.pull_away = 0.25;
+  REQUIRE(run(c).status == TrainOutcome::Status::completed);
+  const std::vector<std::string> loss_g = column(dir.path, 6);  // epoch, step, L(x), L(G(z_D)), L(G(z_G)), L_D, L_G
+  REQUIRE(loss_g.size() == 2);
+  for (const std::string& v : loss_g) CHECK(std::isfinite(std::stod(v)));
+  CHECK(testing::read_bytes(dir.file("config.json")).find("\"pull_away\": 0.25") != std::string::npos);
+
+  TrainConfig resumed = resume_config(dir.path, 4);
+  resumed.given = {"steps"};
+  CHECK(began::resolve_config(resumed).step.pull_away == 0.25);  // taken from the checkpoint
+  resumed.step.pull_away = 0;
+  resumed.given = {"steps", "pull_away"};
+  testing::check_throws_with([&] { began::resolve_config(resumed); }, {"--pull-away 0 (the run has 0.25)"});
+}
+
 TEST_CASE("began train: --precision is the library's precision during the run, recorded in config.json") {
   for (const std::string name : {"tf32", "bf16"}) {
     INFO("--precision " << name);
@@ -312,6 +330,13 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   refused([](TrainConfig& c) { c.lr_factor = 2; }, "--lr-factor");
   refused([](TrainConfig& c) { c.k0 = 1.5; }, "--k0 must be in [0, 1]");
   refused([](TrainConfig& c) { c.k0 = -0.1; }, "--k0 must be in [0, 1]");
+  refused([](TrainConfig& c) { c.step.pull_away = -1; }, "--pull-away must be finite and >= 0");
+  refused(
+      [](TrainConfig& c) {
+        c.step.pull_away = 0.1;
+        c.batch = 1;
+      },
+      "--pull-away compares pairs of G's images in a batch: it needs --batch >= 2, got 1");
   refused([](TrainConfig& c) { c.device = "tpu"; }, "--device: 'tpu'");
   refused([](TrainConfig& c) { c.precision = "fp16"; }, "--precision: 'fp16' is not a precision atelier has");
   refused([](TrainConfig& c) { c.device = "cuda"; }, "--device cuda");

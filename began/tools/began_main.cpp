@@ -131,6 +131,8 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   add("gamma", c.step.gamma, "diversity ratio: the target of L(G(z)) / L(x)");
   add("lambda_k", c.step.lambda_k, "learning rate of k_t");
   add("k0", c.k0, "k_t at the first step, in [0, 1] (the paper: 0)");
+  add("pull_away", c.step.pull_away,
+      "weight of EBGAN's pulling-away term on D's codes of G's batch in G's loss (0: off, the paper's BEGAN)");
   add("lr", c.lr, "starting learning rate of both Adam optimisers");
   add("beta1", c.beta1, "Adam beta1");
   add("beta2", c.beta2, "Adam beta2");
