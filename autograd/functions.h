@@ -69,6 +69,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // pass and its gradient computed from the output, so the pre-activation tensor is never made (alpha >= 0).
 Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
                   int64_t padding = 0, double alpha = 1.0);
+// conv2d_elu(upsample_nearest2d(x, 2), weight, bias, stride, padding, alpha) as one op: the convolution reads pixel
+// (y / 2, x / 2) of x where the upsampled image would be read (on CUDA; the CPU upsamples into scratch), so the
+// upsampled tensor is never made nor kept for the backward pass, and the input gradient is x's shape.
+Tensor upsample_conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+                           int64_t padding = 0, double alpha = 1.0);
 // (N, C, H, W) -> (N, C, H * scale, W * scale), each pixel repeated.
 Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
 

@@ -169,6 +169,17 @@ std::vector<OpCase> build_table() {
   ROW("conv2d_elu/3x3_stride2_pad1_no_bias_batch3_alpha0.7", ({u({3, 2, 5, 7}), u({3, 2, 3, 3})}),
       conv2d_elu(x[0], x[1], Tensor(), 2, 1, 0.7));
   ROW("conv2d_elu/1x1_bias_batch1", ({u({1, 4, 3, 5}), u({2, 4, 1, 1}), u({2})}), conv2d_elu(x[0], x[1], x[2]));
+  // The same with the input upsampled by 2 inside the convolution (x is the small image): the BEGAN decoder's
+  // 3x3 stride-1 pad-1 layer (Winograd-able), stride 2 without padding, a 1x1 kernel (no pointwise shortcut may
+  // skip the upsampling) and a permuted, non-contiguous input.
+  ROW("upsample_conv2d_elu/3x3_pad1_bias_batch2", ({u({2, 3, 3, 4}), u({4, 3, 3, 3}), u({4})}),
+      upsample_conv2d_elu(x[0], x[1], x[2], 1, 1));
+  ROW("upsample_conv2d_elu/3x3_stride2_no_bias_batch1_alpha0.7", ({u({1, 2, 3, 3}), u({3, 2, 3, 3})}),
+      upsample_conv2d_elu(x[0], x[1], Tensor(), 2, 0, 0.7));
+  ROW("upsample_conv2d_elu/1x1_bias_batch3", ({u({3, 2, 2, 3}), u({2, 2, 1, 1}), u({2})}),
+      upsample_conv2d_elu(x[0], x[1], x[2]));
+  ROW("upsample_conv2d_elu/permuted_input", ({u({2, 3, 4, 2}), u({2, 2, 3, 3}), u({2})}),
+      upsample_conv2d_elu(x[0].permute({0, 3, 1, 2}), x[1], x[2], 1, 1));
   ROW("upsample_nearest2d/scale2", ({u({2, 3, 3, 4})}), upsample_nearest2d(x[0], 2));
   ROW("upsample_nearest2d/scale3_batch1", ({u({1, 2, 2, 3})}), upsample_nearest2d(x[0], 3));
   ROW("cat/dim0_three", ({u({2, 3}), u({1, 3}), u({3, 3})}), cat({x[0], x[1], x[2]}, 0));

@@ -249,12 +249,19 @@ struct GemmArgs {
 // The geometry of one 2-d convolution (NCHW, groups = 1). Every tensor is contiguous:
 //   input (n, c_in, h, w), weight (c_out, c_in, kh, kw), output (n, c_out, h_out, w_out) with
 //   h_out = (h + 2 pad_h - kh) / stride_h + 1 (and the same for w).
+// input_upsample (1 or 2) folds a nearest upsampling of the input into the convolution: the convolution sees an
+// (h, w) image, but the stored input (and the input gradient) is the small image (n, c_in, h / u, w / u), and
+// pixel (y, x) of the image seen is small pixel (y / u, x / u). So with u = 2,
+//   conv2d(input_upsample 2)(small) = conv2d(upsample_nearest2d(small, 2)), and the input gradient is
+//   upsample_nearest2d_backward(the input gradient of the plain convolution): each small pixel sums its 2x2 block.
+// h and w must be multiples of u. (The BEGAN decoder's upsample + 3x3 conv: the 4x larger image is never made.)
 struct Conv2dGeometry {
   int64_t n, c_in, h, w;
   int64_t c_out, kh, kw;
   int64_t stride_h, stride_w;
   int64_t pad_h, pad_w;
   int64_t h_out, w_out;
+  int64_t input_upsample = 1;
 };
 
 // What the convolution applies to each output element after the bias, while the element is still in cache:

@@ -11,11 +11,13 @@ namespace atelier {
 inline void check_conv_geometry(const char* what, const Conv2dGeometry& g) {
   ATELIER_CHECK(g.n >= 0 && g.c_in > 0 && g.c_out > 0 && g.kh > 0 && g.kw > 0 && g.stride_h > 0 && g.stride_w > 0 &&
                     g.pad_h >= 0 && g.pad_w >= 0 && g.h_out == (g.h + 2 * g.pad_h - g.kh) / g.stride_h + 1 &&
-                    g.w_out == (g.w + 2 * g.pad_w - g.kw) / g.stride_w + 1 && g.h_out > 0 && g.w_out > 0,
+                    g.w_out == (g.w + 2 * g.pad_w - g.kw) / g.stride_w + 1 && g.h_out > 0 && g.w_out > 0 &&
+                    (g.input_upsample == 1 || g.input_upsample == 2) && g.h % g.input_upsample == 0 &&
+                    g.w % g.input_upsample == 0,
                 what << ": invalid geometry (n " << g.n << ", c_in " << g.c_in << ", h " << g.h << ", w " << g.w
                      << ", c_out " << g.c_out << ", kernel " << g.kh << "x" << g.kw << ", stride " << g.stride_h << "x"
                      << g.stride_w << ", pad " << g.pad_h << "x" << g.pad_w << ", out " << g.h_out << "x" << g.w_out
-                     << ")");
+                     << ", input upsample " << g.input_upsample << ")");
 }
 
 inline void check_upsample_args(const char* what, const UpsampleNearestArgs& a) {

@@ -73,6 +73,11 @@ Tensor Conv2d::forward_elu(const Tensor& x, double alpha) {
   return conv2d_elu(x, weight, bias, stride, padding, alpha);
 }
 
+Tensor Conv2d::forward_upsample_elu(const Tensor& x, double alpha) {
+  check_conv_input(*this, x);
+  return upsample_conv2d_elu(x, weight, bias, stride, padding, alpha);
+}
+
 Tensor ELU::forward(const Tensor& x) { return elu(x, alpha); }
 Tensor ReLU::forward(const Tensor& x) { return relu(x); }
 Tensor Tanh::forward(const Tensor& x) { return tanh(x); }

@@ -40,6 +40,8 @@ class Conv2d : public Module {
   Tensor forward(const Tensor& x) override;
   // elu(forward(x), alpha) as one fused op (conv2d_elu): the ELU runs in the convolution's output pass.
   Tensor forward_elu(const Tensor& x, double alpha = 1.0);
+  // forward_elu(upsample_nearest2d(x, 2), alpha) as one op (upsample_conv2d_elu): the convolution reads x itself.
+  Tensor forward_upsample_elu(const Tensor& x, double alpha = 1.0);
   std::string type_name() const override { return "Conv2d"; }
   void reset_parameters();
 

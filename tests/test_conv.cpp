@@ -3,6 +3,8 @@
 // error messages of bad geometries, and a small CNN trained end to end with hand-written SGD.
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -232,6 +234,75 @@ TEST_CASE("conv2d_elu equals elu(conv2d) forward and backward under every conv a
       }
     }
   }
+}
+
+// The gradients of sum(y * r) for fixed weights r with respect to `inputs` (leaves that require grad), after
+// y = fn(inputs); y itself comes first. Fresh copies of the inputs, so two calls never share a .grad.
+std::vector<std::vector<double>> outputs_and_grads(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                                                   const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> leaves;
+  for (const Tensor& t : inputs) leaves.push_back(t.detach().clone().requires_grad_());
+  const Tensor y = fn(leaves);
+  y.backward(uniform(y.shape(), -1, 1, RandomKey{21, 0, 0}, y.dtype()));
+  std::vector<std::vector<double>> out{y.to_vector<double>()};
+  for (const Tensor& t : leaves) out.push_back(t.grad().to_vector<double>());
+  return out;
+}
+
+TEST_CASE("upsample_conv2d_elu equals upsample_nearest2d then conv2d_elu bit for bit on the CPU, every algorithm") {
+  // The CPU upsamples into scratch and runs the plain convolution (backends/cpu/conv.cpp), so output and every
+  // gradient are exactly the separate ops' under im2col, F(2x2) and F(4x4): 16 -> 8 channels 3x3 stride 1 pad 1
+  // (the BEGAN decoder's layer, Winograd-able), a stride-2 unpadded layer, a 1x1, float32 and float64.
+  struct Case {
+    int64_t kernel, stride, padding;
+  };
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+    testing::ConvAlgoScope scope(algo);
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      for (const Case& c : {Case{3, 1, 1}, Case{3, 2, 0}, Case{1, 1, 0}}) {
+        INFO(std::string(conv_algo_name(algo)) << ", " << dtype_name(dtype) << ", kernel " << c.kernel << ", stride "
+                                               << c.stride << ", padding " << c.padding);
+        const std::vector<Tensor> in{uniform({2, 16, 5, 6}, -1, 1, RandomKey{20, 0, 0}, dtype),
+                                     uniform({8, 16, c.kernel, c.kernel}, -0.2, 0.2, RandomKey{20, 1, 0}, dtype),
+                                     uniform({8}, -0.5, 0.5, RandomKey{20, 2, 0}, dtype)};
+        const auto fused = outputs_and_grads(
+            [&](const std::vector<Tensor>& x) {
+              return upsample_conv2d_elu(x[0], x[1], x[2], c.stride, c.padding, 0.8);
+            },
+            in);
+        const auto plain = outputs_and_grads(
+            [&](const std::vector<Tensor>& x) {
+              return conv2d_elu(upsample_nearest2d(x[0], 2), x[1], x[2], c.stride, c.padding, 0.8);
+            },
+            in);
+        CHECK(fused[0].size() == static_cast<size_t>(2 * 8 * ((10 + 2 * c.padding - c.kernel) / c.stride + 1) *
+                                                     ((12 + 2 * c.padding - c.kernel) / c.stride + 1)));
+        CHECK(fused[1].size() == in[0].numel());  // the input gradient is the small image's
+        for (size_t i = 0; i < fused.size(); ++i) {
+          INFO("result " << i << " (output, then the gradients of x, weight, bias)");
+          CHECK(fused[i] == plain[i]);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("upsample_conv2d_elu and the raw input upsampling refuse bad factors and shapes, naming them") {
+  const Tensor x = zeros({2, 3, 4, 4});
+  CHECK_THROWS_WITH_AS(upsample_conv2d_elu(x, zeros({4, 5, 3, 3})),
+                       "conv2d: input [2, 3, 4, 4] upsampled to [2, 3, 8, 8] has 3 channels but weight [4, 5, 3, 3] "
+                       "expects 5",
+                       Error);
+  CHECK_THROWS_WITH_AS(raw::conv2d(x, zeros({4, 3, 3, 3}), Tensor(), 1, 1, ConvActivation::Elu, 1, 3),
+                       doctest::Contains("conv2d: the input upsampling factor must be 1 or 2, got 3"), Error);
+  CHECK_THROWS_WITH_AS(raw::conv2d_backward_input(zeros({2, 4, 8, 8}), zeros({4, 3, 3, 3}), {2, 3, 8, 8}, 1, 1, 2),
+                       doctest::Contains("gradient of shape [2, 4, 8, 8] for input [2, 3, 8, 8]"), Error);
+  // A primitive called with an odd size or factor is refused by the kernel's geometry check too.
+  Conv2dGeometry g{2, 3, 7, 8, 4, 3, 3, 1, 1, 1, 1, 7, 8, 2};
+  const Tensor w = zeros({4, 3, 3, 3});
+  Tensor out = zeros({2, 4, 7, 8});
+  const Conv2dForwardArgs a{DType::Float32, g, x.raw_data(), w.raw_data(), nullptr, out.raw_data()};
+  CHECK_THROWS_WITH_AS(backend_for(Device::cpu()).conv2d(a), doctest::Contains("input upsample 2"), Error);
 }
 
 TEST_CASE("conv2d_elu rejects a negative or non-finite alpha") {

@@ -1,4 +1,5 @@
-// Convolution and image ops: conv2d, conv2d_elu (the convolution with ELU fused into its output pass) and
+// Convolution and image ops: conv2d, conv2d_elu (the convolution with ELU fused into its output pass),
+// upsample_conv2d_elu (the same with a nearest 2x upsampling of the input folded into the convolution's gather) and
 // upsample_nearest2d (backend primitives). Forward and backward side by side; each backward computes only the
 // gradients its inputs need, so a frozen weight costs no weight-gradient GEMM and an input image no input gradient.
 #include "autograd/functions.h"
@@ -10,14 +11,16 @@ namespace atelier {
 namespace {
 
 // The gradients of a convolution's (x, weight, bias) from the gradient g of its pre-activation output, each only
-// if needed. sx and sw are the saved input and weight (empty where no needed gradient reads them).
+// if needed. sx and sw are the saved input and weight (empty where no needed gradient reads them); upsample is the
+// convolution's input upsampling (1, or 2 for upsample_conv2d_elu: x and xs are then the small image).
 std::vector<Tensor> conv2d_grads(const Tensor& g, const SavedTensor& sx, const SavedTensor& sw, const Shape& xs,
-                                 const Shape& ws, int64_t stride, int64_t padding, const std::vector<bool>& needs) {
+                                 const Shape& ws, int64_t stride, int64_t padding, const std::vector<bool>& needs,
+                                 int64_t upsample = 1) {
   Tensor gx, gw, gb;
-  if (needs[0]) gx = raw::conv2d_backward_input(g, sw.unpack(), xs, stride, padding);
+  if (needs[0]) gx = raw::conv2d_backward_input(g, sw.unpack(), xs, stride, padding, upsample);
   if (needs[1]) {
     // One pass over grad_out gives the bias gradient too.
-    raw::Conv2dWeightGrads grads = raw::conv2d_backward_weight(sx.unpack(), g, ws, needs[2], stride, padding);
+    raw::Conv2dWeightGrads grads = raw::conv2d_backward_weight(sx.unpack(), g, ws, needs[2], stride, padding, upsample);
     gw = grads.weight;
     gb = grads.bias;
   } else if (needs[2]) {
@@ -56,6 +59,21 @@ Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias, int
                  ws = weight.shape(), stride, padding, alpha](const auto& g, const auto& needs) {
                   const Tensor pre = raw::elu_backward(g[0], sy.unpack(), alpha);
                   return conv2d_grads(pre, sx, sw, xs, ws, stride, padding, needs);
+                });
+}
+
+Tensor upsample_conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+                           double alpha) {
+  // conv2d_elu of x upsampled by 2, the upsampling done by the convolution's gather: x (N, C, H, W) is saved and
+  // read instead of a (N, C, 2H, 2W) copy, and the input gradient comes back (N, C, H, W) directly.
+  constexpr int64_t kUpsample = 2;
+  Tensor out = raw::conv2d(x, weight, bias, stride, padding, ConvActivation::Elu, alpha, kUpsample);
+  if (!should_record({x, weight, bias})) return out;
+  return record("upsample_conv2d_elu", out, {x, weight, bias},
+                [sy = SavedTensor(out), sx = saved_input(x, weight), sw = saved_weight(x, weight), xs = x.shape(),
+                 ws = weight.shape(), stride, padding, alpha](const auto& g, const auto& needs) {
+                  const Tensor pre = raw::elu_backward(g[0], sy.unpack(), alpha);
+                  return conv2d_grads(pre, sx, sw, xs, ws, stride, padding, needs, kUpsample);
                 });
 }
 

@@ -34,6 +34,12 @@
 // atelier::set_conv_algo, backends/conv_algo.h) forces one; auto, the default, takes Winograd where it is expected
 // to win (choose_conv_algo in backends/cpu/winograd.h: at least 16 channels in and 3 out; F(4x4) unless F(2x2)'s
 // tiles fit the output better).
+//
+// Input upsampling (Conv2dGeometry::input_upsample = 2, the BEGAN decoder's upsample + conv): the CPU upsamples
+// the small input into scratch and runs the plain convolution on it (Winograd included), and sums the plain input
+// gradient's 2x2 blocks into the small gradient: the results are bit for bit those of upsample_nearest2d and
+// conv2d as separate ops, at the same cost (the same upsampling pass; only the weight gradient upsamples again,
+// where the separate ops kept the upsampled tensor alive from the forward pass to the backward).
 #include <algorithm>
 #include <memory>
 #include <vector>
@@ -453,6 +459,39 @@ void bias_grad(const Conv2dGeometry& g, const T* grad_out, T* gb) {
   });
 }
 
+// Input upsampling, by the upsampling kernels: the small input (n, c_in, h / u, w / u) of an input-upsampling
+// geometry g is upsampled into a scratch image (n, c_in, h, w) (upsampled_image), which the plain geometry
+// (input_upsample 1) convolves; the plain input gradient goes to such an image too, then to the small gradient.
+Scratch<char> upsampled_image(const Conv2dGeometry& g, DType dtype) {
+  return Scratch<char>(g.n * g.c_in * g.h * g.w * static_cast<int64_t>(dtype_size(dtype)));
+}
+
+// Forward (src the small image, dst the upsampled one) or backward (src the upsampled gradient, dst the small).
+UpsampleNearestArgs upsample_args(const Conv2dGeometry& g, DType dtype, const void* src, void* dst) {
+  UpsampleNearestArgs a{};
+  a.dtype = dtype;
+  a.n = g.n;
+  a.c = g.c_in;
+  a.h = g.h / g.input_upsample;
+  a.w = g.w / g.input_upsample;
+  a.scale_h = a.scale_w = g.input_upsample;
+  a.src = src;
+  a.dst = dst;
+  return a;
+}
+
+// The forward pass or the weight gradient of an input-upsampling convolution: `run` (the entry point itself)
+// gets the plain args, whose input is the small input upsampled into scratch.
+template <class Args, class Run>
+void with_upsampled_input(const Args& args, Run run) {
+  Scratch<char> big = upsampled_image(args.g, args.dtype);
+  upsample_nearest2d(upsample_args(args.g, args.dtype, args.input, big.get()));
+  Args plain = args;
+  plain.g.input_upsample = 1;
+  plain.input = big.get();
+  run(plain);
+}
+
 // The Winograd tile size of a chosen algorithm: 2, 4, or 0 for im2col.
 int winograd_tile(const Conv2dGeometry& g) {
   switch (choose_conv_algo(g, conv_algo())) {
@@ -468,6 +507,7 @@ void conv2d(const Conv2dForwardArgs& args) {
   check_conv_geometry("cpu conv2d", args.g);
   ATELIER_CHECK(args.activation == ConvActivation::None || args.activation == ConvActivation::Elu,
                 "cpu conv2d: unknown activation " << static_cast<int>(args.activation));
+  if (args.g.input_upsample != 1) return with_upsampled_input(args, [](const Conv2dForwardArgs& p) { conv2d(p); });
   const int m = winograd_tile(args.g);
   dispatch(conv2d_types{}, args.dtype, "cpu conv2d", [&]<class T> {
     const auto epilogue = ConvEpilogue<T>::from(args);
@@ -483,6 +523,16 @@ void conv2d(const Conv2dForwardArgs& args) {
 
 void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
   check_conv_geometry("cpu conv2d_backward_input", args.g);
+  if (args.g.input_upsample != 1) {
+    // The plain input gradient (n, c_in, h, w), then each small pixel sums its block.
+    Scratch<char> big = upsampled_image(args.g, args.dtype);
+    Conv2dBackwardInputArgs p = args;
+    p.g.input_upsample = 1;
+    p.grad_input = big.get();
+    conv2d_backward_input(p);
+    upsample_nearest2d_backward(upsample_args(args.g, args.dtype, big.get(), args.grad_input));
+    return;
+  }
   const int m = winograd_tile(args.g);
   dispatch(conv2d_backward_input_types{}, args.dtype, "cpu conv2d_backward_input", [&]<class T> {
     if (m != 0) {
@@ -497,6 +547,9 @@ void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
 
 void conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
   check_conv_geometry("cpu conv2d_backward_weight", args.g);
+  if (args.g.input_upsample != 1) {
+    return with_upsampled_input(args, [](const Conv2dBackwardWeightArgs& p) { conv2d_backward_weight(p); });
+  }
   const int m = winograd_tile(args.g);
   dispatch(conv2d_backward_weight_types{}, args.dtype, "cpu conv2d_backward_weight", [&]<class T> {
     const T* grad_out = static_cast<const T*>(args.grad_output);

@@ -13,6 +13,12 @@
 //                    fixed; grad_bias = grad_out summed over (n, P) by the deterministic reduce (reduce.cu)
 // A 1x1, stride-1, unpadded convolution needs no col: the image (C_in, H*W) is its own im2col matrix.
 //
+// Input upsampling (Conv2dGeometry::input_upsample u = 2, backends/args.h): the convolution sees an (H, W) image
+// but the stored input is (H/u, W/u). im2col reads pixel (iy / u, ix / u) of the small image, so the upsampled
+// image is never made; col2im runs one thread per small input element, which sums the u x u pixels of its block,
+// each one's taps gathered as above, in the order upsample_nearest2d_backward sums a block: the input gradient is
+// bit for bit that of upsample_nearest2d followed by the plain convolution.
+//
 // Images are processed in chunks whose col fits kColBytes of the context's workspace (at least one image).
 // Everything is deterministic: fixed-order gathers and cuBLAS, whose results do not vary between runs.
 #include <algorithm>
@@ -33,13 +39,17 @@ namespace {
 // The most bytes of col per chunk of images (one image may need more: it then gets that much).
 constexpr int64_t kColBytes = int64_t{256} << 20;
 
-// 1x1 kernel, stride 1, no padding: col is the image itself.
+// 1x1 kernel, stride 1, no padding, no input upsampling: col is the image itself.
 bool is_pointwise(const Conv2dGeometry& g) {
-  return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+  return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0 &&
+         g.input_upsample == 1;
 }
 
+// The pixels of one stored input plane: (h / u) * (w / u).
+int64_t stored_pixels(const Conv2dGeometry& g) { return g.h / g.input_upsample * (g.w / g.input_upsample); }
+
 // CPU twin: im2col (backends/cpu/conv.cpp). Element e of col (images, CKK, P) for `images` consecutive images
-// of `input`.
+// of `input` (the small images when g.input_upsample is 2: pixel (iy, ix) is read at (iy / 2, ix / 2)).
 template <typename T>
 struct Im2col {
   const T* input;
@@ -52,21 +62,38 @@ struct Im2col {
     const int64_t iy = p / g.w_out * g.stride_h - g.pad_h + i;
     const int64_t ix = p % g.w_out * g.stride_w - g.pad_w + j;
     const bool inside = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
-    col[e] = inside ? input[((image * g.c_in + c) * g.h + iy) * g.w + ix] : T(0);
+    const int64_t u = g.input_upsample, hs = g.h / u, ws = g.w / u;
+    col[e] = inside ? input[((image * g.c_in + c) * hs + iy / u) * ws + ix / u] : T(0);
   }
 };
 
 // CPU twin: col2im_add (backends/cpu/conv.cpp), as a gather. The thread of grad_in[image, c, y, x] (element e)
 // sums, in (i, j) order, the col entries (c, i, j), (oy, ox) with oy*stride_h - pad_h + i == y and the same for x.
+// With input upsampling u = 2, element e is a small pixel (ys, xs): the sum over its block's pixels (ys*2 + a,
+// xs*2 + b), rows then columns from 0 (upsample_nearest2d_backward's order), of each pixel's sum above.
 template <typename T>
 struct Col2im {
   const T* col;
   T* image_out;
   Conv2dGeometry g;
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
-    const int64_t kk = g.kh * g.kw, ckk = g.c_in * kk, pixels = g.h_out * g.w_out;
-    const int64_t x = e % g.w, y = e / g.w % g.h, c = e / (g.h * g.w) % g.c_in, image = e / (g.h * g.w * g.c_in);
-    const T* rows = col + (image * ckk + c * kk) * pixels;  // the kk rows of channel c
+    const int64_t u = g.input_upsample, hs = g.h / u, ws = g.w / u;
+    const int64_t x = e % ws, y = e / ws % hs, c = e / (hs * ws) % g.c_in, image = e / (hs * ws * g.c_in);
+    const T* rows = col + (image * g.c_in * g.kh * g.kw + c * g.kh * g.kw) * g.h_out * g.w_out;  // channel c's rows
+    if (u == 1) {
+      image_out[e] = pixel_sum(rows, y, x);
+      return;
+    }
+    T sum = 0;
+    for (int64_t a = 0; a < u; ++a) {
+      for (int64_t b = 0; b < u; ++b) sum += pixel_sum(rows, y * u + a, x * u + b);
+    }
+    image_out[e] = sum;
+  }
+  // The col entries that im2col read from pixel (y, x) of the image the convolution sees, from channel c's
+  // kh*kw rows of col.
+  ATELIER_HOST_DEVICE T pixel_sum(const T* rows, int64_t y, int64_t x) const {
+    const int64_t pixels = g.h_out * g.w_out;
     T sum = 0;
     for (int64_t i = 0; i < g.kh; ++i) {
       const int64_t ty = y + g.pad_h - i;  // = oy * stride_h
@@ -78,7 +105,7 @@ struct Col2im {
         sum += rows[(i * g.kw + j) * pixels + oy * g.w_out + tx / g.stride_w];
       }
     }
-    image_out[e] = sum;
+    return sum;
   }
 };
 
@@ -144,7 +171,7 @@ void CudaBackend::conv2d(const Conv2dForwardArgs& args) {
   ATELIER_CHECK(args.activation == ConvActivation::None || args.activation == ConvActivation::Elu,
                 "cuda conv2d: unknown activation " << static_cast<int>(args.activation));
   dispatch(cuda::conv2d_types{}, args.dtype, "cuda conv2d", [&]<class T> {
-    const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = g.h * g.w;
+    const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = stored_pixels(g);
     const T* input = static_cast<const T*>(args.input);
     T* output = static_cast<T*>(args.output);
     if (is_pointwise(g)) {
@@ -173,7 +200,7 @@ void CudaBackend::conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
   const Conv2dGeometry& g = args.g;
   check_conv_geometry("cuda conv2d_backward_input", g);
   dispatch(cuda::conv2d_backward_input_types{}, args.dtype, "cuda conv2d_backward_input", [&]<class T> {
-    const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = g.h * g.w;
+    const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = stored_pixels(g);
     const T* grad_out = static_cast<const T*>(args.grad_output);
     T* grad_in = static_cast<T*>(args.grad_input);
     if (is_pointwise(g)) {
@@ -198,7 +225,7 @@ void CudaBackend::conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
   const Conv2dGeometry& g = args.g;
   check_conv_geometry("cuda conv2d_backward_weight", g);
   dispatch(cuda::conv2d_backward_weight_types{}, args.dtype, "cuda conv2d_backward_weight", [&]<class T> {
-    const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = g.h * g.w;
+    const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = stored_pixels(g);
     const T* input = static_cast<const T*>(args.input);
     const T* grad_out = static_cast<const T*>(args.grad_output);
     cudaStream_t stream = cuda::context().stream();

@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <sstream>
+#include <string>
 
 #include "tensor/creation.h"
 #include "tensor/raw/common.h"
@@ -12,23 +14,36 @@ using namespace detail;
 
 namespace {
 
-// The geometry of x (N, C_in, H, W) conv w (C_out, C_in, kh, kw), with every check that names the op and shapes.
-Conv2dGeometry conv_geometry(const Shape& x, const Shape& w, int64_t stride, int64_t padding, const char* op) {
-  ATELIER_CHECK(x.size() == 4, op << ": input must be (N, C, H, W), got " << x);
+// The geometry of x (N, C_in, H, W), upsampled by `upsample` (1 or 2; Conv2dGeometry::input_upsample), conv
+// w (C_out, C_in, kh, kw), with every check that names the op and shapes.
+Conv2dGeometry conv_geometry(const Shape& small_x, const Shape& w, int64_t stride, int64_t padding, const char* op,
+                             int64_t upsample) {
+  ATELIER_CHECK(upsample == 1 || upsample == 2,
+                op << ": the input upsampling factor must be 1 or 2, got " << upsample << " (input " << small_x << ")");
+  ATELIER_CHECK(small_x.size() == 4, op << ": input must be (N, C, H, W), got " << small_x);
+  Shape x = small_x;  // the image the convolution sees
+  ATELIER_CHECK(mul_fits(x[2], upsample, x[2]) && mul_fits(x[3], upsample, x[3]),
+                op << ": input " << small_x << " is too large to upsample by " << upsample);
+  auto input = [&] {  // how the messages below name the input (only made when a check fails)
+    std::ostringstream text;
+    text << small_x;
+    if (upsample != 1) text << " upsampled to " << x;
+    return text.str();
+  };
   ATELIER_CHECK(w.size() == 4, op << ": weight must be (C_out, C_in, kh, kw), got " << w);
   ATELIER_CHECK(x[1] == w[1],
-                op << ": input " << x << " has " << x[1] << " channels but weight " << w << " expects " << w[1]);
+                op << ": input " << input() << " has " << x[1] << " channels but weight " << w << " expects " << w[1]);
   ATELIER_CHECK(stride >= 1,
-                op << ": stride must be positive, got " << stride << " (input " << x << ", weight " << w << ")");
-  ATELIER_CHECK(padding >= 0,
-                op << ": padding must be non-negative, got " << padding << " (input " << x << ", weight " << w << ")");
+                op << ": stride must be positive, got " << stride << " (input " << input() << ", weight " << w << ")");
+  ATELIER_CHECK(padding >= 0, op << ": padding must be non-negative, got " << padding << " (input " << input()
+                                 << ", weight " << w << ")");
   ATELIER_CHECK(w[0] > 0 && w[1] > 0 && w[2] > 0 && w[3] > 0, op << ": weight " << w << " has an empty dimension");
   ATELIER_CHECK(x[2] >= 0 && x[3] >= 0 && padding <= (INT64_MAX - std::max(x[2], x[3])) / 2,
-                op << ": padding " << padding << " is too large for input " << x);
+                op << ": padding " << padding << " is too large for input " << input());
   const int64_t ph = x[2] + 2 * padding, pw = x[3] + 2 * padding;
   ATELIER_CHECK(w[2] <= ph && w[3] <= pw, op << ": kernel " << w[2] << "x" << w[3]
                                              << " is larger than the padded input " << ph << "x" << pw << " (input "
-                                             << x << ", weight " << w << ", padding " << padding << ")");
+                                             << input() << ", weight " << w << ", padding " << padding << ")");
   Conv2dGeometry g{};
   g.n = x[0];
   g.c_in = x[1];
@@ -41,6 +56,7 @@ Conv2dGeometry conv_geometry(const Shape& x, const Shape& w, int64_t stride, int
   g.pad_h = g.pad_w = padding;
   g.h_out = (ph - g.kh) / stride + 1;
   g.w_out = (pw - g.kw) / stride + 1;
+  g.input_upsample = upsample;
   return g;
 }
 
@@ -53,8 +69,8 @@ void check_conv_operands(const Tensor& a, const Tensor& b, const char* op) {
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
-              ConvActivation activation, double alpha) {
-  Conv2dGeometry g = conv_geometry(x.shape(), weight.shape(), stride, padding, "conv2d");
+              ConvActivation activation, double alpha, int64_t input_upsample) {
+  Conv2dGeometry g = conv_geometry(x.shape(), weight.shape(), stride, padding, "conv2d", input_upsample);
   ATELIER_CHECK(std::isfinite(alpha) && alpha >= 0,
                 "conv2d: ELU alpha " << alpha << " must be finite and >= 0 (its gradient is computed from the output)");
   check_conv_operands(x, weight, "conv2d");
@@ -74,9 +90,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
 }
 
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape, int64_t stride,
-                             int64_t padding) {
+                             int64_t padding, int64_t input_upsample) {
   const char* op = "conv2d_backward_input";
-  Conv2dGeometry g = conv_geometry(input_shape, weight.shape(), stride, padding, op);
+  Conv2dGeometry g = conv_geometry(input_shape, weight.shape(), stride, padding, op, input_upsample);
   const Shape expected{g.n, g.c_out, g.h_out, g.w_out};
   ATELIER_CHECK(grad_out.shape() == expected, op << ": gradient of shape " << grad_out.shape() << " for input "
                                                  << input_shape << " and weight " << weight.shape() << " (expected "
@@ -91,9 +107,9 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
 }
 
 Conv2dWeightGrads conv2d_backward_weight(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape,
-                                         bool with_bias, int64_t stride, int64_t padding) {
+                                         bool with_bias, int64_t stride, int64_t padding, int64_t input_upsample) {
   const char* op = "conv2d_backward_weight";
-  Conv2dGeometry g = conv_geometry(x.shape(), weight_shape, stride, padding, op);
+  Conv2dGeometry g = conv_geometry(x.shape(), weight_shape, stride, padding, op, input_upsample);
   const Shape expected{g.n, g.c_out, g.h_out, g.w_out};
   ATELIER_CHECK(grad_out.shape() == expected, op << ": gradient of shape " << grad_out.shape() << " for input "
                                                  << x.shape() << " and weight " << weight_shape << " (expected "

@@ -498,10 +498,12 @@ void gemm_rows(Rows& rows) {
 }
 
 // The convolutions of the conv rows: 3x3 stride 2 padding 1, 1x1 (no col on the GPU), 2x3 unpadded, and a
-// 1x1 with stride 2 and padding 1 (im2col of zeros at the border).
+// 1x1 with stride 2 and padding 1 (im2col of zeros at the border); then three with the input upsampled by 2 inside
+// the convolution (Conv2dGeometry::input_upsample): the BEGAN decoder's 3x3 stride-1 pad-1 layer, a 1x1 (which
+// must not take the GPU's no-col shortcut) and a 3x3 of stride 2, unpadded.
 std::vector<Conv2dGeometry> conv_geometries() {
   auto geometry = [](int64_t n, int64_t c_in, int64_t h, int64_t w, int64_t c_out, int64_t kh, int64_t kw,
-                     int64_t stride, int64_t pad) {
+                     int64_t stride, int64_t pad, int64_t upsample = 1) {
     Conv2dGeometry g{};
     g.n = n;
     g.c_in = c_in;
@@ -514,10 +516,18 @@ std::vector<Conv2dGeometry> conv_geometries() {
     g.pad_h = g.pad_w = pad;
     g.h_out = (h + 2 * pad - kh) / stride + 1;
     g.w_out = (w + 2 * pad - kw) / stride + 1;
+    g.input_upsample = upsample;
     return g;
   };
-  return {geometry(3, 2, 5, 7, 4, 3, 3, 2, 1), geometry(2, 4, 3, 5, 3, 1, 1, 1, 0), geometry(1, 3, 6, 5, 2, 2, 3, 1, 0),
-          geometry(2, 2, 5, 6, 3, 1, 1, 2, 1)};
+  return {geometry(3, 2, 5, 7, 4, 3, 3, 2, 1),    geometry(2, 4, 3, 5, 3, 1, 1, 1, 0),
+          geometry(1, 3, 6, 5, 2, 2, 3, 1, 0),    geometry(2, 2, 5, 6, 3, 1, 1, 2, 1),
+          geometry(2, 3, 6, 8, 4, 3, 3, 1, 1, 2), geometry(2, 2, 4, 6, 3, 1, 1, 1, 0, 2),
+          geometry(1, 2, 6, 6, 3, 3, 3, 2, 0, 2)};
+}
+
+// The stored input of a conv row's geometry: (n, c_in, h, w), or the small image when the input is upsampled.
+Shape conv_input_shape(const Conv2dGeometry& g) {
+  return {g.n, g.c_in, g.h / g.input_upsample, g.w / g.input_upsample};
 }
 
 void conv_rows(Rows& rows) {
@@ -529,7 +539,7 @@ void conv_rows(Rows& rows) {
         std::vector<Tensor> out;
         uint64_t stream = 30;
         for (const Conv2dGeometry& g : conv_geometries()) {
-          const Tensor x = make({g.n, g.c_in, g.h, g.w}, dtype, stream++, d);
+          const Tensor x = make(conv_input_shape(g), dtype, stream++, d);
           const Tensor w = make({g.c_out, g.c_in, g.kh, g.kw}, dtype, stream++, d);
           const Tensor b = make({g.c_out}, dtype, stream++, d);
           Tensor y = empty({g.n, g.c_out, g.h_out, g.w_out}, dtype, d);
@@ -554,7 +564,7 @@ void conv_rows(Rows& rows) {
       for (const Conv2dGeometry& g : conv_geometries()) {
         const Tensor go = make({g.n, g.c_out, g.h_out, g.w_out}, dtype, stream++, d);
         const Tensor w = make({g.c_out, g.c_in, g.kh, g.kw}, dtype, stream++, d);
-        Tensor gi = empty({g.n, g.c_in, g.h, g.w}, dtype, d);
+        Tensor gi = empty(conv_input_shape(g), dtype, d);
         Conv2dBackwardInputArgs a{};
         a.dtype = dtype;
         a.g = g;
@@ -570,7 +580,7 @@ void conv_rows(Rows& rows) {
       std::vector<Tensor> out;
       uint64_t stream = 70;
       for (const Conv2dGeometry& g : conv_geometries()) {
-        const Tensor x = make({g.n, g.c_in, g.h, g.w}, dtype, stream++, d);
+        const Tensor x = make(conv_input_shape(g), dtype, stream++, d);
         const Tensor go = make({g.n, g.c_out, g.h_out, g.w_out}, dtype, stream++, d);
         Tensor gw = empty({g.c_out, g.c_in, g.kh, g.kw}, dtype, d);
         Tensor gb = empty({g.c_out}, dtype, d);

@@ -1,0 +1,63 @@
+// The nearest 2x upsampling folded into the convolution's gather on CUDA (Conv2dGeometry::input_upsample,
+// backends/cuda/conv.cu): upsample_conv2d_elu against upsample_nearest2d followed by conv2d_elu on the same device,
+// bit for bit forward and backward (im2col reads the same values, col2im sums each small pixel's block in the order
+// upsample_nearest2d_backward does), and against the CPU within the conv tolerance.
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "autograd/functions.h"
+#include "tensor/creation.h"
+
+namespace atelier {
+namespace {
+
+using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+// y = fn(inputs) and the gradients of sum(y * r) for fixed r, every input a fresh leaf on `device`; y first.
+std::vector<std::vector<float>> outputs_and_grads(const Fn& fn, const std::vector<Tensor>& inputs, Device device) {
+  std::vector<Tensor> leaves;
+  for (const Tensor& t : inputs) leaves.push_back(t.clone().to(device).requires_grad_());
+  const Tensor y = fn(leaves);
+  y.backward(uniform(y.shape(), -1, 1, RandomKey{31, 0, 0}).to(device));
+  std::vector<std::vector<float>> out{y.to_vector<float>()};
+  for (const Tensor& t : leaves) out.push_back(t.grad().to_vector<float>());
+  return out;
+}
+
+TEST_CASE("upsample_conv2d_elu on CUDA equals upsample_nearest2d then conv2d_elu bit for bit, and the CPU") {
+  struct Case {
+    int64_t kernel, stride, padding;
+  };
+  for (const Case& c : {Case{3, 1, 1}, Case{3, 2, 0}, Case{1, 1, 0}}) {
+    INFO("kernel " << c.kernel << ", stride " << c.stride << ", padding " << c.padding);
+    const std::vector<Tensor> in{uniform({2, 5, 4, 6}, -1, 1, RandomKey{30, 0, 0}),
+                                 uniform({3, 5, c.kernel, c.kernel}, -0.4, 0.4, RandomKey{30, 1, 0}),
+                                 uniform({3}, -0.5, 0.5, RandomKey{30, 2, 0})};
+    const Fn fused = [&](const std::vector<Tensor>& x) {
+      return upsample_conv2d_elu(x[0], x[1], x[2], c.stride, c.padding, 0.8);
+    };
+    const Fn plain = [&](const std::vector<Tensor>& x) {
+      return conv2d_elu(upsample_nearest2d(x[0], 2), x[1], x[2], c.stride, c.padding, 0.8);
+    };
+    const auto fused_cuda = outputs_and_grads(fused, in, Device::cuda());
+    const auto plain_cuda = outputs_and_grads(plain, in, Device::cuda());
+    const auto cpu = outputs_and_grads(plain, in, Device::cpu());
+    for (size_t i = 0; i < cpu.size(); ++i) {
+      INFO("result " << i << " (output, then the gradients of x, weight, bias)");
+      CHECK(fused_cuda[i] == plain_cuda[i]);
+      double diff = 0, norm = 0;
+      for (size_t e = 0; e < cpu[i].size(); ++e) {
+        diff += (fused_cuda[i][e] - cpu[i][e]) * static_cast<double>(fused_cuda[i][e] - cpu[i][e]);
+        norm += cpu[i][e] * static_cast<double>(cpu[i][e]);
+      }
+      CHECK(std::sqrt(diff / norm) <= 1e-5);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace atelier
