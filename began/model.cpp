@@ -1,7 +1,8 @@
 // BEGAN's encoder, decoder (= generator) and discriminator: the layer table of began/model.h built for any image
 // size 8 * 2^k. Constructors register the 3x3 convolutions in order under `convs`; forward() applies ELU after
-// each of them (fused into the convolution: conv2d_elu) and the upsampling between stages, so the module tree holds
-// only parameters and its names match a PyTorch port whose forward does the same.
+// each of them (fused into the convolution: conv2d_elu) and the upsampling between stages (folded into the next
+// convolution: upsample_conv2d_elu), so the module tree holds only parameters and its names match a PyTorch port
+// whose forward does the same.
 #include "began/model.h"
 
 #include "autograd/functions.h"
@@ -29,11 +30,19 @@ void check_images(const char* who, const ModelConfig& c, const Tensor& x) {
           << (x.defined() ? x.shape() : Shape{}) << (x.defined() ? "" : " (undefined)"));
 }
 
-// ELU(conv i of `convs` (x)), as one fused op (conv2d_elu): the ELU runs in the convolution's output pass.
-Tensor conv_elu(const nn::Sequential& convs, size_t i, const Tensor& x) {
+// Conv i of `convs`.
+nn::Conv2d& conv_at(const nn::Sequential& convs, size_t i) {
   auto* conv = dynamic_cast<nn::Conv2d*>(convs[i].get());
   ATELIER_CHECK(conv != nullptr, "BEGAN model: convs." << i << " is a " << convs[i]->type_name() << ", not a Conv2d");
-  return conv->forward_elu(x);
+  return *conv;
+}
+
+// ELU(conv i of `convs` (x)), as one fused op (conv2d_elu): the ELU runs in the convolution's output pass.
+Tensor conv_elu(const nn::Sequential& convs, size_t i, const Tensor& x) { return conv_at(convs, i).forward_elu(x); }
+
+// ELU(conv i of `convs` (x upsampled by 2)), as one op (upsample_conv2d_elu): the convolution reads x itself.
+Tensor upsample_conv_elu(const nn::Sequential& convs, size_t i, const Tensor& x) {
+  return conv_at(convs, i).forward_upsample_elu(x);
 }
 
 }  // namespace
@@ -80,7 +89,8 @@ Tensor Encoder::forward(const Tensor& x) {
 }
 
 // linear h -> 8*8*n, reshape (N, n, 8, 8) = h0; conv n->n; conv n->n; then k stages of [upsample x2 (with skip:
-// concatenate h0 upsampled to this size, 2n channels); conv (2)n -> n; conv n->n]; conv n->C.
+// concatenate h0 upsampled to this size, 2n channels); conv (2)n -> n; conv n->n]; conv n->C. (forward() folds
+// each upsampling into the convolution after it.)
 Decoder::Decoder(const ModelConfig& config) : config_(config) {
   const int64_t k = num_upsamplings(config);
   const int64_t n = config.n;
@@ -105,9 +115,11 @@ Tensor Decoder::forward(const Tensor& z) {
   y = conv_elu(*convs, 1, y);
   const int64_t k = (static_cast<int64_t>(convs->size()) - 2) / 2;
   for (int64_t i = 0; i < k; ++i) {
-    y = upsample_nearest2d(y, 2);
-    if (config_.skip) y = cat({y, upsample_nearest2d(h0, int64_t{2} << i)}, 1);  // (N, 2n, S_i, S_i)
-    y = conv_elu(*convs, static_cast<size_t>(2 + 2 * i), y);
+    // The upsampling by 2 is folded into the stage's first convolution (upsample_conv2d_elu). With skip, h0 joins
+    // y at y's size, (N, 2n, S_i / 2, S_i / 2), and is upsampled with it: cat(up_2(y), up_{2^(i+1)}(h0)) =
+    // up_2(cat(y, up_{2^i}(h0))), the same values (PyTorch's port upsamples, then concatenates).
+    if (config_.skip) y = cat({y, i == 0 ? h0 : upsample_nearest2d(h0, int64_t{1} << i)}, 1);
+    y = upsample_conv_elu(*convs, static_cast<size_t>(2 + 2 * i), y);  // (N, n, S_i, S_i)
     y = conv_elu(*convs, static_cast<size_t>(3 + 2 * i), y);
   }
   y = out->forward(y);

@@ -1,6 +1,7 @@
 // BEGAN's networks (began/model.h): the parameter counts of the paper's 64x64 models, the PyTorch-style parameter
 // names, output shapes at 32, 64 and 128 pixels with and without skip connections and tanh, and the errors for bad
-// settings and inputs. Also the synthetic data set (began/data/synthetic.h).
+// settings and inputs, the decoder's folded upsampling against the separate ops. Also the synthetic data set
+// (began/data/synthetic.h).
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -137,6 +138,61 @@ TEST_CASE("began model: output shapes at 32, 64 and 128 pixels, with skip and ta
         CHECK(first->in_channels == (skip ? 8 : 4));
         CHECK(D.enc->convs->size() == static_cast<size_t>(3 + 2 * ups));
       }
+    }
+  }
+}
+
+// The decoder as it was written before the upsampling moved into the convolutions: upsample_nearest2d, then
+// conv2d_elu on the upsampled (with skip: concatenated) image, and h0 upsampled from 8x8 in one go.
+Tensor decoder_with_separate_upsampling(const Decoder& dec, const Tensor& z) {
+  const ModelConfig& c = dec.config();
+  auto conv = [&](size_t i, const Tensor& x) {
+    auto& layer = dynamic_cast<nn::Conv2d&>(*(*dec.convs)[i]);
+    return conv2d_elu(x, layer.weight, layer.bias, 1, 1);
+  };
+  const Tensor h0 = dec.fc->forward(z).reshape({z.size(0), c.n, 8, 8});
+  Tensor y = conv(1, conv(0, h0));
+  const int64_t k = (static_cast<int64_t>(dec.convs->size()) - 2) / 2;
+  for (int64_t i = 0; i < k; ++i) {
+    y = upsample_nearest2d(y, 2);
+    if (c.skip) y = cat({y, upsample_nearest2d(h0, int64_t{2} << i)}, 1);
+    y = conv(static_cast<size_t>(3 + 2 * i), conv(static_cast<size_t>(2 + 2 * i), y));
+  }
+  return dec.out->forward(y);
+}
+
+TEST_CASE("began model: the decoder's folded upsampling gives the separate ops' output and gradients") {
+  // Forward bit for bit (the same values reach the same convolutions); the gradients bit for bit without skip, and
+  // within float rounding with skip, where h0's gradient sums its blocks in two steps (2^i, then 2) instead of one.
+  for (bool skip : {false, true}) {
+    INFO("skip " << skip);
+    manual_seed(4);
+    Decoder dec(config_of(32, 3, 4, 5, skip));
+    const Tensor z = uniform({3, 5}, -1, 1, RandomKey{40, 0, 0});
+    const Tensor r = uniform({3, 3, 32, 32}, -1, 1, RandomKey{40, 1, 0});
+    std::vector<std::vector<float>> grads[2];
+    std::vector<float> outputs[2];
+    for (int side = 0; side < 2; ++side) {
+      dec.zero_grad();
+      const Tensor y = side == 0 ? dec.forward(z) : decoder_with_separate_upsampling(dec, z);
+      (y * r).sum().backward();
+      outputs[side] = y.to_vector<float>();
+      for (const Tensor& p : dec.parameters()) grads[side].push_back(p.grad().to_vector<float>());
+    }
+    CHECK(outputs[0] == outputs[1]);
+    REQUIRE(grads[0].size() == grads[1].size());
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      INFO("parameter " << i);
+      if (!skip) {
+        CHECK(grads[0][i] == grads[1][i]);
+        continue;
+      }
+      double diff = 0, norm = 0;
+      for (size_t e = 0; e < grads[0][i].size(); ++e) {
+        diff += (grads[0][i][e] - grads[1][i][e]) * static_cast<double>(grads[0][i][e] - grads[1][i][e]);
+        norm += grads[1][i][e] * static_cast<double>(grads[1][i][e]);
+      }
+      CHECK(std::sqrt(diff) <= 1e-6 * std::sqrt(norm));
     }
   }
 }
