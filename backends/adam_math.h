@@ -16,9 +16,12 @@
 
 namespace atelier {
 
+// One tensor's per-step constants. Also the layout of AdamMultiStepArgs::constants in device memory (four doubles
+// per tensor: a float64 tensor of 4 * count elements holds them).
 struct AdamConstants {
   double step_size = 0, bias_correction2_sqrt = 1, l2 = 0, shrink = 1;
 };
+static_assert(sizeof(AdamConstants) == 4 * sizeof(double), "AdamConstants must be four packed doubles");
 
 inline AdamConstants adam_constants(double lr, const AdamHyperparameters& h, int64_t step) {
   const double t = static_cast<double>(step);

@@ -361,10 +361,17 @@ struct AdamStepArgs {
   AdamHyperparameters h;
 };
 
+struct AdamConstants;  // backends/adam_math.h: one tensor's per-step constants (lr, bias corrections)
+
 // adam_step over `count` tensors in one call (on CUDA one kernel launch per 32 tensors): tensor j is params[j],
 // grads[j], exp_avgs[j] and exp_avg_sqs[j], numels[j] contiguous elements each, at step steps[j] (from 1); one
-// dtype, lr and set of hyperparameters for all. The arrays are host memory of `count` entries each. Each tensor
-// gets exactly adam_step's result. What an optimiser over many small tensors (BEGAN's ~50) launches per step.
+// dtype, lr and set of hyperparameters for all. The arrays are host memory of `count` entries each (a recorded
+// call copies them: recorded_call in backends/backend.h). Each tensor gets exactly adam_step's result. What an
+// optimiser over many small tensors (BEGAN's ~50) launches per step.
+// A captured step (docs/gpu.md, "--cuda-graph") replays its launches with the arguments they were captured with,
+// so the values that change every step cannot travel in them: when `constants` is not null it is device memory
+// holding `count` AdamConstants, tensor j's at [j], computed on the host by adam_constants() and written there
+// before each replay; lr and steps are then not read.
 struct AdamMultiStepArgs {
   DType dtype;
   int64_t count;
@@ -376,6 +383,7 @@ struct AdamMultiStepArgs {
   const int64_t* steps;
   double lr;
   AdamHyperparameters h;
+  const AdamConstants* constants = nullptr;
 };
 
 }  // namespace atelier

@@ -1,8 +1,11 @@
-// The primitive names, the support check, the default bodies of the primitives and the default readback.
+// The primitive names, the support check, the default bodies of the primitives, the default readback and graph
+// capture: the pool and the refusals every backend shares, and the default capture (the recorder behind launch()).
 #include "backends/backend.h"
 
+#include <utility>
 #include <vector>
 
+#include "backends/caching_allocator.h"
 #include "backends/error.h"
 
 namespace atelier {
@@ -46,6 +49,118 @@ class CopyReadback final : public HostReadback {
 
 std::unique_ptr<HostReadback> Backend::make_readback(size_t bytes) {
   return std::make_unique<CopyReadback>(*this, bytes);
+}
+
+// ---- Graph capture ----
+
+void Backend::begin_capture() {
+  ATELIER_CHECK(!capture_state_.load(std::memory_order_acquire),
+                name() << ": begin_capture while a capture is under way: captures do not nest");
+  CachingAllocator* allocator = caching_allocator();
+  ATELIER_CHECK(allocator != nullptr,
+                "the " << name() << " backend cannot capture graphs (it has no caching allocator)");
+  capture_pool_ = allocator->begin_capture();
+  capture_thread_.store(std::this_thread::get_id());
+  capture_state_.store(true, std::memory_order_release);
+  ++captures_begun_;
+  try {
+    capture_begin();
+  } catch (...) {
+    capture_state_.store(false, std::memory_order_release);
+    recorder_.reset();
+    allocator->end_capture();
+    allocator->release_pool(capture_pool_);
+    throw;
+  }
+}
+
+std::unique_ptr<CapturedGraph> Backend::end_capture() {
+  ATELIER_CHECK(capturing(), name() << ": end_capture without a capture under way on this thread");
+  CachingAllocator* allocator = caching_allocator();
+  allocator->end_capture();
+  GraphPool pool(allocator, capture_pool_);  // released if capture_end throws
+  capture_state_.store(false, std::memory_order_release);
+  return capture_end(std::move(pool));
+}
+
+void Backend::record(RecordedCall call) {
+  ATELIER_ASSERT(recording(), "record() outside a recording capture");
+  recorder_->push_back(std::move(call));
+}
+
+void Backend::refuse_in_capture(const char* what) const {
+  ATELIER_CHECK(!capturing(), what << " on " << name()
+                                   << " during a graph capture: a captured step must not read or copy host memory "
+                                      "(on CUDA the capture would fail, and a replay would not repeat it); do it "
+                                      "before or after the captured step");
+}
+
+void Backend::start_recording() { recorder_ = std::make_unique<std::vector<RecordedCall>>(); }
+
+std::vector<RecordedCall> Backend::stop_recording() {
+  std::vector<RecordedCall> calls;
+  if (recorder_ != nullptr) calls = std::move(*recorder_);
+  recorder_.reset();
+  return calls;
+}
+
+namespace {
+
+// The default capture's graph: the recorded calls, run in order on the same pointers.
+class RecordedGraph final : public CapturedGraph {
+ public:
+  RecordedGraph(Backend& backend, std::vector<RecordedCall> calls, GraphPool pool)
+      : backend_(backend), calls_(std::move(calls)), pool_(std::move(pool)) {}
+  void replay() override {
+    ATELIER_CHECK(!backend_.capturing(),
+                  "replay of a captured graph on " << backend_.name() << " during another capture");
+    try {
+      for (const RecordedCall& call : calls_) call(backend_);
+    } catch (const std::bad_alloc&) {
+      ATELIER_FAIL("replay of a captured graph on " << backend_.name() << ": out of memory (std::bad_alloc)");
+    }
+  }
+  int64_t recorded_calls() const override { return static_cast<int64_t>(calls_.size()); }
+
+ private:
+  Backend& backend_;
+  std::vector<RecordedCall> calls_;
+  GraphPool pool_;
+};
+
+}  // namespace
+
+void Backend::capture_begin() { start_recording(); }
+
+std::unique_ptr<CapturedGraph> Backend::capture_end(GraphPool pool) {
+  return std::make_unique<RecordedGraph>(*this, stop_recording(), std::move(pool));
+}
+
+template <>
+RecordedCall recorded_call<PrimitiveOp::adam_step_multi>(const AdamMultiStepArgs& args) {
+  // The per-tensor arrays live on the caller's stack: keep copies, and point the stored args at them.
+  struct Stored {
+    AdamMultiStepArgs args;
+    std::vector<void*> params, exp_avgs, exp_avg_sqs;
+    std::vector<const void*> grads;
+    std::vector<int64_t> numels, steps;
+  };
+  const size_t n = args.count > 0 ? static_cast<size_t>(args.count) : 0;
+  auto stored = std::make_shared<Stored>();
+  stored->params.assign(args.params, args.params + n);
+  stored->grads.assign(args.grads, args.grads + n);
+  stored->exp_avgs.assign(args.exp_avgs, args.exp_avgs + n);
+  stored->exp_avg_sqs.assign(args.exp_avg_sqs, args.exp_avg_sqs + n);
+  stored->numels.assign(args.numels, args.numels + n);
+  stored->steps.assign(args.steps, args.steps + n);
+  stored->args = args;
+  stored->args.params = stored->params.data();
+  stored->args.grads = stored->grads.data();
+  stored->args.exp_avgs = stored->exp_avgs.data();
+  stored->args.exp_avg_sqs = stored->exp_avg_sqs.data();
+  stored->args.numels = stored->numels.data();
+  stored->args.steps = stored->steps.data();
+  return [stored](Backend& backend) { backend.adam_step_multi(stored->args); };
 }
 
 void Backend::not_implemented(PrimitiveOp op) const {

@@ -7,11 +7,15 @@
 // checks supports() on the way in.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "backends/args.h"
 #include "backends/dtype.h"
@@ -28,8 +32,9 @@ const char* primitive_name(PrimitiveOp op);
 
 // Counters of a caching allocator (bytes unless named otherwise).
 struct AllocatorStats {
-  size_t in_use = 0;  // handed out and not yet returned
-  size_t cached = 0;  // returned and kept for reuse
+  size_t in_use = 0;        // handed out and not yet returned
+  size_t cached = 0;        // returned and kept for reuse (the graphs' pools included)
+  size_t graph_cached = 0;  // of `cached`: kept in the private pools of captured graphs (empty_cache keeps them)
   size_t peak_in_use = 0;
   size_t system_allocs = 0;  // calls that reached the system allocator (malloc / cudaMalloc)
   size_t cache_hits = 0;
@@ -58,6 +63,26 @@ class HostReadback {
   size_t bytes_;
 };
 
+class Backend;
+class CachingAllocator;
+class GraphPool;
+
+// A captured sequence of primitive calls (Backend::end_capture), replayed on the very device addresses it was
+// captured with: the inputs it reads are written into the same tensors before each replay, and what it writes
+// lands in the same tensors each time. While it lives, its private pool (backends/caching_allocator.h) keeps every
+// block it uses reserved. replay() queues the work (on CUDA, one cudaGraphLaunch on the context's stream; on the
+// CPU, the recorded calls run in order).
+class CapturedGraph {
+ public:
+  virtual ~CapturedGraph() = default;
+  virtual void replay() = 0;
+  // The primitive calls recorded (the CPU's recorder), or -1 where the backend does not count them (CUDA).
+  virtual int64_t recorded_calls() const { return -1; }
+};
+
+// One recorded primitive call: runs it on a backend (launch below, Backend::record).
+using RecordedCall = std::function<void(Backend&)>;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -75,7 +100,7 @@ class Backend {
   virtual void copy_to_host(void* host_dst, const void* device_src, size_t bytes) = 0;
   virtual void copy_from_host(void* device_dst, const void* host_src, size_t bytes) = 0;
   // Waits for queued work (a no-op on the CPU).
-  virtual void synchronize() {}
+  virtual void synchronize() { refuse_in_capture("synchronize"); }
   // A reusable asynchronous copy of `bytes` device bytes to the host (HostReadback above). The default copies
   // with copy_to_host in start().
   virtual std::unique_ptr<HostReadback> make_readback(size_t bytes);
@@ -83,12 +108,58 @@ class Backend {
   // Whether this backend implements `op` for elements of type `dtype`.
   virtual bool supports(PrimitiveOp op, DType dtype) const = 0;
 
+  // ---- Graph capture (docs/gpu.md, "--cuda-graph") ----
+  // Between begin_capture() and end_capture(), the primitives the calling thread launches on this backend are
+  // captured, not run, and end_capture() returns them as a graph to replay. Captures do not nest, and only the
+  // capturing thread's work is captured (another thread's launches and allocations go on as usual). During the
+  // capture, the capturing thread's allocations and frees go to the graph's private pool. Host reads and copies
+  // (copy_to_host, copy_from_host, synchronize, a readback's start, Tensor::item ...) are refused with an
+  // atelier::Error: on CUDA they would break the capture, and a replay would not repeat them. The default (the
+  // CPU's) records each call with its arguments through launch() and replays the calls in order; CUDA captures its
+  // stream (cudaStreamBeginCapture). Nothing captured has run when end_capture() returns: replay() runs it. If
+  // the captured code throws, call end_capture() anyway (it ends the capture) and drop the graph.
+  void begin_capture();
+  std::unique_ptr<CapturedGraph> end_capture();
+  // True while a capture started by the calling thread is under way.
+  bool capturing() const {
+    return capture_state_.load(std::memory_order_acquire) && std::this_thread::get_id() == capture_thread_.load();
+  }
+  // How many captures this backend has begun (a capture's number while it runs): lets a caller refuse to
+  // capture the same thing twice in one graph.
+  uint64_t captures_begun() const { return captures_begun_; }
+  // True while launch() records the calling thread's calls (the default capture).
+  bool recording() const { return capturing() && recorder_ != nullptr; }
+  // Stores one call for the graph (launch() calls it while recording()).
+  void record(RecordedCall call);
+  // Throws the error of a host read or copy (`what`) during a capture, if the calling thread is capturing.
+  void refuse_in_capture(const char* what) const;
+
 #define X(name, Args) virtual void name(const Args& args);
 #include "backends/primitives.def"
 #undef X
 
+  // The recorder behind the default capture, also what a backend that captures natively may use where it has no
+  // device (the CUDA emulation's stand-ins for cudaStreamBeginCapture and cudaGraphLaunch).
+  void start_recording();
+  std::vector<RecordedCall> stop_recording();
+
  protected:
   [[noreturn]] void not_implemented(PrimitiveOp op) const;
+
+  // The caching allocator whose private pool a capture uses (nullptr: this backend cannot capture).
+  virtual CachingAllocator* caching_allocator() { return nullptr; }
+  // The backend's part of begin_capture (the pool is already routing): the default starts the recorder.
+  virtual void capture_begin();
+  // The backend's part of end_capture: ends what capture_begin started and makes the graph, which must keep
+  // `pool` for as long as it lives. The default makes a graph of the recorded calls.
+  virtual std::unique_ptr<CapturedGraph> capture_end(GraphPool pool);
+
+ private:
+  std::atomic<bool> capture_state_{false};
+  std::atomic<std::thread::id> capture_thread_{};
+  uint64_t captures_begun_ = 0;
+  uint64_t capture_pool_ = 0;                            // the allocator's pool of the capture under way
+  std::unique_ptr<std::vector<RecordedCall>> recorder_;  // the calls recorded so far (the default capture)
 };
 
 // The args struct of each primitive and the call that runs it, for code generic over primitives (launch below):
@@ -119,9 +190,20 @@ void check_supported(const Backend& backend, PrimitiveOp op, DType dtype, const 
 // Throws the atelier::Error that stands for a std::bad_alloc in primitive `op` (see launch).
 [[noreturn]] void throw_out_of_memory(const Backend& backend, PrimitiveOp op, const char* what, int64_t work);
 
+// A primitive call as the recorder stores it: a copy of the args, run later on the same device pointers. An args
+// struct that points at host memory (AdamMultiStepArgs' per-tensor arrays, valid only during the call) gets its own
+// overload below that copies that memory too: a new such struct needs one.
+template <PrimitiveOp op>
+RecordedCall recorded_call(const typename Primitive<op>::Args& args) {
+  return [args](Backend& backend) { Primitive<op>::run(backend, args); };
+}
+template <>
+RecordedCall recorded_call<PrimitiveOp::adam_step_multi>(const AdamMultiStepArgs& args);
+
 // The one way the floors above call a primitive: the support check (the only one in the project), then the call,
 // skipped when `work` (the number of output elements, or whatever the op computes) is 0. `what` is the name the
-// caller knows the op by, for the error message.
+// caller knows the op by, for the error message. While the calling thread records a capture (Backend::recording),
+// the call is stored for the graph instead of run.
 //   launch<PrimitiveOp::unary>(backend_for(t.device()), "exp", out.numel(), UnaryArgs{...});
 // A std::bad_alloc from inside a kernel (host scratch it could not get) becomes an atelier::Error naming the op,
 // the primitive and the work size.
@@ -129,6 +211,10 @@ template <PrimitiveOp op>
 void launch(Backend& backend, const char* what, int64_t work, const typename Primitive<op>::Args& args) {
   check_supported(backend, op, primitive_dtype(args), what);
   if (work <= 0) return;
+  if (backend.recording()) {
+    backend.record(recorded_call<op>(args));
+    return;
+  }
   try {
     Primitive<op>::run(backend, args);
   } catch (const std::bad_alloc&) {

@@ -1,5 +1,5 @@
-// The caching allocator (see caching_allocator.h). One mutex guards the free lists and the counters: an
-// allocation is a hash lookup and a vector pop, far cheaper than the kernel that uses the memory.
+// The caching allocator (see caching_allocator.h). One mutex guards the free lists, the private pools and the
+// counters: an allocation is a hash lookup and a vector pop, far cheaper than the kernel that uses the memory.
 #include "backends/caching_allocator.h"
 
 #include <algorithm>
@@ -26,14 +26,40 @@ size_t CachingAllocator::bucket_size(size_t bytes) {
 
 CachingAllocator::~CachingAllocator() { empty_cache(); }
 
+void* CachingAllocator::take(FreeLists& lists, size_t size) {
+  auto it = lists.find(size);
+  if (it == lists.end() || it->second.empty()) return nullptr;
+  void* ptr = it->second.back();
+  it->second.pop_back();
+  return ptr;
+}
+
+uint64_t CachingAllocator::routing_pool() const {
+  return capture_pool_ != 0 && std::this_thread::get_id() == capture_thread_ ? capture_pool_ : 0;
+}
+
 void* CachingAllocator::allocate(size_t bytes) {
   const size_t size = bucket_size(bytes);
+  uint64_t pool = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = free_lists_.find(size);
-    if (it != free_lists_.end() && !it->second.empty()) {
-      void* ptr = it->second.back();
-      it->second.pop_back();
+    pool = routing_pool();
+    // A capture takes its own pool's blocks first, then shared ones (which then belong to the pool); anyone else
+    // takes only shared ones.
+    void* ptr = nullptr;
+    if (pool != 0) {
+      Pool& p = pools_.at(pool);
+      ptr = take(p.free_lists, size);
+      if (ptr != nullptr) {
+        p.cached -= size;
+        stats_.graph_cached -= size;
+      }
+    }
+    if (ptr == nullptr) {
+      ptr = take(free_lists_, size);
+      if (ptr != nullptr && pool != 0) pool_of_[ptr] = pool;
+    }
+    if (ptr != nullptr) {
       stats_.cached -= size;
       stats_.in_use += size;
       stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
@@ -50,6 +76,7 @@ void* CachingAllocator::allocate(size_t bytes) {
   ATELIER_CHECK(ptr != nullptr, system_.name << " allocator: out of memory allocating " << bytes << " bytes (block of "
                                              << size << " bytes; " << stats().in_use << " bytes in use)");
   std::lock_guard<std::mutex> lock(mutex_);
+  if (pool != 0 && pools_.count(pool) != 0) pool_of_[ptr] = pool;
   stats_.in_use += size;
   stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
   ++stats_.system_allocs;
@@ -59,19 +86,37 @@ void* CachingAllocator::allocate(size_t bytes) {
 void CachingAllocator::deallocate(void* ptr, size_t bytes) noexcept {
   if (ptr == nullptr) return;
   size_t size = 0;
+  uint64_t pool = 0;
   try {
     size = bucket_size(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
-    free_lists_[size].push_back(ptr);
+    auto owner = pool_of_.find(ptr);
+    pool = owner != pool_of_.end() ? owner->second : routing_pool();
+    if (pool != 0) {
+      // A block of a live graph: back to its pool (a block freed during the capture joins it), never shared.
+      pool_of_[ptr] = pool;
+      Pool& p = pools_.at(pool);
+      p.free_lists[size].push_back(ptr);
+      p.cached += size;
+      stats_.graph_cached += size;
+    } else {
+      free_lists_[size].push_back(ptr);
+    }
     stats_.in_use -= size;
     stats_.cached += size;
     return;
   } catch (...) {
-    // No room in the free list (or a size allocate never handed out): give the block straight back.
+    // No room in a free list (or a size allocate never handed out).
   }
-  system_.release(ptr);
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.in_use -= std::min(stats_.in_use, size);
+  if (pool != 0) {
+    // A replay may still write this block: keep it (lost) rather than give it to the system.
+    std::fprintf(stderr, "atelier: %s allocator: a block of a graph's pool could not be cached; it is lost\n",
+                 system_.name);
+    return;
+  }
+  system_.release(ptr);
 }
 
 AllocatorStats CachingAllocator::stats() const {
@@ -80,15 +125,71 @@ AllocatorStats CachingAllocator::stats() const {
 }
 
 void CachingAllocator::empty_cache() {
-  std::unordered_map<size_t, std::vector<void*>> lists;
+  FreeLists lists;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     lists.swap(free_lists_);
-    stats_.cached = 0;
+    stats_.cached = stats_.graph_cached;
   }
   for (auto& [size, blocks] : lists) {
     for (void* ptr : blocks) system_.release(ptr);
   }
+}
+
+uint64_t CachingAllocator::begin_capture() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ATELIER_CHECK(capture_pool_ == 0, system_.name << " allocator: a capture is already under way (pool " << capture_pool_
+                                                 << "); captures do not nest");
+  const uint64_t id = next_pool_++;
+  pools_[id];
+  capture_pool_ = id;
+  capture_thread_ = std::this_thread::get_id();
+  return id;
+}
+
+void CachingAllocator::end_capture() noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  capture_pool_ = 0;
+}
+
+bool CachingAllocator::capturing() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return routing_pool() != 0;
+}
+
+void CachingAllocator::release_pool(uint64_t id) noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = pools_.find(id);
+  if (it == pools_.end()) return;
+  if (capture_pool_ == id) capture_pool_ = 0;
+  for (auto& [size, blocks] : it->second.free_lists) {
+    for (void* ptr : blocks) {
+      try {
+        free_lists_[size].push_back(ptr);
+      } catch (...) {
+        system_.release(ptr);  // no room in the shared lists: back to the system
+        stats_.cached -= size;
+      }
+    }
+  }
+  stats_.graph_cached -= it->second.cached;
+  pools_.erase(it);
+  std::erase_if(pool_of_, [id](const auto& entry) { return entry.second == id; });
+}
+
+GraphPool& GraphPool::operator=(GraphPool&& other) noexcept {
+  if (this != &other) {
+    release();
+    allocator_ = other.allocator_;
+    id_ = other.id_;
+    other.allocator_ = nullptr;
+  }
+  return *this;
+}
+
+void GraphPool::release() noexcept {
+  if (allocator_ != nullptr) allocator_->release_pool(id_);
+  allocator_ = nullptr;
 }
 
 }  // namespace atelier

@@ -9,6 +9,8 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "backends/adam_math.h"
+#include "backends/backend.h"
 #include "nn/state_mismatch.h"
 #include "tensor/creation.h"
 #include "tensor/grad_mode.h"
@@ -90,6 +92,8 @@ double Optimizer::value_of(const NamedValues& values, const std::string& name) {
 
 void Optimizer::step() {
   NoGradGuard no_grad;
+  const Backend& backend = backend_for(params_.front().device());
+  const bool capturing = backend.capturing();
   const std::vector<std::string> names = state_names(hyperparameters());
   std::vector<Update> updates;
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -99,6 +103,10 @@ void Optimizer::step() {
     ParamState& st = state_[i];
     if (st.buffers.size() != names.size()) st.buffers.resize(names.size());
     for (Tensor& buf : st.buffers) {
+      ATELIER_CHECK(buf.defined() || !capturing,
+                    type_name_ << ".step: tensor " << i << " (shape " << p.shape()
+                               << ") has no state yet and a graph capture is recording: run one step eagerly "
+                                  "first (a captured zero-fill would reset the state at every replay)");
       if (!buf.defined()) buf = zeros(p.shape(), p.dtype(), p.device());
       ATELIER_CHECK(buf.device() == p.device() && buf.dtype() == p.dtype(),
                     type_name_ << ".step: the state of tensor " << i << " is " << buf.dtype() << " on " << buf.device()
@@ -106,6 +114,21 @@ void Optimizer::step() {
                                << "; create the optimiser after moving the model (module.to(...))");
     }
     updates.push_back({i, p, grad, &st.buffers, st.step + 1});
+  }
+  if (capturing) {
+    ATELIER_CHECK(!has_captured_step_ || captured_in_ != backend.captures_begun(),
+                  type_name_ << ".step: called twice in one graph capture; a captured graph holds one step per "
+                                "optimiser");
+    try {
+      update_all_captured(updates);
+    } catch (const Error& e) {
+      throw Error(type_name_ + ".step: " + e.what());
+    }
+    captured_.clear();
+    for (const Update& u : updates) captured_.push_back(u.index);
+    has_captured_step_ = true;
+    captured_in_ = backend.captures_begun();
+    return;  // the step counts move in prepare_replay, once per replay
   }
   bool all_at_once = false;
   try {
@@ -123,6 +146,20 @@ void Optimizer::step() {
     }
     ++state_[u.index].step;
   }
+}
+
+void Optimizer::prepare_replay() {
+  ATELIER_CHECK(has_captured_step_, type_name_ << ".prepare_replay: no step() was captured (or load_state_dict "
+                                                  "replaced the state since): capture the step first");
+  std::vector<Update> updates;
+  for (size_t i : captured_) updates.push_back({i, params_[i], Tensor(), &state_[i].buffers, state_[i].step + 1});
+  write_replay_values(updates);
+  for (size_t i : captured_) ++state_[i].step;
+}
+
+void Optimizer::update_all_captured(const std::vector<Update>&) {
+  ATELIER_FAIL("a graph capture is recording, and " << type_name_ << " has no captured form (per-step values such as "
+                                                    << "its step count would be frozen into the graph)");
 }
 
 void Optimizer::zero_grad() {
@@ -263,6 +300,7 @@ void Optimizer::commit(Loaded& loaded) {
   lr_ = loaded.lr;
   set_hyperparameters(loaded.hyper);
   state_ = std::move(loaded.states);
+  has_captured_step_ = false;  // a captured step would update the buffers just replaced
 }
 
 void Optimizer::load_state_dict(const NamedTensors& state) {
@@ -349,15 +387,58 @@ void Adam::update(const Tensor& param, const Tensor& grad, const std::vector<Ten
   raw::adam_step_(param, grad, state[0], state[1], step, lr(), h_);
 }
 
-// One adam_step_multi call for every tensor (per dtype and device): an error names the tensor by its index.
-bool Adam::update_all(const std::vector<Update>& updates) {
+namespace {
+
+// The raw op's items for an optimiser's updates (Optimizer::Update, named through a template: it is protected).
+template <class Updates>
+std::vector<raw::AdamTensors> adam_items(const Updates& updates) {
   std::vector<raw::AdamTensors> items;
   items.reserve(updates.size());
-  for (const Update& u : updates) {
+  for (const auto& u : updates) {
     items.push_back({u.param, u.grad, (*u.state)[0], (*u.state)[1], u.step, static_cast<int64_t>(u.index)});
   }
-  raw::adam_step_multi_(items, lr(), h_);
+  return items;
+}
+
+}  // namespace
+
+// One adam_step_multi call for every tensor (per dtype and device): an error names the tensor by its index. The
+// first step also makes the buffer a captured step reads its constants from (update_all_captured).
+bool Adam::update_all(const std::vector<Update>& updates) {
+  raw::adam_step_multi_(adam_items(updates), lr(), h_);
+  if (!replay_constants_.defined() && !updates.empty()) {
+    replay_constants_ = raw::empty({4 * static_cast<int64_t>(params().size())}, DType::Float64, params()[0].device());
+  }
   return true;
+}
+
+// Captured: the bias corrections and lr change every step, and a replay repeats a launch's arguments as captured,
+// so the kernel reads them from replay_constants_, which prepare_replay writes before each replay (the other
+// option, leaving the optimiser out of the graph, would split the step into three graphs around two eager launches).
+// The constants come from the same host function as an eager step's, so a replayed step equals an eager one bit
+// for bit. The buffer is an input of the graph, written before the replay starts, so it must not be memory the
+// graph's own temporaries reuse: it is made by an eager step, outside any capture, never during one.
+void Adam::update_all_captured(const std::vector<Update>& updates) {
+  if (updates.empty()) return;
+  ATELIER_CHECK(replay_constants_.defined(),
+                "the buffer of the captured step's constants is made by an eager step: "
+                "run one step eagerly first");
+  raw::adam_step_multi_(adam_items(updates), lr(), h_, constants_for(updates.size()));
+}
+
+Tensor Adam::constants_for(size_t count) const {
+  return raw::slice(replay_constants_, 0, 0, 4 * static_cast<int64_t>(count), 1);
+}
+
+void Adam::write_replay_values(const std::vector<Update>& updates) {
+  if (updates.empty()) return;
+  std::vector<AdamConstants> constants;
+  constants.reserve(updates.size());
+  for (const Update& u : updates) constants.push_back(adam_constants(lr(), h_, u.step));
+  const Tensor buffer = constants_for(constants.size());
+  backend_for(buffer.device())
+      .copy_from_host(buffer.raw_data(), constants.data(), constants.size() * sizeof(AdamConstants));
+  replay_constants_.storage()->bump_version();
 }
 
 AdamW::AdamW(std::vector<Tensor> params, double lr, std::array<double, 2> betas, double eps, double weight_decay)

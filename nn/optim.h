@@ -42,8 +42,18 @@ class Optimizer {
   // "SGD", "Adam" or "AdamW".
   std::string type_name() const { return type_name_; }
 
-  // One update of every tensor that has a gradient.
+  // One update of every tensor that has a gradient. While a graph capture records on the params' device
+  // (Backend::begin_capture; docs/gpu.md, "--cuda-graph"), step() captures the update instead: it reads its
+  // per-step values (Adam: lr and the bias corrections) from device memory that prepare_replay() fills, and the
+  // step counts do not move (prepare_replay moves them, once per replay). A captured step needs every tensor's
+  // state to exist already (one eager step first: a captured zero-fill would reset the state at every replay), one
+  // step() per optimiser per capture, and a rule with a captured form (Adam, AdamW; SGD has none yet).
   void step();
+  // Before each replay of a graph that captured step(): advances the step counts of the tensors the captured step
+  // updated and writes that step's values where the captured update reads them, exactly what an eager step()
+  // would compute (so replayed steps equal eager ones bit for bit). Throws when no step() was captured, or when
+  // load_state_dict() replaced the state since (the graph then updates buffers that are gone: capture again).
+  void prepare_replay();
   // Drops every tensor's gradient (sets it undefined, like PyTorch 2's set_to_none=True).
   void zero_grad();
 
@@ -98,6 +108,12 @@ class Optimizer {
   // launch instead of one per tensor); nothing is written when it throws. Returns false when the rule has none
   // (the default), and step() then calls update() tensor by tensor.
   virtual bool update_all(const std::vector<Update>&) { return false; }
+  // The captured form of update_all (see step()): launches the update reading its per-step values from device
+  // memory that write_replay_values fills. The default refuses: the rule has no captured form.
+  virtual void update_all_captured(const std::vector<Update>& updates);
+  // Writes the per-step values of `updates` (the captured step's tensors at their next step) for the captured
+  // update to read; called by prepare_replay, outside any capture.
+  virtual void write_replay_values(const std::vector<Update>&) {}
 
   // The value named `name` in `values` (which the rule itself produced, so it is there).
   static double value_of(const NamedValues& values, const std::string& name);
@@ -119,6 +135,10 @@ class Optimizer {
   double lr_;
   std::vector<Tensor> params_;
   std::vector<ParamState> state_;
+  // The captured step (see step()): which tensors it updates, and the number of the capture it was recorded in.
+  bool has_captured_step_ = false;
+  std::vector<size_t> captured_;
+  uint64_t captured_in_ = 0;
 };
 
 // torch.optim.SGD: g = grad + weight_decay p; buf = momentum buf + (1 - dampening) g (buf = g on the first step);
@@ -166,8 +186,16 @@ class Adam : public Optimizer {
   std::vector<std::string> state_names(const NamedValues& values) const override;
   void update(const Tensor& param, const Tensor& grad, const std::vector<Tensor>& state, int64_t step) override;
   bool update_all(const std::vector<Update>& updates) override;
+  void update_all_captured(const std::vector<Update>& updates) override;
+  void write_replay_values(const std::vector<Update>& updates) override;
 
   AdamHyperparameters h_;
+  // The first 4 * count elements of replay_constants_.
+  Tensor constants_for(size_t count) const;
+
+  // A captured step's AdamConstants, one per updated tensor (float64, 4 per parameter, on the params' device),
+  // made by the first eager step.
+  Tensor replay_constants_;
 };
 
 // torch.optim.AdamW: decoupled weight decay, p *= 1 - lr weight_decay, then Adam without the L2 term.

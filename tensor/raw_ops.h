@@ -119,6 +119,10 @@ struct AdamTensors {
   int64_t step = 1;
   int64_t label = 0;  // what an error calls the item (an optimiser passes the tensor's index)
 };
-void adam_step_multi_(const std::vector<AdamTensors>& items, double lr, const AdamHyperparameters& h);
+// `constants`, when defined, is the captured form (AdamMultiStepArgs::constants): a contiguous float64 tensor of
+// 4 * items.size() elements on the items' device, item j's AdamConstants at [4j, 4j + 4), read by the kernel in
+// place of lr and the steps (which are then not checked); the items must then share one dtype and device.
+void adam_step_multi_(const std::vector<AdamTensors>& items, double lr, const AdamHyperparameters& h,
+                      const Tensor& constants = Tensor());
 
 }  // namespace atelier::raw

@@ -13,7 +13,10 @@ std::atomic<uint64_t> g_host_sync_reads{0};
 }
 
 uint64_t host_sync_reads() { return g_host_sync_reads.load(std::memory_order_relaxed); }
-void count_host_sync_read() { g_host_sync_reads.fetch_add(1, std::memory_order_relaxed); }
+void count_host_sync_read(Device device) {
+  backend_for(device).refuse_in_capture("a host read of tensor values (item, to_vector, to(cpu))");
+  g_host_sync_reads.fetch_add(1, std::memory_order_relaxed);
+}
 
 TensorReadback::TensorReadback(Device device, int64_t numel)
     : device_(device),
@@ -28,6 +31,7 @@ void TensorReadback::start(const Tensor& t) {
                     << numel_ << " elements, got " << (t.defined() ? t.shape() : Shape{}));
   ATELIER_CHECK(t.device() == device_,
                 "TensorReadback.start: the tensor is on " << t.device() << " but the readback on " << device_);
+  backend_for(device_).refuse_in_capture("TensorReadback.start");
   source_ = t;
   copy_->start(t.raw_data());
   pending_ = true;

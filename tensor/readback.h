@@ -25,8 +25,9 @@ namespace atelier {
 
 // Synchronous reads of tensor values by the host since the program started (see above).
 uint64_t host_sync_reads();
-// Called by the reads that count (Tensor::to_vector, raw::to_device to the CPU).
-void count_host_sync_read();
+// Called by the reads that count (Tensor::to_vector, raw::to_device to the CPU), with the device read from: throws
+// while the calling thread captures a graph on it (Backend::begin_capture; a captured step must not read).
+void count_host_sync_read(Device device);
 
 class TensorReadback {
  public:

@@ -71,7 +71,7 @@ T* Tensor::data_ptr() const {
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
-  if (device().is_cpu()) count_host_sync_read();  // from another device, raw::to_device counts it
+  if (device().is_cpu()) count_host_sync_read(device());  // from another device, raw::to_device counts it
   Tensor host = raw::contiguous(raw::cast(raw::to_device(*this, Device::cpu()), dtype_of<T>()));
   const T* p = host.data_ptr<T>();
   return std::vector<T>(p, p + host.numel());

@@ -24,9 +24,11 @@ class CpuBackend final : public Backend {
   AllocatorStats allocator_stats() const override { return allocator_.stats(); }
   void empty_cache() override { allocator_.empty_cache(); }
   void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override {
+    refuse_in_capture("copy_to_host");
     if (bytes > 0) std::memcpy(host_dst, device_src, bytes);
   }
   void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override {
+    refuse_in_capture("copy_from_host");
     if (bytes > 0) std::memcpy(device_dst, host_src, bytes);
   }
 
@@ -47,6 +49,10 @@ class CpuBackend final : public Backend {
   void name(const Args& args) override { cpu::name(args); }
 #include "backends/primitives.def"
 #undef X
+
+ protected:
+  // Captures use the default recorder (Backend::capture_begin) and this allocator's private pools.
+  CachingAllocator* caching_allocator() override { return &allocator_; }
 
  private:
   CpuAllocator allocator_;

@@ -62,7 +62,7 @@ void adam_step_multi_typed(const AdamMultiStepArgs& a) {
   std::vector<AdamConstants> constants(count);
   for (size_t j = 0; j < count; ++j) {
     begin[j + 1] = begin[j] + a.numels[j];
-    constants[j] = adam_constants(a.lr, a.h, a.steps[j]);
+    constants[j] = a.constants != nullptr ? a.constants[j] : adam_constants(a.lr, a.h, a.steps[j]);
   }
   parallel_elements(begin[count], [&](int64_t lo, int64_t hi) {
     // The last tensor starting at or before lo holds it (empty tensors share their start with the next one).

@@ -47,6 +47,13 @@ cublasHandle_t Context::cublas() {
     cublasHandle_t handle = nullptr;
     ATELIER_CUBLAS_CHECK(cublasCreate(&handle));
     ATELIER_CUBLAS_CHECK(cublasSetStream(handle, stream_));
+    // A workspace of our own, made once: cuBLAS then never allocates one itself, neither eagerly nor inside a
+    // graph capture (--cuda-graph), so a captured GEMM picks its algorithm with the same workspace as an eager one
+    // (the same bits). 32 MiB is what NVIDIA suggests for Hopper; it is not counted in the allocator's stats.
+    const cudaError_t made = cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes);
+    if (made != cudaSuccess) cublasDestroy(handle);
+    ATELIER_CUDA_CHECK(made);
+    ATELIER_CUBLAS_CHECK(cublasSetWorkspace(handle, cublas_workspace_, kCublasWorkspaceBytes));
     cublas_ = handle;
   }
   return cublas_;
@@ -54,6 +61,15 @@ cublasHandle_t Context::cublas() {
 
 void* Context::workspace(size_t bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (allocator_.capturing()) {
+    // A captured graph uses this memory at every replay, so it gets a block of its own pool instead of the shared
+    // workspace (which a later, larger request would give back to everyone). The block goes straight back to the
+    // pool: it stays reserved while the graph lives, and later work of the same capture may reuse it only after
+    // this work, in stream order, as with the shared workspace.
+    void* block = allocator_.allocate(bytes);
+    allocator_.deallocate(block, bytes);
+    return block;
+  }
   if (bytes > workspace_bytes_) {
     // The old block may still be read by queued work; the allocator hands it out again only to work queued
     // later on the same stream, so giving it back now is safe.

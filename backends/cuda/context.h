@@ -41,6 +41,8 @@ class Context {
   CachingAllocator allocator_;
   std::mutex mutex_;  // guards the lazily made handle and the workspace
   cublasHandle_t cublas_ = nullptr;
+  static constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
+  void* cublas_workspace_ = nullptr;  // cuBLAS's own (cublasSetWorkspace), never freed
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
 };

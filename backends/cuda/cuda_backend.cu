@@ -31,8 +31,11 @@ AllocatorStats CudaBackend::allocator_stats() const {
   return cuda::context().allocator().stats();
 }
 
+CachingAllocator* CudaBackend::caching_allocator() { return &cuda::context().allocator(); }
+
 void CudaBackend::empty_cache() {
   if (!available()) return;
+  refuse_in_capture("empty_cache");  // it synchronises
   cuda::Context& ctx = cuda::context();
   ctx.synchronize();  // queued work may still use cached blocks
   ctx.allocator().empty_cache();
@@ -40,7 +43,10 @@ void CudaBackend::empty_cache() {
 
 // Both copies run on the stream, after every kernel queued before them. A copy to the host waits for its data;
 // a copy from (pageable) host memory returns once the source has been staged, so the caller may reuse it.
+// Refused during a capture (Backend::refuse_in_capture): a synchronisation breaks a stream capture, and a copy from
+// pageable host memory would not be repeated by a replay.
 void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
+  refuse_in_capture("copy_to_host");
   if (bytes == 0) return;
   cuda::Context& ctx = cuda::context();
   ATELIER_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, ctx.stream()));
@@ -48,12 +54,16 @@ void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t by
 }
 
 void CudaBackend::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
+  refuse_in_capture("copy_from_host");
   if (bytes == 0) return;
   cuda::Context& ctx = cuda::context();
   ATELIER_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, ctx.stream()));
 }
 
-void CudaBackend::synchronize() { cuda::context().synchronize(); }
+void CudaBackend::synchronize() {
+  refuse_in_capture("synchronize");
+  cuda::context().synchronize();
+}
 
 namespace {
 

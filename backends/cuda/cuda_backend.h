@@ -74,6 +74,13 @@ class CudaBackend final : public Backend {
 #define X(name, Args) void name(const Args& args) override;
 #include "backends/primitives.def"
 #undef X
+
+ protected:
+  // Graph capture (backends/cuda/graph.cu): the context's allocator gives the pool, the context's stream is
+  // captured (cudaStreamBeginCapture, relaxed mode) and ends as an instantiated graph replayed by cudaGraphLaunch.
+  CachingAllocator* caching_allocator() override;
+  void capture_begin() override;
+  std::unique_ptr<CapturedGraph> capture_end(GraphPool pool) override;
 };
 
 }  // namespace atelier

@@ -65,6 +65,7 @@ struct AdamMultiStep {
   T* m[kAdamTensorsPerLaunch];
   T* v[kAdamTensorsPerLaunch];
   AdamConstants c[kAdamTensorsPerLaunch];
+  const AdamConstants* device_c;  // not null: the launch's constants in device memory, in place of c (a captured step)
   AdamHyperparameters h;
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     int lo = 0, hi = count;  // begin[lo] <= e < begin[hi]
@@ -76,7 +77,7 @@ struct AdamMultiStep {
         hi = mid;
       }
     }
-    adam_element(p[lo], grad[lo], m[lo], v[lo], e - begin[lo], h, c[lo]);
+    adam_element(p[lo], grad[lo], m[lo], v[lo], e - begin[lo], h, device_c != nullptr ? device_c[lo] : c[lo]);
   }
 };
 
@@ -111,6 +112,7 @@ void CudaBackend::adam_step_multi(const AdamMultiStepArgs& a) {
       AdamMultiStep<T> op{};
       op.count = static_cast<int>(std::min<int64_t>(kAdamTensorsPerLaunch, a.count - first));
       op.h = a.h;
+      op.device_c = a.constants != nullptr ? a.constants + first : nullptr;
       for (int j = 0; j < op.count; ++j) {
         const int64_t k = first + j;
         op.begin[j + 1] = op.begin[j] + a.numels[k];
@@ -118,7 +120,7 @@ void CudaBackend::adam_step_multi(const AdamMultiStepArgs& a) {
         op.grad[j] = static_cast<const T*>(a.grads[k]);
         op.m[j] = static_cast<T*>(a.exp_avgs[k]);
         op.v[j] = static_cast<T*>(a.exp_avg_sqs[k]);
-        op.c[j] = adam_constants(a.lr, a.h, a.steps[k]);
+        if (a.constants == nullptr) op.c[j] = adam_constants(a.lr, a.h, a.steps[k]);
       }
       cuda::launch_linear(op.begin[op.count], op);
     }

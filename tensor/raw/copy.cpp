@@ -67,7 +67,7 @@ Tensor to_device(const Tensor& t, Device device) {
   size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
   if (bytes == 0) return out;
   if (device.is_cpu()) {
-    count_host_sync_read();  // the host waits for the device's queued work
+    count_host_sync_read(src.device());  // the host waits for the device's queued work
     backend_of(src).copy_to_host(out.raw_data(), src.raw_data(), bytes);
   } else if (src.device().is_cpu()) {
     backend_for(device).copy_from_host(out.raw_data(), src.raw_data(), bytes);

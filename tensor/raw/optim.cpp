@@ -85,14 +85,29 @@ void adam_step_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
   for (const Tensor* written : {&param, &exp_avg, &exp_avg_sq}) written->storage()->bump_version();
 }
 
-void adam_step_multi_(const std::vector<AdamTensors>& items, double lr, const AdamHyperparameters& h) {
+void adam_step_multi_(const std::vector<AdamTensors>& items, double lr, const AdamHyperparameters& h,
+                      const Tensor& constants) {
   const char* op = adam_name(h);
+  if (constants.defined() && !items.empty()) {
+    const Tensor& p0 = items.front().param;
+    ATELIER_CHECK(constants.dtype() == DType::Float64 && constants.is_contiguous() &&
+                      constants.numel() == 4 * static_cast<int64_t>(items.size()) && constants.device() == p0.device(),
+                  op << ": the constants must be a contiguous float64 tensor of " << 4 * items.size() << " elements on "
+                     << p0.device() << ", got " << constants.dtype() << " " << constants.shape() << " on "
+                     << constants.device());
+    for (const AdamTensors& t : items) {
+      ATELIER_CHECK(!t.param.defined() || (t.param.dtype() == p0.dtype() && t.param.device() == p0.device()),
+                    op << ": with device constants every tensor must be " << p0.dtype() << " on " << p0.device()
+                       << "; tensor " << t.label << " is not");
+    }
+  }
   // Every check first, so that a bad item leaves every tensor as it was.
   std::vector<Tensor> grads;
   grads.reserve(items.size());
   for (const AdamTensors& t : items) {
     try {
-      grads.push_back(checked_adam_grad(op, t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.step));
+      grads.push_back(
+          checked_adam_grad(op, t.param, t.grad, t.exp_avg, t.exp_avg_sq, constants.defined() ? 1 : t.step));
     } catch (const Error& e) {
       throw Error("tensor " + std::to_string(t.label) + ": " + e.what());
     }
@@ -122,7 +137,8 @@ void adam_step_multi_(const std::vector<AdamTensors>& items, double lr, const Ad
     launch<PrimitiveOp::adam_step_multi>(
         device, op, work,
         AdamMultiStepArgs{dtype, static_cast<int64_t>(params.size()), params.data(), grad_data.data(), exp_avgs.data(),
-                          exp_avg_sqs.data(), numels.data(), steps.data(), lr, h});
+                          exp_avg_sqs.data(), numels.data(), steps.data(), lr, h,
+                          constants.defined() ? static_cast<const AdamConstants*>(constants.raw_data()) : nullptr});
   }
   for (const AdamTensors& t : items) {
     for (const Tensor* written : {&t.param, &t.exp_avg, &t.exp_avg_sq}) written->storage()->bump_version();

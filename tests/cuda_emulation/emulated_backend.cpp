@@ -17,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -45,14 +47,21 @@ bool CudaBackend::available() const { return true; }
 void* CudaBackend::allocate(size_t bytes) { return allocator().allocate(bytes); }
 void CudaBackend::deallocate(void* ptr, size_t bytes) { allocator().deallocate(ptr, bytes); }
 AllocatorStats CudaBackend::allocator_stats() const { return allocator().stats(); }
-void CudaBackend::empty_cache() { allocator().empty_cache(); }
+CachingAllocator* CudaBackend::caching_allocator() { return &allocator(); }
+void CudaBackend::empty_cache() {
+  refuse_in_capture("empty_cache");
+  allocator().empty_cache();
+}
+// Refused during a capture, as on the device (backends/cuda/cuda_backend.cu).
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
+  refuse_in_capture("copy_to_host");
   if (bytes > 0) std::memcpy(dst, src, bytes);
 }
 void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
+  refuse_in_capture("copy_from_host");
   if (bytes > 0) std::memcpy(dst, src, bytes);
 }
-void CudaBackend::synchronize() {}
+void CudaBackend::synchronize() { refuse_in_capture("synchronize"); }
 // Host memory stands in for pinned memory: the CPU's copy-at-once readback.
 std::unique_ptr<HostReadback> CudaBackend::make_readback(size_t bytes) { return cpu().make_readback(bytes); }
 // The CUDA table for the emulated families, the CPU's for the primitives that run on the CPU here.
@@ -194,6 +203,48 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) {
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
   if (bytes > 0) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+
+// Stream capture, for backends/cuda/graph.cu (compiled here against these stand-ins, as the kernel families are):
+// the emulated backend's launches are recorded (Backend::start_recording, which launch() honours) between
+// cudaStreamBeginCapture and cudaStreamEndCapture; the "graph" is the list of recorded calls, and cudaGraphLaunch
+// runs them on the emulated backend, on the same pointers. A real stream capture (what breaks one, the graph's
+// launch cost) is not checked here.
+struct EmulatedGraph {
+  std::vector<atelier::RecordedCall> calls;
+};
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode mode) {
+  if (mode != cudaStreamCaptureModeRelaxed) return cudaErrorInvalidValue;  // the mode graph.cu must ask for
+  atelier::cuda_backend_or_null()->start_recording();
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* graph) {
+  *graph = reinterpret_cast<cudaGraph_t>(new EmulatedGraph{atelier::cuda_backend_or_null()->stop_recording()});
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  *exec = reinterpret_cast<cudaGraphExec_t>(new EmulatedGraph(*reinterpret_cast<EmulatedGraph*>(graph)));
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete reinterpret_cast<EmulatedGraph*>(graph);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete reinterpret_cast<EmulatedGraph*>(exec);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+  for (const atelier::RecordedCall& call : reinterpret_cast<EmulatedGraph*>(exec)->calls) {
+    call(*atelier::cuda_backend_or_null());
+  }
   return cudaSuccess;
 }
 
