@@ -173,6 +173,7 @@ std::string config_json(const TrainConfig& config, int threads) {
   j["precision"] = config.precision;
   j["progress_seconds"] = config.progress_seconds;
   j["threads"] = threads;
+  j["cuda_graph"] = uses_cuda_graph(config) ? "on" : "off";
   j["version"] = config.version;
   j["resumed_from"] =
       config.resume_checkpoint.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(config.resume_checkpoint);

@@ -60,6 +60,8 @@ void check_ranges(const TrainConfig& c) {
   ATELIER_CHECK(c.epochs >= 1, "--epochs must be >= 1, got " << c.epochs);
   ATELIER_CHECK(c.steps >= 0, "--steps must be >= 0 (0: --epochs decides), got " << c.steps);
   ATELIER_CHECK(c.threads >= 0, "--threads must be >= 0 (0: ATELIER_NUM_THREADS or all cores), got " << c.threads);
+  ATELIER_CHECK(c.cuda_graph == "auto" || c.cuda_graph == "on" || c.cuda_graph == "off",
+                "--cuda-graph: '" << c.cuda_graph << "' is not on, off or auto");
   ATELIER_CHECK(c.checkpoint_every >= 1, "--checkpoint-every must be >= 1, got " << c.checkpoint_every);
   ATELIER_CHECK(c.sample_every >= 1, "--sample-every must be >= 1, got " << c.sample_every);
   ATELIER_CHECK(c.sample_count >= 1, "--sample-count must be >= 1, got " << c.sample_count);
@@ -148,6 +150,10 @@ void check_device(const std::string& name) {
 }
 
 Device train_device(const TrainConfig& config) { return parse_device(config.device); }
+
+bool uses_cuda_graph(const TrainConfig& config) {
+  return config.cuda_graph == "on" || (config.cuda_graph == "auto" && !train_device(config).is_cpu());
+}
 int64_t steps_per_epoch(const TrainConfig& c) { return dataset_size(c) / c.batch; }  // drop_last
 int64_t total_steps(const TrainConfig& c) { return c.steps > 0 ? c.steps : c.epochs * steps_per_epoch(c); }
 

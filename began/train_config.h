@@ -48,6 +48,7 @@ struct TrainConfig {
   std::string device = "cpu";       // [--device] cpu or cuda
   std::string precision = "fp32";   // [--precision] fp32, tf32 or bf16: GEMM/conv precision (CUDA; the CPU is fp32)
   double progress_seconds = 2;      // [--progress-seconds] between progress lines
+  std::string cuda_graph = "auto";  // [--cuda-graph] on, off or auto (on with --device cuda): began/step_runner.h
   // Set by the program, not by flags.
   std::string version = "unknown";  // git describe of the build
   // The settings given explicitly (names as in config.json, e.g. "image_size"). On --resume the checkpoint's
@@ -72,8 +73,10 @@ TrainConfig smoke_config(TrainConfig config);
 TrainConfig resolve_config(const TrainConfig& config);
 
 // What a resolved config implies: the device, the steps of one epoch (the last partial batch is dropped) and of
-// the whole run (--steps, or --epochs whole epochs).
+// the whole run (--steps, or --epochs whole epochs), and whether the steps are captured and replayed
+// (--cuda-graph: auto is on with --device cuda, off on the CPU).
 Device train_device(const TrainConfig& config);
+bool uses_cuda_graph(const TrainConfig& config);
 
 // Checks a --device value ("cpu" or "cuda"): a CUDA device must exist and run every primitive of a BEGAN step (a
 // step of a one-filter model runs there to find out). Throws atelier::Error naming what is missing.

@@ -19,6 +19,7 @@
 #include "began/report.h"
 #include "began/run_files.h"
 #include "began/run_settings.h"
+#include "began/step_runner.h"
 #include "began/train_checkpoint.h"
 #include "began/train_progress.h"
 #include "nn/data/dataloader.h"
@@ -129,6 +130,7 @@ class Trainer {
   std::unique_ptr<nn::WindowPlateauLR> schedule_;
   Tensor fixed_z_;  // (sample_count, h)
   Tensor k_;        // k_t for the next step: 0-d float64 on the device (pos_.k is its value at checkpoints)
+  std::unique_ptr<StepRunner> runner_;                        // eager, or captured and replayed (--cuda-graph)
   std::array<std::unique_ptr<TensorReadback>, 2> readbacks_;  // step s's scalars come back through [s % 2]
   std::optional<LaunchedStep> in_flight_;                     // the step queued but not yet read
 
@@ -153,6 +155,8 @@ Trainer::Trainer(const TrainConfig& config, const TrainHooks& hooks)
     resume();
   }
   k_ = scalar_tensor(pos_.k, DType::Float64, device_);
+  runner_ = make_step_runner(uses_cuda_graph(config_) ? StepMode::graph : StepMode::eager, *G_, *D_, *opt_g_, *opt_d_,
+                             k_, config_.step);
   for (auto& r : readbacks_) r = std::make_unique<TensorReadback>(device_, kStepScalars);
   progress_ = std::make_unique<ProgressMeter>(config_.progress_seconds, config_.batch);
 }
@@ -262,7 +266,8 @@ Trainer::LaunchedStep Trainer::launch_step(const Tensor& x) {
   Tensor z_d = sample_z(b, h, config_.seed, step, LatentStream::discriminator, device_);
   Tensor z_g = sample_z(b, h, config_.seed, step, LatentStream::generator, device_);
   const LaunchedStep launched{step, pos_.epoch, schedule_->lr(), pos_.batch_in_epoch + 1 == steps_per_epoch_};
-  readbacks_[step % 2]->start(began_step_device(*G_, *D_, *opt_g_, *opt_d_, x.to(device_), z_d, z_g, k_, config_.step));
+  // A replayed step overwrites the scalars of the step before: their copy is queued first (start() here).
+  readbacks_[step % 2]->start(runner_->run(x, z_d, z_g));
   pos_.step = step;
   pos_.batch_in_epoch += 1;
   return launched;

@@ -22,6 +22,9 @@
 //                      are in place)
 //   --precision P      fp32 (default), tf32 or bf16: the GEMM and convolution precision (backends/precision.h;
 //                      the CPU always computes fp32)
+//   --cuda-graph M     off (default) or on: the step runs through began/step_runner.h's captured runner (the
+//                      trainer's --cuda-graph): after the warm-up steps one step is captured and its first replay
+//                      done, untimed; every timed step is then a replay (on the CPU, of the recorded calls)
 //
 // FLOPs (2 per multiply-add) of the convolutions and linear layers as the step executes them, with F_D and F_G
 // one forward of D and G over the batch:
@@ -47,6 +50,7 @@
 #include "atelier.h"
 #include "began/model.h"
 #include "began/step.h"
+#include "began/step_runner.h"
 #include "bench/bench_device.h"
 
 namespace atelier {
@@ -57,6 +61,7 @@ constexpr double kMiB = 1.0 / (1024.0 * 1024.0);
 Device g_device = Device::cpu();  // --device (bench/bench_device.h)
 int64_t g_steps = 0;              // --steps: 0 lets Google Benchmark choose the iteration count
 int64_t g_warmup_steps = 1;       // --warmup-steps
+bool g_cuda_graph = false;        // --cuda-graph
 
 // The process's peak resident set so far (Linux reports ru_maxrss in KiB).
 double max_rss_mib() {
@@ -114,6 +119,17 @@ void take_precision_flag(int& argc, char** argv) {
       std::fprintf(stderr, "bench_train: --precision: %s\n", e.what());
       std::exit(2);
     }
+  });
+}
+
+// --cuda-graph on|off.
+void take_cuda_graph_flag(int& argc, char** argv) {
+  take_flag(argc, argv, "cuda-graph", [](const std::string& text) {
+    if (text != "on" && text != "off") {
+      std::fprintf(stderr, "bench_train: --cuda-graph '%s' is not on or off\n", text.c_str());
+      std::exit(2);
+    }
+    g_cuda_graph = text == "on";
   });
 }
 
@@ -180,15 +196,18 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
   const Tensor x = uniform({c.batch, c.channels, c.image_size, c.image_size}, -1, 1).to(g_device);
   const Tensor k = scalar_tensor(0, DType::Float64, g_device);  // k_t on the device, as the trainer keeps it
   int64_t step = 0;
+  const std::unique_ptr<began::StepRunner> runner = began::make_step_runner(
+      g_cuda_graph ? began::StepMode::graph : began::StepMode::eager, G, D, opt_g, opt_d, k, {}, g_warmup_steps);
   auto one_step = [&] {
     const Tensor z_d = began::sample_z(c.batch, c.h, 0, step, began::LatentStream::discriminator, g_device);
     const Tensor z_g = began::sample_z(c.batch, c.h, 0, step, began::LatentStream::generator, g_device);
-    Tensor scalars = began::began_step_device(G, D, opt_g, opt_d, x, z_d, z_g, k);  // the trainer's step: no read
+    Tensor scalars = runner->run(x, z_d, z_g);  // the trainer's step (began_step_device): no read
     benchmark::DoNotOptimize(scalars);
     bench::finish(g_device);
     ++step;
   };
-  for (int64_t i = 0; i < g_warmup_steps; ++i) one_step();  // Adam's state and the allocator's cache in place
+  // Adam's state and the allocator's cache in place; with --cuda-graph also the capture and its first replay.
+  for (int64_t i = 0; i < g_warmup_steps + (g_cuda_graph ? 1 : 0); ++i) one_step();
   Backend& backend = backend_for(g_device);
   const double resident = static_cast<double>(backend.allocator_stats().in_use);
   std::vector<double> seconds;  // each timed step alone, for the minimum and the median
@@ -232,12 +251,14 @@ int main(int argc, char** argv) {
   atelier::take_int_flag(argc, argv, "steps", 1, atelier::g_steps);
   atelier::take_int_flag(argc, argv, "warmup-steps", 1, atelier::g_warmup_steps);
   atelier::take_precision_flag(argc, argv);
+  atelier::take_cuda_graph_flag(argc, argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   atelier::register_all();
   benchmark::AddCustomContext("atelier_threads", std::to_string(atelier::num_threads()));
   benchmark::AddCustomContext("atelier_device", atelier::g_device.str());
   benchmark::AddCustomContext("atelier_precision", atelier::precision_name(atelier::precision()));
+  benchmark::AddCustomContext("atelier_cuda_graph", atelier::g_cuda_graph ? "on" : "off");
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

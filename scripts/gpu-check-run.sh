@@ -11,10 +11,11 @@
 #   2. bin/gradcheck --device cuda (the op table's float64 gradient check on the GPU)
 #   3. one BEGAN step at n = 64 (64x64x3, batch 16) on the GPU, a few more for the time per step, and one on the
 #      CPU: their first-step losses side by side
-#   4. the BEGAN step at n = 64 timed on the GPU by bench_train --device cuda (fp32, tf32 and bf16) and by PyTorch
-#      (bench/peers/began_step_torch.py with this machine's python3: fp32 NCHW and tf32 channels-last, each eager
-#      and as one replayed CUDA graph; bf16 autocast channels-last, eager), printed side by side
-#   5. bench_ops --device cuda (the op benchmarks on the GPU), with the time left
+#   4. the BEGAN step at n = 64 timed on the GPU by bench_train --device cuda (fp32, tf32 and bf16 eager, and tf32
+#      captured once and replayed: --cuda-graph on) and by PyTorch (bench/peers/began_step_torch.py with this
+#      machine's python3: fp32 NCHW and tf32 channels-last, each eager and as one replayed CUDA graph; bf16
+#      autocast channels-last, eager), printed side by side
+#   5. bench_ops --device cuda (the op benchmarks on the GPU), with the time left (at most 18 s)
 # and prints one table, also when a part fails (its log's tail follows the table). With OUT set, the table goes to
 # $OUT/gpu-check.txt and each part's log beside it. Exits 0 when every part passed, 1 otherwise.
 set -u
@@ -131,6 +132,11 @@ for precision in fp32 tf32 bf16; do
     --benchmark_out="$logs/atelier_$precision.json" --benchmark_out_format=json
   set_detail "bench_train --device cuda --precision $precision, 20 steps"
 done
+# The same step captured once and replayed (began train's --cuda-graph), at tf32, where launches matter most.
+part atelier_cuda_graph 22 "$here/bin/bench_train" --device cuda --precision tf32 --cuda-graph on \
+  --benchmark_filter="$step_case" --steps 20 --warmup-steps 3 \
+  --benchmark_out="$logs/atelier_cuda_graph.json" --benchmark_out_format=json
+set_detail "bench_train --device cuda --precision tf32 --cuda-graph on, 20 replayed steps"
 torch_args=(--bench --device cuda --image-size 64 --channels 3 --n 64 --step-mode both --warmup 5 --reps 30
   --out "$logs/torch_step.jsonl")
 # shellcheck disable=SC2016 # $@ is the inner shell's
@@ -140,8 +146,9 @@ part torch_step 80 bash -c 'python3 bench/peers/began_step_torch.py "$@" --preci
   _ "${torch_args[@]}"
 set_detail "$(wc -l 2>/dev/null <"$logs/torch_step.jsonl" || echo 0) rows (fp32 NCHW, tf32 channels-last: eager, cuda_graph; bf16 channels-last: eager)"
 
-# The op rows last: they take what is left of the budget (the BEGAN step comparison above matters more).
-part bench_ops 40 "$here/bin/bench_ops" --device cuda --benchmark_min_time=0.1
+# The op rows last: they take what is left of the budget (the BEGAN step comparison above matters more; its
+# cuda_graph row took 22 s of this part's 40).
+part bench_ops 18 "$here/bin/bench_ops" --device cuda --benchmark_min_time=0.1
 set_detail "$(grep -c '/real_time' "$logs/bench_ops.log") rows"
 
 # The side-by-side rows (Python's standard library; "-" where a part gave no figure).
@@ -150,15 +157,16 @@ step_table() {
 import json, os, sys
 logs = sys.argv[1]
 rows = []
-for precision in ("fp32", "tf32", "bf16"):
+for part, precision, mode in (("atelier_fp32", "fp32", "eager"), ("atelier_tf32", "tf32", "eager"),
+                              ("atelier_bf16", "bf16", "eager"), ("atelier_cuda_graph", "tf32", "cuda_graph")):
     ms = peak = "-"
     try:
-        with open(os.path.join(logs, "atelier_%s.json" % precision)) as f:
+        with open(os.path.join(logs, "%s.json" % part)) as f:
             b = [r for r in json.load(f)["benchmarks"] if r.get("run_type", "iteration") == "iteration"][0]
         ms, peak = "%.2f" % (b["step_s_median"] * 1e3), "%.0f" % b["peak_MiB"]
     except (OSError, ValueError, KeyError, IndexError):
         pass
-    rows.append(("atelier", precision, "NCHW", "eager", ms, peak))
+    rows.append(("atelier", precision, "NCHW", mode, ms, peak))
 try:
     with open(os.path.join(logs, "torch_step.jsonl")) as f:
         for line in f:

@@ -1,7 +1,8 @@
 // BEGAN's training step (began/step.h): three steps against PyTorch (the golden fixture written by
 // bench/peers/began_step_torch.py --golden), the isolation of the D and G steps, D's requires_grad restored after
-// an exception, input checks, the latent draws, and a 1,000-step control run on synthetic data in which M_global
-// falls and k_t follows gamma L(x) - L(G(z)).
+// an exception, input checks, the latent draws, a 1,000-step control run on synthetic data in which M_global
+// falls and k_t follows gamma L(x) - L(G(z)), and the step runners (began/step_runner.h): replayed steps equal
+// eager ones bit for bit, ask the system for no memory and read nothing, and a new shape captures again.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -18,6 +19,7 @@
 #include "began/data/synthetic.h"
 #include "began/model.h"
 #include "began/step.h"
+#include "began/step_runner.h"
 #include "nn/checkpoint.h"
 #include "nn/data/dataloader.h"
 #include "nn/optim.h"
@@ -481,4 +483,108 @@ TEST_CASE("began control (long): over 1000 synthetic steps M_global falls and k_
   CHECK(last < 0.8 * first);
   CHECK(wrong_direction == 0);
   CHECK(moved > kSteps / 10);  // the direction check above covered many steps
+}
+
+namespace {
+
+// Step s's inputs, batch b: x keyed by s, z by (seed 5, s).
+struct StepInputs {
+  Tensor x, z_d, z_g;
+  StepInputs(int64_t s, int64_t b = 4)
+      : x(uniform({b, 1, 32, 32}, -1, 1, RandomKey{21, 0, static_cast<uint64_t>(s) << 20})),
+        z_d(sample_z(b, 8, 5, s, LatentStream::discriminator)),
+        z_g(sample_z(b, 8, 5, s, LatentStream::generator)) {}
+};
+
+// Runs the steps (batch sizes in order) with both runners from the same start and checks every step's scalars,
+// then k, every parameter and the optimisers' step counts, bit for bit. Returns the graph runner's counters.
+std::pair<int64_t, int64_t> check_graph_equals_eager(const std::vector<int64_t>& batches, int64_t warmup) {
+  const ModelConfig c = small_config();
+  manual_seed(9);
+  Rig eager(c, 1e-3);
+  manual_seed(9);
+  Rig graph(c, 1e-3);
+  const Tensor k_eager = scalar_tensor(0.3, DType::Float64), k_graph = scalar_tensor(0.3, DType::Float64);
+  const StepOptions options{.gamma = 0.5, .lambda_k = 0.05};
+  auto eager_runner = make_step_runner(StepMode::eager, eager.G, eager.D, eager.opt_g, eager.opt_d, k_eager, options);
+  auto graph_runner =
+      make_step_runner(StepMode::graph, graph.G, graph.D, graph.opt_g, graph.opt_d, k_graph, options, warmup);
+  CHECK(graph_runner->mode() == StepMode::graph);
+  for (size_t s = 0; s < batches.size(); ++s) {
+    if (s == 3) {  // a new rate (the trainer's schedule) reaches the replays
+      for (nn::Optimizer* opt : {&eager.opt_g, &eager.opt_d, &graph.opt_g, &graph.opt_d}) opt->set_lr(4e-4);
+    }
+    const StepInputs in(static_cast<int64_t>(s), batches[s]);
+    const std::vector<double> e = eager_runner->run(in.x, in.z_d, in.z_g).to_vector<double>();
+    const std::vector<double> g = graph_runner->run(in.x, in.z_d, in.z_g).to_vector<double>();
+    INFO("step " << s);
+    CHECK(g == e);
+  }
+  CHECK(k_graph.item<double>() == k_eager.item<double>());
+  CHECK(Snapshot(graph.G).values == Snapshot(eager.G).values);
+  CHECK(Snapshot(graph.D).values == Snapshot(eager.D).values);
+  CHECK(graph.opt_d.step_count(0) == eager.opt_d.step_count(0));
+  CHECK(graph.opt_g.step_count(0) == static_cast<int64_t>(batches.size()));
+  return {graph_runner->captures(), graph_runner->replays()};
+}
+
+}  // namespace
+
+TEST_CASE("began step runner: replayed steps equal eager steps bit for bit (losses, k_t, parameters)") {
+  const auto [captures, replays] = check_graph_equals_eager({4, 4, 4, 4, 4, 4}, 2);
+  CHECK(captures == 1);
+  CHECK(replays == 4);  // steps 3 to 6; steps 1 and 2 ran eagerly
+}
+
+TEST_CASE("began step runner: a new batch shape drops the graph, warms up and captures again") {
+  const auto [captures, replays] = check_graph_equals_eager({4, 4, 4, 2, 2, 2, 4}, 1);
+  CHECK(captures == 2);  // at batch 4 (step 2) and at batch 2 (step 5); step 7, at batch 4 again, warms up eagerly
+  CHECK(replays == 4);   // steps 2, 3, 5 and 6
+}
+
+TEST_CASE("began step runner: replays read nothing on the host and ask the system for no memory") {
+  const ModelConfig c = small_config();
+  manual_seed(9);
+  Rig rig(c, 1e-3);
+  const Tensor k = scalar_tensor(0.3, DType::Float64);
+  auto runner = make_step_runner(StepMode::graph, rig.G, rig.D, rig.opt_g, rig.opt_d, k, {}, 1);
+  Backend& cpu = backend_for(Device::cpu());
+  size_t system_allocs = 0;
+  uint64_t reads = 0;
+  // Step 1 warms up, step 2 is captured and replayed, steps 3 to 6 are replays; each makes its inputs as the
+  // trainer does (they come and go through the shared cache).
+  for (int64_t s = 0; s < 6; ++s) {
+    if (s == 3) {
+      REQUIRE(runner->captures() == 1);
+      system_allocs = cpu.allocator_stats().system_allocs;
+      reads = host_sync_reads();
+    }
+    const StepInputs in(s);
+    runner->run(in.x, in.z_d, in.z_g);
+  }
+  CHECK(cpu.allocator_stats().system_allocs == system_allocs);  // replays 3 to 5: the same blocks every step
+  CHECK(host_sync_reads() == reads);
+  CHECK(runner->replays() == 5);
+}
+
+TEST_CASE("began step runner: a step that reads on the host cannot be captured") {
+  const ModelConfig c = small_config();
+  manual_seed(9);
+  Rig rig(c, 1e-3);
+  const StepInputs in(0);
+  double k = 0.3;
+  began_step(rig.G, rig.D, rig.opt_g, rig.opt_d, in.x, in.z_d, in.z_g, k);  // state for the optimisers
+  Backend& cpu = backend_for(Device::cpu());
+  cpu.begin_capture();
+  // began_step reads its scalars at once (began_step_device, which it runs, captures fine: the tests above).
+  check_throws_with([&] { began_step(rig.G, rig.D, rig.opt_g, rig.opt_d, in.x, in.z_d, in.z_g, k); },
+                    {"host read", "during a graph capture"});
+  cpu.end_capture();
+  CHECK_FALSE(cpu.capturing());
+  check_throws_with(
+      [&] {
+        make_step_runner(StepMode::graph, rig.G, rig.D, rig.opt_g, rig.opt_d, scalar_tensor(0.3, DType::Float64), {},
+                         0);
+      },
+      {"at least one eager warm-up step"});
 }

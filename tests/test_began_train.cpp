@@ -339,6 +339,7 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
       "--pull-away compares pairs of G's images in a batch: it needs --batch >= 2, got 1");
   refused([](TrainConfig& c) { c.device = "tpu"; }, "--device: 'tpu'");
   refused([](TrainConfig& c) { c.precision = "fp16"; }, "--precision: 'fp16' is not a precision atelier has");
+  refused([](TrainConfig& c) { c.cuda_graph = "yes"; }, "--cuda-graph: 'yes' is not on, off or auto");
   refused([](TrainConfig& c) { c.device = "cuda"; }, "--device cuda");
   refused([](TrainConfig& c) { c.out = "/proc/began-run"; }, "--out /proc/began-run");
   refused(
@@ -369,4 +370,24 @@ TEST_CASE("began train: resuming with another thread count continues and says it
   CHECK(noted);
   CHECK(nn::load_safetensors(began::checkpoint_path(dir.path, 8)).metadata.at("threads") ==
         std::to_string(threads + 1));
+}
+
+TEST_CASE("began train: --cuda-graph on (the step captured once, then replayed) gives off's rows and checkpoints") {
+  // On the CPU, auto is off and on replays the recorded calls. The 20 steps cross epoch ends, checkpoints and the
+  // rate's drops (the replays read each new rate), and the resumed half warms up and captures again.
+  StraightRun straight;
+  TempDir dir;
+  TrainConfig c = tiny_config(dir.path, 20);
+  c.cuda_graph = "on";
+  REQUIRE(run(c).status == TrainOutcome::Status::completed);
+  check_same_as_straight(straight, dir.path);
+  CHECK(testing::read_bytes(dir.file("config.json")).find("\"cuda_graph\": \"on\"") != std::string::npos);
+  CHECK(testing::read_bytes(straight.dir.file("config.json")).find("\"cuda_graph\": \"off\"") != std::string::npos);
+
+  TempDir resumed;
+  REQUIRE(run(tiny_config(resumed.path, 10)).status == TrainOutcome::Status::completed);
+  TrainConfig more = resume_config(resumed.path, 20);
+  more.cuda_graph = "on";
+  REQUIRE(run(more).status == TrainOutcome::Status::completed);
+  check_same_as_straight(straight, resumed.path);
 }

@@ -154,6 +154,10 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
       "fp32, tf32 or bf16: GEMM and convolution precision on CUDA (bf16: bfloat16 products, float32 sums and "
       "weights; the CPU computes fp32 under every setting)");
   add("progress_seconds", c.progress_seconds, "seconds between progress lines");
+  add("cuda_graph", c.cuda_graph,
+      "on or off: capture the whole training step once (after two eager warm-up steps) and replay it, one graph "
+      "launch per step instead of hundreds of kernel launches, with the eager step's numbers bit for bit (auto: on "
+      "with --device cuda, off on the CPU, where on replays a recording of the step's calls)");
   cmd.add_flag("--smoke", cli.smoke,
                "a few dozen steps of a tiny model on synthetic data with every output, in seconds (default: off)");
 }

@@ -1,7 +1,8 @@
 // Training on the GPU against the CPU: the Fashion-MNIST classifier and BEGAN's step (began/step.h) on tiny
 // sizes give the CPU's losses, from the same initial weights and data; and after two warm-up steps, steps 3 to 5
 // of a training loop ask cudaMalloc for nothing (the caching allocator serves every request); the no-sync step
-// (began_step_device) reads nothing on the host and its scalars, read back a step late, match.
+// (began_step_device) reads nothing on the host and its scalars, read back a step late, match; and the step
+// captured once and replayed (--cuda-graph, began/step_runner.h) gives the eager step's numbers bit for bit.
 #include <cmath>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "began/eval/fmnist_classifier.h"
 #include "began/model.h"
 #include "began/step.h"
+#include "began/step_runner.h"
 #include "nn/optim.h"
 #include "tensor/creation.h"
 #include "tensor/readback.h"
@@ -163,6 +165,39 @@ TEST_CASE("cuda training: after two warm-up steps, steps 3 to 5 make no cudaMall
                             << stats.cache_hits << " cache hits)");
   CHECK(allocs_after_warm_up > 0);
   CHECK(stats.system_allocs == allocs_after_warm_up);
+}
+
+TEST_CASE("cuda training: --cuda-graph: replayed steps equal eager steps bit for bit, without cudaMalloc or reads") {
+  Backend& cuda = backend_for(Device::cuda());
+  BeganRig eager(Device::cuda()), graph(Device::cuda());
+  const Tensor k_eager = scalar_tensor(0.3, DType::Float64, Device::cuda());
+  const Tensor k_graph = scalar_tensor(0.3, DType::Float64, Device::cuda());
+  auto eager_runner =
+      began::make_step_runner(began::StepMode::eager, eager.G, eager.D, eager.opt_g, eager.opt_d, k_eager);
+  auto graph_runner =
+      began::make_step_runner(began::StepMode::graph, graph.G, graph.D, graph.opt_g, graph.opt_d, k_graph);
+  size_t allocs_after_capture = 0;
+  for (int step = 0; step < 6; ++step) {  // steps 1, 2 eager; 3 captured and replayed; 4 to 6 replayed
+    const Tensor x = uniform({4, 1, 32, 32}, -1, 1, RandomKey{9, 1, static_cast<uint64_t>(step) << 20});
+    const Tensor z_d = began::sample_z(4, 8, 5, step, began::LatentStream::discriminator, Device::cuda());
+    const Tensor z_g = began::sample_z(4, 8, 5, step, began::LatentStream::generator, Device::cuda());
+    const std::vector<double> e = eager_runner->run(x, z_d, z_g).to_vector<double>();
+    if (step == 3) allocs_after_capture = cuda.allocator_stats().system_allocs;
+    const uint64_t reads = host_sync_reads();
+    const Tensor scalars = graph_runner->run(x, z_d, z_g);
+    CHECK(host_sync_reads() == reads);  // a step reads nothing, eager, captured or replayed (nor its input copy)
+    const std::vector<double> g = scalars.to_vector<double>();
+    INFO("step " << step + 1);
+    CHECK(g == e);
+  }
+  CHECK(graph_runner->captures() == 1);
+  CHECK(graph_runner->replays() == 4);
+  CHECK(cuda.allocator_stats().system_allocs == allocs_after_capture);  // replays 2 to 4: no cudaMalloc
+  CHECK(k_graph.item<double>() == k_eager.item<double>());
+  for (auto [a, b] : {std::pair<nn::Module*, nn::Module*>{&graph.G, &eager.G}, {&graph.D, &eager.D}}) {
+    const std::vector<Tensor> pa = a->parameters(), pb = b->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) CHECK(pa[i].to_vector<float>() == pb[i].to_vector<float>());
+  }
 }
 
 }  // namespace
