@@ -53,6 +53,7 @@ class GraphRunner final : public StepRunner {
                       << warmup);
   }
   Tensor run(const Tensor& x, const Tensor& z_d, const Tensor& z_g) override {
+    if (!fallback_.empty()) return eager_.run(x, z_d, z_g);
     const std::vector<Shape> shapes = {x.shape(), z_d.shape(), z_g.shape()};
     if (shapes != shapes_) {
       graph_.reset();  // captured for other shapes
@@ -64,7 +65,13 @@ class GraphRunner final : public StepRunner {
         ++eager_steps_;
         return eager_.run(x, z_d, z_g);
       }
-      capture(x, z_d, z_g);
+      try {
+        capture(x, z_d, z_g);
+      } catch (const Error& e) {
+        // Nothing of the step ran (a capture runs nothing): it runs eagerly now, and so does every later step.
+        fallback_ = e.what();
+        return eager_.run(x, z_d, z_g);
+      }
     }
     copy_input(x_, x);
     copy_input(z_d_, z_d);
@@ -78,6 +85,7 @@ class GraphRunner final : public StepRunner {
   StepMode mode() const override { return StepMode::graph; }
   int64_t captures() const override { return captures_; }
   int64_t replays() const override { return replays_; }
+  const std::string& fallback_reason() const override { return fallback_; }
 
  private:
   // Copies a step's input into the graph's input tensor (outside the graph: the copy is eager work).
@@ -122,6 +130,7 @@ class GraphRunner final : public StepRunner {
   Tensor scalars_;                        // the graph's output
   std::unique_ptr<CapturedGraph> graph_;  // declared after what it reads and writes, so destroyed before them
   int64_t captures_ = 0, replays_ = 0;
+  std::string fallback_;  // why the capture failed; the steps then run eagerly
 };
 
 }  // namespace

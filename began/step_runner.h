@@ -7,6 +7,9 @@
 // nothing) and every step from then on copies its inputs into the graph's own input tensors, writes the
 // optimisers' per-step values (nn::Optimizer::prepare_replay: lr and Adam's bias corrections) and replays the
 // graph. A step whose x or z has another shape drops the graph and starts over at that shape (warm-up, capture).
+// A capture that fails (an atelier::Error from the captured step: a host read, an optimiser without a captured
+// form, a CUDA call that breaks the capture) ran nothing: that step and every later one run eagerly, and
+// fallback_reason() says why (the trainer prints it once).
 // What a replay cannot take as an argument comes in through tensors the graph reads: x and the two latent draws
 // (sampled outside the graph, so their keys need not be captured), k_t (already a device tensor, updated in
 // place) and the optimisers' constants.
@@ -40,6 +43,11 @@ class StepRunner {
   // Graphs captured so far (a shape change captures again) and steps replayed; 0 for the eager runner.
   virtual int64_t captures() const { return 0; }
   virtual int64_t replays() const { return 0; }
+  // Why the graph runner runs its steps eagerly after a failed capture ("" while it does not).
+  virtual const std::string& fallback_reason() const {
+    static const std::string none;
+    return none;
+  }
 };
 
 // The models, optimisers and k (a 0-d float64 tensor on the models' device) must outlive the runner. warmup:

@@ -131,6 +131,7 @@ class Trainer {
   Tensor fixed_z_;  // (sample_count, h)
   Tensor k_;        // k_t for the next step: 0-d float64 on the device (pos_.k is its value at checkpoints)
   std::unique_ptr<StepRunner> runner_;                        // eager, or captured and replayed (--cuda-graph)
+  bool fallback_logged_ = false;                              // the runner's failed capture, said once
   std::array<std::unique_ptr<TensorReadback>, 2> readbacks_;  // step s's scalars come back through [s % 2]
   std::optional<LaunchedStep> in_flight_;                     // the step queued but not yet read
 
@@ -268,6 +269,11 @@ Trainer::LaunchedStep Trainer::launch_step(const Tensor& x) {
   const LaunchedStep launched{step, pos_.epoch, schedule_->lr(), pos_.batch_in_epoch + 1 == steps_per_epoch_};
   // A replayed step overwrites the scalars of the step before: their copy is queued first (start() here).
   readbacks_[step % 2]->start(runner_->run(x, z_d, z_g));
+  if (!fallback_logged_ && !runner_->fallback_reason().empty()) {
+    log("note: --cuda-graph: the step could not be captured (" + runner_->fallback_reason() +
+        "); the run goes on with eager steps, which give the same numbers");
+    fallback_logged_ = true;
+  }
   pos_.step = step;
   pos_.batch_in_epoch += 1;
   return launched;

@@ -208,6 +208,10 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
   };
   // Adam's state and the allocator's cache in place; with --cuda-graph also the capture and its first replay.
   for (int64_t i = 0; i < g_warmup_steps + (g_cuda_graph ? 1 : 0); ++i) one_step();
+  if (!runner->fallback_reason().empty()) {
+    state.SkipWithError(("--cuda-graph: the capture failed: " + runner->fallback_reason()).c_str());
+    return;
+  }
   Backend& backend = backend_for(g_device);
   const double resident = static_cast<double>(backend.allocator_stats().in_use);
   std::vector<double> seconds;  // each timed step alone, for the minimum and the median

@@ -588,3 +588,27 @@ TEST_CASE("began step runner: a step that reads on the host cannot be captured")
       },
       {"at least one eager warm-up step"});
 }
+
+TEST_CASE("began step runner: a capture that fails falls back to eager steps and says why") {
+  // SGD has no captured form: the capture fails in the D step, having run nothing, and every step runs eagerly.
+  const ModelConfig c = small_config();
+  std::vector<std::vector<double>> scalars[2];
+  std::string reason;
+  for (int graph = 0; graph < 2; ++graph) {
+    manual_seed(9);
+    Generator G(c);
+    Discriminator D(c);
+    nn::SGD opt_g(G.parameters(), 1e-2), opt_d(D.parameters(), 1e-2);
+    const Tensor k = scalar_tensor(0.3, DType::Float64);
+    auto runner = make_step_runner(graph ? StepMode::graph : StepMode::eager, G, D, opt_g, opt_d, k, {}, 1);
+    for (int64_t s = 0; s < 4; ++s) {
+      const StepInputs in(s);
+      scalars[graph].push_back(runner->run(in.x, in.z_d, in.z_g).to_vector<double>());
+    }
+    CHECK(runner->captures() == 0);
+    reason = runner->fallback_reason();
+  }
+  CHECK(reason.find("SGD has no captured form") != std::string::npos);
+  CHECK(scalars[1] == scalars[0]);
+  CHECK_FALSE(backend_for(Device::cpu()).capturing());
+}
