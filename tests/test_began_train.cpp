@@ -379,7 +379,11 @@ TEST_CASE("began train: --cuda-graph on (the step captured once, then replayed) 
   TempDir dir;
   TrainConfig c = tiny_config(dir.path, 20);
   c.cuda_graph = "on";
-  REQUIRE(run(c).status == TrainOutcome::Status::completed);
+  std::string log;  // a failed capture would say so here (and fall back to eager steps, which pass the checks)
+  began::TrainHooks hooks;
+  hooks.log = [&](const std::string& line) { log += line + "\n"; };
+  REQUIRE(run(c, hooks).status == TrainOutcome::Status::completed);
+  CHECK(log.find("could not be captured") == std::string::npos);
   check_same_as_straight(straight, dir.path);
   CHECK(testing::read_bytes(dir.file("config.json")).find("\"cuda_graph\": \"on\"") != std::string::npos);
   CHECK(testing::read_bytes(straight.dir.file("config.json")).find("\"cuda_graph\": \"off\"") != std::string::npos);
@@ -388,6 +392,7 @@ TEST_CASE("began train: --cuda-graph on (the step captured once, then replayed) 
   REQUIRE(run(tiny_config(resumed.path, 10)).status == TrainOutcome::Status::completed);
   TrainConfig more = resume_config(resumed.path, 20);
   more.cuda_graph = "on";
-  REQUIRE(run(more).status == TrainOutcome::Status::completed);
+  REQUIRE(run(more, hooks).status == TrainOutcome::Status::completed);
+  CHECK(log.find("could not be captured") == std::string::npos);
   check_same_as_straight(straight, resumed.path);
 }
