@@ -9,6 +9,7 @@
 #include "backends/conv_algo.h"
 #include "backends/error.h"
 #include "backends/precision.h"
+#include "backends/profiler.h"
 #include "backends/thread_pool.h"
 #include "nn/checkpoint.h"
 #include "nn/data/dataloader.h"

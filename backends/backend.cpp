@@ -1,7 +1,9 @@
-// The primitive names, the support check, the default bodies of the primitives, the default readback and graph
-// capture: the pool and the refusals every backend shares, and the default capture (the recorder behind launch()).
+// The primitive names, the support check, the default bodies of the primitives, the default readback, timeline and
+// graph capture: the pool and the refusals every backend shares, and the default capture (the recorder behind
+// launch()).
 #include "backends/backend.h"
 
+#include <chrono>
 #include <utility>
 #include <vector>
 
@@ -50,6 +52,28 @@ class CopyReadback final : public HostReadback {
 std::unique_ptr<HostReadback> Backend::make_readback(size_t bytes) {
   return std::make_unique<CopyReadback>(*this, bytes);
 }
+
+namespace {
+
+// The default timeline: the host's steady clock, right for a backend whose primitives have finished when they
+// return (the CPU's).
+class HostTimeline final : public DeviceTimeline {
+ public:
+  void mark() override { marks_.push_back(std::chrono::steady_clock::now()); }
+  std::vector<double> seconds() override {
+    std::vector<double> out;
+    out.reserve(marks_.size());
+    for (const auto& t : marks_) out.push_back(std::chrono::duration<double>(t - marks_.front()).count());
+    return out;
+  }
+
+ private:
+  std::vector<std::chrono::steady_clock::time_point> marks_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceTimeline> Backend::make_timeline() { return std::make_unique<HostTimeline>(); }
 
 // ---- Graph capture ----
 

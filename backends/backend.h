@@ -83,6 +83,28 @@ class CapturedGraph {
 // One recorded primitive call: runs it on a backend (launch below, Backend::record).
 using RecordedCall = std::function<void(Backend&)>;
 
+// A clock that reads the device's progress through the queued work (backends/profiler.h): mark() notes the moment
+// the device reaches this point of the work queued so far, seconds() waits for the device and returns every mark's
+// time since the first, in seconds. On CUDA each mark is an event recorded on the context's stream; the default
+// (the CPU's, whose primitives have finished when they return) reads the host's steady clock.
+class DeviceTimeline {
+ public:
+  virtual ~DeviceTimeline() = default;
+  virtual void mark() = 0;
+  virtual std::vector<double> seconds() = 0;
+};
+
+// What launch() tells an open profiler (backends/profiler.h) about a primitive call of the calling thread:
+// before() as the call starts, after() once it has returned (not if it threw).
+class ProfileHook {
+ public:
+  virtual void before() = 0;
+  virtual void after(PrimitiveOp op, const char* what) = 0;
+
+ protected:
+  ~ProfileHook() = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -107,6 +129,13 @@ class Backend {
 
   // Whether this backend implements `op` for elements of type `dtype`.
   virtual bool supports(PrimitiveOp op, DType dtype) const = 0;
+
+  // ---- Profiling (backends/profiler.h) ----
+  // A timeline of this device's work (DeviceTimeline above). The default reads the host's steady clock.
+  virtual std::unique_ptr<DeviceTimeline> make_timeline();
+  // The device kernels this backend has launched since the program started, counted where they are launched (on
+  // CUDA: our kernels, cuBLAS calls, device-side copies and fills); -1 where the backend launches none (the CPU).
+  virtual int64_t kernels_launched() const { return -1; }
 
   // ---- Graph capture (docs/gpu.md, "--cuda-graph") ----
   // Between begin_capture() and end_capture(), the primitives the calling thread launches on this backend are
@@ -187,6 +216,8 @@ DType primitive_dtype(const Args& args) {
 
 // Throws, naming `what`, the primitive, the dtype and the backend, unless `backend` supports `op` on `dtype`.
 void check_supported(const Backend& backend, PrimitiveOp op, DType dtype, const char* what);
+// The profiler the calling thread has open on `backend` (backends/profiler.h), or nullptr: a thread-local read.
+ProfileHook* profile_hook(const Backend& backend);
 // Throws the atelier::Error that stands for a std::bad_alloc in primitive `op` (see launch).
 [[noreturn]] void throw_out_of_memory(const Backend& backend, PrimitiveOp op, const char* what, int64_t work);
 
@@ -203,7 +234,8 @@ RecordedCall recorded_call<PrimitiveOp::adam_step_multi>(const AdamMultiStepArgs
 // The one way the floors above call a primitive: the support check (the only one in the project), then the call,
 // skipped when `work` (the number of output elements, or whatever the op computes) is 0. `what` is the name the
 // caller knows the op by, for the error message. While the calling thread records a capture (Backend::recording),
-// the call is stored for the graph instead of run.
+// the call is stored for the graph instead of run; while the thread has a Profiler open on the backend, the call is
+// bracketed by the profiler's marks.
 //   launch<PrimitiveOp::unary>(backend_for(t.device()), "exp", out.numel(), UnaryArgs{...});
 // A std::bad_alloc from inside a kernel (host scratch it could not get) becomes an atelier::Error naming the op,
 // the primitive and the work size.
@@ -215,11 +247,14 @@ void launch(Backend& backend, const char* what, int64_t work, const typename Pri
     backend.record(recorded_call<op>(args));
     return;
   }
+  ProfileHook* const profiler = profile_hook(backend);
+  if (profiler != nullptr) profiler->before();
   try {
     Primitive<op>::run(backend, args);
   } catch (const std::bad_alloc&) {
     throw_out_of_memory(backend, op, what, work);
   }
+  if (profiler != nullptr) profiler->after(op, what);
 }
 
 // The backend of a device. The CPU backend always exists; asking for an unavailable device throws, naming it.

@@ -25,6 +25,11 @@
 //   --cuda-graph M     off (default) or on: the step runs through began/step_runner.h's captured runner (the
 //                      trainer's --cuda-graph): after the warm-up steps one step is captured and its first replay
 //                      done, untimed; every timed step is then a replay (on the CPU, of the recorded calls)
+//   --profile N        after the timed steps, N more steps under a Profiler (backends/profiler.h), printed as a
+//                      table per step: each primitive and op name with its calls, device kernels, milliseconds and
+//                      share, and the time between calls; the counters calls_per_step, kernels_per_step (CUDA) and
+//                      profile_ms_per_step, profile_between_ms_per_step join the row. Eager steps only (a replay
+//                      is one call): refused with --cuda-graph on. The timed steps are not profiled.
 //
 // FLOPs (2 per multiply-add) of the convolutions and linear layers as the step executes them, with F_D and F_G
 // one forward of D and G over the batch:
@@ -62,6 +67,7 @@ Device g_device = Device::cpu();  // --device (bench/bench_device.h)
 int64_t g_steps = 0;              // --steps: 0 lets Google Benchmark choose the iteration count
 int64_t g_warmup_steps = 1;       // --warmup-steps
 bool g_cuda_graph = false;        // --cuda-graph
+int64_t g_profile_steps = 0;      // --profile
 
 // The process's peak resident set so far (Linux reports ru_maxrss in KiB).
 double max_rss_mib() {
@@ -234,6 +240,20 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
   }
   state.counters["max_rss_MiB"] = max_rss_mib();
   state.counters["rss_base_MiB"] = rss_base;
+  if (g_profile_steps > 0) {
+    Profiler profiler(backend);
+    for (int64_t i = 0; i < g_profile_steps; ++i) one_step();
+    const ProfileReport report = profiler.report();
+    const double n = static_cast<double>(g_profile_steps);
+    std::printf("\nprofile: %s on %s, %s, per step over %lld eager steps (not the timed ones)\n%s\n",
+                case_name(c).c_str(), g_device.str().c_str(), precision_name(precision()),
+                static_cast<long long>(g_profile_steps), format_profile(report, g_profile_steps).c_str());
+    std::fflush(stdout);
+    state.counters["calls_per_step"] = static_cast<double>(report.calls) / n;
+    if (report.kernels >= 0) state.counters["kernels_per_step"] = static_cast<double>(report.kernels) / n;
+    state.counters["profile_ms_per_step"] = report.span_seconds / n * 1e3;
+    state.counters["profile_between_ms_per_step"] = report.between_seconds() / n * 1e3;
+  }
 }
 
 void register_all() {
@@ -256,6 +276,13 @@ int main(int argc, char** argv) {
   atelier::take_int_flag(argc, argv, "warmup-steps", 1, atelier::g_warmup_steps);
   atelier::take_precision_flag(argc, argv);
   atelier::take_cuda_graph_flag(argc, argv);
+  atelier::take_int_flag(argc, argv, "profile", 1, atelier::g_profile_steps);
+  if (atelier::g_profile_steps > 0 && atelier::g_cuda_graph) {
+    std::fprintf(stderr,
+                 "bench_train: --profile breaks eager steps down by primitive; with --cuda-graph on each step is one "
+                 "replay: use --cuda-graph off\n");
+    return 2;
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   atelier::register_all();

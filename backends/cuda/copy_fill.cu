@@ -48,6 +48,7 @@ void copy_typed(const CopyArgs& args) {
     // Both contiguous: one device-to-device copy on the stream.
     ATELIER_CUDA_CHECK(cudaMemcpyAsync(args.dst_data, args.src_data, static_cast<size_t>(plan.numel) * sizeof(T),
                                        cudaMemcpyDeviceToDevice, cuda::context().stream()));
+    cuda::count_kernel();
     return;
   }
   cuda::launch_strided(plan, CopyOp<T>{static_cast<T*>(args.dst_data), static_cast<const T*>(args.src_data)});

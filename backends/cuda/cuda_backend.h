@@ -16,6 +16,7 @@
 #include <string>
 
 #include "backends/backend.h"
+#include "backends/cuda/kernel_count.h"
 #include "backends/dispatch.h"
 
 namespace atelier {
@@ -70,6 +71,11 @@ class CudaBackend final : public Backend {
 
   // Answered from the cuda::<op>_types lists above.
   bool supports(PrimitiveOp op, DType dtype) const override;
+
+  // Profiling: a timeline of events recorded on the context's stream (backends/cuda/timeline.cu), and the count of
+  // kernels, cuBLAS calls and device copies queued so far (backends/cuda/kernel_count.h).
+  std::unique_ptr<DeviceTimeline> make_timeline() override;
+  int64_t kernels_launched() const override { return cuda::kernels_queued(); }
 
 #define X(name, Args) void name(const Args& args) override;
 #include "backends/primitives.def"

@@ -21,6 +21,7 @@
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/kernel_count.h"
 #include "backends/error.h"
 #include "backends/precision.h"
 
@@ -76,6 +77,7 @@ void gemm_typed(const GemmArgs& g) {
       const T* b = static_cast<const T*>(g.b) + i * g.batch_stride_b;
       ATELIER_CUBLAS_CHECK(cublasGemmEx(handle, op_b, op_a, n, m, k, &alpha, b, type, ldb_i, a, type, lda_i, &beta, g.c,
                                         type, ldc_i, compute, CUBLAS_GEMM_DEFAULT));
+      cuda::count_kernel();
     }
     return;
   }
@@ -83,6 +85,7 @@ void gemm_typed(const GemmArgs& g) {
   ATELIER_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, op_b, op_a, n, m, k, &alpha, g.b, type, ldb_i,
                                                   g.batch_stride_b, g.a, type, lda_i, g.batch_stride_a, &beta, g.c,
                                                   type, ldc_i, g.batch_stride_c, batch, compute, CUBLAS_GEMM_DEFAULT));
+  cuda::count_kernel();
 }
 
 }  // namespace

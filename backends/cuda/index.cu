@@ -35,6 +35,7 @@ class BadIndexFlag {
   explicit BadIndexFlag(CudaBackend& backend) : backend_(backend) {
     flag_ = static_cast<BadPosition*>(backend_.allocate(sizeof(BadPosition)));
     ATELIER_CUDA_CHECK(cudaMemsetAsync(flag_, 0xff, sizeof(BadPosition), cuda::context().stream()));
+    cuda::count_kernel();
   }
   ~BadIndexFlag() { backend_.deallocate(flag_, sizeof(BadPosition)); }
   BadIndexFlag(const BadIndexFlag&) = delete;

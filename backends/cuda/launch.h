@@ -2,7 +2,8 @@
 //   launch_strided(plan, op)  one GPU thread per element of a StridedPlan (backends/strided.h): op(offsets), where
 //                             offsets[k] is operand k's element offset; the twin of the CPU's for_each_run
 //   launch_linear(n, op)      one GPU thread per index i < n: op(i)
-// Both run on the context's stream, loop with a grid stride (any n fits a capped grid) and check the launch.
+// Both run on the context's stream, loop with a grid stride (any n fits a capped grid), check the launch and count
+// it (kernel_count.h).
 // `op` is a small struct with a __device__ operator() holding the typed pointers and values it needs: it is
 // copied to the GPU as a kernel argument.
 #pragma once
@@ -11,6 +12,7 @@
 
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/kernel_count.h"
 #include "backends/strided.h"
 
 namespace atelier::cuda {
@@ -36,6 +38,7 @@ void launch_strided(const StridedPlan<N>& plan, const Op& op) {
   if (plan.numel <= 0) return;
   strided_kernel<N, Op><<<grid_for(plan.numel), kThreads, 0, context().stream()>>>(plan, op);
   ATELIER_CUDA_CHECK(cudaGetLastError());
+  count_kernel();
 }
 
 template <class Op>
@@ -43,6 +46,7 @@ void launch_linear(int64_t n, const Op& op) {
   if (n <= 0) return;
   linear_kernel<Op><<<grid_for(n), kThreads, 0, context().stream()>>>(n, op);
   ATELIER_CUDA_CHECK(cudaGetLastError());
+  count_kernel();
 }
 
 }  // namespace atelier::cuda

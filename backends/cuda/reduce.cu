@@ -120,6 +120,7 @@ void run_reduce(const ReduceArgs& args, double scale) {
     reduce_per_block_kernel<Red, T>
         <<<blocks, kReduceBlock, 0, cuda::context().stream()>>>(src, kept, reduced, scale, dst);
     ATELIER_CUDA_CHECK(cudaGetLastError());
+    cuda::count_kernel();
   } else {
     cuda::launch_linear(kept.numel, ReducePerThread<Red, T>{src, dst, kept, reduced, scale});
   }
@@ -136,6 +137,7 @@ void reduce_typed(const ReduceArgs& args) {
     // A sum of nothing is 0, whose bytes are all zero for float32, float64 and int64.
     ATELIER_CUDA_CHECK(
         cudaMemsetAsync(args.dst_data, 0, static_cast<size_t>(kept) * sizeof(T), cuda::context().stream()));
+    cuda::count_kernel();
     return;
   }
   switch (args.op) {

@@ -64,6 +64,8 @@ void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
 void CudaBackend::synchronize() { refuse_in_capture("synchronize"); }
 // Host memory stands in for pinned memory: the CPU's copy-at-once readback.
 std::unique_ptr<HostReadback> CudaBackend::make_readback(size_t bytes) { return cpu().make_readback(bytes); }
+// The host's clock stands in for events on the stream: the emulated kernels have finished when they return.
+std::unique_ptr<DeviceTimeline> CudaBackend::make_timeline() { return cpu().make_timeline(); }
 // The CUDA table for the emulated families, the CPU's for the primitives that run on the CPU here.
 bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
   switch (op) {
@@ -93,8 +95,13 @@ bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
   }
 }
 
-#define ATELIER_ON_CPU(name, Args) \
-  void CudaBackend::name(const Args& args) { cpu().name(args); }
+// One kernel each on the device (reduce.cu: the block reduction, the per-thread one or a memset; argmax: one
+// launch_linear), so one is counted.
+#define ATELIER_ON_CPU(name, Args)                   \
+  void CudaBackend::name(const Args& args) {         \
+    cpu().name(args);                                \
+    if (args.kept.numel() > 0) cuda::count_kernel(); \
+  }
 ATELIER_ON_CPU(reduce, ReduceArgs)
 ATELIER_ON_CPU(argmax, ArgmaxArgs)
 #undef ATELIER_ON_CPU

@@ -1,28 +1,33 @@
 // Host emulation (scripts/cuda-emulate.sh) of backends/cuda/launch.h: launch_linear runs the functor in a host
 // loop, i = 0, 1, ..., n - 1, and launch_strided for each element of the plan in row-major order, with the
-// offsets plan_offsets gives a GPU thread. The kernel families that launch only through these (all but reduce)
-// thus run their index math on the host, where no GPU is at hand.
+// offsets plan_offsets gives a GPU thread; each counts one kernel, as the real launchers do. The kernel families that
+// launch only through these (all but reduce) thus run their index math on the host, where no GPU is at hand.
 #pragma once
 
 #include <cstdint>
 
 #include "backends/cuda/context.h"
+#include "backends/cuda/kernel_count.h"
 #include "backends/strided.h"
 
 namespace atelier::cuda {
 
 template <class Op>
 void launch_linear(int64_t n, const Op& op) {
+  if (n <= 0) return;
   for (int64_t i = 0; i < n; ++i) op(i);
+  count_kernel();
 }
 
 template <int N, class Op>
 void launch_strided(const StridedPlan<N>& plan, const Op& op) {
+  if (plan.numel <= 0) return;
   for (int64_t i = 0; i < plan.numel; ++i) {
     int64_t offsets[N];
     plan_offsets(plan, i, offsets);
     op(offsets);
   }
+  count_kernel();
 }
 
 }  // namespace atelier::cuda
