@@ -48,16 +48,26 @@ bool is_pointwise(const Conv2dGeometry& g) {
 // The pixels of one stored input plane: (h / u) * (w / u).
 int64_t stored_pixels(const Conv2dGeometry& g) { return g.h / g.input_upsample * (g.w / g.input_upsample); }
 
-// CPU twin: im2col (backends/cpu/conv.cpp). Element e of col (images, CKK, P) for `images` consecutive images
+// How im2col lays out the col matrices of several images: one after the other, (images, CKK, P), for the
+// batched GEMMs of the forward and input-gradient passes; or side by side, (CKK, images * P), so that one GEMM
+// sums the weight gradient over images and pixels at once (CPU twin: im2col_images, backends/cpu/conv.cpp).
+enum class ColLayout { PerImage, SideBySide };
+
+// CPU twin: im2col (backends/cpu/conv.cpp). Element e of col (the layout above) for `images` consecutive images
 // of `input` (the small images when g.input_upsample is 2: pixel (iy, ix) is read at (iy / 2, ix / 2)).
 template <typename T>
 struct Im2col {
   const T* input;
   T* col;
   Conv2dGeometry g;
+  int64_t images;
+  ColLayout layout;
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     const int64_t kk = g.kh * g.kw, ckk = g.c_in * kk, pixels = g.h_out * g.w_out;
-    const int64_t p = e % pixels, row = e / pixels % ckk, image = e / pixels / ckk;
+    const bool side_by_side = layout == ColLayout::SideBySide;
+    const int64_t p = e % pixels;
+    const int64_t row = side_by_side ? e / pixels / images : e / pixels % ckk;
+    const int64_t image = side_by_side ? e / pixels % images : e / pixels / ckk;
     const int64_t c = row / kk, i = row % kk / g.kw, j = row % g.kw;
     const int64_t iy = p / g.w_out * g.stride_h - g.pad_h + i;
     const int64_t ix = p % g.w_out * g.stride_w - g.pad_w + j;
@@ -125,17 +135,31 @@ struct BiasActivation {
   }
 };
 
-// Images per chunk so that a chunk's col (images, CKK, P) stays within kColBytes.
+// Images per chunk so that a chunk's col (CKK rows of P per image), with `extra_rows` more rows of P per image
+// (the weight gradient's rearranged output gradients), stays within kColBytes.
 template <typename T>
-int64_t chunk_images(const Conv2dGeometry& g) {
-  const int64_t per_image = g.c_in * g.kh * g.kw * g.h_out * g.w_out * static_cast<int64_t>(sizeof(T));
+int64_t chunk_images(const Conv2dGeometry& g, int64_t extra_rows = 0) {
+  const int64_t per_image = (g.c_in * g.kh * g.kw + extra_rows) * g.h_out * g.w_out * static_cast<int64_t>(sizeof(T));
   return std::clamp<int64_t>(kColBytes / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(g.n, 1));
 }
 
 template <typename T>
-void im2col(const T* input, const Conv2dGeometry& g, int64_t images, T* col) {
-  cuda::launch_linear(images * g.c_in * g.kh * g.kw * g.h_out * g.w_out, Im2col<T>{input, col, g});
+void im2col(const T* input, const Conv2dGeometry& g, int64_t images, T* col, ColLayout layout = ColLayout::PerImage) {
+  cuda::launch_linear(images * g.c_in * g.kh * g.kw * g.h_out * g.w_out, Im2col<T>{input, col, g, images, layout});
 }
+
+// The output gradients of `images` images, (images, C_out, P), side by side: (C_out, images * P), the columns in
+// the order of a side-by-side col's, for the weight gradient's one GEMM.
+template <typename T>
+struct SideBySide {
+  const T* src;
+  T* dst;
+  int64_t images, channels, pixels;
+  ATELIER_HOST_DEVICE void operator()(int64_t e) const {
+    const int64_t p = e % pixels, image = e / pixels % images, c = e / pixels / images;
+    dst[e] = src[(image * channels + c) * pixels + p];
+  }
+};
 
 // A GEMM of `dtype` over contiguous row-major operands: C_b (m x n) = op(A_b) op(B_b) + beta C_b.
 GemmArgs gemm_args(DType dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a, bool trans_a,
@@ -232,26 +256,38 @@ void CudaBackend::conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
     if (g.n == 0) {
       // No image: both gradients are zero (all-zero bytes for float32 and float64).
       ATELIER_CUDA_CHECK(cudaMemsetAsync(args.grad_weight, 0, static_cast<size_t>(g.c_out * ckk) * sizeof(T), stream));
+      cuda::count_kernel();
       if (args.grad_bias != nullptr) {
         ATELIER_CUDA_CHECK(cudaMemsetAsync(args.grad_bias, 0, static_cast<size_t>(g.c_out) * sizeof(T), stream));
+        cuda::count_kernel();
       }
       return;
     }
+    // gW (C_out, CKK) (+)= G (C_out, images * P) * col^T (images * P, CKK): one GEMM per chunk of images, whose
+    // col holds the chunk's im2col matrices side by side and G its output gradients in the same column order.
+    // (A GEMM per image, as the CPU sums, would queue one cuBLAS call per image: 16 at batch 16.) A single image
+    // needs no rearranging of its gradient, and a pointwise convolution's single image is its own col.
     const bool pointwise = is_pointwise(g);
-    const int64_t chunk = pointwise ? g.n : chunk_images<T>(g);
+    const int64_t chunk = chunk_images<T>(g, g.c_out);
     for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
       const int64_t images = std::min(chunk, g.n - n0);
-      const T* col = input + n0 * g.c_in * pixels_in;  // pointwise: the images themselves, (C_in, P) each
-      if (!pointwise) {
-        T* scratch = static_cast<T*>(cuda::context().workspace(static_cast<size_t>(images * ckk * pixels) * sizeof(T)));
-        im2col(col, g, images, scratch);
+      const T* image_grads = grad_out + n0 * g.c_out * pixels;
+      const T* col = input + n0 * g.c_in * pixels_in;
+      const int64_t col_elements = images * ckk * pixels;
+      const int64_t grad_offset = (col_elements + 63) / 64 * 64;  // at least 256-byte aligned, for cuBLAS
+      const size_t scratch_bytes = static_cast<size_t>(grad_offset + images * g.c_out * pixels) * sizeof(T);
+      T* scratch = static_cast<T*>(cuda::context().workspace(scratch_bytes));
+      if (!(pointwise && images == 1)) {
+        im2col(col, g, images, scratch, ColLayout::SideBySide);
         col = scratch;
       }
-      // gW (C_out, CKK) (+)= grad_out[n] (C_out, P) * col[n]^T (P, CKK), image by image, in order.
-      for (int64_t b = 0; b < images; ++b) {
-        gemm(gemm_args(args.dtype, 1, g.c_out, ckk, pixels, grad_out + (n0 + b) * g.c_out * pixels, false, 0,
-                       col + b * ckk * pixels, true, 0, args.grad_weight, 0, n0 + b == 0 ? 0.0 : 1.0));
+      if (images > 1) {
+        T* grads = scratch + grad_offset;
+        cuda::launch_linear(images * g.c_out * pixels, SideBySide<T>{image_grads, grads, images, g.c_out, pixels});
+        image_grads = grads;
       }
+      gemm(gemm_args(args.dtype, 1, g.c_out, ckk, images * pixels, image_grads, false, 0, col, true, 0,
+                     args.grad_weight, 0, n0 == 0 ? 0.0 : 1.0));
     }
     if (args.grad_bias != nullptr) {
       // grad_bias[o] = the sum over (n, p) of grad_out[n, o, p]: kept o (stride P), reduced (n, p).
