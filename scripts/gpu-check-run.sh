@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # .gpu/run.sh (scripts/gpu-check.sh --prepare copies this file there): the GPU check, run on the GPU machine from
-# the repository root, offline, installing nothing:
+# the repository root, offline, installing nothing. Two plans, one device run (timeout_s 300) each:
 #
-#   bash .gpu/run.sh
+#   bash .gpu/run.sh            # the check plan: correctness first, then the n = 64 step beside PyTorch
+#   bash .gpu/run.sh targets    # the targets plan: every speed and memory target of the CUDA speed issue
 #
+# A GPU session runs the check plan first and the targets plan as its rerun (docs/benchmarks.md, "GPU").
 # It finds that machine's cuBLAS (its CUDA toolkit's lib64, else the lib folder of the nvidia-cublas Python
 # package) and puts it, with .gpu/lib, on LD_LIBRARY_PATH for our programs alone; then runs, each part under its
-# own time limit so the whole stays within 225 s (budget, below):
+# own time limit so the whole stays within 225 s (budget, below).
+#
+# The check plan (bash .gpu/run.sh, or bash .gpu/run.sh check):
 #   1. the CUDA test program (parity of every primitive and op-table row, gradcheck on the GPU, training steps)
 #   2. bin/gradcheck --device cuda (the op table's float64 gradient check on the GPU)
 #   3. one BEGAN step at n = 64 (64x64x3, batch 16) on the GPU, a few more for the time per step, and one on the
@@ -17,8 +21,45 @@
 #      autocast channels-last, eager), printed side by side
 #   5. bench_ops --device cuda (the op benchmarks on the GPU), with the time left (at most 18 s)
 # and prints one table, also when a part fails (its log's tail follows the table). With OUT set, the table goes to
-# $OUT/gpu-check.txt and each part's log beside it. Exits 0 when every part passed, 1 otherwise.
+# $OUT/gpu-check.txt and each part's log beside it.
+#
+# The targets plan (bash .gpu/run.sh targets) times, in the same run on the same GPU:
+#   1. bench_train --device cuda, one process per precision and step mode (several cases each): tf32 captured
+#      (--cuda-graph on) and eager at 32x32/C1/n32, 64x64/C3/n64 and 64x64/C3/n128; fp32 captured and eager,
+#      bf16 captured, at 64x64/C3/n64; 30 timed steps after 5
+#   2. PyTorch, one process (began_step_torch.py --case ...): 64x64/C3/n64 fp32 NCHW, 64x64/C3/n64 and
+#      64x64/C3/n128 tf32 channels-last, 32x32/C1/n32 tf32 channels-last, each eager and as one CUDA graph
+#   3. one epoch of `began train`: 824 steps of batch 16 over 13,184 synthetic 64x64x3 images (painted on the
+#      host by the data loader's prefetch thread), n = 128, tf32, --cuda-graph on, samples and checkpoint only at
+#      the epoch's end, timed end to end by the wall clock; its steady steps/s from metrics.csv
+# and prints the parts' table, then one row per side, case, precision, layout and step mode (median ms per step,
+# peak device MiB; atelier rows with their target and whether it is met, and their time and peak against
+# PyTorch's), then the epoch line (scripts/gpu-check-targets.py makes them). With OUT set, the table goes to
+# $OUT/gpu-targets.txt, each part's log, JSON and the epoch's metrics.csv beside it. A later per-op profile
+# part has its place marked "PROFILE SLOT" below.
+#
+# Either plan exits 0 when every part passed, 1 otherwise (2 for an unknown plan).
+#
+# Environment:
+#   GPU_CHECK_PYTHON=PATH   the interpreter for began_step_torch.py (default python3; it needs torch)
+#   GPU_CHECK_DRY_RUN=1     the plumbing without a GPU: every program runs with --device cpu, on the smallest
+#                           cases (32x32/C1/n16 for bench_train, 32x32/C1/n8 for began and PyTorch, fp32 and
+#                           eager for PyTorch, whose tf32 and CUDA graphs need CUDA), with 2 timed steps; the
+#                           tables print as on the GPU, their figures mean nothing. Point .gpu/bin at a CPU build
+#                           to try it (tests/tools/check_gpu_check.sh does; atelier_cuda_tests is then missing
+#                           and that part fails, as a GPU part that cannot start would).
 set -u
+
+plan="${1:-check}"
+if [[ $# -gt 1 || ("$plan" != check && "$plan" != targets) ]]; then
+  echo "usage: bash .gpu/run.sh [check|targets]   (default check; see this file's header)" >&2
+  exit 2
+fi
+dry=0
+[[ "${GPU_CHECK_DRY_RUN:-0}" == 1 ]] && dry=1
+device=cuda
+((dry)) && device=cpu
+torch_python="${GPU_CHECK_PYTHON:-python3}"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -93,66 +134,122 @@ part() {
   details+=("")
   return $rc
 }
-set_detail() { details[${#details[@]} - 1]="$1"; }
+set_detail() { details[${#details[@]} - 1]="$*"; }
 
 gpu="$(timeout 10 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null |
   head -1)"
 [[ -n "$gpu" ]] || gpu="(nvidia-smi gave nothing)"
 
-part cuda_tests 95 "$here/bin/atelier_cuda_tests"
-set_detail "$(grep -E '^\[doctest\] (test cases|assertions)' "$logs/cuda_tests.log" | tr -s ' ' | paste -sd ';' -)"
+# The header lines of both plans' tables.
+table_header() {
+  echo "atelier GPU $1, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -n)"
+  ((dry)) && echo "DRY RUN (GPU_CHECK_DRY_RUN=1): --device cpu, the smallest cases, 2 timed steps; figures mean nothing"
+  echo "GPU: $gpu"
+  echo "cuBLAS: ${cublas_dir:-NOT FOUND} ($soname); glibc here $(ldd --version 2>/dev/null | head -1 |
+    grep -o '[0-9.]*$'), needed $(cat "$here/glibc-needed" 2>/dev/null)"
+}
+# The parts' rows, then the tails of the logs of the parts that did not pass.
+parts_rows() {
+  local width="$1"
+  printf "%-${width}s %-14s %5s  %s\n" part result s detail
+  for i in "${!names[@]}"; do
+    printf "%-${width}s %-14s %5s  %s\n" "${names[$i]}" "${results[$i]}" "${seconds[$i]}" "${details[$i]}"
+  done
+}
+failed_logs() {
+  for i in "${!names[@]}"; do
+    if [[ "${results[$i]}" != PASS ]]; then
+      echo
+      echo "---- ${names[$i]}: ${results[$i]}, last lines of its log ----"
+      tail -40 "$logs/${names[$i]}.log"
+    fi
+  done
+}
 
-part gradcheck 20 "$here/bin/gradcheck" --device cuda
-set_detail "$(tail -1 "$logs/gradcheck.log")"
-
-# BEGAN at n = 64: synthetic 64x64x3 images, batch 16. Samples and checkpoints only at the run's end.
-began_args=(train --data synthetic --synthetic-size 256 --image-size 64 --channels 3 --n 64 --batch 16
-  --checkpoint-every 100000 --sample-every 100000 --sample-count 16 --progress-seconds 1000 --seed 7)
 # metrics.csv: epoch,step,loss_real,loss_fake_d,loss_fake_g,loss_d,loss_g,k_t,m_global,lr,time_s (time since start)
 first_losses() { sed -n 2p "$1/metrics.csv" 2>/dev/null | cut -d, -f3-9; }
 step_time() { awk -F, 'NR == 3 {t0 = $11} END {if (NR > 3) printf "%.3f s/step over steps 3-%d", ($11 - t0) / (NR - 3), NR - 1}' \
   "$1/metrics.csv" 2>/dev/null; }
-part began_cuda 30 "$here/bin/began" "${began_args[@]}" --device cuda --steps 6 --out "$logs/began-cuda"
-set_detail "step 1: $(first_losses "$logs/began-cuda"); $(step_time "$logs/began-cuda")"
-part began_cpu 25 "$here/bin/began" "${began_args[@]}" --device cpu --steps 1 --out "$logs/began-cpu"
-# The largest relative difference between the two first steps' numbers (k_t is 0 after one step on both).
-max_rel() {
-  paste -d, <(first_losses "$1" | tr , '\n') <(first_losses "$2" | tr , '\n') |
-    awk -F, '$1 != "" && $2 != "" {d = $1 - $2; d = d < 0 ? -d : d; m = ($2 < 0 ? -$2 : $2);
-      r = m > 0 ? d / m : d; if (r > worst) worst = r; n++} END {if (n) printf "%.2g", worst; else printf "-"}'
+
+# ================================================================ the check plan
+check_plan() {
+  # The sizes and step counts below, or (GPU_CHECK_DRY_RUN=1) the smallest ones on the CPU.
+  local image=(--image-size 64 --channels 3 --n 64) synthetic=256 step_case='^began_step/64x64/C3/n64/'
+  local steps=(--steps 20 --warmup-steps 3) torch_sizes=(--image-size 64 --channels 3 --n 64 --step-mode both)
+  local torch_reps=(--warmup 5 --reps 30) tf32=tf32 ops_filter=()
+  if ((dry)); then
+    image=(--image-size 32 --channels 1 --n 8) synthetic=64 step_case='^began_step/32x32/C1/n16/'
+    steps=(--steps 2 --warmup-steps 1) torch_sizes=(--image-size 32 --channels 1 --n 8 --step-mode eager)
+    torch_reps=(--warmup 1 --reps 2) tf32=fp32 ops_filter=(--benchmark_filter='^gemm/1024x1024x1024/')
+  fi
+
+  part cuda_tests 95 "$here/bin/atelier_cuda_tests"
+  set_detail "$(grep -E '^\[doctest\] (test cases|assertions)' "$logs/cuda_tests.log" | tr -s ' ' | paste -sd ';' -)"
+
+  part gradcheck 20 "$here/bin/gradcheck" --device "$device"
+  set_detail "$(tail -1 "$logs/gradcheck.log")"
+
+  # BEGAN at n = 64: synthetic 64x64x3 images, batch 16. Samples and checkpoints only at the run's end.
+  local began_args=(train --data synthetic --synthetic-size "$synthetic" "${image[@]}" --batch 16
+    --checkpoint-every 100000 --sample-every 100000 --sample-count 16 --progress-seconds 1000 --seed 7)
+  part began_cuda 30 "$here/bin/began" "${began_args[@]}" --device "$device" --steps 6 --out "$logs/began-cuda"
+  set_detail "step 1: $(first_losses "$logs/began-cuda"); $(step_time "$logs/began-cuda")"
+  part began_cpu 25 "$here/bin/began" "${began_args[@]}" --device cpu --steps 1 --out "$logs/began-cpu"
+  # The largest relative difference between the two first steps' numbers (k_t is 0 after one step on both).
+  max_rel() {
+    paste -d, <(first_losses "$1" | tr , '\n') <(first_losses "$2" | tr , '\n') |
+      awk -F, '$1 != "" && $2 != "" {d = $1 - $2; d = d < 0 ? -d : d; m = ($2 < 0 ? -$2 : $2);
+        r = m > 0 ? d / m : d; if (r > worst) worst = r; n++} END {if (n) printf "%.2g", worst; else printf "-"}'
+  }
+  set_detail "step 1: $(first_losses "$logs/began-cpu"); max relative difference to cuda $(max_rel "$logs/began-cuda" \
+    "$logs/began-cpu")"
+
+  # atelier against PyTorch on this GPU: the BEGAN step at n = 64, median of the timed steps, each side warmed up.
+  for precision in fp32 tf32 bf16; do
+    part "atelier_$precision" 22 "$here/bin/bench_train" --device "$device" --precision "$precision" \
+      --benchmark_filter="$step_case" "${steps[@]}" \
+      --benchmark_out="$logs/atelier_$precision.json" --benchmark_out_format=json
+    set_detail "bench_train --device cuda --precision $precision, 20 steps"
+  done
+  # The same step captured once and replayed (began train's --cuda-graph), at tf32, where launches matter most.
+  part atelier_cuda_graph 22 "$here/bin/bench_train" --device "$device" --precision tf32 --cuda-graph on \
+    --benchmark_filter="$step_case" "${steps[@]}" \
+    --benchmark_out="$logs/atelier_cuda_graph.json" --benchmark_out_format=json
+  set_detail "bench_train --device cuda --precision tf32 --cuda-graph on, 20 replayed steps"
+  local torch_args=(--bench --device "$device" "${torch_sizes[@]}" "${torch_reps[@]}" --out "$logs/torch_step.jsonl")
+  # shellcheck disable=SC2016 # $@ is the inner shell's
+  part torch_step 80 bash -c '"$0" bench/peers/began_step_torch.py "$@" --precision fp32 --layout nchw &&
+    "$0" bench/peers/began_step_torch.py "$@" --precision '"$tf32"' --layout channels_last &&
+    "$0" bench/peers/began_step_torch.py "$@" --precision bf16 --layout channels_last --step-mode eager' \
+    "$torch_python" "${torch_args[@]}"
+  set_detail "$(wc -l 2>/dev/null <"$logs/torch_step.jsonl" || echo 0) rows (fp32 NCHW, tf32 channels-last: eager, cuda_graph; bf16 channels-last: eager)"
+
+  # The op rows last: they take what is left of the budget (the BEGAN step comparison above matters more; its
+  # cuda_graph row took 22 s of this part's 40).
+  part bench_ops 18 "$here/bin/bench_ops" --device "$device" --benchmark_min_time=0.1 "${ops_filter[@]}"
+  set_detail "$(grep -c '/real_time' "$logs/bench_ops.log") rows"
+
+  # ---- the table ----
+  {
+    table_header check
+    echo "BEGAN losses below: loss_real,loss_fake_d,loss_fake_g,loss_d,loss_g,k_t,m_global"
+    echo
+    parts_rows 12
+    echo
+    echo "bench_ops on the GPU (time per iteration, rate):"
+    grep '/real_time' "$logs/bench_ops.log" | awk '{rate = ""; for (i = 6; i <= NF; ++i) rate = rate " " $i;
+      printf "  %-44s %9s %s %s\n", $1, $2, $3, rate}'
+    echo
+    echo "BEGAN step 64x64x3, n = 64, batch 16 on this GPU (median of the timed steps; peak: the device allocator's):"
+    check_step_table
+    failed_logs
+    echo
+    echo "total $(($(date +%s) - started)) s"
+  } >"$table" 2>&1
 }
-set_detail "step 1: $(first_losses "$logs/began-cpu"); max relative difference to cuda $(max_rel "$logs/began-cuda" \
-  "$logs/began-cpu")"
 
-# atelier against PyTorch on this GPU: the BEGAN step at n = 64, median of the timed steps, each side warmed up.
-step_case='^began_step/64x64/C3/n64/'
-for precision in fp32 tf32 bf16; do
-  part "atelier_$precision" 22 "$here/bin/bench_train" --device cuda --precision "$precision" \
-    --benchmark_filter="$step_case" --steps 20 --warmup-steps 3 \
-    --benchmark_out="$logs/atelier_$precision.json" --benchmark_out_format=json
-  set_detail "bench_train --device cuda --precision $precision, 20 steps"
-done
-# The same step captured once and replayed (began train's --cuda-graph), at tf32, where launches matter most.
-part atelier_cuda_graph 22 "$here/bin/bench_train" --device cuda --precision tf32 --cuda-graph on \
-  --benchmark_filter="$step_case" --steps 20 --warmup-steps 3 \
-  --benchmark_out="$logs/atelier_cuda_graph.json" --benchmark_out_format=json
-set_detail "bench_train --device cuda --precision tf32 --cuda-graph on, 20 replayed steps"
-torch_args=(--bench --device cuda --image-size 64 --channels 3 --n 64 --step-mode both --warmup 5 --reps 30
-  --out "$logs/torch_step.jsonl")
-# shellcheck disable=SC2016 # $@ is the inner shell's
-part torch_step 80 bash -c 'python3 bench/peers/began_step_torch.py "$@" --precision fp32 --layout nchw &&
-  python3 bench/peers/began_step_torch.py "$@" --precision tf32 --layout channels_last &&
-  python3 bench/peers/began_step_torch.py "$@" --precision bf16 --layout channels_last --step-mode eager' \
-  _ "${torch_args[@]}"
-set_detail "$(wc -l 2>/dev/null <"$logs/torch_step.jsonl" || echo 0) rows (fp32 NCHW, tf32 channels-last: eager, cuda_graph; bf16 channels-last: eager)"
-
-# The op rows last: they take what is left of the budget (the BEGAN step comparison above matters more; its
-# cuda_graph row took 22 s of this part's 40).
-part bench_ops 18 "$here/bin/bench_ops" --device cuda --benchmark_min_time=0.1
-set_detail "$(grep -c '/real_time' "$logs/bench_ops.log") rows"
-
-# The side-by-side rows (Python's standard library; "-" where a part gave no figure).
-step_table() {
+# The check plan's side-by-side rows (Python's standard library; "-" where a part gave no figure).
+check_step_table() {
   python3 - "$logs" <<'EOF' 2>&1 || echo "  (no table: python3 failed)"
 import json, os, sys
 logs = sys.argv[1]
@@ -181,41 +278,112 @@ for r in rows:
 EOF
 }
 
-# ---- the table ----
-table="$logs/gpu-check.txt"
-{
-  echo "atelier GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -n)"
-  echo "GPU: $gpu"
-  echo "cuBLAS: ${cublas_dir:-NOT FOUND} ($soname); glibc here $(ldd --version 2>/dev/null | head -1 |
-    grep -o '[0-9.]*$'), needed $(cat "$here/glibc-needed" 2>/dev/null)"
-  echo "BEGAN losses below: loss_real,loss_fake_d,loss_fake_g,loss_d,loss_g,k_t,m_global"
-  echo
-  printf '%-12s %-14s %5s  %s\n' part result s detail
-  for i in "${!names[@]}"; do
-    printf '%-12s %-14s %5s  %s\n' "${names[$i]}" "${results[$i]}" "${seconds[$i]}" "${details[$i]}"
-  done
-  echo
-  echo "bench_ops on the GPU (time per iteration, rate):"
-  grep '/real_time' "$logs/bench_ops.log" | awk '{rate = ""; for (i = 6; i <= NF; ++i) rate = rate " " $i;
-    printf "  %-44s %9s %s %s\n", $1, $2, $3, rate}'
-  echo
-  echo "BEGAN step 64x64x3, n = 64, batch 16 on this GPU (median of the timed steps; peak: the device allocator's):"
-  step_table
-  for i in "${!names[@]}"; do
-    if [[ "${results[$i]}" != PASS ]]; then
-      echo
-      echo "---- ${names[$i]}: ${results[$i]}, last lines of its log ----"
-      tail -40 "$logs/${names[$i]}.log"
-    fi
-  done
-  echo
-  echo "total $(($(date +%s) - started)) s"
-} >"$table" 2>&1
+# ================================================================ the targets plan
+# Each part's caps add up to the 225 s budget; the parts run most important first, so that a slow part
+# leaves the later ones less time (NOT RUN(time) when under 5 s are left), never the table.
+targets_plan() {
+  # The cases and step counts below, or (GPU_CHECK_DRY_RUN=1) the smallest ones on the CPU.
+  local n32='32x32/C1/n32' n64='64x64/C3/n64' n128='64x64/C3/n128' steps=(--steps 30 --warmup-steps 5)
+  local torch_cases=(--case "64,3,64,fp32,nchw" --case "64,3,64,tf32,channels_last" --case "64,3,128,tf32,channels_last"
+    --case "32,1,32,tf32,channels_last")
+  local torch_more=(--device cuda --step-mode both --warmup 5 --reps 30)
+  local epoch_images=13184 epoch_model=(--image-size 64 --channels 3 --n 128)
+  if ((dry)); then
+    n32='32x32/C1/n16' n64='32x32/C1/n16' n128='32x32/C1/n16' steps=(--steps 2 --warmup-steps 1)
+    torch_cases=(--case "32,1,8,fp32,nchw" --case "32,1,8,fp32,channels_last")
+    torch_more=(--device cpu --step-mode eager --warmup 1 --reps 2)
+    epoch_images=64 epoch_model=(--image-size 32 --channels 1 --n 8)
+  fi
+  local epoch_steps=$((epoch_images / 16)) torch_rows=$((${#torch_cases[@]} / 2 * 2))
+  ((dry)) && torch_rows=$((${#torch_cases[@]} / 2))
+
+  # bench_train PART LIMIT PRECISION GRAPH CASE...: one process, the cases in one --benchmark_filter (they run
+  # smallest first, so each row's peak_MiB is its own: bench_train's header).
+  atelier_rows() {
+    local name="$1" limit="$2" precision="$3" graph="$4" cases filter
+    shift 4
+    # The cases without repeats (a dry run makes them all 32x32/C1/n16), as one regular expression.
+    mapfile -t cases < <(printf '%s\n' "$@" | sort -u)
+    filter="^began_step/($(
+      IFS='|'
+      echo "${cases[*]}"
+    ))/"
+    part "$name" "$limit" "$here/bin/bench_train" --device "$device" --precision "$precision" --cuda-graph "$graph" \
+      --benchmark_filter="$filter" "${steps[@]}" --benchmark_out="$logs/$name.json" --benchmark_out_format=json
+    set_detail "bench_train --precision $precision --cuda-graph $graph:" \
+      "$(grep -c '/real_time' "$logs/$name.log") of ${#cases[@]} rows"
+  }
+
+  atelier_rows atelier_tf32_graph 40 tf32 on "$n32" "$n64" "$n128"
+  atelier_rows atelier_fp32_graph 15 fp32 on "$n64"
+
+  # PyTorch: every case in one process (one import of torch, one CUDA start).
+  part torch_targets 75 "$torch_python" bench/peers/began_step_torch.py --bench "${torch_more[@]}" \
+    "${torch_cases[@]}" --out "$logs/torch_targets.jsonl"
+  set_detail "began_step_torch.py: $(wc -l 2>/dev/null <"$logs/torch_targets.jsonl" || echo 0) of $torch_rows rows"
+
+  # One epoch of began train, timed end to end: the wall clock around the whole process goes to epoch.wall_s
+  # (written only when the process ends by itself).
+  # shellcheck disable=SC2016 # $@ is the inner shell's
+  part epoch 40 bash -c 't0=$(date +%s.%N); "$@"; rc=$?
+    awk -v a="$t0" -v b="$(date +%s.%N)" '\''BEGIN {printf "%.3f\n", b - a}'\'' >"$0"; exit $rc' \
+    "$logs/epoch.wall_s" "$here/bin/began" train --data synthetic --synthetic-size "$epoch_images" \
+    "${epoch_model[@]}" --batch 16 --epochs 1 --precision tf32 --cuda-graph on --device "$device" \
+    --checkpoint-every 100000 --sample-every 100000 --sample-count 16 --progress-seconds 1000 --seed 7 \
+    --out "$logs/epoch"
+  local done_steps=$(($(wc -l 2>/dev/null <"$logs/epoch/metrics.csv" || echo 1) - 1))
+  set_detail "began train, 1 epoch: $done_steps of $epoch_steps steps"
+  local epoch_result="${results[${#results[@]} - 1]}"
+
+  atelier_rows atelier_tf32_eager 25 tf32 off "$n32" "$n64" "$n128"
+  atelier_rows atelier_fp32_eager 12 fp32 off "$n64"
+  atelier_rows atelier_bf16_graph 12 bf16 on "$n64"
+
+  # ==== PROFILE SLOT: the per-op profile of the n = 64 tf32 eager step goes here (not written yet). ====
+  # A part like the ones above, with what is left of the budget (the caps above add up to 219 s of 225, but they
+  # are caps: a healthy run leaves well over a minute). For example, with bench_train's --profile N (eager only):
+  #   part profile_n64 20 "$here/bin/bench_train" --device "$device" --precision tf32 --cuda-graph off \
+  #     --benchmark_filter="^began_step/($n64)/" "${steps[@]}" --profile 5 \
+  #     --benchmark_out="$logs/profile_n64.json" --benchmark_out_format=json
+  #   set_detail "bench_train --precision tf32 --profile 5, eager"
+  # and its printout in the table below, at the other PROFILE SLOT mark.
+
+  # ---- the table ----
+  {
+    table_header targets
+    echo
+    parts_rows 18
+    echo
+    python3 scripts/gpu-check-targets.py "$logs" --epoch-steps "$epoch_steps" --epoch-images "$epoch_images" \
+      --epoch-result "$epoch_result" 2>&1 || echo "  (no table: python3 failed)"
+    # ==== PROFILE SLOT: the profile part's printout goes here, e.g. the table bench_train prints after
+    # "profile: " in $logs/profile_n64.log. (Its JSON file reaches $OUT with the others; gpu-check-targets.py
+    # reads only atelier_*.json, so a profile_*.json does not add a step row.) ====
+    failed_logs
+    echo
+    echo "total $(($(date +%s) - started)) s"
+  } >"$table" 2>&1
+}
+
+case "$plan" in
+  check)
+    table="$logs/gpu-check.txt"
+    check_plan
+    ;;
+  targets)
+    table="$logs/gpu-targets.txt"
+    targets_plan
+    ;;
+esac
 cat "$table"
 
 if [[ -n "${OUT:-}" ]]; then
-  mkdir -p "$OUT" && cp "$table" "$OUT/gpu-check.txt"
+  mkdir -p "$OUT" && cp "$table" "$OUT/$(basename "$table")"
   for name in "${names[@]}"; do cp "$logs/$name.log" "$OUT/$name.log" 2>/dev/null; done
+  if [[ "$plan" == targets ]]; then
+    cp "$logs"/*.json "$logs"/*.jsonl "$logs"/epoch.wall_s "$OUT/" 2>/dev/null
+    cp "$logs/epoch/metrics.csv" "$OUT/epoch-metrics.csv" 2>/dev/null
+  fi
 fi
 for r in "${results[@]}"; do [[ "$r" == PASS ]] || exit 1; done
 exit 0

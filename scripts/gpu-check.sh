@@ -11,9 +11,14 @@
 # cuBLAS, which is not carried (libcublasLt alone is over 500 MB): run.sh finds the GPU machine's own. --prepare
 # fails if ldd shows any other library, or if .gpu/ and the tracked tree together pass 64 MiB.
 #
-# Then, on the GPU machine, from the repository root (nothing is installed there):
+# Then, on the GPU machine, from the repository root (nothing is installed there), one device run each:
 #
-#   bash .gpu/run.sh          # prints one table; copies it (and the logs) to $OUT when OUT is set
+#   bash .gpu/run.sh          # the check plan: correctness, the n = 64 step beside PyTorch, the op rows
+#   bash .gpu/run.sh targets  # the targets plan: every step case of the CUDA speed issue beside PyTorch, and
+#                             # one timed epoch at n = 128
+#
+# Each prints one table and copies it (and the logs) to $OUT when OUT is set (scripts/gpu-check-run.sh's header;
+# GPU_CHECK_DRY_RUN=1 runs either plan's plumbing on the CPU, tests/tools/check_gpu_check.sh does).
 #
 # Environment: CUDAARCHS (default 90), ATELIER_JOBS (build jobs, default nproc), ATELIER_SKIP_DEPS=1 (do not
 # check the Debian packages).

@@ -24,7 +24,11 @@ runs it:
   --bench    times one step (median and minimum of --reps after --warmup), NCHW and channels-last (or one of
              them: --layout), and prints one JSON line per layout and step mode. Options: --device cpu|cuda,
              --precision fp32|tf32|bf16, --threads, --image-size, --channels, --n, --h, --batch, --layout,
-             --step-mode eager|cuda_graph|both (--cuda-graph is cuda_graph).
+             --step-mode eager|cuda_graph|both (--cuda-graph is cuda_graph), --case (below).
+             --case SIZE,CHANNELS,N,PRECISION,LAYOUT (repeatable, e.g. --case 64,3,128,tf32,channels_last) times
+             several cases in one process, in the order given, each with its own --image-size, --channels, --n,
+             --precision and --layout (the other options apply to all): importing torch and starting CUDA are
+             paid once (.gpu/run.sh's targets plan runs every PyTorch case this way).
              Step modes: eager is began_step as the golden fixture runs it (k a Python float, the losses read
              with .item() each step); cuda_graph (CUDA only) captures began_step_tensors (k a 0-d tensor on the
              GPU, no host read, Adam with capturable=True) once in a CUDA graph and times its replays.
@@ -430,16 +434,46 @@ def main():
                    help="--bench: eager steps (default), the whole step replayed from one CUDA graph, or both")
     p.add_argument("--cuda-graph", dest="step_mode", action="store_const", const="cuda_graph",
                    help="--bench: the same as --step-mode cuda_graph")
+    p.add_argument("--case", action="append", default=[], metavar="SIZE,CHANNELS,N,PRECISION,LAYOUT",
+                   help="--bench: one case of several timed in this process (repeatable); sets --image-size, "
+                        "--channels, --n, --precision and --layout for that case")
     args = p.parse_args()
+    if args.case and not args.bench:
+        sys.exit("--case is a --bench option")
+    cases = [case_args(args, spec) for spec in args.case] if args.case else [args]
     if args.bench and args.step_mode != "eager" and args.device != "cuda":
         sys.exit("--cuda-graph (--step-mode %s) needs --device cuda: CUDA graphs exist only there" % args.step_mode)
     if args.bench and args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: torch sees no CUDA device")
     if args.bench and (args.reps < 1 or args.warmup < 0):
         sys.exit(f"--reps must be >= 1 and --warmup >= 0, got {args.reps} and {args.warmup}")
-    if args.bench and args.precision == "tf32" and args.device != "cuda":
+    if args.bench and args.device != "cuda" and any(c.precision == "tf32" for c in cases):
         sys.exit("--precision tf32 exists only on CUDA")
-    golden(args) if args.golden else bench(args)
+    if args.golden:
+        golden(args)
+    else:
+        for c in cases:
+            bench(c)
+
+
+def case_args(args, spec):
+    """A copy of args with one --case SIZE,CHANNELS,N,PRECISION,LAYOUT applied; exits with one line when spec
+    is malformed (before any case runs)."""
+    fields = spec.split(",")
+    try:
+        size, channels, n = (int(f) for f in fields[:3])
+        precision, layout = fields[3:]
+        if precision not in ("fp32", "tf32", "bf16") or layout not in ("both", "nchw", "channels_last"):
+            raise ValueError
+        num_upsamplings(size)
+        if channels < 1 or n < 1:
+            raise ValueError
+    except ValueError:
+        sys.exit(f"--case '{spec}' is not SIZE,CHANNELS,N,PRECISION,LAYOUT (e.g. 64,3,64,tf32,channels_last; "
+                 "size 8 * 2^k with k >= 2, precision fp32|tf32|bf16, layout nchw|channels_last|both)")
+    c = argparse.Namespace(**vars(args))
+    c.image_size, c.channels, c.n, c.precision, c.layout = size, channels, n, precision, layout
+    return c
 
 
 if __name__ == "__main__":
