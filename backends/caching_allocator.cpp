@@ -67,14 +67,21 @@ void* CachingAllocator::allocate(size_t bytes) {
       return ptr;
     }
   }
-  // A miss: ask the system outside the lock. If it refuses, give the cache back and try once more.
+  // A miss: ask the system outside the lock. If it refuses, give the cache back and try once more, except while a
+  // capture is under way: releasing blocks then (cudaFree, which waits for the device) would break the capture, so
+  // the request fails and the captured step with it (the step runner then runs eager steps, which may empty it).
   void* ptr = system_.allocate(size);
-  if (ptr == nullptr) {
+  const bool during_capture = ptr == nullptr && capturing_anywhere();
+  if (ptr == nullptr && !during_capture) {
     empty_cache();
     ptr = system_.allocate(size);
   }
   ATELIER_CHECK(ptr != nullptr, system_.name << " allocator: out of memory allocating " << bytes << " bytes (block of "
-                                             << size << " bytes; " << stats().in_use << " bytes in use)");
+                                             << size << " bytes; " << stats().in_use << " bytes in use"
+                                             << (during_capture ? "; during a graph capture, so the cache of "
+                                                                  "unused blocks was kept, not released"
+                                                                : "")
+                                             << ")");
   std::lock_guard<std::mutex> lock(mutex_);
   if (pool != 0 && pools_.count(pool) != 0) pool_of_[ptr] = pool;
   stats_.in_use += size;
@@ -155,6 +162,11 @@ void CachingAllocator::end_capture() noexcept {
 bool CachingAllocator::capturing() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return routing_pool() != 0;
+}
+
+bool CachingAllocator::capturing_anywhere() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return capture_pool_ != 0;
 }
 
 void CachingAllocator::release_pool(uint64_t id) noexcept {

@@ -48,7 +48,9 @@ class CachingAllocator {
   CachingAllocator& operator=(const CachingAllocator&) = delete;
 
   // Uninitialised, aligned as the system memory aligns. allocate(0) returns a real (minimum-size) block, unique
-  // and non-null.
+  // and non-null. When the system refuses, the cache of unused blocks is released and the request tried once
+  // more, except during a capture (on CUDA a cudaFree would break it): then, as when the retry fails, it throws
+  // an atelier::Error naming the size.
   void* allocate(size_t bytes);
   // `bytes` must be the size given to allocate; nullptr is ignored. Never throws.
   void deallocate(void* ptr, size_t bytes) noexcept;
@@ -67,6 +69,8 @@ class CachingAllocator {
   void release_pool(uint64_t id) noexcept;
   // True while a capture started by the calling thread routes its blocks.
   bool capturing() const;
+  // True while any thread's capture is under way (an out-of-memory then keeps the cache: see allocate).
+  bool capturing_anywhere() const;
 
   // The size of the block that serves a request: multiples of 512 bytes up to 1 MiB, then steps of a quarter
   // of the power of two below (at most 25% waste, and few distinct buckets for large tensors).

@@ -31,6 +31,18 @@ void counting_release(void* ptr) noexcept {
 }
 SystemMemory counting_memory() { return SystemMemory{"fake", &counting_allocate, &counting_release}; }
 
+// System memory that holds at most g_live_limit blocks at a time (the rest is refused: nullptr).
+size_t g_live_blocks = 0, g_live_limit = 0;
+void* limited_allocate(size_t bytes) {
+  if (g_live_blocks >= g_live_limit) return nullptr;
+  ++g_live_blocks;
+  return counting_allocate(bytes);
+}
+void limited_release(void* ptr) noexcept {
+  --g_live_blocks;
+  counting_release(ptr);
+}
+
 Backend& cpu() { return backend_for(Device::cpu()); }
 
 // Ends the CPU backend's capture if a test failed inside one, so later tests do not run captured.
@@ -100,6 +112,34 @@ TEST_CASE("graph pool: the blocks a capture used stay reserved while its graph l
   alloc.deallocate(a, kSize);
   alloc.deallocate(b, kSize);
   CHECK(alloc.stats().in_use == 0);
+}
+
+TEST_CASE("graph pool: out of memory during a capture keeps the cache (a cudaFree would break it) and says so") {
+  g_live_blocks = 0;
+  g_live_limit = 1;
+  CachingAllocator alloc(SystemMemory{"limited", &limited_allocate, &limited_release});
+  alloc.deallocate(alloc.allocate(4096), 4096);  // the one block the system gives, now cached
+  CHECK(alloc.stats().cached == 4096);
+
+  const uint64_t pool = alloc.begin_capture();
+  const size_t releases = g_system_releases;
+  check_throws_with([&] { alloc.allocate(8192); }, {"out of memory", "8192", "during a graph capture", "kept"});
+  std::thread([&] {  // another thread's refusal during the capture keeps the cache too
+    check_throws_with([&] { alloc.allocate(8192); }, {"during a graph capture"});
+  })
+      .join();
+  CHECK(g_system_releases == releases);
+  CHECK(alloc.stats().cached == 4096);
+  alloc.end_capture();
+  alloc.release_pool(pool);
+
+  // After the capture the same request empties the cache and succeeds.
+  void* big = alloc.allocate(8192);
+  CHECK(g_system_releases == releases + 1);
+  CHECK(alloc.stats().cached == 0);
+  alloc.deallocate(big, 8192);
+  alloc.empty_cache();
+  CHECK(g_live_blocks == 0);
 }
 
 TEST_CASE("graph pool: a block allocated in a capture and freed after its graph is gone goes to the shared lists") {

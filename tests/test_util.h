@@ -1,7 +1,8 @@
 // Helpers shared by the test files: error-message checks, temporary directories, whole-file byte I/O, a scoped thread
-// count and CPU convolution algorithm.
+// count and CPU convolution algorithm, the relative L2 error.
 #pragma once
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -106,5 +107,22 @@ struct ConvAlgoScope {
   ConvAlgoScope(const ConvAlgoScope&) = delete;
   ConvAlgoScope& operator=(const ConvAlgoScope&) = delete;
 };
+
+// The relative L2 error ||got - want|| / ||want|| (||got - want|| where want is all zeros), over the elements in
+// order: the figure the precision and Winograd tests state.
+inline double relative_l2(const std::vector<double>& got, const std::vector<double>& want) {
+  REQUIRE(got.size() == want.size());
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff += (got[i] - want[i]) * (got[i] - want[i]);
+    norm += want[i] * want[i];
+  }
+  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
+}
+
+// The same over two tensors' elements, read as float64.
+inline double relative_l2(const Tensor& got, const Tensor& want) {
+  return relative_l2(got.to(DType::Float64).to_vector<double>(), want.to(DType::Float64).to_vector<double>());
+}
 
 }  // namespace atelier::testing

@@ -21,6 +21,7 @@
 
 using namespace atelier;
 using testing::ConvAlgoScope;
+using testing::relative_l2;
 using testing::ThreadCountGuard;
 
 namespace {
@@ -68,17 +69,6 @@ std::vector<Tensor> run_passes(const Case& c, DType dtype, ConvAlgo algo, DType 
 }
 
 // ||got - want|| / ||want||, both read as float64.
-double relative_l2(const Tensor& got, const Tensor& want) {
-  std::vector<double> a = got.to(DType::Float64).to_vector<double>(), b = want.to(DType::Float64).to_vector<double>();
-  REQUIRE(a.size() == b.size());
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (a[i] - b[i]) * (a[i] - b[i]);
-    norm += b[i] * b[i];
-  }
-  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
-}
-
 bool same_bits(const Tensor& a, const Tensor& b) {
   std::vector<float> x = a.to_vector<float>(), y = b.to_vector<float>();
   return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "backends/cuda/cuda_check.h"
+#include "backends/error.h"
 
 namespace atelier::cuda {
 
@@ -49,10 +50,21 @@ cublasHandle_t Context::cublas() {
     ATELIER_CUBLAS_CHECK(cublasSetStream(handle, stream_));
     // A workspace of our own, made once: cuBLAS then never allocates one itself, neither eagerly nor inside a
     // graph capture (--cuda-graph), so a captured GEMM picks its algorithm with the same workspace as an eager one
-    // (the same bits). 32 MiB is what NVIDIA suggests for Hopper; it is not counted in the allocator's stats.
-    const cudaError_t made = cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes);
-    if (made != cudaSuccess) cublasDestroy(handle);
-    ATELIER_CUDA_CHECK(made);
+    // (the same bits). 32 MiB is what NVIDIA suggests for Hopper. It comes from the caching allocator and is never
+    // given back, so the allocator's in_use and peak count it (as PyTorch's counters count its cuBLAS
+    // workspaces). Made inside a capture it would belong to the graph's pool: the first GEMM must run eagerly.
+    if (allocator_.capturing()) {
+      cublasDestroy(handle);
+      ATELIER_FAIL(
+          "cuBLAS first used inside a graph capture: its workspace would belong to the graph; run one "
+          "eager step (a GEMM) before capturing");
+    }
+    try {
+      cublas_workspace_ = allocator_.allocate(kCublasWorkspaceBytes);
+    } catch (...) {
+      cublasDestroy(handle);
+      throw;
+    }
     ATELIER_CUBLAS_CHECK(cublasSetWorkspace(handle, cublas_workspace_, kCublasWorkspaceBytes));
     cublas_ = handle;
   }

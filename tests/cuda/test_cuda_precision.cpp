@@ -19,6 +19,7 @@
 #include "nn/optim.h"
 #include "tensor/creation.h"
 #include "tests/parity/parity.h"
+#include "tests/test_util.h"
 
 namespace atelier {
 namespace {
@@ -29,16 +30,7 @@ struct PrecisionScope {
   ~PrecisionScope() { set_precision(Precision::FP32); }
 };
 
-// ||got - want|| / ||want||.
-double relative_l2(const std::vector<double>& got, const std::vector<double>& want) {
-  REQUIRE(got.size() == want.size());
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    diff += (got[i] - want[i]) * (got[i] - want[i]);
-    norm += want[i] * want[i];
-  }
-  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
-}
+using testing::relative_l2;
 
 TEST_CASE("precision: under tf32 and bf16 the GEMM and conv parity rows stay within the mode's tolerance") {
   for (Precision p : {Precision::TF32, Precision::BF16}) {
