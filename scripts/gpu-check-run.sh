@@ -28,7 +28,8 @@
 #      (--cuda-graph on) and eager at 32x32/C1/n32, 64x64/C3/n64 and 64x64/C3/n128; fp32 captured and eager,
 #      bf16 captured, at 64x64/C3/n64; 30 timed steps after 5
 #   2. PyTorch, one process (began_step_torch.py --case ...): 64x64/C3/n64 fp32 NCHW, 64x64/C3/n64 and
-#      64x64/C3/n128 tf32 channels-last, 32x32/C1/n32 tf32 channels-last, each eager and as one CUDA graph
+#      64x64/C3/n128 tf32 channels-last, 32x32/C1/n32 tf32 NCHW and channels-last, each eager and as one CUDA
+#      graph (10 rows)
 #   3. one epoch of `began train`: 824 steps of batch 16 over 13,184 synthetic 64x64x3 images (painted on the
 #      host by the data loader's prefetch thread), n = 128, tf32, --cuda-graph on, samples and checkpoint only at
 #      the epoch's end, timed end to end by the wall clock; its steady steps/s from metrics.csv
@@ -284,18 +285,27 @@ EOF
 targets_plan() {
   # The cases and step counts below, or (GPU_CHECK_DRY_RUN=1) the smallest ones on the CPU.
   local n32='32x32/C1/n32' n64='64x64/C3/n64' n128='64x64/C3/n128' steps=(--steps 30 --warmup-steps 5)
+  # PyTorch's layouts: the (fp32 NCHW, tf32 channels-last); at 32x32/C1/n32, where it names none, both.
   local torch_cases=(--case "64,3,64,fp32,nchw" --case "64,3,64,tf32,channels_last" --case "64,3,128,tf32,channels_last"
-    --case "32,1,32,tf32,channels_last")
+    --case "32,1,32,tf32,both")
   local torch_more=(--device cuda --step-mode both --warmup 5 --reps 30)
   local epoch_images=13184 epoch_model=(--image-size 64 --channels 3 --n 128)
   if ((dry)); then
     n32='32x32/C1/n16' n64='32x32/C1/n16' n128='32x32/C1/n16' steps=(--steps 2 --warmup-steps 1)
-    torch_cases=(--case "32,1,8,fp32,nchw" --case "32,1,8,fp32,channels_last")
+    torch_cases=(--case "32,1,8,fp32,nchw" --case "32,1,8,fp32,both")
     torch_more=(--device cpu --step-mode eager --warmup 1 --reps 2)
     epoch_images=64 epoch_model=(--image-size 32 --channels 1 --n 8)
   fi
-  local epoch_steps=$((epoch_images / 16)) torch_rows=$((${#torch_cases[@]} / 2 * 2))
-  ((dry)) && torch_rows=$((${#torch_cases[@]} / 2))
+  # PyTorch's rows: one per case, layout (two for "both") and step mode (two for "both").
+  local epoch_steps=$((epoch_images / 16)) torch_rows=0 modes=2 spec
+  ((dry)) && modes=1
+  for spec in "${torch_cases[@]}"; do
+    case "$spec" in
+      --case) ;;
+      *,both) torch_rows=$((torch_rows + 2 * modes)) ;;
+      *) torch_rows=$((torch_rows + modes)) ;;
+    esac
+  done
 
   # bench_train PART LIMIT PRECISION GRAPH CASE...: one process, the cases in one --benchmark_filter (they run
   # smallest first, so each row's peak_MiB is its own: bench_train's header).

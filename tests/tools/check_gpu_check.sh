@@ -139,7 +139,7 @@ done
 expect "$d" '^  32x32/C1/n16 +bf16 +atelier +NCHW +cuda_graph +[0-9]+\.[0-9]{2} ' "atelier bf16 cuda_graph"
 expect "$d" '^  [0-9]+\.[0-9]{2} s end to end \(target < 8 s: ' "the dry epoch's wall clock"
 torch_part "$d" torch_targets '^  32x32/C1/n8 +fp32 +PyTorch .* channels_last +eager +[0-9]+\.[0-9]{2} ' "the targets plan"
-((has_torch)) && expect "$d" '^torch_targets +PASS .*: 2 of 2 rows$' "the targets plan: PyTorch's two rows"
+((has_torch)) && expect "$d" '^torch_targets +PASS .*: 3 of 3 rows$' "the targets plan: PyTorch's three rows"
 for f in gpu-targets.txt atelier_tf32_graph.json atelier_tf32_graph.log epoch.log epoch-metrics.csv epoch.wall_s; do
   [[ -f "$tmp/out-targets/$f" ]] || fail "the targets plan did not copy $f to OUT"
 done
