@@ -63,6 +63,52 @@ class HostReadback {
   size_t bytes_;
 };
 
+// The mirror image of HostReadback: a copy of host bytes into device memory that the host does not wait for. The
+// caller fills staging() (bytes() bytes of host memory), then start(device_dst) queues the copy behind the work
+// already queued on the device and returns at once. The staging buffer is the copy's source until it has run:
+// fill it again only once done() says so (or after wait()). Keeping two and alternating, the host never waits in
+// the steady state: the buffer of two batches ago was copied long ago (TensorUpload, tensor/upload.h, does this).
+// The CUDA backend stages in pinned memory (cudaHostAlloc: cudaMemcpyAsync from pageable memory may make the host
+// wait for the stream) and records an event after the copy; the CPU's copies at once in start() (a memcpy), and
+// the default, for a backend without its own, calls copy_from_host there (a synchronous upload, counted).
+//   std::unique_ptr<HostUpload> u = backend.make_upload(bytes);
+//   if (!u->done()) u->wait();  std::memcpy(u->staging(), batch, bytes);  u->start(device_ptr);
+class HostUpload {
+ public:
+  explicit HostUpload(size_t bytes) : bytes_(bytes) {}
+  virtual ~HostUpload() = default;
+  HostUpload(const HostUpload&) = delete;
+  HostUpload& operator=(const HostUpload&) = delete;
+
+  size_t bytes() const { return bytes_; }
+  // The host buffer the copy reads (bytes() bytes): the caller fills it before start().
+  virtual void* staging() = 0;
+  // Queues the copy of the staging buffer to device_dst (bytes() bytes; it must stay allocated until the copy has
+  // run, which the work queued after it may take for granted: it is ordered before that work).
+  virtual void start(void* device_dst) = 0;
+  // True when the copy start() queued has finished reading the staging buffer (and true before any start()).
+  // Never waits.
+  virtual bool done() = 0;
+  // Waits until done().
+  virtual void wait() = 0;
+
+ private:
+  size_t bytes_;
+};
+
+// An upload into memory the host can write directly (the CPU's; the CUDA emulation's host memory): start() is a
+// memcpy, so a copy is done when it returns. The CPU backend's make_upload.
+std::unique_ptr<HostUpload> make_host_memory_upload(size_t bytes);
+
+// Copies from host memory to the device that may make the host wait for the device's queued work, since the
+// program started: every backend's copy_from_host counts one (on CUDA, from pageable memory, which the driver may
+// have to stage; on the CPU, counted too, as a GPU would wait there). A HostUpload's copy from its staging buffer
+// is not one. Tests check with it that a training step makes none, as host_sync_reads() (tensor/readback.h) does
+// for reads.
+uint64_t host_sync_uploads();
+// Called by each backend's copy_from_host.
+void count_host_sync_upload();
+
 class Backend;
 class CachingAllocator;
 class GraphPool;
@@ -126,6 +172,9 @@ class Backend {
   // A reusable asynchronous copy of `bytes` device bytes to the host (HostReadback above). The default copies
   // with copy_to_host in start().
   virtual std::unique_ptr<HostReadback> make_readback(size_t bytes);
+  // A reusable asynchronous copy of `bytes` host bytes to the device (HostUpload above). The default copies with
+  // copy_from_host in start(); the CPU's with a memcpy.
+  virtual std::unique_ptr<HostUpload> make_upload(size_t bytes);
 
   // Whether this backend implements `op` for elements of type `dtype`.
   virtual bool supports(PrimitiveOp op, DType dtype) const = 0;
@@ -142,8 +191,8 @@ class Backend {
   // captured, not run, and end_capture() returns them as a graph to replay. Captures do not nest, and only the
   // capturing thread's work is captured (another thread's launches and allocations go on as usual). During the
   // capture, the capturing thread's allocations and frees go to the graph's private pool. Host reads and copies
-  // (copy_to_host, copy_from_host, synchronize, a readback's start, Tensor::item ...) are refused with an
-  // atelier::Error: on CUDA they would break the capture, and a replay would not repeat them. The default (the
+  // (copy_to_host, copy_from_host, synchronize, a readback's or an upload's start, Tensor::item ...) are refused with
+  // an atelier::Error: on CUDA they would break the capture, and a replay would not repeat them. The default (the
   // CPU's) records each call with its arguments through launch() and replays the calls in order; CUDA captures its
   // stream (cudaStreamBeginCapture). Nothing captured has run when end_capture() returns: replay() runs it. If
   // the captured code throws, call end_capture() anyway (it ends the capture) and drop the graph.

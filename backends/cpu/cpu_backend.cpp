@@ -29,8 +29,11 @@ class CpuBackend final : public Backend {
   }
   void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override {
     refuse_in_capture("copy_from_host");
+    count_host_sync_upload();  // where a GPU would wait (backends/backend.h)
     if (bytes > 0) std::memcpy(device_dst, host_src, bytes);
   }
+  // A memcpy from the staging buffer, not counted: on a GPU the same upload waits for nothing.
+  std::unique_ptr<HostUpload> make_upload(size_t bytes) override { return make_host_memory_upload(bytes); }
 
   // Answered from the kernels' type lists (backends/cpu/kernels.h), which are also what they dispatch over.
   bool supports(PrimitiveOp op, DType dtype) const override {

@@ -42,7 +42,8 @@ void CudaBackend::empty_cache() {
 }
 
 // Both copies run on the stream, after every kernel queued before them. A copy to the host waits for its data;
-// a copy from (pageable) host memory returns once the source has been staged, so the caller may reuse it.
+// a copy from (pageable) host memory returns once the source has been staged, so the caller may reuse it, which
+// may mean waiting for the stream (counted: host_sync_uploads; a HostUpload stages in pinned memory instead).
 // Refused during a capture (Backend::refuse_in_capture): a synchronisation breaks a stream capture, and a copy from
 // pageable host memory would not be repeated by a replay.
 void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
@@ -55,6 +56,7 @@ void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t by
 
 void CudaBackend::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
   refuse_in_capture("copy_from_host");
+  count_host_sync_upload();  // from pageable memory: the driver may make the host wait to stage it
   if (bytes == 0) return;
   cuda::Context& ctx = cuda::context();
   ATELIER_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, ctx.stream()));
@@ -67,37 +69,74 @@ void CudaBackend::synchronize() {
 
 namespace {
 
+// Pinned host memory of `bytes` (at least 1) and an event, what both asynchronous host copies below are made of.
+// The destructor waits for the event first: a copy still in flight must not read or write memory given back.
+struct PinnedStaging {
+  explicit PinnedStaging(size_t bytes) {
+    ATELIER_CUDA_CHECK(cudaHostAlloc(&host, bytes > 0 ? bytes : 1, cudaHostAllocDefault));
+    const cudaError_t made = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+    if (made != cudaSuccess) {
+      cudaFreeHost(host);
+      ATELIER_CUDA_CHECK(made);
+    }
+  }
+  ~PinnedStaging() {
+    cudaEventSynchronize(event);  // errors ignored: a destructor must not throw
+    cudaEventDestroy(event);
+    cudaFreeHost(host);
+  }
+  PinnedStaging(const PinnedStaging&) = delete;
+  PinnedStaging& operator=(const PinnedStaging&) = delete;
+
+  // Queues the copy (of `bytes`, skipped when 0) and records the event after it, on the context's stream.
+  void copy_and_record(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    cudaStream_t stream = cuda::context().stream();
+    if (bytes > 0) ATELIER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
+    ATELIER_CUDA_CHECK(cudaEventRecord(event, stream));
+  }
+
+  void* host = nullptr;
+  cudaEvent_t event = nullptr;
+};
+
 // HostReadback on the context's stream: the copy lands in pinned memory (so cudaMemcpyAsync does not wait for the
 // stream), and the event recorded after it is what wait() waits on.
 class PinnedReadback final : public HostReadback {
  public:
-  explicit PinnedReadback(size_t bytes) : HostReadback(bytes) {
-    ATELIER_CUDA_CHECK(cudaHostAlloc(&host_, bytes > 0 ? bytes : 1, cudaHostAllocDefault));
-    const cudaError_t made = cudaEventCreateWithFlags(&event_, cudaEventDisableTiming);
-    if (made != cudaSuccess) {
-      cudaFreeHost(host_);
-      ATELIER_CUDA_CHECK(made);
-    }
-  }
-  ~PinnedReadback() override {
-    cudaEventDestroy(event_);  // errors ignored: a destructor must not throw
-    cudaFreeHost(host_);
-  }
+  explicit PinnedReadback(size_t bytes) : HostReadback(bytes), pinned_(bytes) {}
   void start(const void* device_src) override {
-    cudaStream_t stream = cuda::context().stream();
-    if (bytes() > 0) {
-      ATELIER_CUDA_CHECK(cudaMemcpyAsync(host_, device_src, bytes(), cudaMemcpyDeviceToHost, stream));
-    }
-    ATELIER_CUDA_CHECK(cudaEventRecord(event_, stream));
+    pinned_.copy_and_record(pinned_.host, device_src, bytes(), cudaMemcpyDeviceToHost);
   }
   const void* wait() override {
-    ATELIER_CUDA_CHECK(cudaEventSynchronize(event_));
-    return host_;
+    ATELIER_CUDA_CHECK(cudaEventSynchronize(pinned_.event));
+    return pinned_.host;
   }
 
  private:
-  void* host_ = nullptr;
-  cudaEvent_t event_ = nullptr;
+  PinnedStaging pinned_;
+};
+
+// HostUpload on the context's stream: the caller fills pinned memory (cudaMemcpyAsync from pageable memory may make
+// the host wait for the stream, to stage it), start() queues the copy and records an event after it, and done()
+// asks the event whether the copy has read the staging buffer (cudaEventQuery; an event never recorded is done).
+class PinnedUpload final : public HostUpload {
+ public:
+  explicit PinnedUpload(size_t bytes) : HostUpload(bytes), pinned_(bytes) {}
+  void* staging() override { return pinned_.host; }
+  void start(void* device_dst) override {
+    cuda_backend_or_null()->refuse_in_capture("a host upload's start");
+    pinned_.copy_and_record(device_dst, pinned_.host, bytes(), cudaMemcpyHostToDevice);
+  }
+  bool done() override {
+    const cudaError_t state = cudaEventQuery(pinned_.event);
+    if (state == cudaErrorNotReady) return false;
+    ATELIER_CUDA_CHECK(state);
+    return true;
+  }
+  void wait() override { ATELIER_CUDA_CHECK(cudaEventSynchronize(pinned_.event)); }
+
+ private:
+  PinnedStaging pinned_;
 };
 
 }  // namespace
@@ -105,6 +144,8 @@ class PinnedReadback final : public HostReadback {
 std::unique_ptr<HostReadback> CudaBackend::make_readback(size_t bytes) {
   return std::make_unique<PinnedReadback>(bytes);
 }
+
+std::unique_ptr<HostUpload> CudaBackend::make_upload(size_t bytes) { return std::make_unique<PinnedUpload>(bytes); }
 
 bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
   switch (op) {

@@ -68,6 +68,8 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   // Pinned host memory and an event: start() queues cudaMemcpyAsync and records the event, wait() waits on it.
   std::unique_ptr<HostReadback> make_readback(size_t bytes) override;
+  // Pinned host memory and an event: start() queues cudaMemcpyAsync and records the event, done() queries it.
+  std::unique_ptr<HostUpload> make_upload(size_t bytes) override;
 
   // Answered from the cuda::<op>_types lists above.
   bool supports(PrimitiveOp op, DType dtype) const override;

@@ -59,6 +59,7 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
 }
 void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
   refuse_in_capture("copy_from_host");
+  count_host_sync_upload();  // as on the device: from pageable memory
   if (bytes > 0) std::memcpy(dst, src, bytes);
 }
 void CudaBackend::synchronize() { refuse_in_capture("synchronize"); }
@@ -66,6 +67,9 @@ void CudaBackend::synchronize() { refuse_in_capture("synchronize"); }
 std::unique_ptr<HostReadback> CudaBackend::make_readback(size_t bytes) { return cpu().make_readback(bytes); }
 // The host's clock stands in for events on the stream: the emulated kernels have finished when they return.
 std::unique_ptr<DeviceTimeline> CudaBackend::make_timeline() { return cpu().make_timeline(); }
+// Host memory stands in for pinned memory here too: a memcpy at once in start(), not counted as a synchronous
+// upload (the device's pinned upload is not one).
+std::unique_ptr<HostUpload> CudaBackend::make_upload(size_t bytes) { return make_host_memory_upload(bytes); }
 // The CUDA table for the emulated families, the CPU's for the primitives that run on the CPU here.
 bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
   switch (op) {
