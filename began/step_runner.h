@@ -35,7 +35,8 @@ class StepRunner {
  public:
   virtual ~StepRunner() = default;
   // One step on x (B, C, S, S) with latent draws z_d, z_g (B, h), on any device (copied onto the models' as
-  // needed); k is updated in place. Returns the step's scalars, (kStepScalars,) float64 on the models' device,
+  // needed, with to(), which may make the host wait: the trainer sends x up through a TensorUpload first,
+  // tensor/upload.h); k is updated in place. Returns the step's scalars, (kStepScalars,) float64 on the models' device,
   // StepScalar order. The graph runner returns the same tensor every replayed step, overwritten by the next step:
   // read it (or queue its copy, TensorReadback) before the next run().
   virtual Tensor run(const Tensor& x, const Tensor& z_d, const Tensor& z_g) = 0;

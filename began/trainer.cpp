@@ -29,6 +29,7 @@
 #include "tensor/creation.h"
 #include "tensor/grad_mode.h"
 #include "tensor/readback.h"
+#include "tensor/upload.h"
 
 namespace atelier::began {
 
@@ -102,6 +103,9 @@ class Trainer {
   };
   // Queues one step on batch x (no host read: the scalars stay on the device, their copy to the host queued).
   LaunchedStep launch_step(const Tensor& x);
+  // Batch x (on the CPU, from the loader) on the training device: as it is on the CPU, else through upload_ (the
+  // host does not wait for the device to take it).
+  Tensor on_device(const Tensor& x);
   // Whether the host must handle step s's results before the next step is queued: the schedule may change the
   // rate, or samples, a checkpoint or the run's end need the parameters as step s left them.
   bool host_needed_after(const LaunchedStep& s) const;
@@ -133,6 +137,7 @@ class Trainer {
   std::unique_ptr<StepRunner> runner_;                        // eager, or captured and replayed (--cuda-graph)
   bool fallback_logged_ = false;                              // the runner's failed capture, said once
   std::array<std::unique_ptr<TensorReadback>, 2> readbacks_;  // step s's scalars come back through [s % 2]
+  std::unique_ptr<TensorUpload> upload_;                      // the batches' way up (made for the batch shape)
   std::optional<LaunchedStep> in_flight_;                     // the step queued but not yet read
 
   TrainPosition pos_;
@@ -268,7 +273,7 @@ Trainer::LaunchedStep Trainer::launch_step(const Tensor& x) {
   Tensor z_g = sample_z(b, h, config_.seed, step, LatentStream::generator, device_);
   const LaunchedStep launched{step, pos_.epoch, schedule_->lr(), pos_.batch_in_epoch + 1 == steps_per_epoch_};
   // A replayed step overwrites the scalars of the step before: their copy is queued first (start() here).
-  readbacks_[step % 2]->start(runner_->run(x, z_d, z_g));
+  readbacks_[step % 2]->start(runner_->run(on_device(x), z_d, z_g));
   if (!fallback_logged_ && !runner_->fallback_reason().empty()) {
     log("note: --cuda-graph: the step could not be captured (" + runner_->fallback_reason() +
         "); the run goes on with eager steps, which give the same numbers");
@@ -277,6 +282,15 @@ Trainer::LaunchedStep Trainer::launch_step(const Tensor& x) {
   pos_.step = step;
   pos_.batch_in_epoch += 1;
   return launched;
+}
+
+Tensor Trainer::on_device(const Tensor& x) {
+  if (x.device() == device_) return x;
+  if (upload_ == nullptr || upload_->shape() != x.shape() || upload_->dtype() != x.dtype()) {
+    upload_.reset();  // waits for its copies in flight, then frees its staging buffers
+    upload_ = std::make_unique<TensorUpload>(device_, x.shape(), x.dtype());
+  }
+  return upload_->upload(x.is_contiguous() ? x : x.contiguous());
 }
 
 bool Trainer::host_needed_after(const LaunchedStep& s) const {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <set>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "tensor/creation.h"
 #include "tensor/grad_mode.h"
 #include "tensor/raw_ops.h"
+#include "tensor/upload.h"
 
 namespace atelier::nn {
 namespace {
@@ -436,8 +438,14 @@ void Adam::write_replay_values(const std::vector<Update>& updates) {
   constants.reserve(updates.size());
   for (const Update& u : updates) constants.push_back(adam_constants(lr(), h_, u.step));
   const Tensor buffer = constants_for(constants.size());
-  backend_for(buffer.device())
-      .copy_from_host(buffer.raw_data(), constants.data(), constants.size() * sizeof(AdamConstants));
+  // Through a staging buffer the host fills while the previous replay may still run (tensor/upload.h): a copy from
+  // pageable memory could make the host wait for it. The copy is ordered after the replays queued before it.
+  const size_t bytes = constants.size() * sizeof(AdamConstants);
+  if (constants_upload_ == nullptr || constants_upload_->bytes() != bytes) {
+    constants_upload_ = std::make_unique<UploadPair>(buffer.device(), bytes);
+  }
+  std::memcpy(constants_upload_->staging(), constants.data(), bytes);
+  constants_upload_->start(buffer.raw_data());
   replay_constants_.storage()->bump_version();
 }
 

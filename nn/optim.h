@@ -12,11 +12,13 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "backends/args.h"
 #include "nn/module.h"
+#include "tensor/upload.h"
 
 namespace atelier::nn {
 
@@ -196,6 +198,8 @@ class Adam : public Optimizer {
   // A captured step's AdamConstants, one per updated tensor (float64, 4 per parameter, on the params' device),
   // made by the first eager step.
   Tensor replay_constants_;
+  // How prepare_replay's constants go up to replay_constants_ without the host waiting (pinned on CUDA).
+  std::unique_ptr<UploadPair> constants_upload_;
 };
 
 // torch.optim.AdamW: decoupled weight decay, p *= 1 - lr weight_decay, then Adam without the L2 term.

@@ -42,5 +42,5 @@ for pid in "${pids[@]}"; do wait "$pid"; done
 # The emulation's objects come first: they define cuda_backend_or_null (the CPU-only library's returns null),
 # the CUDA backend's members, and the cuBLAS and cudaMemsetAsync entry points the emulated families call.
 g++ -o "$out/atelier_cuda_tests_emulated" "$out"/*.o "$lib/libatelier_began.a" "$lib/libatelier_testing.a" \
-  "$lib/libatelier.a" -L"$cuda_lib" -lcudart -lpng -lz -lpthread
+  "$lib/libatelier.a" -L"$cuda_lib" -lcudart -lpng -ljpeg -lz -lpthread
 "$out/atelier_cuda_tests_emulated" "$@"
