@@ -158,6 +158,8 @@ class Backend {
   virtual std::string name() const = 0;
   // True when the device can be used now (a CUDA backend without a driver or GPU says false).
   virtual bool available() const = 0;
+  // Why available() is false ("" when it is true), for a message: e.g. the CUDA runtime's error.
+  virtual std::string unavailable_reason() const { return available() ? "" : "not available"; }
 
   // Memory: aligned to 64 bytes, uninitialised. deallocate gets the size that allocate was given.
   virtual void* allocate(size_t bytes) = 0;

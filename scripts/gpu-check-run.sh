@@ -21,7 +21,7 @@
 #      autocast channels-last, eager), printed side by side
 #   5. bench_ops --device cuda (the op benchmarks on the GPU), with the time left (at most 18 s)
 # and prints one table, also when a part fails (its log's tail follows the table). With OUT set, the table goes to
-# $OUT/gpu-check.txt and each part's log beside it.
+# $OUT/gpu-check.txt and the parts' logs into $OUT/check-logs.tar.gz beside it.
 #
 # The targets plan (bash .gpu/run.sh targets) times, in the same run on the same GPU:
 #   1. bench_train --device cuda, one process per precision and step mode (several cases each): tf32 captured
@@ -36,8 +36,9 @@
 # and prints the parts' table, then one row per side, case, precision, layout and step mode (median ms per step,
 # peak device MiB; atelier rows with their target and whether it is met, and their time and peak against
 # PyTorch's), then the epoch line (scripts/gpu-check-targets.py makes them). With OUT set, the table goes to
-# $OUT/gpu-targets.txt, each part's log, JSON and the epoch's metrics.csv beside it. A later per-op profile
-# part has its place marked "PROFILE SLOT" below.
+# $OUT/gpu-targets.txt, and each part's log, JSON and the epoch's metrics.csv into $OUT/targets-logs.tar.gz. Last, the per-op profile of
+# the eager 64x64/C3/n64 tf32 step (bench_train --profile 5: each primitive's calls, kernels and device time) is
+# printed under the table.
 #
 # Either plan exits 0 when every part passed, 1 otherwise (2 for an unknown plan).
 #
@@ -103,8 +104,10 @@ results=()
 seconds=()
 details=()
 
-# part NAME LIMIT_SECONDS COMMAND...: runs COMMAND with our library path, its output in $logs/NAME.log, for at
-# most LIMIT_SECONDS and never past the whole check's budget (a part with no time left is not started).
+# part NAME LIMIT_SECONDS COMMAND...: runs COMMAND with our library path in front of the machine's own (which may
+# be how the driver's libcuda is found), its output in $logs/NAME.log, for at most LIMIT_SECONDS and never past
+# the whole check's budget (a part with no time left is not started). PyTorch's parts (torch_*) keep the machine's
+# environment as it is: our libstdc++ and the toolkit's cuBLAS are not the ones its wheels were built against.
 # 225 s: the device tool's run gets timeout_s 300 and must end within 4 minutes with its table printed, after
 # the machine's own start-up.
 budget=225
@@ -119,7 +122,12 @@ part() {
     echo "not run: the check's ${budget} s were spent" >"$logs/$name.log"
     return 1
   fi
-  LD_LIBRARY_PATH="$library_path" timeout --kill-after=2 "$limit" "$@" >"$logs/$name.log" 2>&1
+  if [[ "$name" == torch_* ]]; then
+    timeout --kill-after=2 "$limit" "$@" >"$logs/$name.log" 2>&1
+  else
+    LD_LIBRARY_PATH="$library_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout --kill-after=2 "$limit" "$@" \
+      >"$logs/$name.log" 2>&1
+  fi
   rc=$?
   names+=("$name")
   seconds+=($(($(date +%s) - t0)))
@@ -148,6 +156,10 @@ table_header() {
   echo "GPU: $gpu"
   echo "cuBLAS: ${cublas_dir:-NOT FOUND} ($soname); glibc here $(ldd --version 2>/dev/null | head -1 |
     grep -o '[0-9.]*$'), needed $(cat "$here/glibc-needed" 2>/dev/null)"
+  # The driver's library, which the static CUDA runtime opens at start: where the loader finds it.
+  local libcuda
+  libcuda="$(ldconfig -p 2>/dev/null | grep -m1 'libcuda\.so\.1 ' | sed 's/.*=> //')"
+  echo "libcuda.so.1: ${libcuda:-not in the ldconfig cache}${LD_LIBRARY_PATH:+; LD_LIBRARY_PATH=$LD_LIBRARY_PATH}"
 }
 # The parts' rows, then the tails of the logs of the parts that did not pass.
 parts_rows() {
@@ -349,14 +361,13 @@ targets_plan() {
   atelier_rows atelier_fp32_eager 12 fp32 off "$n64"
   atelier_rows atelier_bf16_graph 12 bf16 on "$n64"
 
-  # ==== PROFILE SLOT: the per-op profile of the n = 64 tf32 eager step goes here (not written yet). ====
-  # A part like the ones above, with what is left of the budget (the caps above add up to 219 s of 225, but they
-  # are caps: a healthy run leaves well over a minute). For example, with bench_train's --profile N (eager only):
-  #   part profile_n64 20 "$here/bin/bench_train" --device "$device" --precision tf32 --cuda-graph off \
-  #     --benchmark_filter="^began_step/($n64)/" "${steps[@]}" --profile 5 \
-  #     --benchmark_out="$logs/profile_n64.json" --benchmark_out_format=json
-  #   set_detail "bench_train --precision tf32 --profile 5, eager"
-  # and its printout in the table below, at the other PROFILE SLOT mark.
+  # Where the eager n = 64 tf32 step's time goes: 5 steps under bench_train's profiler (each primitive's calls,
+  # kernels and device time from events on the stream; backends/profiler.h), with what is left of the budget (the
+  # caps above add up to 219 s of 225, but they are caps: a healthy run leaves well over a minute).
+  part profile_n64 20 "$here/bin/bench_train" --device "$device" --precision tf32 --cuda-graph off \
+    --benchmark_filter="^began_step/($n64)/" --steps 3 --warmup-steps 2 --profile 5 \
+    --benchmark_out="$logs/profile_n64.json" --benchmark_out_format=json
+  set_detail "bench_train --precision tf32 --profile 5, eager"
 
   # ---- the table ----
   {
@@ -366,9 +377,10 @@ targets_plan() {
     echo
     python3 scripts/gpu-check-targets.py "$logs" --epoch-steps "$epoch_steps" --epoch-images "$epoch_images" \
       --epoch-result "$epoch_result" 2>&1 || echo "  (no table: python3 failed)"
-    # ==== PROFILE SLOT: the profile part's printout goes here, e.g. the table bench_train prints after
-    # "profile: " in $logs/profile_n64.log. (Its JSON file reaches $OUT with the others; gpu-check-targets.py
-    # reads only atelier_*.json, so a profile_*.json does not add a step row.) ====
+    # The profile's table as bench_train printed it (its JSON goes to $OUT with the others; gpu-check-targets.py
+    # reads only atelier_*.json, so it adds no step row).
+    echo
+    sed -n '/^profile: /,/^  span /p' "$logs/profile_n64.log" 2>/dev/null || true
     failed_logs
     echo
     echo "total $(($(date +%s) - started)) s"
@@ -387,13 +399,13 @@ case "$plan" in
 esac
 cat "$table"
 
+# $OUT: the table, and every log, JSON, metrics.csv and small file beside it in one archive ($plan-logs.tar.gz),
+# since the device tool brings back at most 8 files (the runs' checkpoints and anything over 2 MB stay out).
 if [[ -n "${OUT:-}" ]]; then
   mkdir -p "$OUT" && cp "$table" "$OUT/$(basename "$table")"
-  for name in "${names[@]}"; do cp "$logs/$name.log" "$OUT/$name.log" 2>/dev/null; done
-  if [[ "$plan" == targets ]]; then
-    cp "$logs"/*.json "$logs"/*.jsonl "$logs"/epoch.wall_s "$OUT/" 2>/dev/null
-    cp "$logs/epoch/metrics.csv" "$OUT/epoch-metrics.csv" 2>/dev/null
-  fi
+  (cd "$logs" && find . -type f -size -2M ! -path '*/checkpoints/*' ! -name "$(basename "$table")" |
+    LC_ALL=C sort | tar -czf "$OUT/$plan-logs.tar.gz" -T -) ||
+    echo "run.sh: could not archive the logs into $OUT" >&2
 fi
 for r in "${results[@]}"; do [[ "$r" == PASS ]] || exit 1; done
 exit 0

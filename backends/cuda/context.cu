@@ -3,8 +3,11 @@
 #include "backends/cuda/context.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/kernel_count.h"
 #include "backends/error.h"
 
 namespace atelier::cuda {
@@ -45,6 +48,11 @@ Context::Context() : allocator_(SystemMemory{"cuda", &device_allocate, &device_r
 cublasHandle_t Context::cublas() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (cublas_ == nullptr) {
+    // Made inside a capture, the workspace below would belong to the graph (and cublasCreate itself might break
+    // the capture): the first GEMM must run eagerly.
+    ATELIER_CHECK(!allocator_.capturing(),
+                  "cuBLAS first used inside a graph capture: its workspace would belong "
+                  "to the graph; run one eager step (a GEMM) before capturing");
     cublasHandle_t handle = nullptr;
     ATELIER_CUBLAS_CHECK(cublasCreate(&handle));
     ATELIER_CUBLAS_CHECK(cublasSetStream(handle, stream_));
@@ -52,13 +60,7 @@ cublasHandle_t Context::cublas() {
     // graph capture (--cuda-graph), so a captured GEMM picks its algorithm with the same workspace as an eager one
     // (the same bits). 32 MiB is what NVIDIA suggests for Hopper. It comes from the caching allocator and is never
     // given back, so the allocator's in_use and peak count it (as PyTorch's counters count its cuBLAS
-    // workspaces). Made inside a capture it would belong to the graph's pool: the first GEMM must run eagerly.
-    if (allocator_.capturing()) {
-      cublasDestroy(handle);
-      ATELIER_FAIL(
-          "cuBLAS first used inside a graph capture: its workspace would belong to the graph; run one "
-          "eager step (a GEMM) before capturing");
-    }
+    // workspaces).
     try {
       cublas_workspace_ = allocator_.allocate(kCublasWorkspaceBytes);
     } catch (...) {
@@ -98,6 +100,26 @@ void Context::synchronize() { ATELIER_CUDA_CHECK(cudaStreamSynchronize(stream_))
 Context& context() {
   static Context* const instance = new Context();  // never deleted (see context.h)
   return *instance;
+}
+
+void check_launch(const char* what) {
+  const cudaError_t launched = cudaGetLastError();
+  if (launched != cudaSuccess) cuda_detail::throw_cuda_error(what, __FILE__, __LINE__, launched);
+  count_kernel();
+  static const bool sync = [] {
+    const char* value = std::getenv("ATELIER_CUDA_SYNC");
+    return value != nullptr && std::string(value) == "1";
+  }();
+  if (!sync) return;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  ATELIER_CUDA_CHECK(cudaStreamIsCapturing(context().stream(), &status));
+  if (status != cudaStreamCaptureStatusNone) return;
+  const cudaError_t ran = cudaStreamSynchronize(context().stream());
+  if (ran != cudaSuccess) {
+    (void)cudaGetLastError();
+    ATELIER_FAIL("ATELIER_CUDA_SYNC: the device failed running " << what << ": " << cudaGetErrorString(ran) << " ("
+                                                                 << cudaGetErrorName(ran) << ")");
+  }
 }
 
 }  // namespace atelier::cuda

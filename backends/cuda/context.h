@@ -51,6 +51,12 @@ class Context {
 // down, and the process returns the device memory anyway.
 Context& context();
 
+// After each kernel launch or cuBLAS call (`what` names it): throws if the launch failed, counts it
+// (kernel_count.h), and with ATELIER_CUDA_SYNC=1 in the environment (outside a capture) waits for the device and
+// throws naming `what` if it faulted, so a bad kernel is reported where it ran, not at a later call. A debugging
+// switch: it makes every step wait for the device.
+void check_launch(const char* what);
+
 // Threads per block of the elementwise kernels, and the grid that covers n elements with one thread each (the
 // kernels loop with a grid stride, so a grid capped at kMaxBlocks still covers any n).
 constexpr int kThreads = 256;

@@ -3,21 +3,36 @@
 // file per kernel family.
 #include "backends/cuda/cuda_backend.h"
 
+#include <string>
+
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_check.h"
 
 namespace atelier {
 
-bool CudaBackend::available() const {
-  // The one unchecked CUDA call: no driver, no device or any other error means "not available". The count is
-  // read only on success. A function-local static runs it once, thread-safely, on first use (never at load).
-  static const bool is_available = [] {
+namespace {
+
+// The one unchecked CUDA call: no driver, no device or any other error means "not available", and what went wrong
+// is kept for unavailable_reason(). The count is read only on success. A function-local static runs it once,
+// thread-safely, on first use (never at load).
+const std::string& probe_failure() {
+  static const std::string failure = [] {
     int count = 0;
     const cudaError_t err = cudaGetDeviceCount(&count);
-    return err == cudaSuccess && count > 0;
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      return "cudaGetDeviceCount: " + std::string(cudaGetErrorName(err)) + " (" + cudaGetErrorString(err) + ")";
+    }
+    return count > 0 ? std::string() : std::string("no device (cudaGetDeviceCount counted 0)");
   }();
-  return is_available;
+  return failure;
 }
+
+}  // namespace
+
+bool CudaBackend::available() const { return probe_failure().empty(); }
+
+std::string CudaBackend::unavailable_reason() const { return probe_failure(); }
 
 void* CudaBackend::allocate(size_t bytes) { return cuda::context().allocator().allocate(bytes); }
 

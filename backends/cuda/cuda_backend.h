@@ -57,6 +57,8 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   // True when the driver reports at least one device. Asked once (cudaGetDeviceCount), then remembered.
   bool available() const override;
+  // The probe's error (its name and text), "no device" when the driver counts none, "" when available.
+  std::string unavailable_reason() const override;
 
   // Memory from the context's allocator; host copies ordered on the context's stream.
   void* allocate(size_t bytes) override;

@@ -14,6 +14,10 @@
 namespace atelier::cuda_detail {
 
 [[noreturn]] inline void throw_cuda_error(const char* call, const char* file, int line, cudaError_t err) {
+  // The runtime keeps the last error of any call for cudaGetLastError, which every launch checks: clear it, or the
+  // next launch after this error is caught (a failed capture, then eager steps) would report it again. A sticky
+  // error (a kernel's fault) stays and fails the next call anyway.
+  (void)cudaGetLastError();
   std::ostringstream os;
   os << "CUDA call " << call << " failed at " << file << ":" << line << ": " << cudaGetErrorString(err) << " ("
      << cudaGetErrorName(err) << ")";

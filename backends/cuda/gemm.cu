@@ -77,7 +77,7 @@ void gemm_typed(const GemmArgs& g) {
       const T* b = static_cast<const T*>(g.b) + i * g.batch_stride_b;
       ATELIER_CUBLAS_CHECK(cublasGemmEx(handle, op_b, op_a, n, m, k, &alpha, b, type, ldb_i, a, type, lda_i, &beta, g.c,
                                         type, ldc_i, compute, CUBLAS_GEMM_DEFAULT));
-      cuda::count_kernel();
+      cuda::check_launch("cublasGemmEx");
     }
     return;
   }
@@ -85,7 +85,7 @@ void gemm_typed(const GemmArgs& g) {
   ATELIER_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, op_b, op_a, n, m, k, &alpha, g.b, type, ldb_i,
                                                   g.batch_stride_b, g.a, type, lda_i, g.batch_stride_a, &beta, g.c,
                                                   type, ldc_i, g.batch_stride_c, batch, compute, CUBLAS_GEMM_DEFAULT));
-  cuda::count_kernel();
+  cuda::check_launch("cublasGemmStridedBatchedEx");
 }
 
 }  // namespace

@@ -119,8 +119,7 @@ void run_reduce(const ReduceArgs& args, double scale) {
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(kept.numel, cuda::kMaxBlocks));
     reduce_per_block_kernel<Red, T>
         <<<blocks, kReduceBlock, 0, cuda::context().stream()>>>(src, kept, reduced, scale, dst);
-    ATELIER_CUDA_CHECK(cudaGetLastError());
-    cuda::count_kernel();
+    cuda::check_launch("reduce_per_block_kernel");
   } else {
     cuda::launch_linear(kept.numel, ReducePerThread<Red, T>{src, dst, kept, reduced, scale});
   }

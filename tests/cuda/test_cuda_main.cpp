@@ -59,7 +59,8 @@ TEST_CASE("cuda memory round-trips through the host") {
 int main(int argc, char** argv) {
   atelier::Backend* backend = atelier::cuda_backend_or_null();
   if (backend == nullptr || !backend->available()) {
-    std::printf("SKIP: no CUDA device\n");
+    std::printf("SKIP: no CUDA device (%s)\n",
+                backend == nullptr ? "a CPU-only build" : backend->unavailable_reason().c_str());
     return 77;
   }
   // The CPU reference of the parity checks computes convolutions by im2col, its most exact algorithm, whatever

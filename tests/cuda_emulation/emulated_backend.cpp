@@ -44,6 +44,7 @@ Backend& cpu() { return backend_for(Device::cpu()); }
 }  // namespace
 
 bool CudaBackend::available() const { return true; }
+std::string CudaBackend::unavailable_reason() const { return ""; }
 void* CudaBackend::allocate(size_t bytes) { return allocator().allocate(bytes); }
 void CudaBackend::deallocate(void* ptr, size_t bytes) { allocator().deallocate(ptr, bytes); }
 AllocatorStats CudaBackend::allocator_stats() const { return allocator().stats(); }

@@ -117,7 +117,18 @@ for p in gradcheck began_cuda began_cpu atelier_fp32 atelier_tf32 atelier_bf16 a
 done
 expect "$c" '^  atelier +tf32 +NCHW +cuda_graph +[0-9]+\.[0-9]{2} +[0-9]+$' "the check plan's atelier graph row"
 torch_part "$c" torch_step '^  PyTorch .* bf16 +channels_last +eager +[0-9]+\.[0-9]{2} ' "the check plan"
-[[ -f "$tmp/out-check/gpu-check.txt" && -f "$tmp/out-check/gradcheck.log" ]] || fail "the check plan's OUT files"
+# in_archive ARCHIVE FILE...: each FILE is in the tar.gz ARCHIVE.
+in_archive() {
+  local archive="$1" f listing
+  shift
+  listing="$(tar -tzf "$archive" 2>/dev/null)"  # (grep -q on a pipe would end tar early: pipefail)
+  for f in "$@"; do
+    grep -qx "\./$f" <<<"$listing" || fail "$(basename "$archive") lacks $f"
+  done
+}
+[[ -f "$tmp/out-check/gpu-check.txt" ]] || fail "the check plan's table in OUT"
+in_archive "$tmp/out-check/check-logs.tar.gz" gradcheck.log bench_ops.log began-cuda/metrics.csv
+[[ $(find "$tmp/out-check" -type f | wc -l) -le 8 ]] || fail "the check plan left more than 8 files in OUT"
 
 GPU_CHECK_DRY_RUN=1 GPU_CHECK_PYTHON="$python" OUT="$tmp/out-targets" bash "$tree/.gpu/run.sh" targets \
   >"$tmp/dry-targets.txt" 2>&1
@@ -140,9 +151,14 @@ expect "$d" '^  32x32/C1/n16 +bf16 +atelier +NCHW +cuda_graph +[0-9]+\.[0-9]{2} 
 expect "$d" '^  [0-9]+\.[0-9]{2} s end to end \(target < 8 s: ' "the dry epoch's wall clock"
 torch_part "$d" torch_targets '^  32x32/C1/n8 +fp32 +PyTorch .* channels_last +eager +[0-9]+\.[0-9]{2} ' "the targets plan"
 ((has_torch)) && expect "$d" '^torch_targets +PASS .*: 3 of 3 rows$' "the targets plan: PyTorch's three rows"
-for f in gpu-targets.txt atelier_tf32_graph.json atelier_tf32_graph.log epoch.log epoch-metrics.csv epoch.wall_s; do
-  [[ -f "$tmp/out-targets/$f" ]] || fail "the targets plan did not copy $f to OUT"
-done
+expect "$d" '^profile_n64 +PASS ' "the targets plan's profile part"
+expect "$d" '^profile: began_step/32x32/C1/n16 on cpu, tf32, per step over 5 eager steps' "the profile's title"
+expect "$d" '^  conv2d +conv2d +[0-9]+ +- +[0-9]+\.[0-9]{3} ' "the profile's conv2d row"
+expect "$d" '^  span +[0-9]+\.[0-9]{3} +100\.0%$' "the profile's span"
+[[ -f "$tmp/out-targets/gpu-targets.txt" ]] || fail "the targets plan's table in OUT"
+in_archive "$tmp/out-targets/targets-logs.tar.gz" atelier_tf32_graph.json atelier_tf32_graph.log epoch.log \
+  epoch/metrics.csv epoch.wall_s profile_n64.log
+[[ $(find "$tmp/out-targets" -type f | wc -l) -le 8 ]] || fail "the targets plan left more than 8 files in OUT"
 
 if ((failures)); then
   echo "$failures check(s) failed"
