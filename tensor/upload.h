@@ -81,8 +81,8 @@ class TensorUpload {
  private:
   Shape shape_;
   DType dtype_;
-  UploadPair copies_;
   std::array<Tensor, 2> destinations_;  // what each buffer's last copy writes, held until the buffer is refilled
+  UploadPair copies_;  // declared after destinations_, so destroyed first: it waits for copies still in flight
 };
 
 }  // namespace atelier
