@@ -144,7 +144,12 @@ class PinnedUpload final : public HostUpload {
   }
   bool done() override {
     const cudaError_t state = cudaEventQuery(pinned_.event);
-    if (state == cudaErrorNotReady) return false;
+    if (state == cudaErrorNotReady) {
+      // Not a failure, but the runtime keeps it for cudaGetLastError, which every kernel launch checks
+      // (cuda::check_launch): cleared, or the next launch would report it.
+      (void)cudaGetLastError();
+      return false;
+    }
     ATELIER_CUDA_CHECK(state);
     return true;
   }
