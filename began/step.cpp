@@ -85,11 +85,15 @@ DStepTensors d_step_tensors(Generator& G, Discriminator& D, nn::Optimizer& opt_d
   opt_d.zero_grad();
   // D reconstructs x and G(z_D) as one batch: each image's numbers are those of two separate passes (D has no
   // layer that mixes images), but every layer launches once for both, with GEMMs twice as large, and the weight
-  // gradients sum over both halves in one go. L(x) and L(G(z_D)) are the L1 losses of the two halves.
-  const int64_t b = x.size(0);
-  const Tensor recon = D.forward(cat({x, fake}, 0));
-  Tensor loss_real = l1_loss(slice(recon, 0, 0, b), x);
-  Tensor loss_fake = l1_loss(slice(recon, 0, b, recon.size(0)), fake);
+  // gradients sum over both halves in one go. L(x) and L(G(z_D)) are the mean |D(v) - v| of the two halves, made
+  // by one reduction over the (2, B*C*H*W) view of |D(v) - v|.
+  ATELIER_CHECK(fake.shape() == x.shape(), "d_step: G(z_D) is " << shape_text(fake) << " but x is " << shape_text(x)
+                                                                << " (z_D must hold one latent per image of x)");
+  const Tensor input = cat({x, fake}, 0);
+  const Tensor recon = D.forward(input);
+  const Tensor losses = mean(reshape(abs(recon - input), Shape{2, x.numel()}), {1});  // (2,): L(x), L(G(z_D))
+  Tensor loss_real = squeeze(slice(losses, 0, 0, 1), 0);
+  Tensor loss_fake = squeeze(slice(losses, 0, 1, 2), 0);
   // k in float32, as a float64 scalar operand would be converted: the same products as `k * loss_fake`.
   Tensor loss_d = loss_real - k.to(DType::Float32) * loss_fake;
   loss_d.backward();
