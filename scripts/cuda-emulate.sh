@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the CUDA test program (tests/cuda/) against the CUDA backend emulated on the host, for machines without a
-# GPU: backends/cuda/{copy_fill,random,elementwise,conv,gemm,index,upsample,optimizer,graph}.cu are compiled against host
+# GPU: backends/cuda/{copy_fill,random,elementwise,conv,gemm,index,upsample,optimizer,graph,host_copies}.cu are compiled against host
 # stand-ins for the launcher and the context (tests/cuda_emulation/fake/), so their functors run in host loops on
 # host memory and their GEMMs on a column-major host GEMM that checks its arguments as cuBLAS does; the reductions
 # and argmax run the CPU kernel (tests/cuda_emulation/emulated_backend.cpp). It checks the kernels' index math and the CUDA tests themselves;
@@ -27,7 +27,7 @@ cuda_lib="$(dirname "$(command -v nvcc)")/../lib64"
 mkdir -p "$out"
 
 pids=()
-for family in copy_fill random elementwise conv gemm index upsample optimizer graph; do
+for family in copy_fill random elementwise conv gemm index upsample optimizer graph host_copies; do
   nvcc -std=c++20 -O1 --expt-relaxed-constexpr -Itests/cuda_emulation/fake -I. \
     -c "backends/cuda/$family.cu" -o "$out/$family.o" & pids+=($!)
 done

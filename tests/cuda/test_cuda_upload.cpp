@@ -2,8 +2,9 @@
 // buffers and events on a GPU) each arrive exactly, with work queued on them in between, and none is a synchronous
 // copy; the upload refuses a tensor already on the device; and `began train --device cuda` sends every batch up
 // without a synchronous copy, eager or replayed. Run on a GPU, or against the emulated backend
-// (scripts/cuda-emulate.sh), which stages in host memory and copies at once: there the refill rule of the
-// staging buffers is not exercised (tests/test_upload.cpp checks it with a stand-in whose copies lag).
+// (scripts/cuda-emulate.sh), which copies at once but whose events answer "not ready" once after each record, so
+// uploads 3 to 6 wait for their buffer's event there and must clear the error that leaves (tests/test_upload.cpp
+// checks the refill rule itself with a stand-in whose copies lag).
 #include <string>
 #include <vector>
 

@@ -8,7 +8,9 @@
 // in double; CUBLAS_COMPUTE_32F_FAST_TF32 and _FAST_16BF first round A and B to TF32 (10-bit mantissa) or bfloat16
 // (7-bit mantissa), to nearest even, then sum their products (exact in float) in float, in k order, as a tensor
 // core does; so the precision modes' accuracy can be stated before a GPU runs them (docs/gpu.md). The reductions and
-// argmax, whose block kernels cannot run on the host, run the CPU kernel on the same pointers. What this cannot check:
+// argmax, whose block kernels cannot run on the host, run the CPU kernel on the same pointers. host_copies.cu (the
+// pinned readback and upload) runs as written against the event stand-ins below, whose events answer "not ready"
+// once after each record. What this cannot check:
 // launch configurations, shared memory, atomics, real cuBLAS and anything about the device itself.
 #include <algorithm>
 #include <bit>
@@ -64,13 +66,8 @@ void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
   if (bytes > 0) std::memcpy(dst, src, bytes);
 }
 void CudaBackend::synchronize() { refuse_in_capture("synchronize"); }
-// Host memory stands in for pinned memory: the CPU's copy-at-once readback.
-std::unique_ptr<HostReadback> CudaBackend::make_readback(size_t bytes) { return cpu().make_readback(bytes); }
 // The host's clock stands in for events on the stream: the emulated kernels have finished when they return.
 std::unique_ptr<DeviceTimeline> CudaBackend::make_timeline() { return cpu().make_timeline(); }
-// Host memory stands in for pinned memory here too: a memcpy at once in start(), not counted as a synchronous
-// upload (the device's pinned upload is not one).
-std::unique_ptr<HostUpload> CudaBackend::make_upload(size_t bytes) { return make_host_memory_upload(bytes); }
 // The CUDA table for the emulated families, the CPU's for the primitives that run on the CPU here.
 bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
   switch (op) {
@@ -208,13 +205,75 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t op_a, cubla
 const char* cublasGetStatusString(cublasStatus_t) { return "emulated cuBLAS call failed"; }
 const char* cublasGetStatusName(cublasStatus_t) { return "CUBLAS_STATUS_INVALID_VALUE"; }
 
+// The runtime's last-error slot (cudaGetLastError), which the event stand-ins below fill with cudaErrorNotReady as
+// the runtime does. The real launches check it (cuda::check_launch) and report what was left there; here the
+// copies, fills and event records do, so an error the code forgot to clear fails the next call.
+static cudaError_t g_last_error = cudaSuccess;
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t last = g_last_error;
+  g_last_error = cudaSuccess;
+  return last;
+}
+
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) {
+  if (g_last_error != cudaSuccess) return cudaGetLastError();
   std::memset(ptr, value, bytes);
   return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+  if (g_last_error != cudaSuccess) return cudaGetLastError();
   if (bytes > 0) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+
+// Pinned memory and events, for backends/cuda/host_copies.cu (the readback and the upload, compiled here as
+// written). Host memory stands in for pinned memory. An event stands in for a copy engine a little behind the
+// host: after each cudaEventRecord, the first cudaEventQuery answers cudaErrorNotReady (left in the last-error
+// slot too), a later query or cudaEventSynchronize cudaSuccess. The copies themselves run at once (cudaMemcpyAsync
+// above), so the values are right whatever the host does; what this checks is that the code takes "not ready"
+// (an upload waits for the event before it refills that staging buffer) and clears the error it leaves.
+struct EmulatedEvent {
+  bool recorded_unqueried = false;
+};
+
+cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int) {
+  *ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  return *ptr != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+
+cudaError_t cudaFreeHost(void* ptr) {
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
+  *event = reinterpret_cast<cudaEvent_t>(new EmulatedEvent);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete reinterpret_cast<EmulatedEvent*>(event);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+  if (g_last_error != cudaSuccess) return cudaGetLastError();
+  reinterpret_cast<EmulatedEvent*>(event)->recorded_unqueried = true;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+  EmulatedEvent& e = *reinterpret_cast<EmulatedEvent*>(event);
+  if (!e.recorded_unqueried) return cudaSuccess;
+  e.recorded_unqueried = false;
+  g_last_error = cudaErrorNotReady;
+  return cudaErrorNotReady;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  reinterpret_cast<EmulatedEvent*>(event)->recorded_unqueried = false;
   return cudaSuccess;
 }
 
