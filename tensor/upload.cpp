@@ -20,6 +20,8 @@ UploadPair::UploadPair(Device device, size_t bytes, const MakeUpload& make) : de
 }
 
 void* UploadPair::staging() {
+  // It may wait for an event (a host synchronisation, which would break a stream capture).
+  backend_for(device_).refuse_in_capture("an upload's staging buffer (UploadPair::staging)");
   HostUpload& copy = *copies_[starts_ % 2];
   if (!copy.done()) {
     ++stalls_;

@@ -41,7 +41,7 @@ class UploadPair {
   UploadPair(Device device, size_t bytes, const MakeUpload& make = {});
 
   // The next staging buffer (bytes() bytes), free to fill: waits for its previous copy if that has not run yet
-  // (counted in stalls()).
+  // (counted in stalls()). Refused during a graph capture.
   void* staging();
   // Queues the copy of that buffer into device_dst (bytes() bytes, ordered before the work queued after it) and
   // turns to the other buffer. Refused during a graph capture.

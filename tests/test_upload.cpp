@@ -104,6 +104,9 @@ TEST_CASE("tensor upload: wrong shape, dtype or layout, an undefined tensor and 
     EndCapture guard;
     backend_for(Device::cpu()).begin_capture();
     check_throws_with([&] { up.upload(zeros({2, 3})); }, {"TensorUpload.upload", "during a graph capture"});
+    UploadPair pair(Device::cpu(), 8);
+    check_throws_with([&] { pair.staging(); }, {"UploadPair::staging", "during a graph capture"});
+    check_throws_with([&] { pair.start(nullptr); }, {"UploadPair::start", "during a graph capture"});
   }
   // A refused upload changed nothing: the next one works.
   CHECK(up.upload(full({2, 3}, 2.5)).to_vector<float>() == std::vector<float>(6, 2.5f));
