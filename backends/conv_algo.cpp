@@ -1,4 +1,4 @@
-// The CPU convolution algorithm setting (see conv_algo.h).
+// The CPU convolution algorithm setting and the CUDA convolutions' workspace limit (see conv_algo.h).
 #include "backends/conv_algo.h"
 
 #include <atomic>
@@ -22,6 +22,17 @@ ConvAlgo conv_algo() {
 }
 
 void set_conv_algo(ConvAlgo algo) { g_override.store(static_cast<int>(algo), std::memory_order_relaxed); }
+
+namespace {
+std::atomic<size_t> g_workspace_limit{kDefaultConvWorkspaceLimit};
+}  // namespace
+
+size_t conv_workspace_limit() { return g_workspace_limit.load(std::memory_order_relaxed); }
+
+void set_conv_workspace_limit(size_t bytes) {
+  ATELIER_CHECK(bytes >= 1, "set_conv_workspace_limit: the limit must be at least 1 byte, got " << bytes);
+  g_workspace_limit.store(bytes, std::memory_order_relaxed);
+}
 
 const char* conv_algo_name(ConvAlgo algo) {
   switch (algo) {

@@ -8,8 +8,11 @@
 // backend ignores the setting. The first read takes ATELIER_CONV_ALGO from the environment (unset or empty:
 // auto); set_conv_algo() overrides it from then on, e.g. for a test:
 //   atelier::set_conv_algo(atelier::ConvAlgo::Wino2);
+//
+// Beside it, the CUDA convolutions' workspace limit (conv_workspace_limit below), which the CPU ignores.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -28,5 +31,14 @@ ConvAlgo parse_conv_algo(const std::string& name);
 // ATELIER_CONV_ALGO parsed now (auto when unset or empty). Programs call it first, to refuse a bad setting in one
 // line before any work (bin/began and bin/gradcheck do).
 ConvAlgo conv_algo_from_environment();
+
+// The most bytes of im2col columns a CUDA convolution makes at once (backends/cuda/conv.cu): a batch whose columns
+// need more runs in chunks of images, each a GEMM of its own (at least one image per chunk, whatever the limit).
+// More means fewer, larger GEMMs and launches, and more device memory held by the context's workspace. Default
+// kDefaultConvWorkspaceLimit; tests set it small to run the chunked paths.
+constexpr size_t kDefaultConvWorkspaceLimit = size_t{256} << 20;
+size_t conv_workspace_limit();
+// bytes >= 1; throws atelier::Error naming the value otherwise.
+void set_conv_workspace_limit(size_t bytes);
 
 }  // namespace atelier

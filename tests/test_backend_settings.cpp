@@ -1,6 +1,6 @@
 // The backend floor's settings and shared pieces, as far as a machine without a GPU can see them: the
-// matrix-multiply precision, cuda:N refused for N > 0, scalar operands passed by value, and the caching allocator
-// both backends use, over a system memory that runs out.
+// matrix-multiply precision, the CUDA convolutions' workspace limit, cuda:N refused for N > 0, scalar operands passed
+// by value, and the caching allocator both backends use, over a system memory that runs out.
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -28,6 +28,16 @@ TEST_CASE("precision: fp32 by default, settable, parsed by name") {
   check_throws_with([] { parse_precision("bf17"); }, {"precision", "bf17", "fp32", "tf32", "bf16"});
   CHECK(gemm_parity_tolerance(Precision::FP32) < gemm_parity_tolerance(Precision::TF32));
   CHECK(gemm_parity_tolerance(Precision::TF32) < gemm_parity_tolerance(Precision::BF16));
+}
+
+TEST_CASE("conv workspace limit: 256 MiB by default, settable, at least 1 byte") {
+  CHECK(conv_workspace_limit() == kDefaultConvWorkspaceLimit);
+  CHECK(kDefaultConvWorkspaceLimit == size_t{256} << 20);
+  set_conv_workspace_limit(4096);
+  CHECK(conv_workspace_limit() == 4096);
+  check_throws_with([] { set_conv_workspace_limit(0); }, {"at least 1 byte", "got 0"});
+  CHECK(conv_workspace_limit() == 4096);  // a refused value changes nothing
+  set_conv_workspace_limit(kDefaultConvWorkspaceLimit);
 }
 
 TEST_CASE("precision: the CPU computes float32 under every setting (matmul and conv2d bit for bit)") {

@@ -19,11 +19,13 @@
 // each one's taps gathered as above, in the order upsample_nearest2d_backward sums a block: the input gradient is
 // bit for bit that of upsample_nearest2d followed by the plain convolution.
 //
-// Images are processed in chunks whose col fits kColBytes of the context's workspace (at least one image).
+// Images are processed in chunks whose col fits conv_workspace_limit() bytes (backends/conv_algo.h; 256 MiB by
+// default) of the context's workspace, at least one image per chunk.
 // Everything is deterministic: fixed-order gathers and cuBLAS, whose results do not vary between runs.
 #include <algorithm>
 #include <cstdint>
 
+#include "backends/conv_algo.h"
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
@@ -35,9 +37,6 @@
 
 namespace atelier {
 namespace {
-
-// The most bytes of col per chunk of images (one image may need more: it then gets that much).
-constexpr int64_t kColBytes = int64_t{256} << 20;
 
 // 1x1 kernel, stride 1, no padding, no input upsampling: col is the image itself.
 bool is_pointwise(const Conv2dGeometry& g) {
@@ -136,11 +135,13 @@ struct BiasActivation {
 };
 
 // Images per chunk so that a chunk's col (CKK rows of P per image), with `extra_rows` more rows of P per image
-// (the weight gradient's rearranged output gradients), stays within kColBytes.
+// (the weight gradient's rearranged output gradients), stays within conv_workspace_limit() (one image may need
+// more: it then gets that much).
 template <typename T>
 int64_t chunk_images(const Conv2dGeometry& g, int64_t extra_rows = 0) {
   const int64_t per_image = (g.c_in * g.kh * g.kw + extra_rows) * g.h_out * g.w_out * static_cast<int64_t>(sizeof(T));
-  return std::clamp<int64_t>(kColBytes / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(g.n, 1));
+  const auto limit = static_cast<int64_t>(std::min<size_t>(conv_workspace_limit(), size_t{1} << 62));
+  return std::clamp<int64_t>(limit / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(g.n, 1));
 }
 
 template <typename T>
