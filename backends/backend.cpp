@@ -51,39 +51,33 @@ class CopyReadback final : public HostReadback {
 
 std::atomic<uint64_t> g_host_sync_uploads{0};
 
-// The default upload: copy_from_host at once from a host buffer, so a copy is always done (and is counted as a
-// synchronous upload: it is one, where the backend has no upload of its own).
+// An upload that copies at once in start(), so a copy is always done: through `backend`'s copy_from_host (the
+// default for a backend without an upload of its own; counted as a synchronous upload, which it is), or, with no
+// backend, by a memcpy into memory the host writes (make_host_memory_upload).
 class CopyUpload final : public HostUpload {
  public:
-  CopyUpload(Backend& backend, size_t bytes) : HostUpload(bytes), backend_(backend), buffer_(bytes) {}
-  void* staging() override { return buffer_.data(); }
-  void start(void* device_dst) override { backend_.copy_from_host(device_dst, buffer_.data(), bytes()); }
-  bool done() override { return true; }
-  void wait() override {}
-
- private:
-  Backend& backend_;
-  std::vector<unsigned char> buffer_;
-};
-
-// make_host_memory_upload's: a memcpy into memory the host writes.
-class HostMemoryUpload final : public HostUpload {
- public:
-  explicit HostMemoryUpload(size_t bytes) : HostUpload(bytes), buffer_(bytes) {}
+  CopyUpload(Backend* backend, size_t bytes) : HostUpload(bytes), backend_(backend), buffer_(bytes) {}
   void* staging() override { return buffer_.data(); }
   void start(void* device_dst) override {
-    if (bytes() > 0) std::memcpy(device_dst, buffer_.data(), bytes());
+    if (backend_ != nullptr) {
+      backend_->copy_from_host(device_dst, buffer_.data(), bytes());
+    } else if (bytes() > 0) {
+      std::memcpy(device_dst, buffer_.data(), bytes());
+    }
   }
   bool done() override { return true; }
   void wait() override {}
 
  private:
+  Backend* backend_;
   std::vector<unsigned char> buffer_;
 };
 
 }  // namespace
 
-std::unique_ptr<HostUpload> make_host_memory_upload(size_t bytes) { return std::make_unique<HostMemoryUpload>(bytes); }
+std::unique_ptr<HostUpload> make_host_memory_upload(size_t bytes) {
+  return std::make_unique<CopyUpload>(nullptr, bytes);
+}
 
 uint64_t host_sync_uploads() { return g_host_sync_uploads.load(std::memory_order_relaxed); }
 void count_host_sync_upload() { g_host_sync_uploads.fetch_add(1, std::memory_order_relaxed); }
@@ -92,7 +86,7 @@ std::unique_ptr<HostReadback> Backend::make_readback(size_t bytes) {
   return std::make_unique<CopyReadback>(*this, bytes);
 }
 
-std::unique_ptr<HostUpload> Backend::make_upload(size_t bytes) { return std::make_unique<CopyUpload>(*this, bytes); }
+std::unique_ptr<HostUpload> Backend::make_upload(size_t bytes) { return std::make_unique<CopyUpload>(this, bytes); }
 
 namespace {
 
