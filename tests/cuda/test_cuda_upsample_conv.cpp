@@ -5,7 +5,6 @@
 // paths (conv_workspace_limit, backends/conv_algo.h): a batch cut into chunks of images gives the one-chunk
 // results, forward and backward.
 #include <algorithm>
-#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -33,6 +32,8 @@ std::vector<std::vector<float>> outputs_and_grads(const Fn& fn, const std::vecto
   return out;
 }
 
+std::vector<double> as_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
 TEST_CASE("upsample_conv2d_elu on CUDA equals upsample_nearest2d then conv2d_elu bit for bit, and the CPU") {
   struct Case {
     int64_t kernel, stride, padding;
@@ -54,12 +55,7 @@ TEST_CASE("upsample_conv2d_elu on CUDA equals upsample_nearest2d then conv2d_elu
     for (size_t i = 0; i < cpu.size(); ++i) {
       INFO("result " << i << " (output, then the gradients of x, weight, bias)");
       CHECK(fused_cuda[i] == plain_cuda[i]);
-      double diff = 0, norm = 0;
-      for (size_t e = 0; e < cpu[i].size(); ++e) {
-        diff += (fused_cuda[i][e] - cpu[i][e]) * static_cast<double>(fused_cuda[i][e] - cpu[i][e]);
-        norm += cpu[i][e] * static_cast<double>(cpu[i][e]);
-      }
-      CHECK(std::sqrt(diff / norm) <= 1e-5);
+      CHECK(testing::relative_l2(as_double(fused_cuda[i]), as_double(cpu[i])) <= 1e-5);
     }
   }
 }
@@ -70,8 +66,6 @@ struct WorkspaceLimitScope {
   explicit WorkspaceLimitScope(size_t bytes) { set_conv_workspace_limit(bytes); }
   ~WorkspaceLimitScope() { set_conv_workspace_limit(saved); }
 };
-
-std::vector<double> as_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
 TEST_CASE("cuda conv: a batch cut into chunks of images gives the one-chunk results, forward and backward") {
   struct Case {
