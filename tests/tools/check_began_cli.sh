@@ -7,13 +7,7 @@
 set -uo pipefail
 
 began="$1"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 
 # --help: every flag, with its default.
 help="$("$began" train --help)" || fail "began train --help exited $?"
@@ -81,8 +75,4 @@ for sig in INT TERM; do
   [[ $(wc -l <"$run/metrics.csv") -eq $((rows + 3)) ]] || fail "resume after SIG$sig: metrics.csv has the wrong rows"
 done
 
-if [[ $failures -ne 0 ]]; then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "began train command line: all checks passed"
+finish "began train command line"

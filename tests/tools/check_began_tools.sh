@@ -9,14 +9,8 @@
 set -uo pipefail
 
 began="$(realpath "$1")"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 cd "$tmp" || exit 1
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
 # png_size FILE: "WIDTHxHEIGHT" from the PNG header.
 png_size() { printf '%dx%d' "0x$(xxd -s 16 -l 4 -p "$1")" "0x$(xxd -s 20 -l 4 -p "$1")"; }
 # ok WHAT COMMAND...: exit 0 expected; the output is kept in $tmp/log.
@@ -89,8 +83,4 @@ else
   echo "note: Fashion-MNIST is not installed; eval on a Fashion-MNIST checkpoint not run"
 fi
 
-if [[ $failures -ne 0 ]]; then
-  echo "$failures failure(s)"
-  exit 1
-fi
-echo "began_tools: all checks passed"
+finish "began_tools"

@@ -8,14 +8,8 @@ set -uo pipefail
 
 began="$1"
 gradcheck="$2"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 cd "$tmp" || exit 1  # a command that wrongly starts work writes here, not into the source tree
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
 
 # refused PROGRAM FRAGMENT ARGS...: exit 2 within seconds, exactly one line on stderr holding FRAGMENT, at most
 # 200 characters, nothing written to the current folder.
@@ -126,8 +120,4 @@ for algo in wino2 wino4; do
 done
 rm -f "$tmp/out" "$tmp/err"
 
-if [[ $failures -ne 0 ]]; then
-  echo "$failures failure(s)"
-  exit 1
-fi
-echo "cli_errors: all checks passed"
+finish "cli_errors"

@@ -15,13 +15,7 @@ set -uo pipefail
 
 src="$(cd "$1" && pwd)"
 bin="$(cd "$2" && pwd)"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 # expect FILE PATTERN WHAT: FILE has a line matching the extended regular expression PATTERN.
 expect() { grep -Eq -- "$2" "$1" || fail "$3 (no line matches '$2' in $(basename "$1"))"; }
 
@@ -160,8 +154,4 @@ in_archive "$tmp/out-targets/targets-logs.tar.gz" atelier_tf32_graph.json atelie
   epoch/metrics.csv epoch.wall_s profile_n64.log
 [[ $(find "$tmp/out-targets" -type f | wc -l) -le 8 ]] || fail "the targets plan left more than 8 files in OUT"
 
-if ((failures)); then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "gpu-check plans: every check passed"
+finish "gpu-check plans"
