@@ -7,6 +7,7 @@
 set -uo pipefail
 
 began="$1"
+# shellcheck source=tests/tools/check_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 
 # --help: every flag, with its default.

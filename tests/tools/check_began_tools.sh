@@ -9,6 +9,7 @@
 set -uo pipefail
 
 began="$(realpath "$1")"
+# shellcheck source=tests/tools/check_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 cd "$tmp" || exit 1
 # png_size FILE: "WIDTHxHEIGHT" from the PNG header.

@@ -8,6 +8,7 @@ set -uo pipefail
 
 began="$1"
 gradcheck="$2"
+# shellcheck source=tests/tools/check_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 cd "$tmp" || exit 1  # a command that wrongly starts work writes here, not into the source tree
 

@@ -15,6 +15,7 @@ set -uo pipefail
 
 src="$(cd "$1" && pwd)"
 bin="$(cd "$2" && pwd)"
+# shellcheck source=tests/tools/check_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 # expect FILE PATTERN WHAT: FILE has a line matching the extended regular expression PATTERN.
 expect() { grep -Eq -- "$2" "$1" || fail "$3 (no line matches '$2' in $(basename "$1"))"; }
