@@ -54,10 +54,10 @@ TEST_CASE("parity: the comparison catches wrong results") {
   CHECK(parity::compare(nan, want, parity::Tolerance::Norm) != "");
   CHECK(parity::compare(nan, nan, parity::Tolerance::Exact) == "");
   CHECK(parity::compare(want, want.to(DType::Float64), parity::Tolerance::Exact).find("float64") != std::string::npos);
-  // 4 ulp of float32 at 3 is 4 * 2^-22: 3 + 2 ulp passes, 3 + 8 ulp does not.
+  // 8 ulp of float32 at 3 is 8 * 2^-22: 3 + 6 ulp passes, 3 + 9 ulp does not.
   const float three = 3.0f, ulp = std::nextafter(three, 4.0f) - three;
-  const Tensor two_ulp = from_vector(std::vector<float>{1.0f, -2.0f, three + 2 * ulp, 1e-3f}, {4});
-  const Tensor eight_ulp = from_vector(std::vector<float>{1.0f, -2.0f, three + 8 * ulp, 1e-3f}, {4});
-  CHECK(parity::compare(two_ulp, want, parity::Tolerance::Ulp4) == "");
-  CHECK(parity::compare(eight_ulp, want, parity::Tolerance::Ulp4) != "");
+  const Tensor six_ulp = from_vector(std::vector<float>{1.0f, -2.0f, three + 6 * ulp, 1e-3f}, {4});
+  const Tensor nine_ulp = from_vector(std::vector<float>{1.0f, -2.0f, three + 9 * ulp, 1e-3f}, {4});
+  CHECK(parity::compare(six_ulp, want, parity::Tolerance::Ulp8) == "");
+  CHECK(parity::compare(nine_ulp, want, parity::Tolerance::Ulp8) != "");
 }

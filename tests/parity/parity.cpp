@@ -151,9 +151,9 @@ void random_rows(Rows& rows) {
   for (DType dtype : kFloating) {
     for (RandomKind kind : {RandomKind::Uniform, RandomKind::Normal}) {
       const bool uniform_kind = kind == RandomKind::Uniform;
-      // Uniforms are bit-identical on every backend; normals (Box-Muller: log, sqrt, sin, cos) within 4 ulp.
+      // Uniforms are bit-identical on every backend; normals (Box-Muller: log, sqrt, sin, cos) within 8 ulp.
       add(rows, PrimitiveOp::random, dtype, uniform_kind ? "uniform" : "normal",
-          uniform_kind ? Tolerance::Exact : Tolerance::Ulp4, [dtype, kind, uniform_kind](Device d) {
+          uniform_kind ? Tolerance::Exact : Tolerance::Ulp8, [dtype, kind, uniform_kind](Device d) {
             Tensor dst = empty({1001}, dtype, d);  // odd: a partial last Philox block
             RandomArgs a{};
             a.dtype = dtype;
@@ -163,9 +163,15 @@ void random_rows(Rows& rows) {
             a.seed = 99;
             a.stream = 5;
             a.offset = 3;
-            // Normals: mean 0, std 1, so the result is z itself and 4 ulp bound what CUDA's log, sqrt, cos and
-            // sin round differently from libm. (A mean that cancels std * z turns an ulp of z into many ulps of a
-            // small result; the mean and std go through the same fma as the uniforms' lo and hi.)
+            // Normals: mean 0, std 1, so the result is z itself and 8 ulp bound what CUDA's log, sqrt, cos and
+            // sin round differently from libm. The bound, for float64 z = sqrt(-2 log u1) cos(2 pi u2): CUDA's
+            // double log is within 1 ulp and cos/sin within 2 (CUDA's documented maxima), glibc's within 1 of
+            // each, so log differs by up to 2 ulp, 1 after the sqrt (plus its rounding), cos/sin by up to 3, and
+            // the product's rounding adds one: about 5-6 relative ulps, which can read as a few more ulps of a
+            // result just above a power of two. 8 holds that; a wrong formula misses by orders of magnitude.
+            // float32 z is the double z rounded once, so there the two backends differ by at most 1 ulp. (A mean that
+            // cancels std * z turns an ulp of z into many ulps of a small result; the mean and std go through the same
+            // fma as the uniforms' lo and hi.)
             a.a = uniform_kind ? -2.0 : 0.0;
             a.b = uniform_kind ? 3.0 : 1.0;
             run_on<PrimitiveOp::random>(d, dst.numel(), a);
@@ -784,7 +790,7 @@ const char* tolerance_name(Tolerance tolerance) {
     case Tolerance::Exact: return "exact";
     case Tolerance::Elementwise: return "elementwise 1e-6 (1 + |want|)";
     case Tolerance::Norm: return "relative norm";
-    case Tolerance::Ulp4: return "4 ulp";
+    case Tolerance::Ulp8: return "8 ulp";
   }
   return "?";
 }
@@ -820,7 +826,7 @@ std::string compare(const Tensor& got, const Tensor& want, Tolerance tolerance) 
     const double err = std::fabs(a[i] - b[i]);
     bool ok = false;
     if (tolerance == Tolerance::Elementwise) ok = err <= 1e-6 * (1 + std::fabs(b[i]));
-    if (tolerance == Tolerance::Ulp4) ok = err <= 4 * ulp(b[i], want.dtype());
+    if (tolerance == Tolerance::Ulp8) ok = err <= 8 * ulp(b[i], want.dtype());
     if (!ok) {
       os.precision(17);
       os << "element " << i << " of " << a.size() << ": got " << a[i] << ", want " << b[i] << " ("
