@@ -276,7 +276,9 @@ void CudaBackend::conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
       const T* col = input + n0 * g.c_in * pixels_in;
       const int64_t col_elements = images * ckk * pixels;
       const int64_t grad_offset = (col_elements + 63) / 64 * 64;  // at least 256-byte aligned, for cuBLAS
-      const size_t scratch_bytes = static_cast<size_t>(grad_offset + images * g.c_out * pixels) * sizeof(T);
+      // col, then (several images) their gradients side by side; one image's gradient is used where it is.
+      const int64_t scratch_elements = images > 1 ? grad_offset + images * g.c_out * pixels : col_elements;
+      const size_t scratch_bytes = static_cast<size_t>(scratch_elements) * sizeof(T);
       T* scratch = static_cast<T*>(cuda::context().workspace(scratch_bytes));
       if (!(pointwise && images == 1)) {
         im2col(col, g, images, scratch, ColLayout::SideBySide);
