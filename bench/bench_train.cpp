@@ -30,6 +30,10 @@
 //                      share, and the time between calls; the counters calls_per_step, kernels_per_step (CUDA) and
 //                      profile_ms_per_step, profile_between_ms_per_step join the row. Eager steps only (a replay
 //                      is one call): refused with --cuda-graph on. The timed steps are not profiled.
+//   --conv-workspace-mib N  the CUDA convolutions' im2col workspace limit in MiB (backends/conv_algo.h; default
+//                      256): a smaller limit splits a layer's images into more chunks, more and smaller GEMMs, whose
+//                      columns may stay in the GPU's L2 cache between im2col and the GEMM (the GPU check's targets
+//                      plan times 24 and 48 beside the default). The CPU ignores it.
 //
 // FLOPs (2 per multiply-add) of the convolutions and linear layers as the step executes them, with F_D and F_G
 // one forward of D and G over the batch:
@@ -63,11 +67,12 @@ namespace {
 
 constexpr double kMiB = 1.0 / (1024.0 * 1024.0);
 
-Device g_device = Device::cpu();  // --device (bench/bench_device.h)
-int64_t g_steps = 0;              // --steps: 0 lets Google Benchmark choose the iteration count
-int64_t g_warmup_steps = 1;       // --warmup-steps
-bool g_cuda_graph = false;        // --cuda-graph
-int64_t g_profile_steps = 0;      // --profile
+Device g_device = Device::cpu();   // --device (bench/bench_device.h)
+int64_t g_steps = 0;               // --steps: 0 lets Google Benchmark choose the iteration count
+int64_t g_warmup_steps = 1;        // --warmup-steps
+bool g_cuda_graph = false;         // --cuda-graph
+int64_t g_profile_steps = 0;       // --profile
+int64_t g_conv_workspace_mib = 0;  // --conv-workspace-mib (0: the library's default)
 
 // The process's peak resident set so far (Linux reports ru_maxrss in KiB).
 double max_rss_mib() {
@@ -277,6 +282,15 @@ int main(int argc, char** argv) {
   atelier::take_precision_flag(argc, argv);
   atelier::take_cuda_graph_flag(argc, argv);
   atelier::take_int_flag(argc, argv, "profile", 1, atelier::g_profile_steps);
+  atelier::take_int_flag(argc, argv, "conv-workspace-mib", 1, atelier::g_conv_workspace_mib);
+  if (atelier::g_conv_workspace_mib > (int64_t{1} << 20)) {
+    std::fprintf(stderr, "bench_train: --conv-workspace-mib %lld is more than 1 TiB\n",
+                 static_cast<long long>(atelier::g_conv_workspace_mib));
+    return 2;
+  }
+  if (atelier::g_conv_workspace_mib > 0) {
+    atelier::set_conv_workspace_limit(static_cast<size_t>(atelier::g_conv_workspace_mib) << 20);
+  }
   if (atelier::g_profile_steps > 0 && atelier::g_cuda_graph) {
     std::fprintf(stderr,
                  "bench_train: --profile breaks eager steps down by primitive; with --cuda-graph on each step is one "
@@ -290,6 +304,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("atelier_device", atelier::g_device.str());
   benchmark::AddCustomContext("atelier_precision", atelier::precision_name(atelier::precision()));
   benchmark::AddCustomContext("atelier_cuda_graph", atelier::g_cuda_graph ? "on" : "off");
+  benchmark::AddCustomContext("atelier_conv_workspace_mib", std::to_string(atelier::conv_workspace_limit() >> 20));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

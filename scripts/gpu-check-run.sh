@@ -38,7 +38,8 @@
 # PyTorch's), then the epoch line (scripts/gpu-check-targets.py makes them). With OUT set, the table goes to
 # $OUT/gpu-targets.txt, and each part's log, JSON and the epoch's metrics.csv into $OUT/targets-logs.tar.gz. Last, the per-op profile of
 # the eager 64x64/C3/n64 tf32 step (bench_train --profile 5: each primitive's calls, kernels and device time) is
-# printed under the table.
+# printed under the table; after it, with what is left of the budget, the captured 64x64/C3/n64 tf32 step with the
+# im2col workspace at 24 and 48 MiB instead of 256 (rows "NCHW ws=24MiB"), an experiment for the next step.
 #
 # Either plan exits 0 when every part passed, 1 otherwise (2 for an unknown plan).
 #
@@ -368,6 +369,18 @@ targets_plan() {
     --benchmark_filter="^began_step/($n64)/" --steps 3 --warmup-steps 2 --profile 5 \
     --benchmark_out="$logs/profile_n64.json" --benchmark_out_format=json
   set_detail "bench_train --precision tf32 --profile 5, eager"
+
+  # The im2col workspace, an experiment for the next step: with 24 or 48 MiB instead of 256 a 64x64 layer's
+  # columns go a few images at a time (9 MiB per image at n = 64), which may stay in the GPU's L2 cache (50 MiB)
+  # from im2col to the GEMM instead of a round trip through HBM, at the cost of more, smaller GEMMs. Its rows show
+  # "NCHW ws=24MiB" in the layout column. Last: they take what is left of the budget.
+  local mib
+  for mib in 24 48; do
+    part "atelier_tf32_graph_ws$mib" 8 "$here/bin/bench_train" --device "$device" --precision tf32 --cuda-graph on \
+      --conv-workspace-mib "$mib" --benchmark_filter="^began_step/($n64)/" "${steps[@]}" \
+      --benchmark_out="$logs/atelier_tf32_graph_ws$mib.json" --benchmark_out_format=json
+    set_detail "bench_train --precision tf32 --cuda-graph on --conv-workspace-mib $mib"
+  done
 
   # ---- the table ----
   {

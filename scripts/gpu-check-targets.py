@@ -5,8 +5,10 @@ by PyTorch on the same GPU in the same run, each row against the CUDA speed issu
     python3 scripts/gpu-check-targets.py LOGS [--epoch-steps 824] [--epoch-images 13184] [--epoch-result PASS]
 
 reads, in LOGS (what run.sh's targets plan writes; any file may be missing, its rows are then missing):
-    atelier_*.json       bench_train --benchmark_out files: each names its precision and step mode in its context
-                         (atelier_precision, atelier_cuda_graph), one benchmark per case
+    atelier_*.json       bench_train --benchmark_out files: each names its precision, step mode and convolution
+                         workspace in its context (atelier_precision, atelier_cuda_graph,
+                         atelier_conv_workspace_mib: a limit other than the default 256 shows in the layout
+                         column, "NCHW ws=24MiB"), one benchmark per case
     torch_targets.jsonl  began_step_torch.py --bench JSON lines (one per case, layout and step mode)
     epoch/metrics.csv    the epoch's began train metrics (epoch,step,...,time_s: seconds since the trainer started)
     epoch.wall_s         the epoch's process, start to exit, by the wall clock (missing when it did not end itself)
@@ -33,6 +35,7 @@ EPOCH_TARGET_S = 8.0  # one epoch of 824 steps at n = 128 (tf32, 64x64x3), end t
 CASE_ORDER = [t[0] for t in STEP_TARGETS]
 PRECISION_ORDER = ["fp32", "tf32", "bf16"]
 MODE_ORDER = ["cuda_graph", "eager"]
+DEFAULT_WORKSPACE_MIB = 256  # backends/conv_algo.h, kDefaultConvWorkspaceLimit
 
 
 def atelier_rows(logs):
@@ -47,6 +50,8 @@ def atelier_rows(logs):
             context = data["context"]
             precision = context.get("atelier_precision", "?")
             mode = "cuda_graph" if context.get("atelier_cuda_graph") == "on" else "eager"
+            workspace = context.get("atelier_conv_workspace_mib", str(DEFAULT_WORKSPACE_MIB))
+            layout = "NCHW" if workspace == str(DEFAULT_WORKSPACE_MIB) else "NCHW ws=%sMiB" % workspace
             benchmarks = data["benchmarks"]
         except (OSError, ValueError, KeyError) as e:
             rows.append(dict(side="atelier", case="?", precision="?", layout="NCHW", mode="?", ms=None, peak=None,
@@ -56,7 +61,7 @@ def atelier_rows(logs):
             if b.get("run_type", "iteration") != "iteration":
                 continue
             case = "/".join(b["name"].split("/")[1:4])  # began_step/64x64/C3/n64/iterations:30/real_time
-            row = dict(side="atelier", case=case, precision=precision, layout="NCHW", mode=mode, ms=None, peak=None,
+            row = dict(side="atelier", case=case, precision=precision, layout=layout, mode=mode, ms=None, peak=None,
                        error=None)
             if b.get("error_occurred"):
                 row["error"] = b.get("error_message", "error")
@@ -161,8 +166,9 @@ def print_targets(rows, torch_best, torch_peak):
         best = min(mine, key=lambda r: r["ms"])
         met = best["ms"] <= target
         met_count += met
+        how = best["mode"] if best["layout"] == "NCHW" else "%s, %s" % (best["mode"], best["layout"])
         print("  %-14s %-5s <= %6.2f ms (%s): atelier %.2f ms (%s) %s; %s" % (
-            case, precision, target, source, best["ms"], best["mode"], "MET" if met else "NOT MET", torch_text))
+            case, precision, target, source, best["ms"], how, "MET" if met else "NOT MET", torch_text))
     compared = [(r, torch_peak(r["case"], r["precision"], r["mode"])) for r in atelier if r["peak"] is not None]
     compared = [(r, p) for r, p in compared if p]
     over = ["%s %s %s (%.0f > %.0f MiB)" % (r["case"], r["precision"], r["mode"], r["peak"], p)

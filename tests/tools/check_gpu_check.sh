@@ -147,6 +147,11 @@ expect "$d" '^  [0-9]+\.[0-9]{2} s end to end \(target < 8 s: ' "the dry epoch's
 torch_part "$d" torch_targets '^  32x32/C1/n8 +fp32 +PyTorch .* channels_last +eager +[0-9]+\.[0-9]{2} ' "the targets plan"
 ((has_torch)) && expect "$d" '^torch_targets +PASS .*: 3 of 3 rows$' "the targets plan: PyTorch's three rows"
 expect "$d" '^profile_n64 +PASS ' "the targets plan's profile part"
+for mib in 24 48; do
+  expect "$d" "^atelier_tf32_graph_ws$mib +PASS " "the targets plan's workspace part ($mib MiB)"
+  expect "$d" "^  32x32/C1/n16 +tf32 +atelier +NCHW ws=${mib}MiB +cuda_graph +[0-9]+\\.[0-9]{2} " \
+    "the ${mib} MiB workspace row"
+done
 expect "$d" '^profile: began_step/32x32/C1/n16 on cpu, tf32, per step over 5 eager steps' "the profile's title"
 expect "$d" '^  conv2d +conv2d +[0-9]+ +- +[0-9]+\.[0-9]{3} ' "the profile's conv2d row"
 expect "$d" '^  span +[0-9]+\.[0-9]{3} +100\.0%$' "the profile's span"
