@@ -1,8 +1,11 @@
 // The parity tables of tests/parity/ (run CPU against CUDA by the CUDA test program), checked here on the CPU:
 // every primitive and dtype the CPU supports has a row, every row runs and agrees with itself CPU against CPU
 // (so a row's own bugs show up without a GPU), every op-table row passes the float32 op harness CPU against CPU,
-// and the comparison does fail on a wrong result.
+// and the comparison does fail on a wrong result; and testing::same_bits, the CUDA tests' bit-for-bit comparison,
+// lets a NaN match any NaN (a GPU's float32 NaN is 0x7fffffff) and nothing else.
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
@@ -13,6 +16,7 @@
 #include "backends/backend.h"
 #include "tensor/creation.h"
 #include "tests/parity/parity.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
 
@@ -60,4 +64,29 @@ TEST_CASE("parity: the comparison catches wrong results") {
   const Tensor nine_ulp = from_vector(std::vector<float>{1.0f, -2.0f, three + 9 * ulp, 1e-3f}, {4});
   CHECK(parity::compare(six_ulp, want, parity::Tolerance::Ulp8) == "");
   CHECK(parity::compare(nine_ulp, want, parity::Tolerance::Ulp8) != "");
+}
+
+TEST_CASE("testing::same_bits: any NaN matches any NaN; signed zeros, one ulp, dtypes and shapes do not") {
+  // The CPU's NaN from a float64 cast, a GPU's canonical float32 NaN, and a negative NaN with a payload.
+  const float cpu_nan = std::bit_cast<float>(uint32_t{0x7fc00000}),
+              gpu_nan = std::bit_cast<float>(uint32_t{0x7fffffff});
+  const float other_nan = std::bit_cast<float>(uint32_t{0xffc00123});
+  const Tensor want = from_vector(std::vector<float>{1.5f, -0.0f, cpu_nan}, {3});
+  CHECK(testing::same_bits(want, from_vector(std::vector<float>{1.5f, -0.0f, gpu_nan}, {3})));
+  CHECK(testing::same_bits(want, from_vector(std::vector<float>{1.5f, -0.0f, other_nan}, {3})));
+  CHECK_FALSE(testing::same_bits(want, from_vector(std::vector<float>{1.5f, 0.0f, cpu_nan}, {3})));
+  CHECK_FALSE(
+      testing::same_bits(want, from_vector(std::vector<float>{std::nextafter(1.5f, 2.0f), -0.0f, cpu_nan}, {3})));
+  CHECK_FALSE(testing::same_bits(want, from_vector(std::vector<float>{1.5f, -0.0f, 2.0f}, {3})));
+  CHECK_FALSE(testing::same_bits(want, want.to(DType::Float64)));
+  CHECK_FALSE(testing::same_bits(want, want.reshape({3, 1})));
+  const double nan64 = std::bit_cast<double>(uint64_t{0x7ff8000000000000}),
+               gpu_nan64 = std::bit_cast<double>(uint64_t{0x7fffffffffffffff});
+  CHECK(testing::same_bits(from_vector(std::vector<double>{nan64, -0.0}, {2}),
+                           from_vector(std::vector<double>{gpu_nan64, -0.0}, {2})));
+  CHECK_FALSE(testing::same_bits(from_vector(std::vector<double>{nan64, -0.0}, {2}),
+                                 from_vector(std::vector<double>{gpu_nan64, 0.0}, {2})));
+  // Integers compare bytes: no NaN rule there.
+  CHECK_FALSE(
+      testing::same_bits(from_vector(std::vector<int64_t>{1, 2}, {2}), from_vector(std::vector<int64_t>{1, 3}, {2})));
 }

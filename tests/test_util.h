@@ -1,8 +1,9 @@
 // Helpers shared by the test files: error-message checks, temporary directories, whole-file byte I/O, a scoped thread
-// count and CPU convolution algorithm, the relative L2 error.
+// count and CPU convolution algorithm, the relative L2 error, bit-for-bit tensor comparison.
 #pragma once
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -123,6 +124,34 @@ inline double relative_l2(const std::vector<double>& got, const std::vector<doub
 // The same over two tensors' elements, read as float64.
 inline double relative_l2(const Tensor& got, const Tensor& want) {
   return relative_l2(got.to(DType::Float64).to_vector<double>(), want.to(DType::Float64).to_vector<double>());
+}
+
+// True when a and b have the same dtype, shape and elements bit for bit (read back to the host), except that a
+// NaN matches any NaN: NaN bits (sign, payload) are no backend's promise. A GPU has one float32 NaN, 0x7fffffff,
+// which every float32 NaN it computes or converts becomes (a cast from float64 too), where the CPU keeps
+// 0x7fc00000. -0.0 and 0.0 still differ.
+inline bool same_bits(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  const Tensor x = a.to(Device::cpu()).contiguous(), y = b.to(Device::cpu()).contiguous();
+  const size_t size = dtype_size(x.dtype());
+  const auto* p = static_cast<const unsigned char*>(x.raw_data());
+  const auto* q = static_cast<const unsigned char*>(y.raw_data());
+  for (size_t i = 0; i < static_cast<size_t>(x.numel()); ++i, p += size, q += size) {
+    if (std::memcmp(p, q, size) == 0) continue;
+    if (x.dtype() == DType::Float32) {
+      float u = 0, v = 0;
+      std::memcpy(&u, p, size);
+      std::memcpy(&v, q, size);
+      if (std::isnan(u) && std::isnan(v)) continue;
+    } else if (x.dtype() == DType::Float64) {
+      double u = 0, v = 0;
+      std::memcpy(&u, p, size);
+      std::memcpy(&v, q, size);
+      if (std::isnan(u) && std::isnan(v)) continue;
+    }
+    return false;
+  }
+  return true;
 }
 
 }  // namespace atelier::testing

@@ -5,7 +5,6 @@
 // allocates nothing under each algorithm, tests/test_gradcheck.cpp the op table's conv rows under each.
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -22,6 +21,7 @@
 using namespace atelier;
 using testing::ConvAlgoScope;
 using testing::relative_l2;
+using testing::same_bits;
 using testing::ThreadCountGuard;
 
 namespace {
@@ -66,12 +66,6 @@ std::vector<Tensor> run_passes(const Case& c, DType dtype, ConvAlgo algo, DType 
   Tensor grad_out = values(out.shape(), 1, 3);
   raw::Conv2dWeightGrads grads = raw::conv2d_backward_weight(x, grad_out, w.shape(), c.bias, 1, c.pad);
   return {out, raw::conv2d_backward_input(grad_out, w, x.shape(), 1, c.pad), grads.weight, grads.bias};
-}
-
-// ||got - want|| / ||want||, both read as float64.
-bool same_bits(const Tensor& a, const Tensor& b) {
-  std::vector<float> x = a.to_vector<float>(), y = b.to_vector<float>();
-  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
 }
 
 const std::string kPassNames[] = {"forward", "grad_input", "grad_weight", "grad_bias"};
