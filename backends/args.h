@@ -226,7 +226,8 @@ struct ScatterAddArgs {
 // Batched row-major GEMM: for each b < batch,
 //   C_b (M x N) = alpha * op(A_b) (M x K) * op(B_b) (K x N) + beta * C_b
 // op(X) = X or X^T. lda/ldb/ldc are row strides of the stored matrices (A stored M x K, or K x M when
-// trans_a); batch strides in elements (0 repeats one matrix across the batch).
+// trans_a); batch strides in elements (0 repeats one matrix across the batch). k = 0 or alpha = 0: C_b = beta * C_b
+// without reading A or B (beta = 0 writes zeros without reading C), on every backend.
 struct GemmArgs {
   DType dtype;
   int64_t batch;

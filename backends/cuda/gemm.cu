@@ -13,6 +13,11 @@
 // round to bfloat16: it may keep more bits, never fewer). float64 is always CUBLAS_COMPUTE_64F. The convolutions
 // (conv.cu) do all their products here, so they follow the same setting. cuBLAS gives the same bits on every run
 // for a given GPU model and library version (no atomics in the default mode).
+//
+// k = 0 or alpha = 0 never reaches cuBLAS: the product is empty (or zero), so C_b = beta * C_b, as the CPU computes
+// it (beta = 0 writes zeros, whatever C held; A and B are not read, so a NaN there does not leak in). BLAS defines
+// that case, but cuBLAS has returned C unwritten for k = 0 (PyTorch works around it the same way), and nothing
+// short of a GPU would show it.
 #include <algorithm>
 #include <climits>
 #include <cstdint>
@@ -22,7 +27,9 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/kernel_count.h"
+#include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/host_device.h"
 #include "backends/precision.h"
 
 namespace atelier {
@@ -53,12 +60,43 @@ cublasComputeType_t float_compute_type(Precision p) {
   return CUBLAS_COMPUTE_32F;
 }
 
+// C_b = beta * C_b, element e of the (batches, M, N) index space, for k = 0 or alpha = 0. `products` is how many
+// products land in each C: 1, or the batch when every product lands in one C (batch stride 0), which the CPU scales
+// once per product. CPU twin: the k == 0 || alpha == 0 branch of gemm_block (backends/cpu/gemm.cpp).
+template <typename T>
+struct ScaleC {
+  T* c;
+  int64_t m, n, ldc, batch_stride_c, products;
+  T beta;
+  bool zero;  // beta is 0 (as a double, as the CPU asks): C is overwritten, never read
+  ATELIER_HOST_DEVICE void operator()(int64_t e) const {
+    const int64_t j = e % n, i = e / n % m, b = e / (n * m);
+    T* v = c + b * batch_stride_c + i * ldc + j;
+    if (zero) {
+      *v = T(0);
+      return;
+    }
+    T x = *v;
+    for (int64_t p = 0; p < products; ++p) x *= beta;
+    *v = x;
+  }
+};
+
+template <typename T>
+void scale_c(const GemmArgs& g) {
+  if (g.beta == 1) return;  // C stays as it is
+  const bool shared = g.batch > 1 && g.batch_stride_c == 0;
+  const int64_t batches = shared ? 1 : g.batch;
+  cuda::launch_linear(batches * g.m * g.n, ScaleC<T>{static_cast<T*>(g.c), g.m, g.n, g.ldc, g.batch_stride_c,
+                                                     shared ? g.batch : 1, static_cast<T>(g.beta), g.beta == 0});
+}
+
 template <typename T>
 void gemm_typed(const GemmArgs& g) {
   constexpr bool is_float = std::is_same_v<T, float>;
   const cudaDataType_t type = is_float ? CUDA_R_32F : CUDA_R_64F;
   const cublasComputeType_t compute = is_float ? float_compute_type(precision()) : CUBLAS_COMPUTE_64F;
-  // k = 0 (or alpha = 0) is BLAS's C = beta * C, which cuBLAS does too; beta = 0 never reads C.
+  if (g.k == 0 || g.alpha == 0) return scale_c<T>(g);  // beta = 0 never reads C (see the header)
   const T alpha = static_cast<T>(g.alpha), beta = static_cast<T>(g.beta);
   // Column-major view: first operand op(B)^T (N x K), stored B read column-major is (N x K) when !trans_b,
   // (K x N) when trans_b; second operand op(A)^T (K x M), stored A read column-major is (K x M) or (M x K).

@@ -424,79 +424,80 @@ void gemm_rows(Rows& rows) {
   for (DType dtype : kFloating) {
     add(rows, PrimitiveOp::gemm, dtype, "batched_transposed_strided_shared", Tolerance::Norm, [dtype](Device d) {
       std::vector<Tensor> out;
-      // 1. batch 3, one A shared by the batch (stride 0), A's rows padded (lda 12 > k 9), beta 0.
-      {
-        const Tensor a_store = make({5, 12}, dtype, 19, d);
-        const Tensor b = make({3, 9, 7}, dtype, 20, d);
-        Tensor c = empty({3, 5, 7}, dtype, d);
+      // Every case is 5 x 7 (M x N); the rest is set per case. Runs g and keeps C.
+      auto args = [&](int64_t batch, int64_t k, const Tensor& a, int64_t lda, const Tensor& b, int64_t ldb,
+                      const Tensor& c, int64_t ldc) {
         GemmArgs g{};
         g.dtype = dtype;
-        g.batch = 3;
+        g.batch = batch;
         g.m = 5;
         g.n = 7;
-        g.k = 9;
-        g.a = a_store.raw_data();
-        g.lda = 12;
-        g.batch_stride_a = 0;
+        g.k = k;
+        g.a = a.raw_data();
+        g.lda = lda;
         g.b = b.raw_data();
-        g.ldb = 7;
-        g.batch_stride_b = 63;
+        g.ldb = ldb;
         g.c = c.raw_data();
-        g.ldc = 7;
-        g.batch_stride_c = 35;
-        run_on<PrimitiveOp::gemm>(d, c.numel(), g);
+        g.ldc = ldc;
+        return g;
+      };
+      auto run = [&](const GemmArgs& g, const Tensor& c) {
+        run_on<PrimitiveOp::gemm>(d, g.batch * g.m * g.n, g);
         out.push_back(c);
+      };
+      // 1. batch 3, one A shared by the batch (stride 0), A's rows padded (lda 12 > k 9), beta 0.
+      {
+        const Tensor a_store = make({5, 12}, dtype, 19, d), b = make({3, 9, 7}, dtype, 20, d);
+        const Tensor c = empty({3, 5, 7}, dtype, d);
+        GemmArgs g = args(3, 9, a_store, 12, b, 7, c, 7);
+        g.batch_stride_a = 0;
+        g.batch_stride_b = 63;
+        g.batch_stride_c = 35;
+        run(g, c);
       }
       // 2. both operands transposed, alpha 1.5, beta 0.5 onto a C with padded rows (ldc 10).
       {
         const Tensor a = make({2, 9, 5}, dtype, 21, d);  // stored K x M
         const Tensor b = make({2, 7, 9}, dtype, 22, d);  // stored N x K
-        Tensor c = make({2, 5, 10}, dtype, 23, d);
-        GemmArgs g{};
-        g.dtype = dtype;
-        g.batch = 2;
-        g.m = 5;
-        g.n = 7;
-        g.k = 9;
-        g.a = a.raw_data();
-        g.lda = 5;
+        const Tensor c = make({2, 5, 10}, dtype, 23, d);
+        GemmArgs g = args(2, 9, a, 5, b, 9, c, 10);
         g.batch_stride_a = 45;
         g.trans_a = true;
-        g.b = b.raw_data();
-        g.ldb = 9;
         g.batch_stride_b = 63;
         g.trans_b = true;
-        g.c = c.raw_data();
-        g.ldc = 10;
         g.batch_stride_c = 50;
         g.alpha = 1.5;
         g.beta = 0.5;
-        run_on<PrimitiveOp::gemm>(d, 2 * 5 * 7, g);
-        out.push_back(c);
+        run(g, c);
       }
       // 3. one C for the whole batch (stride 0), beta 1: C + A_0 B_0 + A_1 B_1, in order.
       {
-        const Tensor a = make({2, 5, 9}, dtype, 24, d);
-        const Tensor b = make({2, 9, 7}, dtype, 25, d);
-        Tensor c = make({5, 7}, dtype, 26, d);
-        GemmArgs g{};
-        g.dtype = dtype;
-        g.batch = 2;
-        g.m = 5;
-        g.n = 7;
-        g.k = 9;
-        g.a = a.raw_data();
-        g.lda = 9;
+        const Tensor a = make({2, 5, 9}, dtype, 24, d), b = make({2, 9, 7}, dtype, 25, d);
+        const Tensor c = make({5, 7}, dtype, 26, d);
+        GemmArgs g = args(2, 9, a, 9, b, 7, c, 7);
         g.batch_stride_a = 45;
-        g.b = b.raw_data();
-        g.ldb = 7;
         g.batch_stride_b = 63;
-        g.c = c.raw_data();
-        g.ldc = 7;
         g.batch_stride_c = 0;
         g.beta = 1;
-        run_on<PrimitiveOp::gemm>(d, c.numel(), g);
-        out.push_back(c);
+        run(g, c);
+      }
+      // 4. empty products, which the GPU computes without cuBLAS (backends/cuda/gemm.cu): k = 0 with beta 0.5 onto
+      // one C for a batch of 2 (scaled once per product: 0.25 C), and alpha 0 with a NaN in A and beta 0 onto a C
+      // holding NaN (A is not read, C is overwritten: all zeros).
+      {
+        const Tensor a = make({5, 9}, dtype, 27, d), b = make({9, 7}, dtype, 28, d);
+        const Tensor shared = make({5, 7}, dtype, 29, d);
+        GemmArgs empty_product = args(2, 0, a, 1, b, 7, shared, 7);
+        empty_product.beta = 0.5;
+        run(empty_product, shared);
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        std::vector<double> a_values(45, 0.5);
+        a_values[7] = nan;
+        const Tensor a_nan = from_vector(a_values, {5, 9}, dtype).to(d);
+        const Tensor c = from_vector(std::vector<double>(35, nan), {5, 7}, dtype).to(d);
+        GemmArgs zero_alpha = args(1, 9, a_nan, 9, b, 7, c, 7);
+        zero_alpha.alpha = 0;
+        run(zero_alpha, c);
       }
       return out;
     });
