@@ -126,6 +126,41 @@ TEST_CASE("conv2d forward and backward match a direct loop") {
   }
 }
 
+TEST_CASE("float32 stride-2 convolutions (packed GEMM, stride-2 im2col and col2im) match a direct loop") {
+  // float32 with stride 2 takes the packed-GEMM path where AVX-512 is compiled in (w_out dividing 32) and the
+  // stride-2 im2col everywhere; the float64 test above never reaches the packed path. Edges: w_out 32, 16, 8, 4,
+  // 2, 1 and 5 (the Eigen path), odd sizes, padding 0 to 2, 1x1 / 2x3 / 5x5 kernels, C_out not a multiple of the
+  // 8-row register block, several tiles per image (120 channels at w_out 32: tiles of 8 output rows, so the
+  // stride-2 col2im adds the rows two tiles share), batch 1 (threads split the input channels) and batch 5.
+  const std::vector<Geometry> geometries = {
+      {5, 16, 64, 64, 13, 3, 3, 2, 1}, {1, 120, 40, 64, 6, 3, 3, 2, 1}, {3, 120, 35, 63, 9, 3, 3, 2, 1},
+      {2, 9, 31, 33, 5, 3, 3, 2, 1},   {1, 7, 16, 16, 24, 3, 3, 2, 1},  {3, 4, 9, 9, 3, 3, 3, 2, 0},
+      {2, 6, 8, 8, 17, 5, 5, 2, 2},    {4, 5, 7, 3, 4, 2, 3, 2, 1},     {2, 8, 12, 16, 8, 1, 1, 2, 0},
+      {3, 3, 10, 9, 6, 3, 3, 2, 1},
+  };
+  ThreadCountGuard guard;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    uint64_t stream = 100;
+    for (const Geometry& g : geometries) {
+      INFO(g << ", threads " << threads);
+      Tensor x = uniform({g.n, g.c_in, g.h, g.w}, -1, 1, RandomKey{12, stream++, 0});
+      Tensor w = uniform({g.c_out, g.c_in, g.kh, g.kw}, -1, 1, RandomKey{12, stream++, 0});
+      Tensor b = uniform({g.c_out}, -1, 1, RandomKey{12, stream++, 0});
+      Tensor out = raw::conv2d(x, w, b, g.stride, g.pad);
+      Tensor grad_out = uniform(out.shape(), -1, 1, RandomKey{12, stream++, 0});
+      // The reference sums the float32 values exactly (in float64): what is left is float32 rounding.
+      const auto f64 = [](const Tensor& t) { return t.to(DType::Float64).to_vector<double>(); };
+      Reference want = reference(g, f64(x), f64(w), f64(b), f64(grad_out));
+      CHECK(testing::relative_l2(f64(out), want.out) < 1e-6);
+      CHECK(testing::relative_l2(f64(raw::conv2d_backward_input(grad_out, w, x.shape(), g.stride, g.pad)),
+                                 want.grad_in) < 1e-6);
+      raw::Conv2dWeightGrads grads = raw::conv2d_backward_weight(x, grad_out, w.shape(), true, g.stride, g.pad);
+      CHECK(testing::relative_l2(f64(grads.weight), want.grad_w) < 1e-6);
+    }
+  }
+}
+
 TEST_CASE("conv2d through autograd gives the gradients of the direct loop") {
   const Geometry g{2, 3, 6, 5, 4, 3, 3, 2, 1};
   const auto f64 = DType::Float64;

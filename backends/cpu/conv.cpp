@@ -11,6 +11,14 @@
 //                    otherwise col (CKK, P) = W^T * grad_out[:, tile], then col2im adds col back into the image
 // A 1x1, stride-1, unpadded convolution needs no col at all: the image (C_in, H*W) is its own im2col matrix.
 //
+// Stride 2 in x (BEGAN's downsampling layers): im2col gathers every second input column with vector shuffles from
+// a zero-padded copy of each input row (im2col_stride2). For float where AVX-512 is compiled in and w_out divides
+// 32, the forward pass and the input gradient use packed_gemm (backends/cpu/packed_gemm.h) instead of Eigen: the
+// weights (or their transpose) are packed once per call, not once per tile, and im2col writes its tile straight
+// into the GEMM's 32-column panels; the input gradient's col2im builds each input row whole from the taps that
+// reach it and writes it once (col2im_stride2), so the image is never zero-filled first. On one core these took
+// BEGAN's stride-2 layers from 0.8-0.9x oneDNN's speed to about parity (docs/benchmarks.md, "Third pass").
+//
 // Small images: where a whole image has fewer than kMinTileColumns output pixels (an 8x8 output has 64), one
 // item is a group of whole images instead, side by side in col (CKK, images * P) and in one GEMM, so the GEMM is
 // not thin: Eigen packs the whole weight matrix on every call, which for 64 columns costs about as much as the
@@ -41,13 +49,17 @@
 // conv2d as separate ops, at the same cost (the same upsampling pass; only the weight gradient upsamples again,
 // where the separate ops kept the upsampled tensor alive from the forward pass to the backward).
 #include <algorithm>
+#include <limits>
 #include <memory>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "backends/conv_algo.h"
 #include "backends/cpu/conv_epilogue.h"
 #include "backends/cpu/eigen.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/packed_gemm.h"
 #include "backends/cpu/scratch.h"
 #include "backends/cpu/winograd.h"
 #include "backends/error.h"
@@ -136,11 +148,132 @@ ColumnRange valid_columns(const Conv2dGeometry& g, int64_t j) {
   return {lo, hi};
 }
 
+// Float vectors of 16 and 8 lanes (AVX-512 and AVX registers where compiled in), which may be unaligned, and
+// their shuffle masks. Loads and stores go through these types (GCC lets them alias float): through memcpy GCC
+// bounced them via the stack, and the mismatched store-to-load forwarding made the stride-2 gather 4x slower.
+// Never through `auto`, which drops the aligned(4).
+typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
+typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
+typedef int32_t Index16 __attribute__((vector_size(64)));
+typedef int32_t Index8 __attribute__((vector_size(32)));
+
+// dst[x] = src[x] (Add: dst[x] += src[x]) for x in [0, n), inline: these rows are 8 to 64 floats, where a call to
+// memmove costs as much as the copy (5-8% of a stride-2 pass when im2col and col2im called std::copy).
+template <bool Add = false, typename T>
+void copy_row(const T* src, int64_t n, T* dst) {
+  int64_t x = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; x + 16 <= n; x += 16) {
+      const Vec16 v = *reinterpret_cast<const Vec16*>(src + x);
+      Vec16* d = reinterpret_cast<Vec16*>(dst + x);
+      *d = Add ? *d + v : v;
+    }
+  }
+  for (; x < n; ++x) dst[x] = Add ? dst[x] + src[x] : src[x];
+}
+
+// dst[x] = 0 for x in [0, n), inline for the same reason.
+template <typename T>
+void zero_row(int64_t n, T* dst) {
+  int64_t x = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; x + 16 <= n; x += 16) *reinterpret_cast<Vec16*>(dst + x) = Vec16{};
+  }
+  for (; x < n; ++x) dst[x] = T(0);
+}
+
+// dst[ox] = src[2 * ox] for ox in [0, n): every second element. For float, 16 (then 8) at a time as two loads
+// and a shuffle (GCC does not vectorise the plain loop: it cannot rule out dst and src overlapping).
+template <typename T>
+void every_second(const T* src, int64_t n, T* dst) {
+  int64_t ox = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; ox + 16 <= n; ox += 16) {
+      const Vec16* s = reinterpret_cast<const Vec16*>(src + 2 * ox);
+      *reinterpret_cast<Vec16*>(dst + ox) =
+          __builtin_shuffle(s[0], s[1], Index16{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+    }
+    if (ox + 8 <= n) {
+      const Vec8* s = reinterpret_cast<const Vec8*>(src + 2 * ox);
+      *reinterpret_cast<Vec8*>(dst + ox) = __builtin_shuffle(s[0], s[1], Index8{0, 2, 4, 6, 8, 10, 12, 14});
+      ox += 8;
+    }
+  }
+  for (; ox < n; ++ox) dst[ox] = src[2 * ox];
+}
+
+// dst[2 * ox] += src[ox] for ox in [0, n): the adjoint of every_second, 16 (then 8) at a time for float (src's
+// values interleaved with zeros, added to two vectors of dst).
+template <typename T>
+void add_every_second(const T* src, int64_t n, T* dst) {
+  int64_t ox = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; ox + 16 <= n; ox += 16) {
+      const Vec16 v = *reinterpret_cast<const Vec16*>(src + ox), zero{};
+      Vec16* d = reinterpret_cast<Vec16*>(dst + 2 * ox);
+      d[0] += __builtin_shuffle(v, zero, Index16{0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16});
+      d[1] += __builtin_shuffle(v, zero, Index16{8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14, 16, 15, 16});
+    }
+    if (ox + 8 <= n) {
+      const Vec8 v = *reinterpret_cast<const Vec8*>(src + ox), zero{};
+      Vec8* d = reinterpret_cast<Vec8*>(dst + 2 * ox);
+      d[0] += __builtin_shuffle(v, zero, Index8{0, 8, 1, 8, 2, 8, 3, 8});
+      d[1] += __builtin_shuffle(v, zero, Index8{4, 8, 5, 8, 6, 8, 7, 8});
+      ox += 8;
+    }
+  }
+  for (; ox < n; ++ox) dst[2 * ox] += src[ox];
+}
+
+// Where im2col writes: row r of col, output row oy of the tile [oy0, oy1) starts at
+//   col + (oy - oy0) / rows * stride + r * ld + (oy - oy0) % rows * w_out,
+// so the default (one panel) is the row-major matrix with rows ld apart, and rows = R, stride = CKK * 32, ld = 32
+// is the packed B operand of packed_gemm (forward_packed below).
+struct ColPanels {
+  int64_t rows = std::numeric_limits<int64_t>::max();  // output rows per panel
+  int64_t stride = 0;                                  // elements from one panel to the next
+};
+
+// im2col (below) for stride_w == 2, BEGAN's downsampling layers. The kw taps of kernel row i read the same input
+// row, at columns 2*ox - pad_w + j; the row is copied once into a buffer with zeros around it (buf[pad_w + x] =
+// row[x]), so that each tap is one gather of every second float with no bounds checks, where the generic loop's
+// per-segment bounds and fills cost more than the copying. The loops run channel by channel over all the tile's
+// rows, so the reads walk each input plane in order, which the prefetcher follows (one call per 32-column panel
+// cost 4x more: each call touched three rows of every channel plane, from L3).
+template <typename T>
+void im2col_stride2(const Conv2dGeometry& g, const T* image, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, T* col,
+                    int64_t ld, ColPanels panels = {}) {
+  // The taps read buf[2*ox + j] for ox < w_out, j < kw; every_second reads up to 32 floats from 2*ox.
+  const int64_t length = std::max(g.pad_w + g.w, 2 * g.w_out + g.kw + 32);
+  const int64_t copied = std::clamp<int64_t>(length - g.pad_w, 0, g.w);
+  thread_local std::vector<T> buffer;
+  buffer.assign(static_cast<size_t>(length), T(0));
+  T* const buf = buffer.data();
+  const int64_t kk = g.kh * g.kw;
+  for (int64_t c = c0; c < c1; ++c) {
+    const T* plane = image + c * g.h * g.w;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      T* const taps = col + ((c - c0) * kk + i * g.kw) * ld;  // the kw rows of (c, i, 0..kw-1)
+      for (int64_t oy = oy0; oy < oy1; ++oy) {
+        T* dst = taps + (oy - oy0) / panels.rows * panels.stride + (oy - oy0) % panels.rows * g.w_out;
+        const int64_t iy = oy * g.stride_h - g.pad_h + i;
+        if (iy < 0 || iy >= g.h) {
+          for (int64_t j = 0; j < g.kw; ++j) std::fill(dst + j * ld, dst + j * ld + g.w_out, T(0));
+          continue;
+        }
+        copy_row(plane + iy * g.w, copied, buf + g.pad_w);
+        for (int64_t j = 0; j < g.kw; ++j) every_second(buf + j, g.w_out, dst + j * ld);
+      }
+    }
+  }
+}
+
 // col ((c1 - c0)*kh*kw, (oy1 - oy0)*w_out), rows ld elements apart = the rows of channels [c0, c1) and the
 // columns of output rows [oy0, oy1) of the im2col matrix of `image` (c_in, h, w).
 template <typename T>
 void im2col(const Conv2dGeometry& g, const T* image, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, T* col,
             int64_t ld) {
+  if (g.stride_w == 2) return im2col_stride2(g, image, c0, c1, oy0, oy1, col, ld);
   T* row = col;
   for (int64_t c = c0; c < c1; ++c) {
     const T* plane = image + c * g.h * g.w;
@@ -207,9 +340,151 @@ void col2im_add(const Conv2dGeometry& g, const T* col, int64_t c0, int64_t c1, i
   }
 }
 
+// The input gradient's rows that output rows [oy0, oy1) reach through a kernel of kh rows: [r0, r1).
+std::pair<int64_t, int64_t> input_rows(const Conv2dGeometry& g, int64_t oy0, int64_t oy1) {
+  const int64_t r0 = std::clamp<int64_t>(oy0 * g.stride_h - g.pad_h, 0, g.h);
+  return {r0, std::clamp<int64_t>((oy1 - 1) * g.stride_h - g.pad_h + g.kh, r0, g.h)};
+}
+
+// col2im for stride_w == 2 without the zero-filled image: the channels [c0, c1) of `image` (c_in, h, w) get the
+// sums of col's terms (layout as for im2col, rows ld apart, output rows [oy0, oy1)), each input row built whole in
+// a buffer (the kw taps of every kernel row that reaches it, interleaved by add_every_second) and then written
+// once. Tiles of one image must come in order, oy0 = 0 first: rows the previous tile reached are added to, rows
+// it did not are written, rows no tile reaches are zeroed (those before the tile, and after it for the last).
+template <typename T>
+void col2im_stride2(const Conv2dGeometry& g, const T* col, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, int64_t ld,
+                    T* image) {
+  const auto [r0, r1] = input_rows(g, oy0, oy1);
+  const int64_t reached = oy0 == 0 ? 0 : input_rows(g, oy0 - 1, oy0).second;  // rows [0, reached) hold sums
+  const int64_t zero_to = oy1 == g.h_out ? g.h : r1;                          // rows [r1, zero_to): none reach
+  // buf[pad_w + x] is input column x; the taps write buf[2*ox + j] (add_every_second: up to 32 floats from 2*ox).
+  const int64_t length = std::max(g.pad_w + g.w, 2 * g.w_out + g.kw + 32);
+  thread_local std::vector<T> buffer;
+  buffer.resize(static_cast<size_t>(length));
+  T* const buf = buffer.data();
+  const int64_t kk = g.kh * g.kw;
+  for (int64_t c = c0; c < c1; ++c) {
+    T* plane = image + c * g.h * g.w;
+    if (reached < r0) std::fill(plane + reached * g.w, plane + r0 * g.w, T(0));
+    std::fill(plane + r1 * g.w, plane + zero_to * g.w, T(0));
+    for (int64_t iy = r0; iy < r1; ++iy) {
+      zero_row(length, buf);
+      for (int64_t i = 0; i < g.kh; ++i) {
+        // Output row oy reaches input row iy through kernel row i when oy * stride_h - pad_h + i = iy.
+        const int64_t from = iy + g.pad_h - i;
+        if (from % g.stride_h != 0 || from / g.stride_h < oy0 || from / g.stride_h >= oy1 || from < 0) continue;
+        const T* taps = col + ((c - c0) * kk + i * g.kw) * ld + (from / g.stride_h - oy0) * g.w_out;
+        for (int64_t j = 0; j < g.kw; ++j) add_every_second(taps + j * ld, g.w_out, buf + j);
+      }
+      T* row = plane + iy * g.w;
+      const T* sums = buf + g.pad_w;
+      if (iy < reached) {
+        copy_row<true>(sums, g.w, row);
+      } else {
+        copy_row(sums, g.w, row);
+      }
+    }
+  }
+}
+
+// ---- The packed-GEMM path (packed_gemm.h): float convolutions of stride_w 2, where AVX-512 is compiled in. ----
+// The weights (or their transpose) are packed once per call; each tile's B operand is written in panel order, and
+// a tile is one image's output rows (no groups of images: the GEMM runs one 32-column panel at a time anyway, so
+// an 8x8 output's two panels cost what they would inside a group). The forward pass needs w_out to divide the
+// panel width, so that a panel holds R = 32 / w_out whole output rows and im2col writes it directly (rows 32
+// apart); BEGAN's stride-2 layers have w_out 32, 16 and 8.
+template <typename T>
+bool use_packed(const Conv2dGeometry& g) {
+  return std::is_same_v<T, float> && kPackedGemmFast && g.stride_w == 2 && g.w_out > 0 && kPanelColumns % g.w_out == 0;
+}
+
+// Output rows per tile on the packed path: tile_rows' rule, rounded up to whole panels of R rows.
+int64_t packed_tile_rows(const Conv2dGeometry& g, int64_t rows_of_col) {
+  const int64_t per_panel = kPanelColumns / g.w_out;
+  const int64_t rows = ceil_div_pos(tile_rows<float>(g, rows_of_col), per_panel) * per_panel;
+  return std::min(rows, std::max<int64_t>(g.h_out, 1));
+}
+
+// The packed B (C_in*kh*kw, (oy1 - oy0)*w_out) of output rows [oy0, oy1) of `image` (c_in, h, w): panel q is the
+// im2col matrix of output rows oy0 + q*R .. oy0 + q*R + R - 1 with rows kPanelColumns apart (the last panel's
+// columns past the tile are left as they were: packed_gemm drops them).
+void im2col_panels(const Conv2dGeometry& g, const float* image, int64_t oy0, int64_t oy1, float* bp) {
+  const int64_t ckk = g.c_in * g.kh * g.kw;
+  im2col_stride2(g, image, 0, g.c_in, oy0, oy1, bp, kPanelColumns, {kPanelColumns / g.w_out, ckk * kPanelColumns});
+}
+
+// out[n][:, tile] (C_out, P) = W (C_out, CKK) * col[:, tile] (CKK, P) + bias, W packed once, col in panels.
+void forward_packed(const Conv2dGeometry& g, const float* input, const float* weight,
+                    const ConvEpilogue<float>& epilogue, float* output) {
+  const int64_t ckk = g.c_in * g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
+  const int64_t rows = packed_tile_rows(g, ckk), tiles = ceil_div_pos(g.h_out, rows), items = g.n * tiles;
+  Scratch<float> packed_w(packed_a_size(g.c_out, ckk));
+  pack_a(weight, g.c_out, ckk, ckk, 1, packed_w.get());
+  ScratchSlots<float> panels(std::min<int64_t>(num_threads(), items), packed_b_size(ckk, rows * g.w_out));
+  parallel_for(items, 1, [&](int64_t begin, int64_t end) {
+    float* const bp = panels.take();
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t n = i / tiles, oy0 = (i % tiles) * rows, oy1 = std::min(g.h_out, oy0 + rows);
+      const int64_t columns = (oy1 - oy0) * g.w_out;
+      im2col_panels(g, input + n * g.c_in * pixels_in, oy0, oy1, bp);
+      float* out = output + n * g.c_out * pixels_out + oy0 * g.w_out;  // (C_out, columns), rows P apart
+      packed_gemm(packed_w.get(), bp, g.c_out, columns, ckk, out, pixels_out);
+      if (!epilogue.empty()) {
+        for (int64_t o = 0; o < g.c_out; ++o) epilogue.apply(o, out + o * pixels_out, columns);
+      }
+    }
+  });
+}
+
+// grad_in[n] = col2im(W^T (CKK, C_out) * grad_out[n][:, tile] (C_out, P)) tile by tile; W^T packed once per
+// channel group (with fewer images than threads, the threads split each image's input channels, as in
+// backward_input_typed), grad_out's tile packed by a copy.
+void backward_input_packed(const Conv2dGeometry& g, const float* grad_out, const float* weight, float* grad_in) {
+  const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
+  const int threads = num_threads();
+  const int64_t rows = packed_tile_rows(g, ckk), tiles = ceil_div_pos(g.h_out, rows);
+  const int64_t groups = g.n >= threads ? 1 : std::min<int64_t>(g.c_in, (threads + g.n - 1) / g.n);
+  const auto channels = [&](int64_t group) {
+    return std::pair{group * g.c_in / groups, (group + 1) * g.c_in / groups};
+  };
+  // Group gr's W^T rows [c0*kk, c1*kk) at packed_wt + offsets[gr].
+  std::vector<int64_t> offsets(static_cast<size_t>(groups + 1), 0);
+  for (int64_t gr = 0; gr < groups; ++gr) {
+    const auto [c0, c1] = channels(gr);
+    offsets[static_cast<size_t>(gr + 1)] = offsets[static_cast<size_t>(gr)] + packed_a_size((c1 - c0) * kk, g.c_out);
+  }
+  Scratch<float> packed_wt(offsets.back());
+  for (int64_t gr = 0; gr < groups; ++gr) {
+    const auto [c0, c1] = channels(gr);
+    pack_a(weight + c0 * kk, (c1 - c0) * kk, g.c_out, 1, ckk, packed_wt.get() + offsets[static_cast<size_t>(gr)]);
+  }
+  const int64_t col_size = ceil_div_pos(g.c_in, groups) * kk * rows * g.w_out;
+  ScratchSlots<float> slots(std::min<int64_t>(threads, g.n * groups),
+                            col_size + packed_b_size(g.c_out, rows * g.w_out));
+  parallel_for(g.n * groups, 1, [&](int64_t begin, int64_t end) {
+    float* const col = slots.take();
+    float* const bp = col + col_size;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t n = item / groups, group = item % groups;
+      const auto [c0, c1] = channels(group);
+      float* image = grad_in + n * g.c_in * pixels_in;
+      for (int64_t tile = 0; tile < tiles; ++tile) {
+        const int64_t oy0 = tile * rows, oy1 = std::min(g.h_out, oy0 + rows), columns = (oy1 - oy0) * g.w_out;
+        pack_b(grad_out + n * g.c_out * pixels_out + oy0 * g.w_out, g.c_out, columns, pixels_out, bp);
+        packed_gemm(packed_wt.get() + offsets[static_cast<size_t>(group)], bp, (c1 - c0) * kk, columns, g.c_out, col,
+                    columns);
+        col2im_stride2(g, col, c0, c1, oy0, oy1, columns, image);
+      }
+    }
+  });
+}
+
 template <typename T>
 void forward_typed(const Conv2dGeometry& g, const T* input, const T* weight, const ConvEpilogue<T>& epilogue,
                    T* output) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_packed<T>(g)) return forward_packed(g, input, weight, epilogue, output);
+  }
   const int64_t ckk = g.c_in * g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
   const bool pointwise = is_pointwise(g);
   const ItemPlan plan = plan_items<T>(g, ckk);
@@ -306,6 +581,9 @@ void backward_input_typed(const Conv2dGeometry& g, const T* grad_out, const T* w
     t.w_out = g.w;
     forward_typed<T>(t, grad_out, wf, ConvEpilogue<T>{}, grad_in);
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_packed<T>(g)) return backward_input_packed(g, grad_out, weight, grad_in);
   }
   // General case: col = W^T grad_out per tile (or per group of small images, grad_out gathered first), then
   // col2im. With fewer items than threads each image's input channels are split into groups (the col rows of a
