@@ -1,8 +1,9 @@
 // The CUDA memory and elementwise families against the CPU, at their edges: the caching allocator and the
 // context, strided copies of permuted views for every dtype, casts at the saturation and NaN rules of
-// backends/convert.h, fills through strides, Philox uniforms bit-identical and normals within 8 ulp (float32: 1), every
-// unary, binary and compare op with broadcasting and non-contiguous inputs, scalar operands passed by value, and where.
-// (tests/cuda/test_cuda_parity.cpp holds the one-row-per-primitive table; these are the cases it does not reach.)
+// backends/convert.h, fills through strides, Philox uniforms bit-identical and normals within 12 ulp (float32: 1),
+// every unary, binary and compare op with broadcasting and non-contiguous inputs, scalar operands passed by value, and
+// where. (tests/cuda/test_cuda_parity.cpp holds the one-row-per-primitive table; these are the cases it does not
+// reach.)
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -170,7 +171,7 @@ TEST_CASE("cuda fill: every dtype, through strides") {
   }
 }
 
-TEST_CASE("cuda random: uniforms bit-identical to the CPU's, normals within 8 ulp (float32: 1), offsets compose") {
+TEST_CASE("cuda random: uniforms bit-identical to the CPU's, normals within 12 ulp (float32: 1), offsets compose") {
   for (DType dtype : {DType::Float32, DType::Float64}) {
     for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{1001}, int64_t{65537}}) {
       CAPTURE(dtype);
@@ -187,9 +188,9 @@ TEST_CASE("cuda random: uniforms bit-identical to the CPU's, normals within 8 ul
         const std::vector<double> gv = g.to_vector<double>(), cv = c.to_vector<double>();
         for (size_t i = 0; i < gv.size(); ++i) worst = std::max(worst, ulp_distance(gv[i], cv[i]));
       }
-      // The bound is derived at the random rows of tests/parity/parity.cpp: float64 z may differ by a few ulp
+      // The bound is derived at the random rows of tests/parity/parity.cpp: float64 z may differ by up to 12 ulp
       // (CUDA's log/cos/sin against libm), float32 z is that double rounded once.
-      CHECK(worst <= (dtype == DType::Float32 ? 1 : 8));
+      CHECK(worst <= (dtype == DType::Float32 ? 1 : 12));
     }
   }
   // Two consecutive fills are one fill split in two (offsets in blocks of 4).

@@ -24,7 +24,7 @@
 
 namespace atelier::parity {
 
-enum class Tolerance { Exact, Elementwise, Norm, Ulp8 };
+enum class Tolerance { Exact, Elementwise, Norm, Ulp12 };
 const char* tolerance_name(Tolerance tolerance);
 
 // "" when `got` matches `want` (shape, dtype and values, both read back to the host) within `tolerance`; else
