@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs the CUDA test program (tests/cuda/) against the CUDA backend emulated on the host, for machines without a
-# GPU: backends/cuda/{copy_fill,random,elementwise,conv,gemm,index,upsample,optimizer,graph,host_copies}.cu are compiled against host
-# stand-ins for the launcher and the context (tests/cuda_emulation/fake/), so their functors run in host loops on
-# host memory and their GEMMs on a column-major host GEMM that checks its arguments as cuBLAS does; the reductions
-# and argmax run the CPU kernel (tests/cuda_emulation/emulated_backend.cpp). It checks the kernels' index math and the CUDA tests themselves;
-# it proves nothing about launch configurations, shared memory, atomics, cuBLAS or the device. Memory comes from
-# the backends' caching allocator over host memory, so the "no cudaMalloc after warm-up" test means something too.
+# GPU: backends/cuda/{copy_fill,random,elementwise,reduce,conv,gemm,index,upsample,optimizer,graph,host_copies}.cu
+# are compiled against host stand-ins for the launcher and the context (tests/cuda_emulation/fake/), so their
+# one-thread-per-index functors run in host loops on host memory, their block-cooperative kernels (the
+# reductions) on host threads that meet at a std::barrier for each __syncthreads
+# (tests/cuda_emulation/block_threads.h), and their GEMMs on a column-major host GEMM that checks its arguments as
+# cuBLAS does (tests/cuda_emulation/emulated_backend.cpp). It checks the kernels' index math, the blocks'
+# cooperation through shared memory as far as host threads show it, and the CUDA tests themselves; it proves
+# nothing about launch configurations, warps, the GPU's memory model, atomics, cuBLAS or the device. Memory comes
+# from the backends' caching allocator over host memory, so the "no cudaMalloc after warm-up" test means something
+# too.
 #
 #   scripts/cuda-emulate.sh [doctest options]      e.g. -tc="parity*"
 #
@@ -27,7 +31,7 @@ cuda_lib="$(dirname "$(command -v nvcc)")/../lib64"
 mkdir -p "$out"
 
 pids=()
-for family in copy_fill random elementwise conv gemm index upsample optimizer graph host_copies; do
+for family in copy_fill random elementwise reduce conv gemm index upsample optimizer graph host_copies; do
   nvcc -std=c++20 -O1 --expt-relaxed-constexpr -Itests/cuda_emulation/fake -I. \
     -c "backends/cuda/$family.cu" -o "$out/$family.o" & pids+=($!)
 done

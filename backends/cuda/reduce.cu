@@ -1,13 +1,33 @@
 // Reductions on the GPU: sum / mean / max over any split of the source's dimensions into kept and reduced, and
 // argmax along one dimension. CPU twin: backends/cpu/reduce.cpp.
 //
-// Determinism (no atomics, results depend only on the sizes):
-//   - short reductions (fewer than kBlockReduceFrom elements per output): one thread per kept element walks its
-//     reduced range in order, like the CPU;
-//   - long ones: one block per kept element; thread t takes the reduced indices t, t + B, t + 2B, ... in order,
-//     then the B partials meet in a fixed tree in shared memory.
-// Accuracy as on the CPU: float32 and float64 sums accumulate in double; int64 sums wrap in uint64; max
-// propagates NaN.
+// Three paths, by the reduced count R per output and the kept count K (the kernels per call in brackets):
+//   - short (R < kBlockReduceFrom): one thread per kept element walks its reduced range in order, like the CPU
+//     (1 kernel: launch_linear);
+//   - long, K >= kFillBlocks or R < kSplitFrom: one block per kept element; its kReduceBlock threads take the
+//     reduced indices t, t + B, t + 2B, ... in order, then their partials meet in the block's fixed combine
+//     (below) and thread 0 writes the result (1 kernel: launch_blocks);
+//   - long into few outputs (K < kFillBlocks, R >= kSplitFrom; e.g. BEGAN's L1 losses, about 200k elements
+//     into 1 or 2 outputs, and the bias gradients, a few channels of N * H * W): each output's reduced range is
+//     cut into S contiguous chunks of C indices (C a multiple of kReduceBlock, at least kMinChunk;
+//     S <= ceil(kFillBlocks / K)), one block per (output, chunk)
+//     (K * S blocks, about kFillBlocks: two per SM of a 132-SM H200), each writing its chunk's partial (in the
+//     accumulator's type) to scratch memory from the caching allocator; then one thread per output combines its
+//     S partials in chunk order and writes the result (2 kernels: launch_blocks, then launch_linear).
+// The block's combine: thread t stores its partial in shared[t]; threads 0..15 each fold shared[t], shared[t +
+// 16], ..., shared[t + 240] in that order (consecutive threads read consecutive words: no bank conflicts); thread
+// 0 folds those 16 in order. Three syncs per block (two here, one by the launcher between blocks).
+// A reduced range that is one run of the plan (one dimension after merging, any stride; contiguous for a
+// reduction over trailing dimensions) is read as base[r * stride], without the plan's per-element divisions;
+// with stride 1 a warp's loads are coalesced.
+//
+// Determinism (no atomics; results depend only on the sizes and strides, never on timing or the device): every
+// fold above has a fixed order. The scratch (at most K * S accumulators, a few KB) comes from the backend's
+// caching allocator and goes back once both kernels are queued (the allocator hands it out again only to work
+// queued later on the same stream); inside a graph capture it comes from the capture's pool, and in steady steps
+// the cached block is reused, so no cudaMalloc happens there.
+// Accuracy as on the CPU: float32 and float64 sums accumulate in double, across blocks too (the partials are
+// doubles); int64 sums wrap in uint64; max propagates NaN (from any thread and any chunk).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -24,9 +44,20 @@
 namespace atelier {
 namespace {
 
-// From this many reduced elements per output a whole block reduces each output.
+// From this many reduced elements per output a whole block reduces each output (or each chunk of it).
 constexpr int64_t kBlockReduceFrom = 64;
-constexpr int kReduceBlock = 256;  // a power of two (the tree halves it)
+// Threads per reduction block: the combine folds 16 rows of 16 partials.
+constexpr int kReduceFan = 16;
+constexpr int kReduceBlock = kReduceFan * kReduceFan;
+// Blocks that fill the GPU: two per SM of an H200 (132 SMs). A constant, not the device's count, so that the
+// chunks (and so the results' rounding) depend only on the sizes.
+constexpr int64_t kFillBlocks = 2 * 132;
+// A chunk has at least this many reduced elements: two loads per thread before the block's combine.
+constexpr int64_t kMinChunk = 2 * kReduceBlock;
+// Ranges this long are split when there are fewer than kFillBlocks outputs. Below it one block's threads walk
+// fewer than 16 elements each, about as long as the second kernel of a split would add (an estimate: to be
+// measured on a GPU, like everything here).
+constexpr int64_t kSplitFrom = 16 * kReduceBlock;
 
 // Sum and mean: accumulate in double (floating T) or uint64 (int64: wraps modulo 2^64, as on the CPU); the
 // result is acc * scale (scale 1 for a sum, 1 / count for a mean) converted to T.
@@ -83,50 +114,119 @@ struct ReducePerThread {
   }
 };
 
-// CPU twin: run_reduce (backends/cpu/reduce.cpp). One block per kept element (a block-stride loop over them),
-// kReduceBlock threads, a fixed tree over the threads' partials.
+// One block per (kept element k, chunk s): block b takes k = b / chunks, s = b % chunks, and folds the reduced
+// indices [s * chunk, min((s + 1) * chunk, R)): thread t those t, t + kReduceBlock, ... in order, then the
+// block's combine (the header). With one chunk it writes dst[k] = finish(result); with several, partials[b].
 template <typename Red, typename T>
-__global__ void reduce_per_block_kernel(const T* src, StridedPlan<1> kept, StridedPlan<1> reduced, double scale,
-                                        T* dst) {
-  __shared__ typename Red::Acc partial[kReduceBlock];
-  const int t = static_cast<int>(threadIdx.x);
-  for (int64_t k = blockIdx.x; k < kept.numel; k += gridDim.x) {
+struct ReduceChunks {
+  using Acc = typename Red::Acc;
+  const T* src;
+  StridedPlan<1> kept, reduced;
+  int64_t chunks, chunk;
+  double scale;
+  T* dst;         // chunks == 1
+  Acc* partials;  // chunks > 1: K * chunks of them, output-major
+  ATELIER_HOST_DEVICE void operator()(cuda::BlockContext<Acc, kReduceBlock>& b) const {
+    const int64_t k = b.block / chunks, s = b.block % chunks;
+    const int64_t begin = s * chunk, end = begin + chunk < reduced.numel ? begin + chunk : reduced.numel;
     const T* base = src + offset_at(kept, k);
-    typename Red::Acc acc = Red::init();
-    for (int64_t r = t; r < reduced.numel; r += kReduceBlock) {
-      acc = Red::combine(acc, Red::load(base[offset_at(reduced, r)]));
+    Acc acc = Red::init();
+    if (reduced.ndim == 1) {  // one run: no per-element division
+      const int64_t stride = reduced.strides[0][0];
+      for (int64_t r = begin + b.thread; r < end; r += kReduceBlock) {
+        acc = Red::combine(acc, Red::load(base[r * stride]));
+      }
+    } else {
+      for (int64_t r = begin + b.thread; r < end; r += kReduceBlock) {
+        acc = Red::combine(acc, Red::load(base[offset_at(reduced, r)]));
+      }
     }
-    partial[t] = acc;
-    __syncthreads();
-    for (int half = kReduceBlock / 2; half > 0; half /= 2) {
-      if (t < half) partial[t] = Red::combine(partial[t], partial[t + half]);
-      __syncthreads();
+    b.shared[b.thread] = acc;
+    b.sync();
+    if (b.thread < kReduceFan) {
+      Acc row = b.shared[b.thread];
+      for (int i = 1; i < kReduceFan; ++i) row = Red::combine(row, b.shared[b.thread + i * kReduceFan]);
+      b.shared[b.thread] = row;  // only this thread reads or writes shared[t] for t < 16 at this point
     }
-    if (t == 0) dst[k] = Red::finish(partial[0], scale);
-    __syncthreads();  // partial[0] is read before the next output overwrites the array
+    b.sync();
+    if (b.thread == 0) {
+      Acc total = b.shared[0];
+      for (int i = 1; i < kReduceFan; ++i) total = Red::combine(total, b.shared[i]);
+      if (chunks == 1) {
+        dst[k] = Red::finish(total, scale);
+      } else {
+        partials[b.block] = total;
+      }
+    }
   }
+};
+
+// The second pass of a split reduction: output k folds its partials in chunk order.
+template <typename Red, typename T>
+struct CombinePartials {
+  const typename Red::Acc* partials;
+  int64_t chunks;
+  double scale;
+  T* dst;
+  ATELIER_HOST_DEVICE void operator()(int64_t k) const {
+    const typename Red::Acc* p = partials + k * chunks;
+    typename Red::Acc acc = p[0];
+    for (int64_t s = 1; s < chunks; ++s) acc = Red::combine(acc, p[s]);
+    dst[k] = Red::finish(acc, scale);
+  }
+};
+
+// How a long reduction of K outputs of R elements each is cut: `count` chunks of `size` reduced indices each (the
+// last may be shorter), the header's rule.
+struct Chunking {
+  int64_t count, size;
+};
+
+Chunking chunking(int64_t kept, int64_t reduced) {
+  if (reduced < kSplitFrom) return {1, reduced};
+  const int64_t wanted = std::min((kFillBlocks + kept - 1) / kept, reduced / kMinChunk);
+  if (wanted <= 1) return {1, reduced};
+  const int64_t per_chunk = (reduced + wanted - 1) / wanted;
+  const int64_t size = std::max(kMinChunk, (per_chunk + kReduceBlock - 1) / kReduceBlock * kReduceBlock);
+  return {(reduced + size - 1) / size, size};
 }
 
 template <typename Red, typename T>
-void run_reduce(const ReduceArgs& args, double scale) {
+void run_reduce(CudaBackend& backend, const ReduceArgs& args, double scale) {
+  using Acc = typename Red::Acc;
   const Layout* kept_layout[1] = {&args.kept};
   const Layout* reduced_layout[1] = {&args.reduced};
   const StridedPlan<1> kept = make_plan<1>(args.kept, kept_layout);
   const StridedPlan<1> reduced = make_plan<1>(args.reduced, reduced_layout);
   const T* src = static_cast<const T*>(args.src_data);
   T* dst = static_cast<T*>(args.dst_data);
-  if (reduced.numel >= kBlockReduceFrom) {
-    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(kept.numel, cuda::kMaxBlocks));
-    reduce_per_block_kernel<Red, T>
-        <<<blocks, kReduceBlock, 0, cuda::context().stream()>>>(src, kept, reduced, scale, dst);
-    cuda::check_launch("reduce_per_block_kernel");
-  } else {
+  if (reduced.numel < kBlockReduceFrom) {
     cuda::launch_linear(kept.numel, ReducePerThread<Red, T>{src, dst, kept, reduced, scale});
+    return;
   }
+  const Chunking chunks = chunking(kept.numel, reduced.numel);
+  if (chunks.count == 1) {
+    cuda::launch_blocks<Acc, kReduceBlock>(
+        kept.numel, ReduceChunks<Red, T>{src, kept, reduced, 1, reduced.numel, scale, dst, nullptr});
+    return;
+  }
+  // The partials' scratch, given back once both kernels are queued (the header says why that is safe).
+  const size_t bytes = static_cast<size_t>(kept.numel * chunks.count) * sizeof(Acc);
+  struct Scratch {
+    CudaBackend& backend;
+    void* ptr;
+    size_t bytes;
+    ~Scratch() { backend.deallocate(ptr, bytes); }
+  } scratch{backend, backend.allocate(bytes), bytes};
+  Acc* partials = static_cast<Acc*>(scratch.ptr);
+  cuda::launch_blocks<Acc, kReduceBlock>(
+      kept.numel * chunks.count,
+      ReduceChunks<Red, T>{src, kept, reduced, chunks.count, chunks.size, scale, nullptr, partials});
+  cuda::launch_linear(kept.numel, CombinePartials<Red, T>{partials, chunks.count, scale, dst});
 }
 
 template <typename T>
-void reduce_typed(const ReduceArgs& args) {
+void reduce_typed(CudaBackend& backend, const ReduceArgs& args) {
   const int64_t kept = args.kept.numel(), reduced = args.reduced.numel();
   if (kept == 0) return;
   if (reduced == 0) {
@@ -140,14 +240,14 @@ void reduce_typed(const ReduceArgs& args) {
     return;
   }
   switch (args.op) {
-    case ReduceOp::Sum: return run_reduce<SumReducer<T>, T>(args, 1.0);
+    case ReduceOp::Sum: return run_reduce<SumReducer<T>, T>(backend, args, 1.0);
     case ReduceOp::Mean:
       if constexpr (std::is_floating_point_v<T>) {
-        return run_reduce<SumReducer<T>, T>(args, 1.0 / static_cast<double>(reduced));
+        return run_reduce<SumReducer<T>, T>(backend, args, 1.0 / static_cast<double>(reduced));
       } else {
         throw Error(std::string("cuda reduce: mean needs a floating dtype, got ") + dtype_name(args.dtype));
       }
-    case ReduceOp::Max: return run_reduce<MaxReducer<T>, T>(args, 1.0);
+    case ReduceOp::Max: return run_reduce<MaxReducer<T>, T>(backend, args, 1.0);
   }
 }
 
@@ -177,7 +277,7 @@ struct Argmax {
 }  // namespace
 
 void CudaBackend::reduce(const ReduceArgs& args) {
-  dispatch(cuda::reduce_types{}, args.dtype, "cuda reduce", [&]<class T> { reduce_typed<T>(args); });
+  dispatch(cuda::reduce_types{}, args.dtype, "cuda reduce", [&]<class T> { reduce_typed<T>(*this, args); });
 }
 
 void CudaBackend::argmax(const ArgmaxArgs& args) {

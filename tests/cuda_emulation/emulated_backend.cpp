@@ -1,17 +1,17 @@
 // The CUDA backend emulated on the host, for scripts/cuda-emulate.sh: the CUDA test program runs against it where
 // no GPU is at hand, so the kernels' index math and the tests themselves are checked before a GPU session.
 //
-// "Device" memory is host memory. backends/cuda/{copy_fill,random,elementwise,conv,gemm,index,upsample,optimizer}.cu
-// are compiled against the fake launch.h and context.h beside this file (their functors run in host loops), their
-// device-to-device copies reach the cudaMemcpyAsync below and their GEMMs the column-major host GEMM below, which
-// checks its arguments as cuBLAS does and honours the compute type: CUBLAS_COMPUTE_32F and _64F sum exact products
-// in double; CUBLAS_COMPUTE_32F_FAST_TF32 and _FAST_16BF first round A and B to TF32 (10-bit mantissa) or bfloat16
-// (7-bit mantissa), to nearest even, then sum their products (exact in float) in float, in k order, as a tensor
-// core does; so the precision modes' accuracy can be stated before a GPU runs them (docs/gpu.md). The reductions and
-// argmax, whose block kernels cannot run on the host, run the CPU kernel on the same pointers. host_copies.cu (the
-// pinned readback and upload) runs as written against the event stand-ins below, whose events answer "not ready"
-// once after each record. What this cannot check:
-// launch configurations, shared memory, atomics, real cuBLAS and anything about the device itself.
+// "Device" memory is host memory. backends/cuda/{copy_fill,random,elementwise,reduce,conv,gemm,index,upsample,
+// optimizer}.cu are compiled against the fake launch.h and context.h beside this file (their one-thread-per-index
+// functors run in host loops, the reductions' block-cooperative kernels on host threads meeting at a barrier:
+// block_threads.h), their device-to-device copies reach the cudaMemcpyAsync below and their GEMMs the
+// column-major host GEMM below, which checks its arguments as cuBLAS does and honours the compute type:
+// CUBLAS_COMPUTE_32F and _64F sum exact products in double; CUBLAS_COMPUTE_32F_FAST_TF32 and _FAST_16BF first
+// round A and B to TF32 (10-bit mantissa) or bfloat16 (7-bit mantissa), to nearest even, then sum their products
+// (exact in float) in float, in k order, as a tensor core does; so the precision modes' accuracy can be stated
+// before a GPU runs them (docs/gpu.md). host_copies.cu (the pinned readback and upload) runs as written against
+// the event stand-ins below, whose events answer "not ready" once after each record. What this cannot check:
+// launch configurations, warps, the GPU's memory model, atomics, real cuBLAS and anything about the device itself.
 #include <algorithm>
 #include <bit>
 #include <cstdint>
@@ -83,6 +83,8 @@ bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
     ATELIER_EMULATED(where)
     ATELIER_EMULATED(gather)
     ATELIER_EMULATED(scatter_add)
+    ATELIER_EMULATED(reduce)
+    ATELIER_EMULATED(argmax)
     ATELIER_EMULATED(gemm)
     ATELIER_EMULATED(conv2d)
     ATELIER_EMULATED(conv2d_backward_input)
@@ -96,17 +98,6 @@ bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {
     default: return cpu().supports(op, dtype);
   }
 }
-
-// One kernel each on the device (reduce.cu: the block reduction, the per-thread one or a memset; argmax: one
-// launch_linear), so one is counted.
-#define ATELIER_ON_CPU(name, Args)                   \
-  void CudaBackend::name(const Args& args) {         \
-    cpu().name(args);                                \
-    if (args.kept.numel() > 0) cuda::count_kernel(); \
-  }
-ATELIER_ON_CPU(reduce, ReduceArgs)
-ATELIER_ON_CPU(argmax, ArgmaxArgs)
-#undef ATELIER_ON_CPU
 
 Backend* cuda_backend_or_null() {
   static CudaBackend backend;

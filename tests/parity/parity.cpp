@@ -5,6 +5,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "autograd/functions.h"
 #include "backends/precision.h"
@@ -315,18 +316,59 @@ void elu_backward_rows(Rows& rows) {
   }
 }
 
+// One reduction of `src` per case, each into a fresh tensor of the kept shape.
+struct ReduceCase {
+  ReduceOp op;
+  Layout kept, reduced;
+};
+
+std::vector<Tensor> run_reduce_cases(Device d, DType dtype, const Tensor& src, const std::vector<ReduceCase>& cases) {
+  std::vector<Tensor> out;
+  for (const ReduceCase& c : cases) {
+    Shape kept_shape(c.kept.sizes, c.kept.sizes + c.kept.ndim);
+    Tensor dst = empty(kept_shape, dtype, d);
+    ReduceArgs a{};
+    a.op = c.op;
+    a.dtype = dtype;
+    a.kept = c.kept;
+    a.reduced = c.reduced;
+    a.src_data = src.raw_data();
+    a.dst_data = dst.raw_data();
+    run_on<PrimitiveOp::reduce>(d, dst.numel(), a);
+    out.push_back(dst);
+  }
+  return out;
+}
+
+// Each (kept, reduced) pair under sum and max, and mean for a floating dtype.
+std::vector<ReduceCase> every_op(DType dtype, const std::vector<std::pair<Layout, Layout>>& splits) {
+  std::vector<ReduceCase> cases;
+  for (const auto& [kept, reduced] : splits) {
+    cases.push_back({ReduceOp::Sum, kept, reduced});
+    cases.push_back({ReduceOp::Max, kept, reduced});
+    if (is_floating(dtype)) cases.push_back({ReduceOp::Mean, kept, reduced});
+  }
+  return cases;
+}
+
+// `values` with NaN written at the given flat positions (made on the CPU, then moved).
+Tensor with_nans(const Tensor& values, const std::vector<int64_t>& positions, Device d) {
+  std::vector<double> v = values.to_vector<double>();
+  for (int64_t i : positions) v[static_cast<size_t>(i)] = std::numeric_limits<double>::quiet_NaN();
+  return from_vector(v, values.shape(), values.dtype()).to(d);
+}
+
+// The GPU's three reduction paths (backends/cuda/reduce.cu): one thread per output below 64 reduced elements,
+// one block per output, and a long range cut into chunks over many blocks whose partials a second pass combines
+// (fewer than 264 outputs of at least 4,096 elements).
 void reduce_rows(Rows& rows) {
+  const Layout none = make_layout({}, {});
   for (DType dtype : kSigned) {
     add(rows, PrimitiveOp::reduce, dtype, "sum_mean_max_over_dims", exact_if_integral(dtype, Tolerance::Norm),
-        [dtype](Device d) {
+        [dtype, none](Device d) {
           // src (5, 67, 3): dim 1 is long enough for the GPU's block-per-output path, dims (0, 2) short.
           const Tensor src = make({5, 67, 3}, dtype, 12, d, -10, 10);
-          struct Case {
-            ReduceOp op;
-            Layout kept, reduced;
-          };
-          const Layout none = make_layout({}, {});
-          std::vector<Case> cases = {
+          std::vector<ReduceCase> cases = {
               {ReduceOp::Sum, make_layout({5, 3}, {201, 1}), dim1(67, 3)},
               {ReduceOp::Sum, dim1(67, 3), make_layout({5, 3}, {201, 1})},
               {ReduceOp::Sum, none, make_layout({5, 67, 3}, {201, 3, 1})},
@@ -337,23 +379,63 @@ void reduce_rows(Rows& rows) {
             cases.push_back({ReduceOp::Mean, make_layout({5, 3}, {201, 1}), dim1(67, 3)});
             cases.push_back({ReduceOp::Mean, dim1(67, 3), make_layout({5, 3}, {201, 1})});
           }
-          std::vector<Tensor> out;
-          for (const Case& c : cases) {
-            Shape kept_shape(c.kept.sizes, c.kept.sizes + c.kept.ndim);
-            Tensor dst = empty(kept_shape, dtype, d);
-            ReduceArgs a{};
-            a.op = c.op;
-            a.dtype = dtype;
-            a.kept = c.kept;
-            a.reduced = c.reduced;
-            a.src_data = src.raw_data();
-            a.dst_data = dst.raw_data();
-            run_on<PrimitiveOp::reduce>(d, dst.numel(), a);
-            out.push_back(dst);
+          return run_reduce_cases(d, dtype, src, cases);
+        });
+    // 1, 2 and 3 outputs of 200,000 elements each (BEGAN's L1 losses), the range contiguous, strided, or two
+    // dimensions that do not merge (the plan's general path).
+    add(rows, PrimitiveOp::reduce, dtype, "long_into_few_outputs", exact_if_integral(dtype, Tolerance::Norm),
+        [dtype, none](Device d) {
+          const Tensor src = make({200, 3, 1000}, dtype, 14, d, -10, 10);
+          return run_reduce_cases(d, dtype, src,
+                                  every_op(dtype, {
+                                                      {none, dim1(200000, 1)},
+                                                      {dim1(3, 200000), dim1(200000, 1)},
+                                                      {dim1(2, 1), dim1(200000, 3)},
+                                                      {dim1(3, 1000), make_layout({200, 1000}, {3000, 1})},
+                                                      {make_layout({1}, {0}), make_layout({1000, 200}, {1, 1000})},
+                                                  }));
+        });
+    // Many outputs of few elements: 63 (one thread each), 64 and 65 (one block each, just above the threshold),
+    // 300 outputs of 65 read across rows; 100 outputs of 4,400 (three chunks each, the last shorter).
+    add(rows, PrimitiveOp::reduce, dtype, "many_short_outputs", exact_if_integral(dtype, Tolerance::Norm),
+        [dtype](Device d) {
+          const Tensor src = make({300, 65}, dtype, 15, d, -10, 10);
+          std::vector<Tensor> out = run_reduce_cases(d, dtype, src,
+                                                     every_op(dtype, {
+                                                                         {dim1(300, 65), dim1(63, 1)},
+                                                                         {dim1(300, 65), dim1(64, 1)},
+                                                                         {dim1(300, 65), dim1(65, 1)},
+                                                                         {dim1(65, 1), dim1(300, 65)},
+                                                                     }));
+          const Tensor wide = make({100, 4400}, dtype, 16, d, -10, 10);
+          for (Tensor& t : run_reduce_cases(d, dtype, wide, every_op(dtype, {{dim1(100, 4400), dim1(4400, 1)}}))) {
+            out.push_back(t);
           }
           return out;
         });
   }
+  for (DType dtype : kFloating) {
+    // A NaN in one chunk of one output of a split reduction: that output is NaN, the other is its maximum.
+    add(rows, PrimitiveOp::reduce, dtype, "max_nan_in_one_chunk", Tolerance::Exact, [dtype](Device d) {
+      const Tensor src = with_nans(make({2, 200000}, dtype, 17, Device::cpu(), -10, 10), {200000 + 150001}, d);
+      return run_reduce_cases(d, dtype, src, {{ReduceOp::Max, dim1(2, 200000), dim1(200000, 1)}});
+    });
+  }
+  // 2^24 then 199,999 ones: exact in double, while a float accumulator anywhere (a thread, a block's combine or
+  // the partials) drops ones at 2^24.
+  add(rows, PrimitiveOp::reduce, f32, "float32_sums_in_double", Tolerance::Exact, [none](Device d) {
+    std::vector<float> v(200000, 1.0f);
+    v[0] = 16777216.0f;
+    const Tensor src = from_vector(v, {200000}).to(d);
+    return run_reduce_cases(d, f32, src,
+                            {{ReduceOp::Sum, none, dim1(200000, 1)}, {ReduceOp::Mean, none, dim1(200000, 1)}});
+  });
+  // Values up to 9e18 in magnitude: the sums wrap modulo 2^64, the same in any order.
+  add(rows, PrimitiveOp::reduce, i64, "int64_sums_wrap", Tolerance::Exact, [none](Device d) {
+    const Tensor src = make({2, 200000}, i64, 18, d, -9e18, 9e18);
+    return run_reduce_cases(
+        d, i64, src, {{ReduceOp::Sum, dim1(2, 200000), dim1(200000, 1)}, {ReduceOp::Sum, none, dim1(400000, 1)}});
+  });
 }
 
 void argmax_rows(Rows& rows) {

@@ -1,7 +1,9 @@
 // Host emulation (scripts/cuda-emulate.sh) of backends/cuda/launch.h: launch_linear runs the functor in a host
 // loop, i = 0, 1, ..., n - 1, and launch_strided for each element of the plan in row-major order, with the
-// offsets plan_offsets gives a GPU thread; each counts one kernel, as the real launchers do. The kernel families that
-// launch only through these (all but reduce) thus run their index math on the host, where no GPU is at hand.
+// offsets plan_offsets gives a GPU thread; launch_blocks runs each block's Threads threads as host threads that
+// meet at a std::barrier for sync() (block_threads.h: what that proves and what it does not). Each counts one
+// kernel, as the real launchers do. The kernel families, which launch only through these, thus run their index
+// math and their block cooperation on the host, where no GPU is at hand.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +11,7 @@
 #include "backends/cuda/context.h"
 #include "backends/cuda/kernel_count.h"
 #include "backends/strided.h"
+#include "tests/cuda_emulation/block_threads.h"
 
 namespace atelier::cuda {
 
@@ -27,6 +30,14 @@ void launch_strided(const StridedPlan<N>& plan, const Op& op) {
     plan_offsets(plan, i, offsets);
     op(offsets);
   }
+  count_kernel();
+}
+
+// BlockContext: block_threads.h's.
+template <class Shared, int Threads, class Op>
+void launch_blocks(int64_t blocks, const Op& op) {
+  if (blocks <= 0) return;
+  run_blocks<Shared, Threads>(blocks, op);
   count_kernel();
 }
 
