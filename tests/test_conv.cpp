@@ -127,16 +127,24 @@ TEST_CASE("conv2d forward and backward match a direct loop") {
 }
 
 TEST_CASE("float32 stride-2 convolutions (packed GEMM, stride-2 im2col and col2im) match a direct loop") {
-  // float32 with stride 2 takes the packed-GEMM path where AVX-512 is compiled in (w_out dividing 32) and the
-  // stride-2 im2col everywhere; the float64 test above never reaches the packed path. Edges: w_out 32, 16, 8, 4,
-  // 2, 1 and 5 (the Eigen path), odd sizes, padding 0 to 2, 1x1 / 2x3 / 5x5 kernels, C_out not a multiple of the
-  // 8-row register block, several tiles per image (120 channels at w_out 32: tiles of 8 output rows, so the
-  // stride-2 col2im adds the rows two tiles share), batch 1 (threads split the input channels) and batch 5.
+  // float32 with stride 2 takes the packed-GEMM path where AVX-512 is compiled in (forward and input gradient:
+  // w_out dividing 32; weight gradient: any w_out) and the stride-2 im2col everywhere; the float64 test above never
+  // reaches the packed path. Edges: w_out 32, 16, 8, 4, 2, 1, 5, 10 and 33, odd sizes, padding 0 to 2, 1x1 / 2x3 /
+  // 5x5 kernels, C_out not a multiple of the 8-row register block, C_out 40 and 70 (the weight gradient's whole
+  // 32-column blocks, transposed in registers into gW, and its edge blocks), several tiles per image (120
+  // channels at w_out 32: tiles of 8 output rows, so the stride-2 col2im adds the rows two tiles share; 33x33
+  // outputs: two weight-gradient tiles of 31 and 2 rows), groups of whole images per weight-gradient item (a
+  // partial last group: 5 images of 16x16 outputs, groups of 4), packed weights over the 512 KiB channel block
+  // (67 -> 250 channels: two blocks of 33 and 34 channels; 130 -> 130 at batch 1: two blocks, three for the input
+  // gradient at three threads, over two tiles of 8 and 2 output rows), batch 1 (threads split the input channels)
+  // and batch 5.
   const std::vector<Geometry> geometries = {
-      {5, 16, 64, 64, 13, 3, 3, 2, 1}, {1, 120, 40, 64, 6, 3, 3, 2, 1}, {3, 120, 35, 63, 9, 3, 3, 2, 1},
-      {2, 9, 31, 33, 5, 3, 3, 2, 1},   {1, 7, 16, 16, 24, 3, 3, 2, 1},  {3, 4, 9, 9, 3, 3, 3, 2, 0},
-      {2, 6, 8, 8, 17, 5, 5, 2, 2},    {4, 5, 7, 3, 4, 2, 3, 2, 1},     {2, 8, 12, 16, 8, 1, 1, 2, 0},
-      {3, 3, 10, 9, 6, 3, 3, 2, 1},
+      {5, 16, 64, 64, 13, 3, 3, 2, 1},   {1, 120, 40, 64, 6, 3, 3, 2, 1}, {3, 120, 35, 63, 9, 3, 3, 2, 1},
+      {2, 9, 31, 33, 5, 3, 3, 2, 1},     {1, 7, 16, 16, 24, 3, 3, 2, 1},  {3, 4, 9, 9, 3, 3, 3, 2, 0},
+      {2, 6, 8, 8, 17, 5, 5, 2, 2},      {4, 5, 7, 3, 4, 2, 3, 2, 1},     {2, 8, 12, 16, 8, 1, 1, 2, 0},
+      {3, 3, 10, 9, 6, 3, 3, 2, 1},      {2, 5, 12, 20, 40, 3, 3, 2, 1},  {3, 2, 66, 66, 40, 3, 3, 2, 1},
+      {5, 3, 32, 32, 70, 3, 3, 2, 1},    {1, 9, 16, 16, 70, 3, 3, 2, 1},  {2, 67, 16, 16, 250, 3, 3, 2, 1},
+      {1, 130, 20, 64, 130, 3, 3, 2, 1},
   };
   ThreadCountGuard guard;
   for (int threads : {1, 2, 3}) {

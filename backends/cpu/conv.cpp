@@ -398,6 +398,12 @@ bool use_packed(const Conv2dGeometry& g) {
   return std::is_same_v<T, float> && kPackedGemmFast && g.stride_w == 2 && g.w_out > 0 && kPanelColumns % g.w_out == 0;
 }
 
+// The weight gradient takes the packed path for any w_out: its im2col matrix is the GEMM's A, row-major.
+template <typename T>
+bool use_packed_weight_grad(const Conv2dGeometry& g) {
+  return std::is_same_v<T, float> && kPackedGemmFast && g.stride_w == 2;
+}
+
 // Output rows per tile on the packed path: tile_rows' rule, rounded up to whole panels of R rows.
 int64_t packed_tile_rows(const Conv2dGeometry& g, int64_t rows_of_col) {
   const int64_t per_panel = kPanelColumns / g.w_out;
@@ -405,78 +411,225 @@ int64_t packed_tile_rows(const Conv2dGeometry& g, int64_t rows_of_col) {
   return std::min(rows, std::max<int64_t>(g.h_out, 1));
 }
 
-// The packed B (C_in*kh*kw, (oy1 - oy0)*w_out) of output rows [oy0, oy1) of `image` (c_in, h, w): panel q is the
-// im2col matrix of output rows oy0 + q*R .. oy0 + q*R + R - 1 with rows kPanelColumns apart (the last panel's
-// columns past the tile are left as they were: packed_gemm drops them).
-void im2col_panels(const Conv2dGeometry& g, const float* image, int64_t oy0, int64_t oy1, float* bp) {
-  const int64_t ckk = g.c_in * g.kh * g.kw;
-  im2col_stride2(g, image, 0, g.c_in, oy0, oy1, bp, kPanelColumns, {kPanelColumns / g.w_out, ckk * kPanelColumns});
+// The packed B ((c1 - c0)*kh*kw, (oy1 - oy0)*w_out) of channels [c0, c1) and output rows [oy0, oy1) of `image`
+// (c_in, h, w): panel q is the im2col matrix of output rows oy0 + q*R .. oy0 + q*R + R - 1 with rows
+// kPanelColumns apart (the last panel's columns past the tile are left as they were: packed_gemm drops them).
+void im2col_panels(const Conv2dGeometry& g, const float* image, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1,
+                   float* bp) {
+  const int64_t depth = (c1 - c0) * g.kh * g.kw;
+  im2col_stride2(g, image, c0, c1, oy0, oy1, bp, kPanelColumns, {kPanelColumns / g.w_out, depth * kPanelColumns});
 }
 
-// out[n][:, tile] (C_out, P) = W (C_out, CKK) * col[:, tile] (CKK, P) + bias, W packed once, col in panels.
+// Channel blocks: the packed weights (or their transpose) are cut by input channels into blocks of at most
+// kWeightBlockBytes, so that a block stays in L2 (1 MiB a core) while a thread runs it over all its images, with
+// the B panels and C beside it. Unblocked, BEGAN's layer 3 (256 x 1728 weights, 1.7 MiB packed) streamed the whole
+// weight set from L3 for every 32-column panel, and each of two threads did (docs/benchmarks.md, "Fourth pass").
+constexpr int64_t kWeightBlockBytes = int64_t{512} << 10;
+
+struct ChannelBlocks {
+  int64_t count = 1;
+  // Block b's input channels [first, second).
+  std::pair<int64_t, int64_t> channels(const Conv2dGeometry& g, int64_t b) const {
+    return {b * g.c_in / count, (b + 1) * g.c_in / count};
+  }
+  // The most channels a block has.
+  int64_t max_channels(const Conv2dGeometry& g) const { return ceil_div_pos(g.c_in, count); }
+};
+
+// At least `at_least` blocks (at most one per channel), more where the packed weights exceed kWeightBlockBytes.
+ChannelBlocks channel_blocks(const Conv2dGeometry& g, int64_t at_least) {
+  const int64_t bytes = packed_a_size(g.c_out, g.c_in * g.kh * g.kw) * int64_t{sizeof(float)};
+  return {
+      std::clamp<int64_t>(std::max(at_least, ceil_div_pos(bytes, kWeightBlockBytes)), 1, std::max<int64_t>(g.c_in, 1))};
+}
+
+// out[n][:, tile] (C_out, P) = sum over channel blocks of W[:, block] (C_out, block's CKK) * col[block, tile] +
+// bias. The weights are packed once per call, block by block (block b at packed_a_size(C_out, c0 * kh * kw)), the
+// threads packing row panels in parallel; each thread then runs every block over all its tiles (im2col of the
+// block's channels straight into panels), the first block writing the output and the others adding to it.
 void forward_packed(const Conv2dGeometry& g, const float* input, const float* weight,
                     const ConvEpilogue<float>& epilogue, float* output) {
-  const int64_t ckk = g.c_in * g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
+  const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
   const int64_t rows = packed_tile_rows(g, ckk), tiles = ceil_div_pos(g.h_out, rows), items = g.n * tiles;
+  const ChannelBlocks blocks = channel_blocks(g, 1);
   Scratch<float> packed_w(packed_a_size(g.c_out, ckk));
-  pack_a(weight, g.c_out, ckk, ckk, 1, packed_w.get());
-  ScratchSlots<float> panels(std::min<int64_t>(num_threads(), items), packed_b_size(ckk, rows * g.w_out));
+  parallel_for(ceil_div_pos(g.c_out, kPanelRows), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = 0; b < blocks.count; ++b) {
+      const auto [c0, c1] = blocks.channels(g, b);
+      const int64_t depth = (c1 - c0) * kk, r0 = begin * kPanelRows;
+      const int64_t r1 = std::min(g.c_out, end * kPanelRows);
+      pack_a(weight + r0 * ckk + c0 * kk, r1 - r0, depth, ckk, 1,
+             packed_w.get() + packed_a_size(g.c_out, c0 * kk) + r0 * depth);
+    }
+  });
+  ScratchSlots<float> panels(std::min<int64_t>(num_threads(), items),
+                             packed_b_size(blocks.max_channels(g) * kk, rows * g.w_out));
   parallel_for(items, 1, [&](int64_t begin, int64_t end) {
     float* const bp = panels.take();
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t n = i / tiles, oy0 = (i % tiles) * rows, oy1 = std::min(g.h_out, oy0 + rows);
-      const int64_t columns = (oy1 - oy0) * g.w_out;
-      im2col_panels(g, input + n * g.c_in * pixels_in, oy0, oy1, bp);
-      float* out = output + n * g.c_out * pixels_out + oy0 * g.w_out;  // (C_out, columns), rows P apart
-      packed_gemm(packed_w.get(), bp, g.c_out, columns, ckk, out, pixels_out);
-      if (!epilogue.empty()) {
-        for (int64_t o = 0; o < g.c_out; ++o) epilogue.apply(o, out + o * pixels_out, columns);
+    for (int64_t b = 0; b < blocks.count; ++b) {
+      const auto [c0, c1] = blocks.channels(g, b);
+      const float* const wb = packed_w.get() + packed_a_size(g.c_out, c0 * kk);
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t n = i / tiles, oy0 = (i % tiles) * rows, oy1 = std::min(g.h_out, oy0 + rows);
+        const int64_t columns = (oy1 - oy0) * g.w_out;
+        im2col_panels(g, input + n * g.c_in * pixels_in, c0, c1, oy0, oy1, bp);
+        float* out = output + n * g.c_out * pixels_out + oy0 * g.w_out;  // (C_out, columns), rows P apart
+        packed_gemm(wb, bp, g.c_out, columns, (c1 - c0) * kk, out, pixels_out, b > 0);
+        if (b == blocks.count - 1 && !epilogue.empty()) {
+          for (int64_t o = 0; o < g.c_out; ++o) epilogue.apply(o, out + o * pixels_out, columns);
+        }
       }
     }
   });
 }
 
-// grad_in[n] = col2im(W^T (CKK, C_out) * grad_out[n][:, tile] (C_out, P)) tile by tile; W^T packed once per
-// channel group (with fewer images than threads, the threads split each image's input channels, as in
-// backward_input_typed), grad_out's tile packed by a copy.
+// grad_in[n] = col2im(W^T (CKK, C_out) * grad_out[n][:, tile] (C_out, P)) tile by tile, by channel blocks: block b
+// computes the col rows of its channels (W^T's rows [c0*kk, c1*kk), packed once per call, the threads packing
+// blocks in parallel) and col2im writes those channels alone. The items are (block, image) pairs, block-major, so
+// that a thread's consecutive items share a block (in L2); with fewer images than threads there are at least as
+// many blocks as threads need. grad_out's tile is packed by a copy.
 void backward_input_packed(const Conv2dGeometry& g, const float* grad_out, const float* weight, float* grad_in) {
   const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
   const int threads = num_threads();
   const int64_t rows = packed_tile_rows(g, ckk), tiles = ceil_div_pos(g.h_out, rows);
-  const int64_t groups = g.n >= threads ? 1 : std::min<int64_t>(g.c_in, (threads + g.n - 1) / g.n);
-  const auto channels = [&](int64_t group) {
-    return std::pair{group * g.c_in / groups, (group + 1) * g.c_in / groups};
-  };
-  // Group gr's W^T rows [c0*kk, c1*kk) at packed_wt + offsets[gr].
-  std::vector<int64_t> offsets(static_cast<size_t>(groups + 1), 0);
-  for (int64_t gr = 0; gr < groups; ++gr) {
-    const auto [c0, c1] = channels(gr);
-    offsets[static_cast<size_t>(gr + 1)] = offsets[static_cast<size_t>(gr)] + packed_a_size((c1 - c0) * kk, g.c_out);
+  const ChannelBlocks blocks = channel_blocks(g, g.n >= threads ? 1 : ceil_div_pos(threads, g.n));
+  // Block b's W^T rows at packed_wt + offset(b) (a block's rows are padded to whole 8-row panels).
+  std::vector<int64_t> offsets(static_cast<size_t>(blocks.count + 1), 0);
+  for (int64_t b = 0; b < blocks.count; ++b) {
+    const auto [c0, c1] = blocks.channels(g, b);
+    offsets[static_cast<size_t>(b + 1)] = offsets[static_cast<size_t>(b)] + packed_a_size((c1 - c0) * kk, g.c_out);
   }
   Scratch<float> packed_wt(offsets.back());
-  for (int64_t gr = 0; gr < groups; ++gr) {
-    const auto [c0, c1] = channels(gr);
-    pack_a(weight + c0 * kk, (c1 - c0) * kk, g.c_out, 1, ckk, packed_wt.get() + offsets[static_cast<size_t>(gr)]);
-  }
-  const int64_t col_size = ceil_div_pos(g.c_in, groups) * kk * rows * g.w_out;
-  ScratchSlots<float> slots(std::min<int64_t>(threads, g.n * groups),
-                            col_size + packed_b_size(g.c_out, rows * g.w_out));
-  parallel_for(g.n * groups, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(blocks.count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const auto [c0, c1] = blocks.channels(g, b);
+      pack_a(weight + c0 * kk, (c1 - c0) * kk, g.c_out, 1, ckk, packed_wt.get() + offsets[static_cast<size_t>(b)]);
+    }
+  });
+  const int64_t items = blocks.count * g.n;
+  const int64_t col_size = blocks.max_channels(g) * kk * rows * g.w_out;
+  ScratchSlots<float> slots(std::min<int64_t>(threads, items), col_size + packed_b_size(g.c_out, rows * g.w_out));
+  parallel_for(items, 1, [&](int64_t begin, int64_t end) {
     float* const col = slots.take();
     float* const bp = col + col_size;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t n = item / groups, group = item % groups;
-      const auto [c0, c1] = channels(group);
+      const int64_t b = item / g.n, n = item % g.n;
+      const auto [c0, c1] = blocks.channels(g, b);
       float* image = grad_in + n * g.c_in * pixels_in;
       for (int64_t tile = 0; tile < tiles; ++tile) {
         const int64_t oy0 = tile * rows, oy1 = std::min(g.h_out, oy0 + rows), columns = (oy1 - oy0) * g.w_out;
         pack_b(grad_out + n * g.c_out * pixels_out + oy0 * g.w_out, g.c_out, columns, pixels_out, bp);
-        packed_gemm(packed_wt.get() + offsets[static_cast<size_t>(group)], bp, (c1 - c0) * kk, columns, g.c_out, col,
+        packed_gemm(packed_wt.get() + offsets[static_cast<size_t>(b)], bp, (c1 - c0) * kk, columns, g.c_out, col,
                     columns);
         col2im_stride2(g, col, c0, c1, oy0, oy1, columns, image);
       }
     }
   });
+}
+
+// The weight gradient's items on the packed path: K columns of col each (a group of whole images, or a tile of
+// one image's output rows), K as large as keeps grad_output^T's packed block (K, C_out) within kWeightGradBBytes,
+// so that it stays in L2 while the im2col rows stream past it, and at most kWeightGradColumns (each item's sum is
+// one chain of K float additions per weight: longer chains cost accuracy); at least one output row.
+constexpr int64_t kWeightGradBBytes = int64_t{512} << 10;
+constexpr int64_t kWeightGradColumns = 1024;
+// col's rows are K + kColPad floats apart: K is often a multiple of 256 (512 or 1024 floats), and rows 4 KiB apart
+// share L1 sets and alias in the load queue; the pad made the layer-3 GEMM 6% faster (one core).
+constexpr int64_t kColPad = 16;
+
+ItemPlan packed_weight_plan(const Conv2dGeometry& g) {
+  const int64_t pixels_out = g.h_out * g.w_out;
+  const int64_t target =
+      std::clamp<int64_t>(kWeightGradBBytes / (g.c_out * int64_t{sizeof(float)}), 1, kWeightGradColumns);
+  ItemPlan p;
+  p.rows = pixels_out <= target ? g.h_out : std::clamp<int64_t>(target / std::max<int64_t>(g.w_out, 1), 1, g.h_out);
+  p.tiles = ceil_div_pos(g.h_out, p.rows);
+  if (p.tiles == 1 && pixels_out > 0) p.images = std::clamp<int64_t>(target / pixels_out, 1, std::max<int64_t>(g.n, 1));
+  p.items = p.images > 1 ? ceil_div_pos(g.n, p.images) : g.n * p.tiles;
+  p.max_columns = p.images > 1 ? p.images * pixels_out : p.rows * g.w_out;
+  return p;
+}
+
+// The row length of col on that path.
+int64_t packed_weight_ld(const ItemPlan& plan) { return plan.max_columns + kColPad; }
+
+// Input channels per col chunk on that path: about kWeightGradChunkBytes of col rows, at least one channel.
+constexpr int64_t kWeightGradChunkBytes = int64_t{256} << 10;
+int64_t weight_grad_chunk(const Conv2dGeometry& g, const ItemPlan& plan) {
+  const int64_t channel_bytes = g.kh * g.kw * packed_weight_ld(plan) * int64_t{sizeof(float)};
+  return std::clamp<int64_t>(kWeightGradChunkBytes / channel_bytes, 1, std::max<int64_t>(g.c_in, 1));
+}
+
+// gw's columns of channels [c0, c1) (C_out, (c1-c0)*kk, rows ckk apart) += the items [i0, i1) of `plan`, each
+// (col (the im2col rows of those channels, (c1-c0)*kk x K) times grad_output^T (K, C_out))^T. An item's
+// grad_output^T is packed first; then col is built and multiplied a chunk of weight_grad_chunk(g, plan) channels
+// at a time, so that the chunk's rows are still in L2 when the GEMM reads them (im2col of all the channels first
+// wrote 3.5 MB per item at layer 3, which went to L3 and back). `scratch` holds one chunk's col rows, then the
+// packed grad_output^T.
+void accumulate_weight_grad_packed(const Conv2dGeometry& g, const ItemPlan& plan, const float* input,
+                                   const float* grad_out, int64_t i0, int64_t i1, int64_t c0, int64_t c1,
+                                   float* scratch, float* gw) {
+  const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
+  const int64_t chunk = weight_grad_chunk(g, plan);
+  float* const col = scratch;
+  float* const bp = scratch + chunk * kk * packed_weight_ld(plan);
+  for (int64_t i = i0; i < i1; ++i) {
+    const ItemPlan::Item it = plan.item(g, i);
+    const int64_t per_image = (it.oy1 - it.oy0) * g.w_out, columns = it.count * per_image;
+    const int64_t ld = columns + kColPad;
+    for (int64_t b = 0; b < it.count; ++b) {
+      pack_b_transposed(grad_out + (it.n0 + b) * g.c_out * pixels_out + it.oy0 * g.w_out, per_image, g.c_out,
+                        pixels_out, columns, bp + b * per_image * kPanelColumns);
+    }
+    for (int64_t cc0 = c0; cc0 < c1; cc0 += chunk) {
+      const int64_t cc1 = std::min(c1, cc0 + chunk);
+      for (int64_t b = 0; b < it.count; ++b) {
+        im2col(g, input + (it.n0 + b) * g.c_in * pixels_in, cc0, cc1, it.oy0, it.oy1, col + b * per_image, ld);
+      }
+      gemm_add_transposed(col, ld, bp, (cc1 - cc0) * kk, g.c_out, columns, gw + cc0 * kk, ckk);
+    }
+  }
+}
+
+// gw (C_out, CKK) = the sum over images and pixels of grad_out (C_out, P) col^T (P, CKK), computed as the
+// transpose of col * grad_out^T, so that col is the GEMM's A as im2col writes it (no transpose of the large
+// operand) and only grad_output is packed (transposed: C_out * P floats an image against col's CKK * P); the
+// kernel transposes its blocks of sums into gw. Threads split the items, each summing into its own partial
+// (thread 0's is gw), added in thread order; with fewer items than threads they split the input channels
+// (disjoint columns of gw) instead.
+void backward_weight_packed(const Conv2dGeometry& g, const float* input, const float* grad_out, float* gw) {
+  const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw;
+  const ItemPlan plan = packed_weight_plan(g);
+  const int threads = num_threads();
+  const bool split_items = threads > 1 && plan.items >= threads;
+  const bool split_channels = !split_items && threads > 1 && g.c_in >= 2 && !in_parallel_region();
+  const int64_t scratch_size =
+      weight_grad_chunk(g, plan) * kk * packed_weight_ld(plan) + packed_b_size(plan.max_columns, g.c_out);
+  if (split_items) {
+    Scratch<float> others((threads - 1) * g.c_out * ckk);  // thread t's partial at others + (t - 1) * C_out * CKK
+    const auto partial = [&](int t) { return t == 0 ? gw : others.get() + (t - 1) * g.c_out * ckk; };
+    ScratchSlots<float> slots(threads, scratch_size);
+    parallel_run([&](int t, int nthreads) {
+      float* const p = partial(t);
+      std::fill(p, p + g.c_out * ckk, 0.0f);
+      accumulate_weight_grad_packed(g, plan, input, grad_out, t * plan.items / nthreads,
+                                    (t + 1) * plan.items / nthreads, 0, g.c_in, slots.take(), p);
+    });
+    parallel_for(g.c_out * ckk, 4096, [&](int64_t begin, int64_t end) {
+      for (int t = 1; t < threads; ++t) copy_row<true>(partial(t) + begin, end - begin, gw + begin);
+    });
+    return;
+  }
+  ScratchSlots<float> slots(split_channels ? std::min<int64_t>(threads, g.c_in) : 1, scratch_size);
+  const auto run = [&](int64_t c0, int64_t c1) {
+    for (int64_t o = 0; o < g.c_out; ++o) std::fill(gw + o * ckk + c0 * kk, gw + o * ckk + c1 * kk, 0.0f);
+    accumulate_weight_grad_packed(g, plan, input, grad_out, 0, plan.items, c0, c1, slots.take(), gw);
+  };
+  if (split_channels) {
+    parallel_for(g.c_in, 1, run);
+  } else {
+    run(0, g.c_in);
+  }
 }
 
 template <typename T>
@@ -668,6 +821,9 @@ void backward_weight_typed(const Conv2dBackwardWeightArgs& args) {
   const T* input = static_cast<const T*>(args.input);
   const T* grad_out = static_cast<const T*>(args.grad_output);
   T* gw = static_cast<T*>(args.grad_weight);
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_packed_weight_grad<T>(g)) return backward_weight_packed(g, input, grad_out, gw);
+  }
   const int64_t ckk = g.c_in * g.kh * g.kw, kk = g.kh * g.kw;
   // Pointwise convolutions need no col and are never grouped.
   const ItemPlan plan = plan_items<T>(g, ckk);

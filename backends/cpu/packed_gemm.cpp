@@ -12,41 +12,132 @@ constexpr int64_t kVectors = kPanelColumns / 16;  // vectors per row of a block
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The block of C at c (kPanelRows rows, kPanelColumns columns, rows ldc apart) = the A panel a (k, kPanelRows) times
-// the B panel b (k, kPanelColumns). Only the first `rows` rows and `columns` columns are stored.
-inline void kernel(const float* __restrict a, const float* __restrict b, int64_t k, float* c, int64_t ldc, int64_t rows,
-                   int64_t columns) {
+// Where the kernel reads A. Packed (pack_a): element (r, kk) of a panel at a[kk * kPanelRows + r]. Row-major:
+// element (r, kk) at a[r * lda + kk], the rows read as eight streams (rows past the block's last repeat it: their
+// lanes are computed and dropped).
+enum class ALayout { Packed, RowMajor };
+
+// A block's sums: acc[r][v] lane l = row r, column 16 v + l.
+struct Block {
   Vec16 acc[kPanelRows][kVectors];
+};
+
+// The A panel a (kPanelRows, k) times the B panel b (k, kPanelColumns), summed from zero over kk = 0, 1, ..., k - 1
+// (one fused multiply-add per term). `rows`: A's rows that exist (RowMajor reads no others).
+template <ALayout Layout>
+inline Block multiply(const float* __restrict a, int64_t lda, const float* __restrict b, int64_t k, int64_t rows) {
+  Block blk;
 #pragma GCC unroll 8
   for (int64_t r = 0; r < kPanelRows; ++r) {
 #pragma GCC unroll 2
-    for (int64_t v = 0; v < kVectors; ++v) acc[r][v] = Vec16{};
+    for (int64_t v = 0; v < kVectors; ++v) blk.acc[r][v] = Vec16{};
   }
+  // RowMajor: row r of A at a_row[r].
+  const float* a_row[kPanelRows];
+#pragma GCC unroll 8
+  for (int64_t r = 0; r < kPanelRows; ++r) a_row[r] = a + std::min(r, rows - 1) * lda;
 #pragma GCC unroll 4
-  for (int64_t kk = 0; kk < k; ++kk, a += kPanelRows, b += kPanelColumns) {
+  for (int64_t kk = 0; kk < k; ++kk, b += kPanelColumns) {
     __builtin_prefetch(b + 8 * kPanelColumns);  // B comes from L2: ask for it 8 steps ahead
     Vec16 bv[kVectors];
 #pragma GCC unroll 2
     for (int64_t v = 0; v < kVectors; ++v) bv[v] = *reinterpret_cast<const Vec16*>(b + 16 * v);
 #pragma GCC unroll 8
     for (int64_t r = 0; r < kPanelRows; ++r) {
+      float ar;
+      if constexpr (Layout == ALayout::Packed) {
+        ar = a[kk * kPanelRows + r];
+      } else {
+        ar = a_row[r][kk];
+      }
 #pragma GCC unroll 2
-      for (int64_t v = 0; v < kVectors; ++v) acc[r][v] += a[r] * bv[v];
+      for (int64_t v = 0; v < kVectors; ++v) blk.acc[r][v] += ar * bv[v];
     }
   }
-  // A whole block goes straight to C; an edge block through a buffer, then the part inside C.
+  return blk;
+}
+
+// C's block at c (rows ldc apart) = (Add: C +) the block's first `rows` rows and `columns` columns; a whole block
+// straight from the registers, an edge block through a buffer.
+template <bool Add>
+inline void store(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t columns) {
   const bool whole = rows == kPanelRows && columns == kPanelColumns;
   float edge[kPanelRows * kPanelColumns];
-  float* dst = whole ? c : edge;
+  float* const dst = whole ? c : edge;
   const int64_t ld = whole ? ldc : kPanelColumns;
 #pragma GCC unroll 8
   for (int64_t r = 0; r < kPanelRows; ++r) {
 #pragma GCC unroll 2
-    for (int64_t v = 0; v < kVectors; ++v) *reinterpret_cast<Vec16*>(dst + r * ld + 16 * v) = acc[r][v];
+    for (int64_t v = 0; v < kVectors; ++v) {
+      Vec16* d = reinterpret_cast<Vec16*>(dst + r * ld + 16 * v);
+      *d = Add && whole ? *d + blk.acc[r][v] : blk.acc[r][v];
+    }
   }
   if (!whole) {
-    for (int64_t r = 0; r < rows; ++r)
-      std::copy(edge + r * kPanelColumns, edge + r * kPanelColumns + columns, c + r * ldc);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = c + r * ldc;
+      const float* sums = edge + r * kPanelColumns;
+      for (int64_t col = 0; col < columns; ++col) row[col] = Add ? row[col] + sums[col] : sums[col];
+    }
+  }
+}
+
+// The transposed block added to C: C[col * ldc + r] += block (r, col) for the first `rows` rows and `columns`
+// columns. A whole block is transposed in registers: three rounds of two-vector shuffles turn the eight row
+// vectors of 16 columns into 16 runs of eight rows (two columns a vector), each added to its row of C as one
+// 8-float load and store.
+typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
+typedef int32_t Index16 __attribute__((vector_size(64)));
+
+inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t columns) {
+  if (rows == kPanelRows && columns == kPanelColumns) {
+    for (int64_t v = 0; v < kVectors; ++v) {
+      const auto& x = blk.acc;
+      // Round 1: rows 2i, 2i+1 interleaved, (r0 r1) per column, columns 0-7 (lo) and 8-15 (hi).
+      Vec16 p[kPanelRows];
+      for (int64_t i = 0; i < kPanelRows / 2; ++i) {
+        p[2 * i] = __builtin_shuffle(x[2 * i][v], x[2 * i + 1][v],
+                                     Index16{0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23});
+        p[2 * i + 1] = __builtin_shuffle(x[2 * i][v], x[2 * i + 1][v],
+                                         Index16{8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31});
+      }
+      // Round 2: pairs of pairs, (r0 r1 r2 r3) per column, four columns a vector.
+      Vec16 q[kPanelRows];
+      for (int64_t h = 0; h < 2; ++h) {    // columns 0-7 (h 0) or 8-15 (h 1)
+        for (int64_t i = 0; i < 2; ++i) {  // rows 0-3 (i 0) or 4-7 (i 1)
+          const Vec16 lo = p[4 * i + h], hi = p[4 * i + 2 + h];
+          q[4 * h + 2 * i] = __builtin_shuffle(lo, hi, Index16{0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23});
+          q[4 * h + 2 * i + 1] =
+              __builtin_shuffle(lo, hi, Index16{8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31});
+        }
+      }
+      // Round 3: rows 0-3 and 4-7 joined, eight rows per column, two columns a vector (the halves).
+      for (int64_t h = 0; h < 2; ++h) {
+        for (int64_t i = 0; i < 2; ++i) {
+          const Vec16 lo = q[4 * h + i], hi = q[4 * h + 2 + i];
+          const Vec16 t = __builtin_shuffle(lo, hi, Index16{0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23});
+          const Vec16 u =
+              __builtin_shuffle(lo, hi, Index16{8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31});
+          // t holds columns col0, col0 + 1 and u col0 + 2, col0 + 3, where col0 = 16 v + 8 h + 4 i.
+          const int64_t col0 = 16 * v + 8 * h + 4 * i;
+          const Vec16 both[2] = {t, u};
+          for (int64_t w = 0; w < 2; ++w) {
+            for (int64_t half = 0; half < 2; ++half) {
+              Vec8* d = reinterpret_cast<Vec8*>(c + (col0 + 2 * w + half) * ldc);
+              const Vec8 s = half == 0 ? __builtin_shufflevector(both[w], both[w], 0, 1, 2, 3, 4, 5, 6, 7)
+                                       : __builtin_shufflevector(both[w], both[w], 8, 9, 10, 11, 12, 13, 14, 15);
+              *d += s;
+            }
+          }
+        }
+      }
+    }
+    return;
+  }
+  float edge[kPanelRows * kPanelColumns];
+  store<false>(blk, edge, kPanelColumns, kPanelRows, kPanelColumns);
+  for (int64_t col = 0; col < columns; ++col) {
+    for (int64_t r = 0; r < rows; ++r) c[col * ldc + r] += edge[r * kPanelColumns + col];
   }
 }
 
@@ -73,13 +164,48 @@ void pack_b(const float* b, int64_t k, int64_t n, int64_t ldb, float* bp) {
   }
 }
 
-void packed_gemm(const float* ap, const float* bp, int64_t m, int64_t n, int64_t k, float* c, int64_t ldc) {
+void packed_gemm(const float* ap, const float* bp, int64_t m, int64_t n, int64_t k, float* c, int64_t ldc, bool add) {
   // One B panel (k * 32 floats: 72-216 KiB for k = 576..1728, in L2) against every A panel, then the next B panel.
   for (int64_t c0 = 0; c0 < n; c0 += kPanelColumns, bp += k * kPanelColumns) {
     const int64_t columns = std::min(kPanelColumns, n - c0);
     const float* a = ap;
     for (int64_t r0 = 0; r0 < m; r0 += kPanelRows, a += k * kPanelRows) {
-      kernel(a, bp, k, c + r0 * ldc + c0, ldc, std::min(kPanelRows, m - r0), columns);
+      const int64_t rows = std::min(kPanelRows, m - r0);
+      const Block blk = multiply<ALayout::Packed>(a, 0, bp, k, rows);
+      if (add) {
+        store<true>(blk, c + r0 * ldc + c0, ldc, rows, columns);
+      } else {
+        store<false>(blk, c + r0 * ldc + c0, ldc, rows, columns);
+      }
+    }
+  }
+}
+
+void pack_b_transposed(const float* x, int64_t k, int64_t n, int64_t ldx, int64_t depth, float* bp) {
+  for (int64_t c0 = 0; c0 < n; c0 += kPanelColumns, bp += depth * kPanelColumns) {
+    const int64_t columns = std::min(kPanelColumns, n - c0);
+    // 16 rows of B at a time: each column's 16 values are read from one cache line of x.
+    for (int64_t k0 = 0; k0 < k; k0 += 16) {
+      const int64_t k1 = std::min(k, k0 + 16);
+      for (int64_t c = 0; c < columns; ++c) {
+        const float* src = x + (c0 + c) * ldx;
+        for (int64_t kk = k0; kk < k1; ++kk) bp[kk * kPanelColumns + c] = src[kk];
+      }
+      for (int64_t kk = k0; kk < k1; ++kk)
+        std::fill(bp + kk * kPanelColumns + columns, bp + (kk + 1) * kPanelColumns, 0.0f);
+    }
+  }
+}
+
+void gemm_add_transposed(const float* a, int64_t lda, const float* bp, int64_t m, int64_t n, int64_t k, float* c,
+                         int64_t ldc) {
+  // Each 8-row block of A (8 * k floats, in L1 for k <= 512) against every B panel: B (k * n floats) stays in L2.
+  for (int64_t r0 = 0; r0 < m; r0 += kPanelRows, a += kPanelRows * lda) {
+    const int64_t rows = std::min(kPanelRows, m - r0);
+    const float* b = bp;
+    for (int64_t c0 = 0; c0 < n; c0 += kPanelColumns, b += k * kPanelColumns) {
+      add_transposed(multiply<ALayout::RowMajor>(a, lda, b, k, rows), c + c0 * ldc + r0, ldc, rows,
+                     std::min(kPanelColumns, n - c0));
     }
   }
 }

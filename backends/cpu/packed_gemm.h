@@ -45,7 +45,23 @@ void pack_a(const float* a, int64_t m, int64_t k, int64_t row_stride, int64_t co
 // Packs B (k, n), rows ldb apart, into bp (packed_b_size(k, n) floats).
 void pack_b(const float* b, int64_t k, int64_t n, int64_t ldb, float* bp);
 
-// C (m, n), rows ldc apart, = packed A (m, k) * packed B (k, n); C is overwritten.
-void packed_gemm(const float* ap, const float* bp, int64_t m, int64_t n, int64_t k, float* c, int64_t ldc);
+// C (m, n), rows ldc apart, = packed A (m, k) * packed B (k, n), or with add C += A * B (the k products summed
+// from zero, then added to C: a product blocked over k adds one block's sum at a time).
+void packed_gemm(const float* ap, const float* bp, int64_t m, int64_t n, int64_t k, float* c, int64_t ldc,
+                 bool add = false);
+
+// Packs rows [kk0, kk0 + k) of a B of depth `depth` and n columns that is the transpose of x: B (kk0 + kk, c) =
+// x[c * ldx + kk] (x (n, k), rows ldx apart); bp points at row kk0 of B's first panel (bp = B + kk0 *
+// kPanelColumns), the panels are depth * kPanelColumns floats apart, and the last panel's columns >= n are zeroed.
+// The weight gradient's grad_output^T, one image at a time into a B whose depth is several images' pixels.
+void pack_b_transposed(const float* x, int64_t k, int64_t n, int64_t ldx, int64_t depth, float* bp);
+
+// C (n, m), rows ldc apart, += (A (m, k) * packed B (k, n))^T, A row-major and not packed (rows lda apart): the
+// weight gradient gW (C_out, CKK) += (col (CKK, P) * grad_output^T (P, C_out))^T, col read as im2col wrote it
+// (the kernel reads its eight rows as eight streams), only grad_output packed (transposed), and each 8x32 block
+// of sums transposed in registers on its way to gW. The k products of each element are summed from zero and
+// then added to C (an item's chain of k additions, not one chain over every item of a batch: shorter in float).
+void gemm_add_transposed(const float* a, int64_t lda, const float* bp, int64_t m, int64_t n, int64_t k, float* c,
+                         int64_t ldc);
 
 }  // namespace atelier::cpu
