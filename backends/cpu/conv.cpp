@@ -225,6 +225,61 @@ void add_every_second(const T* src, int64_t n, T* dst) {
   for (; ox < n; ++ox) dst[2 * ox] += src[ox];
 }
 
+// t_j[ox] = row[2*ox - 1 + j] (0 outside the row) for the taps j = 0, 1, 2 of a 3-wide kernel with padding 1 and
+// ox in [0, n), n a multiple of 8 and the row 2 * n long: each 16 floats of the row give 8 columns of all three
+// taps, t_1 the even entries, t_2 the odd ones and t_0 the odd ones shifted by a lane (the previous chunk's last
+// carried in, 0 at the start). Against a buffer copy of the row and three gathers, this is a third of im2col's
+// loads and stores at BEGAN's 8 to 32 output columns.
+template <typename T>
+void take_three_taps(const T* row, int64_t n, T* t0, T* t1, T* t2) {
+  if constexpr (std::is_same_v<T, float>) {
+    Vec8 carry{};
+    for (int64_t ox = 0; ox < n; ox += 8) {
+      const Vec16 v = *reinterpret_cast<const Vec16*>(row + 2 * ox);
+      const Vec8 even = __builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14);
+      const Vec8 odd = __builtin_shufflevector(v, v, 1, 3, 5, 7, 9, 11, 13, 15);
+      *reinterpret_cast<Vec8*>(t0 + ox) = __builtin_shuffle(carry, odd, Index8{7, 8, 9, 10, 11, 12, 13, 14});
+      *reinterpret_cast<Vec8*>(t1 + ox) = even;
+      *reinterpret_cast<Vec8*>(t2 + ox) = odd;
+      carry = odd;
+    }
+  } else {
+    for (int64_t ox = 0; ox < n; ++ox) {
+      t0[ox] = ox > 0 ? row[2 * ox - 1] : T(0);
+      t1[ox] = row[2 * ox];
+      t2[ox] = row[2 * ox + 1];
+    }
+  }
+}
+
+// buf[2*ox + j] += t_j[ox] for the three taps j = 0, 1, 2 of one kernel row and ox in [0, n), n a multiple of 8:
+// what three add_every_second calls add, in one pass (the 3-wide kernels of BEGAN's stride-2 layers, whose col2im
+// was a quarter of the input gradient at 8 output columns). Per 8 columns: even entries buf[2*ox] get t_0[ox] +
+// t_2[ox - 1] (t_2 shifted by a lane, the previous chunk's last lane carried in), odd entries t_1[ox]; the last
+// t_2 lands on buf[2*n]. The sums are those of the three calls up to rounding: an even entry's two terms of one
+// kernel row are added together before they reach buf.
+template <typename T>
+void add_three_taps(const T* t0, const T* t1, const T* t2, int64_t n, T* buf) {
+  if constexpr (std::is_same_v<T, float>) {
+    Vec8 carry{};
+    for (int64_t ox = 0; ox < n; ox += 8) {
+      const Vec8 a = *reinterpret_cast<const Vec8*>(t0 + ox), b = *reinterpret_cast<const Vec8*>(t1 + ox);
+      const Vec8 c = *reinterpret_cast<const Vec8*>(t2 + ox);
+      const Vec8 even = a + __builtin_shuffle(carry, c, Index8{7, 8, 9, 10, 11, 12, 13, 14});
+      carry = c;
+      Vec16* d = reinterpret_cast<Vec16*>(buf + 2 * ox);
+      *d += __builtin_shufflevector(even, b, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    }
+    buf[2 * n] += t2[n - 1];
+  } else {
+    for (int64_t ox = 0; ox < n; ++ox) {
+      buf[2 * ox] += t0[ox];
+      buf[2 * ox + 1] += t1[ox];
+      buf[2 * ox + 2] += t2[ox];
+    }
+  }
+}
+
 // Where im2col writes: row r of col, output row oy of the tile [oy0, oy1) starts at
 //   col + (oy - oy0) / rows * stride + r * ld + (oy - oy0) % rows * w_out,
 // so the default (one panel) is the row-major matrix with rows ld apart, and rows = R, stride = CKK * 32, ld = 32
@@ -250,6 +305,9 @@ void im2col_stride2(const Conv2dGeometry& g, const T* image, int64_t c0, int64_t
   buffer.assign(static_cast<size_t>(length), T(0));
   T* const buf = buffer.data();
   const int64_t kk = g.kh * g.kw;
+  // BEGAN's case (3 wide, padding 1, w = 2 * w_out, w_out a multiple of 8) reads the row in place, no buffer.
+  const bool three_taps =
+      std::is_same_v<T, float> && g.kw == 3 && g.pad_w == 1 && g.w == 2 * g.w_out && g.w_out % 8 == 0;
   for (int64_t c = c0; c < c1; ++c) {
     const T* plane = image + c * g.h * g.w;
     for (int64_t i = 0; i < g.kh; ++i) {
@@ -259,6 +317,10 @@ void im2col_stride2(const Conv2dGeometry& g, const T* image, int64_t c0, int64_t
         const int64_t iy = oy * g.stride_h - g.pad_h + i;
         if (iy < 0 || iy >= g.h) {
           for (int64_t j = 0; j < g.kw; ++j) std::fill(dst + j * ld, dst + j * ld + g.w_out, T(0));
+          continue;
+        }
+        if (three_taps) {
+          take_three_taps(plane + iy * g.w, g.w_out, dst, dst + ld, dst + 2 * ld);
           continue;
         }
         copy_row(plane + iy * g.w, copied, buf + g.pad_w);
@@ -374,7 +436,11 @@ void col2im_stride2(const Conv2dGeometry& g, const T* col, int64_t c0, int64_t c
         const int64_t from = iy + g.pad_h - i;
         if (from % g.stride_h != 0 || from / g.stride_h < oy0 || from / g.stride_h >= oy1 || from < 0) continue;
         const T* taps = col + ((c - c0) * kk + i * g.kw) * ld + (from / g.stride_h - oy0) * g.w_out;
-        for (int64_t j = 0; j < g.kw; ++j) add_every_second(taps + j * ld, g.w_out, buf + j);
+        if (std::is_same_v<T, float> && g.kw == 3 && g.w_out % 8 == 0) {
+          add_three_taps(taps, taps + ld, taps + 2 * ld, g.w_out, buf);
+        } else {
+          for (int64_t j = 0; j < g.kw; ++j) add_every_second(taps + j * ld, g.w_out, buf + j);
+        }
       }
       T* row = plane + iy * g.w;
       const T* sums = buf + g.pad_w;

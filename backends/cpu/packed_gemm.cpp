@@ -149,6 +149,14 @@ int64_t packed_b_size(int64_t k, int64_t n) { return ceil_div(n, kPanelColumns) 
 void pack_a(const float* a, int64_t m, int64_t k, int64_t row_stride, int64_t col_stride, float* ap) {
   for (int64_t r0 = 0; r0 < m; r0 += kPanelRows) {
     const int64_t rows = std::min(kPanelRows, m - r0);
+    if (row_stride == 1 && rows == kPanelRows) {
+      // A given transposed (the input gradient's W^T): each step's 8 rows are 8 consecutive floats.
+      for (int64_t kk = 0; kk < k; ++kk, ap += kPanelRows) {
+        const float* src = a + r0 + kk * col_stride;
+        std::copy(src, src + kPanelRows, ap);
+      }
+      continue;
+    }
     for (int64_t kk = 0; kk < k; ++kk, ap += kPanelRows) {
       for (int64_t r = 0; r < rows; ++r) ap[r] = a[(r0 + r) * row_stride + kk * col_stride];
       std::fill(ap + rows, ap + kPanelRows, 0.0f);
