@@ -92,7 +92,7 @@ typedef int32_t Index16 __attribute__((vector_size(64)));
 inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t columns) {
   if (rows == kPanelRows && columns == kPanelColumns) {
     for (int64_t v = 0; v < kVectors; ++v) {
-      const auto& x = blk.acc;
+      const Vec16(&x)[kPanelRows][kVectors] = blk.acc;  // not auto: it would drop Vec16's aligned(4)
       // Round 1: rows 2i, 2i+1 interleaved, (r0 r1) per column, columns 0-7 (lo) and 8-15 (hi).
       Vec16 p[kPanelRows];
       for (int64_t i = 0; i < kPanelRows / 2; ++i) {
