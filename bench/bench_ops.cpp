@@ -8,6 +8,7 @@
 //   conv/NxCxHxW->C_out[s2]/PASS    3x3, padding 1, stride 1 (or 2), no bias; PASS = fwd, bwd_input, bwd_weight,
 //                                   all3 (the three in a row: what one training step costs a conv layer)
 //   elu/..., upsample/..., copy/... NCHW shapes
+//   reduce/mean|sum/SHAPE_into_K     a sum or mean of SHAPE into K outputs (the BEGAN L1 losses, a bias gradient)
 // except the conv_algo/ rows, atelier's own (no PyTorch twin; the join shows "-" for PyTorch):
 //   conv_algo/NxCxHxW->C_out/all3/ALGO   a stride-1 conv row's all3 with the CPU conv algorithm forced
 //                                        (ALGO = im2col, wino2, wino4; see backends/conv_algo.h)
@@ -243,6 +244,19 @@ void bench_l1_loss(benchmark::State& state) {
   }
 }
 
+// Reductions alone (backends/cuda/reduce.cu's paths on CUDA): `shape` summed or averaged over `dims`. The BEGAN
+// L1 losses are 196,608 elements into 1 output (or 2, the D step's two losses in one call); a bias gradient at
+// 64x64, 64 channels and batch 16 is 65,536 elements into each of 64 outputs. Reads the source once.
+void bench_reduce(benchmark::State& state, const Shape& shape, const std::vector<int64_t>& dims, bool mean) {
+  const Tensor x = on_device(randn(shape));
+  for (auto _ : state) {
+    Tensor y = mean ? x.mean(dims) : x.sum(dims);
+    benchmark::DoNotOptimize(y.raw_data());
+    finish();
+  }
+  set_bytes(state, 4.0 * static_cast<double>(x.numel()));
+}
+
 // One Adam step (betas 0.5, 0.999) over tensors of the shapes of the 64x64, n = 64 BEGAN encoder's convolutions
 // and both fully connected layers (3.7 M parameters, 21 tensors with the biases). Reads parameter, gradient and
 // both moments, writes three: 7 x 4 bytes per parameter.
@@ -408,6 +422,13 @@ void register_all() {
   add("upsample/16x64x32x32/bwd", [](benchmark::State& s) { bench_upsample(s, true); });
   add("elu_bwd/16x64x64x64", bench_elu_backward);
   add("l1_loss/16x3x64x64/fwd_bwd", bench_l1_loss);
+  add("reduce/mean/16x3x64x64_into_1", [](benchmark::State& s) { bench_reduce(s, {16, 3, 64, 64}, {}, true); });
+  add("reduce/mean/2x16x3x64x64_into_2", [](benchmark::State& s) {
+    bench_reduce(s, {2, 16 * 3 * 64 * 64}, {1}, true);
+  });
+  add("reduce/sum/16x64x64x64_into_64", [](benchmark::State& s) {
+    bench_reduce(s, {16, 64, 64, 64}, {0, 2, 3}, false);
+  });
   add("adam/began_encoder_n64", bench_adam);
   add("adam/began_encoder_n64/per_tensor", [](benchmark::State& s) { bench_adam_raw(s, false); });
   add("adam/began_encoder_n64/multi", [](benchmark::State& s) { bench_adam_raw(s, true); });

@@ -17,6 +17,14 @@
 # (scripts/test.sh makes build/cpu; or: cmake -S . -B build/cpu -DATELIER_CUDA=OFF && cmake --build build/cpu).
 # Objects go to $ATELIER_EMULATION_OUT (default build/cuda-emulation). A CPU-only configuration where nvcc is
 # found registers this script as the ctest `cuda_emulation` (label long), with its own build folder.
+# $ATELIER_EMULATION_FLAGS: host compiler flags for every object and the link, e.g. "-fsanitize=thread -g":
+# ThreadSanitizer then reports a missing sync() in a block kernel as a data race on its shared array, naming the
+# line, where the plain emulation shows a wrong value only when the host threads happen to race (checked: it
+# reports the reduction with one sync taken out). Give it its own $ATELIER_EMULATION_OUT, and set
+# ATELIER_NUM_THREADS=1 unless $ATELIER_EMULATION_LIB is a ThreadSanitizer build (the CPU thread pool of an
+# uninstrumented library looks racy to it), e.g.
+#   ATELIER_EMULATION_FLAGS="-fsanitize=thread -g" ATELIER_EMULATION_OUT=build/cuda-emulation-tsan \
+#     ATELIER_NUM_THREADS=1 scripts/cuda-emulate.sh -tc="cuda reduce*"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/cuda/bin"
@@ -29,22 +37,25 @@ command -v nvcc > /dev/null || { echo "cuda-emulate: nvcc not found" >&2; exit 2
 cuda_include="$(dirname "$(command -v nvcc)")/../include"
 cuda_lib="$(dirname "$(command -v nvcc)")/../lib64"
 mkdir -p "$out"
+read -r -a extra <<< "${ATELIER_EMULATION_FLAGS:-}"
+nvcc_extra=()
+if ((${#extra[@]} > 0)); then nvcc_extra=(-Xcompiler "$(IFS=,; echo "${extra[*]}")"); fi
 
 pids=()
 for family in copy_fill random elementwise reduce conv gemm index upsample optimizer graph host_copies; do
-  nvcc -std=c++20 -O1 --expt-relaxed-constexpr -Itests/cuda_emulation/fake -I. \
+  nvcc -std=c++20 -O1 --expt-relaxed-constexpr "${nvcc_extra[@]}" -Itests/cuda_emulation/fake -I. \
     -c "backends/cuda/$family.cu" -o "$out/$family.o" & pids+=($!)
 done
-g++ -std=c++20 -O1 -I. -I"$cuda_include" -c tests/cuda_emulation/emulated_backend.cpp -o "$out/emulated_backend.o" &
+g++ -std=c++20 -O1 "${extra[@]}" -I. -I"$cuda_include" -c tests/cuda_emulation/emulated_backend.cpp -o "$out/emulated_backend.o" &
 pids+=($!)
 for source in tests/cuda/*.cpp tests/parity/parity.cpp; do
-  g++ -std=c++20 -O1 -I. -DATELIER_SOURCE_DIR="\"$PWD\"" -c "$source" -o "$out/$(basename "$source" .cpp).o" &
+  g++ -std=c++20 -O1 "${extra[@]}" -I. -DATELIER_SOURCE_DIR="\"$PWD\"" -c "$source" -o "$out/$(basename "$source" .cpp).o" &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
 # The emulation's objects come first: they define cuda_backend_or_null (the CPU-only library's returns null),
 # the CUDA backend's members, and the cuBLAS and cudaMemsetAsync entry points the emulated families call.
-g++ -o "$out/atelier_cuda_tests_emulated" "$out"/*.o "$lib/libatelier_began.a" "$lib/libatelier_testing.a" \
+g++ "${extra[@]}" -o "$out/atelier_cuda_tests_emulated" "$out"/*.o "$lib/libatelier_began.a" "$lib/libatelier_testing.a" \
   "$lib/libatelier.a" -L"$cuda_lib" -lcudart -lpng -ljpeg -lz -lpthread
 "$out/atelier_cuda_tests_emulated" "$@"

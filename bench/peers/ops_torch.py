@@ -140,6 +140,11 @@ def cases():
     # The kernel autograd calls for F.elu's backward, from the saved output (is_result=True), as atelier's.
     out.append(("elu_bwd/16x64x64x64", lambda: (lambda: torch.ops.aten.elu_backward(dy, 1.0, 1.0, 1.0, True, y))))
     out.append(("l1_loss/16x3x64x64/fwd_bwd", make_l1_loss))
+    l1 = torch.randn(16, 3, 64, 64)
+    l1_pair = torch.randn(2, 16 * 3 * 64 * 64)
+    out.append(("reduce/mean/16x3x64x64_into_1", lambda: (lambda: l1.mean())))
+    out.append(("reduce/mean/2x16x3x64x64_into_2", lambda: (lambda: l1_pair.mean(dim=1))))
+    out.append(("reduce/sum/16x64x64x64_into_64", lambda: (lambda: x.sum(dim=(0, 2, 3)))))
     out.append(("adam/began_encoder_n64", make_adam))
     return out
 
