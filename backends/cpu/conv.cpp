@@ -619,11 +619,14 @@ ItemPlan packed_weight_plan(const Conv2dGeometry& g) {
 // The row length of col on that path.
 int64_t packed_weight_ld(const ItemPlan& plan) { return plan.max_columns + kColPad; }
 
-// Input channels per col chunk on that path: about kWeightGradChunkBytes of col rows, at least one channel.
+// Input channels per col chunk on that path: about kWeightGradChunkBytes of col rows, in whole multiples of the
+// kernel's 8-row blocks (a multiple of 8 channels; at least 8), so that only a last chunk can end in a partial
+// block (7 channels at layer 1 gave 63 rows: a partial block, with its scalar store, in every chunk).
 constexpr int64_t kWeightGradChunkBytes = int64_t{256} << 10;
 int64_t weight_grad_chunk(const Conv2dGeometry& g, const ItemPlan& plan) {
   const int64_t channel_bytes = g.kh * g.kw * packed_weight_ld(plan) * int64_t{sizeof(float)};
-  return std::clamp<int64_t>(kWeightGradChunkBytes / channel_bytes, 1, std::max<int64_t>(g.c_in, 1));
+  const int64_t chunk = std::max<int64_t>(kWeightGradChunkBytes / channel_bytes / kPanelRows, 1) * kPanelRows;
+  return std::clamp<int64_t>(chunk, 1, std::max<int64_t>(g.c_in, 1));
 }
 
 // gw's columns of channels [c0, c1) (C_out, (c1-c0)*kk, rows ckk apart) += the items [i0, i1) of `plan`, each

@@ -141,6 +141,32 @@ inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows
   }
 }
 
+// One step of a 16 x 16 block transpose, of distance D (8, 4, 2, 1): rows i and i + D (bit D of i clear) swap
+// their off-diagonal D x D blocks. Row i keeps lane l, or for l with bit D set takes row i + D's lane l - D; row
+// i + D takes row i's lane l + D, or for l with bit D set keeps its own lane l (16 + lane: the shuffle's second
+// operand).
+template <int D>
+inline void transpose_step(Vec16 (&t)[16]) {
+  const Index16 lane{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  const Index16 from_second = (lane & D) / D * (16 - D);  // 16 - D where bit D is set, else 0
+  const Index16 low = lane + from_second, high = lane + D + from_second;
+  for (int i = 0; i < 16; ++i) {
+    if (i & D) continue;
+    const Vec16 a = t[i], b = t[i + D];
+    t[i] = __builtin_shuffle(a, b, low);
+    t[i + D] = __builtin_shuffle(a, b, high);
+  }
+}
+
+// t[j][i] = t[i][j]: swapping the off-diagonal blocks of halves, then of quarters, eighths and sixteenths
+// transposes every block at once (64 two-vector shuffles for 256 floats).
+inline void transpose16(Vec16 (&t)[16]) {
+  transpose_step<8>(t);
+  transpose_step<4>(t);
+  transpose_step<2>(t);
+  transpose_step<1>(t);
+}
+
 }  // namespace
 
 int64_t packed_a_size(int64_t m, int64_t k) { return ceil_div(m, kPanelRows) * kPanelRows * k; }
@@ -192,15 +218,29 @@ void packed_gemm(const float* ap, const float* bp, int64_t m, int64_t n, int64_t
 void pack_b_transposed(const float* x, int64_t k, int64_t n, int64_t ldx, int64_t depth, float* bp) {
   for (int64_t c0 = 0; c0 < n; c0 += kPanelColumns, bp += depth * kPanelColumns) {
     const int64_t columns = std::min(kPanelColumns, n - c0);
-    // 16 rows of B at a time: each column's 16 values are read from one cache line of x.
-    for (int64_t k0 = 0; k0 < k; k0 += 16) {
+    int64_t k0 = 0;
+    if (columns == kPanelColumns) {
+      // 16 x 16 tiles transposed in registers: 16 rows of x in, 16 rows of the panel (half their width) out.
+      for (; k0 + 16 <= k; k0 += 16) {
+        for (int64_t half = 0; half < kPanelColumns; half += 16) {
+          Vec16 t[16];
+          for (int64_t i = 0; i < 16; ++i) t[i] = *reinterpret_cast<const Vec16*>(x + (c0 + half + i) * ldx + k0);
+          transpose16(t);
+          for (int64_t j = 0; j < 16; ++j) *reinterpret_cast<Vec16*>(bp + (k0 + j) * kPanelColumns + half) = t[j];
+        }
+      }
+    }
+    // The rest (and an edge panel) element by element, 16 rows of B at a time: each column's 16 values are read
+    // from one cache line of x.
+    for (; k0 < k; k0 += 16) {
       const int64_t k1 = std::min(k, k0 + 16);
       for (int64_t c = 0; c < columns; ++c) {
         const float* src = x + (c0 + c) * ldx;
         for (int64_t kk = k0; kk < k1; ++kk) bp[kk * kPanelColumns + c] = src[kk];
       }
-      for (int64_t kk = k0; kk < k1; ++kk)
+      for (int64_t kk = k0; kk < k1; ++kk) {
         std::fill(bp + kk * kPanelColumns + columns, bp + (kk + 1) * kPanelColumns, 0.0f);
+      }
     }
   }
 }
