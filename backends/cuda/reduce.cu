@@ -9,11 +9,12 @@
 //     (below) and thread 0 writes the result (1 kernel: launch_blocks);
 //   - long into few outputs (K < kFillBlocks, R >= kSplitFrom; e.g. BEGAN's L1 losses, about 200k elements
 //     into 1 or 2 outputs, and the bias gradients, a few channels of N * H * W): each output's reduced range is
-//     cut into S contiguous chunks of C indices (C a multiple of kReduceBlock, at least kMinChunk;
-//     S <= ceil(kFillBlocks / K)), one block per (output, chunk)
-//     (K * S blocks, about kFillBlocks: two per SM of a 132-SM H200), each writing its chunk's partial (in the
-//     accumulator's type) to scratch memory from the caching allocator; then one thread per output combines its
-//     S partials in chunk order and writes the result (2 kernels: launch_blocks, then launch_linear).
+//     cut into S contiguous chunks of C indices (C about R / ceil(kFillBlocks / K), rounded down to a multiple
+//     of kWarp so that every warp's loads stay aligned, and at least kMinChunk), one block per (output, chunk)
+//     (K * S blocks, kFillBlocks or a few more: two per SM of a 132-SM H200), each writing its chunk's partial
+//     (in the accumulator's type) to scratch memory from the caching allocator; then one block per output folds
+//     its S partials (thread t those t, t + B, ... in order, then the block's combine) and writes the result
+//     (2 kernels, both launch_blocks).
 // The block's combine: thread t stores its partial in shared[t]; threads 0..15 each fold shared[t], shared[t +
 // 16], ..., shared[t + 240] in that order (consecutive threads read consecutive words: no bank conflicts); thread
 // 0 folds those 16 in order. Three syncs per block (two here, one by the launcher between blocks).
@@ -52,6 +53,8 @@ constexpr int kReduceBlock = kReduceFan * kReduceFan;
 // Blocks that fill the GPU: two per SM of an H200 (132 SMs). A constant, not the device's count, so that the
 // chunks (and so the results' rounding) depend only on the sizes.
 constexpr int64_t kFillBlocks = 2 * 132;
+// Chunks start at multiples of a warp's 32 elements (aligned loads where the range is contiguous).
+constexpr int64_t kWarp = 32;
 // A chunk has at least this many reduced elements: two loads per thread before the block's combine.
 constexpr int64_t kMinChunk = 2 * kReduceBlock;
 // Ranges this long are split when there are fewer than kFillBlocks outputs. Below it one block's threads walk
@@ -114,6 +117,23 @@ struct ReducePerThread {
   }
 };
 
+// The block's combine (the header): every thread brings its partial; thread 0 returns the block's total (the
+// other threads return a part of it, unused).
+template <typename Red, class Block>
+ATELIER_HOST_DEVICE typename Red::Acc block_fold(Block& b, typename Red::Acc acc) {
+  b.shared[b.thread] = acc;
+  b.sync();
+  if (b.thread < kReduceFan) {
+    for (int i = 1; i < kReduceFan; ++i) acc = Red::combine(acc, b.shared[b.thread + i * kReduceFan]);
+    b.shared[b.thread] = acc;  // only this thread reads or writes shared[t] for t < 16 at this point
+  }
+  b.sync();
+  if (b.thread == 0) {
+    for (int i = 1; i < kReduceFan; ++i) acc = Red::combine(acc, b.shared[i]);
+  }
+  return acc;
+}
+
 // One block per (kept element k, chunk s): block b takes k = b / chunks, s = b % chunks, and folds the reduced
 // indices [s * chunk, min((s + 1) * chunk, R)): thread t those t, t + kReduceBlock, ... in order, then the
 // block's combine (the header). With one chunk it writes dst[k] = finish(result); with several, partials[b].
@@ -141,17 +161,8 @@ struct ReduceChunks {
         acc = Red::combine(acc, Red::load(base[offset_at(reduced, r)]));
       }
     }
-    b.shared[b.thread] = acc;
-    b.sync();
-    if (b.thread < kReduceFan) {
-      Acc row = b.shared[b.thread];
-      for (int i = 1; i < kReduceFan; ++i) row = Red::combine(row, b.shared[b.thread + i * kReduceFan]);
-      b.shared[b.thread] = row;  // only this thread reads or writes shared[t] for t < 16 at this point
-    }
-    b.sync();
+    const Acc total = block_fold<Red>(b, acc);
     if (b.thread == 0) {
-      Acc total = b.shared[0];
-      for (int i = 1; i < kReduceFan; ++i) total = Red::combine(total, b.shared[i]);
       if (chunks == 1) {
         dst[k] = Red::finish(total, scale);
       } else {
@@ -161,18 +172,22 @@ struct ReduceChunks {
   }
 };
 
-// The second pass of a split reduction: output k folds its partials in chunk order.
+// The second pass of a split reduction: block k folds output k's partials (thread t those t, t + kReduceBlock,
+// ... in chunk order, then the block's combine): one or two loads per thread, where one thread per output would
+// walk all S partials in a row.
 template <typename Red, typename T>
 struct CombinePartials {
-  const typename Red::Acc* partials;
+  using Acc = typename Red::Acc;
+  const Acc* partials;
   int64_t chunks;
   double scale;
   T* dst;
-  ATELIER_HOST_DEVICE void operator()(int64_t k) const {
-    const typename Red::Acc* p = partials + k * chunks;
-    typename Red::Acc acc = p[0];
-    for (int64_t s = 1; s < chunks; ++s) acc = Red::combine(acc, p[s]);
-    dst[k] = Red::finish(acc, scale);
+  ATELIER_HOST_DEVICE void operator()(cuda::BlockContext<Acc, kReduceBlock>& b) const {
+    const Acc* p = partials + b.block * chunks;
+    Acc acc = Red::init();
+    for (int64_t s = b.thread; s < chunks; s += kReduceBlock) acc = Red::combine(acc, p[s]);
+    const Acc total = block_fold<Red>(b, acc);
+    if (b.thread == 0) dst[b.block] = Red::finish(total, scale);
   }
 };
 
@@ -187,7 +202,7 @@ Chunking chunking(int64_t kept, int64_t reduced) {
   const int64_t wanted = std::min((kFillBlocks + kept - 1) / kept, reduced / kMinChunk);
   if (wanted <= 1) return {1, reduced};
   const int64_t per_chunk = (reduced + wanted - 1) / wanted;
-  const int64_t size = std::max(kMinChunk, (per_chunk + kReduceBlock - 1) / kReduceBlock * kReduceBlock);
+  const int64_t size = std::max(kMinChunk, per_chunk / kWarp * kWarp);
   return {(reduced + size - 1) / size, size};
 }
 
@@ -222,7 +237,7 @@ void run_reduce(CudaBackend& backend, const ReduceArgs& args, double scale) {
   cuda::launch_blocks<Acc, kReduceBlock>(
       kept.numel * chunks.count,
       ReduceChunks<Red, T>{src, kept, reduced, chunks.count, chunks.size, scale, nullptr, partials});
-  cuda::launch_linear(kept.numel, CombinePartials<Red, T>{partials, chunks.count, scale, dst});
+  cuda::launch_blocks<Acc, kReduceBlock>(kept.numel, CombinePartials<Red, T>{partials, chunks.count, scale, dst});
 }
 
 template <typename T>

@@ -396,7 +396,7 @@ void reduce_rows(Rows& rows) {
                                                   }));
         });
     // Many outputs of few elements: 63 (one thread each), 64 and 65 (one block each, just above the threshold),
-    // 300 outputs of 65 read across rows; 100 outputs of 4,400 (three chunks each, the last shorter).
+    // 300 outputs of 65 read across rows; 100 outputs of 4,400 (four chunks each, the last of 80).
     add(rows, PrimitiveOp::reduce, dtype, "many_short_outputs", exact_if_integral(dtype, Tolerance::Norm),
         [dtype](Device d) {
           const Tensor src = make({300, 65}, dtype, 15, d, -10, 10);
