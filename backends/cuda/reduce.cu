@@ -20,7 +20,8 @@
 // 0 folds those 16 in order. Three syncs per block (two here, one by the launcher between blocks).
 // A reduced range that is one run of the plan (one dimension after merging, any stride; contiguous for a
 // reduction over trailing dimensions) is read as base[r * stride], without the plan's per-element divisions;
-// with stride 1 a warp's loads are coalesced.
+// with stride 1 a warp's loads are coalesced. Two runs (a bias gradient's batch and pixels) advance their two
+// indices by additions; only three or more dimensions pay the plan's divisions per element.
 //
 // Determinism (no atomics; results depend only on the sizes and strides, never on timing or the device): every
 // fold above has a fixed order. The scratch (at most K * S accumulators, a few KB) comes from the backend's
@@ -155,6 +156,22 @@ struct ReduceChunks {
       const int64_t stride = reduced.strides[0][0];
       for (int64_t r = begin + b.thread; r < end; r += kReduceBlock) {
         acc = Red::combine(acc, Red::load(base[r * stride]));
+      }
+    } else if (reduced.ndim == 2) {
+      // Two runs (a bias gradient's (N, H * W)): index r = q * inner + m, advanced by kReduceBlock without a
+      // division per element (one per thread to start).
+      const int64_t inner = reduced.sizes[1], outer_stride = reduced.strides[0][0];
+      const int64_t inner_stride = reduced.strides[0][1];
+      const int64_t step_q = kReduceBlock / inner, step_m = kReduceBlock % inner;
+      int64_t r = begin + b.thread, q = r / inner, m = r % inner;
+      for (; r < end; r += kReduceBlock) {
+        acc = Red::combine(acc, Red::load(base[q * outer_stride + m * inner_stride]));
+        q += step_q;
+        m += step_m;
+        if (m >= inner) {
+          m -= inner;
+          ++q;
+        }
       }
     } else {
       for (int64_t r = begin + b.thread; r < end; r += kReduceBlock) {

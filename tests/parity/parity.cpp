@@ -382,7 +382,9 @@ void reduce_rows(Rows& rows) {
           return run_reduce_cases(d, dtype, src, cases);
         });
     // 1, 2 and 3 outputs of 200,000 elements each (BEGAN's L1 losses), the range contiguous, strided, or two
-    // dimensions that do not merge (the plan's general path).
+    // dimensions that do not merge, the inner one longer or shorter than a block (200: the GPU's two-run path
+    // wraps once per step), or three (the plan's divisions); 300 outputs of two dimensions whose inner one has 3
+    // elements (the two-run path's index wraps 85 times per step).
     add(rows, PrimitiveOp::reduce, dtype, "long_into_few_outputs", exact_if_integral(dtype, Tolerance::Norm),
         [dtype, none](Device d) {
           const Tensor src = make({200, 3, 1000}, dtype, 14, d, -10, 10);
@@ -393,6 +395,8 @@ void reduce_rows(Rows& rows) {
                                                       {dim1(2, 1), dim1(200000, 3)},
                                                       {dim1(3, 1000), make_layout({200, 1000}, {3000, 1})},
                                                       {make_layout({1}, {0}), make_layout({1000, 200}, {1, 1000})},
+                                                      {dim1(300, 1), make_layout({200, 3}, {3000, 1000})},
+                                                      {dim1(3, 1000), make_layout({200, 10, 100}, {3000, 1, 10})},
                                                   }));
         });
     // Many outputs of few elements: 63 (one thread each), 64 and 65 (one block each, just above the threshold),
