@@ -17,7 +17,11 @@
 // weights (or their transpose) are packed once per call, not once per tile, and im2col writes its tile straight
 // into the GEMM's 32-column panels; the input gradient's col2im builds each input row whole from the taps that
 // reach it and writes it once (col2im_stride2), so the image is never zero-filled first. On one core these took
-// BEGAN's stride-2 layers from 0.8-0.9x oneDNN's speed to about parity (docs/benchmarks.md, "Third pass").
+// BEGAN's stride-2 layers from 0.8-0.9x oneDNN's speed to about parity (docs/benchmarks.md, "Third pass"). Since
+// the fourth pass: the weights are cut into channel blocks that stay in L2 (ChannelBlocks); the float weight
+// gradient of any stride-2 convolution uses the packed kernel too, as gW^T = col * grad_out^T with col read as
+// im2col writes it (backward_weight_packed); and 3-wide, padding-1 kernels (BEGAN's) gather and scatter their
+// three taps in one pass per row (take_three_taps, add_three_taps).
 //
 // Small images: where a whole image has fewer than kMinTileColumns output pixels (an 8x8 output has 64), one
 // item is a group of whole images instead, side by side in col (CKK, images * P) and in one GEMM, so the GEMM is
