@@ -17,6 +17,7 @@
 # (scripts/test.sh makes build/cpu; or: cmake -S . -B build/cpu -DATELIER_CUDA=OFF && cmake --build build/cpu).
 # Objects go to $ATELIER_EMULATION_OUT (default build/cuda-emulation). A CPU-only configuration where nvcc is
 # found registers this script as the ctest `cuda_emulation` (label long), with its own build folder.
+# $ATELIER_EMULATION_JOBS: how many compiles run at once (default: the number of cores).
 # $ATELIER_EMULATION_FLAGS: host compiler flags for every object and the link, e.g. "-fsanitize=thread -g":
 # ThreadSanitizer then reports a missing sync() in a block kernel as a data race on its shared array, naming the
 # line, where the plain emulation shows a wrong value only when the host threads happen to race (checked: it
@@ -41,16 +42,24 @@ read -r -a extra <<< "${ATELIER_EMULATION_FLAGS:-}"
 nvcc_extra=()
 if ((${#extra[@]} > 0)); then nvcc_extra=(-Xcompiler "$(IFS=,; echo "${extra[*]}")"); fi
 
+# At most $ATELIER_EMULATION_JOBS compiles at once (default: the cores), so a small machine (CI's 2 cores) is not
+# handed two dozen compilers of ~0.5-1 GB each at once; every job's status is checked at the end.
+max_jobs="${ATELIER_EMULATION_JOBS:-$(nproc)}"
 pids=()
-for family in copy_fill random elementwise reduce conv gemm index upsample optimizer graph host_copies; do
-  nvcc -std=c++20 -O1 --expt-relaxed-constexpr "${nvcc_extra[@]}" -Itests/cuda_emulation/fake -I. \
-    -c "backends/cuda/$family.cu" -o "$out/$family.o" & pids+=($!)
-done
-g++ -std=c++20 -O1 "${extra[@]}" -I. -I"$cuda_include" -c tests/cuda_emulation/emulated_backend.cpp -o "$out/emulated_backend.o" &
-pids+=($!)
-for source in tests/cuda/*.cpp tests/parity/parity.cpp; do
-  g++ -std=c++20 -O1 "${extra[@]}" -I. -DATELIER_SOURCE_DIR="\"$PWD\"" -c "$source" -o "$out/$(basename "$source" .cpp).o" &
+start() {
+  while (($(jobs -rp | wc -l) >= max_jobs)); do wait -n || true; done
+  "$@" &
   pids+=($!)
+}
+for family in copy_fill random elementwise reduce conv gemm index upsample optimizer graph host_copies; do
+  start nvcc -std=c++20 -O1 --expt-relaxed-constexpr "${nvcc_extra[@]}" -Itests/cuda_emulation/fake -I. \
+    -c "backends/cuda/$family.cu" -o "$out/$family.o"
+done
+start g++ -std=c++20 -O1 "${extra[@]}" -I. -I"$cuda_include" -c tests/cuda_emulation/emulated_backend.cpp \
+  -o "$out/emulated_backend.o"
+for source in tests/cuda/*.cpp tests/parity/parity.cpp; do
+  start g++ -std=c++20 -O1 "${extra[@]}" -I. -DATELIER_SOURCE_DIR="\"$PWD\"" -c "$source" \
+    -o "$out/$(basename "$source" .cpp).o"
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
