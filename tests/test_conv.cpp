@@ -69,6 +69,25 @@ Reference reference(const Geometry& g, const std::vector<double>& in, const std:
   return r;
 }
 
+// One case of the direct-loop tests: random x, w, b and output gradient of dtype (uniform in [-1, 1], keys
+// {seed, stream++, 0}), the forward output, and the direct loop's results over their values read as float64.
+struct Case {
+  Tensor x, w, b, out, grad_out;
+  Reference want;
+};
+
+Case random_case(const Geometry& g, DType dtype, uint64_t seed, uint64_t& stream) {
+  Case c;
+  c.x = uniform({g.n, g.c_in, g.h, g.w}, -1, 1, RandomKey{seed, stream++, 0}, dtype);
+  c.w = uniform({g.c_out, g.c_in, g.kh, g.kw}, -1, 1, RandomKey{seed, stream++, 0}, dtype);
+  c.b = uniform({g.c_out}, -1, 1, RandomKey{seed, stream++, 0}, dtype);
+  c.out = raw::conv2d(c.x, c.w, c.b, g.stride, g.pad);
+  c.grad_out = uniform(c.out.shape(), -1, 1, RandomKey{seed, stream++, 0}, dtype);
+  const auto f64 = [](const Tensor& t) { return t.to(DType::Float64).to_vector<double>(); };
+  c.want = reference(g, f64(c.x), f64(c.w), f64(c.b), f64(c.grad_out));
+  return c;
+}
+
 void check_close(const std::vector<double>& got, const std::vector<double>& want, const char* what) {
   INFO(what);
   REQUIRE(got.size() == want.size());
@@ -108,14 +127,7 @@ TEST_CASE("conv2d forward and backward match a direct loop") {
     uint64_t stream = 0;
     for (const Geometry& g : geometries) {
       INFO(g << ", threads " << threads);
-      const auto f64 = DType::Float64;
-      Tensor x = uniform({g.n, g.c_in, g.h, g.w}, -1, 1, RandomKey{11, stream++, 0}, f64);
-      Tensor w = uniform({g.c_out, g.c_in, g.kh, g.kw}, -1, 1, RandomKey{11, stream++, 0}, f64);
-      Tensor b = uniform({g.c_out}, -1, 1, RandomKey{11, stream++, 0}, f64);
-      Tensor out = raw::conv2d(x, w, b, g.stride, g.pad);
-      Tensor grad_out = uniform(out.shape(), -1, 1, RandomKey{11, stream++, 0}, f64);
-      Reference want = reference(g, x.to_vector<double>(), w.to_vector<double>(), b.to_vector<double>(),
-                                 grad_out.to_vector<double>());
+      const auto [x, w, b, out, grad_out, want] = random_case(g, DType::Float64, 11, stream);
       check_close(out.to_vector<double>(), want.out, "forward");
       check_close(raw::conv2d_backward_input(grad_out, w, x.shape(), g.stride, g.pad).to_vector<double>(), want.grad_in,
                   "backward input");
@@ -152,14 +164,9 @@ TEST_CASE("float32 stride-2 convolutions (packed GEMM, stride-2 im2col and col2i
     uint64_t stream = 100;
     for (const Geometry& g : geometries) {
       INFO(g << ", threads " << threads);
-      Tensor x = uniform({g.n, g.c_in, g.h, g.w}, -1, 1, RandomKey{12, stream++, 0});
-      Tensor w = uniform({g.c_out, g.c_in, g.kh, g.kw}, -1, 1, RandomKey{12, stream++, 0});
-      Tensor b = uniform({g.c_out}, -1, 1, RandomKey{12, stream++, 0});
-      Tensor out = raw::conv2d(x, w, b, g.stride, g.pad);
-      Tensor grad_out = uniform(out.shape(), -1, 1, RandomKey{12, stream++, 0});
       // The reference sums the float32 values exactly (in float64): what is left is float32 rounding.
+      const auto [x, w, b, out, grad_out, want] = random_case(g, DType::Float32, 12, stream);
       const auto f64 = [](const Tensor& t) { return t.to(DType::Float64).to_vector<double>(); };
-      Reference want = reference(g, f64(x), f64(w), f64(b), f64(grad_out));
       CHECK(testing::relative_l2(f64(out), want.out) < 1e-6);
       CHECK(testing::relative_l2(f64(raw::conv2d_backward_input(grad_out, w, x.shape(), g.stride, g.pad)),
                                  want.grad_in) < 1e-6);
