@@ -24,10 +24,10 @@
 // indices by additions; only three or more dimensions pay the plan's divisions per element.
 //
 // Determinism (no atomics; results depend only on the sizes and strides, never on timing or the device): every
-// fold above has a fixed order. The scratch (at most K * S accumulators, a few KB) comes from the backend's
-// caching allocator and goes back once both kernels are queued (the allocator hands it out again only to work
-// queued later on the same stream); inside a graph capture it comes from the capture's pool, and in steady steps
-// the cached block is reused, so no cudaMalloc happens there.
+// fold above has a fixed order. The scratch (at most K * S accumulators, a few KB) is the context's workspace
+// (context.h: valid for work queued before the next workspace() call, and both kernels are queued before any
+// other), a block of the caching allocator; inside a graph capture it comes from the capture's pool, and in steady
+// steps the cached block is reused, so no cudaMalloc happens there.
 // Accuracy as on the CPU: float32 and float64 sums accumulate in double, across blocks too (the partials are
 // doubles); int64 sums wrap in uint64; max propagates NaN (from any thread and any chunk).
 #include <algorithm>
@@ -224,7 +224,7 @@ Chunking chunking(int64_t kept, int64_t reduced) {
 }
 
 template <typename Red, typename T>
-void run_reduce(CudaBackend& backend, const ReduceArgs& args, double scale) {
+void run_reduce(const ReduceArgs& args, double scale) {
   using Acc = typename Red::Acc;
   const Layout* kept_layout[1] = {&args.kept};
   const Layout* reduced_layout[1] = {&args.reduced};
@@ -242,15 +242,9 @@ void run_reduce(CudaBackend& backend, const ReduceArgs& args, double scale) {
         kept.numel, ReduceChunks<Red, T>{src, kept, reduced, 1, reduced.numel, scale, dst, nullptr});
     return;
   }
-  // The partials' scratch, given back once both kernels are queued (the header says why that is safe).
-  const size_t bytes = static_cast<size_t>(kept.numel * chunks.count) * sizeof(Acc);
-  struct Scratch {
-    CudaBackend& backend;
-    void* ptr;
-    size_t bytes;
-    ~Scratch() { backend.deallocate(ptr, bytes); }
-  } scratch{backend, backend.allocate(bytes), bytes};
-  Acc* partials = static_cast<Acc*>(scratch.ptr);
+  // The partials' scratch (the header says why the shared workspace is safe here).
+  Acc* partials =
+      static_cast<Acc*>(cuda::context().workspace(static_cast<size_t>(kept.numel * chunks.count) * sizeof(Acc)));
   cuda::launch_blocks<Acc, kReduceBlock>(
       kept.numel * chunks.count,
       ReduceChunks<Red, T>{src, kept, reduced, chunks.count, chunks.size, scale, nullptr, partials});
@@ -258,7 +252,7 @@ void run_reduce(CudaBackend& backend, const ReduceArgs& args, double scale) {
 }
 
 template <typename T>
-void reduce_typed(CudaBackend& backend, const ReduceArgs& args) {
+void reduce_typed(const ReduceArgs& args) {
   const int64_t kept = args.kept.numel(), reduced = args.reduced.numel();
   if (kept == 0) return;
   if (reduced == 0) {
@@ -272,14 +266,14 @@ void reduce_typed(CudaBackend& backend, const ReduceArgs& args) {
     return;
   }
   switch (args.op) {
-    case ReduceOp::Sum: return run_reduce<SumReducer<T>, T>(backend, args, 1.0);
+    case ReduceOp::Sum: return run_reduce<SumReducer<T>, T>(args, 1.0);
     case ReduceOp::Mean:
       if constexpr (std::is_floating_point_v<T>) {
-        return run_reduce<SumReducer<T>, T>(backend, args, 1.0 / static_cast<double>(reduced));
+        return run_reduce<SumReducer<T>, T>(args, 1.0 / static_cast<double>(reduced));
       } else {
         throw Error(std::string("cuda reduce: mean needs a floating dtype, got ") + dtype_name(args.dtype));
       }
-    case ReduceOp::Max: return run_reduce<MaxReducer<T>, T>(backend, args, 1.0);
+    case ReduceOp::Max: return run_reduce<MaxReducer<T>, T>(args, 1.0);
   }
 }
 
@@ -309,7 +303,7 @@ struct Argmax {
 }  // namespace
 
 void CudaBackend::reduce(const ReduceArgs& args) {
-  dispatch(cuda::reduce_types{}, args.dtype, "cuda reduce", [&]<class T> { reduce_typed<T>(*this, args); });
+  dispatch(cuda::reduce_types{}, args.dtype, "cuda reduce", [&]<class T> { reduce_typed<T>(args); });
 }
 
 void CudaBackend::argmax(const ArgmaxArgs& args) {

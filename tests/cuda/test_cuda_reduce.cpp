@@ -97,7 +97,7 @@ TEST_CASE("cuda reduce: one kernel per call, two where a long range is split ove
   CHECK(kernels_of(ReduceOp::Mean, src, none, dim1(600000, 1)) == 2);
   CHECK(kernels_of(ReduceOp::Max, src, dim1(3, 1), dim1(200000, 3)) == 2);
 
-  // Once warm, a split reduction's scratch is a cached block: no system allocation.
+  // Once warm, a split reduction's scratch (the context's workspace) is a cached block: no system allocation.
   const size_t allocs = cuda().allocator_stats().system_allocs;
   for (int i = 0; i < 3; ++i) reduce_on_cuda(ReduceOp::Mean, src, none, dim1(600000, 1));
   CHECK(cuda().allocator_stats().system_allocs == allocs);
