@@ -1,8 +1,8 @@
 // bin/gradcheck: runs the whole op table through the float64 gradient check and prints one line per row,
-// `op  max_abs_err  PASS|FAIL`. Exits 1 if any row fails. An optional argument filters rows by substring; a
-// filter that matches no row, an unknown flag or a second argument is a usage error (one line, exit 2), so a typo
-// never passes as "0 passed, 0 failed". `--device cuda` runs every row on the GPU (inputs moved there first; a
-// device that is not available is a usage error too). A bad ATELIER_NUM_THREADS or ATELIER_CONV_ALGO is refused
+// `name  max_abs_err  PASS|FAIL` (the row's name, op/case). Exits 1 if any row fails. An optional argument filters rows
+// by substring; a filter that matches no row, an unknown flag or a second argument is a usage error (one line, exit 2),
+// so a typo never passes as "0 passed, 0 failed". `--device cuda` runs every row on the GPU (inputs moved there first;
+// a device that is not available is a usage error too). A bad ATELIER_NUM_THREADS or ATELIER_CONV_ALGO is refused
 // first, before any work (exit 2); ATELIER_CONV_ALGO=wino2 or wino4 runs the 3x3 stride-1 conv rows through
 // Winograd on the CPU.
 #include <cstdio>
@@ -19,7 +19,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: gradcheck [--device cpu|cuda] [FILTER] (run only the rows whose op name contains FILTER)";
+    "usage: gradcheck [--device cpu|cuda] [FILTER] (run only the rows whose name, op/case, contains FILTER)";
 
 // The row's inputs on `device`, each still requiring grad where the table's does.
 std::vector<atelier::Tensor> inputs_on(const atelier::OpCase& c, atelier::Device device) {
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     }
   }
   if (run == 0) {
-    std::fprintf(stderr, "gradcheck: error: no op name contains '%.40s'\n", filter.c_str());
+    std::fprintf(stderr, "gradcheck: error: no row name contains '%.40s'\n", filter.c_str());
     return 2;
   }
   std::printf("%d passed, %d failed\n", run - failed, failed);

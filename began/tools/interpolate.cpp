@@ -100,7 +100,8 @@ Tool add_interpolate_tool(CLI::App& app) {
       ->capture_default_str();
   command
       ->add_option("--real", args->real,
-                   "two indices of real images (Fashion-MNIST test images or the run's synthetic set) to walk between")
+                   "two indices of real images (Fashion-MNIST test images, the run's synthetic set or its image "
+                   "folder) to walk between")
       ->expected(2)
       ->check(whole_number<int64_t>(0, 1000000));
   command->add_option("--fit-steps", args->fit.steps, "Adam steps fitting z to each real image")

@@ -44,8 +44,8 @@ Tool add_reconstruct_tool(CLI::App& app) {
   auto args = std::make_shared<ReconstructArgs>();
   CLI::App* command =
       app.add_subcommand("reconstruct",
-                         "real images (the run's data: Fashion-MNIST test images or its synthetic set) beside D's "
-                         "reconstructions, pairs side by side in one grid");
+                         "real images (the run's data: Fashion-MNIST test images, its synthetic set or its image "
+                         "folder) beside D's reconstructions, pairs side by side in one grid");
   add_checkpoint_options(*command, args->source);
   command->add_option("--count", args->count, "real images")
       ->check(whole_number<int64_t>(1, 10000))

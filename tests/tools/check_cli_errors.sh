@@ -103,7 +103,7 @@ refused "$began" "--data-dir /nonexistent-atelier: no such folder" \
   eval --checkpoint "$began" --data-dir /nonexistent-atelier
 
 # bin/gradcheck: one optional filter; a filter matching no row, a flag or a second argument is refused.
-refused "$gradcheck" "no op name contains 'no-such-op'" no-such-op
+refused "$gradcheck" "no row name contains 'no-such-op'" no-such-op
 refused "$gradcheck" "unknown option '--bogus'" --bogus
 refused "$gradcheck" "expected at most one argument" add mul
 refused "$gradcheck" "is not a device" --device tpu add
