@@ -1,8 +1,8 @@
 // One full BEGAN training step (began_step_device, the trainer's step: D step, G step with D frozen, k_t update on
 // the device, no host read), float32, batch 16, at the sizes of the paper and of the demo, on the CPU or
 // (`--device cuda`, each step then ends with a synchronize) the GPU:
-//   began_step/32x32/C1/n16     the demo's size at half the width 4.95 GFLOP per step
-//   began_step/32x32/C1/n32     the Fashion-MNIST demo's size     19.5 GFLOP per step
+//   began_step/32x32/C1/n16     the demo's size                   4.95 GFLOP per step
+//   began_step/32x32/C1/n32     `began train`'s default size      19.5 GFLOP per step
 //   began_step/64x64/C3/n64     the paper's 64x64 model           0.318 TFLOP per step
 //   began_step/64x64/C3/n128    the paper's wider model           1.26 TFLOP per step
 // bench/peers/began_step_torch.py --bench times the same step in PyTorch (same model, same FLOP count).
