@@ -35,7 +35,7 @@ Tensor away_from_zero(const Shape& shape) {
   return leaf(signed_values);
 }
 
-// Distinct values, pairwise at least 0.05 apart, in a fixed shuffled order (for max: no ties within 1e-2).
+// Distinct values, pairwise at least 0.05 apart, in a fixed shuffled order (for amax: no ties within 1e-2).
 Tensor distinct(const Shape& shape) {
   int64_t n = shape_numel(shape);
   std::vector<double> values(n);
@@ -144,7 +144,7 @@ std::vector<OpCase> build_table() {
       [](const Inputs& x) { return x[0].to(DType::Float32).to(DType::Float64) * 2.0; },
       GradcheckOptions{1e-2, 1e-4, 1e-3}));
   ROW("gather/dim1", ({u({3, 4}), from_vector(std::vector<int64_t>{0, 3, 1, 1, 2, 2}, {3, 2})}), gather(x[0], 1, x[1]));
-  // --- convolution and image ops: stride 1 and 2, padding 0 and 1, odd sizes, batch 1 and 3, with and without
+  // --- convolution and image ops: stride 1 and 2, padding 0 to 2, odd sizes, batch 1 to 3, with and without
   // bias, 1x1, 3x3 and 2x3 kernels (which cover each backward-input algorithm: 1x1 direct, stride-1 as a forward
   // conv, and col2im) ---
   ROW("conv2d/3x3_pad1_bias_batch1", ({u({1, 2, 5, 7}), u({3, 2, 3, 3}), u({3})}), conv2d(x[0], x[1], x[2], 1, 1));
