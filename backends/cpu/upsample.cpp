@@ -3,7 +3,7 @@
 //   forward   big (n, c, h*sh, w*sw)[y, x] = small (n, c, h, w)[y / sh, x / sw]
 //   backward  small (n, c, h, w)[y, x]      = sum of big[y*sh + a, x*sw + b] over a < sh, b < sw
 // Both are gathers (each output element reads its sources, in a fixed order), parallel over the n*c planes:
-// deterministic, and the same code shape as the CUDA kernels will have.
+// deterministic, and the same code shape as the CUDA kernels (backends/cuda/upsample.cu).
 #include <algorithm>
 
 #include "backends/cpu/kernels.h"

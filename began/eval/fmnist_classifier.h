@@ -1,6 +1,6 @@
 // The Fashion-MNIST classifier: a small CNN trained with atelier on the same 32x32 [-1, 1] images BEGAN sees.
 // Its features (the 128 values fed into the final linear layer, after their ELU) are the feature space of
-// BEGAN's sample-quality measure (the FD-FMNIST distance of a later issue), so a GAN's samples are judged by a
+// BEGAN's sample-quality measure (the FD-FMNIST distance, began/eval/fd_fmnist.h), so a GAN's samples are judged by a
 // network that has learnt what clothes look like.
 //
 //   (N, 1, 32, 32) conv 1->32 3x3 pad 1, ELU           (N, 32, 32, 32)
