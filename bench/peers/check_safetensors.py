@@ -22,7 +22,11 @@ import re
 import struct
 import sys
 
-import torch
+try:
+    import torch
+except ImportError:
+    sys.exit("check_safetensors.py: PyTorch is not installed for %s (scripts/torch-venv.sh makes an environment "
+             "with it; Debian: apt-get install python3-torch)" % sys.executable)
 
 DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "U8": torch.uint8, "BOOL": torch.bool}
 ELEMENT_SIZE = {"F32": 4, "F64": 8, "I64": 8, "U8": 1, "BOOL": 1}

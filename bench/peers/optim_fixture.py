@@ -13,7 +13,11 @@ parameter and the three gradients are in the file too, so the C++ test reads its
 import os
 import sys
 
-import torch
+try:
+    import torch
+except ImportError:
+    sys.exit("optim_fixture.py: PyTorch is not installed for %s (scripts/torch-venv.sh makes an environment "
+             "with it; Debian: apt-get install python3-torch)" % sys.executable)
 
 INITIAL = [[0.5, -1.25, 2.0], [-0.75, 1.5, -3.0]]
 # One gradient per step; signs and magnitudes vary, and one element is exactly 0 at step 2.
