@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backends/argmax_math.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/strided.h"
 #include "backends/error.h"
@@ -159,18 +160,7 @@ void argmax_typed(const ArgmaxArgs& args) {
     int64_t k = begin;
     for_each_run(kplan, begin, end, [&](const int64_t* off, const int64_t* st, int64_t count) {
       for (int64_t i = 0; i < count; ++i, ++k) {
-        const T* x = src + off[0] + i * st[0];
-        // First maximum wins; a NaN counts as the maximum (as in PyTorch), the first NaN wins.
-        T best = x[0];
-        int64_t best_index = 0;
-        for (int64_t j = 1; j < n && best == best; ++j) {
-          const T v = x[j * stride];
-          if (v > best || v != v) {
-            best = v;
-            best_index = j;
-          }
-        }
-        dst[k] = best_index;
+        dst[k] = argmax_of_row(src + off[0] + i * st[0], n, stride);
       }
     });
   };

@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backends/argmax_math.h"
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
@@ -277,27 +278,14 @@ void reduce_typed(const ReduceArgs& args) {
   }
 }
 
-// CPU twin: argmax_typed (backends/cpu/reduce.cpp). Kept element k scans its row in order: the first maximum
-// wins, a NaN counts as the maximum and the first NaN wins.
+// CPU twin: argmax_typed (backends/cpu/reduce.cpp); both scan a row with argmax_of_row (backends/argmax_math.h).
 template <typename T>
 struct Argmax {
   const T* src;
   int64_t* dst;
   StridedPlan<1> kept;
   int64_t n, stride;
-  ATELIER_HOST_DEVICE void operator()(int64_t k) const {
-    const T* x = src + offset_at(kept, k);
-    T best = x[0];
-    int64_t best_index = 0;
-    for (int64_t j = 1; j < n && best == best; ++j) {
-      const T v = x[j * stride];
-      if (v > best || v != v) {
-        best = v;
-        best_index = j;
-      }
-    }
-    dst[k] = best_index;
-  }
+  ATELIER_HOST_DEVICE void operator()(int64_t k) const { dst[k] = argmax_of_row(src + offset_at(kept, k), n, stride); }
 };
 
 }  // namespace
