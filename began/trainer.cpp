@@ -100,6 +100,7 @@ class Trainer {
     int64_t epoch = 0;  // the epoch it belongs to, 0-based
     double lr = 0;      // the rate it used
     bool epoch_done = false;
+    double queued_s = 0;  // elapsed_s() when it was queued (on the CPU: when it had run)
   };
   // Queues one step on batch x (no host read: the scalars stay on the device, their copy to the host queued).
   LaunchedStep launch_step(const Tensor& x);
@@ -164,7 +165,7 @@ Trainer::Trainer(const TrainConfig& config, const TrainHooks& hooks)
   runner_ = make_step_runner(uses_cuda_graph(config_) ? StepMode::graph : StepMode::eager, *G_, *D_, *opt_g_, *opt_d_,
                              k_, config_.step);
   for (auto& r : readbacks_) r = std::make_unique<TensorReadback>(device_, kStepScalars);
-  progress_ = std::make_unique<ProgressMeter>(config_.progress_seconds, config_.batch);
+  progress_ = std::make_unique<ProgressMeter>(config_.progress_seconds, config_.batch, elapsed_s());
 }
 
 void Trainer::build_data() {
@@ -271,9 +272,10 @@ Trainer::LaunchedStep Trainer::launch_step(const Tensor& x) {
   const int64_t b = x.size(0), h = config_.model.h;
   Tensor z_d = sample_z(b, h, config_.seed, step, LatentStream::discriminator, device_);
   Tensor z_g = sample_z(b, h, config_.seed, step, LatentStream::generator, device_);
-  const LaunchedStep launched{step, pos_.epoch, schedule_->lr(), pos_.batch_in_epoch + 1 == steps_per_epoch_};
+  LaunchedStep launched{step, pos_.epoch, schedule_->lr(), pos_.batch_in_epoch + 1 == steps_per_epoch_};
   // A replayed step overwrites the scalars of the step before: their copy is queued first (start() here).
   readbacks_[step % 2]->start(runner_->run(on_device(x), z_d, z_g));
+  launched.queued_s = elapsed_s();
   if (!fallback_logged_ && !runner_->fallback_reason().empty()) {
     log("note: --cuda-graph: the step could not be captured (" + runner_->fallback_reason() +
         "); the run goes on with eager steps, which give the same numbers");
@@ -307,11 +309,16 @@ std::optional<TrainOutcome> Trainer::drain() {
 
 std::optional<TrainOutcome> Trainer::after_step(const LaunchedStep& s) {
   const StepResult r = step_result(readbacks_[s.step % 2]->wait());
-  metrics_->append(s.epoch + 1, s.step, r, s.lr, elapsed_s());
+  // When the step was done: on the CPU it ran inside launch_step; on a device its scalars have just arrived, so
+  // it finished about now (the host, one step ahead, waited for it). Stamping the CPU's steps here would give
+  // each step the time of the next one, and the last two the same time (the last is read right after the one
+  // before).
+  const double done_s = device_.is_cpu() ? s.queued_s : elapsed_s();
+  metrics_->append(s.epoch + 1, s.step, r, s.lr, done_s);
   if (!finite(r)) return diverged(r, s.step);
   schedule_->step(r.m_global);
 
-  progress_->add(r);
+  progress_->add(r, done_s);
   if (progress_->due(s.step == total_steps_)) {
     log(progress_->line(s.epoch + 1, (total_steps_ + steps_per_epoch_ - 1) / steps_per_epoch_, s.step, total_steps_,
                         s.lr));

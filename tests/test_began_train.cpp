@@ -3,6 +3,7 @@
 // steps 8, 12, 16, 20): exact resume (straight vs stopped and resumed, by --steps, by a killed run, by SIGTERM),
 // metrics.csv truncation, settings a resume refuses, another thread count, divergence, and the files of a run
 // folder.
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -17,6 +19,7 @@
 #include "backends/precision.h"
 #include "backends/thread_pool.h"
 #include "began/run_files.h"
+#include "began/train_progress.h"
 #include "began/trainer.h"
 #include "nn/safetensors.h"
 #include "tensor/readback.h"
@@ -395,4 +398,59 @@ TEST_CASE("began train: --cuda-graph on (the step captured once, then replayed) 
   REQUIRE(run(more, hooks).status == TrainOutcome::Status::completed);
   CHECK(log.find("could not be captured") == std::string::npos);
   check_same_as_straight(straight, resumed.path);
+}
+
+TEST_CASE("began train: metrics.csv's time_s and the progress line time each step when it was done") {
+  // A pause of 30 ms after each step (the hook runs once the step is queued, and on the CPU has run): each row's
+  // time_s must be at least that much after the one before, and the speed on every progress line but the first
+  // at most one batch per 30 ms. Stamping a step when its row is written (one step late: the steps are pipelined
+  // by one) gave the last two steps, and each checkpoint step and the one before, the same time, and the last
+  // line a speed of hundreds of thousands of images per second.
+  constexpr double kPause = 0.030;
+  TempDir dir;
+  TrainConfig config = tiny_config(dir.path, 6);
+  config.progress_seconds = 0;  // a line for every step
+  std::vector<std::string> lines;
+  began::TrainHooks hooks;
+  hooks.log = [&](const std::string& line) { lines.push_back(line); };
+  hooks.after_step = [&](int64_t) { std::this_thread::sleep_for(std::chrono::duration<double>(kPause)); };
+  REQUIRE(run(config, hooks).status == TrainOutcome::Status::completed);
+
+  const std::vector<std::string> time_s = column(dir.path, 10);
+  REQUIRE(time_s.size() == 6);
+  for (size_t i = 1; i < time_s.size(); ++i) {
+    INFO("rows " << i << " and " << i + 1 << ": " << time_s[i - 1] << " s, " << time_s[i] << " s");
+    CHECK(std::stod(time_s[i]) - std::stod(time_s[i - 1]) >= kPause - 0.002);  // time_s has 3 decimals
+  }
+  int progress_lines = 0;
+  for (const std::string& line : lines) {
+    const size_t at = line.find(" img/s");
+    if (line.rfind("epoch ", 0) != 0 || at == std::string::npos) continue;
+    if (++progress_lines == 1) continue;  // the first step has no pause before it
+    const double images_per_s = std::stod(line.substr(line.rfind(' ', at - 1) + 1));
+    INFO(line);
+    CHECK(images_per_s <= config.batch / (kPause - 0.002));
+  }
+  CHECK(progress_lines == 6);
+}
+
+TEST_CASE("began train: the progress line's speed, ETA and means cover the steps since the previous line") {
+  began::ProgressMeter meter(/*interval_s=*/5, /*images_per_step=*/16, /*start_s=*/10);
+  CHECK_FALSE(meter.due());  // no step yet
+  began::StepResult r;
+  r.k_t = 0.25;
+  for (int i = 1; i <= 4; ++i) {
+    r.loss_real = i;  // mean 2.5
+    r.m_global = 1;
+    meter.add(r, 10 + 0.5 * i);  // 4 steps in 2 s: 2 steps/s, 32 img/s
+  }
+  CHECK(meter.due());  // the first line comes at once
+  CHECK(meter.line(1, 2, 4, 104, 1e-4) ==
+        "epoch 1/2  step 4/104  32 img/s  ETA 50s  L(x) 2.5000  L(G(z)) 0.0000  k_t 0.2500  M 1.0000  lr 0.0001");
+  meter.add(r, 14.9);
+  CHECK_FALSE(meter.due());  // 2.9 s since the last line's last step (12 s)
+  CHECK(meter.due(/*force=*/true));
+  meter.add(r, 17);  // 5 s: due
+  CHECK(meter.due());
+  CHECK(meter.line(1, 2, 6, 104, 1e-4).find("  6 img/s  ETA 4m05s") != std::string::npos);  // 2 steps in 5 s
 }
