@@ -16,8 +16,9 @@
 // copied to the GPU as a kernel argument.
 //
 // The host emulation (scripts/cuda-emulate.sh) has its own launch.h with the same three launchers
-// (tests/cuda_emulation/fake/): one host loop per one-thread-per-index launcher, and host threads meeting at a
-// std::barrier for launch_blocks (tests/cuda_emulation/block_threads.h says what that does and does not prove).
+// (tests/cuda_emulation/fake/): one host loop per one-thread-per-index launcher, and for launch_blocks fibers that
+// run a block's threads one at a time between syncs, in a seeded order (tests/cuda_emulation/block_threads.h says
+// what that does and does not prove).
 #pragma once
 
 #include <cstdint>

@@ -3,7 +3,7 @@
 //
 // "Device" memory is host memory. backends/cuda/{copy_fill,random,elementwise,reduce,conv,gemm,index,upsample,
 // optimizer}.cu are compiled against the fake launch.h and context.h beside this file (their one-thread-per-index
-// functors run in host loops, the reductions' block-cooperative kernels on host threads meeting at a barrier:
+// functors run in host loops, the reductions' block-cooperative kernels as fibers switching at each sync():
 // block_threads.h), their device-to-device copies reach the cudaMemcpyAsync below and their GEMMs the
 // column-major host GEMM below, which checks its arguments as cuBLAS does and honours the compute type:
 // CUBLAS_COMPUTE_32F and _64F sum exact products in double; CUBLAS_COMPUTE_32F_FAST_TF32 and _FAST_16BF first

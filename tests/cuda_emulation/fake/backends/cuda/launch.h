@@ -1,9 +1,10 @@
 // Host emulation (scripts/cuda-emulate.sh) of backends/cuda/launch.h: launch_linear runs the functor in a host
 // loop, i = 0, 1, ..., n - 1, and launch_strided for each element of the plan in row-major order, with the
-// offsets plan_offsets gives a GPU thread; launch_blocks runs each block's Threads threads as host threads that
-// meet at a std::barrier for sync() (block_threads.h: what that proves and what it does not). Each counts one
-// kernel, as the real launchers do. The kernel families, which launch only through these, thus run their index
-// math and their block cooperation on the host, where no GPU is at hand.
+// offsets plan_offsets gives a GPU thread; launch_blocks runs each block's Threads threads as fibers on the calling
+// thread, one at a time from one sync() to the next, in an order drawn from ATELIER_EMULATION_SEED (block_threads.h:
+// what that proves and what it does not). Each counts one kernel, as the real launchers do. The kernel families, which
+// launch only through these, thus run their index math and their block cooperation on the host, where no GPU is at
+// hand.
 #pragma once
 
 #include <cstdint>
