@@ -3,13 +3,17 @@
 # GPU: backends/cuda/{copy_fill,random,elementwise,reduce,conv,gemm,index,upsample,optimizer,graph,host_copies}.cu
 # are compiled against host stand-ins for the launcher and the context (tests/cuda_emulation/fake/), so their
 # one-thread-per-index functors run in host loops on host memory, their block-cooperative kernels (the
-# reductions) on host threads that meet at a std::barrier for each __syncthreads
-# (tests/cuda_emulation/block_threads.h), and their GEMMs on a column-major host GEMM that checks its arguments as
-# cuBLAS does (tests/cuda_emulation/emulated_backend.cpp). It checks the kernels' index math, the blocks'
-# cooperation through shared memory as far as host threads show it, and the CUDA tests themselves; it proves
+# reductions) as fibers on one host thread that run a block's threads one at a time from one __syncthreads to the
+# next, in a seeded pseudo-random order (tests/cuda_emulation/block_threads.h), and their GEMMs on a column-major
+# host GEMM that checks its arguments as cuBLAS does (tests/cuda_emulation/emulated_backend.cpp). It checks the
+# kernels' index math, that the blocks' results do not depend on their threads' order between syncs (a missing
+# sync reads stale or poisoned shared memory, the same way every run), that every thread of a block reaches the
+# same syncs (a divergent one is an error naming the kernel and block), and the CUDA tests themselves; it proves
 # nothing about launch configurations, warps, the GPU's memory model, atomics, cuBLAS or the device. Memory comes
 # from the backends' caching allocator over host memory, so the "no cudaMalloc after warm-up" test means something
-# too.
+# too. The block kernels run on the program's one thread (the CPU library's pool aside): on a 2-core VM the whole
+# program took 83 s (83 s of CPU; the 1-minute load average fell from 9.7 to 3.3 meanwhile), where 256 OS threads
+# per block took 165 s (191 s of CPU) and drove the load average past 100 (docs/gpu.md, "Reductions").
 #
 #   scripts/cuda-emulate.sh [doctest options]      e.g. -tc="parity*"
 #
@@ -18,12 +22,14 @@
 # Objects go to $ATELIER_EMULATION_OUT (default build/cuda-emulation). A CPU-only configuration where nvcc is
 # found registers this script as the ctest `cuda_emulation` (label long), with its own build folder.
 # $ATELIER_EMULATION_JOBS: how many compiles run at once (default: the number of cores).
+# $ATELIER_EMULATION_SEED: the seed of the block threads' orders (an unsigned 64-bit integer, default 1; the
+# program prints it first): the same seed replays a failing run exactly, another tries other orders.
 # $ATELIER_EMULATION_FLAGS: host compiler flags for every object and the link, e.g. "-fsanitize=thread -g":
 # ThreadSanitizer then reports a missing sync() in a block kernel as a data race on its shared array, naming the
-# line, where the plain emulation shows a wrong value only when the host threads happen to race (checked: it
-# reports the reduction with one sync taken out). Give it its own $ATELIER_EMULATION_OUT, and set
-# ATELIER_NUM_THREADS=1 unless $ATELIER_EMULATION_LIB is a ThreadSanitizer build (the CPU thread pool of an
-# uninstrumented library looks racy to it), e.g.
+# line, whatever order the seed gives (checked: it reports the reduction with one sync taken out; the plain
+# emulation shows it as a wrong value). Give it its own $ATELIER_EMULATION_OUT, and set ATELIER_NUM_THREADS=1
+# unless $ATELIER_EMULATION_LIB is a ThreadSanitizer build (the CPU thread pool of an uninstrumented library looks
+# racy to it), e.g.
 #   ATELIER_EMULATION_FLAGS="-fsanitize=thread -g" ATELIER_EMULATION_OUT=build/cuda-emulation-tsan \
 #     ATELIER_NUM_THREADS=1 scripts/cuda-emulate.sh -tc="cuda reduce*"
 set -euo pipefail
