@@ -19,6 +19,7 @@
 #include <cuda_runtime_api.h>
 
 #include "backends/caching_allocator.h"
+#include "backends/cuda/launch_config.h"  // kThreads, grid_for: the launch configuration
 
 namespace atelier::cuda {
 
@@ -56,14 +57,5 @@ Context& context();
 // throws naming `what` if it faulted, so a bad kernel is reported where it ran, not at a later call. A debugging
 // switch: it makes every step wait for the device.
 void check_launch(const char* what);
-
-// Threads per block of the elementwise kernels, and the grid that covers n elements with one thread each (the
-// kernels loop with a grid stride, so a grid capped at kMaxBlocks still covers any n).
-constexpr int kThreads = 256;
-constexpr long long kMaxBlocks = 65535LL * 32;
-inline unsigned grid_for(long long n) {
-  const long long blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 1 ? 1 : blocks > kMaxBlocks ? kMaxBlocks : blocks);
-}
 
 }  // namespace atelier::cuda

@@ -10,9 +10,10 @@
 //                             a branch that depends on the thread). A grid capped at kMaxBlocks runs the blocks
 //                             with a block stride and a sync between two blocks, so op may use the shared array
 //                             freely within its block; it must not expect anything in it at entry.
-// All run on the context's stream, loop with a grid (or block) stride, and check and count the launch
-// (check_launch, context.h; ATELIER_CUDA_SYNC=1 names the functor's type of a kernel that faults).
-// `op` is a small struct with a __device__ operator() holding the typed pointers and values it needs: it is
+// Each checks its configuration against the GPU's limits at compile time (launch_config.h: kernel argument
+// bytes, threads and shared memory per block). All run on the context's stream, loop with a grid (or block) stride, and
+// check and count the launch (check_launch, context.h; ATELIER_CUDA_SYNC=1 names the functor's type of a kernel that
+// faults). `op` is a small struct with a __device__ operator() holding the typed pointers and values it needs: it is
 // copied to the GPU as a kernel argument.
 //
 // The host emulation (scripts/cuda-emulate.sh) has its own launch.h with the same three launchers
@@ -27,6 +28,7 @@
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/kernel_count.h"
+#include "backends/cuda/launch_config.h"
 #include "backends/strided.h"
 
 namespace atelier::cuda {
@@ -69,6 +71,7 @@ __global__ void __launch_bounds__(Threads) block_kernel(int64_t blocks, Op op) {
 
 template <int N, class Op>
 void launch_strided(const StridedPlan<N>& plan, const Op& op) {
+  check_strided_launch<N, Op>();
   if (plan.numel <= 0) return;
   strided_kernel<N, Op><<<grid_for(plan.numel), kThreads, 0, context().stream()>>>(plan, op);
   check_launch(typeid(Op).name());
@@ -76,6 +79,7 @@ void launch_strided(const StridedPlan<N>& plan, const Op& op) {
 
 template <class Op>
 void launch_linear(int64_t n, const Op& op) {
+  check_linear_launch<Op>();
   if (n <= 0) return;
   linear_kernel<Op><<<grid_for(n), kThreads, 0, context().stream()>>>(n, op);
   check_launch(typeid(Op).name());
@@ -83,7 +87,7 @@ void launch_linear(int64_t n, const Op& op) {
 
 template <class Shared, int Threads, class Op>
 void launch_blocks(int64_t blocks, const Op& op) {
-  static_assert(Threads > 0 && Threads <= 1024, "launch_blocks: a block has 1 to 1024 threads");
+  check_block_launch<Shared, Threads, Op>();
   if (blocks <= 0) return;
   const auto grid = static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
   block_kernel<Shared, Threads, Op><<<grid, Threads, 0, context().stream()>>>(blocks, op);
