@@ -5,11 +5,13 @@
 # one-thread-per-index functors run in host loops on host memory, their block-cooperative kernels (the
 # reductions) as fibers on one host thread that run a block's threads one at a time from one __syncthreads to the
 # next, in a seeded pseudo-random order (tests/cuda_emulation/block_threads.h), and their GEMMs on a column-major
-# host GEMM that checks its arguments as cuBLAS does (tests/cuda_emulation/emulated_backend.cpp). It checks the
-# kernels' index math, that the blocks' results do not depend on their threads' order between syncs (a missing
-# sync reads stale or poisoned shared memory, the same way every run), that every thread of a block reaches the
-# same syncs (a divergent one is an error naming the kernel and block), and the CUDA tests themselves; it proves
-# nothing about launch configurations, warps, the GPU's memory model, atomics, cuBLAS or the device. Memory comes
+# host GEMM that checks its arguments as cuBLAS does (tests/cuda_emulation/emulated_backend.cpp, which also checks
+# copies, fills and captures as the device would; the launchers check the GPU's launch limits at compile time,
+# backends/cuda/launch_config.h). It checks the kernels' index math, that the blocks' results do not depend on
+# their threads' order between syncs (a missing sync reads stale or poisoned shared memory, the same way every
+# run), that every thread of a block reaches the same syncs (a divergent one is an error naming the kernel and
+# block), and the CUDA tests themselves; it proves nothing about warps, the GPU's memory model, atomics, cuBLAS or
+# the device. Memory comes
 # from the backends' caching allocator over host memory, so the "no cudaMalloc after warm-up" test means something
 # too. The block kernels run on the program's one thread (the CPU library's pool aside): on a 2-core VM the whole
 # program took 83 s (83 s of CPU; the 1-minute load average fell from 9.7 to 3.3 meanwhile), where 256 OS threads

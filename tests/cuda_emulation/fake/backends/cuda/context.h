@@ -1,13 +1,15 @@
 // Host emulation (scripts/cuda-emulate.sh) of backends/cuda/context.h: no stream and no cuBLAS handle (the
-// emulated cuBLAS in emulated_backend.cpp ignores both), a workspace of host memory.
+// emulated cuBLAS in emulated_backend.cpp ignores both), and a workspace from the CUDA backend's allocator, as the
+// real context's (so that the emulated runtime and cuBLAS, which check that device work gets device memory, see it
+// as device memory).
 #pragma once
 
 #include <cstddef>
-#include <vector>
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include "backends/backend.h"
 #include "backends/cuda/kernel_count.h"
 
 namespace atelier::cuda {
@@ -16,13 +18,21 @@ class Context {
  public:
   cudaStream_t stream() const { return nullptr; }
   cublasHandle_t cublas() { return nullptr; }
+  // As the real one: at least `bytes`, valid until the next call, which may give the block back for a larger one.
   void* workspace(size_t bytes) {
-    if (workspace_.size() < bytes) workspace_.resize(bytes);
-    return workspace_.data();
+    if (bytes > bytes_) {
+      Backend& backend = *cuda_backend_or_null();
+      void* fresh = backend.allocate(bytes);
+      backend.deallocate(workspace_, bytes_);
+      workspace_ = fresh;
+      bytes_ = bytes;
+    }
+    return workspace_;
   }
 
  private:
-  std::vector<char> workspace_;
+  void* workspace_ = nullptr;
+  size_t bytes_ = 0;
 };
 
 inline Context& context() {
