@@ -219,7 +219,7 @@ class Backend {
 #undef X
 
   // The recorder behind the default capture, also what a backend that captures natively may use where it has no
-  // device (the CUDA emulation's stand-ins for cudaStreamBeginCapture and cudaGraphLaunch).
+  // device.
   void start_recording();
   std::vector<RecordedCall> stop_recording();
 

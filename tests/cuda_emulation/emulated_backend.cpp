@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <type_traits>
@@ -39,6 +40,7 @@
 #include "backends/caching_allocator.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/error.h"
+#include "tests/cuda_emulation/capture.h"
 
 namespace atelier {
 
@@ -83,10 +85,12 @@ MemoryMap& pinned_memory() {
   return *map;
 }
 
-// Set between the emulated cudaStreamBeginCapture and cudaStreamEndCapture; a call that would break a stream
-// capture on the device (capture_violation) makes cudaStreamEndCapture fail as the device's would.
+// Set between the emulated cudaStreamBeginCapture and cudaStreamEndCapture, while g_captured collects the device
+// work queued meanwhile (capture.h); a call that would break a stream capture on the device (capture_violation)
+// makes cudaStreamEndCapture fail as the device's would.
 bool g_capturing = false;
 bool g_capture_invalidated = false;
+std::vector<std::function<void()>> g_captured;
 
 void capture_violation(const char* what) {
   std::fprintf(stderr, "emulated CUDA: %s during a stream capture: on the device this invalidates the capture\n", what);
@@ -180,6 +184,13 @@ Backend* cuda_backend_or_null() {
   return &backend;
 }
 
+namespace cuda {
+
+bool stream_capturing() { return g_capturing; }
+void capture_work(std::function<void()> work) { g_captured.push_back(std::move(work)); }
+
+}  // namespace cuda
+
 }  // namespace atelier
 
 namespace {
@@ -203,19 +214,25 @@ int input_mantissa_bits(cublasComputeType_t compute) {
   }
 }
 
-// C (m x n, column-major) = alpha op(A) op(B) + beta C for each batch item, with cuBLAS's argument checks. With
-// `mantissa_bits` > 0 (float only) A and B are rounded to that many bits and the sum is a float's.
-template <class T>
-cublasStatus_t host_gemm(cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k, const void* alpha_ptr,
-                         const void* a_ptr, int lda, long long stride_a, const void* b_ptr, int ldb, long long stride_b,
-                         const void* beta_ptr, void* c_ptr, int ldc, long long stride_c, int batch, int mantissa_bits) {
+// cuBLAS's checks of the sizes and leading dimensions: false (and why, on stderr) where it returns
+// CUBLAS_STATUS_INVALID_VALUE.
+bool gemm_sizes_valid(cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k, int lda, int ldb, int ldc,
+                      int batch) {
   const bool bad = m < 0 || n < 0 || k < 0 || batch < 0 || lda < std::max(1, op_a == CUBLAS_OP_N ? m : k) ||
                    ldb < std::max(1, op_b == CUBLAS_OP_N ? k : n) || ldc < std::max(1, m);
   if (bad) {
     std::fprintf(stderr, "emulated cuBLAS: invalid value (m %d n %d k %d lda %d ldb %d ldc %d batch %d)\n", m, n, k,
                  lda, ldb, ldc, batch);
-    return CUBLAS_STATUS_INVALID_VALUE;
   }
+  return !bad;
+}
+
+// C (m x n, column-major) = alpha op(A) op(B) + beta C for each batch item (the arguments checked before). With
+// `mantissa_bits` > 0 (float only) A and B are rounded to that many bits and the sum is a float's.
+template <class T>
+void host_gemm(cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k, const void* alpha_ptr,
+               const void* a_ptr, int lda, long long stride_a, const void* b_ptr, int ldb, long long stride_b,
+               const void* beta_ptr, void* c_ptr, int ldc, long long stride_c, int batch, int mantissa_bits) {
   const T alpha = *static_cast<const T*>(alpha_ptr), beta = *static_cast<const T*>(beta_ptr);
   for (int item = 0; item < batch; ++item) {
     const T* a = static_cast<const T*>(a_ptr) + item * stride_a;
@@ -242,7 +259,6 @@ cublasStatus_t host_gemm(cublasOperation_t op_a, cublasOperation_t op_b, int m, 
       }
     }
   }
-  return CUBLAS_STATUS_SUCCESS;
 }
 
 // The element offsets, from its pointer, of a column-major matrix of rows x cols (leading dimension ld) in each of
@@ -396,7 +412,8 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t op_a
                  a_type, b_type, c_type, compute);
     return CUBLAS_STATUS_NOT_SUPPORTED;
   }
-  if (m >= 0 && n >= 0 && k >= 0 && batch >= 0) {
+  if (!gemm_sizes_valid(op_a, op_b, m, n, k, lda, ldb, ldc, batch)) return CUBLAS_STATUS_INVALID_VALUE;
+  {
     const bool na = op_a == CUBLAS_OP_N, nb = op_b == CUBLAS_OP_N;
     const std::string error = gemm_operand_error({"A", a, na ? m : k, na ? k : m, lda, stride_a},
                                                  {"B", b, nb ? k : n, nb ? n : k, ldb, stride_b},
@@ -407,10 +424,20 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t op_a
       return CUBLAS_STATUS_INVALID_VALUE;
     }
   }
-  return a_type == CUDA_R_32F ? host_gemm<float>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta,
-                                                 c, ldc, stride_c, batch, input_mantissa_bits(compute))
-                              : host_gemm<double>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta,
-                                                  c, ldc, stride_c, batch, 0);
+  // alpha and beta are read now (host pointer mode), also when the call is captured for a graph.
+  double scalars[2] = {};
+  std::memcpy(&scalars[0], alpha, a_type == CUDA_R_32F ? sizeof(float) : sizeof(double));
+  std::memcpy(&scalars[1], beta, a_type == CUDA_R_32F ? sizeof(float) : sizeof(double));
+  atelier::cuda::run_or_capture([=] {
+    if (a_type == CUDA_R_32F) {
+      host_gemm<float>(op_a, op_b, m, n, k, &scalars[0], a, lda, stride_a, b, ldb, stride_b, &scalars[1], c, ldc,
+                       stride_c, batch, input_mantissa_bits(compute));
+    } else {
+      host_gemm<double>(op_a, op_b, m, n, k, &scalars[0], a, lda, stride_a, b, ldb, stride_b, &scalars[1], c, ldc,
+                        stride_c, batch, 0);
+    }
+  });
+  return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k,
@@ -445,7 +472,7 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) {
     std::fprintf(stderr, "emulated cudaMemsetAsync: %zu bytes at %p are not device memory\n", bytes, ptr);
     return cudaErrorInvalidValue;
   }
-  std::memset(ptr, value, bytes);
+  atelier::cuda::run_or_capture([=] { std::memset(ptr, value, bytes); });
   return cudaSuccess;
 }
 
@@ -459,8 +486,9 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   if (atelier::g_capturing && kind != cudaMemcpyDeviceToDevice && !atelier::pinned_memory().holds(dst, bytes) &&
       !atelier::pinned_memory().holds(src, bytes)) {
     atelier::capture_violation("cudaMemcpyAsync to or from pageable host memory");
+    return cudaErrorStreamCaptureUnsupported;
   }
-  if (bytes > 0) std::memcpy(dst, src, bytes);
+  if (bytes > 0) atelier::cuda::run_or_capture([=] { std::memcpy(dst, src, bytes); });
   return cudaSuccess;
 }
 
@@ -527,33 +555,35 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
 }
 
 // Stream capture, for backends/cuda/graph.cu (compiled here against these stand-ins, as the kernel families are):
-// the emulated backend's launches are recorded (Backend::start_recording, which launch() honours) between
-// cudaStreamBeginCapture and cudaStreamEndCapture; the "graph" is the list of recorded calls, and cudaGraphLaunch
-// runs them on the emulated backend, on the same pointers. Of what breaks a real stream capture, the stand-ins
-// above report the calls they see during one (capture_violation: a cudaFree, a copy from pageable memory, waiting
-// for a captured event), and cudaStreamEndCapture then fails as the device's does; the primitives themselves are
-// recorded, not run, during the capture, so what their kernels and copies would do inside one is not checked, nor
-// the graph's launch cost.
+// between cudaStreamBeginCapture and cudaStreamEndCapture the primitives run their host code as on the device
+// (their allocations come from the capture's pool, the workspace too), while the device work they queue (the fake
+// launchers' kernels, the copies, memsets and GEMMs above) is recorded (capture.h); the "graph" is that list, and
+// cudaGraphLaunch runs it in order, on the same pointers and arguments. Of what breaks a real stream capture, the
+// stand-ins report the calls they see during one (capture_violation: a cudaFree, a copy from pageable memory,
+// waiting for a captured event), and cudaStreamEndCapture then fails as the device's does. Not checked: what the
+// real runtime and cuBLAS do inside a capture, and the graph's launch cost.
 struct EmulatedGraph {
-  std::vector<atelier::RecordedCall> calls;
+  std::vector<std::function<void()>> work;
 };
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode mode) {
   if (mode != cudaStreamCaptureModeRelaxed) return cudaErrorInvalidValue;  // the mode graph.cu must ask for
-  atelier::cuda_backend_or_null()->start_recording();
+  if (atelier::g_capturing) return cudaErrorIllegalState;
   atelier::g_capturing = true;
   atelier::g_capture_invalidated = false;
+  atelier::g_captured.clear();
   return cudaSuccess;
 }
 
 cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* graph) {
   atelier::g_capturing = false;
-  std::vector<atelier::RecordedCall> calls = atelier::cuda_backend_or_null()->stop_recording();
+  std::vector<std::function<void()>> work = std::move(atelier::g_captured);
+  atelier::g_captured.clear();
   if (atelier::g_capture_invalidated) {
     *graph = nullptr;
     return cudaErrorStreamCaptureInvalidated;
   }
-  *graph = reinterpret_cast<cudaGraph_t>(new EmulatedGraph{std::move(calls)});
+  *graph = reinterpret_cast<cudaGraph_t>(new EmulatedGraph{std::move(work)});
   return cudaSuccess;
 }
 
@@ -573,9 +603,8 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
 }
 
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
-  for (const atelier::RecordedCall& call : reinterpret_cast<EmulatedGraph*>(exec)->calls) {
-    call(*atelier::cuda_backend_or_null());
-  }
+  if (atelier::g_capturing) return cudaErrorStreamCaptureUnsupported;  // no graph inside a capture here
+  for (const std::function<void()>& work : reinterpret_cast<EmulatedGraph*>(exec)->work) work();
   return cudaSuccess;
 }
 

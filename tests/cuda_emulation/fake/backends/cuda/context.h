@@ -18,10 +18,16 @@ class Context {
  public:
   cudaStream_t stream() const { return nullptr; }
   cublasHandle_t cublas() { return nullptr; }
-  // As the real one: at least `bytes`, valid until the next call, which may give the block back for a larger one.
+  // As the real one: at least `bytes`, valid until the next call, which may give the block back for a larger one;
+  // during a capture a block of the capture's pool, given back to it at once (backends/cuda/context.cu says why).
   void* workspace(size_t bytes) {
+    Backend& backend = *cuda_backend_or_null();
+    if (backend.capturing()) {
+      void* block = backend.allocate(bytes);
+      backend.deallocate(block, bytes);
+      return block;
+    }
     if (bytes > bytes_) {
-      Backend& backend = *cuda_backend_or_null();
       void* fresh = backend.allocate(bytes);
       backend.deallocate(workspace_, bytes_);
       workspace_ = fresh;
