@@ -159,6 +159,14 @@ void CachingAllocator::end_capture() noexcept {
   capture_pool_ = 0;
 }
 
+bool CachingAllocator::adopt_into_capture(void* ptr) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const uint64_t pool = routing_pool();
+  if (pool == 0 || ptr == nullptr) return false;
+  const auto [owner, adopted] = pool_of_.try_emplace(ptr, pool);
+  return adopted || owner->second == pool;
+}
+
 bool CachingAllocator::capturing() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return routing_pool() != 0;

@@ -67,6 +67,13 @@ class CachingAllocator {
   // The graph of pool `id` is gone: its cached blocks join the shared lists, and its blocks in use join them when
   // freed. Never throws (reached from destructors).
   void release_pool(uint64_t id) noexcept;
+  // The capture under way on the calling thread uses `ptr`, a block allocated before it and still in use (the
+  // context's shared workspace, backends/workspace.h): from now on the block belongs to the capture's pool, so that
+  // when its owner frees it, it goes to the pool and stays reserved while the graph lives (a replay writes it),
+  // instead of going to the shared lists. Returns false, changing nothing, when the calling thread is not
+  // capturing or the block belongs to another live pool (one block cannot be held by two graphs: the caller then
+  // uses a block of the capture's own).
+  bool adopt_into_capture(void* ptr);
   // True while a capture started by the calling thread routes its blocks.
   bool capturing() const;
   // True while any thread's capture is under way (an out-of-memory then keeps the cache: see allocate).

@@ -66,7 +66,7 @@ done
 start g++ -std=c++20 -O1 "${extra[@]}" -I. -I"$cuda_include" -c tests/cuda_emulation/emulated_backend.cpp \
   -o "$out/emulated_backend.o"
 for source in tests/cuda/*.cpp tests/parity/parity.cpp; do
-  start g++ -std=c++20 -O1 "${extra[@]}" -I. -DATELIER_SOURCE_DIR="\"$PWD\"" -c "$source" \
+  start g++ -std=c++20 -O1 "${extra[@]}" -I. -I"$cuda_include" -DATELIER_SOURCE_DIR="\"$PWD\"" -c "$source" \
     -o "$out/$(basename "$source" .cpp).o"
 done
 for pid in "${pids[@]}"; do wait "$pid"; done

@@ -11,6 +11,7 @@
 
 #include "atelier.h"
 #include "backends/caching_allocator.h"
+#include "backends/workspace.h"
 #include "tensor/readback.h"
 #include "tests/test_util.h"
 
@@ -279,4 +280,93 @@ TEST_CASE("capture: a captured Adam step replays with each step's lr and bias co
   cpu().begin_capture();
   check_throws_with([&] { sgd.step(); }, {"SGD.step", "no captured form"});
   cpu().end_capture();
+}
+
+TEST_CASE("workspace: one growing block; a capture uses it and its graph keeps it when a larger request replaces it") {
+  CachingAllocator alloc(counting_memory());
+  Workspace ws(alloc);
+  void* small = ws.get(1000);
+  CHECK(ws.get(600) == small);  // a smaller request: the same block
+  void* w = ws.get(3000);       // a larger one: a new block, the old one back to the shared cache
+  CHECK(ws.bytes() == 3000);
+  void* reused = alloc.allocate(1000);
+  CHECK(reused == small);
+  alloc.deallocate(reused, 1000);
+
+  // The capture's requests fit: they get the shared block, and the capture reserves nothing of its own.
+  const uint64_t pool = alloc.begin_capture();
+  const size_t allocs = g_system_allocs;
+  CHECK(ws.get(3000) == w);
+  CHECK(ws.get(500) == w);
+  CHECK(g_system_allocs == allocs);
+  CHECK(alloc.stats().graph_cached == 0);
+  alloc.end_capture();
+  GraphPool graph(&alloc, pool);
+
+  // Eager work after the capture uses the same block, until a larger request replaces it: the old block then goes
+  // to the graph's pool (a replay writes it), not to the shared lists.
+  CHECK(ws.get(2000) == w);
+  void* bigger = ws.get(8000);
+  CHECK(bigger != w);
+  CHECK(alloc.stats().graph_cached == CachingAllocator::bucket_size(3000));
+  void* outside = alloc.allocate(3000);
+  CHECK(outside != w);
+  alloc.deallocate(outside, 3000);
+
+  // Once the graph is gone, the block is everyone's again.
+  graph.release();
+  CHECK(alloc.stats().graph_cached == 0);
+  void* after = alloc.allocate(3000);
+  CHECK(after == w);
+  alloc.deallocate(after, 3000);
+  ws.release();
+  CHECK(alloc.stats().in_use == 0);
+}
+
+TEST_CASE("workspace: a capture's request larger than the shared block gets a block of the capture's pool") {
+  CachingAllocator alloc(counting_memory());
+  Workspace ws(alloc);
+  void* w = ws.get(1000);
+  const uint64_t pool = alloc.begin_capture();
+  void* own = ws.get(5000);
+  CHECK(own != w);
+  CHECK(ws.bytes() == 1000);   // the shared block is not replaced during a capture
+  CHECK(ws.get(4900) == own);  // the same size class: the pool's block again, in stream order after the first
+  alloc.end_capture();
+  GraphPool graph(&alloc, pool);
+  CHECK(alloc.stats().graph_cached == CachingAllocator::bucket_size(5000));  // reserved while the graph lives
+  void* outside = alloc.allocate(5000);
+  CHECK(outside != own);
+  alloc.deallocate(outside, 5000);
+  // The shared block was not used by the capture: replaced now, it goes to the shared lists at once.
+  ws.get(2000);
+  void* again = alloc.allocate(1000);
+  CHECK(again == w);
+  alloc.deallocate(again, 1000);
+  graph.release();
+  ws.release();
+  CHECK(alloc.stats().in_use == 0);
+}
+
+TEST_CASE("workspace: a block one live graph holds is not shared with a second capture") {
+  CachingAllocator alloc(counting_memory());
+  Workspace ws(alloc);
+  void* w = ws.get(1000);
+  const uint64_t first = alloc.begin_capture();
+  CHECK(ws.get(1000) == w);
+  alloc.end_capture();
+  GraphPool first_graph(&alloc, first);
+  const uint64_t second = alloc.begin_capture();
+  // w belongs to the first graph's pool: if the first graph went first, w would go back to everyone while the
+  // second still replays on it. So the second capture gets its own block.
+  void* own = ws.get(1000);
+  CHECK(own != w);
+  CHECK_FALSE(alloc.adopt_into_capture(w));
+  alloc.end_capture();
+  GraphPool second_graph(&alloc, second);
+  CHECK_FALSE(alloc.adopt_into_capture(w));  // not capturing
+  first_graph.release();
+  second_graph.release();
+  ws.release();
+  CHECK(alloc.stats().in_use == 0);
 }

@@ -2,7 +2,6 @@
 // allocator over cudaMalloc/cudaFree.
 #include "backends/cuda/context.h"
 
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -27,19 +26,13 @@ void* device_allocate(size_t bytes) {
   return ptr;
 }
 
-// cudaFree, reached from destructors: a failure is reported on stderr and the program goes on (the block is
-// lost; an error that breaks the device shows up at the next checked call).
-void device_release(void* ptr) noexcept {
-  const cudaError_t err = cudaFree(ptr);
-  if (err != cudaSuccess && err != cudaErrorCudartUnloading) {
-    std::fprintf(stderr, "atelier: cudaFree(%p) failed: %s (%s); the block is lost\n", ptr, cudaGetErrorString(err),
-                 cudaGetErrorName(err));
-  }
-}
+// cudaFree, reached from destructors: a failure is reported on stderr and cleared, and the program goes on (the
+// block is lost; an error that breaks the device shows up at the next checked call).
+void device_release(void* ptr) noexcept { ATELIER_CUDA_CLEANUP(cudaFree(ptr)); }
 
 }  // namespace
 
-Context::Context() : allocator_(SystemMemory{"cuda", &device_allocate, &device_release}) {
+Context::Context() : allocator_(SystemMemory{"cuda", &device_allocate, &device_release}), workspace_(allocator_) {
   ATELIER_CUDA_CHECK(cudaSetDevice(0));
   // A blocking stream: it also waits for anything a library might queue on the legacy default stream.
   ATELIER_CUDA_CHECK(cudaStreamCreate(&stream_));
@@ -71,28 +64,6 @@ cublasHandle_t Context::cublas() {
     cublas_ = handle;
   }
   return cublas_;
-}
-
-void* Context::workspace(size_t bytes) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (allocator_.capturing()) {
-    // A captured graph uses this memory at every replay, so it gets a block of its own pool instead of the shared
-    // workspace (which a later, larger request would give back to everyone). The block goes straight back to the
-    // pool: it stays reserved while the graph lives, and later work of the same capture may reuse it only after
-    // this work, in stream order, as with the shared workspace.
-    void* block = allocator_.allocate(bytes);
-    allocator_.deallocate(block, bytes);
-    return block;
-  }
-  if (bytes > workspace_bytes_) {
-    // The old block may still be read by queued work; the allocator hands it out again only to work queued
-    // later on the same stream, so giving it back now is safe.
-    void* fresh = allocator_.allocate(bytes);
-    allocator_.deallocate(workspace_, workspace_bytes_);
-    workspace_ = fresh;
-    workspace_bytes_ = bytes;
-  }
-  return workspace_;
 }
 
 void Context::synchronize() { ATELIER_CUDA_CHECK(cudaStreamSynchronize(stream_)); }

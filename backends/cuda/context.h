@@ -3,6 +3,7 @@
 //   stream()       the one stream every kernel, cuBLAS call and host copy of atelier runs on, in order
 //   cublas()       the cuBLAS handle, bound to that stream (made on its first call: cuBLAS is slow to start)
 //   workspace(n)   scratch memory of at least n bytes, valid for work queued before the next workspace() call
+//                  (one growing block shared by eager and captured work: backends/workspace.h)
 //   allocator()    the caching allocator (cudaMalloc/cudaFree behind it)
 //
 //   cuda::Context& ctx = cuda::context();
@@ -20,6 +21,7 @@
 
 #include "backends/caching_allocator.h"
 #include "backends/cuda/launch_config.h"  // kThreads, grid_for: the launch configuration
+#include "backends/workspace.h"
 
 namespace atelier::cuda {
 
@@ -32,7 +34,7 @@ class Context {
 
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t cublas();
-  void* workspace(size_t bytes);
+  void* workspace(size_t bytes) { return workspace_.get(bytes); }
   CachingAllocator& allocator() { return allocator_; }
   // Waits for everything queued on the stream; throws if a kernel failed.
   void synchronize();
@@ -40,12 +42,11 @@ class Context {
  private:
   cudaStream_t stream_ = nullptr;
   CachingAllocator allocator_;
-  std::mutex mutex_;  // guards the lazily made handle and the workspace
+  std::mutex mutex_;  // guards the lazily made handle
   cublasHandle_t cublas_ = nullptr;
   static constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
   void* cublas_workspace_ = nullptr;  // cuBLAS's own (cublasSetWorkspace), never freed
-  void* workspace_ = nullptr;
-  size_t workspace_bytes_ = 0;
+  Workspace workspace_;               // after allocator_, which it uses
 };
 
 // The context, made on the first call. It is never destroyed: at exit the CUDA runtime may already be shutting

@@ -21,7 +21,7 @@ class CudaGraph final : public CapturedGraph {
   CudaGraph(cudaGraphExec_t exec, GraphPool pool) : exec_(exec), pool_(std::move(pool)) {}
   // The pool is released after the graph is destroyed (members go after the body); its blocks are then reused
   // only by work queued later on the same stream, behind the last replay.
-  ~CudaGraph() override { cudaGraphExecDestroy(exec_); }  // an error is ignored: a destructor must not throw
+  ~CudaGraph() override { ATELIER_CUDA_CLEANUP(cudaGraphExecDestroy(exec_)); }
   CudaGraph(const CudaGraph&) = delete;
   CudaGraph& operator=(const CudaGraph&) = delete;
 
@@ -47,7 +47,7 @@ std::unique_ptr<CapturedGraph> CudaBackend::capture_end(GraphPool pool) {
   const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
   const cudaError_t destroyed = cudaGraphDestroy(graph);  // the executable graph does not need it
   ATELIER_CUDA_CHECK(made);
-  if (destroyed != cudaSuccess) cudaGraphExecDestroy(exec);
+  if (destroyed != cudaSuccess) ATELIER_CUDA_CLEANUP(cudaGraphExecDestroy(exec));
   ATELIER_CUDA_CHECK(destroyed);
   return std::make_unique<CudaGraph>(exec, std::move(pool));
 }

@@ -17,14 +17,14 @@ struct PinnedStaging {
     ATELIER_CUDA_CHECK(cudaHostAlloc(&host, bytes > 0 ? bytes : 1, cudaHostAllocDefault));
     const cudaError_t made = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
     if (made != cudaSuccess) {
-      cudaFreeHost(host);
+      ATELIER_CUDA_CLEANUP(cudaFreeHost(host));
       ATELIER_CUDA_CHECK(made);
     }
   }
-  ~PinnedStaging() {
-    cudaEventSynchronize(event);  // errors ignored: a destructor must not throw
-    cudaEventDestroy(event);
-    cudaFreeHost(host);
+  ~PinnedStaging() {  // a destructor must not throw: failures are reported and cleared
+    ATELIER_CUDA_CLEANUP(cudaEventSynchronize(event));
+    ATELIER_CUDA_CLEANUP(cudaEventDestroy(event));
+    ATELIER_CUDA_CLEANUP(cudaFreeHost(host));
   }
   PinnedStaging(const PinnedStaging&) = delete;
   PinnedStaging& operator=(const PinnedStaging&) = delete;

@@ -3,7 +3,9 @@
 // of a training loop ask cudaMalloc for nothing (the caching allocator serves every request); the no-sync step
 // (began_step_device) reads nothing on the host and its scalars, read back a step late, match; and the step
 // captured once and replayed (--cuda-graph, began/step_runner.h) gives the eager step's numbers bit for bit.
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -167,37 +169,95 @@ TEST_CASE("cuda training: after two warm-up steps, steps 3 to 5 make no cudaMall
   CHECK(stats.system_allocs == allocs_after_warm_up);
 }
 
+// Two copies of the tiny BEGAN from the same weights, one stepped eagerly and one through the captured runner
+// (--cuda-graph: steps 1 and 2 eager, step 3 captured and replayed, later steps replayed), fed the same data.
+struct EagerAndGraph {
+  BeganRig eager{Device::cuda()}, graph{Device::cuda()};
+  Tensor k_eager = scalar_tensor(0.3, DType::Float64, Device::cuda());
+  Tensor k_graph = scalar_tensor(0.3, DType::Float64, Device::cuda());
+  std::unique_ptr<began::StepRunner> eager_runner =
+      began::make_step_runner(began::StepMode::eager, eager.G, eager.D, eager.opt_g, eager.opt_d, k_eager);
+  std::unique_ptr<began::StepRunner> graph_runner =
+      began::make_step_runner(began::StepMode::graph, graph.G, graph.D, graph.opt_g, graph.opt_d, k_graph);
+
+  struct Inputs {
+    Tensor x, z_d, z_g;
+  };
+  static Inputs inputs(int step) {
+    return {uniform({4, 1, 32, 32}, -1, 1, RandomKey{9, 1, static_cast<uint64_t>(step) << 20}),
+            began::sample_z(4, 8, 5, step, began::LatentStream::discriminator, Device::cuda()),
+            began::sample_z(4, 8, 5, step, began::LatentStream::generator, Device::cuda())};
+  }
+  // k and every parameter of both copies are equal bit for bit.
+  void check_same_state() {
+    CHECK(k_graph.item<double>() == k_eager.item<double>());
+    for (auto [a, b] : {std::pair<nn::Module*, nn::Module*>{&graph.G, &eager.G}, {&graph.D, &eager.D}}) {
+      const std::vector<Tensor> pa = a->parameters(), pb = b->parameters();
+      for (size_t i = 0; i < pa.size(); ++i) CHECK(pa[i].to_vector<float>() == pb[i].to_vector<float>());
+    }
+  }
+};
+
 TEST_CASE("cuda training: --cuda-graph: replayed steps equal eager steps bit for bit, without cudaMalloc or reads") {
   Backend& cuda = backend_for(Device::cuda());
-  BeganRig eager(Device::cuda()), graph(Device::cuda());
-  const Tensor k_eager = scalar_tensor(0.3, DType::Float64, Device::cuda());
-  const Tensor k_graph = scalar_tensor(0.3, DType::Float64, Device::cuda());
-  auto eager_runner =
-      began::make_step_runner(began::StepMode::eager, eager.G, eager.D, eager.opt_g, eager.opt_d, k_eager);
-  auto graph_runner =
-      began::make_step_runner(began::StepMode::graph, graph.G, graph.D, graph.opt_g, graph.opt_d, k_graph);
+  EagerAndGraph rig;
   size_t allocs_after_capture = 0;
-  for (int step = 0; step < 6; ++step) {  // steps 1, 2 eager; 3 captured and replayed; 4 to 6 replayed
-    const Tensor x = uniform({4, 1, 32, 32}, -1, 1, RandomKey{9, 1, static_cast<uint64_t>(step) << 20});
-    const Tensor z_d = began::sample_z(4, 8, 5, step, began::LatentStream::discriminator, Device::cuda());
-    const Tensor z_g = began::sample_z(4, 8, 5, step, began::LatentStream::generator, Device::cuda());
-    const std::vector<double> e = eager_runner->run(x, z_d, z_g).to_vector<double>();
+  for (int step = 0; step < 6; ++step) {
+    const auto [x, z_d, z_g] = EagerAndGraph::inputs(step);
+    const std::vector<double> e = rig.eager_runner->run(x, z_d, z_g).to_vector<double>();
     if (step == 3) allocs_after_capture = cuda.allocator_stats().system_allocs;
     const uint64_t reads = host_sync_reads();
-    const Tensor scalars = graph_runner->run(x, z_d, z_g);
+    const Tensor scalars = rig.graph_runner->run(x, z_d, z_g);
     CHECK(host_sync_reads() == reads);  // a step reads nothing, eager, captured or replayed (nor its input copy)
     const std::vector<double> g = scalars.to_vector<double>();
     INFO("step " << step + 1);
     CHECK(g == e);
   }
-  CHECK(graph_runner->captures() == 1);
-  CHECK(graph_runner->replays() == 4);
+  CHECK(rig.graph_runner->captures() == 1);
+  CHECK(rig.graph_runner->replays() == 4);
   CHECK(cuda.allocator_stats().system_allocs == allocs_after_capture);  // replays 2 to 4: no cudaMalloc
-  CHECK(k_graph.item<double>() == k_eager.item<double>());
-  for (auto [a, b] : {std::pair<nn::Module*, nn::Module*>{&graph.G, &eager.G}, {&graph.D, &eager.D}}) {
-    const std::vector<Tensor> pa = a->parameters(), pb = b->parameters();
-    for (size_t i = 0; i < pa.size(); ++i) CHECK(pa[i].to_vector<float>() == pb[i].to_vector<float>());
+  rig.check_same_state();
+}
+
+TEST_CASE(
+    "cuda training: --cuda-graph: the capture uses the context's workspace, and keeps it when eager work "
+    "between replays needs a larger one") {
+  Backend& cuda = backend_for(Device::cuda());
+  {
+    EagerAndGraph rig;
+    Tensor canary;
+    for (int step = 0; step < 6; ++step) {
+      if (step == 4) {
+        // An eager convolution whose im2col columns exceed every earlier request (the step's, at most a few MiB,
+        // and earlier tests'): the context replaces its workspace block, and the old one, which the graph replays
+        // on, goes to the graph's pool instead of to everyone. 8 images of C * 9 rows of 4,096 pixels: 18 MiB at
+        // C = 16, doubled until the block is replaced (up to 72 MiB).
+        const size_t held = cuda.allocator_stats().graph_cached;
+        size_t now_held = held;
+        for (int64_t c = 16; c <= 64 && now_held == held; c *= 2) {
+          const Tensor image = uniform({8, c, 64, 64}, -1, 1, RandomKey{21, 0, 0}).to(Device::cuda());
+          const Tensor weight = uniform({8, c, 3, 3}, -1, 1, RandomKey{22, 0, 0}).to(Device::cuda());
+          const Tensor out = conv2d(image, weight, Tensor(), 1, 1);
+          now_held = cuda.allocator_stats().graph_cached;
+        }
+        REQUIRE(now_held > held);
+        const size_t old_block = now_held - held;
+        // A tensor of the old block's size made now gets other memory: the replays below leave it as it is.
+        canary = full({static_cast<int64_t>(old_block / sizeof(float))}, 7.0, DType::Float32, Device::cuda());
+      }
+      const auto [x, z_d, z_g] = EagerAndGraph::inputs(step);
+      const std::vector<double> e = rig.eager_runner->run(x, z_d, z_g).to_vector<double>();
+      const std::vector<double> g = rig.graph_runner->run(x, z_d, z_g).to_vector<double>();
+      INFO("step " << step + 1);
+      CHECK(g == e);
+    }
+    CHECK(rig.graph_runner->captures() == 1);
+    CHECK(rig.graph_runner->replays() == 4);
+    const std::vector<float> kept = canary.to_vector<float>();
+    CHECK(std::all_of(kept.begin(), kept.end(), [](float v) { return v == 7.0f; }));
+    rig.check_same_state();
   }
+  CHECK(cuda.allocator_stats().graph_cached == 0);  // the graph is gone, and its pool with it
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "autograd/functions.h"
 #include "backends/backend.h"
+#include "backends/cuda/cuda_check.h"
 #include "tensor/creation.h"
 #include "tensor/readback.h"
 #include "tensor/upload.h"
@@ -68,6 +69,18 @@ TEST_CASE("cuda upload: began train --device cuda sends its batches up with no s
     CHECK(uploads.back() == uploads.front());
     CHECK(testing::file_lines(began::metrics_path(dir.path)).size() == 7);
   }
+}
+
+TEST_CASE("cuda cleanup: a cleanup call's failure is reported and cleared; the next launch and copy succeed") {
+  // What a destructor's cudaFree, cudaEventDestroy or cudaFreeHost does when it fails: cudaFreeHost of memory that
+  // cudaHostAlloc did not give fails with cudaErrorInvalidValue and leaves it in the runtime's last-error slot,
+  // which the next kernel launch's check (and, under the emulation, the next copy) would report as its own.
+  int not_pinned = 0;
+  ATELIER_CUDA_CLEANUP(cudaFreeHost(&not_pinned));
+  const Tensor t = full({1000}, 2.0, DType::Float32, Device::cuda()) * 3.0;
+  const std::vector<float> v = t.to_vector<float>();
+  CHECK(v.front() == 6.0f);
+  CHECK(v.back() == 6.0f);
 }
 
 }  // namespace

@@ -119,6 +119,11 @@ Backend& cpu() { return backend_for(Device::cpu()); }
 
 }  // namespace
 
+// For the stand-in context's workspace (tests/cuda_emulation/fake/backends/cuda/context.h declares it).
+namespace cuda {
+CachingAllocator& emulated_device_allocator() { return allocator(); }
+}  // namespace cuda
+
 bool CudaBackend::available() const { return true; }
 std::string CudaBackend::unavailable_reason() const { return ""; }
 void* CudaBackend::allocate(size_t bytes) { return allocator().allocate(bytes); }
@@ -513,6 +518,12 @@ cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int) {
 }
 
 cudaError_t cudaFreeHost(void* ptr) {
+  if (ptr != nullptr && !atelier::pinned_memory().holds(ptr, 1)) {
+    // As the runtime: an error, left in the last-error slot too.
+    std::fprintf(stderr, "emulated cudaFreeHost: %p is not memory cudaHostAlloc gave\n", ptr);
+    g_last_error = cudaErrorInvalidValue;
+    return cudaErrorInvalidValue;
+  }
   atelier::pinned_memory().remove(ptr);
   std::free(ptr);
   return cudaSuccess;

@@ -1,7 +1,7 @@
 // Host emulation (scripts/cuda-emulate.sh) of backends/cuda/context.h: no stream and no cuBLAS handle (the
-// emulated cuBLAS in emulated_backend.cpp ignores both; the handle's first use is still refused in a capture), and a
-// workspace from the CUDA backend's allocator, as the real context's (so that the emulated runtime and cuBLAS, which
-// check that device work gets device memory, see it as device memory).
+// emulated cuBLAS in emulated_backend.cpp ignores both; the handle's first use is still refused in a capture), and
+// the real context's workspace class over the CUDA backend's allocator (so that the emulated runtime and cuBLAS,
+// which check that device work gets device memory, see it as device memory).
 #pragma once
 
 #include <cstddef>
@@ -12,8 +12,12 @@
 #include "backends/backend.h"
 #include "backends/cuda/kernel_count.h"
 #include "backends/error.h"
+#include "backends/workspace.h"
 
 namespace atelier::cuda {
+
+// The CUDA backend's caching allocator over host memory (tests/cuda_emulation/emulated_backend.cpp).
+CachingAllocator& emulated_device_allocator();
 
 class Context {
  public:
@@ -27,27 +31,12 @@ class Context {
     cublas_used_ = true;
     return nullptr;
   }
-  // As the real one: at least `bytes`, valid until the next call, which may give the block back for a larger one;
-  // during a capture a block of the capture's pool, given back to it at once (backends/cuda/context.cu says why).
-  void* workspace(size_t bytes) {
-    Backend& backend = *cuda_backend_or_null();
-    if (backend.capturing()) {
-      void* block = backend.allocate(bytes);
-      backend.deallocate(block, bytes);
-      return block;
-    }
-    if (bytes > bytes_) {
-      void* fresh = backend.allocate(bytes);
-      backend.deallocate(workspace_, bytes_);
-      workspace_ = fresh;
-      bytes_ = bytes;
-    }
-    return workspace_;
-  }
+  // The real context's workspace (backends/workspace.h), over the emulated backend's caching allocator: the
+  // emulated tests run its logic as written, captures included.
+  void* workspace(size_t bytes) { return workspace_.get(bytes); }
 
  private:
-  void* workspace_ = nullptr;
-  size_t bytes_ = 0;
+  Workspace workspace_{emulated_device_allocator()};
   bool cublas_used_ = false;
 };
 
