@@ -15,6 +15,8 @@
 //   adam/began_encoder_n64/per_tensor    that row's 21 tensors through raw adam_step, once per tensor
 //   adam/began_encoder_n64/multi         the same through one adam_step_multi call (what the multi-tensor step,
 //                                        nn::Adam's, buys)
+//   peak/fma, peak/fma_1thread           the FMA peak (below)
+//   packed_gemm/...                      the stride-2 convolutions' packed GEMM kernel alone, one thread (below)
 // The conv/ rows run whatever ATELIER_CONV_ALGO selects (default auto: Winograd F(4x4) for every stride-1 row).
 // Counters: GFLOP/s (FLOPs counted as 2 per multiply-add) for GEMM and conv, GB/s (bytes read + written, each
 // once) for the memory-bound ops. Threads: the pool's size, from ATELIER_NUM_THREADS (default: all cores).
@@ -44,6 +46,7 @@
 #endif
 
 #include "atelier.h"
+#include "backends/cpu/packed_gemm.h"
 #include "bench/bench_device.h"
 
 namespace atelier {
@@ -383,6 +386,53 @@ void bench_fma_peak(benchmark::State& state, bool whole_pool) {
   set_flops(state, 2.0 * kLanes * kChains * static_cast<double>(kFmaIters) * threads);
 }
 
+// ---- The packed float GEMM kernel alone (backends/cpu/packed_gemm.h), against the peak above ----
+// One call on the calling thread at a shape the stride-2 convolutions call it with, the operands packed once
+// before the loop (so they are warm in L2, where the conv's im2col leaves most of B; in the conv the kernel runs
+// a few % slower than here, docs/benchmarks.md "Fourth pass"). Without AVX-512 the rows time the same portable
+// code, which the convolutions do not use there. Rows (M x K x N, as the gemm/ rows):
+//   packed_gemm/128x576x448   layer 1's forward: W (C_out 128, 64 x 9) times a tile of 14 output rows (448 columns)
+//   packed_gemm/192x576x256   layer 2's forward: one of its two channel blocks, one 16x16 image
+//   packed_gemm/256x432x64    layer 3's forward: one of its four channel blocks, one 8x8 image
+//   packed_gemm/576x128x448   layer 1's input gradient: W^T (576, 128) times grad_output's tile
+//   packed_gemm/wgrad_72x1024x128  layer 1's weight gradient (gemm_add_transposed): 8 channels' col rows (72, one
+//                             image's 1024 pixels, rows 1040 apart) times grad_output^T (1024, C_out 128)
+struct PackedGemmCase {
+  std::string name;
+  int64_t m, k, n;
+  bool weight_grad;
+};
+
+void bench_packed_gemm(benchmark::State& state, const PackedGemmCase& c) {
+  using namespace atelier::cpu;
+  // Small values in [-1, 1]: the sums stay finite, and the FMAs run on ordinary floats (no denormals).
+  auto values = [](int64_t count) {
+    std::vector<float> v(static_cast<size_t>(count));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(static_cast<int64_t>(i % 17) - 8) / 8.0f;
+    return v;
+  };
+  std::vector<float> bp = values(packed_b_size(c.k, c.n));
+  if (c.weight_grad) {
+    const int64_t lda = c.k + 16;  // col's rows as the weight gradient lays them out (kColPad in conv.cpp)
+    const std::vector<float> a = values(c.m * lda);
+    std::vector<float> gw(static_cast<size_t>(c.n * c.m), 0.0f);
+    for (auto _ : state) {
+      gemm_add_transposed(a.data(), lda, bp.data(), c.m, c.n, c.k, gw.data(), c.m);
+      benchmark::DoNotOptimize(gw.data());
+      benchmark::ClobberMemory();
+    }
+  } else {
+    const std::vector<float> ap = values(packed_a_size(c.m, c.k));
+    std::vector<float> out(static_cast<size_t>(c.m * c.n));
+    for (auto _ : state) {
+      packed_gemm(ap.data(), bp.data(), c.m, c.n, c.k, out.data(), c.n);
+      benchmark::DoNotOptimize(out.data());
+      benchmark::ClobberMemory();
+    }
+  }
+  set_flops(state, 2.0 * static_cast<double>(c.m) * static_cast<double>(c.n) * static_cast<double>(c.k));
+}
+
 void register_all() {
   auto add = [](const std::string& name, auto fn) {
     benchmark::RegisterBenchmark(name.c_str(), fn)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -390,6 +440,12 @@ void register_all() {
   if (g_device.is_cpu()) {
     add("peak/fma", [](benchmark::State& s) { bench_fma_peak(s, true); });
     add("peak/fma_1thread", [](benchmark::State& s) { bench_fma_peak(s, false); });
+    const std::vector<PackedGemmCase> packed = {{"packed_gemm/128x576x448", 128, 576, 448, false},
+                                                {"packed_gemm/192x576x256", 192, 576, 256, false},
+                                                {"packed_gemm/256x432x64", 256, 432, 64, false},
+                                                {"packed_gemm/576x128x448", 576, 128, 448, false},
+                                                {"packed_gemm/wgrad_72x1024x128", 72, 1024, 128, true}};
+    for (const PackedGemmCase& c : packed) add(c.name, [c](benchmark::State& s) { bench_packed_gemm(s, c); });
   }
   for (const GemmCase& c : gemm_cases()) {
     add(c.name, [c](benchmark::State& s) { bench_gemm(s, c); });
