@@ -22,9 +22,10 @@
 // once) for the memory-bound ops. Threads: the pool's size, from ATELIER_NUM_THREADS (default: all cores).
 //
 // Napkin math for the reference machine (2 vCPUs of an AMD EPYC Zen 5, AVX-512, 32 MiB L3, see
-// docs/benchmarks.md): the issue assumed an FMA peak of 232 GFLOP/s on 2 threads; peak/fma below measures about
-// 260 GFLOP/s per thread (2 x 512-bit FMA pipes x 16 floats x 2 FLOPs x ~4 GHz), 520 on two when both cores are
-// free. Times "at peak" below use 520. Copying 33.5 MB runs at 50-190 GB/s, depending on how much stays in L3.
+// docs/benchmarks.md): the issue assumed an FMA peak of 232 GFLOP/s on 2 threads; peak/fma below measures 260-288
+// GFLOP/s per thread depending on the host's clock (2 x 512-bit FMA pipes x 16 floats x 2 FLOPs x 4.1-4.5 GHz),
+// 520-573 on two when both cores are free. Times "at peak" below use 520. Copying 33.5 MB runs at 50-190 GB/s,
+// depending on how much stays in L3.
 //
 // Every op goes through the raw ops of tensor/raw_ops.h (public, in atelier.h): the kernels plus the output's
 // allocation from the caching allocator (as PyTorch's calls allocate theirs), without autograd bookkeeping,

@@ -15,7 +15,9 @@
 // Each kPanelRows x kPanelColumns block of C is summed in registers (16 AVX-512 vectors) over kk = 0, 1, ..., k - 1,
 // one fused multiply-add per term, and stored once. Measured on one Zen 5 core against Eigen's product of the same
 // row-major matrices (which includes Eigen's packing of both): 180-210 GFLOP/s against 150-165 for the shapes of
-// BEGAN's stride-2 layers, (128..256) x (576..1728) x (256..448) and their input-gradient transposes.
+// BEGAN's stride-2 layers, (128..256) x (576..1728) x (256..448) and their input-gradient transposes, under load;
+// on a quieter host the kernel alone (bench_ops' packed_gemm/ rows) ran at 278-285 GFLOP/s, 96-99% of that
+// core's FMA peak (peak/fma_1thread: 288), and no other register tile beat it (docs/benchmarks.md, fourth pass).
 //
 // Only built for speed where the compiler targets AVX-512 (kPackedGemmFast); the code is portable C++ (GCC vector
 // extensions), so other targets still compile it, and conv.cpp keeps Eigen there.
