@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <vector>
 
 #include "backends/backend.h"
 #include "backends/error.h"
+#include "began/data/synthetic.h"
 #include "began/run_files.h"
 #include "began/run_settings.h"
 #include "began/train_checkpoint.h"
@@ -22,6 +24,11 @@ namespace {
 
 constexpr int64_t kFashionMnistTrainSize = 60000;
 constexpr int64_t kLongestDefaultWindow = 2000;  // --lr-window 0: one epoch, at most this many steps
+// Bounds on what a run holds in memory at once: the synthetic set's shuffled order (8 bytes an image) and one grid
+// of samples with its fixed z. Far above any useful value; they turn a typo into one line instead of an allocation
+// failure after the run folder was made.
+constexpr int64_t kMaxSyntheticSize = 100000000;
+constexpr int64_t kMaxSampleCount = 10000;
 
 // ---- Checking the settings (resolve_config) ----
 
@@ -40,7 +47,8 @@ void check_ranges(const TrainConfig& c) {
                   flag_name(key) << " applies to --data folder only (the data is " << c.data << ")");
   }
   check_model_config(c.model);
-  ATELIER_CHECK(c.synthetic_size >= 1, "--synthetic-size must be >= 1, got " << c.synthetic_size);
+  ATELIER_CHECK(c.synthetic_size >= 1 && c.synthetic_size <= kMaxSyntheticSize,
+                "--synthetic-size must be from 1 to " << kMaxSyntheticSize << ", got " << c.synthetic_size);
   ATELIER_CHECK(c.batch >= 1, "--batch must be >= 1, got " << c.batch);
   ATELIER_CHECK(c.step.gamma > 0 && c.step.gamma <= 1, "--gamma must be in (0, 1], got " << c.step.gamma);
   ATELIER_CHECK(c.step.lambda_k >= 0 && std::isfinite(c.step.lambda_k),
@@ -64,7 +72,8 @@ void check_ranges(const TrainConfig& c) {
                 "--cuda-graph: '" << c.cuda_graph << "' is not on, off or auto");
   ATELIER_CHECK(c.checkpoint_every >= 1, "--checkpoint-every must be >= 1, got " << c.checkpoint_every);
   ATELIER_CHECK(c.sample_every >= 1, "--sample-every must be >= 1, got " << c.sample_every);
-  ATELIER_CHECK(c.sample_count >= 1, "--sample-count must be >= 1, got " << c.sample_count);
+  ATELIER_CHECK(c.sample_count >= 1 && c.sample_count <= kMaxSampleCount,
+                "--sample-count must be from 1 to " << kMaxSampleCount << ", got " << c.sample_count);
   ATELIER_CHECK(c.progress_seconds >= 0, "--progress-seconds must be >= 0, got " << c.progress_seconds);
   ATELIER_CHECK(c.precision == "fp32" || c.precision == "tf32" || c.precision == "bf16",
                 "--precision: '" << c.precision << "' is not a precision atelier has (fp32, tf32 or bf16)");
@@ -96,6 +105,18 @@ std::shared_ptr<const ImageFolderData> load_folder(const TrainConfig& c) {
   return data;
 }
 
+// The data set holds a batch, and --epochs of it is a step count an int64_t holds (when --steps does not decide).
+void check_epoch_steps(const TrainConfig& c) {
+  const int64_t size = dataset_size(c);
+  ATELIER_CHECK(size >= c.batch, "--batch " << c.batch << " is larger than the data set (" << size << " images"
+                                            << (c.data == "folder" ? " in " + c.data_dir : std::string())
+                                            << "): an epoch would have no step");
+  const int64_t per_epoch = size / c.batch;
+  ATELIER_CHECK(c.steps > 0 || c.epochs <= std::numeric_limits<int64_t>::max() / per_epoch,
+                "--epochs " << c.epochs << " times " << per_epoch
+                            << " steps per epoch is more steps than a run can count (2^63 - 1); use fewer");
+}
+
 void check_data(const TrainConfig& c) {
   if (c.data == "folder") {
     ATELIER_CHECK(c.given.count("data_dir") || c.resume.size(),
@@ -117,8 +138,12 @@ void check_data(const TrainConfig& c) {
         "--data-dir " << c.data_dir << ": no " << images
                       << ".gz (install Debian's dataset-fashion-mnist, or point --data-dir at the IDX files)");
   }
-  ATELIER_CHECK(dataset_size(c) >= c.batch, "--batch " << c.batch << " is larger than the data set (" << dataset_size(c)
-                                                       << " images): an epoch would have no step");
+  if (c.data == "synthetic") {  // the constructor checks the image size and channels the set can paint
+    const SyntheticShapes shapes(
+        {.size = c.synthetic_size, .image_size = c.model.image_size, .channels = c.model.channels});
+    (void)shapes;
+  }
+  check_epoch_steps(c);
 }
 
 }  // namespace
@@ -211,9 +236,7 @@ TrainConfig resolve_config(const TrainConfig& config) {
   prepare_run_dir(c.out);
   if (c.data == "folder") {
     c.folder = load_folder(c);
-    ATELIER_CHECK(c.folder->count() >= c.batch, "--batch " << c.batch << " is larger than the data set ("
-                                                           << c.folder->count() << " images in " << c.data_dir
-                                                           << "): an epoch would have no step");
+    check_epoch_steps(c);
   }
   ATELIER_CHECK(checkpoint_step <= total_steps(c), "--resume " << c.resume << ": the run is at step " << checkpoint_step
                                                                << ", beyond the " << total_steps(c)

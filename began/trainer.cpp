@@ -189,10 +189,14 @@ void Trainer::build_data() {
 
 void Trainer::build_model() {
   manual_seed(config_.seed);  // parameter initialisation draws from the default generator
-  D_ = std::make_shared<Discriminator>(config_.model);
-  G_ = std::make_shared<Generator>(config_.model);
-  D_->to(device_);
-  G_->to(device_);
+  try {
+    D_ = std::make_shared<Discriminator>(config_.model);
+    G_ = std::make_shared<Generator>(config_.model);
+    D_->to(device_);
+    G_->to(device_);
+  } catch (const Error& e) {  // e.g. out of memory: say which settings asked for it
+    ATELIER_FAIL("building D and G (" << model_settings_text(config_) << "): " << e.what());
+  }
   const std::array<double, 2> betas = {config_.beta1, config_.beta2};
   opt_d_ = std::make_unique<nn::Adam>(D_->parameters(), config_.lr, betas);
   opt_g_ = std::make_unique<nn::Adam>(G_->parameters(), config_.lr, betas);

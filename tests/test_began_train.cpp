@@ -351,7 +351,17 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
         c.model.image_size = 64;
       },
       "--data fashion-mnist is 32x32");
-  CHECK_FALSE(std::filesystem::exists(dir.file("run/metrics.csv")));
+  // Numbers too large for the run: refused up front, not a wrapped step count or an allocation failure later.
+  refused(
+      [](TrainConfig& c) {
+        c.steps = 0;
+        c.epochs = int64_t{1} << 62;  // times 6 steps per epoch wraps around int64
+      },
+      "--epochs 4611686018427387904 times 6 steps per epoch is more steps than a run can count");
+  refused([](TrainConfig& c) { c.model.channels = 65; }, "synthetic data: channels must be in [1, 64], got 65");
+  refused([](TrainConfig& c) { c.synthetic_size = 99999999999; }, "--synthetic-size must be from 1 to 100000000");
+  refused([](TrainConfig& c) { c.sample_count = 100000000; }, "--sample-count must be from 1 to 10000");
+  CHECK_FALSE(std::filesystem::exists(dir.file("run")));
 }
 
 TEST_CASE("began train: resuming with another thread count continues and says it is not bit-exact") {
