@@ -2,7 +2,7 @@
 // merge, and config.json.
 #include "began/run_settings.h"
 
-#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/error.h"
+#include "began/number_text.h"
 #include "began/run_files.h"
 
 namespace atelier::began {
@@ -23,13 +24,9 @@ const std::string kMetadataPrefix = "setting.";
 
 template <typename T>
 T parse_integer(const std::string& key, const std::string& text) {
-  errno = 0;
-  char* end = nullptr;
-  const bool negative = !text.empty() && text[0] == '-';
-  const auto value = negative ? static_cast<T>(std::strtoll(text.c_str(), &end, 10))
-                              : static_cast<T>(std::strtoull(text.c_str(), &end, 10));
-  ATELIER_CHECK(!text.empty() && errno == 0 && end && *end == '\0',
-                "setting '" << key << "': '" << text << "' is not an integer");
+  T value{};
+  const std::string why = read_whole_number(text, &value);
+  ATELIER_CHECK(why.empty(), "setting '" << key << "': '" << text << "' is " << why);
   return value;
 }
 
@@ -108,8 +105,10 @@ void set_setting_text(const SettingRef& setting, const std::string& text) {
     void operator()(int* v) const { *v = parse_integer<int>(key, text); }
     void operator()(double* v) const {
       char* end = nullptr;
-      *v = std::strtod(text.c_str(), &end);
-      ATELIER_CHECK(!text.empty() && end && *end == '\0', "setting '" << key << "': '" << text << "' is not a number");
+      const double value = std::strtod(text.c_str(), &end);
+      ATELIER_CHECK(!text.empty() && end && *end == '\0' && std::isfinite(value),
+                    "setting '" << key << "': '" << text << "' is not a number (finite, as every setting is)");
+      *v = value;
     }
     void operator()(bool* v) const {
       ATELIER_CHECK(text == "true" || text == "false",
@@ -148,7 +147,11 @@ TrainConfig merge_checkpoint_settings(const TrainConfig& config, const std::map<
     ATELIER_CHECK(it != metadata.end(), "--resume: the checkpoint " << checkpoint_path << " has no setting '"
                                                                     << mine[i].key
                                                                     << "' (not a checkpoint of `began train`?)");
-    set_setting_text(theirs[i], it->second);
+    try {
+      set_setting_text(theirs[i], it->second);
+    } catch (const Error& e) {
+      ATELIER_FAIL("checkpoint " << checkpoint_path << ": " << e.what());
+    }
     const bool given = config.given.count(mine[i].key) > 0;
     if (given && mine[i].fixed_by_checkpoint && setting_text(mine[i]) != setting_text(theirs[i])) {
       conflicts << (conflicts.tellp() > 0 ? "; " : "") << flag_name(mine[i].key) << " " << display_text(mine[i])

@@ -3,9 +3,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 
 #include "backends/error.h"
+#include "began/number_text.h"
 #include "began/run_settings.h"
 
 namespace atelier::began {
@@ -40,23 +42,24 @@ const std::string& field(const std::map<std::string, std::string>& metadata, con
   return it->second;
 }
 
+// A whole number from 0 to `hi` (read strictly: no wrapping or saturating, began/number_text.h).
 int64_t integer_field(const std::map<std::string, std::string>& metadata, const std::string& key,
-                      const std::string& path) {
+                      const std::string& path, int64_t hi = std::numeric_limits<int64_t>::max()) {
   const std::string& text = field(metadata, key, path);
-  char* end = nullptr;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  ATELIER_CHECK(!text.empty() && *end == '\0' && v >= 0,
-                "checkpoint " << path << ": '" << key << "' is '" << text << "', not a whole number >= 0");
+  int64_t v = 0;
+  const std::string why = read_whole_number<int64_t>(text, &v, 0, hi);
+  ATELIER_CHECK(why.empty(), "checkpoint " << path << ": '" << key << "' is '" << text << "', " << why);
   return v;
 }
 
-double double_field(const std::map<std::string, std::string>& metadata, const std::string& key,
-                    const std::string& path) {
+// A finite number from `lo` to `hi` (`range` says so in words).
+double double_field(const std::map<std::string, std::string>& metadata, const std::string& key, const std::string& path,
+                    double lo, double hi, const char* range) {
   const std::string& text = field(metadata, key, path);
   char* end = nullptr;
   const double v = std::strtod(text.c_str(), &end);
-  ATELIER_CHECK(!text.empty() && *end == '\0',
-                "checkpoint " << path << ": '" << key << "' is '" << text << "', not a number");
+  ATELIER_CHECK(!text.empty() && *end == '\0' && v >= lo && v <= hi,
+                "checkpoint " << path << ": '" << key << "' is '" << text << "', not a number " << range);
   return v;
 }
 
@@ -98,9 +101,9 @@ TrainPosition train_position(const std::map<std::string, std::string>& metadata,
   p.step = integer_field(metadata, "step", path);
   p.epoch = integer_field(metadata, "epoch", path);
   p.batch_in_epoch = integer_field(metadata, "batch_in_epoch", path);
-  p.k = double_field(metadata, "k_t", path);
-  p.time_s = double_field(metadata, "time_s", path);
-  p.threads = static_cast<int>(integer_field(metadata, "threads", path));
+  p.k = double_field(metadata, "k_t", path, 0, 1, "in [0, 1]");  // k_t is clipped to [0, 1] after every step
+  p.time_s = double_field(metadata, "time_s", path, 0, std::numeric_limits<double>::max(), ">= 0");
+  p.threads = static_cast<int>(integer_field(metadata, "threads", path, std::numeric_limits<int>::max()));
   return p;
 }
 

@@ -364,6 +364,32 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   CHECK_FALSE(std::filesystem::exists(dir.file("run")));
 }
 
+TEST_CASE("began train: a checkpoint whose metadata does not read back is refused, naming the file and the key") {
+  TempDir dir;
+  REQUIRE(run(tiny_config(dir.path, 4)).status == TrainOutcome::Status::completed);
+  const std::string path = began::checkpoint_path(dir.path, 4);
+  const nn::SafetensorsFile good = nn::load_safetensors(path);
+  auto refused = [&](const std::string& key, const std::string& value, const std::string& fragment) {
+    nn::SafetensorsFile bad = good;
+    bad.metadata[key] = value;
+    nn::save_safetensors(path, bad.tensors, bad.metadata);
+    INFO(key << " = " << value);
+    testing::check_throws_with([&] { began::resolve_config(resume_config(dir.path, 8)); }, {path, fragment});
+  };
+  refused("setting.h", "abc", "setting 'h': 'abc' is not a whole number");
+  refused("setting.seed", "-1", "setting 'seed': '-1' is out of range");  // not wrapped to 2^64 - 1
+  refused("setting.n", "99999999999999999999", "setting 'n': '99999999999999999999' is out of range");
+  refused("setting.gamma", "0.5x", "setting 'gamma': '0.5x' is not a number");
+  refused("step", "99999999999999999999", "'step' is '99999999999999999999'");  // not saturated to 2^63 - 1
+  refused("threads", "4294967297", "'threads' is '4294967297'");                // not wrapped to 1
+  refused("k_t", "nan", "'k_t' is 'nan', not a number in [0, 1]");
+  refused("k_t", "0x1p+3", "'k_t' is '0x1p+3', not a number in [0, 1]");
+  refused("time_s", "-1", "'time_s' is '-1'");
+  // The file as it was resumes.
+  nn::save_safetensors(path, good.tensors, good.metadata);
+  CHECK(run(resume_config(dir.path, 8)).status == TrainOutcome::Status::completed);
+}
+
 TEST_CASE("began train: resuming with another thread count continues and says it is not bit-exact") {
   const int threads = num_threads();
   TempDir dir;

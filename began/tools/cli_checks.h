@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "backends/error.h"
+#include "began/number_text.h"
 
 namespace atelier::began_cli {
 
@@ -30,29 +31,13 @@ inline std::string cut_quote(const std::string& text) {
   return "'" + (text.size() <= kMax ? text : text.substr(0, kMax) + "...") + "'";
 }
 
-// A whole number of type T from `lo` to `hi`: an optional '-' then digits, nothing else.
+// A whole number of type T from `lo` to `hi`: an optional '-' then digits, nothing else (began/number_text.h).
 template <class T>
 CLI::Validator whole_number(T lo = std::numeric_limits<T>::min(), T hi = std::numeric_limits<T>::max()) {
   auto check = [lo, hi](std::string& text) -> std::string {
-    const bool negative = !text.empty() && text[0] == '-';
-    const std::string digits = negative ? text.substr(1) : text;
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) {
-      return cut_quote(text) + " is not a whole number";
-    }
-    const std::string range = "must be from " + std::to_string(lo) + " to " + std::to_string(hi);
-    errno = 0;
-    char* end = nullptr;
-    bool in_range;
-    if (negative) {
-      const long long v = std::strtoll(text.c_str(), &end, 10);
-      in_range =
-          errno != ERANGE && std::is_signed_v<T> && v >= static_cast<long long>(lo) && v <= static_cast<long long>(hi);
-    } else {
-      const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-      in_range = errno != ERANGE && v <= static_cast<unsigned long long>(hi) &&
-                 (lo <= 0 || v >= static_cast<unsigned long long>(lo));
-    }
-    return in_range ? std::string() : cut_quote(text) + " is out of range: " + range;
+    T value{};
+    const std::string why = began::read_whole_number(text, &value, lo, hi);
+    return why.empty() ? why : cut_quote(text) + " is " + why;
   };
   return CLI::Validator(check, "", "whole number");
 }
