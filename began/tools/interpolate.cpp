@@ -89,26 +89,26 @@ Tool add_interpolate_tool(CLI::App& app) {
                          "I J, z fitted to each with Adam), through a checkpoint's generator; one grid");
   add_checkpoint_options(*command, args->source);
   command->add_option("--out", args->out, "the grid's PNG file")->required();
-  command->add_option("--pairs", args->pairs, "pairs of random latent points (two rows each)")
-      ->check(whole_number<int64_t>(1, 1000))
-      ->capture_default_str();
+  CLI::Option* pairs = command->add_option("--pairs", args->pairs, "pairs of random latent points (two rows each)");
+  pairs->check(whole_number<int64_t>(1, 1000))->capture_default_str();
   command->add_option("--points", args->points, "images along each path, both ends included")
       ->check(whole_number<int64_t>(2, 1000))
       ->capture_default_str();
   command->add_option("--seed", args->seed, "seed of the random latent points and of the fits' U[-1, 1] start")
       ->check(whole_number<uint64_t>())
       ->capture_default_str();
-  command
-      ->add_option("--real", args->real,
-                   "two indices of real images (Fashion-MNIST test images, the run's synthetic set or its image "
-                   "folder) to walk between")
-      ->expected(2)
-      ->check(whole_number<int64_t>(0, 1000000));
-  command->add_option("--fit-steps", args->fit.steps, "Adam steps fitting z to each real image")
+  CLI::Option* real = command->add_option("--real", args->real,
+                                          "two indices of real images (Fashion-MNIST test images, the run's synthetic "
+                                          "set or its image folder) to walk between, instead of --pairs");
+  real->expected(2)->check(whole_number<int64_t>(0, 1000000));
+  pairs->excludes(real);  // flags that would do nothing are refused, not ignored
+  command->add_option("--fit-steps", args->fit.steps, "with --real: Adam steps fitting z to each real image")
       ->check(whole_number<int64_t>(0, 1000000))
+      ->needs(real)
       ->capture_default_str();
-  command->add_option("--fit-lr", args->fit.lr, "Adam's learning rate fitting z")
+  command->add_option("--fit-lr", args->fit.lr, "with --real: Adam's learning rate fitting z")
       ->check(real_number(0, 10, /*open_lo=*/true))
+      ->needs(real)
       ->capture_default_str();
   Tool tool;
   tool.command = command;

@@ -92,10 +92,14 @@ refused "$began" "--points: '1' is out of range: must be from 2 to 1000" \
   interpolate --checkpoint "$began" --out i.png --points 1
 refused "$began" "--real: At least 2 required but received 1" interpolate --checkpoint "$began" --out i.png --real 1
 refused "$began" "--real: '-3' is out of range" interpolate --checkpoint "$began" --out i.png --real -3 4
+# Flags that do nothing together are refused, not silently ignored: --pairs walks random points, --real two images.
+refused "$began" "--pairs excludes --real" interpolate --checkpoint "$began" --out i.png --real 0 1 --pairs 3
+refused "$began" "--fit-steps requires --real" interpolate --checkpoint "$began" --out i.png --fit-steps 10
+refused "$began" "--fit-lr requires --real" interpolate --checkpoint "$began" --out i.png --fit-lr 0.1
 refused "$began" "--fit-lr: '0' is out of range: must be above 0" \
-  interpolate --checkpoint "$began" --out i.png --fit-lr 0
+  interpolate --checkpoint "$began" --out i.png --real 0 1 --fit-lr 0
 refused "$began" "--fit-steps: '99999999999999999999' is out of range" \
-  interpolate --checkpoint "$began" --out i.png --fit-steps 99999999999999999999
+  interpolate --checkpoint "$began" --out i.png --real 0 1 --fit-steps 99999999999999999999
 refused "$began" "--classifier /nonexistent-atelier.safetensors: no such readable file" \
   eval --checkpoint "$began" --classifier /nonexistent-atelier.safetensors
 refused "$began" "--count: '1' is out of range: must be from 2 to 10000" eval --checkpoint "$began" --count 1
