@@ -1,10 +1,10 @@
 // bin/gradcheck: runs the whole op table through the float64 gradient check and prints one line per row,
 // `name  max_abs_err  PASS|FAIL` (the row's name, op/case). Exits 1 if any row fails. An optional argument filters rows
 // by substring; a filter that matches no row, an unknown flag or a second argument is a usage error (one line, exit 2),
-// so a typo never passes as "0 passed, 0 failed". `--device cuda` runs every row on the GPU (inputs moved there first;
-// a device that is not available is a usage error too). A bad ATELIER_NUM_THREADS or ATELIER_CONV_ALGO is refused
-// first, before any work (exit 2); ATELIER_CONV_ALGO=wino2 or wino4 runs the 3x3 stride-1 conv rows through
-// Winograd on the CPU.
+// so a typo never passes as "0 passed, 0 failed". `--device cuda` (before or after the filter, or `--device=cuda`)
+// runs every row on the GPU (inputs moved there first; a device that is not available is a usage error too). A bad
+// ATELIER_NUM_THREADS or ATELIER_CONV_ALGO is refused first, before any work (exit 2); ATELIER_CONV_ALGO=wino2 or
+// wino4 runs the 3x3 stride-1 conv rows through Winograd on the CPU.
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -43,35 +43,44 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gradcheck: error: %s\n", e.what());
     return 2;
   }
+  // The arguments in any order: `--device NAME` (or `--device=NAME`) and at most one filter.
   atelier::Device device = atelier::Device::cpu();
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.size() >= 2 && args[0] == "--device") {
-    if (args[1] != "cpu" && args[1] != "cuda") {
-      std::fprintf(stderr, "gradcheck: error: --device '%.40s' is not a device (cpu or cuda); %s\n", args[1].c_str(),
-                   kUsage);
-      return 2;
+  std::string filter;
+  int filters = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::printf("%s\n", kUsage);
+      return 0;
     }
-    device = args[1] == "cpu" ? atelier::Device::cpu() : atelier::Device::cuda();
-    try {
-      (void)atelier::backend_for(device);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "gradcheck: error: --device %s: %s\n", args[1].c_str(), e.what());
+    if (arg == "--device" || arg.rfind("--device=", 0) == 0) {
+      if (arg == "--device" && i + 1 == argc) {
+        std::fprintf(stderr, "gradcheck: error: --device needs a value (cpu or cuda); %s\n", kUsage);
+        return 2;
+      }
+      const std::string name = arg == "--device" ? argv[++i] : arg.substr(std::strlen("--device="));
+      if (name != "cpu" && name != "cuda") {
+        std::fprintf(stderr, "gradcheck: error: --device '%.40s' is not a device (cpu or cuda); %s\n", name.c_str(),
+                     kUsage);
+        return 2;
+      }
+      device = name == "cpu" ? atelier::Device::cpu() : atelier::Device::cuda();
+      try {
+        (void)atelier::backend_for(device);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "gradcheck: error: --device %s: %s\n", name.c_str(), e.what());
+        return 2;
+      }
+    } else if (!arg.empty() && arg[0] == '-') {
+      std::fprintf(stderr, "gradcheck: error: unknown option '%.40s'; %s\n", arg.c_str(), kUsage);
       return 2;
+    } else {
+      filter = arg;
+      ++filters;
     }
-    args.erase(args.begin(), args.begin() + 2);
   }
-  if (args.size() > 1) {
-    std::fprintf(stderr, "gradcheck: error: expected at most one argument (a filter), got %zu; %s\n", args.size(),
-                 kUsage);
-    return 2;
-  }
-  std::string filter = args.empty() ? "" : args[0];
-  if (filter == "-h" || filter == "--help") {
-    std::printf("%s\n", kUsage);
-    return 0;
-  }
-  if (!filter.empty() && filter[0] == '-') {
-    std::fprintf(stderr, "gradcheck: error: unknown option '%.40s'; %s\n", filter.c_str(), kUsage);
+  if (filters > 1) {
+    std::fprintf(stderr, "gradcheck: error: expected at most one argument (a filter), got %d; %s\n", filters, kUsage);
     return 2;
   }
   int failed = 0, run = 0;

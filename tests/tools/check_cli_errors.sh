@@ -111,10 +111,16 @@ refused "$gradcheck" "no row name contains 'no-such-op'" no-such-op
 refused "$gradcheck" "unknown option '--bogus'" --bogus
 refused "$gradcheck" "expected at most one argument" add mul
 refused "$gradcheck" "is not a device" --device tpu add
+refused "$gradcheck" "--device needs a value (cpu or cuda)" --device
+refused "$gradcheck" "is not a device" add --device tpu  # the flag after the filter is still the flag
+refused "$gradcheck" "is not a device" --device=tpu
 "$gradcheck" --help >/dev/null 2>&1 || fail "gradcheck --help exited $?"
 
-# A valid line still works: a tiny gradcheck row.
-"$gradcheck" add >"$tmp/out" 2>&1 && grep -q "passed, 0 failed" "$tmp/out" || fail "gradcheck add: $(cat "$tmp/out")"
+# A valid line still works: a tiny gradcheck row, with --device before or after the filter, or as --device=cpu.
+for line in "add" "--device cpu add" "add --device cpu" "--device=cpu add"; do
+  # shellcheck disable=SC2086  # the line is split into its words on purpose
+  "$gradcheck" $line >"$tmp/out" 2>&1 && grep -q "passed, 0 failed" "$tmp/out" || fail "gradcheck $line: $(cat "$tmp/out")"
+done
 # A bad ATELIER_CONV_ALGO is refused by both programs before any work; a good one runs the conv rows through it.
 ATELIER_CONV_ALGO=wino8 refused "$gradcheck" "'wino8' is not one of auto, im2col, wino2, wino4" add
 ATELIER_CONV_ALGO=wino8 refused "$began" "'wino8' is not one of auto, im2col, wino2, wino4" train \
