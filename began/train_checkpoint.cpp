@@ -140,13 +140,8 @@ CheckpointNetworks load_checkpoint_networks(const std::string& path, Device devi
   auto format = file.metadata.find("format");
   if (format == file.metadata.end() || format->second != kFormat) {
     // Say what the file holds instead: its metadata (e.g. the classifier's "model FmnistClassifier, epochs 3").
-    std::ostringstream holds;
-    for (const auto& [key, value] : file.metadata) {
-      if (holds.tellp() > 0) holds << ", ";
-      holds << key << " " << (value.size() <= 24 ? value : value.substr(0, 24) + "...");
-    }
     ATELIER_FAIL("checkpoint " << path << " holds another model, not a `began train` checkpoint (its metadata: "
-                               << (holds.tellp() > 0 ? holds.str() : std::string("none")) << ")");
+                               << nn::metadata_summary(file.metadata) << ")");
   }
   CheckpointNetworks out;
   out.config = merge_checkpoint_settings(TrainConfig{}, file.metadata, path);

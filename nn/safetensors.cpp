@@ -554,4 +554,16 @@ SafetensorsFile load_safetensors(const std::string& path) {
   return out;
 }
 
+std::string metadata_summary(const std::map<std::string, std::string>& metadata) {
+  constexpr size_t kShown = 6;  // a training checkpoint has dozens of entries; the first few say what it is
+  std::string out;
+  size_t shown = 0;
+  for (const auto& [key, value] : metadata) {
+    if (shown++ == kShown) break;
+    out += (out.empty() ? "" : ", ") + key + " " + (value.size() <= 24 ? value : value.substr(0, 24) + "...");
+  }
+  if (metadata.size() > kShown) out += " and " + std::to_string(metadata.size() - kShown) + " more";
+  return out.empty() ? "none" : out;
+}
+
 }  // namespace atelier::nn

@@ -59,4 +59,9 @@ struct SafetensorsFile {
 // quoted in messages are cut to 80 characters.
 SafetensorsFile load_safetensors(const std::string& path);
 
+// A file's metadata for a person to read, to say what a file holds when it is not what was asked for: "key value"
+// pairs joined by ", " in key order, the first 6 ("... and N more"), each value cut to 24 characters; "none" when
+// there is none.
+std::string metadata_summary(const std::map<std::string, std::string>& metadata);
+
 }  // namespace atelier::nn

@@ -1,6 +1,7 @@
 // The Fashion-MNIST classifier (began/eval/): a tiny training run on generated images learns, and the committed
 // weights still reach the accuracy recorded in their own metadata when they were trained (reading the real test set
 // that the Debian package dataset-fashion-mnist installs).
+#include <map>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -9,6 +10,7 @@
 #include "began/data/fashion_mnist.h"
 #include "began/eval/fmnist_classifier.h"
 #include "nn/safetensors.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
 
@@ -77,4 +79,23 @@ TEST_CASE("classifier: the committed weights reach the accuracy their metadata r
   // allow 2 points for that (a broken kernel or loader costs far more).
   CHECK(accuracy >= recorded - 2.0);
   CHECK(accuracy > 85.0);
+}
+
+TEST_CASE("classifier: weights of another model are refused in one line that says what the file holds") {
+  testing::TempDir dir;
+  const std::string path = dir.file("other.safetensors");
+  // A BEGAN training checkpoint's kind of file: many tensors, none of them the classifier's.
+  nn::NamedTensors tensors;
+  for (int i = 0; i < 100; ++i) tensors.emplace_back("G.convs." + std::to_string(i) + ".weight", zeros({2}));
+  std::map<std::string, std::string> metadata = {{"epoch", "4"}, {"format", "atelier-began-train-1"}};
+  for (int i = 0; i < 30; ++i) metadata["setting." + std::to_string(i)] = "0x1.0624dd2f1a9fcp-10";
+  nn::save_safetensors(path, tensors, metadata);
+  std::string msg = testing::error_of([&] { began::load_classifier(path); });
+  INFO(msg);
+  CHECK(msg.find(path + " holds another model, not the Fashion-MNIST classifier's weights") != std::string::npos);
+  CHECK(msg.find("epoch 4, format atelier-began-train-1, setting.0 0x1.0624dd2f1a9fcp-10,") != std::string::npos);
+  CHECK(msg.find("and 26 more") != std::string::npos);
+  CHECK(msg.size() < 400);  // neither the 100 unexpected names nor the 32 metadata entries
+  nn::save_safetensors(path, tensors, {{"model", "ResNet"}});
+  CHECK(testing::error_of([&] { began::load_classifier(path); }).find("model ResNet") != std::string::npos);
 }

@@ -112,6 +112,13 @@ double classifier_accuracy(FmnistClassifier& model, const Tensor& images, const 
 std::shared_ptr<FmnistClassifier> load_classifier(const std::string& path) {
   auto model = std::make_shared<FmnistClassifier>();
   nn::SafetensorsFile file = nn::load_safetensors(path);
+  // A file that says it holds something else (a `began train` checkpoint has a format, save_classifier's weights
+  // say model FmnistClassifier) is refused by what it says, not by its long list of names the classifier lacks.
+  const auto model_key = file.metadata.find("model");
+  ATELIER_CHECK(
+      !file.metadata.count("format") && (model_key == file.metadata.end() || model_key->second == "FmnistClassifier"),
+      "load_classifier: " << path << " holds another model, not the Fashion-MNIST classifier's weights (its metadata: "
+                          << nn::metadata_summary(file.metadata) << ")");
   try {
     model->load_state_dict(file.tensors);
   } catch (const Error& e) {
