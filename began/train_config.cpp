@@ -42,9 +42,17 @@ void check_ranges(const TrainConfig& c) {
   ATELIER_CHECK(c.data == "fashion-mnist" || c.data == "synthetic" || c.data == "folder",
                 "--data: '" << c.data << "' is not a data set (fashion-mnist, synthetic or folder)");
   ATELIER_CHECK(c.crop >= 0, "--crop must be >= 0 (0: the largest centred square), got " << c.crop);
-  for (const char* key : {"crop", "flip", "cache"}) {
-    ATELIER_CHECK(c.data == "folder" || !c.given.count(key),
-                  flag_name(key) << " applies to --data folder only (the data is " << c.data << ")");
+  // A flag of another data set is refused rather than ignored (--synthetic-size 100 does not make the run synthetic).
+  const std::vector<std::pair<std::string, std::vector<std::string>>> data_flags = {
+      {"crop", {"folder"}},
+      {"flip", {"folder"}},
+      {"cache", {"folder"}},
+      {"synthetic_size", {"synthetic"}},
+      {"data_dir", {"fashion-mnist", "folder"}}};
+  for (const auto& [key, sets] : data_flags) {
+    ATELIER_CHECK(!c.given.count(key) || std::find(sets.begin(), sets.end(), c.data) != sets.end(),
+                  flag_name(key) << " applies to --data " << sets[0] << (sets.size() > 1 ? " or " + sets[1] : "")
+                                 << " only (the data is " << c.data << ")");
   }
   check_model_config(c.model);
   ATELIER_CHECK(c.synthetic_size >= 1 && c.synthetic_size <= kMaxSyntheticSize,

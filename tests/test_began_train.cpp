@@ -351,6 +351,19 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
         c.model.image_size = 64;
       },
       "--data fashion-mnist is 32x32");
+  // A flag of another data set is refused, not ignored.
+  refused(
+      [](TrainConfig& c) {
+        c.data_dir = "/nonexistent";
+        c.given = {"data_dir"};
+      },
+      "--data-dir applies to --data fashion-mnist or folder only (the data is synthetic)");
+  refused(
+      [](TrainConfig& c) {
+        c.data = "fashion-mnist";
+        c.given = {"synthetic_size"};
+      },
+      "--synthetic-size applies to --data synthetic only (the data is fashion-mnist)");
   // Numbers too large for the run: refused up front, not a wrapped step count or an allocation failure later.
   refused(
       [](TrainConfig& c) {
