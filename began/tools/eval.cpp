@@ -48,7 +48,7 @@ int run_eval(const EvalArgs& args) {
   const Device device = networks.G->parameters().front().device();
   auto classifier = began::load_classifier(args.classifier);
   classifier->to(device);
-  const std::string dir = args.data_dir.empty() ? config.data_dir : args.data_dir;
+  const std::string dir = run_data_dir(config, args.data_dir);
   const uint64_t seed = args.seed_option->count() > 0 ? args.seed : config.seed;
 
   const began::FeatureStats test = began::feature_stats(
@@ -104,7 +104,7 @@ Tool add_eval_tool(CLI::App& app) {
   add_checkpoint_options(*command, args->source);
   command->add_option("--classifier", args->classifier,
                       "the classifier's weights (default: " + default_classifier_path() + ")");
-  command->add_option("--data-dir", args->data_dir, "folder with the Fashion-MNIST IDX files (default: the run's)");
+  add_data_dir_option(*command, args->data_dir);
   command->add_option("--count", args->count, "images in each set: generated, test and training")
       ->check(whole_number<int64_t>(2, 10000))
       ->capture_default_str();
@@ -116,7 +116,7 @@ Tool add_eval_tool(CLI::App& app) {
     check_checkpoint_args(args->source);
     if (args->classifier.empty()) args->classifier = default_classifier_path();
     check_readable_file("--classifier", args->classifier);
-    if (!args->data_dir.empty()) check_folder_exists("--data-dir", args->data_dir);
+    check_data_dir(args->data_dir);
   };
   tool.run = [args] { return run_eval(*args); };
   return tool;

@@ -26,6 +26,7 @@ struct InterpolateArgs {
   uint64_t seed = 1;
   std::vector<int64_t> real;  // empty, or the two image indices
   began::FitOptions fit;
+  std::string data_dir;  // empty: the run's
 };
 
 // Row k of a batch, without its batch dimension.
@@ -53,7 +54,7 @@ int run_interpolate(const InterpolateArgs& args) {
                 static_cast<long long>(args.pairs), static_cast<long long>(args.points));
   } else {
     const int64_t i = args.real[0], j = args.real[1];
-    const Tensor images = run_images(networks.config, std::max(i, j) + 1);
+    const Tensor images = run_images(networks.config, std::max(i, j) + 1, args.data_dir);
     const Tensor x = cat({images.slice(0, i, i + 1), images.slice(0, j, j + 1)}, 0);
     const Device device = G.parameters().front().device();
     began::FitOptions fit = args.fit;
@@ -110,11 +111,13 @@ Tool add_interpolate_tool(CLI::App& app) {
       ->check(real_number(0, 10, /*open_lo=*/true))
       ->needs(real)
       ->capture_default_str();
+  add_data_dir_option(*command, args->data_dir)->needs(real);
   Tool tool;
   tool.command = command;
   tool.check = [args] {
     check_checkpoint_args(args->source);
     check_writable_file("--out", args->out);
+    check_data_dir(args->data_dir);
   };
   tool.run = [args] { return run_interpolate(*args); };
   return tool;

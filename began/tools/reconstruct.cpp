@@ -17,13 +17,14 @@ struct ReconstructArgs {
   CheckpointArgs source;
   int64_t count = 32;
   std::string out;
+  std::string data_dir;  // empty: the run's
 };
 
 constexpr int64_t kPairsPerRow = 8;
 
 int run_reconstruct(const ReconstructArgs& args) {
   began::CheckpointNetworks networks = load_networks(args.source);
-  const Tensor real = run_images(networks.config, args.count);
+  const Tensor real = run_images(networks.config, args.count, args.data_dir);
   const Tensor reconstructed = batched_forward(*networks.D, real);
   // Interleaved: x_0, D(x_0), x_1, D(x_1), ... so that each pair sits side by side in the grid.
   std::vector<Tensor> pairs;
@@ -51,11 +52,13 @@ Tool add_reconstruct_tool(CLI::App& app) {
       ->check(whole_number<int64_t>(1, 10000))
       ->capture_default_str();
   command->add_option("--out", args->out, "the grid's PNG file")->required();
+  add_data_dir_option(*command, args->data_dir);
   Tool tool;
   tool.command = command;
   tool.check = [args] {
     check_checkpoint_args(args->source);
     check_writable_file("--out", args->out);
+    check_data_dir(args->data_dir);
   };
   tool.run = [args] { return run_reconstruct(*args); };
   return tool;

@@ -48,9 +48,33 @@ Tensor batched_forward(nn::Module& module, const Tensor& input, int64_t batch) {
   return cat(parts, 0);
 }
 
-Tensor run_images(const began::TrainConfig& config, int64_t count) {
+CLI::Option* add_data_dir_option(CLI::App& command, std::string& data_dir) {
+  return command.add_option("--data-dir", data_dir,
+                            "where the run's Fashion-MNIST IDX files or image folder are now, if they moved (default: "
+                            "the folder the checkpoint records)");
+}
+
+void check_data_dir(const std::string& data_dir) {
+  if (!data_dir.empty()) check_folder_exists("--data-dir", data_dir);
+}
+
+std::string run_data_dir(const began::TrainConfig& config, const std::string& data_dir) {
+  if (!data_dir.empty()) {
+    ATELIER_CHECK(config.data != "synthetic",
+                  "--data-dir " << data_dir << ": the run's data is synthetic: it reads no folder");
+    return data_dir;
+  }
+  ATELIER_CHECK(
+      config.data == "synthetic" || is_folder(config.data_dir),
+      "the run's " << (config.data == "folder" ? "image folder " : "Fashion-MNIST folder ") << config.data_dir
+                   << " (recorded in the checkpoint) is not a folder here; point --data-dir at where it is now");
+  return config.data_dir;
+}
+
+Tensor run_images(const began::TrainConfig& config, int64_t count, const std::string& data_dir) {
+  const std::string dir = run_data_dir(config, data_dir);
   if (config.data == "fashion-mnist") {
-    Tensor images = began::load_fashion_mnist(config.data_dir, false, count).images;
+    Tensor images = began::load_fashion_mnist(dir, false, count).images;
     ATELIER_CHECK(images.size(0) == count,
                   "Fashion-MNIST's test set has " << images.size(0) << " images, fewer than " << count);
     return images;
@@ -58,13 +82,13 @@ Tensor run_images(const began::TrainConfig& config, int64_t count) {
   if (config.data == "folder") {
     // The run's photos as training saw them (same crop and size; no flip), from its cache when there is one.
     began::ImageFolderOptions options;
-    options.dir = config.data_dir;
+    options.dir = dir;
     options.image_size = config.model.image_size;
     options.channels = config.model.channels;
     options.crop = config.crop;
     options.cache_dir = config.cache;
     auto data = std::make_shared<began::ImageFolderData>(began::load_image_folder(options));
-    ATELIER_CHECK(count <= data->count(), "the run's image folder " << config.data_dir << " has " << data->count()
+    ATELIER_CHECK(count <= data->count(), "the run's image folder " << dir << " has " << data->count()
                                                                     << " usable images, fewer than " << count);
     std::vector<int64_t> first(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) first[static_cast<size_t>(i)] = i;

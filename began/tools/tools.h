@@ -41,10 +41,19 @@ began::CheckpointNetworks load_networks(const CheckpointArgs& args);
 // on the module's device; the result on the CPU.
 Tensor batched_forward(nn::Module& module, const Tensor& input, int64_t batch = 256);
 
+// --data-dir DIR: where the run's real images are now (its Fashion-MNIST IDX files or its image folder), for a run
+// whose folder moved since training (default: the folder the checkpoint records). `check_data_dir` (before any
+// work): a given DIR is a folder.
+CLI::Option* add_data_dir_option(CLI::App& command, std::string& data_dir);
+void check_data_dir(const std::string& data_dir);
+// The folder of the run's real images: `data_dir` (--data-dir) when given, else the checkpoint's, which must still be
+// a folder (the error says to pass --data-dir). Throws for a synthetic run given a `data_dir`: it reads no folder.
+std::string run_data_dir(const began::TrainConfig& config, const std::string& data_dir);
+
 // The first `count` real images of the run's data (count, C, S, S) in [-1, 1]: Fashion-MNIST's test images (the
 // images training did not see), synthetic images 0, 1, ... of the run's set, or the first images of its image
-// folder (--data folder: rebuilt from the checkpoint's data_dir, crop and cache). Throws naming the data setting
-// when it has no such images or fewer than `count`.
-Tensor run_images(const began::TrainConfig& config, int64_t count);
+// folder (--data folder: rebuilt from the checkpoint's crop and cache and run_data_dir). Throws naming the data
+// setting when it has no such images or fewer than `count`.
+Tensor run_images(const began::TrainConfig& config, int64_t count, const std::string& data_dir = "");
 
 }  // namespace atelier::began_cli

@@ -55,6 +55,24 @@ ok "reconstruct (folder)" "$began" reconstruct --checkpoint "$(ls folder-run/che
 [[ "$(png_size folder-recon.png)" == "274x36" ]] ||
   fail "reconstruct (folder): folder-recon.png is $(png_size folder-recon.png), expected 274x36"
 grep -q "4 real images (folder)" "$tmp/log" || fail "reconstruct (folder): $(cat "$tmp/log")"
+# The folder moved (the checkpoint records the path the run was given, here a relative one): the tools say so and
+# --data-dir points them at the new place, as it does for --resume and eval.
+mv samples16 moved16
+folder_checkpoint="$(ls folder-run/checkpoints/*.safetensors | tail -1)"
+"$began" reconstruct --checkpoint "$folder_checkpoint" --count 4 --out moved.png >"$tmp/log" 2>&1
+rc=$?
+[[ $rc -eq 1 ]] || fail "reconstruct (folder moved): exit $rc, expected 1"
+grep -q "the run's image folder samples16 (recorded in the checkpoint) is not a folder here; point --data-dir at" \
+  "$tmp/log" || fail "reconstruct (folder moved): $(cat "$tmp/log")"
+ok "reconstruct --data-dir" "$began" reconstruct --checkpoint "$folder_checkpoint" --count 4 --out moved.png \
+  --data-dir moved16
+cmp -s folder-recon.png moved.png || fail "reconstruct --data-dir: not the images of the folder before it moved"
+ok "interpolate --real --data-dir" "$began" interpolate --checkpoint "$folder_checkpoint" --real 0 1 --fit-steps 2 \
+  --out moved-real.png --data-dir moved16
+"$began" reconstruct --checkpoint "$checkpoint" --count 4 --out x.png --data-dir moved16 >"$tmp/log" 2>&1
+rc=$?
+[[ $rc -eq 1 ]] && grep -q "the run's data is synthetic: it reads no folder" "$tmp/log" ||
+  fail "reconstruct --data-dir of a synthetic run: exit $rc, $(cat "$tmp/log")"
 
 # A file of another model is named with what it holds: the classifier's weights, beside the executable.
 classifier="$(dirname "$began")/../share/atelier/fmnist_classifier.safetensors"

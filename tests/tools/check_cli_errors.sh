@@ -96,6 +96,11 @@ refused "$began" "--real: '-3' is out of range" interpolate --checkpoint "$began
 refused "$began" "--pairs excludes --real" interpolate --checkpoint "$began" --out i.png --real 0 1 --pairs 3
 refused "$began" "--fit-steps requires --real" interpolate --checkpoint "$began" --out i.png --fit-steps 10
 refused "$began" "--fit-lr requires --real" interpolate --checkpoint "$began" --out i.png --fit-lr 0.1
+refused "$began" "--data-dir requires --real" interpolate --checkpoint "$began" --out i.png --data-dir /tmp
+refused "$began" "--data-dir /nonexistent-atelier: no such folder" \
+  reconstruct --checkpoint "$began" --out x.png --data-dir /nonexistent-atelier
+refused "$began" "--data-dir /nonexistent-atelier: no such folder" \
+  interpolate --checkpoint "$began" --out x.png --real 0 1 --data-dir /nonexistent-atelier
 refused "$began" "--fit-lr: '0' is out of range: must be above 0" \
   interpolate --checkpoint "$began" --out i.png --real 0 1 --fit-lr 0
 refused "$began" "--fit-steps: '99999999999999999999' is out of range" \
