@@ -11,10 +11,17 @@
 #
 # Environment: CUDAARCHS (CUDA architectures, default 80;90), ATELIER_NATIVE=OFF (portable build),
 # ATELIER_SKIP_DEPS=1 (do not check/install packages), ATELIER_NUM_THREADS (threads; default all cores),
-# ATELIER_DEMO_STEPS (override the number of steps, e.g. for a quick look).
+# ATELIER_DEMO_STEPS (override the number of steps, e.g. for a quick look; at least 10).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Checked before any work: 0 would mean "--epochs decides" to began train (10 epochs, hours), and the check below
+# needs at least 10 rows.
+steps="${ATELIER_DEMO_STEPS:-6000}"
+if ! [[ "$steps" =~ ^[0-9]+$ ]] || ((10#$steps < 10)); then
+  echo "setup-and-demo: ATELIER_DEMO_STEPS must be a whole number of steps, at least 10; got '$steps'" >&2
+  exit 2
+fi
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
 
@@ -38,8 +45,7 @@ if [[ ! -x "$began" ]]; then
   exit 1
 fi
 
-# The demo's settings (see docs/began.md, "The demo").
-steps="${ATELIER_DEMO_STEPS:-6000}"
+# The demo's settings (see docs/began.md, "The demo"); $steps is set and checked at the top.
 run=out/demo
 rm -rf "$run"  # the demo's own folder: each demo run starts afresh
 mkdir -p out
