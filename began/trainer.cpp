@@ -352,10 +352,12 @@ TrainOutcome Trainer::diverged(const StepResult& r, int64_t step) {
      << "), or the parameters are not; training stopped. ";
   if (last_checkpoint_step_ >= 0) {
     os << "The last good checkpoint is " << checkpoint_path(config_.out, last_checkpoint_step_) << " (step "
-       << last_checkpoint_step_ << "); a lower --lr may help";
+       << last_checkpoint_step_ << ")";
   } else {
-    os << "No checkpoint was written yet; a lower --lr may help";
+    os << "No checkpoint was written yet";
   }
+  // The steps are deterministic: resuming would stop here again, and a resume cannot change --lr.
+  os << "; a new run with a lower --lr may help (--resume keeps the run's settings and would stop here again)";
   return {TrainOutcome::Status::diverged, 0, step, os.str()};
 }
 

@@ -217,6 +217,9 @@ TEST_CASE("began train: a non-finite loss stops the run, names the step, and kee
   REQUIRE(out.status == TrainOutcome::Status::diverged);
   CHECK(out.message.find("step " + std::to_string(out.step)) != std::string::npos);
   CHECK(out.message.find("not finite") != std::string::npos);
+  // The advice fits what can be done: --resume cannot change --lr (and would stop at the same step again).
+  CHECK(out.message.find("a new run with a lower --lr may help (--resume keeps the run's settings") !=
+        std::string::npos);
   REQUIRE(out.step >= 2);
   CHECK(out.message.find("last good checkpoint is " + began::checkpoint_path(dir.path, out.step - 1)) !=
         std::string::npos);
