@@ -134,6 +134,10 @@ void check_data(const TrainConfig& c) {
         "--data folder makes 1-channel (luma) or 3-channel (RGB) images, not --channels " << c.model.channels);
     std::error_code ec;
     ATELIER_CHECK(std::filesystem::is_directory(c.data_dir, ec), "--data-dir " << c.data_dir << ": no such folder");
+    // The cache folder is made when the decoded images are written: a file in its place would fail only then.
+    ATELIER_CHECK(
+        c.cache.empty() || !std::filesystem::exists(c.cache, ec) || std::filesystem::is_directory(c.cache, ec),
+        "--cache " << c.cache << ": not a folder");
     return;  // the batch is checked against the images once they are loaded
   }
   if (c.data == "fashion-mnist") {

@@ -404,4 +404,11 @@ TEST_CASE("began train --data folder: clear errors for a missing --data-dir, too
   c = folder_config(data.path, out.path, 2);
   c.data = "synthetic";
   testing::check_throws_with([&] { began::resolve_config(c); }, {"--crop applies to --data folder only"});
+  // A --cache that is a file is refused before the images are decoded (and before the run folder is made).
+  c = folder_config(data.path, out.path + "/run", 2);
+  c.cache = out.path + "/a-file";
+  c.given.insert("cache");
+  std::ofstream(c.cache) << "not a folder";
+  testing::check_throws_with([&] { began::resolve_config(c); }, {"--cache " + c.cache + ": not a folder"});
+  CHECK_FALSE(std::filesystem::exists(out.path + "/run"));
 }
