@@ -155,7 +155,7 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
       "weights; the CPU computes fp32 under every setting)");
   add("progress_seconds", c.progress_seconds, "seconds between progress lines");
   add("cuda_graph", c.cuda_graph,
-      "on or off: capture the whole training step once (after two eager warm-up steps) and replay it, one graph "
+      "on, off or auto: capture the whole training step once (after two eager warm-up steps) and replay it, one graph "
       "launch per step instead of hundreds of kernel launches, with the eager step's numbers bit for bit (auto: on "
       "with --device cuda, off on the CPU, where on replays a recording of the step's calls)");
   cmd.add_flag("--smoke", cli.smoke,
