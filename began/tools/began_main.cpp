@@ -210,7 +210,10 @@ int main(int argc, char** argv) {
   CLI::App* train = app.add_subcommand("classify-train", "train the Fashion-MNIST classifier and write its weights");
   train->add_option("--data-dir", train_args.data_dir, "folder with the Fashion-MNIST IDX files")
       ->capture_default_str();
-  train->add_option("--out", train_args.out, "safetensors file to write")->capture_default_str();
+  CLI::Option* train_out = train->add_option("--out", train_args.out,
+                                             "safetensors file to write (the default is relative to the repository "
+                                             "root: the committed weights)");
+  train_out->capture_default_str();
   train->add_option("--epochs", train_args.train.epochs, "passes over the training set")
       ->check(whole_number<int64_t>(1, 1000))
       ->capture_default_str();
@@ -230,7 +233,10 @@ int main(int argc, char** argv) {
   std::string eval_weights = began::kClassifierWeights, eval_dir = began::kFashionMnistDir;
   int64_t eval_limit = -1;
   CLI::App* eval = app.add_subcommand("classify-eval", "test accuracy of classifier weights");
-  eval->add_option("--weights", eval_weights, "safetensors file")->capture_default_str();
+  CLI::Option* weights =
+      eval->add_option("--weights", eval_weights,
+                       "safetensors file (the default is relative to the repository root: the committed weights)");
+  weights->capture_default_str();
   eval->add_option("--data-dir", eval_dir, "folder with the Fashion-MNIST IDX files")->capture_default_str();
   eval->add_option("--limit", eval_limit, "use only the first N test images (-1: all)")
       ->check(whole_number<int64_t>(-1))
@@ -296,7 +302,16 @@ int main(int argc, char** argv) {
       check_folder_exists("--data-dir", eval_dir);
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "began %s: error: %s\n", *train ? "classify-train" : "classify-eval", e.what());
+    // The default weights are a path in the source tree: from another folder, say so.
+    const bool default_path = *train ? train_out->count() == 0 : *eval && weights->count() == 0;
+    const std::string path = *train ? train_args.out : eval_weights;
+    const std::string hint =
+        default_path && std::string(e.what()).find(path) != std::string::npos
+            ? std::string(" (the default, relative to the repository root: run from there or pass ") +
+                  (*train ? "--out)" : "--weights)")
+            : "";
+    std::fprintf(stderr, "began %s: error: %s%s\n", *train ? "classify-train" : "classify-eval", e.what(),
+                 hint.c_str());
     return 2;
   }
   for (const Tool& tool : tools) {

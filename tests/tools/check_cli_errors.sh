@@ -60,6 +60,11 @@ refused "$began" "--out /nonexistent-atelier/w.safetensors: the folder /nonexist
   classify-train --out /nonexistent-atelier/w.safetensors
 refused "$began" "--out $tmp: is a folder" classify-train --out "$tmp"
 refused "$began" "--data-dir /nonexistent-atelier: no such folder" classify-train --data-dir /nonexistent-atelier
+# The default weights are a path in the source tree: from elsewhere the error says so (this script runs in $tmp).
+refused "$began" "no such readable file (the default, relative to the repository root: run from there or pass --weights)" \
+  classify-eval
+refused "$began" "does not exist (the default, relative to the repository root: run from there or pass --out)" \
+  classify-train
 refused "$began" "--weights /nonexistent-atelier.safetensors: no such readable file" \
   classify-eval --weights /nonexistent-atelier.safetensors
 refused "$began" "--out /proc/began-run" train --out /proc/began-run --data synthetic
