@@ -38,6 +38,7 @@ Device parse_device(const std::string& name) {
   return Device::cuda(0);
 }
 
+// Doubles are quoted in their shortest exact form (shortest_text): --gamma 1.0000001 is not "got 1".
 void check_ranges(const TrainConfig& c) {
   ATELIER_CHECK(c.data == "fashion-mnist" || c.data == "synthetic" || c.data == "folder",
                 "--data: '" << c.data << "' is not a data set (fashion-mnist, synthetic or folder)");
@@ -58,21 +59,25 @@ void check_ranges(const TrainConfig& c) {
   ATELIER_CHECK(c.synthetic_size >= 1 && c.synthetic_size <= kMaxSyntheticSize,
                 "--synthetic-size must be from 1 to " << kMaxSyntheticSize << ", got " << c.synthetic_size);
   ATELIER_CHECK(c.batch >= 1, "--batch must be >= 1, got " << c.batch);
-  ATELIER_CHECK(c.step.gamma > 0 && c.step.gamma <= 1, "--gamma must be in (0, 1], got " << c.step.gamma);
+  ATELIER_CHECK(c.step.gamma > 0 && c.step.gamma <= 1,
+                "--gamma must be in (0, 1], got " << shortest_text(c.step.gamma));
   ATELIER_CHECK(c.step.lambda_k >= 0 && std::isfinite(c.step.lambda_k),
-                "--lambda-k must be finite and >= 0, got " << c.step.lambda_k);
+                "--lambda-k must be finite and >= 0, got " << shortest_text(c.step.lambda_k));
   ATELIER_CHECK(c.step.pull_away >= 0 && std::isfinite(c.step.pull_away),
-                "--pull-away must be finite and >= 0 (0: off), got " << c.step.pull_away);
+                "--pull-away must be finite and >= 0 (0: off), got " << shortest_text(c.step.pull_away));
   ATELIER_CHECK(c.step.pull_away == 0 || c.batch >= 2,
                 "--pull-away compares pairs of G's images in a batch: it needs --batch >= 2, got " << c.batch);
-  ATELIER_CHECK(c.k0 >= 0 && c.k0 <= 1, "--k0 must be in [0, 1] (k_t is clipped to it), got " << c.k0);
-  ATELIER_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be finite and > 0, got " << c.lr);
-  ATELIER_CHECK(c.beta1 >= 0 && c.beta1 < 1, "--beta1 must be in [0, 1), got " << c.beta1);
-  ATELIER_CHECK(c.beta2 >= 0 && c.beta2 < 1, "--beta2 must be in [0, 1), got " << c.beta2);
+  ATELIER_CHECK(c.k0 >= 0 && c.k0 <= 1, "--k0 must be in [0, 1] (k_t is clipped to it), got " << shortest_text(c.k0));
+  ATELIER_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be finite and > 0, got " << shortest_text(c.lr));
+  ATELIER_CHECK(c.beta1 >= 0 && c.beta1 < 1, "--beta1 must be in [0, 1), got " << shortest_text(c.beta1));
+  ATELIER_CHECK(c.beta2 >= 0 && c.beta2 < 1, "--beta2 must be in [0, 1), got " << shortest_text(c.beta2));
   ATELIER_CHECK(c.lr_window >= 0, "--lr-window must be >= 0 (0: one epoch), got " << c.lr_window);
-  ATELIER_CHECK(c.lr_threshold >= 0 && c.lr_threshold < 1, "--lr-threshold must be in [0, 1), got " << c.lr_threshold);
-  ATELIER_CHECK(c.lr_factor > 0 && c.lr_factor < 1, "--lr-factor must be in (0, 1), got " << c.lr_factor);
-  ATELIER_CHECK(c.lr_min >= 0 && std::isfinite(c.lr_min), "--lr-min must be finite and >= 0, got " << c.lr_min);
+  ATELIER_CHECK(c.lr_threshold >= 0 && c.lr_threshold < 1,
+                "--lr-threshold must be in [0, 1), got " << shortest_text(c.lr_threshold));
+  ATELIER_CHECK(c.lr_factor > 0 && c.lr_factor < 1,
+                "--lr-factor must be in (0, 1), got " << shortest_text(c.lr_factor));
+  ATELIER_CHECK(c.lr_min >= 0 && std::isfinite(c.lr_min),
+                "--lr-min must be finite and >= 0, got " << shortest_text(c.lr_min));
   ATELIER_CHECK(c.epochs >= 1, "--epochs must be >= 1, got " << c.epochs);
   ATELIER_CHECK(c.steps >= 0, "--steps must be >= 0 (0: --epochs decides), got " << c.steps);
   ATELIER_CHECK(c.threads >= 0, "--threads must be >= 0 (0: ATELIER_NUM_THREADS or all cores), got " << c.threads);
@@ -82,7 +87,7 @@ void check_ranges(const TrainConfig& c) {
   ATELIER_CHECK(c.sample_every >= 1, "--sample-every must be >= 1, got " << c.sample_every);
   ATELIER_CHECK(c.sample_count >= 1 && c.sample_count <= kMaxSampleCount,
                 "--sample-count must be from 1 to " << kMaxSampleCount << ", got " << c.sample_count);
-  ATELIER_CHECK(c.progress_seconds >= 0, "--progress-seconds must be >= 0, got " << c.progress_seconds);
+  ATELIER_CHECK(c.progress_seconds >= 0, "--progress-seconds must be >= 0, got " << shortest_text(c.progress_seconds));
   ATELIER_CHECK(c.precision == "fp32" || c.precision == "tf32" || c.precision == "bf16",
                 "--precision: '" << c.precision << "' is not a precision atelier has (fp32, tf32 or bf16)");
 }

@@ -354,6 +354,9 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
         c.model.image_size = 64;
       },
       "--data fashion-mnist is 32x32");
+  // The value is quoted exactly: 1.0000001 printed as "got 1" would read as a value inside (0, 1].
+  refused([](TrainConfig& c) { c.step.gamma = 1.0000001; }, "--gamma must be in (0, 1], got 1.0000001");
+  refused([](TrainConfig& c) { c.beta1 = 1.00000001; }, "--beta1 must be in [0, 1), got 1.00000001");
   // A flag of another data set is refused, not ignored.
   refused(
       [](TrainConfig& c) {
