@@ -221,6 +221,10 @@ TrainConfig smoke_config(TrainConfig c) {
 
 namespace {
 
+// After "no checkpoint in DIR/checkpoints" when DIR holds a run (its metrics.csv).
+constexpr const char* kStoppedEarly =
+    ": the run stopped before its first one, so there is nothing to resume; start it afresh with another --out";
+
 // --resume: the run folder's newest checkpoint, and the settings it fixes.
 TrainConfig with_checkpoint_settings(const TrainConfig& config, int64_t& checkpoint_step) {
   TrainConfig c = config;
@@ -228,7 +232,8 @@ TrainConfig with_checkpoint_settings(const TrainConfig& config, int64_t& checkpo
                 "--out " << c.out << " and --resume " << c.resume << ": a resumed run stays in its folder");
   c.out = c.resume;
   std::vector<std::string> checkpoints = list_checkpoints(c.resume);
-  ATELIER_CHECK(!checkpoints.empty(), "--resume " << c.resume << ": no checkpoint in " << checkpoints_dir(c.resume));
+  ATELIER_CHECK(!checkpoints.empty(), "--resume " << c.resume << ": no checkpoint in " << checkpoints_dir(c.resume)
+                                                  << (holds_run(c.resume) ? kStoppedEarly : ""));
   c.resume_checkpoint = checkpoints.back();
   std::map<std::string, std::string> metadata = read_train_metadata(c.resume_checkpoint);
   c = merge_checkpoint_settings(c, metadata, c.resume_checkpoint);
@@ -247,6 +252,10 @@ TrainConfig resolve_config(const TrainConfig& config) {
   check_device(c.device);
   check_data(c);
   if (c.resume.empty()) {
+    // A run stopped before its first checkpoint has nothing to resume: say so, not "continue it with --resume".
+    ATELIER_CHECK(!holds_run(c.out) || !list_checkpoints(c.out).empty(),
+                  "--out " << c.out << " holds a run stopped before its first checkpoint (nothing to resume): pick "
+                           << "another --out, or remove " << c.out);
     ATELIER_CHECK(!holds_run(c.out), "--out " << c.out << " already holds a run: continue it with --resume " << c.out
                                               << ", or pick another --out");
   }

@@ -206,6 +206,17 @@ TEST_CASE("began train: a resume refuses flags that contradict the checkpoint an
   testing::check_throws_with([&] { began::resolve_config(resume_config(empty.path, 12)); }, {"no checkpoint"});
   // A fresh run into a folder that holds one is refused too.
   testing::check_throws_with([&] { began::resolve_config(tiny_config(dir.path, 6)); }, {"already holds a run"});
+
+  // A run killed before its first checkpoint: neither message may send the user to the other, which refuses too.
+  std::filesystem::remove_all(began::checkpoints_dir(dir.path));
+  std::string fresh = testing::error_of([&] { began::resolve_config(tiny_config(dir.path, 6)); });
+  CHECK(fresh.find("holds a run stopped before its first checkpoint (nothing to resume): pick another --out, or "
+                   "remove " +
+                   dir.path) != std::string::npos);
+  CHECK(fresh.find("continue it with --resume") == std::string::npos);
+  testing::check_throws_with([&] { began::resolve_config(resume_config(dir.path, 12)); },
+                             {"no checkpoint in " + began::checkpoints_dir(dir.path) +
+                              ": the run stopped before its first one, so there is nothing to resume"});
 }
 
 TEST_CASE("began train: a non-finite loss stops the run, names the step, and keeps the last good checkpoint") {
