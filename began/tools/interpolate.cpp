@@ -118,6 +118,10 @@ Tool add_interpolate_tool(CLI::App& app) {
     check_checkpoint_args(args->source);
     check_writable_file("--out", args->out);
     check_data_dir(args->data_dir);
+    const int64_t images = 2 * args->pairs * args->points;  // with --real: 2 rows of points + 2, always in bounds
+    ATELIER_CHECK(!args->real.empty() || images <= kMaxImages,
+                  "--pairs " << args->pairs << " and --points " << args->points << " make " << images
+                             << " images in one grid, more than " << kMaxImages);
   };
   tool.run = [args] { return run_interpolate(*args); };
   return tool;

@@ -50,7 +50,7 @@ Tool add_sample_tool(CLI::App& app) {
   CLI::App* command = app.add_subcommand("sample", "images from a checkpoint's generator: separate PNGs or one grid");
   add_checkpoint_options(*command, args->source);
   command->add_option("--count", args->count, "images to generate")
-      ->check(whole_number<int64_t>(1, 100000))
+      ->check(whole_number<int64_t>(1, kMaxImages))
       ->capture_default_str();
   command->add_flag("--grid", args->grid, "one grid PNG at --out instead of a folder of PNGs (default: off)");
   command->add_option("--out", args->out, "the grid's PNG file (--grid), else a folder for sample_NNNNN.png")

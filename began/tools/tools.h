@@ -13,6 +13,10 @@
 
 namespace atelier::began_cli {
 
+// The most images one call of a tool makes (sample's --count, interpolate's pairs x points): at 32x32 that is
+// 400 MB of floats, and each flag in its own range must not multiply into more.
+constexpr int64_t kMaxImages = 100000;
+
 // A registered subcommand. Its flags parse into state that the two functions share. check() runs before any work
 // (an Error there exits 2, a bad command line); run() does the work (an Error there exits 1).
 struct Tool {

@@ -95,6 +95,9 @@ refused "$began" "--count: '10001' is out of range: must be from 1 to 10000" \
   reconstruct --checkpoint "$began" --out r.png --count 10001
 refused "$began" "--points: '1' is out of range: must be from 2 to 1000" \
   interpolate --checkpoint "$began" --out i.png --points 1
+# Each flag in range, their product not: one grid of 2,000,000 images (8 GB of floats at 32x32) is refused first.
+refused "$began" "--pairs 1000 and --points 1000 make 2000000 images in one grid, more than 100000" \
+  interpolate --checkpoint "$began" --out i.png --pairs 1000 --points 1000
 refused "$began" "--real: At least 2 required but received 1" interpolate --checkpoint "$began" --out i.png --real 1
 refused "$began" "--real: '-3' is out of range" interpolate --checkpoint "$began" --out i.png --real -3 4
 # Flags that do nothing together are refused, not silently ignored: --pairs walks random points, --real two images.
