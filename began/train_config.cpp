@@ -228,7 +228,8 @@ constexpr const char* kStoppedEarly =
 // --resume: the run folder's newest checkpoint, and the settings it fixes.
 TrainConfig with_checkpoint_settings(const TrainConfig& config, int64_t& checkpoint_step) {
   TrainConfig c = config;
-  ATELIER_CHECK(!c.given.count("out") || c.out == c.resume,
+  std::error_code ec;  // the same folder spelled another way ("runs/x/", "./runs/x") is the same folder
+  ATELIER_CHECK(!c.given.count("out") || c.out == c.resume || std::filesystem::equivalent(c.out, c.resume, ec),
                 "--out " << c.out << " and --resume " << c.resume << ": a resumed run stays in its folder");
   c.out = c.resume;
   std::vector<std::string> checkpoints = list_checkpoints(c.resume);

@@ -200,6 +200,13 @@ TEST_CASE("began train: a resume refuses flags that contradict the checkpoint an
   CHECK(resolved.lr == 1e-3);  // from the checkpoint
   CHECK(resolved.synthetic_size == 26);
 
+  // --out naming the same folder another way (a trailing slash, "/./") is no contradiction.
+  for (const std::string& spelling : {dir.path + "/", dir.path + "/./"}) {
+    TrainConfig again = resume_config(dir.path, 12);
+    again.out = spelling;
+    again.given.insert("out");
+    CHECK(testing::error_of([&] { began::resolve_config(again); }) == "");
+  }
   testing::check_throws_with([&] { began::resolve_config(resume_config(dir.path, 3)); },
                              {"the run is at step 6, beyond the 3 steps asked for"});
   TempDir empty;
