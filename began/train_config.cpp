@@ -139,6 +139,17 @@ void check_data(const TrainConfig& c) {
         "--data folder makes 1-channel (luma) or 3-channel (RGB) images, not --channels " << c.model.channels);
     std::error_code ec;
     ATELIER_CHECK(std::filesystem::is_directory(c.data_dir, ec), "--data-dir " << c.data_dir << ": no such folder");
+    // The folder is walked recursively on every start: a run folder inside it would add its own sample grids to
+    // the training images at the next --resume.
+    auto absolute = [&](const std::string& dir) {  // without "..", links or a trailing "/" (an empty last part)
+      std::filesystem::path p = std::filesystem::weakly_canonical(dir, ec);
+      return p.has_filename() ? p : p.parent_path();
+    };
+    const std::filesystem::path data = absolute(c.data_dir), out = absolute(c.out);
+    ATELIER_CHECK(data.empty() || out.empty() ||  // a path that cannot be resolved: not known to be inside
+                      std::mismatch(data.begin(), data.end(), out.begin(), out.end()).first != data.end(),
+                  "--out " << c.out << " is inside --data-dir " << c.data_dir
+                           << ": its sample grids would join the training images; put the run folder elsewhere");
     // The cache folder is made when the decoded images are written: a file in its place would fail only then.
     ATELIER_CHECK(
         c.cache.empty() || !std::filesystem::exists(c.cache, ec) || std::filesystem::is_directory(c.cache, ec),

@@ -411,4 +411,10 @@ TEST_CASE("began train --data folder: clear errors for a missing --data-dir, too
   std::ofstream(c.cache) << "not a folder";
   testing::check_throws_with([&] { began::resolve_config(c); }, {"--cache " + c.cache + ": not a folder"});
   CHECK_FALSE(std::filesystem::exists(out.path + "/run"));
+  // A run folder inside the image folder: its sample grids (PNG) would join the training images on a resume.
+  c = folder_config(data.path, data.path + "/sub/../run", 2);
+  testing::check_throws_with(
+      [&] { began::resolve_config(c); },
+      {"--out " + c.out + " is inside --data-dir " + data.path, "its sample grids would join the training images"});
+  CHECK_FALSE(std::filesystem::exists(data.path + "/run"));
 }
