@@ -83,6 +83,7 @@ void save_train_checkpoint(const std::string& path, const TrainConfig& config, c
   metadata["k_t"] = hex(position.k);
   metadata["time_s"] = hex(position.time_s);
   metadata["threads"] = std::to_string(position.threads);
+  if (config.folder) metadata["data_images"] = config.folder->fingerprint();  // checked on --resume
   nn::save_safetensors(path, all, metadata);
 }
 

@@ -250,6 +250,8 @@ TrainConfig with_checkpoint_settings(const TrainConfig& config, int64_t& checkpo
   std::map<std::string, std::string> metadata = read_train_metadata(c.resume_checkpoint);
   c = merge_checkpoint_settings(c, metadata, c.resume_checkpoint);
   const TrainPosition position = train_position(metadata, c.resume_checkpoint);
+  const auto images = metadata.find("data_images");
+  if (images != metadata.end()) c.resume_data_images = images->second;
   if (!c.given.count("threads")) c.threads = position.threads;  // the same count: bit-exact
   checkpoint_step = position.step;
   return c;
@@ -275,6 +277,12 @@ TrainConfig resolve_config(const TrainConfig& config) {
   if (c.data == "folder") {
     c.folder = load_folder(c);
     check_epoch_steps(c);
+    // The epochs, the shuffled order and the flips are the run's only with the same images.
+    ATELIER_CHECK(c.resume_data_images.empty() || c.resume_data_images == c.folder->fingerprint(),
+                  "--resume: the image folder " << c.data_dir << " now gives " << c.folder->fingerprint()
+                                                << ", the run trained on " << c.resume_data_images
+                                                << " (files added, removed or renamed): the resume would not continue "
+                                                   "the same run; restore the folder, or start a new run");
   }
   ATELIER_CHECK(checkpoint_step <= total_steps(c), "--resume " << c.resume << ": the run is at step " << checkpoint_step
                                                                << ", beyond the " << total_steps(c)

@@ -54,8 +54,10 @@ struct TrainConfig {
   // The settings given explicitly (names as in config.json, e.g. "image_size"). On --resume the checkpoint's
   // settings win; one of these that contradicts them is an error.
   std::set<std::string> given;
-  // Filled by resolve_config on --resume: the checkpoint to continue from.
+  // Filled by resolve_config on --resume: the checkpoint to continue from, and for a folder run the fingerprint of
+  // the images it trained on (ImageFolderData::fingerprint; empty in checkpoints written before it was recorded).
   std::string resume_checkpoint;
+  std::string resume_data_images;
   // Filled by resolve_config for --data folder: the decoded images (their count sets the steps of an epoch).
   std::shared_ptr<const ImageFolderData> folder;
 };

@@ -388,6 +388,30 @@ TEST_CASE("began train --data folder: the checkpoint records the data settings a
   testing::check_throws_with([&] { began::resolve_config(resume); }, {"--crop 12 (the run has 16)", "--flip false"});
 }
 
+TEST_CASE("began train --data folder: a resume refuses a folder whose files changed, and goes on once restored") {
+  TempDir data, out;
+  const testing::ImageTree tree = testing::write_image_tree(data.path);
+  REQUIRE(testing::run_training(folder_config(data.path, out.path, 2)).status ==
+          began::TrainOutcome::Status::completed);
+  CHECK(nn::load_safetensors(began::checkpoint_path(out.path, 2))
+            .metadata.at("data_images")
+            .rfind("14 images, names ", 0) == 0);
+  began::TrainConfig resume;
+  resume.resume = out.path;
+  resume.steps = 4;
+  resume.given = {"steps"};
+  resume.progress_seconds = 1e9;
+  // One more image (a copy under a new name): the epochs, the order and the flips would no longer be the run's.
+  const std::string source = data.path + "/" + tree.colour.back();
+  const std::string extra = data.path + "/zz-extra" + std::filesystem::path(source).extension().string();
+  std::filesystem::copy_file(source, extra);
+  testing::check_throws_with([&] { began::resolve_config(resume); },
+                             {"--resume: the image folder " + data.path + " now gives 15 images, names ",
+                              "the run trained on 14 images, names ", "restore the folder, or start a new run"});
+  std::filesystem::remove(extra);
+  CHECK(testing::run_training(resume).status == began::TrainOutcome::Status::completed);
+}
+
 TEST_CASE("began train --data folder: clear errors for a missing --data-dir, too few images, and folder-only flags") {
   TempDir data, out;
   testing::write_image_tree(data.path);

@@ -620,6 +620,14 @@ std::string ImageFolderData::summary() const {
   return os.str();
 }
 
+std::string ImageFolderData::fingerprint() const {
+  Hash h;
+  for (const std::string& path : used) h.text(path);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h.value()));
+  return std::to_string(count()) + " images, names " + hex;
+}
+
 std::string ImageFolderData::report() const {
   std::string out = summary() + "\n";
   for (const std::string& path : skipped) out += "skipped\t" + path + "\tone colour component\n";

@@ -84,6 +84,10 @@ struct ImageFolderData {
   // The summary, then one line per skipped ("skipped\t<path>\tone colour component") and rejected
   // ("rejected\t<path>\t<reason>") file: what `began train` writes to <run>/image_folder.txt.
   std::string report() const;
+  // "14 images, names 0123456789abcdef": the count and a 64-bit hash of the used files' relative paths, in order.
+  // Every checkpoint of a folder run records it, and a resume checks that the folder still gives the same images
+  // (files added, removed or renamed change it; the folder itself may move).
+  std::string fingerprint() const;
 };
 
 // Walks options.dir recursively (paths sorted byte-wise, so the order is the same on every machine), decodes
