@@ -116,7 +116,7 @@ Tool add_interpolate_tool(CLI::App& app) {
   tool.command = command;
   tool.check = [args] {
     check_checkpoint_args(args->source);
-    check_writable_file("--out", args->out);
+    check_png_out(args->out);
     check_data_dir(args->data_dir);
     const int64_t images = 2 * args->pairs * args->points;  // with --real: 2 rows of points + 2, always in bounds
     ATELIER_CHECK(!args->real.empty() || images <= kMaxImages,

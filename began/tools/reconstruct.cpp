@@ -57,7 +57,7 @@ Tool add_reconstruct_tool(CLI::App& app) {
   tool.command = command;
   tool.check = [args] {
     check_checkpoint_args(args->source);
-    check_writable_file("--out", args->out);
+    check_png_out(args->out);
     check_data_dir(args->data_dir);
   };
   tool.run = [args] { return run_reconstruct(*args); };

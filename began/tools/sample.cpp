@@ -64,7 +64,7 @@ Tool add_sample_tool(CLI::App& app) {
   tool.check = [args] {
     check_checkpoint_args(args->source);
     if (args->grid) {
-      check_writable_file("--out", args->out);
+      check_png_out(args->out);
     } else {
       while (args->out.size() > 1 && args->out.back() == '/') args->out.pop_back();
       if (is_folder(args->out)) {

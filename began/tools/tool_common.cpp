@@ -1,6 +1,8 @@
 // What the checkpoint tools share (began/tools/tools.h).
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -27,6 +29,13 @@ void add_checkpoint_options(CLI::App& command, CheckpointArgs& args) {
 void check_checkpoint_args(const CheckpointArgs& args) {
   check_readable_file("--checkpoint", args.checkpoint);
   began::check_device(args.device);
+}
+
+void check_png_out(const std::string& out) {
+  std::string extension = std::filesystem::path(out).extension().string();
+  for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  ATELIER_CHECK(extension == ".png", "--out " << out << ": not a .png file name (the grid is written as PNG)");
+  check_writable_file("--out", out);
 }
 
 began::CheckpointNetworks load_networks(const CheckpointArgs& args) {

@@ -38,6 +38,9 @@ struct CheckpointArgs {
 void add_checkpoint_options(CLI::App& command, CheckpointArgs& args);
 // Before any work: the file is readable and the device usable. Throws a one-line Error naming the flag.
 void check_checkpoint_args(const CheckpointArgs& args);
+// Before any work: --out names a PNG file (*.png, any case) that can be written. A grid written under another name
+// could overwrite the checkpoint itself (its path is the one completion offers) or another file of the run.
+void check_png_out(const std::string& out);
 // The networks on the device, with one line saying which run and step they come from.
 began::CheckpointNetworks load_networks(const CheckpointArgs& args);
 

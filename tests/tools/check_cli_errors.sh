@@ -87,6 +87,14 @@ for sub in sample reconstruct interpolate; do
   refused "$began" "--out /nonexistent-atelier/x.png: the folder /nonexistent-atelier does not exist" \
     "$sub" --checkpoint "$began" --out /nonexistent-atelier/x.png "${grid[@]}"
 done
+# A grid is a PNG: any other name is refused, so that a slip ('--out' given the checkpoint's own path, as
+# completion offers it) cannot overwrite the run's checkpoint or another file with a picture.
+for sub in sample reconstruct interpolate; do
+  grid=()
+  [[ $sub == sample ]] && grid=(--grid)
+  refused "$began" "--out $began: not a .png file name (the grid is written as PNG)" \
+    "$sub" --checkpoint "$began" --out "$began" "${grid[@]}"
+done
 refused "$began" "--count: '0' is out of range: must be from 1 to 100000" sample --checkpoint "$began" --out s --count 0
 refused "$began" "--count: '1e3' is not a whole number" sample --checkpoint "$began" --out s --count 1e3
 refused "$began" "--seed: '-1' is out of range" sample --checkpoint "$began" --out s --seed -1
