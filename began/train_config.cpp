@@ -272,6 +272,13 @@ TrainConfig resolve_config(const TrainConfig& config) {
                            << "another --out, or remove " << c.out);
     ATELIER_CHECK(!holds_run(c.out), "--out " << c.out << " already holds a run: continue it with --resume " << c.out
                                               << ", or pick another --out");
+    // Nor a folder with files of the names a run writes: they are someone else's (files of other names are fine).
+    for (const char* name : {"config.json", "report.html", "losses.svg", "samples/step_0000000.png"}) {
+      std::error_code ec;
+      ATELIER_CHECK(!std::filesystem::exists(c.out + "/" + name, ec),
+                    "--out " << c.out << " holds " << name
+                             << " but no run of began train: a run would overwrite it; pick another --out");
+    }
   }
   prepare_run_dir(c.out);
   if (c.data == "folder") {

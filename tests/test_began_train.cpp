@@ -226,6 +226,23 @@ TEST_CASE("began train: a resume refuses flags that contradict the checkpoint an
                               ": the run stopped before its first one, so there is nothing to resume"});
 }
 
+TEST_CASE("began train: a fresh run does not overwrite files of the same names in a folder that holds no run") {
+  TempDir dir;
+  // Other files are no obstacle: the run is written beside them.
+  std::ofstream(dir.file("notes.txt")) << "mine";
+  REQUIRE(run(tiny_config(dir.path, 2)).status == TrainOutcome::Status::completed);
+  CHECK(file_lines(dir.file("notes.txt")) == std::vector<std::string>{"mine"});
+  for (const std::string name : {"config.json", "report.html", "losses.svg", "samples/step_0000000.png"}) {
+    TempDir out;
+    std::filesystem::create_directories(out.path + "/samples");
+    std::ofstream(out.file(name)) << "not a run's";
+    testing::check_throws_with(
+        [&] { began::resolve_config(tiny_config(out.path, 2)); },
+        {"--out " + out.path + " holds " + name + " but no run of began train", "a run would overwrite it"});
+    CHECK(file_lines(out.file(name)) == std::vector<std::string>{"not a run's"});
+  }
+}
+
 TEST_CASE("began train: a non-finite loss stops the run, names the step, and keeps the last good checkpoint") {
   TempDir dir;
   TrainConfig c = tiny_config(dir.path, 20);
