@@ -7,6 +7,8 @@
 #   - metrics.csv's complete rows are steps 1, 2, 3, ... with no gap and no duplicate;
 #   - the resumed run starts from the newest checkpoint: its log says "resuming <newest> at step S" and its first
 #     metrics row is step S + 1.
+# At the end the run is resumed to 3 steps past its newest checkpoint and compared with one uninterrupted run of as
+# many steps: metrics.csv (time_s aside) and every tensor of the final checkpoint must be equal, byte for byte.
 # A kill before the first checkpoint starts the run afresh (there is nothing to resume). Prints a summary line.
 #
 #   scripts/kill-test.sh [N]     (needs build/cpu: bin/began and bin/check_checkpoints)
@@ -32,7 +34,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 run="$tmp/run"
 settings=(--data synthetic --synthetic-size 64 --n 4 --h 4 --batch 4 --checkpoint-every 3 --sample-every 1000000
-  --progress-seconds 100000 --steps 1000000 --threads 1)
+  --progress-seconds 100000 --threads 1)  # and --steps: 1000000 while killed, as many as the final resume to compare
 
 failures=0
 fail() {
@@ -45,7 +47,7 @@ for ((k = 1; k <= kills; ++k)); do
   newest="$("$checker" "$run" 2>/dev/null | awk '$1 == "newest" { print $2 }')"
   if [[ -z "$newest" || "$newest" -eq 0 ]]; then
     rm -rf "$run"
-    "$began" train "${settings[@]}" --out "$run" >"$tmp/log" 2>&1 &
+    "$began" train "${settings[@]}" --steps 1000000 --out "$run" >"$tmp/log" 2>&1 &
     fresh=$((fresh + 1))
     expected_start=1
   else
@@ -103,7 +105,47 @@ PY
   fi
 done
 
+# Exact: the killed and resumed run, finished 3 steps past its newest checkpoint, has the metrics (time_s aside) and
+# the final tensors of one uninterrupted run of as many steps.
+k=final
+exact="not checked (no checkpoint)"
+newest="$("$checker" "$run" 2>/dev/null | awk '$1 == "newest" { print $2 }')"
+if [[ -n "$newest" && "$newest" -gt 0 ]]; then
+  end=$((newest + 3))
+  exact="NOT exact (above)"
+  if ! "$began" train --resume "$run" --steps "$end" >"$tmp/log" 2>&1; then
+    fail "the last resume, to step $end: $(tail -n 3 "$tmp/log")"
+  elif ! "$began" train "${settings[@]}" --steps "$end" --out "$tmp/straight" >"$tmp/log" 2>&1; then
+    fail "the uninterrupted run of $end steps: $(tail -n 3 "$tmp/log")"
+  elif ! python3 - "$run" "$tmp/straight" "$end" >"$tmp/exact" 2>&1 <<'PY'; then
+import json, struct, sys
+killed, straight, end = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def rows(run):  # metrics.csv without its last column, time_s
+    return [line.rsplit(",", 1)[0] for line in open(f"{run}/metrics.csv", encoding="utf-8").read().splitlines()]
+def tensors(run):  # every tensor's name, dtype, shape and bytes in the final checkpoint; the metadata aside
+    data = open(f"{run}/checkpoints/step_{end:07d}.safetensors", "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    header.pop("__metadata__", None)
+    return {k: (v["dtype"], v["shape"], data[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+            for k, v in header.items()}
+a, b = rows(killed), rows(straight)
+if len(a) != end + 1 or a != b:
+    bad = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    sys.exit(f"metrics.csv: {len(a) - 1} rows after the kills, {len(b) - 1} straight; first difference at line {bad + 1}")
+ta, tb = tensors(killed), tensors(straight)
+differ = sorted(k for k in ta.keys() | tb.keys() if ta.get(k) != tb.get(k))
+if differ:
+    sys.exit(f"step {end}'s checkpoint: {len(differ)} tensors differ from the uninterrupted run's, e.g. {differ[0]}")
+PY
+    fail "not exact: $(cat "$tmp/exact")"
+  else
+    exact="exact (metrics.csv and every tensor at step $end equal an uninterrupted run's)"
+  fi
+fi
+
 echo "kill-test: $kills SIGKILLs ($fresh fresh starts, $resumed resumes, $verified seen resuming from the newest" \
   "checkpoint), $failures failures; the run reached step" \
-  "$max_step; at most $temporaries temporary file(s) of killed saves seen at once (removed by the next save)"
+  "$max_step; at most $temporaries temporary file(s) of killed saves seen at once (removed by the next save);" \
+  "resumes $exact"
 [[ $failures -eq 0 ]]
