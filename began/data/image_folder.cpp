@@ -380,9 +380,17 @@ std::vector<FileEntry> walk(const std::string& root, int64_t& ignored) {
   std::error_code ec;
   fs::recursive_directory_iterator it(root, ec), end;
   ATELIER_CHECK(!ec, "--data-dir " << root << ": cannot list the folder: " << ec.message());
-  for (; it != end; it.increment(ec)) {
-    ATELIER_CHECK(!ec, "--data-dir " << root << ": cannot list a folder under it: " << ec.message());
-    const fs::directory_entry& entry = *it;
+  // increment(ec) leaves the iterator at `end` when it cannot open a subfolder: checking ec only inside the loop
+  // ended the walk there without a word, that folder and every file listed after it dropped. A subfolder is opened
+  // by the increment from its own entry, which names it.
+  while (it != end) {
+    const fs::directory_entry entry = *it;
+    it.increment(ec);
+    if (ec) {
+      std::error_code is_dir_ec;
+      const fs::path folder = entry.is_directory(is_dir_ec) ? entry.path() : entry.path().parent_path();
+      ATELIER_FAIL("--data-dir " << root << ": cannot list " << folder.generic_string() << ": " << ec.message());
+    }
     if (!entry.is_regular_file(ec)) continue;
     const std::string rel = entry.path().lexically_relative(root).generic_string();
     if (!is_image_name(entry.path().filename().string())) {

@@ -74,6 +74,33 @@ rc=$?
 [[ $rc -eq 1 ]] && grep -q "the run's data is synthetic: it reads no folder" "$tmp/log" ||
   fail "reconstruct --data-dir of a synthetic run: exit $rc, $(cat "$tmp/log")"
 
+# A subfolder that cannot be listed stops the load, named (the walk used to end there without a word, dropping it
+# and every file listed after it). Root reads any folder, so as root this runs as nobody when setpriv is there.
+as_user=()
+if [[ $(id -u) -eq 0 ]]; then
+  if command -v setpriv >/dev/null; then
+    as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+  else
+    as_user=(skip)
+  fi
+fi
+if [[ ${as_user[0]:-} != skip ]]; then
+  mkdir -p locked/open locked/shut writable
+  cp moved16/sample_00000.png moved16/sample_00001.png locked/open/
+  cp moved16/sample_00002.png moved16/sample_00003.png locked/shut/
+  chmod 000 locked/shut
+  chmod 755 "$tmp"
+  chmod 777 writable
+  "${as_user[@]}" "$began" train --smoke --data folder --data-dir locked --channels 1 --batch 2 --out writable/run \
+    >"$tmp/log" 2>&1
+  rc=$?
+  [[ $rc -eq 2 ]] && grep -q "^began train: error: --data-dir locked: cannot list locked/shut: Permission denied" \
+    "$tmp/log" || fail "an unreadable subfolder: exit $rc, $(cat "$tmp/log")"
+  chmod 700 locked/shut "$tmp"
+else
+  echo "note: root without setpriv: the unreadable-subfolder check not run"
+fi
+
 # A file of another model is named with what it holds: the classifier's weights, beside the executable.
 classifier="$(dirname "$began")/../share/atelier/fmnist_classifier.safetensors"
 [[ -f "$classifier" ]] || fail "no classifier weights at $classifier"
