@@ -165,6 +165,15 @@ TrainConfig merge_checkpoint_settings(const TrainConfig& config, const std::map<
   return merged;
 }
 
+bool is_utf8(const std::string& text) {
+  try {
+    (void)nlohmann::json(text).dump();  // the same check the writers of config.json and the metadata make
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+}
+
 std::string config_json(const TrainConfig& config, int threads) {
   TrainConfig copy = config;
   nlohmann::ordered_json j;

@@ -45,6 +45,10 @@ std::map<std::string, std::string> settings_metadata(const TrainConfig& config);
 TrainConfig merge_checkpoint_settings(const TrainConfig& config, const std::map<std::string, std::string>& metadata,
                                       const std::string& checkpoint_path);
 
+// True when `text` is valid UTF-8: config.json and the checkpoint's metadata are JSON, which holds only that, so
+// resolve_config refuses a path setting that is not (a folder name with a Latin-1 byte, say) before any work.
+bool is_utf8(const std::string& text);
+
 // config.json: every setting with its type (numbers as JSON numbers), plus the version, the thread count, the
 // device and, for a resumed run, the checkpoint it continued from. Indented text.
 std::string config_json(const TrainConfig& config, int threads);

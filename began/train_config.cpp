@@ -43,6 +43,11 @@ void check_ranges(const TrainConfig& c) {
   ATELIER_CHECK(c.data == "fashion-mnist" || c.data == "synthetic" || c.data == "folder",
                 "--data: '" << c.data << "' is not a data set (fashion-mnist, synthetic or folder)");
   ATELIER_CHECK(c.crop >= 0, "--crop must be >= 0 (0: the largest centred square), got " << c.crop);
+  for (const auto& [key, path] : {std::pair{"out", &c.out}, {"data_dir", &c.data_dir}, {"cache", &c.cache}}) {
+    ATELIER_CHECK(is_utf8(*path), flag_name(key) << " " << *path
+                                                 << ": the name is not valid UTF-8, and config.json and the "
+                                                    "checkpoints record it as JSON text; rename it");
+  }
   // A flag of another data set is refused rather than ignored (--synthetic-size 100 does not make the run synthetic).
   const std::vector<std::pair<std::string, std::vector<std::string>>> data_flags = {
       {"crop", {"folder"}},

@@ -405,6 +405,17 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
         c.given = {"synthetic_size"};
       },
       "--synthetic-size applies to --data synthetic only (the data is fashion-mnist)");
+  // config.json and the checkpoints hold the paths as JSON text: a name that is not UTF-8 is refused up front (it
+  // failed after the run folder was made, with nlohmann's "[json.exception.type_error.316] invalid UTF-8 byte").
+  refused([&](TrainConfig& c) { c.out = dir.path + "/run\xff"; },
+          "--out " + dir.path + "/run\xff: the name is not valid UTF-8");
+  refused(
+      [](TrainConfig& c) {
+        c.data = "fashion-mnist";
+        c.data_dir = "/data\xfe";
+        c.given = {"data_dir"};
+      },
+      "--data-dir /data\xfe: the name is not valid UTF-8");
   // Numbers too large for the run: refused up front, not a wrapped step count or an allocation failure later.
   refused(
       [](TrainConfig& c) {
