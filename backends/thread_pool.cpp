@@ -171,8 +171,9 @@ int num_threads_from_environment() {
     for (char c : value) digits = digits && c >= '0' && c <= '9';
     const long n = digits ? std::strtol(env, nullptr, 10) : 0;
     // The value is quoted only in part: an environment variable can be arbitrarily long.
-    ATELIER_CHECK(n >= 1 && n <= 4096, "ATELIER_NUM_THREADS must be an integer in [1, 4096], got '"
-                                           << value.substr(0, 32) << (value.size() > 32 ? "...'" : "'"));
+    ATELIER_CHECK(n >= 1 && n <= kMaxThreads, "ATELIER_NUM_THREADS must be an integer in [1, "
+                                                  << kMaxThreads << "], got '" << value.substr(0, 32)
+                                                  << (value.size() > 32 ? "...'" : "'"));
     return static_cast<int>(n);
   }
   unsigned hw = std::thread::hardware_concurrency();

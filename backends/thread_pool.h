@@ -11,8 +11,12 @@
 
 namespace atelier {
 
+// The most threads a pool may have: ATELIER_NUM_THREADS and the programs' --threads are checked against it, so that
+// a typo cannot ask the system for millions of threads.
+constexpr int kMaxThreads = 4096;
+
 // The thread count ATELIER_NUM_THREADS asks for (all cores when it is unset or empty). Throws atelier::Error
-// naming the value unless it is an integer in [1, 4096]. Programs call it first, to refuse a bad setting in one
+// naming the value unless it is an integer in [1, kMaxThreads]. Programs call it first, to refuse a bad setting in one
 // line before any work (bin/began and bin/gradcheck do); the library checks it again when it makes the pool.
 int num_threads_from_environment();
 

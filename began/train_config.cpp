@@ -11,6 +11,7 @@
 
 #include "backends/backend.h"
 #include "backends/error.h"
+#include "backends/thread_pool.h"
 #include "began/data/synthetic.h"
 #include "began/run_files.h"
 #include "began/run_settings.h"
@@ -85,7 +86,9 @@ void check_ranges(const TrainConfig& c) {
                 "--lr-min must be finite and >= 0, got " << shortest_text(c.lr_min));
   ATELIER_CHECK(c.epochs >= 1, "--epochs must be >= 1, got " << c.epochs);
   ATELIER_CHECK(c.steps >= 0, "--steps must be >= 0 (0: --epochs decides), got " << c.steps);
-  ATELIER_CHECK(c.threads >= 0, "--threads must be >= 0 (0: ATELIER_NUM_THREADS or all cores), got " << c.threads);
+  ATELIER_CHECK(
+      c.threads >= 0 && c.threads <= kMaxThreads,
+      "--threads must be from 0 to " << kMaxThreads << " (0: ATELIER_NUM_THREADS or all cores), got " << c.threads);
   ATELIER_CHECK(c.cuda_graph == "auto" || c.cuda_graph == "on" || c.cuda_graph == "off",
                 "--cuda-graph: '" << c.cuda_graph << "' is not on, off or auto");
   ATELIER_CHECK(c.checkpoint_every >= 1, "--checkpoint-every must be >= 1, got " << c.checkpoint_every);

@@ -426,6 +426,7 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   refused([](TrainConfig& c) { c.model.channels = 65; }, "synthetic data: channels must be in [1, 64], got 65");
   refused([](TrainConfig& c) { c.synthetic_size = 99999999999; }, "--synthetic-size must be from 1 to 100000000");
   refused([](TrainConfig& c) { c.sample_count = 100000000; }, "--sample-count must be from 1 to 10000");
+  refused([](TrainConfig& c) { c.threads = 2000000000; }, "--threads must be from 0 to 4096");  // as the variable
   CHECK_FALSE(std::filesystem::exists(dir.file("run")));
 }
 
