@@ -255,7 +255,15 @@ TrainConfig with_checkpoint_settings(const TrainConfig& config, int64_t& checkpo
   ATELIER_CHECK(!checkpoints.empty(), "--resume " << c.resume << ": no checkpoint in " << checkpoints_dir(c.resume)
                                                   << (holds_run(c.resume) ? kStoppedEarly : ""));
   c.resume_checkpoint = checkpoints.back();
-  std::map<std::string, std::string> metadata = read_train_metadata(c.resume_checkpoint);
+  std::map<std::string, std::string> metadata;
+  try {
+    metadata = read_train_metadata(c.resume_checkpoint);  // reads the whole file: a cut-off tensor fails here too
+  } catch (const Error& e) {
+    // Saves are atomic, so a damaged newest file came from elsewhere (a copy cut short, a failing disk).
+    if (checkpoints.size() < 2) throw;
+    ATELIER_FAIL(e.what() << "; the one before it is " << checkpoints[checkpoints.size() - 2]
+                          << ": move the damaged file aside to resume from there");
+  }
   c = merge_checkpoint_settings(c, metadata, c.resume_checkpoint);
   const TrainPosition position = train_position(metadata, c.resume_checkpoint);
   const auto images = metadata.find("data_images");

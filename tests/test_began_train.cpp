@@ -214,6 +214,18 @@ TEST_CASE("began train: a resume refuses flags that contradict the checkpoint an
   // A fresh run into a folder that holds one is refused too.
   testing::check_throws_with([&] { began::resolve_config(tiny_config(dir.path, 6)); }, {"already holds a run"});
 
+  // A damaged newest checkpoint (not from a kill: saves are atomic; a copy cut short, a failing disk) is named, with
+  // the one before it to resume from.
+  {
+    const std::vector<std::string> checkpoints = began::list_checkpoints(dir.path);
+    REQUIRE(checkpoints.size() == 2);
+    std::filesystem::resize_file(checkpoints.back(), 100);
+    testing::check_throws_with([&] { began::resolve_config(resume_config(dir.path, 12)); },
+                               {checkpoints.back(), "the one before it is " + checkpoints.front(),
+                                "move the damaged file aside to resume from there"});
+    std::filesystem::remove(checkpoints.back());
+    CHECK(began::resolve_config(resume_config(dir.path, 12)).resume_checkpoint == checkpoints.front());
+  }
   // A run killed before its first checkpoint: neither message may send the user to the other, which refuses too.
   std::filesystem::remove_all(began::checkpoints_dir(dir.path));
   std::string fresh = testing::error_of([&] { began::resolve_config(tiny_config(dir.path, 6)); });
