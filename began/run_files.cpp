@@ -5,11 +5,16 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <system_error>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "backends/error.h"
@@ -96,6 +101,41 @@ void prepare_run_dir(const std::string& run_dir) {
 
 bool holds_run(const std::string& run_dir) {
   return fs::exists(metrics_path(run_dir)) || !list_checkpoints(run_dir).empty();
+}
+
+RunFolderLock::~RunFolderLock() { ::close(fd_); }  // closing the file drops the flock
+
+std::shared_ptr<const RunFolderLock> lock_run_dir(const std::string& run_dir) {
+  // The holds this process has, by the folder's canonical path (two spellings of one folder are one hold).
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<const RunFolderLock>> held;
+  std::error_code ec;
+  const std::string key = fs::weakly_canonical(run_dir, ec).string();
+  ATELIER_CHECK(!ec, "--out " << run_dir << ": cannot resolve the folder: " << ec.message());
+  std::lock_guard<std::mutex> guard(mutex);
+  if (std::shared_ptr<const RunFolderLock> mine = held[key].lock()) return mine;
+
+  const std::string path = run_dir + "/.lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ATELIER_CHECK_ERRNO(fd >= 0, "--out " << run_dir << ": cannot open its lock file " << path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char text[32] = {};  // the holder's pid, as it wrote it
+    const ssize_t n = ::pread(fd, text, sizeof(text) - 1, 0);
+    ::close(fd);
+    ATELIER_CHECK(err == EWOULDBLOCK, "--out " << run_dir << ": cannot lock " << path << ": " << std::strerror(err));
+    std::string pid = n > 0 ? std::string(text, static_cast<size_t>(n)) : std::string();
+    pid.erase(std::find_if(pid.begin(), pid.end(), [](char c) { return c < '0' || c > '9'; }), pid.end());
+    ATELIER_FAIL("--out " << run_dir << ": another began train" << (pid.empty() ? "" : " (process " + pid + ")")
+                          << " is writing this run folder; wait for it to end, or stop it");
+  }
+  const std::string me = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+    // Only the message of a refused second run would lack the pid: not worth failing this one.
+  }
+  auto lock = std::make_shared<const RunFolderLock>(fd);
+  held[key] = lock;
+  return lock;
 }
 
 void write_text_atomically(const std::string& path, const std::string& text) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,24 @@ void remove_old_checkpoints(const std::string& run_dir, size_t keep = 2);
 void prepare_run_dir(const std::string& run_dir);
 // True when run_dir already holds a run (a metrics.csv or a checkpoint).
 bool holds_run(const std::string& run_dir);
+
+// One training process's exclusive hold on a run folder, so that two `began train` on one folder (the same command
+// in two terminals) cannot both append to metrics.csv and write checkpoints: an flock(2) on <run_dir>/.lock, which
+// the system drops when the process ends however it ends (a killed run leaves no stale lock to clear by hand). The
+// holder writes its pid into the file. A second process is refused, naming that pid; the same process asking again
+// (a test resolving a resume while the first run's config lives) shares the hold. Released when the last holder goes.
+class RunFolderLock {
+ public:
+  explicit RunFolderLock(int fd) : fd_(fd) {}
+  ~RunFolderLock();
+  RunFolderLock(const RunFolderLock&) = delete;
+  RunFolderLock& operator=(const RunFolderLock&) = delete;
+
+ private:
+  int fd_;
+};
+// Takes the hold on run_dir (which must exist: prepare_run_dir) or throws naming the folder and the holder's pid.
+std::shared_ptr<const RunFolderLock> lock_run_dir(const std::string& run_dir);
 
 // The shortest decimal text that reads back as the same double ("0.001", "1e-04").
 std::string shortest_text(double v);

@@ -297,6 +297,7 @@ TrainConfig resolve_config(const TrainConfig& config) {
     }
   }
   prepare_run_dir(c.out);
+  c.run_lock = lock_run_dir(c.out);
   if (c.data == "folder") {
     c.folder = load_folder(c);
     check_epoch_steps(c);

@@ -10,6 +10,7 @@
 #include "began/data/fashion_mnist.h"
 #include "began/data/image_folder.h"
 #include "began/model.h"
+#include "began/run_files.h"
 #include "began/step.h"
 
 namespace atelier::began {
@@ -60,6 +61,9 @@ struct TrainConfig {
   std::string resume_data_images;
   // Filled by resolve_config for --data folder: the decoded images (their count sets the steps of an epoch).
   std::shared_ptr<const ImageFolderData> folder;
+  // Filled by resolve_config: this process's hold on the run folder (began/run_files.h), kept while any copy of
+  // the resolved config lives, so a second `began train` on the folder is refused.
+  std::shared_ptr<const RunFolderLock> run_lock;
 };
 
 // The --smoke preset: a few dozen steps of a tiny model on a small synthetic set, with every output (samples,

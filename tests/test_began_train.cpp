@@ -15,6 +15,9 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "backends/precision.h"
 #include "backends/thread_pool.h"
@@ -253,6 +256,42 @@ TEST_CASE("began train: a fresh run does not overwrite files of the same names i
         {"--out " + out.path + " holds " + name + " but no run of began train", "a run would overwrite it"});
     CHECK(file_lines(out.file(name)) == std::vector<std::string>{"not a run's"});
   }
+}
+
+TEST_CASE("began train: a run folder that another process trains in is refused, naming it; the hold ends with it") {
+  TempDir dir;
+  REQUIRE(run(tiny_config(dir.path, 3)).status == TrainOutcome::Status::completed);
+  const std::string lock_file = dir.file(".lock");
+  // Another process's hold, as flock(2) sees it: a lock through another open file of the lock file, with its pid.
+  const int other = ::open(lock_file.c_str(), O_RDWR);
+  REQUIRE(other >= 0);
+  REQUIRE(::flock(other, LOCK_EX | LOCK_NB) == 0);
+  REQUIRE(::ftruncate(other, 0) == 0);
+  REQUIRE(::pwrite(other, "4242\n", 5, 0) == 5);
+  testing::check_throws_with([&] { began::resolve_config(resume_config(dir.path, 6)); },
+                             {"--out " + dir.path + ": another began train (process 4242) is writing this run folder"});
+  ::close(other);  // the holder ends, however it ends: its hold goes with it
+
+  {
+    // This process may resolve the folder twice (one hold, shared), and holds it while a resolved config lives.
+    const TrainConfig first = began::resolve_config(resume_config(dir.path, 6));
+    const TrainConfig second = began::resolve_config(resume_config(dir.path, 6));
+    REQUIRE(first.run_lock != nullptr);
+    CHECK(first.run_lock == second.run_lock);
+    const int probe = ::open(lock_file.c_str(), O_RDWR);
+    REQUIRE(probe >= 0);
+    CHECK(::flock(probe, LOCK_EX | LOCK_NB) != 0);
+    std::ifstream pid_file(lock_file);
+    int64_t pid = 0;
+    pid_file >> pid;
+    CHECK(pid == ::getpid());
+    ::close(probe);
+  }
+  const int after = ::open(lock_file.c_str(), O_RDWR);
+  REQUIRE(after >= 0);
+  CHECK(::flock(after, LOCK_EX | LOCK_NB) == 0);  // released with the last config that held it
+  ::close(after);
+  CHECK(run(resume_config(dir.path, 6)).status == TrainOutcome::Status::completed);
 }
 
 TEST_CASE("began train: a non-finite loss stops the run, names the step, and keeps the last good checkpoint") {
