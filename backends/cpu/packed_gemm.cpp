@@ -13,9 +13,10 @@ constexpr int64_t kVectors = kPanelColumns / 16;  // vectors per row of a block
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Where the kernel reads A. Packed (pack_a): element (r, kk) of a panel at a[kk * kPanelRows + r]. Row-major:
-// element (r, kk) at a[r * lda + kk], the rows read as eight streams (rows past the block's last repeat it: their
-// lanes are computed and dropped).
-enum class ALayout { Packed, RowMajor };
+// element (r, kk) at a[r * lda + kk], the rows read as eight streams. Columns (A given as its transpose, row-major):
+// element (r, kk) at a[kk * lda + r], each step's eight values side by side. In the last two, rows past the block's
+// last repeat it (their lanes are computed and dropped), so nothing outside A is read.
+enum class ALayout { Packed, RowMajor, Columns };
 
 // A block's sums: acc[r][v] lane l = row r, column 16 v + l.
 struct Block {
@@ -23,22 +24,26 @@ struct Block {
 };
 
 // The A panel a (kPanelRows, k) times the B panel b (k, kPanelColumns), summed from zero over kk = 0, 1, ..., k - 1
-// (one fused multiply-add per term). `rows`: A's rows that exist (RowMajor reads no others).
+// (one fused multiply-add per term). `rows`: A's rows that exist (RowMajor and Columns read no others). B's rows
+// are ldb floats apart: kPanelColumns when packed, a row-major matrix's row stride otherwise.
 template <ALayout Layout>
-inline Block multiply(const float* __restrict a, int64_t lda, const float* __restrict b, int64_t k, int64_t rows) {
+inline Block multiply(const float* __restrict a, int64_t lda, const float* __restrict b, int64_t ldb, int64_t k,
+                      int64_t rows) {
   Block blk;
 #pragma GCC unroll 8
   for (int64_t r = 0; r < kPanelRows; ++r) {
 #pragma GCC unroll 2
     for (int64_t v = 0; v < kVectors; ++v) blk.acc[r][v] = Vec16{};
   }
-  // RowMajor: row r of A at a_row[r].
+  // RowMajor and Columns: element (r, kk) at a_row[r][kk * step].
+  const int64_t row_step = Layout == ALayout::RowMajor ? lda : 1, step = Layout == ALayout::RowMajor ? 1 : lda;
   const float* a_row[kPanelRows];
 #pragma GCC unroll 8
-  for (int64_t r = 0; r < kPanelRows; ++r) a_row[r] = a + std::min(r, rows - 1) * lda;
+  for (int64_t r = 0; r < kPanelRows; ++r) a_row[r] = a + std::min(r, rows - 1) * row_step;
+  int64_t at = 0;  // kk * step
 #pragma GCC unroll 4
-  for (int64_t kk = 0; kk < k; ++kk, b += kPanelColumns) {
-    __builtin_prefetch(b + 8 * kPanelColumns);  // B comes from L2: ask for it 8 steps ahead
+  for (int64_t kk = 0; kk < k; ++kk, b += ldb, at += step) {
+    __builtin_prefetch(b + 8 * ldb);  // B comes from L2: ask for it 8 steps ahead
     Vec16 bv[kVectors];
 #pragma GCC unroll 2
     for (int64_t v = 0; v < kVectors; ++v) bv[v] = *reinterpret_cast<const Vec16*>(b + 16 * v);
@@ -48,7 +53,7 @@ inline Block multiply(const float* __restrict a, int64_t lda, const float* __res
       if constexpr (Layout == ALayout::Packed) {
         ar = a[kk * kPanelRows + r];
       } else {
-        ar = a_row[r][kk];
+        ar = a_row[r][at];
       }
 #pragma GCC unroll 2
       for (int64_t v = 0; v < kVectors; ++v) blk.acc[r][v] += ar * bv[v];
@@ -205,7 +210,36 @@ void packed_gemm(const float* ap, const float* bp, int64_t m, int64_t n, int64_t
     const float* a = ap;
     for (int64_t r0 = 0; r0 < m; r0 += kPanelRows, a += k * kPanelRows) {
       const int64_t rows = std::min(kPanelRows, m - r0);
-      const Block blk = multiply<ALayout::Packed>(a, 0, bp, k, rows);
+      const Block blk = multiply<ALayout::Packed>(a, 0, bp, kPanelColumns, k, rows);
+      if (add) {
+        store<true>(blk, c + r0 * ldc + c0, ldc, rows, columns);
+      } else {
+        store<false>(blk, c + r0 * ldc + c0, ldc, rows, columns);
+      }
+    }
+  }
+}
+
+void gemm_rows_a(const float* a, int64_t lda, const float* bp, int64_t m, int64_t n, int64_t k, float* c, int64_t ldc) {
+  // As packed_gemm: one B panel (k * 32 floats) against every 8-row block of A, then the next B panel.
+  for (int64_t c0 = 0; c0 < n; c0 += kPanelColumns, bp += k * kPanelColumns) {
+    const int64_t columns = std::min(kPanelColumns, n - c0);
+    for (int64_t r0 = 0; r0 < m; r0 += kPanelRows) {
+      const int64_t rows = std::min(kPanelRows, m - r0);
+      store<false>(multiply<ALayout::RowMajor>(a + r0 * lda, lda, bp, kPanelColumns, k, rows), c + r0 * ldc + c0, ldc,
+                   rows, columns);
+    }
+  }
+}
+
+void gemm_columns_a(const float* at, int64_t lda, const float* b, int64_t ldb, int64_t m, int64_t n, int64_t k,
+                    float* c, int64_t ldc, bool add) {
+  // One 32-column strip of B (k rows) against every 8-row block of A, then the next strip.
+  for (int64_t c0 = 0; c0 < n; c0 += kPanelColumns) {
+    const int64_t columns = std::min(kPanelColumns, n - c0);
+    for (int64_t r0 = 0; r0 < m; r0 += kPanelRows) {
+      const int64_t rows = std::min(kPanelRows, m - r0);
+      const Block blk = multiply<ALayout::Columns>(at + r0, lda, b + c0, ldb, k, rows);
       if (add) {
         store<true>(blk, c + r0 * ldc + c0, ldc, rows, columns);
       } else {
@@ -252,7 +286,7 @@ void gemm_add_transposed(const float* a, int64_t lda, const float* bp, int64_t m
     const int64_t rows = std::min(kPanelRows, m - r0);
     const float* b = bp;
     for (int64_t c0 = 0; c0 < n; c0 += kPanelColumns, b += k * kPanelColumns) {
-      add_transposed(multiply<ALayout::RowMajor>(a, lda, b, k, rows), c + c0 * ldc + r0, ldc, rows,
+      add_transposed(multiply<ALayout::RowMajor>(a, lda, b, kPanelColumns, k, rows), c + c0 * ldc + r0, ldc, rows,
                      std::min(kPanelColumns, n - c0));
     }
   }

@@ -1,4 +1,5 @@
-// A single-threaded float GEMM over operands packed by its callers, for the im2col convolutions (conv.cpp):
+// A single-threaded float GEMM over operands packed by its callers, for the im2col convolutions (conv.cpp) and,
+// in two unpacked forms (gemm_rows_a, gemm_columns_a), for Winograd's per-point products (winograd.cpp):
 //   C (m, n), rows ldc apart, = A (m, k) * B (k, n)
 // A convolution multiplies the same weights by every tile of every image. Eigen packs both operands on every call
 // (the weights included), and im2col must first write a row-major matrix that Eigen then copies into its own panel
@@ -20,7 +21,7 @@
 // core's FMA peak (peak/fma_1thread: 288), and no other register tile beat it (docs/benchmarks.md, fourth pass).
 //
 // Only built for speed where the compiler targets AVX-512 (kPackedGemmFast); the code is portable C++ (GCC vector
-// extensions), so other targets still compile it, and conv.cpp keeps Eigen there.
+// extensions), so other targets still compile it, and conv.cpp and winograd.cpp keep Eigen there.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +52,19 @@ void pack_b(const float* b, int64_t k, int64_t n, int64_t ldb, float* bp);
 // from zero, then added to C: a product blocked over k adds one block's sum at a time).
 void packed_gemm(const float* ap, const float* bp, int64_t m, int64_t n, int64_t k, float* c, int64_t ldc,
                  bool add = false);
+
+// C (m, n), rows ldc apart, = A (m, k) * packed B (k, n), A row-major (rows lda apart) and read in place, its
+// eight rows of a block as eight streams. Winograd's per-point products M = V * U (backends/cpu/winograd.cpp): V is
+// written by the input transform and read once, U packed once per call.
+void gemm_rows_a(const float* a, int64_t lda, const float* bp, int64_t m, int64_t n, int64_t k, float* c, int64_t ldc);
+
+// C (m, n), rows ldc apart, = (add: C +) A (m, k) * B (k, n), neither packed: A given as its transpose (element
+// (r, kk) at at[kk * lda + r]: each step reads eight side by side) and B row-major (rows ldb apart). B is read
+// kPanelColumns columns at a time, so its rows must hold n rounded up to kPanelColumns floats (the columns past n
+// are read and their sums dropped). With add, the k products of each element are summed from zero and then added.
+// Winograd's weight gradient dU += dM^T V, both chunk matrices as the transforms write them.
+void gemm_columns_a(const float* at, int64_t lda, const float* b, int64_t ldb, int64_t m, int64_t n, int64_t k,
+                    float* c, int64_t ldc, bool add);
 
 // Packs rows [kk0, kk0 + k) of a B of depth `depth` and n columns that is the transpose of x: B (kk0 + kk, c) =
 // x[c * ldx + kk] (x (n, k), rows ldx apart); bp points at row kk0 of B's first panel (bp = B + kk0 *

@@ -19,11 +19,23 @@
 // forward: per chunk dM[xi] (tiles, C_out) = (A dY A^T)[xi] of the grad_output tiles, dU[xi] (C_out, C_in) +=
 // dM[xi]^T * V[xi], and at the end grad_w[o, c] = G^T dU[., o, c] G.
 //
+// The chunk GEMMs. In float32 where AVX-512 is compiled in they run on the packed kernel of the stride-2
+// convolutions (backends/cpu/packed_gemm.h: 8x32 register blocks, every term of a block summed in registers), with
+// no packing per chunk: U is written by the filter transform straight into the kernel's B panels, once per call,
+// and V is read where the input transform wrote it, as the kernel's A row-major (gemm_rows_a: a block's eight tiles
+// as eight streams). The weight gradient dU[xi] (C_out, C_in) += dM[xi]^T V[xi] reads both in place
+// (gemm_columns_a): dM[xi]'s rows are the steps of the transposed A (eight output channels side by side), V[xi]'s
+// rows are B's rows, which is why V's rows are padded to whole 32-column panels (v_stride). Eigen packed U (up to
+// 256 KiB per point) and V again for every one of the a*a products of every chunk, and its kernel ran at ~165
+// GFLOP/s on one Zen 5 core on these shapes, the packed kernel at ~260 (docs/benchmarks.md, "Fifth pass").
+// float64, and float32 without AVX-512, keep Eigen.
+//
 // Threads: the tiles of all images are numbered in order and cut into chunks of at most kChunkTiles (a chunk's
 // V and M stay in L2), the chunk count a multiple of the thread count so the static split is even. Chunk
-// boundaries depend only on the shape and the thread count, each chunk's GEMMs are single-threaded Eigen, and
-// the weight gradient is summed per thread then reduced in thread order: results depend only on the thread
-// count. Scratch comes from the caching allocator before each parallel region (backends/cpu/scratch.h).
+// boundaries depend only on the shape and the thread count, each chunk's GEMMs are single-threaded (each
+// element's sum in one fixed order), and the weight gradient is summed per thread then reduced in thread order:
+// results depend only on the thread count. Scratch comes from the caching allocator before each parallel region
+// (backends/cpu/scratch.h).
 //
 // The transforms run over Eigen::Array of one 64-byte vector of channels (16 floats, 8 doubles): written as
 // scalar loops over a tile, GCC 12 did not vectorise them and the transforms took 4x longer.
@@ -31,8 +43,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "backends/cpu/eigen.h"
+#include "backends/cpu/packed_gemm.h"
 #include "backends/cpu/scratch.h"
 #include "backends/error.h"
 #include "backends/thread_pool.h"
@@ -51,6 +65,25 @@ template <typename T>
 constexpr int kLanes = static_cast<int>(64 / sizeof(T));
 template <typename T>
 using Lanes = Eigen::Array<T, kLanes<T>, 1>;
+
+// Whether the chunk GEMMs of T run on the packed kernel (float where AVX-512 is compiled in) or on Eigen.
+template <typename T>
+constexpr bool kPackedChunks = std::is_same_v<T, float>&& kPackedGemmFast;
+
+// The row stride of a chunk's V[xi] (tiles, channels). The packed kernel's weight gradient reads V as its B,
+// kPanelColumns columns at a time, so its rows are padded to a whole panel (the padding zero); Eigen reads
+// exactly `channels`.
+template <typename T>
+int64_t v_stride(int64_t channels) {
+  return kPackedChunks<T> ? (channels + kPanelColumns - 1) / kPanelColumns * kPanelColumns : channels;
+}
+
+// The elements of one transformed filter U[xi] (rows, cols): packed B panels (packed_gemm.h, the padding columns
+// zero) for the packed kernel, row-major for Eigen.
+template <typename T>
+int64_t u_point_size(int64_t rows, int64_t cols) {
+  return kPackedChunks<T> ? packed_b_size(rows, cols) : rows * cols;
+}
 
 // The 1-D transforms of F(m x m, 3x3) over one line of values, `in` read `is` apart and `out` written `os` apart.
 // V is T or Lanes<T>. Each 2-D transform applies its 1-D form to the rows, then to the columns (apply_2d).
@@ -276,14 +309,15 @@ void transpose_to_channels_last(const T* src, int64_t plane, int64_t shift, int6
 
 // For the tiles t0 + i, i in [0, k), whose output corners are (y, x): dst[xi] (k, channels) row i = the 2-D
 // transform f (R1 -> R2 per line) of the R1 x R1 patch at (y - off_y, x - off_x) of each channel of `src`
-// (n, channels, h, w), zero outside the image. dst[xi] starts at dst + xi*k*channels.
+// (n, channels, h, w), zero outside the image. dst[xi]'s rows are ld >= channels apart (the columns past
+// `channels` zero), and dst[xi] starts at dst + xi*k*ld.
 //
 // The patches of a run of tiles in one tile row are first copied channels-last into `strip` (R1 rows, the
 // run's columns, channels padded to whole vectors, zero outside the image), so each patch value of a vector of
 // channels is one load; read from the NCHW planes, each lane would be a scalar load and insert.
 template <typename T, int M, int R1, int R2, class F>
 void gather_transform(const Tiling<M>& tiling, const T* src, int64_t channels, int64_t h, int64_t w, int64_t off_y,
-                      int64_t off_x, int64_t t0, int64_t k, F f, T* strip, T* dst) {
+                      int64_t off_x, int64_t t0, int64_t k, F f, T* strip, T* dst, int64_t ld) {
   constexpr int L = kLanes<T>;
   const int64_t plane = h * w, cp = padded_channels<T>(channels);
   const int64_t run_max = strip_tiles<T, M, R1>(tiling, channels);
@@ -323,20 +357,25 @@ void gather_transform(const Tiling<M>& tiling, const T* src, int64_t channels, i
         }
         Lanes<T> v[R2 * R2];
         apply_2d<R1, R2>(d, v, f);
-        T* out = dst + i * channels + c0;
-        const int64_t count = std::min<int64_t>(L, channels - c0);
-        for (int xi = 0; xi < R2 * R2; ++xi) store_lanes(v[xi], out + xi * k * channels, count);
+        // Whole vectors where the row has room: their lanes past `channels` are zero (the strip's padding).
+        T* out = dst + i * ld + c0;
+        const int64_t count = std::min<int64_t>(L, ld - c0);
+        for (int xi = 0; xi < R2 * R2; ++xi) store_lanes(v[xi], out + xi * k * ld, count);
+      }
+      if (ld > cp) {
+        for (int xi = 0; xi < R2 * R2; ++xi) std::fill(dst + (xi * k + i) * ld + cp, dst + (xi * k + i + 1) * ld, T(0));
       }
     }
   }
 }
 
-// The input transform of a chunk: V[xi] (k, c_in) = (B^T d B)[xi].
+// The input transform of a chunk: V[xi] (k, c_in), rows v_stride apart, = (B^T d B)[xi].
 template <typename T, int M>
 void transform_input(const Problem& p, const Tiling<M>& tiling, const T* input, int64_t t0, int64_t k, T* strip, T* V) {
   gather_transform<T, M, M + 2, M + 2>(
       tiling, input, p.c_in, p.h, p.w, p.pad_h, p.pad_w, t0, k,
-      [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::input(a, as, b, bs); }, strip, V);
+      [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::input(a, as, b, bs); }, strip, V,
+      v_stride<T>(p.c_in));
 }
 
 // The output transform of a chunk, into the output: out tile = A^T M[.][tile] A, then the epilogue (+ bias, ELU:
@@ -376,21 +415,27 @@ void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, in
 
 // U[xi] (c_in, c_out) of the problem from weight (C_out, C_in, 3, 3). Forward: U[xi][c][o] = (G w[o, c] G^T)[xi].
 // Input gradient (flip): the problem's input channels are the convolution's outputs and the kernel is rotated,
-// U[xi][o][c] = (G rot180(w[o, c]) G^T)[xi].
+// U[xi][o][c] = (G rot180(w[o, c]) G^T)[xi]. The U[xi] are u_point_size apart, each in the layout the chunk GEMM
+// reads (u_point_size): the packed kernel's B panels are written here directly, so U is packed once per call.
 template <typename T, int M>
 void transform_filter(const T* weight, int64_t c_out, int64_t c_in, bool flip, T* U) {
   constexpr int A = M + 2, L = kLanes<T>;
-  const int64_t per_point = c_in * c_out;
-  // U[xi] is (rows, cols) row-major: (c_in, c_out) for the forward, (c_out, c_in) flipped. Threads take rows;
-  // a row's columns go a vector at a time (lane l: column q + l), so each U[xi] is written in order.
+  // U[xi] is (rows, cols): (c_in, c_out) for the forward, (c_out, c_in) flipped. Threads take rows; a row's
+  // columns go a vector at a time (lane l: column q + l). Packed, the columns run on to whole panels (the padding
+  // zero) and a vector's 16 columns lie in one panel row (kPanelColumns is a multiple of 16).
   const int64_t rows = flip ? c_out : c_in, cols = flip ? c_in : c_out;
+  const int64_t per_point = u_point_size<T>(rows, cols);
+  const int64_t width = kPackedChunks<T> ? (cols + kPanelColumns - 1) / kPanelColumns * kPanelColumns : cols;
+  auto offset = [&](int64_t r, int64_t q0) {
+    return kPackedChunks<T> ? (q0 / kPanelColumns * rows + r) * kPanelColumns + q0 % kPanelColumns : r * cols + q0;
+  };
   parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t q0 = 0; q0 < cols; q0 += L) {
-        const int64_t count = std::min<int64_t>(L, cols - q0);
+      for (int64_t q0 = 0; q0 < width; q0 += L) {
+        const int64_t count = std::min<int64_t>(L, width - q0), valid = std::clamp<int64_t>(cols - q0, 0, L);
         Lanes<T> g[9];
         for (auto& v : g) v.setZero();
-        for (int64_t l = 0; l < count; ++l) {
+        for (int64_t l = 0; l < valid; ++l) {
           const int64_t o = flip ? r : q0 + l, c = flip ? q0 + l : r;
           const T* src = weight + (o * c_in + c) * 9;
           for (int e = 0; e < 9; ++e) g[e](l) = flip ? src[8 - e] : src[e];
@@ -398,7 +443,7 @@ void transform_filter(const T* weight, int64_t c_out, int64_t c_in, bool flip, T
         Lanes<T> u[A * A];
         apply_2d<3, A>(g, u,
                        [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::filter(a, as, b, bs); });
-        for (int xi = 0; xi < A * A; ++xi) store_lanes(u[xi], U + xi * per_point + r * cols + q0, count);
+        for (int xi = 0; xi < A * A; ++xi) store_lanes(u[xi], U + xi * per_point + offset(r, q0), count);
       }
     }
   });
@@ -411,19 +456,25 @@ void run_forward(const Problem& p, const T* input, const T* U, const ConvEpilogu
   const int threads = num_threads();
   const Tiling<M> tiling(p, threads);
   if (tiling.tiles == 0) return;
-  // Per chunk: V (P, chunk, c_in), then M (P, chunk, c_out).
+  // Per chunk: V (P, chunk, ldv), then M (P, chunk, c_out).
+  const int64_t ldv = v_stride<T>(p.c_in), u_point = u_point_size<T>(p.c_in, p.c_out);
   const int64_t strip = strip_elements<T, M, M + 2>(tiling, p.c_in);
-  ScratchSlots<T> slots(std::min<int64_t>(threads, tiling.chunks), P * tiling.chunk * (p.c_in + p.c_out) + strip);
+  ScratchSlots<T> slots(std::min<int64_t>(threads, tiling.chunks), P * tiling.chunk * (ldv + p.c_out) + strip);
   parallel_for(tiling.chunks, 1, [&](int64_t begin, int64_t end) {
     T* const V = slots.take();
-    T* const Mb = V + P * tiling.chunk * p.c_in;
+    T* const Mb = V + P * tiling.chunk * ldv;
     T* const strip_buffer = Mb + P * tiling.chunk * p.c_out;
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       const int64_t t0 = chunk * tiling.chunk, k = std::min(tiling.chunk, tiling.tiles - t0);
       transform_input<T, M>(p, tiling, input, t0, k, strip_buffer, V);
       for (int64_t xi = 0; xi < P; ++xi) {
-        mat(Mb + xi * k * p.c_out, k, p.c_out, p.c_out).noalias() =
-            cmat(V + xi * k * p.c_in, k, p.c_in, p.c_in) * cmat(U + xi * p.c_in * p.c_out, p.c_in, p.c_out, p.c_out);
+        T* const m_xi = Mb + xi * k * p.c_out;
+        const T *const v_xi = V + xi * k * ldv, *const u_xi = U + xi * u_point;
+        if constexpr (kPackedChunks<T>) {
+          gemm_rows_a(v_xi, ldv, u_xi, k, p.c_out, p.c_in, m_xi, p.c_out);
+        } else {
+          mat(m_xi, k, p.c_out, p.c_out).noalias() = cmat(v_xi, k, p.c_in, ldv) * cmat(u_xi, p.c_in, p.c_out, p.c_out);
+        }
       }
       transform_output<T, M>(p, tiling, Mb, t0, k, epilogue, output);
     }
@@ -433,7 +484,7 @@ void run_forward(const Problem& p, const T* input, const T* U, const ConvEpilogu
 template <typename T, int M>
 void forward_m(const Conv2dGeometry& g, const T* input, const T* weight, const ConvEpilogue<T>& epilogue, T* output) {
   constexpr int64_t P = (M + 2) * (M + 2);
-  Scratch<T> U(P * g.c_in * g.c_out);
+  Scratch<T> U(P * u_point_size<T>(g.c_in, g.c_out));
   transform_filter<T, M>(weight, g.c_out, g.c_in, false, U.get());
   run_forward<T, M>(forward_problem(g), input, U.get(), epilogue, output);
 }
@@ -443,7 +494,7 @@ void backward_input_m(const Conv2dGeometry& g, const T* grad_output, const T* we
   // grad_in[c, y, x] = sum over (o, i, j) of grad_out[o, y + pad - i, x + pad - j] w[o, c, i, j]
   //                  = a correlation of grad_out with rot180(w) transposed, padding 2 - pad.
   constexpr int64_t P = (M + 2) * (M + 2);
-  Scratch<T> U(P * g.c_in * g.c_out);
+  Scratch<T> U(P * u_point_size<T>(g.c_out, g.c_in));
   transform_filter<T, M>(weight, g.c_out, g.c_in, true, U.get());
   const Problem p{g.n, g.c_out, g.h_out, g.w_out, g.c_in, 2 - g.pad_h, 2 - g.pad_w, g.h, g.w};
   run_forward<T, M>(p, grad_output, U.get(), ConvEpilogue<T>{}, grad_input);
@@ -469,12 +520,13 @@ void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_ou
   Scratch<T> partials(parts * P * per_point);
   if (tiling.chunks == 0) std::fill(partials.get(), partials.get() + P * per_point, T(0));  // no tiles: zero
   const int64_t strip = std::max(strip_elements<T, M, A>(tiling, g.c_in), strip_elements<T, M, M>(tiling, g.c_out));
-  ScratchSlots<T> slots(parts, P * tiling.chunk * (g.c_in + g.c_out) + strip);
+  const int64_t ldv = v_stride<T>(g.c_in);
+  ScratchSlots<T> slots(parts, P * tiling.chunk * (ldv + g.c_out) + strip);
   parallel_run([&](int t, int nthreads) {
     const int64_t begin = t * tiling.chunks / nthreads, end = (t + 1) * tiling.chunks / nthreads;
     if (begin >= end) return;
     T* const V = slots.take();
-    T* const dM = V + P * tiling.chunk * g.c_in;
+    T* const dM = V + P * tiling.chunk * ldv;
     T* const strip_buffer = dM + P * tiling.chunk * g.c_out;
     T* const dU = partials.get() + (tiling.chunks >= nthreads ? t : begin) * P * per_point;
     for (int64_t chunk = begin; chunk < end; ++chunk) {
@@ -484,12 +536,18 @@ void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_ou
       gather_transform<T, M, M, A>(
           tiling, grad_output, g.c_out, g.h_out, g.w_out, 0, 0, t0, k,
           [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::output_adjoint(a, as, b, bs); },
-          strip_buffer, dM);
+          strip_buffer, dM, g.c_out);
       // The thread's first chunk assigns its partial, the others add to it.
       for (int64_t xi = 0; xi < P; ++xi) {
-        auto du = mat(dU + xi * per_point, g.c_out, g.c_in, g.c_in);
-        const auto product =
-            cmat(dM + xi * k * g.c_out, k, g.c_out, g.c_out).transpose() * cmat(V + xi * k * g.c_in, k, g.c_in, g.c_in);
+        T* const du_xi = dU + xi * per_point;
+        const T *const dm_xi = dM + xi * k * g.c_out, *const v_xi = V + xi * k * ldv;
+        if constexpr (kPackedChunks<T>) {
+          // dM[xi]^T read in place (each tile's row of C_out values is a step of the transposed A), V[xi] as B.
+          gemm_columns_a(dm_xi, g.c_out, v_xi, ldv, g.c_out, g.c_in, k, du_xi, g.c_in, chunk != begin);
+          continue;
+        }
+        auto du = mat(du_xi, g.c_out, g.c_in, g.c_in);
+        const auto product = cmat(dm_xi, k, g.c_out, g.c_out).transpose() * cmat(v_xi, k, g.c_in, ldv);
         if (chunk == begin) {
           du.noalias() = product;
         } else {
