@@ -87,6 +87,15 @@ inline void store(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t
   }
 }
 
+// The same with `add` known only at run time (packed_gemm's and gemm_columns_a's callers choose).
+inline void store(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t columns, bool add) {
+  if (add) {
+    store<true>(blk, c, ldc, rows, columns);
+  } else {
+    store<false>(blk, c, ldc, rows, columns);
+  }
+}
+
 // The transposed block added to C: C[col * ldc + r] += block (r, col) for the first `rows` rows and `columns`
 // columns. A whole block is transposed in registers: three rounds of two-vector shuffles turn the eight row
 // vectors of 16 columns into 16 runs of eight rows (two columns a vector), each added to its row of C as one
@@ -211,11 +220,7 @@ void packed_gemm(const float* ap, const float* bp, int64_t m, int64_t n, int64_t
     for (int64_t r0 = 0; r0 < m; r0 += kPanelRows, a += k * kPanelRows) {
       const int64_t rows = std::min(kPanelRows, m - r0);
       const Block blk = multiply<ALayout::Packed>(a, 0, bp, kPanelColumns, k, rows);
-      if (add) {
-        store<true>(blk, c + r0 * ldc + c0, ldc, rows, columns);
-      } else {
-        store<false>(blk, c + r0 * ldc + c0, ldc, rows, columns);
-      }
+      store(blk, c + r0 * ldc + c0, ldc, rows, columns, add);
     }
   }
 }
@@ -240,11 +245,7 @@ void gemm_columns_a(const float* at, int64_t lda, const float* b, int64_t ldb, i
     for (int64_t r0 = 0; r0 < m; r0 += kPanelRows) {
       const int64_t rows = std::min(kPanelRows, m - r0);
       const Block blk = multiply<ALayout::Columns>(at + r0, lda, b + c0, ldb, k, rows);
-      if (add) {
-        store<true>(blk, c + r0 * ldc + c0, ldc, rows, columns);
-      } else {
-        store<false>(blk, c + r0 * ldc + c0, ldc, rows, columns);
-      }
+      store(blk, c + r0 * ldc + c0, ldc, rows, columns, add);
     }
   }
 }
