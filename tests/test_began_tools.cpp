@@ -109,6 +109,20 @@ TEST_CASE("frechet_distance: a feature set against itself is 0; a shifted copy i
   CHECK(std::abs(frechet_distance(s, scaled) - (mean_term + trace)) < 1e-9);
 }
 
+TEST_CASE("feature_stats: the mean and the covariance divided by n - 1, worked by hand") {
+  // Rows (1, 2), (3, 2), (5, 6), (7, 6): mean (4, 4); centred (-3, -2), (-1, -2), (1, 2), (3, 2). Sums of products
+  // 20, 16 (off the diagonal) and 16, over n - 1 = 3 (the unbiased estimate, numpy.cov's default).
+  const FeatureStats s = feature_stats(from_vector(std::vector<double>{1, 2, 3, 2, 5, 6, 7, 6}, {4, 2}));
+  REQUIRE(s.mean.size() == 2);
+  REQUIRE(s.cov.size() == 4);
+  CHECK(s.mean[0] == 4.0);
+  CHECK(s.mean[1] == 4.0);
+  CHECK(std::abs(s.cov[0] - 20.0 / 3) < 1e-12);
+  CHECK(std::abs(s.cov[1] - 16.0 / 3) < 1e-12);
+  CHECK(std::abs(s.cov[2] - 16.0 / 3) < 1e-12);
+  CHECK(std::abs(s.cov[3] - 16.0 / 3) < 1e-12);
+}
+
 TEST_CASE("feature_stats and frechet_distance refuse bad input") {
   check_throws_with([] { feature_stats(zeros({1, 4})); }, {"n >= 2", "[1, 4]"});
   check_throws_with([] { feature_stats(zeros({8})); }, {"(n, d)"});
