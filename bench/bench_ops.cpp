@@ -1,7 +1,7 @@
 // Op benchmarks, float32, at the shapes BEGAN trains with (batch 16): GEMM, conv2d forward / input gradient /
 // weight gradient, ELU, nearest upsampling, and a copy for the memory-bandwidth reference. On the CPU by default;
 // `--device cuda` runs the same ops on the GPU (each iteration then ends with a synchronize, so the time is the
-// kernels', not the launches'; the FMA peak rows are the CPU's and are left out).
+// kernels', not the launches'; the CPU's own rows, the FMA peak, packed_gemm/ and conv_algo/, are left out).
 //
 // Every name is shared with bench/peers/ops_torch.py, so scripts/bench-vs-torch.sh can join the two tables:
 //   gemm/MxKxN                      (M x K) @ (K x N)

@@ -7,9 +7,9 @@
 # into the git-ignored .gpu/ what a GPU machine needs: bin/ (atelier_cuda_tests, gradcheck, bench_ops, bench_train,
 # began), lib/ (Google Benchmark's shared library and the C++ runtime it links, for the two benchmark programs
 # alone: Debian ships Google Benchmark shared only) and run.sh (from scripts/gpu-check-run.sh). The programs carry
-# libstdc++, libgcc, the CUDA runtime, zlib and libpng statically; they need only glibc, the driver's libcuda and
-# cuBLAS, which is not carried (libcublasLt alone is over 500 MB): run.sh finds the GPU machine's own. --prepare
-# fails if ldd shows any other library, or if .gpu/ and the tracked tree together pass 64 MiB.
+# libstdc++, libgcc, the CUDA runtime, zlib, libpng and libjpeg statically; they need only glibc, the driver's
+# libcuda and cuBLAS, which is not carried (libcublasLt alone is over 500 MB): run.sh finds the GPU machine's own.
+# --prepare fails if ldd shows any other library, or if .gpu/ and the tracked tree together pass 64 MiB.
 #
 # Then, on the GPU machine, from the repository root (nothing is installed there), one device run each:
 #

@@ -8,9 +8,10 @@
 //   backward-input   col[n] (CKK, P) = W^T * grad_out[n] (C_out, P), then col2im: grad_in[n, c, y, x] = the sum
 //                    of the col entries that im2col read from (c, y, x), gathered in (i, j) order by the thread
 //                    of that input element (no atomics)
-//   backward-weight  gW (C_out, CKK) = sum over n, in order, of grad_out[n] (C_out, P) * col[n]^T (P, CKK):
-//                    one GEMM per image accumulating into gW (beta = 1 after the first), so the order of the sum is
-//                    fixed; grad_bias = grad_out summed over (n, P) by the deterministic reduce (reduce.cu)
+//   backward-weight  gW (C_out, CKK) = sum over n and P of grad_out[n] (C_out, P) * col[n]^T (P, CKK): the
+//                    chunk's col matrices side by side (CKK, images * P) and grad_out rearranged to match
+//                    (C_out, images * P), one GEMM per chunk of images with K = images * P (beta = 1 after the
+//                    first chunk); grad_bias = grad_out summed over (n, P) by the deterministic reduce (reduce.cu)
 // A 1x1, stride-1, unpadded convolution needs no col: the image (C_in, H*W) is its own im2col matrix.
 //
 // Input upsampling (Conv2dGeometry::input_upsample u = 2, backends/args.h): the convolution sees an (H, W) image

@@ -5,7 +5,7 @@
 //   norm         ||got - want|| / ||want|| <= 1e-5 for reductions, GEMM and convolution (under another library
 //                precision, gemm_parity_tolerance of backends/precision.h: 1e-2 with TF32, 3e-2 with BF16)
 //   exact        bit-identical (indices, booleans, integers, uniform random numbers, moves of bytes)
-//   ulp8         within 8 units in the last place (normal random numbers: libm and CUDA's math differ; the bound
+//   ulp12        within 12 units in the last place (normal random numbers: libm and CUDA's math differ; the bound
 //                is derived in tests/parity/parity.cpp's random rows)
 //
 // Two tables drive it: one row per primitive of backends/primitives.def and dtype the CPU supports (a row calls
