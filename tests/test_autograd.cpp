@@ -58,6 +58,14 @@ TEST_CASE("a gradient shared by two leaves is not aliased") {
   (a + b).sum().backward();
   a.grad().mul_(10.0);
   CHECK(values(b.grad()) == std::vector<double>{1, 1});
+  // There sum's gradient reaches add as an expanded (strided) view, which a leaf copies anyway. Through a product
+  // it is a fresh contiguous tensor, the case where the engine must see that two leaves hold it.
+  Tensor c = zeros({2}).requires_grad_();
+  Tensor d = zeros({2}).requires_grad_();
+  ((c + d) * tensor({1, 2})).sum().backward();
+  c.grad().mul_(10.0);
+  CHECK(values(c.grad()) == std::vector<double>{10, 20});
+  CHECK(values(d.grad()) == std::vector<double>{1, 2});
 }
 
 TEST_CASE("a second backward needs retain_graph") {

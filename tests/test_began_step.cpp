@@ -307,18 +307,27 @@ TEST_CASE("began step: k is clipped to [0, 1], M_global and the result fields fo
   const Tensor x = uniform({2, 1, 32, 32}, -1, 1, RandomKey{11, 0, 0});
   StepOptions o;
   o.lambda_k = 1e6;  // any imbalance drives k to a bound
-  for (double k0 : {0.0, 1.0, 0.5}) {
-    double k = k0;
-    const StepResult r = began_step(G, D, opt_g, opt_d, x, sample_z(2, 8, 0, 0, LatentStream::discriminator),
-                                    sample_z(2, 8, 0, 0, LatentStream::generator), k, o);
-    const double balance = o.gamma * r.loss_real - r.loss_fake_g;
-    CHECK(r.k_t == k0);
-    CHECK(k == (balance > 0 ? 1.0 : 0.0));
-    CHECK(r.m_global == doctest::Approx(r.loss_real + std::abs(balance)));
-    CHECK(r.loss_d == doctest::Approx(r.loss_real - k0 * r.loss_fake_d));
-    CHECK(r.loss_g == r.loss_fake_g);
-    CHECK(r.loss_real > 0);
+  // gamma 1 and 1e-3: the balance gamma L(x) - L(G(z)) takes both signs, so k meets both bounds and M_global's
+  // |balance| is checked where it differs from balance.
+  bool saw_positive = false, saw_negative = false;
+  for (double gamma : {1.0, 1e-3}) {
+    o.gamma = gamma;
+    for (double k0 : {0.0, 1.0, 0.5}) {
+      double k = k0;
+      const StepResult r = began_step(G, D, opt_g, opt_d, x, sample_z(2, 8, 0, 0, LatentStream::discriminator),
+                                      sample_z(2, 8, 0, 0, LatentStream::generator), k, o);
+      const double balance = o.gamma * r.loss_real - r.loss_fake_g;
+      (balance > 0 ? saw_positive : saw_negative) = true;
+      CHECK(r.k_t == k0);
+      CHECK(k == (balance > 0 ? 1.0 : 0.0));
+      CHECK(r.m_global == doctest::Approx(r.loss_real + std::abs(balance)));
+      CHECK(r.loss_d == doctest::Approx(r.loss_real - k0 * r.loss_fake_d));
+      CHECK(r.loss_g == r.loss_fake_g);
+      CHECK(r.loss_real > 0);
+    }
   }
+  CHECK(saw_positive);
+  CHECK(saw_negative);
 }
 
 TEST_CASE("began step: bad inputs are refused with the shapes named") {

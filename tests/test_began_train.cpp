@@ -180,6 +180,12 @@ TEST_CASE("began train: a step that needs nothing from the host reads nothing fr
   CHECK(reads[5] > reads[4]);  // step 6's checkpoint read the parameters: the counter counts
   // The pipelined run wrote every row in order.
   CHECK(column(dir.path, 1) == std::vector<std::string>{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"});
+  // Step 10 ends the second window, which does not improve by half: the rate halves, and step 11, queued right
+  // after step 10, already runs at the new rate (the window's end was read at once, not one step later).
+  const std::vector<std::string> lr = column(dir.path, 9);
+  REQUIRE(lr.size() == 11);
+  for (size_t i = 0; i < 10; ++i) CHECK(lr[i] == lr[0]);
+  CHECK(std::stod(lr[10]) == std::stod(lr[0]) * 0.5);
 }
 
 TEST_CASE("began train: a resume refuses flags that contradict the checkpoint and a folder without one") {

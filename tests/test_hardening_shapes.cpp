@@ -136,3 +136,19 @@ TEST_CASE("arange, upsampling and convolution refuse sizes beyond 64 bits") {
   Tensor w = zeros({1, 1, 1, 1});
   CHECK(error_of([&] { conv2d(x, w, Tensor(), 1, kHuge); }).find("padding") != std::string::npos);
 }
+
+TEST_CASE("a dimension index is refused one past either end of the rank, naming the op and the rank") {
+  // Valid dimensions of a rank-2 tensor are -2..1; -3 and 2 are the first ones out on each side.
+  const Tensor t = zeros({2, 3});
+  CHECK(t.size(-2) == 2);
+  CHECK(t.size(1) == 3);
+  for (int64_t d : {int64_t{-3}, int64_t{2}}) {
+    const std::string text = std::to_string(d);
+    atelier::testing::check_throws_with([&] { (void)t.size(d); },
+                                        {"size: dimension " + text, "a tensor with 2 dimensions"});
+    atelier::testing::check_throws_with([&] { (void)transpose(t, d, 0); }, {"transpose: dimension " + text});
+    atelier::testing::check_throws_with([&] { (void)cat({t, t}, d); }, {"cat: dimension " + text});
+    atelier::testing::check_throws_with([&] { (void)sum(t, {d}); }, {"dimension " + text});
+  }
+  atelier::testing::check_throws_with([&] { (void)sum(t, {0, -2}); }, {"repeated"});
+}
