@@ -149,6 +149,14 @@ TEST_CASE("lerp_path and slerp_path: the ends, even steps, and the slerp norm be
     CHECK(norm == doctest::Approx(1.0).epsilon(1e-6));  // on the circle, where the straight line cuts inside
     CHECK(std::atan2(arc[3 * i + 1], arc[3 * i]) == doctest::Approx(M_PI / 8 * i).epsilon(1e-5));
   }
+  // An obtuse pair (135 degrees apart) stays on the circle too: the arc, not the chord, which cuts deep inside.
+  const Tensor obtuse = tensor({-std::sqrt(0.5), std::sqrt(0.5), 0});
+  const std::vector<float> wide = slerp_path(a, obtuse, 4).to_vector<float>();
+  for (int i = 0; i < 4; ++i) {
+    const double norm = std::sqrt(wide[3 * i] * wide[3 * i] + wide[3 * i + 1] * wide[3 * i + 1]);
+    CHECK(norm == doctest::Approx(1.0).epsilon(1e-6));
+    CHECK(std::atan2(wide[3 * i + 1], wide[3 * i]) == doctest::Approx(M_PI / 4 * i).epsilon(1e-5));
+  }
   // Parallel ends fall back to the straight line.
   const std::vector<float> same = slerp_path(a, mul(a, 2.0), 3).to_vector<float>();
   CHECK(same[3] == doctest::Approx(1.5));
