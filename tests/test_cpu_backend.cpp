@@ -538,18 +538,21 @@ TEST_CASE("gather and scatter_add along a dimension, with index checks") {
   }
   CHECK(r1 == r4);
 
-  index[3] = 3;
-  const std::string msg = error_of([&] {
-    cpu().gather(GatherArgs{DType::Float32, 2, 3, 2, 2, src.data(), index.data(), dst.data()});
-  });
-  CHECK(msg.find("index 3") != std::string::npos);
-  CHECK(msg.find("[0, 3)") != std::string::npos);
-  index[3] = -1;
-  std::vector<float> before = acc;
-  CHECK(error_of([&] {
-          cpu().scatter_add(ScatterAddArgs{DType::Float32, 2, 3, 2, 2, dst.data(), index.data(), acc.data()});
-        }).find("index -1") != std::string::npos);
-  CHECK(acc == before);  // a bad index leaves dst untouched
+  // Both primitives, both ends of the range: -1 and the dimension's size (3) are the first indices out.
+  for (int64_t bad : {int64_t{3}, int64_t{-1}}) {
+    INFO("index " << bad);
+    index[3] = bad;
+    const std::string msg = error_of([&] {
+      cpu().gather(GatherArgs{DType::Float32, 2, 3, 2, 2, src.data(), index.data(), dst.data()});
+    });
+    CHECK(msg.find("index " + std::to_string(bad)) != std::string::npos);
+    CHECK(msg.find("[0, 3)") != std::string::npos);
+    std::vector<float> before = acc;
+    CHECK(error_of([&] {
+            cpu().scatter_add(ScatterAddArgs{DType::Float32, 2, 3, 2, 2, dst.data(), index.data(), acc.data()});
+          }).find("index " + std::to_string(bad)) != std::string::npos);
+    CHECK(acc == before);  // a bad index leaves dst untouched
+  }
 }
 
 namespace {
