@@ -332,6 +332,24 @@ TEST_CASE("nn: a tiny model trained with Adam fits a smooth function") {
   CHECK(last < 0.02 * first);
 }
 
+TEST_CASE("log_softmax and cross_entropy: worked values, and logits of 1000 neither overflow nor lose the answer") {
+  // log_softmax([0, 1, 2]) = [0, 1, 2] - log(1 + e + e^2); adding 1000 to every logit changes nothing, where a
+  // plain exp(1000) would overflow to inf (and the result to NaN) in float32 and float64 alike.
+  const double lse = std::log(1 + std::exp(1.0) + std::exp(2.0));
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    INFO("dtype " << dtype);
+    for (double shift : {0.0, 1000.0}) {
+      INFO("shift " << shift);
+      const Tensor logits = tensor({shift, shift + 1, shift + 2}, {1, 3}).to(dtype);
+      const std::vector<double> got = log_softmax(logits, 1).to(DType::Float64).to_vector<double>();
+      REQUIRE(got.size() == 3);
+      for (int i = 0; i < 3; ++i) CHECK(got[i] == doctest::Approx(i - lse).epsilon(1e-6));
+      const Tensor label = from_vector(std::vector<int64_t>{2}, {1});
+      CHECK(cross_entropy(logits, label).to(DType::Float64).item() == doctest::Approx(lse - 2).epsilon(1e-5));
+    }
+  }
+}
+
 TEST_CASE("nn: loss objects forward to the differentiable losses") {
   Tensor a = tensor({1, 2, 3}), b = tensor({1, 0, 5});
   CHECK(nn::L1Loss()(a, b).item() == doctest::Approx(4.0 / 3.0));
