@@ -115,6 +115,26 @@ TEST_CASE("graph pool: the blocks a capture used stay reserved while its graph l
   CHECK(alloc.stats().in_use == 0);
 }
 
+TEST_CASE("graph pool: a shared block a capture took and still holds at its end goes back to the pool when freed") {
+  // The captured step's output: taken from the shared cache during the capture, freed only after it ends. A replay
+  // writes it again, so it must not be handed out to eager work.
+  CachingAllocator alloc(counting_memory());
+  const size_t kSize = 4096;
+  void* shared = alloc.allocate(kSize);
+  alloc.deallocate(shared, kSize);
+  const uint64_t pool = alloc.begin_capture();
+  void* output = alloc.allocate(kSize);
+  CHECK(output == shared);
+  alloc.end_capture();
+  alloc.deallocate(output, kSize);
+  CHECK(alloc.stats().graph_cached == kSize);
+  void* outside = alloc.allocate(kSize);
+  CHECK(outside != shared);
+  alloc.deallocate(outside, kSize);
+  alloc.release_pool(pool);
+  CHECK(alloc.stats().graph_cached == 0);
+}
+
 TEST_CASE("graph pool: out of memory during a capture keeps the cache (a cudaFree would break it) and says so") {
   g_live_blocks = 0;
   g_live_limit = 1;
