@@ -36,6 +36,10 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // nn::save_safetensors itself on its next save into the folder.)
 void remove_old_checkpoints(const std::string& run_dir, size_t keep = 2);
 
+// Before anything is made, without making anything: run_dir is a folder that can be written into, or does not
+// exist and its nearest existing parent is such a folder. Throws naming the path at fault. (A cheap first look, so
+// that a typo is refused before the data is read; prepare_run_dir has the last word.)
+void check_run_dir_usable(const std::string& run_dir);
 // Creates run_dir (and samples/, checkpoints/) and proves it writable by creating and deleting a file; throws
 // naming the folder and the system's reason otherwise.
 void prepare_run_dir(const std::string& run_dir);

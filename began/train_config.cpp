@@ -23,7 +23,6 @@ namespace atelier::began {
 
 namespace {
 
-constexpr int64_t kFashionMnistTrainSize = 60000;
 constexpr int64_t kLongestDefaultWindow = 2000;  // --lr-window 0: one epoch, at most this many steps
 // Bounds on what a run holds in memory at once: the synthetic set's shuffled order (8 bytes an image) and one grid
 // of samples with its fixed z. Far above any useful value; they turn a typo into one line instead of an allocation
@@ -101,29 +100,39 @@ void check_ranges(const TrainConfig& c) {
 }
 
 int64_t dataset_size(const TrainConfig& c) {
-  if (c.data == "folder") {
-    ATELIER_CHECK(c.folder != nullptr, "--data folder: the images are not loaded (call resolve_config first)");
-    return c.folder->count();
-  }
-  return c.data == "synthetic" ? c.synthetic_size : kFashionMnistTrainSize;
+  if (c.data == "synthetic") return c.synthetic_size;
+  ATELIER_CHECK(c.folder != nullptr || c.fashion_mnist.defined(),
+                "--data " << c.data << ": the images are not loaded (call resolve_config first)");
+  return c.data == "folder" ? c.folder->count() : c.fashion_mnist.size(0);
 }
 
-// --data folder: decodes (or reads from the cache) the images, prints the summary, writes <out>/image_folder.txt.
-std::shared_ptr<const ImageFolderData> load_folder(const TrainConfig& c) {
-  auto log = [](const std::string& line) {
-    std::printf("%s\n", line.c_str());
-    std::fflush(stdout);
-  };
-  auto data = std::make_shared<ImageFolderData>(load_image_folder({.dir = c.data_dir,
-                                                                   .image_size = c.model.image_size,
-                                                                   .channels = c.model.channels,
-                                                                   .crop = c.crop,
-                                                                   .cache_dir = c.cache,
-                                                                   .log = log}));
+void print_line(const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+// The data of a fashion-mnist or folder run, read before anything is written into the run folder, so that a data
+// set that cannot be read (an empty or damaged file, a folder without usable images) is refused with the folder
+// left as it was. Folder runs decode (or read from the cache) their images; the summary line comes once the run
+// folder holds image_folder.txt (write_folder_names).
+void load_data(TrainConfig& c) {
+  if (c.data == "fashion-mnist") {
+    c.fashion_mnist = load_fashion_mnist(c.data_dir, true).images;
+  } else if (c.data == "folder") {
+    c.folder = std::make_shared<ImageFolderData>(load_image_folder({.dir = c.data_dir,
+                                                                    .image_size = c.model.image_size,
+                                                                    .channels = c.model.channels,
+                                                                    .crop = c.crop,
+                                                                    .cache_dir = c.cache,
+                                                                    .log = print_line}));
+  }
+}
+
+// --data folder: the names of the skipped and rejected files into <out>/image_folder.txt, and the summary line.
+void write_folder_names(const TrainConfig& c) {
   const std::string names = c.out + "/image_folder.txt";
-  write_text_atomically(names, data->report());
-  log("--data-dir " + c.data_dir + ": " + data->summary() + " (names in " + names + ")");
-  return data;
+  write_text_atomically(names, c.folder->report());
+  print_line("--data-dir " + c.data_dir + ": " + c.folder->summary() + " (names in " + names + ")");
 }
 
 // The data set holds a batch, and --epochs of it is a step count an int64_t holds (when --steps does not decide).
@@ -162,7 +171,7 @@ void check_data(const TrainConfig& c) {
     ATELIER_CHECK(
         c.cache.empty() || !std::filesystem::exists(c.cache, ec) || std::filesystem::is_directory(c.cache, ec),
         "--cache " << c.cache << ": not a folder");
-    return;  // the batch is checked against the images once they are loaded
+    return;
   }
   if (c.data == "fashion-mnist") {
     ATELIER_CHECK(c.model.image_size == 32 && c.model.channels == 1,
@@ -179,7 +188,6 @@ void check_data(const TrainConfig& c) {
         {.size = c.synthetic_size, .image_size = c.model.image_size, .channels = c.model.channels});
     (void)shapes;
   }
-  check_epoch_steps(c);
 }
 
 }  // namespace
@@ -280,7 +288,7 @@ TrainConfig resolve_config(const TrainConfig& config) {
   TrainConfig c = config.resume.empty() ? config : with_checkpoint_settings(config, checkpoint_step);
   check_ranges(c);
   check_device(c.device);
-  check_data(c);
+  check_data(c);  // what can be checked without reading the data: the batch is checked once it is loaded
   if (c.resume.empty()) {
     // A run stopped before its first checkpoint has nothing to resume: say so, not "continue it with --resume".
     ATELIER_CHECK(!holds_run(c.out) || !list_checkpoints(c.out).empty(),
@@ -296,21 +304,25 @@ TrainConfig resolve_config(const TrainConfig& config) {
                              << " but no run of began train: a run would overwrite it; pick another --out");
     }
   }
-  prepare_run_dir(c.out);
-  c.run_lock = lock_run_dir(c.out);
-  if (c.data == "folder") {
-    c.folder = load_folder(c);
-    check_epoch_steps(c);
-    // The epochs, the shuffled order and the flips are the run's only with the same images.
-    ATELIER_CHECK(c.resume_data_images.empty() || c.resume_data_images == c.folder->fingerprint(),
-                  "--resume: the image folder " << c.data_dir << " now gives " << c.folder->fingerprint()
-                                                << ", the run trained on " << c.resume_data_images
-                                                << " (files added, removed or renamed): the resume would not continue "
-                                                   "the same run; restore the folder, or start a new run");
-  }
+  check_run_dir_usable(c.out);  // a typo in --out is refused before the data is read
+  // A resumed run's folder exists: it is held before the data is read, so that a second process on it is refused
+  // at once rather than after decoding an image folder.
+  if (!c.resume.empty()) c.run_lock = lock_run_dir(c.out);
+  load_data(c);
+  check_epoch_steps(c);
+  // The epochs, the shuffled order and the flips are the run's only with the same images.
+  ATELIER_CHECK(c.folder == nullptr || c.resume_data_images.empty() || c.resume_data_images == c.folder->fingerprint(),
+                "--resume: the image folder " << c.data_dir << " now gives " << c.folder->fingerprint()
+                                              << ", the run trained on " << c.resume_data_images
+                                              << " (files added, removed or renamed): the resume would not continue "
+                                                 "the same run; restore the folder, or start a new run");
   ATELIER_CHECK(checkpoint_step <= total_steps(c), "--resume " << c.resume << ": the run is at step " << checkpoint_step
                                                                << ", beyond the " << total_steps(c)
                                                                << " steps asked for (raise --steps or --epochs)");
+  // Every check above leaves the run folder as it was; only now is it made (a fresh run) and written.
+  prepare_run_dir(c.out);
+  if (c.run_lock == nullptr) c.run_lock = lock_run_dir(c.out);
+  if (c.folder != nullptr) write_folder_names(c);
   if (c.lr_window == 0) c.lr_window = std::min(steps_per_epoch(c), kLongestDefaultWindow);
   return c;
 }

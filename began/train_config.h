@@ -12,6 +12,7 @@
 #include "began/model.h"
 #include "began/run_files.h"
 #include "began/step.h"
+#include "tensor/tensor.h"
 
 namespace atelier::began {
 
@@ -59,8 +60,10 @@ struct TrainConfig {
   // the images it trained on (ImageFolderData::fingerprint; empty in checkpoints written before it was recorded).
   std::string resume_checkpoint;
   std::string resume_data_images;
-  // Filled by resolve_config for --data folder: the decoded images (their count sets the steps of an epoch).
+  // Filled by resolve_config, which reads the data before it makes the run folder: for --data folder the decoded
+  // images, for --data fashion-mnist the training images (N, 1, 32, 32). Their count sets the steps of an epoch.
   std::shared_ptr<const ImageFolderData> folder;
+  Tensor fashion_mnist;
   // Filled by resolve_config: this process's hold on the run folder (began/run_files.h), kept while any copy of
   // the resolved config lives, so a second `began train` on the folder is refused.
   std::shared_ptr<const RunFolderLock> run_lock;
@@ -70,12 +73,14 @@ struct TrainConfig {
 // epoch ends, checkpoints, report). Settings in `config.given` are kept.
 TrainConfig smoke_config(TrainConfig config);
 
-// Checks every setting, the device and the run folder (created and probed for writing; a fresh run refuses a
-// folder that already holds one), and on --resume takes the checkpoint's settings. For --data folder it also loads
-// the images (config.folder; from the cache when there is one), prints the summary line and writes the names of
-// the skipped and rejected files to <out>/image_folder.txt. Throws atelier::Error naming
-// the flag and the value at fault. Does no training work: `began train` runs it before anything else and exits 2
-// on its errors.
+// Checks every setting, the device and the run folder (a fresh run refuses a folder that already holds one), and on
+// --resume takes the checkpoint's settings. It reads the data (Fashion-MNIST's training images into
+// config.fashion_mnist; for --data folder the decoded images into config.folder, from the cache when there is
+// one), so that a data set that cannot be used is refused too. Only when every check has passed is the run folder
+// created, probed for writing and held (lock_run_dir), and for --data folder the summary line printed and the
+// names of the skipped and rejected files written to <out>/image_folder.txt: a refused run leaves the folder as it
+// was (none, for a fresh one). Throws atelier::Error naming the flag and the value at fault. Does no training
+// work: `began train` runs it before anything else and exits 2 on its errors.
 TrainConfig resolve_config(const TrainConfig& config);
 
 // What a resolved config implies: the device, the steps of one epoch (the last partial batch is dropped) and of

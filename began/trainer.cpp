@@ -180,7 +180,9 @@ void Trainer::build_data() {
                   "train: --data folder's images are not loaded (resolve_config loads them)");
     data = std::make_shared<ImageFolderDataset>(config_.folder, config_.flip, config_.seed);
   } else {
-    data = std::make_shared<nn::TensorDataset>(load_fashion_mnist(config_.data_dir, true).images);
+    ATELIER_CHECK(config_.fashion_mnist.defined(),
+                  "train: --data fashion-mnist's images are not loaded (resolve_config loads them)");
+    data = std::make_shared<nn::TensorDataset>(config_.fashion_mnist);
   }
   loader_ = std::make_unique<nn::DataLoader>(
       data,

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -262,6 +263,37 @@ TEST_CASE("began train: a fresh run does not overwrite files of the same names i
         {"--out " + out.path + " holds " + name + " but no run of began train", "a run would overwrite it"});
     CHECK(file_lines(out.file(name)) == std::vector<std::string>{"not a run's"});
   }
+}
+
+TEST_CASE("began train: data that cannot be read is refused before anything is written into the run folder") {
+  TempDir data, empty, parent;
+  // Fashion-MNIST files that are there but empty (a download cut short), and an image folder without images.
+  std::ofstream(data.file("train-images-idx3-ubyte.gz"));
+  std::ofstream(data.file("train-labels-idx1-ubyte.gz"));
+  TrainConfig fmnist;
+  fmnist.data_dir = data.path;
+  fmnist.given = {"data_dir"};
+  TrainConfig folder = fmnist;
+  folder.data = "folder";
+  folder.data_dir = empty.path;
+  folder.given.insert("data");
+  // A folder of the user's: refused, it holds exactly what it held.
+  std::filesystem::create_directories(parent.file("mine"));
+  std::ofstream(parent.file("mine/notes.txt")) << "mine";
+  for (const std::string& out : {parent.file("run"), parent.file("mine")}) {
+    fmnist.out = folder.out = out;
+    testing::check_throws_with([&] { began::resolve_config(fmnist); },
+                               {"read_idx: '" + data.file("train-images-idx3-ubyte.gz") + "': truncated"});
+    testing::check_throws_with([&] { began::resolve_config(folder); },
+                               {"--data-dir " + empty.path + ": no image files"});
+  }
+  // An --out that cannot be a folder is named before the data is read (a typo must not wait for a decode).
+  folder.out = parent.file("mine/notes.txt/run");
+  testing::check_throws_with([&] { began::resolve_config(folder); },
+                             {"--out " + folder.out + ": " + parent.file("mine/notes.txt") + " is not a folder"});
+  CHECK(parent.list() == std::set<std::string>{"mine"});
+  CHECK(std::filesystem::directory_iterator(parent.file("mine"))->path().filename() == "notes.txt");
+  CHECK(std::distance(std::filesystem::directory_iterator(parent.file("mine")), {}) == 1);
 }
 
 TEST_CASE("began train: a run folder that another process trains in is refused, naming it; the hold ends with it") {

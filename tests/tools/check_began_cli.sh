@@ -41,6 +41,12 @@ expect_refused "--data lfw" "--data: 'lfw'" --data lfw
 expect_refused "--lr-factor 1.5" "--lr-factor" --lr-factor 1.5
 expect_refused "--smoke with --resume" "--smoke" --smoke --resume "$tmp"
 expect_refused "--resume of a folder without checkpoints" "no checkpoint" --resume "$tmp/refused"
+# Data that cannot be used is read, and refused, before the run folder is made.
+mkdir -p "$tmp/no-images" "$tmp/empty-idx"
+touch "$tmp/empty-idx/train-images-idx3-ubyte.gz" "$tmp/empty-idx/train-labels-idx1-ubyte.gz"
+expect_refused "an image folder without images" "no image files" --data folder --data-dir "$tmp/no-images"
+expect_refused "empty Fashion-MNIST files" "read_idx: '$tmp/empty-idx/train-images-idx3-ubyte.gz': truncated" \
+  --data-dir "$tmp/empty-idx"
 
 "$began" train --out /proc/began-run --data synthetic >/dev/null 2>"$tmp/err"
 rc=$?
