@@ -83,6 +83,14 @@ void check_ranges(const TrainConfig& c) {
                 "--lr-factor must be in (0, 1), got " << shortest_text(c.lr_factor));
   ATELIER_CHECK(c.lr_min >= 0 && std::isfinite(c.lr_min),
                 "--lr-min must be finite and >= 0, got " << shortest_text(c.lr_min));
+  // A floor above the starting rate: the schedule would never lower the rate (nor raise it), so --lr-factor and
+  // --lr-threshold would do nothing. Equal is a constant rate, said plainly. A resume takes both from its checkpoint
+  // and can change neither, so only a fresh run is refused (a run started before this check still resumes).
+  ATELIER_CHECK(!c.resume.empty() || c.lr_min <= c.lr,
+                "--lr-min " << shortest_text(c.lr_min) << (c.given.count("lr_min") ? "" : " (the default)")
+                            << " is above --lr " << shortest_text(c.lr)
+                            << ": the rate starts below its floor and would never decay; give an --lr-min "
+                               "of at most --lr (equal: a constant rate)");
   ATELIER_CHECK(c.epochs >= 1, "--epochs must be >= 1, got " << c.epochs);
   ATELIER_CHECK(c.steps >= 0, "--steps must be >= 0 (0: --epochs decides), got " << c.steps);
   ATELIER_CHECK(

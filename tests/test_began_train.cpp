@@ -458,6 +458,19 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   refused([](TrainConfig& c) { c.model.image_size = 48; }, "image_size");
   refused([](TrainConfig& c) { c.batch = 27; }, "--batch 27 is larger than the data set (26 images)");
   refused([](TrainConfig& c) { c.lr_factor = 2; }, "--lr-factor");
+  // A floor above the starting rate: the schedule could never lower it. Both values named; the default said so.
+  refused(
+      [](TrainConfig& c) {
+        c.lr_min = 2e-3;
+        c.given = {"lr_min"};
+      },
+      "--lr-min 0.002 is above --lr 0.001: the rate starts below its floor and would never decay");
+  refused(
+      [](TrainConfig& c) {
+        c.lr = 1e-5;
+        c.lr_min = TrainConfig().lr_min;
+      },
+      "--lr-min 2e-05 (the default) is above --lr 1e-05");
   refused([](TrainConfig& c) { c.k0 = 1.5; }, "--k0 must be in [0, 1]");
   refused([](TrainConfig& c) { c.k0 = -0.1; }, "--k0 must be in [0, 1]");
   refused([](TrainConfig& c) { c.step.pull_away = -1; }, "--pull-away must be finite and >= 0");
@@ -517,6 +530,10 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   refused([](TrainConfig& c) { c.sample_count = 100000000; }, "--sample-count must be from 1 to 10000");
   refused([](TrainConfig& c) { c.threads = 2000000000; }, "--threads must be from 0 to 4096");  // as the variable
   CHECK_FALSE(std::filesystem::exists(dir.file("run")));
+  // A floor equal to the starting rate is a constant rate: accepted.
+  TrainConfig constant = tiny_config(dir.path + "/constant", 4);
+  constant.lr_min = constant.lr;
+  CHECK(began::resolve_config(constant).lr_min == constant.lr);
 }
 
 TEST_CASE("began train: a checkpoint whose metadata does not read back is refused, naming the file and the key") {

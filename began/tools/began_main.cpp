@@ -139,7 +139,7 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   add("lr_window", c.lr_window, "steps per learning-rate window (0: one epoch, at most 2000)");
   add("lr_threshold", c.lr_threshold, "relative drop of a window's mean M_global that counts as progress");
   add("lr_factor", c.lr_factor, "learning-rate multiplier after a window without progress");
-  add("lr_min", c.lr_min, "the learning rate never goes below this");
+  add("lr_min", c.lr_min, "the learning rate never goes below this (at most --lr)");
   add("epochs", c.epochs, "full passes over the data (when --steps is 0)");
   add("steps", c.steps, "total steps of the run (0: --epochs decides)");
   add("out", c.out, "run folder (metrics.csv, samples/, checkpoints/, report.html)");

@@ -39,6 +39,7 @@ expect_refused "a value that is not a number" "--batch" --batch abc
 expect_refused "--batch 0" "--batch must be >= 1" --batch 0
 expect_refused "--data lfw" "--data: 'lfw'" --data lfw
 expect_refused "--lr-factor 1.5" "--lr-factor" --lr-factor 1.5
+expect_refused "--lr-min above --lr" "--lr-min 0.001 is above --lr 1e-04" --lr-min 1e-3
 expect_refused "--smoke with --resume" "--smoke" --smoke --resume "$tmp"
 expect_refused "--resume of a folder without checkpoints" "no checkpoint" --resume "$tmp/refused"
 # Data that cannot be used is read, and refused, before the run folder is made.
