@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <string>
@@ -35,6 +36,7 @@
 #include "began/tools/cli_checks.h"
 #include "began/tools/tools.h"
 #include "began/trainer.h"
+#include "nn/safetensors.h"
 #include "tensor/creation.h"
 
 // The build's `git describe`, captured when CMake configures (see CMakeLists.txt).
@@ -50,9 +52,39 @@ namespace {
 struct ClassifyTrainArgs {
   std::string data_dir = began::kFashionMnistDir;
   std::string out = began::kClassifierWeights;
+  bool overwrite = false;
   int64_t limit = -1;
   began::ClassifierTrainOptions train;
 };
+
+// classify-train --out, before any work: a .safetensors name, and a file already there is replaced only when it
+// holds classifier weights (save_classifier's metadata: model FmnistClassifier), i.e. an earlier output of this
+// command, or with --overwrite. Otherwise a slip (a checkpoint's path, which completion offers) would replace a
+// BEGAN checkpoint or someone's weights with the classifier's, after a minute of training.
+void check_classifier_out(const std::string& out, bool overwrite) {
+  ATELIER_CHECK(lower_extension(out) == ".safetensors", "--out " << out
+                                                                 << ": not a .safetensors file name (the weights are "
+                                                                 << "written as safetensors)");
+  std::error_code ec;
+  if (overwrite || !std::filesystem::exists(out, ec)) return;
+  std::string holds;  // what the file holds, when it is not classifier weights
+  try {
+    const std::map<std::string, std::string> metadata = nn::load_safetensors(out).metadata;
+    const auto model = metadata.find("model");
+    if (metadata.count("format")) {
+      holds = "holds a checkpoint of began train";
+    } else if (model == metadata.end()) {
+      holds = "holds weights without a model name";
+    } else if (model->second != "FmnistClassifier") {
+      holds = "holds another model, " + cut_quote(model->second);
+    }
+  } catch (const Error&) {
+    holds = "is not a safetensors file";
+  }
+  ATELIER_CHECK(holds.empty(), "--out " << out << " " << holds
+                                        << ", not classifier weights: pass --overwrite to replace it, or pick "
+                                           "another --out");
+}
 
 int classify_train(const ClassifyTrainArgs& args) {
   auto t0 = std::chrono::steady_clock::now();
@@ -214,6 +246,8 @@ int main(int argc, char** argv) {
                                              "safetensors file to write (the default is relative to the repository "
                                              "root: the committed weights)");
   train_out->capture_default_str();
+  train->add_flag("--overwrite", train_args.overwrite,
+                  "replace --out even if it holds something other than classifier weights (default: off, refused)");
   train->add_option("--epochs", train_args.train.epochs, "passes over the training set")
       ->check(whole_number<int64_t>(1, 1000))
       ->capture_default_str();
@@ -295,6 +329,7 @@ int main(int argc, char** argv) {
                                << ": not one full batch (-1: all images)");
       check_folder_exists("--data-dir", train_args.data_dir);
       check_writable_file("--out", train_args.out);
+      check_classifier_out(train_args.out, train_args.overwrite);
     }
     if (*eval) {
       ATELIER_CHECK(eval_limit != 0, "--limit 0 leaves no test image (-1: all)");

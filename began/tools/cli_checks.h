@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -86,6 +87,12 @@ inline void check_readable_file(const std::string& flag, const std::string& path
   struct stat st {};
   ATELIER_CHECK(::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), R_OK) == 0,
                 flag << " " << path << ": no such readable file");
+}
+// The extension of a file name in lower case (".png" for "grid.PNG"), to check what an output is named.
+inline std::string lower_extension(const std::string& path) {
+  std::string extension = std::filesystem::path(path).extension().string();
+  for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return extension;
 }
 // A file to be written: not a folder, in a folder that exists and can be written into.
 inline void check_writable_file(const std::string& flag, const std::string& path) {

@@ -1,8 +1,6 @@
 // What the checkpoint tools share (began/tools/tools.h).
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -32,9 +30,8 @@ void check_checkpoint_args(const CheckpointArgs& args) {
 }
 
 void check_png_out(const std::string& out) {
-  std::string extension = std::filesystem::path(out).extension().string();
-  for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  ATELIER_CHECK(extension == ".png", "--out " << out << ": not a .png file name (the grid is written as PNG)");
+  ATELIER_CHECK(lower_extension(out) == ".png",
+                "--out " << out << ": not a .png file name (the grid is written as PNG)");
   check_writable_file("--out", out);
 }
 

@@ -111,6 +111,32 @@ grep -q "holds another model, not a \`began train\` checkpoint (its metadata: .*
   fail "sample on the classifier's weights: $(cat "$tmp/log")"
 "$began" eval --help | grep -q "not comparable to Inception FID" || fail "eval --help does not say it is not FID"
 
+# classify-train --out replaces only classifier weights (an earlier output of its own) unless --overwrite says so:
+# a checkpoint or any other file there is refused before any work, and left as it was. A folder without the IDX
+# files stands in for the data, so that a line that passes the check stops at once (exit 1, nothing written).
+mkdir -p no-idx
+cp "$checkpoint" ck.safetensors
+printf 'not safetensors' >other.safetensors
+cp "$classifier" own.safetensors
+for file in ck.safetensors other.safetensors; do
+  what="holds a checkpoint of began train"
+  [[ $file == other.safetensors ]] && what="is not a safetensors file"
+  cp "$file" before
+  "$began" classify-train --out "$file" --data-dir no-idx >"$tmp/log" 2>&1
+  rc=$?
+  [[ $rc -eq 2 ]] && grep -q "^began classify-train: error: --out $file $what, not classifier weights: pass --overwrite" \
+    "$tmp/log" || fail "classify-train --out $file: exit $rc, $(cat "$tmp/log")"
+  cmp -s before "$file" || fail "classify-train --out $file: the file changed"
+  "$began" classify-train --out "$file" --data-dir no-idx --overwrite >"$tmp/log" 2>&1
+  rc=$?
+  [[ $rc -eq 1 ]] && grep -q "load_fashion_mnist: 'no-idx/" "$tmp/log" ||
+    fail "classify-train --out $file --overwrite: exit $rc, $(cat "$tmp/log")"
+done
+"$began" classify-train --out own.safetensors --data-dir no-idx >"$tmp/log" 2>&1
+rc=$?
+[[ $rc -eq 1 ]] && grep -q "load_fashion_mnist: 'no-idx/" "$tmp/log" ||
+  fail "classify-train --out (classifier weights): exit $rc, $(cat "$tmp/log")"
+
 # eval refuses a synthetic run, naming its settings (exit 1: found while working).
 "$began" eval --checkpoint "$checkpoint" >"$tmp/log" 2>&1
 rc=$?

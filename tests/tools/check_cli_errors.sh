@@ -59,6 +59,7 @@ refused "$began" "--epochs must be >= 1" train --epochs 0 --out "$tmp/run"
 refused "$began" "--out /nonexistent-atelier/w.safetensors: the folder /nonexistent-atelier does not exist" \
   classify-train --out /nonexistent-atelier/w.safetensors
 refused "$began" "--out $tmp: is a folder" classify-train --out "$tmp"
+refused "$began" "--out w.bin: not a .safetensors file name" classify-train --out w.bin
 refused "$began" "--data-dir /nonexistent-atelier: no such folder" classify-train --data-dir /nonexistent-atelier
 # The default weights are a path in the source tree: from elsewhere the error says so (this script runs in $tmp).
 refused "$began" "no such readable file (the default, relative to the repository root: run from there or pass --weights)" \
