@@ -1,7 +1,8 @@
-// Whole numbers read strictly from text: an optional '-' then digits, nothing else, within the range asked for.
-// Shared by the command line's numeric flags (began/tools/cli_checks.h) and the settings a checkpoint's metadata
-// holds (began/run_settings.cpp), so that neither wraps (-1 as an unsigned seed), saturates (strtoll's 2^63 - 1) or
-// truncates (a 64-bit value into an int) what it reads.
+// Whole numbers and text. read_whole_number reads them strictly: an optional '-' then digits, nothing else,
+// within the range asked for. Shared by the command line's numeric flags (began/tools/cli_checks.h) and the settings
+// a checkpoint's metadata holds (began/run_settings.cpp), so that neither wraps (-1 as an unsigned seed), saturates
+// (strtoll's 2^63 - 1) or truncates (a 64-bit value into an int) what it reads. count_text writes a count with its
+// noun for the messages a person reads ("1 thread", "2 threads").
 #pragma once
 
 #include <cerrno>
@@ -38,6 +39,12 @@ std::string read_whole_number(const std::string& text, T* value, T lo = std::num
     *value = static_cast<T>(v);
   }
   return "";
+}
+
+// "1 image", "0 images", "2 images": the count and its noun, singular only for 1. `plural` defaults to the
+// singular with an "s" ("batch" needs "batches").
+inline std::string count_text(long long count, const std::string& singular, const std::string& plural = "") {
+  return std::to_string(count) + " " + (count == 1 ? singular : plural.empty() ? singular + "s" : plural);
 }
 
 }  // namespace atelier::began

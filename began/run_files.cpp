@@ -19,6 +19,7 @@
 
 #include "backends/error.h"
 #include "began/image_io.h"
+#include "began/number_text.h"
 
 namespace atelier::began {
 
@@ -206,8 +207,8 @@ void MetricsLog::truncate(const std::string& path, int64_t last_step) {
     kept += line + "\n";
     ++rows;
   }
-  ATELIER_CHECK(rows == last_step, "--resume: " << path << " has " << rows << " rows, fewer than the checkpoint's "
-                                                << last_step << " steps");
+  ATELIER_CHECK(rows == last_step, "--resume: " << path << " has " << count_text(rows, "row")
+                                                << ", fewer than the checkpoint's " << count_text(last_step, "step"));
   write_text_atomically(path, kept);
 }
 

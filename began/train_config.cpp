@@ -13,6 +13,7 @@
 #include "backends/error.h"
 #include "backends/thread_pool.h"
 #include "began/data/synthetic.h"
+#include "began/number_text.h"
 #include "began/run_files.h"
 #include "began/run_settings.h"
 #include "began/train_checkpoint.h"
@@ -146,7 +147,7 @@ void write_folder_names(const TrainConfig& c) {
 // The data set holds a batch, and --epochs of it is a step count an int64_t holds (when --steps does not decide).
 void check_epoch_steps(const TrainConfig& c) {
   const int64_t size = dataset_size(c);
-  ATELIER_CHECK(size >= c.batch, "--batch " << c.batch << " is larger than the data set (" << size << " images"
+  ATELIER_CHECK(size >= c.batch, "--batch " << c.batch << " is larger than the data set (" << count_text(size, "image")
                                             << (c.data == "folder" ? " in " + c.data_dir : std::string())
                                             << "): an epoch would have no step");
   const int64_t per_epoch = size / c.batch;
@@ -325,8 +326,8 @@ TrainConfig resolve_config(const TrainConfig& config) {
                                               << " (files added, removed or renamed): the resume would not continue "
                                                  "the same run; restore the folder, or start a new run");
   ATELIER_CHECK(checkpoint_step <= total_steps(c), "--resume " << c.resume << ": the run is at step " << checkpoint_step
-                                                               << ", beyond the " << total_steps(c)
-                                                               << " steps asked for (raise --steps or --epochs)");
+                                                               << ", beyond the " << count_text(total_steps(c), "step")
+                                                               << " asked for (raise --steps or --epochs)");
   // Every check above leaves the run folder as it was; only now is it made (a fresh run) and written.
   prepare_run_dir(c.out);
   if (c.run_lock == nullptr) c.run_lock = lock_run_dir(c.out);

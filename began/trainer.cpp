@@ -16,6 +16,7 @@
 #include "backends/precision.h"
 #include "backends/thread_pool.h"
 #include "began/data/synthetic.h"
+#include "began/number_text.h"
 #include "began/report.h"
 #include "began/run_files.h"
 #include "began/run_settings.h"
@@ -215,8 +216,8 @@ void Trainer::start_fresh() {
   pos_.k = config_.k0;
   write_text_atomically(config_.out + "/config.json", config_json(config_, pos_.threads));
   metrics_ = std::make_unique<MetricsLog>(metrics_path(config_.out), true);
-  log("began train: " + std::to_string(total_steps_) + " steps (" + std::to_string(steps_per_epoch_) + " per epoch), " +
-      std::to_string(num_threads()) + " threads, D " + std::to_string(D_->num_parameters()) + " and G " +
+  log("began train: " + count_text(total_steps_, "step") + " (" + std::to_string(steps_per_epoch_) + " per epoch), " +
+      count_text(num_threads(), "thread") + ", D " + std::to_string(D_->num_parameters()) + " and G " +
       std::to_string(G_->num_parameters()) + " parameters, run folder " + config_.out);
 }
 
@@ -225,7 +226,7 @@ void Trainer::resume() {
   pos_ = train_position(read_train_metadata(path), path);
   load_train_state(path, {*G_, *D_, *opt_g_, *opt_d_, *schedule_, fixed_z_});
   if (pos_.threads != num_threads()) {
-    log("note: the checkpoint was made with " + std::to_string(pos_.threads) + " threads and this run uses " +
+    log("note: the checkpoint was made with " + count_text(pos_.threads, "thread") + " and this run uses " +
         std::to_string(num_threads()) + ": it continues, but not bit for bit as an uninterrupted run would");
   }
   pos_.threads = num_threads();
@@ -235,7 +236,7 @@ void Trainer::resume() {
   metrics_ = std::make_unique<MetricsLog>(metrics_path(config_.out), false);
   write_text_atomically(config_.out + "/config.json", config_json(config_, pos_.threads));
   log("began train: resuming " + path + " at step " + std::to_string(pos_.step) + " of " +
-      std::to_string(total_steps_) + ", " + std::to_string(num_threads()) + " threads");
+      std::to_string(total_steps_) + ", " + count_text(num_threads(), "thread"));
 }
 
 // The steps are pipelined by one: step s is queued on the device before step s - 1's scalars are read, so on a GPU
@@ -370,7 +371,7 @@ TrainOutcome Trainer::finish() {
                   "step " << pos_.step << ": the parameters are not finite; no final checkpoint written");
     save_checkpoint();
   }
-  log("began train: done, " + std::to_string(pos_.step) + " steps in " + format_duration(elapsed_s()) +
+  log("began train: done, " + count_text(pos_.step, "step") + " in " + format_duration(elapsed_s()) +
       "; report: " + config_.out + "/report.html");
   return {TrainOutcome::Status::completed, 0, pos_.step, ""};
 }

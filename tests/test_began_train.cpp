@@ -22,6 +22,7 @@
 
 #include "backends/precision.h"
 #include "backends/thread_pool.h"
+#include "began/number_text.h"
 #include "began/run_files.h"
 #include "began/train_progress.h"
 #include "began/trainer.h"
@@ -581,6 +582,37 @@ TEST_CASE("began train: resuming with another thread count continues and says it
   CHECK(noted);
   CHECK(nn::load_safetensors(began::checkpoint_path(dir.path, 8)).metadata.at("threads") ==
         std::to_string(threads + 1));
+}
+
+TEST_CASE("began train: the log's counts agree with their nouns (1 step, 1 thread; 2 steps, 2 threads)") {
+  CHECK(began::count_text(0, "image") == "0 images");
+  CHECK(began::count_text(1, "image") == "1 image");
+  CHECK(began::count_text(1, "batch", "batches") == "1 batch");
+  CHECK(began::count_text(2, "batch", "batches") == "2 batches");
+  const int threads = num_threads();
+  TempDir dir;
+  std::vector<std::string> log;
+  began::TrainHooks hooks;
+  hooks.log = [&](const std::string& line) { log.push_back(line); };
+  auto logged = [&](const std::string& text) {
+    std::string all;
+    for (const std::string& line : log) all += line + "\n";
+    INFO("the log:\n" << all);
+    return all.find(text) != std::string::npos;
+  };
+  TrainConfig one = tiny_config(dir.path, 1);
+  one.threads = 1;
+  REQUIRE(began::train(began::resolve_config(one), hooks).status == TrainOutcome::Status::completed);
+  CHECK(logged("began train: 1 step (6 per epoch), 1 thread, D "));
+  CHECK(logged("began train: done, 1 step in "));
+  TrainConfig two = resume_config(dir.path, 3);
+  two.threads = 2;
+  two.given.insert("threads");
+  REQUIRE(began::train(began::resolve_config(two), hooks).status == TrainOutcome::Status::completed);
+  set_num_threads(threads);
+  CHECK(logged("the checkpoint was made with 1 thread and this run uses 2"));
+  CHECK(logged("at step 1 of 3, 2 threads"));
+  CHECK(logged("began train: done, 3 steps in "));
 }
 
 TEST_CASE("began train: --cuda-graph on (the step captured once, then replayed) gives off's rows and checkpoints") {

@@ -27,6 +27,7 @@
 #include "backends/error.h"
 #include "backends/philox.h"
 #include "backends/thread_pool.h"
+#include "began/number_text.h"
 #include "tensor/creation.h"
 
 namespace atelier::began {
@@ -623,8 +624,9 @@ ImageFolderData decode_all(const ImageFolderOptions& o, const std::vector<FileEn
 
 std::string ImageFolderData::summary() const {
   std::ostringstream os;
-  os << count() << " images used, " << skipped.size() << " skipped (one colour component), " << rejected.size()
-     << " rejected, " << ignored << " other files ignored";
+  // The fingerprint below is a key stored in checkpoints, not a message: its "N images" stays as it is.
+  os << count_text(count(), "image") << " used, " << skipped.size() << " skipped (one colour component), "
+     << rejected.size() << " rejected, " << count_text(ignored, "other file") << " ignored";
   return os.str();
 }
 

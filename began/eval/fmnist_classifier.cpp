@@ -4,6 +4,7 @@
 
 #include "autograd/functions.h"
 #include "backends/error.h"
+#include "began/number_text.h"
 #include "nn/checkpoint.h"
 #include "nn/data/dataloader.h"
 #include "nn/data/dataset.h"
@@ -57,8 +58,8 @@ double train_classifier(FmnistClassifier& model, const Tensor& images, const Ten
   loader_options.seed = options.seed;
   nn::DataLoader loader(dataset, loader_options);
   const int64_t per_epoch = loader.num_batches();
-  ATELIER_CHECK(per_epoch > 0,
-                "train_classifier: " << images.size(0) << " images make no batch of " << options.batch_size);
+  ATELIER_CHECK(per_epoch > 0, "train_classifier: no batch of " << options.batch_size << " in "
+                                                                << count_text(images.size(0), "image"));
 
   model.train();
   nn::Adam optimizer(model.parameters(), options.lr);

@@ -32,6 +32,7 @@
 #include "backends/thread_pool.h"
 #include "began/data/fashion_mnist.h"
 #include "began/eval/fmnist_classifier.h"
+#include "began/number_text.h"
 #include "began/run_settings.h"
 #include "began/tools/cli_checks.h"
 #include "began/tools/tools.h"
@@ -90,8 +91,9 @@ int classify_train(const ClassifyTrainArgs& args) {
   auto t0 = std::chrono::steady_clock::now();
   began::FashionMnist train = began::load_fashion_mnist(args.data_dir, true, args.limit);
   began::FashionMnist test = began::load_fashion_mnist(args.data_dir, false);
-  std::printf("Fashion-MNIST: %lld training and %lld test images (32x32, [-1, 1]); %d threads\n",
-              static_cast<long long>(train.images.size(0)), static_cast<long long>(test.images.size(0)), num_threads());
+  std::printf(
+      "Fashion-MNIST: %lld training and %s (32x32, [-1, 1]); %s\n", static_cast<long long>(train.images.size(0)),
+      began::count_text(test.images.size(0), "test image").c_str(), began::count_text(num_threads(), "thread").c_str());
   manual_seed(args.train.seed);  // parameter initialisation draws from the default generator
   began::FmnistClassifier model;
   std::printf("%s\n", model.summary().c_str());
@@ -107,9 +109,9 @@ int classify_train(const ClassifyTrainArgs& args) {
   const int64_t first = std::min<int64_t>(1000, test.images.size(0));
   double accuracy_first_1000 =
       began::classifier_accuracy(model, test.images.slice(0, 0, first), test.labels.slice(0, 0, first));
-  std::printf("test accuracy %.2f%% on %lld images (%.2f%% on the first %lld); %.0f s in all\n", 100 * accuracy,
-              static_cast<long long>(test.images.size(0)), 100 * accuracy_first_1000, static_cast<long long>(first),
-              seconds);
+  std::printf("test accuracy %.2f%% on %s (%.2f%% on the first %lld); %.0f s in all\n", 100 * accuracy,
+              began::count_text(test.images.size(0), "image").c_str(), 100 * accuracy_first_1000,
+              static_cast<long long>(first), seconds);
   began::save_classifier(model, args.out,
                          {{"model", "FmnistClassifier"},
                           {"test_accuracy", std::to_string(accuracy)},
@@ -124,8 +126,8 @@ int classify_eval(const std::string& weights, const std::string& data_dir, int64
   auto model = began::load_classifier(weights);
   began::FashionMnist test = began::load_fashion_mnist(data_dir, false, limit);
   double accuracy = began::classifier_accuracy(*model, test.images, test.labels);
-  std::printf("test accuracy %.2f%% on %lld images (%s)\n", 100 * accuracy, static_cast<long long>(test.images.size(0)),
-              weights.c_str());
+  std::printf("test accuracy %.2f%% on %s (%s)\n", 100 * accuracy,
+              began::count_text(test.images.size(0), "image").c_str(), weights.c_str());
   return 0;
 }
 

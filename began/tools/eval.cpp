@@ -8,6 +8,7 @@
 
 #include "began/data/fashion_mnist.h"
 #include "began/eval/fd_fmnist.h"
+#include "began/number_text.h"
 #include "began/tools/cli_checks.h"
 #include "began/tools/tools.h"
 #include "tensor/creation.h"
@@ -54,7 +55,7 @@ int run_eval(const EvalArgs& args) {
   const began::FeatureStats test = began::feature_stats(
       began::classifier_features(*classifier, began::load_fashion_mnist(dir, false, args.count).images));
   ATELIER_CHECK(test.count == args.count, "--count " << args.count << ": Fashion-MNIST's test set in " << dir
-                                                     << " has only " << test.count << " images");
+                                                     << " has only " << began::count_text(test.count, "image"));
   const began::FeatureStats train = began::feature_stats(
       began::classifier_features(*classifier, began::load_fashion_mnist(dir, true, args.count).images));
   const Tensor generated_features = began::generated_features(*classifier, *networks.G, args.count, seed);

@@ -9,6 +9,7 @@
 
 #include "autograd/functions.h"
 #include "began/latent.h"
+#include "began/number_text.h"
 #include "began/report.h"
 #include "began/step.h"
 #include "began/tools/cli_checks.h"
@@ -50,8 +51,8 @@ int run_interpolate(const InterpolateArgs& args) {
         cells.push_back(batched_forward(G, path));
       }
     }
-    std::printf("%lld pairs of random latent points: rows of %lld images, linear then spherical\n",
-                static_cast<long long>(args.pairs), static_cast<long long>(args.points));
+    std::printf("%s of random latent points: rows of %lld images, linear then spherical\n",
+                began::count_text(args.pairs, "pair").c_str(), static_cast<long long>(args.points));
   } else {
     const int64_t i = args.real[0], j = args.real[1];
     const Tensor images = run_images(networks.config, std::max(i, j) + 1, args.data_dir);
@@ -63,9 +64,9 @@ int run_interpolate(const InterpolateArgs& args) {
     const Tensor fitted = batched_forward(G, z);
     const double error_i = mean(abs(sub(row(fitted, 0), row(x, 0)))).item<double>();
     const double error_j = mean(abs(sub(row(fitted, 1), row(x, 1)))).item<double>();
-    std::printf("z fitted to images %lld and %lld in %lld Adam steps (lr %g): mean |x - G(z)| %.4f and %.4f\n",
-                static_cast<long long>(i), static_cast<long long>(j), static_cast<long long>(fit.steps), fit.lr,
-                error_i, error_j);
+    std::printf("z fitted to images %lld and %lld in %s (lr %g): mean |x - G(z)| %.4f and %.4f\n",
+                static_cast<long long>(i), static_cast<long long>(j), began::count_text(fit.steps, "Adam step").c_str(),
+                fit.lr, error_i, error_j);
     width = args.points + 2;
     for (const Tensor& path : two_paths(row(z, 0), row(z, 1), args.points)) {
       cells.push_back(x.slice(0, 0, 1));

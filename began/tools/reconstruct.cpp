@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "autograd/functions.h"
+#include "began/number_text.h"
 #include "began/report.h"
 #include "began/tools/cli_checks.h"
 #include "began/tools/tools.h"
@@ -34,8 +35,8 @@ int run_reconstruct(const ReconstructArgs& args) {
   }
   began::save_image_grid(args.out, cat(pairs, 0), 2 * std::min(args.count, kPairsPerRow));
   const double l1 = mean(abs(sub(reconstructed, real))).item<double>();
-  std::printf("%lld real images (%s) and their reconstructions written to %s; mean |x - D(x)| %.4f\n",
-              static_cast<long long>(args.count), networks.config.data.c_str(), args.out.c_str(), l1);
+  std::printf("%s (%s) and their reconstructions written to %s; mean |x - D(x)| %.4f\n",
+              began::count_text(args.count, "real image").c_str(), networks.config.data.c_str(), args.out.c_str(), l1);
   return 0;
 }
 

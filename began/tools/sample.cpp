@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "autograd/functions.h"
+#include "began/number_text.h"
 #include "began/report.h"
 #include "began/step.h"
 #include "began/tools/cli_checks.h"
@@ -30,7 +31,7 @@ int run_sample(const SampleArgs& args) {
   const Tensor images = batched_forward(*networks.G, z);
   if (args.grid) {
     began::save_image_grid(args.out, images);
-    std::printf("a grid of %lld samples written to %s\n", static_cast<long long>(args.count), args.out.c_str());
+    std::printf("a grid of %s written to %s\n", began::count_text(args.count, "sample").c_str(), args.out.c_str());
     return 0;
   }
   std::filesystem::create_directories(args.out);
@@ -39,7 +40,7 @@ int run_sample(const SampleArgs& args) {
     std::snprintf(name, sizeof name, "/sample_%05lld.png", static_cast<long long>(i));
     began::save_image_grid(args.out + name, images.slice(0, i, i + 1), 1);
   }
-  std::printf("%lld samples written to %s/sample_NNNNN.png\n", static_cast<long long>(args.count), args.out.c_str());
+  std::printf("%s written to %s/sample_NNNNN.png\n", began::count_text(args.count, "sample").c_str(), args.out.c_str());
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include "began/data/fashion_mnist.h"
 #include "began/data/image_folder.h"
 #include "began/data/synthetic.h"
+#include "began/number_text.h"
 #include "began/tools/cli_checks.h"
 #include "began/tools/tools.h"
 #include "began/train_config.h"
@@ -81,8 +82,8 @@ Tensor run_images(const began::TrainConfig& config, int64_t count, const std::st
   const std::string dir = run_data_dir(config, data_dir);
   if (config.data == "fashion-mnist") {
     Tensor images = began::load_fashion_mnist(dir, false, count).images;
-    ATELIER_CHECK(images.size(0) == count,
-                  "Fashion-MNIST's test set has " << images.size(0) << " images, fewer than " << count);
+    ATELIER_CHECK(images.size(0) == count, "Fashion-MNIST's test set has " << began::count_text(images.size(0), "image")
+                                                                           << ", fewer than " << count);
     return images;
   }
   if (config.data == "folder") {
@@ -94,15 +95,17 @@ Tensor run_images(const began::TrainConfig& config, int64_t count, const std::st
     options.crop = config.crop;
     options.cache_dir = config.cache;
     auto data = std::make_shared<began::ImageFolderData>(began::load_image_folder(options));
-    ATELIER_CHECK(count <= data->count(), "the run's image folder " << dir << " has " << data->count()
-                                                                    << " usable images, fewer than " << count);
+    ATELIER_CHECK(count <= data->count(), "the run's image folder " << dir << " has "
+                                                                    << began::count_text(data->count(), "usable image")
+                                                                    << ", fewer than " << count);
     std::vector<int64_t> first(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) first[static_cast<size_t>(i)] = i;
     return began::ImageFolderDataset(data, false, 0).get_batch(first).data;
   }
   ATELIER_CHECK(config.data == "synthetic", "the run's data '" << config.data << "' gives no real images to the tools");
-  ATELIER_CHECK(count <= config.synthetic_size,
-                "the run's synthetic set has " << config.synthetic_size << " images, fewer than " << count);
+  ATELIER_CHECK(count <= config.synthetic_size, "the run's synthetic set has "
+                                                    << began::count_text(config.synthetic_size, "image")
+                                                    << ", fewer than " << count);
   began::SyntheticShapes data({.size = config.synthetic_size,
                                .image_size = config.model.image_size,
                                .channels = config.model.channels,

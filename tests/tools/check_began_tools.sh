@@ -35,6 +35,8 @@ ok "sample" "$began" sample --checkpoint "$checkpoint" --count 3 --out samples -
 ok "sample 16" "$began" sample --checkpoint "$checkpoint" --count 16 --out samples16
 ok "sample again" "$began" sample --checkpoint "$checkpoint" --count 3 --out again --seed 5
 cmp -s samples/sample_00002.png again/sample_00002.png || fail "sample --seed 5 twice gave different images"
+ok "sample 1" "$began" sample --checkpoint "$checkpoint" --count 1 --out one
+grep -q "^1 sample written to one/sample_NNNNN.png$" "$tmp/log" || fail "sample --count 1: $(cat "$tmp/log")"
 
 ok "reconstruct" "$began" reconstruct --checkpoint "$checkpoint" --count 10 --out recon.png
 [[ "$(png_size recon.png)" == "546x70" ]] || fail "reconstruct: recon.png is $(png_size recon.png), expected 546x70"
