@@ -123,15 +123,43 @@ bool holds_run(const std::string& run_dir) {
 
 RunFolderLock::~RunFolderLock() { ::close(fd_); }  // closing the file drops the flock
 
+namespace {
+
+// The holds this process has, by the folder's canonical path (two spellings of one folder are one hold). An entry
+// whose last holder has gone is dropped at the next look, so the map holds only live holds however many folders a
+// process trains in.
+struct Holds {
+  std::mutex mutex;
+  std::map<std::string, std::weak_ptr<const RunFolderLock>> by_folder;
+  void drop_ended() {  // with `mutex` held
+    std::erase_if(by_folder, [](const auto& entry) { return entry.second.expired(); });
+  }
+};
+Holds& holds() {
+  static Holds h;
+  return h;
+}
+
+}  // namespace
+
+size_t held_run_dirs() {
+  Holds& h = holds();
+  std::lock_guard<std::mutex> guard(h.mutex);
+  h.drop_ended();
+  return h.by_folder.size();
+}
+
 std::shared_ptr<const RunFolderLock> lock_run_dir(const std::string& run_dir) {
-  // The holds this process has, by the folder's canonical path (two spellings of one folder are one hold).
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<const RunFolderLock>> held;
   std::error_code ec;
   const std::string key = fs::weakly_canonical(run_dir, ec).string();
   ATELIER_CHECK(!ec, "--out " << run_dir << ": cannot resolve the folder: " << ec.message());
-  std::lock_guard<std::mutex> guard(mutex);
-  if (std::shared_ptr<const RunFolderLock> mine = held[key].lock()) return mine;
+  Holds& h = holds();
+  std::lock_guard<std::mutex> guard(h.mutex);
+  h.drop_ended();
+  const auto found = h.by_folder.find(key);
+  if (found != h.by_folder.end()) {
+    if (std::shared_ptr<const RunFolderLock> mine = found->second.lock()) return mine;
+  }
 
   const std::string path = run_dir + "/.lock";
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -147,12 +175,19 @@ std::shared_ptr<const RunFolderLock> lock_run_dir(const std::string& run_dir) {
     ATELIER_FAIL("--out " << run_dir << ": another began train" << (pid.empty() ? "" : " (process " + pid + ")")
                           << " is writing this run folder; wait for it to end, or stop it");
   }
+  // The pid is only for the message of a refused second run: the flock alone keeps it out, so a failed write does
+  // not stop this run. It is said, though: a few bytes that cannot be written into the run folder (a full disk, an
+  // I/O error) are news the run's own files will soon give less kindly.
   const std::string me = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
-    // Only the message of a refused second run would lack the pid: not worth failing this one.
+  const ssize_t written = ::ftruncate(fd, 0) == 0 ? ::pwrite(fd, me.data(), me.size(), 0) : -1;
+  if (written != static_cast<ssize_t>(me.size())) {
+    std::fprintf(stderr,
+                 "began train: warning: cannot write this process's pid into %s (%s); the folder is held all the "
+                 "same, but a second began train on it will not be told which process holds it\n",
+                 path.c_str(), written >= 0 ? "a short write" : std::strerror(errno));
   }
   auto lock = std::make_shared<const RunFolderLock>(fd);
-  held[key] = lock;
+  h.by_folder[key] = lock;
   return lock;
 }
 

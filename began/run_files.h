@@ -62,7 +62,10 @@ class RunFolderLock {
   int fd_;
 };
 // Takes the hold on run_dir (which must exist: prepare_run_dir) or throws naming the folder and the holder's pid.
+// Writing the pid into the lock file is best effort: a failure is a warning on stderr, and the hold stands.
 std::shared_ptr<const RunFolderLock> lock_run_dir(const std::string& run_dir);
+// How many run folders this process holds now (a hold ends when the last shared_ptr to it goes).
+size_t held_run_dirs();
 
 // The shortest decimal text that reads back as the same double ("0.001", "1e-04").
 std::string shortest_text(double v);

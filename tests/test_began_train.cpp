@@ -18,6 +18,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "backends/precision.h"
@@ -331,6 +332,62 @@ TEST_CASE("began train: a run folder that another process trains in is refused, 
   CHECK(::flock(after, LOCK_EX | LOCK_NB) == 0);  // released with the last config that held it
   ::close(after);
   CHECK(run(resume_config(dir.path, 6)).status == TrainOutcome::Status::completed);
+}
+
+TEST_CASE("began train: the holds of run folders end with their runs; a pid that cannot be written is a warning") {
+  // One hold per folder while its configs live, none after: a process that trains in many folders keeps no entry
+  // for the folders it is done with.
+  const size_t before = began::held_run_dirs();
+  {
+    TempDir a, b;
+    const TrainConfig first = began::resolve_config(tiny_config(a.path, 2));
+    const TrainConfig again = first;
+    const TrainConfig second = began::resolve_config(tiny_config(b.path, 2));
+    CHECK(began::held_run_dirs() == before + 2);
+  }
+  CHECK(began::held_run_dirs() == before);
+  TempDir refused;
+  const int other = ::open(refused.file(".lock").c_str(), O_RDWR | O_CREAT, 0644);
+  REQUIRE(other >= 0);
+  REQUIRE(::flock(other, LOCK_EX | LOCK_NB) == 0);
+  CHECK_THROWS(began::lock_run_dir(refused.path));
+  CHECK(began::held_run_dirs() == before);  // a refused folder leaves no entry either
+  ::close(other);
+
+  // Files may not grow past 0 bytes (RLIMIT_FSIZE; SIGXFSZ ignored, so the write fails with EFBIG): the hold is
+  // taken all the same, and stderr (a pipe here, which the limit does not touch) says why the pid is missing.
+  TempDir dir;
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  const int saved_stderr = ::dup(STDERR_FILENO);
+  struct rlimit old_limit {};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &old_limit) == 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit no_growth = old_limit;
+  no_growth.rlim_cur = 0;
+  std::fflush(stderr);
+  ::dup2(pipe_fds[1], STDERR_FILENO);
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &no_growth) == 0);
+  std::shared_ptr<const began::RunFolderLock> hold;
+  const std::string error = testing::error_of([&] { hold = began::lock_run_dir(dir.path); });
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  std::fflush(stderr);
+  ::dup2(saved_stderr, STDERR_FILENO);
+  ::close(saved_stderr);
+  std::signal(SIGXFSZ, old_handler);
+  ::close(pipe_fds[1]);
+  char text[512] = {};
+  const ssize_t n = ::read(pipe_fds[0], text, sizeof text - 1);
+  ::close(pipe_fds[0]);
+  CHECK(error == "");
+  CHECK(hold != nullptr);
+  const std::string warning(text, n > 0 ? static_cast<size_t>(n) : 0);
+  CHECK(warning.find("began train: warning: cannot write this process's pid into " + dir.file(".lock") + " (" +
+                     std::strerror(EFBIG) + "); the folder is held all the same") != std::string::npos);
+  const int probe = ::open(dir.file(".lock").c_str(), O_RDWR);
+  REQUIRE(probe >= 0);
+  CHECK(::flock(probe, LOCK_EX | LOCK_NB) != 0);  // held, without a pid
+  ::close(probe);
 }
 
 TEST_CASE("began train: a non-finite loss stops the run, names the step, and keeps the last good checkpoint") {
