@@ -268,6 +268,12 @@ TrainConfig with_checkpoint_settings(const TrainConfig& config, int64_t& checkpo
   ATELIER_CHECK(!c.given.count("out") || c.out == c.resume || std::filesystem::equivalent(c.out, c.resume, ec),
                 "--out " << c.out << " and --resume " << c.resume << ": a resumed run stays in its folder");
   c.out = c.resume;
+  // Not "no checkpoint in X/checkpoints" for a typo or a checkpoint's own path: say what X is.
+  ATELIER_CHECK(std::filesystem::is_directory(c.resume, ec),
+                "--resume " << c.resume << ": "
+                            << (std::filesystem::exists(c.resume, ec)
+                                    ? "not a folder; --resume takes the run folder (the run's --out), not a file"
+                                    : "no such folder"));
   std::vector<std::string> checkpoints = list_checkpoints(c.resume);
   ATELIER_CHECK(!checkpoints.empty(), "--resume " << c.resume << ": no checkpoint in " << checkpoints_dir(c.resume)
                                                   << (holds_run(c.resume) ? kStoppedEarly : ""));

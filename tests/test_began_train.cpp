@@ -223,6 +223,12 @@ TEST_CASE("began train: a resume refuses flags that contradict the checkpoint an
                              {"the run is at step 6, beyond the 3 steps asked for"});
   TempDir empty;
   testing::check_throws_with([&] { began::resolve_config(resume_config(empty.path, 12)); }, {"no checkpoint"});
+  // A missing folder and a file (a checkpoint's own path) are named as such, not as folders without checkpoints.
+  testing::check_throws_with([&] { began::resolve_config(resume_config(empty.file("typo"), 12)); },
+                             {"--resume " + empty.file("typo") + ": no such folder"});
+  const std::string checkpoint = began::checkpoint_path(dir.path, 6);
+  testing::check_throws_with([&] { began::resolve_config(resume_config(checkpoint, 12)); },
+                             {"--resume " + checkpoint + ": not a folder; --resume takes the run folder"});
   // A fresh run into a folder that holds one is refused too.
   testing::check_throws_with([&] { began::resolve_config(tiny_config(dir.path, 6)); }, {"already holds a run"});
 

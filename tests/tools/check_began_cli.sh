@@ -41,7 +41,7 @@ expect_refused "--data lfw" "--data: 'lfw'" --data lfw
 expect_refused "--lr-factor 1.5" "--lr-factor" --lr-factor 1.5
 expect_refused "--lr-min above --lr" "--lr-min 0.001 is above --lr 1e-04" --lr-min 1e-3
 expect_refused "--smoke with --resume" "--smoke" --smoke --resume "$tmp"
-expect_refused "--resume of a folder without checkpoints" "no checkpoint" --resume "$tmp/refused"
+expect_refused "--resume of a folder that does not exist" "--resume $tmp/refused: no such folder" --resume "$tmp/refused"
 # Data that cannot be used is read, and refused, before the run folder is made.
 mkdir -p "$tmp/no-images" "$tmp/empty-idx"
 touch "$tmp/empty-idx/train-images-idx3-ubyte.gz" "$tmp/empty-idx/train-labels-idx1-ubyte.gz"
