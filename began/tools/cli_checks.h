@@ -84,6 +84,7 @@ inline void check_folder_exists(const std::string& flag, const std::string& dir)
   ATELIER_CHECK(is_folder(dir), flag << " " << dir << ": no such folder");
 }
 inline void check_readable_file(const std::string& flag, const std::string& path) {
+  ATELIER_CHECK(!is_folder(path), flag << " " << path << ": is a folder, not a file");
   struct stat st {};
   ATELIER_CHECK(::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), R_OK) == 0,
                 flag << " " << path << ": no such readable file");

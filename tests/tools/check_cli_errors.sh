@@ -68,6 +68,7 @@ refused "$began" "does not exist (the default, relative to the repository root: 
   classify-train
 refused "$began" "--weights /nonexistent-atelier.safetensors: no such readable file" \
   classify-eval --weights /nonexistent-atelier.safetensors
+refused "$began" "--weights $tmp: is a folder, not a file" classify-eval --weights "$tmp"
 refused "$began" "--out /proc/began-run" train --out /proc/began-run --data synthetic
 
 # The checkpoint tools (sample, reconstruct, interpolate, eval): the checkpoint asked for and checked first, then
@@ -79,6 +80,7 @@ for sub in sample reconstruct interpolate eval; do
   refused "$began" "--checkpoint is required" "$sub" "${out[@]}"
   refused "$began" "--checkpoint /nonexistent-atelier.safetensors: no such readable file" \
     "$sub" --checkpoint /nonexistent-atelier.safetensors "${out[@]}"
+  refused "$began" "--checkpoint $tmp: is a folder, not a file" "$sub" --checkpoint "$tmp" "${out[@]}"
   refused "$began" "--device: 'tpu' is not a device (cpu or cuda)" "$sub" --checkpoint "$began" "${out[@]}" --device tpu
   refused "$began" "--bogus" "$sub" --checkpoint "$began" "${out[@]}" --bogus
 done
