@@ -55,7 +55,13 @@ int run_interpolate(const InterpolateArgs& args) {
                 began::count_text(args.pairs, "pair").c_str(), static_cast<long long>(args.points));
   } else {
     const int64_t i = args.real[0], j = args.real[1];
-    const Tensor images = run_images(networks.config, std::max(i, j) + 1, args.data_dir);
+    Tensor images;
+    try {
+      images = run_images(networks.config, std::max(i, j) + 1, args.data_dir);
+    } catch (const Error& e) {  // "has N images, fewer than M" is about a count: name the index asked for
+      ATELIER_FAIL("--real " << i << " " << j << ": image " << std::max(i, j) << " is not among the run's images ("
+                             << e.what() << ")");
+    }
     const Tensor x = cat({images.slice(0, i, i + 1), images.slice(0, j, j + 1)}, 0);
     const Device device = G.parameters().front().device();
     began::FitOptions fit = args.fit;

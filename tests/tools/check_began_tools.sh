@@ -48,6 +48,10 @@ ok "interpolate --real" "$began" interpolate --checkpoint "$checkpoint" --real 0
   --out real.png
 [[ "$(png_size real.png)" == "240x70" ]] || fail "interpolate --real: real.png is $(png_size real.png), expected 240x70"
 grep -q "z fitted to images 0 and 3 in 50 Adam steps" "$tmp/log" || fail "interpolate --real: $(cat "$tmp/log")"
+"$began" interpolate --checkpoint "$checkpoint" --real 0 999 --out beyond.png >"$tmp/log" 2>&1
+rc=$?
+[[ $rc -eq 1 ]] && grep -q "^began interpolate: error: --real 0 999: image 999 is not among the run's images (the run's \
+synthetic set has 100 images, fewer than 1000)$" "$tmp/log" || fail "interpolate --real 0 999: exit $rc, $(cat "$tmp/log")"
 
 # A run on an image folder (the PNGs `sample` just wrote) gives its own images to reconstruct and interpolate.
 ok "train --smoke --data folder" "$began" train --smoke --data folder --data-dir samples16 --channels 1 --steps 2 \
