@@ -57,6 +57,20 @@ void check_model_config(const ModelConfig& config) {
   ATELIER_CHECK(config.h >= 1, "BEGAN model: h (bottleneck and z size) must be >= 1, got " << config.h);
 }
 
+double parameter_count(const ModelConfig& config) {
+  const double k = static_cast<double>(num_upsamplings(config));
+  const double c = static_cast<double>(config.channels), n = static_cast<double>(config.n);
+  const double h = static_cast<double>(config.h), bottleneck = kBottleneck * kBottleneck;
+  auto conv = [](double in, double out) { return 9 * in * out + out; };  // 3x3 weights and the bias
+  auto linear = [](double in, double out) { return in * out + out; };
+  // Encoder::Encoder's layers, then Decoder::Decoder's.
+  double encoder = conv(c, n) + conv(n, n) + conv((k + 1) * n, (k + 1) * n) + linear(bottleneck * (k + 1) * n, h);
+  for (double i = 1; i <= k; ++i) encoder += conv(i * n, (i + 1) * n) + conv((i + 1) * n, (i + 1) * n);
+  const double decoder =
+      linear(h, bottleneck * n) + 2 * conv(n, n) + k * (conv(config.skip ? 2 * n : n, n) + conv(n, n)) + conv(n, c);
+  return encoder + 2 * decoder;  // D is an encoder and a decoder, G a decoder of its own
+}
+
 int64_t num_upsamplings(const ModelConfig& config) {
   check_model_config(config);
   int64_t k = 0;

@@ -47,6 +47,12 @@ void check_model_config(const ModelConfig& config);
 // The number of [upsample; conv; conv] stages of a decoder (= stride-2 blocks of an encoder): log2(image_size / 8).
 int64_t num_upsamplings(const ModelConfig& config);
 
+// The parameters of D and G together (Discriminator(config).num_parameters() + Generator(config).num_parameters()),
+// from the layer sizes above without building anything: a settings check can refuse a model that would not fit
+// before any memory is asked for. A double, so that any config gives a number rather than an int64 overflow (--n
+// 10^10 squared); exact below 2^53.
+double parameter_count(const ModelConfig& config);
+
 // x (N, C, S, S) -> (N, h).
 class Encoder : public nn::Module {
  public:

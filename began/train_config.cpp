@@ -30,6 +30,10 @@ constexpr int64_t kLongestDefaultWindow = 2000;  // --lr-window 0: one epoch, at
 // failure after the run folder was made.
 constexpr int64_t kMaxSyntheticSize = 100000000;
 constexpr int64_t kMaxSampleCount = 10000;
+// And on the model: 2^31 parameters are 8 GB of weights, 32 GB with their gradients and Adam's two moments, over a
+// hundred times the paper's largest D and G (15 million). A --n or --h with a digit too many is refused up front
+// instead of failing to allocate after the run folder was made.
+constexpr double kMaxParameters = 2147483648.0;
 
 // ---- Checking the settings (resolve_config) ----
 
@@ -62,6 +66,11 @@ void check_ranges(const TrainConfig& c) {
                                  << " only (the data is " << c.data << ")");
   }
   check_model_config(c.model);
+  const double parameters = parameter_count(c.model);
+  ATELIER_CHECK(parameters <= kMaxParameters,
+                "--n " << c.model.n << " and --h " << c.model.h << " at --image-size " << c.model.image_size
+                       << " make D and G " << parameters << " parameters together, more than a run can hold (at most "
+                       << static_cast<int64_t>(kMaxParameters) << "; the paper's largest D and G have 15 million)");
   ATELIER_CHECK(c.synthetic_size >= 1 && c.synthetic_size <= kMaxSyntheticSize,
                 "--synthetic-size must be from 1 to " << kMaxSyntheticSize << ", got " << c.synthetic_size);
   ATELIER_CHECK(c.batch >= 1, "--batch must be >= 1, got " << c.batch);

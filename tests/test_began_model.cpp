@@ -66,6 +66,23 @@ TEST_CASE("began model: parameter counts of the paper's 64x64 models (C=3, h=64)
     CHECK(D.num_parameters() == 13552451);
     CHECK(G.num_parameters() == 1716611);
   }
+  CHECK(began::parameter_count(config_of(64, 3, 128, 64)) == 13552451 + 1716611);
+}
+
+TEST_CASE("began model: parameter_count is the built models' count, for every size, channel count and skip") {
+  for (int64_t size : {32, 64, 128}) {
+    for (int64_t channels : {1, 3}) {
+      for (bool skip : {false, true}) {
+        ModelConfig config = config_of(size, channels, 3, 5);
+        config.skip = skip;
+        INFO("size " << size << ", channels " << channels << ", skip " << skip);
+        CHECK(began::parameter_count(config) ==
+              static_cast<double>(Discriminator(config).num_parameters() + Generator(config).num_parameters()));
+      }
+    }
+  }
+  // Any config gives a number: an --n typo of 10^9 is about 10^20 parameters, not an int64 overflow.
+  CHECK(began::parameter_count(config_of(32, 1, 1000000000, 64)) > 1e20);
 }
 
 TEST_CASE("began model: parameter names and shapes follow the documented PyTorch module paths") {

@@ -593,6 +593,11 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   refused([](TrainConfig& c) { c.synthetic_size = 99999999999; }, "--synthetic-size must be from 1 to 100000000");
   refused([](TrainConfig& c) { c.sample_count = 100000000; }, "--sample-count must be from 1 to 10000");
   refused([](TrainConfig& c) { c.threads = 2000000000; }, "--threads must be from 0 to 4096");  // as the variable
+  // A model that could not be allocated (a digit too many in --n): refused before the run folder is made, not an
+  // allocation failure after it.
+  refused([](TrainConfig& c) { c.model.n = 40000; },
+          "--n 40000 and --h 4 at --image-size 32 make D and G 6.19258e+11 parameters together, more than a run can "
+          "hold (at most 2147483648");
   CHECK_FALSE(std::filesystem::exists(dir.file("run")));
   // A floor equal to the starting rate is a constant rate: accepted.
   TrainConfig constant = tiny_config(dir.path + "/constant", 4);
