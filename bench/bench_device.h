@@ -1,6 +1,7 @@
-// The --device flag of the benchmark programs: `--device cpu|cuda` (or --device=cuda) is taken out of argv before
-// Google Benchmark reads the rest. A value that is not a device, or a device this build or machine lacks, ends the
-// program with exit 2 and one line naming it.
+// The flags of the benchmark programs that Google Benchmark does not know: each `--NAME VALUE` (or --NAME=VALUE) is
+// taken out of argv before it reads the rest (take_flag). `--device cpu|cuda` is one of them; a value that is not a
+// device, or a device this build or machine lacks, ends the program with exit 2 and one line naming it, and so
+// does a flag given last without its value.
 //   atelier::Device device = atelier::bench::take_device_flag(argc, argv, "bench_ops");
 #pragma once
 
@@ -13,27 +14,38 @@
 
 namespace atelier::bench {
 
-inline Device take_device_flag(int& argc, char** argv, const char* program) {
-  Device device = Device::cpu();
+// Takes every `--NAME VALUE` or `--NAME=VALUE` out of argv and hands each VALUE to `use`, which ends the program with
+// exit 2 and one line when the value is bad. A `--NAME` with no value after it is refused here (Google Benchmark
+// would call it an unknown flag).
+template <class Use>
+void take_flag(int& argc, char** argv, const char* program, const std::string& name, Use use) {
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    std::string value;
-    if (arg == "--device" && i + 1 < argc) {
-      value = argv[++i];
-    } else if (arg.rfind("--device=", 0) == 0) {
-      value = arg.substr(9);
+    if (arg == "--" + name) {
+      if (i + 1 == argc) {
+        std::fprintf(stderr, "%s: --%s needs a value\n", program, name.c_str());
+        std::exit(2);
+      }
+      use(std::string(argv[++i]));
+    } else if (arg.rfind("--" + name + "=", 0) == 0) {
+      use(arg.substr(name.size() + 3));
     } else {
       argv[kept++] = argv[i];
-      continue;
     }
+  }
+  argc = kept;
+}
+
+inline Device take_device_flag(int& argc, char** argv, const char* program) {
+  Device device = Device::cpu();
+  take_flag(argc, argv, program, "device", [&](const std::string& value) {
     if (value != "cpu" && value != "cuda") {
       std::fprintf(stderr, "%s: --device '%s' is not a device (cpu or cuda)\n", program, value.c_str());
       std::exit(2);
     }
     device = value == "cpu" ? Device::cpu() : Device::cuda();
-  }
-  argc = kept;
+  });
   try {
     (void)backend_for(device);
   } catch (const Error& e) {

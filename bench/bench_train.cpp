@@ -58,6 +58,7 @@
 
 #include "atelier.h"
 #include "began/model.h"
+#include "began/number_text.h"
 #include "began/step.h"
 #include "began/step_runner.h"
 #include "bench/bench_device.h"
@@ -89,41 +90,23 @@ double rss_now_mib() {
   return resident_pages * static_cast<double>(sysconf(_SC_PAGESIZE)) * kMiB;
 }
 
-// Takes every `--NAME VALUE` or `--NAME=VALUE` out of argv, as take_device_flag does for --device, and hands each
-// VALUE to `use`, which ends the program with exit 2 and one line when the value is bad.
-template <class Use>
-void take_flag(int& argc, char** argv, const std::string& name, Use use) {
-  int kept = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--" + name && i + 1 < argc) {
-      use(std::string(argv[++i]));
-    } else if (arg.rfind("--" + name + "=", 0) == 0) {
-      use(arg.substr(name.size() + 3));
-    } else {
-      argv[kept++] = argv[i];
-    }
-  }
-  argc = kept;
-}
+using bench::take_flag;
 
-// --NAME N with N a whole number >= min_value.
+// --NAME N with N a whole number >= min_value, read strictly (began/number_text.h): strtoll would take
+// 99999999999999999999 as 2^63 - 1 steps (a run that never ends) and " 5" as 5.
 void take_int_flag(int& argc, char** argv, const std::string& name, int64_t min_value, int64_t& value) {
-  take_flag(argc, argv, name, [&](const std::string& text) {
-    char* end = nullptr;
-    const long long parsed = std::strtoll(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || parsed < min_value) {
-      std::fprintf(stderr, "bench_train: --%s '%s' is not a whole number >= %lld\n", name.c_str(), text.c_str(),
-                   static_cast<long long>(min_value));
+  take_flag(argc, argv, "bench_train", name, [&](const std::string& text) {
+    const std::string why = began::read_whole_number<int64_t>(text, &value, min_value);
+    if (!why.empty()) {
+      std::fprintf(stderr, "bench_train: --%s '%.40s' is %s\n", name.c_str(), text.c_str(), why.c_str());
       std::exit(2);
     }
-    value = parsed;
   });
 }
 
 // --precision fp32|tf32|bf16 sets the library's precision.
 void take_precision_flag(int& argc, char** argv) {
-  take_flag(argc, argv, "precision", [](const std::string& text) {
+  take_flag(argc, argv, "bench_train", "precision", [](const std::string& text) {
     try {
       set_precision(parse_precision(text));
     } catch (const Error& e) {
@@ -135,7 +118,7 @@ void take_precision_flag(int& argc, char** argv) {
 
 // --cuda-graph on|off.
 void take_cuda_graph_flag(int& argc, char** argv) {
-  take_flag(argc, argv, "cuda-graph", [](const std::string& text) {
+  take_flag(argc, argv, "bench_train", "cuda-graph", [](const std::string& text) {
     if (text != "on" && text != "off") {
       std::fprintf(stderr, "bench_train: --cuda-graph '%s' is not on or off\n", text.c_str());
       std::exit(2);

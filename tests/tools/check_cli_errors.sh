@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Every subcommand of bin/began and bin/gradcheck refuses a bad command line with one short line on stderr and
 # exit 2, before any work (ctest entry cli_errors): numbers that do not fit their type or range (no wrapping, no
-# 309-digit bounds), unknown subcommands named, paths checked first (an unwritable --out costs nothing).
+# 309-digit bounds), unknown subcommands named, paths checked first (an unwritable --out costs nothing). With a third
+# argument, bench_train's own flags too (the benchmarks are an optional part of the build).
 #
-#   tests/tools/check_cli_errors.sh build/cpu/bin/began build/cpu/bin/gradcheck
+#   tests/tools/check_cli_errors.sh build/cpu/bin/began build/cpu/bin/gradcheck [build/cpu/bin/bench_train]
 set -uo pipefail
 
 began="$1"
 gradcheck="$2"
+bench_train="${3:-}"
 # shellcheck source=tests/tools/check_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 cd "$tmp" || exit 1  # a command that wrongly starts work writes here, not into the source tree
@@ -153,6 +155,16 @@ for algo in wino2 wino4; do
   ATELIER_CONV_ALGO=$algo "$gradcheck" conv2d/3x3 >"$tmp/out" 2>&1 && grep -q "passed, 0 failed" "$tmp/out" ||
     fail "ATELIER_CONV_ALGO=$algo gradcheck conv2d/3x3: $(cat "$tmp/out")"
 done
+
+# bench_train: its flags are strict numbers (strtoll took 99999999999999999999 as 2^63 - 1 steps: a run without
+# end) and a flag given last without its value is named, not called unknown by Google Benchmark (exit 1).
+if [[ -n "$bench_train" ]]; then
+  refused "$bench_train" "--profile '99999999999999999999' is out of range" --profile 99999999999999999999
+  refused "$bench_train" "--steps '0' is out of range: must be from 1" --steps 0
+  refused "$bench_train" "--steps ' 5' is not a whole number" --steps " 5"
+  refused "$bench_train" "bench_train: --profile needs a value" --benchmark_filter=nothing --profile
+  refused "$bench_train" "bench_train: --device needs a value" --device
+fi
 rm -f "$tmp/out" "$tmp/err"
 
 finish "cli_errors"
