@@ -210,10 +210,10 @@ TEST_CASE("image folder: an empty folder, a folder without images and one withou
   TempDir dir;
   testing::check_throws_with([&] { load(dir.path, 8, 3); }, {dir.path, "no image files"});
   testing::write_file(dir.file("readme.txt"), "hello");
-  testing::check_throws_with([&] { load(dir.path, 8, 3); }, {"no image files", "1 other files"});
+  testing::check_throws_with([&] { load(dir.path, 8, 3); }, {"no image files", "(1 other file)"});
   testing::write_file(dir.file("broken.jpg"), "not really");
   testing::check_throws_with([&] { load(dir.path, 8, 3); },
-                             {"none of its 1 image files could be used", "0 images used", "1 rejected"});
+                             {"its one image file could not be used", "0 images used", "1 rejected"});
   testing::check_throws_with([&] { load(dir.file("missing"), 8, 3); }, {"missing", "no such folder"});
   testing::check_throws_with([&] { load(dir.path, 8, 2); }, {"--channels must be 1 (luma) or 3 (RGB), got 2"});
 }

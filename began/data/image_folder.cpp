@@ -613,8 +613,7 @@ ImageFolderData decode_all(const ImageFolderOptions& o, const std::vector<FileEn
   d.pixels = std::move(slots);
   if (o.log) {
     char line[160];
-    std::snprintf(line, sizeof line, "decoded %lld image files in %.1f s", static_cast<long long>(n),
-                  seconds_since(start));
+    std::snprintf(line, sizeof line, "decoded %s in %.1f s", count_text(n, "image file").c_str(), seconds_since(start));
     o.log(line);
   }
   return d;
@@ -656,7 +655,7 @@ ImageFolderData load_image_folder(const ImageFolderOptions& o) {
   int64_t ignored = 0;
   const std::vector<FileEntry> files = walk(o.dir, ignored);
   ATELIER_CHECK(!files.empty(), "--data-dir " << o.dir << ": no image files (*.jpg, *.jpeg, *.jpe, *.png) in it or "
-                                              << "its subfolders (" << ignored << " other files)");
+                                              << "its subfolders (" << count_text(ignored, "other file") << ")");
 
   ImageFolderData d;
   const uint64_t key = cache_key(o, files);
@@ -682,8 +681,11 @@ ImageFolderData load_image_folder(const ImageFolderOptions& o) {
     o.log("images read from the cache " + cache_path);
   }
   d.cache_path = cache_path;
-  ATELIER_CHECK(d.count() > 0, "--data-dir " << o.dir << ": none of its " << files.size()
-                                             << " image files could be used (" << d.summary() << ")");
+  ATELIER_CHECK(d.count() > 0, "--data-dir " << o.dir << ": "
+                                             << (files.size() == 1 ? std::string("its one image file could not be used")
+                                                                   : "none of its " + std::to_string(files.size()) +
+                                                                         " image files could be used")
+                                             << " (" << d.summary() << ")");
   return d;
 }
 
