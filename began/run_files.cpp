@@ -86,10 +86,10 @@ void remove_old_checkpoints(const std::string& run_dir, size_t keep) {
   for (size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
 }
 
-void check_run_dir_usable(const std::string& run_dir) {
-  ATELIER_CHECK(!run_dir.empty(), "--out: the run folder name is empty");
+void check_folder_path(const std::string& flag, const std::string& dir, bool write) {
+  ATELIER_CHECK(!dir.empty(), flag << ": the folder name is empty");
   std::error_code ec;
-  fs::path existing = run_dir;  // the nearest part of the path that exists: the folder itself or a parent
+  fs::path existing = dir;  // the nearest part of the path that exists: the folder itself or a parent
   while (!fs::exists(existing, ec)) {
     if (!existing.has_parent_path()) {  // a relative name's first part: its parent is the working folder
       existing = ".";
@@ -97,10 +97,11 @@ void check_run_dir_usable(const std::string& run_dir) {
     }
     existing = existing.parent_path();
   }
-  const std::string what = existing == fs::path(run_dir) ? std::string() : existing.string() + " ";
-  ATELIER_CHECK(fs::is_directory(existing, ec), "--out " << run_dir << ": " << what << "is not a folder");
-  ATELIER_CHECK(::access(existing.c_str(), W_OK | X_OK) == 0,
-                "--out " << run_dir << ": cannot write into " << existing.string());
+  const bool itself = existing == fs::path(dir);
+  ATELIER_CHECK(fs::is_directory(existing, ec),
+                flag << " " << dir << ": " << (itself ? "" : existing.string() + " is ") << "not a folder");
+  ATELIER_CHECK((!write && itself) || ::access(existing.c_str(), W_OK | X_OK) == 0,
+                flag << " " << dir << ": cannot write into " << existing.string());
 }
 
 void prepare_run_dir(const std::string& run_dir) {

@@ -36,10 +36,11 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // nn::save_safetensors itself on its next save into the folder.)
 void remove_old_checkpoints(const std::string& run_dir, size_t keep = 2);
 
-// Before anything is made, without making anything: run_dir is a folder that can be written into, or does not
-// exist and its nearest existing parent is such a folder. Throws naming the path at fault. (A cheap first look, so
-// that a typo is refused before the data is read; prepare_run_dir has the last word.)
-void check_run_dir_usable(const std::string& run_dir);
+// Before anything is made, without making anything: `dir` (the value of `flag`) is a folder (one that can be
+// written into, with `write`), or does not exist and its nearest existing parent is a folder that can be written
+// into (to create it). Throws naming the flag and the path at fault. A cheap first look, so that a typo in --out or
+// --cache is refused before the data is read; creating the folder has the last word.
+void check_folder_path(const std::string& flag, const std::string& dir, bool write);
 // Creates run_dir (and samples/, checkpoints/) and proves it writable by creating and deleting a file; throws
 // naming the folder and the system's reason otherwise.
 void prepare_run_dir(const std::string& run_dir);

@@ -185,10 +185,9 @@ void check_data(const TrainConfig& c) {
                       std::mismatch(data.begin(), data.end(), out.begin(), out.end()).first != data.end(),
                   "--out " << c.out << " is inside --data-dir " << c.data_dir
                            << ": its sample grids would join the training images; put the run folder elsewhere");
-    // The cache folder is made when the decoded images are written: a file in its place would fail only then.
-    ATELIER_CHECK(
-        c.cache.empty() || !std::filesystem::exists(c.cache, ec) || std::filesystem::is_directory(c.cache, ec),
-        "--cache " << c.cache << ": not a folder");
+    // The cache folder is made when the decoded images are written: a file in its place, or a parent that cannot
+    // hold it, would fail only then. An existing cache folder may be read-only (it may hold the cache already).
+    if (!c.cache.empty()) check_folder_path("--cache", c.cache, /*write=*/false);
     return;
   }
   if (c.data == "fashion-mnist") {
@@ -328,7 +327,7 @@ TrainConfig resolve_config(const TrainConfig& config) {
                              << " but no run of began train: a run would overwrite it; pick another --out");
     }
   }
-  check_run_dir_usable(c.out);  // a typo in --out is refused before the data is read
+  check_folder_path("--out", c.out, /*write=*/true);  // a typo in --out is refused before the data is read
   // A resumed run's folder exists: it is held before the data is read, so that a second process on it is refused
   // at once rather than after decoding an image folder.
   if (!c.resume.empty()) c.run_lock = lock_run_dir(c.out);

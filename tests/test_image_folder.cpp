@@ -435,6 +435,12 @@ TEST_CASE("began train --data folder: clear errors for a missing --data-dir, too
   std::ofstream(c.cache) << "not a folder";
   testing::check_throws_with([&] { began::resolve_config(c); }, {"--cache " + c.cache + ": not a folder"});
   CHECK_FALSE(std::filesystem::exists(out.path + "/run"));
+  // And a cache folder that could not be made, under that file: named before decoding, not when the cache is written.
+  const std::string file = c.cache;
+  c.cache = file + "/sub";
+  testing::check_throws_with([&] { began::resolve_config(c); },
+                             {"--cache " + c.cache + ": " + file + " is not a folder"});
+  CHECK_FALSE(std::filesystem::exists(out.path + "/run"));
   // A run folder inside the image folder: its sample grids (PNG) would join the training images on a resume.
   c = folder_config(data.path, data.path + "/sub/../run", 2);
   testing::check_throws_with(
