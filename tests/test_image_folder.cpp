@@ -215,6 +215,7 @@ TEST_CASE("image folder: an empty folder, a folder without images and one withou
   testing::check_throws_with([&] { load(dir.path, 8, 3); },
                              {"its one image file could not be used", "0 images used", "1 rejected"});
   testing::check_throws_with([&] { load(dir.file("missing"), 8, 3); }, {"missing", "no such folder"});
+  testing::check_throws_with([&] { load(dir.file("readme.txt"), 8, 3); }, {"readme.txt: not a folder"});
   testing::check_throws_with([&] { load(dir.path, 8, 2); }, {"--channels must be 1 (luma) or 3 (RGB), got 2"});
 }
 

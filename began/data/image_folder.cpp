@@ -651,7 +651,8 @@ ImageFolderData load_image_folder(const ImageFolderOptions& o) {
                 "--data folder: the image size must be in [1, 4096], got " << o.image_size);
   ATELIER_CHECK(o.crop >= 0, "--crop must be >= 0 (0: the largest centred square), got " << o.crop);
   std::error_code ec;
-  ATELIER_CHECK(fs::is_directory(o.dir, ec), "--data-dir " << o.dir << ": no such folder");
+  ATELIER_CHECK(fs::is_directory(o.dir, ec),
+                "--data-dir " << o.dir << ": " << (fs::exists(o.dir, ec) ? "not a folder" : "no such folder"));
   int64_t ignored = 0;
   const std::vector<FileEntry> files = walk(o.dir, ignored);
   ATELIER_CHECK(!files.empty(), "--data-dir " << o.dir << ": no image files (*.jpg, *.jpeg, *.jpe, *.png) in it or "

@@ -63,6 +63,8 @@ refused "$began" "--out /nonexistent-atelier/w.safetensors: the folder /nonexist
 refused "$began" "--out $tmp: is a folder" classify-train --out "$tmp"
 refused "$began" "--out w.bin: not a .safetensors file name" classify-train --out w.bin
 refused "$began" "--data-dir /nonexistent-atelier: no such folder" classify-train --data-dir /nonexistent-atelier
+refused "$began" "--data-dir $began: not a folder" classify-train --data-dir "$began"
+refused "$began" "--data-dir $began: not a folder" train --data folder --data-dir "$began" --out "$tmp/run"
 # The default weights are a path in the source tree: from elsewhere the error says so (this script runs in $tmp).
 refused "$began" "no such readable file (the default, relative to the repository root: run from there or pass --weights)" \
   classify-eval
