@@ -5,7 +5,9 @@
 #   scripts/check-report.sh RUN_DIR [OUT_PNG]      # OUT_PNG defaults to RUN_DIR/report.png
 #
 # Installs Debian's `chromium` package with apt-get when no Chromium is on PATH (through sudo when not root).
-# Exits non-zero when RUN_DIR/report.html is missing or the screenshot was not produced.
+# Exits 2 on a bad command line (OUT_PNG must be a .png name, since the file there is replaced: a slip such as
+# RUN_DIR/report.html would lose the report; the sizes must be whole numbers), and 1 when RUN_DIR/report.html is
+# missing or the screenshot was not produced.
 #
 # Environment: CHECK_REPORT_WIDTH / CHECK_REPORT_HEIGHT (default 1280 x 2000, tall enough for the curves and the
 # first rows of the samples table); CHROMIUM (the browser program, default chromium).
@@ -17,14 +19,26 @@ if [[ $# -lt 1 || $# -gt 2 ]]; then
 fi
 run_dir="$1"
 html="$run_dir/report.html"
-if [[ ! -f "$html" ]]; then
-  echo "check-report: no report at '$html' (run \`began train\` or write_report first)" >&2
-  exit 1
-fi
 out="${2:-$run_dir/report.png}"
 width="${CHECK_REPORT_WIDTH:-1280}"
 height="${CHECK_REPORT_HEIGHT:-2000}"
 browser="${CHROMIUM:-chromium}"
+shopt -s nocasematch
+if [[ "$out" != *.png || -d "$out" ]]; then
+  echo "check-report: OUT_PNG '$out' is not a .png file name (the file there is replaced by the screenshot)" >&2
+  exit 2
+fi
+shopt -u nocasematch
+for size in "CHECK_REPORT_WIDTH=$width" "CHECK_REPORT_HEIGHT=$height"; do
+  if [[ ! "${size#*=}" =~ ^[1-9][0-9]{0,4}$ ]]; then
+    echo "check-report: $size is not a whole number of pixels from 1 to 99999" >&2
+    exit 2
+  fi
+done
+if [[ ! -f "$html" ]]; then
+  echo "check-report: no report at '$html' (run \`began train\` or write_report first)" >&2
+  exit 1
+fi
 
 if ! command -v "$browser" >/dev/null; then
   echo "check-report: '$browser' not found, installing Debian's chromium package"

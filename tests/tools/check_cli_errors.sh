@@ -10,6 +10,7 @@ set -uo pipefail
 began="$1"
 gradcheck="$2"
 bench_train="${3:-}"
+report="$(realpath "$(dirname "${BASH_SOURCE[0]}")/../../scripts/check-report.sh")"
 # shellcheck source=tests/tools/check_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 cd "$tmp" || exit 1  # a command that wrongly starts work writes here, not into the source tree
@@ -167,6 +168,13 @@ if [[ -n "$bench_train" ]]; then
   refused "$bench_train" "bench_train: --profile needs a value" --benchmark_filter=nothing --profile
   refused "$bench_train" "bench_train: --device needs a value" --device
 fi
+
+# scripts/check-report.sh: its screenshot replaces the file at OUT_PNG, so only a .png name is taken (a slip such as
+# RUN_DIR/report.html would lose the report), and the window size is a whole number; both before the browser.
+refused "$report" "OUT_PNG 'run/report.html' is not a .png file name" run run/report.html
+refused "$report" "OUT_PNG '$tmp' is not a .png file name" run "$tmp"
+CHECK_REPORT_WIDTH=12ab refused "$report" "CHECK_REPORT_WIDTH=12ab is not a whole number" run
+CHECK_REPORT_HEIGHT=0 refused "$report" "CHECK_REPORT_HEIGHT=0 is not a whole number" run
 rm -f "$tmp/out" "$tmp/err"
 
 finish "cli_errors"
