@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <limits>
@@ -193,7 +194,8 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
       "launch per step instead of hundreds of kernel launches, with the eager step's numbers bit for bit (auto: on "
       "with --device cuda, off on the CPU, where on replays a recording of the step's calls)");
   cmd.add_flag("--smoke", cli.smoke,
-               "a few dozen steps of a tiny model on synthetic data with every output, in seconds (default: off)");
+               "a few dozen steps of a tiny model on synthetic data with every output, in seconds, in a new folder "
+               "under $TMPDIR or /tmp unless --out says where (default: off)");
 }
 
 // Settles the config: which flags were given, the --smoke preset, the version; then every check.
@@ -203,16 +205,29 @@ began::TrainConfig settle_train_config(TrainCli& cli) {
     if (option->count() > 0) c.given.insert(key);
   }
   c.version = ATELIER_GIT_DESCRIBE;
+  bool made_out = false;
   if (cli.smoke) {
     if (!c.resume.empty()) throw Error("--smoke starts a fresh run; it cannot be combined with --resume");
     c = began::smoke_config(c);
     if (!c.given.count("out")) {
-      char tmpl[] = "/tmp/began-smoke-XXXXXX";
-      if (::mkdtemp(tmpl) == nullptr) throw Error("--smoke: cannot create a folder under /tmp");
-      c.out = tmpl;
+      const char* tmpdir = std::getenv("TMPDIR");  // the usual place for temporary folders, /tmp without it
+      const std::string base = tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
+      std::string folder = base + "/began-smoke-XXXXXX";
+      if (::mkdtemp(folder.data()) == nullptr) {
+        throw Error("--smoke: cannot create a folder under " + base + ": " + std::strerror(errno));
+      }
+      c.out = folder;
+      made_out = true;
     }
   }
-  return began::resolve_config(c);
+  try {
+    return began::resolve_config(c);
+  } catch (const std::exception&) {
+    // A refused run leaves nothing behind: resolve_config writes into the folder only once every check passed, so
+    // the folder made above is still empty (rmdir removes nothing else, and fails if it is not).
+    if (made_out) ::rmdir(c.out.c_str());
+    throw;
+  }
 }
 
 int run_train(const began::TrainConfig& config) {

@@ -46,6 +46,12 @@ expect_refused "--resume of a folder that does not exist" "--resume $tmp/refused
 mkdir -p "$tmp/no-images" "$tmp/empty-idx"
 touch "$tmp/empty-idx/train-images-idx3-ubyte.gz" "$tmp/empty-idx/train-labels-idx1-ubyte.gz"
 expect_refused "an image folder without images" "no image files" --data folder --data-dir "$tmp/no-images"
+# --smoke without --out makes its own folder (under $TMPDIR): a refused run removes it again.
+mkdir -p "$tmp/smoke-tmp"
+TMPDIR="$tmp/smoke-tmp" "$began" train --smoke --data folder --data-dir "$tmp/no-images" >/dev/null 2>"$tmp/err"
+rc=$?
+[[ $rc -eq 2 ]] && grep -q "no image files" "$tmp/err" || fail "--smoke refused: exit $rc, $(cat "$tmp/err")"
+[[ -z "$(ls -A "$tmp/smoke-tmp")" ]] || fail "--smoke refused: left $(ls -A "$tmp/smoke-tmp") in \$TMPDIR"
 expect_refused "empty Fashion-MNIST files" "read_idx: '$tmp/empty-idx/train-images-idx3-ubyte.gz': truncated" \
   --data-dir "$tmp/empty-idx"
 
