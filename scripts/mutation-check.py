@@ -15,7 +15,8 @@ unmarked mutation survives or a mutation no longer applies (the code moved: upda
 It edits the working tree, so it refuses to start when a mutated file has uncommitted changes, and it restores
 every file it touched even when interrupted. One CPU mutation takes 25-50 s on 2 cores (an incremental build and
 the suite), one emulated one about 2 minutes: the lists take about 30 and 8 minutes. It is a tool for a person
-changing the tests, not a CI step. Python's standard library only.
+changing the tests, not a CI step; the ctest `mutation_lists` runs only `--validate` (every listed text still
+occurs exactly once), so an edit that moves a mutated line says so at once. Python's standard library only.
 """
 import argparse
 import json
@@ -67,6 +68,8 @@ def main():
     p.add_argument("--emulation", action="store_true", help="run the CUDA test program under scripts/cuda-emulate.sh")
     p.add_argument("--only", default="", help="comma-separated ids to run (default: all)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--validate", action="store_true",
+                   help="only check that every mutation still applies (its text occurs once); edits nothing")
     args = p.parse_args()
     mutations = []
     for name in args.lists:
@@ -75,6 +78,15 @@ def main():
     if args.only:
         wanted = set(args.only.split(","))
         mutations = [m for m in mutations if m["id"] in wanted]
+    if args.validate:
+        stale = []
+        for m in mutations:
+            with open(os.path.join(ROOT, m["file"])) as f:
+                count = f.read().count(m["old"])
+            if count != 1:
+                stale.append(f"{m['id']}: the text to replace occurs {count} times in {m['file']}")
+        print("\n".join(stale) or f"mutation-check: all {len(mutations)} mutations apply")
+        return 1 if stale else 0
     files = sorted({m["file"] for m in mutations})
     dirty = run(["git", "status", "--porcelain", "--"] + files).stdout.strip()
     if dirty:
