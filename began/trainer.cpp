@@ -360,7 +360,9 @@ TrainOutcome Trainer::diverged(const StepResult& r, int64_t step) {
     os << "No checkpoint was written yet";
   }
   // The steps are deterministic: resuming would stop here again, and a resume cannot change --lr.
-  os << "; a new run with a lower --lr may help (--resume keeps the run's settings and would stop here again)";
+  os << "; a new run with a lower --lr";
+  if (config_.step.pull_away > 0) os << " or a lower --pull-away (it was " << config_.step.pull_away << ")";
+  os << " may help (--resume keeps the run's settings and would stop here again)";
   return {TrainOutcome::Status::diverged, 0, step, os.str()};
 }
 

@@ -408,6 +408,7 @@ TEST_CASE("began train: a non-finite loss stops the run, names the step, and kee
   // The advice fits what can be done: --resume cannot change --lr (and would stop at the same step again).
   CHECK(out.message.find("a new run with a lower --lr may help (--resume keeps the run's settings") !=
         std::string::npos);
+  CHECK(out.message.find("--pull-away") == std::string::npos);  // not used: not advised
   REQUIRE(out.step >= 2);
   CHECK(out.message.find("last good checkpoint is " + began::checkpoint_path(dir.path, out.step - 1)) !=
         std::string::npos);
@@ -477,6 +478,15 @@ TEST_CASE("began train: --pull-away trains with the term, is recorded in config.
   resumed.step.pull_away = 0;
   resumed.given = {"steps", "pull_away"};
   testing::check_throws_with([&] { began::resolve_config(resumed); }, {"--pull-away 0 (the run has 0.25)"});
+
+  // A weight so large that the run diverges: the advice names the flag that did it.
+  TempDir wild;
+  TrainConfig w = tiny_config(wild.path, 4);
+  w.step.pull_away = 1e300;
+  const TrainOutcome out = run(w);
+  REQUIRE(out.status == TrainOutcome::Status::diverged);
+  CHECK(out.message.find("a new run with a lower --lr or a lower --pull-away (it was 1e+300) may help") !=
+        std::string::npos);
 }
 
 TEST_CASE("began train: --precision is the library's precision during the run, recorded in config.json") {

@@ -58,6 +58,19 @@ TEST_CASE("classifier: a tiny run on generated images learns") {
   CHECK(model.features(test_images).shape() == Shape{64, 128});
 }
 
+TEST_CASE("classifier: a loss that turns non-finite stops training with the epoch, batch and --lr named") {
+  // lr 1e30: the first Adam step moves every weight by about 1e30, so the next batch's logits overflow.
+  Tensor images, labels;
+  make_quadrant_images(64, 5, images, labels);
+  began::FmnistClassifier model;
+  began::ClassifierTrainOptions options;
+  options.epochs = 1;
+  options.batch_size = 16;
+  options.lr = 1e30;
+  testing::check_throws_with([&] { began::train_classifier(model, images, labels, options); },
+                             {"epoch 1, batch 2", "the loss is not finite", "lower --lr", "1e+30"});
+}
+
 TEST_CASE("classifier: the committed weights reach the accuracy their metadata records on the first 1,000 images") {
   // `bin/began classify-train` writes test_accuracy_first_1000 (a fraction, e.g. "0.903000") into the weights.
   const std::string weights = std::string(ATELIER_SOURCE_DIR) + "/" + began::kClassifierWeights;

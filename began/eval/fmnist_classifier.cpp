@@ -1,6 +1,7 @@
 #include "began/eval/fmnist_classifier.h"
 
 #include <chrono>
+#include <cmath>
 
 #include "autograd/functions.h"
 #include "backends/error.h"
@@ -75,6 +76,12 @@ double train_classifier(FmnistClassifier& model, const Tensor& images, const Ten
       loss.backward();
       optimizer.step();
       double value = loss.item();
+      // Adam normalises the gradient, so a huge --lr moves every weight by about lr a step: the logits overflow
+      // and the loss turns inf or NaN. Stop there, before any weights are written, rather than save them.
+      ATELIER_CHECK(std::isfinite(value),
+                    "classify-train: epoch "
+                        << epoch + 1 << ", batch " << batch.index + 1 << ": the loss is not finite (" << value
+                        << "); nothing was written; try a lower --lr (it was " << options.lr << ")");
       window_loss += value;
       epoch_sum += value;
       ++window;
