@@ -14,7 +14,7 @@ unmarked mutation survives or a mutation no longer applies (the code moved: upda
 
 It edits the working tree, so it refuses to start when a mutated file has uncommitted changes, and it restores
 every file it touched even when interrupted. One CPU mutation takes 25-50 s on 2 cores (an incremental build and
-the suite), one emulated one about 2 minutes: the lists take about 30 and 8 minutes. It is a tool for a person
+the suite), one emulated one 2-3 minutes: the lists take about 30 and 25 minutes. It is a tool for a person
 changing the tests, not a CI step; the ctest `mutation_lists` runs only `--validate` (every listed text still
 occurs exactly once), so an edit that moves a mutated line says so at once. Python's standard library only.
 """
