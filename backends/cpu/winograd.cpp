@@ -254,6 +254,18 @@ struct Tiling {
 // The bytes of a gather strip (below): a few hundred tiles' worth of channels-last rows that stay in L2.
 constexpr int64_t kStripBytes = int64_t{256} << 10;
 
+// The elements from one point's matrix of a chunk to the next (V[xi] to V[xi + 1], likewise M and dM): k rows of
+// ld, plus one 64-byte line. The transforms store (input) or load (output) a tile's a*a values of a vector of
+// channels at once, one per point; were the points a multiple of 4 KiB apart, as k*ld is at 96 tiles of 64
+// channels (24 KiB), all a*a lines would fall into one set of the 12-way L1 and evict each other. One line more
+// per point spreads them over a*a sets: 64 -> 64 channels at 64x64, one thread, the forward pass took 0.83 of its
+// time and the weight gradient 0.75 (docs/benchmarks.md, "Sixth pass"); at 128 and 192 channels, whose chunk
+// strides are no multiple of 4 KiB, no change.
+template <typename T>
+int64_t point_stride(int64_t k, int64_t ld) {
+  return k * ld + kLanes<T>;
+}
+
 // Channels rounded up to whole vectors: the stride of a channels-last strip, whose extra lanes are zero.
 template <typename T>
 int64_t padded_channels(int64_t channels) {
@@ -319,7 +331,7 @@ template <typename T, int M, int R1, int R2, class F>
 void gather_transform(const Tiling<M>& tiling, const T* src, int64_t channels, int64_t h, int64_t w, int64_t off_y,
                       int64_t off_x, int64_t t0, int64_t k, F f, T* strip, T* dst, int64_t ld) {
   constexpr int L = kLanes<T>;
-  const int64_t plane = h * w, cp = padded_channels<T>(channels);
+  const int64_t plane = h * w, cp = padded_channels<T>(channels), point = point_stride<T>(k, ld);
   const int64_t run_max = strip_tiles<T, M, R1>(tiling, channels);
   for (int64_t i = 0; i < k;) {
     const auto at = tiling.where(t0 + i);
@@ -360,10 +372,11 @@ void gather_transform(const Tiling<M>& tiling, const T* src, int64_t channels, i
         // Whole vectors where the row has room: their lanes past `channels` are zero (the strip's padding).
         T* out = dst + i * ld + c0;
         const int64_t count = std::min<int64_t>(L, ld - c0);
-        for (int xi = 0; xi < R2 * R2; ++xi) store_lanes(v[xi], out + xi * k * ld, count);
+        for (int xi = 0; xi < R2 * R2; ++xi) store_lanes(v[xi], out + xi * point, count);
       }
       if (ld > cp) {
-        for (int xi = 0; xi < R2 * R2; ++xi) std::fill(dst + (xi * k + i) * ld + cp, dst + (xi * k + i + 1) * ld, T(0));
+        for (int xi = 0; xi < R2 * R2; ++xi)
+          std::fill(dst + xi * point + i * ld + cp, dst + xi * point + (i + 1) * ld, T(0));
       }
     }
   }
@@ -384,7 +397,7 @@ template <typename T, int M>
 void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, int64_t t0, int64_t k,
                       const ConvEpilogue<T>& epilogue, T* output) {
   constexpr int A = M + 2, L = kLanes<T>;
-  const int64_t plane = p.h_out * p.w_out;
+  const int64_t plane = p.h_out * p.w_out, point = point_stride<T>(k, p.c_out);
   for (int64_t i = 0; i < k; ++i) {
     const auto at = tiling.where(t0 + i);
     const int64_t rows = std::min<int64_t>(M, p.h_out - at.y), cols = std::min<int64_t>(M, p.w_out - at.x);
@@ -392,7 +405,7 @@ void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, in
     for (int64_t o0 = 0; o0 < p.c_out; o0 += L) {
       const int64_t count = std::min<int64_t>(L, p.c_out - o0);
       Lanes<T> m[A * A];
-      for (int xi = 0; xi < A * A; ++xi) m[xi] = load_lanes(Mb + (xi * k + i) * p.c_out + o0, count);
+      for (int xi = 0; xi < A * A; ++xi) m[xi] = load_lanes(Mb + xi * point + i * p.c_out + o0, count);
       Lanes<T> y[M * M];
       apply_2d<A, M>(m, y,
                      [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::output(a, as, b, bs); });
@@ -456,20 +469,21 @@ void run_forward(const Problem& p, const T* input, const T* U, const ConvEpilogu
   const int threads = num_threads();
   const Tiling<M> tiling(p, threads);
   if (tiling.tiles == 0) return;
-  // Per chunk: V (P, chunk, ldv), then M (P, chunk, c_out).
+  // Per chunk: V (P matrices (chunk, ldv), point_stride apart), then M (P matrices (chunk, c_out)), then the strip.
   const int64_t ldv = v_stride<T>(p.c_in), u_point = u_point_size<T>(p.c_in, p.c_out);
   const int64_t strip = strip_elements<T, M, M + 2>(tiling, p.c_in);
-  ScratchSlots<T> slots(std::min<int64_t>(threads, tiling.chunks), P * tiling.chunk * (ldv + p.c_out) + strip);
+  ScratchSlots<T> slots(std::min<int64_t>(threads, tiling.chunks),
+                        P * (point_stride<T>(tiling.chunk, ldv) + point_stride<T>(tiling.chunk, p.c_out)) + strip);
   parallel_for(tiling.chunks, 1, [&](int64_t begin, int64_t end) {
     T* const V = slots.take();
-    T* const Mb = V + P * tiling.chunk * ldv;
-    T* const strip_buffer = Mb + P * tiling.chunk * p.c_out;
+    T* const Mb = V + P * point_stride<T>(tiling.chunk, ldv);
+    T* const strip_buffer = Mb + P * point_stride<T>(tiling.chunk, p.c_out);
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       const int64_t t0 = chunk * tiling.chunk, k = std::min(tiling.chunk, tiling.tiles - t0);
       transform_input<T, M>(p, tiling, input, t0, k, strip_buffer, V);
       for (int64_t xi = 0; xi < P; ++xi) {
-        T* const m_xi = Mb + xi * k * p.c_out;
-        const T *const v_xi = V + xi * k * ldv, *const u_xi = U + xi * u_point;
+        T* const m_xi = Mb + xi * point_stride<T>(k, p.c_out);
+        const T *const v_xi = V + xi * point_stride<T>(k, ldv), *const u_xi = U + xi * u_point;
         if constexpr (kPackedChunks<T>) {
           gemm_rows_a(v_xi, ldv, u_xi, k, p.c_out, p.c_in, m_xi, p.c_out);
         } else {
@@ -521,13 +535,14 @@ void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_ou
   if (tiling.chunks == 0) std::fill(partials.get(), partials.get() + P * per_point, T(0));  // no tiles: zero
   const int64_t strip = std::max(strip_elements<T, M, A>(tiling, g.c_in), strip_elements<T, M, M>(tiling, g.c_out));
   const int64_t ldv = v_stride<T>(g.c_in);
-  ScratchSlots<T> slots(parts, P * tiling.chunk * (ldv + g.c_out) + strip);
+  ScratchSlots<T> slots(parts,
+                        P * (point_stride<T>(tiling.chunk, ldv) + point_stride<T>(tiling.chunk, g.c_out)) + strip);
   parallel_run([&](int t, int nthreads) {
     const int64_t begin = t * tiling.chunks / nthreads, end = (t + 1) * tiling.chunks / nthreads;
     if (begin >= end) return;
     T* const V = slots.take();
-    T* const dM = V + P * tiling.chunk * ldv;
-    T* const strip_buffer = dM + P * tiling.chunk * g.c_out;
+    T* const dM = V + P * point_stride<T>(tiling.chunk, ldv);
+    T* const strip_buffer = dM + P * point_stride<T>(tiling.chunk, g.c_out);
     T* const dU = partials.get() + (tiling.chunks >= nthreads ? t : begin) * P * per_point;
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       const int64_t t0 = chunk * tiling.chunk, k = std::min(tiling.chunk, tiling.tiles - t0);
@@ -540,7 +555,7 @@ void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_ou
       // The thread's first chunk assigns its partial, the others add to it.
       for (int64_t xi = 0; xi < P; ++xi) {
         T* const du_xi = dU + xi * per_point;
-        const T *const dm_xi = dM + xi * k * g.c_out, *const v_xi = V + xi * k * ldv;
+        const T *const dm_xi = dM + xi * point_stride<T>(k, g.c_out), *const v_xi = V + xi * point_stride<T>(k, ldv);
         if constexpr (kPackedChunks<T>) {
           // dM[xi]^T read in place (each tile's row of C_out values is a step of the transposed A), V[xi] as B.
           gemm_columns_a(dm_xi, g.c_out, v_xi, ldv, g.c_out, g.c_in, k, du_xi, g.c_in, chunk != begin);
