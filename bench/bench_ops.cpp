@@ -10,7 +10,8 @@
 //   elu/..., upsample/..., copy/... NCHW shapes
 //   reduce/mean|sum/SHAPE_into_K     a sum or mean of SHAPE into K outputs (the BEGAN L1 losses, a bias gradient)
 // except the conv_algo/ rows, atelier's own (no PyTorch twin; the join shows "-" for PyTorch):
-//   conv_algo/NxCxHxW->C_out/all3/ALGO   a stride-1 conv row's all3 with the CPU conv algorithm forced
+//   conv_algo/NxCxHxW->C_out/all3/ALGO   a stride-1 conv's all3 with the CPU conv algorithm forced, for the
+//                                        stride-1 conv/ rows and the thin layers around auto's thresholds
 //                                        (ALGO = im2col, wino2, wino4; see backends/conv_algo.h)
 //   adam/began_encoder_n64/per_tensor    that row's 21 tensors through raw adam_step, once per tensor
 //   adam/began_encoder_n64/multi         the same through one adam_step_multi call (what the multi-tensor step,
@@ -465,7 +466,14 @@ void register_all() {
     }
   }
   if (g_device.is_cpu()) {
-    for (const ConvCase& c : convs) {
+    // Beside BEGAN's wide layers, the thin ones on either side of auto's thresholds (Winograd from 16 channels in
+    // and 3 out, backends/cpu/winograd.h): the first and last convolutions of the 64x64 RGB and 32x32 grey models
+    // (3 -> 64, 64 -> 3, 1 -> 32, 32 -> 1) and the shapes the rule was first measured on (8 -> 32, 16 -> 32, 16 -> 1).
+    std::vector<ConvCase> algo_convs = {{16, 3, 64, 64, 64, 1}, {16, 64, 64, 64, 3, 1}, {16, 1, 32, 32, 32, 1},
+                                        {16, 32, 32, 32, 1, 1}, {16, 8, 32, 32, 32, 1}, {16, 16, 32, 32, 32, 1},
+                                        {16, 16, 32, 32, 1, 1}};
+    algo_convs.insert(algo_convs.begin(), convs.begin(), convs.end());
+    for (const ConvCase& c : algo_convs) {
       if (c.stride != 1) continue;
       for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
         std::string name = "conv_algo" + conv_name(c).substr(4) + "/all3/" + conv_algo_name(algo);
