@@ -43,12 +43,14 @@ std::ostream& operator<<(std::ostream& os, const Case& c) {
 // For the float32 chunk GEMMs on the packed kernel (8-row blocks of tiles, 32-column panels of channels): chunks
 // of tiles that are no multiple of 8 (60, 74, 81 or 84 tiles at one thread), output channels past a whole panel (33,
 // 70) and input channels whose rows of V are padded past a whole vector (16, 20 and 40: rows of 32 and 64 floats).
+// And chunks whose point matrices V[xi] and M[xi] would be a whole number of 4 KiB apart but for the 64-byte line
+// winograd.cpp's point_stride puts between them (64 tiles of 64 channels: 16 KiB, at one thread and F(4x4)).
 const std::vector<Case> kCases = {
     {1, 1, 5, 5, 1, 1, true},      {2, 3, 7, 9, 4, 0, false},     {3, 5, 9, 6, 2, 2, true},
     {1, 16, 17, 13, 24, 1, true},  {2, 20, 16, 16, 16, 1, false}, {1, 4, 3, 3, 5, 0, true},
     {2, 33, 11, 10, 17, 1, true},  {1, 8, 4, 6, 3, 3, false},     {4, 16, 26, 23, 16, 1, true},
     {1, 2, 3, 4, 1, 2, true},      {1, 64, 3, 530, 4, 1, false},  {2, 40, 19, 21, 70, 1, true},
-    {1, 96, 36, 36, 33, 1, false},
+    {1, 96, 36, 36, 33, 1, false}, {1, 64, 32, 32, 64, 1, true},
 };
 
 // The three passes of one case in `dtype`: output, grad_input, grad_weight, grad_bias (undefined without bias).
