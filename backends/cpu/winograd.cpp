@@ -30,8 +30,8 @@
 // GFLOP/s on one Zen 5 core on these shapes, the packed kernel at ~260 (docs/benchmarks.md, "Fifth pass").
 // float64, and float32 without AVX-512, keep Eigen.
 //
-// Threads: the tiles of all images are numbered in order and cut into chunks of at most kChunkTiles (a chunk's
-// V and M stay in L2), the chunk count a multiple of the thread count so the static split is even. Chunk
+// Threads: the tiles of all images are numbered in order and cut into chunks of at most kChunkTiles, the chunk
+// count a multiple of the thread count so the static split is even. Chunk
 // boundaries depend only on the shape and the thread count, each chunk's GEMMs are single-threaded (each
 // element's sum in one fixed order), and the weight gradient is summed per thread then reduced in thread order:
 // results depend only on the thread count. Scratch comes from the caching allocator before each parallel region
@@ -57,7 +57,10 @@ namespace {
 // The most bytes the weight gradient's per-thread partials may take (winograd_weight_grad_fits).
 constexpr int64_t kPartialBudgetBytes = int64_t{256} << 20;
 
-// The most tiles a chunk holds. F(4x4) on 64 channels: V and M are 36 * 96 * 64 floats = 864 KiB each.
+// The most tiles a chunk holds. F(4x4) on 64 channels: V and M are 36 * 96 * 64 floats = 864 KiB each, so
+// together they do not stay in a 1 MiB L2; smaller chunks helped the 64-channel layers but cost the wider ones
+// (their weight gradient re-reads its partials once per chunk), and no size measured better everywhere
+// (docs/benchmarks.md, "Sixth pass").
 constexpr int64_t kChunkTiles = 96;
 
 // One 64-byte vector of T, the unit the transforms work on: lane l is channel c0 + l.

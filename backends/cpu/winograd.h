@@ -22,6 +22,9 @@ bool winograd_applies(const Conv2dGeometry& g);
 //           counted whole: outputs of 1, 2, 5 or 6 rows and columns), Wino4 otherwise. Measured on one core of
 //           the reference machine, fwd + both gradients, batch 16: 64 -> 64 at 64x64 wino4 0.5x im2col's time,
 //           at 8x8 0.3x; 128 -> 128 at 6x6 wino2 0.4x (wino4 0.5x). The same rule for the three passes.
+//           Re-measured with the packed per-point products (docs/benchmarks.md, "Sixth pass"): each choice the
+//           fastest or within 3% of it; 8 -> 32 at 32x32 is now a tie (wino4 0.98x im2col), left to im2col, the
+//           more exact.
 ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo);
 
 // The Winograd weight gradient sums into one partial of (m+2)^2 * C_out * C_in elements per thread that has tiles.
