@@ -31,9 +31,9 @@
 // float64, and float32 without AVX-512, keep Eigen.
 //
 // Threads: the tiles of all images are numbered in order and cut into chunks of at most kChunkTiles, the chunk
-// count a multiple of the thread count so the static split is even. Chunk
-// boundaries depend only on the shape and the thread count, each chunk's GEMMs are single-threaded (each
-// element's sum in one fixed order), and the weight gradient is summed per thread then reduced in thread order:
+// count a multiple of the thread count so the static split is even. Chunk boundaries depend only on the shape
+// and the thread count, each chunk's GEMMs are single-threaded (each element's sum in one fixed order), and the
+// weight gradient is summed per thread then reduced in thread order:
 // results depend only on the thread count. Scratch comes from the caching allocator before each parallel region
 // (backends/cpu/scratch.h).
 //
@@ -261,9 +261,9 @@ constexpr int64_t kStripBytes = int64_t{256} << 10;
 // ld, plus one 64-byte line. The transforms store (input) or load (output) a tile's a*a values of a vector of
 // channels at once, one per point; were the points a multiple of 4 KiB apart, as k*ld is at 96 tiles of 64
 // channels (24 KiB), all a*a lines would fall into one set of the 12-way L1 and evict each other. One line more
-// per point spreads them over a*a sets: 64 -> 64 channels at 64x64, one thread, the forward pass took 0.83 of its
-// time and the weight gradient 0.75 (docs/benchmarks.md, "Sixth pass"); at 128 and 192 channels, whose chunk
-// strides are no multiple of 4 KiB, no change.
+// per point spreads them over a*a sets: 64 -> 64 channels at 64x64, one thread, the forward pass took 0.84 of its
+// time and the weight gradient 0.72 (docs/benchmarks.md, "Sixth pass"). Which shapes alias depends on the chunk
+// size, so on the thread count (at two threads the 192-channel 16x16 layer does, the 64x64 ones do not).
 template <typename T>
 int64_t point_stride(int64_t k, int64_t ld) {
   return k * ld + kLanes<T>;
