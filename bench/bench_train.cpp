@@ -11,10 +11,11 @@
 // step_s_min and step_s_median, the fastest and the median of the timed steps, each timed alone (the same figures
 // began_step_torch.py --bench prints); peak_MiB, the device's caching allocator's peak bytes in use since the
 // program started (its counter cannot be reset, so the cases run smallest first and each row's peak is its own);
-// model_MiB, the bytes in use between steps (parameters, gradients, Adam's moments, the batch); max_rss_MiB, the
-// process's peak resident memory (getrusage; like peak_MiB it only grows, so run one case per process to compare
-// it with PyTorch's), and rss_base_MiB, the resident memory before the case built its model (the program and its
-// libraries). Threads: the pool's size, from ATELIER_NUM_THREADS.
+// reserved_MiB, what the allocator holds after the steps (in use and cached); model_MiB, the bytes in use between steps
+// (parameters, gradients, Adam's moments, the batch); max_rss_MiB, the process's peak resident memory (getrusage; like
+// peak_MiB it only grows, so run one case per process to compare it with PyTorch's), and rss_base_MiB, the resident
+// memory before the case built its model (the program and its libraries). Threads: the pool's size, from
+// ATELIER_NUM_THREADS.
 //
 // Flags besides Google Benchmark's (scripts/bench-vs-torch.sh --began passes both):
 //   --steps N          exactly N timed steps per case (default: as many as --benchmark_min_time asks for)
@@ -219,7 +220,11 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
   state.counters["s_per_step"] = Counter(1, Counter::Flags(Counter::kIsIterationInvariantRate | Counter::kInvert));
   state.counters["images"] = Counter(static_cast<double>(c.batch), Counter::kIsIterationInvariantRate);
   state.counters["GFLOP"] = Counter(step_flops(c) * 1e-9, Counter::kIsIterationInvariantRate);
-  state.counters["peak_MiB"] = static_cast<double>(backend.allocator_stats().peak_in_use) * kMiB;
+  const AllocatorStats stats = backend.allocator_stats();
+  state.counters["peak_MiB"] = static_cast<double>(stats.peak_in_use) * kMiB;
+  // What the allocator holds after the steps, in use or cached for reuse: above peak_MiB by the blocks of sizes
+  // the step no longer asks for (each freed block serves only requests of its own bucket size).
+  state.counters["reserved_MiB"] = static_cast<double>(stats.in_use + stats.cached) * kMiB;
   state.counters["model_MiB"] = resident * kMiB;
   state.counters["GFLOP_per_step"] = step_flops(c) * 1e-9;
   if (!seconds.empty()) {
