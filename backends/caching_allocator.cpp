@@ -34,6 +34,20 @@ void* CachingAllocator::take(FreeLists& lists, size_t size) {
   return ptr;
 }
 
+void* CachingAllocator::take_larger(size_t size, size_t& taken) {
+  // The smallest cached block of a bucket above `size`, up to twice it. A linear scan of the buckets: it runs only
+  // when the exact bucket is empty, and a BEGAN step has a few dozen buckets.
+  size_t best = 0;
+  for (const auto& [bucket, blocks] : free_lists_) {
+    if (!blocks.empty() && bucket > size && bucket <= 2 * size && (best == 0 || bucket < best)) best = bucket;
+  }
+  if (best == 0) return nullptr;
+  void* ptr = take(free_lists_, best);
+  larger_[ptr] = best;
+  taken = best;
+  return ptr;
+}
+
 uint64_t CachingAllocator::routing_pool() const {
   return capture_pool_ != 0 && std::this_thread::get_id() == capture_thread_ ? capture_pool_ : 0;
 }
@@ -59,9 +73,11 @@ void* CachingAllocator::allocate(size_t bytes) {
       ptr = take(free_lists_, size);
       if (ptr != nullptr && pool != 0) pool_of_[ptr] = pool;
     }
+    size_t taken = size;
+    if (ptr == nullptr && pool == 0) ptr = take_larger(size, taken);
     if (ptr != nullptr) {
-      stats_.cached -= size;
-      stats_.in_use += size;
+      stats_.cached -= taken;
+      stats_.in_use += taken;
       stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
       ++stats_.cache_hits;
       return ptr;
@@ -97,6 +113,10 @@ void CachingAllocator::deallocate(void* ptr, size_t bytes) noexcept {
   try {
     size = bucket_size(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
+    if (auto big = larger_.find(ptr); big != larger_.end()) {
+      size = big->second;
+      larger_.erase(big);
+    }
     auto owner = pool_of_.find(ptr);
     pool = owner != pool_of_.end() ? owner->second : routing_pool();
     if (pool != 0) {
