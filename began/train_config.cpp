@@ -172,10 +172,8 @@ void check_data(const TrainConfig& c) {
     ATELIER_CHECK(
         c.model.channels == 1 || c.model.channels == 3,
         "--data folder makes 1-channel (luma) or 3-channel (RGB) images, not --channels " << c.model.channels);
+    check_data_dir(c.data_dir);
     std::error_code ec;
-    ATELIER_CHECK(std::filesystem::is_directory(c.data_dir, ec),
-                  "--data-dir " << c.data_dir << ": "
-                                << (std::filesystem::exists(c.data_dir, ec) ? "not a folder" : "no such folder"));
     // The folder is walked recursively on every start: a run folder inside it would add its own sample grids to
     // the training images at the next --resume.
     auto absolute = [&](const std::string& dir) {  // without "..", links or a trailing "/" (an empty last part)

@@ -644,15 +644,20 @@ std::string ImageFolderData::report() const {
   return out;
 }
 
+void check_data_dir(const std::string& dir) {
+  std::error_code ec;
+  ATELIER_CHECK(fs::is_directory(dir, ec),
+                "--data-dir " << dir << ": " << (fs::exists(dir, ec) ? "not a folder" : "no such folder"));
+}
+
 ImageFolderData load_image_folder(const ImageFolderOptions& o) {
   ATELIER_CHECK(o.channels == 1 || o.channels == 3,
                 "--data folder: --channels must be 1 (luma) or 3 (RGB), got " << o.channels);
   ATELIER_CHECK(o.image_size >= 1 && o.image_size <= 4096,
                 "--data folder: the image size must be in [1, 4096], got " << o.image_size);
   ATELIER_CHECK(o.crop >= 0, "--crop must be >= 0 (0: the largest centred square), got " << o.crop);
+  check_data_dir(o.dir);
   std::error_code ec;
-  ATELIER_CHECK(fs::is_directory(o.dir, ec),
-                "--data-dir " << o.dir << ": " << (fs::exists(o.dir, ec) ? "not a folder" : "no such folder"));
   int64_t ignored = 0;
   const std::vector<FileEntry> files = walk(o.dir, ignored);
   ATELIER_CHECK(!files.empty(), "--data-dir " << o.dir << ": no image files (*.jpg, *.jpeg, *.jpe, *.png) in it or "

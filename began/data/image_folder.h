@@ -103,6 +103,10 @@ struct ImageFolderData {
 // Throws atelier::Error when dir is not a folder, holds no image file, or none of its images could be used.
 ImageFolderData load_image_folder(const ImageFolderOptions& options);
 
+// --data-dir names a folder: throws "--data-dir DIR: not a folder" (a file) or "...: no such folder" otherwise.
+// load_image_folder checks it first; `began train` checks it before anything else it does with the folder.
+void check_data_dir(const std::string& dir);
+
 // The decoded images as a data set: example i is image i as float32 (C, S, S) in [-1, 1] (x / 127.5 - 1),
 // mirrored left to right when `flip` is on and the bit that Philox keyed by (seed, epoch, i) draws says so. The
 // epoch comes from the DataLoader (Dataset::batch_for_epoch); get() and get_batch() are epoch 0.
