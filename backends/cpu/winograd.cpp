@@ -269,6 +269,20 @@ int64_t point_stride(int64_t k, int64_t ld) {
   return k * ld + kLanes<T>;
 }
 
+// One chunk's scratch, as the forward pass and the weight gradient lay it out: V (P matrices of `chunk` rows of
+// ldv, point_stride apart), then M or dM (P matrices of `chunk` rows of c_out, likewise), then a gather strip.
+template <typename T>
+struct ChunkScratch {
+  int64_t v_elements, m_elements, strip_elements;
+  ChunkScratch(int64_t points, int64_t chunk, int64_t ldv, int64_t c_out, int64_t strip)
+      : v_elements(points * point_stride<T>(chunk, ldv)),
+        m_elements(points * point_stride<T>(chunk, c_out)),
+        strip_elements(strip) {}
+  int64_t elements() const { return v_elements + m_elements + strip_elements; }
+  T* m(T* v) const { return v + v_elements; }
+  T* strip(T* v) const { return v + v_elements + m_elements; }
+};
+
 // Channels rounded up to whole vectors: the stride of a channels-last strip, whose extra lanes are zero.
 template <typename T>
 int64_t padded_channels(int64_t channels) {
@@ -472,15 +486,14 @@ void run_forward(const Problem& p, const T* input, const T* U, const ConvEpilogu
   const int threads = num_threads();
   const Tiling<M> tiling(p, threads);
   if (tiling.tiles == 0) return;
-  // Per chunk: V (P matrices (chunk, ldv), point_stride apart), then M (P matrices (chunk, c_out)), then the strip.
   const int64_t ldv = v_stride<T>(p.c_in), u_point = u_point_size<T>(p.c_in, p.c_out);
   const int64_t strip = strip_elements<T, M, M + 2>(tiling, p.c_in);
-  ScratchSlots<T> slots(std::min<int64_t>(threads, tiling.chunks),
-                        P * (point_stride<T>(tiling.chunk, ldv) + point_stride<T>(tiling.chunk, p.c_out)) + strip);
+  const ChunkScratch<T> layout(P, tiling.chunk, ldv, p.c_out, strip);
+  ScratchSlots<T> slots(std::min<int64_t>(threads, tiling.chunks), layout.elements());
   parallel_for(tiling.chunks, 1, [&](int64_t begin, int64_t end) {
     T* const V = slots.take();
-    T* const Mb = V + P * point_stride<T>(tiling.chunk, ldv);
-    T* const strip_buffer = Mb + P * point_stride<T>(tiling.chunk, p.c_out);
+    T* const Mb = layout.m(V);
+    T* const strip_buffer = layout.strip(V);
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       const int64_t t0 = chunk * tiling.chunk, k = std::min(tiling.chunk, tiling.tiles - t0);
       transform_input<T, M>(p, tiling, input, t0, k, strip_buffer, V);
@@ -538,14 +551,14 @@ void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_ou
   if (tiling.chunks == 0) std::fill(partials.get(), partials.get() + P * per_point, T(0));  // no tiles: zero
   const int64_t strip = std::max(strip_elements<T, M, A>(tiling, g.c_in), strip_elements<T, M, M>(tiling, g.c_out));
   const int64_t ldv = v_stride<T>(g.c_in);
-  ScratchSlots<T> slots(parts,
-                        P * (point_stride<T>(tiling.chunk, ldv) + point_stride<T>(tiling.chunk, g.c_out)) + strip);
+  const ChunkScratch<T> layout(P, tiling.chunk, ldv, g.c_out, strip);
+  ScratchSlots<T> slots(parts, layout.elements());
   parallel_run([&](int t, int nthreads) {
     const int64_t begin = t * tiling.chunks / nthreads, end = (t + 1) * tiling.chunks / nthreads;
     if (begin >= end) return;
     T* const V = slots.take();
-    T* const dM = V + P * point_stride<T>(tiling.chunk, ldv);
-    T* const strip_buffer = dM + P * point_stride<T>(tiling.chunk, g.c_out);
+    T* const dM = layout.m(V);
+    T* const strip_buffer = layout.strip(V);
     T* const dU = partials.get() + (tiling.chunks >= nthreads ? t : begin) * P * per_point;
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       const int64_t t0 = chunk * tiling.chunk, k = std::min(tiling.chunk, tiling.tiles - t0);
