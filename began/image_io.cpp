@@ -11,6 +11,7 @@
 
 #include <png.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "backends/error.h"
 
@@ -20,6 +21,32 @@ namespace {
 
 // Common readers (libpng's own included) refuse images wider or taller than this by default.
 constexpr int64_t kMaxSide = 1000000;
+
+// A PNG file starts with an 8-byte signature and the IHDR chunk, whose data is always 13 bytes: 4 length + 4 type
+// + 13 data + 4 checksum. atelier's mark is the chunk right after it.
+constexpr size_t kSignatureBytes = 8;
+constexpr size_t kHeaderEnd = kSignatureBytes + 4 + 4 + 13 + 4;
+
+void put_be32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+uint32_t be32(const unsigned char* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 |
+         static_cast<uint32_t>(p[3]);
+}
+
+// The tEXt chunk "Software" = kPngSoftware: length, type, keyword, a zero byte, the text, then the CRC-32 of type
+// and data (zlib's crc32 is the checksum PNG specifies).
+std::string software_chunk() {
+  std::string type_and_data = std::string("tEXt") + "Software" + '\0' + kPngSoftware;
+  std::string chunk;
+  put_be32(chunk, static_cast<uint32_t>(type_and_data.size() - 4));
+  chunk += type_and_data;
+  const auto* bytes = reinterpret_cast<const Bytef*>(type_and_data.data());
+  put_be32(chunk, static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), bytes, static_cast<uInt>(type_and_data.size()))));
+  return chunk;
+}
 
 // Closes the file and removes the temporary unless release() was called after the rename.
 class TempFile {
@@ -74,7 +101,23 @@ std::string encode_png(const Image8& image, const std::string& what) {
                                            row_stride, /*colormap=*/nullptr);
   ATELIER_CHECK(ok != 0, where << "libpng could not encode the image: " << png.message);
   bytes.resize(size);
+  ATELIER_ASSERT(size > kHeaderEnd && std::memcmp(bytes.data() + kSignatureBytes + 4, "IHDR", 4) == 0,
+                 where << "libpng's output does not start with the 13-byte IHDR chunk");
+  bytes.insert(kHeaderEnd, software_chunk());
   return bytes;
+}
+
+bool png_written_by_atelier(const std::string& path) {
+  const std::string mark = software_chunk();
+  unsigned char head[64];
+  static_assert(sizeof head >= kHeaderEnd + 4 + 4 + 8 + 1 + 7 + 4, "room for the header and the mark");
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return false;
+  const size_t got = std::fread(head, 1, sizeof head, file);
+  std::fclose(file);
+  return got >= kHeaderEnd + mark.size() && png_sig_cmp(head, 0, kSignatureBytes) == 0 &&
+         std::memcmp(head + kSignatureBytes + 4, "IHDR", 4) == 0 &&
+         std::memcmp(head + kHeaderEnd, mark.data(), mark.size()) == 0;
 }
 
 std::optional<std::pair<int64_t, int64_t>> png_size(const std::string& path) {
@@ -87,11 +130,7 @@ std::optional<std::pair<int64_t, int64_t>> png_size(const std::string& path) {
   if (got != sizeof head || png_sig_cmp(head, 0, 8) != 0 || std::memcmp(head + 12, "IHDR", 4) != 0) {
     return std::nullopt;
   }
-  const auto be32 = [&](int at) {
-    return static_cast<int64_t>(head[at]) << 24 | static_cast<int64_t>(head[at + 1]) << 16 |
-           static_cast<int64_t>(head[at + 2]) << 8 | static_cast<int64_t>(head[at + 3]);
-  };
-  return std::make_pair(be32(16), be32(20));
+  return std::make_pair(static_cast<int64_t>(be32(head + 16)), static_cast<int64_t>(be32(head + 20)));
 }
 
 void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& where) {

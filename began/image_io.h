@@ -19,9 +19,17 @@ struct Image8 {
   std::vector<uint8_t> pixels;
 };
 
-// The PNG file's bytes (8 bits per channel, grey or RGB, no alpha). `what` names the image in error messages
-// (e.g. the path it is for). Throws atelier::Error for an inconsistent Image8 or a libpng failure.
+// The PNG file's bytes (8 bits per channel, grey or RGB, no alpha), marked as atelier's by a tEXt chunk right
+// after the header ("Software" = "atelier", kPngSoftware), so that a tool can tell the PNGs it may replace from a
+// person's own. `what` names the image in error messages (e.g. the path it is for). Throws atelier::Error for an
+// inconsistent Image8 or a libpng failure.
 std::string encode_png(const Image8& image, const std::string& what);
+inline constexpr const char* kPngSoftware = "atelier";
+
+// True when `path` is a PNG file encode_png wrote: the signature, the header chunk, then the tEXt chunk
+// "Software" = "atelier" with a correct checksum. False for anything else (no such file, another program's PNG,
+// atelier's PNGs from before the mark). Reads the file's first 64 bytes.
+bool png_written_by_atelier(const std::string& path);
 
 // The width and height a PNG file's header gives (its first 24 bytes), or nullopt when `path` cannot be read or
 // does not start like a PNG. For laying out pages; reads nothing else.

@@ -286,6 +286,32 @@ TEST_CASE("began report: save_image_grid creates missing folders; png_size reads
   CHECK_FALSE(png_size(dir.file("missing.png")).has_value());
 }
 
+TEST_CASE("began report: atelier's PNGs carry a mark that other PNGs lack; libpng still reads them") {
+  TempDir dir;
+  const std::string ours = dir.file("ours.png");
+  save_image_grid(ours, small_batch(2), 2);
+  CHECK(png_written_by_atelier(ours));
+  CHECK(read_png(ours).width == 14);  // libpng's reader checks every chunk's CRC: the mark's must be right
+  const std::string bytes = read_bytes(ours);
+  CHECK(bytes.find(std::string("tEXtSoftware") + '\0' + "atelier") == 37);  // the chunk right after IHDR
+
+  // The same image without the mark (as atelier wrote PNGs before it, or another program) is not ours.
+  std::string unmarked = bytes;
+  unmarked.erase(33, 4 + 4 + 16 + 4);
+  write_bytes(dir.file("theirs.png"), unmarked);
+  CHECK(read_png(dir.file("theirs.png")).width == 14);
+  CHECK_FALSE(png_written_by_atelier(dir.file("theirs.png")));
+  // A damaged mark (one bit of its text, so the CRC no longer matches) is not ours either.
+  std::string damaged = bytes;
+  damaged[37 + 13] ^= 1;
+  write_bytes(dir.file("damaged.png"), damaged);
+  CHECK_FALSE(png_written_by_atelier(dir.file("damaged.png")));
+  write_bytes(dir.file("short.png"), bytes.substr(0, 40));
+  CHECK_FALSE(png_written_by_atelier(dir.file("short.png")));
+  CHECK_FALSE(png_written_by_atelier(dir.file("missing.png")));
+  CHECK_FALSE(png_written_by_atelier(dir.path));  // a folder
+}
+
 TEST_CASE("began report: metrics.csv: columns by name, a cut last line dropped, a broken middle line refused") {
   TempDir dir;
   const std::string path = dir.file("metrics.csv");

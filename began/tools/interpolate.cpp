@@ -22,6 +22,7 @@ namespace {
 struct InterpolateArgs {
   CheckpointArgs source;
   std::string out;
+  bool overwrite = false;
   int64_t pairs = 4;
   int64_t points = 10;
   uint64_t seed = 1;
@@ -97,6 +98,7 @@ Tool add_interpolate_tool(CLI::App& app) {
                          "I J, z fitted to each with Adam), through a checkpoint's generator; one grid");
   add_checkpoint_options(*command, args->source);
   command->add_option("--out", args->out, "the grid's PNG file")->required();
+  add_overwrite_flag(*command, args->overwrite);
   CLI::Option* pairs = command->add_option("--pairs", args->pairs, "pairs of random latent points (two rows each)");
   pairs->check(whole_number<int64_t>(1, 1000))->capture_default_str();
   command->add_option("--points", args->points, "images along each path, both ends included")
@@ -123,7 +125,7 @@ Tool add_interpolate_tool(CLI::App& app) {
   tool.command = command;
   tool.check = [args] {
     check_checkpoint_args(args->source);
-    check_png_out(args->out);
+    check_png_out(args->out, args->overwrite);
     check_data_dir(args->data_dir);
     const int64_t images = 2 * args->pairs * args->points;  // with --real: 2 rows of points + 2, always in bounds
     ATELIER_CHECK(!args->real.empty() || images <= kMaxImages,

@@ -18,6 +18,7 @@ struct ReconstructArgs {
   CheckpointArgs source;
   int64_t count = 32;
   std::string out;
+  bool overwrite = false;
   std::string data_dir;  // empty: the run's
 };
 
@@ -53,12 +54,13 @@ Tool add_reconstruct_tool(CLI::App& app) {
       ->check(whole_number<int64_t>(1, 10000))
       ->capture_default_str();
   command->add_option("--out", args->out, "the grid's PNG file")->required();
+  add_overwrite_flag(*command, args->overwrite);
   add_data_dir_option(*command, args->data_dir);
   Tool tool;
   tool.command = command;
   tool.check = [args] {
     check_checkpoint_args(args->source);
-    check_png_out(args->out);
+    check_png_out(args->out, args->overwrite);
     check_data_dir(args->data_dir);
   };
   tool.run = [args] { return run_reconstruct(*args); };

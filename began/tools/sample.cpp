@@ -19,9 +19,17 @@ struct SampleArgs {
   int64_t count = 64;
   bool grid = false;
   std::string out;
+  bool overwrite = false;
   uint64_t seed = 0;
   CLI::Option* seed_option = nullptr;
 };
+
+// Without --grid, image i goes to <out>/sample_NNNNN.png (five digits at least).
+std::string sample_path(const std::string& out, int64_t i) {
+  char name[48];  // "/sample_" + up to 19 digits + ".png": room for any int64_t
+  std::snprintf(name, sizeof name, "/sample_%05lld.png", static_cast<long long>(i));
+  return out + name;
+}
 
 int run_sample(const SampleArgs& args) {
   began::CheckpointNetworks networks = load_networks(args.source);
@@ -36,9 +44,7 @@ int run_sample(const SampleArgs& args) {
   }
   std::filesystem::create_directories(args.out);
   for (int64_t i = 0; i < args.count; ++i) {
-    char name[48];  // "/sample_" + up to 19 digits + ".png": room for any int64_t
-    std::snprintf(name, sizeof name, "/sample_%05lld.png", static_cast<long long>(i));
-    began::save_image_grid(args.out + name, images.slice(0, i, i + 1), 1);
+    began::save_image_grid(sample_path(args.out, i), images.slice(0, i, i + 1), 1);
   }
   std::printf("%s written to %s/sample_NNNNN.png\n", began::count_text(args.count, "sample").c_str(), args.out.c_str());
   return 0;
@@ -56,6 +62,7 @@ Tool add_sample_tool(CLI::App& app) {
   command->add_flag("--grid", args->grid, "one grid PNG at --out instead of a folder of PNGs (default: off)");
   command->add_option("--out", args->out, "the grid's PNG file (--grid), else a folder for sample_NNNNN.png")
       ->required();
+  add_overwrite_flag(*command, args->overwrite);
   args->seed_option = command->add_option("--seed", args->seed,
                                           "seed of z (default: the run's seed, so the first images are those of "
                                           "the run's sample grids)");
@@ -65,11 +72,13 @@ Tool add_sample_tool(CLI::App& app) {
   tool.check = [args] {
     check_checkpoint_args(args->source);
     if (args->grid) {
-      check_png_out(args->out);
+      check_png_out(args->out, args->overwrite);
     } else {
       while (args->out.size() > 1 && args->out.back() == '/') args->out.pop_back();
       if (is_folder(args->out)) {
         ATELIER_CHECK(::access(args->out.c_str(), W_OK | X_OK) == 0, "--out " << args->out << ": cannot write into it");
+        for (int64_t i = 0; i < args->count; ++i)
+          check_png_replaceable("--out", sample_path(args->out, i), args->overwrite);
       } else {
         ATELIER_CHECK(!std::filesystem::exists(args->out),
                       "--out " << args->out << ": is a file; without --grid --out names a folder");

@@ -1,6 +1,7 @@
 // What the checkpoint tools share (began/tools/tools.h).
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "began/data/fashion_mnist.h"
 #include "began/data/image_folder.h"
 #include "began/data/synthetic.h"
+#include "began/image_io.h"
 #include "began/number_text.h"
 #include "began/tools/cli_checks.h"
 #include "began/tools/tools.h"
@@ -30,10 +32,23 @@ void check_checkpoint_args(const CheckpointArgs& args) {
   began::check_device(args.device);
 }
 
-void check_png_out(const std::string& out) {
+void add_overwrite_flag(CLI::App& command, bool& overwrite) {
+  command.add_flag("--overwrite", overwrite,
+                   "replace an existing PNG that atelier did not write (default: refused; atelier's own are replaced)");
+}
+
+void check_png_replaceable(const std::string& flag, const std::string& path, bool overwrite) {
+  std::error_code ec;
+  if (overwrite || !std::filesystem::exists(path, ec) || began::png_written_by_atelier(path)) return;
+  ATELIER_FAIL(flag << " " << path
+                    << " exists and is not a PNG atelier wrote: pass --overwrite to replace it, or pick another name");
+}
+
+void check_png_out(const std::string& out, bool overwrite) {
   ATELIER_CHECK(lower_extension(out) == ".png",
                 "--out " << out << ": not a .png file name (the grid is written as PNG)");
   check_writable_file("--out", out);
+  check_png_replaceable("--out", out, overwrite);
 }
 
 began::CheckpointNetworks load_networks(const CheckpointArgs& args) {

@@ -38,9 +38,16 @@ struct CheckpointArgs {
 void add_checkpoint_options(CLI::App& command, CheckpointArgs& args);
 // Before any work: the file is readable and the device usable. Throws a one-line Error naming the flag.
 void check_checkpoint_args(const CheckpointArgs& args);
-// Before any work: --out names a PNG file (*.png, any case) that can be written. A grid written under another name
-// could overwrite the checkpoint itself (its path is the one completion offers) or another file of the run.
-void check_png_out(const std::string& out);
+// --overwrite, for the tools that write PNGs: allows replacing a PNG that atelier did not write.
+void add_overwrite_flag(CLI::App& command, bool& overwrite);
+// Before any work: an existing file at `path` may be replaced only when it is a PNG atelier wrote (its mark,
+// began/image_io.h: png_written_by_atelier) or with --overwrite, so that a slip in --out cannot destroy a person's
+// own picture; an earlier output of the tools, or a run's sample, is replaced as before. The error names `flag`.
+void check_png_replaceable(const std::string& flag, const std::string& path, bool overwrite);
+// Before any work: --out names a PNG file (*.png, any case) that can be written (check_png_replaceable too). A grid
+// written under another name could overwrite the checkpoint itself (its path is the one completion offers) or
+// another file of the run.
+void check_png_out(const std::string& out, bool overwrite);
 // The networks on the device, with one line saying which run and step they come from.
 began::CheckpointNetworks load_networks(const CheckpointArgs& args);
 

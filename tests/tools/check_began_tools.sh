@@ -38,6 +38,46 @@ cmp -s samples/sample_00002.png again/sample_00002.png || fail "sample --seed 5 
 ok "sample 1" "$began" sample --checkpoint "$checkpoint" --count 1 --out one
 grep -q "^1 sample written to one/sample_NNNNN.png$" "$tmp/log" || fail "sample --count 1: $(cat "$tmp/log")"
 
+# The tools replace their own PNGs (marked by a tEXt chunk, began/image_io.h) but no other file unless --overwrite:
+# a slip in --out must not destroy a person's picture. Refused before any work (exit 2), the file left as it was.
+ok "sample --grid over its own grid" "$began" sample --checkpoint "$checkpoint" --count 4 --grid --out grid.png
+[[ "$(png_size grid.png)" == "70x70" ]] || fail "sample --grid did not replace its own grid.png"
+printf 'a photo' >photo.png
+mkdir -p theirs
+printf 'a photo' >theirs/sample_00001.png
+# refused FILE COMMAND...: exit 2 naming FILE (the first file in the way), which keeps its bytes.
+refused() {
+  local file="$1"
+  shift
+  "$began" "$@" --checkpoint "$checkpoint" >"$tmp/log" 2>&1
+  local rc=$?
+  [[ $rc -eq 2 ]] &&
+    grep -q "^began $1: error: --out $file exists and is not a PNG atelier wrote: pass --overwrite" "$tmp/log" ||
+    fail "$* over a file atelier did not write: exit $rc, $(cat "$tmp/log")"
+  [[ "$(cat "$file")" == "a photo" ]] || fail "$* changed $file, which atelier did not write"
+}
+refused photo.png sample --grid --count 2 --out photo.png
+refused theirs/sample_00001.png sample --count 2 --out theirs
+refused photo.png reconstruct --count 2 --out photo.png
+refused photo.png interpolate --out photo.png
+ok "sample --overwrite" "$began" sample --checkpoint "$checkpoint" --count 2 --out theirs --overwrite
+[[ "$(png_size theirs/sample_00001.png)" == "36x36" ]] || fail "sample --overwrite did not replace the file"
+ok "reconstruct --overwrite" "$began" reconstruct --checkpoint "$checkpoint" --count 2 --out photo.png --overwrite
+[[ "$(png_size photo.png)" == "138x36" ]] || fail "reconstruct --overwrite: photo.png is $(png_size photo.png)"
+# Every chunk's CRC-32 checked by another implementation (Python's zlib), the mark's included.
+python3 - grid.png photo.png theirs/sample_00001.png <<'PY' || fail "a PNG's chunk has a wrong CRC"
+import struct, sys, zlib
+for path in sys.argv[1:]:
+    data, at, kinds = open(path, "rb").read(), 8, []
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at:at + 4])
+        (crc,) = struct.unpack(">I", data[at + 8 + length:at + 12 + length])
+        assert zlib.crc32(data[at + 4:at + 8 + length]) == crc, (path, data[at + 4:at + 8])
+        kinds.append(data[at + 4:at + 8])
+        at += 12 + length
+    assert kinds[:2] == [b"IHDR", b"tEXt"] and kinds[-1] == b"IEND", (path, kinds)
+PY
+
 ok "reconstruct" "$began" reconstruct --checkpoint "$checkpoint" --count 10 --out recon.png
 [[ "$(png_size recon.png)" == "546x70" ]] || fail "reconstruct: recon.png is $(png_size recon.png), expected 546x70"
 grep -q "mean |x - D(x)|" "$tmp/log" || fail "reconstruct: no reconstruction error in its output"
