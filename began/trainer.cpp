@@ -219,6 +219,15 @@ void Trainer::start_fresh() {
   log("began train: " + count_text(total_steps_, "step") + " (" + std::to_string(steps_per_epoch_) + " per epoch), " +
       count_text(num_threads(), "thread") + ", D " + std::to_string(D_->num_parameters()) + " and G " +
       std::to_string(G_->num_parameters()) + " parameters, run folder " + config_.out);
+  // The schedule compares a window's mean with the best before it, so the rate can first change at the end of the
+  // second window. Not refused: a later --resume with more --steps or --epochs may reach it.
+  if (total_steps_ < 2 * config_.lr_window) {
+    std::ostringstream note;
+    note << "note: the learning rate stays at " << config_.lr << " in these " << count_text(total_steps_, "step")
+         << ": with --lr-window " << config_.lr_window << " it can first change at step " << 2 * config_.lr_window
+         << ", after two windows";
+    log(note.str());
+  }
 }
 
 void Trainer::resume() {

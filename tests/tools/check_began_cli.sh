@@ -67,8 +67,15 @@ if [[ $rc -ne 0 ]]; then
     fail "--device cuda: exit $rc, stderr: $(cat "$tmp/err")"
 fi
 
-# Signals: a checkpoint at the next step boundary, exit 128 + signal, then --resume continues.
 tiny=(--data synthetic --synthetic-size 64 --n 4 --h 4 --batch 4 --progress-seconds 1000)
+# A run too short for the learning rate ever to change (the schedule needs two windows) says so at its start.
+"$began" train "${tiny[@]}" --steps 20 --lr-window 11 --out "$tmp/short" >"$tmp/out" 2>&1 || fail "a short run: $(cat "$tmp/out")"
+grep -q "^note: the learning rate stays at 0.0001 in these 20 steps: with --lr-window 11 it can first change at step 22," \
+  "$tmp/out" || fail "a run shorter than two --lr-window windows: no note: $(cat "$tmp/out")"
+"$began" train "${tiny[@]}" --steps 20 --lr-window 10 --out "$tmp/long" >"$tmp/out" 2>&1 || fail "a run: $(cat "$tmp/out")"
+! grep -q "learning rate stays" "$tmp/out" || fail "a run of exactly two windows: $(cat "$tmp/out")"
+
+# Signals: a checkpoint at the next step boundary, exit 128 + signal, then --resume continues.
 for sig in INT TERM; do
   run="$tmp/signal-$sig"
   "$began" train "${tiny[@]}" --steps 1000000 --out "$run" >/dev/null 2>&1 &
