@@ -257,3 +257,71 @@ TEST_CASE("elu_backward and elu refuse what the output-based gradient cannot ser
   NoGradGuard no_grad;  // without a gradient to record, any alpha is fine
   CHECK(elu(x, -0.5).shape() == Shape{2, 3});
 }
+
+namespace {
+
+// The six forms with a scalar operand, each beside the raw two-tensor op and the differentiable two-tensor op it
+// equals when the scalar is a constant 0-d tensor s of x's dtype.
+struct ScalarForm {
+  const char* name;
+  Tensor (*form)(const Tensor& x, double s);
+  BinaryOp op;
+  bool scalar_first;  // s op x (rsub, rdiv), else x op s
+  Tensor (*two_tensor)(const Tensor& x, const Tensor& s);
+};
+
+const std::vector<ScalarForm>& scalar_forms() {
+  static const std::vector<ScalarForm> forms = {
+      {"add", [](const Tensor& x, double s) { return add(x, s); }, BinaryOp::Add, false,
+       [](const Tensor& x, const Tensor& s) { return add(x, s); }},
+      {"sub", [](const Tensor& x, double s) { return sub(x, s); }, BinaryOp::Sub, false,
+       [](const Tensor& x, const Tensor& s) { return sub(x, s); }},
+      {"rsub", [](const Tensor& x, double s) { return rsub(s, x); }, BinaryOp::Sub, true,
+       [](const Tensor& x, const Tensor& s) { return sub(s, x); }},
+      {"mul", [](const Tensor& x, double s) { return mul(x, s); }, BinaryOp::Mul, false,
+       [](const Tensor& x, const Tensor& s) { return mul(x, s); }},
+      {"div", [](const Tensor& x, double s) { return div(x, s); }, BinaryOp::Div, false,
+       [](const Tensor& x, const Tensor& s) { return div(x, s); }},
+      {"rdiv", [](const Tensor& x, double s) { return rdiv(s, x); }, BinaryOp::Div, true,
+       [](const Tensor& x, const Tensor& s) { return div(s, x); }},
+  };
+  return forms;
+}
+
+}  // namespace
+
+// What the scalar forms computed when they made a 0-d tensor of the scalar (scalar_tensor: the scalar converted to
+// x's dtype as fill converts) and ran the two-tensor op: the same values bit for bit, in x's dtype, and the same
+// gradients. Integer tensors are refused, naming the op.
+TEST_CASE("a scalar operand is converted to the tensor's dtype, with the values and gradients of a 0-d operand") {
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    // Zeros, both signs, a transposed (strided) view; 0.1 and 1/3 are inexact in float32, 1e40 overflows it.
+    const Tensor base =
+        from_vector(std::vector<double>{0.0, -0.0, 1.5, -2.25, 0.1, 7e3, -1e-3, 3.0}, {2, 4}, dtype).t();
+    const Tensor seed = from_vector(std::vector<double>{0.5, -1.0, 2.0, 0.25, -3.0, 1e-4, 9.0, -0.1}, {4, 2}, dtype);
+    for (const ScalarForm& f : scalar_forms()) {
+      for (double s : {0.1, 1.0 / 3.0, -2.5, 1e40, 0.0}) {
+        const std::string op = f.name;
+        CAPTURE(dtype);
+        CAPTURE(op);
+        CAPTURE(s);
+        const Tensor s0 = scalar_tensor(s, dtype);
+        Tensor x = base.detach().requires_grad_();
+        Tensor y = f.form(x, s);
+        CHECK(y.dtype() == dtype);
+        CHECK(
+            testing::same_bits(y.detach(), f.scalar_first ? raw::binary(f.op, s0, base) : raw::binary(f.op, base, s0)));
+        y.backward(seed);
+        Tensor x2 = base.detach().requires_grad_();
+        f.two_tensor(x2, s0).backward(seed);
+        CHECK(testing::same_bits(x.grad(), x2.grad()));
+      }
+    }
+  }
+  const Tensor ints = from_vector(std::vector<double>{1, 2, 3}, {3}, DType::Int64);
+  for (const ScalarForm& f : scalar_forms()) {
+    const std::string op = f.name[0] == 'r' ? f.name + 1 : f.name;  // rsub and rdiv run sub and div
+    CAPTURE(op);
+    testing::check_throws_with([&] { f.form(ints, 2.0); }, {op + ": expected a float32 or float64 tensor, got int64"});
+  }
+}
