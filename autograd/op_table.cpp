@@ -72,14 +72,19 @@ std::vector<OpCase> build_table() {
   ROW("add/same_tensor_twice", ({u({4})}), x[0] + x[0]);
   ROW("add/permuted", ({u({3, 2, 4}), u({2, 4, 3})}), x[0].permute({1, 2, 0}) + x[1]);
   ROW("sub/broadcast", ({u({2, 3}), u({3})}), x[0] - x[1]);
-  ROW("sub/rsub_scalar", ({u({4})}), 1.5 - x[0]);
+  ROW("sub/scalar_transposed", ({u({3, 2})}), x[0].t() - 0.75);
+  ROW("rsub/scalar", ({u({4})}), 1.5 - x[0]);
+  ROW("rsub/scalar_transposed_used_twice", ({u({2, 3})}), (1.5 - x[0].t()) * x[0].t());
   ROW("mul/broadcast", ({u({2, 3}), u({2, 1})}), x[0] * x[1]);
   ROW("mul/same_tensor_twice", ({u({5})}), x[0] * x[0]);
   ROW("mul/sliced", ({u({4, 6}), u({2, 3})}), x[0].slice(0, 1, 3).slice(1, 0, 6, 2) * x[1]);
   ROW("mul/expanded", ({u({3, 1}), u({3, 4})}), x[0].expand({3, 4}) * x[1]);
   ROW("mul/scalar", ({u({3})}), x[0] * -3.0);
+  ROW("mul/scalar_first_sliced", ({u({4, 6})}), 0.5 * x[0].slice(1, 1, 6, 2));
   ROW("div/broadcast", ({u({2, 3}), u({3}, 0.5, 2.0)}), x[0] / x[1]);
-  ROW("div/rdiv_scalar", ({u({4}, 0.5, 2.0)}), 2.0 / x[0]);
+  ROW("div/scalar_transposed", ({u({3, 2})}), x[0].t() / -0.4);
+  ROW("rdiv/scalar", ({u({4}, 0.5, 2.0)}), 2.0 / x[0]);
+  ROW("rdiv/scalar_transposed", ({u({3, 2}, 0.5, 2.0)}), -0.7 / x[0].t());
   // --- elementwise, unary (inputs kept away from kinks and domain edges) ---
   ROW("neg", ({u({2, 3})}), -x[0]);
   ROW("exp", ({u({2, 3})}), exp(x[0]));

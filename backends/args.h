@@ -109,8 +109,9 @@ enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Maximum, Minimum };
 
 // dst (contiguous, `out` sizes) = op(a, b). a and b carry the output sizes with broadcast strides (0 where an
 // operand is broadcast). float32/float64.
-// A scalar operand travels by value: b_data == nullptr means b is b_scalar (converted to dtype as fill converts,
-// backends/convert.h) at every index, and b's strides are 0 (scalar_layout). No device memory, no copy.
+// A scalar operand travels by value, on either side (x - 2 and 2 - x): b_data == nullptr (or a_data == nullptr,
+// not both) means that operand is `scalar` (converted to dtype as fill converts, backends/convert.h) at every
+// index, and its strides are 0 (scalar_layout). No device memory, no copy.
 struct BinaryArgs {
   BinaryOp op;
   DType dtype;
@@ -119,13 +120,13 @@ struct BinaryArgs {
   Layout b;
   const void* b_data;
   void* dst_data;
-  double b_scalar = 0;
+  double scalar = 0;
 };
 
 enum class CompareOp : uint8_t { Eq, Ne, Gt, Ge, Lt, Le };
 
 // dst (contiguous bool, a.sizes) = a op b, with broadcast strides as in BinaryArgs. float32/float64/int64.
-// b_data == nullptr: b is b_scalar, as in BinaryArgs.
+// b_data == nullptr: b is `scalar`, as in BinaryArgs (here on the right only; a_data is always a tensor's).
 struct CompareArgs {
   CompareOp op;
   DType dtype;
@@ -134,7 +135,7 @@ struct CompareArgs {
   Layout b;
   const void* b_data;
   bool* dst_data;
-  double b_scalar = 0;
+  double scalar = 0;
 };
 
 // dst (contiguous, cond.sizes) = cond ? a : b; all three with broadcast strides; cond is bool.

@@ -66,7 +66,7 @@ inline Layout contiguous_like(const Layout& shape) {
   return out;
 }
 
-// The layout of a scalar operand broadcast to `shape`'s sizes: every stride 0 (BinaryArgs::b_scalar).
+// The layout of a scalar operand broadcast to `shape`'s sizes: every stride 0 (BinaryArgs::scalar).
 inline Layout scalar_layout(const Layout& shape) {
   Layout out = shape;
   for (int d = 0; d < shape.ndim; ++d) out.strides[d] = 0;

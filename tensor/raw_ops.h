@@ -43,8 +43,10 @@ void fill_(const Tensor& t, double value);
 Tensor unary(UnaryOp op, const Tensor& t, double p0 = 0, double p1 = 0);
 // a and b broadcast (NumPy rules); same dtype and device required.
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
-// A scalar operand: it travels by value in the args (BinaryArgs::b_scalar), costing no tensor and no device memory.
+// A scalar operand, on either side (x - 2, 2 - x): it travels by value in the args (BinaryArgs::scalar), costing no
+// tensor and no device memory. The result has the tensor's dtype (the scalar converted to it as fill converts).
 Tensor binary(BinaryOp op, const Tensor& a, double b);
+Tensor binary(BinaryOp op, double a, const Tensor& b);
 // dst = op(dst, other), written into dst's own bytes; `other` broadcasts to dst's shape. Bumps dst's version.
 // A non-contiguous dst is computed aside and copied back (the kernels write contiguous outputs).
 void binary_(BinaryOp op, const Tensor& dst, const Tensor& other);

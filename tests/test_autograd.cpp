@@ -325,3 +325,41 @@ TEST_CASE("a scalar operand is converted to the tensor's dtype, with the values 
     testing::check_throws_with([&] { f.form(ints, 2.0); }, {op + ": expected a float32 or float64 tensor, got int64"});
   }
 }
+
+// The scalar travels by value in the node and through the raw scalar ops: a forward pass takes one block (its
+// output) and one launch, and the backward runs the formula's launches only (add, sub: none, the gradient passes
+// as it is; mul, div: one; rsub: a negation; rdiv: -(g * out) / x, three). No fill, so no 0-d tensor, either way.
+TEST_CASE("a scalar form allocates its output only and launches no fill, forward or backward") {
+  Backend& cpu = backend_for(Device::cpu());
+  const std::vector<int64_t> backward_launches = {0, 0, 1, 1, 1, 3};  // in scalar_forms() order
+  auto blocks_handed_out = [&cpu] {
+    const AllocatorStats s = cpu.allocator_stats();
+    return s.system_allocs + s.cache_hits;
+  };
+  for (size_t i = 0; i < scalar_forms().size(); ++i) {
+    const ScalarForm& f = scalar_forms()[i];
+    const std::string op = f.name;
+    CAPTURE(op);
+    Tensor x = uniform({5, 7}, 0.5, 2, RandomKey{7, 1, 0}).requires_grad_();
+    const Tensor seed = ones({5, 7});
+
+    const size_t before = blocks_handed_out();
+    Profiler forward_profile(cpu);
+    Tensor y = f.form(x, 2.5);
+    const ProfileReport forward = forward_profile.report();
+    CHECK(blocks_handed_out() - before == 1);
+    CHECK(forward.calls == 1);
+    CHECK(forward.rows.size() == 1);
+    CHECK(forward.rows.front().op == PrimitiveOp::binary);
+
+    Profiler backward_profile(cpu);
+    y.backward(seed);
+    const ProfileReport backward = backward_profile.report();
+    int64_t launches = 0;
+    for (const ProfileRow& row : backward.rows) {
+      CHECK(row.op != PrimitiveOp::fill);
+      if (row.op == PrimitiveOp::binary || row.op == PrimitiveOp::unary) launches += row.calls;
+    }
+    CHECK(launches == backward_launches[i]);
+  }
+}

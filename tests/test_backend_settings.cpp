@@ -78,8 +78,10 @@ TEST_CASE("a tensor-scalar op allocates its output and nothing else (the scalar 
   const size_t before = blocks_taken();
   const Tensor sum = raw::binary(BinaryOp::Add, a, 0.5);
   const Tensor above = raw::compare(CompareOp::Gt, a, 0.0);
-  CHECK(blocks_taken() - before == 2);  // the two outputs
+  const Tensor reflected = raw::binary(BinaryOp::Div, 2.0, a.t());  // the scalar first, a strided tensor second
+  CHECK(blocks_taken() - before == 3);                              // the three outputs
   CHECK(sum.to_vector<float>() == std::vector<float>{1.5f, -1.5f, 3.5f, 4.5f});
+  CHECK(reflected.to_vector<float>() == std::vector<float>{2.0f, 2.0f / 3, -1.0f, 0.5f});
   CHECK(above.to_vector<bool>() == std::vector<bool>{true, false, true, true});
   // In place, on a non-contiguous view too (computed aside, copied back).
   const Tensor b = tensor({1, 2, 3, 4}, {2, 2});

@@ -10,12 +10,19 @@ namespace atelier {
 
 namespace {
 
-Tensor scalar_like(double v, const Tensor& t) { return scalar_tensor(v, t.dtype(), t.device()); }
-
 // Raw helpers for backward formulas (which run under NoGradGuard, on raw kernels only).
 Tensor raw_mul(const Tensor& a, const Tensor& b) { return raw::binary(BinaryOp::Mul, a, b); }
 Tensor raw_div(const Tensor& a, const Tensor& b) { return raw::binary(BinaryOp::Div, a, b); }
 Tensor mask_to(const Tensor& cond, const Tensor& like) { return raw::cast(cond, like.dtype()); }
+
+// The node of an op with a scalar operand (x * 2.0, 1.5 - x ...), `out` computed by a raw scalar op: its one input
+// is x, and `grad` maps the output's gradient to x's with raw ops, the scalar captured as a double where the formula
+// needs it (g * 2.0). So no 0-d tensor is made, forward or backward: no allocation but the output, no fill launch.
+template <class Grad>
+Tensor record_scalar_op(const char* name, const Tensor& out, const Tensor& x, Grad grad) {
+  if (!should_record({x})) return out;
+  return record(name, out, {x}, [grad](const auto& g, const auto&) { return std::vector<Tensor>{grad(g[0])}; });
+}
 
 }  // namespace
 
@@ -67,12 +74,38 @@ Tensor div(const Tensor& a, const Tensor& b) {
                 });
 }
 
-Tensor add(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
-Tensor sub(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
-Tensor rsub(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
-Tensor mul(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
-Tensor div(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
-Tensor rdiv(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+// The scalar forms: the same values and gradients as the two-tensor ops with a 0-d operand (the scalar converted
+// to the tensor's dtype as fill converts), without the 0-d tensor.
+Tensor add(const Tensor& a, double b) {
+  return record_scalar_op("add", raw::binary(BinaryOp::Add, a, b), a, [](const Tensor& g) { return g; });
+}
+
+Tensor sub(const Tensor& a, double b) {
+  return record_scalar_op("sub", raw::binary(BinaryOp::Sub, a, b), a, [](const Tensor& g) { return g; });
+}
+
+Tensor rsub(double a, const Tensor& b) {
+  return record_scalar_op("rsub", raw::binary(BinaryOp::Sub, a, b), b,
+                          [](const Tensor& g) { return raw::unary(UnaryOp::Neg, g); });
+}
+
+Tensor mul(const Tensor& a, double b) {
+  return record_scalar_op("mul", raw::binary(BinaryOp::Mul, a, b), a,
+                          [b](const Tensor& g) { return raw::binary(BinaryOp::Mul, g, b); });
+}
+
+Tensor div(const Tensor& a, double b) {
+  return record_scalar_op("div", raw::binary(BinaryOp::Div, a, b), a,
+                          [b](const Tensor& g) { return raw::binary(BinaryOp::Div, g, b); });
+}
+
+Tensor rdiv(double a, const Tensor& b) {
+  // d(a / b)/db = -a / b^2 = -out / b, as div's gradient for its divisor.
+  Tensor out = raw::binary(BinaryOp::Div, a, b);
+  return record_scalar_op("rdiv", out, b, [sb = SavedTensor(b), sout = SavedTensor(out)](const Tensor& g) {
+    return raw::unary(UnaryOp::Neg, raw_div(raw_mul(g, sout.unpack()), sb.unpack()));
+  });
+}
 
 Tensor neg(const Tensor& x) {
   Tensor out = raw::unary(UnaryOp::Neg, x);
@@ -130,7 +163,7 @@ Tensor tanh(const Tensor& x) {
   // d tanh = 1 - tanh^2
   return record("tanh", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
     Tensor y = so.unpack();
-    Tensor d = raw::binary(BinaryOp::Sub, scalar_like(1.0, y), raw_mul(y, y));
+    Tensor d = raw::binary(BinaryOp::Sub, 1.0, raw_mul(y, y));
     return std::vector<Tensor>{raw_mul(g[0], d)};
   });
 }
@@ -141,7 +174,7 @@ Tensor sigmoid(const Tensor& x) {
   // d sigmoid = s (1 - s)
   return record("sigmoid", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
     Tensor s = so.unpack();
-    Tensor d = raw_mul(s, raw::binary(BinaryOp::Sub, scalar_like(1.0, s), s));
+    Tensor d = raw_mul(s, raw::binary(BinaryOp::Sub, 1.0, s));
     return std::vector<Tensor>{raw_mul(g[0], d)};
   });
 }
@@ -186,7 +219,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return record("where", out, {a, b},
                 [sc = SavedTensor(cond), as = a.shape(), bs = b.shape()](const auto& g, const auto& needs) {
                   Tensor c = sc.unpack();
-                  Tensor zero = scalar_like(0.0, g[0]);
+                  Tensor zero = scalar_tensor(0.0, g[0].dtype(), g[0].device());
                   return std::vector<Tensor>{needs[0] ? raw::sum_to(raw::where(c, g[0], zero), as) : Tensor(),
                                              needs[1] ? raw::sum_to(raw::where(c, zero, g[0]), bs) : Tensor()};
                 });

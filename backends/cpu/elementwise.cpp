@@ -158,20 +158,20 @@ void unary_typed(const UnaryArgs& args) {
   throw Error("cpu unary: unknown op " + std::to_string(static_cast<int>(args.op)));
 }
 
-// The second operand of binary and compare: the tensor's data, or (b_data == nullptr) the scalar b_scalar
-// converted into `scalar`, read through the zero strides of b's layout.
+// An operand of binary (either side) or compare (the second): the tensor's data, or (data == nullptr) the args'
+// scalar converted into `value`, read through the zero strides of the operand's layout.
 template <typename T>
-const T* second_operand(const void* b_data, double b_scalar, T& scalar) {
-  if (b_data != nullptr) return static_cast<const T*>(b_data);
-  scalar = convert_element<T>(b_scalar);
-  return &scalar;
+const T* operand(const void* data, double scalar, T& value) {
+  if (data != nullptr) return static_cast<const T*>(data);
+  value = convert_element<T>(scalar);
+  return &value;
 }
 
 template <typename T>
 void binary_typed(const BinaryArgs& args) {
-  const T* a = static_cast<const T*>(args.a_data);
-  T scalar;
-  const T* b = second_operand(args.b_data, args.b_scalar, scalar);
+  T a_value, b_value;
+  const T* a = operand(args.a_data, args.scalar, a_value);
+  const T* b = operand(args.b_data, args.scalar, b_value);
   T* dst = static_cast<T*>(args.dst_data);
   const Layout &la = args.a, &lb = args.b;
   switch (args.op) {
@@ -190,8 +190,8 @@ void binary_typed(const BinaryArgs& args) {
 template <typename T>
 void compare_typed(const CompareArgs& args) {
   const T* a = static_cast<const T*>(args.a_data);
-  T scalar;
-  const T* b = second_operand(args.b_data, args.b_scalar, scalar);
+  T b_value;
+  const T* b = operand(args.b_data, args.scalar, b_value);
   bool* dst = args.dst_data;
   const Layout &la = args.a, &lb = args.b;
   switch (args.op) {

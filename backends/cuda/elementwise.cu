@@ -97,9 +97,10 @@ ATELIER_HOST_DEVICE inline bool compare_value(T x, T y) {
   return false;  // not reached
 }
 
-// The second operand of binary and compare: a strided tensor, or (data ==
-// nullptr) one value passed by value in the args (BinaryArgs::b_scalar), so a
-// tensor-scalar op costs no device memory.
+// An operand of binary (either side) or compare (the second): a strided tensor,
+// or (data == nullptr) one value passed by value in the args
+// (BinaryArgs::scalar), so a tensor-scalar op costs no device memory. CPU twin:
+// operand in backends/cpu/elementwise.cpp.
 template <typename T>
 struct Operand {
   const T* data;
@@ -108,7 +109,7 @@ struct Operand {
 };
 
 template <typename T>
-Operand<T> second_operand(const void* data, double scalar) {
+Operand<T> operand(const void* data, double scalar) {
   return {static_cast<const T*>(data), data == nullptr ? convert_element<T>(scalar) : T(0)};
 }
 
@@ -116,10 +117,10 @@ Operand<T> second_operand(const void* data, double scalar) {
 template <BinaryOp op, typename T>
 struct BinaryMap {
   T* dst;
-  const T* a;
+  Operand<T> a;
   Operand<T> b;
   ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[3]) const {
-    dst[off[0]] = binary_value<op>(a[off[1]], b.at(off[2]));
+    dst[off[0]] = binary_value<op>(a.at(off[1]), b.at(off[2]));
   }
 };
 
@@ -192,8 +193,8 @@ void binary_typed(const BinaryArgs& args) {
   const Layout* layouts[3] = {&dst, &args.a, &args.b};
   const auto plan = make_plan<3>(args.a, layouts);
   T* out = static_cast<T*>(args.dst_data);
-  const T* a = static_cast<const T*>(args.a_data);
-  const Operand<T> b = second_operand<T>(args.b_data, args.b_scalar);
+  const Operand<T> a = operand<T>(args.a_data, args.scalar);
+  const Operand<T> b = operand<T>(args.b_data, args.scalar);
   auto run = [&]<BinaryOp op> { cuda::launch_strided(plan, BinaryMap<op, T>{out, a, b}); };
   switch (args.op) {
     case BinaryOp::Add: return run.template operator()<BinaryOp::Add>();
@@ -213,7 +214,7 @@ void compare_typed(const CompareArgs& args) {
   const Layout* layouts[3] = {&dst, &args.a, &args.b};
   const auto plan = make_plan<3>(args.a, layouts);
   const T* a = static_cast<const T*>(args.a_data);
-  const Operand<T> b = second_operand<T>(args.b_data, args.b_scalar);
+  const Operand<T> b = operand<T>(args.b_data, args.scalar);
   auto run = [&]<CompareOp op> { cuda::launch_strided(plan, CompareMap<op, T>{args.dst_data, a, b}); };
   switch (args.op) {
     case CompareOp::Eq: return run.template operator()<CompareOp::Eq>();

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "backends/strided.h"
 #include "tensor/creation.h"
@@ -33,17 +34,28 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// A scalar operand travels by value in the args (BinaryArgs::b_scalar): no tensor, no device memory per call.
-Tensor binary(BinaryOp op, const Tensor& a, double b) {
+namespace {
+
+// t op s, or s op t when scalar_first: the scalar travels by value in the args (BinaryArgs::scalar), its operand's
+// data null and strides 0: no tensor, no device memory per call.
+Tensor binary_with_scalar(BinaryOp op, const Tensor& t, double s, bool scalar_first) {
   const char* name = binary_name(op);
-  check_floating(a, name);
-  Tensor out = raw::empty(a.shape(), a.dtype(), a.device());
-  const Layout la = layout_of(a);
-  launch<PrimitiveOp::binary>(
-      a.device(), name, out.numel(),
-      BinaryArgs{op, a.dtype(), la, a.raw_data(), scalar_layout(la), nullptr, out.raw_data(), b});
+  check_floating(t, name);
+  Tensor out = raw::empty(t.shape(), t.dtype(), t.device());
+  const Layout lt = layout_of(t);
+  BinaryArgs args{op, t.dtype(), lt, t.raw_data(), scalar_layout(lt), nullptr, out.raw_data(), s};
+  if (scalar_first) {
+    std::swap(args.a, args.b);
+    std::swap(args.a_data, args.b_data);
+  }
+  launch<PrimitiveOp::binary>(t.device(), name, out.numel(), args);
   return out;
 }
+
+}  // namespace
+
+Tensor binary(BinaryOp op, const Tensor& a, double b) { return binary_with_scalar(op, a, b, false); }
+Tensor binary(BinaryOp op, double a, const Tensor& b) { return binary_with_scalar(op, b, a, true); }
 
 void binary_(BinaryOp op, const Tensor& dst, const Tensor& other) {
   const char* name = binary_name(op);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -219,21 +220,25 @@ void unary_rows(Rows& rows) {
   }
 }
 
-// Appends to `out` two results of binary or compare (`prim`, args `Args`) op `op`: x against y broadcast to
-// out_shape, then x against the scalar `scalar`, which travels by value (b_data null, b's strides 0).
+// Which operand of a binary or compare call is the scalar that travels by value (data null, strides 0), if any.
+enum class ScalarOperand { none, b, a };
+
+// Appends to `out` one result of binary or compare (`prim`, args `Args`) op `op` per entry of `forms`: x against y
+// broadcast to out_shape (none), x against the scalar `scalar` (b), the scalar against y (a; binary only).
 template <PrimitiveOp prim, class Args, class Op>
 void run_map(std::vector<Tensor>& out, Device d, Op op, DType dtype, DType out_dtype, const Tensor& x, const Tensor& y,
-             double scalar, const Shape& out_shape) {
-  for (bool by_value : {false, true}) {
+             double scalar, const Shape& out_shape, std::initializer_list<ScalarOperand> forms) {
+  const Layout by_value = make_layout(out_shape, Shape(out_shape.size(), 0));
+  for (ScalarOperand form : forms) {
     Tensor dst = empty(out_shape, out_dtype, d);
     Args a{};
     a.op = op;
     a.dtype = dtype;
-    a.a = broadcast(x, out_shape);
-    a.a_data = x.raw_data();
-    a.b = by_value ? make_layout(out_shape, Shape(out_shape.size(), 0)) : broadcast(y, out_shape);
-    a.b_data = by_value ? nullptr : y.raw_data();
-    a.b_scalar = scalar;
+    a.a = form == ScalarOperand::a ? by_value : broadcast(x, out_shape);
+    a.a_data = form == ScalarOperand::a ? nullptr : x.raw_data();
+    a.b = form == ScalarOperand::b ? by_value : broadcast(y, out_shape);
+    a.b_data = form == ScalarOperand::b ? nullptr : y.raw_data();
+    a.scalar = scalar;
     a.dst_data = static_cast<decltype(a.dst_data)>(dst.raw_data());
     run_on<prim>(d, dst.numel(), a);
     out.push_back(dst);
@@ -242,16 +247,18 @@ void run_map(std::vector<Tensor>& out, Device d, Op op, DType dtype, DType out_d
 
 void binary_rows(Rows& rows) {
   for (DType dtype : kFloating) {
-    add(rows, PrimitiveOp::binary, dtype, "every_op_broadcast_and_scalar", Tolerance::Elementwise, [dtype](Device d) {
-      const Tensor x = make({3, 1, 5}, dtype, 5, d, 0.2, 2);  // positive: pow's base
-      const Tensor y = make({4, 5}, dtype, 6, d, 0.5, 2);     // away from 0: the divisor
-      std::vector<Tensor> out;
-      for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Maximum,
-                          BinaryOp::Minimum}) {
-        run_map<PrimitiveOp::binary, BinaryArgs>(out, d, op, dtype, dtype, x, y, 0.75, {3, 4, 5});
-      }
-      return out;
-    });
+    add(rows, PrimitiveOp::binary, dtype, "every_op_broadcast_and_scalar_both_sides", Tolerance::Elementwise,
+        [dtype](Device d) {
+          const Tensor x = make({3, 1, 5}, dtype, 5, d, 0.2, 2);  // positive: pow's base
+          const Tensor y = make({4, 5}, dtype, 6, d, 0.5, 2);     // away from 0: the divisor
+          std::vector<Tensor> out;
+          for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow,
+                              BinaryOp::Maximum, BinaryOp::Minimum}) {
+            run_map<PrimitiveOp::binary, BinaryArgs>(out, d, op, dtype, dtype, x, y, 0.75, {3, 4, 5},
+                                                     {ScalarOperand::none, ScalarOperand::b, ScalarOperand::a});
+          }
+          return out;
+        });
   }
 }
 
@@ -265,7 +272,8 @@ void compare_rows(Rows& rows) {
           for (CompareOp op :
                {CompareOp::Eq, CompareOp::Ne, CompareOp::Gt, CompareOp::Ge, CompareOp::Lt, CompareOp::Le}) {
             // The scalar 0 ties with every 0 of x.
-            run_map<PrimitiveOp::compare, CompareArgs>(out, d, op, dtype, b8, x, y, 0.0, {3, 4, 5});
+            run_map<PrimitiveOp::compare, CompareArgs>(out, d, op, dtype, b8, x, y, 0.0, {3, 4, 5},
+                                                       {ScalarOperand::none, ScalarOperand::b});
           }
           return out;
         });
