@@ -138,7 +138,8 @@ struct CompareArgs {
   double scalar = 0;
 };
 
-// dst (contiguous, cond.sizes) = cond ? a : b; all three with broadcast strides; cond is bool.
+// dst (contiguous, cond.sizes) = cond ? a : b; all three with broadcast strides; cond is bool. a_data or b_data
+// null (not both): that operand is `scalar`, strides 0, as in BinaryArgs.
 struct WhereArgs {
   DType dtype;
   Layout cond;
@@ -148,6 +149,7 @@ struct WhereArgs {
   Layout b;
   const void* b_data;
   void* dst_data;
+  double scalar = 0;
 };
 
 // The gradient of ELU from its saved output y = elu(x, alpha), so the input need not be kept:

@@ -54,6 +54,9 @@ void binary_(BinaryOp op, const Tensor& dst, double other);
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b);
 Tensor compare(CompareOp op, const Tensor& a, double b);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// A scalar operand by value, as for binary (WhereArgs::scalar): the result has the tensor's dtype.
+Tensor where(const Tensor& cond, const Tensor& a, double b);
+Tensor where(const Tensor& cond, double a, const Tensor& b);
 // ELU's input gradient from its output y = elu(x, alpha): grad * (y > 0 ? 1 : y + alpha), one kernel. grad and y
 // have one shape (no broadcasting).
 Tensor elu_backward(const Tensor& grad, const Tensor& out, double alpha);

@@ -288,6 +288,13 @@ const std::vector<ScalarForm>& scalar_forms() {
   return forms;
 }
 
+// The calls of one primitive in a profile, whatever their op names.
+int64_t calls_of(const ProfileReport& report, PrimitiveOp op) {
+  int64_t calls = 0;
+  for (const ProfileRow& row : report.rows) calls += row.op == op ? row.calls : 0;
+  return calls;
+}
+
 }  // namespace
 
 // What the scalar forms computed when they made a 0-d tensor of the scalar (scalar_tensor: the scalar converted to
@@ -329,7 +336,8 @@ TEST_CASE("a scalar operand is converted to the tensor's dtype, with the values 
 // The scalar travels by value in the node and through the raw scalar ops: a forward pass takes one block (its
 // output) and one launch, and the backward runs the formula's launches only (add, sub: none, the gradient passes
 // as it is; mul, div: one; rsub: a negation; rdiv: -(g * out) / x, three). No fill, so no 0-d tensor, either way.
-TEST_CASE("a scalar form allocates its output only and launches no fill, forward or backward") {
+TEST_CASE(
+    "a scalar form allocates its output only and launches no fill, forward or backward; nor does where's backward") {
   Backend& cpu = backend_for(Device::cpu());
   const std::vector<int64_t> backward_launches = {0, 0, 1, 1, 1, 3};  // in scalar_forms() order
   auto blocks_handed_out = [&cpu] {
@@ -355,11 +363,27 @@ TEST_CASE("a scalar form allocates its output only and launches no fill, forward
     Profiler backward_profile(cpu);
     y.backward(seed);
     const ProfileReport backward = backward_profile.report();
-    int64_t launches = 0;
-    for (const ProfileRow& row : backward.rows) {
-      CHECK(row.op != PrimitiveOp::fill);
-      if (row.op == PrimitiveOp::binary || row.op == PrimitiveOp::unary) launches += row.calls;
-    }
-    CHECK(launches == backward_launches[i]);
+    CHECK(calls_of(backward, PrimitiveOp::fill) == 0);
+    CHECK(calls_of(backward, PrimitiveOp::binary) + calls_of(backward, PrimitiveOp::unary) == backward_launches[i]);
   }
+  // where's backward sends g to a where the condition holds and 0 elsewhere (b the other way round): the 0 is a
+  // scalar operand too.
+  Tensor a = uniform({3, 4}, -1, 1, RandomKey{7, 2, 0}).requires_grad_();
+  Tensor b = uniform({4}, -1, 1, RandomKey{7, 3, 0}).requires_grad_();
+  const Tensor cond = raw::compare(CompareOp::Gt, a.detach(), 0.0);
+  Tensor y = where(cond, a, b);
+  const Tensor where_seed = ones({3, 4});
+  Profiler profile(cpu);
+  y.backward(where_seed);
+  const ProfileReport report = profile.report();
+  CHECK(calls_of(report, PrimitiveOp::fill) == 0);
+  CHECK(calls_of(report, PrimitiveOp::where) == 2);
+  const std::vector<double> av = values(a.detach());
+  std::vector<double> a_grad(12), b_grad(4, 0.0);  // 1 where a > 0; b: per column, the rows where a <= 0
+  for (size_t i = 0; i < 12; ++i) {
+    a_grad[i] = av[i] > 0 ? 1 : 0;
+    b_grad[i % 4] += 1 - a_grad[i];
+  }
+  CHECK(values(a.grad()) == a_grad);
+  CHECK(values(b.grad()) == b_grad);
 }

@@ -3,7 +3,6 @@
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
-#include "tensor/creation.h"
 #include "tensor/raw_ops.h"
 
 namespace atelier {
@@ -219,9 +218,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return record("where", out, {a, b},
                 [sc = SavedTensor(cond), as = a.shape(), bs = b.shape()](const auto& g, const auto& needs) {
                   Tensor c = sc.unpack();
-                  Tensor zero = scalar_tensor(0.0, g[0].dtype(), g[0].device());
-                  return std::vector<Tensor>{needs[0] ? raw::sum_to(raw::where(c, g[0], zero), as) : Tensor(),
-                                             needs[1] ? raw::sum_to(raw::where(c, zero, g[0]), bs) : Tensor()};
+                  return std::vector<Tensor>{needs[0] ? raw::sum_to(raw::where(c, g[0], 0.0), as) : Tensor(),
+                                             needs[1] ? raw::sum_to(raw::where(c, 0.0, g[0]), bs) : Tensor()};
                 });
 }
 

@@ -158,8 +158,8 @@ void unary_typed(const UnaryArgs& args) {
   throw Error("cpu unary: unknown op " + std::to_string(static_cast<int>(args.op)));
 }
 
-// An operand of binary (either side) or compare (the second): the tensor's data, or (data == nullptr) the args'
-// scalar converted into `value`, read through the zero strides of the operand's layout.
+// An operand of binary and where (either side) or compare (the second): the tensor's data, or (data == nullptr)
+// the args' scalar converted into `value`, read through the zero strides of the operand's layout.
 template <typename T>
 const T* operand(const void* data, double scalar, T& value) {
   if (data != nullptr) return static_cast<const T*>(data);
@@ -207,8 +207,11 @@ void compare_typed(const CompareArgs& args) {
 
 template <typename T>
 void where_typed(const WhereArgs& args) {
-  map3(args.cond, args.cond_data, args.a, static_cast<const T*>(args.a_data), args.b,
-       static_cast<const T*>(args.b_data), static_cast<T*>(args.dst_data), [](bool c, T x, T y) { return c ? x : y; });
+  T a_value, b_value;
+  const T* a = operand(args.a_data, args.scalar, a_value);
+  const T* b = operand(args.b_data, args.scalar, b_value);
+  map3(args.cond, args.cond_data, args.a, a, args.b, b, static_cast<T*>(args.dst_data),
+       [](bool c, T x, T y) { return c ? x : y; });
 }
 
 // One pass instead of the four of compare, add, mul and where. The select is a blend the compiler vectorises (no

@@ -97,8 +97,8 @@ ATELIER_HOST_DEVICE inline bool compare_value(T x, T y) {
   return false;  // not reached
 }
 
-// An operand of binary (either side) or compare (the second): a strided tensor,
-// or (data == nullptr) one value passed by value in the args
+// An operand of binary and where (either side) or compare (the second): a
+// strided tensor, or (data == nullptr) one value passed by value in the args
 // (BinaryArgs::scalar), so a tensor-scalar op costs no device memory. CPU twin:
 // operand in backends/cpu/elementwise.cpp.
 template <typename T>
@@ -140,10 +140,10 @@ template <typename T>
 struct WhereMap {
   T* dst;
   const bool* cond;
-  const T* a;
-  const T* b;
+  Operand<T> a;
+  Operand<T> b;
   ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[4]) const {
-    dst[off[0]] = cond[off[1]] ? a[off[2]] : b[off[3]];
+    dst[off[0]] = cond[off[1]] ? a.at(off[2]) : b.at(off[3]);
   }
 };
 
@@ -232,8 +232,8 @@ void where_typed(const WhereArgs& args) {
   const Layout dst = contiguous_like(args.cond);
   const Layout* layouts[4] = {&dst, &args.cond, &args.a, &args.b};
   cuda::launch_strided(make_plan<4>(args.cond, layouts),
-                       WhereMap<T>{static_cast<T*>(args.dst_data), args.cond_data, static_cast<const T*>(args.a_data),
-                                   static_cast<const T*>(args.b_data)});
+                       WhereMap<T>{static_cast<T*>(args.dst_data), args.cond_data, operand<T>(args.a_data, args.scalar),
+                                   operand<T>(args.b_data, args.scalar)});
 }
 
 template <typename T>

@@ -117,10 +117,44 @@ Tensor compare(CompareOp op, const Tensor& a, double b) {
   return out;
 }
 
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+namespace {
+
+void check_where_condition(const Tensor& cond, const Tensor& t) {
   ATELIER_CHECK(cond.dtype() == DType::Bool,
                 "where: condition must be bool, got " << cond.dtype() << " " << cond.shape());
-  check_same_device(cond, a, "where");
+  check_same_device(cond, t, "where");
+}
+
+// cond ? t : s, or cond ? s : t when scalar_first; the scalar by value, as in binary_with_scalar.
+Tensor where_with_scalar(const Tensor& cond, const Tensor& t, double s, bool scalar_first) {
+  check_where_condition(cond, t);
+  Shape out_shape = broadcast_shapes(cond.shape(), t.shape(), "where");
+  Tensor out = raw::empty(out_shape, t.dtype(), t.device());
+  const Layout lt = broadcast_layout(t, out_shape);
+  WhereArgs args{t.dtype(),
+                 broadcast_layout(cond, out_shape),
+                 static_cast<const bool*>(cond.raw_data()),
+                 lt,
+                 t.raw_data(),
+                 scalar_layout(lt),
+                 nullptr,
+                 out.raw_data(),
+                 s};
+  if (scalar_first) {
+    std::swap(args.a, args.b);
+    std::swap(args.a_data, args.b_data);
+  }
+  launch<PrimitiveOp::where>(t.device(), "where", out.numel(), args);
+  return out;
+}
+
+}  // namespace
+
+Tensor where(const Tensor& cond, const Tensor& a, double b) { return where_with_scalar(cond, a, b, false); }
+Tensor where(const Tensor& cond, double a, const Tensor& b) { return where_with_scalar(cond, b, a, true); }
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  check_where_condition(cond, a);
   check_same_device(a, b, "where");
   check_same_dtype(a, b, "where");
   Shape out_shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");

@@ -220,24 +220,32 @@ void unary_rows(Rows& rows) {
   }
 }
 
-// Which operand of a binary or compare call is the scalar that travels by value (data null, strides 0), if any.
+// Which operand of a binary, compare or where call is the scalar that travels by value (data null, strides 0), if
+// any.
 enum class ScalarOperand { none, b, a };
+
+// Sets the operands a and b of binary, compare or where args: x and y broadcast to out_shape, the one that `form`
+// names replaced by the args' scalar.
+template <class Args>
+void set_operands(Args& a, ScalarOperand form, const Tensor& x, const Tensor& y, const Shape& out_shape) {
+  const Layout by_value = make_layout(out_shape, Shape(out_shape.size(), 0));
+  a.a = form == ScalarOperand::a ? by_value : broadcast(x, out_shape);
+  a.a_data = form == ScalarOperand::a ? nullptr : x.raw_data();
+  a.b = form == ScalarOperand::b ? by_value : broadcast(y, out_shape);
+  a.b_data = form == ScalarOperand::b ? nullptr : y.raw_data();
+}
 
 // Appends to `out` one result of binary or compare (`prim`, args `Args`) op `op` per entry of `forms`: x against y
 // broadcast to out_shape (none), x against the scalar `scalar` (b), the scalar against y (a; binary only).
 template <PrimitiveOp prim, class Args, class Op>
 void run_map(std::vector<Tensor>& out, Device d, Op op, DType dtype, DType out_dtype, const Tensor& x, const Tensor& y,
              double scalar, const Shape& out_shape, std::initializer_list<ScalarOperand> forms) {
-  const Layout by_value = make_layout(out_shape, Shape(out_shape.size(), 0));
   for (ScalarOperand form : forms) {
     Tensor dst = empty(out_shape, out_dtype, d);
     Args a{};
     a.op = op;
     a.dtype = dtype;
-    a.a = form == ScalarOperand::a ? by_value : broadcast(x, out_shape);
-    a.a_data = form == ScalarOperand::a ? nullptr : x.raw_data();
-    a.b = form == ScalarOperand::b ? by_value : broadcast(y, out_shape);
-    a.b_data = form == ScalarOperand::b ? nullptr : y.raw_data();
+    set_operands(a, form, x, y, out_shape);
     a.scalar = scalar;
     a.dst_data = static_cast<decltype(a.dst_data)>(dst.raw_data());
     run_on<prim>(d, dst.numel(), a);
@@ -282,23 +290,25 @@ void compare_rows(Rows& rows) {
 
 void where_rows(Rows& rows) {
   for (DType dtype : kAllDTypes) {
-    add(rows, PrimitiveOp::where, dtype, "broadcast", Tolerance::Exact, [dtype](Device d) {
+    add(rows, PrimitiveOp::where, dtype, "broadcast_and_scalar_both_sides", Tolerance::Exact, [dtype](Device d) {
       const Tensor cond = make({3, 1}, b8, 9, d, -1, 1);  // floor of [-1, 1): -1 (true) or 0 (false)
       const Tensor x = make({3, 4}, dtype, 10, d, -5, 6);
       const Tensor y = make({4}, dtype, 11, d, -5, 6);
       const Shape out_shape = {3, 4};
-      Tensor dst = empty(out_shape, dtype, d);
-      WhereArgs a{};
-      a.dtype = dtype;
-      a.cond = broadcast(cond, out_shape);
-      a.cond_data = static_cast<const bool*>(cond.raw_data());
-      a.a = broadcast(x, out_shape);
-      a.a_data = x.raw_data();
-      a.b = broadcast(y, out_shape);
-      a.b_data = y.raw_data();
-      a.dst_data = dst.raw_data();
-      run_on<PrimitiveOp::where>(d, dst.numel(), a);
-      return std::vector<Tensor>{dst};
+      std::vector<Tensor> out;
+      for (ScalarOperand form : {ScalarOperand::none, ScalarOperand::b, ScalarOperand::a}) {
+        Tensor dst = empty(out_shape, dtype, d);
+        WhereArgs a{};
+        a.dtype = dtype;
+        a.cond = broadcast(cond, out_shape);
+        a.cond_data = static_cast<const bool*>(cond.raw_data());
+        set_operands(a, form, x, y, out_shape);
+        a.scalar = 3.0;  // true as a bool
+        a.dst_data = dst.raw_data();
+        run_on<PrimitiveOp::where>(d, dst.numel(), a);
+        out.push_back(dst);
+      }
+      return out;
     });
   }
 }
