@@ -12,9 +12,10 @@
 // began_step_torch.py --bench prints); peak_MiB, the device's caching allocator's peak bytes in use since the
 // program started (its counter cannot be reset, so the cases run smallest first and each row's peak is its own);
 // reserved_MiB, what the allocator holds after the steps (in use and cached); model_MiB, the bytes in use between steps
-// (parameters, gradients, Adam's moments, the batch); max_rss_MiB, the process's peak resident memory (getrusage; like
-// peak_MiB it only grows, so run one case per process to compare it with PyTorch's), and rss_base_MiB, the resident
-// memory before the case built its model (the program and its libraries). Threads: the pool's size, from
+// (parameters, gradients, Adam's moments, the batch); system_allocs, the allocator's calls to the system during the
+// timed steps (0 in a steady state: backends/caching_allocator.h); max_rss_MiB, the process's peak resident memory
+// (getrusage; like peak_MiB it only grows, so run one case per process to compare it with PyTorch's), and rss_base_MiB,
+// the resident memory before the case built its model (the program and its libraries). Threads: the pool's size, from
 // ATELIER_NUM_THREADS.
 //
 // Flags besides Google Benchmark's (scripts/bench-vs-torch.sh --began passes both):
@@ -209,6 +210,7 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
   }
   Backend& backend = backend_for(g_device);
   const double resident = static_cast<double>(backend.allocator_stats().in_use);
+  const size_t system_allocs_before = backend.allocator_stats().system_allocs;
   std::vector<double> seconds;  // each timed step alone, for the minimum and the median
   for (auto _ : state) {
     const auto start = std::chrono::steady_clock::now();
@@ -226,6 +228,7 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
   // request of the step fits (a cached block serves its own bucket and requests of down to half its size).
   state.counters["reserved_MiB"] = static_cast<double>(stats.in_use + stats.cached) * kMiB;
   state.counters["model_MiB"] = resident * kMiB;
+  state.counters["system_allocs"] = static_cast<double>(stats.system_allocs - system_allocs_before);
   state.counters["GFLOP_per_step"] = step_flops(c) * 1e-9;
   if (!seconds.empty()) {
     state.counters["step_s_min"] = seconds.front();
