@@ -1,51 +1,124 @@
-// The caching allocator (see caching_allocator.h). One mutex guards the free lists, the private pools and the
-// counters: an allocation is a hash lookup and a vector pop, far cheaper than the kernel that uses the memory.
+// The caching allocator (see caching_allocator.h). One mutex guards the free lists, the pieces, the private pools
+// and the counters: a small allocation is a hash lookup and a vector pop, a large one a lookup in an ordered set
+// and at most two insertions, all far cheaper than the kernel that uses the memory.
 #include "backends/caching_allocator.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstdint>
 #include <cstdio>
+#include <iterator>
 
 #include "backends/error.h"
 
 namespace atelier {
 
 namespace {
-constexpr size_t kSmallStep = 512;
-constexpr size_t kSmallLimit = size_t{1} << 20;
+constexpr size_t kStep = 512;
+constexpr size_t kSmallLimit = size_t{256} << 10;  // requests up to this: exact buckets; above it: pieces
+constexpr size_t kSmallSegment = size_t{2} << 20;  // a segment for requests below half of it (a few share it)
+
+bool is_large(size_t size) { return size > kSmallLimit; }
+// What the system is asked for when no free piece fits `size`: larger requests get a segment of their own, which
+// may later serve smaller ones.
+size_t segment_bytes(size_t size) { return size < kSmallSegment / 2 ? kSmallSegment : size; }
 }  // namespace
 
 size_t CachingAllocator::bucket_size(size_t bytes) {
   if (bytes == 0) bytes = 1;
-  size_t step = kSmallStep;
-  if (bytes > kSmallLimit) step = std::bit_floor(bytes) / 4;
-  ATELIER_CHECK(bytes <= SIZE_MAX - step, "allocator: request of " << bytes << " bytes is too large");
-  return (bytes + step - 1) / step * step;
+  ATELIER_CHECK(bytes <= SIZE_MAX - kStep, "allocator: request of " << bytes << " bytes is too large");
+  return (bytes + kStep - 1) / kStep * kStep;
 }
 
 CachingAllocator::~CachingAllocator() { empty_cache(); }
 
-void* CachingAllocator::take(FreeLists& lists, size_t size) {
-  auto it = lists.find(size);
-  if (it == lists.end() || it->second.empty()) return nullptr;
-  void* ptr = it->second.back();
-  it->second.pop_back();
+void* CachingAllocator::take(FreeLists& lists, size_t& size, size_t most) {
+  auto best = lists.find(size);
+  if ((best == lists.end() || best->second.empty()) && most > size) {
+    // The smallest cached block above `size` up to `most`: a linear scan of the list's sizes, a few dozen in a
+    // BEGAN step's pool.
+    best = lists.end();
+    for (auto it = lists.begin(); it != lists.end(); ++it) {
+      if (!it->second.empty() && it->first > size && it->first <= most &&
+          (best == lists.end() || it->first < best->first))
+        best = it;
+    }
+  }
+  if (best == lists.end() || best->second.empty()) return nullptr;
+  void* ptr = best->second.back();
+  best->second.pop_back();
+  size = best->first;
   return ptr;
 }
 
-void* CachingAllocator::take_larger(size_t size, size_t& taken) {
-  // The smallest cached block of a bucket above `size`, up to twice it. A linear scan of the buckets: it runs only
-  // when the exact bucket is empty, and a BEGAN step has a few dozen buckets.
-  size_t best = 0;
-  for (const auto& [bucket, blocks] : free_lists_) {
-    if (!blocks.empty() && bucket > size && bucket <= 2 * size && (best == 0 || bucket < best)) best = bucket;
+void* CachingAllocator::carve(size_t& size) {
+  const auto fit = free_pieces_.lower_bound({size, nullptr});
+  if (fit == free_pieces_.end()) return nullptr;
+  char* ptr = fit->second;
+  const auto it = pieces_.find(ptr);
+  Piece& piece = it->second;
+  const size_t rest = piece.size - size;
+  if (rest >= kSmallLimit) {
+    // The rest becomes a free piece of its own, right after this one. Both insertions may throw: undo the first.
+    const auto tail = pieces_.emplace_hint(std::next(it), ptr + size, Piece{piece.segment, rest, true, {}});
+    try {
+      free_pieces_.emplace(rest, ptr + size);
+    } catch (...) {
+      pieces_.erase(tail);
+      throw;
+    }
+    piece.size = size;
   }
-  if (best == 0) return nullptr;
-  void* ptr = take(free_lists_, best);
-  larger_[ptr] = best;
-  taken = best;
+  piece.entry = free_pieces_.extract(fit);
+  piece.entry.value().first = piece.size;
+  piece.free = false;
+  size = piece.size;
   return ptr;
+}
+
+void CachingAllocator::add_segment(char* base, size_t bytes, size_t size) {
+  // The first piece needs an entry of free_pieces_ to hold while in use: made in a set of its own and taken out.
+  FreePieces maker;
+  maker.emplace(size, base);
+  const auto first = pieces_.emplace(base, Piece{base, size, false, maker.extract(maker.begin())}).first;
+  if (bytes == size) return;
+  try {
+    const auto rest = pieces_.emplace_hint(std::next(first), base + size, Piece{base, bytes - size, true, {}});
+    try {
+      free_pieces_.emplace(bytes - size, base + size);
+    } catch (...) {
+      pieces_.erase(rest);
+      throw;
+    }
+  } catch (...) {
+    pieces_.erase(first);
+    throw;
+  }
+}
+
+void CachingAllocator::free_piece(Pieces::iterator piece) noexcept {
+  Piece& p = piece->second;
+  // The next piece of the same segment, if free, joins this one.
+  if (const auto next = std::next(piece);
+      next != pieces_.end() && next->second.segment == p.segment && next->second.free) {
+    free_pieces_.erase({next->second.size, next->first});
+    p.size += next->second.size;
+    pieces_.erase(next);
+  }
+  // This one joins the previous piece of the same segment, if free.
+  if (piece != pieces_.begin()) {
+    const auto prev = std::prev(piece);
+    if (prev->second.segment == p.segment && prev->second.free) {
+      auto entry = free_pieces_.extract({prev->second.size, prev->first});
+      prev->second.size += p.size;
+      entry.value().first = prev->second.size;
+      free_pieces_.insert(std::move(entry));
+      pieces_.erase(piece);
+      return;
+    }
+  }
+  p.free = true;
+  p.entry.value().first = p.size;
+  free_pieces_.insert(std::move(p.entry));
 }
 
 uint64_t CachingAllocator::routing_pool() const {
@@ -53,54 +126,66 @@ uint64_t CachingAllocator::routing_pool() const {
 }
 
 void* CachingAllocator::allocate(size_t bytes) {
-  const size_t size = bucket_size(bytes);
+  const size_t bucket = bucket_size(bytes);
+  const bool large = is_large(bucket);
   uint64_t pool = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     pool = routing_pool();
-    // A capture takes its own pool's blocks first, then shared ones (which then belong to the pool); anyone else
-    // takes only shared ones.
+    // A capture takes its own pool's blocks first (a piece up to twice the size, whole), then shared ones, which
+    // then belong to the pool. Anyone else takes only shared ones: a small block of its bucket, or the
+    // best-fitting free piece.
+    size_t size = bucket;
     void* ptr = nullptr;
     if (pool != 0) {
       Pool& p = pools_.at(pool);
-      ptr = take(p.free_lists, size);
+      ptr = take(p.free_lists, size, large ? 2 * size : size);
       if (ptr != nullptr) {
         p.cached -= size;
         stats_.graph_cached -= size;
       }
     }
     if (ptr == nullptr) {
-      ptr = take(free_lists_, size);
+      ptr = large ? carve(size) : take(free_lists_, size, size);
       if (ptr != nullptr && pool != 0) pool_of_[ptr] = pool;
     }
-    size_t taken = size;
-    if (ptr == nullptr && pool == 0) ptr = take_larger(size, taken);
     if (ptr != nullptr) {
-      stats_.cached -= taken;
-      stats_.in_use += taken;
+      stats_.cached -= size;
+      stats_.in_use += size;
       stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
       ++stats_.cache_hits;
       return ptr;
     }
   }
-  // A miss: ask the system outside the lock. If it refuses, give the cache back and try once more, except while a
-  // capture is under way: releasing blocks then (cudaFree, which waits for the device) would break the capture, so
-  // the request fails and the captured step with it (the step runner then runs eager steps, which may empty it).
-  void* ptr = system_.allocate(size);
+  // A miss: ask the system outside the lock (a new segment for a large request). If it refuses, give the cache
+  // back and try once more, except while a capture is under way: releasing blocks then (cudaFree, which waits for
+  // the device) would break the capture, so the request fails and the captured step with it (the step runner then
+  // runs eager steps, which may empty it).
+  const size_t system_bytes = large ? segment_bytes(bucket) : bucket;
+  void* ptr = system_.allocate(system_bytes);
   const bool during_capture = ptr == nullptr && capturing_anywhere();
   if (ptr == nullptr && !during_capture) {
     empty_cache();
-    ptr = system_.allocate(size);
+    ptr = system_.allocate(system_bytes);
   }
   ATELIER_CHECK(ptr != nullptr, system_.name << " allocator: out of memory allocating " << bytes << " bytes (block of "
-                                             << size << " bytes; " << stats().in_use << " bytes in use"
+                                             << system_bytes << " bytes; " << stats().in_use << " bytes in use"
                                              << (during_capture ? "; during a graph capture, so the cache of "
                                                                   "unused blocks was kept, not released"
                                                                 : "")
                                              << ")");
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (pool != 0 && pools_.count(pool) != 0) pool_of_[ptr] = pool;
-  stats_.in_use += size;
+  std::unique_lock<std::mutex> lock(mutex_);
+  try {
+    if (pool != 0 && pools_.count(pool) != 0) pool_of_[ptr] = pool;
+    if (large) add_segment(static_cast<char*>(ptr), system_bytes, bucket);  // on an exception it changed nothing
+  } catch (...) {
+    pool_of_.erase(ptr);
+    lock.unlock();
+    system_.release(ptr);
+    throw;
+  }
+  stats_.in_use += bucket;
+  stats_.cached += system_bytes - bucket;
   stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
   ++stats_.system_allocs;
   return ptr;
@@ -113,19 +198,20 @@ void CachingAllocator::deallocate(void* ptr, size_t bytes) noexcept {
   try {
     size = bucket_size(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
-    if (auto big = larger_.find(ptr); big != larger_.end()) {
-      size = big->second;
-      larger_.erase(big);
-    }
+    const auto piece = pieces_.find(static_cast<char*>(ptr));
+    if (piece != pieces_.end()) size = piece->second.size;
     auto owner = pool_of_.find(ptr);
     pool = owner != pool_of_.end() ? owner->second : routing_pool();
     if (pool != 0) {
-      // A block of a live graph: back to its pool (a block freed during the capture joins it), never shared.
+      // A block of a live graph: back to its pool (a block freed during the capture joins it), never shared. A
+      // piece stays in use for its segment: nothing merges with it while the graph lives.
       pool_of_[ptr] = pool;
       Pool& p = pools_.at(pool);
       p.free_lists[size].push_back(ptr);
       p.cached += size;
       stats_.graph_cached += size;
+    } else if (piece != pieces_.end()) {
+      free_piece(piece);
     } else {
       free_lists_[size].push_back(ptr);
     }
@@ -137,10 +223,10 @@ void CachingAllocator::deallocate(void* ptr, size_t bytes) noexcept {
   }
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.in_use -= std::min(stats_.in_use, size);
-  if (pool != 0) {
-    // A replay may still write this block: keep it (lost) rather than give it to the system.
-    std::fprintf(stderr, "atelier: %s allocator: a block of a graph's pool could not be cached; it is lost\n",
-                 system_.name);
+  if (pool != 0 || pieces_.count(static_cast<char*>(ptr)) != 0) {
+    // A replay may still write this block, or it is part of a segment: keep it (lost) rather than give it to the
+    // system.
+    std::fprintf(stderr, "atelier: %s allocator: a block could not be cached; it is lost\n", system_.name);
     return;
   }
   system_.release(ptr);
@@ -153,14 +239,29 @@ AllocatorStats CachingAllocator::stats() const {
 
 void CachingAllocator::empty_cache() {
   FreeLists lists;
+  Pieces segments;  // the wholly free segments, moved here node by node (nothing allocated)
   {
     std::lock_guard<std::mutex> lock(mutex_);
     lists.swap(free_lists_);
-    stats_.cached = stats_.graph_cached;
+    for (auto& [bucket, blocks] : lists) stats_.cached -= bucket * blocks.size();
+    for (auto it = free_pieces_.begin(); it != free_pieces_.end();) {
+      const auto piece = pieces_.find(it->second);
+      const auto next = std::next(piece);
+      const bool whole =
+          piece->second.segment == piece->first && (next == pieces_.end() || next->second.segment != piece->first);
+      if (!whole) {
+        ++it;
+        continue;
+      }
+      stats_.cached -= piece->second.size;
+      it = free_pieces_.erase(it);
+      segments.insert(pieces_.extract(piece));
+    }
   }
   for (auto& [size, blocks] : lists) {
     for (void* ptr : blocks) system_.release(ptr);
   }
+  for (auto& [base, piece] : segments) system_.release(base);
 }
 
 uint64_t CachingAllocator::begin_capture() {
@@ -204,6 +305,10 @@ void CachingAllocator::release_pool(uint64_t id) noexcept {
   if (capture_pool_ == id) capture_pool_ = 0;
   for (auto& [size, blocks] : it->second.free_lists) {
     for (void* ptr : blocks) {
+      if (const auto piece = pieces_.find(static_cast<char*>(ptr)); piece != pieces_.end()) {
+        free_piece(piece);
+        continue;
+      }
       try {
         free_lists_[size].push_back(ptr);
       } catch (...) {

@@ -1,13 +1,32 @@
-// The caching allocator both backends use: freed blocks go to a free list per size bucket and are handed out
-// again, so a steady-state training step (the same sizes every step) asks the system for nothing new. On the CPU
-// large activations then never page-fault twice; on the GPU a step makes no cudaMalloc (which synchronises the
-// device).
+// The caching allocator both backends use: freed memory is kept and handed out again, so a steady-state training
+// step (the same sizes every step) asks the system for nothing new. On the CPU large activations then never
+// page-fault twice; on the GPU a step makes no cudaMalloc (which synchronises the device).
 //
-// When a request's bucket has no cached block, the smallest cached block of a larger bucket, up to twice the
-// request's, serves it whole (no split; it goes back to its own bucket when freed) before the system is asked.
-// With exact buckets only, blocks of sizes the step was not asking for at that moment stayed idle beside new ones:
-// BEGAN's 64x64 step held 678 MiB for a 363 MiB peak in use; with the larger fit 472 MiB (docs/benchmarks.md).
-// Outside captures only: a capture takes exact blocks, so a graph's pool holds what its step asked for.
+// Small requests (up to 256 KiB) take exact buckets: multiples of 512 bytes, each block from the system, a free
+// list per bucket. A repeated step finds every bucket as full as its busiest moment left it.
+//
+// Larger requests (rounded to 512 bytes) are pieces of segments, as in PyTorch's CUDA caching allocator: a request
+// takes the best-fitting free piece (the smallest that is large enough, the lowest address among equals) and
+// splits it when the rest is over 256 KiB (the rest stays free; a smaller rest goes with the request, which then
+// counts its whole piece); a freed piece merges with the free pieces on either side of it in its segment, never
+// across segments. When no free piece fits, the system is asked for a new segment: a request's own size, or 2 MiB
+// for requests under 1 MiB, which several then share. empty_cache() returns only segments that are wholly free.
+// Why: with a free list per bucket, memory freed at one size served no other, and the blocks of sizes the step
+// was not asking for at that moment sat idle beside new ones (BEGAN's 64x64 step held 678 MiB for a 363 MiB peak
+// in use; serving an empty bucket with a cached block up to twice its size, whole, 472 MiB). Pieces let the step's
+// activations of many sizes share the same memory in turn: 369-375 MiB (docs/benchmarks.md, "allocator:
+// splitting"). The 256 KiB limit was measured: with 1 MiB, the 32x32 step, made of smaller tensors, held more than
+// with the larger fit; with 64 KiB, a step after the two warm-up ones still asked the system for a segment. The
+// best fit is a lookup in an ordered set; a step makes a few thousand requests, each far cheaper than
+// the kernel that uses it. Splitting and merging keep pieces at multiples of 512 bytes from their segment's start,
+// so every piece is aligned as the system aligns a block (64 bytes on the CPU for AVX-512, 256 for cudaMalloc,
+// which cuBLAS expects).
+//
+// A steady state: a repeated step takes the same pieces as the step before it once the pieces that outlive a step
+// (parameters, Adam's moments) are in place; BEGAN's steps ask the system for nothing from the third step on (the
+// "no allocation in steady steps" tests, bench_train's system_allocs counter). Unlike exact buckets this is
+// measured, not guaranteed: a step whose order of requests changes (threads racing for scratch) may carve the
+// same free memory differently and need one more segment, once.
 //
 // The system memory behind it is two functions (SystemMemory): the CPU's aligned_alloc/free, the GPU's
 // cudaMalloc/cudaFree. Reuse without waiting is safe on the GPU because every kernel and copy runs on the one
@@ -20,16 +39,27 @@
 // blocks allocated before it whose last owner let go during it, which the step may still read) go to the pool's
 // own free lists, and blocks allocated during it (from the pool, the shared lists or the system) return to the
 // pool when they are freed, during the capture or after it. Allocations outside a capture never take a pool's
-// blocks. release_pool() (the graph's destructor, through GraphPool) hands the pool's cached blocks to the shared
-// lists, and its blocks still in use go there when freed. Other threads (a data loader's prefetch) allocate from
-// the shared lists even during a capture, so a batch never lands in memory a replay writes.
+// blocks. A capture's request takes a cached block of its pool first (a small block of its bucket, or the smallest
+// piece up to twice its size, whole: the step's temporaries reuse each other's memory within the pool); else, like
+// any other, a small block of its bucket, a piece carved from a shared free piece, or the system. Carving from the
+// shared segments lets a capture take the memory its eager warm-up steps freed rather than a step's worth of new
+// memory; what keeps the graph's addresses its own is that a piece of a pool stays in use for its segment while
+// the graph lives, cached in the pool or not: it is never split, merged with a neighbour or returned to the
+// system, while the rest of its segment serves anyone. release_pool() (the graph's destructor, through GraphPool)
+// hands the pool's cached blocks to the shared lists and its cached pieces back to their segments (merged with
+// their free neighbours), and its blocks still in use go there when freed. Other threads (a data loader's
+// prefetch) allocate from the shared lists and pieces even during a capture, so a batch never lands in memory a
+// replay writes.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "backends/backend.h"
@@ -60,9 +90,12 @@ class CachingAllocator {
   void* allocate(size_t bytes);
   // `bytes` must be the size given to allocate; nullptr is ignored. Never throws.
   void deallocate(void* ptr, size_t bytes) noexcept;
-  // Byte counters count whole bucket sizes, i.e. what the blocks really occupy.
+  // Byte counters count what the blocks and pieces really occupy: in_use their whole sizes (a bucket, or a piece
+  // with the rest too small to split off), cached the cached small blocks and the free pieces. in_use + cached is
+  // everything held from the system.
   AllocatorStats stats() const;
-  // Returns every cached block of the shared lists to the system (a live graph's pool keeps its blocks).
+  // Returns every cached small block of the shared lists and every wholly free segment to the system (a live
+  // graph's pool keeps its blocks, and a segment with a piece in use or in a pool stays).
   void empty_cache();
 
   // Starts routing the calling thread's allocations and frees into a new private pool (see above) and returns its
@@ -85,8 +118,8 @@ class CachingAllocator {
   // True while any thread's capture is under way (an out-of-memory then keeps the cache: see allocate).
   bool capturing_anywhere() const;
 
-  // The size of the block that serves a request: multiples of 512 bytes up to 1 MiB, then steps of a quarter
-  // of the power of two below (at most 25% waste, and few distinct buckets for large tensors).
+  // A request rounded up to a multiple of 512 bytes: the size of the small block, or of the piece, that serves it
+  // (a piece may be up to 256 KiB larger: see above).
   static size_t bucket_size(size_t bytes);
 
  private:
@@ -95,21 +128,41 @@ class CachingAllocator {
     FreeLists free_lists;
     size_t cached = 0;  // bytes on free_lists
   };
-  // A cached block of `size` taken from `lists`, or nullptr. Caller holds mutex_.
-  static void* take(FreeLists& lists, size_t size);
-  // A cached block of the shared lists from the smallest bucket in (size, 2 size], recorded in larger_, its bucket
-  // in `taken`; or nullptr. Caller holds mutex_.
-  void* take_larger(size_t size, size_t& taken);
+  // The free pieces of the segments by (size, address): the first entry not below (size, nullptr) is the best fit.
+  using FreePieces = std::set<std::pair<size_t, char*>>;
+  struct Piece {
+    char* segment = nullptr;  // the start of its segment (the pointer the system returned)
+    size_t size = 0;
+    bool free = false;
+    // Its entry of free_pieces_, kept here while the piece is in use: freeing it moves the entry back and
+    // allocates nothing (deallocate never throws, and a piece, unlike a bucket's block, cannot go back to the
+    // system alone).
+    FreePieces::node_type entry;
+  };
+  using Pieces = std::map<char*, Piece>;  // every piece of every segment by address: a segment's pieces are neighbours
+
+  // A cached block of `size` taken from `lists`, else the smallest of at most `most` bytes (`size` then becomes
+  // its size), or nullptr. Caller holds mutex_.
+  static void* take(FreeLists& lists, size_t& size, size_t most);
+  // The best-fitting free piece of at least `size` bytes, split when the rest is worth keeping apart (`size`
+  // then stays; else it becomes the piece's size), or nullptr. Caller holds mutex_.
+  void* carve(size_t& size);
+  // A new segment from the system at `base`, `bytes` long, whose first piece (`size` bytes) is handed out. Caller
+  // holds mutex_. On an exception nothing changed.
+  void add_segment(char* base, size_t bytes, size_t size);
+  // Marks a piece in use as free and merges it with its free neighbours. Allocates nothing. Caller holds mutex_.
+  void free_piece(Pieces::iterator piece) noexcept;
   // The pool the calling thread's blocks go to now (0: none). Caller holds mutex_.
   uint64_t routing_pool() const;
 
   SystemMemory system_;
   mutable std::mutex mutex_;
-  FreeLists free_lists_;  // the shared lists
+  FreeLists free_lists_;  // the shared lists (small blocks)
+  Pieces pieces_;
+  FreePieces free_pieces_;
   AllocatorStats stats_;
   std::unordered_map<uint64_t, Pool> pools_;     // the live private pools by id
   std::unordered_map<void*, uint64_t> pool_of_;  // every block (in use or cached) of a live pool -> its id
-  std::unordered_map<void*, size_t> larger_;     // blocks handed out for a smaller bucket -> their own size
   uint64_t capture_pool_ = 0;                    // the pool of the capture under way (0: none)
   std::thread::id capture_thread_;               // the thread whose blocks go to it
   uint64_t next_pool_ = 1;

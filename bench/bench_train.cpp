@@ -224,8 +224,8 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
   state.counters["GFLOP"] = Counter(step_flops(c) * 1e-9, Counter::kIsIterationInvariantRate);
   const AllocatorStats stats = backend.allocator_stats();
   state.counters["peak_MiB"] = static_cast<double>(stats.peak_in_use) * kMiB;
-  // What the allocator holds after the steps, in use or cached for reuse: above peak_MiB by the cached blocks no
-  // request of the step fits (a cached block serves its own bucket and requests of down to half its size).
+  // What the allocator holds after the steps, in use or cached for reuse: above peak_MiB by the cached small blocks
+  // no request of the step fits and the free pieces of segments that no request fits at its peak.
   state.counters["reserved_MiB"] = static_cast<double>(stats.in_use + stats.cached) * kMiB;
   state.counters["model_MiB"] = resident * kMiB;
   state.counters["system_allocs"] = static_cast<double>(stats.system_allocs - system_allocs_before);
