@@ -31,8 +31,8 @@ void check_supported(const Backend& backend, PrimitiveOp op, DType dtype, const 
 }
 
 void throw_out_of_memory(const Backend& backend, PrimitiveOp op, const char* what, int64_t work) {
-  ATELIER_FAIL(what << ": out of memory (std::bad_alloc) in " << primitive_name(op) << " on the " << backend.name()
-                    << " backend, working on " << work << " elements");
+  ATELIER_OUT_OF_MEMORY(what << ": out of memory (std::bad_alloc) in " << primitive_name(op) << " on the "
+                             << backend.name() << " backend, working on " << work << " elements");
 }
 
 namespace {
@@ -176,7 +176,7 @@ class RecordedGraph final : public CapturedGraph {
     try {
       for (const RecordedCall& call : calls_) call(backend_);
     } catch (const std::bad_alloc&) {
-      ATELIER_FAIL("replay of a captured graph on " << backend_.name() << ": out of memory (std::bad_alloc)");
+      ATELIER_OUT_OF_MEMORY("replay of a captured graph on " << backend_.name() << ": out of memory (std::bad_alloc)");
     }
   }
   int64_t recorded_calls() const override { return static_cast<int64_t>(calls_.size()); }

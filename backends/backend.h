@@ -269,7 +269,7 @@ DType primitive_dtype(const Args& args) {
 void check_supported(const Backend& backend, PrimitiveOp op, DType dtype, const char* what);
 // The profiler the calling thread has open on `backend` (backends/profiler.h), or nullptr: a thread-local read.
 ProfileHook* profile_hook(const Backend& backend);
-// Throws the atelier::Error that stands for a std::bad_alloc in primitive `op` (see launch).
+// Throws the atelier::OutOfMemoryError that stands for a std::bad_alloc in primitive `op` (see launch).
 [[noreturn]] void throw_out_of_memory(const Backend& backend, PrimitiveOp op, const char* what, int64_t work);
 
 // A primitive call as the recorder stores it: a copy of the args, run later on the same device pointers. An args
@@ -288,8 +288,8 @@ RecordedCall recorded_call<PrimitiveOp::adam_step_multi>(const AdamMultiStepArgs
 // the call is stored for the graph instead of run; while the thread has a Profiler open on the backend, the call is
 // bracketed by the profiler's marks.
 //   launch<PrimitiveOp::unary>(backend_for(t.device()), "exp", out.numel(), UnaryArgs{...});
-// A std::bad_alloc from inside a kernel (host scratch it could not get) becomes an atelier::Error naming the op,
-// the primitive and the work size.
+// A std::bad_alloc from inside a kernel (host scratch it could not get) becomes an atelier::OutOfMemoryError naming the
+// op, the primitive and the work size.
 template <PrimitiveOp op>
 void launch(Backend& backend, const char* what, int64_t work, const typename Primitive<op>::Args& args) {
   check_supported(backend, op, primitive_dtype(args), what);

@@ -168,12 +168,14 @@ void* CachingAllocator::allocate(size_t bytes) {
     empty_cache();
     ptr = system_.allocate(system_bytes);
   }
-  ATELIER_CHECK(ptr != nullptr, system_.name << " allocator: out of memory allocating " << bytes << " bytes (block of "
-                                             << system_bytes << " bytes; " << stats().in_use << " bytes in use"
-                                             << (during_capture ? "; during a graph capture, so the cache of "
-                                                                  "unused blocks was kept, not released"
-                                                                : "")
-                                             << ")");
+  if (ptr == nullptr) {
+    ATELIER_OUT_OF_MEMORY(system_.name << " allocator: out of memory allocating " << bytes << " bytes (block of "
+                                       << system_bytes << " bytes; " << stats().in_use << " bytes in use"
+                                       << (during_capture ? "; during a graph capture, so the cache of "
+                                                            "unused blocks was kept, not released"
+                                                          : "")
+                                       << ")");
+  }
   std::unique_lock<std::mutex> lock(mutex_);
   try {
     if (pool != 0 && pools_.count(pool) != 0) pool_of_[ptr] = pool;

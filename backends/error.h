@@ -1,6 +1,6 @@
-// atelier::Error, the one exception type of the project; ATELIER_CHECK, the check of a caller's input, which
-// builds its message with streams so it can name every shape, dtype and value involved; and ATELIER_ASSERT, the
-// check of an internal invariant.
+// atelier::Error, the one exception type of the project (with OutOfMemoryError, the one kind of it a caller may
+// want to tell apart); ATELIER_CHECK, the check of a caller's input, which builds its message with streams so it
+// can name every shape, dtype and value involved; and ATELIER_ASSERT, the check of an internal invariant.
 #pragma once
 
 #include <cerrno>
@@ -16,6 +16,15 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// The memory a request needs is not there (the caching allocator's system refused even after the cache was
+// returned, or a kernel's own buffer could not be had): an Error of its own, so that a caller who knows what asked
+// for the memory (a training run: its batch and model size) can say what to change, and one who does not still
+// catches it as an Error.
+class OutOfMemoryError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace atelier
 
 // ATELIER_CHECK(a.dim() == 2, "matmul: expected 2-D, got " << a.shape());
@@ -29,6 +38,14 @@ class Error : public std::runtime_error {
   } while (0)
 
 #define ATELIER_FAIL(msg) ATELIER_CHECK(false, msg)
+
+// Throws OutOfMemoryError with a message built as ATELIER_CHECK builds one.
+#define ATELIER_OUT_OF_MEMORY(msg)                                  \
+  do {                                                              \
+    std::ostringstream atelier_check_stream_;                       \
+    atelier_check_stream_ << msg;                                   \
+    throw ::atelier::OutOfMemoryError(atelier_check_stream_.str()); \
+  } while (0)
 
 // ATELIER_ASSERT states an invariant of atelier's own code, not a condition on the caller's input: when it fails
 // the bug is ours, so the message says so and names the file and line. It is checked in every build (the cost

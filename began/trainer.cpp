@@ -223,7 +223,7 @@ void Trainer::start_fresh() {
   // second window. Not refused: a later --resume with more --steps or --epochs may reach it.
   if (total_steps_ < 2 * config_.lr_window) {
     std::ostringstream note;
-    note << "note: the learning rate stays at " << config_.lr << " in these " << count_text(total_steps_, "step")
+    note << "note: the learning rate stays at " << config_.lr << " for this run's " << count_text(total_steps_, "step")
          << ": with --lr-window " << config_.lr_window << " it can first change at step " << 2 * config_.lr_window
          << ", after two windows";
     log(note.str());
@@ -290,7 +290,13 @@ Trainer::LaunchedStep Trainer::launch_step(const Tensor& x) {
   Tensor z_g = sample_z(b, h, config_.seed, step, LatentStream::generator, device_);
   LaunchedStep launched{step, pos_.epoch, schedule_->lr(), pos_.batch_in_epoch + 1 == steps_per_epoch_};
   // A replayed step overwrites the scalars of the step before: their copy is queued first (start() here).
-  readbacks_[step % 2]->start(runner_->run(on_device(x), z_d, z_g));
+  try {
+    readbacks_[step % 2]->start(runner_->run(on_device(x), z_d, z_g));
+  } catch (const OutOfMemoryError& e) {  // say which settings asked for the memory, and what would need less
+    ATELIER_OUT_OF_MEMORY("step " << step << " with --batch " << b << " (" << model_settings_text(config_) << ") on "
+                                  << device_ << ": " << e.what()
+                                  << "; a run with a smaller --batch, --n or --image-size needs less memory");
+  }
   launched.queued_s = elapsed_s();
   if (!fallback_logged_ && !runner_->fallback_reason().empty()) {
     log("note: --cuda-graph: the step could not be captured (" + runner_->fallback_reason() +

@@ -12,12 +12,12 @@ std::atomic<size_t> g_live_storage_bytes{0};
 }
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device), backend_(&backend_for(device)) {
-  // The backends' allocators throw atelier::Error naming the size; a std::bad_alloc from anywhere below (a
-  // backend's own bookkeeping) becomes one too, so out-of-memory always says what was asked for.
+  // The backends' allocators throw atelier::OutOfMemoryError naming the size; a std::bad_alloc from anywhere below
+  // (a backend's own bookkeeping) becomes one too, so out-of-memory always says what was asked for.
   try {
     data_ = backend_->allocate(bytes);
   } catch (const std::bad_alloc&) {
-    ATELIER_FAIL(device << ": out of memory allocating " << bytes << " bytes for a tensor");
+    ATELIER_OUT_OF_MEMORY(device << ": out of memory allocating " << bytes << " bytes for a tensor");
   }
   g_live_storage_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }

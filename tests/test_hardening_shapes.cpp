@@ -47,8 +47,9 @@ TEST_CASE("creation refuses element and byte counts beyond 64 bits, naming the s
   CHECK(zeros({kHuge, kHuge, 0}).numel() == 0);
 }
 
-TEST_CASE("out of memory is an atelier::Error naming the bytes asked for") {
+TEST_CASE("out of memory is an atelier::OutOfMemoryError naming the bytes asked for") {
   // 2^50 float32 elements: 4 PiB, more than any machine's address space; the count itself is valid.
+  CHECK_THROWS_AS(empty({int64_t{1} << 50}), OutOfMemoryError);
   const std::string msg = error_of([] { empty({int64_t{1} << 50}); });
   CHECK(msg.find("out of memory") != std::string::npos);
   CHECK(msg.find("4503599627370496 bytes") != std::string::npos);

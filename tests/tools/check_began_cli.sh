@@ -70,10 +70,23 @@ fi
 tiny=(--data synthetic --synthetic-size 64 --n 4 --h 4 --batch 4 --progress-seconds 1000)
 # A run too short for the learning rate ever to change (the schedule needs two windows) says so at its start.
 "$began" train "${tiny[@]}" --steps 20 --lr-window 11 --out "$tmp/short" >"$tmp/out" 2>&1 || fail "a short run: $(cat "$tmp/out")"
-grep -q "^note: the learning rate stays at 0.0001 in these 20 steps: with --lr-window 11 it can first change at step 22," \
+grep -q "^note: the learning rate stays at 0.0001 for this run's 20 steps: with --lr-window 11 it can first change at step 22," \
   "$tmp/out" || fail "a run shorter than two --lr-window windows: no note: $(cat "$tmp/out")"
 "$began" train "${tiny[@]}" --steps 20 --lr-window 10 --out "$tmp/long" >"$tmp/out" 2>&1 || fail "a run: $(cat "$tmp/out")"
 ! grep -q "learning rate stays" "$tmp/out" || fail "a run of exactly two windows: $(cat "$tmp/out")"
+
+# Out of memory during a step names the step and the settings that asked for it, and what would need less. The
+# address space is capped at 1 GB (prlimit); not under a sanitizer, whose runtime reserves terabytes of it.
+if ldd "$began" | grep -Eq "lib(a|t)san"; then
+  echo "note: a sanitizer build: the out-of-memory check not run"
+else
+  (ulimit -v 1000000 && exec "$began" train --data synthetic --synthetic-size 4096 --batch 4096 --steps 1 \
+    --progress-seconds 1000 --out "$tmp/oom") >"$tmp/out" 2>&1
+  rc=$?
+  [[ $rc -eq 1 ]] && grep -q "^began: error: step 1 with --batch 4096 (data synthetic, image_size 32, .*, n 32, h 64.*) on cpu: \
+cpu allocator: out of memory allocating .*; a run with a smaller --batch, --n or --image-size needs less memory$" "$tmp/out" ||
+    fail "out of memory in a step: exit $rc, $(tail -c 600 "$tmp/out")"
+fi
 
 # Signals: a checkpoint at the next step boundary, exit 128 + signal, then --resume continues.
 for sig in INT TERM; do
