@@ -45,6 +45,10 @@
 #include <cstdint>
 #include <type_traits>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "backends/cpu/eigen.h"
 #include "backends/cpu/packed_gemm.h"
 #include "backends/cpu/scratch.h"
@@ -408,40 +412,139 @@ void transform_input(const Problem& p, const Tiling<M>& tiling, const T* input, 
       v_stride<T>(p.c_in));
 }
 
+// The output transform of one tile and one vector of output channels [o0, o0 + count): y (M x M, row-major, lane
+// l = channel o0 + l) = A^T M[.][tile i] A, then the epilogue (+ bias, ELU) on the vectors.
+template <typename T, int M>
+void output_tile(const T* Mb, int64_t point, int64_t c_out, int64_t i, int64_t o0, int64_t count,
+                 const ConvEpilogue<T>& epilogue, Lanes<T>* y) {
+  constexpr int A = M + 2;
+  Lanes<T> m[A * A];
+  for (int xi = 0; xi < A * A; ++xi) m[xi] = load_lanes(Mb + xi * point + i * c_out + o0, count);
+  apply_2d<A, M>(m, y, [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::output(a, as, b, bs); });
+  if (epilogue.bias != nullptr) {
+    const Lanes<T> b = load_lanes(epilogue.bias + o0, count);
+    for (int e = 0; e < M * M; ++e) y[e] += b;
+  }
+  if (epilogue.elu) {
+    for (int e = 0; e < M * M; ++e) y[e] = elu_array(y[e], epilogue.alpha);
+  }
+}
+
+// Eigen's SIMD packet of T. Where it is one whole Lanes<T> (float and double where AVX-512 is compiled in), a
+// square of kLanes<T> vectors can be transposed in registers and a vector is one 64-byte cache line.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+template <typename T>
+using Packet = typename Eigen::internal::packet_traits<T>::type;
+template <typename T>
+constexpr bool kLanePackets = Eigen::internal::unpacket_traits<Packet<T>>::size == kLanes<T>;
+
+// Stores v as the whole 64-byte line at dst (64-byte aligned) without reading the line into the cache first (a
+// non-temporal store: it goes to memory through a write-combining buffer).
+template <typename T>
+void stream_line(T* dst, const Packet<T>& v) {
+  static_assert(kLanePackets<T>, "stream_line stores one 64-byte packet");
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    _mm512_stream_ps(dst, v);
+  } else {
+    _mm512_stream_pd(dst, v);
+  }
+#endif
+}
+
 // The output transform of a chunk, into the output: out tile = A^T M[.][tile] A, then the epilogue (+ bias, ELU:
 // on the tile's vectors, before they are stored), cropped at the edges.
+//
+// A tile's result is M*M vectors of channels, the output NCHW: a channel's row of a tile is M floats of its plane.
+// Stored lane by lane (the code for other targets, below), that is 16 scalar stores per channel and tile at
+// F(4x4), each line of the output written a quarter at a time by four tiles. Where a vector is one 64-byte packet
+// (AVX-512), the tiles go in groups of kLanes / M side by side in a tile row (F(4x4) in float: 4 tiles, 16 output
+// columns): row r of a group is kLanes vectors of channels, one per column, and one kLanes x kLanes transpose in
+// registers (Eigen's ptranspose, as in transpose_to_channels_last) turns them into one vector per channel, that
+// channel's row r of the group, a whole line where the group starts on one. Groups sit at multiples of kLanes / M
+// tiles in the tile row; a group cut by the chunk's ends or the image's right edge stores only its own columns.
+//
+// Whole lines are what non-temporal stores need, and they are what bought the time: the grouping alone measured
+// no faster (the stores were not the bound), but streamed past the caches, the output (16 MiB for 64 channels of
+// 64x64 at batch 16) is no longer read into the cache before it is written, and no longer evicts the chunk's M, V
+// and U from L2 on its way out; the output transform's loads of M had been waiting behind it. 64 -> 64 at 64x64,
+// one thread: the forward pass and the input gradient 0.88 of their time, the BEGAN 64x64 step 0.95
+// (docs/benchmarks.md, "Seventh pass"). The next layer reads the output from memory instead of L3; the step
+// measures the net. Lines that are not whole (a group's edges, rows that do not start on a line) are stored
+// through the cache. The stores are fenced once at the end, before the pool's threads report done.
 template <typename T, int M>
 void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, int64_t t0, int64_t k,
                       const ConvEpilogue<T>& epilogue, T* output) {
-  constexpr int A = M + 2, L = kLanes<T>;
+  constexpr int L = kLanes<T>;
   const int64_t plane = p.h_out * p.w_out, point = point_stride<T>(k, p.c_out);
-  for (int64_t i = 0; i < k; ++i) {
-    const auto at = tiling.where(t0 + i);
-    const int64_t rows = std::min<int64_t>(M, p.h_out - at.y), cols = std::min<int64_t>(M, p.w_out - at.x);
-    T* image = output + at.n * p.c_out * plane + at.y * p.w_out + at.x;
-    for (int64_t o0 = 0; o0 < p.c_out; o0 += L) {
-      const int64_t count = std::min<int64_t>(L, p.c_out - o0);
-      Lanes<T> m[A * A];
-      for (int xi = 0; xi < A * A; ++xi) m[xi] = load_lanes(Mb + xi * point + i * p.c_out + o0, count);
-      Lanes<T> y[M * M];
-      apply_2d<A, M>(m, y,
-                     [](const Lanes<T>* a, int as, Lanes<T>* b, int bs) { Transforms<T, M>::output(a, as, b, bs); });
-      if (epilogue.bias != nullptr) {
-        const Lanes<T> b = load_lanes(epilogue.bias + o0, count);
-        for (auto& v : y) v += b;
-      }
-      if (epilogue.elu) {
-        for (auto& v : y) v = elu_array(v, epilogue.alpha);
-      }
-      for (int64_t l = 0; l < count; ++l) {
-        T* dst = image + (o0 + l) * plane;
+  if constexpr (kLanePackets<T>) {
+    constexpr int64_t G = L / M;  // tiles per group
+    using P = Packet<T>;
+    for (int64_t i = 0; i < k;) {
+      const auto at = tiling.where(t0 + i);
+      // The group holds tiles i .. i + g - 1 at places first .. first + g - 1 of its G, so output columns
+      // x_base + [lo, hi) of its x_base + [0, L).
+      const int64_t first = (at.x / M) % G, g = std::min({G - first, tiling.tiles_x - at.x / M, k - i});
+      const int64_t x_base = at.x - first * M, lo = first * M;
+      const int64_t hi = std::min<int64_t>((first + g) * M, p.w_out - x_base);
+      const int64_t rows = std::min<int64_t>(M, p.h_out - at.y);
+      T* const image = output + at.n * p.c_out * plane + at.y * p.w_out + x_base;
+      for (int64_t o0 = 0; o0 < p.c_out; o0 += L) {
+        const int64_t count = std::min<int64_t>(L, p.c_out - o0);
+        // group[r * L + x]: the channels of the group's output row r, column x_base + x (zero where no tile).
+        Lanes<T> group[M * L];
+        if (g < G) {
+          for (auto& v : group) v.setZero();
+        }
+        for (int64_t j = 0; j < g; ++j) {
+          Lanes<T> y[M * M];
+          output_tile<T, M>(Mb, point, p.c_out, i + j, o0, count, epilogue, y);
+          for (int r = 0; r < M; ++r) {
+            for (int s = 0; s < M; ++s) group[r * L + (first + j) * M + s] = y[r * M + s];
+          }
+        }
         for (int64_t r = 0; r < rows; ++r) {
-          for (int64_t s = 0; s < cols; ++s) dst[r * p.w_out + s] = y[r * M + s](l);
+          Eigen::internal::PacketBlock<P, L> block;
+          for (int x = 0; x < L; ++x) block.packet[x] = Eigen::internal::pload<P>(group[r * L + x].data());
+          Eigen::internal::ptranspose(block);  // block.packet[l]: channel o0 + l's row r, columns x_base + [0, L)
+          for (int64_t l = 0; l < count; ++l) {
+            T* const dst = image + (o0 + l) * plane + r * p.w_out;
+            if (lo == 0 && hi == L && reinterpret_cast<uintptr_t>(dst) % 64 == 0) {
+              stream_line<T>(dst, block.packet[l]);
+            } else {
+              alignas(64) T row[L];
+              Eigen::internal::pstore(row, block.packet[l]);
+              std::copy(row + lo, row + hi, dst + lo);
+            }
+          }
+        }
+      }
+      i += g;
+    }
+#if defined(__AVX512F__)
+    _mm_sfence();  // the streamed lines are visible before anything stored after them (the pool's done flag)
+#endif
+  } else {
+    for (int64_t i = 0; i < k; ++i) {
+      const auto at = tiling.where(t0 + i);
+      const int64_t rows = std::min<int64_t>(M, p.h_out - at.y), cols = std::min<int64_t>(M, p.w_out - at.x);
+      T* const image = output + at.n * p.c_out * plane + at.y * p.w_out + at.x;
+      for (int64_t o0 = 0; o0 < p.c_out; o0 += L) {
+        const int64_t count = std::min<int64_t>(L, p.c_out - o0);
+        Lanes<T> y[M * M];
+        output_tile<T, M>(Mb, point, p.c_out, i, o0, count, epilogue, y);
+        for (int64_t l = 0; l < count; ++l) {
+          T* const dst = image + (o0 + l) * plane;
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t s = 0; s < cols; ++s) dst[r * p.w_out + s] = y[r * M + s](l);
+          }
         }
       }
     }
   }
 }
+#pragma GCC diagnostic pop
 
 // U[xi] (c_in, c_out) of the problem from weight (C_out, C_in, 3, 3). Forward: U[xi][c][o] = (G w[o, c] G^T)[xi].
 // Input gradient (flip): the problem's input channels are the convolution's outputs and the kernel is rotated,
