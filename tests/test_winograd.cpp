@@ -45,12 +45,16 @@ std::ostream& operator<<(std::ostream& os, const Case& c) {
 // 70) and input channels whose rows of V are padded past a whole vector (16, 20 and 40: rows of 32 and 64 floats).
 // And chunks whose point matrices V[xi] and M[xi] would be a whole number of 4 KiB apart but for the 64-byte line
 // winograd.cpp's point_stride puts between them (64 tiles of 64 channels: 16 KiB, at one thread and F(4x4)).
+// For the output transform's groups of tiles (16 output columns stored as one line per channel, streamed where
+// the row starts on a line): rows of 16 and 32 floats, and chunks that begin and end inside a group on such rows
+// at every thread count the suite runs (124x64: 496 tiles of F(4x4) in chunks of 83 at 1, 2 and 3 threads, of 71
+// at 7; of F(2x2), 1984 in chunks of 91 or 95).
 const std::vector<Case> kCases = {
     {1, 1, 5, 5, 1, 1, true},      {2, 3, 7, 9, 4, 0, false},     {3, 5, 9, 6, 2, 2, true},
     {1, 16, 17, 13, 24, 1, true},  {2, 20, 16, 16, 16, 1, false}, {1, 4, 3, 3, 5, 0, true},
     {2, 33, 11, 10, 17, 1, true},  {1, 8, 4, 6, 3, 3, false},     {4, 16, 26, 23, 16, 1, true},
     {1, 2, 3, 4, 1, 2, true},      {1, 64, 3, 530, 4, 1, false},  {2, 40, 19, 21, 70, 1, true},
-    {1, 96, 36, 36, 33, 1, false}, {1, 64, 32, 32, 64, 1, true},
+    {1, 96, 36, 36, 33, 1, false}, {1, 64, 32, 32, 64, 1, true},  {1, 16, 124, 64, 16, 1, true},
 };
 
 // The three passes of one case in `dtype`: output, grad_input, grad_weight, grad_bias (undefined without bias).
