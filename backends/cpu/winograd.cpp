@@ -465,14 +465,16 @@ void stream_line(T* dst, const Packet<T>& v) {
 // channel's row r of the group, a whole line where the group starts on one. Groups sit at multiples of kLanes / M
 // tiles in the tile row; a group cut by the chunk's ends or the image's right edge stores only its own columns.
 //
-// Whole lines are what non-temporal stores need, and they are what bought the time: the grouping alone measured
-// no faster (the stores were not the bound), but streamed past the caches, the output (16 MiB for 64 channels of
-// 64x64 at batch 16) is no longer read into the cache before it is written, and no longer evicts the chunk's M, V
-// and U from L2 on its way out; the output transform's loads of M had been waiting behind it. 64 -> 64 at 64x64,
-// one thread: the forward pass and the input gradient 0.88 of their time, the BEGAN 64x64 step 0.95
-// (docs/benchmarks.md, "Seventh pass"). The next layer reads the output from memory instead of L3; the step
-// measures the net. Lines that are not whole (a group's edges, rows that do not start on a line) are stored
-// through the cache. The stores are fenced once at the end, before the pool's threads report done.
+// Whole lines are what non-temporal stores need, and those bought the time: the grouping alone measured no
+// faster (the stores were not the bound), but streamed past the caches the output (16 MiB for 64 channels of
+// 64x64 at batch 16) is no longer read into the cache before it is written over, nor does it push the chunk's M, V
+// and U out of L2 on its way to memory. (The profile had put the output transform's time on its loads of M, which
+// neither prefetching nor smaller chunks sped up: they were, it seems, waiting behind those lines; no hardware
+// counters on the host to say so directly.) 64 -> 64 at 64x64, one thread: the forward pass and the input gradient
+// 0.83-0.89 of their time; the BEGAN 64x64 step 0.93, the 32x32 step unchanged (docs/benchmarks.md, "Seventh pass").
+// The next layer then reads the output from memory rather than from L3, which the step's figure includes. Lines that
+// are not whole (a group's edges, rows that do not start on a line) are stored through the cache. One fence at the end
+// orders the streamed lines before anything stored after them (the pool's done flag).
 template <typename T, int M>
 void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, int64_t t0, int64_t k,
                       const ConvEpilogue<T>& epilogue, T* output) {
@@ -523,7 +525,7 @@ void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, in
       i += g;
     }
 #if defined(__AVX512F__)
-    _mm_sfence();  // the streamed lines are visible before anything stored after them (the pool's done flag)
+    _mm_sfence();
 #endif
   } else {
     for (int64_t i = 0; i < k; ++i) {
