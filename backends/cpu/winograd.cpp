@@ -471,7 +471,8 @@ void stream_line(T* dst, const Packet<T>& v) {
 // and U out of L2 on its way to memory. (The profile had put the output transform's time on its loads of M, which
 // neither prefetching nor smaller chunks sped up: they were, it seems, waiting behind those lines; no hardware
 // counters on the host to say so directly.) 64 -> 64 at 64x64, one thread: the forward pass and the input gradient
-// 0.83-0.89 of their time; the BEGAN 64x64 step 0.93, the 32x32 step unchanged (docs/benchmarks.md, "Seventh pass").
+// 0.83-0.89 of their time; the BEGAN 64x64 step 0.93-0.97 at one and two threads, the 32x32 step 0.97-1.01
+// (docs/benchmarks.md, "Seventh pass").
 // The next layer then reads the output from memory rather than from L3, which the step's figure includes. Lines that
 // are not whole (a group's edges, rows that do not start on a line) are stored through the cache. One fence at the end
 // orders the streamed lines before anything stored after them (the pool's done flag).
