@@ -104,7 +104,8 @@ struct ImageFolderData {
 ImageFolderData load_image_folder(const ImageFolderOptions& options);
 
 // --data-dir names a folder: throws "--data-dir DIR: not a folder" (a file) or "...: no such folder" otherwise.
-// load_image_folder checks it first; `began train` checks it before anything else it does with the folder.
+// load_image_folder checks it first; `began train`, `classify-train`, `classify-eval` and the checkpoint tools
+// check their --data-dir with it before any work.
 void check_data_dir(const std::string& dir);
 
 // The decoded images as a data set: example i is image i as float32 (C, S, S) in [-1, 1] (x / 127.5 - 1),

@@ -32,6 +32,7 @@
 #include "backends/error.h"
 #include "backends/thread_pool.h"
 #include "began/data/fashion_mnist.h"
+#include "began/data/image_folder.h"
 #include "began/eval/fmnist_classifier.h"
 #include "began/number_text.h"
 #include "began/run_settings.h"
@@ -344,14 +345,14 @@ int main(int argc, char** argv) {
       ATELIER_CHECK(train_args.limit == -1 || train_args.limit >= train_args.train.batch_size,
                     "--limit " << train_args.limit << " is less than --batch-size " << train_args.train.batch_size
                                << ": not one full batch (-1: all images)");
-      check_folder_exists("--data-dir", train_args.data_dir);
+      began::check_data_dir(train_args.data_dir);
       check_writable_file("--out", train_args.out);
       check_classifier_out(train_args.out, train_args.overwrite);
     }
     if (*eval) {
       ATELIER_CHECK(eval_limit != 0, "--limit 0 leaves no test image (-1: all)");
       check_readable_file("--weights", eval_weights);
-      check_folder_exists("--data-dir", eval_dir);
+      began::check_data_dir(eval_dir);
     }
   } catch (const std::exception& e) {
     // The default weights are a path in the source tree: from another folder, say so.

@@ -80,10 +80,6 @@ inline bool is_folder(const std::string& dir) {
   struct stat st {};
   return ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
-inline void check_folder_exists(const std::string& flag, const std::string& dir) {
-  ATELIER_CHECK(is_folder(dir),
-                flag << " " << dir << ": " << (::access(dir.c_str(), F_OK) == 0 ? "not a folder" : "no such folder"));
-}
 inline void check_readable_file(const std::string& flag, const std::string& path) {
   ATELIER_CHECK(!is_folder(path), flag << " " << path << ": is a folder, not a file");
   struct stat st {};

@@ -77,7 +77,7 @@ CLI::Option* add_data_dir_option(CLI::App& command, std::string& data_dir) {
 }
 
 void check_data_dir(const std::string& data_dir) {
-  if (!data_dir.empty()) check_folder_exists("--data-dir", data_dir);
+  if (!data_dir.empty()) began::check_data_dir(data_dir);
 }
 
 std::string run_data_dir(const began::TrainConfig& config, const std::string& data_dir) {
