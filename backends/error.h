@@ -27,25 +27,24 @@ class OutOfMemoryError : public Error {
 
 }  // namespace atelier
 
+// ATELIER_THROW(Type, msg) throws Type (an Error) with a message built by streaming `msg`, so it can name every
+// shape, dtype and value involved; the checks below are built on it.
+#define ATELIER_THROW(Type, msg)              \
+  do {                                        \
+    std::ostringstream atelier_throw_stream_; \
+    atelier_throw_stream_ << msg;             \
+    throw Type(atelier_throw_stream_.str());  \
+  } while (0)
+
 // ATELIER_CHECK(a.dim() == 2, "matmul: expected 2-D, got " << a.shape());
-#define ATELIER_CHECK(cond, msg)                           \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      std::ostringstream atelier_check_stream_;            \
-      atelier_check_stream_ << msg;                        \
-      throw ::atelier::Error(atelier_check_stream_.str()); \
-    }                                                      \
+#define ATELIER_CHECK(cond, msg)                       \
+  do {                                                 \
+    if (!(cond)) ATELIER_THROW(::atelier::Error, msg); \
   } while (0)
 
 #define ATELIER_FAIL(msg) ATELIER_CHECK(false, msg)
 
-// Throws OutOfMemoryError with a message built as ATELIER_CHECK builds one.
-#define ATELIER_OUT_OF_MEMORY(msg)                                  \
-  do {                                                              \
-    std::ostringstream atelier_check_stream_;                       \
-    atelier_check_stream_ << msg;                                   \
-    throw ::atelier::OutOfMemoryError(atelier_check_stream_.str()); \
-  } while (0)
+#define ATELIER_OUT_OF_MEMORY(msg) ATELIER_THROW(::atelier::OutOfMemoryError, msg)
 
 // ATELIER_ASSERT states an invariant of atelier's own code, not a condition on the caller's input: when it fails
 // the bug is ours, so the message says so and names the file and line. It is checked in every build (the cost
