@@ -152,14 +152,12 @@ ColumnRange valid_columns(const Conv2dGeometry& g, int64_t j) {
   return {lo, hi};
 }
 
-// Float vectors of 16 and 8 lanes (AVX-512 and AVX registers where compiled in), which may be unaligned, and
-// their shuffle masks. Loads and stores go through these types (GCC lets them alias float): through memcpy GCC
-// bounced them via the stack, and the mismatched store-to-load forwarding made the stride-2 gather 4x slower.
-// Never through `auto`, which drops the aligned(4).
+// Float vectors of 16 and 8 lanes (AVX-512 and AVX registers where compiled in), which may be unaligned. Loads and
+// stores go through these types (GCC lets them alias float): through memcpy GCC bounced them via the stack, and the
+// mismatched store-to-load forwarding made the stride-2 gather 4x slower. Never through `auto`, which drops the
+// aligned(4).
 typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
 typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
-typedef int32_t Index16 __attribute__((vector_size(64)));
-typedef int32_t Index8 __attribute__((vector_size(32)));
 
 // dst[x] = src[x] (Add: dst[x] += src[x]) for x in [0, n), inline: these rows are 8 to 64 floats, where a call to
 // memmove costs as much as the copy (5-8% of a stride-2 pass when im2col and col2im called std::copy).
@@ -195,11 +193,11 @@ void every_second(const T* src, int64_t n, T* dst) {
     for (; ox + 16 <= n; ox += 16) {
       const Vec16* s = reinterpret_cast<const Vec16*>(src + 2 * ox);
       *reinterpret_cast<Vec16*>(dst + ox) =
-          __builtin_shuffle(s[0], s[1], Index16{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+          __builtin_shufflevector(s[0], s[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     }
     if (ox + 8 <= n) {
       const Vec8* s = reinterpret_cast<const Vec8*>(src + 2 * ox);
-      *reinterpret_cast<Vec8*>(dst + ox) = __builtin_shuffle(s[0], s[1], Index8{0, 2, 4, 6, 8, 10, 12, 14});
+      *reinterpret_cast<Vec8*>(dst + ox) = __builtin_shufflevector(s[0], s[1], 0, 2, 4, 6, 8, 10, 12, 14);
       ox += 8;
     }
   }
@@ -215,14 +213,14 @@ void add_every_second(const T* src, int64_t n, T* dst) {
     for (; ox + 16 <= n; ox += 16) {
       const Vec16 v = *reinterpret_cast<const Vec16*>(src + ox), zero{};
       Vec16* d = reinterpret_cast<Vec16*>(dst + 2 * ox);
-      d[0] += __builtin_shuffle(v, zero, Index16{0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16});
-      d[1] += __builtin_shuffle(v, zero, Index16{8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14, 16, 15, 16});
+      d[0] += __builtin_shufflevector(v, zero, 0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
+      d[1] += __builtin_shufflevector(v, zero, 8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14, 16, 15, 16);
     }
     if (ox + 8 <= n) {
       const Vec8 v = *reinterpret_cast<const Vec8*>(src + ox), zero{};
       Vec8* d = reinterpret_cast<Vec8*>(dst + 2 * ox);
-      d[0] += __builtin_shuffle(v, zero, Index8{0, 8, 1, 8, 2, 8, 3, 8});
-      d[1] += __builtin_shuffle(v, zero, Index8{4, 8, 5, 8, 6, 8, 7, 8});
+      d[0] += __builtin_shufflevector(v, zero, 0, 8, 1, 8, 2, 8, 3, 8);
+      d[1] += __builtin_shufflevector(v, zero, 4, 8, 5, 8, 6, 8, 7, 8);
       ox += 8;
     }
   }
@@ -242,7 +240,7 @@ void take_three_taps(const T* row, int64_t n, T* t0, T* t1, T* t2) {
       const Vec16 v = *reinterpret_cast<const Vec16*>(row + 2 * ox);
       const Vec8 even = __builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14);
       const Vec8 odd = __builtin_shufflevector(v, v, 1, 3, 5, 7, 9, 11, 13, 15);
-      *reinterpret_cast<Vec8*>(t0 + ox) = __builtin_shuffle(carry, odd, Index8{7, 8, 9, 10, 11, 12, 13, 14});
+      *reinterpret_cast<Vec8*>(t0 + ox) = __builtin_shufflevector(carry, odd, 7, 8, 9, 10, 11, 12, 13, 14);
       *reinterpret_cast<Vec8*>(t1 + ox) = even;
       *reinterpret_cast<Vec8*>(t2 + ox) = odd;
       carry = odd;
@@ -269,7 +267,7 @@ void add_three_taps(const T* t0, const T* t1, const T* t2, int64_t n, T* buf) {
     for (int64_t ox = 0; ox < n; ox += 8) {
       const Vec8 a = *reinterpret_cast<const Vec8*>(t0 + ox), b = *reinterpret_cast<const Vec8*>(t1 + ox);
       const Vec8 c = *reinterpret_cast<const Vec8*>(t2 + ox);
-      const Vec8 even = a + __builtin_shuffle(carry, c, Index8{7, 8, 9, 10, 11, 12, 13, 14});
+      const Vec8 even = a + __builtin_shufflevector(carry, c, 7, 8, 9, 10, 11, 12, 13, 14);
       carry = c;
       Vec16* d = reinterpret_cast<Vec16*>(buf + 2 * ox);
       *d += __builtin_shufflevector(even, b, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);

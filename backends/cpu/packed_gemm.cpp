@@ -2,6 +2,7 @@
 #include "backends/cpu/packed_gemm.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace atelier::cpu {
 namespace {
@@ -101,7 +102,6 @@ inline void store(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t
 // vectors of 16 columns into 16 runs of eight rows (two columns a vector), each added to its row of C as one
 // 8-float load and store.
 typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
-typedef int32_t Index16 __attribute__((vector_size(64)));
 
 inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t columns) {
   if (rows == kPanelRows && columns == kPanelColumns) {
@@ -110,28 +110,27 @@ inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows
       // Round 1: rows 2i, 2i+1 interleaved, (r0 r1) per column, columns 0-7 (lo) and 8-15 (hi).
       Vec16 p[kPanelRows];
       for (int64_t i = 0; i < kPanelRows / 2; ++i) {
-        p[2 * i] = __builtin_shuffle(x[2 * i][v], x[2 * i + 1][v],
-                                     Index16{0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23});
-        p[2 * i + 1] = __builtin_shuffle(x[2 * i][v], x[2 * i + 1][v],
-                                         Index16{8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31});
+        p[2 * i] = __builtin_shufflevector(x[2 * i][v], x[2 * i + 1][v], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6,
+                                           22, 7, 23);
+        p[2 * i + 1] = __builtin_shufflevector(x[2 * i][v], x[2 * i + 1][v], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13,
+                                               29, 14, 30, 15, 31);
       }
       // Round 2: pairs of pairs, (r0 r1 r2 r3) per column, four columns a vector.
       Vec16 q[kPanelRows];
       for (int64_t h = 0; h < 2; ++h) {    // columns 0-7 (h 0) or 8-15 (h 1)
         for (int64_t i = 0; i < 2; ++i) {  // rows 0-3 (i 0) or 4-7 (i 1)
           const Vec16 lo = p[4 * i + h], hi = p[4 * i + 2 + h];
-          q[4 * h + 2 * i] = __builtin_shuffle(lo, hi, Index16{0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23});
+          q[4 * h + 2 * i] = __builtin_shufflevector(lo, hi, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
           q[4 * h + 2 * i + 1] =
-              __builtin_shuffle(lo, hi, Index16{8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31});
+              __builtin_shufflevector(lo, hi, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
         }
       }
       // Round 3: rows 0-3 and 4-7 joined, eight rows per column, two columns a vector (the halves).
       for (int64_t h = 0; h < 2; ++h) {
         for (int64_t i = 0; i < 2; ++i) {
           const Vec16 lo = q[4 * h + i], hi = q[4 * h + 2 + i];
-          const Vec16 t = __builtin_shuffle(lo, hi, Index16{0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23});
-          const Vec16 u =
-              __builtin_shuffle(lo, hi, Index16{8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31});
+          const Vec16 t = __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+          const Vec16 u = __builtin_shufflevector(lo, hi, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
           // t holds columns col0, col0 + 1 and u col0 + 2, col0 + 3, where col0 = 16 v + 8 h + 4 i.
           const int64_t col0 = 16 * v + 8 * h + 4 * i;
           const Vec16 both[2] = {t, u};
@@ -158,18 +157,21 @@ inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows
 // One step of a 16 x 16 block transpose, of distance D (8, 4, 2, 1): rows i and i + D (bit D of i clear) swap
 // their off-diagonal D x D blocks. Row i keeps lane l, or for l with bit D set takes row i + D's lane l - D; row
 // i + D takes row i's lane l + D, or for l with bit D set keeps its own lane l (16 + lane: the shuffle's second
-// operand).
-template <int D>
-inline void transpose_step(Vec16 (&t)[16]) {
-  const Index16 lane{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  const Index16 from_second = (lane & D) / D * (16 - D);  // 16 - D where bit D is set, else 0
-  const Index16 low = lane + from_second, high = lane + D + from_second;
+// operand). The masks are spelled out lane by lane (L...) because __builtin_shufflevector, which GCC and clang
+// both have, takes only constant lane indices.
+template <int D, int... L>
+inline void transpose_step(Vec16 (&t)[16], std::integer_sequence<int, L...>) {
   for (int i = 0; i < 16; ++i) {
     if (i & D) continue;
     const Vec16 a = t[i], b = t[i + D];
-    t[i] = __builtin_shuffle(a, b, low);
-    t[i + D] = __builtin_shuffle(a, b, high);
+    t[i] = __builtin_shufflevector(a, b, ((L & D) != 0 ? L + 16 - D : L)...);
+    t[i + D] = __builtin_shufflevector(a, b, ((L & D) != 0 ? L + 16 : L + D)...);
   }
+}
+
+template <int D>
+inline void transpose_step(Vec16 (&t)[16]) {
+  transpose_step<D>(t, std::make_integer_sequence<int, 16>{});
 }
 
 // t[j][i] = t[i][j]: swapping the off-diagonal blocks of halves, then of quarters, eighths and sixteenths
