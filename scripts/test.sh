@@ -7,7 +7,8 @@
 # once, in the Release CPU build. Then the sanitizer pass: the CPU suite and bin/gradcheck under ASan+UBSan
 # (build/asan) and the suite at ATELIER_NUM_THREADS=3 under TSan (build/tsan), each at -O1, test targets only
 # (no benchmarks), without the training-length tests; any sanitizer report fails the test it comes from.
-# Exits non-zero if a configuration fails to build or any test fails.
+# Last, scripts/clang-check.sh: the sources scripts/fuzz.sh builds with clang must parse with clang++ too (every
+# build above is g++'s). Exits non-zero if a configuration fails to build or any test fails.
 #
 # Environment:
 #   ATELIER_SANITIZERS=0    skip the sanitizer pass (default 1)
@@ -22,7 +23,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
-
+# clang: for scripts/clang-check.sh only (the fuzz build's compiler), so it is added here, not in deps.sh.
+ATELIER_APT_PACKAGES+=(clang)
 atelier_install_deps
 
 jobs="$(nproc)"
@@ -181,6 +183,18 @@ if [[ $lib_ok -eq 1 ]] && cmake --install build/lib --prefix build/lib/install >
   summary+=("package: installed tree builds and runs a find_package(atelier) consumer (atelier::atelier, atelier::began)")
 else
   summary+=("package: FAILED (install, configure, build or run of tests/consumer)")
+  status=1
+fi
+
+# clang: scripts/fuzz.sh builds the libraries with clang (libFuzzer), which no build above uses; a GCC-only line
+# would break it and nothing else.
+echo "=== [clang] the fuzz build's sources parse with clang++ (scripts/clang-check.sh) ==="
+if ! command -v clang++ >/dev/null; then
+  summary+=("clang: skipped (clang++ not found; ATELIER_SKIP_DEPS=1 kept it from being installed)")
+elif scripts/clang-check.sh; then
+  summary+=("clang: the libraries, tools and fuzz targets parse with clang++")
+else
+  summary+=("clang: FAILED (scripts/clang-check.sh, see above)")
   status=1
 fi
 
