@@ -7,7 +7,7 @@
 //
 // Larger requests (rounded to 512 bytes) are pieces of segments, as in PyTorch's CUDA caching allocator: a request
 // takes the best-fitting free piece (the smallest that is large enough, the lowest address among equals) and
-// splits it when the rest is over 256 KiB (the rest stays free; a smaller rest goes with the request, which then
+// splits it when the rest is at least 256 KiB (the rest stays free; a smaller rest goes with the request, which then
 // counts its whole piece); a freed piece merges with the free pieces on either side of it in its segment, never
 // across segments. When no free piece fits, the system is asked for a new segment: a request's own size, or 2 MiB
 // for requests under 1 MiB, which several then share. empty_cache() returns only segments that are wholly free.
