@@ -1,7 +1,7 @@
 // The flags of the benchmark programs that Google Benchmark does not know: each `--NAME VALUE` (or --NAME=VALUE) is
 // taken out of argv before it reads the rest (take_flag). `--device cpu|cuda` is one of them; a value that is not a
 // device, or a device this build or machine lacks, ends the program with exit 2 and one line naming it, and so
-// does a flag given last without its value.
+// does a flag given last without its value. print_usage_on_help lists them on --help.
 //   atelier::Device device = atelier::bench::take_device_flag(argc, argv, "bench_ops");
 #pragma once
 
@@ -53,6 +53,17 @@ inline Device take_device_flag(int& argc, char** argv, const char* program) {
     std::exit(2);
   }
   return device;
+}
+
+// --help: prints `usage`, the program's own flags, first; Google Benchmark's help, which knows only its own flags,
+// follows when benchmark::Initialize sees --help (and exits).
+inline void print_usage_on_help(int argc, char** argv, const char* usage) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--help") {
+      std::fputs(usage, stdout);
+      return;
+    }
+  }
 }
 
 // Waits for the device's queued work, so a timed iteration measures the kernels, not their launches.

@@ -504,6 +504,11 @@ void register_all() {
 }  // namespace atelier
 
 int main(int argc, char** argv) {
+  atelier::bench::print_usage_on_help(argc, argv,
+                                      "bench_ops: the ops of a BEGAN step, one benchmark each (bench/bench_ops.cpp).\n"
+                                      "Its own flag:\n"
+                                      "  --device cpu|cuda  the device the ops run on (default cpu)\n"
+                                      "Google Benchmark's:\n");
   atelier::g_device = atelier::bench::take_device_flag(argc, argv, "bench_ops");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -18,7 +18,7 @@
 // the resident memory before the case built its model (the program and its libraries). Threads: the pool's size, from
 // ATELIER_NUM_THREADS.
 //
-// Flags besides Google Benchmark's (scripts/bench-vs-torch.sh --began passes both):
+// Flags besides Google Benchmark's (--help lists both; scripts/bench-vs-torch.sh --began passes both):
 //   --steps N          exactly N timed steps per case (default: as many as --benchmark_min_time asks for)
 //   --warmup-steps N   untimed steps before them (default 1; at least 1, so Adam's state and the allocator's cache
 //                      are in place)
@@ -267,6 +267,18 @@ void register_all() {
 }  // namespace atelier
 
 int main(int argc, char** argv) {
+  atelier::bench::print_usage_on_help(
+      argc, argv,
+      "bench_train: one BEGAN training step per case (bench/bench_train.cpp says what each counter means).\n"
+      "Its own flags:\n"
+      "  --device cpu|cuda           the device (default cpu)\n"
+      "  --steps N                   exactly N timed steps per case (default: as --benchmark_min_time asks)\n"
+      "  --warmup-steps N            untimed steps before them (default 1)\n"
+      "  --precision fp32|tf32|bf16  the GEMM and convolution precision (default fp32; the CPU computes fp32)\n"
+      "  --cuda-graph on|off         each timed step a replay of the step captured once (default off)\n"
+      "  --profile N                 N more eager steps under the profiler: a table per step, op by op\n"
+      "  --conv-workspace-mib N      the CUDA convolutions' im2col workspace limit (default 256)\n"
+      "Google Benchmark's:\n");
   atelier::g_device = atelier::bench::take_device_flag(argc, argv, "bench_train");
   atelier::take_int_flag(argc, argv, "steps", 1, atelier::g_steps);
   atelier::take_int_flag(argc, argv, "warmup-steps", 1, atelier::g_warmup_steps);

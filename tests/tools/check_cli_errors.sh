@@ -2,14 +2,16 @@
 # Every subcommand of bin/began and bin/gradcheck refuses a bad command line with one short line on stderr and
 # exit 2, before any work (ctest entry cli_errors): numbers that do not fit their type or range (no wrapping, no
 # 309-digit bounds), unknown subcommands named, paths checked first (an unwritable --out costs nothing). With a third
-# argument, bench_train's own flags too (the benchmarks are an optional part of the build).
+# and fourth argument, bench_train's and bench_ops' own flags too (the benchmarks are an optional part of the build).
 #
-#   tests/tools/check_cli_errors.sh build/cpu/bin/began build/cpu/bin/gradcheck [build/cpu/bin/bench_train]
+#   tests/tools/check_cli_errors.sh build/cpu/bin/began build/cpu/bin/gradcheck [build/cpu/bin/bench_train \
+#     build/cpu/bin/bench_ops]
 set -uo pipefail
 
 began="$1"
 gradcheck="$2"
 bench_train="${3:-}"
+bench_ops="${4:-}"
 report="$(realpath "$(dirname "${BASH_SOURCE[0]}")/../../scripts/check-report.sh")"
 # shellcheck source=tests/tools/check_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
@@ -168,6 +170,21 @@ if [[ -n "$bench_train" ]]; then
   refused "$bench_train" "bench_train: --profile needs a value" --benchmark_filter=nothing --profile
   refused "$bench_train" "bench_train: --device needs a value" --device
 fi
+# Their --help lists their own flags (Google Benchmark's help knows only its own), then Google Benchmark's.
+lists_flags() {
+  local program="$1"
+  shift
+  timeout 20 "$program" --help >"$tmp/out" 2>&1
+  local rc=$?
+  [[ $rc -eq 0 ]] || fail "$(basename "$program") --help: exit $rc"
+  for flag in "$@" --benchmark_filter; do
+    grep -q -- "^ *\[\?$flag\b" "$tmp/out" ||
+      fail "$(basename "$program") --help does not list $flag: $(head -c 600 "$tmp/out")"
+  done
+}
+[[ -z "$bench_train" ]] ||
+  lists_flags "$bench_train" --device --steps --warmup-steps --precision --cuda-graph --profile --conv-workspace-mib
+[[ -z "$bench_ops" ]] || lists_flags "$bench_ops" --device
 
 # scripts/check-report.sh: its screenshot replaces the file at OUT_PNG, so only a .png name is taken (a slip such as
 # RUN_DIR/report.html would lose the report), and the window size is a whole number; both before the browser.
