@@ -1,9 +1,9 @@
 // The CPU convolution algorithm, one library-wide setting read by the CPU conv kernels (backends/cpu/conv.cpp):
 //   auto    the default: Winograd where it is expected to win (3x3, stride 1, at least 16 channels in and 3 out;
 //           F(2x2) where its tiles fit the output better, e.g. 6x6, else F(4x4)), im2col + GEMM everywhere else
-//   im2col  im2col + GEMM for every convolution (the most exact: ~1e-7 relative error in float32)
-//   wino2   Winograd F(2x2, 3x3) for every 3x3 stride-1 convolution (~1e-6 relative L2 error in float32)
-//   wino4   Winograd F(4x4, 3x3) for every 3x3 stride-1 convolution (a few 1e-6 relative L2 error in float32)
+//   im2col  im2col + GEMM for every convolution (a few 1e-7 relative L2 error in float32)
+//   wino2   Winograd F(2x2, 3x3) for every 3x3 stride-1 convolution (a few 1e-7, as im2col)
+//   wino4   Winograd F(4x4, 3x3) for every 3x3 stride-1 convolution (~2e-6 relative L2 error in float32)
 // Winograd applies only to 3x3 kernels with stride 1 (any padding); other shapes always use im2col. The CUDA
 // backend ignores the setting. The first read takes ATELIER_CONV_ALGO from the environment (unset or empty:
 // auto); set_conv_algo() overrides it from then on, e.g. for a test:

@@ -40,9 +40,9 @@
 // This file is the one entry point per conv primitive, and chooses the algorithm per call without the callers
 // knowing: 3x3 stride-1 convolutions may go to Winograd (backends/cpu/winograd.cpp), which computes each 4x4
 // (or 2x2) output tile from a 6x6 (4x4) input patch with 36 (16) multiplications per channel pair instead of 144
-// (36), through linear transforms of the input, filter and output tiles and one GEMM per transform point. The
-// transforms cost accuracy: float32 results are within a relative L2 error of ~1e-6 (F(2x2)) or a few 1e-6
-// (F(4x4)) of the exact sums, against ~1e-7 for im2col. ATELIER_CONV_ALGO=im2col|wino2|wino4|auto (or
+// (36), through linear transforms of the input, filter and output tiles and one GEMM per transform point. F(4x4)'s
+// transforms cost accuracy: float32 results are within a relative L2 error of ~2e-6 of the exact sums, where
+// im2col and F(2x2) stay at a few 1e-7. ATELIER_CONV_ALGO=im2col|wino2|wino4|auto (or
 // atelier::set_conv_algo, backends/conv_algo.h) forces one; auto, the default, takes Winograd where it is expected
 // to win (choose_conv_algo in backends/cpu/winograd.h: at least 16 channels in and 3 out; F(4x4) unless F(2x2)'s
 // tiles fit the output better).
