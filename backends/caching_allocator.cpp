@@ -31,58 +31,49 @@ size_t CachingAllocator::bucket_size(size_t bytes) {
 
 CachingAllocator::~CachingAllocator() { empty_cache(); }
 
-void* CachingAllocator::take(FreeLists& lists, size_t& size, size_t most) {
-  auto best = lists.find(size);
-  if ((best == lists.end() || best->second.empty()) && most > size) {
-    // The smallest cached block above `size` up to `most`: a linear scan of the list's sizes, a few dozen in a
-    // BEGAN step's pool.
-    best = lists.end();
-    for (auto it = lists.begin(); it != lists.end(); ++it) {
-      if (!it->second.empty() && it->first > size && it->first <= most &&
-          (best == lists.end() || it->first < best->first))
-        best = it;
-    }
-  }
-  if (best == lists.end() || best->second.empty()) return nullptr;
-  void* ptr = best->second.back();
-  best->second.pop_back();
-  size = best->first;
+void* CachingAllocator::take(FreeLists& lists, size_t size) {
+  const auto list = lists.find(size);
+  if (list == lists.end() || list->second.empty()) return nullptr;
+  void* ptr = list->second.back();
+  list->second.pop_back();
   return ptr;
 }
 
-void* CachingAllocator::carve(size_t& size) {
-  const auto fit = free_pieces_.lower_bound({size, nullptr});
-  if (fit == free_pieces_.end()) return nullptr;
+void* CachingAllocator::carve(FreePieces& from, size_t& size, uint64_t pool) {
+  const auto fit = from.lower_bound({size, nullptr});
+  if (fit == from.end()) return nullptr;
   char* ptr = fit->second;
   const auto it = pieces_.find(ptr);
   Piece& piece = it->second;
   const size_t rest = piece.size - size;
   if (rest >= kSmallLimit) {
-    // The rest becomes a free piece of its own, right after this one. Both insertions may throw: undo the first.
-    const auto tail = pieces_.emplace_hint(std::next(it), ptr + size, Piece{piece.segment, rest, true, {}});
+    // The rest becomes a free piece of its own, right after this one, of the same owner. Both insertions may
+    // throw: undo the first.
+    const auto tail = pieces_.emplace_hint(std::next(it), ptr + size, Piece{piece.segment, rest, true, piece.pool, {}});
     try {
-      free_pieces_.emplace(rest, ptr + size);
+      from.emplace(rest, ptr + size);
     } catch (...) {
       pieces_.erase(tail);
       throw;
     }
     piece.size = size;
   }
-  piece.entry = free_pieces_.extract(fit);
+  piece.entry = from.extract(fit);
   piece.entry.value().first = piece.size;
   piece.free = false;
+  piece.pool = pool;
   size = piece.size;
   return ptr;
 }
 
-void CachingAllocator::add_segment(char* base, size_t bytes, size_t size) {
+void CachingAllocator::add_segment(char* base, size_t bytes, size_t size, uint64_t pool) {
   // The first piece needs an entry of free_pieces_ to hold while in use: made in a set of its own and taken out.
   FreePieces maker;
   maker.emplace(size, base);
-  const auto first = pieces_.emplace(base, Piece{base, size, false, maker.extract(maker.begin())}).first;
+  const auto first = pieces_.emplace(base, Piece{base, size, false, pool, maker.extract(maker.begin())}).first;
   if (bytes == size) return;
   try {
-    const auto rest = pieces_.emplace_hint(std::next(first), base + size, Piece{base, bytes - size, true, {}});
+    const auto rest = pieces_.emplace_hint(std::next(first), base + size, Piece{base, bytes - size, true, 0, {}});
     try {
       free_pieces_.emplace(bytes - size, base + size);
     } catch (...) {
@@ -95,30 +86,53 @@ void CachingAllocator::add_segment(char* base, size_t bytes, size_t size) {
   }
 }
 
+CachingAllocator::FreePieces& CachingAllocator::free_pieces_of(uint64_t pool) noexcept {
+  // A piece's pool is live: release_pool() makes its pieces shared before the pool goes.
+  return pool == 0 ? free_pieces_ : pools_.find(pool)->second.free_pieces;
+}
+
 void CachingAllocator::free_piece(Pieces::iterator piece) noexcept {
   Piece& p = piece->second;
-  // The next piece of the same segment, if free, joins this one.
-  if (const auto next = std::next(piece);
-      next != pieces_.end() && next->second.segment == p.segment && next->second.free) {
-    free_pieces_.erase({next->second.size, next->first});
+  FreePieces& free = free_pieces_of(p.pool);
+  // A neighbour joins when it lies in the same segment and is a free piece of the same owner; a piece that a
+  // capture frees into its own pool also takes in shared free neighbours, which become the pool's (see the header:
+  // during its capture the pool's and the shared free pieces are one free space). A pool's memory never becomes
+  // shared while the pool lives.
+  const bool capturing = p.pool != 0 && p.pool == routing_pool();
+  const auto joins = [&](const Piece& other) {
+    return other.segment == p.segment && other.free && (other.pool == p.pool || (capturing && other.pool == 0));
+  };
+  // Takes a joining neighbour out of its owner's free pieces; a shared one's bytes now count as the pool's.
+  const auto unlist = [&](Pieces::iterator other) {
+    auto entry = free_pieces_of(other->second.pool).extract({other->second.size, other->first});
+    if (other->second.pool != p.pool) {
+      other->second.pool = p.pool;
+      pools_.find(p.pool)->second.cached += other->second.size;
+      stats_.graph_cached += other->second.size;
+    }
+    return entry;
+  };
+  // The next piece, if it joins, becomes part of this one.
+  if (const auto next = std::next(piece); next != pieces_.end() && joins(next->second)) {
+    unlist(next);
     p.size += next->second.size;
     pieces_.erase(next);
   }
-  // This one joins the previous piece of the same segment, if free.
+  // This one becomes part of the previous piece, if it joins.
   if (piece != pieces_.begin()) {
     const auto prev = std::prev(piece);
-    if (prev->second.segment == p.segment && prev->second.free) {
-      auto entry = free_pieces_.extract({prev->second.size, prev->first});
+    if (joins(prev->second)) {
+      auto entry = unlist(prev);
       prev->second.size += p.size;
       entry.value().first = prev->second.size;
-      free_pieces_.insert(std::move(entry));
+      free.insert(std::move(entry));
       pieces_.erase(piece);
       return;
     }
   }
   p.free = true;
   p.entry.value().first = p.size;
-  free_pieces_.insert(std::move(p.entry));
+  free.insert(std::move(p.entry));
 }
 
 uint64_t CachingAllocator::routing_pool() const {
@@ -132,22 +146,34 @@ void* CachingAllocator::allocate(size_t bytes) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     pool = routing_pool();
-    // A capture takes its own pool's blocks first (a piece up to twice the size, whole), then shared ones, which
-    // then belong to the pool. Anyone else takes only shared ones: a small block of its bucket, or the
-    // best-fitting free piece.
+    // Anyone but a capture takes shared blocks only: a small block of its bucket, or the best-fitting shared
+    // free piece. A capture takes a small block of its pool's bucket, else a shared one, which then belongs to the
+    // pool; and for a large request, the best fit of its pool's and the shared free pieces together (so that it
+    // carves as an eager step would: see the header), which then belongs to the pool.
     size_t size = bucket;
     void* ptr = nullptr;
-    if (pool != 0) {
-      Pool& p = pools_.at(pool);
-      ptr = take(p.free_lists, size, large ? 2 * size : size);
-      if (ptr != nullptr) {
-        p.cached -= size;
-        stats_.graph_cached -= size;
+    Pool* const own = pool != 0 ? &pools_.at(pool) : nullptr;
+    bool from_pool = false;  // the pool's cached bytes serve it
+    if (large) {
+      if (own != nullptr) {
+        const auto shared = free_pieces_.lower_bound({size, nullptr});
+        const auto mine = own->free_pieces.lower_bound({size, nullptr});
+        from_pool = mine != own->free_pieces.end() && (shared == free_pieces_.end() || *mine < *shared);
+      }
+      ptr = carve(from_pool ? own->free_pieces : free_pieces_, size, pool);
+    } else {
+      if (own != nullptr) {
+        ptr = take(own->free_lists, size);
+        from_pool = ptr != nullptr;
+      }
+      if (ptr == nullptr) {
+        ptr = take(free_lists_, size);
+        if (ptr != nullptr && own != nullptr) pool_of_[ptr] = pool;
       }
     }
-    if (ptr == nullptr) {
-      ptr = large ? carve(size) : take(free_lists_, size, size);
-      if (ptr != nullptr && pool != 0) pool_of_[ptr] = pool;
+    if (from_pool) {
+      own->cached -= size;
+      stats_.graph_cached -= size;
     }
     if (ptr != nullptr) {
       stats_.cached -= size;
@@ -178,8 +204,12 @@ void* CachingAllocator::allocate(size_t bytes) {
   }
   std::unique_lock<std::mutex> lock(mutex_);
   try {
-    if (pool != 0 && pools_.count(pool) != 0) pool_of_[ptr] = pool;
-    if (large) add_segment(static_cast<char*>(ptr), system_bytes, bucket);  // on an exception it changed nothing
+    if (pool != 0 && pools_.count(pool) == 0) pool = 0;  // released while the system was asked
+    if (large) {
+      add_segment(static_cast<char*>(ptr), system_bytes, bucket, pool);  // on an exception it changed nothing
+    } else if (pool != 0) {
+      pool_of_[ptr] = pool;
+    }
   } catch (...) {
     pool_of_.erase(ptr);
     lock.unlock();
@@ -201,21 +231,28 @@ void CachingAllocator::deallocate(void* ptr, size_t bytes) noexcept {
     size = bucket_size(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
     const auto piece = pieces_.find(static_cast<char*>(ptr));
-    if (piece != pieces_.end()) size = piece->second.size;
-    auto owner = pool_of_.find(ptr);
-    pool = owner != pool_of_.end() ? owner->second : routing_pool();
-    if (pool != 0) {
-      // A block of a live graph: back to its pool (a block freed during the capture joins it), never shared. A
-      // piece stays in use for its segment: nothing merges with it while the graph lives.
-      pool_of_[ptr] = pool;
-      Pool& p = pools_.at(pool);
-      p.free_lists[size].push_back(ptr);
-      p.cached += size;
-      stats_.graph_cached += size;
-    } else if (piece != pieces_.end()) {
+    if (piece != pieces_.end()) {
+      // A piece: back to its owner's free pieces, merged with that owner's free neighbours. One freed by the
+      // capturing thread during a capture joins the capture's pool (a replay may still read it).
+      size = piece->second.size;
+      if (piece->second.pool == 0) piece->second.pool = routing_pool();
+      pool = piece->second.pool;
       free_piece(piece);
     } else {
-      free_lists_[size].push_back(ptr);
+      // A small block of a live graph goes back to its pool (one freed during the capture joins it), never to
+      // the shared lists.
+      const auto owner = pool_of_.find(ptr);
+      pool = owner != pool_of_.end() ? owner->second : routing_pool();
+      if (pool != 0) {
+        pool_of_[ptr] = pool;
+        pools_.at(pool).free_lists[size].push_back(ptr);
+      } else {
+        free_lists_[size].push_back(ptr);
+      }
+    }
+    if (pool != 0) {
+      pools_.at(pool).cached += size;
+      stats_.graph_cached += size;
     }
     stats_.in_use -= size;
     stats_.cached += size;
@@ -286,6 +323,11 @@ bool CachingAllocator::adopt_into_capture(void* ptr) {
   std::lock_guard<std::mutex> lock(mutex_);
   const uint64_t pool = routing_pool();
   if (pool == 0 || ptr == nullptr) return false;
+  if (const auto piece = pieces_.find(static_cast<char*>(ptr)); piece != pieces_.end()) {
+    // A piece in use: from now on it belongs to the pool, and returns to it when freed.
+    if (piece->second.pool == 0) piece->second.pool = pool;
+    return piece->second.pool == pool;
+  }
   const auto [owner, adopted] = pool_of_.try_emplace(ptr, pool);
   return adopted || owner->second == pool;
 }
@@ -305,12 +347,26 @@ void CachingAllocator::release_pool(uint64_t id) noexcept {
   auto it = pools_.find(id);
   if (it == pools_.end()) return;
   if (capture_pool_ == id) capture_pool_ = 0;
-  for (auto& [size, blocks] : it->second.free_lists) {
-    for (void* ptr : blocks) {
-      if (const auto piece = pieces_.find(static_cast<char*>(ptr)); piece != pieces_.end()) {
-        free_piece(piece);
-        continue;
+  Pool& pool = it->second;
+  // Every piece of the pool becomes shared, in address order: a piece in use simply changes owner (it goes to the
+  // shared pieces when freed); a free one leaves the pool's set and is freed again as a shared piece, which merges
+  // it with its shared free neighbours, including the pool's pieces before it that this loop already made shared.
+  // A free piece of the pool after it is still the pool's, so nothing merges with it until its own turn.
+  for (auto piece = pieces_.begin(); piece != pieces_.end();) {
+    Piece& p = piece->second;
+    char* const address = piece->first;
+    if (p.pool == id) {
+      p.pool = 0;
+      if (p.free) {
+        p.free = false;
+        p.entry = pool.free_pieces.extract({p.size, address});
+        free_piece(piece);  // may erase this piece or the next: go on from the address
       }
+    }
+    piece = pieces_.upper_bound(address);
+  }
+  for (auto& [size, blocks] : pool.free_lists) {
+    for (void* ptr : blocks) {
       try {
         free_lists_[size].push_back(ptr);
       } catch (...) {
@@ -319,7 +375,7 @@ void CachingAllocator::release_pool(uint64_t id) noexcept {
       }
     }
   }
-  stats_.graph_cached -= it->second.cached;
+  stats_.graph_cached -= pool.cached;
   pools_.erase(it);
   std::erase_if(pool_of_, [id](const auto& entry) { return entry.second == id; });
 }

@@ -36,20 +36,35 @@
 // replayed later on the very addresses it was recorded with, so while the graph lives no memory it writes may be
 // handed to anyone else. Between begin_capture() and end_capture(), every block that the capturing thread
 // allocates or frees belongs to the capture's pool: blocks freed during the capture (temporaries of the step, and
-// blocks allocated before it whose last owner let go during it, which the step may still read) go to the pool's
-// own free lists, and blocks allocated during it (from the pool, the shared lists or the system) return to the
-// pool when they are freed, during the capture or after it. Allocations outside a capture never take a pool's
-// blocks. A capture's request takes a cached block of its pool first (a small block of its bucket, or the smallest
-// piece up to twice its size, whole: the step's temporaries reuse each other's memory within the pool); else, like
-// any other, a small block of its bucket, a piece carved from a shared free piece, or the system. Carving from the
-// shared segments lets a capture take the memory its eager warm-up steps freed rather than a step's worth of new
-// memory; what keeps the graph's addresses its own is that a piece of a pool stays in use for its segment while
-// the graph lives, cached in the pool or not: it is never split, merged with a neighbour or returned to the
-// system, while the rest of its segment serves anyone. release_pool() (the graph's destructor, through GraphPool)
-// hands the pool's cached blocks to the shared lists and its cached pieces back to their segments (merged with
-// their free neighbours), and its blocks still in use go there when freed. Other threads (a data loader's
-// prefetch) allocate from the shared lists and pieces even during a capture, so a batch never lands in memory a
-// replay writes.
+// blocks allocated before it whose last owner let go during it, which the step may still read) are the pool's
+// cached blocks, and blocks allocated during it (from the pool, the shared lists or the system) return to the pool
+// when they are freed, during the capture or after it. Allocations outside a capture never take a pool's blocks.
+//
+// During its capture, a pool's free pieces and the shared ones form one free space, split and merged as an eager
+// step's: a capture's large request takes the best fit of both (the smallest large enough, the lowest address among
+// equals) and splits it (the rest keeps its owner), and a piece the capture frees merges with its free neighbours in
+// its segment, the pool's or shared ones, which then become the pool's. So a capture gets exactly the pieces an
+// eager step with the same requests would, from the memory its eager warm-up steps left, and holds what they held
+// when it makes their requests (tests/test_caching_allocator.cpp). BEGAN's 64x64 step on the CPU: 443 MiB reserved
+// in graph mode against 375 eager, 500 when a pool's pieces were never split or merged; the rest is the CPU
+// kernels' scratch, which they take while they run, so a capture, running nothing, never asks for it and each
+// replay takes it beside the pool (docs/benchmarks.md, "Graph pool"). Reuse inside the capture is safe for the
+// reason eager reuse is: a replay runs the recorded work in the recorded order on one stream, so the work that used
+// a piece before the capture freed it runs before the work that reuses it, at every replay (PyTorch's private pools
+// rely on the same order).
+//
+// The invariants that keep a replay's addresses its own:
+//   - A piece of pool P (Piece::pool == P), in use or free, is handed out only to a request of P's capture, and no
+//     request reaches P once that capture has ended (end_capture; pool ids are never reused). Splitting a pool's
+//     piece therefore happens only during its capture.
+//   - A free piece is in exactly one set, its owner's: the shared free_pieces_ or its pool's. Shared memory joins a
+//     pool (carved by its capture, or merged into a piece its capture frees); a pool's memory never becomes shared
+//     while the pool lives: outside its capture, a pool's freed piece merges only with the pool's own free pieces.
+//   - A segment holding a pool's piece is never wholly free, so empty_cache() keeps it.
+// release_pool() (the graph's destructor, through GraphPool) makes every piece of the pool shared: its free pieces
+// merge with their shared free neighbours, its cached small blocks join the shared lists, and its blocks still in
+// use go there when freed. Other threads (a data loader's prefetch) allocate from the shared lists and pieces even
+// during a capture, so a batch never lands in memory a replay writes.
 #pragma once
 
 #include <cstddef>
@@ -124,34 +139,40 @@ class CachingAllocator {
 
  private:
   using FreeLists = std::unordered_map<size_t, std::vector<void*>>;  // bucket size -> cached blocks
-  struct Pool {
-    FreeLists free_lists;
-    size_t cached = 0;  // bytes on free_lists
-  };
-  // The free pieces of the segments by (size, address): the first entry not below (size, nullptr) is the best fit.
+  // Free pieces by (size, address): the first entry not below (size, nullptr) is the best fit.
   using FreePieces = std::set<std::pair<size_t, char*>>;
+  struct Pool {
+    FreeLists free_lists;    // its cached small blocks
+    FreePieces free_pieces;  // its free pieces
+    size_t cached = 0;       // bytes of both
+  };
   struct Piece {
     char* segment = nullptr;  // the start of its segment (the pointer the system returned)
     size_t size = 0;
     bool free = false;
-    // Its entry of free_pieces_, kept here while the piece is in use: freeing it moves the entry back and
-    // allocates nothing (deallocate never throws, and a piece, unlike a bucket's block, cannot go back to the
-    // system alone).
+    uint64_t pool = 0;  // the live private pool it belongs to, in use or free; 0: shared
+    // Its entry of its owner's free pieces (free_pieces_ or its pool's), kept here while the piece is in use:
+    // freeing it moves the entry back and allocates nothing (deallocate never throws, and a piece, unlike a
+    // bucket's block, cannot go back to the system alone).
     FreePieces::node_type entry;
   };
   using Pieces = std::map<char*, Piece>;  // every piece of every segment by address: a segment's pieces are neighbours
 
-  // A cached block of `size` taken from `lists`, else the smallest of at most `most` bytes (`size` then becomes
-  // its size), or nullptr. Caller holds mutex_.
-  static void* take(FreeLists& lists, size_t& size, size_t most);
-  // The best-fitting free piece of at least `size` bytes, split when the rest is worth keeping apart (`size`
-  // then stays; else it becomes the piece's size), or nullptr. Caller holds mutex_.
-  void* carve(size_t& size);
-  // A new segment from the system at `base`, `bytes` long, whose first piece (`size` bytes) is handed out. Caller
-  // holds mutex_. On an exception nothing changed.
-  void add_segment(char* base, size_t bytes, size_t size);
-  // Marks a piece in use as free and merges it with its free neighbours. Allocates nothing. Caller holds mutex_.
+  // A cached block of exactly `size` bytes taken from `lists`, or nullptr. Caller holds mutex_.
+  static void* take(FreeLists& lists, size_t size);
+  // The best-fitting piece of `from` (the shared free pieces or a pool's) of at least `size` bytes, split when the
+  // rest is worth keeping apart (`size` then stays; else it becomes the piece's size), or nullptr. The rest keeps
+  // the owner of the piece it was split from; the piece handed out belongs to `pool` (0: shared). Caller holds
+  // mutex_.
+  void* carve(FreePieces& from, size_t& size, uint64_t pool);
+  // A new segment from the system at `base`, `bytes` long, whose first piece (`size` bytes, belonging to `pool`)
+  // is handed out; the rest is a shared free piece. Caller holds mutex_. On an exception nothing changed.
+  void add_segment(char* base, size_t bytes, size_t size, uint64_t pool);
+  // Marks a piece in use as free and merges it with its neighbours in its segment that are free pieces of the same
+  // owner (Piece::pool); the result goes to that owner's free pieces. Allocates nothing. Caller holds mutex_.
   void free_piece(Pieces::iterator piece) noexcept;
+  // The free pieces of `pool`: the shared ones for 0, else those of that live pool. Caller holds mutex_.
+  FreePieces& free_pieces_of(uint64_t pool) noexcept;
   // The pool the calling thread's blocks go to now (0: none). Caller holds mutex_.
   uint64_t routing_pool() const;
 
@@ -159,10 +180,10 @@ class CachingAllocator {
   mutable std::mutex mutex_;
   FreeLists free_lists_;  // the shared lists (small blocks)
   Pieces pieces_;
-  FreePieces free_pieces_;
+  FreePieces free_pieces_;  // the shared free pieces
   AllocatorStats stats_;
   std::unordered_map<uint64_t, Pool> pools_;     // the live private pools by id
-  std::unordered_map<void*, uint64_t> pool_of_;  // every block (in use or cached) of a live pool -> its id
+  std::unordered_map<void*, uint64_t> pool_of_;  // every small block (in use or cached) of a live pool -> its id
   uint64_t capture_pool_ = 0;                    // the pool of the capture under way (0: none)
   std::thread::id capture_thread_;               // the thread whose blocks go to it
   uint64_t next_pool_ = 1;

@@ -1,12 +1,16 @@
 // The caching allocator's large requests (backends/caching_allocator.h): pieces carved from segments by best fit,
 // a freed piece merged with its free neighbours, empty_cache releasing only wholly free segments, a capture's
-// pieces kept apart while its graph lives, the alignment of every piece, and what the byte counters count. Over a
-// fake system memory that records its blocks; the buckets, the pools and out-of-memory are in
+// pieces split and merged during the capture (its pool's and the shared free pieces as one free space, so that it
+// gets an eager step's pieces) and kept apart while its graph lives, the alignment of every piece, and what the byte
+// counters count. Over a fake system memory that records its blocks; the buckets, the pools and out-of-memory are in
 // test_cpu_backend.cpp, test_capture.cpp and test_backend_settings.cpp.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -90,22 +94,25 @@ TEST_CASE("caching allocator: a large request is carved from the best-fitting fr
   // 5 MiB: only the 6 MiB piece fits; 1 MiB: the rest of the 4 MiB segment (the smallest that fits).
   void* b = alloc.allocate(5 * kMiB);
   CHECK(b == six);
+  // Two 1 MiB requests: the rests of both segments, which fit equally well (the lower address first, and which
+  // segment the system placed lower is the system's choice).
   void* c = alloc.allocate(kMiB);
-  CHECK(c == at(four, 3 * kMiB));
   void* d = alloc.allocate(kMiB);
-  CHECK(d == at(six, 5 * kMiB));
+  CHECK(std::set<void*>{c, d} == std::set<void*>{at(four, 3 * kMiB), at(six, 5 * kMiB)});
+  CHECK(c < d);
   CHECK(g_allocs == 2);  // all four from the two segments
   CHECK(alloc.stats().cached == 0);
 
   // A rest too small to be worth a piece of its own (at most the small limit, 256 KiB) stays with the request and
   // counts as in use.
-  for (void* p : {a, c}) alloc.deallocate(p, p == a ? 3 * kMiB : kMiB);
+  alloc.deallocate(a, 3 * kMiB);
+  alloc.deallocate(at(four, 3 * kMiB), kMiB);
   void* whole = alloc.allocate(4 * kMiB - 100 * 1024);
   CHECK(whole == four);
   CHECK(alloc.stats().in_use == 10 * kMiB);
   alloc.deallocate(whole, 4 * kMiB - 100 * 1024);
   alloc.deallocate(b, 5 * kMiB);
-  alloc.deallocate(d, kMiB);
+  alloc.deallocate(at(six, 5 * kMiB), kMiB);
   CHECK(alloc.stats().in_use == 0);
 }
 
@@ -190,7 +197,8 @@ TEST_CASE("caching allocator: empty_cache returns only wholly free segments; out
   alloc.deallocate(piece, 5 * kMiB);
 }
 
-TEST_CASE("caching allocator: a capture's pieces are never split, merged or handed out while its graph lives") {
+TEST_CASE(
+    "caching allocator: a capture's pieces are never handed out, nor merged with shared ones, while its graph lives") {
   CachingAllocator alloc(recording_memory());
   void* base = free_segments(alloc, {8 * kMiB})[0];
   void* before = alloc.allocate(2 * kMiB);  // a piece of the step before the capture, freed during it
@@ -201,7 +209,9 @@ TEST_CASE("caching allocator: a capture's pieces are never split, merged or hand
   CHECK(captured == at(base, 2 * kMiB));
   alloc.deallocate(before, 2 * kMiB);  // adopted by the pool
   alloc.end_capture();
-  alloc.deallocate(captured, 3 * kMiB);  // back to the pool, still in use for its segment
+  // Back to the pool after the capture: it merges with the pool's free piece before it, not with the shared free
+  // piece after it (only a capture's own frees take shared memory in).
+  alloc.deallocate(captured, 3 * kMiB);
   CHECK(alloc.stats().graph_cached == 5 * kMiB);
 
   // Outside the capture only the last 3 MiB are free: a larger request needs the system, and the free piece,
@@ -225,25 +235,210 @@ TEST_CASE("caching allocator: a capture's pieces are never split, merged or hand
   alloc.deallocate(all, 8 * kMiB);
 }
 
-TEST_CASE("caching allocator: a capture reuses a cached piece of its pool up to twice its request, whole") {
+TEST_CASE("caching allocator: a capture splits its pool's free pieces and merges them again") {
   CachingAllocator alloc(recording_memory());
   const uint64_t pool = alloc.begin_capture();
-  void* four = alloc.allocate(4 * kMiB);
+  void* four = alloc.allocate(4 * kMiB);  // a segment of its own, the pool's
   alloc.deallocate(four, 4 * kMiB);
-  void* three = alloc.allocate(3 * kMiB);  // the pool's piece, not split: it counts 4 MiB in use
+  CHECK(alloc.stats().graph_cached == 4 * kMiB);
+  void* three = alloc.allocate(3 * kMiB);  // the pool's free piece, split: the last 1 MiB stays the pool's
   CHECK(three == four);
-  CHECK(alloc.stats().in_use == 4 * kMiB);
-  CHECK(alloc.stats().graph_cached == 0);
+  CHECK(alloc.stats().in_use == 3 * kMiB);
+  CHECK(alloc.stats().graph_cached == kMiB);
+  void* one = alloc.allocate(kMiB);  // the rest
+  CHECK(one == at(four, 3 * kMiB));
+  CHECK(g_allocs == 1);
+  // Both freed (the later one first): one free piece of the pool again, which serves 4 MiB whole.
+  alloc.deallocate(one, kMiB);
   alloc.deallocate(three, 3 * kMiB);
   CHECK(alloc.stats().graph_cached == 4 * kMiB);
-  void* one = alloc.allocate(kMiB);  // 4 MiB is more than twice 1 MiB: a segment of its own
-  CHECK(one != four);
-  CHECK(g_allocs == 2);
-  alloc.deallocate(one, kMiB);
+  void* again = alloc.allocate(4 * kMiB);
+  CHECK(again == four);
+  CHECK(g_allocs == 1);
+  alloc.deallocate(again, 4 * kMiB);
   alloc.end_capture();
   alloc.release_pool(pool);
   CHECK(alloc.stats().in_use == 0);
-  CHECK(alloc.stats().cached == 5 * kMiB);
+  CHECK(alloc.stats().graph_cached == 0);
+  CHECK(alloc.stats().cached == 4 * kMiB);
+}
+
+TEST_CASE("caching allocator: a capture carves its pool's and the shared free pieces as one free space") {
+  CachingAllocator alloc(recording_memory());
+  const std::vector<void*> bases = free_segments(alloc, {8 * kMiB, 2 * kMiB});
+  void* eight = bases[0];
+  void* two = bases[1];
+  const uint64_t pool = alloc.begin_capture();
+  void* a = alloc.allocate(3 * kMiB);  // the 8 MiB segment's start (the 2 MiB one is too small)
+  void* b = alloc.allocate(4 * kMiB);  // its last 1 MiB stays a shared free piece
+  CHECK(a == eight);
+  CHECK(b == at(eight, 3 * kMiB));
+  // Freed by the capture, A is the pool's. A request of 2 MiB takes the best fit of both free spaces, the shared
+  // 2 MiB segment, rather than splitting the pool's 3 MiB piece.
+  alloc.deallocate(a, 3 * kMiB);
+  void* c = alloc.allocate(2 * kMiB);
+  CHECK(c == two);
+  // B freed joins the pool's piece before it and takes in the shared free piece after it (the segment's last
+  // 1 MiB), which becomes the pool's: the whole segment serves 8 MiB, as an eager step's frees would let it.
+  alloc.deallocate(b, 4 * kMiB);
+  CHECK(alloc.stats().graph_cached == 8 * kMiB);
+  void* whole = alloc.allocate(8 * kMiB);
+  CHECK(whole == eight);
+  CHECK(g_allocs == 2);
+  alloc.deallocate(whole, 8 * kMiB);
+  alloc.deallocate(c, 2 * kMiB);
+  alloc.end_capture();
+
+  // Outside the capture nothing of either segment is free to others: a request needs the system.
+  void* outside = alloc.allocate(kMiB);
+  CHECK(outside != eight);
+  CHECK(outside != two);
+  CHECK(g_allocs == 3);
+  alloc.deallocate(outside, kMiB);
+  CHECK(alloc.stats().graph_cached == 10 * kMiB);
+  alloc.release_pool(pool);
+  CHECK(alloc.stats().graph_cached == 0);
+  alloc.empty_cache();  // all three segments wholly free again
+  CHECK(g_live.empty());
+}
+
+TEST_CASE("caching allocator: a capture of an eager step's requests gets the pieces the eager step got") {
+  // A step of pseudo-random large requests and frees (each piece freed within the step, some of the step before's
+  // freed early in it), run eagerly twice and then captured: the capture's pieces are the second eager step's, and
+  // it asks the system for nothing. This is what lets a captured step hold what its eager warm-up steps held.
+  CachingAllocator alloc(recording_memory());
+  struct Op {
+    size_t bytes;  // > 0: a request of this size; 0: free the live piece `index` (mod the live count)
+    size_t index;
+  };
+  std::vector<Op> ops;
+  uint32_t state = 11;
+  const auto next = [&state] {
+    state = state * 1664525u + 1013904223u;
+    return state >> 8;
+  };
+  for (int i = 0, live = 0; i < 300; ++i) {
+    if (live > 0 && (live > 10 || next() % 5 < 2)) {
+      ops.push_back({0, next()});
+      --live;
+    } else {
+      ops.push_back({300'000 + next() % (3 * kMiB), 0});
+      ++live;
+    }
+  }
+  std::vector<std::pair<void*, size_t>> kept;  // what a step leaves for the next (its last 3 pieces)
+  const auto step = [&] {
+    std::vector<void*> pieces;  // every piece the step got, in request order
+    std::vector<std::pair<void*, size_t>> live;
+    for (const auto& [ptr, bytes] : kept) alloc.deallocate(ptr, bytes);  // the step before's, freed first
+    kept.clear();
+    for (const Op& op : ops) {
+      if (op.bytes > 0) {
+        live.emplace_back(alloc.allocate(op.bytes), op.bytes);
+        pieces.push_back(live.back().first);
+      } else {
+        const size_t i = op.index % live.size();
+        alloc.deallocate(live[i].first, live[i].second);
+        live.erase(live.begin() + static_cast<ptrdiff_t>(i));
+      }
+    }
+    for (size_t i = 0; i < live.size(); ++i) {
+      if (i + 3 >= live.size()) {
+        kept.push_back(live[i]);
+      } else {
+        alloc.deallocate(live[i].first, live[i].second);
+      }
+    }
+    return pieces;
+  };
+  step();
+  const std::vector<void*> eager = step();
+  const size_t allocs = g_allocs;
+  CHECK(step() == eager);  // eager steps repeat
+  {
+    GraphPool graph(&alloc, alloc.begin_capture());
+    const std::vector<void*> captured = step();
+    alloc.end_capture();
+    CHECK(captured == eager);
+    CHECK(g_allocs == allocs);
+    for (const auto& [ptr, bytes] : kept) alloc.deallocate(ptr, bytes);  // the graph's outputs, back to its pool
+    kept.clear();
+  }
+  alloc.empty_cache();
+  CHECK(g_live.empty());
+}
+
+TEST_CASE("caching allocator: no piece of a live graph is handed out; all of them come back when it dies") {
+  // A capture of pseudo-random requests and frees over segments that eager work left free, with pieces of the
+  // step before freed during it; then eager work while the graph lives must never receive memory the graph holds
+  // (any byte of a piece the capture allocated or freed), and once the graph is gone every segment is wholly free.
+  CachingAllocator alloc(recording_memory());
+  free_segments(alloc, {16 * kMiB, 6 * kMiB, 3 * kMiB});
+  uint32_t state = 7;
+  const auto next = [&state] {
+    state = state * 1664525u + 1013904223u;
+    return state >> 8;
+  };
+  std::vector<std::pair<void*, size_t>> before;  // the step before's pieces, freed during the capture
+  for (int i = 0; i < 4; ++i) {
+    const size_t bytes = 300'000 + next() % (2 * kMiB);
+    before.emplace_back(alloc.allocate(bytes), bytes);
+  }
+  std::map<char*, size_t> held;  // every piece the graph holds: address -> bytes (at least)
+  std::vector<std::pair<void*, size_t>> live;
+  {
+    GraphPool graph(&alloc, alloc.begin_capture());
+    for (const auto& [ptr, bytes] : before) {
+      held[static_cast<char*>(ptr)] = bytes;
+      alloc.deallocate(ptr, bytes);
+    }
+    for (int i = 0; i < 200; ++i) {
+      if (!live.empty() && (live.size() > 8 || next() % 3 == 0)) {
+        const size_t victim = next() % live.size();
+        alloc.deallocate(live[victim].first, live[victim].second);
+        live.erase(live.begin() + static_cast<ptrdiff_t>(victim));
+      } else {
+        const size_t bytes = 300'000 + next() % (3 * kMiB);
+        live.emplace_back(alloc.allocate(bytes), bytes);
+        size_t& size = held[static_cast<char*>(live.back().first)];
+        size = std::max(size, bytes);
+      }
+      const AllocatorStats s = alloc.stats();
+      REQUIRE(s.in_use + s.cached == system_bytes());
+    }
+    alloc.end_capture();
+    // The graph's outputs, freed after the capture: back to the pool.
+    for (const auto& [ptr, bytes] : live) alloc.deallocate(ptr, bytes);
+    const auto overlaps_held = [&](const void* ptr, size_t bytes) {
+      const char* p = static_cast<const char*>(ptr);
+      auto after = held.upper_bound(const_cast<char*>(p));  // the first held piece starting after p
+      if (after != held.end() && after->first < p + bytes) return true;
+      return after != held.begin() && std::prev(after)->first + std::prev(after)->second > p;
+    };
+    std::vector<std::pair<void*, size_t>> eager;
+    for (int i = 0; i < 40; ++i) {
+      const size_t bytes = next() % (4 * kMiB);
+      eager.emplace_back(alloc.allocate(bytes), bytes);
+      CHECK_FALSE(overlaps_held(eager.back().first, bytes));
+      if (next() % 2 == 0) {
+        alloc.deallocate(eager.back().first, eager.back().second);
+        eager.pop_back();
+      }
+    }
+    for (const auto& [ptr, bytes] : eager) alloc.deallocate(ptr, bytes);
+    alloc.empty_cache();  // keeps every segment the graph holds a piece of
+    for (const auto& [ptr, bytes] : held) {
+      bool kept = false;
+      for (const auto& [base, size] : g_live) kept = kept || (ptr >= base && ptr < static_cast<char*>(base) + size);
+      CHECK(kept);
+    }
+    CHECK(alloc.stats().graph_cached > 0);
+  }  // the graph dies: its pool's pieces are shared again and merge with their free neighbours
+  const AllocatorStats s = alloc.stats();
+  CHECK(s.graph_cached == 0);
+  CHECK(s.in_use == 0);
+  alloc.empty_cache();
+  CHECK(g_live.empty());
 }
 
 TEST_CASE("caching allocator: every piece is aligned as the system memory aligns its blocks") {
