@@ -201,6 +201,15 @@ std::vector<OpCase> build_table() {
         return cat({p[2] * 3.0, p[0], p[1] * p[1]}, 0);
       }));
   t.push_back(row(
+      "split/one_piece_unused",
+      [] {
+        return Inputs{u({2, 5})};
+      },
+      [](const Inputs& x) {
+        std::vector<Tensor> p = split(x[0], 2, 1);  // sizes 2, 2, 1; no gradient reaches p[1]
+        return cat({p[2] * p[2], p[0] * 3.0}, 1);
+      }));
+  t.push_back(row(
       "chunk/uneven_dim1",
       [] {
         return Inputs{u({2, 8})};

@@ -92,8 +92,9 @@ DStepTensors d_step_tensors(Generator& G, Discriminator& D, nn::Optimizer& opt_d
   const Tensor input = cat({x, fake}, 0);
   const Tensor recon = D.forward(input);
   const Tensor losses = mean(reshape(abs(recon - input), Shape{2, x.numel()}), {1});  // (2,): L(x), L(G(z_D))
-  Tensor loss_real = squeeze(slice(losses, 0, 0, 1), 0);
-  Tensor loss_fake = squeeze(slice(losses, 0, 1, 2), 0);
+  const std::vector<Tensor> halves = split(losses, 1, 0);  // one node: its backward is one cat, no zero fills
+  Tensor loss_real = squeeze(halves[0], 0);
+  Tensor loss_fake = squeeze(halves[1], 0);
   // k in float32, as a float64 scalar operand would be converted: the same products as `k * loss_fake`.
   Tensor loss_d = loss_real - k.to(DType::Float32) * loss_fake;
   loss_d.backward();

@@ -1,10 +1,11 @@
-// Joining and splitting along one dimension: cat (a raw copy into one output, with a slicing backward), and the
-// composites split and chunk (differentiable slices, which record their own backward).
+// Joining and splitting along one dimension: cat (a raw copy into one output, with a slicing backward), split (views
+// of the input, one node whose backward is one cat) and chunk (a split).
 #include <algorithm>
 
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
+#include "tensor/creation.h"
 #include "tensor/raw_ops.h"
 
 namespace atelier {
@@ -32,12 +33,25 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
                 "split: split_size must be positive, got " << split_size << " (tensor of shape " << x.shape() << ")");
   const int d = normalize_dim(dim, x.dim(), "split");
   const int64_t size = x.shape()[d];
-  // Views made by slice, so each piece's backward writes its part of x's gradient.
-  std::vector<Tensor> pieces;
+  std::vector<Tensor> pieces;  // views of x
   for (int64_t start = 0; start < size || (size == 0 && pieces.empty()); start += split_size) {
-    pieces.push_back(slice(x, d, start, std::min(size, start + split_size), 1));
+    pieces.push_back(raw::slice(x, d, start, std::min(size, start + split_size), 1));
   }
-  return pieces;
+  if (!should_record({x})) return pieces;
+  // One node for all the pieces: x's gradient is their gradients joined by one cat, where a slice per piece would
+  // zero-fill x's whole shape for each and add them up (BEGAN's D step splits its (2,) loss vector so: four
+  // kernels fewer per step). A piece no gradient reached contributes zeros.
+  std::vector<Shape> shapes;
+  for (const Tensor& p : pieces) shapes.push_back(p.shape());
+  return record("split", pieces, {x}, [d, shapes, dt = x.dtype()](const auto& g, const auto&) {
+    // The engine runs a node only when some gradient reached it, so there is one to take the device from.
+    const Tensor& reached = *std::find_if(g.begin(), g.end(), [](const Tensor& t) { return t.defined(); });
+    std::vector<Tensor> parts;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      parts.push_back(g[i].defined() ? g[i] : zeros(shapes[i], dt, reached.device()));
+    }
+    return std::vector<Tensor>{raw::cat(parts, d)};
+  });
 }
 
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
