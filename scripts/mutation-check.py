@@ -6,11 +6,13 @@
 
 Each mutation names a file, a piece of its text that occurs exactly once and what to put in its place (a flipped
 bound, a dropped term, a check left out: the kind of slip a test exists to catch). For each one the script writes
-the change, rebuilds, runs the suite (ctest -LE long, without the `format` test, which a mutation's text may fail;
-or, with --emulation, the CUDA test program under the emulation), puts the file back and says KILLED (some test
-failed, as it should) or SURVIVED (every test passed with the code broken: a gap in the tests). A mutation marked
-"known_survivor" says why no test here can catch it; it is reported but not counted. The exit status is 1 when an
-unmarked mutation survives or a mutation no longer applies (the code moved: update the list).
+the change, rebuilds, runs the suite (ctest -LE long, without the `format` test, which a mutation's text may fail,
+and `mutation_lists`, which fails whenever a listed text is replaced; or, with --emulation, the CUDA test program
+under the emulation), puts the file back and says KILLED (some test failed, as it should) or SURVIVED (every test
+passed with the code broken: a gap in the tests). A mutation marked "known_survivor" says why no test here can catch
+it; it is reported but not counted. The exit status is 1 when an unmarked mutation survives or a mutation no longer
+applies (the code moved: update the list). It first runs the suite unmutated and stops if that fails: a suite that
+fails anyway would "kill" every mutation.
 
 It edits the working tree, so it refuses to start when a mutated file has uncommitted changes, and it restores
 every file it touched even when interrupted. One CPU mutation takes 25-50 s on 2 cores (an incremental build and
@@ -38,6 +40,16 @@ def failing_lines(output, emulation):
     return [line.strip() for line in output.splitlines() if "***Failed" in line or "***Exception" in line][:3]
 
 
+def run_suite(args):
+    """The suite a mutation must fail: the CUDA test program under the emulation, or the CPU ctest suite without
+    `format` (a mutation's text may break it) and `mutation_lists` (it fails whenever a listed text is replaced, so
+    with it every mutation would count as killed)."""
+    if args.emulation:
+        return run(["scripts/cuda-emulate.sh"])
+    return run(["ctest", "--test-dir", args.build_dir, "-LE", "long", "-E", "^(format|mutation_lists)$",
+                f"-j{args.jobs}"])
+
+
 def check_one(m, args):
     path = os.path.join(ROOT, m["file"])
     with open(path) as f:
@@ -48,14 +60,12 @@ def check_one(m, args):
     try:
         with open(path, "w") as f:
             f.write(original.replace(m["old"], m["new"]))
-        if args.emulation:
-            r = run(["scripts/cuda-emulate.sh"])
-            return ("KILLED" if r.returncode != 0 else "SURVIVED"), failing_lines(r.stdout + r.stderr, True)
-        b = run(["cmake", "--build", args.build_dir, f"-j{args.jobs}"])
-        if b.returncode != 0:
-            return "NO BUILD", ["the mutation does not compile: not a test of the tests"]
-        r = run(["ctest", "--test-dir", args.build_dir, "-LE", "long", "-E", "^format$", f"-j{args.jobs}"])
-        return ("KILLED" if r.returncode != 0 else "SURVIVED"), failing_lines(r.stdout, False)
+        if not args.emulation:
+            b = run(["cmake", "--build", args.build_dir, f"-j{args.jobs}"])
+            if b.returncode != 0:
+                return "NO BUILD", ["the mutation does not compile: not a test of the tests"]
+        r = run_suite(args)
+        return ("KILLED" if r.returncode != 0 else "SURVIVED"), failing_lines(r.stdout + r.stderr, args.emulation)
     finally:
         with open(path, "w") as f:
             f.write(original)
@@ -94,6 +104,14 @@ def main():
     if not args.emulation and not os.path.isdir(os.path.join(ROOT, args.build_dir)):
         sys.exit(f"mutation-check: no build folder {args.build_dir} (configure a CPU build first)")
     os.environ.setdefault("ATELIER_EMULATION_JOBS", str(args.jobs))
+
+    # The suite must pass unmutated, or every mutation would count as killed.
+    if not args.emulation and run(["cmake", "--build", args.build_dir, f"-j{args.jobs}"]).returncode != 0:
+        sys.exit(f"mutation-check: {args.build_dir} does not build unmutated")
+    baseline = run_suite(args)
+    if baseline.returncode != 0:
+        failing = "\n".join(failing_lines(baseline.stdout + baseline.stderr, args.emulation))
+        sys.exit(f"mutation-check: the suite fails with no mutation applied, so it cannot tell one:\n{failing}")
 
     gaps = 0
     for m in mutations:
