@@ -258,8 +258,9 @@ struct Tiling {
   }
 };
 
-// The bytes of a gather strip (below): a few hundred tiles' worth of channels-last rows that stay in L2.
-constexpr int64_t kStripBytes = int64_t{256} << 10;
+// The most bytes of a gather strip (below): one vector of channels of a run of tiles, kept within the 48 KiB L1 with
+// room for the lines being read and stored around it. A 64-wide image's whole tile row of F(4x4) is 25 KiB.
+constexpr int64_t kStripBytes = int64_t{32} << 10;
 
 // The elements from one point's matrix of a chunk to the next (V[xi] to V[xi + 1], likewise M and dM): k rows of
 // ld, plus one 64-byte line. The transforms store (input) or load (output) a tile's a*a values of a vector of
@@ -293,17 +294,17 @@ int64_t padded_channels(int64_t channels) {
   return (channels + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
 }
 
-// Tiles per strip: at most a tile row, and at most kStripBytes of strip.
+// Tiles per strip (one vector of channels, R1 rows): at most a tile row, and at most kStripBytes of strip.
 template <typename T, int M, int R1>
-int64_t strip_tiles(const Tiling<M>& tiling, int64_t channels) {
-  const int64_t per_tile = R1 * M * padded_channels<T>(channels) * static_cast<int64_t>(sizeof(T));
+int64_t strip_tiles(const Tiling<M>& tiling) {
+  const int64_t per_tile = R1 * M * kLanes<T> * static_cast<int64_t>(sizeof(T));
   return std::clamp<int64_t>(kStripBytes / per_tile, 1, tiling.tiles_x);
 }
 
-// The elements of the strip buffer a gather_transform over `channels` needs.
+// The elements of the strip buffer a gather_transform needs.
 template <typename T, int M, int R1>
-int64_t strip_elements(const Tiling<M>& tiling, int64_t channels) {
-  return R1 * (strip_tiles<T, M, R1>(tiling, channels) * M + R1 - M) * padded_channels<T>(channels);
+int64_t strip_elements(const Tiling<M>& tiling) {
+  return R1 * (strip_tiles<T, M, R1>(tiling) * M + R1 - M) * kLanes<T>;
 }
 
 // dst[x * ld + c] = src[c * plane + shift + x] for the channels [0, channels) and the columns [x0, x1): a row of
@@ -345,61 +346,74 @@ void transpose_to_channels_last(const T* src, int64_t plane, int64_t shift, int6
 // (n, channels, h, w), zero outside the image. dst[xi]'s rows are ld >= channels apart (the columns past
 // `channels` zero), and dst[xi] starts at dst + xi*k*ld.
 //
-// The patches of a run of tiles in one tile row are first copied channels-last into `strip` (R1 rows, the
-// run's columns, channels padded to whole vectors, zero outside the image), so each patch value of a vector of
-// channels is one load; read from the NCHW planes, each lane would be a scalar load and insert.
+// The patches of a run of tiles in one tile row are first copied channels-last into `strip`, so each patch value
+// of a vector of channels is one load; read from the NCHW planes, each lane would be a scalar load and insert.
+// The strip holds one vector of channels at a time (R1 rows, the run's columns, kLanes channels, zero outside the
+// image and past `channels`): those channels' rows are transposed in, the run's tiles transformed from it, then
+// the next vector of channels. Holding all channels (as up to the seventh pass), a 64-channel tile row of F(4x4)
+// took 100 KiB: the transposes wrote it out of L1, and the transform's 36 loads per tile and vector (each value
+// read by up to four overlapping patches) came back from L2. One vector's strip, 25 KiB, stays in L1 between its
+// stores and its loads: 64 -> 64 channels at 64x64, one thread, the forward pass took 0.95 of its CPU time and
+// the weight gradient (which gathers twice) 0.88; the BEGAN 64x64 step 0.93-0.96 at one and two threads
+// (docs/benchmarks.md, "Eighth pass"). Each value is computed from the same operands in the same order as before,
+// so V and dM are those of before bit for bit.
 template <typename T, int M, int R1, int R2, class F>
 void gather_transform(const Tiling<M>& tiling, const T* src, int64_t channels, int64_t h, int64_t w, int64_t off_y,
                       int64_t off_x, int64_t t0, int64_t k, F f, T* strip, T* dst, int64_t ld) {
   constexpr int L = kLanes<T>;
   const int64_t plane = h * w, cp = padded_channels<T>(channels), point = point_stride<T>(k, ld);
-  const int64_t run_max = strip_tiles<T, M, R1>(tiling, channels);
+  const int64_t run_max = strip_tiles<T, M, R1>(tiling);
   for (int64_t i = 0; i < k;) {
     const auto at = tiling.where(t0 + i);
     const int64_t run = std::min({k - i, tiling.tiles_x - at.x / M, run_max});
     const int64_t y0 = at.y - off_y, x0 = at.x - off_x, cols = run * M + R1 - M;
-    // strip (R1, cols, cp) = src[n, c, y0 + y, x0 + x], zero outside the image and for c >= channels.
-    const T* image = src + at.n * channels * plane;
     const int64_t xlo = std::clamp<int64_t>(-x0, 0, cols), xhi = std::clamp<int64_t>(w - x0, xlo, cols);
-    for (int64_t y = 0; y < R1; ++y) {
-      T* row = strip + y * cols * cp;
-      const int64_t sy = y0 + y;
-      if (sy < 0 || sy >= h) {
-        std::fill(row, row + cols * cp, T(0));
-        continue;
-      }
-      // Ask for the next image row of every channel now: the rows of many channels in a row defeat the hardware
-      // prefetcher, and the reads were the strip's bottleneck.
-      if (sy + 1 < h) {
-        for (int64_t c = 0; c < channels; ++c) {
-          const T* next = image + c * plane + (sy + 1) * w;
-          for (int64_t x = xlo; x < xhi; x += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(next + x0 + x);
+    for (int64_t c0 = 0; c0 < channels; c0 += L) {
+      const int64_t count = std::min<int64_t>(L, channels - c0);
+      const T* const planes = src + (at.n * channels + c0) * plane;  // the vector's first channel
+      // strip (R1, cols, L) = src[n, c0 + c, y0 + y, x0 + x], zero outside the image and for c >= count.
+      for (int64_t y = 0; y < R1; ++y) {
+        T* const row = strip + y * cols * L;
+        const int64_t sy = y0 + y;
+        if (sy < 0 || sy >= h) {
+          std::fill(row, row + cols * L, T(0));
+          continue;
+        }
+        // Ask for the vector's next image row now: the rows of many channels in a row defeat the hardware
+        // prefetcher, and the reads were the strip's bottleneck (without this, 3-7% slower).
+        if (sy + 1 < h) {
+          for (int64_t c = 0; c < count; ++c) {
+            const T* next = planes + c * plane + (sy + 1) * w + x0;
+            for (int64_t x = xlo; x < xhi; x += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(next + x);
+          }
+        }
+        std::fill(row, row + xlo * L, T(0));
+        std::fill(row + xhi * L, row + cols * L, T(0));
+        transpose_to_channels_last(planes, plane, sy * w + x0, count, xlo, xhi, row, L);
+        if (count < L) {
+          for (int64_t x = xlo; x < xhi; ++x) std::fill(row + x * L + count, row + (x + 1) * L, T(0));
         }
       }
-      std::fill(row, row + xlo * cp, T(0));
-      std::fill(row + xhi * cp, row + cols * cp, T(0));
-      transpose_to_channels_last(image, plane, sy * w + x0, channels, xlo, xhi, row, cp);
-      for (int64_t x = xlo; x < xhi; ++x) std::fill(row + x * cp + channels, row + (x + 1) * cp, T(0));
-    }
-    for (int64_t j = 0; j < run; ++j, ++i) {
-      for (int64_t c0 = 0; c0 < channels; c0 += L) {
+      // Whole vectors where the row has room: their lanes past `channels` are zero (the strip's padding).
+      const int64_t stored = std::min<int64_t>(L, ld - c0);
+      for (int64_t j = 0; j < run; ++j) {
         Lanes<T> d[R1 * R1];
         for (int y = 0; y < R1; ++y) {
-          for (int x = 0; x < R1; ++x)
-            d[y * R1 + x] = Eigen::Map<const Lanes<T>>(strip + (y * cols + j * M + x) * cp + c0);
+          for (int x = 0; x < R1; ++x) d[y * R1 + x] = Eigen::Map<const Lanes<T>>(strip + (y * cols + j * M + x) * L);
         }
         Lanes<T> v[R2 * R2];
         apply_2d<R1, R2>(d, v, f);
-        // Whole vectors where the row has room: their lanes past `channels` are zero (the strip's padding).
-        T* out = dst + i * ld + c0;
-        const int64_t count = std::min<int64_t>(L, ld - c0);
-        for (int xi = 0; xi < R2 * R2; ++xi) store_lanes(v[xi], out + xi * point, count);
-      }
-      if (ld > cp) {
-        for (int xi = 0; xi < R2 * R2; ++xi)
-          std::fill(dst + xi * point + i * ld + cp, dst + xi * point + (i + 1) * ld, T(0));
+        T* const out = dst + (i + j) * ld + c0;
+        for (int xi = 0; xi < R2 * R2; ++xi) store_lanes(v[xi], out + xi * point, stored);
       }
     }
+    if (ld > cp) {
+      for (int64_t j = i; j < i + run; ++j) {
+        for (int xi = 0; xi < R2 * R2; ++xi)
+          std::fill(dst + xi * point + j * ld + cp, dst + xi * point + (j + 1) * ld, T(0));
+      }
+    }
+    i += run;
   }
 }
 
@@ -593,7 +607,7 @@ void run_forward(const Problem& p, const T* input, const T* U, const ConvEpilogu
   const Tiling<M> tiling(p, threads);
   if (tiling.tiles == 0) return;
   const int64_t ldv = v_stride<T>(p.c_in), u_point = u_point_size<T>(p.c_in, p.c_out);
-  const int64_t strip = strip_elements<T, M, M + 2>(tiling, p.c_in);
+  const int64_t strip = strip_elements<T, M, M + 2>(tiling);
   const ChunkScratch<T> layout(P, tiling.chunk, ldv, p.c_out, strip);
   ScratchSlots<T> slots(std::min<int64_t>(threads, tiling.chunks), layout.elements());
   parallel_for(tiling.chunks, 1, [&](int64_t begin, int64_t end) {
@@ -655,7 +669,7 @@ void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_ou
   const int64_t parts = partial_count(tiling, threads);
   Scratch<T> partials(parts * P * per_point);
   if (tiling.chunks == 0) std::fill(partials.get(), partials.get() + P * per_point, T(0));  // no tiles: zero
-  const int64_t strip = std::max(strip_elements<T, M, A>(tiling, g.c_in), strip_elements<T, M, M>(tiling, g.c_out));
+  const int64_t strip = std::max(strip_elements<T, M, A>(tiling), strip_elements<T, M, M>(tiling));
   const int64_t ldv = v_stride<T>(g.c_in);
   const ChunkScratch<T> layout(P, tiling.chunk, ldv, g.c_out, strip);
   ScratchSlots<T> slots(parts, layout.elements());
