@@ -354,9 +354,9 @@ void transpose_to_channels_last(const T* src, int64_t plane, int64_t shift, int6
 // took 100 KiB: the transposes wrote it out of L1, and the transform's 36 loads per tile and vector (each value
 // read by up to four overlapping patches) came back from L2. One vector's strip, 25 KiB, stays in L1 between its
 // stores and its loads: 64 -> 64 channels at 64x64, one thread, the forward pass took 0.95 of its CPU time and
-// the weight gradient (which gathers twice) 0.88; the BEGAN 64x64 step 0.93-0.96 at one and two threads
-// (docs/benchmarks.md, "Eighth pass"). Each value is computed from the same operands in the same order as before,
-// so V and dM are those of before bit for bit.
+// the weight gradient (which gathers twice) 0.88; the BEGAN 64x64 step's CPU time 0.94-0.96 at one thread,
+// 0.93-0.98 at two (docs/benchmarks.md, "Eighth pass"). Each value is computed from the same operands in the
+// same order as before, so V and dM are those of before bit for bit.
 template <typename T, int M, int R1, int R2, class F>
 void gather_transform(const Tiling<M>& tiling, const T* src, int64_t channels, int64_t h, int64_t w, int64_t off_y,
                       int64_t off_x, int64_t t0, int64_t k, F f, T* strip, T* dst, int64_t ld) {
