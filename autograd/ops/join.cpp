@@ -39,8 +39,8 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   }
   if (!should_record({x})) return pieces;
   // One node for all the pieces: x's gradient is their gradients joined by one cat, where a slice per piece would
-  // zero-fill x's whole shape for each and add them up (BEGAN's D step splits its (2,) loss vector so: four
-  // kernels fewer per step). A piece no gradient reached contributes zeros.
+  // zero-fill x's whole shape for each, copy its gradient in and add them up (BEGAN's D step splits its (2,) loss
+  // vector so: three kernels fewer per step). A piece no gradient reached contributes zeros.
   std::vector<Shape> shapes;
   for (const Tensor& p : pieces) shapes.push_back(p.shape());
   return record("split", pieces, {x}, [d, shapes, dt = x.dtype()](const auto& g, const auto&) {
