@@ -80,7 +80,7 @@ Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
 // --- joining and splitting (autograd/ops/join.cpp) ---
 // Concatenation along dim; every other dim must match.
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
-// Pieces of split_size along dim (the last may be smaller); views of x.
+// Pieces of split_size along dim (the last may be smaller); views of x, the outputs of one node.
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);
 // `chunks` pieces of (nearly) equal size along dim; views of x.
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
