@@ -40,6 +40,10 @@ def failing_lines(output, emulation):
     return [line.strip() for line in output.splitlines() if "***Failed" in line or "***Exception" in line][:3]
 
 
+def build(args):
+    return run(["cmake", "--build", args.build_dir, f"-j{args.jobs}"])
+
+
 def run_suite(args):
     """The suite a mutation must fail: the CUDA test program under the emulation, or the CPU ctest suite without
     `format` (a mutation's text may break it) and `mutation_lists` (it fails whenever a listed text is replaced, so
@@ -61,8 +65,7 @@ def check_one(m, args):
         with open(path, "w") as f:
             f.write(original.replace(m["old"], m["new"]))
         if not args.emulation:
-            b = run(["cmake", "--build", args.build_dir, f"-j{args.jobs}"])
-            if b.returncode != 0:
+            if build(args).returncode != 0:
                 return "NO BUILD", ["the mutation does not compile: not a test of the tests"]
         r = run_suite(args)
         return ("KILLED" if r.returncode != 0 else "SURVIVED"), failing_lines(r.stdout + r.stderr, args.emulation)
@@ -106,7 +109,7 @@ def main():
     os.environ.setdefault("ATELIER_EMULATION_JOBS", str(args.jobs))
 
     # The suite must pass unmutated, or every mutation would count as killed.
-    if not args.emulation and run(["cmake", "--build", args.build_dir, f"-j{args.jobs}"]).returncode != 0:
+    if not args.emulation and build(args).returncode != 0:
         sys.exit(f"mutation-check: {args.build_dir} does not build unmutated")
     baseline = run_suite(args)
     if baseline.returncode != 0:
@@ -125,7 +128,7 @@ def main():
         if verdict == "STALE" or (verdict == "SURVIVED" and not known):
             gaps += 1
     if not args.emulation:
-        run(["cmake", "--build", args.build_dir, f"-j{args.jobs}"])  # back to the unmutated programs
+        build(args)  # back to the unmutated programs
     print(f"mutation-check: {len(mutations)} mutations, {gaps} needing attention")
     return 1 if gaps else 0
 
