@@ -25,6 +25,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/deps.sh
 # clang: for scripts/clang-check.sh only (the fuzz build's compiler), so it is added here, not in deps.sh.
 ATELIER_APT_PACKAGES+=(clang)
+deps_start=$SECONDS
 atelier_install_deps
 
 jobs="$(nproc)"
@@ -32,6 +33,13 @@ werror="${ATELIER_WERROR:-ON}"
 ctest_jobs="${ATELIER_CTEST_JOBS:-1}"
 status=0
 summary=()
+timings=()  # "PHASE: N s" for each build and test phase, printed before the summary (CI's time budget is 45 min)
+
+# record_time PHASE START: appends the seconds since START (a $SECONDS value) to `timings`.
+record_time() {
+  timings+=("$1: $((SECONDS - $2)) s")
+}
+record_time "packages (apt-get)" "$deps_start"
 
 # run_config NAME CMAKE_ARGS...: configure, build and test build/NAME; records the outcome in `summary`.
 # `build_type` (default Release) and `ctest_args` (extra ctest arguments, e.g. -LE long) change the defaults;
@@ -42,7 +50,7 @@ launcher=()
 run_config() {
   local name="$1"
   shift
-  local build="build/$name"
+  local build="build/$name" start=$SECONDS
   echo "=== [$name] configure and build ($build, $build_type, $jobs jobs) ==="
   if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE="$build_type" -DATELIER_WERROR="$werror" "$@"; then
     summary+=("$name: CONFIGURE FAILED")
@@ -54,12 +62,13 @@ run_config() {
     status=1
     return 0
   fi
+  record_time "$name: configure and build" "$start"
   run_ctest "$name" "$build" "${ctest_args[@]}"
 }
 
 # run_ctest NAME BUILD CTEST_ARGS...: runs ctest in BUILD (the environment passes through); records the outcome.
 run_ctest() {
-  local name="$1" build="$2" log result
+  local name="$1" build="$2" log result start=$SECONDS
   shift 2
   echo "=== [$name] ctest $* ==="
   log="$(mktemp)"
@@ -79,6 +88,7 @@ run_ctest() {
     summary+=("$(printf '%s\n' "$details" | sed 's/^/    /')")
   fi
   rm -f "$log"
+  record_time "$name: ctest" "$start"
 }
 
 if atelier_find_nvcc; then
@@ -113,7 +123,7 @@ if [[ "${ATELIER_SANITIZERS:-1}" == 1 ]]; then
   ctest_args=(-LE long)
   run_config asan "${sanitizer_args[@]}" -DATELIER_SANITIZE=address,undefined
   echo "=== [asan] gradcheck ==="
-  gradcheck_log="$(mktemp)"
+  gradcheck_log="$(mktemp)" start=$SECONDS
   if [[ -x build/asan/bin/gradcheck ]] && build/asan/bin/gradcheck >"$gradcheck_log" 2>&1; then
     summary+=("asan: gradcheck: $(tail -n 1 "$gradcheck_log")")
   else
@@ -122,6 +132,7 @@ if [[ "${ATELIER_SANITIZERS:-1}" == 1 ]]; then
     status=1
   fi
   rm -f "$gradcheck_log"
+  record_time "asan: gradcheck" "$start"
   # TSan: halt_on_error ends the program at its first report (exit 66), so a race fails the test where it happens,
   # also in a test that expects some other non-zero exit. 3 pool threads: more than the 2 cores of CI, so the
   # workers are preempted mid-chunk, and an odd count gives chunks of unequal size.
@@ -150,18 +161,19 @@ smoke_outputs_present() {
     [[ -s "$1/$f" ]] || { echo "smoke: $1/$f is missing"; return 1; }
   done
 }
-smoke_out="$(mktemp -d)/run"
+smoke_out="$(mktemp -d)/run" start=$SECONDS
 if build/cpu/bin/began train --smoke --out "$smoke_out" && smoke_outputs_present "$smoke_out"; then
   summary+=("smoke: began train --smoke wrote every output ($smoke_out)")
 else
   summary+=("smoke: FAILED (began train --smoke, see above)")
   status=1
 fi
+record_time smoke "$start"
 
 # The libraries alone must not need the test, benchmark and tool packages. CMAKE_DISABLE_FIND_PACKAGE_<name> turns
 # any find_package(<name> REQUIRED) into a configure error, so this configure fails if an option leaks one in.
 echo "=== [lib] library-only configure and build (build/lib, $jobs jobs) ==="
-lib_ok=0
+lib_ok=0 start=$SECONDS
 if cmake -S . -B build/lib -DCMAKE_BUILD_TYPE=Release -DATELIER_WERROR="$werror" -DATELIER_CUDA=OFF \
   -DATELIER_BUILD_TESTS=OFF -DATELIER_BUILD_BENCH=OFF -DATELIER_BUILD_TOOLS=OFF \
   -DCMAKE_DISABLE_FIND_PACKAGE_doctest=ON -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=ON \
@@ -172,6 +184,8 @@ else
   summary+=("lib: FAILED (library-only configure or build)")
   status=1
 fi
+record_time "lib: configure and build" "$start"
+start=$SECONDS
 
 # Packaging: install the library-only build and build a tiny find_package(atelier) project against it.
 echo "=== [package] install build/lib and build tests/consumer against it ==="
@@ -185,10 +199,12 @@ else
   summary+=("package: FAILED (install, configure, build or run of tests/consumer)")
   status=1
 fi
+record_time package "$start"
 
 # clang: scripts/fuzz.sh builds the libraries with clang (libFuzzer), which no build above uses; a GCC-only line
 # would break it and nothing else.
 echo "=== [clang] the fuzz build's sources parse with clang++ (scripts/clang-check.sh) ==="
+start=$SECONDS
 if ! command -v clang++ >/dev/null; then
   summary+=("clang: skipped (clang++ not found; ATELIER_SKIP_DEPS=1 kept it from being installed)")
 elif scripts/clang-check.sh; then
@@ -198,6 +214,10 @@ else
   status=1
 fi
 
+
+echo
+echo "=== time per phase (total $SECONDS s) ==="
+printf '%s\n' "${timings[@]}"
 echo
 echo "=== summary ==="
 printf '%s\n' "${summary[@]}"
