@@ -8,14 +8,24 @@
 # (build/asan) and the suite at ATELIER_NUM_THREADS=3 under TSan (build/tsan), each at -O1, test targets only
 # (no benchmarks), without the training-length tests; any sanitizer report fails the test it comes from.
 # Last, scripts/clang-check.sh: the sources scripts/fuzz.sh builds with clang must parse with clang++ too (every
-# build above is g++'s). Exits non-zero if a configuration fails to build or any test fails.
+# build above is g++'s). Exits non-zero if a configuration fails to build or any test fails. Before the summary it
+# prints the seconds each phase took.
+#
+# Time (CI has 45 minutes on 2 cores, from a fresh clone and an empty cache; measured in docs/reliability.md, "The
+# test script's time"): the compiles go through ccache, so the CPU-only and library-only builds reuse the objects
+# the CUDA configuration compiled from the same preprocessed source (ccache compares the preprocessor's output, so
+# the CUDA build's extra include path does not matter); the tests run as many at once as there are cores; the
+# sanitizer builds keep line tables only (-g1: reports still name file, line and inlined frames), a third less
+# compile time than full debug information.
 #
 # Environment:
 #   ATELIER_SANITIZERS=0    skip the sanitizer pass (default 1)
 #   ATELIER_THREAD_PASSES=0 skip the ATELIER_NUM_THREADS=1, 3, 7 passes (default 1)
 #   ATELIER_REQUIRE_CUDA=1  fail when nvcc is not found (CI), instead of skipping the CUDA configuration
 #   ATELIER_WERROR=OFF      let warnings pass (default ON: atelier builds warning-free)
-#   ATELIER_CTEST_JOBS=N    run N tests at once (default 1)
+#   ATELIER_CTEST_JOBS=N    run N tests at once (default: the number of cores)
+#   ATELIER_CCACHE=0        compile without ccache (default: through ccache, unless CMAKE_CXX_COMPILER_LAUNCHER
+#                           is set already)
 #   CUDAARCHS               CUDA architectures to build (default 80;90)
 #   ATELIER_SKIP_DEPS=1     do not check/install the Debian packages
 set -euo pipefail
@@ -23,14 +33,19 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
-# clang: for scripts/clang-check.sh only (the fuzz build's compiler), so it is added here, not in deps.sh.
-ATELIER_APT_PACKAGES+=(clang)
+# clang: for scripts/clang-check.sh only (the fuzz build's compiler); ccache: shares objects between this script's
+# builds (above). Both are for testing only, so they are added here, not in deps.sh.
+ATELIER_APT_PACKAGES+=(clang ccache)
 deps_start=$SECONDS
 atelier_install_deps
 
 jobs="$(nproc)"
 werror="${ATELIER_WERROR:-ON}"
-ctest_jobs="${ATELIER_CTEST_JOBS:-1}"
+ctest_jobs="${ATELIER_CTEST_JOBS:-$jobs}"
+# CMake reads these variables at each build folder's first configure (a folder configured before keeps its own).
+if [[ "${ATELIER_CCACHE:-1}" == 1 && -z "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ]] && command -v ccache >/dev/null; then
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_CUDA_COMPILER_LAUNCHER=ccache
+fi
 status=0
 summary=()
 timings=()  # "PHASE: N s" for each build and test phase, printed before the summary (CI's time budget is 45 min)
@@ -118,7 +133,7 @@ fi
 # training-length tests (they take hours there). Each in its own build folder. The sanitizer flags come with
 # -fno-sanitize-recover=all (CMakeLists.txt): ASan and UBSan end the program at their first report. ----
 if [[ "${ATELIER_SANITIZERS:-1}" == 1 ]]; then
-  sanitizer_args=(-DATELIER_CUDA=OFF -DATELIER_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g")
+  sanitizer_args=(-DATELIER_CUDA=OFF -DATELIER_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1")
   build_type=RelWithDebInfo
   ctest_args=(-LE long)
   run_config asan "${sanitizer_args[@]}" -DATELIER_SANITIZE=address,undefined
@@ -213,6 +228,7 @@ else
   summary+=("clang: FAILED (scripts/clang-check.sh, see above)")
   status=1
 fi
+record_time clang "$start"
 
 
 echo
