@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The line budget: each floor's code (docs/architecture.md, section 1) must stay within a number of lines, so that
+# the framework stays small enough to read (tinygrad's CI does the same for its one budget). A line counts when it
+# holds code: not blank, not only a // comment. The budgets leave room for this round's work; raising one is a
+# decision, made in the commit that needs it and said in its message, not a way to make the test pass. The engine,
+# autograd's reverse pass, has its own budget: the whole idea should stay readable on a screen or two.
+#
+#   tests/tools/check_line_budget.sh REPOSITORY_ROOT    (the ctest entry `line_budget`)
+#
+# Prints every budget with its count, and fails naming each one exceeded.
+set -uo pipefail
+root="${1:?usage: check_line_budget.sh REPOSITORY_ROOT}"
+source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
+
+# What a budget covers: a floor's folder and everything under it, or (with a trailing /*) the files directly in a
+# folder, or one file.
+#   what            budget  code lines when set (2026-12-01)
+budgets=(
+  "backends/*       2100" # 1,916: the Backend interface, registry, allocators, thread pool, shared math
+  "backends/cpu     3000" # 2,730: the CPU kernels (Eigen, the packed GEMM, Winograd)
+  "backends/cuda    1900" # 1,724: the CUDA kernels, cuBLAS calls, graphs
+  "tensor           2150" # 1,941
+  "autograd         1450" # 1,331
+  "autograd/engine.cpp 150" # 135: the reverse pass
+  "nn               2550" # 2,326
+  "began            5850" # 5,331: the model, trainer, data, reports and the `began` tools
+)
+
+# code_lines PATH...: the lines of code of the .h, .cpp, .cu and .cuh files given (folders: searched).
+code_lines() {
+  find "$@" -maxdepth "$depth" -type f \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \) \
+    -exec cat {} + | grep -cvE '^[[:space:]]*(//.*)?$'
+}
+
+printf '%-22s %8s %8s\n' "budget" "lines" "limit"
+for entry in "${budgets[@]}"; do
+  read -r what limit <<<"$entry"
+  depth=100
+  path="$root/$what"
+  if [[ "$what" == */\* ]]; then
+    depth=1
+    path="$root/${what%/\*}"
+  fi
+  if [[ ! -e "$path" ]]; then
+    fail "$what: no such file or folder under $root"
+    continue
+  fi
+  lines="$(code_lines "$path")"
+  printf '%-22s %8d %8d\n' "$what" "$lines" "$limit"
+  if ((lines > limit)); then
+    fail "$what has $lines lines of code, over its budget of $limit: make it smaller, or raise the budget in" \
+      "tests/tools/check_line_budget.sh on purpose and say why in the commit"
+  fi
+done
+
+finish "line_budget"
