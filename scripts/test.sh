@@ -42,7 +42,7 @@ atelier_install_deps
 jobs="$(nproc)"
 werror="${ATELIER_WERROR:-ON}"
 ctest_jobs="${ATELIER_CTEST_JOBS:-$jobs}"
-# CMake reads these variables at each build folder's first configure (a folder configured before keeps its own).
+# CMake copies these variables into a build folder's cache when the cache names no launcher yet.
 if [[ "${ATELIER_CCACHE:-1}" == 1 && -z "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ]] && command -v ccache >/dev/null; then
   export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_CUDA_COMPILER_LAUNCHER=ccache
 fi
