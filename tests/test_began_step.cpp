@@ -124,7 +124,10 @@ TEST_CASE("began step: three steps match PyTorch (golden fixture)") {
                                                 {"k_t", r.k_t},
                                                 {"k_next", k},
                                                 {"m_global", r.m_global}};
-    for (const auto& [name, value] : ours) {
+    for (const auto& scalar : ours) {
+      // Named variables, not a structured binding: INFO's lambda captures them (clang before 16 cannot).
+      const std::string& name = scalar.first;
+      const double value = scalar.second;
       const double expected = f.at(s + name).item();
       const double err = std::abs(value - expected) / std::abs(expected);
       worst_scalar = std::max(worst_scalar, err);
@@ -181,9 +184,9 @@ TEST_CASE("began step: the D step leaves G alone, the G step leaves D's paramete
   // No D weight gradient is even computed in the G step: with D's gradients dropped they stay undefined.
   D.zero_grad();
   g_step(G, D, opt_g, sample_z(4, 8, 1, 2, LatentStream::generator));
-  for (const auto& [name, p] : D.named_parameters()) {
-    INFO(name);
-    CHECK(!p.grad().defined());
+  for (const auto& param : D.named_parameters()) {
+    INFO(param.first);
+    CHECK(!param.second.grad().defined());
   }
 }
 
@@ -263,11 +266,10 @@ TEST_CASE("began step: a steady step leaks nothing (live TensorImpls, Nodes and 
   {
     manual_seed(6);
     Rig rig(small_config(), 1e-4);
-    auto& [G, D, opt_g, opt_d] = rig;
     const Tensor x = uniform({2, 1, 32, 32}, -1, 1, RandomKey{12, 0, 0});
     double k = 0.2;
     auto step = [&](int64_t s) {
-      began_step(G, D, opt_g, opt_d, x, sample_z(2, 8, 6, s, LatentStream::discriminator),
+      began_step(rig.G, rig.D, rig.opt_g, rig.opt_d, x, sample_z(2, 8, 6, s, LatentStream::discriminator),
                  sample_z(2, 8, 6, s, LatentStream::generator), k);
     };
     step(0);  // warm-up: the .grad tensors and Adam's moments exist from here on
@@ -333,7 +335,10 @@ TEST_CASE("began step: k is clipped to [0, 1], M_global and the result fields fo
 TEST_CASE("began step: bad inputs are refused with the shapes named") {
   const ModelConfig c = small_config();
   Rig rig(c, 1e-4);
-  auto& [G, D, opt_g, opt_d] = rig;
+  // References, not a structured binding: the lambdas below capture them (clang before 16 cannot).
+  Generator& G = rig.G;
+  Discriminator& D = rig.D;
+  nn::Adam &opt_g = rig.opt_g, &opt_d = rig.opt_d;
   double k = 0;
   const Tensor x = zeros({2, 1, 32, 32}), z = zeros({2, 8});
   check_throws_with(

@@ -91,7 +91,8 @@ void check_same_tensors(const std::string& a_path, const std::string& b_path) {
   nn::SafetensorsFile a = nn::load_safetensors(a_path), b = nn::load_safetensors(b_path);
   REQUIRE(a.tensors.size() == b.tensors.size());
   for (size_t i = 0; i < a.tensors.size(); ++i) {
-    const auto& [name, ta] = a.tensors[i];
+    const std::string& name = a.tensors[i].first;
+    const Tensor& ta = a.tensors[i].second;
     const Tensor& tb = b.tensors[i].second;
     INFO("tensor " << name);
     REQUIRE(name == b.tensors[i].first);
@@ -417,9 +418,11 @@ TEST_CASE("began train: a non-finite loss stops the run, names the step, and kee
   for (const std::string& path : began::list_checkpoints(dir.path)) {
     nn::SafetensorsFile file = nn::load_safetensors(path);
     CHECK(std::stoll(file.metadata.at("step")) < out.step);
-    for (const auto& [name, t] : file.tensors) {
+    for (const auto& tensor : file.tensors) {
+      // A named variable, not a structured binding: REQUIRE_MESSAGE's lambda captures it (clang before 16 cannot).
+      const std::string& name = tensor.first;
       if (name.rfind("G.", 0) != 0 && name.rfind("D.", 0) != 0) continue;
-      for (float v : t.to_vector<float>()) REQUIRE_MESSAGE(std::isfinite(v), name << " in " << path);
+      for (float v : tensor.second.to_vector<float>()) REQUIRE_MESSAGE(std::isfinite(v), name << " in " << path);
     }
   }
   CHECK(file_lines(began::metrics_path(dir.path)).size() == static_cast<size_t>(out.step) + 1);
