@@ -41,7 +41,9 @@
 #if defined(__AVX512F__) || defined(__AVX2__)
 // g++ 12 reports false -Wuninitialized / -Wmaybe-uninitialized inside its AVX-512 intrinsic headers.
 #pragma GCC diagnostic push
+#ifndef __clang__  // a g++ name: clang does not know it (-Wunknown-warning-option)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop

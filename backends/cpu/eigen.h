@@ -9,7 +9,9 @@
 #endif
 
 #pragma GCC diagnostic push
+#ifndef __clang__  // a g++ name: clang does not know it (-Wunknown-warning-option)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <Eigen/Core>
 #pragma GCC diagnostic pop
