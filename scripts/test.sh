@@ -7,9 +7,9 @@
 # once, in the Release CPU build. Then the sanitizer pass: the CPU suite and bin/gradcheck under ASan+UBSan
 # (build/asan) and the suite at ATELIER_NUM_THREADS=3 under TSan (build/tsan), each at -O1, test targets only
 # (no benchmarks), without the training-length tests; any sanitizer report fails the test it comes from.
-# Last, scripts/clang-check.sh: the sources scripts/fuzz.sh builds with clang must parse with clang++ too (every
-# build above is g++'s). Exits non-zero if a configuration fails to build or any test fails. Before the summary it
-# prints the seconds each phase took.
+# Last, scripts/clang-check.sh: every source a CPU-only build compiles (the libraries, tools, tests, fuzz targets
+# and benchmarks) must parse warning-free with clang++ too (every build above is g++'s). Exits non-zero if a
+# configuration fails to build or any test fails. Before the summary it prints the seconds each phase took.
 #
 # Time (CI has 45 minutes on 2 cores, from a fresh clone and an empty cache; measured in docs/reliability.md, "The
 # test script's time"): the compiles go through ccache, so the CPU-only and library-only builds reuse the objects
@@ -33,8 +33,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
-# clang: for scripts/clang-check.sh only (the fuzz build's compiler); ccache: shares objects between this script's
-# builds (above). Both are for testing only, so they are added here, not in deps.sh.
+# clang: for scripts/clang-check.sh only (the fuzz build's compiler; CC=clang CXX=clang++ builds the tree too);
+# ccache: shares objects between this script's builds (above). Both are for testing only, so they are added here,
+# not in deps.sh.
 ATELIER_APT_PACKAGES+=(clang ccache)
 deps_start=$SECONDS
 atelier_install_deps
@@ -216,14 +217,14 @@ else
 fi
 record_time package "$start"
 
-# clang: scripts/fuzz.sh builds the libraries with clang (libFuzzer), which no build above uses; a GCC-only line
-# would break it and nothing else.
-echo "=== [clang] the fuzz build's sources parse with clang++ (scripts/clang-check.sh) ==="
+# clang: scripts/fuzz.sh builds the libraries with clang (libFuzzer), and CC=clang CXX=clang++ builds the whole
+# tree, which no build above does; a GCC-only line or a clang-only warning would break those and nothing else.
+echo "=== [clang] a CPU-only build's sources parse warning-free with clang++ (scripts/clang-check.sh) ==="
 start=$SECONDS
 if ! command -v clang++ >/dev/null; then
   summary+=("clang: skipped (clang++ not found; ATELIER_SKIP_DEPS=1 kept it from being installed)")
 elif scripts/clang-check.sh; then
-  summary+=("clang: the libraries, tools and fuzz targets parse with clang++")
+  summary+=("clang: the libraries, tools, tests, fuzz targets and benchmarks parse warning-free with clang++")
 else
   summary+=("clang: FAILED (scripts/clang-check.sh, see above)")
   status=1
