@@ -155,7 +155,8 @@ rc=$?
 [[ $rc -eq 1 ]] || fail "sample on the classifier's weights: exit $rc, expected 1"
 grep -q "holds another model, not a \`began train\` checkpoint (its metadata: .*model FmnistClassifier" "$tmp/log" ||
   fail "sample on the classifier's weights: $(cat "$tmp/log")"
-"$began" eval --help | grep -q "not comparable to Inception FID" || fail "eval --help does not say it is not FID"
+# A here-string, not a pipe: under pipefail, grep -q's early exit could fail a writer still writing (SIGPIPE).
+grep -q "not comparable to Inception FID" <<<"$("$began" eval --help)" || fail "eval --help does not say it is not FID"
 
 # classify-train --out replaces only classifier weights (an earlier output of its own) unless --overwrite says so:
 # a checkpoint or any other file there is refused before any work, and left as it was. A folder without the IDX
