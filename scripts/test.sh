@@ -231,7 +231,6 @@ else
 fi
 record_time clang "$start"
 
-
 echo
 echo "=== time per phase (total $SECONDS s) ==="
 printf '%s\n' "${timings[@]}"

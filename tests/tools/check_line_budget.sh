@@ -26,9 +26,10 @@ budgets=(
   "began            5850" # 5,331: the model, trainer, data, reports and the `began` tools
 )
 
-# code_lines PATH...: the lines of code of the .h, .cpp, .cu and .cuh files given (folders: searched).
+# code_lines DEPTH PATH: the lines of code of the .h, .cpp, .cu and .cuh files at PATH (a folder: searched DEPTH
+# levels down).
 code_lines() {
-  find "$@" -maxdepth "$depth" -type f \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \) \
+  find "$2" -maxdepth "$1" -type f \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \) \
     -exec cat {} + | grep -cvE '^[[:space:]]*(//.*)?$'
 }
 
@@ -45,7 +46,7 @@ for entry in "${budgets[@]}"; do
     fail "$what: no such file or folder under $root"
     continue
   fi
-  lines="$(code_lines "$path")"
+  lines="$(code_lines "$depth" "$path")"
   printf '%-22s %8d %8d\n' "$what" "$lines" "$limit"
   if ((lines > limit)); then
     fail "$what has $lines lines of code, over its budget of $limit: make it smaller, or raise the budget in" \
