@@ -97,7 +97,12 @@ EOF
 )"
 fi
 library_path="$here/lib"
-[[ -n "$cublas_dir" ]] && library_path="$cublas_dir:$library_path"
+if [[ -n "$cublas_dir" ]]; then
+  library_path="$cublas_dir:$library_path"
+  # Our programs open cuBLAS at their first GEMM (backends/cuda/cublas_api.h): this one file, the one the tables'
+  # headers name, and an error naming it if it does not load.
+  export ATELIER_CUBLAS_LIBRARY="$cublas_dir/$soname"
+fi
 
 # ---- the parts ----
 names=()

@@ -8,7 +8,8 @@
 # began), lib/ (Google Benchmark's shared library and the C++ runtime it links, for the two benchmark programs
 # alone: Debian ships Google Benchmark shared only) and run.sh (from scripts/gpu-check-run.sh). The programs carry
 # libstdc++, libgcc, the CUDA runtime, zlib, libpng and libjpeg statically; they need only glibc, the driver's
-# libcuda and cuBLAS, which is not carried (libcublasLt alone is over 500 MB): run.sh finds the GPU machine's own.
+# libcuda and cuBLAS (opened at the first GEMM, not linked), which is not carried (libcublasLt alone is over 500 MB):
+# run.sh finds the GPU machine's own.
 # --prepare fails if ldd shows any other library, or if .gpu/ and the tracked tree together pass 64 MiB.
 #
 # Then, on the GPU machine, from the repository root (nothing is installed there), one device run each:
@@ -97,8 +98,8 @@ for lib in libbenchmark.so libstdc++.so.6 libgcc_s.so.1; do
   cp -L "$resolved" "$dest/lib/$(basename "$resolved")"
 done
 
-# ldd check: glibc, libcuda and cuBLAS (with the libgcc_s that cuBLAS itself needs) for every program; the
-# benchmark programs may also load what lib/ carries, from lib/.
+# ldd check: glibc and libcuda for every program (cuBLAS, opened at the first GEMM, is not linked; it is still
+# allowed here, with the libgcc_s it needs); the benchmark programs may also load what lib/ carries, from lib/.
 glibc='^(linux-vdso\.so\.1|ld-linux-x86-64\.so\.2|libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1)$'
 cuda='^(libcuda\.so\.1|libcublas\.so\.[0-9]+|libcublasLt\.so\.[0-9]+)$'
 status=0
@@ -125,10 +126,13 @@ for p in "${programs[@]}"; do
 done
 [[ $status -eq 0 ]] || fail "a program links a library that does not travel (see above)"
 
-# The cuBLAS the programs ask for (run.sh looks for this file on the GPU machine), and the newest glibc symbol
-# version they need (the GPU machine's glibc must be at least that).
-cublas_soname="$(objdump -p "$dest/bin/atelier_cuda_tests" | awk '$1 == "NEEDED" && $2 ~ /^libcublas\.so/ {print $2}')"
-[[ -n "$cublas_soname" ]] || fail "atelier_cuda_tests does not link cuBLAS"
+# The cuBLAS the programs open at their first GEMM (run.sh looks for this file on the GPU machine): libcublas.so.N,
+# N the major version of the cuBLAS headers they were compiled against (backends/cuda/cublas_api.cu); and the
+# newest glibc symbol version they need (the GPU machine's glibc must be at least that).
+cublas_header="$(cd "$(dirname "$nvcc_path")/.." && pwd)/include/cublas_api.h"
+cublas_major="$(awk '$1 == "#define" && $2 == "CUBLAS_VER_MAJOR" {print $3}' "$cublas_header" 2>/dev/null)"
+[[ "$cublas_major" =~ ^[0-9]+$ ]] || fail "no CUBLAS_VER_MAJOR in $cublas_header"
+cublas_soname="libcublas.so.$cublas_major"
 echo "$cublas_soname" >"$dest/cublas-soname"
 glibc_needed="$(for p in "${programs[@]}"; do objdump -T "$dest/bin/$p"; done | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)"
 echo "$glibc_needed" >"$dest/glibc-needed"

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "backends/cuda/cublas_api.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/kernel_count.h"
 #include "backends/error.h"
@@ -46,9 +47,10 @@ cublasHandle_t Context::cublas() {
     ATELIER_CHECK(!allocator_.capturing(),
                   "cuBLAS first used inside a graph capture: its workspace would belong "
                   "to the graph; run one eager step (a GEMM) before capturing");
+    const Cublas& api = cublas_api();  // loads cuBLAS (cublas_api.h)
     cublasHandle_t handle = nullptr;
-    ATELIER_CUBLAS_CHECK(cublasCreate(&handle));
-    ATELIER_CUBLAS_CHECK(cublasSetStream(handle, stream_));
+    ATELIER_CUBLAS_CHECK(api.create(&handle));
+    ATELIER_CUBLAS_CHECK(api.set_stream(handle, stream_));
     // A workspace of our own, made once: cuBLAS then never allocates one itself, neither eagerly nor inside a
     // graph capture (--cuda-graph), so a captured GEMM picks its algorithm with the same workspace as an eager one
     // (the same bits). 32 MiB is what NVIDIA suggests for Hopper. It comes from the caching allocator and is never
@@ -57,10 +59,10 @@ cublasHandle_t Context::cublas() {
     try {
       cublas_workspace_ = allocator_.allocate(kCublasWorkspaceBytes);
     } catch (...) {
-      cublasDestroy(handle);
+      api.destroy(handle);
       throw;
     }
-    ATELIER_CUBLAS_CHECK(cublasSetWorkspace(handle, cublas_workspace_, kCublasWorkspaceBytes));
+    ATELIER_CUBLAS_CHECK(api.set_workspace(handle, cublas_workspace_, kCublasWorkspaceBytes));
     cublas_ = handle;
   }
   return cublas_;

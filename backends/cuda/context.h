@@ -1,7 +1,8 @@
 // The CUDA backend's context, private to backends/cuda/: everything a kernel launcher needs, made once, on first
 // use (never at load time, so a CUDA build runs its CPU work on machines without a GPU):
 //   stream()       the one stream every kernel, cuBLAS call and host copy of atelier runs on, in order
-//   cublas()       the cuBLAS handle, bound to that stream (made on its first call: cuBLAS is slow to start)
+//   cublas()       the cuBLAS handle, bound to that stream (made on its first call, which loads cuBLAS:
+//                  cublas_api.h)
 //   workspace(n)   scratch memory of at least n bytes, valid for work queued before the next workspace() call
 //                  (one growing block shared by eager and captured work: backends/workspace.h)
 //   allocator()    the caching allocator (cudaMalloc/cudaFree behind it)

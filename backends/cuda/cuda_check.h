@@ -11,6 +11,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include "backends/cuda/cublas_api.h"
 #include "backends/error.h"
 
 namespace atelier::cuda_detail {
@@ -40,8 +41,9 @@ inline void report_cleanup_error(const char* call, const char* file, int line, c
 
 [[noreturn]] inline void throw_cublas_error(const char* call, const char* file, int line, cublasStatus_t status) {
   std::ostringstream os;
-  os << "cuBLAS call " << call << " failed at " << file << ":" << line << ": " << cublasGetStatusString(status) << " ("
-     << cublasGetStatusName(status) << ")";
+  const cuda::Cublas& api = cuda::cublas_api();  // loaded: the failed call went through it
+  os << "cuBLAS call " << call << " failed at " << file << ":" << line << ": " << api.status_string(status) << " ("
+     << api.status_name(status) << ")";
   throw Error(os.str());
 }
 

@@ -24,6 +24,7 @@
 #include <type_traits>
 
 #include "backends/cuda/context.h"
+#include "backends/cuda/cublas_api.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/kernel_count.h"
@@ -108,21 +109,22 @@ void gemm_typed(const GemmArgs& g) {
   const int m = to_int(g.m, "m", g), n = to_int(g.n, "n", g), k = to_int(g.k, "k", g);
   const int ldb_i = to_int(ldb, "ldb", g), lda_i = to_int(lda, "lda", g), ldc_i = to_int(ldc, "ldc", g);
   cublasHandle_t handle = cuda::context().cublas();
+  const cuda::Cublas& api = cuda::cublas_api();
   if (g.batch > 1 && g.batch_stride_c == 0) {
     // Every product lands in one C: one call per batch item, in order (as the CPU runs them), never concurrently.
     for (int64_t i = 0; i < g.batch; ++i) {
       const T* a = static_cast<const T*>(g.a) + i * g.batch_stride_a;
       const T* b = static_cast<const T*>(g.b) + i * g.batch_stride_b;
-      ATELIER_CUBLAS_CHECK(cublasGemmEx(handle, op_b, op_a, n, m, k, &alpha, b, type, ldb_i, a, type, lda_i, &beta, g.c,
-                                        type, ldc_i, compute, CUBLAS_GEMM_DEFAULT));
+      ATELIER_CUBLAS_CHECK(api.gemm_ex(handle, op_b, op_a, n, m, k, &alpha, b, type, ldb_i, a, type, lda_i, &beta, g.c,
+                                       type, ldc_i, compute, CUBLAS_GEMM_DEFAULT));
       cuda::check_launch("cublasGemmEx");
     }
     return;
   }
   const int batch = to_int(g.batch, "batch", g);
-  ATELIER_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, op_b, op_a, n, m, k, &alpha, g.b, type, ldb_i,
-                                                  g.batch_stride_b, g.a, type, lda_i, g.batch_stride_a, &beta, g.c,
-                                                  type, ldc_i, g.batch_stride_c, batch, compute, CUBLAS_GEMM_DEFAULT));
+  ATELIER_CUBLAS_CHECK(api.gemm_strided_batched_ex(handle, op_b, op_a, n, m, k, &alpha, g.b, type, ldb_i,
+                                                   g.batch_stride_b, g.a, type, lda_i, g.batch_stride_a, &beta, g.c,
+                                                   type, ldc_i, g.batch_stride_c, batch, compute, CUBLAS_GEMM_DEFAULT));
   cuda::check_launch("cublasGemmStridedBatchedEx");
 }
 

@@ -38,6 +38,7 @@
 #include <cuda_runtime_api.h>
 
 #include "backends/caching_allocator.h"
+#include "backends/cuda/cublas_api.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/error.h"
 #include "tests/cuda_emulation/capture.h"
@@ -602,3 +603,18 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
 }
 
 }  // extern "C"
+
+// The table the families call cuBLAS through (backends/cuda/cublas_api.h), over the stand-ins above instead of a
+// loaded library. The handle's functions stay empty: the emulated context makes no handle.
+const atelier::cuda::Cublas& atelier::cuda::cublas_api() {
+  static const Cublas api = [] {
+    Cublas table{};
+    table.gemm_ex = &cublasGemmEx;
+    table.gemm_strided_batched_ex = &cublasGemmStridedBatchedEx;
+    table.status_string = &cublasGetStatusString;
+    table.status_name = &cublasGetStatusName;
+    table.file = "the emulation's host GEMM";
+    return table;
+  }();
+  return api;
+}
