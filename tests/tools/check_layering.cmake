@@ -80,10 +80,33 @@ foreach(file IN LISTS tensor_files)
   endforeach()
 endforeach()
 
+# CUDA stays behind the backend: only the CUDA backend and what only CUDA builds compile (the CUDA tests, the
+# emulation, tests/test_cuda_support.cpp) include a CUDA toolkit header or a backends/cuda/ header. Elsewhere such an
+# include would break the CPU-only build on a machine without the toolkit, which a machine with CUDA headers on the
+# compiler's default path (/usr/local/include) would not show.
+set(cuda_allowed "^(backends/cuda/|tests/cuda/|tests/cuda_emulation/|tests/test_cuda_support\\.cpp$)")
+set(cuda_checked 0)
+file(GLOB_RECURSE all_sources "${SOURCE_DIR}/*.h" "${SOURCE_DIR}/*.cpp" "${SOURCE_DIR}/*.cu" "${SOURCE_DIR}/*.cuh")
+foreach(file IN LISTS all_sources)
+  file(RELATIVE_PATH rel "${SOURCE_DIR}" "${file}")
+  if(rel MATCHES "^(build|\\.)" OR rel MATCHES "${cuda_allowed}")
+    continue()  # build folders and hidden ones (.gpu/) are not sources
+  endif()
+  math(EXPR cuda_checked "${cuda_checked} + 1")
+  file(STRINGS "${file}" cuda_includes REGEX "^#include [<\"](cu[a-z_0-9]*\\.h|backends/cuda/)")
+  foreach(line IN LISTS cuda_includes)
+    string(APPEND violations "  ${rel}: ${line} (CUDA headers only in backends/cuda/ and the CUDA-only tests)\n")
+  endforeach()
+endforeach()
+if(cuda_checked LESS 100)
+  string(APPEND violations "  the CUDA-header check saw only ${cuda_checked} files: has it gone stale?\n")
+endif()
+
 if(violations)
   message(FATAL_ERROR "layering violations:\n${violations}")
 endif()
 list(LENGTH upward_methods n_upward)
 message(STATUS "layering: ${checked} files checked, every include goes to its own floor or below; the "
-               "${n_upward} Tensor methods defined on floor autograd are defined only in the files allowed "
-               "called from no file of floor tensor")
+               "${n_upward} Tensor methods defined on floor autograd are defined only in the files allowed and "
+               "called from no file of floor tensor; no CUDA header outside the CUDA-only files "
+               "(${cuda_checked} files checked)")
