@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # .gpu/run.sh (scripts/gpu-check.sh --prepare copies this file there): the GPU check, run on the GPU machine from
-# the repository root, offline, installing nothing. Two plans, one device run (timeout_s 300) each:
+# the repository root, offline, installing nothing. Three plans, one device run (timeout_s 300) each:
 #
 #   bash .gpu/run.sh            # the check plan: correctness first, then the n = 64 step beside PyTorch
 #   bash .gpu/run.sh targets    # the targets plan: every speed and memory target of the CUDA speed issue
+#   bash .gpu/run.sh sanitize   # our kernels under compute-sanitizer: memcheck, racecheck, synccheck, initcheck
 #
-# A GPU session runs the check plan first and the targets plan as its rerun (docs/benchmarks.md, "GPU").
+# A GPU session runs the check plan first, the targets plan as its rerun, and the sanitize plan if time is left
+# (docs/benchmarks.md, "GPU").
 # It finds that machine's cuBLAS (its CUDA toolkit's lib64, else the lib folder of the nvidia-cublas Python
 # package) and puts it, with .gpu/lib, on LD_LIBRARY_PATH for our programs alone; then runs, each part under its
 # own time limit so the whole stays within 225 s (budget, below).
@@ -41,7 +43,15 @@
 # printed under the table; after it, with what is left of the budget, the captured 64x64/C3/n64 tf32 step with the
 # im2col workspace at 24 and 48 MiB instead of 256 (rows "NCHW ws=24MiB"), an experiment for the next step.
 #
-# Either plan exits 0 when every part passed, 1 otherwise (2 for an unknown plan).
+# The sanitize plan (bash .gpu/run.sh sanitize), for a third device run when the first two left time: our
+# programs under compute-sanitizer (the machine's; docs/gpu.md, "compute-sanitizer"), each part exiting 3 on any
+# finding: memcheck over every kernel family's CUDA tests (parity rows, reductions, chunked convolutions), memcheck
+# over five BEGAN steps at n = 64 with --cuda-graph on (two eager, the capture, replays), racecheck and synccheck
+# over the block reductions, initcheck over three small BEGAN steps. It prints the parts' table with each tool's
+# summary line, then the first lines of each finding's report. With OUT set: $OUT/gpu-sanitize.txt and
+# sanitize-logs.tar.gz.
+#
+# Each plan exits 0 when every part passed, 1 otherwise (2 for an unknown plan).
 #
 # Environment:
 #   GPU_CHECK_PYTHON=PATH   the interpreter for began_step_torch.py (default python3; it needs torch)
@@ -54,8 +64,8 @@
 set -u
 
 plan="${1:-check}"
-if [[ $# -gt 1 || ("$plan" != check && "$plan" != targets) ]]; then
-  echo "usage: bash .gpu/run.sh [check|targets]   (default check; see this file's header)" >&2
+if [[ $# -gt 1 || ("$plan" != check && "$plan" != targets && "$plan" != sanitize) ]]; then
+  echo "usage: bash .gpu/run.sh [check|targets|sanitize]   (default check; see this file's header)" >&2
   exit 2
 fi
 dry=0
@@ -113,7 +123,9 @@ details=()
 # part NAME LIMIT_SECONDS COMMAND...: runs COMMAND with our library path in front of the machine's own (which may
 # be how the driver's libcuda is found), its output in $logs/NAME.log, for at most LIMIT_SECONDS and never past
 # the whole check's budget (a part with no time left is not started). PyTorch's parts (torch_*) keep the machine's
-# environment as it is: our libstdc++ and the toolkit's cuBLAS are not the ones its wheels were built against.
+# environment as it is: our libstdc++ and the toolkit's cuBLAS are not the ones its wheels were built against; so
+# does a part called with keep_env=1 (compute-sanitizer's: the tool is the machine's, and our programs find cuBLAS
+# through ATELIER_CUBLAS_LIBRARY and carry their C++ runtime).
 # 225 s: the device tool's run gets timeout_s 300 and must end within 4 minutes with its table printed, after
 # the machine's own start-up.
 budget=225
@@ -128,7 +140,7 @@ part() {
     echo "not run: the check's ${budget} s were spent" >"$logs/$name.log"
     return 1
   fi
-  if [[ "$name" == torch_* ]]; then
+  if [[ "$name" == torch_* || -n "${keep_env:-}" ]]; then
     timeout --kill-after=2 "$limit" "$@" >"$logs/$name.log" 2>&1
   else
     LD_LIBRARY_PATH="$library_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout --kill-after=2 "$limit" "$@" \
@@ -405,6 +417,87 @@ targets_plan() {
   } >"$table" 2>&1
 }
 
+# ================================================================ the sanitize plan
+# compute-sanitizer, the CUDA toolkit's checker: $GPU_CHECK_SANITIZER, else on PATH, else in the toolkit's folders.
+find_sanitizer() {
+  local c
+  for c in ${GPU_CHECK_SANITIZER:-} "$(command -v compute-sanitizer 2>/dev/null)" ${CUDA_HOME:+"$CUDA_HOME/bin/compute-sanitizer"} \
+    /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda-*/bin/compute-sanitizer \
+    /usr/local/cuda/compute-sanitizer/compute-sanitizer /opt/nvidia/*/compute-sanitizer; do
+    if [[ -n "$c" && -x "$c" ]]; then
+      echo "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+
+sanitize_plan() {
+  local sanitizer="" tests="$here/bin/atelier_cuda_tests"
+  ((dry)) || sanitizer="$(find_sanitizer)"
+  local began64=(train --data synthetic --synthetic-size 128 --image-size 64 --channels 3 --n 64 --batch 16)
+  local began32=(train --data synthetic --synthetic-size 64 --image-size 32 --channels 1 --n 16 --batch 16)
+  if ((dry)); then
+    began64=(train --data synthetic --synthetic-size 64 --image-size 32 --channels 1 --n 8 --batch 16)
+    began32=("${began64[@]}")
+  fi
+  local quiet=(--checkpoint-every 100000 --sample-every 100000 --sample-count 16 --progress-seconds 1000 --seed 7)
+  # checked NAME LIMIT TOOL COMMAND...: COMMAND under compute-sanitizer's TOOL, which makes it exit 3 on any finding
+  # (each printed, at most 25); dry, the command alone. Its detail is the tool's summary line.
+  checked() {
+    local name="$1" limit="$2" tool="$3"
+    shift 3
+    if [[ -n "$sanitizer" ]]; then
+      keep_env=1 part "$name" "$limit" "$sanitizer" --tool "$tool" --error-exitcode 3 --print-limit 25 "$@"
+    elif ((dry)); then
+      part "$name" "$limit" "$@"
+    else
+      names+=("$name") seconds+=(0) results+=("NOT RUN(no compute-sanitizer)") details+=("")
+      echo "compute-sanitizer not found (GPU_CHECK_SANITIZER, PATH, /usr/local/cuda*)" >"$logs/$name.log"
+      return 1
+    fi
+    local summary
+    summary="$(grep -E '(ERROR|RACECHECK) SUMMARY' "$logs/$name.log" | tail -1 | sed 's/^=* *//')"
+    ((dry)) && summary="dry run, no tool"
+    set_detail "$tool: ${summary:-no summary line (the tool did not finish)}"
+  }
+
+  # Out-of-bounds and misaligned accesses in every kernel family, on the parity rows' shapes (odd sizes, strides,
+  # broadcasts) and the chunked convolutions.
+  checked memcheck_kernels 80 memcheck "$tests" -tc='cuda copy*,cuda cast*,cuda fill*,cuda random*,cuda unary*,cuda binary*,cuda where*,cuda reduce*,parity: every primitive row*,upsample_conv2d_elu*,cuda conv*'
+  # The whole BEGAN step at the check plan's size: two eager steps, the capture, replays (--cuda-graph on).
+  checked memcheck_began 45 memcheck "$here/bin/began" "${began64[@]}" "${quiet[@]}" --device "$device" \
+    --cuda-graph on --steps 5 --out "$logs/memcheck-began"
+  # Shared-memory races and barrier misuse in the block reductions (docs/gpu.md, "What the first GPU run must
+  # watch", item 4), the only kernels that share memory between threads.
+  checked racecheck_reduce 35 racecheck "$tests" -tc='cuda reduce*'
+  checked synccheck_reduce 20 synccheck "$tests" -tc='cuda reduce*'
+  # Reads of device memory never written, over a small BEGAN run (a finding inside cuBLAS is cuBLAS's own: its
+  # lines name the kernel).
+  checked initcheck_began 40 initcheck "$here/bin/began" "${began32[@]}" "${quiet[@]}" --device "$device" \
+    --steps 3 --out "$logs/initcheck-began"
+
+  {
+    table_header sanitize
+    local found="${sanitizer:-NOT FOUND}"
+    ((dry)) && found="none (dry run: the commands alone)"
+    echo "compute-sanitizer: $found"
+    echo
+    parts_rows 18
+    # Each part's findings as the tool printed them (its first 40 lines of report), then the failed logs' tails.
+    for i in "${!names[@]}"; do
+      if grep -q '^========= ' "$logs/${names[$i]}.log" 2>/dev/null && [[ "${results[$i]}" != PASS ]]; then
+        echo
+        echo "---- ${names[$i]}: the first lines of its report ----"
+        grep -m 40 '^========= ' "$logs/${names[$i]}.log"
+      fi
+    done
+    failed_logs
+    echo
+    echo "total $(($(date +%s) - started)) s"
+  } >"$table" 2>&1
+}
+
 case "$plan" in
   check)
     table="$logs/gpu-check.txt"
@@ -413,6 +506,10 @@ case "$plan" in
   targets)
     table="$logs/gpu-targets.txt"
     targets_plan
+    ;;
+  sanitize)
+    table="$logs/gpu-sanitize.txt"
+    sanitize_plan
     ;;
 esac
 cat "$table"

@@ -5,8 +5,9 @@
 #   - scripts/gpu-check-targets.py on tests/fixtures/gpu_check/ (bench_train JSON and began_step_torch.py JSON lines
 #     shaped like a GPU run's, figures chosen so that every branch shows) and on generated epoch metrics: the rows,
 #     which targets are met, the error row, the peaks over PyTorch's, the epoch line finished and timed out;
-#   - both plans run with GPU_CHECK_DRY_RUN=1 against this build's programs (a .gpu/ of links in a scratch tree):
-#     every part has its row, the missing atelier_cuda_tests is a FAIL with its log's tail, the tables print.
+#   - the three plans run with GPU_CHECK_DRY_RUN=1 against this build's programs (a .gpu/ of links in a scratch
+#     tree): every part has its row, the missing atelier_cuda_tests is a FAIL with its log's tail, the tables print;
+#     and the sanitize plan without compute-sanitizer reports its parts NOT RUN.
 # PyTorch's part uses $GPU_CHECK_PYTHON, else /usr/bin/python3 when it imports torch; without torch that part must
 # fail and be listed, nothing else changes.
 #
@@ -30,7 +31,7 @@ done
 bash "$src/scripts/gpu-check-run.sh" nonsense >/dev/null 2>"$tmp/usage.txt"
 rc=$?
 [[ $rc -eq 2 ]] || fail "run.sh nonsense exited $rc, not 2"
-expect "$tmp/usage.txt" '^usage: bash \.gpu/run\.sh \[check\|targets\]' "run.sh nonsense prints its usage"
+expect "$tmp/usage.txt" '^usage: bash \.gpu/run\.sh \[check\|targets\|sanitize\]' "run.sh nonsense prints its usage"
 
 # ---- the targets table on sample files ----
 table="$src/scripts/gpu-check-targets.py"
@@ -159,5 +160,29 @@ expect "$d" '^  span +[0-9]+\.[0-9]{3} +100\.0%$' "the profile's span"
 in_archive "$tmp/out-targets/targets-logs.tar.gz" atelier_tf32_graph.json atelier_tf32_graph.log epoch.log \
   epoch/metrics.csv epoch.wall_s profile_n64.log
 [[ $(find "$tmp/out-targets" -type f | wc -l) -le 8 ]] || fail "the targets plan left more than 8 files in OUT"
+
+# The sanitize plan, dry: the commands without compute-sanitizer; the missing test program's parts fail.
+GPU_CHECK_DRY_RUN=1 OUT="$tmp/out-sanitize" bash "$tree/.gpu/run.sh" sanitize >"$tmp/sanitize.txt" 2>&1
+rc=$?
+cat "$tmp/sanitize.txt"
+z="$tmp/sanitize.txt"
+[[ $rc -eq 1 ]] || fail "the dry sanitize plan exited $rc, not 1 (atelier_cuda_tests is missing)"
+expect "$z" '^atelier GPU sanitize, ' "the sanitize plan's title"
+expect "$z" '^compute-sanitizer: none \(dry run: the commands alone\)$' "the dry sanitize plan says it runs no tool"
+for p in memcheck_kernels racecheck_reduce synccheck_reduce; do
+  expect "$z" "^$p +FAIL\(rc=127\) " "the sanitize plan's $p part, without the test program"
+done
+for p in memcheck_began initcheck_began; do
+  expect "$z" "^$p +PASS " "the sanitize plan's $p part"
+done
+[[ -f "$tmp/out-sanitize/gpu-sanitize.txt" ]] || fail "the sanitize plan's table in OUT"
+in_archive "$tmp/out-sanitize/sanitize-logs.tar.gz" memcheck_began.log initcheck_began.log memcheck-began/metrics.csv
+# Not dry and no compute-sanitizer anywhere: every part is NOT RUN and says why (no GPU needed to see it).
+GPU_CHECK_SANITIZER=/nonexistent PATH=/usr/bin:/bin CUDA_HOME=/nonexistent bash "$tree/.gpu/run.sh" sanitize \
+  >"$tmp/sanitize-none.txt" 2>&1
+if [[ ! -x /usr/local/cuda/bin/compute-sanitizer ]] && ! compgen -G '/usr/local/cuda-*/bin/compute-sanitizer' >/dev/null; then
+  expect "$tmp/sanitize-none.txt" '^compute-sanitizer: NOT FOUND$' "the sanitize plan without the tool"
+  expect "$tmp/sanitize-none.txt" '^memcheck_began +NOT RUN\(no compute-sanitizer\)' "a part without the tool"
+fi
 
 finish "gpu-check plans"
