@@ -53,8 +53,34 @@ int64_t stored_pixels(const Conv2dGeometry& g) { return g.h / g.input_upsample *
 // sums the weight gradient over images and pixels at once (CPU twin: im2col_images, backends/cpu/conv.cpp).
 enum class ColLayout { PerImage, SideBySide };
 
-// CPU twin: im2col (backends/cpu/conv.cpp). Element e of col (the layout above) for `images` consecutive images
-// of `input` (the small images when g.input_upsample is 2: pixel (iy, ix) is read at (iy / 2, ix / 2)).
+// A GPU has no integer divider: dividing by a value known only at run time is a routine of about 25 instructions
+// (read in the SASS, sm_90: a check that both operands fit 32 bits, then a reciprocal and two corrections; the
+// 64-bit path is a call). So these kernels divide a few times per thread and then walk the kernel's taps. The
+// first versions ran one thread per col element and divided about 10 times in each: some 250 instructions per
+// 4-byte element. At the H200's rates (about 33 T instructions and 4.8 TB/s per second) the D step's largest
+// im2col (32 images, 64 channels, 64x64 with a 3x3 kernel: 302 MB of col) costs ~0.07 ms of memory traffic but
+// would have spent ~0.55 ms issuing instructions. Now a thread makes a pixel's 9 entries from 4 divisions.
+
+// q = t / s when t >= 0, s divides t and q < limit; else -1. s is a convolution's stride: 1 and 2 (every BEGAN
+// layer) take no division.
+ATELIER_HOST_DEVICE inline int64_t exact_quotient(int64_t t, int64_t s, int64_t limit) {
+  if (t < 0) return -1;
+  int64_t q = t;
+  if (s == 2) {
+    if ((t & 1) != 0) return -1;
+    q = t >> 1;
+  } else if (s != 1) {
+    if (t % s != 0) return -1;
+    q = t / s;
+  }
+  return q < limit ? q : -1;
+}
+
+// CPU twin: im2col (backends/cpu/conv.cpp). Thread e is output pixel p of channel c of one of `images`
+// consecutive images of `input` (e = (image * C_in + c) * P + p): it writes that pixel's kh*kw col entries, rows
+// (c, i, j) in the layout above, each row P (or images * P, side by side) elements after the last. Consecutive
+// threads write consecutive elements of every row. With g.input_upsample 2, pixel (iy, ix) of the image the
+// convolution sees is read at (iy / 2, ix / 2) of the stored one.
 template <typename T>
 struct Im2col {
   const T* input;
@@ -63,17 +89,26 @@ struct Im2col {
   int64_t images;
   ColLayout layout;
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
-    const int64_t kk = g.kh * g.kw, ckk = g.c_in * kk, pixels = g.h_out * g.w_out;
+    const int64_t kk = g.kh * g.kw, pixels = g.h_out * g.w_out;
+    const int64_t plane = e / pixels, p = e - plane * pixels;  // plane = image * C_in + c
+    const int64_t image = plane / g.c_in, c = plane - image * g.c_in;
+    const int64_t oy = p / g.w_out, ox = p - oy * g.w_out;
+    const bool upsampled = g.input_upsample == 2;  // 1 or 2 (check_conv_geometry)
+    const int64_t ws = upsampled ? g.w / 2 : g.w;
+    const T* src = input + plane * (upsampled ? g.h / 2 : g.h) * ws;
+    // Row c * kk of this image: PerImage (images, CKK, P), SideBySide (CKK, images * P).
     const bool side_by_side = layout == ColLayout::SideBySide;
-    const int64_t p = e % pixels;
-    const int64_t row = side_by_side ? e / pixels / images : e / pixels % ckk;
-    const int64_t image = side_by_side ? e / pixels % images : e / pixels / ckk;
-    const int64_t c = row / kk, i = row % kk / g.kw, j = row % g.kw;
-    const int64_t iy = p / g.w_out * g.stride_h - g.pad_h + i;
-    const int64_t ix = p % g.w_out * g.stride_w - g.pad_w + j;
-    const bool inside = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
-    const int64_t u = g.input_upsample, hs = g.h / u, ws = g.w / u;
-    col[e] = inside ? input[((image * g.c_in + c) * hs + iy / u) * ws + ix / u] : T(0);
+    const int64_t row_step = side_by_side ? images * pixels : pixels;
+    T* dst = col + (side_by_side ? c * kk * images * pixels + image * pixels : (image * g.c_in + c) * kk * pixels) + p;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t iy = oy * g.stride_h - g.pad_h + i;
+      const bool row_inside = iy >= 0 && iy < g.h;
+      const T* src_row = src + (upsampled ? iy / 2 : iy) * ws;
+      for (int64_t j = 0; j < g.kw; ++j, dst += row_step) {
+        const int64_t ix = ox * g.stride_w - g.pad_w + j;
+        *dst = row_inside && ix >= 0 && ix < g.w ? src_row[upsampled ? ix / 2 : ix] : T(0);
+      }
+    }
   }
 };
 
@@ -88,8 +123,9 @@ struct Col2im {
   Conv2dGeometry g;
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     const int64_t u = g.input_upsample, hs = g.h / u, ws = g.w / u;
-    const int64_t x = e % ws, y = e / ws % hs, c = e / (hs * ws) % g.c_in, image = e / (hs * ws * g.c_in);
-    const T* rows = col + (image * g.c_in * g.kh * g.kw + c * g.kh * g.kw) * g.h_out * g.w_out;  // channel c's rows
+    const int64_t plane = e / (hs * ws), pixel = e - plane * (hs * ws);  // plane = image * C_in + c
+    const int64_t y = pixel / ws, x = pixel - y * ws;
+    const T* rows = col + plane * g.kh * g.kw * g.h_out * g.w_out;  // channel c's kh*kw rows of its image's col
     if (u == 1) {
       image_out[e] = pixel_sum(rows, y, x);
       return;
@@ -106,13 +142,11 @@ struct Col2im {
     const int64_t pixels = g.h_out * g.w_out;
     T sum = 0;
     for (int64_t i = 0; i < g.kh; ++i) {
-      const int64_t ty = y + g.pad_h - i;  // = oy * stride_h
-      if (ty < 0 || ty % g.stride_h != 0 || ty / g.stride_h >= g.h_out) continue;
-      const int64_t oy = ty / g.stride_h;
+      const int64_t oy = exact_quotient(y + g.pad_h - i, g.stride_h, g.h_out);
+      if (oy < 0) continue;
       for (int64_t j = 0; j < g.kw; ++j) {
-        const int64_t tx = x + g.pad_w - j;
-        if (tx < 0 || tx % g.stride_w != 0 || tx / g.stride_w >= g.w_out) continue;
-        sum += rows[(i * g.kw + j) * pixels + oy * g.w_out + tx / g.stride_w];
+        const int64_t ox = exact_quotient(x + g.pad_w - j, g.stride_w, g.w_out);
+        if (ox >= 0) sum += rows[(i * g.kw + j) * pixels + oy * g.w_out + ox];
       }
     }
     return sum;
@@ -147,7 +181,7 @@ int64_t chunk_images(const Conv2dGeometry& g, int64_t extra_rows = 0) {
 
 template <typename T>
 void im2col(const T* input, const Conv2dGeometry& g, int64_t images, T* col, ColLayout layout = ColLayout::PerImage) {
-  cuda::launch_linear(images * g.c_in * g.kh * g.kw * g.h_out * g.w_out, Im2col<T>{input, col, g, images, layout});
+  cuda::launch_linear(images * g.c_in * g.h_out * g.w_out, Im2col<T>{input, col, g, images, layout});
 }
 
 // The output gradients of `images` images, (images, C_out, P), side by side: (C_out, images * P), the columns in
