@@ -46,6 +46,8 @@ class PinnedReadback final : public HostReadback {
  public:
   explicit PinnedReadback(size_t bytes) : HostReadback(bytes), pinned_(bytes) {}
   void start(const void* device_src) override {
+    // Captured, the copy would run at each replay, not now, and its event would mark nothing (as an upload's).
+    cuda_backend_or_null()->refuse_in_capture("a host readback's start");
     pinned_.copy_and_record(pinned_.host, device_src, bytes(), cudaMemcpyDeviceToHost);
   }
   const void* wait() override {

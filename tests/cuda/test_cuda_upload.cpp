@@ -1,10 +1,11 @@
 // Uploads to the GPU (tensor/upload.h): batches sent one after another through a TensorUpload (pinned staging
 // buffers and events on a GPU) each arrive exactly, with work queued on them in between, and none is a synchronous
-// copy; the upload refuses a tensor already on the device; and `began train --device cuda` sends every batch up
-// without a synchronous copy, eager or replayed. Run on a GPU, or against the emulated backend
-// (scripts/cuda-emulate.sh), which copies at once but whose events answer "not ready" once after each record, so
-// uploads 3 to 6 wait for their buffer's event there and must clear the error that leaves (tests/test_upload.cpp
-// checks the refill rule itself with a stand-in whose copies lag).
+// copy; the upload refuses a tensor already on the device; a host copy's start is refused inside a capture; and `began
+// train --device cuda` sends every batch up without a synchronous copy, eager or replayed. Run on a GPU, or against the
+// emulated backend (scripts/cuda-emulate.sh), which copies at once but whose events answer "not ready" once after each
+// record, so uploads 3 to 6 wait for their buffer's event there and must clear the error that leaves
+// (tests/test_upload.cpp checks the refill rule itself with a stand-in whose copies lag).
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,33 @@ TEST_CASE("cuda cleanup: a cleanup call's failure is reported and cleared; the n
   const std::vector<float> v = t.to_vector<float>();
   CHECK(v.front() == 6.0f);
   CHECK(v.back() == 6.0f);
+}
+
+TEST_CASE("cuda host copies: a readback's or an upload's start inside a capture is refused, naming it") {
+  Backend& cuda = *cuda_backend_or_null();
+  Tensor t = full({4}, 2.0).to(Device::cuda());
+  const size_t bytes = 4 * sizeof(float);
+  std::unique_ptr<HostReadback> readback = cuda.make_readback(bytes);
+  std::unique_ptr<HostUpload> upload = cuda.make_upload(bytes);
+  std::string read_error, upload_error;
+  cuda.begin_capture();
+  try {
+    readback->start(t.raw_data());
+  } catch (const Error& e) {
+    read_error = e.what();
+  }
+  try {
+    upload->start(t.raw_data());
+  } catch (const Error& e) {
+    upload_error = e.what();
+  }
+  std::unique_ptr<CapturedGraph> graph = cuda.end_capture();
+  CHECK(read_error.find("a host readback's start on cuda during a graph capture") != std::string::npos);
+  CHECK(upload_error.find("a host upload's start on cuda during a graph capture") != std::string::npos);
+  // Outside a capture the readback runs.
+  readback->start(t.raw_data());
+  const auto* back = static_cast<const float*>(readback->wait());
+  CHECK(std::vector<float>(back, back + 4) == std::vector<float>(4, 2.0f));
 }
 
 }  // namespace
