@@ -3,9 +3,8 @@
 // Linking libcublas would make the dynamic loader map it, and the 540 MB libcublasLt it needs, into every program of
 // a CUDA build as it starts, GPU or not: measured here, `gradcheck --help` took 0.13 s and 214 MiB resident (under
 // 0.01 s and 4 MiB without it), and a training run on the CPU carried those 214 MiB. So atelier's programs do not
-// link cuBLAS. cublas_api() opens it
-// with dlopen at the first call (the first GEMM on the GPU makes the handle: Context::cublas) and resolves the few
-// entry points atelier calls into the table below; the calls go through it:
+// link cuBLAS. cublas_api() opens it with dlopen at the first call (the first GEMM on the GPU makes the handle:
+// Context::cublas) and resolves the few entry points atelier calls into the table below; the calls go through it:
 //
 //   const cuda::Cublas& api = cuda::cublas_api();
 //   ATELIER_CUBLAS_CHECK(api.gemm_ex(handle, ...));
