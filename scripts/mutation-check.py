@@ -21,6 +21,7 @@ changing the tests, not a CI step; the ctest `mutation_lists` runs only `--valid
 occurs exactly once), so an edit that moves a mutated line says so at once. Python's standard library only.
 """
 import argparse
+import collections
 import json
 import os
 import subprocess
@@ -88,6 +89,11 @@ def main():
     for name in args.lists:
         with open(name) as f:
             mutations += json.load(f)
+    # An id names one mutation across every list given (--only and the results files go by it).
+    counts = collections.Counter(m["id"] for m in mutations)
+    repeated = sorted(i for i, n in counts.items() if n > 1)
+    if repeated:
+        sys.exit(f"mutation-check: ids used twice across {', '.join(args.lists)}: {', '.join(repeated)}")
     if args.only:
         wanted = set(args.only.split(","))
         mutations = [m for m in mutations if m["id"] in wanted]
