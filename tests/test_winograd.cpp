@@ -242,3 +242,25 @@ TEST_CASE("ATELIER_CONV_ALGO: parsed by name, a bad value refused naming it and 
   }
   CHECK(conv_algo() == before);
 }
+
+TEST_CASE("set_conv_algo(auto) overrides ATELIER_CONV_ALGO as the other settings do") {
+  // conv_algo() reads the environment on its first call only. ctest runs each test case in a process of its own, so
+  // the call below is that first one and reads wino2; in a run of the whole program an earlier test may have read
+  // the environment already, and then there is nothing to check here.
+  std::optional<std::string> saved;
+  if (const char* old = std::getenv("ATELIER_CONV_ALGO")) saved = old;
+  ::setenv("ATELIER_CONV_ALGO", "wino2", 1);
+  const ConvAlgo first = conv_algo();
+  if (saved) {
+    ::setenv("ATELIER_CONV_ALGO", saved->c_str(), 1);
+  } else {
+    ::unsetenv("ATELIER_CONV_ALGO");
+  }
+  if (first != ConvAlgo::Wino2) {
+    MESSAGE("conv_algo() had read ATELIER_CONV_ALGO before this test: nothing to check");
+    return;
+  }
+  set_conv_algo(ConvAlgo::Auto);
+  CHECK(conv_algo() == ConvAlgo::Auto);                             // not the environment's wino2
+  set_conv_algo(saved ? parse_conv_algo(*saved) : ConvAlgo::Auto);  // what the environment says
+}
