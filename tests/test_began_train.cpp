@@ -462,7 +462,36 @@ TEST_CASE("began train: --k0 is k_t at the first step, recorded in config.json; 
     CHECK(std::stod(k_t[1]) != std::stod(k_t[0]));  // and the update moves it from there
     const std::string config = testing::read_bytes(dir.file("config.json"));
     CHECK(config.find(k0 == 0 ? "\"k0\": 0.0" : "\"k0\": 0.25") != std::string::npos);
+    if (k0 == 0) continue;
+    // The checkpoint fixes it: a resume takes it, and refuses another.
+    TrainConfig resumed = resume_config(dir.path, 4);
+    CHECK(began::resolve_config(resumed).k0 == 0.25);
+    resumed.k0 = 0.5;
+    resumed.given = {"steps", "k0"};
+    testing::check_throws_with([&] { began::resolve_config(resumed); }, {"--k0 0.5 (the run has 0.25)"});
   }
+  // Both ends of [0, 1] are accepted.
+  TempDir top;
+  TrainConfig one = tiny_config(top.path, 2);
+  one.k0 = 1;
+  CHECK(began::resolve_config(one).k0 == 1);
+}
+
+TEST_CASE("began train: a resume takes the checkpoint's doubles bit for bit") {
+  // Values with more digits than a short decimal keeps: the checkpoint stores each double exactly (hex), so the
+  // resumed run continues with the very same rate, gamma and threshold.
+  TempDir dir;
+  TrainConfig c = tiny_config(dir.path, 2);
+  c.lr = 1e-3 / 3;
+  c.lr_min = c.lr / 7;
+  c.step.gamma = 2.0 / 3;
+  c.lr_threshold = 0.1 / 3;
+  REQUIRE(run(c).status == TrainOutcome::Status::completed);
+  const TrainConfig resumed = began::resolve_config(resume_config(dir.path, 4));
+  CHECK(resumed.lr == c.lr);
+  CHECK(resumed.lr_min == c.lr_min);
+  CHECK(resumed.step.gamma == c.step.gamma);
+  CHECK(resumed.lr_threshold == c.lr_threshold);
 }
 
 TEST_CASE("began train: --pull-away trains with the term, is recorded in config.json and fixed on resume") {
@@ -755,19 +784,39 @@ TEST_CASE("began train: metrics.csv's time_s and the progress line time each ste
   CHECK(progress_lines == 6);
 }
 
+TEST_CASE("began train: the progress line counts a last, partial epoch among the epochs") {
+  // 8 steps at 6 per epoch: two epochs, the second of 2 steps. A line for every step.
+  TempDir dir;
+  TrainConfig config = tiny_config(dir.path, 8);
+  config.progress_seconds = 0;
+  std::vector<std::string> lines;
+  began::TrainHooks hooks;
+  hooks.log = [&](const std::string& line) {
+    if (line.rfind("epoch ", 0) == 0) lines.push_back(line);
+  };
+  REQUIRE(run(config, hooks).status == TrainOutcome::Status::completed);
+  REQUIRE(lines.size() == 8);
+  CHECK(lines[0].rfind("epoch 1/2  step 1/8  ", 0) == 0);
+  CHECK(lines[5].rfind("epoch 1/2  step 6/8  ", 0) == 0);
+  CHECK(lines[6].rfind("epoch 2/2  step 7/8  ", 0) == 0);
+  CHECK(lines[7].rfind("epoch 2/2  step 8/8  ", 0) == 0);
+}
+
 TEST_CASE("began train: the progress line's speed, ETA and means cover the steps since the previous line") {
   began::ProgressMeter meter(/*interval_s=*/5, /*images_per_step=*/16, /*start_s=*/10);
   CHECK_FALSE(meter.due());  // no step yet
   began::StepResult r;
   r.k_t = 0.25;
   for (int i = 1; i <= 4; ++i) {
-    r.loss_real = i;  // mean 2.5
+    r.loss_real = i;        // mean 2.5
+    r.loss_fake_g = 2 * i;  // L(G(z_G)), the G step's: mean 5
+    r.loss_fake_d = 100;    // the D step's, not shown
     r.m_global = 1;
     meter.add(r, 10 + 0.5 * i);  // 4 steps in 2 s: 2 steps/s, 32 img/s
   }
   CHECK(meter.due());  // the first line comes at once
   CHECK(meter.line(1, 2, 4, 104, 1e-4) ==
-        "epoch 1/2  step 4/104  32 img/s  ETA 50s  L(x) 2.5000  L(G(z)) 0.0000  k_t 0.2500  M 1.0000  lr 0.0001");
+        "epoch 1/2  step 4/104  32 img/s  ETA 50s  L(x) 2.5000  L(G(z)) 5.0000  k_t 0.2500  M 1.0000  lr 0.0001");
   meter.add(r, 14.9);
   CHECK_FALSE(meter.due());  // 2.9 s since the last line's last step (12 s)
   CHECK(meter.due(/*force=*/true));

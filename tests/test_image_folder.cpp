@@ -206,6 +206,17 @@ TEST_CASE("image folder: --crop takes the centred square; a crop larger than the
                              {"none of its 23 image files could be used", "0 images used", "19 rejected"});
 }
 
+TEST_CASE("image folder: one channel of an RGB image is its luma rounded to the nearest level, as Pillow's L") {
+  // (299 R + 587 G + 114 B) / 1000, rounded: 0.598 -> 1, 0.57 -> 1, 140.75 -> 141, 255 -> 255 (truncated: 0, 0, 140).
+  // Decoded at its own size, the area resize is the identity, so the levels come out as computed. (The fixture test
+  // allows 2 levels against Pillow for the decoders' sake, which would hide a rounding slip.)
+  const std::vector<uint8_t> rgb = {2, 0, 0, 0, 0, 5, 100, 150, 200, 255, 255, 255};
+  const std::string png = testing::encode_png_raw(rgb, 2, 2, testing::PngSpec(PNG_COLOR_TYPE_RGB));
+  const began::DecodedImage grey = began::decode_image(png, "luma.png", request(1));
+  CHECK(grey.image.pixels == std::vector<uint8_t>{1, 1, 141, 255});
+  CHECK(began::decode_image(png, "rgb.png", request(3)).image.pixels == rgb);
+}
+
 TEST_CASE("image folder: an empty folder, a folder without images and one without usable images are clear errors") {
   TempDir dir;
   testing::check_throws_with([&] { load(dir.path, 8, 3); }, {dir.path, "no image files"});
@@ -254,6 +265,11 @@ TEST_CASE("image folder: the cache is reused on the second run and rebuilt when 
   // Other settings make another key: decoded again, into a second file.
   CHECK(!load(dir.path, 8, 1, 0, cache.path).from_cache);
   CHECK(cache.list().size() == 2);
+  // So does another --crop: the same size, another square of each image.
+  const ImageFolderData cropped = load(dir.path, 8, 3, 12, cache.path);
+  CHECK(!cropped.from_cache);
+  CHECK(cropped.pixels != first.pixels);
+  CHECK(cache.list().size() == 3);
 
   // A changed file (new content, later modification time): decoded again, and the new pixels show.
   const std::string changed = dir.file("png/rgb8.png");
