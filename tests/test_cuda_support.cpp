@@ -1,8 +1,6 @@
 // Built only with the CUDA backend (ATELIER_CUDA), and needing no device: its support table, asked on the CPU
 // (supports() answers from type lists), covers every primitive of backends/primitives.def in float32 and every
 // dtype the CPU supports, so a model moves to the GPU with nothing refused; and cuBLAS's loader.
-#include <cstdlib>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +10,7 @@
 #include "backends/backend.h"
 #include "backends/cuda/cublas_api.h"
 #include "backends/error.h"
+#include "tests/test_util.h"
 
 using namespace atelier;
 
@@ -47,33 +46,13 @@ std::string load_error(const std::vector<std::string>& files) {
   return "(loaded)";
 }
 
-// Sets an environment variable for one scope, then puts back what was there.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 }  // namespace
 
 TEST_CASE("cuBLAS loads from its default files, every entry point resolved") {
   const std::string soname = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
   std::vector<std::string> files;
   {
-    ScopedEnv unset("ATELIER_CUBLAS_LIBRARY", "");  // empty counts as unset
+    testing::ScopedEnv unset("ATELIER_CUBLAS_LIBRARY", "");  // empty counts as unset
     files = cuda::cublas_library_candidates();
   }
   REQUIRE(!files.empty());
@@ -100,7 +79,7 @@ TEST_CASE("cuBLAS loads from its default files, every entry point resolved") {
 }
 
 TEST_CASE("ATELIER_CUBLAS_LIBRARY names the one file cuBLAS is loaded from") {
-  ScopedEnv chosen("ATELIER_CUBLAS_LIBRARY", "/opt/my-cuda/lib64/libcublas.so.13");
+  testing::ScopedEnv chosen("ATELIER_CUBLAS_LIBRARY", "/opt/my-cuda/lib64/libcublas.so.13");
   CHECK(cuda::cublas_library_candidates() == std::vector<std::string>{"/opt/my-cuda/lib64/libcublas.so.13"});
 }
 

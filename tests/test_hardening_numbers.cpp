@@ -28,28 +28,6 @@ constexpr int64_t kI64Min = std::numeric_limits<int64_t>::min();
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
 
-// Sets ATELIER_NUM_THREADS for the scope (unset for std::nullopt) and restores the previous value.
-struct ThreadsEnv {
-  std::optional<std::string> saved;
-  explicit ThreadsEnv(const std::optional<std::string>& value) {
-    if (const char* old = std::getenv("ATELIER_NUM_THREADS")) saved = old;
-    if (value) {
-      ::setenv("ATELIER_NUM_THREADS", value->c_str(), 1);
-    } else {
-      ::unsetenv("ATELIER_NUM_THREADS");
-    }
-  }
-  ~ThreadsEnv() {
-    if (saved) {
-      ::setenv("ATELIER_NUM_THREADS", saved->c_str(), 1);
-    } else {
-      ::unsetenv("ATELIER_NUM_THREADS");
-    }
-  }
-  ThreadsEnv(const ThreadsEnv&) = delete;
-  ThreadsEnv& operator=(const ThreadsEnv&) = delete;
-};
-
 }  // namespace
 
 // The rule itself, at compile time: the CUDA backend's kernels will include the same header.
@@ -104,33 +82,33 @@ TEST_CASE("an int64 sum past the type's range wraps, never overflows a signed ty
 TEST_CASE("ATELIER_NUM_THREADS is checked by num_threads_from_environment, naming the value") {
   for (const char* bad : {"0", "-1", "abc", "3x", " 3", "+3", "4097", "99999999999999999999", "1e3", "2.5"}) {
     CAPTURE(bad);
-    ThreadsEnv env{std::string(bad)};
+    testing::ScopedEnv env("ATELIER_NUM_THREADS", std::string(bad));
     const std::string msg = error_of([] { num_threads_from_environment(); });
     CHECK(msg.find("ATELIER_NUM_THREADS must be an integer in [1, 4096]") != std::string::npos);
     CHECK(msg.find(std::string("'") + bad + "'") != std::string::npos);
   }
   {
     // An absurdly long value is quoted only in part.
-    ThreadsEnv env{std::string(100000, '7')};
+    testing::ScopedEnv env("ATELIER_NUM_THREADS", std::string(100000, '7'));
     const std::string msg = error_of([] { num_threads_from_environment(); });
     CHECK(msg.find("...'") != std::string::npos);
     CHECK(msg.size() < 200);
   }
   {
-    ThreadsEnv env{std::string("7")};
+    testing::ScopedEnv env("ATELIER_NUM_THREADS", std::string("7"));
     CHECK(num_threads_from_environment() == 7);
   }
   {
-    ThreadsEnv env{std::string("4096")};
+    testing::ScopedEnv env("ATELIER_NUM_THREADS", std::string("4096"));
     CHECK(num_threads_from_environment() == 4096);
   }
   {
-    ThreadsEnv env{std::nullopt};
+    testing::ScopedEnv env("ATELIER_NUM_THREADS", std::nullopt);
     const unsigned hw = std::thread::hardware_concurrency();
     CHECK(num_threads_from_environment() == (hw == 0 ? 1 : static_cast<int>(hw)));
   }
   {
-    ThreadsEnv env{std::string("")};  // empty counts as unset
+    testing::ScopedEnv env("ATELIER_NUM_THREADS", std::string(""));  // empty counts as unset
     CHECK(num_threads_from_environment() >= 1);
   }
 }

@@ -5,7 +5,6 @@
 // allocates nothing under each algorithm, tests/test_gradcheck.cpp the op table's conv rows under each.
 #include <cmath>
 #include <cstdlib>
-#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -220,18 +219,13 @@ TEST_CASE("ATELIER_CONV_ALGO: parsed by name, a bad value refused naming it and 
                              {"'winograd'", "auto", "im2col", "wino2", "wino4", "ATELIER_CONV_ALGO"});
   testing::check_throws_with([] { parse_conv_algo(""); }, {"''", "auto, im2col, wino2, wino4"});
 
-  std::optional<std::string> saved;
-  if (const char* old = std::getenv("ATELIER_CONV_ALGO")) saved = old;
-  ::setenv("ATELIER_CONV_ALGO", "wino2", 1);
-  CHECK(conv_algo_from_environment() == ConvAlgo::Wino2);
-  ::setenv("ATELIER_CONV_ALGO", "", 1);
-  CHECK(conv_algo_from_environment() == ConvAlgo::Auto);
-  ::setenv("ATELIER_CONV_ALGO", "Wino4", 1);
-  testing::check_throws_with([] { conv_algo_from_environment(); }, {"'Wino4'", "wino4"});
-  if (saved) {
-    ::setenv("ATELIER_CONV_ALGO", saved->c_str(), 1);
-  } else {
-    ::unsetenv("ATELIER_CONV_ALGO");
+  {
+    testing::ScopedEnv env("ATELIER_CONV_ALGO", "wino2");
+    CHECK(conv_algo_from_environment() == ConvAlgo::Wino2);
+    ::setenv("ATELIER_CONV_ALGO", "", 1);
+    CHECK(conv_algo_from_environment() == ConvAlgo::Auto);
+    ::setenv("ATELIER_CONV_ALGO", "Wino4", 1);
+    testing::check_throws_with([] { conv_algo_from_environment(); }, {"'Wino4'", "wino4"});
   }
 
   // set_conv_algo overrides; the scope restores.
@@ -247,20 +241,16 @@ TEST_CASE("set_conv_algo(auto) overrides ATELIER_CONV_ALGO as the other settings
   // conv_algo() reads the environment on its first call only. ctest runs each test case in a process of its own, so
   // the call below is that first one and reads wino2; in a run of the whole program an earlier test may have read
   // the environment already, and then there is nothing to check here.
-  std::optional<std::string> saved;
-  if (const char* old = std::getenv("ATELIER_CONV_ALGO")) saved = old;
-  ::setenv("ATELIER_CONV_ALGO", "wino2", 1);
-  const ConvAlgo first = conv_algo();
-  if (saved) {
-    ::setenv("ATELIER_CONV_ALGO", saved->c_str(), 1);
-  } else {
-    ::unsetenv("ATELIER_CONV_ALGO");
+  ConvAlgo first = ConvAlgo::Auto;
+  {
+    testing::ScopedEnv env("ATELIER_CONV_ALGO", "wino2");
+    first = conv_algo();
   }
   if (first != ConvAlgo::Wino2) {
     MESSAGE("conv_algo() had read ATELIER_CONV_ALGO before this test: nothing to check");
     return;
   }
   set_conv_algo(ConvAlgo::Auto);
-  CHECK(conv_algo() == ConvAlgo::Auto);                             // not the environment's wino2
-  set_conv_algo(saved ? parse_conv_algo(*saved) : ConvAlgo::Auto);  // what the environment says
+  CHECK(conv_algo() == ConvAlgo::Auto);         // not the environment's wino2
+  set_conv_algo(conv_algo_from_environment());  // what the environment says
 }
