@@ -129,6 +129,11 @@ details=()
 # 225 s: the device tool's run gets timeout_s 300 and must end within 4 minutes with its table printed, after
 # the machine's own start-up.
 budget=225
+# not_run NAME WHY MESSAGE: a part's row that says it did not run (result "NOT RUN(WHY)"), MESSAGE in its log.
+not_run() {
+  names+=("$1") seconds+=(0) results+=("NOT RUN($2)") details+=("")
+  echo "$3" >"$logs/$1.log"
+}
 part() {
   local name="$1" limit="$2" rc t0 left
   shift 2
@@ -136,8 +141,7 @@ part() {
   left=$((budget - (t0 - started)))
   ((limit > left)) && limit=$left
   if ((limit < 5)); then
-    names+=("$name") seconds+=(0) results+=("NOT RUN(time)") details+=("")
-    echo "not run: the check's ${budget} s were spent" >"$logs/$name.log"
+    not_run "$name" time "not run: the check's ${budget} s were spent"
     return 1
   fi
   if [[ "$name" == torch_* || -n "${keep_env:-}" ]]; then
@@ -452,8 +456,7 @@ sanitize_plan() {
     elif ((dry)); then
       part "$name" "$limit" "$@"
     else
-      names+=("$name") seconds+=(0) results+=("NOT RUN(no compute-sanitizer)") details+=("")
-      echo "compute-sanitizer not found (GPU_CHECK_SANITIZER, PATH, /usr/local/cuda*)" >"$logs/$name.log"
+      not_run "$name" "no compute-sanitizer" "compute-sanitizer not found (GPU_CHECK_SANITIZER, PATH, /usr/local/cuda*)"
       return 1
     fi
     local summary
