@@ -1,4 +1,5 @@
-// The CPU convolution algorithm setting and the CUDA convolutions' workspace limit (see conv_algo.h).
+// The convolution algorithm setting, the rule that applies it to a shape, and the CUDA convolutions' workspace limit
+// (see conv_algo.h).
 #include "backends/conv_algo.h"
 
 #include <atomic>
@@ -58,6 +59,25 @@ ConvAlgo conv_algo_from_environment() {
   const char* env = std::getenv("ATELIER_CONV_ALGO");
   if (env == nullptr || *env == '\0') return ConvAlgo::Auto;
   return parse_conv_algo(env);
+}
+
+bool winograd_applies(const Conv2dGeometry& g) { return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1; }
+
+ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo) {
+  if (!winograd_applies(g) || algo == ConvAlgo::Im2col) return ConvAlgo::Im2col;
+  if (algo != ConvAlgo::Auto) return algo;
+  if (g.c_in < 16 || g.c_out < 3) return ConvAlgo::Im2col;
+  // Multiplications per image and channel pair of each tile size, partial tiles counted whole.
+  auto tiles = [&](int64_t m) { return ((g.h_out + m - 1) / m) * ((g.w_out + m - 1) / m); };
+  return 16 * tiles(2) <= 36 * tiles(4) ? ConvAlgo::Wino2 : ConvAlgo::Wino4;
+}
+
+int winograd_tile_size(ConvAlgo chosen) {
+  switch (chosen) {
+    case ConvAlgo::Wino2: return 2;
+    case ConvAlgo::Wino4: return 4;
+    default: return 0;
+  }
 }
 
 }  // namespace atelier

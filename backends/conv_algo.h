@@ -1,12 +1,16 @@
-// The CPU convolution algorithm, one library-wide setting read by the CPU conv kernels (backends/cpu/conv.cpp):
+// The convolution algorithm, one library-wide setting read by the conv kernels of both backends
+// (backends/cpu/conv.cpp, backends/cuda/conv.cu):
 //   auto    the default: Winograd where it is expected to win (3x3, stride 1, at least 16 channels in and 3 out;
-//           F(2x2) where its tiles fit the output better, e.g. 6x6, else F(4x4)), im2col + GEMM everywhere else
+//           F(2x2) where its tiles fit the output better, e.g. 6x6, else F(4x4)), im2col + GEMM everywhere else.
+//           On CUDA, float32 takes Winograd only under Precision::FP32 (backends/precision.h): TF32 and BF16 run
+//           every convolution's products on the tensor cores through im2col, whose rounding Winograd's transforms
+//           would amplify.
 //   im2col  im2col + GEMM for every convolution (a few 1e-7 relative L2 error in float32)
 //   wino2   Winograd F(2x2, 3x3) for every 3x3 stride-1 convolution (a few 1e-7, as im2col)
 //   wino4   Winograd F(4x4, 3x3) for every 3x3 stride-1 convolution (~2e-6 relative L2 error in float32)
-// Winograd applies only to 3x3 kernels with stride 1 (any padding); other shapes always use im2col. The CUDA
-// backend ignores the setting. The first read takes ATELIER_CONV_ALGO from the environment (unset or empty:
-// auto); set_conv_algo() overrides it from then on, e.g. for a test:
+// Winograd applies only to 3x3 kernels with stride 1 (any padding); other shapes always use im2col. A forced
+// wino2 or wino4 holds on CUDA under every precision. The first read takes ATELIER_CONV_ALGO from the environment
+// (unset or empty: auto); set_conv_algo() overrides it from then on, e.g. for a test:
 //   atelier::set_conv_algo(atelier::ConvAlgo::Wino2);
 //
 // Beside it, the CUDA convolutions' workspace limit (conv_workspace_limit below), which the CPU ignores.
@@ -16,6 +20,8 @@
 #include <cstdint>
 #include <string>
 
+#include "backends/args.h"
+
 namespace atelier {
 
 enum class ConvAlgo : uint8_t { Auto, Im2col, Wino2, Wino4 };
@@ -24,6 +30,29 @@ enum class ConvAlgo : uint8_t { Auto, Im2col, Wino2, Wino4 };
 // throws atelier::Error here, naming it, on every call until it is overridden).
 ConvAlgo conv_algo();
 void set_conv_algo(ConvAlgo algo);
+
+// True for the convolutions Winograd can compute: a 3x3 kernel with stride 1 (any padding).
+bool winograd_applies(const Conv2dGeometry& g);
+
+// The algorithm that computes convolution g under the setting `algo` (conv_algo()): never Auto. The rule was
+// measured on the CPU; on the GPU it is the starting point until measured there (docs/gpu.md, "Winograd").
+//   im2col, or a shape Winograd cannot compute          -> Im2col
+//   wino2 / wino4 (forced)                              -> Wino2 / Wino4 for every 3x3 stride-1 shape
+//   auto -> Im2col unless 3x3 stride 1 with C_in >= 16 and C_out >= 3: fewer input channels leave the per-point
+//           GEMMs too thin to pay for the transforms (measured: 8 -> 32 channels at 32x32 is slower than im2col,
+//           16 -> 3 and 64 -> 3 are faster, 16 -> 1 slower). Then Wino2 when its 2x2 tiles need no more
+//           multiplications than the 4x4 tiles of Wino4 (16 per 2x2 tile against 36 per 4x4 tile, a partial tile
+//           counted whole: outputs of 1, 2, 5 or 6 rows and columns), Wino4 otherwise. Measured on one core of
+//           the reference machine, fwd + both gradients, batch 16: 64 -> 64 at 64x64 wino4 0.5x im2col's time,
+//           at 8x8 0.3x; 128 -> 128 at 6x6 wino2 0.4x (wino4 0.5x). The same rule for the three passes.
+//           Re-measured with the packed per-point products (docs/benchmarks.md, "Sixth pass"): each choice the
+//           fastest or within 3% of it; 8 -> 32 at 32x32 is now a tie (wino4 0.98x im2col), left to im2col, the
+//           more exact.
+ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo);
+
+// The tile size m of Winograd F(m x m, 3x3) an algorithm chosen by choose_conv_algo computes with: 2 or 4, or 0 for
+// im2col.
+int winograd_tile_size(ConvAlgo chosen);
 
 const char* conv_algo_name(ConvAlgo algo);  // "auto", "im2col", "wino2", "wino4"
 // The name to a ConvAlgo; anything else throws atelier::Error naming the text and the allowed names.

@@ -308,6 +308,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("atelier_precision", atelier::precision_name(atelier::precision()));
   benchmark::AddCustomContext("atelier_cuda_graph", atelier::g_cuda_graph ? "on" : "off");
   benchmark::AddCustomContext("atelier_conv_workspace_mib", std::to_string(atelier::conv_workspace_limit() >> 20));
+  benchmark::AddCustomContext("atelier_conv_algo", atelier::conv_algo_name(atelier::conv_algo()));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

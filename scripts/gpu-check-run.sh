@@ -28,7 +28,8 @@
 # The targets plan (bash .gpu/run.sh targets) times, in the same run on the same GPU:
 #   1. bench_train --device cuda, one process per precision and step mode (several cases each): tf32 captured
 #      (--cuda-graph on) and eager at 32x32/C1/n32, 64x64/C3/n64 and 64x64/C3/n128; fp32 captured and eager,
-#      bf16 captured, at 64x64/C3/n64; 30 timed steps after 5
+#      bf16 captured, and fp32 captured with every convolution by im2col (ATELIER_CONV_ALGO=im2col: what Winograd
+#      buys), at 64x64/C3/n64; 30 timed steps after 5
 #   2. PyTorch, one process (began_step_torch.py --case ...): 64x64/C3/n64 fp32 NCHW, 64x64/C3/n64 and
 #      64x64/C3/n128 tf32 channels-last, 32x32/C1/n32 tf32 NCHW and channels-last, each eager and as one CUDA
 #      graph (10 rows)
@@ -382,10 +383,14 @@ targets_plan() {
   atelier_rows atelier_tf32_eager 25 tf32 off "$n32" "$n64" "$n128"
   atelier_rows atelier_fp32_eager 12 fp32 off "$n64"
   atelier_rows atelier_bf16_graph 12 bf16 on "$n64"
+  # What Winograd buys at fp32 (backends/cuda/winograd.cu; the default, auto, takes it for the 3x3 stride-1 layers
+  # of at least 16 channels): the captured fp32 step again with every convolution by im2col. Rows "NCHW
+  # conv=im2col".
+  ATELIER_CONV_ALGO=im2col atelier_rows atelier_fp32_graph_im2col 12 fp32 on "$n64"
 
   # Where the eager n = 64 tf32 step's time goes: 5 steps under bench_train's profiler (each primitive's calls,
   # kernels and device time from events on the stream; backends/profiler.h), with what is left of the budget (the
-  # caps above add up to 219 s of 225, but they are caps: a healthy run leaves well over a minute).
+  # caps above add up to 231 s of 225, but they are caps: a healthy run leaves well over a minute).
   part profile_n64 20 "$here/bin/bench_train" --device "$device" --precision tf32 --cuda-graph off \
     --benchmark_filter="^began_step/($n64)/" --steps 3 --warmup-steps 2 --profile 5 \
     --benchmark_out="$logs/profile_n64.json" --benchmark_out_format=json
@@ -407,7 +412,7 @@ targets_plan() {
   {
     table_header targets
     echo
-    parts_rows 18
+    parts_rows 25
     echo
     python3 scripts/gpu-check-targets.py "$logs" --epoch-steps "$epoch_steps" --epoch-images "$epoch_images" \
       --epoch-result "$epoch_result" 2>&1 || echo "  (no table: python3 failed)"

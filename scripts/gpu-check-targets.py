@@ -51,7 +51,9 @@ def atelier_rows(logs):
             precision = context.get("atelier_precision", "?")
             mode = "cuda_graph" if context.get("atelier_cuda_graph") == "on" else "eager"
             workspace = context.get("atelier_conv_workspace_mib", str(DEFAULT_WORKSPACE_MIB))
-            layout = "NCHW" if workspace == str(DEFAULT_WORKSPACE_MIB) else "NCHW ws=%sMiB" % workspace
+            algo = context.get("atelier_conv_algo", "auto")
+            layout = "NCHW" + ("" if workspace == str(DEFAULT_WORKSPACE_MIB) else " ws=%sMiB" % workspace) + \
+                ("" if algo == "auto" else " conv=%s" % algo)
             benchmarks = data["benchmarks"]
         except (OSError, ValueError, KeyError) as e:
             rows.append(dict(side="atelier", case="?", precision="?", layout="NCHW", mode="?", ms=None, peak=None,

@@ -124,7 +124,8 @@ class ScopedEnv {
   std::optional<std::string> saved_;
 };
 
-// Sets the CPU convolution algorithm for the scope and restores the previous setting at scope exit.
+// Sets the convolution algorithm (both backends, backends/conv_algo.h) for the scope and restores the previous setting
+// at scope exit.
 struct ConvAlgoScope {
   ConvAlgo saved = conv_algo();
   explicit ConvAlgoScope(ConvAlgo algo) { set_conv_algo(algo); }

@@ -168,7 +168,7 @@ TEST_CASE("the conv algorithm: auto's rule, forced algorithms, shapes Winograd c
     g.h_out = g.w_out = (h + 2 * pad - k) / stride + 1;
     return g;
   };
-  using cpu::choose_conv_algo;
+  using atelier::choose_conv_algo;
   // auto: Winograd for 3x3 stride 1 with >= 16 input and >= 3 output channels; F(2x2) where its tiles need no
   // more multiplications (16 per 2x2 tile, 36 per 4x4 tile), else F(4x4).
   CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);

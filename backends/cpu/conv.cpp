@@ -997,15 +997,6 @@ void with_upsampled_input(const Args& args, Run run) {
   run(plain);
 }
 
-// The Winograd tile size of a chosen algorithm: 2, 4, or 0 for im2col.
-int winograd_tile(const Conv2dGeometry& g) {
-  switch (choose_conv_algo(g, conv_algo())) {
-    case ConvAlgo::Wino2: return 2;
-    case ConvAlgo::Wino4: return 4;
-    default: return 0;
-  }
-}
-
 }  // namespace
 
 void conv2d(const Conv2dForwardArgs& args) {
@@ -1013,7 +1004,7 @@ void conv2d(const Conv2dForwardArgs& args) {
   ATELIER_CHECK(args.activation == ConvActivation::None || args.activation == ConvActivation::Elu,
                 "cpu conv2d: unknown activation " << static_cast<int>(args.activation));
   if (args.g.input_upsample != 1) return with_upsampled_input(args, [](const Conv2dForwardArgs& p) { conv2d(p); });
-  const int m = winograd_tile(args.g);
+  const int m = winograd_tile_size(choose_conv_algo(args.g, conv_algo()));
   dispatch(conv2d_types{}, args.dtype, "cpu conv2d", [&]<class T> {
     const auto epilogue = ConvEpilogue<T>::from(args);
     if (m != 0) {
@@ -1038,7 +1029,7 @@ void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
     upsample_nearest2d_backward(upsample_args(args.g, args.dtype, big.get(), args.grad_input));
     return;
   }
-  const int m = winograd_tile(args.g);
+  const int m = winograd_tile_size(choose_conv_algo(args.g, conv_algo()));
   dispatch(conv2d_backward_input_types{}, args.dtype, "cpu conv2d_backward_input", [&]<class T> {
     if (m != 0) {
       winograd_backward_input<T>(m, args.g, static_cast<const T*>(args.grad_output), static_cast<const T*>(args.weight),
@@ -1055,7 +1046,7 @@ void conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
   if (args.g.input_upsample != 1) {
     return with_upsampled_input(args, [](const Conv2dBackwardWeightArgs& p) { conv2d_backward_weight(p); });
   }
-  const int m = winograd_tile(args.g);
+  const int m = winograd_tile_size(choose_conv_algo(args.g, conv_algo()));
   dispatch(conv2d_backward_weight_types{}, args.dtype, "cpu conv2d_backward_weight", [&]<class T> {
     const T* grad_out = static_cast<const T*>(args.grad_output);
     if (m != 0 && winograd_weight_grad_fits(m, args.g, num_threads(), sizeof(T))) {

@@ -12,7 +12,8 @@
 //                    chunk's col matrices side by side (CKK, images * P) and grad_out rearranged to match
 //                    (C_out, images * P), one GEMM per chunk of images with K = images * P (beta = 1 after the
 //                    first chunk); grad_bias = grad_out summed over (n, P) by the deterministic reduce (reduce.cu)
-// A 1x1, stride-1, unpadded convolution needs no col: the image (C_in, H*W) is its own im2col matrix.
+// A 1x1, stride-1, unpadded convolution needs no col: the image (C_in, H*W) is its own im2col matrix. A 3x3 stride-1
+// convolution that the convolution algorithm setting gives to Winograd (winograd_tile, conv.h) runs in winograd.cu.
 //
 // Input upsampling (Conv2dGeometry::input_upsample u = 2, backends/args.h): the convolution sees an (H, W) image
 // but the stored input is (H/u, W/u). im2col reads pixel (iy / u, ix / u) of the small image, so the upsampled
@@ -23,6 +24,8 @@
 // Images are processed in chunks whose col fits conv_workspace_limit() bytes (backends/conv_algo.h; 256 MiB by
 // default) of the context's workspace, at least one image per chunk.
 // Everything is deterministic: fixed-order gathers and cuBLAS, whose results do not vary between runs.
+#include "backends/cuda/conv.h"
+
 #include <algorithm>
 #include <cstdint>
 
@@ -197,7 +200,10 @@ struct SideBySide {
   }
 };
 
-// A GEMM of `dtype` over contiguous row-major operands: C_b (m x n) = op(A_b) op(B_b) + beta C_b.
+}  // namespace
+
+namespace cuda {
+
 GemmArgs gemm_args(DType dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a, bool trans_a,
                    int64_t stride_a, const void* b, bool trans_b, int64_t stride_b, void* c, int64_t stride_c,
                    double beta) {
@@ -223,7 +229,7 @@ GemmArgs gemm_args(DType dtype, int64_t batch, int64_t m, int64_t n, int64_t k, 
   return args;
 }
 
-}  // namespace
+}  // namespace cuda
 
 void CudaBackend::conv2d(const Conv2dForwardArgs& args) {
   const Conv2dGeometry& g = args.g;
@@ -234,21 +240,26 @@ void CudaBackend::conv2d(const Conv2dForwardArgs& args) {
     const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = stored_pixels(g);
     const T* input = static_cast<const T*>(args.input);
     T* output = static_cast<T*>(args.output);
+    const bool elu = args.activation == ConvActivation::Elu;
+    if (const int m = cuda::winograd_tile(g, args.dtype); m != 0) {
+      cuda::winograd_forward<T>(*this, m, g, input, static_cast<const T*>(args.weight),
+                                static_cast<const T*>(args.bias), elu, static_cast<T>(args.alpha), output);
+      return;
+    }
     if (is_pointwise(g)) {
       // out[n] (C_out, P) = W (C_out, C_in) * input[n] (C_in, P), all images in one batched call.
-      gemm(gemm_args(args.dtype, g.n, g.c_out, pixels, ckk, args.weight, false, 0, input, false, g.c_in * pixels_in,
-                     output, g.c_out * pixels, 0.0));
+      gemm(cuda::gemm_args(args.dtype, g.n, g.c_out, pixels, ckk, args.weight, false, 0, input, false,
+                           g.c_in * pixels_in, output, g.c_out * pixels, 0.0));
     } else {
       const int64_t chunk = chunk_images<T>(g);
       for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
         const int64_t images = std::min(chunk, g.n - n0);
         T* col = static_cast<T*>(cuda::context().workspace(static_cast<size_t>(images * ckk * pixels) * sizeof(T)));
         im2col(input + n0 * g.c_in * pixels_in, g, images, col);
-        gemm(gemm_args(args.dtype, images, g.c_out, pixels, ckk, args.weight, false, 0, col, false, ckk * pixels,
-                       output + n0 * g.c_out * pixels, g.c_out * pixels, 0.0));
+        gemm(cuda::gemm_args(args.dtype, images, g.c_out, pixels, ckk, args.weight, false, 0, col, false, ckk * pixels,
+                             output + n0 * g.c_out * pixels, g.c_out * pixels, 0.0));
       }
     }
-    const bool elu = args.activation == ConvActivation::Elu;
     if (args.bias != nullptr || elu) {
       cuda::launch_linear(g.n * g.c_out * pixels, BiasActivation<T>{output, static_cast<const T*>(args.bias), g.c_out,
                                                                     pixels, elu, static_cast<T>(args.alpha)});
@@ -263,10 +274,13 @@ void CudaBackend::conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
     const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = stored_pixels(g);
     const T* grad_out = static_cast<const T*>(args.grad_output);
     T* grad_in = static_cast<T*>(args.grad_input);
+    if (const int m = cuda::winograd_tile(g, args.dtype); m != 0) {
+      return cuda::winograd_backward_input<T>(*this, m, g, grad_out, static_cast<const T*>(args.weight), grad_in);
+    }
     if (is_pointwise(g)) {
       // grad_in[n] (C_in, P) = W^T (C_in, C_out) * grad_out[n] (C_out, P).
-      gemm(gemm_args(args.dtype, g.n, g.c_in, pixels, g.c_out, args.weight, true, 0, grad_out, false, g.c_out * pixels,
-                     grad_in, g.c_in * pixels_in, 0.0));
+      gemm(cuda::gemm_args(args.dtype, g.n, g.c_in, pixels, g.c_out, args.weight, true, 0, grad_out, false,
+                           g.c_out * pixels, grad_in, g.c_in * pixels_in, 0.0));
       return;
     }
     const int64_t chunk = chunk_images<T>(g);
@@ -274,8 +288,8 @@ void CudaBackend::conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
       const int64_t images = std::min(chunk, g.n - n0);
       T* col = static_cast<T*>(cuda::context().workspace(static_cast<size_t>(images * ckk * pixels) * sizeof(T)));
       // col[n] (CKK, P) = W^T (CKK, C_out) * grad_out[n] (C_out, P)
-      gemm(gemm_args(args.dtype, images, ckk, pixels, g.c_out, args.weight, true, 0, grad_out + n0 * g.c_out * pixels,
-                     false, g.c_out * pixels, col, ckk * pixels, 0.0));
+      gemm(cuda::gemm_args(args.dtype, images, ckk, pixels, g.c_out, args.weight, true, 0,
+                           grad_out + n0 * g.c_out * pixels, false, g.c_out * pixels, col, ckk * pixels, 0.0));
       cuda::launch_linear(images * g.c_in * pixels_in, Col2im<T>{col, grad_in + n0 * g.c_in * pixels_in, g});
     }
   });
@@ -299,33 +313,37 @@ void CudaBackend::conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
       }
       return;
     }
-    // gW (C_out, CKK) (+)= G (C_out, images * P) * col^T (images * P, CKK): one GEMM per chunk of images, whose
-    // col holds the chunk's im2col matrices side by side and G its output gradients in the same column order.
-    // (A GEMM per image, as the CPU sums, would queue one cuBLAS call per image: 16 at batch 16.) A single image
-    // needs no rearranging of its gradient, and a pointwise convolution's single image is its own col.
-    const bool pointwise = is_pointwise(g);
-    const int64_t chunk = chunk_images<T>(g, g.c_out);
-    for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
-      const int64_t images = std::min(chunk, g.n - n0);
-      const T* image_grads = grad_out + n0 * g.c_out * pixels;
-      const T* col = input + n0 * g.c_in * pixels_in;
-      const int64_t col_elements = images * ckk * pixels;
-      const int64_t grad_offset = (col_elements + 63) / 64 * 64;  // at least 256-byte aligned, for cuBLAS
-      // col, then (several images) their gradients side by side; one image's gradient is used where it is.
-      const int64_t scratch_elements = images > 1 ? grad_offset + images * g.c_out * pixels : col_elements;
-      const size_t scratch_bytes = static_cast<size_t>(scratch_elements) * sizeof(T);
-      T* scratch = static_cast<T*>(cuda::context().workspace(scratch_bytes));
-      if (!(pointwise && images == 1)) {
-        im2col(col, g, images, scratch, ColLayout::SideBySide);
-        col = scratch;
+    if (const int m = cuda::winograd_tile(g, args.dtype); m != 0) {
+      cuda::winograd_backward_weight<T>(*this, m, g, input, grad_out, static_cast<T*>(args.grad_weight));
+    } else {
+      // gW (C_out, CKK) (+)= G (C_out, images * P) * col^T (images * P, CKK): one GEMM per chunk of images, whose
+      // col holds the chunk's im2col matrices side by side and G its output gradients in the same column order.
+      // (A GEMM per image, as the CPU sums, would queue one cuBLAS call per image: 16 at batch 16.) A single image
+      // needs no rearranging of its gradient, and a pointwise convolution's single image is its own col.
+      const bool pointwise = is_pointwise(g);
+      const int64_t chunk = chunk_images<T>(g, g.c_out);
+      for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+        const int64_t images = std::min(chunk, g.n - n0);
+        const T* image_grads = grad_out + n0 * g.c_out * pixels;
+        const T* col = input + n0 * g.c_in * pixels_in;
+        const int64_t col_elements = images * ckk * pixels;
+        const int64_t grad_offset = (col_elements + 63) / 64 * 64;  // at least 256-byte aligned, for cuBLAS
+        // col, then (several images) their gradients side by side; one image's gradient is used where it is.
+        const int64_t scratch_elements = images > 1 ? grad_offset + images * g.c_out * pixels : col_elements;
+        const size_t scratch_bytes = static_cast<size_t>(scratch_elements) * sizeof(T);
+        T* scratch = static_cast<T*>(cuda::context().workspace(scratch_bytes));
+        if (!(pointwise && images == 1)) {
+          im2col(col, g, images, scratch, ColLayout::SideBySide);
+          col = scratch;
+        }
+        if (images > 1) {
+          T* grads = scratch + grad_offset;
+          cuda::launch_linear(images * g.c_out * pixels, SideBySide<T>{image_grads, grads, images, g.c_out, pixels});
+          image_grads = grads;
+        }
+        gemm(cuda::gemm_args(args.dtype, 1, g.c_out, ckk, images * pixels, image_grads, false, 0, col, true, 0,
+                             args.grad_weight, 0, n0 == 0 ? 0.0 : 1.0));
       }
-      if (images > 1) {
-        T* grads = scratch + grad_offset;
-        cuda::launch_linear(images * g.c_out * pixels, SideBySide<T>{image_grads, grads, images, g.c_out, pixels});
-        image_grads = grads;
-      }
-      gemm(gemm_args(args.dtype, 1, g.c_out, ckk, images * pixels, image_grads, false, 0, col, true, 0,
-                     args.grad_weight, 0, n0 == 0 ? 0.0 : 1.0));
     }
     if (args.grad_bias != nullptr) {
       // grad_bias[o] = the sum over (n, p) of grad_out[n, o, p]: kept o (stride P), reduced (n, p).

@@ -63,9 +63,10 @@ int main(int argc, char** argv) {
                 backend == nullptr ? "a CPU-only build" : backend->unavailable_reason().c_str());
     return 77;
   }
-  // The CPU reference of the parity checks computes convolutions by im2col, its most exact algorithm, whatever
-  // ATELIER_CONV_ALGO says: the parity tolerances (tests/parity/parity.h) were set for it, and Winograd F(4x4)'s
-  // float32 error (a few 1e-6) would eat most of the 1e-5 norm budget.
+  // Both devices compute convolutions by im2col, the most exact algorithm, whatever ATELIER_CONV_ALGO says: the
+  // parity tolerances (tests/parity/parity.h) were set for it, and Winograd F(4x4)'s float32 error (a few 1e-6)
+  // would eat most of the 1e-5 norm budget. The tests of Winograd on CUDA set it themselves
+  // (test_cuda_upsample_conv.cpp), as does the BEGAN step under auto (test_cuda_training.cpp).
   atelier::set_conv_algo(atelier::ConvAlgo::Im2col);
   doctest::Context context;
   context.applyCommandLine(argc, argv);

@@ -12,6 +12,7 @@
 
 #include "autograd/functions.h"
 #include "backends/backend.h"
+#include "backends/conv_algo.h"
 #include "began/eval/fmnist_classifier.h"
 #include "began/model.h"
 #include "began/step.h"
@@ -19,6 +20,7 @@
 #include "nn/optim.h"
 #include "tensor/creation.h"
 #include "tensor/readback.h"
+#include "tests/test_util.h"
 
 namespace atelier {
 namespace {
@@ -105,21 +107,27 @@ std::vector<began::StepResult> began_results(Device device, int steps, double* k
   return results;
 }
 
-TEST_CASE("cuda training: three BEGAN steps give the CPU's losses and k") {
-  double k_cpu = 0, k_cuda = 0;
-  const std::vector<began::StepResult> cpu = began_results(Device::cpu(), 3, &k_cpu);
-  const std::vector<began::StepResult> cuda = began_results(Device::cuda(), 3, &k_cuda);
-  REQUIRE(cuda.size() == cpu.size());
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    const int step = static_cast<int>(i) + 1;
-    check_close(cuda[i].loss_real, cpu[i].loss_real, "L(x)", step);
-    check_close(cuda[i].loss_fake_d, cpu[i].loss_fake_d, "L(G(z_D))", step);
-    check_close(cuda[i].loss_fake_g, cpu[i].loss_fake_g, "L(G(z_G))", step);
-    check_close(cuda[i].loss_d, cpu[i].loss_d, "L_D", step);
-    check_close(cuda[i].k_t, cpu[i].k_t, "k_t", step);
-    check_close(cuda[i].m_global, cpu[i].m_global, "M_global", step);
+TEST_CASE("cuda training: three BEGAN steps give the CPU's losses and k, by im2col and by Winograd") {
+  // Winograd F(4x4) on both devices: every 3x3 layer of the model, whatever its channels (auto would leave this
+  // small model's layers to im2col).
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino4}) {
+    INFO(conv_algo_name(algo));
+    const testing::ConvAlgoScope scope(algo);
+    double k_cpu = 0, k_cuda = 0;
+    const std::vector<began::StepResult> cpu = began_results(Device::cpu(), 3, &k_cpu);
+    const std::vector<began::StepResult> cuda = began_results(Device::cuda(), 3, &k_cuda);
+    REQUIRE(cuda.size() == cpu.size());
+    for (size_t i = 0; i < cpu.size(); ++i) {
+      const int step = static_cast<int>(i) + 1;
+      check_close(cuda[i].loss_real, cpu[i].loss_real, "L(x)", step);
+      check_close(cuda[i].loss_fake_d, cpu[i].loss_fake_d, "L(G(z_D))", step);
+      check_close(cuda[i].loss_fake_g, cpu[i].loss_fake_g, "L(G(z_G))", step);
+      check_close(cuda[i].loss_d, cpu[i].loss_d, "L_D", step);
+      check_close(cuda[i].k_t, cpu[i].k_t, "k_t", step);
+      check_close(cuda[i].m_global, cpu[i].m_global, "M_global", step);
+    }
+    check_close(k_cuda, k_cpu, "k after the last step", 3);
   }
-  check_close(k_cuda, k_cpu, "k after the last step", 3);
 }
 
 TEST_CASE("cuda training: the no-sync BEGAN step reads nothing on the host; its scalars, read a step late, match") {
@@ -200,23 +208,29 @@ struct EagerAndGraph {
 
 TEST_CASE("cuda training: --cuda-graph: replayed steps equal eager steps bit for bit, without cudaMalloc or reads") {
   Backend& cuda = backend_for(Device::cuda());
-  EagerAndGraph rig;
-  size_t allocs_after_capture = 0;
-  for (int step = 0; step < 6; ++step) {
-    const auto [x, z_d, z_g] = EagerAndGraph::inputs(step);
-    const std::vector<double> e = rig.eager_runner->run(x, z_d, z_g).to_vector<double>();
-    if (step == 3) allocs_after_capture = cuda.allocator_stats().system_allocs;
-    const uint64_t reads = host_sync_reads();
-    const Tensor scalars = rig.graph_runner->run(x, z_d, z_g);
-    CHECK(host_sync_reads() == reads);  // a step reads nothing, eager, captured or replayed (nor its input copy)
-    const std::vector<double> g = scalars.to_vector<double>();
-    INFO("step " << step + 1);
-    CHECK(g == e);
+  // By im2col (the program's setting), and by Winograd (auto takes it for the 3x3 layers of at least 16 channels:
+  // the default of a real model at FP32), whose scratch the capture must hold as it holds im2col's.
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino4}) {
+    INFO(conv_algo_name(algo));
+    const testing::ConvAlgoScope scope(algo);
+    EagerAndGraph rig;
+    size_t allocs_after_capture = 0;
+    for (int step = 0; step < 6; ++step) {
+      const auto [x, z_d, z_g] = EagerAndGraph::inputs(step);
+      const std::vector<double> e = rig.eager_runner->run(x, z_d, z_g).to_vector<double>();
+      if (step == 3) allocs_after_capture = cuda.allocator_stats().system_allocs;
+      const uint64_t reads = host_sync_reads();
+      const Tensor scalars = rig.graph_runner->run(x, z_d, z_g);
+      CHECK(host_sync_reads() == reads);  // a step reads nothing, eager, captured or replayed (nor its input copy)
+      const std::vector<double> g = scalars.to_vector<double>();
+      INFO("step " << step + 1);
+      CHECK(g == e);
+    }
+    CHECK(rig.graph_runner->captures() == 1);
+    CHECK(rig.graph_runner->replays() == 4);
+    CHECK(cuda.allocator_stats().system_allocs == allocs_after_capture);  // replays 2 to 4: no cudaMalloc
+    rig.check_same_state();
   }
-  CHECK(rig.graph_runner->captures() == 1);
-  CHECK(rig.graph_runner->replays() == 4);
-  CHECK(cuda.allocator_stats().system_allocs == allocs_after_capture);  // replays 2 to 4: no cudaMalloc
-  rig.check_same_state();
 }
 
 TEST_CASE(

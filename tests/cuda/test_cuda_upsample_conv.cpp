@@ -3,7 +3,8 @@
 // bit for bit forward and backward (im2col reads the same values, col2im sums each small pixel's block in the order
 // upsample_nearest2d_backward does), and against the CPU within the conv tolerance. And the convolutions' chunked
 // paths (conv_workspace_limit, backends/conv_algo.h): a batch cut into chunks of images gives the one-chunk
-// results, forward and backward.
+// results, forward and backward, by im2col and by Winograd. And Winograd on CUDA (backends/cuda/winograd.cu)
+// against the CPU's im2col, and when the convolution algorithm setting's auto takes it.
 #include <algorithm>
 #include <functional>
 #include <string>
@@ -12,7 +13,9 @@
 #include <doctest/doctest.h>
 
 #include "autograd/functions.h"
+#include "backends/backend.h"
 #include "backends/conv_algo.h"
+#include "backends/precision.h"
 #include "tensor/creation.h"
 #include "tests/test_util.h"
 
@@ -21,18 +24,18 @@ namespace {
 
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-// y = fn(inputs) and the gradients of sum(y * r) for fixed r, every input a fresh leaf on `device`; y first.
-std::vector<std::vector<float>> outputs_and_grads(const Fn& fn, const std::vector<Tensor>& inputs, Device device) {
+// y = fn(inputs) and the gradients of sum(y * r) for fixed r, every input a fresh leaf on `device` (in the inputs'
+// dtype); y first, each widened to double (exactly).
+std::vector<std::vector<double>> outputs_and_grads(const Fn& fn, const std::vector<Tensor>& inputs, Device device) {
   std::vector<Tensor> leaves;
   for (const Tensor& t : inputs) leaves.push_back(t.clone().to(device).requires_grad_());
   const Tensor y = fn(leaves);
-  y.backward(uniform(y.shape(), -1, 1, RandomKey{31, 0, 0}).to(device));
-  std::vector<std::vector<float>> out{y.to_vector<float>()};
-  for (const Tensor& t : leaves) out.push_back(t.grad().to_vector<float>());
+  y.backward(uniform(y.shape(), -1, 1, RandomKey{31, 0, 0}, y.dtype()).to(device));
+  const auto widened = [](const Tensor& t) { return t.to(DType::Float64).to_vector<double>(); };
+  std::vector<std::vector<double>> out{widened(y)};
+  for (const Tensor& t : leaves) out.push_back(widened(t.grad()));
   return out;
 }
-
-std::vector<double> as_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
 TEST_CASE("upsample_conv2d_elu on CUDA equals upsample_nearest2d then conv2d_elu bit for bit, and the CPU") {
   struct Case {
@@ -55,7 +58,7 @@ TEST_CASE("upsample_conv2d_elu on CUDA equals upsample_nearest2d then conv2d_elu
     for (size_t i = 0; i < cpu.size(); ++i) {
       INFO("result " << i << " (output, then the gradients of x, weight, bias)");
       CHECK(fused_cuda[i] == plain_cuda[i]);
-      CHECK(testing::relative_l2(as_double(fused_cuda[i]), as_double(cpu[i])) <= 1e-5);
+      CHECK(testing::relative_l2(fused_cuda[i], cpu[i]) <= 1e-5);
     }
   }
 }
@@ -71,9 +74,14 @@ TEST_CASE("cuda conv: a batch cut into chunks of images gives the one-chunk resu
   struct Case {
     int64_t kernel, stride, padding;
     bool upsample;
+    ConvAlgo algo;  // on both devices
   };
-  for (const Case& c : {Case{3, 1, 1, false}, Case{3, 2, 1, false}, Case{1, 1, 0, false}, Case{3, 1, 1, true}}) {
-    INFO("kernel " << c.kernel << ", stride " << c.stride << ", padding " << c.padding << ", upsample " << c.upsample);
+  for (const Case& c : {Case{3, 1, 1, false, ConvAlgo::Im2col}, Case{3, 2, 1, false, ConvAlgo::Im2col},
+                        Case{1, 1, 0, false, ConvAlgo::Im2col}, Case{3, 1, 1, true, ConvAlgo::Im2col},
+                        Case{3, 1, 1, false, ConvAlgo::Wino4}, Case{3, 1, 1, true, ConvAlgo::Wino2}}) {
+    INFO("kernel " << c.kernel << ", stride " << c.stride << ", padding " << c.padding << ", upsample " << c.upsample
+                   << ", " << conv_algo_name(c.algo));
+    const testing::ConvAlgoScope algo(c.algo);
     const std::vector<Tensor> in{uniform({5, 4, 6, 6}, -1, 1, RandomKey{32, 0, 0}),
                                  uniform({3, 4, c.kernel, c.kernel}, -0.4, 0.4, RandomKey{32, 1, 0}),
                                  uniform({3}, -0.5, 0.5, RandomKey{32, 2, 0})};
@@ -84,12 +92,13 @@ TEST_CASE("cuda conv: a batch cut into chunks of images gives the one-chunk resu
     const auto whole = outputs_and_grads(fn, in, Device::cuda());  // 256 MiB: one chunk
     const auto cpu = outputs_and_grads(fn, in, Device::cpu());
     // One image per chunk (any limit below one image's columns), then two (five images: chunks of 2, 2 and 1;
-    // the limit holds two images' forward columns, C*k*k rows of the output's pixels, 4 bytes each).
+    // the limit holds two images' forward columns, C*k*k rows of the output's pixels, 4 bytes each; Winograd's
+    // scratch per image is about as large, so it cuts the batch into a few chunks too).
     const int64_t side = (c.upsample ? 12 : 6), out_side = (side + 2 * c.padding - c.kernel) / c.stride + 1;
     const size_t two_images = static_cast<size_t>(2 * 4 * c.kernel * c.kernel * out_side * out_side * 4);
     for (size_t limit : {size_t{1}, two_images}) {
       INFO("workspace limit " << limit << " bytes");
-      std::vector<std::vector<float>> chunked;
+      std::vector<std::vector<double>> chunked;
       {
         WorkspaceLimitScope scope(limit);
         chunked = outputs_and_grads(fn, in, Device::cuda());
@@ -97,10 +106,88 @@ TEST_CASE("cuda conv: a batch cut into chunks of images gives the one-chunk resu
       for (size_t i = 0; i < whole.size(); ++i) {
         INFO("result " << i << " (output, then the gradients of x, weight, bias)");
         // Per image the same sums; the weight gradient adds its chunks one after another (GEMM beta 1).
-        CHECK(testing::relative_l2(as_double(chunked[i]), as_double(whole[i])) <= 1e-6);
-        CHECK(testing::relative_l2(as_double(chunked[i]), as_double(cpu[i])) <= 1e-5);
+        CHECK(testing::relative_l2(chunked[i], whole[i]) <= 1e-6);
+        CHECK(testing::relative_l2(chunked[i], cpu[i]) <= 1e-5);
       }
     }
+  }
+}
+
+// Winograd on CUDA (backends/cuda/winograd.cu) against the CPU's im2col, the most exact: every pass (the output
+// with its bias and ELU, the gradients of x, weight and bias), both tile sizes, float64 (the arithmetic: the
+// transforms are exact but for rounding) and float32 (the accuracy backends/conv_algo.h states), over shapes that
+// reach every edge: partial tiles, padding 0, 1 and 2, one and several images, 17 channels, the folded upsampling.
+TEST_CASE("cuda winograd: F(2x2) and F(4x4) give im2col's results, forward and backward, float64 and float32") {
+  struct Case {
+    int64_t n, c_in, c_out, h, w, padding;  // h, w: the stored input's
+    bool upsample;
+  };
+  const Case cases[] = {{2, 5, 3, 7, 9, 1, false},   {1, 3, 4, 6, 6, 0, false}, {2, 4, 2, 5, 8, 2, false},
+                        {3, 17, 6, 9, 10, 1, false}, {2, 3, 5, 4, 6, 1, true},  {1, 2, 3, 5, 3, 1, true}};
+  for (DType dtype : {DType::Float64, DType::Float32}) {
+    for (ConvAlgo algo : {ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+      for (const Case& c : cases) {
+        INFO(dtype_name(dtype) << ", " << conv_algo_name(algo) << ": " << c.n << " images, " << c.c_in << " -> "
+                               << c.c_out << " channels, " << c.h << "x" << c.w << ", padding " << c.padding
+                               << ", upsample " << c.upsample);
+        const std::vector<Tensor> in{uniform({c.n, c.c_in, c.h, c.w}, -1, 1, RandomKey{33, 0, 0}, dtype),
+                                     uniform({c.c_out, c.c_in, 3, 3}, -0.4, 0.4, RandomKey{33, 1, 0}, dtype),
+                                     uniform({c.c_out}, -0.5, 0.5, RandomKey{33, 2, 0}, dtype)};
+        const Fn fn = [&](const std::vector<Tensor>& x) {
+          return c.upsample ? upsample_conv2d_elu(x[0], x[1], x[2], 1, c.padding, 0.8)
+                            : conv2d_elu(x[0], x[1], x[2], 1, c.padding, 0.8);
+        };
+        std::vector<std::vector<double>> cpu, cuda;
+        {
+          const testing::ConvAlgoScope scope(ConvAlgo::Im2col);
+          cpu = outputs_and_grads(fn, in, Device::cpu());
+        }
+        {
+          const testing::ConvAlgoScope scope(algo);
+          cuda = outputs_and_grads(fn, in, Device::cuda());
+        }
+        // float32: F(2x2) about im2col's few 1e-7, F(4x4) a few 1e-6 (its transforms' factors reach 8 and 1/24).
+        const double tolerance = dtype == DType::Float64 ? 1e-12 : algo == ConvAlgo::Wino2 ? 1e-6 : 1e-5;
+        for (size_t i = 0; i < cpu.size(); ++i) {
+          INFO("result " << i << " (output, then the gradients of x, weight, bias)");
+          CHECK(testing::relative_l2(cuda[i], cpu[i]) <= tolerance);
+        }
+      }
+    }
+  }
+}
+
+// Which algorithm a CUDA convolution ran, told by its kernels: a forward pass with bias and ELU queues 3 by im2col
+// (im2col, the GEMM, bias + ELU) and 4 by Winograd (the filter and input transforms, the GEMM, the output transform
+// with bias + ELU).
+int64_t forward_kernels(const Tensor& x, const Tensor& w, const Tensor& b) {
+  Backend& cuda = *cuda_backend_or_null();
+  const int64_t before = cuda.kernels_launched();
+  (void)conv2d_elu(x, w, b, 1, 1, 1.0);
+  return cuda.kernels_launched() - before;
+}
+
+TEST_CASE("cuda winograd: auto takes it for float32 under FP32 only, and as the CPU's rule says; a forced one always") {
+  struct PrecisionScope {
+    explicit PrecisionScope(Precision p) { set_precision(p); }
+    ~PrecisionScope() { set_precision(Precision::FP32); }
+  };
+  const auto x = [](int64_t c) { return uniform({2, c, 8, 8}, -1, 1, RandomKey{34, 0, 0}).to(Device::cuda()); };
+  const auto w = [](int64_t o, int64_t c) {
+    return uniform({o, c, 3, 3}, -1, 1, RandomKey{34, 1, 0}).to(Device::cuda());
+  };
+  const auto b = [](int64_t o) { return uniform({o}, -1, 1, RandomKey{34, 2, 0}).to(Device::cuda()); };
+  const auto wide = [](const Tensor& t) { return t.to(DType::Float64); };
+  const testing::ConvAlgoScope automatic(ConvAlgo::Auto);
+  CHECK(forward_kernels(x(16), w(16, 16), b(16)) == 4);  // 16 channels in: Winograd
+  CHECK(forward_kernels(x(8), w(16, 8), b(16)) == 3);    // 8: im2col
+  for (Precision p : {Precision::TF32, Precision::BF16}) {
+    INFO(precision_name(p));
+    const PrecisionScope scope(p);
+    CHECK(forward_kernels(x(16), w(16, 16), b(16)) == 3);                    // the tensor cores, by im2col
+    CHECK(forward_kernels(wide(x(16)), wide(w(16, 16)), wide(b(16))) == 4);  // float64 ignores the precision
+    const testing::ConvAlgoScope forced(ConvAlgo::Wino4);
+    CHECK(forward_kernels(x(8), w(8, 8), b(8)) == 4);
   }
 }
 

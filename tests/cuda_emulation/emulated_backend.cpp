@@ -1,10 +1,10 @@
 // The CUDA backend emulated on the host, for scripts/cuda-emulate.sh: the CUDA test program runs against it where
 // no GPU is at hand, so the kernels' index math and the tests themselves are checked before a GPU session.
 //
-// "Device" memory is host memory. backends/cuda/{copy_fill,random,elementwise,reduce,conv,gemm,index,upsample,
-// optimizer}.cu are compiled against the fake launch.h and context.h beside this file (their one-thread-per-index
-// functors run in host loops, the reductions' block-cooperative kernels as fibers switching at each sync():
-// block_threads.h), their device-to-device copies reach the cudaMemcpyAsync below and their GEMMs the
+// "Device" memory is host memory. backends/cuda/{copy_fill,random,elementwise,reduce,conv,winograd,gemm,index,
+// upsample,optimizer}.cu are compiled against the fake launch.h and context.h beside this file (their
+// one-thread-per-index functors run in host loops, the reductions' block-cooperative kernels as fibers switching at
+// each sync(): block_threads.h), their device-to-device copies reach the cudaMemcpyAsync below and their GEMMs the
 // column-major host GEMM below, which checks its arguments as cuBLAS does and honours the compute type:
 // CUBLAS_COMPUTE_32F and _64F sum exact products in double; CUBLAS_COMPUTE_32F_FAST_TF32 and _FAST_16BF first
 // round A and B to TF32 (10-bit mantissa) or bfloat16 (7-bit mantissa), to nearest even, then sum their products

@@ -144,6 +144,8 @@ for precision in fp32 tf32; do
   done
 done
 expect "$d" '^  32x32/C1/n16 +bf16 +atelier +NCHW +cuda_graph +[0-9]+\.[0-9]{2} ' "atelier bf16 cuda_graph"
+expect "$d" '^atelier_fp32_graph_im2col +PASS .*: 1 of 1 rows$' "the targets plan's im2col part"
+expect "$d" '^  32x32/C1/n16 +fp32 +atelier +NCHW conv=im2col +cuda_graph +[0-9]+\.[0-9]{2} ' "atelier fp32 by im2col"
 expect "$d" '^  [0-9]+\.[0-9]{2} s end to end \(target < 8 s: ' "the dry epoch's wall clock"
 torch_part "$d" torch_targets '^  32x32/C1/n8 +fp32 +PyTorch .* channels_last +eager +[0-9]+\.[0-9]{2} ' "the targets plan"
 ((has_torch)) && expect "$d" '^torch_targets +PASS .*: 3 of 3 rows$' "the targets plan: PyTorch's three rows"

@@ -1,0 +1,37 @@
+// What the CUDA convolutions share between conv.cu (the entry points, im2col + GEMM) and winograd.cu (Winograd
+// F(2x2, 3x3) and F(4x4, 3x3) for 3x3 stride-1 convolutions). Private to backends/cuda/.
+#pragma once
+
+#include <cstdint>
+
+#include "backends/args.h"
+#include "backends/cuda/cuda_backend.h"
+
+namespace atelier::cuda {
+
+// A GEMM of `dtype` over contiguous row-major operands: C_b (m x n) = op(A_b) op(B_b) + beta C_b, b < batch, each
+// operand `stride_*` elements after the last (0: one matrix for every b).
+GemmArgs gemm_args(DType dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a, bool trans_a,
+                   int64_t stride_a, const void* b, bool trans_b, int64_t stride_b, void* c, int64_t stride_c,
+                   double beta);
+
+// The Winograd tile of convolution g on CUDA under the library's settings: 2 or 4, or 0 for im2col
+// (choose_conv_algo, backends/conv_algo.h; under auto, float32 takes Winograd only under Precision::FP32).
+int winograd_tile(const Conv2dGeometry& g, DType dtype);
+
+// F(m x m, 3x3), m = 2 or 4, for a convolution that winograd_applies() to and check_conv_geometry() passed (any
+// padding, input upsampling 1 or 2). The contracts of the conv2d primitives (backends/args.h): the output, the
+// input gradient and the weight gradient are overwritten; the forward pass adds the bias (if any) and applies ELU
+// (if elu) in its output transform. The products run on `backend`'s GEMM (cuBLAS), the rest in our kernels, all on
+// the context's stream, with scratch from the context's workspace.
+template <typename T>
+void winograd_forward(CudaBackend& backend, int m, const Conv2dGeometry& g, const T* input, const T* weight,
+                      const T* bias, bool elu, T alpha, T* output);
+template <typename T>
+void winograd_backward_input(CudaBackend& backend, int m, const Conv2dGeometry& g, const T* grad_output,
+                             const T* weight, T* grad_input);
+template <typename T>
+void winograd_backward_weight(CudaBackend& backend, int m, const Conv2dGeometry& g, const T* input,
+                              const T* grad_output, T* grad_weight);
+
+}  // namespace atelier::cuda
