@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include "autograd/functions.h"
+#include "backends/conv_algo.h"
 #include "backends/error.h"
 #include "backends/precision.h"
 #include "began/model.h"
@@ -115,6 +116,22 @@ StepNumbers began_step_numbers(Device device) {
   return out;
 }
 
+// The errors of one CUDA BEGAN step under the library's current settings against the CPU's fp32 step: the largest
+// relative error of the losses, the worst parameter tensor's gradient (relative L2) and the Adam update's.
+struct StepErrors {
+  double loss, grad, update;
+};
+StepErrors step_errors(const StepNumbers& cpu) {
+  const StepNumbers cuda = began_step_numbers(Device::cuda());
+  StepErrors e{0, 0, relative_l2(cuda.update, cpu.update)};
+  for (auto loss : {&began::StepResult::loss_real, &began::StepResult::loss_fake_d, &began::StepResult::loss_fake_g,
+                    &began::StepResult::m_global}) {
+    e.loss = std::max(e.loss, std::fabs(cuda.result.*loss - cpu.result.*loss) / std::fabs(cpu.result.*loss));
+  }
+  for (size_t i = 0; i < cpu.grads.size(); ++i) e.grad = std::max(e.grad, relative_l2(cuda.grads[i], cpu.grads[i]));
+  return e;
+}
+
 TEST_CASE("precision: one BEGAN step under fp32, tf32 and bf16 against the CPU's fp32 step, within stated bounds") {
   const StepNumbers cpu = began_step_numbers(Device::cpu());
   // Bounds: about five times the emulated figures of docs/gpu.md ("Precision modes": losses 0 / 2.9e-5 / 5.5e-4,
@@ -127,23 +144,41 @@ TEST_CASE("precision: one BEGAN step under fp32, tf32 and bf16 against the CPU's
   for (Mode mode : {Mode{Precision::FP32, 1e-5, 1e-4, 1e-3}, Mode{Precision::TF32, 2e-4, 1e-2, 5e-2},
                     Mode{Precision::BF16, 3e-3, 5e-2, 0.2}}) {
     PrecisionScope scope(mode.precision);
-    const StepNumbers cuda = began_step_numbers(Device::cuda());
-    double loss_error = 0;
-    for (auto loss : {&began::StepResult::loss_real, &began::StepResult::loss_fake_d, &began::StepResult::loss_fake_g,
-                      &began::StepResult::m_global}) {
-      loss_error = std::max(loss_error, std::fabs(cuda.result.*loss - cpu.result.*loss) / std::fabs(cpu.result.*loss));
-    }
-    double grad_error = 0;  // the worst parameter tensor
-    for (size_t i = 0; i < cpu.grads.size(); ++i) {
-      grad_error = std::max(grad_error, relative_l2(cuda.grads[i], cpu.grads[i]));
-    }
-    const double update_error = relative_l2(cuda.update, cpu.update);
-    MESSAGE("BEGAN step, " << std::string(precision_name(mode.precision)) << ": losses " << loss_error
-                           << ", gradients (worst tensor) " << grad_error << ", Adam update " << update_error
+    const StepErrors e = step_errors(cpu);
+    MESSAGE("BEGAN step, " << std::string(precision_name(mode.precision)) << ": losses " << e.loss
+                           << ", gradients (worst tensor) " << e.grad << ", Adam update " << e.update
                            << " relative to the CPU's fp32 step");
-    CHECK(loss_error <= mode.loss_bound);
-    CHECK(grad_error <= mode.grad_bound);
-    CHECK(update_error <= mode.update_bound);
+    CHECK(e.loss <= mode.loss_bound);
+    CHECK(e.grad <= mode.grad_bound);
+    CHECK(e.update <= mode.update_bound);
+  }
+}
+
+TEST_CASE("precision: the same step with Winograd's convolutions on CUDA, stated beside im2col's") {
+  // The CPU's step by im2col (the program's setting), the GPU's with its 3x3 stride-1 layers by Winograd: auto at
+  // fp32 (what the GPU runs by default: F(4x4) on the layers of 16 channels in), and forced where auto keeps im2col
+  // (tf32, bf16), to state what Winograd would cost in accuracy there (docs/gpu.md, "Winograd on the GPU").
+  const StepNumbers cpu = began_step_numbers(Device::cpu());
+  struct Mode {
+    Precision precision;
+    ConvAlgo algo;
+    double loss_bound, grad_bound, update_bound;
+  };
+  // Bounds: about five times the emulated figures (docs/gpu.md, "Winograd on the GPU").
+  for (Mode mode : {Mode{Precision::FP32, ConvAlgo::Auto, 1e-6, 2e-5, 5e-5},
+                    Mode{Precision::TF32, ConvAlgo::Wino2, 4e-4, 1e-2, 5e-2},
+                    Mode{Precision::TF32, ConvAlgo::Wino4, 2e-3, 6e-2, 0.15},
+                    Mode{Precision::BF16, ConvAlgo::Wino4, 8e-3, 0.4, 0.75}}) {
+    PrecisionScope scope(mode.precision);
+    const testing::ConvAlgoScope algo(mode.algo);
+    const StepErrors e = step_errors(cpu);
+    MESSAGE("BEGAN step, " << std::string(precision_name(mode.precision)) << ", "
+                           << std::string(conv_algo_name(mode.algo)) << ": losses " << e.loss
+                           << ", gradients (worst tensor) " << e.grad << ", Adam update " << e.update
+                           << " relative to the CPU's fp32 step by im2col");
+    CHECK(e.loss <= mode.loss_bound);
+    CHECK(e.grad <= mode.grad_bound);
+    CHECK(e.update <= mode.update_bound);
   }
 }
 
