@@ -240,7 +240,8 @@ template <typename T>
 Chunking chunking(int64_t fixed, int64_t per_image, int64_t n) {
   const int64_t limit =
       static_cast<int64_t>(std::min<size_t>(conv_workspace_limit(), size_t{1} << 62)) / static_cast<int64_t>(sizeof(T));
-  const int64_t images = std::clamp<int64_t>((limit - fixed) / std::max<int64_t>(per_image, 1), 1, n);
+  const int64_t images =
+      std::clamp<int64_t>((limit - fixed) / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(n, 1));
   return {images, fixed + images * per_image};
 }
 

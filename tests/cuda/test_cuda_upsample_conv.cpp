@@ -157,6 +157,18 @@ TEST_CASE("cuda winograd: F(2x2) and F(4x4) give im2col's results, forward and b
   }
 }
 
+TEST_CASE("cuda winograd: an empty batch gives an empty output and zero weight and bias gradients") {
+  const testing::ConvAlgoScope scope(ConvAlgo::Wino4);
+  const std::vector<Tensor> in{zeros({0, 16, 8, 8}), uniform({4, 16, 3, 3}, -1, 1, RandomKey{35, 0, 0}),
+                               uniform({4}, -1, 1, RandomKey{35, 1, 0})};
+  const Fn fn = [](const std::vector<Tensor>& x) { return conv2d_elu(x[0], x[1], x[2], 1, 1, 1.0); };
+  const auto cuda = outputs_and_grads(fn, in, Device::cuda());
+  CHECK(cuda[0].empty());
+  CHECK(cuda[1].empty());
+  CHECK(cuda[2] == std::vector<double>(4 * 16 * 9, 0.0));
+  CHECK(cuda[3] == std::vector<double>(4, 0.0));
+}
+
 // Which algorithm a CUDA convolution ran, told by its kernels: a forward pass with bias and ELU queues 3 by im2col
 // (im2col, the GEMM, bias + ELU) and 4 by Winograd (the filter and input transforms, the GEMM, the output transform
 // with bias + ELU).
