@@ -46,10 +46,10 @@
 #
 # The sanitize plan (bash .gpu/run.sh sanitize), for a third device run when the first two left time: our
 # programs under compute-sanitizer (the machine's; docs/gpu.md, "compute-sanitizer"), each part exiting 3 on any
-# finding: memcheck over every kernel family's CUDA tests (parity rows, reductions, chunked convolutions), memcheck
-# over five BEGAN steps at n = 64 with --cuda-graph on (two eager, the capture, replays), racecheck and synccheck
-# over the block reductions, initcheck over three small BEGAN steps. It prints the parts' table with each tool's
-# summary line, then the first lines of each finding's report. With OUT set: $OUT/gpu-sanitize.txt and
+# finding: memcheck over every kernel family's CUDA tests (parity rows, reductions, chunked and Winograd
+# convolutions), memcheck over five BEGAN steps at n = 64 with --cuda-graph on (two eager, the capture, replays),
+# racecheck and synccheck over the block reductions, initcheck over three small BEGAN steps. It prints the parts'
+# table with each tool's summary line, then the first lines of each finding's report. With OUT set: $OUT/gpu-sanitize.txt and
 # sanitize-logs.tar.gz.
 #
 # Each plan exits 0 when every part passed, 1 otherwise (2 for an unknown plan).
@@ -472,7 +472,7 @@ sanitize_plan() {
 
   # Out-of-bounds and misaligned accesses in every kernel family, on the parity rows' shapes (odd sizes, strides,
   # broadcasts) and the chunked convolutions.
-  checked memcheck_kernels 80 memcheck "$tests" -tc='cuda copy*,cuda cast*,cuda fill*,cuda random*,cuda unary*,cuda binary*,cuda where*,cuda reduce*,parity: every primitive row*,upsample_conv2d_elu*,cuda conv*'
+  checked memcheck_kernels 80 memcheck "$tests" -tc='cuda copy*,cuda cast*,cuda fill*,cuda random*,cuda unary*,cuda binary*,cuda where*,cuda reduce*,parity: every primitive row*,upsample_conv2d_elu*,cuda conv*,cuda winograd*'
   # The whole BEGAN step at the check plan's size: two eager steps, the capture, replays (--cuda-graph on).
   checked memcheck_began 45 memcheck "$here/bin/began" "${began64[@]}" "${quiet[@]}" --device "$device" \
     --cuda-graph on --steps 5 --out "$logs/memcheck-began"
