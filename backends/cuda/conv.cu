@@ -36,6 +36,7 @@
 #include "backends/cuda/device_math.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/fast_divide.h"
 #include "backends/host_device.h"
 #include "backends/image_checks.h"
 
@@ -91,11 +92,13 @@ struct Im2col {
   Conv2dGeometry g;
   int64_t images;
   ColLayout layout;
+  Divisor by_pixels, by_channels, by_width;  // h_out * w_out, c_in, w_out (backends/fast_divide.h)
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     const int64_t kk = g.kh * g.kw, pixels = g.h_out * g.w_out;
-    const int64_t plane = e / pixels, p = e - plane * pixels;  // plane = image * C_in + c
-    const int64_t image = plane / g.c_in, c = plane - image * g.c_in;
-    const int64_t oy = p / g.w_out, ox = p - oy * g.w_out;
+    int64_t p, c, ox;
+    const int64_t plane = by_pixels.divide(e, p);  // plane = image * C_in + c
+    const int64_t image = by_channels.divide(plane, c);
+    const int64_t oy = by_width.divide(p, ox);
     const bool upsampled = g.input_upsample == 2;  // 1 or 2 (check_conv_geometry)
     const int64_t ws = upsampled ? g.w / 2 : g.w;
     const T* src = input + plane * (upsampled ? g.h / 2 : g.h) * ws;
@@ -124,10 +127,12 @@ struct Col2im {
   const T* col;
   T* image_out;
   Conv2dGeometry g;
+  Divisor by_pixels, by_width;  // of the stored input: (h / u) * (w / u), w / u
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
-    const int64_t u = g.input_upsample, hs = g.h / u, ws = g.w / u;
-    const int64_t plane = e / (hs * ws), pixel = e - plane * (hs * ws);  // plane = image * C_in + c
-    const int64_t y = pixel / ws, x = pixel - y * ws;
+    const int64_t u = g.input_upsample;
+    int64_t pixel, x;
+    const int64_t plane = by_pixels.divide(e, pixel);  // plane = image * C_in + c
+    const int64_t y = by_width.divide(pixel, x);
     const T* rows = col + plane * g.kh * g.kw * g.h_out * g.w_out;  // channel c's kh*kw rows of its image's col
     if (u == 1) {
       image_out[e] = pixel_sum(rows, y, x);
@@ -162,12 +167,16 @@ template <typename T>
 struct BiasActivation {
   T* out;
   const T* bias;
-  int64_t c_out, pixels;
+  Divisor by_pixels, by_channels;  // h_out * w_out, c_out
   bool elu;
   T alpha;
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     T v = out[e];
-    if (bias != nullptr) v += bias[e / pixels % c_out];
+    if (bias != nullptr) {
+      int64_t o;
+      by_channels.divide(by_pixels.divide(e), o);
+      v += bias[o];
+    }
     out[e] = elu ? cuda::dev_elu(v, alpha) : v;
   }
 };
@@ -184,7 +193,8 @@ int64_t chunk_images(const Conv2dGeometry& g, int64_t extra_rows = 0) {
 
 template <typename T>
 void im2col(const T* input, const Conv2dGeometry& g, int64_t images, T* col, ColLayout layout = ColLayout::PerImage) {
-  cuda::launch_linear(images * g.c_in * g.h_out * g.w_out, Im2col<T>{input, col, g, images, layout});
+  const int64_t pixels = g.h_out * g.w_out, n = images * g.c_in * pixels;
+  cuda::launch_linear(n, Im2col<T>{input, col, g, images, layout, Divisor(pixels), Divisor(g.c_in), Divisor(g.w_out)});
 }
 
 // The output gradients of `images` images, (images, C_out, P), side by side: (C_out, images * P), the columns in
@@ -193,9 +203,11 @@ template <typename T>
 struct SideBySide {
   const T* src;
   T* dst;
-  int64_t images, channels, pixels;
+  int64_t channels, pixels;
+  Divisor by_pixels, by_images;  // pixels, images
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
-    const int64_t p = e % pixels, image = e / pixels % images, c = e / pixels / images;
+    int64_t p, image;
+    const int64_t c = by_images.divide(by_pixels.divide(e, p), image);
     dst[e] = src[(image * channels + c) * pixels + p];
   }
 };
@@ -261,8 +273,9 @@ void CudaBackend::conv2d(const Conv2dForwardArgs& args) {
       }
     }
     if (args.bias != nullptr || elu) {
-      cuda::launch_linear(g.n * g.c_out * pixels, BiasActivation<T>{output, static_cast<const T*>(args.bias), g.c_out,
-                                                                    pixels, elu, static_cast<T>(args.alpha)});
+      const int64_t n = g.n * g.c_out * pixels;
+      cuda::launch_linear(n, BiasActivation<T>{output, static_cast<const T*>(args.bias), Divisor(pixels),
+                                               Divisor(g.c_out), elu, static_cast<T>(args.alpha)});
     }
   });
 }
@@ -274,6 +287,7 @@ void CudaBackend::conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
     const int64_t ckk = g.c_in * g.kh * g.kw, pixels = g.h_out * g.w_out, pixels_in = stored_pixels(g);
     const T* grad_out = static_cast<const T*>(args.grad_output);
     T* grad_in = static_cast<T*>(args.grad_input);
+    if (pixels_in == 0) return;  // an empty input (h or w 0, padded): an empty gradient
     if (const int m = cuda::winograd_tile(g, args.dtype); m != 0) {
       return cuda::winograd_backward_input<T>(*this, m, g, grad_out, static_cast<const T*>(args.weight), grad_in);
     }
@@ -290,7 +304,9 @@ void CudaBackend::conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
       // col[n] (CKK, P) = W^T (CKK, C_out) * grad_out[n] (C_out, P)
       gemm(cuda::gemm_args(args.dtype, images, ckk, pixels, g.c_out, args.weight, true, 0,
                            grad_out + n0 * g.c_out * pixels, false, g.c_out * pixels, col, ckk * pixels, 0.0));
-      cuda::launch_linear(images * g.c_in * pixels_in, Col2im<T>{col, grad_in + n0 * g.c_in * pixels_in, g});
+      const int64_t n = images * g.c_in * pixels_in;
+      cuda::launch_linear(
+          n, Col2im<T>{col, grad_in + n0 * g.c_in * pixels_in, g, Divisor(pixels_in), Divisor(g.w / g.input_upsample)});
     }
   });
 }
@@ -338,7 +354,8 @@ void CudaBackend::conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
         }
         if (images > 1) {
           T* grads = scratch + grad_offset;
-          cuda::launch_linear(images * g.c_out * pixels, SideBySide<T>{image_grads, grads, images, g.c_out, pixels});
+          const int64_t n = images * g.c_out * pixels;
+          cuda::launch_linear(n, SideBySide<T>{image_grads, grads, g.c_out, pixels, Divisor(pixels), Divisor(images)});
           image_grads = grads;
         }
         gemm(cuda::gemm_args(args.dtype, 1, g.c_out, ckk, images * pixels, image_grads, false, 0, col, true, 0,

@@ -43,6 +43,7 @@
 #include "backends/cuda/conv.h"
 #include "backends/cuda/device_math.h"
 #include "backends/cuda/launch.h"
+#include "backends/fast_divide.h"
 #include "backends/host_device.h"
 #include "backends/precision.h"
 #include "backends/winograd_transforms.h"
@@ -65,18 +66,29 @@ Pass make_pass(int64_t c_in, int64_t h, int64_t w, int64_t c_out, int64_t pad_h,
           in_upsample, out_upsample};
 }
 
-// Thread e = channel * tiles + t of a kernel over (channel, tile) of a chunk: its channel, its tile's image in the
-// chunk and the top-left corner of the tile's m x m output block (4 divisions).
+// The tiles of a chunk, and the divisions that split the index e = channel * count + t of a thread of a kernel over
+// (channel, tile): prepared on the host once per launch (backends/fast_divide.h), so a thread's split costs a few
+// multiplications instead of three divisions.
+struct ChunkTiles {
+  int64_t count;  // of the chunk
+  Divisor by_count, by_per_image, by_tiles_x;
+};
+ChunkTiles chunk_tiles(const Pass& p, int64_t count) {
+  const int64_t per_image = p.tiles_y * p.tiles_x;
+  return {count, Divisor(count), Divisor(per_image), Divisor(p.tiles_x)};
+}
+
+// Thread e's channel, its tile's image in the chunk and the top-left corner of the tile's m x m output block.
 struct TileAt {
   int64_t channel, image, y, x;
 };
 template <int M>
-ATELIER_HOST_DEVICE TileAt tile_at(const Pass& p, int64_t tiles, int64_t e) {
-  const int64_t channel = e / tiles, t = e - channel * tiles;
-  const int64_t per_image = p.tiles_y * p.tiles_x;
-  const int64_t image = t / per_image, r = t - image * per_image;
-  const int64_t ty = r / p.tiles_x;
-  return {channel, image, ty * M, (r - ty * p.tiles_x) * M};
+ATELIER_HOST_DEVICE TileAt tile_at(const ChunkTiles& tiles, int64_t e) {
+  int64_t t, r, tx;
+  const int64_t channel = tiles.by_count.divide(e, t);
+  const int64_t image = tiles.by_per_image.divide(t, r);
+  const int64_t ty = tiles.by_tiles_x.divide(r, tx);
+  return {channel, image, ty * M, tx * M};
 }
 
 // The a*a points of one thread's tile live a plane apart in U, V and M: write the 2-D transform f of `in` (R1 x R1
@@ -118,10 +130,10 @@ struct InputTransform {
   const T* in;  // the chunk's first image, stored (h / in_upsample, w / in_upsample)
   T* v;
   Pass p;
-  int64_t tiles;  // of the chunk
+  ChunkTiles tiles;
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     constexpr int A = M + 2;
-    const TileAt at = tile_at<M>(p, tiles, e);
+    const TileAt at = tile_at<M>(tiles, e);
     const int64_t c = at.channel;
     const bool up = p.in_upsample == 2;
     const int64_t ws = up ? p.w / 2 : p.w;
@@ -137,7 +149,8 @@ struct InputTransform {
       }
     }
     transform_to_planes<A, A>(
-        d, [](const T* a, int as, T* b, int bs) { Transforms<T, M>::input(a, as, b, bs); }, v + e, p.c_in * tiles);
+        d, [](const T* a, int as, T* b, int bs) { Transforms<T, M>::input(a, as, b, bs); }, v + e,
+        p.c_in * tiles.count);
   }
 };
 
@@ -149,15 +162,15 @@ struct OutputTransform {
   T* out;  // the chunk's first image
   const T* bias;
   Pass p;
-  int64_t tiles;
+  ChunkTiles tiles;
   bool elu;
   T alpha;
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     constexpr int A = M + 2;
-    const TileAt at = tile_at<M>(p, tiles, e);
+    const TileAt at = tile_at<M>(tiles, e);
     const int64_t o = at.channel;
     T mv[A * A];
-    load_from_planes<A>(m + e, p.c_out * tiles, mv);
+    load_from_planes<A>(m + e, p.c_out * tiles.count, mv);
     T y[M * M];
     apply_2d<A, M>(mv, y, [](const T* a, int as, T* b, int bs) { Transforms<T, M>::output(a, as, b, bs); });
     for (int k = 0; k < M * M; ++k) {
@@ -189,10 +202,10 @@ struct GradOutputTransform {
   const T* grad;  // the chunk's first image, (c_out, h_out, w_out) each
   T* dm;
   Pass p;
-  int64_t tiles;
+  ChunkTiles tiles;
   ATELIER_HOST_DEVICE void operator()(int64_t e) const {
     constexpr int A = M + 2;
-    const TileAt at = tile_at<M>(p, tiles, e);
+    const TileAt at = tile_at<M>(tiles, e);
     const int64_t o = at.channel;
     const T* plane = grad + (at.image * p.c_out + o) * p.h_out * p.w_out;
     T y[M * M];
@@ -204,7 +217,7 @@ struct GradOutputTransform {
     }
     transform_to_planes<M, A>(
         y, [](const T* a, int as, T* b, int bs) { Transforms<T, M>::output_adjoint(a, as, b, bs); }, dm + e,
-        p.c_out * tiles);
+        p.c_out * tiles.count);
   }
 };
 
@@ -264,11 +277,11 @@ void correlate(CudaBackend& backend, const Pass& p, int64_t n, const T* in, cons
     const int64_t images = std::min(chunks.images, n - n0), tiles = images * per_image;
     T* v = u + u_elements;
     T* m = v + aligned_elements<T>(points * p.c_in * tiles);
-    launch_linear(p.c_in * tiles, InputTransform<T, M>{in + n0 * p.c_in * in_pixels, v, p, tiles});
+    launch_linear(p.c_in * tiles, InputTransform<T, M>{in + n0 * p.c_in * in_pixels, v, p, chunk_tiles(p, tiles)});
     backend.gemm(gemm_args(dtype_of<T>(), points, p.c_out, tiles, p.c_in, u, false, p.c_out * p.c_in, v, false,
                            p.c_in * tiles, m, p.c_out * tiles, 0.0));
-    launch_linear(p.c_out * tiles,
-                  OutputTransform<T, M>{m, out + n0 * p.c_out * out_pixels, bias, p, tiles, elu, alpha});
+    launch_linear(p.c_out * tiles, OutputTransform<T, M>{m, out + n0 * p.c_out * out_pixels, bias, p,
+                                                         chunk_tiles(p, tiles), elu, alpha});
   }
 }
 
@@ -316,8 +329,9 @@ void winograd_backward_weight(CudaBackend& backend, int m, const Conv2dGeometry&
       const int64_t images = std::min(chunks.images, g.n - n0), tiles = images * per_image;
       T* v = du + du_elements;
       T* dm = v + aligned_elements<T>(points * g.c_in * tiles);
-      launch_linear(g.c_in * tiles, InputTransform<T, M>{input + n0 * g.c_in * in_pixels, v, p, tiles});
-      launch_linear(g.c_out * tiles, GradOutputTransform<T, M>{grad_output + n0 * g.c_out * out_pixels, dm, p, tiles});
+      launch_linear(g.c_in * tiles, InputTransform<T, M>{input + n0 * g.c_in * in_pixels, v, p, chunk_tiles(p, tiles)});
+      launch_linear(g.c_out * tiles,
+                    GradOutputTransform<T, M>{grad_output + n0 * g.c_out * out_pixels, dm, p, chunk_tiles(p, tiles)});
       // dU[xi] (c_out, c_in) (+)= dM[xi] (c_out, tiles) V[xi]^T (tiles, c_in)
       backend.gemm(gemm_args(dtype_of<T>(), points, g.c_out, g.c_in, tiles, dm, false, g.c_out * tiles, v, true,
                              g.c_in * tiles, du, g.c_out * g.c_in, n0 == 0 ? 0.0 : 1.0));
