@@ -12,7 +12,9 @@ under the emulation), puts the file back and says KILLED (some test failed, as i
 passed with the code broken: a gap in the tests). A mutation marked "known_survivor" says why no test here can catch
 it; it is reported but not counted. The exit status is 1 when an unmarked mutation survives or a mutation no longer
 applies (the code moved: update the list). It first runs the suite unmutated and stops if that fails: a suite that
-fails anyway would "kill" every mutation.
+fails anyway would "kill" every mutation. A mutated suite still running after four times the unmutated one's time
+(at least 10 minutes) is stopped with every process it started, and counts as killed: a mutation that corrupts
+the heap can leave the test program deadlocked in doctest's signal handler.
 
 It edits the working tree, so it refuses to start when a mutated file has uncommitted changes, and it restores
 every file it touched even when interrupted. One CPU mutation takes 25-50 s on 2 cores (an incremental build and
@@ -24,6 +26,7 @@ import argparse
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +36,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run(cmd, **kw):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, **kw)
+
+
+def run_limited(cmd, limit):
+    """run(), but a command still running after `limit` seconds is killed with everything it started (its own
+    process group): returncode None. A mutation that corrupts the heap can make the test program deadlock in
+    doctest's signal handler (malloc's lock is held when abort() raises the signal), which would otherwise stall
+    the whole check."""
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=limit)
+        return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        return subprocess.CompletedProcess(cmd, None, out, err)
 
 
 def failing_lines(output, emulation):
@@ -45,14 +64,14 @@ def build(args):
     return run(["cmake", "--build", args.build_dir, f"-j{args.jobs}"])
 
 
-def run_suite(args):
+def run_suite(args, limit=None):
     """The suite a mutation must fail: the CUDA test program under the emulation, or the CPU ctest suite without
     `format` (a mutation's text may break it) and `mutation_lists` (it fails whenever a listed text is replaced, so
-    with it every mutation would count as killed)."""
+    with it every mutation would count as killed). Past `limit` seconds it is stopped: returncode None."""
     if args.emulation:
-        return run(["scripts/cuda-emulate.sh"])
-    return run(["ctest", "--test-dir", args.build_dir, "-LE", "long", "-E", "^(format|mutation_lists)$",
-                f"-j{args.jobs}"])
+        return run_limited(["scripts/cuda-emulate.sh"], limit)
+    return run_limited(["ctest", "--test-dir", args.build_dir, "-LE", "long", "-E", "^(format|mutation_lists)$",
+                        f"-j{args.jobs}"], limit)
 
 
 def check_one(m, args):
@@ -68,7 +87,9 @@ def check_one(m, args):
         if not args.emulation:
             if build(args).returncode != 0:
                 return "NO BUILD", ["the mutation does not compile: not a test of the tests"]
-        r = run_suite(args)
+        r = run_suite(args, args.limit)
+        if r.returncode is None:  # a hang fails the suite as surely as a failing test
+            return "KILLED", [f"the suite did not finish in {args.limit:.0f} s (stopped: a hang counts as failing)"]
         return ("KILLED" if r.returncode != 0 else "SURVIVED"), failing_lines(r.stdout + r.stderr, args.emulation)
     finally:
         with open(path, "w") as f:
@@ -117,7 +138,10 @@ def main():
     # The suite must pass unmutated, or every mutation would count as killed.
     if not args.emulation and build(args).returncode != 0:
         sys.exit(f"mutation-check: {args.build_dir} does not build unmutated")
+    start = time.time()
     baseline = run_suite(args)
+    # A mutated suite gets four times the unmutated one's time (at least 10 minutes) before it counts as hung.
+    args.limit = max(600.0, 4 * (time.time() - start))
     if baseline.returncode != 0:
         failing = "\n".join(failing_lines(baseline.stdout + baseline.stderr, args.emulation))
         sys.exit(f"mutation-check: the suite fails with no mutation applied, so it cannot tell one:\n{failing}")

@@ -63,7 +63,8 @@ enum class ColLayout { PerImage, SideBySide };
 // first versions ran one thread per col element and divided about 10 times in each: some 250 instructions per
 // 4-byte element. At the H200's rates (about 33 T instructions and 4.8 TB/s per second) the D step's largest
 // im2col (32 images, 64 channels, 64x64 with a 3x3 kernel: 302 MB of col) costs ~0.07 ms of memory traffic but
-// would have spent ~0.55 ms issuing instructions. Now a thread makes a pixel's 9 entries from 4 divisions.
+// would have spent ~0.55 ms issuing instructions. Now a thread makes a pixel's 9 entries from 3 index splits, each
+// a Divisor's multiply-high and shift (backends/fast_divide.h) rather than a division.
 
 // q = t / s when t >= 0, s divides t and q < limit; else -1. s is a convolution's stride: 1 and 2 (every BEGAN
 // layer) take no division.
