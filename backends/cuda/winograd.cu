@@ -62,8 +62,10 @@ struct Pass {
 template <int M>
 Pass make_pass(int64_t c_in, int64_t h, int64_t w, int64_t c_out, int64_t pad_h, int64_t pad_w, int64_t h_out,
                int64_t w_out, int64_t in_upsample, int64_t out_upsample) {
-  return {c_in,        h,           w, c_out, pad_h, pad_w, h_out, w_out, (h_out + M - 1) / M, (w_out + M - 1) / M,
-          in_upsample, out_upsample};
+  Pass p{c_in, h, w, c_out, pad_h, pad_w, h_out, w_out, 0, 0, in_upsample, out_upsample};
+  p.tiles_y = (h_out + M - 1) / M;
+  p.tiles_x = (w_out + M - 1) / M;
+  return p;
 }
 
 // The tiles of a chunk, and the divisions that split the index e = channel * count + t of a thread of a kernel over
