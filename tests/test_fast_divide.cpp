@@ -29,15 +29,26 @@ int64_t mismatches(int64_t d, const std::vector<int64_t>& dividends) {
   return bad;
 }
 
-// 0, 1 and the largest dividends, and 64 multiples of d (each with its neighbours) from 0, 2^31 - 1 and the top.
+// 0, 1 and the largest dividends, and 64 multiples of d (each with its neighbours) up from 0 and from 2^31 - 1 and
+// down from the largest, every step checked so that nothing overflows.
 std::vector<int64_t> dividends_near_multiples(int64_t d) {
   std::vector<int64_t> out{0, 1, kLargest, kLargest - 1};
-  for (int64_t base : {int64_t{0}, (int64_t{1} << 31) - 1, kLargest / d * d - 64 * d}) {
-    for (int64_t i = 0, k = std::max<int64_t>(base, 0) / d * d; i < 64; ++i, k += d) {
-      for (int64_t n : {k - 1, k, k + 1}) {
-        if (n >= 0 && n <= kLargest - 1) out.push_back(n);
-      }
+  const auto around = [&](int64_t k) {
+    if (k > 0) out.push_back(k - 1);
+    out.push_back(k);
+    if (k < kLargest) out.push_back(k + 1);
+  };
+  for (int64_t base : {int64_t{0}, (int64_t{1} << 31) - 1}) {
+    int64_t k = base / d * d;
+    for (int i = 0; i < 64; ++i, k += d) {
+      around(k);
+      if (k > kLargest - d) break;
     }
+  }
+  int64_t k = kLargest / d * d;
+  for (int i = 0; i < 64; ++i, k -= d) {
+    around(k);
+    if (k < d) break;
   }
   return out;
 }
