@@ -1,7 +1,7 @@
 // Op benchmarks, float32, at the shapes BEGAN trains with (batch 16): GEMM, conv2d forward / input gradient /
 // weight gradient, ELU, nearest upsampling, and a copy for the memory-bandwidth reference. On the CPU by default;
 // `--device cuda` runs the same ops on the GPU (each iteration then ends with a synchronize, so the time is the
-// kernels', not the launches'; the CPU's own rows, the FMA peak, packed_gemm/ and conv_algo/, are left out).
+// kernels', not the launches'; the CPU's own rows, the FMA peak and packed_gemm/, are left out).
 //
 // Every name is shared with bench/peers/ops_torch.py, so scripts/bench-vs-torch.sh can join the two tables:
 //   gemm/MxKxN                      (M x K) @ (K x N)
@@ -10,9 +10,9 @@
 //   elu/..., upsample/..., copy/... NCHW shapes
 //   reduce/mean|sum/SHAPE_into_K     a sum or mean of SHAPE into K outputs (the BEGAN L1 losses, a bias gradient)
 // except the conv_algo/ rows, atelier's own (no PyTorch twin; the join shows "-" for PyTorch):
-//   conv_algo/NxCxHxW->C_out/all3/ALGO   a stride-1 conv's all3 with the CPU conv algorithm forced, for the
-//                                        stride-1 conv/ rows and the thin layers around auto's thresholds
-//                                        (ALGO = im2col, wino2, wino4; see backends/conv_algo.h)
+//   conv_algo/NxCxHxW->C_out/all3/ALGO   a stride-1 conv's all3 with the conv algorithm forced (on either
+//                                        device), for the stride-1 conv/ rows and the thin layers around auto's
+//                                        thresholds (ALGO = im2col, wino2, wino4; see backends/conv_algo.h)
 //   adam/began_encoder_n64/per_tensor    that row's 21 tensors through raw adam_step, once per tensor
 //   adam/began_encoder_n64/multi         the same through one adam_step_multi call (what the multi-tensor step,
 //                                        nn::Adam's, buys)
@@ -174,7 +174,7 @@ void bench_conv(benchmark::State& state, const ConvCase& c, ConvPass pass) {
   set_flops(state, conv_flops(g) * (pass == ConvPass::All3 ? 3 : 1));
 }
 
-// A stride-1 conv's all3 under one CPU conv algorithm (restored afterwards). FLOPs are counted as im2col's, so
+// A stride-1 conv's all3 under one conv algorithm (restored afterwards). FLOPs are counted as im2col's, so
 // the GFLOP/s of a Winograd row is an effective rate (it does 2.25x or 4x fewer multiplications).
 void bench_conv_algo(benchmark::State& state, const ConvCase& c, ConvAlgo algo) {
   const ConvAlgo saved = conv_algo();
@@ -467,9 +467,9 @@ void register_all() {
       add(name.str(), [c, pass = pass](benchmark::State& s) { bench_conv(s, c, pass); });
     }
   }
-  if (g_device.is_cpu()) {
+  {
     // Beside BEGAN's wide layers, the thin ones on either side of auto's thresholds (Winograd from 16 channels in
-    // and 3 out, backends/cpu/winograd.h): the first and last convolutions of the 64x64 RGB and 32x32 grey models
+    // and 3 out, backends/conv_algo.h): the first and last convolutions of the 64x64 RGB and 32x32 grey models
     // (3 -> 64, 64 -> 3, 1 -> 32, 32 -> 1) and the shapes the rule was first measured on (8 -> 32, 16 -> 32, 16 -> 1);
     // and the widest layer of the n = 128 model, 512 channels at 8x8 (Winograd's rows of V 2 KiB apart).
     std::vector<ConvCase> algo_convs = {{16, 3, 64, 64, 64, 1}, {16, 64, 64, 64, 3, 1}, {16, 1, 32, 32, 32, 1},

@@ -42,7 +42,9 @@
 # $OUT/gpu-targets.txt, and each part's log, JSON and the epoch's metrics.csv into $OUT/targets-logs.tar.gz. Last, the per-op profile of
 # the eager 64x64/C3/n64 tf32 step (bench_train --profile 5: each primitive's calls, kernels and device time) is
 # printed under the table; after it, with what is left of the budget, the captured 64x64/C3/n64 tf32 step with the
-# im2col workspace at 24 and 48 MiB instead of 256 (rows "NCHW ws=24MiB"), an experiment for the next step.
+# im2col workspace at 24 and 48 MiB instead of 256 (rows "NCHW ws=24MiB"), an experiment for the next step; and
+# last, BEGAN's stride-1 conv layers by im2col, F(2x2) and F(4x4) (bench_ops' conv_algo/ rows, printed as they are),
+# for the conv algorithm's auto rule on the GPU.
 #
 # The sanitize plan (bash .gpu/run.sh sanitize), for a third device run when the first two left time: our
 # programs under compute-sanitizer (the machine's; docs/gpu.md, "compute-sanitizer"), each part exiting 3 on any
@@ -212,7 +214,7 @@ check_plan() {
   # The sizes and step counts below, or (GPU_CHECK_DRY_RUN=1) the smallest ones on the CPU.
   local image=(--image-size 64 --channels 3 --n 64) synthetic=256 step_case='^began_step/64x64/C3/n64/'
   local steps=(--steps 20 --warmup-steps 3) torch_sizes=(--image-size 64 --channels 3 --n 64 --step-mode both)
-  local torch_reps=(--warmup 5 --reps 30) tf32=tf32 ops_filter=()
+  local torch_reps=(--warmup 5 --reps 30) tf32=tf32 ops_filter=(--benchmark_filter='-^conv_algo/')
   if ((dry)); then
     image=(--image-size 32 --channels 1 --n 8) synthetic=64 step_case='^began_step/32x32/C1/n16/'
     steps=(--steps 2 --warmup-steps 1) torch_sizes=(--image-size 32 --channels 1 --n 8 --step-mode eager)
@@ -325,11 +327,13 @@ targets_plan() {
     --case "32,1,32,tf32,both")
   local torch_more=(--device cuda --step-mode both --warmup 5 --reps 30)
   local epoch_images=13184 epoch_model=(--image-size 64 --channels 3 --n 128)
+  local algo_filter='^conv_algo/16x(64x64x64->64|128x32x32->128|192x16x16->192)/'
   if ((dry)); then
     n32='32x32/C1/n16' n64='32x32/C1/n16' n128='32x32/C1/n16' steps=(--steps 2 --warmup-steps 1)
     torch_cases=(--case "32,1,8,fp32,nchw" --case "32,1,8,fp32,both")
     torch_more=(--device cpu --step-mode eager --warmup 1 --reps 2)
     epoch_images=64 epoch_model=(--image-size 32 --channels 1 --n 8)
+    algo_filter='^conv_algo/16x16x32x32->1/'
   fi
   # PyTorch's rows: one per case, layout (two for "both") and step mode (two for "both").
   local epoch_steps=$((epoch_images / 16)) torch_rows=0 modes=2 spec
@@ -390,7 +394,8 @@ targets_plan() {
 
   # Where the eager n = 64 tf32 step's time goes: 5 steps under bench_train's profiler (each primitive's calls,
   # kernels and device time from events on the stream; backends/profiler.h), with what is left of the budget (the
-  # caps above add up to 231 s of 225, but they are caps: a healthy run leaves well over a minute).
+  # caps above add up to 231 s of 225, but they are caps: a healthy run leaves well over a minute; the parts after it
+  # add 28 s more).
   part profile_n64 20 "$here/bin/bench_train" --device "$device" --precision tf32 --cuda-graph off \
     --benchmark_filter="^began_step/($n64)/" --steps 3 --warmup-steps 2 --profile 5 \
     --benchmark_out="$logs/profile_n64.json" --benchmark_out_format=json
@@ -408,6 +413,12 @@ targets_plan() {
     set_detail "bench_train --precision tf32 --cuda-graph on --conv-workspace-mib $mib"
   done
 
+  # The conv algorithms layer by layer, for the auto rule on the GPU (measured on the CPU so far;
+  # backends/conv_algo.h): BEGAN's three stride-1 layer shapes at n = 64, forward and both gradients, by im2col,
+  # F(2x2) and F(4x4), at fp32. Printed under the table.
+  part conv_algo 12 "$here/bin/bench_ops" --device "$device" --benchmark_min_time=0.05 --benchmark_filter="$algo_filter"
+  set_detail "bench_ops conv_algo/: $(grep -c '/real_time' "$logs/conv_algo.log") rows"
+
   # ---- the table ----
   {
     table_header targets
@@ -420,6 +431,8 @@ targets_plan() {
     # reads only atelier_*.json, so it adds no step row).
     echo
     sed -n '/^profile: /,/^  span /p' "$logs/profile_n64.log" 2>/dev/null || true
+    echo
+    grep '^conv_algo/' "$logs/conv_algo.log" 2>/dev/null || true
     failed_logs
     echo
     echo "total $(($(date +%s) - started)) s"
