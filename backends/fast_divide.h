@@ -45,7 +45,6 @@ class Divisor {
     remainder = n - q * d_;
     return q;
   }
-  ATELIER_HOST_DEVICE int64_t value() const { return d_; }
 
  private:
   ATELIER_HOST_DEVICE static uint64_t multiply_high(uint64_t a, uint64_t b) {

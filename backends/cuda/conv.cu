@@ -188,8 +188,7 @@ struct BiasActivation {
 template <typename T>
 int64_t chunk_images(const Conv2dGeometry& g, int64_t extra_rows = 0) {
   const int64_t per_image = (g.c_in * g.kh * g.kw + extra_rows) * g.h_out * g.w_out * static_cast<int64_t>(sizeof(T));
-  const auto limit = static_cast<int64_t>(std::min<size_t>(conv_workspace_limit(), size_t{1} << 62));
-  return std::clamp<int64_t>(limit / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(g.n, 1));
+  return cuda::images_per_chunk(0, per_image, g.n);
 }
 
 template <typename T>
@@ -216,6 +215,11 @@ struct SideBySide {
 }  // namespace
 
 namespace cuda {
+
+int64_t images_per_chunk(int64_t fixed_bytes, int64_t per_image_bytes, int64_t n) {
+  const auto limit = static_cast<int64_t>(std::min<size_t>(conv_workspace_limit(), size_t{1} << 62));
+  return std::clamp<int64_t>((limit - fixed_bytes) / std::max<int64_t>(per_image_bytes, 1), 1, std::max<int64_t>(n, 1));
+}
 
 GemmArgs gemm_args(DType dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a, bool trans_a,
                    int64_t stride_a, const void* b, bool trans_b, int64_t stride_b, void* c, int64_t stride_c,

@@ -15,6 +15,10 @@ GemmArgs gemm_args(DType dtype, int64_t batch, int64_t m, int64_t n, int64_t k, 
                    int64_t stride_a, const void* b, bool trans_b, int64_t stride_b, void* c, int64_t stride_c,
                    double beta);
 
+// Images per chunk of a convolution's scratch: as many as fit conv_workspace_limit() (backends/conv_algo.h) after
+// `fixed_bytes`, at `per_image_bytes` each; at least one (one image may need more), at most n.
+int64_t images_per_chunk(int64_t fixed_bytes, int64_t per_image_bytes, int64_t n);
+
 // The Winograd tile of convolution g on CUDA under the library's settings: 2 or 4, or 0 for im2col
 // (choose_conv_algo, backends/conv_algo.h; under auto, float32 takes Winograd only under Precision::FP32).
 int winograd_tile(const Conv2dGeometry& g, DType dtype);

@@ -57,6 +57,9 @@ struct Pass {
   int64_t c_in, h, w, c_out, pad_h, pad_w, h_out, w_out;
   int64_t tiles_y, tiles_x;  // of one image's output
   int64_t in_upsample, out_upsample;
+  // The pixels of a stored input plane and of a stored output plane.
+  int64_t in_plane() const { return h / in_upsample * (w / in_upsample); }
+  int64_t out_plane() const { return h_out / out_upsample * (w_out / out_upsample); }
 };
 
 template <int M>
@@ -246,18 +249,28 @@ int64_t aligned_elements(int64_t elements) {
   return (elements + unit - 1) / unit * unit;
 }
 
-// The scratch of a call: `fixed` elements (a transformed filter) and, per chunk of images, per_image elements for
-// each of its images. Images per chunk so that the whole stays within conv_workspace_limit(), at least one.
-struct Chunking {
-  int64_t images, scratch_elements;
-};
+// The scratch of a call, one workspace request (the context's one growing block): the a*a planes of a transformed
+// filter (the forward's U, or the weight gradient's sum dU: c_out x c_in each), then those of a chunk's transformed
+// input tiles (V: c_in x tiles) and of its transformed output tiles (M, or dM: c_out x tiles), each piece 256-byte
+// aligned for cuBLAS. A chunk is as many whole images as fit conv_workspace_limit(), at least one (images_per_chunk,
+// conv.h); every chunk uses the same pieces.
 template <typename T>
-Chunking chunking(int64_t fixed, int64_t per_image, int64_t n) {
-  const int64_t limit =
-      static_cast<int64_t>(std::min<size_t>(conv_workspace_limit(), size_t{1} << 62)) / static_cast<int64_t>(sizeof(T));
-  const int64_t images =
-      std::clamp<int64_t>((limit - fixed) / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(n, 1));
-  return {images, fixed + images * per_image};
+struct Scratch {
+  int64_t images;  // per chunk
+  T *filter, *v, *m;
+};
+template <typename T, int M>
+Scratch<T> scratch(const Pass& p, int64_t n) {
+  constexpr int64_t points = (M + 2) * (M + 2), size = sizeof(T);
+  const int64_t per_image = p.tiles_y * p.tiles_x;
+  const int64_t filter = aligned_elements<T>(points * p.c_out * p.c_in);
+  const int64_t images = images_per_chunk(
+      filter * size,
+      size * (aligned_elements<T>(points * p.c_in * per_image) + aligned_elements<T>(points * p.c_out * per_image)), n);
+  const int64_t v = aligned_elements<T>(points * p.c_in * per_image * images);
+  const int64_t m = aligned_elements<T>(points * p.c_out * per_image * images);
+  T* base = static_cast<T*>(context().workspace(static_cast<size_t>(filter + v + m) * sizeof(T)));
+  return {images, base, base + filter, base + filter + v};
 }
 
 // The forward pass and the input gradient: U, then per chunk V, M = U V, the output transform.
@@ -265,24 +278,15 @@ template <typename T, int M>
 void correlate(CudaBackend& backend, const Pass& p, int64_t n, const T* in, const T* weight, bool rotated,
                const T* bias, bool elu, T alpha, T* out) {
   constexpr int64_t points = (M + 2) * (M + 2);
-  const int64_t per_image = p.tiles_y * p.tiles_x;
-  const int64_t u_elements = aligned_elements<T>(points * p.c_out * p.c_in);
-  const Chunking chunks = chunking<T>(
-      u_elements, aligned_elements<T>(points * p.c_in * per_image) + aligned_elements<T>(points * p.c_out * per_image),
-      n);
-  T* u = static_cast<T*>(context().workspace(static_cast<size_t>(chunks.scratch_elements) * sizeof(T)));
+  const Scratch<T> s = scratch<T, M>(p, n);
   const int64_t conv_c_out = rotated ? p.c_in : p.c_out, conv_c_in = rotated ? p.c_out : p.c_in;
-  launch_linear(p.c_out * p.c_in, FilterTransform<T, M>{weight, u, conv_c_out, conv_c_in, rotated});
-  const int64_t in_pixels = p.h / p.in_upsample * (p.w / p.in_upsample);
-  const int64_t out_pixels = p.h_out / p.out_upsample * (p.w_out / p.out_upsample);
-  for (int64_t n0 = 0; n0 < n; n0 += chunks.images) {
-    const int64_t images = std::min(chunks.images, n - n0), tiles = images * per_image;
-    T* v = u + u_elements;
-    T* m = v + aligned_elements<T>(points * p.c_in * tiles);
-    launch_linear(p.c_in * tiles, InputTransform<T, M>{in + n0 * p.c_in * in_pixels, v, p, chunk_tiles(p, tiles)});
-    backend.gemm(gemm_args(dtype_of<T>(), points, p.c_out, tiles, p.c_in, u, false, p.c_out * p.c_in, v, false,
-                           p.c_in * tiles, m, p.c_out * tiles, 0.0));
-    launch_linear(p.c_out * tiles, OutputTransform<T, M>{m, out + n0 * p.c_out * out_pixels, bias, p,
+  launch_linear(p.c_out * p.c_in, FilterTransform<T, M>{weight, s.filter, conv_c_out, conv_c_in, rotated});
+  for (int64_t n0 = 0; n0 < n; n0 += s.images) {
+    const int64_t tiles = std::min(s.images, n - n0) * p.tiles_y * p.tiles_x;
+    launch_linear(p.c_in * tiles, InputTransform<T, M>{in + n0 * p.c_in * p.in_plane(), s.v, p, chunk_tiles(p, tiles)});
+    backend.gemm(gemm_args(dtype_of<T>(), points, p.c_out, tiles, p.c_in, s.filter, false, p.c_out * p.c_in, s.v, false,
+                           p.c_in * tiles, s.m, p.c_out * tiles, 0.0));
+    launch_linear(p.c_out * tiles, OutputTransform<T, M>{s.m, out + n0 * p.c_out * p.out_plane(), bias, p,
                                                          chunk_tiles(p, tiles), elu, alpha});
   }
 }
@@ -320,25 +324,18 @@ void winograd_backward_weight(CudaBackend& backend, int m, const Conv2dGeometry&
   with_winograd_tile(m, [&]<int M> {
     constexpr int64_t points = (M + 2) * (M + 2);
     const Pass p = make_pass<M>(g.c_in, g.h, g.w, g.c_out, g.pad_h, g.pad_w, g.h_out, g.w_out, g.input_upsample, 1);
-    const int64_t per_image = p.tiles_y * p.tiles_x;
-    const int64_t du_elements = aligned_elements<T>(points * g.c_out * g.c_in);
-    const Chunking chunks = chunking<T>(
-        du_elements,
-        aligned_elements<T>(points * g.c_in * per_image) + aligned_elements<T>(points * g.c_out * per_image), g.n);
-    T* du = static_cast<T*>(context().workspace(static_cast<size_t>(chunks.scratch_elements) * sizeof(T)));
-    const int64_t in_pixels = g.h / g.input_upsample * (g.w / g.input_upsample), out_pixels = g.h_out * g.w_out;
-    for (int64_t n0 = 0; n0 < g.n; n0 += chunks.images) {
-      const int64_t images = std::min(chunks.images, g.n - n0), tiles = images * per_image;
-      T* v = du + du_elements;
-      T* dm = v + aligned_elements<T>(points * g.c_in * tiles);
-      launch_linear(g.c_in * tiles, InputTransform<T, M>{input + n0 * g.c_in * in_pixels, v, p, chunk_tiles(p, tiles)});
-      launch_linear(g.c_out * tiles,
-                    GradOutputTransform<T, M>{grad_output + n0 * g.c_out * out_pixels, dm, p, chunk_tiles(p, tiles)});
+    const Scratch<T> s = scratch<T, M>(p, g.n);  // s.filter is dU, s.m is dM
+    for (int64_t n0 = 0; n0 < g.n; n0 += s.images) {
+      const int64_t tiles = std::min(s.images, g.n - n0) * p.tiles_y * p.tiles_x;
+      launch_linear(g.c_in * tiles,
+                    InputTransform<T, M>{input + n0 * g.c_in * p.in_plane(), s.v, p, chunk_tiles(p, tiles)});
+      launch_linear(g.c_out * tiles, GradOutputTransform<T, M>{grad_output + n0 * g.c_out * p.out_plane(), s.m, p,
+                                                               chunk_tiles(p, tiles)});
       // dU[xi] (c_out, c_in) (+)= dM[xi] (c_out, tiles) V[xi]^T (tiles, c_in)
-      backend.gemm(gemm_args(dtype_of<T>(), points, g.c_out, g.c_in, tiles, dm, false, g.c_out * tiles, v, true,
-                             g.c_in * tiles, du, g.c_out * g.c_in, n0 == 0 ? 0.0 : 1.0));
+      backend.gemm(gemm_args(dtype_of<T>(), points, g.c_out, g.c_in, tiles, s.m, false, g.c_out * tiles, s.v, true,
+                             g.c_in * tiles, s.filter, g.c_out * g.c_in, n0 == 0 ? 0.0 : 1.0));
     }
-    launch_linear(g.c_out * g.c_in, FilterAdjoint<T, M>{du, grad_weight, g.c_out * g.c_in});
+    launch_linear(g.c_out * g.c_in, FilterAdjoint<T, M>{s.filter, grad_weight, g.c_out * g.c_in});
   });
 }
 
