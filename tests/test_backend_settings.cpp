@@ -41,9 +41,6 @@ TEST_CASE("conv workspace limit: 256 MiB by default, settable, at least 1 byte")
 }
 
 TEST_CASE("precision: the CPU computes float32 under every setting (matmul and conv2d bit for bit)") {
-  struct RestoreFp32 {
-    ~RestoreFp32() { set_precision(Precision::FP32); }
-  } restore;
   // Values with all 23 mantissa bits in use, so a product rounded to TF32 or bfloat16 would differ.
   const Tensor a = uniform({33, 70}, -1, 1, RandomKey{5, 0, 0}), b = uniform({70, 19}, -1, 1, RandomKey{5, 1, 0});
   const Tensor x = uniform({2, 5, 9, 9}, -1, 1, RandomKey{5, 2, 0}),
@@ -55,7 +52,7 @@ TEST_CASE("precision: the CPU computes float32 under every setting (matmul and c
   const auto fp32 = results();
   for (Precision p : {Precision::TF32, Precision::BF16}) {
     INFO("precision " << precision_name(p));
-    set_precision(p);
+    const testing::PrecisionScope scope(p);
     CHECK(results() == fp32);
   }
 }

@@ -18,6 +18,7 @@
 
 #include "backends/conv_algo.h"
 #include "backends/error.h"
+#include "backends/precision.h"
 #include "backends/thread_pool.h"
 #include "tensor/grad_mode.h"
 #include "tensor/tensor.h"
@@ -132,6 +133,15 @@ struct ConvAlgoScope {
   ~ConvAlgoScope() { set_conv_algo(saved); }
   ConvAlgoScope(const ConvAlgoScope&) = delete;
   ConvAlgoScope& operator=(const ConvAlgoScope&) = delete;
+};
+
+// Sets the library precision (backends/precision.h) for the scope and restores the previous setting at scope exit.
+struct PrecisionScope {
+  Precision saved = precision();
+  explicit PrecisionScope(Precision p) { set_precision(p); }
+  ~PrecisionScope() { set_precision(saved); }
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
 };
 
 // The relative L2 error ||got - want|| / ||want|| (||got - want|| where want is all zeros), over the elements in

@@ -25,12 +25,7 @@
 namespace atelier {
 namespace {
 
-// The library precision while it lives; FP32 again afterwards, also when a check throws.
-struct PrecisionScope {
-  explicit PrecisionScope(Precision p) { set_precision(p); }
-  ~PrecisionScope() { set_precision(Precision::FP32); }
-};
-
+using testing::PrecisionScope;
 using testing::relative_l2;
 
 TEST_CASE("precision: under tf32 and bf16 the GEMM and conv parity rows stay within the mode's tolerance") {

@@ -180,10 +180,6 @@ int64_t forward_kernels(const Tensor& x, const Tensor& w, const Tensor& b) {
 }
 
 TEST_CASE("cuda winograd: auto takes it for float32 under FP32 only, and as the CPU's rule says; a forced one always") {
-  struct PrecisionScope {
-    explicit PrecisionScope(Precision p) { set_precision(p); }
-    ~PrecisionScope() { set_precision(Precision::FP32); }
-  };
   const auto x = [](int64_t c) { return uniform({2, c, 8, 8}, -1, 1, RandomKey{34, 0, 0}).to(Device::cuda()); };
   const auto w = [](int64_t o, int64_t c) {
     return uniform({o, c, 3, 3}, -1, 1, RandomKey{34, 1, 0}).to(Device::cuda());
@@ -195,7 +191,7 @@ TEST_CASE("cuda winograd: auto takes it for float32 under FP32 only, and as the 
   CHECK(forward_kernels(x(8), w(16, 8), b(16)) == 3);    // 8: im2col
   for (Precision p : {Precision::TF32, Precision::BF16}) {
     INFO(precision_name(p));
-    const PrecisionScope scope(p);
+    const testing::PrecisionScope scope(p);
     CHECK(forward_kernels(x(16), w(16, 16), b(16)) == 3);                    // the tensor cores, by im2col
     CHECK(forward_kernels(wide(x(16)), wide(w(16, 16)), wide(b(16))) == 4);  // float64 ignores the precision
     const testing::ConvAlgoScope forced(ConvAlgo::Wino4);
