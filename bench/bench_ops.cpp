@@ -467,21 +467,19 @@ void register_all() {
       add(name.str(), [c, pass = pass](benchmark::State& s) { bench_conv(s, c, pass); });
     }
   }
-  {
-    // Beside BEGAN's wide layers, the thin ones on either side of auto's thresholds (Winograd from 16 channels in
-    // and 3 out, backends/conv_algo.h): the first and last convolutions of the 64x64 RGB and 32x32 grey models
-    // (3 -> 64, 64 -> 3, 1 -> 32, 32 -> 1) and the shapes the rule was first measured on (8 -> 32, 16 -> 32, 16 -> 1);
-    // and the widest layer of the n = 128 model, 512 channels at 8x8 (Winograd's rows of V 2 KiB apart).
-    std::vector<ConvCase> algo_convs = {{16, 3, 64, 64, 64, 1}, {16, 64, 64, 64, 3, 1}, {16, 1, 32, 32, 32, 1},
-                                        {16, 32, 32, 32, 1, 1}, {16, 8, 32, 32, 32, 1}, {16, 16, 32, 32, 32, 1},
-                                        {16, 16, 32, 32, 1, 1}, {16, 512, 8, 8, 512, 1}};
-    algo_convs.insert(algo_convs.begin(), convs.begin(), convs.end());
-    for (const ConvCase& c : algo_convs) {
-      if (c.stride != 1) continue;
-      for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
-        std::string name = "conv_algo" + conv_name(c).substr(4) + "/all3/" + conv_algo_name(algo);
-        add(name, [c, algo](benchmark::State& s) { bench_conv_algo(s, c, algo); });
-      }
+  // Beside BEGAN's wide layers, the thin ones on either side of auto's thresholds (Winograd from 16 channels in
+  // and 3 out, backends/conv_algo.h): the first and last convolutions of the 64x64 RGB and 32x32 grey models
+  // (3 -> 64, 64 -> 3, 1 -> 32, 32 -> 1) and the shapes the rule was first measured on (8 -> 32, 16 -> 32, 16 -> 1);
+  // and the widest layer of the n = 128 model, 512 channels at 8x8 (Winograd's rows of V 2 KiB apart).
+  std::vector<ConvCase> algo_convs = {{16, 3, 64, 64, 64, 1}, {16, 64, 64, 64, 3, 1}, {16, 1, 32, 32, 32, 1},
+                                      {16, 32, 32, 32, 1, 1}, {16, 8, 32, 32, 32, 1}, {16, 16, 32, 32, 32, 1},
+                                      {16, 16, 32, 32, 1, 1}, {16, 512, 8, 8, 512, 1}};
+  algo_convs.insert(algo_convs.begin(), convs.begin(), convs.end());
+  for (const ConvCase& c : algo_convs) {
+    if (c.stride != 1) continue;
+    for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+      std::string name = "conv_algo" + conv_name(c).substr(4) + "/all3/" + conv_algo_name(algo);
+      add(name, [c, algo](benchmark::State& s) { bench_conv_algo(s, c, algo); });
     }
   }
   add("copy/16x64x64x64", bench_copy);
