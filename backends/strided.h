@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "backends/args.h"
+#include "backends/fast_divide.h"
 #include "backends/host_device.h"
 
 namespace atelier {
@@ -22,13 +23,15 @@ namespace atelier {
 template <typename T>
 using SameSize = std::conditional_t<sizeof(T) == 1, uint8_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>;
 
-// Trivially copyable, so the CUDA backend passes it to a kernel by value (at most 8 + 8 + 64 + 4 * 64 bytes).
+// Trivially copyable, so the CUDA backend passes it to a kernel by value (at most 8 + 8 + 64 + 4 * 64 + 8 * 24
+// bytes).
 template <int N>
 struct StridedPlan {
   int ndim = 0;
   int64_t numel = 1;
   int64_t sizes[kMaxDims] = {};
   int64_t strides[N][kMaxDims] = {};
+  Divisor by_size[kMaxDims];  // by_size[d] divides by sizes[d], for d >= 1 when numel > 0 (plan_offsets)
 };
 
 // sizes: the shared sizes; layouts[k]: operand k's strides (its own sizes are ignored).
@@ -51,6 +54,9 @@ StridedPlan<N> make_plan(const Layout& shape, const Layout* const (&layouts)[N])
       for (int k = 0; k < N; ++k) plan.strides[k][out] = layouts[k]->strides[d];
       ++plan.ndim;
     }
+  }
+  if (plan.numel > 0) {
+    for (int d = 1; d < plan.ndim; ++d) plan.by_size[d] = Divisor(plan.sizes[d]);
   }
   return plan;
 }
@@ -76,17 +82,19 @@ inline Layout scalar_layout(const Layout& shape) {
 // offsets[k] = the element offset, from operand k's data pointer, of the element at row-major position `linear`
 // of the plan's index space (0 <= linear < plan.numel).
 //
-// One division and one remainder per dimension but the outermost: what is left of `linear` there is already its
-// index (< sizes[0], since the sizes multiply to numel). So contiguous operands, whose dimensions make_plan merges
-// into one, cost a GPU thread no division at all. That matters: a GPU has no integer divider; each 64-bit division
-// is a software routine (its 32-bit fallback alone is about 15 instructions with a reciprocal), several times what
-// an elementwise op's arithmetic costs, and enough to make a memory-bound kernel instruction-bound.
+// One index split per dimension but the outermost: what is left of `linear` there is already its index
+// (< sizes[0], since the sizes multiply to numel). So contiguous operands, whose dimensions make_plan merges into
+// one, cost a GPU thread no split at all. Each split divides by the dimension's Divisor (backends/fast_divide.h),
+// prepared by make_plan on the host: a multiply-high, an add and a shift, where `/` and `%` by a run-time size
+// would be a software routine per dimension and element (a GPU has no integer divider; 64-bit operands take a
+// call), several times what an elementwise op's arithmetic costs, and enough to make a memory-bound kernel
+// instruction-bound (docs/gpu.md, "Index arithmetic").
 template <int N>
 ATELIER_HOST_DEVICE inline void plan_offsets(const StridedPlan<N>& plan, int64_t linear, int64_t (&offsets)[N]) {
   for (int k = 0; k < N; ++k) offsets[k] = 0;
   for (int d = plan.ndim - 1; d > 0; --d) {
-    const int64_t index = linear % plan.sizes[d];
-    linear /= plan.sizes[d];
+    int64_t index;
+    linear = plan.by_size[d].divide(linear, index);
     for (int k = 0; k < N; ++k) offsets[k] += index * plan.strides[k][d];
   }
   if (plan.ndim > 0) {

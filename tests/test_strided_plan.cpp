@@ -33,18 +33,21 @@ int64_t reference_offset(const Layout& shape, const Layout& strides, int64_t lin
   return offset;
 }
 
-// Every element's offsets in both operands, from the plan and from the reference.
+// Element i's offsets in both operands (a's shape and strides, b's strides), from the plan and from the reference.
+void check_element(const StridedPlan<2>& plan, const Layout& a, const Layout& b, int64_t i) {
+  int64_t offsets[2];
+  plan_offsets(plan, i, offsets);
+  INFO("element " << i);
+  CHECK(offsets[0] == reference_offset(a, a, i));
+  CHECK(offsets[1] == reference_offset(a, b, i));
+}
+
+// Every element's offsets.
 void check_plan(const Layout& a, const Layout& b) {
   const Layout* layouts[2] = {&a, &b};
   const StridedPlan<2> plan = make_plan<2>(a, layouts);
   REQUIRE(plan.numel == a.numel());
-  for (int64_t i = 0; i < plan.numel; ++i) {
-    int64_t offsets[2];
-    plan_offsets(plan, i, offsets);
-    INFO("element " << i);
-    CHECK(offsets[0] == reference_offset(a, a, i));
-    CHECK(offsets[1] == reference_offset(a, b, i));
-  }
+  for (int64_t i = 0; i < plan.numel; ++i) check_element(plan, a, b, i);
 }
 
 TEST_CASE("strided plan: contiguous operands merge into one dimension, so a GPU thread divides not at all") {
@@ -69,6 +72,30 @@ TEST_CASE("strided plan: every element's offsets match the operands' strides") {
     check_plan(layout({2, 3, 4, 5}, {60, 20, 5, 1}), layout({2, 3, 4, 5}, {1, 2, 6, 24}));
   }
   SUBCASE("a scalar") { check_plan(layout({}, {}), layout({}, {})); }
+  SUBCASE("sizes that are not powers of two, each dimension its own") {
+    check_plan(layout({3, 7, 5, 6}, {210, 30, 6, 1}), layout({3, 7, 5, 6}, {1, 3, 0, 21}));
+  }
+}
+
+TEST_CASE("strided plan: an index space past 2^32, sampled, as a GPU thread's 64-bit index splits it") {
+  // Strides only: no tensor of these sizes exists. Two operands that merge nothing (the second is transposed).
+  const Layout a = layout({5, 1000003, 1001}, {1001 * 1000003LL, 1001, 1});
+  const Layout b = layout({5, 1000003, 1001}, {1, 5, 5 * 1000003LL});
+  const Layout* layouts[2] = {&a, &b};
+  const StridedPlan<2> plan = make_plan<2>(a, layouts);
+  REQUIRE(plan.ndim == 3);
+  REQUIRE(plan.numel > (int64_t{1} << 32));
+  for (const int64_t i : {int64_t{0}, int64_t{1000}, int64_t{1} << 31, (int64_t{1} << 32) + 12345, plan.numel / 2,
+                          plan.numel - 1002, plan.numel - 1}) {
+    check_element(plan, a, b, i);
+  }
+}
+
+TEST_CASE("strided plan: an empty tensor makes a plan of no elements (a size of 0 gets no divisor)") {
+  const Layout a = layout({3, 0, 4}, {0, 4, 1});
+  const Layout* layouts[1] = {&a};
+  const StridedPlan<1> plan = make_plan<1>(a, layouts);
+  CHECK(plan.numel == 0);
 }
 
 }  // namespace

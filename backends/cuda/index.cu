@@ -20,6 +20,7 @@
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/fast_divide.h"
 #include "backends/host_device.h"
 #include "backends/strided.h"
 
@@ -79,10 +80,13 @@ struct Gather {
   const U* src;
   const int64_t* index;
   U* dst;
-  int64_t src_dim, index_dim, inner;
+  int64_t src_dim;
+  Divisor by_inner, by_index_dim;
+  int64_t inner;
   BadPosition* bad;
   ATELIER_HOST_DEVICE void operator()(int64_t n) const {
-    const int64_t i = n % inner, o = n / inner / index_dim;
+    int64_t i;
+    const int64_t o = by_index_dim.divide(by_inner.divide(n, i));
     const int64_t v = index[n];
     if (v < 0 || v >= src_dim) {
       record_bad_position(bad, n);
@@ -111,10 +115,12 @@ struct ScatterAddAsGather {
   const T* src;
   const int64_t* index;
   T* dst;
-  int64_t dst_dim, index_dim, inner;
+  int64_t index_dim, inner;
+  Divisor by_inner, by_dst_dim;
   ATELIER_HOST_DEVICE void operator()(int64_t n) const {
     using Acc = std::conditional_t<std::is_floating_point_v<T>, T, uint64_t>;
-    const int64_t i = n % inner, d = n / inner % dst_dim, o = n / inner / dst_dim;
+    int64_t i, d;
+    const int64_t o = by_dst_dim.divide(by_inner.divide(n, i), d);
     const int64_t first = o * index_dim * inner + i;  // (o, 0, i) in src and index
     Acc acc = static_cast<Acc>(dst[n]);
     for (int64_t j = 0; j < index_dim; ++j) {
@@ -134,7 +140,7 @@ void CudaBackend::gather(const GatherArgs& args) {
     BadIndexFlag bad(*this);
     cuda::launch_linear(count,
                         Gather<U>{static_cast<const U*>(args.src_data), args.index_data, static_cast<U*>(args.dst_data),
-                                  args.src_dim, args.index_dim, args.inner, bad.get()});
+                                  args.src_dim, Divisor(args.inner), Divisor(args.index_dim), args.inner, bad.get()});
     bad.check("gather", args.index_data, args.index_dim, args.inner, args.src_dim);
   });
 }
@@ -152,7 +158,7 @@ void CudaBackend::scatter_add(const ScatterAddArgs& args) {
     cuda::launch_linear(
         args.outer * args.dst_dim * args.inner,
         ScatterAddAsGather<T>{static_cast<const T*>(args.src_data), args.index_data, static_cast<T*>(args.dst_data),
-                              args.dst_dim, args.index_dim, args.inner});
+                              args.index_dim, args.inner, Divisor(args.inner), Divisor(args.dst_dim)});
   });
 }
 
