@@ -41,17 +41,18 @@ const char* conv_algo_name(ConvAlgo algo) {
     case ConvAlgo::Im2col: return "im2col";
     case ConvAlgo::Wino2: return "wino2";
     case ConvAlgo::Wino4: return "wino4";
+    case ConvAlgo::Direct: return "direct";
   }
   return "?";
 }
 
 ConvAlgo parse_conv_algo(const std::string& name) {
-  for (ConvAlgo algo : {ConvAlgo::Auto, ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+  for (ConvAlgo algo : {ConvAlgo::Auto, ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
     if (name == conv_algo_name(algo)) return algo;
   }
   // The value is quoted only in part: it may come from an arbitrarily long environment variable.
   ATELIER_FAIL("conv algorithm '" << name.substr(0, 32) << (name.size() > 32 ? "...'" : "'")
-                                  << " is not one of auto, im2col, wino2, wino4 (ATELIER_CONV_ALGO)");
+                                  << " is not one of auto, im2col, wino2, wino4, direct (ATELIER_CONV_ALGO)");
   return ConvAlgo::Auto;
 }
 
@@ -63,9 +64,16 @@ ConvAlgo conv_algo_from_environment() {
 
 bool winograd_applies(const Conv2dGeometry& g) { return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1; }
 
-ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo) {
+bool direct_applies(const Conv2dGeometry& g) {
+  return winograd_applies(g) && g.pad_h == 1 && g.pad_w == 1 && g.input_upsample == 1;
+}
+
+ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo, bool has_direct) {
+  const bool direct = has_direct && direct_applies(g);
+  if (algo == ConvAlgo::Direct) return direct ? ConvAlgo::Direct : ConvAlgo::Im2col;
   if (!winograd_applies(g) || algo == ConvAlgo::Im2col) return ConvAlgo::Im2col;
   if (algo != ConvAlgo::Auto) return algo;
+  if (direct && g.c_out <= kDirectMaxOutChannels) return ConvAlgo::Direct;
   if (g.c_in < 16 || g.c_out < 3) return ConvAlgo::Im2col;
   // Multiplications per image and channel pair of each tile size, partial tiles counted whole.
   auto tiles = [&](int64_t m) { return ((g.h_out + m - 1) / m) * ((g.w_out + m - 1) / m); };

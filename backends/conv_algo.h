@@ -1,6 +1,7 @@
 // The convolution algorithm, one library-wide setting read by the conv kernels of both backends
 // (backends/cpu/conv.cpp, backends/cuda/conv.cu):
-//   auto    the default: Winograd where it is expected to win (3x3, stride 1, at least 16 channels in and 3 out;
+//   auto    the default: on the CPU, the direct kernels for 3x3, stride-1, padding-1 layers with 1 to 3 output
+//           channels; Winograd where it is expected to win (3x3, stride 1, at least 16 channels in and 3 out;
 //           F(2x2) where its tiles fit the output better, e.g. 6x6, else F(4x4)), im2col + GEMM everywhere else.
 //           On CUDA, float32 takes Winograd only under Precision::FP32 (backends/precision.h): TF32 and BF16 run
 //           every convolution's products on the tensor cores through im2col, whose rounding Winograd's transforms
@@ -8,6 +9,8 @@
 //   im2col  im2col + GEMM for every convolution (a few 1e-7 relative L2 error in float32)
 //   wino2   Winograd F(2x2, 3x3) for every 3x3 stride-1 convolution (a few 1e-7, as im2col)
 //   wino4   Winograd F(4x4, 3x3) for every 3x3 stride-1 convolution (~2e-6 relative L2 error in float32)
+//   direct  the CPU's direct kernels (backends/cpu/direct_conv.h) for every 3x3, stride-1, padding-1 convolution
+//           (a few 1e-7, as im2col); CUDA has no direct kernels and runs im2col instead
 // Winograd applies only to 3x3 kernels with stride 1 (any padding); other shapes always use im2col. A forced
 // wino2 or wino4 holds on CUDA under every precision. The first read takes ATELIER_CONV_ALGO from the environment
 // (unset or empty: auto); set_conv_algo() overrides it from then on, e.g. for a test:
@@ -24,7 +27,7 @@
 
 namespace atelier {
 
-enum class ConvAlgo : uint8_t { Auto, Im2col, Wino2, Wino4 };
+enum class ConvAlgo : uint8_t { Auto, Im2col, Wino2, Wino4, Direct };
 
 // The setting now: the last set_conv_algo(), else ATELIER_CONV_ALGO as read on the first call (a bad value
 // throws atelier::Error here, naming it, on every call until it is overridden).
@@ -33,14 +36,25 @@ void set_conv_algo(ConvAlgo algo);
 
 // True for the convolutions Winograd can compute: a 3x3 kernel with stride 1 (any padding).
 bool winograd_applies(const Conv2dGeometry& g);
+// True for the convolutions the CPU's direct kernels compute (backends/cpu/direct_conv.h): a 3x3 kernel, stride 1,
+// padding 1, no input upsampling (the CPU's entry points upsample first).
+bool direct_applies(const Conv2dGeometry& g);
 
-// The algorithm that computes convolution g under the setting `algo` (conv_algo()): never Auto. The rule was
-// measured on the CPU; on the GPU it is the starting point until measured there (docs/gpu.md, "Winograd").
-//   im2col, or a shape Winograd cannot compute          -> Im2col
+// The algorithm that computes convolution g under the setting `algo` (conv_algo()) on a backend that has the direct
+// kernels (`has_direct`: the CPU) or not (CUDA): never Auto. The rule was measured on the CPU; on the GPU it is the
+// starting point until measured there (docs/gpu.md, "Winograd").
+//   im2col, or a shape no other algorithm computes      -> Im2col
 //   wino2 / wino4 (forced)                              -> Wino2 / Wino4 for every 3x3 stride-1 shape
-//   auto -> Im2col unless 3x3 stride 1 with C_in >= 16 and C_out >= 3: fewer input channels leave the per-point
-//           GEMMs too thin to pay for the transforms (measured: 8 -> 32 channels at 32x32 is slower than im2col,
-//           16 -> 3 and 64 -> 3 are faster, 16 -> 1 slower). Then Wino2 when its 2x2 tiles need no more
+//   direct (forced)                                     -> Direct for every shape direct_applies to, where the
+//                                                          backend has it; Im2col otherwise
+//   auto -> Direct where the backend has it, direct_applies and C_out <= 3: a GEMM with 1 to 3 rows is a GEMV,
+//           and Winograd's transforms cost more than the few products they save (measured, all3 at one thread,
+//           batch 16: 32 -> 1 at 32x32 0.29x im2col's time, 16 -> 1 0.30x, 64 -> 3 at 64x64 0.76x wino4's,
+//           32 -> 3 at 32x32 0.59x; at 4 output channels a tie with wino4, at 6 and 8 slower, and with few input
+//           channels instead, 3 -> 64 and 1 -> 32, slower than im2col; docs/benchmarks.md, "Direct convolution").
+//           Else Im2col unless 3x3 stride 1 with C_in >= 16 and C_out >= 3: fewer input channels leave the
+//           per-point GEMMs too thin to pay for the transforms (measured: 8 -> 32 channels at 32x32 is slower than
+//           im2col, 16 -> 3 and 64 -> 3 are faster, 16 -> 1 slower). Then Wino2 when its 2x2 tiles need no more
 //           multiplications than the 4x4 tiles of Wino4 (16 per 2x2 tile against 36 per 4x4 tile, a partial tile
 //           counted whole: outputs of 1, 2, 5 or 6 rows and columns), Wino4 otherwise. Measured on one core of
 //           the reference machine, fwd + both gradients, batch 16: 64 -> 64 at 64x64 wino4 0.5x im2col's time,
@@ -48,13 +62,14 @@ bool winograd_applies(const Conv2dGeometry& g);
 //           Re-measured with the packed per-point products (docs/benchmarks.md, "Sixth pass"): each choice the
 //           fastest or within 3% of it; 8 -> 32 at 32x32 is now a tie (wino4 0.98x im2col), left to im2col, the
 //           more exact.
-ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo);
+constexpr int64_t kDirectMaxOutChannels = 3;
+ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo, bool has_direct);
 
 // The tile size m of Winograd F(m x m, 3x3) an algorithm chosen by choose_conv_algo computes with: 2 or 4, or 0 for
 // im2col.
 int winograd_tile_size(ConvAlgo chosen);
 
-const char* conv_algo_name(ConvAlgo algo);  // "auto", "im2col", "wino2", "wino4"
+const char* conv_algo_name(ConvAlgo algo);  // "auto", "im2col", "wino2", "wino4", "direct"
 // The name to a ConvAlgo; anything else throws atelier::Error naming the text and the allowed names.
 ConvAlgo parse_conv_algo(const std::string& name);
 // ATELIER_CONV_ALGO parsed now (auto when unset or empty). Programs call it first, to refuse a bad setting in one

@@ -1,4 +1,5 @@
-// The only source of threads in atelier (Eigen runs single-threaded inside it).
+// The only source of compute threads in atelier (Eigen runs single-threaded inside it; a DataLoader's prefetch
+// thread, nn/data/dataloader.cpp, only loads batches).
 //
 // Work is split statically: parallel_for cuts [0, n) into num_threads() equal chunks and chunk t always runs on
 // thread t (t = 0 is the calling thread), so results depend only on the thread count, never on timing.

@@ -333,7 +333,7 @@ targets_plan() {
     torch_cases=(--case "32,1,8,fp32,nchw" --case "32,1,8,fp32,both")
     torch_more=(--device cpu --step-mode eager --warmup 1 --reps 2)
     epoch_images=64 epoch_model=(--image-size 32 --channels 1 --n 8)
-    algo_filter='^conv_algo/16x16x32x32->1/'
+    algo_filter='^conv_algo/16x16x32x32->1/all3/(im2col|wino2|wino4)/'  # the GPU's three (the CPU adds direct)
   fi
   # PyTorch's rows: one per case, layout (two for "both") and step mode (two for "both").
   local epoch_steps=$((epoch_images / 16)) torch_rows=0 modes=2 spec

@@ -247,8 +247,8 @@ TEST_CASE("conv2d weight gradients are bit-identical run to run, and agree acros
   }
 }
 
-TEST_CASE("a steady conv2d step allocates nothing from the system (im2col, wino2, wino4)") {
-  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+TEST_CASE("a steady conv2d step allocates nothing from the system (im2col, wino2, wino4, direct)") {
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
     INFO(std::string(conv_algo_name(algo)));
     testing::ConvAlgoScope scope(algo);
     Tensor x = uniform({4, 8, 16, 16}, -1, 1, RandomKey{1, 0, 0}).requires_grad_();
@@ -277,7 +277,7 @@ TEST_CASE("conv2d_elu equals elu(conv2d) forward and backward under every conv a
     bool bias;
     double alpha;
   };
-  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
     testing::ConvAlgoScope scope(algo);
     for (DType dtype : {DType::Float32, DType::Float64}) {
       for (const Case& c : {Case{1, true, 1.0}, Case{1, false, 0.6}, Case{2, true, 0.6}}) {
@@ -323,12 +323,12 @@ std::vector<std::vector<double>> outputs_and_grads(const std::function<Tensor(co
 
 TEST_CASE("upsample_conv2d_elu equals upsample_nearest2d then conv2d_elu bit for bit on the CPU, every algorithm") {
   // The CPU upsamples into scratch and runs the plain convolution (backends/cpu/conv.cpp), so output and every
-  // gradient are exactly the separate ops' under im2col, F(2x2) and F(4x4): 16 -> 8 channels 3x3 stride 1 pad 1
+  // gradient are exactly the separate ops' under im2col, F(2x2), F(4x4) and direct: 16 -> 8 channels 3x3 stride 1 pad 1
   // (the BEGAN decoder's layer, Winograd-able), a stride-2 unpadded layer, a 1x1, float32 and float64.
   struct Case {
     int64_t kernel, stride, padding;
   };
-  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
     testing::ConvAlgoScope scope(algo);
     for (DType dtype : {DType::Float32, DType::Float64}) {
       for (const Case& c : {Case{3, 1, 1}, Case{3, 2, 0}, Case{1, 1, 0}}) {

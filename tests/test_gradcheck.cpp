@@ -37,10 +37,10 @@ TEST_CASE("every op table row passes gradcheck") {
 }
 
 TEST_CASE("the conv2d, conv2d_elu and upsample_conv2d_elu rows pass gradcheck under every CPU conv algorithm") {
-  // Forced, Winograd computes every 3x3 stride-1 row (the auto rule would leave these small shapes on im2col);
-  // the other rows stay on im2col whatever the setting.
+  // Forced, Winograd computes every 3x3 stride-1 row (the auto rule would leave these small shapes on im2col), and
+  // direct every 3x3 stride-1 padding-1 row; the other rows stay on im2col whatever the setting.
   int rows = 0;
-  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
     testing::ConvAlgoScope scope(algo);
     for (const OpCase& c : op_table()) {
       if (c.op != "conv2d" && c.op != "conv2d_elu" && c.op != "upsample_conv2d_elu") continue;
@@ -51,7 +51,7 @@ TEST_CASE("the conv2d, conv2d_elu and upsample_conv2d_elu rows pass gradcheck un
       ++rows;
     }
   }
-  CHECK(rows >= 3 * 12);
+  CHECK(rows >= 4 * 12);
 }
 
 TEST_CASE("gradcheck catches a wrong gradient") {

@@ -1,8 +1,9 @@
-// Winograd convolution on the CPU (backends/cpu/winograd.cpp) against im2col: forward, input gradient, weight
-// and bias gradients over a table of shapes, in float32 (relative L2 error within the stated accuracy of each
-// tile size) and float64 (1e-12); bit-identical repeated calls and agreement across thread counts; and the
-// algorithm's selection (ATELIER_CONV_ALGO and the auto rule). tests/test_conv.cpp checks that a steady step
-// allocates nothing under each algorithm, tests/test_gradcheck.cpp the op table's conv rows under each.
+// Winograd convolution (backends/cpu/winograd.cpp) and the direct kernels (backends/cpu/direct_conv.cpp) on the CPU
+// against im2col: forward, input gradient, weight and bias gradients over a table of shapes, in float32 (relative
+// L2 error within the stated accuracy of each algorithm) and float64 (1e-12); bit-identical repeated calls and
+// agreement across thread counts; and the algorithm's selection (ATELIER_CONV_ALGO and the auto rule).
+// tests/test_conv.cpp checks that a steady step allocates nothing under each algorithm, tests/test_gradcheck.cpp the op
+// table's conv rows under each.
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -47,8 +48,12 @@ std::ostream& operator<<(std::ostream& os, const Case& c) {
 // For the output transform's groups of tiles (16 output columns stored as one line per channel, streamed where
 // the row starts on a line): rows of 16 and 32 floats, and chunks that begin and end inside a group on such rows
 // at every thread count the suite runs (124x64: 496 tiles of F(4x4) in chunks of 83 at 1, 2 and 3 threads, of 71
-// at 7; of F(2x2), 1984 in chunks of 91 or 95).
+// at 7; of F(2x2), 1984 in chunks of 91 or 95). For the direct kernels (padding 1 only; the rest run im2col under
+// a forced direct): rows that are one vector, no whole number of vectors (1, 5, 13, 17, 21, 23 wide; 10 and 36 for
+// float, whose vectors are 16 wide, 8 for double) and several blocks of 4 vectors (48, 64, 530); 1 to 4 output
+// channels and blocks of 4 with 1 or 2 left over (17, 33, 70), for the input gradient as many input channels.
 const std::vector<Case> kCases = {
+    {1, 3, 1, 1, 2, 1, true},      {2, 5, 2, 17, 3, 1, true},     {1, 7, 6, 48, 5, 1, false},
     {1, 1, 5, 5, 1, 1, true},      {2, 3, 7, 9, 4, 0, false},     {3, 5, 9, 6, 2, 2, true},
     {1, 16, 17, 13, 24, 1, true},  {2, 20, 16, 16, 16, 1, false}, {1, 4, 3, 3, 5, 0, true},
     {2, 33, 11, 10, 17, 1, true},  {1, 8, 4, 6, 3, 3, false},     {4, 16, 26, 23, 16, 1, true},
@@ -83,7 +88,7 @@ std::string name(ConvAlgo algo) { return conv_algo_name(algo); }
 
 // The float32 relative L2 error each algorithm stays within on this file's shapes (~3x the worst measured).
 double float32_bound(ConvAlgo algo) {
-  return algo == ConvAlgo::Im2col ? 1.5e-6 : algo == ConvAlgo::Wino2 ? 1e-6 : 5e-6;
+  return algo == ConvAlgo::Im2col || algo == ConvAlgo::Direct ? 1.5e-6 : algo == ConvAlgo::Wino2 ? 1e-6 : 5e-6;
 }
 
 // Every case's four results under `algo` in `dtype` against im2col in float64 (from the same inputs): each
@@ -109,23 +114,25 @@ std::string check_every_case(ConvAlgo algo, DType dtype, double bound) {
 
 }  // namespace
 
-TEST_CASE("wino2 and wino4 match im2col in float64 (relative L2 error < 1e-12)") {
-  for (ConvAlgo algo : {ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+TEST_CASE("wino2, wino4 and direct match im2col in float64 (relative L2 error < 1e-12)") {
+  for (ConvAlgo algo : {ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
     MESSAGE(check_every_case(algo, DType::Float64, 1e-12));
   }
 }
 
-TEST_CASE("wino2 and wino4 match float64 in float32 within their accuracy (wino2 1e-6, wino4 5e-6, im2col 1.5e-6)") {
+TEST_CASE(
+    "wino2, wino4 and direct match float64 in float32 within their accuracy (wino2 1e-6, wino4 5e-6, "
+    "im2col and direct 1.5e-6)") {
   // The float32 results of each algorithm against im2col in float64; im2col's own float32 error is the baseline.
-  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+  for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
     MESSAGE(check_every_case(algo, DType::Float32, float32_bound(algo)));
   }
 }
 
-TEST_CASE("winograd results are bit-identical run to run, and agree across thread counts") {
+TEST_CASE("winograd and direct results are bit-identical run to run, and agree across thread counts") {
   ThreadCountGuard guard;
   const Case c{3, 24, 21, 18, 20, 1, true};
-  for (ConvAlgo algo : {ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+  for (ConvAlgo algo : {ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
     INFO(name(algo));
     set_num_threads(2);
     const std::vector<Tensor> first = run_passes(c, DType::Float32, algo, DType::Float32);
@@ -162,7 +169,7 @@ TEST_CASE("winograd inside a parallel region runs inline and gives the same resu
   }
 }
 
-TEST_CASE("the conv algorithm: auto's rule, forced algorithms, shapes Winograd cannot compute") {
+TEST_CASE("the conv algorithm: auto's rule, forced algorithms, shapes Winograd or direct cannot compute") {
   auto geometry = [](int64_t c_in, int64_t c_out, int64_t h, int64_t k, int64_t stride, int64_t pad) {
     Conv2dGeometry g{2, c_in, h, h, c_out, k, k, stride, stride, pad, pad, 0, 0};
     g.h_out = g.w_out = (h + 2 * pad - k) / stride + 1;
@@ -171,23 +178,40 @@ TEST_CASE("the conv algorithm: auto's rule, forced algorithms, shapes Winograd c
   using atelier::choose_conv_algo;
   // auto: Winograd for 3x3 stride 1 with >= 16 input and >= 3 output channels; F(2x2) where its tiles need no
   // more multiplications (16 per 2x2 tile, 36 per 4x4 tile), else F(4x4).
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);
-  CHECK(choose_conv_algo(geometry(16, 16, 8, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);    // 144 against 256
-  CHECK(choose_conv_algo(geometry(16, 16, 9, 3, 1, 0), ConvAlgo::Auto) == ConvAlgo::Wino4);    // 7x7 output
-  CHECK(choose_conv_algo(geometry(128, 128, 6, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino2);  // 144 against 144
-  CHECK(choose_conv_algo(geometry(64, 64, 2, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino2);    // 16 against 36
-  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);
-  CHECK(choose_conv_algo(geometry(64, 2, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(3, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(8, 32, 32, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 1, 1, 0), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(16, 16, 8, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Wino4);    // 144 against 256
+  CHECK(choose_conv_algo(geometry(16, 16, 9, 3, 1, 0), ConvAlgo::Auto, false) == ConvAlgo::Wino4);    // 7x7 output
+  CHECK(choose_conv_algo(geometry(128, 128, 6, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Wino2);  // 144 against 144
+  CHECK(choose_conv_algo(geometry(64, 64, 2, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Wino2);    // 16 against 36
+  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(64, 2, 64, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(3, 64, 64, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(8, 32, 32, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Auto, false) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 1, 1, 0), ConvAlgo::Auto, false) == ConvAlgo::Im2col);
   // Forced: every 3x3 stride-1 shape, whatever its size; other kernels and strides stay on im2col.
-  CHECK(choose_conv_algo(geometry(1, 1, 3, 3, 1, 0), ConvAlgo::Wino2) == ConvAlgo::Wino2);
-  CHECK(choose_conv_algo(geometry(1, 1, 3, 3, 1, 0), ConvAlgo::Wino4) == ConvAlgo::Wino4);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Im2col) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 5, 1, 2), ConvAlgo::Wino4) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Wino2) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(1, 1, 3, 3, 1, 0), ConvAlgo::Wino2, false) == ConvAlgo::Wino2);
+  CHECK(choose_conv_algo(geometry(1, 1, 3, 3, 1, 0), ConvAlgo::Wino4, false) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Im2col, false) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 5, 1, 2), ConvAlgo::Wino4, false) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Wino2, false) == ConvAlgo::Im2col);
+  // Where the backend has the direct kernels (the CPU): auto takes them for 3x3, stride-1, padding-1 layers with 1
+  // to 3 output channels, whatever the input channels; forced, for every such layer; else the rule above.
+  CHECK(choose_conv_algo(geometry(32, 1, 32, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Direct);
+  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Direct);
+  CHECK(choose_conv_algo(geometry(2, 2, 5, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Direct);
+  CHECK(choose_conv_algo(geometry(64, 4, 64, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(3, 64, 64, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 0), ConvAlgo::Auto, true) == ConvAlgo::Wino4);   // padding 0
+  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 2, 1), ConvAlgo::Auto, true) == ConvAlgo::Im2col);  // stride 2
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Direct, true) == ConvAlgo::Direct);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 2), ConvAlgo::Direct, true) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 5, 1, 1), ConvAlgo::Direct, true) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 1, 64, 3, 1, 1), ConvAlgo::Im2col, true) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 1, 64, 3, 1, 1), ConvAlgo::Wino4, true) == ConvAlgo::Wino4);
+  // Without them (CUDA), forced direct is im2col.
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Direct, false) == ConvAlgo::Im2col);
 
   // The weight gradient's per-thread partials stay within their budget (256 MiB), else im2col computes it.
   using cpu::winograd_weight_grad_fits;
@@ -212,12 +236,12 @@ TEST_CASE("the conv algorithm: auto's rule, forced algorithms, shapes Winograd c
 }
 
 TEST_CASE("ATELIER_CONV_ALGO: parsed by name, a bad value refused naming it and the allowed ones") {
-  for (ConvAlgo algo : {ConvAlgo::Auto, ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4}) {
+  for (ConvAlgo algo : {ConvAlgo::Auto, ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
     CHECK(parse_conv_algo(conv_algo_name(algo)) == algo);
   }
   testing::check_throws_with([] { parse_conv_algo("winograd"); },
-                             {"'winograd'", "auto", "im2col", "wino2", "wino4", "ATELIER_CONV_ALGO"});
-  testing::check_throws_with([] { parse_conv_algo(""); }, {"''", "auto, im2col, wino2, wino4"});
+                             {"'winograd'", "auto", "im2col", "wino2", "wino4", "direct", "ATELIER_CONV_ALGO"});
+  testing::check_throws_with([] { parse_conv_algo(""); }, {"''", "auto, im2col, wino2, wino4, direct"});
 
   {
     testing::ScopedEnv env("ATELIER_CONV_ALGO", "wino2");

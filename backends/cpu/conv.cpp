@@ -6,8 +6,9 @@
 // whole output rows sized to stay in L2, and hand each tile to a GEMM that sees it right after it was written:
 //   forward          out[:, tile] (C_out, P) = W (C_out, CKK) * col[:, tile] (CKK, P) + bias
 //   backward-weight  gW (C_out, CKK)        += grad_out[:, tile] (C_out, P) * col[:, tile]^T (P, CKK)
-//   backward-input   stride 1, pad <= k - 1: the forward convolution of grad_out with the weights flipped in
-//                    space and transposed in channels, padding k - 1 - pad (a gather: GEMM depth C_out*kh*kw);
+//   backward-input   stride 1, pad <= k - 1, C_out <= 2 C_in: the forward convolution of grad_out with the
+//                    weights flipped in space and transposed in channels, padding k - 1 - pad (a gather: GEMM
+//                    depth C_out*kh*kw);
 //                    otherwise col (CKK, P) = W^T * grad_out[:, tile], then col2im adds col back into the image
 // A 1x1, stride-1, unpadded convolution needs no col at all: the image (C_in, H*W) is its own im2col matrix.
 //
@@ -42,10 +43,11 @@
 // (or 2x2) output tile from a 6x6 (4x4) input patch with 36 (16) multiplications per channel pair instead of 144
 // (36), through linear transforms of the input, filter and output tiles and one GEMM per transform point. F(4x4)'s
 // transforms cost accuracy: float32 results are within a relative L2 error of ~2e-6 of the exact sums, where
-// im2col and F(2x2) stay at a few 1e-7. ATELIER_CONV_ALGO=im2col|wino2|wino4|auto (or
-// atelier::set_conv_algo, backends/conv_algo.h) forces one; auto, the default, takes Winograd where it is expected
-// to win (choose_conv_algo in backends/cpu/winograd.h: at least 16 channels in and 3 out; F(4x4) unless F(2x2)'s
-// tiles fit the output better).
+// im2col and F(2x2) stay at a few 1e-7. 3x3 stride-1 padding-1 convolutions with few output channels go to the
+// direct kernels (backends/cpu/direct_conv.cpp), which need no col matrix. ATELIER_CONV_ALGO=im2col|wino2|wino4|
+// direct|auto (or atelier::set_conv_algo, backends/conv_algo.h) forces one; auto, the default, takes each where it
+// is expected to win (choose_conv_algo in backends/conv_algo.h: direct for 1 to 3 output channels, Winograd for at
+// least 16 channels in and 3 out, F(4x4) unless F(2x2)'s tiles fit the output better).
 //
 // Input upsampling (Conv2dGeometry::input_upsample = 2, the BEGAN decoder's upsample + conv): the CPU upsamples
 // the small input into scratch and runs the plain convolution on it (Winograd included), and sums the plain input
@@ -61,6 +63,7 @@
 
 #include "backends/conv_algo.h"
 #include "backends/cpu/conv_epilogue.h"
+#include "backends/cpu/direct_conv.h"
 #include "backends/cpu/eigen.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/packed_gemm.h"
@@ -1004,9 +1007,14 @@ void conv2d(const Conv2dForwardArgs& args) {
   ATELIER_CHECK(args.activation == ConvActivation::None || args.activation == ConvActivation::Elu,
                 "cpu conv2d: unknown activation " << static_cast<int>(args.activation));
   if (args.g.input_upsample != 1) return with_upsampled_input(args, [](const Conv2dForwardArgs& p) { conv2d(p); });
-  const int m = winograd_tile_size(choose_conv_algo(args.g, conv_algo()));
+  const ConvAlgo algo = choose_conv_algo(args.g, conv_algo(), /*has_direct=*/true);
+  const int m = winograd_tile_size(algo);
   dispatch(conv2d_types{}, args.dtype, "cpu conv2d", [&]<class T> {
     const auto epilogue = ConvEpilogue<T>::from(args);
+    if (algo == ConvAlgo::Direct) {
+      return direct_forward<T>(args.g, static_cast<const T*>(args.input), static_cast<const T*>(args.weight), epilogue,
+                               static_cast<T*>(args.output));
+    }
     if (m != 0) {
       winograd_forward<T>(m, args.g, static_cast<const T*>(args.input), static_cast<const T*>(args.weight), epilogue,
                           static_cast<T*>(args.output));
@@ -1029,8 +1037,13 @@ void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
     upsample_nearest2d_backward(upsample_args(args.g, args.dtype, big.get(), args.grad_input));
     return;
   }
-  const int m = winograd_tile_size(choose_conv_algo(args.g, conv_algo()));
+  const ConvAlgo algo = choose_conv_algo(args.g, conv_algo(), /*has_direct=*/true);
+  const int m = winograd_tile_size(algo);
   dispatch(conv2d_backward_input_types{}, args.dtype, "cpu conv2d_backward_input", [&]<class T> {
+    if (algo == ConvAlgo::Direct) {
+      return direct_backward_input<T>(args.g, static_cast<const T*>(args.grad_output),
+                                      static_cast<const T*>(args.weight), static_cast<T*>(args.grad_input));
+    }
     if (m != 0) {
       winograd_backward_input<T>(m, args.g, static_cast<const T*>(args.grad_output), static_cast<const T*>(args.weight),
                                  static_cast<T*>(args.grad_input));
@@ -1046,10 +1059,13 @@ void conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
   if (args.g.input_upsample != 1) {
     return with_upsampled_input(args, [](const Conv2dBackwardWeightArgs& p) { conv2d_backward_weight(p); });
   }
-  const int m = winograd_tile_size(choose_conv_algo(args.g, conv_algo()));
+  const ConvAlgo algo = choose_conv_algo(args.g, conv_algo(), /*has_direct=*/true);
+  const int m = winograd_tile_size(algo);
   dispatch(conv2d_backward_weight_types{}, args.dtype, "cpu conv2d_backward_weight", [&]<class T> {
     const T* grad_out = static_cast<const T*>(args.grad_output);
-    if (m != 0 && winograd_weight_grad_fits(m, args.g, num_threads(), sizeof(T))) {
+    if (algo == ConvAlgo::Direct) {
+      direct_backward_weight<T>(args.g, static_cast<const T*>(args.input), grad_out, static_cast<T*>(args.grad_weight));
+    } else if (m != 0 && winograd_weight_grad_fits(m, args.g, num_threads(), sizeof(T))) {
       winograd_backward_weight<T>(m, args.g, static_cast<const T*>(args.input), grad_out,
                                   static_cast<T*>(args.grad_weight));
     } else {

@@ -296,7 +296,7 @@ void correlate(CudaBackend& backend, const Pass& p, int64_t n, const T* in, cons
 int winograd_tile(const Conv2dGeometry& g, DType dtype) {
   const ConvAlgo setting = conv_algo();
   if (setting == ConvAlgo::Auto && dtype == DType::Float32 && precision() != Precision::FP32) return 0;
-  return winograd_tile_size(choose_conv_algo(g, setting));
+  return winograd_tile_size(choose_conv_algo(g, setting, /*has_direct=*/false));
 }
 
 template <typename T>

@@ -1,0 +1,27 @@
+// Direct 3x3 convolutions for thin layers on the CPU: the three passes computed straight from the (zero-padded)
+// image, with no im2col matrix. Thin means few channels on one side (BEGAN's first layer, C_in 1 or 3, and its
+// decoders' last, C_out 1 or 3), where im2col + GEMM does badly: the GEMM has a dimension of 1 to 3 (a GEMV or an
+// outer product), so the time goes to writing and reading a col matrix 9 * C_in rows tall for few
+// multiplications, and Winograd's transforms cost more than the products they save (backends/conv_algo.h).
+// docs/architecture.md section 6 has the loops and what they bought (docs/benchmarks.md, "Direct convolution").
+#pragma once
+
+#include <cstdint>
+
+#include "backends/args.h"
+#include "backends/cpu/conv_epilogue.h"
+
+namespace atelier::cpu {
+
+// The three passes, for the shapes direct_applies (backends/conv_algo.h) accepts, with the contracts of conv2d,
+// conv2d_backward_input and conv2d_backward_weight (the weight gradient only; the bias gradient is the caller's). float
+// and double.
+template <typename T>
+void direct_forward(const Conv2dGeometry& g, const T* input, const T* weight, const ConvEpilogue<T>& epilogue,
+                    T* output);
+template <typename T>
+void direct_backward_input(const Conv2dGeometry& g, const T* grad_output, const T* weight, T* grad_input);
+template <typename T>
+void direct_backward_weight(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight);
+
+}  // namespace atelier::cpu
