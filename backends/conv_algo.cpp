@@ -68,8 +68,8 @@ bool direct_applies(const Conv2dGeometry& g) {
   return winograd_applies(g) && g.pad_h == 1 && g.pad_w == 1 && g.input_upsample == 1;
 }
 
-ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo, bool has_direct) {
-  const bool direct = has_direct && direct_applies(g);
+ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo) {
+  const bool direct = direct_applies(g);
   if (algo == ConvAlgo::Direct) return direct ? ConvAlgo::Direct : ConvAlgo::Im2col;
   if (!winograd_applies(g) || algo == ConvAlgo::Im2col) return ConvAlgo::Im2col;
   if (algo != ConvAlgo::Auto) return algo;

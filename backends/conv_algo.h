@@ -1,7 +1,7 @@
 // The convolution algorithm, one library-wide setting read by the conv kernels of both backends
 // (backends/cpu/conv.cpp, backends/cuda/conv.cu):
-//   auto    the default: on the CPU, the direct kernels for 3x3, stride-1, padding-1 layers with 1 to 3 output
-//           channels; Winograd where it is expected to win (3x3, stride 1, at least 16 channels in and 3 out;
+//   auto    the default: the direct kernels for 3x3, stride-1, padding-1 layers with 1 to 3 output channels;
+//           Winograd where it is expected to win (3x3, stride 1, at least 16 channels in and 3 out;
 //           F(2x2) where its tiles fit the output better, e.g. 6x6, else F(4x4)), im2col + GEMM everywhere else.
 //           On CUDA, float32 takes Winograd only under Precision::FP32 (backends/precision.h): TF32 and BF16 run
 //           every convolution's products on the tensor cores through im2col, whose rounding Winograd's transforms
@@ -9,8 +9,8 @@
 //   im2col  im2col + GEMM for every convolution (a few 1e-7 relative L2 error in float32)
 //   wino2   Winograd F(2x2, 3x3) for every 3x3 stride-1 convolution (a few 1e-7, as im2col)
 //   wino4   Winograd F(4x4, 3x3) for every 3x3 stride-1 convolution (~2e-6 relative L2 error in float32)
-//   direct  the CPU's direct kernels (backends/cpu/direct_conv.h) for every 3x3, stride-1, padding-1 convolution
-//           (a few 1e-7, as im2col); CUDA has no direct kernels and runs im2col instead
+//   direct  the direct kernels (backends/cpu/direct_conv.h, backends/cuda/direct_conv.cu) for every 3x3,
+//           stride-1, padding-1 convolution without input upsampling (a few 1e-7, as im2col)
 // Winograd applies only to 3x3 kernels with stride 1 (any padding); other shapes always use im2col. A forced
 // wino2 or wino4 holds on CUDA under every precision. The first read takes ATELIER_CONV_ALGO from the environment
 // (unset or empty: auto); set_conv_algo() overrides it from then on, e.g. for a test:
@@ -36,18 +36,19 @@ void set_conv_algo(ConvAlgo algo);
 
 // True for the convolutions Winograd can compute: a 3x3 kernel with stride 1 (any padding).
 bool winograd_applies(const Conv2dGeometry& g);
-// True for the convolutions the CPU's direct kernels compute (backends/cpu/direct_conv.h): a 3x3 kernel, stride 1,
-// padding 1, no input upsampling (the CPU's entry points upsample first).
+// True for the convolutions the direct kernels compute (backends/cpu/direct_conv.h, backends/cuda/direct_conv.cu):
+// a 3x3 kernel, stride 1, padding 1, no input upsampling (the CPU's entry points upsample first; CUDA's fold the
+// upsampling into im2col or Winograd instead).
 bool direct_applies(const Conv2dGeometry& g);
 
-// The algorithm that computes convolution g under the setting `algo` (conv_algo()) on a backend that has the direct
-// kernels (`has_direct`: the CPU) or not (CUDA): never Auto. The rule was measured on the CPU; on the GPU it is the
-// starting point until measured there (docs/gpu.md, "Winograd").
+// The algorithm that computes convolution g under the setting `algo` (conv_algo()): never Auto. The rule was
+// measured on the CPU; on the GPU it is the starting point until measured there (docs/gpu.md, "Winograd",
+// "Direct convolution for thin layers").
 //   im2col, or a shape no other algorithm computes      -> Im2col
 //   wino2 / wino4 (forced)                              -> Wino2 / Wino4 for every 3x3 stride-1 shape
-//   direct (forced)                                     -> Direct for every shape direct_applies to, where the
-//                                                          backend has it; Im2col otherwise
-//   auto -> Direct where the backend has it, direct_applies and C_out <= 3: a GEMM with 1 to 3 rows is a GEMV,
+//   direct (forced)                                     -> Direct for every shape direct_applies to; Im2col
+//                                                          otherwise
+//   auto -> Direct where direct_applies and C_out <= 3: a GEMM with 1 to 3 rows is a GEMV,
 //           and Winograd's transforms cost more than the few products they save (measured, all3 at one thread,
 //           batch 16: 32 -> 1 at 32x32 0.29x im2col's time, 16 -> 1 0.30x, 64 -> 3 at 64x64 0.76x wino4's,
 //           32 -> 3 at 32x32 0.59x; at 4 output channels a tie with wino4, at 6 and 8 slower, and with few input
@@ -63,7 +64,7 @@ bool direct_applies(const Conv2dGeometry& g);
 //           fastest or within 3% of it; 8 -> 32 at 32x32 is now a tie (wino4 0.98x im2col), left to im2col, the
 //           more exact.
 constexpr int64_t kDirectMaxOutChannels = 3;
-ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo, bool has_direct);
+ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo);
 
 // The tile size m of Winograd F(m x m, 3x3) an algorithm chosen by choose_conv_algo computes with: 2 or 4, or 0 for
 // im2col.

@@ -12,8 +12,7 @@
 // except the conv_algo/ rows, atelier's own (no PyTorch twin; the join shows "-" for PyTorch):
 //   conv_algo/NxCxHxW->C_out/all3/ALGO   a stride-1 conv's all3 with the conv algorithm forced (on either
 //                                        device), for the stride-1 conv/ rows and the thin layers around auto's
-//                                        thresholds (ALGO = im2col, wino2, wino4, and on the CPU direct; see
-//                                        backends/conv_algo.h)
+//                                        thresholds (ALGO = im2col, wino2, wino4, direct; see backends/conv_algo.h)
 //   adam/began_encoder_n64/per_tensor    that row's 21 tensors through raw adam_step, once per tensor
 //   adam/began_encoder_n64/multi         the same through one adam_step_multi call (what the multi-tensor step,
 //                                        nn::Adam's, buys)
@@ -479,7 +478,6 @@ void register_all() {
   for (const ConvCase& c : algo_convs) {
     if (c.stride != 1) continue;
     for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
-      if (algo == ConvAlgo::Direct && !g_device.is_cpu()) continue;  // CUDA has no direct kernels (im2col's rows)
       std::string name = "conv_algo" + conv_name(c).substr(4) + "/all3/" + conv_algo_name(algo);
       add(name, [c, algo](benchmark::State& s) { bench_conv_algo(s, c, algo); });
     }

@@ -43,8 +43,8 @@
 # the eager 64x64/C3/n64 tf32 step (bench_train --profile 5: each primitive's calls, kernels and device time) is
 # printed under the table; after it, with what is left of the budget, the captured 64x64/C3/n64 tf32 step with the
 # im2col workspace at 24 and 48 MiB instead of 256 (rows "NCHW ws=24MiB"), an experiment for the next step; and
-# last, BEGAN's stride-1 conv layers by im2col, F(2x2) and F(4x4) (bench_ops' conv_algo/ rows, printed as they are),
-# for the conv algorithm's auto rule on the GPU.
+# last, BEGAN's stride-1 conv layers and its decoders' thin last layers by im2col, F(2x2), F(4x4) and the direct
+# kernels (bench_ops' conv_algo/ rows, printed as they are), for the conv algorithm's auto rule on the GPU.
 #
 # The sanitize plan (bash .gpu/run.sh sanitize), for a third device run when the first two left time: our
 # programs under compute-sanitizer (the machine's; docs/gpu.md, "compute-sanitizer"), each part exiting 3 on any
@@ -327,13 +327,13 @@ targets_plan() {
     --case "32,1,32,tf32,both")
   local torch_more=(--device cuda --step-mode both --warmup 5 --reps 30)
   local epoch_images=13184 epoch_model=(--image-size 64 --channels 3 --n 128)
-  local algo_filter='^conv_algo/16x(64x64x64->64|128x32x32->128|192x16x16->192)/'
+  local algo_filter='^conv_algo/16x(64x64x64->64|128x32x32->128|192x16x16->192|64x64x64->3|32x32x32->1)/'
   if ((dry)); then
     n32='32x32/C1/n16' n64='32x32/C1/n16' n128='32x32/C1/n16' steps=(--steps 2 --warmup-steps 1)
     torch_cases=(--case "32,1,8,fp32,nchw" --case "32,1,8,fp32,both")
     torch_more=(--device cpu --step-mode eager --warmup 1 --reps 2)
     epoch_images=64 epoch_model=(--image-size 32 --channels 1 --n 8)
-    algo_filter='^conv_algo/16x16x32x32->1/all3/(im2col|wino2|wino4)/'  # the GPU's three (the CPU adds direct)
+    algo_filter='^conv_algo/16x16x32x32->1/'
   fi
   # PyTorch's rows: one per case, layout (two for "both") and step mode (two for "both").
   local epoch_steps=$((epoch_images / 16)) torch_rows=0 modes=2 spec
@@ -414,9 +414,10 @@ targets_plan() {
   done
 
   # The conv algorithms layer by layer, for the auto rule on the GPU (measured on the CPU so far;
-  # backends/conv_algo.h): BEGAN's three stride-1 layer shapes at n = 64, forward and both gradients, by im2col,
-  # F(2x2) and F(4x4), at fp32. Printed under the table.
-  part conv_algo 12 "$here/bin/bench_ops" --device "$device" --benchmark_min_time=0.05 --benchmark_filter="$algo_filter"
+  # backends/conv_algo.h): BEGAN's three stride-1 layer shapes at n = 64 and the decoders' last layers (64 -> 3 at
+  # 64x64, 32 -> 1 at 32x32), forward and both gradients, by im2col, F(2x2), F(4x4) and direct, at fp32. Printed
+  # under the table.
+  part conv_algo 18 "$here/bin/bench_ops" --device "$device" --benchmark_min_time=0.05 --benchmark_filter="$algo_filter"
   set_detail "bench_ops conv_algo/: $(grep -c '/real_time' "$logs/conv_algo.log") rows"
 
   # ---- the table ----
@@ -485,14 +486,15 @@ sanitize_plan() {
 
   # Out-of-bounds and misaligned accesses in every kernel family, on the parity rows' shapes (odd sizes, strides,
   # broadcasts) and the chunked convolutions.
-  checked memcheck_kernels 80 memcheck "$tests" -tc='cuda copy*,cuda cast*,cuda fill*,cuda random*,cuda unary*,cuda binary*,cuda where*,cuda reduce*,parity: every primitive row*,upsample_conv2d_elu*,cuda conv*,cuda winograd*'
+  checked memcheck_kernels 80 memcheck "$tests" -tc='cuda copy*,cuda cast*,cuda fill*,cuda random*,cuda unary*,cuda binary*,cuda where*,cuda reduce*,parity: every primitive row*,upsample_conv2d_elu*,cuda conv*,cuda winograd*,cuda direct*'
   # The whole BEGAN step at the check plan's size: two eager steps, the capture, replays (--cuda-graph on).
   checked memcheck_began 45 memcheck "$here/bin/began" "${began64[@]}" "${quiet[@]}" --device "$device" \
     --cuda-graph on --steps 5 --out "$logs/memcheck-began"
   # Shared-memory races and barrier misuse in the block reductions (docs/gpu.md, "What the first GPU run must
-  # watch", item 4), the only kernels that share memory between threads.
-  checked racecheck_reduce 35 racecheck "$tests" -tc='cuda reduce*'
-  checked synccheck_reduce 20 synccheck "$tests" -tc='cuda reduce*'
+  # watch", items 4 and 8), the only kernels that share memory between threads (the direct weight gradient's
+  # block sums are reduce.cu's).
+  checked racecheck_reduce 35 racecheck "$tests" -tc='cuda reduce*,cuda direct*'
+  checked synccheck_reduce 20 synccheck "$tests" -tc='cuda reduce*,cuda direct*'
   # Reads of device memory never written, over a small BEGAN run (a finding inside cuBLAS is cuBLAS's own: its
   # lines name the kernel).
   checked initcheck_began 40 initcheck "$here/bin/began" "${began32[@]}" "${quiet[@]}" --device "$device" \

@@ -178,40 +178,42 @@ TEST_CASE("the conv algorithm: auto's rule, forced algorithms, shapes Winograd o
   using atelier::choose_conv_algo;
   // auto: Winograd for 3x3 stride 1 with >= 16 input and >= 3 output channels; F(2x2) where its tiles need no
   // more multiplications (16 per 2x2 tile, 36 per 4x4 tile), else F(4x4).
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Wino4);
-  CHECK(choose_conv_algo(geometry(16, 16, 8, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Wino4);    // 144 against 256
-  CHECK(choose_conv_algo(geometry(16, 16, 9, 3, 1, 0), ConvAlgo::Auto, false) == ConvAlgo::Wino4);    // 7x7 output
-  CHECK(choose_conv_algo(geometry(128, 128, 6, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Wino2);  // 144 against 144
-  CHECK(choose_conv_algo(geometry(64, 64, 2, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Wino2);    // 16 against 36
-  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Wino4);
-  CHECK(choose_conv_algo(geometry(64, 2, 64, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(3, 64, 64, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(8, 32, 32, 3, 1, 1), ConvAlgo::Auto, false) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Auto, false) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 1, 1, 0), ConvAlgo::Auto, false) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(16, 16, 8, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);    // 144 against 256
+  CHECK(choose_conv_algo(geometry(16, 16, 9, 3, 1, 0), ConvAlgo::Auto) == ConvAlgo::Wino4);    // 7x7 output
+  CHECK(choose_conv_algo(geometry(128, 128, 6, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino2);  // 144 against 144
+  CHECK(choose_conv_algo(geometry(64, 64, 2, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino2);    // 16 against 36
+  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 0), ConvAlgo::Auto) == ConvAlgo::Wino4);    // padding 0: not direct
+  CHECK(choose_conv_algo(geometry(64, 2, 64, 3, 1, 0), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(3, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(8, 32, 32, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 1, 1, 0), ConvAlgo::Auto) == ConvAlgo::Im2col);
   // Forced: every 3x3 stride-1 shape, whatever its size; other kernels and strides stay on im2col.
-  CHECK(choose_conv_algo(geometry(1, 1, 3, 3, 1, 0), ConvAlgo::Wino2, false) == ConvAlgo::Wino2);
-  CHECK(choose_conv_algo(geometry(1, 1, 3, 3, 1, 0), ConvAlgo::Wino4, false) == ConvAlgo::Wino4);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Im2col, false) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 5, 1, 2), ConvAlgo::Wino4, false) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Wino2, false) == ConvAlgo::Im2col);
-  // Where the backend has the direct kernels (the CPU): auto takes them for 3x3, stride-1, padding-1 layers with 1
-  // to 3 output channels, whatever the input channels; forced, for every such layer; else the rule above.
-  CHECK(choose_conv_algo(geometry(32, 1, 32, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Direct);
-  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Direct);
-  CHECK(choose_conv_algo(geometry(2, 2, 5, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Direct);
-  CHECK(choose_conv_algo(geometry(64, 4, 64, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Wino4);
-  CHECK(choose_conv_algo(geometry(3, 64, 64, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 0), ConvAlgo::Auto, true) == ConvAlgo::Wino4);   // padding 0
-  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 2, 1), ConvAlgo::Auto, true) == ConvAlgo::Im2col);  // stride 2
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Auto, true) == ConvAlgo::Wino4);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Direct, true) == ConvAlgo::Direct);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 2), ConvAlgo::Direct, true) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 5, 1, 1), ConvAlgo::Direct, true) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 1, 64, 3, 1, 1), ConvAlgo::Im2col, true) == ConvAlgo::Im2col);
-  CHECK(choose_conv_algo(geometry(64, 1, 64, 3, 1, 1), ConvAlgo::Wino4, true) == ConvAlgo::Wino4);
-  // Without them (CUDA), forced direct is im2col.
-  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Direct, false) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(1, 1, 3, 3, 1, 0), ConvAlgo::Wino2) == ConvAlgo::Wino2);
+  CHECK(choose_conv_algo(geometry(1, 1, 3, 3, 1, 0), ConvAlgo::Wino4) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Im2col) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 5, 1, 2), ConvAlgo::Wino4) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 2, 1), ConvAlgo::Wino2) == ConvAlgo::Im2col);
+  // The direct kernels: auto takes them for 3x3, stride-1, padding-1 layers with 1 to 3 output channels, whatever
+  // the input channels; forced, for every such layer; else the rule above.
+  CHECK(choose_conv_algo(geometry(32, 1, 32, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Direct);
+  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Direct);
+  CHECK(choose_conv_algo(geometry(2, 2, 5, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Direct);
+  CHECK(choose_conv_algo(geometry(64, 4, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(3, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 3, 64, 3, 2, 1), ConvAlgo::Auto) == ConvAlgo::Im2col);  // stride 2
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Auto) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 1), ConvAlgo::Direct) == ConvAlgo::Direct);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 3, 1, 2), ConvAlgo::Direct) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 64, 64, 5, 1, 1), ConvAlgo::Direct) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 1, 64, 3, 1, 1), ConvAlgo::Im2col) == ConvAlgo::Im2col);
+  CHECK(choose_conv_algo(geometry(64, 1, 64, 3, 1, 1), ConvAlgo::Wino4) == ConvAlgo::Wino4);
+  // An input-upsampling geometry (CUDA folds the upsampling into im2col or Winograd): never direct.
+  Conv2dGeometry upsampling = geometry(64, 3, 64, 3, 1, 1);
+  upsampling.input_upsample = 2;
+  CHECK(choose_conv_algo(upsampling, ConvAlgo::Auto) == ConvAlgo::Wino4);
+  CHECK(choose_conv_algo(upsampling, ConvAlgo::Direct) == ConvAlgo::Im2col);
 
   // The weight gradient's per-thread partials stay within their budget (256 MiB), else im2col computes it.
   using cpu::winograd_weight_grad_fits;

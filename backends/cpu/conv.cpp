@@ -1007,7 +1007,7 @@ void conv2d(const Conv2dForwardArgs& args) {
   ATELIER_CHECK(args.activation == ConvActivation::None || args.activation == ConvActivation::Elu,
                 "cpu conv2d: unknown activation " << static_cast<int>(args.activation));
   if (args.g.input_upsample != 1) return with_upsampled_input(args, [](const Conv2dForwardArgs& p) { conv2d(p); });
-  const ConvAlgo algo = choose_conv_algo(args.g, conv_algo(), /*has_direct=*/true);
+  const ConvAlgo algo = choose_conv_algo(args.g, conv_algo());
   const int m = winograd_tile_size(algo);
   dispatch(conv2d_types{}, args.dtype, "cpu conv2d", [&]<class T> {
     const auto epilogue = ConvEpilogue<T>::from(args);
@@ -1037,7 +1037,7 @@ void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
     upsample_nearest2d_backward(upsample_args(args.g, args.dtype, big.get(), args.grad_input));
     return;
   }
-  const ConvAlgo algo = choose_conv_algo(args.g, conv_algo(), /*has_direct=*/true);
+  const ConvAlgo algo = choose_conv_algo(args.g, conv_algo());
   const int m = winograd_tile_size(algo);
   dispatch(conv2d_backward_input_types{}, args.dtype, "cpu conv2d_backward_input", [&]<class T> {
     if (algo == ConvAlgo::Direct) {
@@ -1059,7 +1059,7 @@ void conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
   if (args.g.input_upsample != 1) {
     return with_upsampled_input(args, [](const Conv2dBackwardWeightArgs& p) { conv2d_backward_weight(p); });
   }
-  const ConvAlgo algo = choose_conv_algo(args.g, conv_algo(), /*has_direct=*/true);
+  const ConvAlgo algo = choose_conv_algo(args.g, conv_algo());
   const int m = winograd_tile_size(algo);
   dispatch(conv2d_backward_weight_types{}, args.dtype, "cpu conv2d_backward_weight", [&]<class T> {
     const T* grad_out = static_cast<const T*>(args.grad_output);

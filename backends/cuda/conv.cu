@@ -13,7 +13,8 @@
 //                    (C_out, images * P), one GEMM per chunk of images with K = images * P (beta = 1 after the
 //                    first chunk); grad_bias = grad_out summed over (n, P) by the deterministic reduce (reduce.cu)
 // A 1x1, stride-1, unpadded convolution needs no col: the image (C_in, H*W) is its own im2col matrix. A 3x3 stride-1
-// convolution that the convolution algorithm setting gives to Winograd (winograd_tile, conv.h) runs in winograd.cu.
+// convolution that the convolution algorithm setting gives to Winograd (conv_choice, conv.h) runs in winograd.cu, and
+// one it gives to the direct kernels (3x3, stride 1, padding 1, few output channels) in direct_conv.cu.
 //
 // Input upsampling (Conv2dGeometry::input_upsample u = 2, backends/args.h): the convolution sees an (H, W) image
 // but the stored input is (H/u, W/u). im2col reads pixel (iy / u, ix / u) of the small image, so the upsampled
@@ -258,7 +259,13 @@ void CudaBackend::conv2d(const Conv2dForwardArgs& args) {
     const T* input = static_cast<const T*>(args.input);
     T* output = static_cast<T*>(args.output);
     const bool elu = args.activation == ConvActivation::Elu;
-    if (const int m = cuda::winograd_tile(g, args.dtype); m != 0) {
+    const ConvAlgo algo = cuda::conv_choice(g, args.dtype);
+    if (algo == ConvAlgo::Direct) {
+      cuda::direct_forward<T>(g, input, static_cast<const T*>(args.weight), static_cast<const T*>(args.bias), elu,
+                              static_cast<T>(args.alpha), output);
+      return;
+    }
+    if (const int m = winograd_tile_size(algo); m != 0) {
       cuda::winograd_forward<T>(*this, m, g, input, static_cast<const T*>(args.weight),
                                 static_cast<const T*>(args.bias), elu, static_cast<T>(args.alpha), output);
       return;
@@ -293,7 +300,11 @@ void CudaBackend::conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
     const T* grad_out = static_cast<const T*>(args.grad_output);
     T* grad_in = static_cast<T*>(args.grad_input);
     if (pixels_in == 0) return;  // an empty input (h or w 0, padded): an empty gradient
-    if (const int m = cuda::winograd_tile(g, args.dtype); m != 0) {
+    const ConvAlgo algo = cuda::conv_choice(g, args.dtype);
+    if (algo == ConvAlgo::Direct) {
+      return cuda::direct_backward_input<T>(g, grad_out, static_cast<const T*>(args.weight), grad_in);
+    }
+    if (const int m = winograd_tile_size(algo); m != 0) {
       return cuda::winograd_backward_input<T>(*this, m, g, grad_out, static_cast<const T*>(args.weight), grad_in);
     }
     if (is_pointwise(g)) {
@@ -334,7 +345,10 @@ void CudaBackend::conv2d_backward_weight(const Conv2dBackwardWeightArgs& args) {
       }
       return;
     }
-    if (const int m = cuda::winograd_tile(g, args.dtype); m != 0) {
+    const ConvAlgo algo = cuda::conv_choice(g, args.dtype);
+    if (algo == ConvAlgo::Direct) {
+      cuda::direct_backward_weight<T>(g, input, grad_out, static_cast<T*>(args.grad_weight));
+    } else if (const int m = winograd_tile_size(algo); m != 0) {
       cuda::winograd_backward_weight<T>(*this, m, g, input, grad_out, static_cast<T*>(args.grad_weight));
     } else {
       // gW (C_out, CKK) (+)= G (C_out, images * P) * col^T (images * P, CKK): one GEMM per chunk of images, whose

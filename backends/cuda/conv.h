@@ -1,10 +1,12 @@
-// What the CUDA convolutions share between conv.cu (the entry points, im2col + GEMM) and winograd.cu (Winograd
-// F(2x2, 3x3) and F(4x4, 3x3) for 3x3 stride-1 convolutions). Private to backends/cuda/.
+// What the CUDA convolutions share between conv.cu (the entry points, im2col + GEMM), winograd.cu (Winograd
+// F(2x2, 3x3) and F(4x4, 3x3) for 3x3 stride-1 convolutions) and direct_conv.cu (direct 3x3 stride-1 padding-1
+// convolutions for thin layers). Private to backends/cuda/.
 #pragma once
 
 #include <cstdint>
 
 #include "backends/args.h"
+#include "backends/conv_algo.h"
 #include "backends/cuda/cuda_backend.h"
 
 namespace atelier::cuda {
@@ -19,9 +21,20 @@ GemmArgs gemm_args(DType dtype, int64_t batch, int64_t m, int64_t n, int64_t k, 
 // `fixed_bytes`, at `per_image_bytes` each; at least one (one image may need more), at most n.
 int64_t images_per_chunk(int64_t fixed_bytes, int64_t per_image_bytes, int64_t n);
 
-// The Winograd tile of convolution g on CUDA under the library's settings: 2 or 4, or 0 for im2col
-// (choose_conv_algo, backends/conv_algo.h; under auto, float32 takes Winograd only under Precision::FP32).
-int winograd_tile(const Conv2dGeometry& g, DType dtype);
+// The algorithm of convolution g on CUDA under the library's settings (choose_conv_algo, backends/conv_algo.h;
+// under auto, float32 takes Winograd only under Precision::FP32).
+ConvAlgo conv_choice(const Conv2dGeometry& g, DType dtype);
+
+// The direct kernels (direct_conv.cu) for a convolution that direct_applies() to and check_conv_geometry() passed.
+// The contracts of the conv2d primitives: output (with bias and ELU), input gradient and weight gradient
+// overwritten; the weight gradient's scratch is the context's workspace.
+template <typename T>
+void direct_forward(const Conv2dGeometry& g, const T* input, const T* weight, const T* bias, bool elu, T alpha,
+                    T* output);
+template <typename T>
+void direct_backward_input(const Conv2dGeometry& g, const T* grad_output, const T* weight, T* grad_input);
+template <typename T>
+void direct_backward_weight(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight);
 
 // F(m x m, 3x3), m = 2 or 4, for a convolution that winograd_applies() to and check_conv_geometry() passed (any
 // padding, input upsampling 1 or 2). The contracts of the conv2d primitives (backends/args.h): the output, the

@@ -36,6 +36,7 @@
 #include <type_traits>
 
 #include "backends/argmax_math.h"
+#include "backends/cuda/block_reduce.h"
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
@@ -47,11 +48,13 @@
 namespace atelier {
 namespace {
 
+using cuda::block_fold;
+using cuda::kReduceBlock;
+using cuda::kReduceFan;
+using cuda::SumReducer;
+
 // From this many reduced elements per output a whole block reduces each output (or each chunk of it).
 constexpr int64_t kBlockReduceFrom = 64;
-// Threads per reduction block: the combine folds 16 rows of 16 partials.
-constexpr int kReduceFan = 16;
-constexpr int kReduceBlock = kReduceFan * kReduceFan;
 // Blocks that fill the GPU: two per SM of an H200 (132 SMs). A constant, not the device's count, so that the
 // chunks (and so the results' rounding) depend only on the sizes.
 constexpr int64_t kFillBlocks = 2 * 132;
@@ -63,23 +66,6 @@ constexpr int64_t kMinChunk = 2 * kReduceBlock;
 // fewer than 16 elements each, about as long as the second kernel of a split would add (an estimate: to be
 // measured on a GPU, like everything here).
 constexpr int64_t kSplitFrom = 16 * kReduceBlock;
-
-// Sum and mean: accumulate in double (floating T) or uint64 (int64: wraps modulo 2^64, as on the CPU); the
-// result is acc * scale (scale 1 for a sum, 1 / count for a mean) converted to T.
-template <typename T>
-struct SumReducer {
-  using Acc = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
-  ATELIER_HOST_DEVICE static Acc init() { return Acc(0); }
-  ATELIER_HOST_DEVICE static Acc load(T x) { return static_cast<Acc>(x); }
-  ATELIER_HOST_DEVICE static Acc combine(Acc a, Acc b) { return a + b; }
-  ATELIER_HOST_DEVICE static T finish(Acc a, double scale) {
-    if constexpr (std::is_floating_point_v<T>) {
-      return static_cast<T>(a * scale);
-    } else {
-      return static_cast<T>(a);  // scale is 1: int64 has no mean
-    }
-  }
-};
 
 // Max: NaN wins and stays, whichever side it comes from (NaN > m and m > NaN are both false).
 template <typename T>
@@ -118,23 +104,6 @@ struct ReducePerThread {
     dst[k] = Red::finish(acc, scale);
   }
 };
-
-// The block's combine (the header): every thread brings its partial; thread 0 returns the block's total (the
-// other threads return a part of it, unused).
-template <typename Red, class Block>
-ATELIER_HOST_DEVICE typename Red::Acc block_fold(Block& b, typename Red::Acc acc) {
-  b.shared[b.thread] = acc;
-  b.sync();
-  if (b.thread < kReduceFan) {
-    for (int i = 1; i < kReduceFan; ++i) acc = Red::combine(acc, b.shared[b.thread + i * kReduceFan]);
-    b.shared[b.thread] = acc;  // only this thread reads or writes shared[t] for t < 16 at this point
-  }
-  b.sync();
-  if (b.thread == 0) {
-    for (int i = 1; i < kReduceFan; ++i) acc = Red::combine(acc, b.shared[i]);
-  }
-  return acc;
-}
 
 // One block per (kept element k, chunk s): block b takes k = b / chunks, s = b % chunks, and folds the reduced
 // indices [s * chunk, min((s + 1) * chunk, R)): thread t those t, t + kReduceBlock, ... in order, then the

@@ -293,10 +293,14 @@ void correlate(CudaBackend& backend, const Pass& p, int64_t n, const T* in, cons
 
 }  // namespace
 
-int winograd_tile(const Conv2dGeometry& g, DType dtype) {
+ConvAlgo conv_choice(const Conv2dGeometry& g, DType dtype) {
   const ConvAlgo setting = conv_algo();
-  if (setting == ConvAlgo::Auto && dtype == DType::Float32 && precision() != Precision::FP32) return 0;
-  return winograd_tile_size(choose_conv_algo(g, setting, /*has_direct=*/false));
+  const ConvAlgo chosen = choose_conv_algo(g, setting);
+  const bool winograd = chosen == ConvAlgo::Wino2 || chosen == ConvAlgo::Wino4;
+  if (winograd && setting == ConvAlgo::Auto && dtype == DType::Float32 && precision() != Precision::FP32) {
+    return ConvAlgo::Im2col;
+  }
+  return chosen;
 }
 
 template <typename T>

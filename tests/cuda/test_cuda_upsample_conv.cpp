@@ -169,6 +169,42 @@ TEST_CASE("cuda winograd: an empty batch gives an empty output and zero weight a
   CHECK(cuda[3] == std::vector<double>(4, 0.0));
 }
 
+// The direct kernels on CUDA (backends/cuda/direct_conv.cu) against the CPU's im2col: every pass, float64 and
+// float32, 3x3 stride-1 padding-1 shapes: 1 to 3 output channels (auto's), 4 and 6 (a second forward block of 4,
+// a second weight-gradient block of 3), one and several images, a 1x1 image, a row of 1, 17 channels, and
+// enough pixels (2 x 40 x 36) for the weight gradient's chunks.
+TEST_CASE("cuda direct: the direct kernels give im2col's results, forward and backward, float64 and float32") {
+  struct Case {
+    int64_t n, c_in, c_out, h, w;
+  };
+  const Case cases[] = {{2, 5, 1, 7, 9}, {1, 3, 3, 6, 6}, {2, 17, 2, 5, 8}, {3, 4, 4, 9, 10},
+                        {1, 2, 6, 1, 1}, {2, 3, 5, 1, 7}, {2, 8, 3, 40, 36}};
+  for (DType dtype : {DType::Float64, DType::Float32}) {
+    for (const Case& c : cases) {
+      INFO(dtype_name(dtype) << ": " << c.n << " images, " << c.c_in << " -> " << c.c_out << " channels, " << c.h << "x"
+                             << c.w);
+      const std::vector<Tensor> in{uniform({c.n, c.c_in, c.h, c.w}, -1, 1, RandomKey{36, 0, 0}, dtype),
+                                   uniform({c.c_out, c.c_in, 3, 3}, -0.4, 0.4, RandomKey{36, 1, 0}, dtype),
+                                   uniform({c.c_out}, -0.5, 0.5, RandomKey{36, 2, 0}, dtype)};
+      const Fn fn = [](const std::vector<Tensor>& x) { return conv2d_elu(x[0], x[1], x[2], 1, 1, 0.8); };
+      std::vector<std::vector<double>> cpu, cuda;
+      {
+        const testing::ConvAlgoScope scope(ConvAlgo::Im2col);
+        cpu = outputs_and_grads(fn, in, Device::cpu());
+      }
+      {
+        const testing::ConvAlgoScope scope(ConvAlgo::Direct);
+        cuda = outputs_and_grads(fn, in, Device::cuda());
+      }
+      const double tolerance = dtype == DType::Float64 ? 1e-12 : 1e-6;
+      for (size_t i = 0; i < cpu.size(); ++i) {
+        INFO("result " << i << " (output, then the gradients of x, weight, bias)");
+        CHECK(testing::relative_l2(cuda[i], cpu[i]) <= tolerance);
+      }
+    }
+  }
+}
+
 // Which algorithm a CUDA convolution ran, told by its kernels: a forward pass with bias and ELU queues 3 by im2col
 // (im2col, the GEMM, bias + ELU) and 4 by Winograd (the filter and input transforms, the GEMM, the output transform
 // with bias + ELU).
@@ -189,11 +225,13 @@ TEST_CASE("cuda winograd: auto takes it for float32 under FP32 only, and as the 
   const testing::ConvAlgoScope automatic(ConvAlgo::Auto);
   CHECK(forward_kernels(x(16), w(16, 16), b(16)) == 4);  // 16 channels in: Winograd
   CHECK(forward_kernels(x(8), w(16, 8), b(16)) == 3);    // 8: im2col
+  CHECK(forward_kernels(x(16), w(3, 16), b(3)) == 1);    // 3 out: the direct kernel (bias and ELU in it)
   for (Precision p : {Precision::TF32, Precision::BF16}) {
     INFO(precision_name(p));
     const testing::PrecisionScope scope(p);
     CHECK(forward_kernels(x(16), w(16, 16), b(16)) == 3);                    // the tensor cores, by im2col
     CHECK(forward_kernels(wide(x(16)), wide(w(16, 16)), wide(b(16))) == 4);  // float64 ignores the precision
+    CHECK(forward_kernels(x(16), w(3, 16), b(3)) == 1);                      // direct: float32 sums, as in FP32
     const testing::ConvAlgoScope forced(ConvAlgo::Wino4);
     CHECK(forward_kernels(x(8), w(8, 8), b(8)) == 4);
   }

@@ -155,7 +155,7 @@ for mib in 24 48; do
   expect "$d" "^  32x32/C1/n16 +tf32 +atelier +NCHW ws=${mib}MiB +cuda_graph +[0-9]+\\.[0-9]{2} " \
     "the ${mib} MiB workspace row"
 done
-expect "$d" '^conv_algo +PASS .*: 3 rows$' "the targets plan's conv_algo part"
+expect "$d" '^conv_algo +PASS .*: 4 rows$' "the targets plan's conv_algo part"
 expect "$d" '^conv_algo/16x16x32x32->1/all3/wino4/real_time ' "a conv_algo row under the table"
 expect "$d" '^profile: began_step/32x32/C1/n16 on cpu, tf32, per step over 5 eager steps' "the profile's title"
 expect "$d" '^  conv2d +conv2d +[0-9]+ +- +[0-9]+\.[0-9]{3} ' "the profile's conv2d row"
