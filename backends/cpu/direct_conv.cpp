@@ -49,22 +49,27 @@ struct Simd<double> {
   static constexpr int64_t kLanes = 8;
 };
 
+// The vector at p, by reference: a 64-byte vector passed or returned by value would change the calling convention
+// where AVX-512 is not compiled in (GCC's -Wpsabi), and the callers are inlined anyway.
 template <typename T>
-typename Simd<T>::V load(const T* p) {
+const typename Simd<T>::V& vec_at(const T* p) {
   return *reinterpret_cast<const typename Simd<T>::V*>(p);
 }
 
 template <typename T>
-void store(T* p, typename Simd<T>::V v) {
-  *reinterpret_cast<typename Simd<T>::V*>(p) = v;
+typename Simd<T>::V& vec_at(T* p) {
+  return *reinterpret_cast<typename Simd<T>::V*>(p);
 }
 
 // The first `count` lanes of v to p (count <= the lanes).
 template <typename T>
-void store_lanes(T* p, typename Simd<T>::V v, int64_t count) {
-  if (count == Simd<T>::kLanes) return store(p, v);
+void store_lanes(T* p, const typename Simd<T>::V& v, int64_t count) {
+  if (count == Simd<T>::kLanes) {
+    vec_at(p) = v;
+    return;
+  }
   T lanes[Simd<T>::kLanes];
-  store(lanes, v);
+  vec_at(lanes) = v;
   std::copy(lanes, lanes + count, p);
 }
 
@@ -120,7 +125,7 @@ void correlate_block(const T* in, const PaddedLayout& p, int64_t ins, const T* w
       for (int j = 0; j < 3; ++j) {
         V x[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) x[v] = load(rows + i * p.width + j + v * L);
+        for (int v = 0; v < NV; ++v) x[v] = vec_at(rows + i * p.width + j + v * L);
 #pragma GCC unroll 4
         for (int o = 0; o < OB; ++o) {
           const T s = w[o * ins * 9 + i * 3 + j];
@@ -195,7 +200,7 @@ void correlate(const T* src, int64_t n, int64_t ins, int64_t outs, int64_t h, in
 
 // The sum of v's lanes, in lane order.
 template <typename T>
-T lane_sum(typename Simd<T>::V v) {
+T lane_sum(const typename Simd<T>::V& v) {
   T sum = 0;
   for (int64_t l = 0; l < Simd<T>::kLanes; ++l) sum += v[l];
   return sum;
@@ -219,13 +224,13 @@ void weight_grad_image(const T* plane, const PaddedLayout& p, const T* const (&g
     for (int64_t v = 0; v < p.vectors; ++v) {
       V go[OB];
 #pragma GCC unroll 2
-      for (int o = 0; o < OB; ++o) go[o] = load(grads[o] + y * grad_row + v * L);
+      for (int o = 0; o < OB; ++o) go[o] = vec_at(grads[o] + y * grad_row + v * L);
       const T* taps = plane + y * p.width + v * L;
 #pragma GCC unroll 3
       for (int i = 0; i < 3; ++i) {
 #pragma GCC unroll 3
         for (int j = 0; j < 3; ++j) {
-          const V in = load(taps + i * p.width + j);
+          const V in = vec_at(taps + i * p.width + j);
 #pragma GCC unroll 2
           for (int o = 0; o < OB; ++o) sum[o][i * 3 + j] += go[o] * in;
         }

@@ -1,9 +1,10 @@
 // Direct 3x3 convolutions for thin layers on the CPU: the three passes computed straight from the (zero-padded)
-// image, with no im2col matrix. Thin means few channels on one side (BEGAN's first layer, C_in 1 or 3, and its
-// decoders' last, C_out 1 or 3), where im2col + GEMM does badly: the GEMM has a dimension of 1 to 3 (a GEMV or an
-// outer product), so the time goes to writing and reading a col matrix 9 * C_in rows tall for few
-// multiplications, and Winograd's transforms cost more than the products they save (backends/conv_algo.h).
-// docs/architecture.md section 6 has the loops and what they bought (docs/benchmarks.md, "Direct convolution").
+// image, with no im2col matrix. Thin means few output channels (BEGAN's decoders' last layer, C_out 1 or 3), where
+// im2col + GEMM does badly: the GEMM has 1 to 3 rows (a GEMV), so the time goes to writing and reading a col
+// matrix 9 * C_in rows tall for few multiplications, and Winograd's transforms cost more than the products they
+// save (backends/conv_algo.h). With few input channels instead (BEGAN's first layer) im2col's GEMM is as fast, so
+// auto leaves those to it. docs/architecture.md section 6 has the loops, docs/benchmarks.md ("Direct convolution
+// for thin layers") what they bought.
 #pragma once
 
 #include <cstdint>

@@ -11,11 +11,10 @@
 //                    the same address: one broadcast per warp); + bias, ELU as the im2col path's epilogue
 //   backward-input   one thread per input element (n, c, y, x): the sum over output channels o and taps (i, j) of
 //                    w[o, c, i, j] * grad_out[n, o, y + 1 - i, x + 1 - j] (zero outside the image)
-//   backward-weight  gw[o, c, i, j] = the sum over (n, y, x) of grad_out[n, o, y, x] * input[n, c, y + i - 1, x + j -
-//   1]:
-//                    one block per (input channel c, block of up to 3 output channels, chunk of the N*H*W pixels),
-//                    its threads accumulating the 27 (or fewer) sums over their pixels in double, then the block's
-//                    fixed-order combine per sum (block_reduce.h, reduce.cu's); a second kernel adds each sum's
+//   backward-weight  gw[o, c, i, j] = the sum over (n, y, x) of grad_out[n, o, y, x] * input[n, c, y + i - 1,
+//                    x + j - 1]: one block per (input channel c, block of up to 3 output channels, chunk of the N*H*W
+//                    pixels), its threads accumulating the 27 (or fewer) sums over their pixels in double, then the
+//                    block's fixed-order combine per sum (block_reduce.h, reduce.cu's); a second kernel adds each sum's
 //                    chunk partials in chunk order. Deterministic: no atomics, every order fixed by the sizes.
 #include <algorithm>
 #include <cstdint>
