@@ -767,6 +767,35 @@ bool backward_input_as_forward(const Conv2dGeometry& g) {
   return g.stride_h == 1 && g.stride_w == 1 && g.pad_h <= g.kh - 1 && g.pad_w <= g.kw - 1 && g.c_out <= 2 * g.c_in;
 }
 
+// The input gradient of a stride-1 convolution with pad <= k - 1 as a forward convolution:
+//   grad_in[c, y, x] = sum over (o, i, j) of grad_out[o, y + pad - i, x + pad - j] W[o, c, i, j]
+//                    = conv(grad_out, W') with W'[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j'], padding k - 1 - pad,
+// computed by `forward(t, grad_out, W', grad_in)` with t that convolution's geometry (im2col's forward pass, or the
+// direct kernels', whose shapes, 3x3 with padding 1, keep padding 1).
+template <typename T, class Forward>
+void input_gradient_as_forward(const Conv2dGeometry& g, const T* grad_out, const T* weight, T* grad_in,
+                               Forward forward) {
+  Scratch<T> flipped(g.c_in * g.c_out * g.kh * g.kw);  // (C_in, C_out, kh, kw)
+  T* wf = flipped.get();
+  for (int64_t o = 0; o < g.c_out; ++o) {
+    for (int64_t c = 0; c < g.c_in; ++c) {
+      const T* src = weight + (o * g.c_in + c) * g.kh * g.kw;
+      T* dst = wf + (c * g.c_out + o) * g.kh * g.kw;
+      for (int64_t k = 0; k < g.kh * g.kw; ++k) dst[k] = src[g.kh * g.kw - 1 - k];
+    }
+  }
+  Conv2dGeometry t = g;
+  t.c_in = g.c_out;
+  t.h = g.h_out;
+  t.w = g.w_out;
+  t.c_out = g.c_in;
+  t.pad_h = g.kh - 1 - g.pad_h;
+  t.pad_w = g.kw - 1 - g.pad_w;
+  t.h_out = g.h;
+  t.w_out = g.w;
+  forward(t, grad_out, static_cast<const T*>(wf), grad_in);
+}
+
 template <typename T>
 void backward_input_typed(const Conv2dGeometry& g, const T* grad_out, const T* weight, T* grad_in) {
   const int64_t ckk = g.c_in * g.kh * g.kw, pixels_in = g.h * g.w, pixels_out = g.h_out * g.w_out;
@@ -786,28 +815,9 @@ void backward_input_typed(const Conv2dGeometry& g, const T* grad_out, const T* w
     return;
   }
   if (backward_input_as_forward(g)) {
-    // grad_in[c, y, x] = sum over (o, i, j) of grad_out[o, y + pad - i, x + pad - j] W[o, c, i, j]
-    //                  = conv(grad_out, W') with W'[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j'], padding k - 1 - pad.
-    Scratch<T> flipped(g.c_in * g.c_out * g.kh * g.kw);  // (C_in, C_out, kh, kw)
-    T* wf = flipped.get();
-    for (int64_t o = 0; o < g.c_out; ++o) {
-      for (int64_t c = 0; c < g.c_in; ++c) {
-        const T* src = weight + (o * g.c_in + c) * g.kh * g.kw;
-        T* dst = wf + (c * g.c_out + o) * g.kh * g.kw;
-        for (int64_t k = 0; k < g.kh * g.kw; ++k) dst[k] = src[g.kh * g.kw - 1 - k];
-      }
-    }
-    Conv2dGeometry t = g;
-    t.c_in = g.c_out;
-    t.h = g.h_out;
-    t.w = g.w_out;
-    t.c_out = g.c_in;
-    t.pad_h = g.kh - 1 - g.pad_h;
-    t.pad_w = g.kw - 1 - g.pad_w;
-    t.h_out = g.h;
-    t.w_out = g.w;
-    forward_typed<T>(t, grad_out, wf, ConvEpilogue<T>{}, grad_in);
-    return;
+    return input_gradient_as_forward(
+        g, grad_out, weight, grad_in,
+        [](const Conv2dGeometry& t, const T* x, const T* w, T* y) { forward_typed<T>(t, x, w, ConvEpilogue<T>{}, y); });
   }
   if constexpr (std::is_same_v<T, float>) {
     if (use_packed<T>(g)) return backward_input_packed(g, grad_out, weight, grad_in);
@@ -1041,8 +1051,11 @@ void conv2d_backward_input(const Conv2dBackwardInputArgs& args) {
   const int m = winograd_tile_size(algo);
   dispatch(conv2d_backward_input_types{}, args.dtype, "cpu conv2d_backward_input", [&]<class T> {
     if (algo == ConvAlgo::Direct) {
-      return direct_backward_input<T>(args.g, static_cast<const T*>(args.grad_output),
-                                      static_cast<const T*>(args.weight), static_cast<T*>(args.grad_input));
+      return input_gradient_as_forward(args.g, static_cast<const T*>(args.grad_output),
+                                       static_cast<const T*>(args.weight), static_cast<T*>(args.grad_input),
+                                       [](const Conv2dGeometry& t, const T* x, const T* w, T* y) {
+                                         direct_forward<T>(t, x, w, ConvEpilogue<T>{}, y);
+                                       });
     }
     if (m != 0) {
       winograd_backward_input<T>(m, args.g, static_cast<const T*>(args.grad_output), static_cast<const T*>(args.weight),

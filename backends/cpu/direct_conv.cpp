@@ -5,9 +5,9 @@
 // element (y + i, x + j).
 //
 //   forward          out[o](y, x) = sum over c, i, j of w[o, c, i, j] * in[c](y + i, x + j)       (padded in)
-//   backward-input   the same correlation of the padded output gradient with wt[c, o, i, j] = w[o, c, 2 - i, 2 - j]
-//                    (the filters flipped in space and transposed in channels): grad_in[c](y, x) is the sum of
-//                    w[o, c, i, j] * grad_out[o](y - i + 1, x - j + 1), i.e. grad_out padded at (y + 2 - i, x + 2 - j)
+//   backward-input   the forward pass of the output gradient with the filters flipped in space and transposed in
+//                    channels, wt[c, o, i, j] = w[o, c, 2 - i, 2 - j] (conv.cpp's input_gradient_as_forward, which
+//                    im2col's input gradient shares): padding 1 again
 //   backward-weight  gw[o, c, i, j] = sum over n, y, x of grad_out[n, o](y, x) * in[n, c](y + i, x + j)
 //
 // The correlation (correlate_image) keeps a block of up to 4 output channels times up to 4 vectors of one output
@@ -293,19 +293,6 @@ void direct_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
 }
 
 template <typename T>
-void direct_backward_input(const Conv2dGeometry& g, const T* grad_output, const T* weight, T* grad_input) {
-  // wt (C_in, C_out, 3, 3)[c, o, i, j] = w[o, c, 2 - i, 2 - j]
-  Scratch<T> wt(g.c_in * g.c_out * 9);
-  T* const flipped = wt.get();
-  for (int64_t o = 0; o < g.c_out; ++o) {
-    for (int64_t c = 0; c < g.c_in; ++c) {
-      for (int k = 0; k < 9; ++k) flipped[(c * g.c_out + o) * 9 + k] = weight[(o * g.c_in + c) * 9 + 8 - k];
-    }
-  }
-  correlate(grad_output, g.n, g.c_out, g.c_in, g.h, g.w, flipped, ConvEpilogue<T>{}, grad_input);
-}
-
-template <typename T>
 void direct_backward_weight(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight) {
   const PaddedLayout p = padded_layout<T>(g.h, g.w);
   const int64_t pairs = (g.c_out + 1) / 2, units = g.c_in * pairs;  // unit u: input channel u / pairs
@@ -328,8 +315,6 @@ template void direct_forward<float>(const Conv2dGeometry&, const float*, const f
                                     float*);
 template void direct_forward<double>(const Conv2dGeometry&, const double*, const double*, const ConvEpilogue<double>&,
                                      double*);
-template void direct_backward_input<float>(const Conv2dGeometry&, const float*, const float*, float*);
-template void direct_backward_input<double>(const Conv2dGeometry&, const double*, const double*, double*);
 template void direct_backward_weight<float>(const Conv2dGeometry&, const float*, const float*, float*);
 template void direct_backward_weight<double>(const Conv2dGeometry&, const double*, const double*, double*);
 

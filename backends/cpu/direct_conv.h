@@ -14,14 +14,13 @@
 
 namespace atelier::cpu {
 
-// The three passes, for the shapes direct_applies (backends/conv_algo.h) accepts, with the contracts of conv2d,
-// conv2d_backward_input and conv2d_backward_weight (the weight gradient only; the bias gradient is the caller's). float
-// and double.
+// The forward pass and the weight gradient, for the shapes direct_applies (backends/conv_algo.h) accepts, with the
+// contracts of conv2d and conv2d_backward_weight (the weight gradient only; the bias gradient is the caller's). The
+// input gradient is direct_forward of the output gradient with the filters flipped (conv.cpp,
+// input_gradient_as_forward). float and double.
 template <typename T>
 void direct_forward(const Conv2dGeometry& g, const T* input, const T* weight, const ConvEpilogue<T>& epilogue,
                     T* output);
-template <typename T>
-void direct_backward_input(const Conv2dGeometry& g, const T* grad_output, const T* weight, T* grad_input);
 template <typename T>
 void direct_backward_weight(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight);
 
