@@ -42,10 +42,6 @@ namespace {
 // Output channels per forward thread, and per weight-gradient block.
 constexpr int kForwardChannels = 4;
 constexpr int kWeightChannels = 3;
-// Blocks that fill the GPU (reduce.cu's kFillBlocks: two per SM of an H200, a constant so that the chunks, and so
-// the rounding, depend only on the sizes), and the fewest pixels a weight-gradient chunk has.
-constexpr int64_t kFillBlocks = 2 * 132;
-constexpr int64_t kMinChunk = 2 * kReduceBlock;
 
 // Thread e: output pixel p of image n, channels [o0, o0 + count) (e = (n * blocks + block) * pixels + p).
 template <typename T>
@@ -218,10 +214,9 @@ void direct_backward_weight(const Conv2dGeometry& g, const T* input, const T* gr
   if (weights == 0) return;
   const int64_t pixels = g.h * g.w, total = g.n * pixels;
   const int64_t blocks_o = (g.c_out + kWeightChannels - 1) / kWeightChannels, units = g.c_in * blocks_o;
-  // Chunks of whole warps' worth of pixels, enough blocks to fill the GPU (fewer pixels than kMinChunk: one).
-  const int64_t wanted = std::max<int64_t>(1, std::min((kFillBlocks + units - 1) / units, total / kMinChunk));
-  const int64_t chunk = std::max<int64_t>(1, ((total + wanted - 1) / wanted + 31) / 32 * 32);
-  const int64_t chunks = std::max<int64_t>(1, (total + chunk - 1) / chunk);
+  // The pixels cut as a reduction's long range is (reduce.cu's rule, block_reduce.h): enough blocks to fill the GPU.
+  const Chunking cut = chunking(units, total);
+  const int64_t chunks = cut.count, chunk = cut.size;
   auto* partials = static_cast<double*>(
       context().workspace(static_cast<size_t>(units * chunks * kWeightChannels * 9) * sizeof(double)));
   launch_blocks<double, kReduceBlock>(

@@ -49,24 +49,14 @@ namespace atelier {
 namespace {
 
 using cuda::block_fold;
+using cuda::chunking;
+using cuda::Chunking;
 using cuda::kReduceBlock;
 using cuda::kReduceFan;
 using cuda::SumReducer;
 
 // From this many reduced elements per output a whole block reduces each output (or each chunk of it).
 constexpr int64_t kBlockReduceFrom = 64;
-// Blocks that fill the GPU: two per SM of an H200 (132 SMs). A constant, not the device's count, so that the
-// chunks (and so the results' rounding) depend only on the sizes.
-constexpr int64_t kFillBlocks = 2 * 132;
-// Chunks start at multiples of a warp's 32 elements (aligned loads where the range is contiguous).
-constexpr int64_t kWarp = 32;
-// A chunk has at least this many reduced elements: two loads per thread before the block's combine.
-constexpr int64_t kMinChunk = 2 * kReduceBlock;
-// Ranges this long are split when there are fewer than kFillBlocks outputs. Below it one block's threads walk
-// fewer than 16 elements each, about as long as the second kernel of a split would add (an estimate: to be
-// measured on a GPU, like everything here).
-constexpr int64_t kSplitFrom = 16 * kReduceBlock;
-
 // Max: NaN wins and stays, whichever side it comes from (NaN > m and m > NaN are both false).
 template <typename T>
 struct MaxReducer {
@@ -177,21 +167,6 @@ struct CombinePartials {
     if (b.thread == 0) dst[b.block] = Red::finish(total, scale);
   }
 };
-
-// How a long reduction of K outputs of R elements each is cut: `count` chunks of `size` reduced indices each (the
-// last may be shorter), the header's rule.
-struct Chunking {
-  int64_t count, size;
-};
-
-Chunking chunking(int64_t kept, int64_t reduced) {
-  if (reduced < kSplitFrom) return {1, reduced};
-  const int64_t wanted = std::min((kFillBlocks + kept - 1) / kept, reduced / kMinChunk);
-  if (wanted <= 1) return {1, reduced};
-  const int64_t per_chunk = (reduced + wanted - 1) / wanted;
-  const int64_t size = std::max(kMinChunk, per_chunk / kWarp * kWarp);
-  return {(reduced + size - 1) / size, size};
-}
 
 template <typename Red, typename T>
 void run_reduce(const ReduceArgs& args, double scale) {

@@ -172,13 +172,13 @@ TEST_CASE("cuda winograd: an empty batch gives an empty output and zero weight a
 // The direct kernels on CUDA (backends/cuda/direct_conv.cu) against the CPU's im2col: every pass, float64 and
 // float32, 3x3 stride-1 padding-1 shapes: 1 to 3 output channels (auto's), 4 and 6 (a second forward block of 4,
 // a second weight-gradient block of 3), one and several images, a 1x1 image, a row of 1, 17 channels, and
-// enough pixels (2 x 40 x 36) for the weight gradient's chunks.
+// enough pixels (2 x 64 x 72, past reduce.cu's kSplitFrom) for the weight gradient's 18 chunks.
 TEST_CASE("cuda direct: the direct kernels give im2col's results, forward and backward, float64 and float32") {
   struct Case {
     int64_t n, c_in, c_out, h, w;
   };
   const Case cases[] = {{2, 5, 1, 7, 9}, {1, 3, 3, 6, 6}, {2, 17, 2, 5, 8}, {3, 4, 4, 9, 10},
-                        {1, 2, 6, 1, 1}, {2, 3, 5, 1, 7}, {2, 8, 3, 40, 36}};
+                        {1, 2, 6, 1, 1}, {2, 3, 5, 1, 7}, {2, 8, 3, 64, 72}};
   for (DType dtype : {DType::Float64, DType::Float32}) {
     for (const Case& c : cases) {
       INFO(dtype_name(dtype) << ": " << c.n << " images, " << c.c_in << " -> " << c.c_out << " channels, " << c.h << "x"
