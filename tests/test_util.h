@@ -125,24 +125,19 @@ class ScopedEnv {
   std::optional<std::string> saved_;
 };
 
-// Sets the convolution algorithm (both backends, backends/conv_algo.h) for the scope and restores the previous setting
-// at scope exit.
-struct ConvAlgoScope {
-  ConvAlgo saved = conv_algo();
-  explicit ConvAlgoScope(ConvAlgo algo) { set_conv_algo(algo); }
-  ~ConvAlgoScope() { set_conv_algo(saved); }
-  ConvAlgoScope(const ConvAlgoScope&) = delete;
-  ConvAlgoScope& operator=(const ConvAlgoScope&) = delete;
+// Sets a library-wide setting (read by Get, written by Set) for the scope and restores the previous value at scope
+// exit.
+template <typename T, T (*Get)(), void (*Set)(T)>
+struct SettingScope {
+  T saved = Get();
+  explicit SettingScope(T value) { Set(value); }
+  ~SettingScope() { Set(saved); }
+  SettingScope(const SettingScope&) = delete;
+  SettingScope& operator=(const SettingScope&) = delete;
 };
-
-// Sets the library precision (backends/precision.h) for the scope and restores the previous setting at scope exit.
-struct PrecisionScope {
-  Precision saved = precision();
-  explicit PrecisionScope(Precision p) { set_precision(p); }
-  ~PrecisionScope() { set_precision(saved); }
-  PrecisionScope(const PrecisionScope&) = delete;
-  PrecisionScope& operator=(const PrecisionScope&) = delete;
-};
+// The convolution algorithm (both backends, backends/conv_algo.h) and the library precision (backends/precision.h).
+using ConvAlgoScope = SettingScope<ConvAlgo, conv_algo, set_conv_algo>;
+using PrecisionScope = SettingScope<Precision, precision, set_precision>;
 
 // The relative L2 error ||got - want|| / ||want|| (||got - want|| where want is all zeros), over the elements in
 // order: the figure the precision and Winograd tests state.
