@@ -68,6 +68,7 @@
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/packed_gemm.h"
 #include "backends/cpu/scratch.h"
+#include "backends/cpu/simd.h"
 #include "backends/cpu/winograd.h"
 #include "backends/error.h"
 #include "backends/image_checks.h"
@@ -154,13 +155,6 @@ ColumnRange valid_columns(const Conv2dGeometry& g, int64_t j) {
   const int64_t hi = std::clamp<int64_t>(ceil_div_pos(g.w + g.pad_w - j, g.stride_w), lo, g.w_out);
   return {lo, hi};
 }
-
-// Float vectors of 16 and 8 lanes (AVX-512 and AVX registers where compiled in), which may be unaligned. Loads and
-// stores go through these types (GCC lets them alias float): through memcpy GCC bounced them via the stack, and the
-// mismatched store-to-load forwarding made the stride-2 gather 4x slower. Never through `auto`, which drops the
-// aligned(4).
-typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
-typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
 
 // dst[x] = src[x] (Add: dst[x] += src[x]) for x in [0, n), inline: these rows are 8 to 64 floats, where a call to
 // memmove costs as much as the copy (5-8% of a stride-2 pass when im2col and col2im called std::copy).

@@ -26,40 +26,11 @@
 #include <algorithm>
 
 #include "backends/cpu/scratch.h"
+#include "backends/cpu/simd.h"
 #include "backends/thread_pool.h"
 
 namespace atelier::cpu {
 namespace {
-
-// 64-byte vectors of T, which may be unaligned and alias T (AVX-512 registers where compiled in; the compiler
-// splits them otherwise).
-typedef float FloatVec __attribute__((vector_size(64), aligned(4), may_alias));
-typedef double DoubleVec __attribute__((vector_size(64), aligned(8), may_alias));
-
-template <typename T>
-struct Simd;
-template <>
-struct Simd<float> {
-  typedef FloatVec V;
-  static constexpr int64_t kLanes = 16;
-};
-template <>
-struct Simd<double> {
-  typedef DoubleVec V;
-  static constexpr int64_t kLanes = 8;
-};
-
-// The vector at p, by reference: a 64-byte vector passed or returned by value would change the calling convention
-// where AVX-512 is not compiled in (GCC's -Wpsabi), and the callers are inlined anyway.
-template <typename T>
-const typename Simd<T>::V& vec_at(const T* p) {
-  return *reinterpret_cast<const typename Simd<T>::V*>(p);
-}
-
-template <typename T>
-typename Simd<T>::V& vec_at(T* p) {
-  return *reinterpret_cast<typename Simd<T>::V*>(p);
-}
 
 // The first `count` lanes of v to p (count <= the lanes).
 template <typename T>

@@ -4,11 +4,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "backends/cpu/simd.h"
+
 namespace atelier::cpu {
 namespace {
 
-// 16 floats: one AVX-512 register. Loads and stores through it may be unaligned (aligned(4)).
-typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
 constexpr int64_t kVectors = kPanelColumns / 16;  // vectors per row of a block
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -101,8 +101,6 @@ inline void store(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t
 // columns. A whole block is transposed in registers: three rounds of two-vector shuffles turn the eight row
 // vectors of 16 columns into 16 runs of eight rows (two columns a vector), each added to its row of C as one
 // 8-float load and store.
-typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
-
 inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t columns) {
   if (rows == kPanelRows && columns == kPanelColumns) {
     for (int64_t v = 0; v < kVectors; ++v) {
