@@ -40,6 +40,7 @@
 #include "backends/fast_divide.h"
 #include "backends/host_device.h"
 #include "backends/image_checks.h"
+#include "backends/precision.h"
 
 namespace atelier {
 namespace {
@@ -220,6 +221,16 @@ namespace cuda {
 int64_t images_per_chunk(int64_t fixed_bytes, int64_t per_image_bytes, int64_t n) {
   const auto limit = static_cast<int64_t>(std::min<size_t>(conv_workspace_limit(), size_t{1} << 62));
   return std::clamp<int64_t>((limit - fixed_bytes) / std::max<int64_t>(per_image_bytes, 1), 1, std::max<int64_t>(n, 1));
+}
+
+ConvAlgo conv_choice(const Conv2dGeometry& g, DType dtype) {
+  const ConvAlgo setting = conv_algo();
+  const ConvAlgo chosen = choose_conv_algo(g, setting);
+  const bool winograd = chosen == ConvAlgo::Wino2 || chosen == ConvAlgo::Wino4;
+  if (winograd && setting == ConvAlgo::Auto && dtype == DType::Float32 && precision() != Precision::FP32) {
+    return ConvAlgo::Im2col;
+  }
+  return chosen;
 }
 
 GemmArgs gemm_args(DType dtype, int64_t batch, int64_t m, int64_t n, int64_t k, const void* a, bool trans_a,

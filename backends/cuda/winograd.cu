@@ -45,7 +45,6 @@
 #include "backends/cuda/launch.h"
 #include "backends/fast_divide.h"
 #include "backends/host_device.h"
-#include "backends/precision.h"
 #include "backends/winograd_transforms.h"
 
 namespace atelier::cuda {
@@ -292,16 +291,6 @@ void correlate(CudaBackend& backend, const Pass& p, int64_t n, const T* in, cons
 }
 
 }  // namespace
-
-ConvAlgo conv_choice(const Conv2dGeometry& g, DType dtype) {
-  const ConvAlgo setting = conv_algo();
-  const ConvAlgo chosen = choose_conv_algo(g, setting);
-  const bool winograd = chosen == ConvAlgo::Wino2 || chosen == ConvAlgo::Wino4;
-  if (winograd && setting == ConvAlgo::Auto && dtype == DType::Float32 && precision() != Precision::FP32) {
-    return ConvAlgo::Im2col;
-  }
-  return chosen;
-}
 
 template <typename T>
 void winograd_forward(CudaBackend& backend, int m, const Conv2dGeometry& g, const T* input, const T* weight,
