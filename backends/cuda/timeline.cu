@@ -20,7 +20,9 @@ class EventTimeline final : public DeviceTimeline {
   EventTimeline(const EventTimeline&) = delete;
   EventTimeline& operator=(const EventTimeline&) = delete;
   ~EventTimeline() override {
-    for (cudaEvent_t event : events_) cudaEventDestroy(event);  // errors ignored: a destructor must not throw
+    // A destructor must not throw: a failure is reported and cleared (ATELIER_CUDA_CLEANUP), or it would stay in
+    // the runtime's last-error slot and the next kernel launch's check would report it as its own.
+    for (cudaEvent_t event : events_) ATELIER_CUDA_CLEANUP(cudaEventDestroy(event));
   }
 
   void mark() override {
