@@ -44,6 +44,9 @@ template <typename T>
 void copy_typed(const CopyArgs& args) {
   const Layout* layouts[2] = {&args.dst, &args.src};
   const auto plan = make_plan<2>(args.dst, layouts);
+  // Nothing to copy: nothing queued or counted, as launch_strided does for an empty plan (a 0-byte
+  // cudaMemcpyAsync would count a kernel for nothing, and what it does inside a stream capture is not documented).
+  if (plan.numel <= 0) return;
   if (plan.ndim <= 1 && (plan.ndim == 0 || (plan.strides[0][0] == 1 && plan.strides[1][0] == 1))) {
     // Both contiguous: one device-to-device copy on the stream.
     ATELIER_CUDA_CHECK(cudaMemcpyAsync(args.dst_data, args.src_data, static_cast<size_t>(plan.numel) * sizeof(T),
