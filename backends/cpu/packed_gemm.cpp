@@ -27,21 +27,35 @@ struct Block {
 // The A panel a (kPanelRows, k) times the B panel b (k, kPanelColumns), summed from zero over kk = 0, 1, ..., k - 1
 // (one fused multiply-add per term). `rows`: A's rows that exist (RowMajor and Columns read no others). B's rows
 // are ldb floats apart: kPanelColumns when packed, a row-major matrix's row stride otherwise.
+//
+// With AVX-512 the block's 16 sums stay in the 32 vector registers through the whole k. AVX2 has 16 registers of 8
+// floats, where the block would need 32 for its sums alone (GCC spilled them to the stack on every step): there the
+// block is summed as four quarters of 4 rows x 16 columns, each over the whole k in 8 registers, with the 2 B
+// vectors and the broadcast 11 in all. A and B are then each read twice, from L1 and L2.
 template <ALayout Layout>
 inline Block multiply(const float* __restrict a, int64_t lda, const float* __restrict b, int64_t ldb, int64_t k,
                       int64_t rows) {
-  Block blk;
-#pragma GCC unroll 8
-  for (int64_t r = 0; r < kPanelRows; ++r) {
-#pragma GCC unroll 2
-    for (int64_t v = 0; v < kVectors; ++v) blk.acc[r][v] = Vec16{};
-  }
   // RowMajor and Columns: element (r, kk) at a_row[r][kk * step].
   const int64_t row_step = Layout == ALayout::RowMajor ? lda : 1, step = Layout == ALayout::RowMajor ? 1 : lda;
   const float* a_row[kPanelRows];
 #pragma GCC unroll 8
   for (int64_t r = 0; r < kPanelRows; ++r) a_row[r] = a + std::min(r, rows - 1) * row_step;
-  int64_t at = 0;  // kk * step
+  // Element (r, kk) of the A panel; `at` is kk * step.
+  const auto a_at = [&](int64_t r, int64_t kk, int64_t at) {
+    if constexpr (Layout == ALayout::Packed) {
+      return a[kk * kPanelRows + r];
+    } else {
+      return a_row[r][at];
+    }
+  };
+  Block blk;
+#if defined(__AVX512F__)
+#pragma GCC unroll 8
+  for (int64_t r = 0; r < kPanelRows; ++r) {
+#pragma GCC unroll 2
+    for (int64_t v = 0; v < kVectors; ++v) blk.acc[r][v] = Vec16{};
+  }
+  int64_t at = 0;
 #pragma GCC unroll 4
   for (int64_t kk = 0; kk < k; ++kk, b += ldb, at += step) {
     __builtin_prefetch(b + 8 * ldb);  // B comes from L2: ask for it 8 steps ahead
@@ -50,16 +64,37 @@ inline Block multiply(const float* __restrict a, int64_t lda, const float* __res
     for (int64_t v = 0; v < kVectors; ++v) bv[v] = *reinterpret_cast<const Vec16*>(b + 16 * v);
 #pragma GCC unroll 8
     for (int64_t r = 0; r < kPanelRows; ++r) {
-      float ar;
-      if constexpr (Layout == ALayout::Packed) {
-        ar = a[kk * kPanelRows + r];
-      } else {
-        ar = a_row[r][at];
-      }
+      const float ar = a_at(r, kk, at);
 #pragma GCC unroll 2
       for (int64_t v = 0; v < kVectors; ++v) blk.acc[r][v] += ar * bv[v];
     }
   }
+#else
+  constexpr int64_t kQuarterRows = kPanelRows / 2;
+  for (int64_t r0 = 0; r0 < kPanelRows; r0 += kQuarterRows) {
+    for (int64_t v = 0; v < kVectors; ++v) {  // columns 16 v .. 16 v + 15
+      Vec8 acc[kQuarterRows][2] = {};
+      const float* bq = b + 16 * v;
+      int64_t at = 0;
+#pragma GCC unroll 4
+      for (int64_t kk = 0; kk < k; ++kk, bq += ldb, at += step) {
+        __builtin_prefetch(bq + 8 * ldb);
+        const Vec8 b0 = *reinterpret_cast<const Vec8*>(bq), b1 = *reinterpret_cast<const Vec8*>(bq + 8);
+#pragma GCC unroll 4
+        for (int64_t r = 0; r < kQuarterRows; ++r) {
+          const float ar = a_at(r0 + r, kk, at);
+          acc[r][0] += ar * b0;
+          acc[r][1] += ar * b1;
+        }
+      }
+#pragma GCC unroll 4
+      for (int64_t r = 0; r < kQuarterRows; ++r) {
+        blk.acc[r0 + r][v] =
+            __builtin_shufflevector(acc[r][0], acc[r][1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+      }
+    }
+  }
+#endif
   return blk;
 }
 

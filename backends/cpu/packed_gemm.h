@@ -20,15 +20,18 @@
 // on a quieter host the kernel alone (bench_ops' packed_gemm/ rows) ran at 278-285 GFLOP/s, 96-99% of that
 // core's FMA peak (peak/fma_1thread: 288), and no other register tile beat it (docs/benchmarks.md, fourth pass).
 //
-// Only built for speed where the compiler targets AVX-512 (kPackedGemmFast); the code is portable C++ (GCC vector
-// extensions), so other targets still compile it, and conv.cpp and winograd.cpp keep Eigen there.
+// With AVX2 (16 registers of 8 floats) a block is summed as four quarters of 4 x 16 (multiply, packed_gemm.cpp): on
+// one Zen 3 core 72-88 GFLOP/s for the shapes above, 76% of its FMA peak (101) at k = 128, against Eigen's 45-63
+// (docs/benchmarks.md, "AVX2"). kPackedGemmFast says where it is built for speed (AVX-512, or AVX2 with FMA); the
+// code is portable C++ (GCC vector extensions), so other targets still compile it, and conv.cpp and winograd.cpp
+// keep Eigen there.
 #pragma once
 
 #include <cstdint>
 
 namespace atelier::cpu {
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 inline constexpr bool kPackedGemmFast = true;
 #else
 inline constexpr bool kPackedGemmFast = false;
