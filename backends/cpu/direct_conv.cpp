@@ -108,6 +108,12 @@ void correlate_block(const T* in, const PaddedLayout& p, int64_t ins, const T* w
   }
 }
 
+// The vectors of an output row that correlate_block sums at once for OB output channels: OB x NV sums, OB
+// broadcast weights and the input vector in registers. AVX-512 (32 registers): 4 (16 sums for OB = 4). AVX2 (16):
+// 8 sums, so 2 vectors for 3 or 4 channels, 4 for 1 or 2; with 4 x 4 there GCC kept every sum on the stack.
+template <int OB>
+constexpr int kBlockVectors = std::clamp(kVectorRegisters / 2 / OB, 1, 4);
+
 // Output channels [o0, o0 + OB) of one image (outs planes of h x w at out), row by row, the epilogue on each row.
 template <typename T, int OB>
 void correlate_channels(const T* in, const PaddedLayout& p, int64_t ins, const T* weight, int64_t o0, int64_t h,
@@ -126,7 +132,8 @@ void correlate_channels(const T* in, const PaddedLayout& p, int64_t ins, const T
   };
   for (int64_t y = 0; y < h; ++y) {
     int64_t v = 0;
-    for (; v + 4 <= p.vectors; v += 4) block.template operator()<4>(y, v);
+    for (; v + kBlockVectors<OB> <= p.vectors; v += kBlockVectors<OB>)
+      block.template operator()<kBlockVectors<OB>>(y, v);
     switch (p.vectors - v) {
       case 3: block.template operator()<3>(y, v); break;
       case 2: block.template operator()<2>(y, v); break;
@@ -265,15 +272,19 @@ void direct_forward(const Conv2dGeometry& g, const T* input, const T* weight, co
 
 template <typename T>
 void direct_backward_weight(const Conv2dGeometry& g, const T* input, const T* grad_output, T* grad_weight) {
+  // Output channels per unit: their 9 sums each, the gradient vectors and the input vector stay in registers, 21 of
+  // AVX-512's 32 for 2 channels; AVX2's 16 hold one channel's 11.
+  constexpr int64_t per_unit = kVectorRegisters >= 32 ? 2 : 1;
   const PaddedLayout p = padded_layout<T>(g.h, g.w);
-  const int64_t pairs = (g.c_out + 1) / 2, units = g.c_in * pairs;  // unit u: input channel u / pairs
-  // Per thread: a padded plane and two output gradient planes of whole vectors (weight_grad_unit).
-  ScratchSlots<T> planes(std::min<int64_t>(num_threads(), units), p.plane + 2 * g.h * p.vectors * Simd<T>::kLanes);
+  const int64_t groups = (g.c_out + per_unit - 1) / per_unit, units = g.c_in * groups;  // unit u: channel u / groups
+  // Per thread: a padded plane and per_unit output gradient planes of whole vectors (weight_grad_unit).
+  ScratchSlots<T> planes(std::min<int64_t>(num_threads(), units),
+                         p.plane + per_unit * g.h * p.vectors * Simd<T>::kLanes);
   parallel_for(units, 1, [&](int64_t begin, int64_t end) {
     T* const plane = planes.take();
     for (int64_t u = begin; u < end; ++u) {
-      const int64_t c = u / pairs, o0 = u % pairs * 2;
-      if (o0 + 1 < g.c_out) {
+      const int64_t c = u / groups, o0 = u % groups * per_unit;
+      if (per_unit == 2 && o0 + 1 < g.c_out) {
         weight_grad_unit<T, 2>(g, p, input, grad_output, c, o0, plane, grad_weight);
       } else {
         weight_grad_unit<T, 1>(g, p, input, grad_output, c, o0, plane, grad_weight);

@@ -1,5 +1,5 @@
-// The CPU kernels' vectors (conv.cpp, packed_gemm.cpp, direct_conv.cpp): GCC vector extensions of 64 and 32 bytes,
-// one AVX-512 or AVX register where compiled in (the compiler splits them otherwise).
+// The CPU kernels' vectors (conv.cpp, packed_gemm.cpp, direct_conv.cpp): GCC vector extensions of 64, 32 and 16
+// bytes, one AVX-512, AVX or SSE register where compiled in (the compiler splits wider ones).
 //
 // Loads and stores go through these types, never memcpy: through memcpy GCC bounced vectors via the stack, and the
 // mismatched store-to-load forwarding made the stride-2 gather 4x slower. A vector type may alias its element type
@@ -13,22 +13,37 @@
 
 namespace atelier::cpu {
 
-typedef float Vec16 __attribute__((vector_size(64), aligned(4)));   // 16 floats
-typedef float Vec8 __attribute__((vector_size(32), aligned(4)));    // 8 floats
-typedef double Vec8d __attribute__((vector_size(64), aligned(8)));  // 8 doubles
+typedef float Vec16 __attribute__((vector_size(64), aligned(4)));  // 16 floats
+typedef float Vec8 __attribute__((vector_size(32), aligned(4)));   // 8 floats
 
-// The 64-byte vector of T and its lanes, for kernels written once for float and double.
+// The vector registers the compiler targets: 32 of 64 bytes with AVX-512, 16 of 32 bytes with AVX2, 16 of 16 bytes
+// otherwise (SSE). A kernel that keeps its sums in registers sizes its block by these: a block of 64-byte vectors
+// that fits AVX-512's 32 registers needs 64 on AVX2 and is spilled to the stack at every step.
+#if defined(__AVX512F__)
+inline constexpr int kVectorRegisters = 32;
+inline constexpr int64_t kVectorBytes = 64;
+#elif defined(__AVX__)
+inline constexpr int kVectorRegisters = 16;
+inline constexpr int64_t kVectorBytes = 32;
+#else
+inline constexpr int kVectorRegisters = 16;
+inline constexpr int64_t kVectorBytes = 16;
+#endif
+
+// One register's vector of T (V) and its lanes, for kernels written once for float and double.
+typedef float FloatRegister __attribute__((vector_size(kVectorBytes), aligned(4)));
+typedef double DoubleRegister __attribute__((vector_size(kVectorBytes), aligned(8)));
 template <typename T>
 struct Simd;
 template <>
 struct Simd<float> {
-  typedef Vec16 V;
-  static constexpr int64_t kLanes = 16;
+  typedef FloatRegister V;
+  static constexpr int64_t kLanes = kVectorBytes / 4;
 };
 template <>
 struct Simd<double> {
-  typedef Vec8d V;
-  static constexpr int64_t kLanes = 8;
+  typedef DoubleRegister V;
+  static constexpr int64_t kLanes = kVectorBytes / 8;
 };
 
 // The vector at p (which need not be aligned), by reference.
