@@ -35,19 +35,6 @@ struct Block {
 template <ALayout Layout>
 inline Block multiply(const float* __restrict a, int64_t lda, const float* __restrict b, int64_t ldb, int64_t k,
                       int64_t rows) {
-  // RowMajor and Columns: element (r, kk) at a_row[r][kk * step].
-  const int64_t row_step = Layout == ALayout::RowMajor ? lda : 1, step = Layout == ALayout::RowMajor ? 1 : lda;
-  const float* a_row[kPanelRows];
-#pragma GCC unroll 8
-  for (int64_t r = 0; r < kPanelRows; ++r) a_row[r] = a + std::min(r, rows - 1) * row_step;
-  // Element (r, kk) of the A panel; `at` is kk * step.
-  const auto a_at = [&](int64_t r, int64_t kk, int64_t at) {
-    if constexpr (Layout == ALayout::Packed) {
-      return a[kk * kPanelRows + r];
-    } else {
-      return a_row[r][at];
-    }
-  };
   Block blk;
 #if defined(__AVX512F__)
 #pragma GCC unroll 8
@@ -55,7 +42,14 @@ inline Block multiply(const float* __restrict a, int64_t lda, const float* __res
 #pragma GCC unroll 2
     for (int64_t v = 0; v < kVectors; ++v) blk.acc[r][v] = Vec16{};
   }
-  int64_t at = 0;
+#endif
+  // RowMajor and Columns: element (r, kk) at a_row[r][kk * step].
+  const int64_t row_step = Layout == ALayout::RowMajor ? lda : 1, step = Layout == ALayout::RowMajor ? 1 : lda;
+  const float* a_row[kPanelRows];
+#pragma GCC unroll 8
+  for (int64_t r = 0; r < kPanelRows; ++r) a_row[r] = a + std::min(r, rows - 1) * row_step;
+#if defined(__AVX512F__)
+  int64_t at = 0;  // kk * step
 #pragma GCC unroll 4
   for (int64_t kk = 0; kk < k; ++kk, b += ldb, at += step) {
     __builtin_prefetch(b + 8 * ldb);  // B comes from L2: ask for it 8 steps ahead
@@ -64,7 +58,12 @@ inline Block multiply(const float* __restrict a, int64_t lda, const float* __res
     for (int64_t v = 0; v < kVectors; ++v) bv[v] = *reinterpret_cast<const Vec16*>(b + 16 * v);
 #pragma GCC unroll 8
     for (int64_t r = 0; r < kPanelRows; ++r) {
-      const float ar = a_at(r, kk, at);
+      float ar;
+      if constexpr (Layout == ALayout::Packed) {
+        ar = a[kk * kPanelRows + r];
+      } else {
+        ar = a_row[r][at];
+      }
 #pragma GCC unroll 2
       for (int64_t v = 0; v < kVectors; ++v) blk.acc[r][v] += ar * bv[v];
     }
@@ -75,14 +74,19 @@ inline Block multiply(const float* __restrict a, int64_t lda, const float* __res
     for (int64_t v = 0; v < kVectors; ++v) {  // columns 16 v .. 16 v + 15
       Vec8 acc[kQuarterRows][2] = {};
       const float* bq = b + 16 * v;
-      int64_t at = 0;
+      int64_t at = 0;  // kk * step
 #pragma GCC unroll 4
       for (int64_t kk = 0; kk < k; ++kk, bq += ldb, at += step) {
         __builtin_prefetch(bq + 8 * ldb);
         const Vec8 b0 = *reinterpret_cast<const Vec8*>(bq), b1 = *reinterpret_cast<const Vec8*>(bq + 8);
 #pragma GCC unroll 4
         for (int64_t r = 0; r < kQuarterRows; ++r) {
-          const float ar = a_at(r0 + r, kk, at);
+          float ar;
+          if constexpr (Layout == ALayout::Packed) {
+            ar = a[kk * kPanelRows + r0 + r];
+          } else {
+            ar = a_row[r0 + r][at];
+          }
           acc[r][0] += ar * b0;
           acc[r][1] += ar * b1;
         }
