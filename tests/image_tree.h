@@ -64,6 +64,7 @@ struct PngSpec {
   int bit_depth = 8;                    // 8 or 16 (palette: 8)
   bool interlaced = false;
   std::vector<png_color> palette;  // colour type 3
+  std::vector<png_byte> alphas;    // colour type 3: a tRNS chunk of one alpha per palette entry (none when empty)
 };
 
 inline void png_append(png_structp png, png_bytep data, size_t n) {
@@ -85,6 +86,8 @@ inline std::string encode_png_raw(const std::vector<uint8_t>& rows, int width, i
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   if (spec.color_type == PNG_COLOR_TYPE_PALETTE) {
     png_set_PLTE(png, info, spec.palette.data(), static_cast<int>(spec.palette.size()));
+    if (!spec.alphas.empty())
+      png_set_tRNS(png, info, spec.alphas.data(), static_cast<int>(spec.alphas.size()), nullptr);
   }
   png_write_info(png, info);
   const size_t row = rows.size() / static_cast<size_t>(height);

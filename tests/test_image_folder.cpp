@@ -217,6 +217,18 @@ TEST_CASE("image folder: one channel of an RGB image is its luma rounded to the 
   CHECK(began::decode_image(png, "rgb.png", request(3)).image.pixels == rgb);
 }
 
+TEST_CASE("image folder: a palette PNG with transparency (a tRNS chunk) gives its palette's colours, alpha dropped") {
+  // libpng's palette expansion also turns a tRNS chunk into a fourth (alpha) sample; read as four components, the
+  // pixels went through the CMYK conversion (opaque entries came out black). pngquant's output is such a file.
+  testing::PngSpec spec(PNG_COLOR_TYPE_PALETTE);
+  spec.palette = {{10, 20, 30}, {200, 150, 100}};
+  spec.alphas = {0, 255};
+  const std::string png = testing::encode_png_raw({0, 1, 1, 0}, 2, 2, spec);
+  CHECK(began::decode_image(png, "trns.png", request(3)).image.pixels ==
+        std::vector<uint8_t>{10, 20, 30, 200, 150, 100, 200, 150, 100, 10, 20, 30});
+  CHECK(began::decode_image(png, "trns.png", request(1)).image.pixels == std::vector<uint8_t>{18, 159, 159, 18});
+}
+
 TEST_CASE("image folder: an empty folder, a folder without images and one without usable images are clear errors") {
   TempDir dir;
   testing::check_throws_with([&] { load(dir.path, 8, 3); }, {dir.path, "no image files"});

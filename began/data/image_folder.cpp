@@ -175,8 +175,9 @@ extern "C" void png_read_bytes(png_structp png, png_bytep into, size_t count) {
   source->pos += count;
 }
 
-// Decodes a PNG to 8-bit grey (types 0 and 4, alpha dropped) or RGB (types 2, 3 and 6, alpha dropped, palette
-// expanded); 16-bit samples keep their high byte. Returns false with source->message filled on a libpng error.
+// Decodes a PNG to 8-bit grey (types 0 and 4, alpha dropped) or RGB (types 2, 3 and 6, alpha and a palette's
+// transparency dropped, palette expanded); 16-bit samples keep their high byte. Returns false with source->message
+// filled on a libpng error.
 bool decode_png_raw(PngSource* source, int64_t want_channels, RawImage* out) {
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, source, png_fail, png_note);
   if (png == nullptr) {
@@ -205,7 +206,8 @@ bool decode_png_raw(PngSource* source, int64_t want_channels, RawImage* out) {
   if (depth == 16) png_set_strip_16(png);
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (grey && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  // A palette's tRNS chunk becomes an alpha sample in the expansion: dropped too (4 samples would read as CMYK).
+  if ((color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS)) png_set_strip_alpha(png);
   const int passes = png_set_interlace_handling(png);
   png_read_update_info(png, info);
   out->file_width = out->width = w;

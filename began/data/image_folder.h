@@ -12,7 +12,8 @@
 //   - the colours: with 3 channels, a file with one colour component (a 1-component JPEG, a PNG of colour type 0
 //     or 4) is skipped and counted, as the original BEGAN program did; an RGB file whose channels happen to be
 //     equal is kept. With 1 channel every file is used, colour converted to luma (0.299 R + 0.587 G + 0.114 B).
-//     PNG: 16-bit samples keep their high byte, palettes are expanded, alpha is dropped (never composited).
+//     PNG: 16-bit samples keep their high byte, palettes are expanded, alpha (a palette's tRNS too) is
+//     dropped (never composited).
 //     JPEG: CMYK and YCCK become RGB as R = (255 - C)(255 - K) / 255 (Adobe files store C, M, Y, K inverted);
 //   - the geometry: a centred square crop (the largest one, or --crop N pixels a side), then an area-average
 //     downscale to image_size (JPEGs are first decoded at the largest DCT scale 1/8, 1/4 or 1/2 that keeps the crop
@@ -32,7 +33,7 @@
 namespace atelier::began {
 
 // Bumped whenever decoding or resizing changes what a file becomes: it is part of the cache key.
-constexpr int kImageFolderLoaderVersion = 1;
+constexpr int kImageFolderLoaderVersion = 2;  // 2: a palette PNG's tRNS chunk no longer read as CMYK
 
 // What decode_image makes of one file.
 struct ImageRequest {
