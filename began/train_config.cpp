@@ -307,6 +307,9 @@ TrainConfig with_checkpoint_settings(const TrainConfig& config, int64_t& checkpo
 }  // namespace
 
 TrainConfig resolve_config(const TrainConfig& config) {
+  // An empty --resume (an unset variable in a script) is not "no --resume": that would start a fresh run at --out.
+  ATELIER_CHECK(!config.given.count("resume") || !config.resume.empty(),
+                "--resume: the folder name is empty (it takes the folder of the run to continue)");
   int64_t checkpoint_step = 0;
   TrainConfig c = config.resume.empty() ? config : with_checkpoint_settings(config, checkpoint_step);
   check_ranges(c);

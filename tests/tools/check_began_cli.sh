@@ -41,6 +41,9 @@ expect_refused "--data lfw" "--data: 'lfw'" --data lfw
 expect_refused "--lr-factor 1.5" "--lr-factor" --lr-factor 1.5
 expect_refused "--lr-min above --lr" "--lr-min 0.001 is above --lr 1e-04" --lr-min 1e-3
 expect_refused "--smoke with --resume" "--smoke" --smoke --resume "$tmp"
+# An empty --resume (an unset variable in a script) is refused, not taken as "no --resume": a fresh run at --out.
+expect_refused "an empty --resume" "--resume: the folder name is empty" --resume "" --data synthetic --synthetic-size 8 \
+  --batch 4 --n 4 --h 4 --steps 1
 expect_refused "--resume of a folder that does not exist" "--resume $tmp/refused: no such folder" --resume "$tmp/refused"
 # Data that cannot be used is read, and refused, before the run folder is made.
 mkdir -p "$tmp/no-images" "$tmp/empty-idx"
