@@ -83,6 +83,9 @@ Tool add_sample_tool(CLI::App& app) {
         ATELIER_CHECK(!std::filesystem::exists(args->out),
                       "--out " << args->out << ": is a file; without --grid --out names a folder");
         check_writable_file("--out", args->out);  // its parent folder exists and can be written into
+        ATELIER_CHECK(lower_extension(args->out) != ".png",
+                      "--out " << args->out << ": a .png name, but without --grid --out names a folder of "
+                               << "sample_NNNNN.png files; pass --grid for one grid PNG");
       }
     }
   };

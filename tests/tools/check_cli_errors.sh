@@ -109,6 +109,8 @@ refused "$began" "--count: '0' is out of range: must be from 1 to 100000" sample
 refused "$began" "--count: '1e3' is not a whole number" sample --checkpoint "$began" --out s --count 1e3
 refused "$began" "--seed: '-1' is out of range" sample --checkpoint "$began" --out s --seed -1
 refused "$began" "is a file; without --grid --out names a folder" sample --checkpoint "$began" --out "$began"
+# A .png name without --grid is a forgotten --grid, not a folder to make under that name.
+refused "$began" "--out s.png: a .png name, but without --grid --out names a folder" sample --checkpoint "$began" --out s.png
 refused "$began" "--count: '10001' is out of range: must be from 1 to 10000" \
   reconstruct --checkpoint "$began" --out r.png --count 10001
 refused "$began" "--points: '1' is out of range: must be from 2 to 1000" \
