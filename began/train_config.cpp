@@ -166,6 +166,13 @@ void check_epoch_steps(const TrainConfig& c) {
 }
 
 void check_data(const TrainConfig& c) {
+  // A resume reads the folder its checkpoint records unless --data-dir says where it is now: say so when it is gone.
+  std::error_code ec;
+  ATELIER_CHECK(c.resume.empty() || c.given.count("data_dir") || c.data == "synthetic" ||
+                    std::filesystem::is_directory(c.data_dir, ec),
+                "--resume " << c.resume << ": the run's " << (c.data == "folder" ? "image" : "Fashion-MNIST")
+                            << " folder " << c.data_dir
+                            << " (recorded in its checkpoint) is not a folder here; pass --data-dir where it is now");
   if (c.data == "folder") {
     ATELIER_CHECK(c.given.count("data_dir") || c.resume.size(),
                   "--data folder needs --data-dir, the folder of JPEG/PNG images");
@@ -173,7 +180,6 @@ void check_data(const TrainConfig& c) {
         c.model.channels == 1 || c.model.channels == 3,
         "--data folder makes 1-channel (luma) or 3-channel (RGB) images, not --channels " << c.model.channels);
     check_data_dir(c.data_dir);
-    std::error_code ec;
     // The folder is walked recursively on every start: a run folder inside it would add its own sample grids to
     // the training images at the next --resume.
     auto absolute = [&](const std::string& dir) {  // without "..", links or a trailing "/" (an empty last part)

@@ -439,6 +439,18 @@ TEST_CASE("began train --data folder: a resume refuses a folder whose files chan
                               "the run trained on 14 images, names ", "restore the folder, or start a new run"});
   std::filesystem::remove(extra);
   CHECK(testing::run_training(resume).status == began::TrainOutcome::Status::completed);
+  // The folder moved: the resume names the folder its checkpoint records and the flag that points at the new place
+  // (not "--data-dir X: no such folder", a flag the command line did not give), then goes on with --data-dir.
+  const std::string moved = data.path + "-moved";
+  std::filesystem::rename(data.path, moved);
+  resume.steps = 6;
+  testing::check_throws_with([&] { began::resolve_config(resume); },
+                             {"--resume " + out.path + ": the run's image folder " + data.path,
+                              "(recorded in its checkpoint) is not a folder here; pass --data-dir"});
+  resume.data_dir = moved;
+  resume.given.insert("data_dir");
+  CHECK(testing::run_training(resume).status == began::TrainOutcome::Status::completed);
+  std::filesystem::rename(moved, data.path);  // for TempDir to remove
 }
 
 TEST_CASE("began train --data folder: clear errors for a missing --data-dir, too few images, and folder-only flags") {
