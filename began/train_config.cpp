@@ -103,6 +103,10 @@ void check_ranges(const TrainConfig& c) {
                                "of at most --lr (equal: a constant rate)");
   ATELIER_CHECK(c.epochs >= 1, "--epochs must be >= 1, got " << c.epochs);
   ATELIER_CHECK(c.steps >= 0, "--steps must be >= 0 (0: --epochs decides), got " << c.steps);
+  ATELIER_CHECK(!c.given.count("epochs") || c.steps == 0,
+                "--epochs " << c.epochs << " does nothing: --steps " << c.steps
+                            << (c.given.count("steps") ? "" : " (the run's, from its checkpoint)")
+                            << " sets the run's length; give one of them (--steps 0 lets --epochs decide)");
   ATELIER_CHECK(
       c.threads >= 0 && c.threads <= kMaxThreads,
       "--threads must be from 0 to " << kMaxThreads << " (0: ATELIER_NUM_THREADS or all cores), got " << c.threads);
@@ -260,7 +264,7 @@ TrainConfig smoke_config(TrainConfig c) {
   preset("n", c.model.n, int64_t{8});
   preset("h", c.model.h, int64_t{16});
   preset("batch", c.batch, int64_t{8});
-  preset("steps", c.steps, int64_t{36});
+  if (!c.given.count("epochs")) preset("steps", c.steps, int64_t{36});  // --smoke --epochs N: N epochs
   preset("lr_window", c.lr_window, int64_t{8});
   preset("checkpoint_every", c.checkpoint_every, int64_t{10});
   preset("sample_every", c.sample_every, int64_t{10});

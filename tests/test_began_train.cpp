@@ -212,6 +212,16 @@ TEST_CASE("began train: a resume refuses flags that contradict the checkpoint an
   CHECK(resolved.model.n == 4);
   CHECK(resolved.lr == 1e-3);  // from the checkpoint
   CHECK(resolved.synthetic_size == 26);
+  // The run counts steps (--steps 6): an --epochs alone would do nothing (the resume ended at once, silently).
+  TrainConfig epochs = resume_config(dir.path, 0);
+  epochs.epochs = 5;
+  epochs.given = {"epochs"};
+  testing::check_throws_with([&] { began::resolve_config(epochs); },
+                             {"--epochs 5 does nothing: --steps 6 (the run's, from its checkpoint) sets the run's "
+                              "length; give one of them (--steps 0 lets --epochs decide)"});
+  epochs.steps = 0;
+  epochs.given.insert("steps");
+  CHECK(began::total_steps(began::resolve_config(epochs)) == 30);  // 5 epochs of 6 steps
 
   // --out naming the same folder another way (a trailing slash, "/./") is no contradiction.
   for (const std::string& spelling : {dir.path + "/", dir.path + "/./"}) {
@@ -564,6 +574,12 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   refused([](TrainConfig& c) { c.model.image_size = 48; }, "image_size");
   refused([](TrainConfig& c) { c.batch = 27; }, "--batch 27 is larger than the data set (26 images)");
   refused([](TrainConfig& c) { c.lr_factor = 2; }, "--lr-factor");
+  refused(
+      [](TrainConfig& c) {
+        c.epochs = 3;
+        c.given = {"steps", "epochs"};
+      },
+      "--epochs 3 does nothing: --steps 4 sets the run's length; give one of them");
   // A floor above the starting rate: the schedule could never lower it. Both values named; the default said so.
   refused(
       [](TrainConfig& c) {
