@@ -59,7 +59,7 @@ int run_interpolate(const InterpolateArgs& args) {
     Tensor images;
     try {
       images = run_images(networks.config, std::max(i, j) + 1, args.data_dir);
-    } catch (const Error& e) {  // "has N images, fewer than M" is about a count: name the index asked for
+    } catch (const TooFewImages& e) {  // "has N images, fewer than M" is about a count: name the index asked for
       ATELIER_FAIL("--real " << i << " " << j << ": image " << std::max(i, j) << " is not among the run's images ("
                              << e.what() << ")");
     }

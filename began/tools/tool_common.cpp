@@ -93,12 +93,21 @@ std::string run_data_dir(const began::TrainConfig& config, const std::string& da
   return config.data_dir;
 }
 
+namespace {
+
+// `what` holds `have` images (`noun`s); fewer than `count` throws TooFewImages.
+void check_count(int64_t have, int64_t count, const std::string& what, const std::string& noun) {
+  if (have < count)
+    ATELIER_THROW(TooFewImages, what << " has " << began::count_text(have, noun) << ", fewer than " << count);
+}
+
+}  // namespace
+
 Tensor run_images(const began::TrainConfig& config, int64_t count, const std::string& data_dir) {
   const std::string dir = run_data_dir(config, data_dir);
   if (config.data == "fashion-mnist") {
     Tensor images = began::load_fashion_mnist(dir, false, count).images;
-    ATELIER_CHECK(images.size(0) == count, "Fashion-MNIST's test set has " << began::count_text(images.size(0), "image")
-                                                                           << ", fewer than " << count);
+    check_count(images.size(0), count, "Fashion-MNIST's test set", "image");
     return images;
   }
   if (config.data == "folder") {
@@ -110,17 +119,13 @@ Tensor run_images(const began::TrainConfig& config, int64_t count, const std::st
     options.crop = config.crop;
     options.cache_dir = config.cache;
     auto data = std::make_shared<began::ImageFolderData>(began::load_image_folder(options));
-    ATELIER_CHECK(count <= data->count(), "the run's image folder " << dir << " has "
-                                                                    << began::count_text(data->count(), "usable image")
-                                                                    << ", fewer than " << count);
+    check_count(data->count(), count, "the run's image folder " + dir, "usable image");
     std::vector<int64_t> first(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) first[static_cast<size_t>(i)] = i;
     return began::ImageFolderDataset(data, false, 0).get_batch(first).data;
   }
   ATELIER_CHECK(config.data == "synthetic", "the run's data '" << config.data << "' gives no real images to the tools");
-  ATELIER_CHECK(count <= config.synthetic_size, "the run's synthetic set has "
-                                                    << began::count_text(config.synthetic_size, "image")
-                                                    << ", fewer than " << count);
+  check_count(config.synthetic_size, count, "the run's synthetic set", "image");
   began::SyntheticShapes data({.size = config.synthetic_size,
                                .image_size = config.model.image_size,
                                .channels = config.model.channels,

@@ -67,7 +67,11 @@ std::string run_data_dir(const began::TrainConfig& config, const std::string& da
 // The first `count` real images of the run's data (count, C, S, S) in [-1, 1]: Fashion-MNIST's test images (the
 // images training did not see), synthetic images 0, 1, ... of the run's set, or the first images of its image
 // folder (--data folder: rebuilt from the checkpoint's crop and cache and run_data_dir). Throws naming the data
-// setting when it has no such images or fewer than `count`.
+// setting when it has no such images, and TooFewImages when it has fewer than `count`.
+class TooFewImages : public Error {  // so that interpolate --real can name the index it asked for, and only then
+ public:
+  using Error::Error;
+};
 Tensor run_images(const began::TrainConfig& config, int64_t count, const std::string& data_dir = "");
 
 }  // namespace atelier::began_cli

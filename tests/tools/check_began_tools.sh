@@ -110,6 +110,18 @@ rc=$?
 [[ $rc -eq 1 ]] || fail "reconstruct (folder moved): exit $rc, expected 1"
 grep -q "the run's image folder samples16 (recorded in the checkpoint) is not a folder here; point --data-dir at" \
   "$tmp/log" || fail "reconstruct (folder moved): $(cat "$tmp/log")"
+# interpolate --real names the folder too, not "image 1 is not among the run's images" (a count error's wording).
+"$began" interpolate --checkpoint "$folder_checkpoint" --real 0 1 --fit-steps 2 --out moved-real.png >"$tmp/log" 2>&1
+rc=$?
+[[ $rc -eq 1 ]] && grep -q "^began interpolate: error: the run's image folder samples16 (recorded in the checkpoint)" \
+  "$tmp/log" || fail "interpolate --real (folder moved): exit $rc, $(cat "$tmp/log")"
+# Nor is a folder that gives no image an index error.
+mkdir -p broken16 && echo "not a picture" >broken16/a.png
+"$began" interpolate --checkpoint "$folder_checkpoint" --real 0 1 --fit-steps 2 --out moved-real.png \
+  --data-dir broken16 >"$tmp/log" 2>&1
+rc=$?
+[[ $rc -eq 1 ]] && grep -q "^began interpolate: error: --data-dir broken16: its one image file could not be used" \
+  "$tmp/log" || fail "interpolate --real (no usable image): exit $rc, $(cat "$tmp/log")"
 ok "reconstruct --data-dir" "$began" reconstruct --checkpoint "$folder_checkpoint" --count 4 --out moved.png \
   --data-dir moved16
 cmp -s folder-recon.png moved.png || fail "reconstruct --data-dir: not the images of the folder before it moved"
