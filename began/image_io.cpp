@@ -1,19 +1,18 @@
 // PNG encoding through libpng's simplified write API (libpng >= 1.6.29: png_image_write_to_memory, which reports
-// errors in png_image::message instead of longjmp, so no setjmp crosses C++ frames) and the atomic file write.
+// errors in png_image::message instead of longjmp, so no setjmp crosses C++ frames) and the atomic file write (on
+// nn/safetensors.h's writer).
 #include "began/image_io.h"
 
-#include <atomic>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
 
 #include <png.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "backends/error.h"
+#include "nn/safetensors.h"
 
 namespace atelier::began {
 
@@ -47,30 +46,6 @@ std::string software_chunk() {
   put_be32(chunk, static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), bytes, static_cast<uInt>(type_and_data.size()))));
   return chunk;
 }
-
-// Closes the file and removes the temporary unless release() was called after the rename.
-class TempFile {
- public:
-  TempFile(std::FILE* file, std::string path) : file_(file), path_(std::move(path)) {}
-  ~TempFile() {
-    if (file_ != nullptr) std::fclose(file_);
-    if (!path_.empty()) std::remove(path_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  std::FILE* file() const { return file_; }
-  // fclose, returning its result; the file is closed either way.
-  int close() {
-    int rc = std::fclose(file_);
-    file_ = nullptr;
-    return rc;
-  }
-  void release() { path_.clear(); }
-
- private:
-  std::FILE* file_;
-  std::string path_;
-};
 
 }  // namespace
 
@@ -143,23 +118,7 @@ void write_file_atomically(const std::string& path, const std::string& bytes, co
     ATELIER_CHECK(!ec,
                   where << "'" << path << "': cannot create the folder '" << parent.string() << "': " << ec.message());
   }
-
-  // A name unique per process and per call: concurrent writers never share a temporary file. It lies in the same
-  // folder as `path` because rename() is atomic only within one file system.
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  std::FILE* file = std::fopen(tmp.c_str(), "wbx");  // "x": fail rather than reuse an existing file
-  ATELIER_CHECK_ERRNO(file != nullptr, where << "'" << path << "': cannot create the temporary file '" << tmp << "'");
-  TempFile guard(file, tmp);
-  const size_t written = std::fwrite(bytes.data(), 1, bytes.size(), file);
-  ATELIER_CHECK_ERRNO(written == bytes.size() && std::fflush(file) == 0,
-                      where << "'" << path << "': cannot write the temporary file '" << tmp << "'");
-  // fsync before the rename, so a crash cannot leave the new name on a file whose bytes never reached the disk.
-  ATELIER_CHECK_ERRNO(::fsync(::fileno(file)) == 0, where << "'" << path << "': cannot fsync '" << tmp << "'");
-  ATELIER_CHECK_ERRNO(guard.close() == 0, where << "'" << path << "': cannot close '" << tmp << "'");
-  ATELIER_CHECK_ERRNO(std::rename(tmp.c_str(), path.c_str()) == 0,
-                      where << "'" << path << "': cannot rename '" << tmp << "' to it");
-  guard.release();
+  nn::write_file_atomically(path, bytes, where + "'" + path + "': ");
 }
 
 }  // namespace atelier::began

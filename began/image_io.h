@@ -35,10 +35,11 @@ bool png_written_by_atelier(const std::string& path);
 // does not start like a PNG. For laying out pages; reads nothing else.
 std::optional<std::pair<int64_t, int64_t>> png_size(const std::string& path);
 
-// Writes `bytes` to `path` atomically: a temporary file in the same folder ("<path>.tmp.<pid>.<n>"), fsynced, then
-// renamed over `path`, so readers see the old file or the new one, never a partial one. Missing parent folders are
-// created. On error the temporary file is removed and an atelier::Error names `path` (and the errno text);
-// `where` starts the message (e.g. "save_image_grid: ").
+// Writes `bytes` to `path` atomically with nn::write_file_atomically: a temporary file in the same folder
+// (".atelier-tmp.<pid>.<n>", short, so that any legal name can be written), fsynced, then renamed over `path`, so
+// readers see the old file or the new one, never a partial one. Missing parent folders are created. On error the
+// temporary file is removed and an atelier::Error names `path` (and the errno text); `where` starts the message (e.g.
+// "save_image_grid: ").
 void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& where);
 
 }  // namespace atelier::began

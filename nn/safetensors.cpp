@@ -236,16 +236,12 @@ void sync_directory(const std::string& dir, const std::string& where) {
   ATELIER_CHECK_ERRNO(::fsync(fd.get()) == 0, where << "cannot fsync the directory '" << dir << "'");
 }
 
-// Writes the header length, the header and the data to a temporary file, then renames it over `path`.
-void write_atomically(const std::string& path, const std::string& where, const Layout& layout) {
+// Writes a temporary file beside `path` with `fill`, then renames it over `path`.
+template <class Fill>
+void write_atomically(const std::string& path, const std::string& where, const Fill& fill) {
   remove_stale_temp_files(directory_of(path));
   TempFile tmp(path, where);
-  unsigned char length[8];
-  for (int i = 0; i < 8; ++i)
-    length[i] = static_cast<unsigned char>(static_cast<uint64_t>(layout.header.size()) >> (8 * i));
-  tmp.write(length, 8, where);
-  tmp.write(layout.header.data(), layout.header.size(), where);
-  for (const Tensor& t : layout.data) tmp.write(t.raw_data(), byte_size(t), where);
+  fill(tmp);
   tmp.sync_and_close(where);
   ATELIER_CHECK_ERRNO(::rename(tmp.name().c_str(), path.c_str()) == 0,
                       where << "cannot rename '" << tmp.name() << "' to '" << path << "'");
@@ -523,7 +519,19 @@ Tensor read_tensor(const OpenFile& file, uint64_t data_start, const Entry& e, co
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata) {
   const std::string where = "save_safetensors: '" + path + "': ";
-  write_atomically(path, where, lay_out(where, tensors, metadata));
+  const Layout layout = lay_out(where, tensors, metadata);
+  write_atomically(path, where, [&](TempFile& tmp) {  // the header length, the header, then the data
+    unsigned char length[8];
+    for (int i = 0; i < 8; ++i)
+      length[i] = static_cast<unsigned char>(static_cast<uint64_t>(layout.header.size()) >> (8 * i));
+    tmp.write(length, 8, where);
+    tmp.write(layout.header.data(), layout.header.size(), where);
+    for (const Tensor& t : layout.data) tmp.write(t.raw_data(), byte_size(t), where);
+  });
+}
+
+void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& where) {
+  write_atomically(path, where, [&](TempFile& tmp) { tmp.write(bytes.data(), bytes.size(), where); });
 }
 
 const Tensor& SafetensorsFile::at(const std::string& name) const {

@@ -40,6 +40,11 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
+// Writes `bytes` to `path` the same way, atomically (a short temporary name beside it, fsynced, renamed over
+// `path`, the directory fsynced; temporary files of dead processes removed first). `where` starts every message.
+// BEGAN's sample grids, reports and run files go through it.
+void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& where);
+
 struct SafetensorsFile {
   NamedTensors tensors;  // in header order; each a fresh contiguous CPU tensor
   std::map<std::string, std::string> metadata;

@@ -286,6 +286,17 @@ TEST_CASE("began report: save_image_grid creates missing folders; png_size reads
   CHECK_FALSE(png_size(dir.file("missing.png")).has_value());
 }
 
+TEST_CASE("began report: any legal file name takes a grid; temporary files of killed writes are removed") {
+  TempDir dir;
+  // NAME_MAX (255 bytes) is legal; "<name>.tmp.<pid>.<n>", the temporary name beside it, was not (after the work).
+  const std::string name = std::string(255 - 4, 'g') + ".png";
+  // What a killed write leaves (a pid above any pid_max: no process of it runs): the next write removes it.
+  write_bytes(dir.file(".atelier-tmp.2147483646.0"), "half a grid");
+  save_image_grid(dir.file(name), small_batch(2));
+  CHECK(png_size(dir.file(name)).has_value());
+  CHECK(dir.list() == std::set<std::string>{name});
+}
+
 TEST_CASE("began report: atelier's PNGs carry a mark that other PNGs lack; libpng still reads them") {
   TempDir dir;
   const std::string ours = dir.file("ours.png");
@@ -425,7 +436,7 @@ TEST_CASE("began report: write_report on a long run: every series, every grid, c
                                     "epoch_0001.png",   "epoch_0012.png",   "final.png",        "interp.png"};
   for (const std::string& g : grids) save_image_grid(dir.file("samples/" + g), small_batch(4));
   write_bytes(dir.file("samples/notes.txt"), "not an image");
-  write_bytes(dir.file("samples/step_0005000.png.tmp.42.0"), "a grid being written");
+  write_bytes(dir.file("samples/.atelier-tmp.42.0"), "a grid being written");
   write_report(dir.path);
 
   const std::string svg = read_bytes(dir.file("losses.svg"));
