@@ -181,7 +181,9 @@ void add_train_options(CLI::App& cmd, TrainCli& cli) {
   add("out", c.out, "run folder (metrics.csv, samples/, checkpoints/, report.html)");
   add("seed", c.seed, "seed of the initialisation, the data order and z");
   add("resume", c.resume, "continue the run in this folder from its newest checkpoint (default: none, a fresh run)");
-  add("threads", c.threads, "CPU threads (0: ATELIER_NUM_THREADS or all cores)");
+  add("threads", c.threads,
+      "CPU threads (0: ATELIER_NUM_THREADS or all cores; a --resume without it keeps the checkpoint's count, so "
+      "that it continues bit for bit)");
   add("checkpoint_every", c.checkpoint_every, "steps between checkpoints (also one at each epoch end)");
   add("sample_every", c.sample_every, "steps between sample grids (also one at each epoch end)");
   add("sample_count", c.sample_count, "images in each sample grid");

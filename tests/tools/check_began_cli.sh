@@ -19,6 +19,9 @@ for flag in --data=fashion-mnist --data-dir= --synthetic-size= --image-size=32 -
   name="${flag%%=*}" value="${flag#*=}"
   grep -Eq -- "^ *${name} [A-Z]+=${value}" <<<"$help" || fail "--help does not list ${name} with default '${value}'"
 done
+# A resume keeps the checkpoint's thread count over ATELIER_NUM_THREADS (bit-exact): the help says so.
+grep -q -- "--threads INT=0 .*a --resume without it keeps the checkpoint's count" <<<"$help" ||
+  fail "--help does not say that a resume keeps the checkpoint's thread count"
 for flag in --resume --skip --tanh --smoke; do
   grep -Eq -- "^ *${flag}( |$)" <<<"$help" || fail "--help does not list ${flag}"
 done
