@@ -275,7 +275,8 @@ struct OpenFile {
 };
 
 OpenFile open_regular_file(const std::string& path, const std::string& where) {
-  OpenFile file{FileDescriptor(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), 0};
+  // O_NONBLOCK: a FIFO opens at once (and is refused below) instead of waiting for a writer; no effect on files.
+  OpenFile file{FileDescriptor(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)), 0};
   ATELIER_CHECK_ERRNO(file.fd.get() >= 0, where << "cannot open");
   struct stat st {};
   ATELIER_CHECK_ERRNO(::fstat(file.fd.get(), &st) == 0, where << "cannot stat");

@@ -13,6 +13,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -289,6 +290,12 @@ TEST_CASE("checkpoint: the reader refuses every malformed file, naming the file 
     CHECK(f.at("b").shape() == Shape{});
     CHECK(f.at("a").item<int64_t>() == 0);
   }
+  // Not a regular file: a folder, and a FIFO, which open() would wait on for a writer (began train --resume hung
+  // on one named like a checkpoint).
+  std::filesystem::create_directory(dir.file("folder.safetensors"));
+  check_throws_with([&] { nn::load_safetensors(dir.file("folder.safetensors")); }, {"not a regular file"});
+  REQUIRE(::mkfifo(dir.file("fifo.safetensors").c_str(), 0644) == 0);
+  check_throws_with([&] { nn::load_safetensors(dir.file("fifo.safetensors")); }, {"not a regular file"});
 }
 
 TEST_CASE("checkpoint: writes are atomic: a failed write leaves no temporary file and the old checkpoint intact") {
