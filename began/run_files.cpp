@@ -42,7 +42,9 @@ int64_t checkpoint_step(const std::string& name) {
   }
   const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
   if (digits.find_first_not_of("0123456789") != std::string::npos) return -1;
-  return std::stoll(digits);
+  int64_t step = -1;  // more digits than an int64_t holds: no step of a run (std::stoll threw a bare "stoll")
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  return ec == std::errc() ? step : -1;
 }
 
 }  // namespace

@@ -243,6 +243,12 @@ TEST_CASE("began train: a resume refuses flags that contradict the checkpoint an
   // A fresh run into a folder that holds one is refused too.
   testing::check_throws_with([&] { began::resolve_config(tiny_config(dir.path, 6)); }, {"already holds a run"});
 
+  // A name of a step beyond int64 is no checkpoint of the run (std::stoll threw: "error: stoll", and nothing else).
+  testing::write_bytes(began::checkpoints_dir(dir.path) + "/step_99999999999999999999.safetensors", "");
+  CHECK(began::list_checkpoints(dir.path) ==
+        std::vector<std::string>{began::checkpoint_path(dir.path, 4), began::checkpoint_path(dir.path, 6)});
+  std::filesystem::remove(began::checkpoints_dir(dir.path) + "/step_99999999999999999999.safetensors");
+
   // A damaged newest checkpoint (not from a kill: saves are atomic; a copy cut short, a failing disk) is named, with
   // the one before it to resume from.
   {
