@@ -121,4 +121,12 @@ void write_file_atomically(const std::string& path, const std::string& bytes, co
   nn::write_file_atomically(path, bytes, where + "'" + path + "': ");
 }
 
+std::string folder_problem(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::file_status status = std::filesystem::status(path, ec);
+  if (std::filesystem::is_directory(status)) return "";
+  if (status.type() == std::filesystem::file_type::not_found) return "no such folder";
+  return ec ? "cannot look at it: " + ec.message() : "not a folder";
+}
+
 }  // namespace atelier::began

@@ -42,4 +42,8 @@ std::optional<std::pair<int64_t, int64_t>> png_size(const std::string& path);
 // "save_image_grid: ").
 void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& where);
 
+// Why `path` is no folder: "" when it is one; "no such folder", "not a folder", or, when it cannot be looked at (a
+// parent without search permission), "cannot look at it: " and the system's reason, since it may well exist.
+std::string folder_problem(const std::string& path);
+
 }  // namespace atelier::began

@@ -121,7 +121,8 @@ void prepare_run_dir(const std::string& run_dir) {
 }
 
 bool holds_run(const std::string& run_dir) {
-  return fs::exists(metrics_path(run_dir)) || !list_checkpoints(run_dir).empty();
+  std::error_code ec;  // a folder that cannot be looked at holds no run that can be continued (nor thrown at us)
+  return fs::exists(metrics_path(run_dir), ec) || !list_checkpoints(run_dir).empty();
 }
 
 RunFolderLock::~RunFolderLock() { ::close(fd_); }  // closing the file drops the flock

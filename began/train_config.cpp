@@ -13,6 +13,7 @@
 #include "backends/error.h"
 #include "backends/thread_pool.h"
 #include "began/data/synthetic.h"
+#include "began/image_io.h"
 #include "began/number_text.h"
 #include "began/run_files.h"
 #include "began/run_settings.h"
@@ -204,9 +205,13 @@ void check_data(const TrainConfig& c) {
     ATELIER_CHECK(c.model.image_size == 32 && c.model.channels == 1,
                   "--data fashion-mnist is 32x32 with 1 channel; --image-size "
                       << c.model.image_size << " --channels " << c.model.channels << " needs --data synthetic");
+    // A missing folder is told below with the package to install; a file, or one that cannot be looked at, here.
+    const std::string problem = folder_problem(c.data_dir);
+    ATELIER_CHECK(problem.empty() || problem == "no such folder", "--data-dir " << c.data_dir << ": " << problem);
     const std::string images = c.data_dir + "/train-images-idx3-ubyte";
+    std::error_code ec;
     ATELIER_CHECK(
-        std::filesystem::exists(images + ".gz") || std::filesystem::exists(images),
+        std::filesystem::exists(images + ".gz", ec) || std::filesystem::exists(images, ec),
         "--data-dir " << c.data_dir << ": no " << images
                       << ".gz (install Debian's dataset-fashion-mnist, or point --data-dir at the IDX files)");
   }
@@ -287,11 +292,11 @@ TrainConfig with_checkpoint_settings(const TrainConfig& config, int64_t& checkpo
                 "--out " << c.out << " and --resume " << c.resume << ": a resumed run stays in its folder");
   c.out = c.resume;
   // Not "no checkpoint in X/checkpoints" for a typo or a checkpoint's own path: say what X is.
-  ATELIER_CHECK(std::filesystem::is_directory(c.resume, ec),
-                "--resume " << c.resume << ": "
-                            << (std::filesystem::exists(c.resume, ec)
-                                    ? "not a folder; --resume takes the run folder (the run's --out), not a file"
-                                    : "no such folder"));
+  const std::string problem = folder_problem(c.resume);
+  ATELIER_CHECK(problem.empty(), "--resume " << c.resume << ": " << problem
+                                             << (problem == "not a folder"
+                                                     ? "; --resume takes the run folder (the run's --out), not a file"
+                                                     : ""));
   std::vector<std::string> checkpoints = list_checkpoints(c.resume);
   ATELIER_CHECK(!checkpoints.empty(), "--resume " << c.resume << ": no checkpoint in " << checkpoints_dir(c.resume)
                                                   << (holds_run(c.resume) ? kStoppedEarly : ""));

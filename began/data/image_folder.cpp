@@ -647,9 +647,8 @@ std::string ImageFolderData::report() const {
 }
 
 void check_data_dir(const std::string& dir) {
-  std::error_code ec;
-  ATELIER_CHECK(fs::is_directory(dir, ec),
-                "--data-dir " << dir << ": " << (fs::exists(dir, ec) ? "not a folder" : "no such folder"));
+  const std::string problem = folder_problem(dir);
+  ATELIER_CHECK(problem.empty(), "--data-dir " << dir << ": " << problem);
 }
 
 ImageFolderData load_image_folder(const ImageFolderOptions& o) {

@@ -80,7 +80,8 @@ Tool add_sample_tool(CLI::App& app) {
         for (int64_t i = 0; i < args->count; ++i)
           check_png_replaceable("--out", sample_path(args->out, i), args->overwrite);
       } else {
-        ATELIER_CHECK(!std::filesystem::exists(args->out),
+        std::error_code ec;  // a path that cannot be looked at: check_writable_file names the folder at fault
+        ATELIER_CHECK(!std::filesystem::exists(args->out, ec),
                       "--out " << args->out << ": is a file; without --grid --out names a folder");
         check_writable_file("--out", args->out);  // its parent folder exists and can be written into
         ATELIER_CHECK(lower_extension(args->out) != ".png",

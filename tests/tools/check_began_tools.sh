@@ -154,6 +154,19 @@ if [[ ${as_user[0]:-} != skip ]]; then
   rc=$?
   [[ $rc -eq 2 ]] && grep -q "^began train: error: --data-dir locked: cannot list locked/shut: Permission denied" \
     "$tmp/log" || fail "an unreadable subfolder: exit $rc, $(cat "$tmp/log")"
+  # Paths under a folder nobody may search are said to be out of reach, not missing (nor a raw filesystem error).
+  denied="cannot look at it: Permission denied"
+  for line in "train --data folder --data-dir locked/shut/x --out writable/run2|--data-dir locked/shut/x: $denied" \
+    "train --data-dir locked/shut/x --out writable/run2|--data-dir locked/shut/x: $denied" \
+    "train --smoke --out locked/shut/run|--out locked/shut/run: cannot write into locked/shut" \
+    "train --resume locked/shut/run|--resume locked/shut/run: $denied" \
+    "sample --checkpoint $checkpoint --out locked/shut/s|--out locked/shut/s: cannot write into locked/shut"; do
+    # shellcheck disable=SC2086  # the command's words, split on purpose
+    "${as_user[@]}" "$began" ${line%%|*} >"$tmp/log" 2>&1
+    rc=$?
+    [[ $rc -eq 2 ]] && grep -qF "began ${line%% *}: error: ${line#*|}" "$tmp/log" ||
+      fail "${line%%|*}: exit $rc, $(cat "$tmp/log")"
+  done
   chmod 700 locked/shut "$tmp"
 else
   echo "note: root without setpriv: the unreadable-subfolder check not run"
