@@ -395,9 +395,13 @@ TrainOutcome Trainer::finish() {
 
 // A grid of G(fixed z), then the report is rewritten so that it shows the new grid and the curves so far.
 void Trainer::save_samples(const std::string& path) {
-  {
+  try {
     NoGradGuard no_grad;
     save_image_grid(path, G_->forward(fixed_z_));
+  } catch (const OutOfMemoryError& e) {  // G runs on the whole grid at once: name the flag that sized it
+    ATELIER_OUT_OF_MEMORY("the sample grid " << path << " of --sample-count " << config_.sample_count << " ("
+                                             << model_settings_text(config_) << ") on " << device_ << ": " << e.what()
+                                             << "; a smaller --sample-count needs less memory");
   }
   write_report(config_.out);
 }

@@ -94,6 +94,13 @@ else
   [[ $rc -eq 1 ]] && grep -q "^began: error: step 1 with --batch 4096 (data synthetic, image_size 32, .*, n 32, h 64.*) on cpu: \
 cpu allocator: out of memory allocating .*; a run with a smaller --batch, --n or --image-size needs less memory$" "$tmp/out" ||
     fail "out of memory in a step: exit $rc, $(tail -c 600 "$tmp/out")"
+  # And the sample grid, all of --sample-count's images in one forward pass (10,000 at 256x256 are 2.6 GB).
+  (ulimit -v 1000000 && exec "$began" train --data synthetic --synthetic-size 8 --batch 4 --n 1 --h 4 \
+    --image-size 256 --sample-count 10000 --steps 1 --progress-seconds 1000 --out "$tmp/oom-grid") >"$tmp/out" 2>&1
+  rc=$?
+  [[ $rc -eq 1 ]] && grep -q "^began: error: the sample grid $tmp/oom-grid/samples/step_0000000.png of --sample-count \
+10000 (data synthetic, image_size 256, .*) on cpu: cpu allocator: out of memory .*; a smaller --sample-count needs less \
+memory$" "$tmp/out" || fail "out of memory in a sample grid: exit $rc, $(tail -c 600 "$tmp/out")"
 fi
 
 # Signals: a checkpoint at the next step boundary, exit 128 + signal, then --resume continues.
