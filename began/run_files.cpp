@@ -144,6 +144,24 @@ Holds& holds() {
   return h;
 }
 
+// The refusal of a run folder whose lock file, open on `fd`, another process holds: closes fd, names that process.
+[[noreturn]] void refuse_held(const std::string& run_dir, int fd) {
+  char text[32] = {};  // the holder's pid, as it wrote it
+  const ssize_t n = ::pread(fd, text, sizeof(text) - 1, 0);
+  ::close(fd);
+  std::string pid = n > 0 ? std::string(text, static_cast<size_t>(n)) : std::string();
+  pid.erase(std::find_if(pid.begin(), pid.end(), [](char c) { return c < '0' || c > '9'; }), pid.end());
+  ATELIER_FAIL("--out " << run_dir << ": another began train" << (pid.empty() ? "" : " (process " + pid + ")")
+                        << " is writing this run folder; wait for it to end, or stop it");
+}
+
+// This process's live hold of run_dir (its canonical path `key`), if any; h.mutex held.
+std::shared_ptr<const RunFolderLock> held_here(Holds& h, const std::string& key) {
+  h.drop_ended();
+  const auto found = h.by_folder.find(key);
+  return found == h.by_folder.end() ? nullptr : found->second.lock();
+}
+
 }  // namespace
 
 size_t held_run_dirs() {
@@ -153,31 +171,34 @@ size_t held_run_dirs() {
   return h.by_folder.size();
 }
 
+void check_not_held(const std::string& run_dir) {
+  std::error_code ec;
+  const std::string key = fs::weakly_canonical(run_dir, ec).string();
+  Holds& h = holds();
+  std::lock_guard<std::mutex> guard(h.mutex);
+  if (ec || held_here(h, key) != nullptr) return;  // unresolvable (lock_run_dir says why), or held by this process
+  const int fd = ::open((run_dir + "/.lock").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // no lock file: no holder to name (lock_run_dir has the last word)
+  if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) refuse_held(run_dir, fd);
+  ::close(fd);
+}
+
 std::shared_ptr<const RunFolderLock> lock_run_dir(const std::string& run_dir) {
   std::error_code ec;
   const std::string key = fs::weakly_canonical(run_dir, ec).string();
   ATELIER_CHECK(!ec, "--out " << run_dir << ": cannot resolve the folder: " << ec.message());
   Holds& h = holds();
   std::lock_guard<std::mutex> guard(h.mutex);
-  h.drop_ended();
-  const auto found = h.by_folder.find(key);
-  if (found != h.by_folder.end()) {
-    if (std::shared_ptr<const RunFolderLock> mine = found->second.lock()) return mine;
-  }
+  if (std::shared_ptr<const RunFolderLock> mine = held_here(h, key)) return mine;
 
   const std::string path = run_dir + "/.lock";
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   ATELIER_CHECK_ERRNO(fd >= 0, "--out " << run_dir << ": cannot open its lock file " << path);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
-    char text[32] = {};  // the holder's pid, as it wrote it
-    const ssize_t n = ::pread(fd, text, sizeof(text) - 1, 0);
+    if (err == EWOULDBLOCK) refuse_held(run_dir, fd);
     ::close(fd);
-    ATELIER_CHECK(err == EWOULDBLOCK, "--out " << run_dir << ": cannot lock " << path << ": " << std::strerror(err));
-    std::string pid = n > 0 ? std::string(text, static_cast<size_t>(n)) : std::string();
-    pid.erase(std::find_if(pid.begin(), pid.end(), [](char c) { return c < '0' || c > '9'; }), pid.end());
-    ATELIER_FAIL("--out " << run_dir << ": another began train" << (pid.empty() ? "" : " (process " + pid + ")")
-                          << " is writing this run folder; wait for it to end, or stop it");
+    ATELIER_FAIL("--out " << run_dir << ": cannot lock " << path << ": " << std::strerror(err));
   }
   // The pid is only for the message of a refused second run: the flock alone keeps it out, so a failed write does
   // not stop this run. It is said, though: a few bytes that cannot be written into the run folder (a full disk, an

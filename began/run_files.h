@@ -65,6 +65,10 @@ class RunFolderLock {
 // Takes the hold on run_dir (which must exist: prepare_run_dir) or throws naming the folder and the holder's pid.
 // Writing the pid into the lock file is best effort: a failure is a warning on stderr, and the hold stands.
 std::shared_ptr<const RunFolderLock> lock_run_dir(const std::string& run_dir);
+// Throws lock_run_dir's refusal when another process holds run_dir, without taking the hold or creating anything:
+// a fresh run asks first, since the folder another run is writing "already holds a run", but a --resume of it would
+// be refused too while that run lives.
+void check_not_held(const std::string& run_dir);
 // How many run folders this process holds now (a hold ends when the last shared_ptr to it goes).
 size_t held_run_dirs();
 

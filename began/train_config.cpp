@@ -331,6 +331,7 @@ TrainConfig resolve_config(const TrainConfig& config) {
   check_device(c.device);
   check_data(c);  // what can be checked without reading the data: the batch is checked once it is loaded
   if (c.resume.empty()) {
+    check_not_held(c.out);  // a run that another process is writing now: name it (neither message below fits)
     // A run stopped before its first checkpoint has nothing to resume: say so, not "continue it with --resume".
     ATELIER_CHECK(!holds_run(c.out) || !list_checkpoints(c.out).empty(),
                   "--out " << c.out << " holds a run stopped before its first checkpoint (nothing to resume): pick "

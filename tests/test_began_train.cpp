@@ -333,6 +333,10 @@ TEST_CASE("began train: a run folder that another process trains in is refused, 
   REQUIRE(::pwrite(other, "4242\n", 5, 0) == 5);
   testing::check_throws_with([&] { began::resolve_config(resume_config(dir.path, 6)); },
                              {"--out " + dir.path + ": another began train (process 4242) is writing this run folder"});
+  // The same command in a second terminal (a fresh run): that process is named too, not "already holds a run:
+  // continue it with --resume", which would be refused as well while it lives.
+  testing::check_throws_with([&] { began::resolve_config(tiny_config(dir.path, 6)); },
+                             {"--out " + dir.path + ": another began train (process 4242) is writing this run folder"});
   ::close(other);  // the holder ends, however it ends: its hold goes with it
 
   {
