@@ -19,15 +19,23 @@ typedef float Vec8 __attribute__((vector_size(32), aligned(4)));   // 8 floats
 // The vector registers the compiler targets: 32 of 64 bytes with AVX-512, 16 of 32 bytes with AVX2, 16 of 16 bytes
 // otherwise (SSE). A kernel that keeps its sums in registers sizes its block by these: a block of 64-byte vectors
 // that fits AVX-512's 32 registers needs 64 on AVX2 and is spilled to the stack at every step.
+// kVectorIsa names the instruction set (`began --version` prints it).
 #if defined(__AVX512F__)
 inline constexpr int kVectorRegisters = 32;
 inline constexpr int64_t kVectorBytes = 64;
+inline constexpr const char* kVectorIsa = "AVX-512";
 #elif defined(__AVX__)
 inline constexpr int kVectorRegisters = 16;
 inline constexpr int64_t kVectorBytes = 32;
+#if defined(__AVX2__)
+inline constexpr const char* kVectorIsa = "AVX2";
+#else
+inline constexpr const char* kVectorIsa = "AVX";
+#endif
 #else
 inline constexpr int kVectorRegisters = 16;
 inline constexpr int64_t kVectorBytes = 16;
+inline constexpr const char* kVectorIsa = "SSE2";
 #endif
 
 // One register's vector of T (V) and its lanes, for kernels written once for float and double.

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -28,7 +29,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backends/backend.h"
 #include "backends/conv_algo.h"
+#include "backends/cpu/simd.h"
 #include "backends/error.h"
 #include "backends/thread_pool.h"
 #include "began/data/fashion_mnist.h"
@@ -42,9 +45,12 @@
 #include "nn/safetensors.h"
 #include "tensor/creation.h"
 
-// The build's `git describe`, captured when CMake configures (see CMakeLists.txt).
+// The build's `git describe`, captured when CMake configures, and atelier's version (see CMakeLists.txt).
 #ifndef ATELIER_GIT_DESCRIBE
 #define ATELIER_GIT_DESCRIBE "unknown"
+#endif
+#ifndef ATELIER_VERSION
+#define ATELIER_VERSION "unknown"
 #endif
 
 using namespace atelier;
@@ -250,6 +256,17 @@ int run_train(const began::TrainConfig& config) {
   return 1;
 }
 
+// `began --version`: the build, the vector registers its CPU kernels were compiled for (they set the kernels' block
+// shapes and speed: docs/benchmarks.md, "AVX2") and whether the CUDA backend is built in (no device is queried).
+std::string version_text() {
+  std::ostringstream text;
+  text << "began " << ATELIER_GIT_DESCRIBE << " (atelier " << ATELIER_VERSION << ")\n"
+       << "CPU kernels: " << cpu::kVectorIsa << ", " << cpu::kVectorRegisters << " vector registers of "
+       << cpu::kVectorBytes << " bytes\n"
+       << "CUDA backend: " << (cuda_backend_or_null() != nullptr ? "built in" : "not built (-DATELIER_CUDA=OFF)");
+  return text.str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -257,6 +274,7 @@ int main(int argc, char** argv) {
       "began: BEGAN on atelier (train), tools on its checkpoints (sample, reconstruct, interpolate, eval) and the "
       "Fashion-MNIST classifier behind the sample-quality measure"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", version_text());
 
   ClassifyTrainArgs train_args;
   CLI::App* train = app.add_subcommand("classify-train", "train the Fashion-MNIST classifier and write its weights");

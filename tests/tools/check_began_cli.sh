@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The `began train` command line (ctest entry began_cli): --help lists every flag with its default; unknown flags
-# and bad values print one line and exit 2 before any work (no run folder appears); SIGINT and SIGTERM write a
-# checkpoint and exit 130 / 143, and --resume continues from it.
+# The `began train` command line (ctest entry began_cli): `began --version` names the build; --help lists every flag
+# with its default; unknown flags and bad values print one line and exit 2 before any work (no run folder appears);
+# SIGINT and SIGTERM write a checkpoint and exit 130 / 143, and --resume continues from it.
 #
 #   tests/tools/check_began_cli.sh build/cpu/bin/began
 set -uo pipefail
@@ -25,6 +25,13 @@ grep -q -- "--threads INT=0 .*a --resume without it keeps the checkpoint's count
 for flag in --resume --skip --tanh --smoke; do
   grep -Eq -- "^ *${flag}( |$)" <<<"$help" || fail "--help does not list ${flag}"
 done
+
+# --version: the build, the vector registers the CPU kernels were compiled for and the CUDA backend, exit 0.
+version="$("$began" --version)" || fail "began --version exited $?"
+grep -Eq "^began .*\(atelier [0-9]+\.[0-9]+\.[0-9]+\)" <<<"$version" || fail "--version lacks the build: $version"
+grep -Eq "CPU kernels: (AVX-512|AVX2|AVX|SSE2), [0-9]+ vector registers of (16|32|64) bytes" <<<"$version" ||
+  fail "--version lacks the CPU kernels' target: $version"
+grep -Eq "CUDA backend: (built in|not built)" <<<"$version" || fail "--version lacks the CUDA backend: $version"
 
 # Bad command lines: exit 2, one line on stderr, nothing created.
 expect_refused() {
