@@ -344,9 +344,11 @@ template <typename T>
 constexpr bool kLanePackets = Eigen::internal::unpacket_traits<Packet<T>>::size == kLanes<T>;
 
 // Stores v as the whole 64-byte line at dst (64-byte aligned) without reading the line into the cache first (a
-// non-temporal store: it goes to memory through a write-combining buffer).
+// non-temporal store: it goes to memory through a write-combining buffer). Only called where AVX-512 is compiled in
+// (kLanePackets); elsewhere its body is empty, and clang, which checks a template's definition, would call the
+// parameters unused.
 template <typename T>
-void stream_line(T* dst, const Packet<T>& v) {
+void stream_line([[maybe_unused]] T* dst, [[maybe_unused]] const Packet<T>& v) {
   static_assert(kLanePackets<T>, "stream_line stores one 64-byte packet");
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
