@@ -1,4 +1,5 @@
-// Direct 3x3 convolutions for thin layers (direct_conv.h), float and double, on 64-byte vectors.
+// Direct 3x3 convolutions for thin layers (direct_conv.h), float and double, on one-register vectors (simd.h: 64 bytes
+// with AVX-512, 32 with AVX2).
 //
 // Every pass reads zero-padded copies of image planes (pad_planes), so the taps need no bounds tests: input pixel
 // (y, x) sits at row y + 1, column x + 1 of its padded plane, and the tap (i, j) of output pixel (y, x) is padded
@@ -11,15 +12,16 @@
 //   backward-weight  gw[o, c, i, j] = sum over n, y, x of grad_out[n, o](y, x) * in[n, c](y + i, x + j)
 //
 // The correlation (correlate_image) keeps a block of up to 4 output channels times up to 4 vectors of one output
-// row in registers (16 accumulators), and walks the input channels and the 9 taps: per tap it loads each vector
-// once and multiplies it by every channel's weight (a broadcast). With 1 to 3 output channels (BEGAN's last layers)
-// that is one pass over the input; with many output channels and few input ones (its first layer) the small padded
-// image stays in L1 and is re-read per block of 4. The weight gradient keeps the 9 taps of 1 or 2 output channels
-// (9 or 18 accumulators) and walks every output gradient vector of every image: per vector, its channels' gradient
-// vectors and the 9 shifted input vectors, 9 products per channel.
+// row in registers (up to 16 accumulators; kBlockVectors sizes the block to the registers), and walks the input
+// channels and the 9 taps: per tap it loads each vector once and multiplies it by every channel's weight (a broadcast).
+// With 1 to 3 output channels (BEGAN's last layers) that is one pass over the input; with many output channels and few
+// input ones (its first layer) the small padded image stays in L1 and is re-read per block of 4. The weight gradient
+// keeps the 9 taps of 1 or 2 output channels (9 or 18 accumulators; 2 only where 32 registers hold them) and walks
+// every output gradient vector of every image: per vector, its channels' gradient vectors and the 9 shifted input
+// vectors, 9 products per channel.
 //
 // Threads: the forward and input-gradient passes split the images, the weight gradient the (input channel, output
-// channel pair) units; each output element is one thread's, summed in a fixed order, so the results do not depend
+// channel group) units; each output element is one thread's, summed in a fixed order, so the results do not depend
 // on the thread count.
 #include "backends/cpu/direct_conv.h"
 
