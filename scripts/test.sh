@@ -6,7 +6,8 @@
 # cores expose chunking and timing dependence). Training-length tests (ctest label `long`: "(long)" in the name) run
 # once, in the Release CPU build. Then the sanitizer pass: the CPU suite and bin/gradcheck under ASan+UBSan
 # (build/asan) and the suite at ATELIER_NUM_THREADS=3 under TSan (build/tsan), each at -O1, test targets only
-# (no benchmarks), without the training-length tests; any sanitizer report fails the test it comes from.
+# (no benchmarks; TSan no tools either), without the training-length tests (TSan without the `heavy` ones too);
+# any sanitizer report fails the test it comes from.
 # Last, scripts/clang-check.sh: every source a CPU-only build compiles (the libraries, tools, tests, fuzz targets
 # and benchmarks) must parse warning-free with clang++ too (every build above is g++'s). Exits non-zero if a
 # configuration fails to build or any test fails. Before the summary it prints the seconds each phase took.
@@ -155,11 +156,15 @@ if [[ "${ATELIER_SANITIZERS:-1}" == 1 ]]; then
   # g++ 12's TSan cannot map its shadow memory when the kernel randomises mmap with more than 28 bits
   # ("FATAL: ThreadSanitizer: unexpected memory mapping"); there the tests run with address randomisation off.
   # The build runs the test program too (it lists the test cases).
+  # TSan is the slowest pass (5-15x the Release time per test), so it leaves out the `heavy` tests: the doctest
+  # cases of the suite "heavy" (ten seconds or more under a sanitizer; a lighter case covers the same threaded
+  # code) and the command-line scripts, and builds no tools (they are for those scripts and for gradcheck).
   launcher=(env "TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1}" ATELIER_NUM_THREADS=3)
   if [[ "$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)" -gt 28 ]]; then
     launcher+=(setarch "$(uname -m)" -R)
   fi
-  run_config tsan "${sanitizer_args[@]}" -DATELIER_SANITIZE=thread
+  ctest_args=(-LE 'long|heavy')
+  run_config tsan "${sanitizer_args[@]}" -DATELIER_SANITIZE=thread -DATELIER_BUILD_TOOLS=OFF
   launcher=()
   build_type=Release
   ctest_args=()

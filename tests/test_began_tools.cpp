@@ -164,7 +164,8 @@ TEST_CASE("lerp_path and slerp_path: the ends, even steps, and the slerp norm be
   check_throws_with([&] { slerp_path(a, tensor({1, 2}), 3); }, {"two (h) vectors"});
 }
 
-TEST_CASE("fit_latent: Adam on z recovers G(z*) for a random z* to a mean |G(z_fit) - G(z*)| below 0.02") {
+TEST_CASE("fit_latent: Adam on z recovers G(z*) for a random z* to a mean |G(z_fit) - G(z*)| below 0.02" *
+          doctest::test_suite("heavy")) {
   manual_seed(3);
   const ModelConfig config{.image_size = 32, .channels = 1, .n = 4, .h = 8};
   Generator G(config);
@@ -233,7 +234,8 @@ TEST_CASE("FD-FMNIST features: (N, 128), the same in any batch size, and generat
   check_throws_with([&] { classifier_features(*classifier, images, 0); }, {"batch must be >= 1"});
 }
 
-TEST_CASE("class_counts: the classes the classifier sees in the first 1,000 test images, as their labels say") {
+TEST_CASE("class_counts: the classes the classifier sees in the first 1,000 test images, as their labels say" *
+          doctest::test_suite("heavy")) {
   auto classifier = load_classifier(std::string(ATELIER_SOURCE_DIR) + "/" + kClassifierWeights);
   FashionMnist test;
   try {

@@ -117,7 +117,8 @@ void check_same_as_straight(const StraightRun& straight, const std::string& resu
 
 }  // namespace
 
-TEST_CASE("began train: 10 steps, stop, resume, 10 more is bit-identical to 20 straight steps") {
+TEST_CASE("began train: 10 steps, stop, resume, 10 more is bit-identical to 20 straight steps" *
+          doctest::test_suite("heavy")) {
   StraightRun straight;
   // The resumed half must cross an epoch end (steps 12, 18) and lr-window ends (12, 16, 20) where the rate drops.
   std::vector<std::string> lr = column(straight.dir.path, 9), epoch = column(straight.dir.path, 0);
@@ -133,7 +134,8 @@ TEST_CASE("began train: 10 steps, stop, resume, 10 more is bit-identical to 20 s
         std::vector<std::string>{began::checkpoint_path(dir.path, 18), began::checkpoint_path(dir.path, 20)});
 }
 
-TEST_CASE("began train: a killed run resumes from its older checkpoint and metrics.csv never repeats a row") {
+TEST_CASE("began train: a killed run resumes from its older checkpoint and metrics.csv never repeats a row" *
+          doctest::test_suite("heavy")) {
   StraightRun straight;
   TempDir dir;
   REQUIRE(run(tiny_config(dir.path, 10)).status == TrainOutcome::Status::completed);
@@ -751,7 +753,8 @@ TEST_CASE("began train: the log's counts agree with their nouns (1 step, 1 threa
   CHECK(logged("began train: done, 3 steps in "));
 }
 
-TEST_CASE("began train: --cuda-graph on (the step captured once, then replayed) gives off's rows and checkpoints") {
+TEST_CASE("began train: --cuda-graph on (the step captured once, then replayed) gives off's rows and checkpoints" *
+          doctest::test_suite("heavy")) {
   // On the CPU, auto is off and on replays the recorded calls. The 20 steps cross epoch ends, checkpoints and the
   // rate's drops (the replays read each new rate), and the resumed half warms up and captures again.
   StraightRun straight;

@@ -34,7 +34,7 @@ void make_quadrant_images(int64_t n, uint64_t seed, Tensor& images, Tensor& labe
 
 }  // namespace
 
-TEST_CASE("classifier: a tiny run on generated images learns") {
+TEST_CASE("classifier: a tiny run on generated images learns" * doctest::test_suite("heavy")) {
   // Seed 5, 256 images of 4 classes, batch 32, 4 epochs = 32 Adam steps at lr 2e-3.
   Tensor images, labels;
   make_quadrant_images(256, 5, images, labels);
@@ -71,7 +71,8 @@ TEST_CASE("classifier: a loss that turns non-finite stops training with the epoc
                              {"epoch 1, batch 2", "the loss is not finite", "lower --lr", "1e+30"});
 }
 
-TEST_CASE("classifier: the committed weights reach the accuracy their metadata records on the first 1,000 images") {
+TEST_CASE("classifier: the committed weights reach the accuracy their metadata records on the first 1,000 images" *
+          doctest::test_suite("heavy")) {
   // `bin/began classify-train` writes test_accuracy_first_1000 (a fraction, e.g. "0.903000") into the weights.
   const std::string weights = std::string(ATELIER_SOURCE_DIR) + "/" + began::kClassifierWeights;
   const auto metadata = nn::load_safetensors(weights).metadata;

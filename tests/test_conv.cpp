@@ -138,7 +138,8 @@ TEST_CASE("conv2d forward and backward match a direct loop") {
   }
 }
 
-TEST_CASE("float32 stride-2 convolutions (packed GEMM, stride-2 im2col and col2im) match a direct loop") {
+TEST_CASE("float32 stride-2 convolutions (packed GEMM, stride-2 im2col and col2im) match a direct loop" *
+          doctest::test_suite("heavy")) {
   // float32 with stride 2 takes the packed-GEMM path where AVX-512 is compiled in (forward and input gradient:
   // w_out dividing 32; weight gradient: any w_out) and the stride-2 im2col everywhere; the float64 test above never
   // reaches the packed path. Edges: w_out 32, 16, 8, 4, 2, 1, 5, 10 and 33, odd sizes, padding 0 to 2, 1x1 / 2x3 /
@@ -510,7 +511,7 @@ double accuracy(const SmallCnn& model, const Images& data) {
 
 }  // namespace
 
-TEST_CASE("a small CNN learns horizontal versus vertical stripes with plain SGD") {
+TEST_CASE("a small CNN learns horizontal versus vertical stripes with plain SGD" * doctest::test_suite("heavy")) {
   // Seed 21 (data and weights), 128 training images, 128 held-out images (seed 22); full-batch SGD, lr 0.2,
   // 60 steps. Must reach at least 95% held-out accuracy (chance is 50%) and bring the training loss from about
   // log 2 below 0.05. (Measured at 1, 2 and 3 threads: 100% and 0.0026; the loss is still 0.32 after 30 steps

@@ -36,7 +36,8 @@ TEST_CASE("every op table row passes gradcheck") {
   }
 }
 
-TEST_CASE("the conv2d, conv2d_elu and upsample_conv2d_elu rows pass gradcheck under every CPU conv algorithm") {
+TEST_CASE("the conv2d, conv2d_elu and upsample_conv2d_elu rows pass gradcheck under every CPU conv algorithm" *
+          doctest::test_suite("heavy")) {
   // Forced, Winograd computes every 3x3 stride-1 row (the auto rule would leave these small shapes on im2col), and
   // direct every 3x3 stride-1 padding-1 row; the other rows stay on im2col whatever the setting.
   int rows = 0;

@@ -22,7 +22,7 @@ Tensor long_chain(const Tensor& x) {
 
 }  // namespace
 
-TEST_CASE("a 300000-op graph is torn down without recursion, without backward") {
+TEST_CASE("a 300000-op graph is torn down without recursion, without backward" * doctest::test_suite("heavy")) {
   const int64_t nodes_before = live_nodes();
   {
     Tensor x = ones({1}).requires_grad_();
@@ -33,7 +33,7 @@ TEST_CASE("a 300000-op graph is torn down without recursion, without backward") 
   CHECK(live_nodes() == nodes_before);
 }
 
-TEST_CASE("a 300000-op graph is torn down without recursion, after backward") {
+TEST_CASE("a 300000-op graph is torn down without recursion, after backward" * doctest::test_suite("heavy")) {
   const int64_t nodes_before = live_nodes();
   Tensor x = full({1}, 2.0).requires_grad_();
   {
@@ -45,7 +45,8 @@ TEST_CASE("a 300000-op graph is torn down without recursion, after backward") {
   CHECK(x.grad().item<float>() == 1.0f);
 }
 
-TEST_CASE("a long graph shared by two roots is torn down once, when its last owner goes") {
+TEST_CASE("a long graph shared by two roots is torn down once, when its last owner goes" *
+          doctest::test_suite("heavy")) {
   const int64_t nodes_before = live_nodes();
   Tensor x = ones({1}).requires_grad_();
   Tensor a = long_chain(x);

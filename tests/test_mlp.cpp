@@ -75,7 +75,7 @@ std::ostream& operator<<(std::ostream& os, const Counters& c) {
 
 }  // namespace
 
-TEST_CASE("a 2-layer MLP learns XOR-like data with plain SGD") {
+TEST_CASE("a 2-layer MLP learns XOR-like data with plain SGD" * doctest::test_suite("heavy")) {
   // Seed 7, 64 hidden units, full-batch SGD with lr 0.5 for 400 steps on 512 points.
   Problem train = make_problem(512, 7);
   Problem test = make_problem(512, 8);

@@ -114,7 +114,8 @@ std::string check_every_case(ConvAlgo algo, DType dtype, double bound) {
 
 }  // namespace
 
-TEST_CASE("wino2, wino4 and direct match im2col in float64 (relative L2 error < 1e-12)") {
+TEST_CASE("wino2, wino4 and direct match im2col in float64 (relative L2 error < 1e-12)" *
+          doctest::test_suite("heavy")) {
   for (ConvAlgo algo : {ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
     MESSAGE(check_every_case(algo, DType::Float64, 1e-12));
   }
