@@ -38,11 +38,11 @@ namespace {
 template <typename T>
 void store_lanes(T* p, const typename Simd<T>::V& v, int64_t count) {
   if (count == Simd<T>::kLanes) {
-    vec_at(p) = v;
+    store_vector(p, v);
     return;
   }
   T lanes[Simd<T>::kLanes];
-  vec_at(lanes) = v;
+  store_vector(lanes, v);
   std::copy(lanes, lanes + count, p);
 }
 
@@ -98,7 +98,7 @@ void correlate_block(const T* in, const PaddedLayout& p, int64_t ins, const T* w
       for (int j = 0; j < 3; ++j) {
         V x[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) x[v] = vec_at(rows + i * p.width + j + v * L);
+        for (int v = 0; v < NV; ++v) x[v] = load_vector(rows + i * p.width + j + v * L);
 #pragma GCC unroll 4
         for (int o = 0; o < OB; ++o) {
           const T s = w[o * ins * 9 + i * 3 + j];
@@ -122,7 +122,7 @@ void correlate_channels(const T* in, const PaddedLayout& p, int64_t ins, const T
                         int64_t w, const ConvEpilogue<T>& epilogue, T* out) {
   constexpr int64_t L = Simd<T>::kLanes;
   const auto block = [&]<int NV>(int64_t y, int64_t first_vector) {
-    typename Simd<T>::V acc[OB][NV];
+    alignas(kVectorBytes) typename Simd<T>::V acc[OB][NV];  // bound to a reference: simd.h
     correlate_block<T, OB, NV>(in, p, ins, weight, o0, y, first_vector * L, acc);
     for (int o = 0; o < OB; ++o) {
       T* row = out + ((o0 + o) * h + y) * w;
@@ -204,13 +204,13 @@ void weight_grad_image(const T* plane, const PaddedLayout& p, const T* const (&g
     for (int64_t v = 0; v < p.vectors; ++v) {
       V go[OB];
 #pragma GCC unroll 2
-      for (int o = 0; o < OB; ++o) go[o] = vec_at(grads[o] + y * grad_row + v * L);
+      for (int o = 0; o < OB; ++o) go[o] = load_vector(grads[o] + y * grad_row + v * L);
       const T* taps = plane + y * p.width + v * L;
 #pragma GCC unroll 3
       for (int i = 0; i < 3; ++i) {
 #pragma GCC unroll 3
         for (int j = 0; j < 3; ++j) {
-          const V in = vec_at(taps + i * p.width + j);
+          const V in = load_vector(taps + i * p.width + j);
 #pragma GCC unroll 2
           for (int o = 0; o < OB; ++o) sum[o][i * 3 + j] += go[o] * in;
         }
@@ -237,7 +237,7 @@ void weight_grad_unit(const Conv2dGeometry& g, const PaddedLayout& p, const T* i
   const int64_t grad_row = whole ? w : p.vectors * L;
   T* const plane = scratch;
   T* const padded_grads = scratch + p.plane;
-  V acc[OB][9];
+  alignas(kVectorBytes) V acc[OB][9];  // bound to a reference: simd.h
   for (int o = 0; o < OB; ++o) {
     for (int k = 0; k < 9; ++k) acc[o][k] = V{};
   }

@@ -19,8 +19,9 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // last repeat it (their lanes are computed and dropped), so nothing outside A is read.
 enum class ALayout { Packed, RowMajor, Columns };
 
-// A block's sums: acc[r][v] lane l = row r, column 16 v + l.
-struct Block {
+// A block's sums: acc[r][v] lane l = row r, column 16 v + l. Aligned: add_transposed binds acc to a reference
+// (simd.h).
+struct alignas(64) Block {
   Vec16 acc[kPanelRows][kVectors];
 };
 

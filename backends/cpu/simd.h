@@ -5,8 +5,15 @@
 // mismatched store-to-load forwarding made the stride-2 gather 4x slower. A vector type may alias its element type
 // in GCC, so a float array is read as Vec16 in place. The aligned(4) and aligned(8) let such accesses be unaligned;
 // `auto` drops that attribute, so a vector is never declared `auto`. A 64-byte vector is never passed or returned
-// by value: without AVX-512 that changes the calling convention (GCC's -Wpsabi, an error under -Werror); vec_at
-// gives a reference, and the callers are inlined anyway.
+// by value: without AVX-512 that changes the calling convention (GCC's -Wpsabi, an error under -Werror); one
+// register's vector (Simd<T>::V below) is, by load_vector and store_vector.
+//
+// clang honours aligned(4) and aligned(8) on a pointer's target but not on a reference's: a value read or written
+// through a `V&` is assumed to sit at V's natural alignment (vmovaps), so a reference to a vector inside a float
+// array faults, and so does one to a vector object that has only the typedef's alignment (a local array of them,
+// a struct member). So: arrays go through pointers (load_vector, store_vector, or a cast pointer), and a vector
+// object that is bound to a reference is declared alignas(kVectorBytes) (direct_conv.cpp's sums, packed_gemm.cpp's
+// Block). GCC needs neither; its code is the same with them.
 #pragma once
 
 #include <cstdint>
@@ -54,14 +61,14 @@ struct Simd<double> {
   static constexpr int64_t kLanes = kVectorBytes / 8;
 };
 
-// The vector at p (which need not be aligned), by reference.
+// The vector at p (which need not be aligned): read, and written.
 template <typename T>
-const typename Simd<T>::V& vec_at(const T* p) {
+typename Simd<T>::V load_vector(const T* p) {
   return *reinterpret_cast<const typename Simd<T>::V*>(p);
 }
 template <typename T>
-typename Simd<T>::V& vec_at(T* p) {
-  return *reinterpret_cast<typename Simd<T>::V*>(p);
+void store_vector(T* p, typename Simd<T>::V v) {
+  *reinterpret_cast<typename Simd<T>::V*>(p) = v;
 }
 
 }  // namespace atelier::cpu

@@ -89,10 +89,12 @@ grep -q "^note: the learning rate stays at 0.0001 for this run's 20 steps: with 
 ! grep -q "learning rate stays" "$tmp/out" || fail "a run of exactly two windows: $(cat "$tmp/out")"
 
 # Out of memory during a step names the step and the settings that asked for it, and what would need less. The
-# address space is capped at 1 GB (prlimit); not under a sanitizer, whose runtime reserves terabytes of it. (ldd's
-# list goes through a here-string, not a pipe: grep -q exits at its first match, and under pipefail an ldd still
-# writing then dies of SIGPIPE and fails the condition; under two tests at once it did, and the check ran in TSan.)
-if grep -Eq "lib(a|t)san" <<<"$(ldd "$began")"; then
+# address space is capped at 1 GB (prlimit); not under a sanitizer, whose runtime reserves terabytes of it. A
+# sanitizer build's program names __asan_init or __tsan_init: g++ links the runtime as a shared library (the name is
+# an import), clang links it in (the name is defined there), so ldd alone misses clang's. (grep reads the file,
+# not a pipe: grep -q exits at its first match, and under pipefail a writer still writing dies of SIGPIPE and fails
+# the condition; under two tests at once it did, and the check ran in TSan.)
+if grep -aqE '__(a|t)san_init' "$began"; then
   echo "note: a sanitizer build: the out-of-memory check not run"
 else
   (ulimit -v 1000000 && exec "$began" train --data synthetic --synthetic-size 4096 --batch 4096 --steps 1 \
