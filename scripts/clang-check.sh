@@ -12,7 +12,9 @@
 # Left out: tests/cuda/, tests/test_cuda_support.cpp and tests/cuda_emulation/, which only a CUDA build (or
 # scripts/cuda-emulate.sh, with nvcc) compiles; several include the CUDA toolkit's headers.
 #
-#   scripts/clang-check.sh        (scripts/test.sh runs it when clang++ is installed; it installs clang)
+#   scripts/clang-check.sh                        (scripts/test.sh runs it when clang++ is installed; it installs clang)
+#   scripts/clang-check.sh --skip-compiled BUILD  leaves out the sources BUILD compiled (its compile_commands.json),
+#                                                 for a BUILD configured with clang++ and -Werror (test.sh's build/asan)
 #
 # Environment: ATELIER_JOBS=N files parsed at once (default: the number of cores).
 set -euo pipefail
@@ -29,6 +31,19 @@ mapfile -t files < <(find backends tensor autograd nn began tests bench -name '*
   ! \( -path 'backends/cuda/*' ! -name no_cuda.cpp \) \
   ! -path 'tests/cuda/*' ! -path 'tests/cuda_emulation/*' ! -name test_cuda_support.cpp | sort)
 
+# --skip-compiled BUILD: a clang build has compiled those files already (-Wall -Wextra -Werror, code generated too).
+if [[ "${1:-}" == --skip-compiled ]]; then
+  commands="${2:?clang-check: --skip-compiled needs a build folder}/compile_commands.json"
+  [[ -f "$commands" ]] || { echo "clang-check: $commands is missing" >&2; exit 2; }
+  grep -q '^CMAKE_CXX_COMPILER:.*clang' "$2/CMakeCache.txt" ||
+    { echo "clang-check: $2 is not a clang++ build" >&2; exit 2; }
+  mapfile -t compiled < <(sed -n 's|^ *"file": "'"$PWD"'/\(.*\)",\{0,1\}$|\1|p' "$commands" | sort -u)
+  mapfile -t files < <(comm -23 <(printf '%s\n' "${files[@]}") <(printf '%s\n' "${compiled[@]}"))
+  echo "clang-check: ${#compiled[@]} sources compiled by clang++ in $2; parsing the other ${#files[@]}"
+elif [[ $# -gt 0 ]]; then
+  echo "usage: scripts/clang-check.sh [--skip-compiled BUILD]" >&2
+  exit 2
+fi
 # The flags of a Release build that matter to parsing: the include paths (doctest and Google Benchmark are in
 # /usr/include), the tests' ATELIER_SOURCE_DIR, C++20, the warnings (-Werror, as scripts/test.sh builds) and the
 # target (the vector code is written for the build machine's CPU, as ATELIER_NATIVE compiles it; -march=native
