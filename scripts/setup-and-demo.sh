@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Checked before any work: 0 would mean "--epochs decides" to began train (10 epochs, hours), and the check below
 # needs at least 10 rows.
-steps="${ATELIER_DEMO_STEPS:-6000}"
+steps="${ATELIER_DEMO_STEPS:-4000}"
 if ! [[ "$steps" =~ ^[0-9]+$ ]] || ((10#$steps < 10)); then
   echo "setup-and-demo: ATELIER_DEMO_STEPS must be a whole number of steps, at least 10; got '$steps'" >&2
   exit 2
