@@ -143,14 +143,13 @@ if [[ "${ATELIER_SANITIZERS:-1}" == 1 ]]; then
   # differently (it faulted on a reference to an unaligned vector that g++ read correctly, backends/cpu/simd.h);
   # the build then also stands for scripts/clang-check.sh on every file it compiles, and it compiles in three
   # quarters of g++'s time. CMake keeps a build folder's compiler: build/asan made by g++ stays g++'s.
-  asan_compiler=g++
+  asan_compiler=g++ asan_c_compiler=gcc
   if command -v clang++ >/dev/null; then
     if [[ ! -f build/asan/CMakeCache.txt ]] || grep -q '^CMAKE_CXX_COMPILER:.*clang' build/asan/CMakeCache.txt; then
-      asan_compiler=clang++
+      asan_compiler=clang++ asan_c_compiler=clang
     fi
   fi
-  CC="${asan_compiler/++/}" CXX="$asan_compiler" run_config asan "${sanitizer_args[@]}" \
-    -DATELIER_SANITIZE=address,undefined
+  CC="$asan_c_compiler" CXX="$asan_compiler" run_config asan "${sanitizer_args[@]}" -DATELIER_SANITIZE=address,undefined
   echo "=== [asan] gradcheck ==="
   gradcheck_log="$(mktemp)" start=$SECONDS
   if [[ -x build/asan/bin/gradcheck ]] && build/asan/bin/gradcheck >"$gradcheck_log" 2>&1; then
