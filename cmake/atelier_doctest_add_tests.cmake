@@ -38,21 +38,19 @@ foreach(line IN LISTS lines)
   string(REPLACE "${semicolon}" ";" name "${line}")
   # doctest splits a filter at commas; "\," is a literal comma.
   string(REPLACE "," "\\," filter "${name}")
-  # Training-length tests say "(long)" in their name: they carry the label `long`, so that scripts/test.sh runs
-  # them once, in the Release build, and leaves them out of the sanitizer and thread-count passes (ctest -LE long).
-  set(labels "${TEST_TARGET}")
-  string(FIND "${name}" "(long)" long_at)
-  if(NOT long_at EQUAL -1)
-    list(APPEND labels long)
-  endif()
   # COST: ctest starts the costlier tests first, so a slow one does not run alone at the end of a parallel run
   # (ctest has no times of its own before a build folder's first run).
+  set(labels "${TEST_TARGET}")
   set(cost 1)
   if(line IN_LIST heavy_lines)
     list(APPEND labels heavy)
     set(cost 10)
   endif()
+  # Training-length tests say "(long)" in their name: they carry the label `long`, so that scripts/test.sh runs
+  # them once, in the Release build, and leaves them out of the sanitizer and thread-count passes (ctest -LE long).
+  string(FIND "${name}" "(long)" long_at)
   if(NOT long_at EQUAL -1)
+    list(APPEND labels long)
     set(cost 30)
   endif()
   string(APPEND script
