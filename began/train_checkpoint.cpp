@@ -1,6 +1,8 @@
 // Training checkpoints (began/train_checkpoint.h): the tensors under their prefixes and the position as metadata.
 #include "began/train_checkpoint.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -33,6 +35,23 @@ nn::NamedTensors take_prefixed(const nn::SafetensorsFile& file, const std::strin
     if (name.rfind(prefix, 0) == 0) out.emplace_back(name.substr(prefix.size()), t);
   }
   return out;
+}
+
+// The networks' parameters and fixed_z hold finite numbers: `began train` checks its parameters before every
+// checkpoint, so a NaN or infinity here was put in the file outside it. Resuming from it would diverge at its
+// first step and call the file "the last good checkpoint"; sampling from it would draw blank grids. (Adam's second
+// moments may overflow to infinity in a good run, so the optimisers' tensors are not checked.)
+void check_finite_networks(const nn::SafetensorsFile& file, const std::string& path) {
+  for (const auto& [name, t] : file.tensors) {
+    const bool network = name.rfind("G.", 0) == 0 || name.rfind("D.", 0) == 0 || name == "fixed_z";
+    if (!network || !is_floating(t.dtype())) continue;
+    const std::vector<double> values = t.to(DType::Float64).to_vector<double>();
+    const auto bad = std::find_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); });
+    ATELIER_CHECK(bad == values.end(), "checkpoint " << path << ": " << name << " holds " << *bad << " at element "
+                                                     << (bad - values.begin())
+                                                     << "; began train writes only finite parameters, so the file "
+                                                        "was changed outside it");
+  }
 }
 
 const std::string& field(const std::map<std::string, std::string>& metadata, const std::string& key,
@@ -110,6 +129,7 @@ TrainPosition train_position(const std::map<std::string, std::string>& metadata,
 
 void load_train_state(const std::string& path, const TrainState& state) {
   nn::SafetensorsFile file = nn::load_safetensors(path);
+  check_finite_networks(file, path);
   auto load = [&](const char* what, auto&& load_fn) {
     try {
       load_fn();
@@ -147,6 +167,7 @@ CheckpointNetworks load_checkpoint_networks(const std::string& path, Device devi
   CheckpointNetworks out;
   out.config = merge_checkpoint_settings(TrainConfig{}, file.metadata, path);
   out.position = train_position(file.metadata, path);
+  check_finite_networks(file, path);
   try {
     check_model_config(out.config.model);
     out.G = std::make_shared<Generator>(out.config.model);

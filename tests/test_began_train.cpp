@@ -25,9 +25,11 @@
 #include "backends/thread_pool.h"
 #include "began/number_text.h"
 #include "began/run_files.h"
+#include "began/train_checkpoint.h"
 #include "began/train_progress.h"
 #include "began/trainer.h"
 #include "nn/safetensors.h"
+#include "tensor/creation.h"
 #include "tensor/readback.h"
 #include "tests/began_train_util.h"
 #include "tests/test_util.h"
@@ -698,6 +700,48 @@ TEST_CASE("began train: a checkpoint whose metadata does not read back is refuse
   refused("time_s", "-1", "'time_s' is '-1'");
   // The file as it was resumes.
   nn::save_safetensors(path, good.tensors, good.metadata);
+  CHECK(run(resume_config(dir.path, 8)).status == TrainOutcome::Status::completed);
+}
+
+TEST_CASE("began train: a checkpoint with a NaN parameter is refused at resume, naming the file and the tensor") {
+  TempDir dir;
+  REQUIRE(run(tiny_config(dir.path, 4)).status == TrainOutcome::Status::completed);
+  const std::string path = began::checkpoint_path(dir.path, 4);
+  const nn::SafetensorsFile good = nn::load_safetensors(path);
+  auto poisoned = [&](const std::string& prefix, double value) {
+    nn::SafetensorsFile bad = good;
+    for (auto& [name, t] : bad.tensors) {
+      if (name.rfind(prefix, 0) != 0) continue;
+      std::vector<float> values = t.to_vector<float>();
+      values[1] = static_cast<float>(value);
+      t = from_vector(values, t.shape());
+      return std::pair{bad, name};
+    }
+    FAIL("no tensor named " << prefix << "*");
+    return std::pair{bad, std::string()};
+  };
+  for (const auto& [prefix, value] : {std::pair{std::string("D."), std::nan("")}, {"G.", HUGE_VAL}}) {
+    const auto [bad, name] = poisoned(prefix, value);
+    nn::save_safetensors(path, bad.tensors, bad.metadata);
+    INFO(name);
+    // Not a divergence at the first resumed step that calls this file "the last good checkpoint".
+    testing::check_throws_with([&] { run(resume_config(dir.path, 8)); }, {path, name, "at element 1"});
+    // The tools on the checkpoint refuse it too, rather than draw a blank grid.
+    testing::check_throws_with([&] { began::load_checkpoint_networks(path, Device::cpu()); }, {path, name});
+  }
+  // Adam's second moments may overflow in a good run (the update is then 0): an infinite one resumes.
+  nn::SafetensorsFile moments = good;
+  bool found = false;
+  for (auto& [name, t] : moments.tensors) {
+    if (name.rfind("opt_d.", 0) != 0 || name.find("exp_avg_sq") == std::string::npos) continue;
+    std::vector<float> values = t.to_vector<float>();
+    values[0] = HUGE_VALF;
+    t = from_vector(values, t.shape());
+    found = true;
+    break;
+  }
+  REQUIRE(found);
+  nn::save_safetensors(path, moments.tensors, moments.metadata);
   CHECK(run(resume_config(dir.path, 8)).status == TrainOutcome::Status::completed);
 }
 
