@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -88,8 +89,32 @@ void remove_old_checkpoints(const std::string& run_dir, size_t keep) {
   for (size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i]);
 }
 
+std::string path_length_problem(const std::string& path) {
+  if (path.size() >= PATH_MAX) {
+    return "the path is " + std::to_string(path.size()) + " bytes long, more than the " + std::to_string(PATH_MAX - 1) +
+           " a path can have";
+  }
+  size_t start = 0;
+  for (int part = 1; start < path.size(); ++part) {
+    const size_t slash = std::min(path.find('/', start), path.size());
+    if (slash - start > NAME_MAX) {
+      return "part " + std::to_string(part) + " of the path is " + std::to_string(slash - start) +
+             " bytes long, more than the " + std::to_string(NAME_MAX) + " a file name can have";
+    }
+    start = slash + 1;
+  }
+  return "";
+}
+
+std::string cut_path(const std::string& path) {
+  constexpr size_t kMax = 48;
+  return path.size() <= kMax ? path : path.substr(0, kMax) + "...";
+}
+
 void check_folder_path(const std::string& flag, const std::string& dir, bool write) {
   ATELIER_CHECK(!dir.empty(), flag << ": the folder name is empty");
+  const std::string too_long = path_length_problem(dir);
+  ATELIER_CHECK(too_long.empty(), flag << " " << cut_path(dir) << ": " << too_long);
   std::error_code ec;
   fs::path existing = dir;  // the nearest part of the path that exists: the folder itself or a parent
   while (!fs::exists(existing, ec)) {

@@ -41,6 +41,12 @@ void remove_old_checkpoints(const std::string& run_dir, size_t keep = 2);
 // into (to create it). Throws naming the flag and the path at fault. A cheap first look, so that a typo in --out or
 // --cache is refused before the data is read; creating the folder has the last word.
 void check_folder_path(const std::string& flag, const std::string& dir, bool write);
+// Why the system would refuse `path` as a name whatever the disk holds, or "": a part longer than a file name may
+// be (NAME_MAX, 255 bytes on Linux's file systems) or a whole longer than PATH_MAX. Creating it would fail with a
+// bare "File name too long" that does not say which part.
+std::string path_length_problem(const std::string& path);
+// `path` as it is quoted in a message: its first 48 characters and "..." when longer (a message stays one line).
+std::string cut_path(const std::string& path);
 // Creates run_dir (and samples/, checkpoints/) and proves it writable by creating and deleting a file; throws
 // naming the folder and the system's reason otherwise.
 void prepare_run_dir(const std::string& run_dir);

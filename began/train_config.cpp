@@ -331,6 +331,11 @@ TrainConfig resolve_config(const TrainConfig& config) {
   check_device(c.device);
   check_data(c);  // what can be checked without reading the data: the batch is checked once it is loaded
   if (c.resume.empty()) {
+    // A run writes config.json, metrics.csv, report.html, samples/ and checkpoints/ into --out: not among the
+    // system's folders (root may write there, and `--out /` from a slip would).
+    std::error_code root_ec;
+    ATELIER_CHECK(std::filesystem::weakly_canonical(c.out, root_ec) != std::filesystem::path("/"),
+                  "--out " << c.out << " is the root folder: give the run a folder of its own (say --out runs/began)");
     check_not_held(c.out);  // a run that another process is writing now: name it (neither message below fits)
     // A run stopped before its first checkpoint has nothing to resume: say so, not "continue it with --resume".
     ATELIER_CHECK(!holds_run(c.out) || !list_checkpoints(c.out).empty(),

@@ -340,7 +340,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
-    std::fprintf(stderr, "began: error: %s (see --help)\n", e.what());
+    std::fprintf(stderr, "began: error: %s (see --help)\n", parse_error_text(e.what()).c_str());
     return 2;
   }
   try {

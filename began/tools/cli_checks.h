@@ -18,6 +18,7 @@
 
 #include "backends/error.h"
 #include "began/number_text.h"
+#include "began/run_files.h"
 
 namespace atelier::began_cli {
 
@@ -75,6 +76,15 @@ void check_number(CLI::Option* option) {
   }
 }
 
+// CLI11's words for a parse error, in this program's: a single-value flag given twice is "--steps: At Most 1
+// required but received 2" in CLI11, "--steps was given 2 times; give it once" here. Other errors pass unchanged.
+inline std::string parse_error_text(const std::string& what) {
+  const std::string marker = ": At Most 1 required but received ";
+  const size_t at = what.find(marker);
+  if (at == std::string::npos) return what;
+  return what.substr(0, at) + " was given " + what.substr(at + marker.size()) + " times; give it once";
+}
+
 // Paths, checked before any work so that a typo costs nothing. Each throws a one-line Error naming the flag.
 inline bool is_folder(const std::string& dir) {
   struct stat st {};
@@ -95,6 +105,8 @@ inline std::string lower_extension(const std::string& path) {
 // A file to be written: not a folder, in a folder that exists and can be written into.
 inline void check_writable_file(const std::string& flag, const std::string& path) {
   ATELIER_CHECK(!path.empty() && path.back() != '/', flag << " '" << path << "': not a file name");
+  const std::string too_long = began::path_length_problem(path);
+  ATELIER_CHECK(too_long.empty(), flag << " " << began::cut_path(path) << ": " << too_long);
   const size_t slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   ATELIER_CHECK(is_folder(dir), flag << " " << path << ": the folder " << dir << " does not exist");

@@ -77,6 +77,20 @@ refused "$began" "--weights /nonexistent-atelier.safetensors: no such readable f
   classify-eval --weights /nonexistent-atelier.safetensors
 refused "$began" "--weights $tmp: is a folder, not a file" classify-eval --weights "$tmp"
 refused "$began" "--out /proc/began-run" train --out /proc/began-run --data synthetic
+# A run writes several files and folders into --out: never into the root folder (root could, and would have).
+refused "$began" "--out / is the root folder: give the run a folder of its own" train --out / --data synthetic
+refused "$began" "--out /tmp/.. is the root folder" train --out /tmp/.. --data synthetic
+# A name the system cannot take is refused naming the part at fault, not with a bare "File name too long".
+long="$(printf 'n%.0s' {1..300})"
+refused "$began" "part 4 of the path is 300 bytes long, more than the 255 a file name can have" \
+  train --out "$tmp/$long/run"
+refused "$began" "n...: part 1 of the path is 300 bytes long" train --data folder --data-dir "$(dirname "$began")" --out run --cache "$long"
+refused "$began" "part 1 of the path is 304 bytes long, more than the 255 a file name can have" \
+  sample --checkpoint "$began" --out "$long.png" --grid
+refused "$began" "bytes long, more than the 4095 a path can have" \
+  train --out "$(printf "$long/%.0s" {1..14})"
+# A flag given twice is named, in plain words.
+refused "$began" "--steps was given 2 times; give it once" train --steps 1 --steps 2
 
 # The checkpoint tools (sample, reconstruct, interpolate, eval): the checkpoint asked for and checked first, then
 # the device, the numbers and the outputs; the program itself stands in for a readable checkpoint file (the
