@@ -683,7 +683,7 @@ ImageFolderData load_image_folder(const ImageFolderOptions& o) {
   if (!d.from_cache) {
     d = decode_all(o, files);
     d.ignored = ignored;
-    if (!cache_path.empty()) write_file_atomically(cache_path, cache_bytes(key, d), "--cache: ");
+    if (!cache_path.empty() && o.write_cache) write_file_atomically(cache_path, cache_bytes(key, d), "--cache: ");
   } else if (o.log) {
     o.log("images read from the cache " + cache_path);
   }

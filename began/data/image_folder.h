@@ -63,6 +63,9 @@ struct ImageFolderOptions {
   int64_t channels = 3;    // 1 or 3
   int64_t crop = 0;        // 0: the largest centred square of each image
   std::string cache_dir;   // "": no cache. Else the decoded images are kept in one file there (see load_image_folder)
+  // false: a cache file found is read, but none is written (the checkpoint tools: they read a run's images and
+  // must not fail, or blame a --cache flag they do not have, when the run's cache folder is gone or read-only).
+  bool write_cache = true;
   // Progress lines and notes (decoding progress, cache reuse); none when empty.
   std::function<void(const std::string& line)> log;
 };

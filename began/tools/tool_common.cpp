@@ -118,6 +118,7 @@ Tensor run_images(const began::TrainConfig& config, int64_t count, const std::st
     options.channels = config.model.channels;
     options.crop = config.crop;
     options.cache_dir = config.cache;
+    options.write_cache = false;  // a tool reads the run's cache; training writes it
     auto data = std::make_shared<began::ImageFolderData>(began::load_image_folder(options));
     check_count(data->count(), count, "the run's image folder " + dir, "usable image");
     std::vector<int64_t> first(static_cast<size_t>(count));

@@ -95,12 +95,20 @@ synthetic set has 100 images, fewer than 1000)$" "$tmp/log" || fail "interpolate
 
 # A run on an image folder (the PNGs `sample` just wrote) gives its own images to reconstruct and interpolate.
 ok "train --smoke --data folder" "$began" train --smoke --data folder --data-dir samples16 --channels 1 --steps 2 \
-  --out folder-run
+  --out folder-run --cache folder-cache
 ok "reconstruct (folder)" "$began" reconstruct --checkpoint "$(ls folder-run/checkpoints/*.safetensors | tail -1)" \
   --count 4 --out folder-recon.png
 [[ "$(png_size folder-recon.png)" == "274x36" ]] ||
   fail "reconstruct (folder): folder-recon.png is $(png_size folder-recon.png), expected 274x36"
 grep -q "4 real images (folder)" "$tmp/log" || fail "reconstruct (folder): $(cat "$tmp/log")"
+# The tools read the run's cache but never write it: with the cache folder gone (a file in its place, under which
+# no cache can be written) reconstruct decodes the images itself, rather than fail blaming a --cache it lacks.
+[[ -n "$(ls folder-cache)" ]] || fail "train --cache folder-cache: the folder is empty"
+mv folder-cache folder-cache.old && echo "in the way" >folder-cache
+ok "reconstruct (cache gone)" "$began" reconstruct --checkpoint "$(ls folder-run/checkpoints/*.safetensors | tail -1)" \
+  --count 4 --out no-cache.png
+cmp -s folder-recon.png no-cache.png || fail "reconstruct (cache gone): another grid than with the cache"
+rm folder-cache && mv folder-cache.old folder-cache
 # The folder moved (the checkpoint records the path the run was given, here a relative one): the tools say so and
 # --data-dir points them at the new place, as it does for --resume and eval.
 mv samples16 moved16
