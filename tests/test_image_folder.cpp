@@ -131,6 +131,8 @@ TEST_CASE("image folder: every case of the generated tree is used, skipped, reje
   CHECK(rgb.ignored == tree.ignored);
   CHECK(rgb.pixels.size() == tree.colour.size() * 3 * 8 * 8);
   CHECK(rgb.summary() == "14 images used, 4 skipped (one colour component), 5 rejected, 2 other files ignored");
+  CHECK(rgb.upscaled == 0);
+  CHECK(load(dir.path, 16, 3).upscaled == 0);  // the 16x16 images at 16 (the 24x16 one's centred square is 16)
 
   const ImageFolderData grey = load(dir.path, 8, 1);
   std::vector<std::string> all = tree.colour;
@@ -307,6 +309,24 @@ TEST_CASE("image folder: the cache is reused on the second run and rebuilt when 
   CHECK(load(dir.path, 8, 3, 0, cache.path).from_cache);
 }
 
+TEST_CASE("image folder: images smaller than the size asked for are counted as enlarged, also from the cache") {
+  TempDir dir, cache;
+  const testing::ImageTree tree = testing::write_image_tree(dir.path);
+  // Every image's centred square is 16x16: at 32 all 14 used images are enlarged, at 16 none.
+  const ImageFolderData first = load(dir.path, 32, 3, 0, cache.path);
+  CHECK(first.upscaled == static_cast<int64_t>(tree.colour.size()));
+  CHECK(first.summary() ==
+        "14 images used (14 enlarged: smaller than 32x32), 4 skipped (one colour component), "
+        "5 rejected, 2 other files ignored");
+  const ImageFolderData second = load(dir.path, 32, 3, 0, cache.path);
+  REQUIRE(second.from_cache);
+  CHECK(second.upscaled == first.upscaled);
+  CHECK(second.summary() == first.summary());
+  // The crop decides: a crop of 12 at size 12 enlarges nothing, at size 14 everything.
+  CHECK(load(dir.path, 12, 3, 12).upscaled == 0);
+  CHECK(load(dir.path, 14, 3, 12).upscaled == 14);
+}
+
 TEST_CASE("image folder: flips are keyed by (seed, epoch, index) and reach the DataLoader's batches") {
   TempDir dir;
   testing::write_image_tree(dir.path);
@@ -389,7 +409,8 @@ TEST_CASE("began train --data folder: the checkpoint records the data settings a
 
   // The names of the skipped and rejected files are in the run folder.
   const std::string names = testing::read_bytes(split.file("image_folder.txt"));
-  CHECK(names.find("14 images used, 4 skipped (one colour component), 5 rejected") == 0);
+  CHECK(names.find("14 images used (14 enlarged: smaller than 32x32), 4 skipped (one colour component), 5 rejected") ==
+        0);
   CHECK(names.find("rejected\tbad/truncated.jpg\t") != std::string::npos);
   CHECK(names.find("skipped\tgrey.jpg\tone colour component") != std::string::npos);
 

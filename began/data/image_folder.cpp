@@ -350,6 +350,7 @@ DecodedImage decode_image(const std::string& bytes, const std::string& what, con
   ATELIER_CHECK(request.crop <= file_side, what << ": " << raw.file_width << " x " << raw.file_height
                                                 << " pixels, smaller than the crop of " << request.crop);
   const int64_t crop = request.crop > 0 ? request.crop : file_side;
+  result.upscaled = request.size > crop;
   const int64_t side = std::max<int64_t>(1, std::min({crop / raw.scale, raw.width, raw.height}));
   const int64_t x0 = (raw.width - side) / 2, y0 = (raw.height - side) / 2;
   const std::vector<uint8_t> px = to_channels(raw, request.channels);
@@ -448,9 +449,9 @@ uint64_t cache_key(const ImageFolderOptions& o, const std::vector<FileEntry>& fi
   return h.value();
 }
 
-// The cache file: "ATLIMGF1", the key, channels, image size, the counts, the names (each a u32 length and bytes),
-// the rejection reasons, then the pixels. Native byte order: a cache belongs to one machine.
-constexpr char kCacheMagic[8] = {'A', 'T', 'L', 'I', 'M', 'G', 'F', '1'};
+// The cache file: "ATLIMGF2", the key, channels, image size, the counts (the upscaled images' last), the names (each a
+// u32 length and bytes), the rejection reasons, then the pixels. Native byte order: a cache belongs to one machine.
+constexpr char kCacheMagic[8] = {'A', 'T', 'L', 'I', 'M', 'G', 'F', '2'};
 
 void put_number(std::string& out, int64_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); }
 void put_text(std::string& out, const std::string& s) {
@@ -463,7 +464,7 @@ std::string cache_bytes(uint64_t key, const ImageFolderData& d) {
   std::string out(kCacheMagic, sizeof kCacheMagic);
   put_number(out, static_cast<int64_t>(key));
   for (int64_t v : {d.channels, d.image_size, d.count(), static_cast<int64_t>(d.skipped.size()),
-                    static_cast<int64_t>(d.rejected.size()), d.ignored}) {
+                    static_cast<int64_t>(d.rejected.size()), d.ignored, d.upscaled}) {
     put_number(out, v);
   }
   for (const std::string& s : d.used) put_text(out, s);
@@ -516,9 +517,11 @@ ImageFolderData parse_cache(const std::string& bytes, uint64_t key, const ImageF
   d.image_size = r.number();
   const int64_t used = r.number(), skipped = r.number(), rejected = r.number();
   d.ignored = r.number();
+  d.upscaled = r.number();
   ATELIER_CHECK(d.channels == o.channels && d.image_size == o.image_size, "made for other settings");
   const auto most = static_cast<int64_t>(r.left() / sizeof(uint32_t));  // each name takes at least its length
-  ATELIER_CHECK(used >= 0 && skipped >= 0 && rejected >= 0 && used + skipped + 2 * rejected <= most,
+  ATELIER_CHECK(used >= 0 && skipped >= 0 && rejected >= 0 && used + skipped + 2 * rejected <= most &&
+                    d.upscaled >= 0 && d.upscaled <= used,
                 "counts that the file cannot hold");
   for (int64_t i = 0; i < used; ++i) d.used.push_back(r.text());
   for (int64_t i = 0; i < skipped; ++i) d.skipped.push_back(r.text());
@@ -548,6 +551,7 @@ ImageFolderData decode_all(const ImageFolderOptions& o, const std::vector<FileEn
   enum class Outcome : uint8_t { used, skipped, rejected };
   std::vector<Outcome> outcome(static_cast<size_t>(n), Outcome::rejected);
   std::vector<std::string> reason(static_cast<size_t>(n));
+  std::vector<uint8_t> upscaled(static_cast<size_t>(n), 0);
   std::vector<uint8_t> slots(image_bytes * static_cast<size_t>(n));
   const ImageRequest request{.channels = o.channels, .crop = o.crop, .size = o.image_size};
 
@@ -574,6 +578,7 @@ ImageFolderData decode_all(const ImageFolderOptions& o, const std::vector<FileEn
               to[c * plane + p] = img.image.pixels[static_cast<size_t>(p * o.channels + c)];
           }
           outcome[k] = Outcome::used;
+          upscaled[k] = img.upscaled;
         }
       } catch (const std::exception& e) {
         reason[k] = e.what();
@@ -606,6 +611,7 @@ ImageFolderData decode_all(const ImageFolderOptions& o, const std::vector<FileEn
         if (kept != k) std::memmove(slots.data() + kept * image_bytes, slots.data() + k * image_bytes, image_bytes);
         ++kept;
         d.used.push_back(files[k].rel);
+        d.upscaled += upscaled[k];
         break;
       case Outcome::skipped: d.skipped.push_back(files[k].rel); break;
       case Outcome::rejected: d.rejected.emplace_back(files[k].rel, reason[k]); break;
@@ -626,8 +632,11 @@ ImageFolderData decode_all(const ImageFolderOptions& o, const std::vector<FileEn
 std::string ImageFolderData::summary() const {
   std::ostringstream os;
   // The fingerprint below is a key stored in checkpoints, not a message: its "N images" stays as it is.
-  os << count_text(count(), "image") << " used, " << skipped.size() << " skipped (one colour component), "
-     << rejected.size() << " rejected, " << count_text(ignored, "other file") << " ignored";
+  os << count_text(count(), "image") << " used";
+  // Enlarged images are blurred: a folder of thumbnails trained at 64x64 should not look like photos silently.
+  if (upscaled > 0) os << " (" << upscaled << " enlarged: smaller than " << image_size << "x" << image_size << ")";
+  os << ", " << skipped.size() << " skipped (one colour component), " << rejected.size() << " rejected, "
+     << count_text(ignored, "other file") << " ignored";
   return os.str();
 }
 

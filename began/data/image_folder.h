@@ -47,6 +47,7 @@ struct DecodedImage {
   bool one_component = false;  // channels 3 asked, the file has one colour component: skipped, `image` is empty
   Image8 image;                // (size, size, channels), interleaved
   int64_t dct_scale = 1;       // a JPEG decoded by libjpeg at 1/dct_scale of its size (before the area average)
+  bool upscaled = false;       // the square taken was smaller than the size asked for: enlarged, so blurred
 };
 
 // Decodes a JPEG or PNG file's bytes as `request` says. `what` names the file in errors. Throws atelier::Error
@@ -79,8 +80,9 @@ struct ImageFolderData {
   std::vector<std::string> skipped;                           // one colour component (channels 3 only)
   std::vector<std::pair<std::string, std::string>> rejected;  // path, reason
   int64_t ignored = 0;                                        // files whose names are not images
-  bool from_cache = false;                                    // read from the cache file, not decoded
-  std::string cache_path;                                     // the cache file, when a cache dir was given
+  int64_t upscaled = 0;     // used images whose square was smaller than image_size (enlarged: blurred)
+  bool from_cache = false;  // read from the cache file, not decoded
+  std::string cache_path;   // the cache file, when a cache dir was given
 
   int64_t count() const { return static_cast<int64_t>(used.size()); }
   // "13194 images used, 39 skipped (one colour component), 0 rejected, 2 other files ignored".
