@@ -165,6 +165,8 @@ class Backend {
   virtual void* allocate(size_t bytes) = 0;
   virtual void deallocate(void* ptr, size_t bytes) = 0;
   virtual AllocatorStats allocator_stats() const = 0;
+  // Starts allocator_stats().peak_in_use again from what is in use now (PyTorch: reset_peak_memory_stats).
+  virtual void reset_peak_in_use() = 0;
   // Returns every cached block to the system.
   virtual void empty_cache() = 0;
   virtual void copy_to_host(void* host_dst, const void* device_src, size_t bytes) = 0;

@@ -276,6 +276,11 @@ AllocatorStats CachingAllocator::stats() const {
   return stats_;
 }
 
+void CachingAllocator::reset_peak_in_use() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.peak_in_use = stats_.in_use;
+}
+
 void CachingAllocator::empty_cache() {
   FreeLists lists;
   Pieces segments;  // the wholly free segments, moved here node by node (nothing allocated)

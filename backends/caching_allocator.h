@@ -109,6 +109,8 @@ class CachingAllocator {
   // with the rest too small to split off), cached the cached small blocks and the free pieces. in_use + cached is
   // everything held from the system.
   AllocatorStats stats() const;
+  // Starts peak_in_use again from what is in use now, to measure the peak of what follows (one training step).
+  void reset_peak_in_use();
   // Returns every cached small block of the shared lists and every wholly free segment to the system (a live
   // graph's pool keeps its blocks, and a segment with a piece in use or in a pool stays).
   void empty_cache();

@@ -71,6 +71,27 @@ double parameter_count(const ModelConfig& config) {
   return encoder + 2 * decoder;  // D is an encoder and a decoder, G a decoder of its own
 }
 
+StepMemory step_memory(const ModelConfig& config, int64_t batch) {
+  const double k = static_cast<double>(num_upsamplings(config));
+  const double c = static_cast<double>(config.channels), n = static_cast<double>(config.n);
+  const double h = static_cast<double>(config.h), s = static_cast<double>(config.image_size);
+  const double bottleneck = kBottleneck * kBottleneck;
+  // The outputs of one image's layers: the encoder's two convolutions at full size, two per stride-2 stage (i + 1)
+  // n channels wide, the last one and the code; the decoder's linear and two convolutions at 8x8, an upsample and
+  // two convolutions per stage, the output image.
+  double encoder = 2 * n * s * s + (k + 1) * n * bottleneck + h;
+  double side = s;
+  for (double i = 1; i <= k; ++i) {
+    side /= 2;
+    encoder += 2 * (i + 1) * n * side * side;
+  }
+  double decoder = 3 * n * bottleneck + c * s * s;
+  for (side = 2 * kBottleneck; side <= s; side *= 2) decoder += 3 * n * side * side;
+  constexpr double kFloatBytes = 4, kParameterCopies = 4, kActivationFactor = 1.5;
+  return {kParameterCopies * kFloatBytes * parameter_count(config),
+          kActivationFactor * kFloatBytes * static_cast<double>(batch) * (encoder + 2 * decoder)};
+}
+
 int64_t num_upsamplings(const ModelConfig& config) {
   check_model_config(config);
   int64_t k = 0;

@@ -53,6 +53,20 @@ int64_t num_upsamplings(const ModelConfig& config);
 // 10^10 squared); exact below 2^53.
 double parameter_count(const ModelConfig& config);
 
+// What one training step (D step, G step) holds in memory at its peak, estimated from the layer sizes without
+// building anything, so that a run that cannot fit (--image-size 4096) is refused before it starts rather than
+// killed by the system's OOM killer mid-way. Fitted to the CPU allocator's peak (bench_train's peak_MiB) over 13
+// settings from 32x32 n 16 to 256x256 n 32 and batches 2-64 (docs/began.md, "Memory"): the parameters are held
+// about 4.1-5.1 times (weights, gradients, Adam's two moments), the activations 1.38-1.66 times the outputs of
+// D's and G's layers for the batch. With 4 and 1.5 the estimate was 0.92-1.03 times the peak (64x64 n 64 batch
+// 16: 349 MiB against 361): a refusal based on it refuses only steps that would not fit.
+struct StepMemory {
+  double networks_bytes = 0;     // parameters, gradients and Adam's state of D and G
+  double activations_bytes = 0;  // what the forward passes keep for the backward ones, for the whole batch
+  double total() const { return networks_bytes + activations_bytes; }
+};
+StepMemory step_memory(const ModelConfig& config, int64_t batch);
+
 // x (N, C, S, S) -> (N, h).
 class Encoder : public nn::Module {
  public:

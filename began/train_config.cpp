@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <vector>
 
 #include "backends/backend.h"
@@ -255,6 +257,70 @@ Device train_device(const TrainConfig& config) { return parse_device(config.devi
 bool uses_cuda_graph(const TrainConfig& config) {
   return config.cuda_graph == "on" || (config.cuda_graph == "auto" && !train_device(config).is_cpu());
 }
+namespace {
+
+// The fields of /proc/meminfo in bytes ("MemAvailable:   11843372 kB" -> {"MemAvailable", 12127612928}).
+std::map<std::string, double> meminfo() {
+  std::map<std::string, double> fields;
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  while (in >> key >> kib) {
+    fields[key.substr(0, key.size() - 1)] = kib * 1024;            // the key less its ':'
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');  // the unit
+  }
+  return fields;
+}
+
+// A cgroup v2 file's number ("max": no limit, negative; absent: negative).
+double cgroup_number(const std::string& name) {
+  std::ifstream in("/sys/fs/cgroup/" + name);
+  std::string word;
+  if (!(in >> word) || word == "max") return -1;
+  return std::strtod(word.c_str(), nullptr);
+}
+
+}  // namespace
+
+FreeMemory free_memory() {
+  const std::map<std::string, double> fields = meminfo();
+  auto field = [&](const char* key) { return fields.count(key) ? fields.at(key) : -1.0; };
+  FreeMemory free{field("MemAvailable"), field("SwapFree")};
+  auto cap = [](double& value, double limit, double used) {
+    if (limit >= 0 && used >= 0) value = value < 0 ? limit - used : std::min(value, limit - used);
+  };
+  cap(free.memory_bytes, cgroup_number("memory.max"), cgroup_number("memory.current"));
+  cap(free.swap_bytes, cgroup_number("memory.swap.max"), cgroup_number("memory.swap.current"));
+  return free;
+}
+
+std::string bytes_text(double bytes) {
+  char text[48];
+  if (bytes < 1024.0 * 1024 * 1024) {
+    std::snprintf(text, sizeof text, "%.0f MiB", bytes / (1024.0 * 1024));
+  } else {
+    std::snprintf(text, sizeof text, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
+  }
+  return text;
+}
+
+std::string step_memory_problem(const TrainConfig& c, const FreeMemory& free, std::string* note) {
+  if (!train_device(c).is_cpu() || free.memory_bytes < 0) return "";  // the GPU's memory is not estimated
+  const double need = step_memory(c.model, c.batch).total();
+  const double swap = std::max(0.0, free.swap_bytes);
+  std::ostringstream settings;
+  settings << "--image-size " << c.model.image_size << " --n " << c.model.n << " --batch " << c.batch;
+  if (need > free.memory_bytes + swap) {
+    return settings.str() + ": a training step needs about " + bytes_text(need) + ", more than the " +
+           bytes_text(free.memory_bytes + swap) + " free here (memory and swap); lower --batch, --n or --image-size";
+  }
+  if (need > free.memory_bytes && note != nullptr) {
+    *note = "note: " + settings.str() + ": a training step needs about " + bytes_text(need) + ", more than the " +
+            bytes_text(free.memory_bytes) + " of free memory: the run will swap, and be slow";
+  }
+  return "";
+}
+
 int64_t steps_per_epoch(const TrainConfig& c) { return dataset_size(c) / c.batch; }  // drop_last
 int64_t total_steps(const TrainConfig& c) { return c.steps > 0 ? c.steps : c.epochs * steps_per_epoch(c); }
 
@@ -329,6 +395,10 @@ TrainConfig resolve_config(const TrainConfig& config) {
   TrainConfig c = config.resume.empty() ? config : with_checkpoint_settings(config, checkpoint_step);
   check_ranges(c);
   check_device(c.device);
+  std::string swap_note;  // before the data is read: a step that cannot fit is refused at once
+  const std::string too_big = step_memory_problem(c, free_memory(), &swap_note);
+  ATELIER_CHECK(too_big.empty(), too_big);
+  if (!swap_note.empty()) print_line(swap_note);
   check_data(c);  // what can be checked without reading the data: the batch is checked once it is loaded
   if (c.resume.empty()) {
     // A run writes config.json, metrics.csv, report.html, samples/ and checkpoints/ into --out: not among the

@@ -95,4 +95,19 @@ void check_device(const std::string& name);
 int64_t steps_per_epoch(const TrainConfig& config);
 int64_t total_steps(const TrainConfig& config);
 
+// The memory this machine can give a process now: MemAvailable and SwapFree from /proc/meminfo, each capped by the
+// cgroup's memory.max and memory.swap.max less what the group uses (a container's limit, where the OOM killer
+// acts). A negative value where it cannot be read.
+struct FreeMemory {
+  double memory_bytes = -1;
+  double swap_bytes = -1;
+};
+FreeMemory free_memory();
+// The refusal of a CPU run whose step (began/model.h, step_memory) needs more than `free` memory and swap
+// together: one line naming the settings, both amounts and what to lower; "" when it fits (or `free` is unknown).
+// `note` receives a warning when the step fits only with swap. resolve_config calls it with free_memory().
+std::string step_memory_problem(const TrainConfig& config, const FreeMemory& free, std::string* note);
+// "361 MiB", "1.2 GiB", "1234.5 GiB".
+std::string bytes_text(double bytes);
+
 }  // namespace atelier::began

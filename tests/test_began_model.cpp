@@ -12,9 +12,13 @@
 #include <doctest/doctest.h>
 
 #include "autograd/functions.h"
+#include "backends/backend.h"
 #include "began/data/synthetic.h"
+#include "began/latent.h"
 #include "began/model.h"
+#include "began/step.h"
 #include "nn/data/dataloader.h"
+#include "nn/optim.h"
 #include "tensor/creation.h"
 #include "tensor/grad_mode.h"
 #include "tests/test_util.h"
@@ -221,6 +225,35 @@ TEST_CASE("began model: skip connections change the parameter count by exactly t
   // Three stages, each first conv gains n * n * 9 weights.
   CHECK(Generator(skip).num_parameters() - Generator(plain).num_parameters() == 3 * 16 * 16 * 9);
   CHECK(Discriminator(skip).num_parameters() - Discriminator(plain).num_parameters() == 3 * 16 * 16 * 9);
+}
+
+TEST_CASE("began model: step_memory is at most a real step's allocator peak, and at least 80% of it" *
+          doctest::test_suite("heavy")) {
+  // A few settings, small enough for a test: the estimate's factors were fitted on 13 larger ones (model.h).
+  for (const ModelConfig config : {ModelConfig{.image_size = 32, .channels = 1, .n = 16, .h = 16},
+                                   ModelConfig{.image_size = 64, .channels = 3, .n = 8, .h = 32}}) {
+    const int64_t batch = 8;
+    manual_seed(1);
+    Generator G(config);
+    Discriminator D(config);
+    nn::Adam opt_g(G.parameters()), opt_d(D.parameters());
+    Backend& cpu = backend_for(Device::cpu());
+    cpu.reset_peak_in_use();
+    const size_t before = cpu.allocator_stats().in_use;  // the networks' weights (and any other test's leftovers)
+    const Tensor x = uniform({batch, config.channels, config.image_size, config.image_size}, -1, 1);
+    double k = 0;
+    for (int64_t step = 0; step < 2; ++step) {  // the first step makes Adam's moments
+      began_step(G, D, opt_g, opt_d, x, sample_z(batch, config.h, 0, step, LatentStream::discriminator),
+                 sample_z(batch, config.h, 0, step, LatentStream::generator), k);
+    }
+    // What the step holds above the weights, and the estimate less the weights it counts (one of its four copies).
+    const double weights = 4.0 * parameter_count(config);
+    const double peak = static_cast<double>(cpu.allocator_stats().peak_in_use - before);
+    const double estimate = step_memory(config, batch).total() - weights;
+    INFO("image size " << config.image_size << ": estimate " << estimate << " bytes, peak " << peak);
+    CHECK(estimate <= peak);
+    CHECK(estimate >= 0.8 * peak);
+  }
 }
 
 TEST_CASE("began model: bad settings and inputs give clear errors") {

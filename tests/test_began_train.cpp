@@ -23,6 +23,7 @@
 
 #include "backends/precision.h"
 #include "backends/thread_pool.h"
+#include "began/model.h"
 #include "began/number_text.h"
 #include "began/run_files.h"
 #include "began/train_checkpoint.h"
@@ -675,6 +676,31 @@ TEST_CASE("began train: bad settings are refused before any work, naming the fla
   TrainConfig constant = tiny_config(dir.path + "/constant", 4);
   constant.lr_min = constant.lr;
   CHECK(began::resolve_config(constant).lr_min == constant.lr);
+}
+
+TEST_CASE("began train: a step that cannot fit in free memory and swap is refused; one that needs swap is a note") {
+  const TrainConfig c = tiny_config("unused", 4);
+  const double need = began::step_memory(c.model, c.batch).total();
+  std::string note;
+  const std::string refused = began::step_memory_problem(c, {need / 2, need / 4}, &note);
+  CHECK(refused.find("--image-size 32 --n 4 --batch 4: a training step needs about " + began::bytes_text(need) +
+                     ", more than the " + began::bytes_text(need * 3 / 4) + " free here (memory and swap)") == 0);
+  CHECK(note.empty());
+  CHECK(began::step_memory_problem(c, {need / 2, need}, &note).empty());
+  CHECK(note.find("the run will swap") != std::string::npos);
+  note.clear();
+  CHECK(began::step_memory_problem(c, {2 * need, 0}, &note).empty());
+  CHECK(began::step_memory_problem(c, {-1, -1}, &note).empty());  // unknown: not refused
+  CHECK(note.empty());
+  TrainConfig on_gpu = c;
+  on_gpu.device = "cuda";  // the GPU's memory is not estimated
+  CHECK(began::step_memory_problem(on_gpu, {need / 2, 0}, &note).empty());
+  CHECK(began::bytes_text(361.0 * 1024 * 1024) == "361 MiB");
+  CHECK(began::bytes_text(1.5 * 1024 * 1024 * 1024) == "1.5 GiB");
+  // This machine's figures read back (a Linux with /proc/meminfo).
+  const began::FreeMemory free = began::free_memory();
+  CHECK(free.memory_bytes > 0);
+  CHECK(free.swap_bytes >= 0);
 }
 
 TEST_CASE("began train: a checkpoint whose metadata does not read back is refused, naming the file and the key") {

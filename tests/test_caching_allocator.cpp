@@ -497,3 +497,20 @@ TEST_CASE("caching allocator: in use plus cached is what the system holds; piece
   CHECK(alloc.stats().cached == 0);
   CHECK(g_live.empty());
 }
+
+TEST_CASE("caching allocator: reset_peak_in_use starts the peak again from what is in use") {
+  CachingAllocator alloc(recording_memory());
+  void* kept = alloc.allocate(kMiB);
+  void* big = alloc.allocate(8 * kMiB);
+  alloc.deallocate(big, 8 * kMiB);
+  const size_t kept_bytes = alloc.stats().in_use;
+  REQUIRE(alloc.stats().peak_in_use >= kept_bytes + 8 * kMiB);
+  alloc.reset_peak_in_use();
+  CHECK(alloc.stats().peak_in_use == kept_bytes);
+  void* small = alloc.allocate(2 * kMiB);
+  const size_t small_bytes = alloc.stats().in_use - kept_bytes;
+  alloc.deallocate(small, 2 * kMiB);
+  CHECK(alloc.stats().peak_in_use == kept_bytes + small_bytes);  // the 8 MiB block before the reset is forgotten
+  alloc.deallocate(kept, kMiB);
+  alloc.empty_cache();
+}

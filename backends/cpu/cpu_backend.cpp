@@ -22,6 +22,7 @@ class CpuBackend final : public Backend {
   void* allocate(size_t bytes) override { return allocator_.allocate(bytes); }
   void deallocate(void* ptr, size_t bytes) override { allocator_.deallocate(ptr, bytes); }
   AllocatorStats allocator_stats() const override { return allocator_.stats(); }
+  void reset_peak_in_use() override { allocator_.reset_peak_in_use(); }
   void empty_cache() override { allocator_.empty_cache(); }
   void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override {
     refuse_in_capture("copy_to_host");

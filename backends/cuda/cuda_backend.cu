@@ -46,6 +46,10 @@ AllocatorStats CudaBackend::allocator_stats() const {
   return cuda::context().allocator().stats();
 }
 
+void CudaBackend::reset_peak_in_use() {
+  if (available()) cuda::context().allocator().reset_peak_in_use();
+}
+
 CachingAllocator* CudaBackend::caching_allocator() { return &cuda::context().allocator(); }
 
 void CudaBackend::empty_cache() {

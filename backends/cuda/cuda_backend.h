@@ -64,6 +64,7 @@ class CudaBackend final : public Backend {
   void* allocate(size_t bytes) override;
   void deallocate(void* ptr, size_t bytes) override;
   AllocatorStats allocator_stats() const override;
+  void reset_peak_in_use() override;
   void empty_cache() override;
   void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override;
   void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;

@@ -92,6 +92,8 @@ TEST_CASE("cuda caching allocator: reuse without cudaMalloc, counters, empty_cac
   CHECK(reused.cache_hits >= start.cache_hits + 5);
   CHECK(reused.cached >= 1000);
   CHECK(reused.peak_in_use >= one.in_use);
+  cuda.reset_peak_in_use();  // the peak starts again from what is in use now
+  CHECK(cuda.allocator_stats().peak_in_use == cuda.allocator_stats().in_use);
   cuda.empty_cache();
   CHECK(cuda.allocator_stats().cached == 0);
   // A steady loop of tensor ops makes no new cudaMalloc after its first pass.

@@ -130,6 +130,7 @@ std::string CudaBackend::unavailable_reason() const { return ""; }
 void* CudaBackend::allocate(size_t bytes) { return allocator().allocate(bytes); }
 void CudaBackend::deallocate(void* ptr, size_t bytes) { allocator().deallocate(ptr, bytes); }
 AllocatorStats CudaBackend::allocator_stats() const { return allocator().stats(); }
+void CudaBackend::reset_peak_in_use() { allocator().reset_peak_in_use(); }
 CachingAllocator* CudaBackend::caching_allocator() { return &allocator(); }
 void CudaBackend::empty_cache() {
   refuse_in_capture("empty_cache");

@@ -89,6 +89,10 @@ refused "$began" "part 1 of the path is 304 bytes long, more than the 255 a file
   sample --checkpoint "$began" --out "$long.png" --grid
 refused "$began" "bytes long, more than the 4095 a path can have" \
   train --out "$(printf "$long/%.0s" {1..14})"
+# A step that cannot fit in this machine's memory is refused before the run folder is made (the system's OOM killer
+# would end it mid-way): 4096x4096 images need terabytes.
+refused "$began" "--image-size 4096 --n 32 --batch 16: a training step needs about" \
+  train --data synthetic --image-size 4096 --out run
 # A flag given twice is named, in plain words.
 refused "$began" "--steps was given 2 times; give it once" train --steps 1 --steps 2
 
