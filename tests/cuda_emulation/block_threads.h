@@ -1,8 +1,9 @@
 // Fibers standing in for the threads of a CUDA block, for the emulated launch_blocks
 // (tests/cuda_emulation/fake/backends/cuda/launch.h): run_blocks<Shared, Threads>(blocks, op) calls
 // op(BlockContext&) for every block index b < blocks and thread index t < Threads, with a typed array of Threads
-// `Shared` elements that the block's threads share and a sync() standing for __syncthreads. Pure C++ (POSIX
-// ucontext from glibc): the CPU suite tests it (tests/test_block_threads.cpp) where no nvcc is.
+// `Shared` elements that the block's threads share and a sync() standing for __syncthreads. C++ with POSIX ucontext
+// (a fiber's start) and GCC's setjmp builtins (its switches; FiberGang says why): the CPU suite tests it
+// (tests/test_block_threads.cpp) where no nvcc is.
 //
 // How it runs. A block's threads are fibers (user-level contexts, each on its own stack) on the calling OS thread,
 // which switch only at sync() and at the end of op: the block runs in phases, each thread running alone from one
@@ -256,8 +257,22 @@ class FiberGang {
 
  private:
   enum class State : uint8_t { Idle, AtSync, Returned, Unwound, Threw };
+  // A switch between the launcher and a fiber. glibc's swapcontext also saves and sets the signal mask, a system
+  // call (rt_sigprocmask) at every switch: 2 million of them in the reduction tests, a third of the emulated
+  // program's time. A fiber is therefore entered once with setcontext and then switched to and from with GCC's
+  // (and clang's) __builtin_setjmp / __builtin_longjmp, which save and restore only the frame and stack pointers
+  // and the resume address (every other register is treated as clobbered at the setjmp): a jump to a setjmp still
+  // live on another stack is what a fiber switch is. No libc longjmp (its fortified form refuses jumps between
+  // stacks), no sanitizer interceptor sees the jumps; the sanitizer annotations around each switch are unchanged.
+  using Jump = void* [5];
+  // The other half of a switch, in a function of its own: __builtin_setjmp and __builtin_longjmp may not be called
+  // from the same function. Not instrumented by ThreadSanitizer: its entry would be pushed on the shadow call stack
+  // of the fiber switched to (the switch is announced first) and never popped, one frame more at every switch.
+  [[noreturn]] __attribute__((noinline, no_sanitize("thread"))) static void jump(Jump& to) { __builtin_longjmp(to, 1); }
   struct Fiber {
-    ucontext_t context;
+    ucontext_t context;         // the fiber's start (fiber_main on its stack), entered once
+    Jump jump{};                // where the fiber waits once started: in yield()
+    bool started = false;       // entered: resumed by a jump to `jump` from then on
     void* mapping = nullptr;    // the guard page, then the stack
     void* stack = nullptr;      // kStackBytes
     State state = State::Idle;  // written by the fiber, read by the launcher after the fiber switched back
@@ -334,40 +349,45 @@ class FiberGang {
     }
   }
 
-  // Launcher -> fiber t, until it syncs or returns.
-  void resume(int t) {
+  // Launcher -> fiber t, until it syncs or returns. Not inlined, as every function that calls __builtin_setjmp.
+  // The jump buffer is set first, then the switch announced: the buffer's bytes belong to the side that waits on
+  // them (TSan would otherwise see every fiber write the launcher's buffer, unordered, as a race).
+  __attribute__((noinline)) void resume(int t) {
     Fiber& f = *fibers_[t];
     current_.store(t, std::memory_order_relaxed);
+    if (__builtin_setjmp(main_jump_) == 0) {  // 0: set now; 1: the fiber jumped back (yield)
 #if defined(ATELIER_FIBERS_ASAN)
-    void* fake = nullptr;
-    __sanitizer_start_switch_fiber(&fake, f.stack, kStackBytes);
+      __sanitizer_start_switch_fiber(&main_asan_fake_, f.stack, kStackBytes);
 #endif
 #if defined(ATELIER_FIBERS_TSAN)
-    __tsan_switch_to_fiber(f.tsan, __tsan_switch_to_fiber_no_sync);
+      __tsan_switch_to_fiber(f.tsan, __tsan_switch_to_fiber_no_sync);
 #endif
-    const int rc = swapcontext(&main_, &f.context);
+      if (f.started) jump(f.jump);
+      f.started = true;
+      setcontext(&f.context);  // returns only on failure
+      std::perror("emulated launch_blocks: setcontext to a new fiber");
+      std::abort();
+    }
 #if defined(ATELIER_FIBERS_ASAN)
-    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+    __sanitizer_finish_switch_fiber(main_asan_fake_, nullptr, nullptr);
 #endif
 #if defined(ATELIER_FIBERS_TSAN)
     __tsan_acquire(&arrive_sync_);  // what the fiber did so far (its state, error_, global memory) is seen here
 #endif
     current_.store(-1, std::memory_order_relaxed);
-    ATELIER_CHECK_ERRNO(rc == 0, "emulated launch_blocks: swapcontext to thread " << t);
   }
 
   // Fiber -> launcher; returns when the launcher resumes this fiber.
-  void yield(Fiber& f) {
+  __attribute__((noinline)) void yield(Fiber& f) {
+    if (__builtin_setjmp(f.jump) == 0) {  // 0: set now; 1: the launcher jumped here (resume)
 #if defined(ATELIER_FIBERS_TSAN)
-    __tsan_release(&arrive_sync_);  // this thread's accesses so far happen before the next phase
-    __tsan_switch_to_fiber(main_tsan_, __tsan_switch_to_fiber_no_sync);
+      __tsan_release(&arrive_sync_);  // this thread's accesses so far happen before the next phase
+      __tsan_switch_to_fiber(main_tsan_, __tsan_switch_to_fiber_no_sync);
 #endif
 #if defined(ATELIER_FIBERS_ASAN)
-    __sanitizer_start_switch_fiber(&f.asan_fake, main_stack_bottom_, main_stack_size_);
+      __sanitizer_start_switch_fiber(&f.asan_fake, main_stack_bottom_, main_stack_size_);
 #endif
-    if (swapcontext(&f.context, &main_) != 0) {
-      std::perror("emulated launch_blocks: swapcontext back to the launcher");
-      std::abort();
+      jump(main_jump_);
     }
 #if defined(ATELIER_FIBERS_ASAN)
     __sanitizer_finish_switch_fiber(f.asan_fake, &main_stack_bottom_, &main_stack_size_);
@@ -395,7 +415,7 @@ class FiberGang {
   }
 
   std::vector<std::unique_ptr<Fiber>> fibers_;
-  ucontext_t main_{};       // the launcher's context while a fiber runs
+  Jump main_jump_{};        // where the launcher waits while a fiber runs: in resume()
   std::vector<int> order_;  // this phase's order
   bool running_ = false;    // a launch is under way
   Body body_ = nullptr;     // the launch: its functor, shared array and current block
@@ -407,6 +427,7 @@ class FiberGang {
   std::atomic<int> current_{-1};             // the fiber running now, -1 while the launcher runs
   std::atomic<bool> unwinding_{false};       // sync() throws Unwind
   const void* main_stack_bottom_ = nullptr;  // ASan: the launcher's stack
+  void* main_asan_fake_ = nullptr;           // ASan: the launcher's fake stack while a fiber runs
   size_t main_stack_size_ = 0;
   void* main_tsan_ = nullptr;  // TSan: the launcher's fiber
   char go_sync_ = 0;           // TSan: the addresses the barrier's release and acquire name
