@@ -257,24 +257,33 @@ Device train_device(const TrainConfig& config) { return parse_device(config.devi
 bool uses_cuda_graph(const TrainConfig& config) {
   return config.cuda_graph == "on" || (config.cuda_graph == "auto" && !train_device(config).is_cpu());
 }
+
 namespace {
 
-// The fields of /proc/meminfo in bytes ("MemAvailable:   11843372 kB" -> {"MemAvailable", 12127612928}).
-std::map<std::string, double> meminfo() {
+// The "key value" lines of a file as numbers times `unit` (/proc/meminfo's "MemAvailable:   11843372 kB" with
+// unit 1024 -> {"MemAvailable", 12127612928}; a cgroup's memory.stat "file 2147483648" with unit 1). A key's
+// trailing ':' is dropped; the rest of each line (a unit) is ignored. Empty when the file cannot be read.
+std::map<std::string, double> number_lines(const std::string& path, double unit) {
   std::map<std::string, double> fields;
-  std::ifstream in("/proc/meminfo");
+  std::ifstream in(path);
   std::string key;
-  double kib = 0;
-  while (in >> key >> kib) {
-    fields[key.substr(0, key.size() - 1)] = kib * 1024;            // the key less its ':'
-    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');  // the unit
+  double value = 0;
+  while (in >> key >> value) {
+    if (!key.empty() && key.back() == ':') key.pop_back();
+    fields[key] = value * unit;
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
   }
   return fields;
 }
 
-// A cgroup v2 file's number ("max": no limit, negative; absent: negative).
-double cgroup_number(const std::string& name) {
-  std::ifstream in("/sys/fs/cgroup/" + name);
+double field_or(const std::map<std::string, double>& fields, const std::string& key, double missing) {
+  const auto found = fields.find(key);
+  return found == fields.end() ? missing : found->second;
+}
+
+// A cgroup v2 file's one number ("max": no limit; absent: unknown; both negative).
+double cgroup_number(const std::string& path) {
+  std::ifstream in(path);
   std::string word;
   if (!(in >> word) || word == "max") return -1;
   return std::strtod(word.c_str(), nullptr);
@@ -282,15 +291,19 @@ double cgroup_number(const std::string& name) {
 
 }  // namespace
 
-FreeMemory free_memory() {
-  const std::map<std::string, double> fields = meminfo();
-  auto field = [&](const char* key) { return fields.count(key) ? fields.at(key) : -1.0; };
-  FreeMemory free{field("MemAvailable"), field("SwapFree")};
+FreeMemory free_memory(const std::string& meminfo_path, const std::string& cgroup_dir) {
+  const std::map<std::string, double> meminfo = number_lines(meminfo_path, 1024);
+  FreeMemory free{field_or(meminfo, "MemAvailable", -1), field_or(meminfo, "SwapFree", -1)};
   auto cap = [](double& value, double limit, double used) {
     if (limit >= 0 && used >= 0) value = value < 0 ? limit - used : std::min(value, limit - used);
   };
-  cap(free.memory_bytes, cgroup_number("memory.max"), cgroup_number("memory.current"));
-  cap(free.swap_bytes, cgroup_number("memory.swap.max"), cgroup_number("memory.swap.current"));
+  // The group's page cache counts in memory.current but is given back before its OOM killer acts, as
+  // MemAvailable counts it available: it is not counted as used.
+  const double file_cache = field_or(number_lines(cgroup_dir + "/memory.stat", 1), "file", 0);
+  const double current = cgroup_number(cgroup_dir + "/memory.current");
+  cap(free.memory_bytes, cgroup_number(cgroup_dir + "/memory.max"), current < 0 ? -1 : current - file_cache);
+  cap(free.swap_bytes, cgroup_number(cgroup_dir + "/memory.swap.max"),
+      cgroup_number(cgroup_dir + "/memory.swap.current"));
   return free;
 }
 

@@ -97,12 +97,14 @@ int64_t total_steps(const TrainConfig& config);
 
 // The memory this machine can give a process now: MemAvailable and SwapFree from /proc/meminfo, each capped by the
 // cgroup's memory.max and memory.swap.max less what the group uses (a container's limit, where the OOM killer
-// acts). A negative value where it cannot be read.
+// acts; its page cache, memory.stat's `file`, is not counted as used). A negative value where it cannot be read.
+// The paths are parameters for a test.
 struct FreeMemory {
   double memory_bytes = -1;
   double swap_bytes = -1;
 };
-FreeMemory free_memory();
+FreeMemory free_memory(const std::string& meminfo_path = "/proc/meminfo",
+                       const std::string& cgroup_dir = "/sys/fs/cgroup");
 // The refusal of a CPU run whose step (began/model.h, step_memory) needs more than `free` memory and swap
 // together: one line naming the settings, both amounts and what to lower; "" when it fits (or `free` is unknown).
 // `note` receives a warning when the step fits only with swap. resolve_config calls it with free_memory().

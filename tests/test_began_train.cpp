@@ -703,6 +703,37 @@ TEST_CASE("began train: a step that cannot fit in free memory and swap is refuse
   CHECK(free.swap_bytes >= 0);
 }
 
+TEST_CASE("began train: free memory is /proc/meminfo's, capped by a cgroup's limit less what it uses but its cache") {
+  TempDir dir;
+  constexpr double kGiB = 1024.0 * 1024 * 1024;
+  testing::write_bytes(dir.file("meminfo"),
+                       "MemTotal:       16777216 kB\nMemAvailable:    8388608 kB\n"
+                       "SwapTotal:       2097152 kB\nSwapFree:        1048576 kB\n");
+  const std::string meminfo = dir.file("meminfo"), cgroup = dir.file("cgroup");
+  std::filesystem::create_directories(cgroup);
+  began::FreeMemory free = began::free_memory(meminfo, cgroup);  // no cgroup files: meminfo alone
+  CHECK(free.memory_bytes == 8 * kGiB);
+  CHECK(free.swap_bytes == 1 * kGiB);
+  // A 4 GiB limit with 3 GiB used, 2 GiB of it page cache: 3 GiB free; swap limited to 0.5 GiB, none used.
+  testing::write_bytes(cgroup + "/memory.max", std::to_string(static_cast<int64_t>(4 * kGiB)) + "\n");
+  testing::write_bytes(cgroup + "/memory.current", std::to_string(static_cast<int64_t>(3 * kGiB)) + "\n");
+  testing::write_bytes(cgroup + "/memory.stat",
+                       "anon 1073741824\nfile " + std::to_string(static_cast<int64_t>(2 * kGiB)) + "\nkernel 0\n");
+  testing::write_bytes(cgroup + "/memory.swap.max", std::to_string(static_cast<int64_t>(kGiB / 2)) + "\n");
+  testing::write_bytes(cgroup + "/memory.swap.current", "0\n");
+  free = began::free_memory(meminfo, cgroup);
+  CHECK(free.memory_bytes == 3 * kGiB);
+  CHECK(free.swap_bytes == kGiB / 2);
+  // "max": no limit of the group's own.
+  testing::write_bytes(cgroup + "/memory.max", "max\n");
+  testing::write_bytes(cgroup + "/memory.swap.max", "max\n");
+  free = began::free_memory(meminfo, cgroup);
+  CHECK(free.memory_bytes == 8 * kGiB);
+  CHECK(free.swap_bytes == 1 * kGiB);
+  // No /proc/meminfo: unknown, and a step is then not refused.
+  CHECK(began::free_memory(dir.file("none"), cgroup).memory_bytes < 0);
+}
+
 TEST_CASE("began train: a checkpoint whose metadata does not read back is refused, naming the file and the key") {
   TempDir dir;
   REQUIRE(run(tiny_config(dir.path, 4)).status == TrainOutcome::Status::completed);
