@@ -9,8 +9,8 @@
 //
 // Counters: s_per_step (also the time column, in ms); images/s; GFLOP/s, the step's FLOPs (below) over its time;
 // step_s_min and step_s_median, the fastest and the median of the timed steps, each timed alone (the same figures
-// began_step_torch.py --bench prints); peak_MiB, the device's caching allocator's peak bytes in use since the
-// program started (its counter cannot be reset, so the cases run smallest first and each row's peak is its own);
+// began_step_torch.py --bench prints); peak_MiB, the device's caching allocator's peak bytes in use during the case
+// (Backend::reset_peak_in_use before it builds its model; the cases still run smallest first, for max_rss_MiB);
 // reserved_MiB, what the allocator holds after the steps (in use and cached); model_MiB, the bytes in use between steps
 // (parameters, gradients, Adam's moments, the batch); system_allocs, the allocator's calls to the system during the
 // timed steps (0 in a steady state: backends/caching_allocator.h); max_rss_MiB, the process's peak resident memory
@@ -181,6 +181,7 @@ std::string case_name(const TrainCase& c) {
 
 void bench_step(benchmark::State& state, const TrainCase& c) {
   const double rss_base = rss_now_mib();
+  backend_for(g_device).reset_peak_in_use();  // peak_MiB: this case's own
   manual_seed(0);
   const began::ModelConfig config{c.image_size, c.channels, c.n, c.h, false, false};
   began::Generator G(config);
@@ -253,7 +254,7 @@ void bench_step(benchmark::State& state, const TrainCase& c) {
 }
 
 void register_all() {
-  // Smallest first: the allocator's peak counter only grows (see the header comment).
+  // Smallest first: the process's peak resident memory only grows (see the header comment).
   for (const TrainCase& c : {TrainCase{32, 1, 16}, TrainCase{32, 1, 32}, TrainCase{64, 3, 64}, TrainCase{64, 3, 128}}) {
     benchmark::internal::Benchmark* b =
         benchmark::RegisterBenchmark(case_name(c).c_str(), [c](benchmark::State& s) { bench_step(s, c); })
