@@ -290,9 +290,17 @@ TEST_CASE("image folder: the cache is reused on the second run and rebuilt when 
   testing::write_file(changed, testing::encode_png_raw(std::vector<uint8_t>(16 * 16 * 3, 200), 16, 16,
                                                        testing::PngSpec(PNG_COLOR_TYPE_RGB)));
   std::filesystem::last_write_time(changed, std::filesystem::last_write_time(changed) + std::chrono::seconds(5));
-  const ImageFolderData third = load(dir.path, 8, 3, 0, cache.path);
+  log.clear();
+  const ImageFolderData third = load(dir.path, 8, 3, 0, cache.path, &log);
   CHECK(!third.from_cache);
   CHECK(third.pixels != first.pixels);
+  // Its new cache file replaces the outdated one of the same folder and settings; the other settings' files stay.
+  CHECK(third.cache_path != first.cache_path);
+  CHECK(!std::filesystem::exists(first.cache_path));
+  CHECK(std::filesystem::exists(third.cache_path));
+  CHECK(std::filesystem::exists(cropped.cache_path));
+  CHECK(cache.list().size() == 3);
+  CHECK(std::find(log.begin(), log.end(), "removed the outdated cache " + first.cache_path) != log.end());
   const auto at = std::find(third.used.begin(), third.used.end(), "png/rgb8.png") - third.used.begin();
   CHECK(interleaved(third, at) == std::vector<uint8_t>(8 * 8 * 3, 200));
   CHECK(load(dir.path, 8, 3, 0, cache.path).from_cache);

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <sstream>
@@ -431,7 +432,14 @@ class Hash {
   uint64_t h_ = 0xcbf29ce484222325ull;
 };
 
-uint64_t cache_key(const ImageFolderOptions& o, const std::vector<FileEntry>& files) {
+// The cache's two keys. `settings`: the loader's version, the folder and the settings; `files`: those and every
+// image file's path, size and modification time. A cache file is named by both, so that a file written for the
+// same folder and settings under another `files` key is an outdated one, and is removed when the new one is written.
+struct CacheKeys {
+  uint64_t settings = 0, files = 0;
+};
+
+CacheKeys cache_keys(const ImageFolderOptions& o, const std::vector<FileEntry>& files) {
   Hash h;
   h.number(kImageFolderLoaderVersion);
   std::error_code ec;
@@ -440,13 +448,45 @@ uint64_t cache_key(const ImageFolderOptions& o, const std::vector<FileEntry>& fi
   h.number(o.image_size);
   h.number(o.crop);
   h.number(o.channels);
+  CacheKeys keys;
+  keys.settings = h.value();
   h.number(static_cast<int64_t>(files.size()));
   for (const FileEntry& f : files) {
     h.text(f.rel);
     h.number(f.size);
     h.number(f.mtime_ns);
   }
-  return h.value();
+  keys.files = h.value();
+  return keys;
+}
+
+// "image_folder_<settings>_" and "<files>.bin", in hex: the cache file's name is the two joined.
+std::string cache_prefix(uint64_t settings) {
+  char text[48];
+  std::snprintf(text, sizeof text, "image_folder_%016llx_", static_cast<unsigned long long>(settings));
+  return text;
+}
+std::string cache_name(const CacheKeys& keys) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%016llx.bin", static_cast<unsigned long long>(keys.files));
+  return cache_prefix(keys.settings) + text;
+}
+
+// Removes the cache files of the same folder and settings but other files (the folder changed since), keeping
+// `kept`. Best effort: a file that cannot be removed stays, silently (it only costs disk space).
+void remove_outdated_caches(const std::string& dir, const CacheKeys& keys, const std::string& kept,
+                            const std::function<void(const std::string&)>& log) {
+  const std::string prefix = cache_prefix(keys.settings);
+  std::vector<fs::path> outdated;  // listed first, removed after: no removal while the folder is being read
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && name != kept && it->path().extension() == ".bin") outdated.push_back(it->path());
+  }
+  for (const fs::path& path : outdated) {
+    std::error_code removed;
+    if (fs::remove(path, removed) && log) log("removed the outdated cache " + path.string());
+  }
 }
 
 // The cache file: "ATLIMGF2", the key, channels, image size, the counts (the upscaled images' last), the names (each a
@@ -674,15 +714,13 @@ ImageFolderData load_image_folder(const ImageFolderOptions& o) {
                                               << "its subfolders (" << count_text(ignored, "other file") << ")");
 
   ImageFolderData d;
-  const uint64_t key = cache_key(o, files);
+  const CacheKeys keys = cache_keys(o, files);
   std::string cache_path;
   if (!o.cache_dir.empty()) {
-    char name[64];
-    std::snprintf(name, sizeof name, "image_folder_%016llx.bin", static_cast<unsigned long long>(key));
-    cache_path = o.cache_dir + "/" + name;
+    cache_path = o.cache_dir + "/" + cache_name(keys);
     if (fs::exists(cache_path, ec)) {
       try {
-        d = parse_cache(read_whole_file(cache_path), key, o);
+        d = parse_cache(read_whole_file(cache_path), keys.files, o);
         d.from_cache = true;
       } catch (const Error& e) {
         if (o.log) o.log("note: the cache " + cache_path + " is unusable (" + e.what() + "): decoding again");
@@ -692,7 +730,10 @@ ImageFolderData load_image_folder(const ImageFolderOptions& o) {
   if (!d.from_cache) {
     d = decode_all(o, files);
     d.ignored = ignored;
-    if (!cache_path.empty() && o.write_cache) write_file_atomically(cache_path, cache_bytes(key, d), "--cache: ");
+    if (!cache_path.empty() && o.write_cache) {
+      write_file_atomically(cache_path, cache_bytes(keys.files, d), "--cache: ");
+      remove_outdated_caches(o.cache_dir, keys, cache_name(keys), o.log);
+    }
   } else if (o.log) {
     o.log("images read from the cache " + cache_path);
   }
