@@ -95,10 +95,15 @@ void check_classifier_out(const std::string& out, bool overwrite) {
                                            "another --out");
 }
 
-int classify_train(const ClassifyTrainArgs& args) {
+// The data and weights of classify-train and classify-eval, read with the checks before any work, so that a damaged
+// file is refused with exit 2 as `began train` refuses its data.
+struct ClassifyInputs {
+  began::FashionMnist train, test;
+  std::shared_ptr<began::FmnistClassifier> model;  // classify-eval's weights
+};
+
+int classify_train(const ClassifyTrainArgs& args, const began::FashionMnist& train, const began::FashionMnist& test) {
   auto t0 = std::chrono::steady_clock::now();
-  began::FashionMnist train = began::load_fashion_mnist(args.data_dir, true, args.limit);
-  began::FashionMnist test = began::load_fashion_mnist(args.data_dir, false);
   std::printf(
       "Fashion-MNIST: %lld training and %s (32x32, [-1, 1]); %s\n", static_cast<long long>(train.images.size(0)),
       began::count_text(test.images.size(0), "test image").c_str(), began::count_text(num_threads(), "thread").c_str());
@@ -130,10 +135,8 @@ int classify_train(const ClassifyTrainArgs& args) {
   return 0;
 }
 
-int classify_eval(const std::string& weights, const std::string& data_dir, int64_t limit) {
-  auto model = began::load_classifier(weights);
-  began::FashionMnist test = began::load_fashion_mnist(data_dir, false, limit);
-  double accuracy = began::classifier_accuracy(*model, test.images, test.labels);
+int classify_eval(const std::string& weights, began::FmnistClassifier& model, const began::FashionMnist& test) {
+  double accuracy = began::classifier_accuracy(model, test.images, test.labels);
   std::printf("test accuracy %.2f%% on %s (%s)\n", 100 * accuracy,
               began::count_text(test.images.size(0), "image").c_str(), weights.c_str());
   return 0;
@@ -272,7 +275,8 @@ std::string version_text() {
 int main(int argc, char** argv) {
   CLI::App app{
       "began: BEGAN on atelier (train), tools on its checkpoints (sample, reconstruct, interpolate, eval) and the "
-      "Fashion-MNIST classifier behind the sample-quality measure"};
+      "Fashion-MNIST classifier behind the sample-quality measure. Exit codes: 0 done, 1 error during the work, 2 "
+      "refused before any work (the command line, or an input that cannot be read), 3 diverged (train)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", version_text());
 
@@ -316,8 +320,8 @@ int main(int argc, char** argv) {
 
   TrainCli train_cli;
   CLI::App* began_train = app.add_subcommand("train",
-                                             "train BEGAN (exit codes: 0 done, 1 error, 2 bad command "
-                                             "line, 3 diverged, 130/143 interrupted)");
+                                             "train BEGAN (exit codes: 0 done, 1 error, 2 refused before any "
+                                             "work, 3 diverged, 130/143 interrupted)");
   add_train_options(*began_train, train_cli);
 
   // The tools on a checkpoint (began/tools/tools.h).
@@ -359,7 +363,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  // The other subcommands' paths and ranges, also before any work.
+  // The other subcommands' paths and ranges, and their inputs, also before any work.
+  ClassifyInputs inputs;
   try {
     if (*train) {
       ATELIER_CHECK(train_args.limit == -1 || train_args.limit >= train_args.train.batch_size,
@@ -368,11 +373,15 @@ int main(int argc, char** argv) {
       began::check_data_dir(train_args.data_dir);
       check_writable_file("--out", train_args.out);
       check_classifier_out(train_args.out, train_args.overwrite);
+      inputs.train = began::load_fashion_mnist(train_args.data_dir, true, train_args.limit);
+      inputs.test = began::load_fashion_mnist(train_args.data_dir, false);
     }
     if (*eval) {
       ATELIER_CHECK(eval_limit != 0, "--limit 0 leaves no test image (-1: all)");
       check_readable_file("--weights", eval_weights);
       began::check_data_dir(eval_dir);
+      inputs.model = began::load_classifier(eval_weights);
+      inputs.test = began::load_fashion_mnist(eval_dir, false, eval_limit);
     }
   } catch (const std::exception& e) {
     // The default weights are a path in the source tree: from another folder, say so.
@@ -404,8 +413,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (*began_train) return run_train(train_config);
-    if (*train) return classify_train(train_args);
-    if (*eval) return classify_eval(eval_weights, eval_dir, eval_limit);
+    if (*train) return classify_train(train_args, inputs.train, inputs.test);
+    if (*eval) return classify_eval(eval_weights, *inputs.model, inputs.test);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "began: error: %s\n", e.what());
     return 1;

@@ -193,7 +193,8 @@ grep -q "not comparable to Inception FID" <<<"$("$began" eval --help)" || fail "
 
 # classify-train --out replaces only classifier weights (an earlier output of its own) unless --overwrite says so:
 # a checkpoint or any other file there is refused before any work, and left as it was. A folder without the IDX
-# files stands in for the data, so that a line that passes the check stops at once (exit 1, nothing written).
+# files stands in for the data, so that a line that passes the check stops at once when the data is read, with
+# the checks (exit 2, nothing written).
 mkdir -p no-idx
 cp "$checkpoint" ck.safetensors
 printf 'not safetensors' >other.safetensors
@@ -209,12 +210,12 @@ for file in ck.safetensors other.safetensors; do
   cmp -s before "$file" || fail "classify-train --out $file: the file changed"
   "$began" classify-train --out "$file" --data-dir no-idx --overwrite >"$tmp/log" 2>&1
   rc=$?
-  [[ $rc -eq 1 ]] && grep -q "load_fashion_mnist: 'no-idx/" "$tmp/log" ||
+  [[ $rc -eq 2 ]] && grep -q "load_fashion_mnist: 'no-idx/" "$tmp/log" ||
     fail "classify-train --out $file --overwrite: exit $rc, $(cat "$tmp/log")"
 done
 "$began" classify-train --out own.safetensors --data-dir no-idx >"$tmp/log" 2>&1
 rc=$?
-[[ $rc -eq 1 ]] && grep -q "load_fashion_mnist: 'no-idx/" "$tmp/log" ||
+[[ $rc -eq 2 ]] && grep -q "load_fashion_mnist: 'no-idx/" "$tmp/log" ||
   fail "classify-train --out (classifier weights): exit $rc, $(cat "$tmp/log")"
 
 # eval refuses a synthetic run, naming its settings (exit 1: found while working).

@@ -96,6 +96,18 @@ refused "$began" "--image-size 4096 --n 32 --batch 16: a training step needs abo
 # A flag given twice is named, in plain words.
 refused "$began" "--steps was given 2 times; give it once" train --steps 1 --steps 2
 
+# Inputs that cannot be read are refused before any work, as `began train` refuses its data: classify-eval and
+# classify-train read their IDX files (and classify-eval its weights) with the checks.
+bad_idx="$(mktemp -d)"
+for name in t10k-images-idx3 t10k-labels-idx1 train-images-idx3 train-labels-idx1; do
+  printf 'not an IDX file' >"$bad_idx/$name-ubyte.gz"
+done
+weights="$(realpath "$(dirname "${BASH_SOURCE[0]}")/../../began/eval/fmnist_classifier.safetensors")"
+refused "$began" "-ubyte.gz': bad magic number" classify-eval --weights "$weights" --data-dir "$bad_idx"
+refused "$began" "-ubyte.gz': bad magic number" classify-train --data-dir "$bad_idx" --out "$bad_idx/w.safetensors"
+refused "$began" "'$began': header length" classify-eval --weights "$began"  # not safetensors: refused, named
+rm -rf "$bad_idx"
+
 # The checkpoint tools (sample, reconstruct, interpolate, eval): the checkpoint asked for and checked first, then
 # the device, the numbers and the outputs; the program itself stands in for a readable checkpoint file (the
 # checks refuse before reading it).
