@@ -778,7 +778,10 @@ TEST_CASE("began train: a checkpoint with a NaN parameter is refused at resume, 
     return std::pair{bad, std::string()};
   };
   for (const auto& [prefix, value] : {std::pair{std::string("D."), std::nan("")}, {"G.", HUGE_VAL}}) {
-    const auto [bad, name] = poisoned(prefix, value);
+    // Named variables, not a structured binding: INFO captures them (clang before 16 cannot capture a binding).
+    const std::pair<nn::SafetensorsFile, std::string> poisoned_file = poisoned(prefix, value);
+    const nn::SafetensorsFile& bad = poisoned_file.first;
+    const std::string& name = poisoned_file.second;
     nn::save_safetensors(path, bad.tensors, bad.metadata);
     INFO(name);
     // Not a divergence at the first resumed step that calls this file "the last good checkpoint".
