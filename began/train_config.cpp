@@ -321,15 +321,16 @@ std::string step_memory_problem(const TrainConfig& c, const FreeMemory& free, st
   if (!train_device(c).is_cpu() || free.memory_bytes < 0) return "";  // the GPU's memory is not estimated
   const double need = step_memory(c.model, c.batch).total();
   const double swap = std::max(0.0, free.swap_bytes);
-  std::ostringstream settings;
-  settings << "--image-size " << c.model.image_size << " --n " << c.model.n << " --batch " << c.batch;
+  std::ostringstream os;
+  os << "--image-size " << c.model.image_size << " --n " << c.model.n << " --batch " << c.batch
+     << ": a training step needs about " << bytes_text(need) << ", more than the ";
+  const std::string needs = os.str();  // the start of both messages
   if (need > free.memory_bytes + swap) {
-    return settings.str() + ": a training step needs about " + bytes_text(need) + ", more than the " +
-           bytes_text(free.memory_bytes + swap) + " free here (memory and swap); lower --batch, --n or --image-size";
+    return needs + bytes_text(free.memory_bytes + swap) + " free here (memory and swap); lower --batch, --n or " +
+           "--image-size";
   }
   if (need > free.memory_bytes && note != nullptr) {
-    *note = "note: " + settings.str() + ": a training step needs about " + bytes_text(need) + ", more than the " +
-            bytes_text(free.memory_bytes) + " of free memory: the run will swap, and be slow";
+    *note = "note: " + needs + bytes_text(free.memory_bytes) + " of free memory: the run will swap, and be slow";
   }
   return "";
 }

@@ -346,8 +346,8 @@ targets_plan() {
     esac
   done
 
-  # bench_train PART LIMIT PRECISION GRAPH CASE...: one process, the cases in one --benchmark_filter (they run
-  # smallest first, so each row's peak_MiB is its own: bench_train's header).
+  # bench_train PART LIMIT PRECISION GRAPH CASE...: one process, the cases in one --benchmark_filter (each row's
+  # peak_MiB is its own: bench_train resets the peak before each case; its header).
   atelier_rows() {
     local name="$1" limit="$2" precision="$3" graph="$4" cases filter
     shift 4

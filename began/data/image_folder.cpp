@@ -473,10 +473,10 @@ std::string cache_name(const CacheKeys& keys) {
 }
 
 // Removes the cache files of the same folder and settings but other files (the folder changed since), keeping
-// `kept`. Best effort: a file that cannot be removed stays, silently (it only costs disk space).
-void remove_outdated_caches(const std::string& dir, const CacheKeys& keys, const std::string& kept,
+// the one of `keys`. Best effort: a file that cannot be removed stays, silently (it only costs disk space).
+void remove_outdated_caches(const std::string& dir, const CacheKeys& keys,
                             const std::function<void(const std::string&)>& log) {
-  const std::string prefix = cache_prefix(keys.settings);
+  const std::string prefix = cache_prefix(keys.settings), kept = cache_name(keys);
   std::vector<fs::path> outdated;  // listed first, removed after: no removal while the folder is being read
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -732,7 +732,7 @@ ImageFolderData load_image_folder(const ImageFolderOptions& o) {
     d.ignored = ignored;
     if (!cache_path.empty() && o.write_cache) {
       write_file_atomically(cache_path, cache_bytes(keys.files, d), "--cache: ");
-      remove_outdated_caches(o.cache_dir, keys, cache_name(keys), o.log);
+      remove_outdated_caches(o.cache_dir, keys, o.log);
     }
   } else if (o.log) {
     o.log("images read from the cache " + cache_path);
