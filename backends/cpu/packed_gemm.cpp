@@ -25,14 +25,58 @@ struct alignas(64) Block {
   Vec16 acc[kPanelRows][kVectors];
 };
 
+#if !defined(__AVX512F__)
+// Without AVX-512: rows r0 .. r0 + R - 1 and the 16 V columns from 16 v0 of the block, summed over the whole k in
+// 2 R V registers of 8 floats, stored into blk. (A's element (r, kk): a[kk * kPanelRows + r] packed, else
+// a_row[r][kk * step].)
+template <int R, int V, ALayout Layout>
+inline void sum_strip(const float* __restrict a, const float* const* a_row, int64_t step, const float* __restrict b,
+                      int64_t ldb, int64_t k, int64_t r0, int64_t v0, Block& blk) {
+  Vec8 acc[R][2 * V] = {};
+  const float* bq = b + 16 * v0;
+  int64_t at = 0;  // kk * step
+#pragma GCC unroll 4
+  for (int64_t kk = 0; kk < k; ++kk, bq += ldb, at += step) {
+    __builtin_prefetch(bq + 8 * ldb);
+    Vec8 bv[2 * V];
+#pragma GCC unroll 4
+    for (int u = 0; u < 2 * V; ++u) bv[u] = *reinterpret_cast<const Vec8*>(bq + 8 * u);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      float ar;
+      if constexpr (Layout == ALayout::Packed) {
+        ar = a[kk * kPanelRows + r0 + r];
+      } else {
+        ar = a_row[r0 + r][at];
+      }
+#pragma GCC unroll 4
+      for (int u = 0; u < 2 * V; ++u) acc[r][u] += ar * bv[u];
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+    for (int w = 0; w < V; ++w) {
+      blk.acc[r0 + r][v0 + w] = __builtin_shufflevector(acc[r][2 * w], acc[r][2 * w + 1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                                                        10, 11, 12, 13, 14, 15);
+    }
+  }
+}
+#endif
+
 // The A panel a (kPanelRows, k) times the B panel b (k, kPanelColumns), summed from zero over kk = 0, 1, ..., k - 1
 // (one fused multiply-add per term). `rows`: A's rows that exist (RowMajor and Columns read no others). B's rows
 // are ldb floats apart: kPanelColumns when packed, a row-major matrix's row stride otherwise.
 //
 // With AVX-512 the block's 16 sums stay in the 32 vector registers through the whole k. AVX2 has 16 registers of 8
 // floats, where the block would need 32 for its sums alone (GCC spilled them to the stack on every step): there the
-// block is summed as four quarters of 4 rows x 16 columns, each over the whole k in 8 registers, with the 2 B
-// vectors and the broadcast 11 in all. A and B are then each read twice, from L1 and L2.
+// block is summed in three strips, each over the whole k: rows 0-5 by columns 0-15, rows 0-5 by columns 16-31
+// (12 sums, 2 B vectors and the broadcast: 15 registers), then rows 6-7 by all 32 columns (8 sums, 4 B vectors).
+// B's panel is read twice, as it was by the four 4 x 16 quarters this replaced, but a strip of 6 rows does 12
+// fused multiply-adds per 8 loads where a quarter did 8 per 6, and has 12 independent sums to cover the adds'
+// latency rather than 8: on one Zen 3 core the kernel went from 63-80 GFLOP/s to 77-87 (of 101) on the shapes
+// of bench_ops' packed_gemm/ rows, and the BEGAN step took 0.93-0.99 of its time (docs/benchmarks.md, "AVX2: the
+// packed GEMM in strips of 6 rows").
 template <ALayout Layout>
 inline Block multiply(const float* __restrict a, int64_t lda, const float* __restrict b, int64_t ldb, int64_t k,
                       int64_t rows) {
@@ -70,35 +114,9 @@ inline Block multiply(const float* __restrict a, int64_t lda, const float* __res
     }
   }
 #else
-  constexpr int64_t kQuarterRows = kPanelRows / 2;
-  for (int64_t r0 = 0; r0 < kPanelRows; r0 += kQuarterRows) {
-    for (int64_t v = 0; v < kVectors; ++v) {  // columns 16 v .. 16 v + 15
-      Vec8 acc[kQuarterRows][2] = {};
-      const float* bq = b + 16 * v;
-      int64_t at = 0;  // kk * step
-#pragma GCC unroll 4
-      for (int64_t kk = 0; kk < k; ++kk, bq += ldb, at += step) {
-        __builtin_prefetch(bq + 8 * ldb);
-        const Vec8 b0 = *reinterpret_cast<const Vec8*>(bq), b1 = *reinterpret_cast<const Vec8*>(bq + 8);
-#pragma GCC unroll 4
-        for (int64_t r = 0; r < kQuarterRows; ++r) {
-          float ar;
-          if constexpr (Layout == ALayout::Packed) {
-            ar = a[kk * kPanelRows + r0 + r];
-          } else {
-            ar = a_row[r0 + r][at];
-          }
-          acc[r][0] += ar * b0;
-          acc[r][1] += ar * b1;
-        }
-      }
-#pragma GCC unroll 4
-      for (int64_t r = 0; r < kQuarterRows; ++r) {
-        blk.acc[r0 + r][v] =
-            __builtin_shufflevector(acc[r][0], acc[r][1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-      }
-    }
-  }
+  sum_strip<6, 1, Layout>(a, a_row, step, b, ldb, k, 0, 0, blk);  // rows 0-5, columns 0-15
+  sum_strip<6, 1, Layout>(a, a_row, step, b, ldb, k, 0, 1, blk);  // rows 0-5, columns 16-31
+  sum_strip<2, 2, Layout>(a, a_row, step, b, ldb, k, 6, 0, blk);  // rows 6-7, columns 0-31
 #endif
   return blk;
 }

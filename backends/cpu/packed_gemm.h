@@ -20,11 +20,11 @@
 // on a quieter host the kernel alone (bench_ops' packed_gemm/ rows) ran at 278-285 GFLOP/s, 96-99% of that
 // core's FMA peak (peak/fma_1thread: 288), and no other register tile beat it (docs/benchmarks.md, fourth pass).
 //
-// With AVX2 (16 registers of 8 floats) a block is summed as four quarters of 4 x 16 (multiply, packed_gemm.cpp): on
-// one Zen 3 core 72-88 GFLOP/s for the shapes above, 76% of its FMA peak (101) at k = 128, against Eigen's 45-63
-// (docs/benchmarks.md, "AVX2"). kPackedGemmFast says where it is built for speed (AVX-512, or AVX2 with FMA); the
-// code is portable C++ (GCC vector extensions), so other targets still compile it, and conv.cpp and winograd.cpp
-// keep Eigen there.
+// With AVX2 (16 registers of 8 floats) a block is summed in strips of 6 x 16, 6 x 16 and 2 x 32 (multiply,
+// packed_gemm.cpp): on one Zen 3 core 77-87 GFLOP/s for the shapes above, 76-86% of its FMA peak (101), against
+// Eigen's 45-63 (docs/benchmarks.md, "AVX2"). kPackedGemmFast says where it is built for speed (AVX-512, or AVX2 with
+// FMA); the code is portable C++ (GCC vector extensions), so other targets still compile it, and conv.cpp and
+// winograd.cpp keep Eigen there.
 #pragma once
 
 #include <cstdint>
