@@ -53,13 +53,14 @@ inline void sum_strip(const float* __restrict a, const float* const* a_row, int6
       for (int u = 0; u < 2 * V; ++u) acc[r][u] += ar * bv[u];
     }
   }
+  // Each sum stored as the half of a 16-float row vector it is: joining two into a Vec16 value first
+  // (__builtin_shufflevector) made GCC assemble the vector on the stack lane by lane, a quarter of the time of a
+  // block of depth 64.
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 2
-    for (int w = 0; w < V; ++w) {
-      blk.acc[r0 + r][v0 + w] = __builtin_shufflevector(acc[r][2 * w], acc[r][2 * w + 1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
-                                                        10, 11, 12, 13, 14, 15);
-    }
+    float* const row = reinterpret_cast<float*>(&blk.acc[r0 + r][v0]);
+#pragma GCC unroll 4
+    for (int u = 0; u < 2 * V; ++u) *reinterpret_cast<Vec8*>(row + 8 * u) = acc[r][u];
   }
 }
 #endif
@@ -210,33 +211,32 @@ inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows
   }
 }
 
-// One step of a 16 x 16 block transpose, of distance D (8, 4, 2, 1): rows i and i + D (bit D of i clear) swap
-// their off-diagonal D x D blocks. Row i keeps lane l, or for l with bit D set takes row i + D's lane l - D; row
-// i + D takes row i's lane l + D, or for l with bit D set keeps its own lane l (16 + lane: the shuffle's second
-// operand). The masks are spelled out lane by lane (L...) because __builtin_shufflevector, which GCC and clang
-// both have, takes only constant lane indices.
+// One step of a W x W block transpose (W = Simd<float>::kLanes: one register per row), of distance D (W / 2, ...,
+// 2, 1): rows i and i + D (bit D of i clear) swap their off-diagonal D x D blocks. Row i keeps lane l, or for l
+// with bit D set takes row i + D's lane l - D; row i + D takes row i's lane l + D, or for l with bit D set keeps
+// its own lane l (W + lane: the shuffle's second operand). The masks are spelled out lane by lane (L...) because
+// __builtin_shufflevector, which GCC and clang both have, takes only constant lane indices.
+constexpr int kTile = static_cast<int>(Simd<float>::kLanes);
+using Row = Simd<float>::V;
+
 template <int D, int... L>
-inline void transpose_step(Vec16 (&t)[16], std::integer_sequence<int, L...>) {
-  for (int i = 0; i < 16; ++i) {
+inline void transpose_step(Row (&t)[kTile], std::integer_sequence<int, L...>) {
+  for (int i = 0; i < kTile; ++i) {
     if (i & D) continue;
-    const Vec16 a = t[i], b = t[i + D];
-    t[i] = __builtin_shufflevector(a, b, ((L & D) != 0 ? L + 16 - D : L)...);
-    t[i + D] = __builtin_shufflevector(a, b, ((L & D) != 0 ? L + 16 : L + D)...);
+    const Row a = t[i], b = t[i + D];
+    t[i] = __builtin_shufflevector(a, b, ((L & D) != 0 ? L + kTile - D : L)...);
+    t[i + D] = __builtin_shufflevector(a, b, ((L & D) != 0 ? L + kTile : L + D)...);
   }
 }
 
-template <int D>
-inline void transpose_step(Vec16 (&t)[16]) {
-  transpose_step<D>(t, std::make_integer_sequence<int, 16>{});
-}
-
-// t[j][i] = t[i][j]: swapping the off-diagonal blocks of halves, then of quarters, eighths and sixteenths
-// transposes every block at once (64 two-vector shuffles for 256 floats).
-inline void transpose16(Vec16 (&t)[16]) {
-  transpose_step<8>(t);
-  transpose_step<4>(t);
-  transpose_step<2>(t);
-  transpose_step<1>(t);
+// t[j][i] = t[i][j]: swapping the off-diagonal blocks of halves, then of quarters, ..., down to single lanes
+// transposes every block at once (W log2 W / 2 two-register shuffles for W * W floats; with AVX2, W = 8: 24 for
+// 64 floats, where the 16 x 16 tiles of two-register rows that this replaced there spilled to the stack and held
+// the weight gradient's packing to 3 GB/s).
+template <int D = kTile / 2>
+inline void transpose_tile(Row (&t)[kTile]) {
+  transpose_step<D>(t, std::make_integer_sequence<int, kTile>{});
+  if constexpr (D > 1) transpose_tile<D / 2>(t);
 }
 
 }  // namespace
@@ -313,13 +313,14 @@ void pack_b_transposed(const float* x, int64_t k, int64_t n, int64_t ldx, int64_
     const int64_t columns = std::min(kPanelColumns, n - c0);
     int64_t k0 = 0;
     if (columns == kPanelColumns) {
-      // 16 x 16 tiles transposed in registers: 16 rows of x in, 16 rows of the panel (half their width) out.
-      for (; k0 + 16 <= k; k0 += 16) {
-        for (int64_t half = 0; half < kPanelColumns; half += 16) {
-          Vec16 t[16];
-          for (int64_t i = 0; i < 16; ++i) t[i] = *reinterpret_cast<const Vec16*>(x + (c0 + half + i) * ldx + k0);
-          transpose16(t);
-          for (int64_t j = 0; j < 16; ++j) *reinterpret_cast<Vec16*>(bp + (k0 + j) * kPanelColumns + half) = t[j];
+      // kTile x kTile tiles transposed in registers: kTile rows of x in, kTile rows of the panel (part of their
+      // width) out.
+      for (; k0 + kTile <= k; k0 += kTile) {
+        for (int64_t part = 0; part < kPanelColumns; part += kTile) {
+          Row t[kTile];
+          for (int64_t i = 0; i < kTile; ++i) t[i] = load_vector(x + (c0 + part + i) * ldx + k0);
+          transpose_tile(t);
+          for (int64_t j = 0; j < kTile; ++j) store_vector(bp + (k0 + j) * kPanelColumns + part, t[j]);
         }
       }
     }
