@@ -661,6 +661,46 @@ TEST_CASE("gemm: large single GEMM split across threads matches a naive loop") {
   }
 }
 
+// Float GEMMs with alpha 1 and beta 0 or 1 run on the packed kernel where it is built for speed (AVX2 or AVX-512),
+// blocked 256 deep, 256 rows and 1024 columns at a time (backends/cpu/gemm.cpp): these sizes cross every block
+// boundary and end on edge register blocks (m not a multiple of 8, n of 32).
+TEST_CASE("gemm: float products over several depth, row and column blocks, every transpose, assigning and adding") {
+  ThreadCount threads(2);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      CAPTURE(ta);
+      CAPTURE(tb);
+      CHECK(check_gemm<float>(1, 260, 1030, 520, ta, tb, 1.0, 0.0, 3) < 1e-5);  // C full of NaN, overwritten
+      CHECK(check_gemm<float>(2, 41, 1030, 257, ta, tb, 1.0, 1.0, 0) < 1e-5);   // C += A B, batched
+    }
+}
+
+// Each element of C is the same chain of multiply-adds whichever thread computes its block, so the packed path's
+// result does not depend on the thread count (Eigen's, where the packed kernel is not built for speed, does).
+TEST_CASE("gemm: a float product is bit for bit the same at 1, 2 and 3 threads") {
+#if !defined(__AVX512F__) && !(defined(__AVX2__) && defined(__FMA__))
+  return;  // not built for speed there (backends/cpu/packed_gemm.h's kPackedGemmFast): Eigen's product
+#endif
+  const int64_t m = 70, n = 1500, k = 300;
+  std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n));
+  for (size_t i = 0; i < a.size(); ++i) a[i] = std::sin(0.37f * static_cast<float>(i));
+  for (size_t i = 0; i < b.size(); ++i) b[i] = std::cos(0.11f * static_cast<float>(i));
+  auto run = [&](int t, bool trans_b) {
+    ThreadCount threads(t);
+    std::vector<float> c(static_cast<size_t>(m * n));
+    GemmArgs g{DType::Float32,  1, m,       n,        k, a.data(), k, 0, false, b.data(),
+               trans_b ? k : n, 0, trans_b, c.data(), n, 0};
+    cpu().gemm(g);
+    return c;
+  };
+  for (bool trans_b : {false, true}) {
+    CAPTURE(trans_b);
+    const std::vector<float> one = run(1, trans_b);
+    CHECK(run(2, trans_b) == one);
+    CHECK(run(3, trans_b) == one);
+  }
+}
+
 TEST_CASE("thread pool: every index exactly once, resizing, exceptions, nesting") {
   ThreadCount restore(num_threads());
   for (int t : {1, 2, 3, 8}) {

@@ -1,5 +1,6 @@
-// A single-threaded float GEMM over operands packed by its callers, for the im2col convolutions (conv.cpp) and,
-// in two unpacked forms (gemm_rows_a, gemm_columns_a), for Winograd's per-point products (winograd.cpp):
+// A single-threaded float GEMM over operands packed by its callers, for the im2col convolutions (conv.cpp), the
+// plain GEMM primitive (gemm.cpp, packing in blocks) and, in two unpacked forms (gemm_rows_a, gemm_columns_a), for
+// Winograd's per-point products (winograd.cpp):
 //   C (m, n), rows ldc apart, = A (m, k) * B (k, n)
 // A convolution multiplies the same weights by every tile of every image. Eigen packs both operands on every call
 // (the weights included), and im2col must first write a row-major matrix that Eigen then copies into its own panel
@@ -21,7 +22,7 @@
 // core's FMA peak (peak/fma_1thread: 288), and no other register tile beat it (docs/benchmarks.md, fourth pass).
 //
 // With AVX2 (16 registers of 8 floats) a block is summed in strips of 6 x 16, 6 x 16 and 2 x 32 (multiply,
-// packed_gemm.cpp): on one Zen 3 core 77-87 GFLOP/s for the shapes above, 76-86% of its FMA peak (101), against
+// packed_gemm.cpp): on one Zen 3 core 85-89 GFLOP/s for the shapes above, 84-88% of its FMA peak (101), against
 // Eigen's 45-63 (docs/benchmarks.md, "AVX2"). kPackedGemmFast says where it is built for speed (AVX-512, or AVX2 with
 // FMA); the code is portable C++ (GCC vector extensions), so other targets still compile it, and conv.cpp and
 // winograd.cpp keep Eigen there.
