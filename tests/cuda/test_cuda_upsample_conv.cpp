@@ -196,9 +196,13 @@ TEST_CASE("cuda direct: the direct kernels give im2col's results, forward and ba
         const testing::ConvAlgoScope scope(ConvAlgo::Direct);
         cuda = outputs_and_grads(fn, in, Device::cuda());
       }
-      const double tolerance = dtype == DType::Float64 ? 1e-12 : 1e-6;
       for (size_t i = 0; i < cpu.size(); ++i) {
         INFO("result " << i << " (output, then the gradients of x, weight, bias)");
+        // float32: 1e-6 for the output and the input gradient (sums of 9 C_in terms), 1e-5 for the weight and
+        // bias gradients, sums over every pixel (9,216 of them in the 2 x 64 x 72 case) in another order on each
+        // side: with the CPU library built without -march=native (SSE2, as in the GPU bundle) the bias gradient
+        // differed by 1.3e-6.
+        const double tolerance = dtype == DType::Float64 ? 1e-12 : i < 2 ? 1e-6 : 1e-5;
         CHECK(testing::relative_l2(cuda[i], cpu[i]) <= tolerance);
       }
     }
