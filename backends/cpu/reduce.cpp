@@ -12,6 +12,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 #include "backends/argmax_math.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/strided.h"
@@ -35,6 +39,18 @@ struct SumReducer {
     }
     Acc lane[16] = {};
     int64_t i = 0;
+#if defined(__AVX__) && !defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      // The same 16 lanes, each 4 floats converted straight from memory (vcvtps2pd ymm, m128). From the plain loop
+      // GCC loaded 8 floats and split them, a load, an extract and a convert per 8 where this has two converts:
+      // the per-channel sum of a 16 x 64 x 64 x 64 tensor in 0.92 of the time on a Zen 3 core (bench_ops).
+      __m256d a[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+      for (; i + 16 <= n; i += 16) {
+        for (int v = 0; v < 4; ++v) a[v] = _mm256_add_pd(a[v], _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * v)));
+      }
+      for (int v = 0; v < 4; ++v) _mm256_storeu_pd(lane + 4 * v, a[v]);
+    }
+#endif
     for (; i + 16 <= n; i += 16) {
       for (int j = 0; j < 16; ++j) lane[j] += static_cast<Acc>(x[i + j]);
     }
