@@ -265,8 +265,12 @@ void pack_a(const float* a, int64_t m, int64_t k, int64_t row_stride, int64_t co
 void pack_b(const float* b, int64_t k, int64_t n, int64_t ldb, float* bp) {
   for (int64_t c0 = 0; c0 < n; c0 += kPanelColumns) {
     const int64_t columns = std::min(kPanelColumns, n - c0);
-    for (int64_t kk = 0; kk < k; ++kk, bp += kPanelColumns)
+    for (int64_t kk = 0; kk < k; ++kk, bp += kPanelColumns) {
       std::copy(b + kk * ldb + c0, b + kk * ldb + c0 + columns, bp);
+      // The last panel's columns past n are computed and dropped; zero, not whatever the scratch held (a
+      // denormal there would cost microcode assists on some CPUs).
+      std::fill(bp + columns, bp + kPanelColumns, 0.0f);
+    }
   }
 }
 

@@ -49,7 +49,7 @@ int64_t packed_b_size(int64_t k, int64_t n);
 // the transpose of a row-major (k, m) matrix), into ap (packed_a_size(m, k) floats).
 void pack_a(const float* a, int64_t m, int64_t k, int64_t row_stride, int64_t col_stride, float* ap);
 
-// Packs B (k, n), rows ldb apart, into bp (packed_b_size(k, n) floats).
+// Packs B (k, n), rows ldb apart, into bp (packed_b_size(k, n) floats; the last panel's columns past n zero).
 void pack_b(const float* b, int64_t k, int64_t n, int64_t ldb, float* bp);
 
 // C (m, n), rows ldc apart, = packed A (m, k) * packed B (k, n), or with add C += A * B (the k products summed
