@@ -181,44 +181,36 @@ void zero_row(int64_t n, T* dst) {
   for (; x < n; ++x) dst[x] = T(0);
 }
 
-// dst[ox] = src[2 * ox] for ox in [0, n): every second element. For float, 16 (then 8) at a time as two loads
-// and a shuffle (GCC does not vectorise the plain loop: it cannot rule out dst and src overlapping).
+// The shuffles below are written on 8-float vectors (one AVX2 register; AVX-512 runs them on its 256-bit forms):
+// GCC builds a shuffle of 16-float vectors on AVX2 lane by lane through the stack (16 loads and stores for 8
+// useful floats), which held the stride-2 gather to 9 GB/s; on 8-float ones it emits two or three register
+// shuffles (vpermd, vunpcklps, vperm2f128).
+
+// dst[ox] = src[2 * ox] for ox in [0, n): every second element. For float, 8 at a time as two loads and a
+// shuffle (GCC does not vectorise the plain loop: it cannot rule out dst and src overlapping).
 template <typename T>
 void every_second(const T* src, int64_t n, T* dst) {
   int64_t ox = 0;
   if constexpr (std::is_same_v<T, float>) {
-    for (; ox + 16 <= n; ox += 16) {
-      const Vec16* s = reinterpret_cast<const Vec16*>(src + 2 * ox);
-      *reinterpret_cast<Vec16*>(dst + ox) =
-          __builtin_shufflevector(s[0], s[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    }
-    if (ox + 8 <= n) {
+    for (; ox + 8 <= n; ox += 8) {
       const Vec8* s = reinterpret_cast<const Vec8*>(src + 2 * ox);
       *reinterpret_cast<Vec8*>(dst + ox) = __builtin_shufflevector(s[0], s[1], 0, 2, 4, 6, 8, 10, 12, 14);
-      ox += 8;
     }
   }
   for (; ox < n; ++ox) dst[ox] = src[2 * ox];
 }
 
-// dst[2 * ox] += src[ox] for ox in [0, n): the adjoint of every_second, 16 (then 8) at a time for float (src's
-// values interleaved with zeros, added to two vectors of dst).
+// dst[2 * ox] += src[ox] for ox in [0, n): the adjoint of every_second, 8 at a time for float (src's values
+// interleaved with zeros, added to two vectors of dst).
 template <typename T>
 void add_every_second(const T* src, int64_t n, T* dst) {
   int64_t ox = 0;
   if constexpr (std::is_same_v<T, float>) {
-    for (; ox + 16 <= n; ox += 16) {
-      const Vec16 v = *reinterpret_cast<const Vec16*>(src + ox), zero{};
-      Vec16* d = reinterpret_cast<Vec16*>(dst + 2 * ox);
-      d[0] += __builtin_shufflevector(v, zero, 0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
-      d[1] += __builtin_shufflevector(v, zero, 8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14, 16, 15, 16);
-    }
-    if (ox + 8 <= n) {
+    for (; ox + 8 <= n; ox += 8) {
       const Vec8 v = *reinterpret_cast<const Vec8*>(src + ox), zero{};
       Vec8* d = reinterpret_cast<Vec8*>(dst + 2 * ox);
       d[0] += __builtin_shufflevector(v, zero, 0, 8, 1, 8, 2, 8, 3, 8);
       d[1] += __builtin_shufflevector(v, zero, 4, 8, 5, 8, 6, 8, 7, 8);
-      ox += 8;
     }
   }
   for (; ox < n; ++ox) dst[2 * ox] += src[ox];
@@ -234,9 +226,9 @@ void take_three_taps(const T* row, int64_t n, T* t0, T* t1, T* t2) {
   if constexpr (std::is_same_v<T, float>) {
     Vec8 carry{};
     for (int64_t ox = 0; ox < n; ox += 8) {
-      const Vec16 v = *reinterpret_cast<const Vec16*>(row + 2 * ox);
-      const Vec8 even = __builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14);
-      const Vec8 odd = __builtin_shufflevector(v, v, 1, 3, 5, 7, 9, 11, 13, 15);
+      const Vec8 a = *reinterpret_cast<const Vec8*>(row + 2 * ox), b = *reinterpret_cast<const Vec8*>(row + 2 * ox + 8);
+      const Vec8 even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+      const Vec8 odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
       *reinterpret_cast<Vec8*>(t0 + ox) = __builtin_shufflevector(carry, odd, 7, 8, 9, 10, 11, 12, 13, 14);
       *reinterpret_cast<Vec8*>(t1 + ox) = even;
       *reinterpret_cast<Vec8*>(t2 + ox) = odd;
@@ -266,8 +258,9 @@ void add_three_taps(const T* t0, const T* t1, const T* t2, int64_t n, T* buf) {
       const Vec8 c = *reinterpret_cast<const Vec8*>(t2 + ox);
       const Vec8 even = a + __builtin_shufflevector(carry, c, 7, 8, 9, 10, 11, 12, 13, 14);
       carry = c;
-      Vec16* d = reinterpret_cast<Vec16*>(buf + 2 * ox);
-      *d += __builtin_shufflevector(even, b, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+      Vec8* d = reinterpret_cast<Vec8*>(buf + 2 * ox);
+      d[0] += __builtin_shufflevector(even, b, 0, 8, 1, 9, 2, 10, 3, 11);
+      d[1] += __builtin_shufflevector(even, b, 4, 12, 5, 13, 6, 14, 7, 15);
     }
     buf[2 * n] += t2[n - 1];
   } else {
@@ -297,7 +290,7 @@ struct ColPanels {
 template <typename T>
 void im2col_stride2(const Conv2dGeometry& g, const T* image, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1, T* col,
                     int64_t ld, ColPanels panels = {}) {
-  // The taps read buf[2*ox + j] for ox < w_out, j < kw; every_second reads up to 32 floats from 2*ox.
+  // The taps read buf[2*ox + j] for ox < w_out, j < kw; every_second reads 16 floats from 2*ox at a time.
   const int64_t length = std::max(g.pad_w + g.w, 2 * g.w_out + g.kw + 32);
   const int64_t copied = std::clamp<int64_t>(length - g.pad_w, 0, g.w);
   thread_local std::vector<T> buffer;
@@ -418,7 +411,7 @@ void col2im_stride2(const Conv2dGeometry& g, const T* col, int64_t c0, int64_t c
   const auto [r0, r1] = input_rows(g, oy0, oy1);
   const int64_t reached = oy0 == 0 ? 0 : input_rows(g, oy0 - 1, oy0).second;  // rows [0, reached) hold sums
   const int64_t zero_to = oy1 == g.h_out ? g.h : r1;                          // rows [r1, zero_to): none reach
-  // buf[pad_w + x] is input column x; the taps write buf[2*ox + j] (add_every_second: up to 32 floats from 2*ox).
+  // buf[pad_w + x] is input column x; the taps write buf[2*ox + j] (add_every_second: 16 floats from 2*ox at a time).
   const int64_t length = std::max(g.pad_w + g.w, 2 * g.w_out + g.kw + 32);
   thread_local std::vector<T> buffer;
   buffer.resize(static_cast<size_t>(length));
