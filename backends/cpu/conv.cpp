@@ -471,11 +471,17 @@ int64_t packed_tile_rows(const Conv2dGeometry& g, int64_t rows_of_col) {
 
 // The packed B ((c1 - c0)*kh*kw, (oy1 - oy0)*w_out) of channels [c0, c1) and output rows [oy0, oy1) of `image`
 // (c_in, h, w): panel q is the im2col matrix of output rows oy0 + q*R .. oy0 + q*R + R - 1 with rows
-// kPanelColumns apart (the last panel's columns past the tile are left as they were: packed_gemm drops them).
+// kPanelColumns apart. A last panel cut short by the tile's end has its columns past the tile zeroed: packed_gemm
+// computes and drops them, and what the scratch held there (a denormal, say) could cost microcode assists.
 void im2col_panels(const Conv2dGeometry& g, const float* image, int64_t c0, int64_t c1, int64_t oy0, int64_t oy1,
                    float* bp) {
-  const int64_t depth = (c1 - c0) * g.kh * g.kw;
-  im2col_stride2(g, image, c0, c1, oy0, oy1, bp, kPanelColumns, {kPanelColumns / g.w_out, depth * kPanelColumns});
+  const int64_t depth = (c1 - c0) * g.kh * g.kw, per_panel = kPanelColumns / g.w_out;
+  im2col_stride2(g, image, c0, c1, oy0, oy1, bp, kPanelColumns, {per_panel, depth * kPanelColumns});
+  const int64_t full = (oy1 - oy0) / per_panel, filled = (oy1 - oy0) % per_panel * g.w_out;
+  if (filled == 0) return;
+  float* const last = bp + full * depth * kPanelColumns;
+  for (int64_t r = 0; r < depth; ++r)
+    std::fill(last + r * kPanelColumns + filled, last + (r + 1) * kPanelColumns, 0.0f);
 }
 
 // Channel blocks: the packed weights (or their transpose) are cut by input channels into blocks of at most
