@@ -362,8 +362,9 @@ void stream_line([[maybe_unused]] T* dst, [[maybe_unused]] const Packet<T>& v) {
 // A whole F(4x4) float tile y (4 x 4 vectors, lane l = channel l) stored into the output, where a vector is not
 // one 64-byte packet (AVX2, SSE): dst is channel 0's top-left output pixel, channels `plane` apart, rows `w_out`.
 // Row r of the tile is four vectors, one per column; each 4 x 4 block of them (the columns x channels q .. q + 3)
-// is transposed in registers into those channels' rows, one 16-byte store each. Stored lane by lane instead, the
-// 16 scalar stores per channel and their loop were half of the output transform's time on AVX2.
+// is transposed in registers into those channels' rows, one 16-byte store each. Lane by lane, the 16 scalar
+// stores per channel and their loop took 45% of the output transform's perf samples on AVX2; this took the
+// transform 6% faster (its loads of M are what bound it: docs/benchmarks.md, "AVX2: the last shuffles").
 [[maybe_unused]] void store_tile_by_quads(const Lanes<float>* y, int64_t count, float* dst, int64_t plane,
                                           int64_t w_out) {
   typedef float Vec4 __attribute__((vector_size(16), aligned(4)));
