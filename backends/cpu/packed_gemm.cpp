@@ -263,13 +263,21 @@ void pack_a(const float* a, int64_t m, int64_t k, int64_t row_stride, int64_t co
 }
 
 void pack_b(const float* b, int64_t k, int64_t n, int64_t ldb, float* bp) {
-  for (int64_t c0 = 0; c0 < n; c0 += kPanelColumns) {
-    const int64_t columns = std::min(kPanelColumns, n - c0);
-    for (int64_t kk = 0; kk < k; ++kk, bp += kPanelColumns) {
-      std::copy(b + kk * ldb + c0, b + kk * ldb + c0 + columns, bp);
+  // Row by row, each row's panels in turn, so that B is read in order and the prefetcher follows it (panel by
+  // panel read 128 bytes from each of k rows ldb apart, and called memmove for each: 23% of a 64x576x4096 product).
+  constexpr int64_t W = Simd<float>::kLanes;
+  const int64_t full = n / kPanelColumns, rest = n % kPanelColumns;
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const float* row = b + kk * ldb;
+    float* dst = bp + kk * kPanelColumns;
+    for (int64_t q = 0; q < full; ++q, row += kPanelColumns, dst += k * kPanelColumns) {
+      for (int64_t x = 0; x < kPanelColumns; x += W) store_vector(dst + x, load_vector(row + x));
+    }
+    if (rest > 0) {
+      std::copy(row, row + rest, dst);
       // The last panel's columns past n are computed and dropped; zero, not whatever the scratch held (a
       // denormal there would cost microcode assists on some CPUs).
-      std::fill(bp + columns, bp + kPanelColumns, 0.0f);
+      std::fill(dst + rest, dst + kPanelColumns, 0.0f);
     }
   }
 }
