@@ -359,8 +359,9 @@ void stream_line([[maybe_unused]] T* dst, [[maybe_unused]] const Packet<T>& v) {
 #endif
 }
 
-// A whole F(4x4) float tile y (4 x 4 vectors, lane l = channel l) stored into the output, where a vector is not
-// one 64-byte packet (AVX2, SSE): dst is channel 0's top-left output pixel, channels `plane` apart, rows `w_out`.
+// A whole F(4x4) float tile y (4 x 4 vectors, lane l = channel l; count channels, a multiple of 4) stored into the
+// output, where a vector is not one 64-byte packet (AVX2, SSE): dst is channel 0's top-left output pixel, channels
+// `plane` apart, rows `w_out`.
 // Row r of the tile is four vectors, one per column; each 4 x 4 block of them (the columns x channels q .. q + 3)
 // is transposed in registers into those channels' rows, one 16-byte store each. Lane by lane, the 16 scalar
 // stores per channel and their loop took 45% of the output transform's perf samples on AVX2; this took the
@@ -368,26 +369,19 @@ void stream_line([[maybe_unused]] T* dst, [[maybe_unused]] const Packet<T>& v) {
 [[maybe_unused]] void store_tile_by_quads(const Lanes<float>* y, int64_t count, float* dst, int64_t plane,
                                           int64_t w_out) {
   typedef float Vec4 __attribute__((vector_size(16), aligned(4)));
-  int64_t q = 0;
-  for (; q + 4 <= count; q += 4) {
+  for (int64_t q = 0; q < count; q += 4) {
     for (int r = 0; r < 4; ++r) {
-      // a_s lane j: column s of channel q + j's row r.
-      const Vec4 a0 = *reinterpret_cast<const Vec4*>(y[4 * r].data() + q);
-      const Vec4 a1 = *reinterpret_cast<const Vec4*>(y[4 * r + 1].data() + q);
-      const Vec4 a2 = *reinterpret_cast<const Vec4*>(y[4 * r + 2].data() + q);
-      const Vec4 a3 = *reinterpret_cast<const Vec4*>(y[4 * r + 3].data() + q);
-      const Vec4 lo01 = __builtin_shufflevector(a0, a1, 0, 4, 1, 5), hi01 = __builtin_shufflevector(a0, a1, 2, 6, 3, 7);
-      const Vec4 lo23 = __builtin_shufflevector(a2, a3, 0, 4, 1, 5), hi23 = __builtin_shufflevector(a2, a3, 2, 6, 3, 7);
+      alignas(16) Vec4 a[4];  // a[s] lane j: column s of channel q + j's row r (aligned for clang: simd.h)
+      for (int s = 0; s < 4; ++s) a[s] = *reinterpret_cast<const Vec4*>(y[4 * r + s].data() + q);
+      const Vec4 lo01 = __builtin_shufflevector(a[0], a[1], 0, 4, 1, 5),
+                 hi01 = __builtin_shufflevector(a[0], a[1], 2, 6, 3, 7);
+      const Vec4 lo23 = __builtin_shufflevector(a[2], a[3], 0, 4, 1, 5),
+                 hi23 = __builtin_shufflevector(a[2], a[3], 2, 6, 3, 7);
       float* const row = dst + q * plane + r * w_out;
       *reinterpret_cast<Vec4*>(row) = __builtin_shufflevector(lo01, lo23, 0, 1, 4, 5);
       *reinterpret_cast<Vec4*>(row + plane) = __builtin_shufflevector(lo01, lo23, 2, 3, 6, 7);
       *reinterpret_cast<Vec4*>(row + 2 * plane) = __builtin_shufflevector(hi01, hi23, 0, 1, 4, 5);
       *reinterpret_cast<Vec4*>(row + 3 * plane) = __builtin_shufflevector(hi01, hi23, 2, 3, 6, 7);
-    }
-  }
-  for (; q < count; ++q) {
-    for (int r = 0; r < 4; ++r) {
-      for (int s = 0; s < 4; ++s) dst[q * plane + r * w_out + s] = y[4 * r + s](q);
     }
   }
 }
@@ -478,7 +472,7 @@ void transform_output(const Problem& p, const Tiling<M>& tiling, const T* Mb, in
         Lanes<T> y[M * M];
         output_tile<T, M>(Mb, point, p.c_out, i, o0, count, epilogue, y);
         if constexpr (std::is_same_v<T, float> && M == 4) {
-          if (rows == M && cols == M) {
+          if (rows == M && cols == M && count % 4 == 0) {
             store_tile_by_quads(y, count, image + o0 * plane, plane, p.w_out);
             continue;
           }
