@@ -156,12 +156,56 @@ inline void store(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t
   }
 }
 
+// One step of a W x W block transpose (W = Simd<float>::kLanes: one register per row), of distance D (W / 2, ...,
+// 2, 1): rows i and i + D (bit D of i clear) swap their off-diagonal D x D blocks. Row i keeps lane l, or for l
+// with bit D set takes row i + D's lane l - D; row i + D takes row i's lane l + D, or for l with bit D set keeps
+// its own lane l (W + lane: the shuffle's second operand). The masks are spelled out lane by lane (L...) because
+// __builtin_shufflevector, which GCC and clang both have, takes only constant lane indices.
+constexpr int kTile = static_cast<int>(Simd<float>::kLanes);
+using Row = Simd<float>::V;
+
+template <int D, int... L>
+inline void transpose_step(Row (&t)[kTile], std::integer_sequence<int, L...>) {
+  for (int i = 0; i < kTile; ++i) {
+    if (i & D) continue;
+    const Row a = t[i], b = t[i + D];
+    t[i] = __builtin_shufflevector(a, b, ((L & D) != 0 ? L + kTile - D : L)...);
+    t[i + D] = __builtin_shufflevector(a, b, ((L & D) != 0 ? L + kTile : L + D)...);
+  }
+}
+
+// t[j][i] = t[i][j]: swapping the off-diagonal blocks of halves, then of quarters, ..., down to single lanes
+// transposes every block at once (W log2 W / 2 two-register shuffles for W * W floats; with AVX2, W = 8: 24 for
+// 64 floats, where the 16 x 16 tiles of two-register rows that this replaced there spilled to the stack and held
+// the weight gradient's packing to 3 GB/s).
+template <int D = kTile / 2>
+inline void transpose_tile(Row (&t)[kTile]) {
+  transpose_step<D>(t, std::make_integer_sequence<int, kTile>{});
+  if constexpr (D > 1) transpose_tile<D / 2>(t);
+}
+
 // The transposed block added to C: C[col * ldc + r] += block (r, col) for the first `rows` rows and `columns`
 // columns. A whole block is transposed in registers: three rounds of two-vector shuffles turn the eight row
 // vectors of 16 columns into 16 runs of eight rows (two columns a vector), each added to its row of C as one
 // 8-float load and store.
 inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows, int64_t columns) {
-  if (rows == kPanelRows && columns == kPanelColumns) {
+  if constexpr (kTile == kPanelRows) {
+    // A register holds a block's 8 rows (AVX2): each 8 x 8 square of the block is one transpose_tile, whose rows
+    // are then columns of the block, each added to its row of C. (The rounds below join 16-float vectors, which
+    // GCC builds lane by lane on AVX2.)
+    if (rows == kPanelRows && columns == kPanelColumns) {
+      for (int64_t col0 = 0; col0 < kPanelColumns; col0 += kTile) {
+        Row t[kTile];
+        for (int r = 0; r < kTile; ++r) t[r] = load_vector(reinterpret_cast<const float*>(blk.acc[r]) + col0);
+        transpose_tile(t);
+        for (int j = 0; j < kTile; ++j) {
+          float* const d = c + (col0 + j) * ldc;
+          store_vector(d, load_vector(d) + t[j]);
+        }
+      }
+      return;
+    }
+  } else if (rows == kPanelRows && columns == kPanelColumns) {
     for (int64_t v = 0; v < kVectors; ++v) {
       const Vec16(&x)[kPanelRows][kVectors] = blk.acc;  // not auto: it would drop Vec16's aligned(4)
       // Round 1: rows 2i, 2i+1 interleaved, (r0 r1) per column, columns 0-7 (lo) and 8-15 (hi).
@@ -209,34 +253,6 @@ inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows
   for (int64_t col = 0; col < columns; ++col) {
     for (int64_t r = 0; r < rows; ++r) c[col * ldc + r] += edge[r * kPanelColumns + col];
   }
-}
-
-// One step of a W x W block transpose (W = Simd<float>::kLanes: one register per row), of distance D (W / 2, ...,
-// 2, 1): rows i and i + D (bit D of i clear) swap their off-diagonal D x D blocks. Row i keeps lane l, or for l
-// with bit D set takes row i + D's lane l - D; row i + D takes row i's lane l + D, or for l with bit D set keeps
-// its own lane l (W + lane: the shuffle's second operand). The masks are spelled out lane by lane (L...) because
-// __builtin_shufflevector, which GCC and clang both have, takes only constant lane indices.
-constexpr int kTile = static_cast<int>(Simd<float>::kLanes);
-using Row = Simd<float>::V;
-
-template <int D, int... L>
-inline void transpose_step(Row (&t)[kTile], std::integer_sequence<int, L...>) {
-  for (int i = 0; i < kTile; ++i) {
-    if (i & D) continue;
-    const Row a = t[i], b = t[i + D];
-    t[i] = __builtin_shufflevector(a, b, ((L & D) != 0 ? L + kTile - D : L)...);
-    t[i + D] = __builtin_shufflevector(a, b, ((L & D) != 0 ? L + kTile : L + D)...);
-  }
-}
-
-// t[j][i] = t[i][j]: swapping the off-diagonal blocks of halves, then of quarters, ..., down to single lanes
-// transposes every block at once (W log2 W / 2 two-register shuffles for W * W floats; with AVX2, W = 8: 24 for
-// 64 floats, where the 16 x 16 tiles of two-register rows that this replaced there spilled to the stack and held
-// the weight gradient's packing to 3 GB/s).
-template <int D = kTile / 2>
-inline void transpose_tile(Row (&t)[kTile]) {
-  transpose_step<D>(t, std::make_integer_sequence<int, kTile>{});
-  if constexpr (D > 1) transpose_tile<D / 2>(t);
 }
 
 }  // namespace
