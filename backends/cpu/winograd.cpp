@@ -361,27 +361,20 @@ void stream_line([[maybe_unused]] T* dst, [[maybe_unused]] const Packet<T>& v) {
 
 // A whole F(4x4) float tile y (4 x 4 vectors, lane l = channel l; count channels, a multiple of 4) stored into the
 // output, where a vector is not one 64-byte packet (AVX2, SSE): dst is channel 0's top-left output pixel, channels
-// `plane` apart, rows `w_out`.
-// Row r of the tile is four vectors, one per column; each 4 x 4 block of them (the columns x channels q .. q + 3)
-// is transposed in registers into those channels' rows, one 16-byte store each. Lane by lane, the 16 scalar
-// stores per channel and their loop took 45% of the output transform's perf samples on AVX2; this took the
-// transform 6% faster (its loads of M are what bound it: docs/benchmarks.md, "AVX2: the last shuffles").
+// `plane` apart, rows `w_out`. Row r of the tile is four vectors, one per column; each 4 x 4 block of them (the
+// columns x channels q .. q + 3) is transposed in registers (Eigen's ptranspose, as in transpose_to_channels_last)
+// into those channels' rows, one 16-byte store each. Lane by lane, the 16 scalar stores per channel and their loop
+// took 45% of the output transform's perf samples on AVX2; this took the transform 6% faster (its loads of M are
+// what bound it: docs/benchmarks.md, "AVX2: the last shuffles").
 [[maybe_unused]] void store_tile_by_quads(const Lanes<float>* y, int64_t count, float* dst, int64_t plane,
                                           int64_t w_out) {
-  typedef float Vec4 __attribute__((vector_size(16), aligned(4)));
+  using Quad = Eigen::internal::Packet4f;
   for (int64_t q = 0; q < count; q += 4) {
     for (int r = 0; r < 4; ++r) {
-      alignas(16) Vec4 a[4];  // a[s] lane j: column s of channel q + j's row r (aligned for clang: simd.h)
-      for (int s = 0; s < 4; ++s) a[s] = *reinterpret_cast<const Vec4*>(y[4 * r + s].data() + q);
-      const Vec4 lo01 = __builtin_shufflevector(a[0], a[1], 0, 4, 1, 5),
-                 hi01 = __builtin_shufflevector(a[0], a[1], 2, 6, 3, 7);
-      const Vec4 lo23 = __builtin_shufflevector(a[2], a[3], 0, 4, 1, 5),
-                 hi23 = __builtin_shufflevector(a[2], a[3], 2, 6, 3, 7);
-      float* const row = dst + q * plane + r * w_out;
-      *reinterpret_cast<Vec4*>(row) = __builtin_shufflevector(lo01, lo23, 0, 1, 4, 5);
-      *reinterpret_cast<Vec4*>(row + plane) = __builtin_shufflevector(lo01, lo23, 2, 3, 6, 7);
-      *reinterpret_cast<Vec4*>(row + 2 * plane) = __builtin_shufflevector(hi01, hi23, 0, 1, 4, 5);
-      *reinterpret_cast<Vec4*>(row + 3 * plane) = __builtin_shufflevector(hi01, hi23, 2, 3, 6, 7);
+      Eigen::internal::PacketBlock<Quad, 4> block;  // packet[s] lane j: column s of channel q + j's row r
+      for (int s = 0; s < 4; ++s) block.packet[s] = Eigen::internal::ploadu<Quad>(y[4 * r + s].data() + q);
+      Eigen::internal::ptranspose(block);  // packet[j]: channel q + j's row r
+      for (int j = 0; j < 4; ++j) Eigen::internal::pstoreu(dst + (q + j) * plane + r * w_out, block.packet[j]);
     }
   }
 }
