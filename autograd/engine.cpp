@@ -25,6 +25,9 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
 void accumulate_into_leaf(TensorImpl& leaf, const Tensor& grad) {
   ATELIER_ASSERT(grad.shape() == leaf.sizes(),
                  "gradient of shape " << grad.shape() << " for a leaf of shape " << leaf.sizes());
+  const Device device = leaf.storage()->device();
+  ATELIER_ASSERT(grad.device() == device,
+                 "gradient on " << grad.device() << " for a leaf on " << device << " of shape " << leaf.sizes());
   if (leaf.grad()) {
     leaf.set_grad(raw::binary(BinaryOp::Add, Tensor(leaf.grad()), grad).impl());
     return;

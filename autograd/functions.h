@@ -58,6 +58,8 @@ Tensor unsqueeze(const Tensor& x, int64_t dim);
 Tensor contiguous(const Tensor& x);
 Tensor clone(const Tensor& x);
 Tensor to_dtype(const Tensor& x, DType dtype);
+// A copy on `device` (x itself if already there); the gradient is copied back to x's device.
+Tensor to_device(const Tensor& x, Device device);
 // out[..., j, ...] = x[..., index[..., j, ...], ...] along dim; differentiable in x.
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 

@@ -148,6 +148,9 @@ std::vector<OpCase> build_table() {
       "to_dtype/f32_roundtrip", [] { return Inputs{u({4})}; },
       [](const Inputs& x) { return x[0].to(DType::Float32).to(DType::Float64) * 2.0; },
       GradcheckOptions{1e-2, 1e-4, 1e-3}));
+  // A round trip through the CPU: the identity where the row runs on the CPU (no node is recorded), two copies
+  // and their backward where the parity tests run it on the GPU (tests/cuda/test_cuda_parity.cpp).
+  ROW("to_device/via_cpu", ({u({2, 3})}), x[0].to(Device::cpu()).to(x[0].device()) * x[0]);
   ROW("gather/dim1", ({u({3, 4}), from_vector(std::vector<int64_t>{0, 3, 1, 1, 2, 2}, {3, 2})}), gather(x[0], 1, x[1]));
   // --- convolution and image ops: stride 1 and 2, padding 0 to 2, odd sizes, batch 1 to 3, with and without
   // bias, 1x1, 3x3 and 2x3 kernels (which cover each backward-input algorithm: 1x1 direct, stride-1 as a forward

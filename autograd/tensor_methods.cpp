@@ -9,6 +9,7 @@ namespace atelier {
 Tensor Tensor::contiguous() const { return atelier::contiguous(*this); }
 Tensor Tensor::clone() const { return atelier::clone(*this); }
 Tensor Tensor::to(DType dtype) const { return atelier::to_dtype(*this, dtype); }
+Tensor Tensor::to(Device device) const { return atelier::to_device(*this, device); }
 
 Tensor Tensor::reshape(const Shape& shape) const { return atelier::reshape(*this, shape); }
 

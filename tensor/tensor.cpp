@@ -131,14 +131,7 @@ void Tensor::set_data(const Tensor& src) const {
   impl_->set_data(src.storage(), src.shape(), src.strides(), src.offset(), src.dtype());
 }
 
-// --- non-differentiable conversions and queries ---
-
-Tensor Tensor::to(Device device) const {
-  ATELIER_CHECK(!requires_grad() || device == this->device(),
-                "to(" << device << "): moving a tensor that requires grad across devices is not differentiable "
-                      << "yet; move the leaf (parameters, inputs) before building the graph");
-  return raw::to_device(*this, device);
-}
+// --- non-differentiable queries ---
 
 Tensor Tensor::argmax(int64_t dim, bool keepdim) const { return raw::argmax(*this, dim, keepdim); }
 

@@ -3,12 +3,12 @@
 //
 // Methods fall in four groups:
 //  - metadata and raw access (this floor): shape, dtype, device, data_ptr, item, to_vector, detach, set_data;
-//  - non-differentiable conversions (this floor): to(Device), argmax;
+//  - a non-differentiable query (this floor): argmax;
 //  - in-place writes (this floor): add_, sub_, mul_, copy_, fill_, zero_. They write into the tensor's own
 //    bytes and bump the storage's version; on a tensor that requires grad they are allowed only under
 //    NoGradGuard;
-//  - differentiable ops (reshape, sum, contiguous, to(DType) ...) and backward(): declared here for a fluent
-//    API, defined on the autograd floor (autograd/tensor_methods.cpp, autograd/engine.cpp), which records and
+//  - differentiable ops (reshape, sum, contiguous, to(DType), to(Device) ...) and backward(): declared here for a
+//    fluent API, defined on the autograd floor (autograd/tensor_methods.cpp, autograd/engine.cpp), which records and
 //    walks the graph. The free functions in autograd/functions.h are the same ops. This is the one allowed
 //    downward declaration of an upper floor's code: tests/tools/check_layering.cmake checks that no other file
 //    outside tensor/ defines a Tensor member (docs/architecture.md, "Layering").
@@ -78,9 +78,7 @@ class Tensor {
   // how Module::to() moves parameters without invalidating an optimiser's handles.
   void set_data(const Tensor& src) const;
 
-  // --- non-differentiable conversions ---
-  // A copy on `device` (this tensor itself if already there); a tensor that requires grad cannot move.
-  Tensor to(Device device) const;
+  // --- non-differentiable query ---
   Tensor argmax(int64_t dim, bool keepdim = false) const;  // int64 indices of the first maximum
 
   // --- in-place writes (bump the version); `other` broadcasts to this tensor's shape ---
@@ -98,6 +96,9 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(DType dtype) const;
+  // A copy on `device` (this tensor itself if already there). Differentiable: the gradient is copied back, so a
+  // CPU leaf can feed a graph on the GPU and receive its .grad on the CPU.
+  Tensor to(Device device) const;
   Tensor reshape(const Shape& shape) const;  // one dim may be -1
   Tensor view(const Shape& shape) const;     // like reshape, but throws instead of copying
   // start_dim 0 as torch.flatten (every dim); nn::Flatten starts at 1 as torch.nn.Flatten (keeps the batch).

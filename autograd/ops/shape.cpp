@@ -84,6 +84,16 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
                 [from = x.dtype()](const auto& g, const auto&) { return std::vector<Tensor>{raw::cast(g[0], from)}; });
 }
 
+Tensor to_device(const Tensor& x, Device device) {
+  if (x.device() == device) return x;
+  Tensor out = raw::to_device(x, device);
+  if (!should_record({x})) return out;
+  // The gradient goes back the way the values came: a copy onto x's device.
+  return record("to_device", out, {x}, [from = x.device()](const auto& g, const auto&) {
+    return std::vector<Tensor>{raw::to_device(g[0], from)};
+  });
+}
+
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor out = raw::gather(x, dim, index);
   if (!should_record({x})) return out;

@@ -71,6 +71,38 @@ TEST_CASE("gradcheck on the GPU: every op-table row in float64") {
   }
 }
 
+TEST_CASE("to(Device) is differentiable: a CPU leaf feeds a graph on the GPU and gets its .grad on the CPU") {
+  const Tensor x = uniform({3, 4}, -1, 1, RandomKey{7, 1, 0}, DType::Float64);
+  const Tensor w = uniform({3, 4}, -1, 1, RandomKey{7, 2, 0}, DType::Float64);
+  // L = sum(tanh(x) * w), computed on the GPU from CPU tensors, the loss brought back to the CPU.
+  auto loss = [&](const Tensor& leaf, Device where) {
+    return sum(mul(tanh(leaf.to(where)), w.to(where))).to(Device::cpu());
+  };
+  Tensor on_cpu = x.detach();
+  on_cpu.requires_grad_(true);
+  loss(on_cpu, Device::cpu()).backward();
+  Tensor via_gpu = x.detach();
+  via_gpu.requires_grad_(true);
+  const Tensor l = loss(via_gpu, Device::cuda());
+  CHECK(l.device() == Device::cpu());
+  CHECK(l.grad_fn() != nullptr);
+  l.backward();
+  REQUIRE(via_gpu.grad().defined());
+  CHECK(via_gpu.grad().device() == Device::cpu());
+  CHECK(parity::compare(via_gpu.grad(), on_cpu.grad(), parity::Tolerance::Elementwise) == "");
+
+  // The other way: a leaf on the GPU, a loss on the CPU; the gradient arrives on the GPU.
+  Tensor on_gpu = x.detach().to(Device::cuda());
+  on_gpu.requires_grad_(true);
+  sum(mul(tanh(on_gpu.to(Device::cpu())), w)).backward();
+  REQUIRE(on_gpu.grad().defined());
+  CHECK(on_gpu.grad().device() == Device::cuda());
+  CHECK(parity::compare(on_gpu.grad(), on_cpu.grad(), parity::Tolerance::Elementwise) == "");
+
+  // Moving within one device records nothing: the tensor itself comes back.
+  CHECK(on_gpu.to(Device::cuda()).impl() == on_gpu.impl());
+}
+
 TEST_CASE("cuda gather and scatter_add refuse an out-of-range index, naming it, and leave scatter_add's dst alone") {
   const Tensor src = from_vector(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3}).to(Device::cuda());
   const Tensor bad = from_vector(std::vector<int64_t>{0, 1, 3, 2}, {2, 2}).to(Device::cuda());
