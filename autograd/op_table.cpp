@@ -245,6 +245,20 @@ const std::vector<OpCase>& op_table() {
   return table;
 }
 
+std::vector<Tensor> inputs_as(const std::vector<Tensor>& inputs, DType dtype, Device device) {
+  std::vector<Tensor> out;
+  for (const Tensor& x : inputs) {
+    if (!is_floating(x.dtype())) {
+      out.push_back(x.to(device));
+      continue;
+    }
+    Tensor t = x.detach().to(dtype).to(device);
+    t.requires_grad_(x.requires_grad());
+    out.push_back(t);
+  }
+  return out;
+}
+
 const std::vector<std::string>& differentiable_op_names() {
   static const std::vector<std::string> names = {
 #define X(name) #name,

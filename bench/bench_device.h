@@ -3,12 +3,16 @@
 // device, or a device this build or machine lacks, ends the program with exit 2 and one line naming it, and so
 // does a flag given last without its value. print_usage_on_help lists them on --help.
 //   atelier::Device device = atelier::bench::take_device_flag(argc, argv, "bench_ops");
+// run_benchmarks then does the rest of an op benchmark program's main (Google Benchmark's flags, the run).
 #pragma once
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include <benchmark/benchmark.h>
+
+#include "atelier.h"
 #include "backends/backend.h"
 #include "backends/error.h"
 
@@ -69,6 +73,21 @@ inline void print_usage_on_help(int argc, char** argv, const char* usage) {
 // Waits for the device's queued work, so a timed iteration measures the kernels, not their launches.
 inline void finish(Device device) {
   if (!device.is_cpu()) backend_for(device).synchronize();
+}
+
+// The rest of an op benchmark program's main, once its own flags are taken: Google Benchmark's flags (exit 1 on
+// an unknown one), the default generator seeded with 0, the benchmarks registered, the thread count and device
+// in the report's context, and the run.
+inline int run_benchmarks(int argc, char** argv, Device device, void (*register_all)()) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  manual_seed(0);
+  register_all();
+  benchmark::AddCustomContext("atelier_threads", std::to_string(num_threads()));
+  benchmark::AddCustomContext("atelier_device", device.str());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
 }
 
 }  // namespace atelier::bench

@@ -510,13 +510,5 @@ int main(int argc, char** argv) {
                                       "  --device cpu|cuda  the device the ops run on (default cpu)\n"
                                       "Google Benchmark's:\n");
   atelier::g_device = atelier::bench::take_device_flag(argc, argv, "bench_ops");
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  atelier::manual_seed(0);
-  atelier::register_all();
-  benchmark::AddCustomContext("atelier_threads", std::to_string(atelier::num_threads()));
-  benchmark::AddCustomContext("atelier_device", atelier::g_device.str());
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return atelier::bench::run_benchmarks(argc, argv, atelier::g_device, atelier::register_all);
 }

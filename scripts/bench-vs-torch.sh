@@ -5,8 +5,12 @@
 #                                               bench/peers/ops_torch.py (same names, same shapes)
 #   scripts/bench-vs-torch.sh --began [REGEX]   BEGAN's training step: bench/bench_train.cpp against
 #                                               bench/peers/began_step_torch.py --bench, NCHW and channels-last
-# REGEX filters the benchmark names (ops default: all; --began default: the 32x32 C=1 n=32 and the 64x64 C=3 n=64
-# steps, h=64, batch 16). ratio = PyTorch median / atelier median: above 1 means atelier is faster. For --began
+#   scripts/bench-vs-torch.sh --op-table [REGEX]
+#                                               what a recorded op costs: bench/bench_op_table.cpp (the op
+#                                               table's rows at their own tiny shapes, forward and backward)
+#                                               against bench/peers/op_table_torch.py (the rows it has)
+# REGEX filters the benchmark names (ops default: all; --op-table default: the rows op_table_torch.py has; --began
+# default: the 32x32 C=1 n=32 and the 64x64 C=3 n=64 steps, h=64, batch 16). ratio = PyTorch median / atelier median: above 1 means atelier is faster. For --began
 # it is against PyTorch's faster layout.
 #
 # What makes the comparison fair (docs/benchmarks.md, "Method"):
@@ -57,11 +61,12 @@ filter=""
 for arg in "$@"; do
   case "$arg" in
     --began) mode=began ;;
+    --op-table) mode=op_table ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
       exit 0
       ;;
-    -*) die "unknown option '$arg' (--began, --help)" ;;
+    -*) die "unknown option '$arg' (--began, --op-table, --help)" ;;
     *)
       [[ -z "$filter" ]] || die "one REGEX at most, got '$filter' and '$arg'"
       filter="$arg"
@@ -131,6 +136,7 @@ EOF
 # ---- atelier's side.
 program=bench_ops
 [[ "$mode" == began ]] && program=bench_train
+[[ "$mode" == op_table ]] && program=bench_op_table
 bench="$build/bin/$program"
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   if [[ ! -f "$build/CMakeCache.txt" ]]; then
@@ -173,7 +179,15 @@ header() {
 }
 
 load_before="$(load)"
-if [[ "$mode" == ops ]]; then
+if [[ "$mode" == ops || "$mode" == op_table ]]; then
+  peer=bench/peers/ops_torch.py
+  if [[ "$mode" == op_table ]]; then
+    peer=bench/peers/op_table_torch.py
+    if [[ -z "$filter" ]]; then
+      rows="$("$python" "$peer" --list | paste -sd'|')" || die "$peer --list failed"
+      filter="^op_table/($rows)/(forward|backward)"
+    fi
+  fi
   filter="${filter:-.}"
   say "ops '$filter': $rounds rounds, each $reps repetitions of >= ${min_time}s after ${warmup}s warm-up; load $load_before"
   for ((r = 1; r <= rounds; r++)); do
@@ -182,11 +196,11 @@ if [[ "$mode" == ops ]]; then
       --benchmark_min_time="$min_time" --benchmark_min_warmup_time="$warmup" --benchmark_report_aggregates_only=true \
       --benchmark_out="$out/atelier.$r.json" --benchmark_out_format=json
     say "round $r/$rounds: PyTorch (load $(load))"
-    run_side "torch.$r.log" "$python" bench/peers/ops_torch.py --filter "$filter" --repetitions "$reps" \
+    run_side "torch.$r.log" "$python" "$peer" --filter "$filter" --repetitions "$reps" \
       --min-time "$min_time" --warmup-time "$warmup" --threads "$threads" --out "$out/torch.$r.json"
   done
-  header "ops '$filter', $rounds interleaved rounds of $reps repetitions (>= ${min_time}s each, ${warmup}s warm-up)"
-  python3 bench/peers/bench_join.py ops "$out"
+  header "$program '$filter', $rounds interleaved rounds of $reps repetitions (>= ${min_time}s each, ${warmup}s warm-up)"
+  python3 bench/peers/bench_join.py "$mode" "$out"
   exit 0
 fi
 

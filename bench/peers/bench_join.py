@@ -3,6 +3,8 @@
 
     bench_join.py ops OUT_DIR      atelier.<r>.json (Google Benchmark's JSON of bench_ops) and torch.<r>.json
                                    (bench/peers/ops_torch.py) for rounds r = 1, 2, ...
+    bench_join.py op_table OUT_DIR the same files from bench_op_table and bench/peers/op_table_torch.py: the
+                                   same table in microseconds, atelier's rows without a PyTorch twin left out
     bench_join.py began OUT_DIR    <case>.<r>.atelier.json (bench_train's JSON, one case) and
                                    <case>.<r>.nchw.json, <case>.<r>.channels_last.json (began_step_torch.py --bench)
 
@@ -71,11 +73,15 @@ def atelier_ops(path):
             continue
         ms = b["real_time"] * UNIT_TO_MS[b.get("time_unit", "ns")]
         rate = "%.1f GFLOP/s" % b["GFLOP"] if "GFLOP" in b else "%.1f GB/s" % b["GB"] if "GB" in b else ""
+        if "us_per_node" in b:
+            rate = "%.2f us per node, %d nodes" % (b["us_per_node"], b["nodes"])
         result[name] = (ms, rate)
     return result, data.get("context", {})
 
 
-def join_ops(out_dir):
+def join_ops(out_dir, unit="ms", twins_only=False):
+    """unit: "ms", or "us" (the op table's rows); twins_only: only the rows both sides ran."""
+    scale = 1.0 if unit == "ms" else 1e3
     numbers = rounds_of(out_dir, "atelier.%d.json")
     ours, theirs, order, rates = {}, {}, [], {}
     context_ours, context_theirs = {}, {}
@@ -95,10 +101,12 @@ def join_ops(out_dir):
             if b["name"] not in order:
                 order.append(b["name"])
             theirs.setdefault(b["name"], []).append(b["ms"])
-    rows = [("op", "atelier min ms", "atelier median ms", "PyTorch min ms", "PyTorch median ms", "ratio",
-             "atelier rate (median round)")]
+    rows = [("op", "atelier min " + unit, "atelier median " + unit, "PyTorch min " + unit,
+             "PyTorch median " + unit, "ratio", "atelier rate (median round)")]
     for name in order:
-        a, t = ours.get(name, []), theirs.get(name, [])
+        a, t = [x * scale for x in ours.get(name, [])], [x * scale for x in theirs.get(name, [])]
+        if twins_only and not (a and t):
+            continue
         a_med = statistics.median(a) if a else None
         t_med = statistics.median(t) if t else None
         if a:  # the rate of the round whose time is the median (the upper one for an even count)
@@ -208,9 +216,14 @@ def join_began(out_dir):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("ops", "began"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("ops", "op_table", "began"):
         sys.exit(__doc__)
-    (join_ops if sys.argv[1] == "ops" else join_began)(sys.argv[2])
+    if sys.argv[1] == "ops":
+        join_ops(sys.argv[2])
+    elif sys.argv[1] == "op_table":
+        join_ops(sys.argv[2], unit="us", twins_only=True)
+    else:
+        join_began(sys.argv[2])
 
 
 if __name__ == "__main__":

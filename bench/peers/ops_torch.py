@@ -171,31 +171,41 @@ def time_op(fn, repetitions, min_time, warmup_time):
     return statistics.median(samples), iters
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_arguments(description, program):
+    """The command line every op peer shares (this script and op_table_torch.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--filter", default=".", help="regex on benchmark names (default: all)")
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=0.5, help="seconds per repetition")
     parser.add_argument("--out", default=None, help="write the JSON here instead of to stdout")
     parser.add_argument("--warmup-time", type=float, default=0.0, help="seconds of warm-up per op (at least 2 calls)")
+    parser.add_argument("--list", action="store_true", help="print the benchmark names, one a line, and exit")
     default_threads = int(os.environ.get("ATELIER_NUM_THREADS", os.cpu_count() or 1))
     parser.add_argument("--threads", type=int, default=default_threads,
                         help="torch.set_num_threads (default ATELIER_NUM_THREADS, else all cores)")
     args = parser.parse_args()
     if args.threads < 1 or args.repetitions < 1 or args.min_time < 0 or args.warmup_time < 0:
-        sys.exit("ops_torch.py: --threads and --repetitions must be >= 1, --min-time and --warmup-time >= 0")
-
+        sys.exit("%s: --threads and --repetitions must be >= 1, --min-time and --warmup-time >= 0" % program)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    return args
+
+
+def time_cases(args, cases):
+    """Times each (name, make) of `cases` whose name matches --filter; make() returns the function to time."""
     pattern = re.compile(args.filter)
     results = []
-    with torch.no_grad():
-        for name, make in cases():
-            if not pattern.search(name):
-                continue
-            ms, iters = time_op(make(), args.repetitions, args.min_time, args.warmup_time)
-            results.append({"name": name, "ms": ms, "reps": args.repetitions, "iters": iters})
-            print("%-40s %10.3f ms" % (name, ms), file=sys.stderr)
+    for name, make in cases:
+        if not pattern.search(name):
+            continue
+        ms, iters = time_op(make(), args.repetitions, args.min_time, args.warmup_time)
+        results.append({"name": name, "ms": ms, "reps": args.repetitions, "iters": iters})
+        print("%-60s %12.4f ms" % (name, ms), file=sys.stderr)
+    return results
+
+
+def write_results(args, results):
+    """The JSON that scripts/bench-vs-torch.sh joins with atelier's: the run's context and the results."""
     context = {
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -210,6 +220,16 @@ def main():
             f.write(text)
     else:
         sys.stdout.write(text)
+
+
+def main():
+    args = parse_arguments(__doc__.splitlines()[0], "ops_torch.py")
+    if args.list:
+        print("\n".join(name for name, _ in cases()))
+        return
+    with torch.no_grad():
+        results = time_cases(args, cases())
+    write_results(args, results)
 
 
 if __name__ == "__main__":

@@ -54,12 +54,7 @@ TEST_CASE("parity: every op-table row in float32 gives the CPU's output and grad
 TEST_CASE("gradcheck on the GPU: every op-table row in float64") {
   for (const OpCase& c : op_table()) {
     INFO("row " << c.name);
-    std::vector<Tensor> inputs;
-    for (const Tensor& x : c.make_inputs()) {
-      Tensor moved = x.detach().to(Device::cuda());
-      if (x.requires_grad()) moved.requires_grad_(true);
-      inputs.push_back(moved);
-    }
+    const std::vector<Tensor> inputs = inputs_as(c.make_inputs(), DType::Float64, Device::cuda());
     GradcheckResult r;
     try {
       r = gradcheck(c.fn, inputs, c.options);

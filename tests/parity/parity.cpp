@@ -967,16 +967,7 @@ std::string op_row_parity(const OpCase& c, Device ref, Device test) {
     std::vector<Tensor> grads;
   };
   auto run = [&](Device device) {
-    std::vector<Tensor> moved;
-    for (const Tensor& x : inputs) {
-      if (!is_floating(x.dtype())) {
-        moved.push_back(x.to(device));
-        continue;
-      }
-      Tensor t = x.detach().to(DType::Float32).to(device);
-      t.requires_grad_(x.requires_grad());
-      moved.push_back(t);
-    }
+    const std::vector<Tensor> moved = inputs_as(inputs, DType::Float32, device);
     Run r;
     r.y = c.fn(moved);
     // L = sum(y * w) with fixed weights in [0.5, 1.5): every output element reaches every gradient.

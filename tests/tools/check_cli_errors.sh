@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Every subcommand of bin/began and bin/gradcheck refuses a bad command line with one short line on stderr and
 # exit 2, before any work (ctest entry cli_errors): numbers that do not fit their type or range (no wrapping, no
-# 309-digit bounds), unknown subcommands named, paths checked first (an unwritable --out costs nothing). With a third
-# and fourth argument, bench_train's and bench_ops' own flags too (the benchmarks are an optional part of the build).
+# 309-digit bounds), unknown subcommands named, paths checked first (an unwritable --out costs nothing). With a
+# third, fourth and fifth argument, bench_train's, bench_ops' and bench_op_table's own flags too (the benchmarks are
+# an optional part of the build).
 #
 #   tests/tools/check_cli_errors.sh build/cpu/bin/began build/cpu/bin/gradcheck [build/cpu/bin/bench_train \
-#     build/cpu/bin/bench_ops]
+#     build/cpu/bin/bench_ops build/cpu/bin/bench_op_table]
 set -uo pipefail
 
 began="$1"
 gradcheck="$2"
 bench_train="${3:-}"
 bench_ops="${4:-}"
+bench_op_table="${5:-}"
 report="$(realpath "$(dirname "${BASH_SOURCE[0]}")/../../scripts/check-report.sh")"
 # shellcheck source=tests/tools/check_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
@@ -217,6 +219,10 @@ lists_flags() {
 [[ -z "$bench_train" ]] ||
   lists_flags "$bench_train" --device --steps --warmup-steps --precision --cuda-graph --profile --conv-workspace-mib
 [[ -z "$bench_ops" ]] || lists_flags "$bench_ops" --device
+if [[ -n "$bench_op_table" ]]; then
+  lists_flags "$bench_op_table" --device
+  refused "$bench_op_table" "bench_op_table: --device 'gpu' is not a device (cpu or cuda)" --device gpu
+fi
 
 # scripts/check-report.sh: its screenshot replaces the file at OUT_PNG, so only a .png name is taken (a slip such as
 # RUN_DIR/report.html would lose the report), and the window size is a whole number; both before the browser.
