@@ -64,18 +64,19 @@ Tensor to_device(const Tensor& x, Device device);
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 
 // --- convolution and image ops (autograd/ops/conv.cpp) ---
-// x (N, C_in, H, W), weight (C_out, C_in, kh, kw), bias (C_out) or undefined -> (N, C_out, H_out, W_out).
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
-              int64_t padding = 0);
+// x (N, C_in, H, W), weight (C_out, C_in, kh, kw), bias (C_out) or undefined -> (N, C_out, H_out, W_out), with
+// H_out = (H + 2 padding.h - kh) / stride.h + 1 and likewise W_out; stride and padding are one value for both
+// directions or {h, w} (HW, tensor/shape.h).
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), HW stride = 1, HW padding = 0);
 // elu(conv2d(x, weight, bias, stride, padding), alpha) as one op: the ELU is applied in the convolution's output
 // pass and its gradient computed from the output, so the pre-activation tensor is never made (alpha >= 0).
-Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
-                  int64_t padding = 0, double alpha = 1.0);
+Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), HW stride = 1, HW padding = 0,
+                  double alpha = 1.0);
 // conv2d_elu(upsample_nearest2d(x, 2), weight, bias, stride, padding, alpha) as one op: the convolution reads pixel
 // (y / 2, x / 2) of x where the upsampled image would be read (on CUDA; the CPU upsamples into scratch), so the
 // upsampled tensor is never made nor kept for the backward pass, and the input gradient is x's shape.
-Tensor upsample_conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
-                           int64_t padding = 0, double alpha = 1.0);
+Tensor upsample_conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), HW stride = 1,
+                           HW padding = 0, double alpha = 1.0);
 // (N, C, H, W) -> (N, C, H * scale, W * scale), each pixel repeated.
 Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
 

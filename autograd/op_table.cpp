@@ -168,6 +168,13 @@ std::vector<OpCase> build_table() {
   ROW("conv2d/1x1_pad1_batch3", ({u({3, 2, 3, 4}), u({2, 2, 1, 1})}), conv2d(x[0], x[1], Tensor(), 1, 1));
   ROW("conv2d/2x3_pad1_bias_batch3", ({u({3, 2, 5, 7}), u({2, 2, 2, 3}), u({2})}), conv2d(x[0], x[1], x[2], 1, 1));
   ROW("conv2d/2x3_stride2_pad0_batch1", ({u({1, 3, 5, 7}), u({2, 3, 2, 3}), u({2})}), conv2d(x[0], x[1], x[2], 2, 0));
+  // A stride and padding for each direction ({h, w}), with a 3x5 kernel, and the reverse order.
+  ROW("conv2d/3x5_stride1x2_pad1x2_bias_batch2", ({u({2, 2, 5, 9}), u({3, 2, 3, 5}), u({3})}),
+      conv2d(x[0], x[1], x[2], {1, 2}, {1, 2}));
+  ROW("conv2d/3x3_pad1x0_bias_batch2", ({u({2, 2, 5, 6}), u({3, 2, 3, 3}), u({3})}),
+      conv2d(x[0], x[1], x[2], 1, {1, 0}));
+  ROW("conv2d/3x3_stride2x1_pad0x1_batch1", ({u({1, 3, 7, 6}), u({2, 3, 3, 3})}),
+      conv2d(x[0], x[1], Tensor(), {2, 1}, {0, 1}));
   ROW("conv2d/permuted_input", ({u({2, 5, 7, 3}), u({2, 3, 3, 3}), u({2})}),
       conv2d(x[0].permute({0, 3, 1, 2}), x[1], x[2], 1, 1));
   // The fused conv + bias + ELU: stride 1 (Winograd-able) and 2, with and without bias, alpha 1 and 0.7 (the
@@ -176,6 +183,8 @@ std::vector<OpCase> build_table() {
       conv2d_elu(x[0], x[1], x[2], 1, 1));
   ROW("conv2d_elu/3x3_stride2_pad1_no_bias_batch3_alpha0.7", ({u({3, 2, 5, 7}), u({3, 2, 3, 3})}),
       conv2d_elu(x[0], x[1], Tensor(), 2, 1, 0.7));
+  ROW("conv2d_elu/3x3_stride1x2_pad1x0_bias_batch2", ({u({2, 2, 6, 7}), u({3, 2, 3, 3}), u({3})}),
+      conv2d_elu(x[0], x[1], x[2], {1, 2}, {1, 0}, 0.9));
   ROW("conv2d_elu/1x1_bias_batch1", ({u({1, 4, 3, 5}), u({2, 4, 1, 1}), u({2})}), conv2d_elu(x[0], x[1], x[2]));
   // The same with the input upsampled by 2 inside the convolution (x is the small image): the BEGAN decoder's
   // 3x3 stride-1 pad-1 layer (Winograd-able), stride 2 without padding, a 1x1 kernel (no pointwise shortcut may

@@ -41,14 +41,14 @@ Tensor Linear::forward(const Tensor& x) {
   return linear(x, weight, bias);
 }
 
-Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride, int64_t padding,
-               bool bias)
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, HW kernel_size, HW stride, HW padding, bool bias)
     : in_channels(in_channels), out_channels(out_channels), kernel_size(kernel_size), stride(stride), padding(padding) {
-  ATELIER_CHECK(in_channels > 0 && out_channels > 0 && kernel_size > 0 && stride > 0 && padding >= 0,
+  ATELIER_CHECK(in_channels > 0 && out_channels > 0 && kernel_size.h > 0 && kernel_size.w > 0 && stride.h > 0 &&
+                    stride.w > 0 && padding.h >= 0 && padding.w >= 0,
                 "Conv2d(in " << in_channels << ", out " << out_channels << ", kernel " << kernel_size << ", stride "
                              << stride << ", padding " << padding
                              << "): channels, kernel and stride must be positive, padding non-negative");
-  weight = register_parameter("weight", empty({out_channels, in_channels, kernel_size, kernel_size}));
+  weight = register_parameter("weight", empty({out_channels, in_channels, kernel_size.h, kernel_size.w}));
   if (bias) this->bias = register_parameter("bias", empty({out_channels}));
   reset_parameters();
 }

@@ -31,12 +31,13 @@ class Linear : public Module {
   Tensor bias;    // (out), undefined when constructed with bias = false
 };
 
-// 2-d convolution with square kernels. x (N, in, H, W) -> (N, out, H', W') with
-// H' = (H + 2 padding - kernel) / stride + 1.  Parameters: weight (out, in, k, k), bias (out) unless bias = false.
+// 2-d convolution. x (N, in, H, W) -> (N, out, H', W') with H' = (H + 2 padding.h - kernel_size.h) / stride.h + 1
+// and W' likewise. kernel_size, stride and padding are each one value for both directions (Conv2d(3, 8, 3, 2, 1))
+// or {h, w} (Conv2d(3, 8, {3, 5}, {1, 2}, {1, 2})). Parameters: weight (out, in, kernel_size.h, kernel_size.w),
+// bias (out) unless bias = false.
 class Conv2d : public Module {
  public:
-  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1, int64_t padding = 0,
-         bool bias = true);
+  Conv2d(int64_t in_channels, int64_t out_channels, HW kernel_size, HW stride = 1, HW padding = 0, bool bias = true);
   Tensor forward(const Tensor& x) override;
   // elu(forward(x), alpha) as one fused op (conv2d_elu): the ELU runs in the convolution's output pass.
   Tensor forward_elu(const Tensor& x, double alpha = 1.0);
@@ -45,8 +46,9 @@ class Conv2d : public Module {
   std::string type_name() const override { return "Conv2d"; }
   void reset_parameters();
 
-  const int64_t in_channels, out_channels, kernel_size, stride, padding;
-  Tensor weight;  // (out, in, k, k)
+  const int64_t in_channels, out_channels;
+  const HW kernel_size, stride, padding;
+  Tensor weight;  // (out, in, kh, kw)
   Tensor bias;    // (out), undefined when constructed with bias = false
 };
 

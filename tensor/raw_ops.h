@@ -80,24 +80,25 @@ Tensor scatter_add(const Shape& shape, int64_t dim, const Tensor& index, const T
 Tensor matmul(const Tensor& a, const Tensor& b);
 
 // --- convolution and image ops (NCHW; inputs are made contiguous first) ---
-// x (N, C_in, H, W) conv weight (C_out, C_in, kh, kw) + bias (C_out; may be undefined), the same stride and
-// padding in both directions -> (N, C_out, H_out, W_out) with H_out = (H + 2 padding - kh) / stride + 1.
+// x (N, C_in, H, W) conv weight (C_out, C_in, kh, kw) + bias (C_out; may be undefined), stride and padding one
+// value for both directions or {h, w} -> (N, C_out, H_out, W_out) with H_out = (H + 2 padding.h - kh) / stride.h + 1
+// and W_out likewise.
 // With activation Elu the output is ELU(conv + bias) with `alpha` (>= 0), computed in the same pass.
 // input_upsample 2 convolves upsample_nearest2d(x, 2) without making it (Conv2dGeometry::input_upsample): H and W
 // above are then 2 H and 2 W of x. The backward passes take the same factor and x's own (small) shape.
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, HW stride, HW padding,
               ConvActivation activation = ConvActivation::None, double alpha = 1, int64_t input_upsample = 1);
 // The gradient of conv2d with respect to x, of shape input_shape (N, C_in, H, W): the adjoint of the convolution
 // applied to grad_out (N, C_out, H_out, W_out).
-Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape, int64_t stride,
-                             int64_t padding, int64_t input_upsample = 1);
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape, HW stride,
+                             HW padding, int64_t input_upsample = 1);
 struct Conv2dWeightGrads {
   Tensor weight;  // (C_out, C_in, kh, kw)
   Tensor bias;    // (C_out), undefined unless asked for
 };
 // The gradients of conv2d with respect to its weight (of shape weight_shape) and, if with_bias, its bias.
 Conv2dWeightGrads conv2d_backward_weight(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape,
-                                         bool with_bias, int64_t stride, int64_t padding, int64_t input_upsample = 1);
+                                         bool with_bias, HW stride, HW padding, int64_t input_upsample = 1);
 // (N, C, H, W) -> (N, C, H * scale, W * scale), each pixel repeated in a scale x scale block (scale >= 1).
 Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
 // Its adjoint: (N, C, H * scale, W * scale) -> (N, C, H, W), the sum of each scale x scale block.

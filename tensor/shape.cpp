@@ -86,6 +86,11 @@ std::string shape_str(const Shape& shape) {
 
 std::ostream& operator<<(std::ostream& os, const Shape& shape) { return os << shape_str(shape); }
 
+std::ostream& operator<<(std::ostream& os, const HW& hw) {
+  if (hw.h == hw.w) return os << hw.h;
+  return os << "(" << hw.h << ", " << hw.w << ")";
+}
+
 Layout make_layout(const Shape& sizes, const Shape& strides) {
   ATELIER_CHECK(sizes.size() <= static_cast<size_t>(kMaxDims),
                 "tensors have at most " << kMaxDims << " dimensions, got shape " << sizes);

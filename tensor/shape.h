@@ -38,6 +38,17 @@ std::vector<int> normalize_dims(const std::vector<int64_t>& dims, int64_t ndim, 
 std::string shape_str(const Shape& shape);
 std::ostream& operator<<(std::ostream& os, const Shape& shape);
 
+// A convolution's kernel size, stride or padding in its two directions: one value for both (conv2d(x, w, b, 2, 1))
+// or {height, width} (conv2d(x, w, b, {1, 2}, {1, 0})), as PyTorch takes an int or a pair.
+struct HW {
+  int64_t h, w;
+  constexpr HW(int64_t both) : h(both), w(both) {}  // implicit: a single value means both directions
+  constexpr HW(int64_t h_, int64_t w_) : h(h_), w(w_) {}
+  bool operator==(const HW&) const = default;
+};
+// "2" when both directions agree, else "(1, 2)" (height, width).
+std::ostream& operator<<(std::ostream& os, const HW& hw);
+
 // A backend Layout from sizes and strides (throws when there are more than kMaxDims dimensions).
 Layout make_layout(const Shape& sizes, const Shape& strides);
 

@@ -19,7 +19,8 @@ using testing::ThreadCountGuard;
 namespace {
 
 struct Geometry {
-  int64_t n, c_in, h, w, c_out, kh, kw, stride, pad;
+  int64_t n, c_in, h, w, c_out, kh, kw;
+  HW stride, pad;  // one value for both directions, or {h, w}
 };
 
 std::ostream& operator<<(std::ostream& os, const Geometry& g) {
@@ -28,14 +29,14 @@ std::ostream& operator<<(std::ostream& os, const Geometry& g) {
 }
 
 // The three directions of a convolution, computed by direct loops over every term of
-//   out[n, o, y, x] = bias[o] + sum over (c, i, j) of in[n, c, y*s - p + i, x*s - p + j] * w[o, c, i, j].
+//   out[n, o, y, x] = bias[o] + sum over (c, i, j) of in[n, c, y*sh - ph + i, x*sw - pw + j] * w[o, c, i, j].
 struct Reference {
   std::vector<double> out, grad_in, grad_w, grad_b;
 };
 
 Reference reference(const Geometry& g, const std::vector<double>& in, const std::vector<double>& w,
                     const std::vector<double>& b, const std::vector<double>& grad_out) {
-  const int64_t ho = (g.h + 2 * g.pad - g.kh) / g.stride + 1, wo = (g.w + 2 * g.pad - g.kw) / g.stride + 1;
+  const int64_t ho = (g.h + 2 * g.pad.h - g.kh) / g.stride.h + 1, wo = (g.w + 2 * g.pad.w - g.kw) / g.stride.w + 1;
   Reference r;
   r.out.assign(g.n * g.c_out * ho * wo, 0.0);
   r.grad_in.assign(in.size(), 0.0);
@@ -50,7 +51,7 @@ Reference reference(const Geometry& g, const std::vector<double>& in, const std:
           for (int64_t c = 0; c < g.c_in; ++c) {
             for (int64_t i = 0; i < g.kh; ++i) {
               for (int64_t j = 0; j < g.kw; ++j) {
-                const int64_t iy = y * g.stride - g.pad + i, ix = x * g.stride - g.pad + j;
+                const int64_t iy = y * g.stride.h - g.pad.h + i, ix = x * g.stride.w - g.pad.w + j;
                 if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
                 const int64_t ii = ((n * g.c_in + c) * g.h + iy) * g.w + ix;
                 const int64_t wi = ((o * g.c_in + c) * g.kh + i) * g.kw + j;
@@ -115,11 +116,25 @@ TEST_CASE("conv2d forward and backward match a direct loop") {
   // outputs under 256 pixels in batches of several groups of images per GEMM with a partial last group (8x8
   // outputs: groups of 4, 18 images; 9x9 stride 1 with C_out > 2 C_in: groups of 4, 5 images, through col2im).
   const std::vector<Geometry> geometries = {
-      {18, 4, 16, 16, 6, 3, 3, 2, 1}, {5, 3, 9, 9, 10, 3, 3, 1, 1},   {1, 2, 5, 7, 3, 3, 3, 1, 1},
-      {3, 3, 7, 5, 4, 3, 3, 2, 1},    {3, 2, 6, 9, 2, 2, 3, 2, 0},    {1, 4, 5, 5, 3, 1, 1, 1, 0},
-      {3, 5, 4, 6, 2, 1, 1, 2, 1},    {2, 3, 6, 5, 2, 5, 5, 1, 2},    {3, 2, 4, 4, 6, 3, 3, 1, 3},
-      {2, 2, 9, 8, 8, 3, 3, 1, 1},    {1, 1, 3, 3, 2, 3, 3, 1, 1},    {3, 8, 40, 70, 5, 3, 3, 1, 1},
-      {1, 64, 40, 40, 8, 3, 3, 2, 1}, {1, 16, 64, 64, 4, 1, 1, 1, 0},
+      {18, 4, 16, 16, 6, 3, 3, 2, 1},
+      {5, 3, 9, 9, 10, 3, 3, 1, 1},
+      {1, 2, 5, 7, 3, 3, 3, 1, 1},
+      {3, 3, 7, 5, 4, 3, 3, 2, 1},
+      {3, 2, 6, 9, 2, 2, 3, 2, 0},
+      {1, 4, 5, 5, 3, 1, 1, 1, 0},
+      {3, 5, 4, 6, 2, 1, 1, 2, 1},
+      {2, 3, 6, 5, 2, 5, 5, 1, 2},
+      {3, 2, 4, 4, 6, 3, 3, 1, 3},
+      {2, 2, 9, 8, 8, 3, 3, 1, 1},
+      {1, 1, 3, 3, 2, 3, 3, 1, 1},
+      {3, 8, 40, 70, 5, 3, 3, 1, 1},
+      {1, 64, 40, 40, 8, 3, 3, 2, 1},
+      {1, 16, 64, 64, 4, 1, 1, 1, 0},
+      // A stride or padding for each direction (HW {h, w}): each direction's own in every pass.
+      {2, 3, 7, 11, 4, 3, 5, {1, 2}, {1, 2}},
+      {3, 2, 9, 6, 3, 3, 3, {2, 1}, {0, 1}},
+      {1, 4, 6, 8, 5, 1, 3, {1, 3}, {2, 0}},
+      {2, 3, 9, 9, 12, 3, 3, 1, {1, 0}},
   };
   ThreadCountGuard guard;
   for (int threads : {1, 2, 3}) {
@@ -152,12 +167,27 @@ TEST_CASE("float32 stride-2 convolutions (packed GEMM, stride-2 im2col and col2i
   // gradient at three threads, over two tiles of 8 and 2 output rows), batch 1 (threads split the input channels)
   // and batch 5.
   const std::vector<Geometry> geometries = {
-      {5, 16, 64, 64, 13, 3, 3, 2, 1},   {1, 120, 40, 64, 6, 3, 3, 2, 1}, {3, 120, 35, 63, 9, 3, 3, 2, 1},
-      {2, 9, 31, 33, 5, 3, 3, 2, 1},     {1, 7, 16, 16, 24, 3, 3, 2, 1},  {3, 4, 9, 9, 3, 3, 3, 2, 0},
-      {2, 6, 8, 8, 17, 5, 5, 2, 2},      {4, 5, 7, 3, 4, 2, 3, 2, 1},     {2, 8, 12, 16, 8, 1, 1, 2, 0},
-      {3, 3, 10, 9, 6, 3, 3, 2, 1},      {2, 5, 12, 20, 40, 3, 3, 2, 1},  {3, 2, 66, 66, 40, 3, 3, 2, 1},
-      {5, 3, 32, 32, 70, 3, 3, 2, 1},    {1, 9, 16, 16, 70, 3, 3, 2, 1},  {2, 67, 16, 16, 250, 3, 3, 2, 1},
+      {5, 16, 64, 64, 13, 3, 3, 2, 1},
+      {1, 120, 40, 64, 6, 3, 3, 2, 1},
+      {3, 120, 35, 63, 9, 3, 3, 2, 1},
+      {2, 9, 31, 33, 5, 3, 3, 2, 1},
+      {1, 7, 16, 16, 24, 3, 3, 2, 1},
+      {3, 4, 9, 9, 3, 3, 3, 2, 0},
+      {2, 6, 8, 8, 17, 5, 5, 2, 2},
+      {4, 5, 7, 3, 4, 2, 3, 2, 1},
+      {2, 8, 12, 16, 8, 1, 1, 2, 0},
+      {3, 3, 10, 9, 6, 3, 3, 2, 1},
+      {2, 5, 12, 20, 40, 3, 3, 2, 1},
+      {3, 2, 66, 66, 40, 3, 3, 2, 1},
+      {5, 3, 32, 32, 70, 3, 3, 2, 1},
+      {1, 9, 16, 16, 70, 3, 3, 2, 1},
+      {2, 67, 16, 16, 250, 3, 3, 2, 1},
       {1, 130, 20, 64, 130, 3, 3, 2, 1},
+      // Stride 2 across and 1 down (the width's stride selects the stride-2 paths; the rows use their own), and the
+      // reverse, which takes the general paths.
+      {2, 16, 12, 64, 13, 3, 3, {1, 2}, 1},
+      {3, 9, 16, 33, 40, 3, 3, {1, 2}, {0, 1}},
+      {2, 8, 32, 16, 8, 3, 3, {2, 1}, 1},
   };
   ThreadCountGuard guard;
   for (int threads : {1, 2, 3}) {

@@ -91,6 +91,19 @@ TEST_CASE("nn: parameter counts and the summary table") {
   }
 }
 
+TEST_CASE("nn: Conv2d takes its kernel size, stride and padding as one value or {h, w}") {
+  nn::Conv2d conv(2, 4, {3, 5}, {1, 2}, {1, 2});
+  CHECK(conv.weight.shape() == Shape{4, 2, 3, 5});
+  CHECK(conv.stride == HW(1, 2));
+  // H' = (7 + 2 * 1 - 3) / 1 + 1 = 7, W' = (11 + 2 * 2 - 5) / 2 + 1 = 6.
+  CHECK(conv.forward(zeros({1, 2, 7, 11})).shape() == Shape{1, 4, 7, 6});
+  CHECK(nn::Conv2d(2, 4, 3, 2, 1).stride == HW(2, 2));
+  CHECK_THROWS_WITH(nn::Conv2d(2, 4, {3, 0}), doctest::Contains("kernel (3, 0)"));
+  CHECK_THROWS_WITH(nn::Conv2d(2, 4, 3, {1, -1}), doctest::Contains("stride (1, -1)"));
+  CHECK_THROWS_WITH(conv2d(zeros({1, 2, 4, 4}), zeros({3, 2, 3, 3}), Tensor(), {1, 1}, {0, -2}),
+                    doctest::Contains("padding must be non-negative, got (0, -2)"));
+}
+
 TEST_CASE("nn: registration rejects bad and repeated names") {
   nn::Module m;
   m.register_parameter("w", zeros({2}));

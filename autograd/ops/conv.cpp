@@ -14,7 +14,7 @@ namespace {
 // if needed. sx and sw are the saved input and weight (empty where no needed gradient reads them); upsample is the
 // convolution's input upsampling (1, or 2 for upsample_conv2d_elu: x and xs are then the small image).
 std::vector<Tensor> conv2d_grads(const Tensor& g, const SavedTensor& sx, const SavedTensor& sw, const Shape& xs,
-                                 const Shape& ws, int64_t stride, int64_t padding, const std::vector<bool>& needs,
+                                 const Shape& ws, HW stride, HW padding, const std::vector<bool>& needs,
                                  int64_t upsample = 1) {
   Tensor gx, gw, gb;
   if (needs[0]) gx = raw::conv2d_backward_input(g, sw.unpack(), xs, stride, padding, upsample);
@@ -39,7 +39,7 @@ SavedTensor saved_weight(const Tensor& x, const Tensor& weight) {
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, HW stride, HW padding) {
   Tensor out = raw::conv2d(x, weight, bias, stride, padding);  // (N, C_out, H_out, W_out)
   if (!should_record({x, weight, bias})) return out;
   return record(
@@ -48,8 +48,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
           const auto& g, const auto& needs) { return conv2d_grads(g[0], sx, sw, xs, ws, stride, padding, needs); });
 }
 
-Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
-                  double alpha) {
+Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias, HW stride, HW padding, double alpha) {
   // y = ELU(conv + bias) in one pass; the backward turns dy into d(conv + bias) from y alone (elu_backward),
   // so the pre-activation is never stored: the memory of conv2d followed by elu, less one temporary.
   Tensor out = raw::conv2d(x, weight, bias, stride, padding, ConvActivation::Elu, alpha);
@@ -62,7 +61,7 @@ Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias, int
                 });
 }
 
-Tensor upsample_conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+Tensor upsample_conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias, HW stride, HW padding,
                            double alpha) {
   // conv2d_elu of x upsampled by 2, the upsampling done by the convolution's gather: x (N, C, H, W) is saved and
   // read instead of a (N, C, 2H, 2W) copy, and the input gradient comes back (N, C, H, W) directly.

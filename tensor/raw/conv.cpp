@@ -16,7 +16,7 @@ namespace {
 
 // The geometry of x (N, C_in, H, W), upsampled by `upsample` (1 or 2; Conv2dGeometry::input_upsample), conv
 // w (C_out, C_in, kh, kw), with every check that names the op and shapes.
-Conv2dGeometry conv_geometry(const Shape& small_x, const Shape& w, int64_t stride, int64_t padding, const char* op,
+Conv2dGeometry conv_geometry(const Shape& small_x, const Shape& w, HW stride, HW padding, const char* op,
                              int64_t upsample) {
   ATELIER_CHECK(upsample == 1 || upsample == 2,
                 op << ": the input upsampling factor must be 1 or 2, got " << upsample << " (input " << small_x << ")");
@@ -33,14 +33,14 @@ Conv2dGeometry conv_geometry(const Shape& small_x, const Shape& w, int64_t strid
   ATELIER_CHECK(w.size() == 4, op << ": weight must be (C_out, C_in, kh, kw), got " << w);
   ATELIER_CHECK(x[1] == w[1],
                 op << ": input " << input() << " has " << x[1] << " channels but weight " << w << " expects " << w[1]);
-  ATELIER_CHECK(stride >= 1,
+  ATELIER_CHECK(stride.h >= 1 && stride.w >= 1,
                 op << ": stride must be positive, got " << stride << " (input " << input() << ", weight " << w << ")");
-  ATELIER_CHECK(padding >= 0, op << ": padding must be non-negative, got " << padding << " (input " << input()
-                                 << ", weight " << w << ")");
+  ATELIER_CHECK(padding.h >= 0 && padding.w >= 0, op << ": padding must be non-negative, got " << padding << " (input "
+                                                     << input() << ", weight " << w << ")");
   ATELIER_CHECK(w[0] > 0 && w[1] > 0 && w[2] > 0 && w[3] > 0, op << ": weight " << w << " has an empty dimension");
-  ATELIER_CHECK(x[2] >= 0 && x[3] >= 0 && padding <= (INT64_MAX - std::max(x[2], x[3])) / 2,
+  ATELIER_CHECK(x[2] >= 0 && x[3] >= 0 && padding.h <= (INT64_MAX - x[2]) / 2 && padding.w <= (INT64_MAX - x[3]) / 2,
                 op << ": padding " << padding << " is too large for input " << input());
-  const int64_t ph = x[2] + 2 * padding, pw = x[3] + 2 * padding;
+  const int64_t ph = x[2] + 2 * padding.h, pw = x[3] + 2 * padding.w;
   ATELIER_CHECK(w[2] <= ph && w[3] <= pw, op << ": kernel " << w[2] << "x" << w[3]
                                              << " is larger than the padded input " << ph << "x" << pw << " (input "
                                              << input() << ", weight " << w << ", padding " << padding << ")");
@@ -52,10 +52,12 @@ Conv2dGeometry conv_geometry(const Shape& small_x, const Shape& w, int64_t strid
   g.c_out = w[0];
   g.kh = w[2];
   g.kw = w[3];
-  g.stride_h = g.stride_w = stride;
-  g.pad_h = g.pad_w = padding;
-  g.h_out = (ph - g.kh) / stride + 1;
-  g.w_out = (pw - g.kw) / stride + 1;
+  g.stride_h = stride.h;
+  g.stride_w = stride.w;
+  g.pad_h = padding.h;
+  g.pad_w = padding.w;
+  g.h_out = (ph - g.kh) / stride.h + 1;
+  g.w_out = (pw - g.kw) / stride.w + 1;
   g.input_upsample = upsample;
   return g;
 }
@@ -68,7 +70,7 @@ void check_conv_operands(const Tensor& a, const Tensor& b, const char* op) {
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, HW stride, HW padding,
               ConvActivation activation, double alpha, int64_t input_upsample) {
   Conv2dGeometry g = conv_geometry(x.shape(), weight.shape(), stride, padding, "conv2d", input_upsample);
   ATELIER_CHECK(std::isfinite(alpha) && alpha >= 0,
@@ -89,8 +91,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   return out;
 }
 
-Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape, int64_t stride,
-                             int64_t padding, int64_t input_upsample) {
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape, HW stride,
+                             HW padding, int64_t input_upsample) {
   const char* op = "conv2d_backward_input";
   Conv2dGeometry g = conv_geometry(input_shape, weight.shape(), stride, padding, op, input_upsample);
   const Shape expected{g.n, g.c_out, g.h_out, g.w_out};
@@ -107,7 +109,7 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
 }
 
 Conv2dWeightGrads conv2d_backward_weight(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape,
-                                         bool with_bias, int64_t stride, int64_t padding, int64_t input_upsample) {
+                                         bool with_bias, HW stride, HW padding, int64_t input_upsample) {
   const char* op = "conv2d_backward_weight";
   Conv2dGeometry g = conv_geometry(x.shape(), weight_shape, stride, padding, op, input_upsample);
   const Shape expected{g.n, g.c_out, g.h_out, g.w_out};
