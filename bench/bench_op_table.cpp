@@ -13,9 +13,9 @@
 // (`--device cuda`) each iteration ends with a synchronize: every launch's latency is in the time, as a small
 // op's would be for a host that waits on its result.
 //
-// The inputs are the row's make_inputs() (fixed seeds), floating ones cast to float32 and moved to the device, as
-// the parity tests make theirs (tests/parity/parity.cpp). Threads: the pool's size, from ATELIER_NUM_THREADS; at
-// these sizes every kernel runs on one of them.
+// The inputs are the row's make_inputs() (fixed seeds), floating ones cast to float32 and moved to the device
+// (inputs_as, autograd/op_table.h, as the parity tests make theirs). Threads: the pool's size, from
+// ATELIER_NUM_THREADS; at these sizes every kernel runs on one of them.
 #include <chrono>
 #include <cstdint>
 #include <string>

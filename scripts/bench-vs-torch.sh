@@ -10,8 +10,8 @@
 #                                               table's rows at their own tiny shapes, forward and backward)
 #                                               against bench/peers/op_table_torch.py (the rows it has)
 # REGEX filters the benchmark names (ops default: all; --op-table default: the rows op_table_torch.py has; --began
-# default: the 32x32 C=1 n=32 and the 64x64 C=3 n=64 steps, h=64, batch 16). ratio = PyTorch median / atelier median: above 1 means atelier is faster. For --began
-# it is against PyTorch's faster layout.
+# default: the 32x32 C=1 n=32 and the 64x64 C=3 n=64 steps, h=64, batch 16). ratio = PyTorch median / atelier
+# median: above 1 means atelier is faster. For --began it is against PyTorch's faster layout.
 #
 # What makes the comparison fair (docs/benchmarks.md, "Method"):
 #   - the same glibc malloc settings on both sides (BENCH_MALLOC). PyTorch's CPU allocator is plain malloc; with

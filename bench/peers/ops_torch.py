@@ -179,7 +179,7 @@ def parse_arguments(description, program):
     parser.add_argument("--min-time", type=float, default=0.5, help="seconds per repetition")
     parser.add_argument("--out", default=None, help="write the JSON here instead of to stdout")
     parser.add_argument("--warmup-time", type=float, default=0.0, help="seconds of warm-up per op (at least 2 calls)")
-    parser.add_argument("--list", action="store_true", help="print the benchmark names, one a line, and exit")
+    parser.add_argument("--list", action="store_true", help="print the names, one a line, and exit (op_table_torch.py: its rows)")
     default_threads = int(os.environ.get("ATELIER_NUM_THREADS", os.cpu_count() or 1))
     parser.add_argument("--threads", type=int, default=default_threads,
                         help="torch.set_num_threads (default ATELIER_NUM_THREADS, else all cores)")
