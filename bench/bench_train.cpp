@@ -36,6 +36,9 @@
 //                      256): a smaller limit splits a layer's images into more chunks, more and smaller GEMMs, whose
 //                      columns may stay in the GPU's L2 cache between im2col and the GEMM (the GPU check's targets
 //                      plan times 24 and 48 beside the default). The CPU ignores it.
+//   --winograd-chunk-tiles N  the CPU's Winograd chunks hold at most N tiles in every layer (backends/cpu/winograd.h;
+//                      default: the machine's rule, 96 or 40 by the layer's channels and the L2's size), to compare
+//                      limits on a new machine. CUDA ignores it.
 //
 // FLOPs (2 per multiply-add) of the convolutions and linear layers as the step executes them, with F_D and F_G
 // one forward of D and G over the batch:
@@ -59,6 +62,7 @@
 #include <unistd.h>
 
 #include "atelier.h"
+#include "backends/cpu/winograd.h"
 #include "began/model.h"
 #include "began/number_text.h"
 #include "began/step.h"
@@ -70,12 +74,13 @@ namespace {
 
 constexpr double kMiB = 1.0 / (1024.0 * 1024.0);
 
-Device g_device = Device::cpu();   // --device (bench/bench_device.h)
-int64_t g_steps = 0;               // --steps: 0 lets Google Benchmark choose the iteration count
-int64_t g_warmup_steps = 1;        // --warmup-steps
-bool g_cuda_graph = false;         // --cuda-graph
-int64_t g_profile_steps = 0;       // --profile
-int64_t g_conv_workspace_mib = 0;  // --conv-workspace-mib (0: the library's default)
+Device g_device = Device::cpu();     // --device (bench/bench_device.h)
+int64_t g_steps = 0;                 // --steps: 0 lets Google Benchmark choose the iteration count
+int64_t g_warmup_steps = 1;          // --warmup-steps
+bool g_cuda_graph = false;           // --cuda-graph
+int64_t g_profile_steps = 0;         // --profile
+int64_t g_conv_workspace_mib = 0;    // --conv-workspace-mib (0: the library's default)
+int64_t g_winograd_chunk_tiles = 0;  // --winograd-chunk-tiles (0: the machine's rule)
 
 // The process's peak resident set so far (Linux reports ru_maxrss in KiB).
 double max_rss_mib() {
@@ -279,6 +284,7 @@ int main(int argc, char** argv) {
       "  --cuda-graph on|off         each timed step a replay of the step captured once (default off)\n"
       "  --profile N                 N more eager steps under the profiler: a table per step, op by op\n"
       "  --conv-workspace-mib N      the CUDA convolutions' im2col workspace limit (default 256)\n"
+      "  --winograd-chunk-tiles N    the CPU's Winograd chunk limit in tiles (default: the machine's rule)\n"
       "Google Benchmark's:\n");
   atelier::g_device = atelier::bench::take_device_flag(argc, argv, "bench_train");
   atelier::take_int_flag(argc, argv, "steps", 1, atelier::g_steps);
@@ -292,6 +298,13 @@ int main(int argc, char** argv) {
                  static_cast<long long>(atelier::g_conv_workspace_mib));
     return 2;
   }
+  atelier::take_int_flag(argc, argv, "winograd-chunk-tiles", 1, atelier::g_winograd_chunk_tiles);
+  if (atelier::g_winograd_chunk_tiles > (int64_t{1} << 30)) {
+    std::fprintf(stderr, "bench_train: --winograd-chunk-tiles %lld is more than 2^30 tiles\n",
+                 static_cast<long long>(atelier::g_winograd_chunk_tiles));
+    return 2;
+  }
+  atelier::cpu::set_winograd_chunk_tiles(atelier::g_winograd_chunk_tiles);
   if (atelier::g_conv_workspace_mib > 0) {
     atelier::set_conv_workspace_limit(static_cast<size_t>(atelier::g_conv_workspace_mib) << 20);
   }
@@ -309,6 +322,12 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("atelier_precision", atelier::precision_name(atelier::precision()));
   benchmark::AddCustomContext("atelier_cuda_graph", atelier::g_cuda_graph ? "on" : "off");
   benchmark::AddCustomContext("atelier_conv_workspace_mib", std::to_string(atelier::conv_workspace_limit() >> 20));
+  // The CPU's Winograd chunk limit: "rule (N at 128 channels)" by default, else the limit set.
+  const int64_t chunk_tiles = atelier::cpu::winograd_chunk_tiles_setting();
+  benchmark::AddCustomContext(
+      "atelier_winograd_chunk_tiles",
+      chunk_tiles > 0 ? std::to_string(chunk_tiles)
+                      : "rule (" + std::to_string(atelier::cpu::winograd_chunk_tiles(128)) + " at 128 channels)");
   benchmark::AddCustomContext("atelier_conv_algo", atelier::conv_algo_name(atelier::conv_algo()));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include "atelier.h"
 #include "backends/conv_algo.h"
@@ -23,6 +24,9 @@ using testing::ConvAlgoScope;
 using testing::relative_l2;
 using testing::same_bits;
 using testing::ThreadCountGuard;
+// The Winograd chunk limit (backends/cpu/winograd.h): 0 for the machine's rule, else every layer's.
+using ChunkTilesScope =
+    testing::SettingScope<int64_t, cpu::winograd_chunk_tiles_setting, cpu::set_winograd_chunk_tiles>;
 
 namespace {
 
@@ -86,6 +90,11 @@ const std::string kPassNames[] = {"forward", "grad_input", "grad_weight", "grad_
 
 std::string name(ConvAlgo algo) { return conv_algo_name(algo); }
 
+// The chunk limits the table runs under: the default 96, for which the case comments above name the chunks, and
+// the 40 that cores with 2 MiB of L2 give layers of up to 256 channels (the machine's rule picks one per layer, so
+// both are pinned here on every machine).
+constexpr int64_t kChunkLimits[] = {96, 40};
+
 // The float32 relative L2 error each algorithm stays within on this file's shapes (~3x the worst measured).
 double float32_bound(ConvAlgo algo) {
   return algo == ConvAlgo::Im2col || algo == ConvAlgo::Direct ? 1.5e-6 : algo == ConvAlgo::Wino2 ? 1e-6 : 5e-6;
@@ -93,21 +102,23 @@ double float32_bound(ConvAlgo algo) {
 
 // Every case's four results under `algo` in `dtype` against im2col in float64 (from the same inputs): each
 // within `bound` (relative L2 error). Returns a line with the worst error of each result.
-std::string check_every_case(ConvAlgo algo, DType dtype, double bound) {
+std::string check_every_case(ConvAlgo algo, DType dtype, double bound, int64_t chunk_tiles) {
+  ChunkTilesScope chunks(chunk_tiles);
   double worst[4] = {0, 0, 0, 0};
   for (const Case& c : kCases) {
     const std::vector<Tensor> want = run_passes(c, DType::Float64, ConvAlgo::Im2col, dtype);
     const std::vector<Tensor> got = run_passes(c, dtype, algo, dtype);
     for (size_t k = 0; k < want.size(); ++k) {
       if (!want[k].defined()) continue;
-      INFO(name(algo) << ", " << c << ", " << kPassNames[k]);
+      INFO(name(algo) << ", " << c << ", " << kPassNames[k] << ", chunks of at most " << chunk_tiles << " tiles");
       const double err = relative_l2(got[k], want[k]);
       worst[k] = std::max(worst[k], err);
       CHECK(err < bound);
     }
   }
   std::ostringstream line;
-  line << name(algo) << " " << dtype_name(dtype) << ", worst relative L2 error:";
+  line << name(algo) << " " << dtype_name(dtype) << ", chunks of at most " << chunk_tiles
+       << " tiles, worst relative L2 error:";
   for (size_t k = 0; k < 4; ++k) line << " " << kPassNames[k] << " " << worst[k];
   return line.str();
 }
@@ -117,7 +128,7 @@ std::string check_every_case(ConvAlgo algo, DType dtype, double bound) {
 TEST_CASE("wino2, wino4 and direct match im2col in float64 (relative L2 error < 1e-12)" *
           doctest::test_suite("heavy")) {
   for (ConvAlgo algo : {ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
-    MESSAGE(check_every_case(algo, DType::Float64, 1e-12));
+    for (int64_t limit : kChunkLimits) MESSAGE(check_every_case(algo, DType::Float64, 1e-12, limit));
   }
 }
 
@@ -126,8 +137,26 @@ TEST_CASE(
     "im2col and direct 1.5e-6)") {
   // The float32 results of each algorithm against im2col in float64; im2col's own float32 error is the baseline.
   for (ConvAlgo algo : {ConvAlgo::Im2col, ConvAlgo::Wino2, ConvAlgo::Wino4, ConvAlgo::Direct}) {
-    MESSAGE(check_every_case(algo, DType::Float32, float32_bound(algo)));
+    for (int64_t limit : kChunkLimits) MESSAGE(check_every_case(algo, DType::Float32, float32_bound(algo), limit));
   }
+}
+
+TEST_CASE("the Winograd chunk limit: the rule by channels and L2 size, the setting, a negative limit refused") {
+  ChunkTilesScope scope(0);
+  // The rule (backends/cpu/winograd.cpp): 96 tiles, 40 for layers of at most 256 channels where the L2 holds 2 MiB.
+  const bool large_l2 = sysconf(_SC_LEVEL2_CACHE_SIZE) >= (long{2} << 20);
+  MESSAGE("L2 of " << sysconf(_SC_LEVEL2_CACHE_SIZE) << " bytes: 128 channels in chunks of at most "
+                   << cpu::winograd_chunk_tiles(128) << " tiles");
+  for (int64_t channels : {2, 128, 256}) CHECK(cpu::winograd_chunk_tiles(channels) == (large_l2 ? 40 : 96));
+  for (int64_t channels : {257, 384, 1024}) CHECK(cpu::winograd_chunk_tiles(channels) == 96);
+  // A limit set holds every layer to it, and 0 gives the rule back.
+  cpu::set_winograd_chunk_tiles(17);
+  CHECK(cpu::winograd_chunk_tiles_setting() == 17);
+  for (int64_t channels : {2, 1024}) CHECK(cpu::winograd_chunk_tiles(channels) == 17);
+  cpu::set_winograd_chunk_tiles(0);
+  CHECK(cpu::winograd_chunk_tiles(1024) == 96);
+  CHECK_THROWS_WITH_AS(cpu::set_winograd_chunk_tiles(-3), doctest::Contains("got -3"), Error);
+  CHECK(cpu::winograd_chunk_tiles_setting() == 0);
 }
 
 TEST_CASE("winograd and direct results are bit-identical run to run, and agree across thread counts") {

@@ -30,7 +30,7 @@
 // GFLOP/s on one Zen 5 core on these shapes, the packed kernel at ~260 (docs/benchmarks.md, "Fifth pass").
 // float64, and float32 without AVX-512, keep Eigen.
 //
-// Threads: the tiles of all images are numbered in order and cut into chunks of at most kChunkTiles, the chunk
+// Threads: the tiles of all images are numbered in order and cut into chunks of at most winograd_chunk_tiles, the chunk
 // count a multiple of the thread count so the static split is even. Chunk boundaries depend only on the shape
 // and the thread count, each chunk's GEMMs are single-threaded (each element's sum in one fixed order), and the
 // weight gradient is summed per thread then reduced in thread order:
@@ -42,8 +42,11 @@
 #include "backends/cpu/winograd.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
+
+#include <unistd.h>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -62,11 +65,22 @@ namespace {
 // The most bytes the weight gradient's per-thread partials may take (winograd_weight_grad_fits).
 constexpr int64_t kPartialBudgetBytes = int64_t{256} << 20;
 
-// The most tiles a chunk holds. F(4x4) on 64 channels: V and M are 36 * 96 * 64 floats = 864 KiB each, so
-// together they do not stay in a 1 MiB L2; smaller chunks helped the 64-channel layers but cost the wider ones
-// (their weight gradient re-reads its partials once per chunk), and no size measured better everywhere
-// (docs/benchmarks.md, "Sixth pass").
+// The most tiles a chunk holds (winograd_chunk_tiles below). F(4x4) on 64 channels: V and M are 36 * 96 * 64 floats =
+// 864 KiB each, so together they do not stay in a 1 MiB L2; on a Zen 5 core smaller chunks helped the 64-channel
+// layers but cost the wider ones (their weight gradient re-reads its partials once per chunk), and no size measured
+// better everywhere (docs/benchmarks.md, "Sixth pass"). On a Xeon core with 2 MiB of L2, chunks of 40 tiles made
+// every pass of the 64- and 128-channel layers faster (the 64 -> 64 layer at 64x64 0.82-0.90 of its time, the
+// 128 -> 128 at 32x32 0.90), the 192-channel weight gradient slower, and the BEGAN 64x64 step 0.91-0.93 at one and
+// two threads (docs/benchmarks.md, "Intel Xeon"): there layers of at most kNarrowChannels channels in and out
+// together take kNarrowChunkTiles. The L2 is only how the rule tells those cores apart; why the Xeon prefers small
+// chunks was not resolved (the VM has no hardware counters).
 constexpr int64_t kChunkTiles = 96;
+constexpr int64_t kNarrowChunkTiles = 40;
+constexpr int64_t kNarrowChannels = 256;
+constexpr long kLargeL2Bytes = long{2} << 20;
+
+// 0: the rule above; else every layer's chunk limit (set_winograd_chunk_tiles).
+std::atomic<int64_t> g_chunk_tiles{0};
 
 // One 64-byte vector of T, the unit the transforms work on: lane l is channel c0 + l.
 template <typename T>
@@ -132,8 +146,9 @@ struct Tiling {
     tiles_x = (p.w_out + M - 1) / M;
     per_image = tiles_y * tiles_x;
     tiles = p.n * per_image;
-    // At least ceil(tiles / kChunkTiles) chunks, rounded up to a multiple of the thread count, then equal sizes.
-    const int64_t wanted = std::max<int64_t>(1, (tiles + kChunkTiles - 1) / kChunkTiles);
+    // At least ceil(tiles / limit) chunks, rounded up to a multiple of the thread count, then equal sizes.
+    const int64_t limit = winograd_chunk_tiles(p.c_in + p.c_out);
+    const int64_t wanted = std::max<int64_t>(1, (tiles + limit - 1) / limit);
     const int64_t even = (wanted + threads - 1) / threads * threads;
     chunk = std::max<int64_t>(1, (tiles + even - 1) / even);
     chunks = (tiles + chunk - 1) / chunk;
@@ -653,6 +668,21 @@ void backward_weight_m(const Conv2dGeometry& g, const T* input, const T* grad_ou
 
 // Calls fn.template operator()<M>() for m = 2 or 4.
 }  // namespace
+
+int64_t winograd_chunk_tiles(int64_t channels) {
+  if (const int64_t set = g_chunk_tiles.load(std::memory_order_relaxed); set > 0) return set;
+  // sysconf answers 0 or -1 where it cannot tell: the default limit then.
+  static const bool large_l2 = sysconf(_SC_LEVEL2_CACHE_SIZE) >= kLargeL2Bytes;
+  return large_l2 && channels <= kNarrowChannels ? kNarrowChunkTiles : kChunkTiles;
+}
+
+int64_t winograd_chunk_tiles_setting() { return g_chunk_tiles.load(std::memory_order_relaxed); }
+
+void set_winograd_chunk_tiles(int64_t tiles) {
+  ATELIER_CHECK(tiles >= 0,
+                "set_winograd_chunk_tiles: the limit must be 0 (the rule) or a positive tile count, got " << tiles);
+  g_chunk_tiles.store(tiles, std::memory_order_relaxed);
+}
 
 bool winograd_weight_grad_fits(int m, const Conv2dGeometry& g, int threads, int64_t element_bytes) {
   bool fits = false;

@@ -203,6 +203,7 @@ if [[ -n "$bench_train" ]]; then
   refused "$bench_train" "--steps ' 5' is not a whole number" --steps " 5"
   refused "$bench_train" "bench_train: --profile needs a value" --benchmark_filter=nothing --profile
   refused "$bench_train" "bench_train: --device needs a value" --device
+  refused "$bench_train" "--winograd-chunk-tiles '0' is out of range: must be from 1" --winograd-chunk-tiles 0
 fi
 # Their --help lists their own flags (Google Benchmark's help knows only its own), then Google Benchmark's.
 lists_flags() {
@@ -217,7 +218,8 @@ lists_flags() {
   done
 }
 [[ -z "$bench_train" ]] ||
-  lists_flags "$bench_train" --device --steps --warmup-steps --precision --cuda-graph --profile --conv-workspace-mib
+  lists_flags "$bench_train" --device --steps --warmup-steps --precision --cuda-graph --profile --conv-workspace-mib \
+    --winograd-chunk-tiles
 [[ -z "$bench_ops" ]] || lists_flags "$bench_ops" --device
 if [[ -n "$bench_op_table" ]]; then
   lists_flags "$bench_op_table" --device
