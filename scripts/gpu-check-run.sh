@@ -204,6 +204,19 @@ failed_logs() {
   done
 }
 
+# bench_op_table's rows in one line: how many, and the min / median / max microseconds of the forward rows and of
+# the forward + backward rows (each row's time per iteration, its unit converted).
+op_table_summary() {
+  awk '/^op_table\/.*\/real_time/ {
+      t = $2; if ($3 == "ns") t /= 1000; else if ($3 == "ms") t *= 1000; else if ($3 == "s") t *= 1e6
+      if ($1 ~ /\/forward\//) f[nf++] = t; else b[nb++] = t }
+    function stats(a, n,   i, j, x) {
+      for (i = 1; i < n; ++i) { x = a[i]; for (j = i - 1; j >= 0 && a[j] > x; --j) a[j + 1] = a[j]; a[j + 1] = x }
+      return n ? sprintf("%.1f / %.1f / %.1f us", a[0], a[int((n - 1) / 2)], a[n - 1]) : "-" }
+    END { printf "%d rows; forward min / median / max %s, forward + backward %s", nf + nb, stats(f, nf), stats(b, nb) }' \
+    "$1" 2>/dev/null
+}
+
 # metrics.csv: epoch,step,loss_real,loss_fake_d,loss_fake_g,loss_d,loss_g,k_t,m_global,lr,time_s (time since start)
 first_losses() { sed -n 2p "$1/metrics.csv" 2>/dev/null | cut -d, -f3-9; }
 step_time() { awk -F, 'NR == 3 {t0 = $11} END {if (NR > 3) printf "%.3f s/step over steps 3-%d", ($11 - t0) / (NR - 3), NR - 1}' \
@@ -215,10 +228,12 @@ check_plan() {
   local image=(--image-size 64 --channels 3 --n 64) synthetic=256 step_case='^began_step/64x64/C3/n64/'
   local steps=(--steps 20 --warmup-steps 3) torch_sizes=(--image-size 64 --channels 3 --n 64 --step-mode both)
   local torch_reps=(--warmup 5 --reps 30) tf32=tf32 ops_filter=(--benchmark_filter='-^conv_algo/')
+  local op_table_filter=(--benchmark_filter=.)
   if ((dry)); then
     image=(--image-size 32 --channels 1 --n 8) synthetic=64 step_case='^began_step/32x32/C1/n16/'
     steps=(--steps 2 --warmup-steps 1) torch_sizes=(--image-size 32 --channels 1 --n 8 --step-mode eager)
     torch_reps=(--warmup 1 --reps 2) tf32=fp32 ops_filter=(--benchmark_filter='^gemm/1024x1024x1024/')
+    op_table_filter=(--benchmark_filter='^op_table/(add|matmul)/')
   fi
 
   part cuda_tests 95 "$here/bin/atelier_cuda_tests"
@@ -266,6 +281,11 @@ check_plan() {
   # cuda_graph row took 22 s of this part's 40).
   part bench_ops 18 "$here/bin/bench_ops" --device "$device" --benchmark_min_time=0.1 "${ops_filter[@]}"
   set_detail "$(grep -c '/real_time' "$logs/bench_ops.log") rows"
+  # What a recorded op costs on this GPU, eagerly (bench/bench_op_table.cpp: every op-table row at its own tiny
+  # shapes, forward and forward + backward, each iteration ending with a synchronize): the launches and the
+  # framework around them, which a captured step replays without.
+  part op_table 15 "$here/bin/bench_op_table" --device "$device" --benchmark_min_time=0.02 "${op_table_filter[@]}"
+  set_detail "$(op_table_summary "$logs/op_table.log")"
 
   # ---- the table ----
   {

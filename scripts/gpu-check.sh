@@ -5,8 +5,8 @@
 #
 # builds Release for sm_90 (CUDAARCHS overrides), portable (-DATELIER_NATIVE=OFF), in build/gpu-check, and puts
 # into the git-ignored .gpu/ what a GPU machine needs: bin/ (atelier_cuda_tests, gradcheck, bench_ops, bench_train,
-# began), lib/ (Google Benchmark's shared library and the C++ runtime it links, for the two benchmark programs
-# alone: Debian ships Google Benchmark shared only) and run.sh (from scripts/gpu-check-run.sh). The programs carry
+# bench_op_table, began), lib/ (Google Benchmark's shared library and the C++ runtime it links, for the three
+# benchmark programs alone: Debian ships Google Benchmark shared only) and run.sh (from scripts/gpu-check-run.sh). The programs carry
 # libstdc++, libgcc, the CUDA runtime, zlib, libpng and libjpeg statically; they need only glibc, the driver's
 # libcuda and cuBLAS (opened at the first GEMM, not linked), which is not carried (libcublasLt alone is over 500 MB):
 # run.sh finds the GPU machine's own.
@@ -51,8 +51,8 @@ build=build/gpu-check
 dest=.gpu
 archs="${CUDAARCHS:-90}"
 jobs="${ATELIER_JOBS:-$(nproc)}"
-programs=(atelier_cuda_tests gradcheck bench_ops bench_train began)
-bench_programs=(bench_ops bench_train)
+programs=(atelier_cuda_tests gradcheck bench_ops bench_train bench_op_table began)
+bench_programs=(bench_ops bench_train bench_op_table)
 limit_bytes=$((64 * 1024 * 1024))
 
 # The static zlib, libpng and libjpeg (Debian's -dev packages ship them beside the shared ones).

@@ -11,7 +11,8 @@
 # PyTorch's part uses $GPU_CHECK_PYTHON, else /usr/bin/python3 when it imports torch; without torch that part must
 # fail and be listed, nothing else changes.
 #
-#   tests/tools/check_gpu_check.sh SOURCE_DIR BIN_DIR     (BIN_DIR holds began, bench_train, bench_ops, gradcheck)
+#   tests/tools/check_gpu_check.sh SOURCE_DIR BIN_DIR     (BIN_DIR holds began, bench_train, bench_ops,
+#                                                          bench_op_table, gradcheck)
 set -uo pipefail
 
 src="$(cd "$1" && pwd)"
@@ -80,7 +81,7 @@ grep -q Traceback "$t" && fail "gpu-check-targets.py raised on an empty folder"
 # ---- both plans, dry, against this build's programs ----
 tree="$tmp/tree"
 mkdir -p "$tree/.gpu/bin"
-for p in began bench_train bench_ops gradcheck; do ln -s "$bin/$p" "$tree/.gpu/bin/$p"; done
+for p in began bench_train bench_ops bench_op_table gradcheck; do ln -s "$bin/$p" "$tree/.gpu/bin/$p"; done
 ln -s "$src/bench" "$tree/bench"
 ln -s "$src/scripts" "$tree/scripts"
 cp "$src/scripts/gpu-check-run.sh" "$tree/.gpu/run.sh"
@@ -111,6 +112,8 @@ expect "$c" '^---- cuda_tests: FAIL\(rc=127\), last lines of its log ----$' "its
 for p in gradcheck began_cuda began_cpu atelier_fp32 atelier_tf32 atelier_bf16 atelier_cuda_graph bench_ops; do
   expect "$c" "^$p +PASS " "the check plan's $p part"
 done
+expect "$c" '^op_table +PASS +[0-9]+ +[0-9]+ rows; forward min / median / max [0-9.]+ / [0-9.]+ / [0-9.]+ us, forward \+ backward [0-9.]+ / ' \
+  "the check plan's op_table part and its summary"
 expect "$c" '^  atelier +tf32 +NCHW +cuda_graph +[0-9]+\.[0-9]{2} +[0-9]+$' "the check plan's atelier graph row"
 torch_part "$c" torch_step '^  PyTorch .* bf16 +channels_last +eager +[0-9]+\.[0-9]{2} ' "the check plan"
 # in_archive ARCHIVE FILE...: each FILE is in the tar.gz ARCHIVE.
@@ -123,7 +126,7 @@ in_archive() {
   done
 }
 [[ -f "$tmp/out-check/gpu-check.txt" ]] || fail "the check plan's table in OUT"
-in_archive "$tmp/out-check/check-logs.tar.gz" gradcheck.log bench_ops.log began-cuda/metrics.csv
+in_archive "$tmp/out-check/check-logs.tar.gz" gradcheck.log bench_ops.log op_table.log began-cuda/metrics.csv
 [[ $(find "$tmp/out-check" -type f | wc -l) -le 8 ]] || fail "the check plan left more than 8 files in OUT"
 
 GPU_CHECK_DRY_RUN=1 GPU_CHECK_PYTHON="$python" OUT="$tmp/out-targets" bash "$tree/.gpu/run.sh" targets \
