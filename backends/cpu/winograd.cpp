@@ -30,12 +30,12 @@
 // GFLOP/s on one Zen 5 core on these shapes, the packed kernel at ~260 (docs/benchmarks.md, "Fifth pass").
 // float64, and float32 without AVX-512, keep Eigen.
 //
-// Threads: the tiles of all images are numbered in order and cut into chunks of at most winograd_chunk_tiles, the chunk
-// count a multiple of the thread count so the static split is even. Chunk boundaries depend only on the shape
-// and the thread count, each chunk's GEMMs are single-threaded (each element's sum in one fixed order), and the
-// weight gradient is summed per thread then reduced in thread order:
-// results depend only on the thread count. Scratch comes from the caching allocator before each parallel region
-// (backends/cpu/scratch.h).
+// Threads: the tiles of all images are numbered in order and cut into chunks of at most winograd_chunk_tiles (a
+// limit by the layer's channels and the core's L2), the chunk count a multiple of the thread count so the static
+// split is even. Chunk boundaries depend only on the shape, the thread count and that limit, each chunk's GEMMs
+// are single-threaded (each element's sum in one fixed order), and the weight gradient is summed per thread then
+// reduced in thread order: on one machine, results depend only on the thread count. Scratch comes from the caching
+// allocator before each parallel region (backends/cpu/scratch.h).
 //
 // The transforms run over Eigen::Array of one 64-byte vector of channels (16 floats, 8 doubles): written as
 // scalar loops over a tile, GCC 12 did not vectorise them and the transforms took 4x longer.
