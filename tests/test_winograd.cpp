@@ -141,6 +141,27 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("the Winograd chunk limit bounds a chunk's scratch: 40 tiles hold less memory at a time than 96") {
+  // One thread, so one chunk's scratch (V and M: 36 points x tiles x 64 channels each, 18 KiB a tile) is all the
+  // call holds beside U, the input and the output. 256 tiles of F(4x4): under a limit of 96, 3 chunks of 86; under
+  // 40, 7 of 37 (equal sizes, Tiling in winograd.cpp).
+  ThreadCountGuard guard;
+  set_num_threads(1);
+  ConvAlgoScope algo(ConvAlgo::Wino4);
+  const Tensor x = uniform({1, 64, 64, 64}, -1, 1), w = uniform({64, 64, 3, 3}, -0.1, 0.1);
+  Backend& cpu = backend_for(Device::cpu());
+  auto peak_of_forward = [&](int64_t limit) {
+    ChunkTilesScope chunks(limit);
+    cpu.reset_peak_in_use();
+    const size_t before = cpu.allocator_stats().in_use;
+    const Tensor out = raw::conv2d(x, w, Tensor(), 1, 1);
+    return static_cast<double>(cpu.allocator_stats().peak_in_use - before);
+  };
+  const double at_96 = peak_of_forward(96), at_40 = peak_of_forward(40);
+  INFO("peak above the inputs: " << at_96 << " bytes at 96 tiles, " << at_40 << " at 40");
+  CHECK(at_96 - at_40 == doctest::Approx((86 - 37) * 2 * 36 * 64 * 4.0).epsilon(0.02));  // 49 tiles of V and M
+}
+
 TEST_CASE("the Winograd chunk limit: the rule by channels and L2 size, the setting, a negative limit refused") {
   ChunkTilesScope scope(0);
   // The rule (backends/cpu/winograd.cpp): 96 tiles, 40 for layers of at most 256 channels where the L2 holds 2 MiB.
