@@ -113,7 +113,9 @@ void Optimizer::step() {
       ATELIER_CHECK(buf.device() == p.device() && buf.dtype() == p.dtype(),
                     type_name_ << ".step: the state of tensor " << i << " is " << buf.dtype() << " on " << buf.device()
                                << " but the tensor is " << p.dtype() << " on " << p.device()
-                               << "; create the optimiser after moving the model (module.to(...))");
+                               << "; to keep the state, take state_dict() before module.to(...) and "
+                                  "load_state_dict() after it (it copies the state onto each tensor's device and "
+                                  "dtype), or create the optimiser after the move");
     }
     updates.push_back({i, p, grad, &st.buffers, st.step + 1});
   }

@@ -218,6 +218,48 @@ TEST_CASE("optim: a state_dict round trip makes the next steps identical to an u
   }
 }
 
+TEST_CASE(
+    "optim: after module.to(...) the step refuses the old state, naming the fix; load_state_dict carries it over") {
+  // to(Float64) rebinds the parameters as to(Device) does, so this runs on the CPU alone.
+  manual_seed(3);
+  nn::Linear layer(3, 2);
+  nn::Adam opt(layer.parameters());
+  const Tensor x = uniform({4, 3}, -1, 1);
+  auto step = [&] {
+    layer.zero_grad();
+    sum(layer.forward(x.to(layer.weight.dtype()))).backward();
+    opt.step();
+  };
+  step();
+  step();
+  const nn::NamedTensors before = opt.state_dict();
+  std::vector<double> moments;  // every float32 state tensor's values, read before the move
+  for (const auto& [key, t] : before) {
+    if (t.dtype() == DType::Float32) {
+      for (double v : t.to(DType::Float64).to_vector<double>()) moments.push_back(v);
+    }
+  }
+  REQUIRE(!moments.empty());
+  layer.to(DType::Float64);
+  const std::string msg = error_of(step);
+  CHECK(msg.find("Adam.step: the state of tensor 0 is float32 on cpu but the tensor is float64 on cpu") !=
+        std::string::npos);
+  CHECK(msg.find("state_dict() before module.to(...) and load_state_dict() after it") != std::string::npos);
+  // The documented way: the state taken before the move, loaded after it, lands on the tensors' dtype unchanged.
+  opt.load_state_dict(before);
+  std::vector<double> carried;
+  for (const auto& [key, t] : opt.state_dict()) {
+    if (t.dtype() == DType::Float64 && t.numel() > 1) {
+      for (double v : t.to_vector<double>()) carried.push_back(v);
+    }
+  }
+  CHECK(carried == moments);
+  CHECK(opt.step_count(0) == 2);
+  step();
+  CHECK(opt.step_count(0) == 3);
+  CHECK(layer.weight.dtype() == DType::Float64);
+}
+
 TEST_CASE("optim: set_lr changes the step size; the state dict records it") {
   Tensor p = zeros({2}).requires_grad_();
   nn::SGD opt({p}, 0.1);
