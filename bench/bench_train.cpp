@@ -53,6 +53,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -99,11 +100,12 @@ double rss_now_mib() {
 
 using bench::take_flag;
 
-// --NAME N with N a whole number >= min_value, read strictly (began/number_text.h): strtoll would take
+// --NAME N with N a whole number in [min_value, max_value], read strictly (began/number_text.h): strtoll would take
 // 99999999999999999999 as 2^63 - 1 steps (a run that never ends) and " 5" as 5.
-void take_int_flag(int& argc, char** argv, const std::string& name, int64_t min_value, int64_t& value) {
+void take_int_flag(int& argc, char** argv, const std::string& name, int64_t min_value, int64_t& value,
+                   int64_t max_value = std::numeric_limits<int64_t>::max()) {
   take_flag(argc, argv, "bench_train", name, [&](const std::string& text) {
-    const std::string why = began::read_whole_number<int64_t>(text, &value, min_value);
+    const std::string why = began::read_whole_number<int64_t>(text, &value, min_value, max_value);
     if (!why.empty()) {
       std::fprintf(stderr, "bench_train: --%s '%.40s' is %s\n", name.c_str(), text.c_str(), why.c_str());
       std::exit(2);
@@ -292,18 +294,9 @@ int main(int argc, char** argv) {
   atelier::take_precision_flag(argc, argv);
   atelier::take_cuda_graph_flag(argc, argv);
   atelier::take_int_flag(argc, argv, "profile", 1, atelier::g_profile_steps);
-  atelier::take_int_flag(argc, argv, "conv-workspace-mib", 1, atelier::g_conv_workspace_mib);
-  if (atelier::g_conv_workspace_mib > (int64_t{1} << 20)) {
-    std::fprintf(stderr, "bench_train: --conv-workspace-mib %lld is more than 1 TiB\n",
-                 static_cast<long long>(atelier::g_conv_workspace_mib));
-    return 2;
-  }
-  atelier::take_int_flag(argc, argv, "winograd-chunk-tiles", 1, atelier::g_winograd_chunk_tiles);
-  if (atelier::g_winograd_chunk_tiles > (int64_t{1} << 30)) {
-    std::fprintf(stderr, "bench_train: --winograd-chunk-tiles %lld is more than 2^30 tiles\n",
-                 static_cast<long long>(atelier::g_winograd_chunk_tiles));
-    return 2;
-  }
+  atelier::take_int_flag(argc, argv, "conv-workspace-mib", 1, atelier::g_conv_workspace_mib,
+                         int64_t{1} << 20);  // 1 TiB
+  atelier::take_int_flag(argc, argv, "winograd-chunk-tiles", 1, atelier::g_winograd_chunk_tiles, int64_t{1} << 30);
   atelier::cpu::set_winograd_chunk_tiles(atelier::g_winograd_chunk_tiles);
   if (atelier::g_conv_workspace_mib > 0) {
     atelier::set_conv_workspace_limit(static_cast<size_t>(atelier::g_conv_workspace_mib) << 20);

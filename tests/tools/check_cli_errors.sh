@@ -204,6 +204,10 @@ if [[ -n "$bench_train" ]]; then
   refused "$bench_train" "bench_train: --profile needs a value" --benchmark_filter=nothing --profile
   refused "$bench_train" "bench_train: --device needs a value" --device
   refused "$bench_train" "--winograd-chunk-tiles '0' is out of range: must be from 1" --winograd-chunk-tiles 0
+  refused "$bench_train" "--winograd-chunk-tiles '1073741825' is out of range: must be from 1 to 1073741824" \
+    --winograd-chunk-tiles 1073741825
+  refused "$bench_train" "--conv-workspace-mib '1048577' is out of range: must be from 1 to 1048576" \
+    --conv-workspace-mib 1048577
 fi
 # Their --help lists their own flags (Google Benchmark's help knows only its own), then Google Benchmark's.
 lists_flags() {
