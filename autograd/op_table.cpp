@@ -241,6 +241,7 @@ std::vector<OpCase> build_table() {
       [](const Inputs& x) { return l1_loss(x[0], x[1]); }));
   ROW("log_softmax/dim1", ({u({3, 5}, -2, 2)}), log_softmax(x[0], 1));
   ROW("log_softmax/dim0", ({u({4, 2}, -2, 2)}), log_softmax(x[0], 0));
+  ROW("log_softmax/middle_dim", ({u({2, 4, 3}, -2, 2)}), log_softmax(x[0], -2));
   ROW("cross_entropy", ({u({4, 3}, -2, 2), labels({0, 2, 1, 2})}), cross_entropy(x[0], x[1]));
   return t;
 }

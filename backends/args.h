@@ -200,6 +200,33 @@ struct ArgmaxArgs {
   int64_t* dst_data;
 };
 
+// Log-softmax along the middle dimension of contiguous tensors viewed as (outer, dim, inner), dim > 0:
+//   dst[o, j, i] = src[o, j, i] - m - log(sum_j' exp(src[o, j', i] - m)),  m = max_j' src[o, j', i]
+// (the shift by m keeps exp from overflowing and changes nothing else). A NaN in a row makes the whole row NaN, as
+// does +inf (inf - inf); a row of -inf is NaN too. Each row is reduced in one fixed order on each backend; the sum
+// of exponentials accumulates in double (on the CPU, sums of 256 in the dtype are added in double).
+struct LogSoftmaxArgs {
+  DType dtype;
+  int64_t outer;
+  int64_t dim;
+  int64_t inner;
+  const void* src_data;
+  void* dst_data;
+};
+
+// Log-softmax's gradient from its output y (same view, same shapes, all contiguous):
+//   dst[o, j, i] = grad[o, j, i] - exp(y[o, j, i]) * sum_j' grad[o, j', i]
+// (the sum accumulates as log_softmax's does).
+struct LogSoftmaxBackwardArgs {
+  DType dtype;
+  int64_t outer;
+  int64_t dim;
+  int64_t inner;
+  const void* grad_data;
+  const void* out_data;
+  void* dst_data;
+};
+
 // Gather along one dimension of contiguous tensors viewed as (outer, dim, inner):
 //   dst[o, j, i] = src[o, index[o, j, i], i]    src: (outer, src_dim, inner)  index, dst: (outer, index_dim, inner)
 // Indices are checked: one outside [0, src_dim) throws.

@@ -251,6 +251,19 @@ void bench_l1_loss(benchmark::State& state) {
   }
 }
 
+// Not BEGAN's: a classifier's loss, log_softmax forward and backward through autograd (the gradient seeded with
+// `grad`), over (rows, classes) logits: 256 x 1000 (an ImageNet-sized head) and 4096 x 10 (many short rows).
+void bench_log_softmax(benchmark::State& state, int64_t rows, int64_t classes) {
+  Tensor logits = on_device(randn({rows, classes})).requires_grad_();
+  const Tensor grad = on_device(randn({rows, classes}));
+  for (auto _ : state) {
+    log_softmax(logits, 1).backward(grad);
+    benchmark::DoNotOptimize(logits.grad().raw_data());
+    logits.set_grad(Tensor());
+    finish();
+  }
+}
+
 // Reductions alone (backends/cuda/reduce.cu's paths on CUDA): `shape` summed or averaged over `dims`. The BEGAN
 // L1 losses are 196,608 elements into 1 output (or 2, the D step's two losses in one call); a bias gradient at
 // 64x64, 64 channels and batch 16 is 65,536 elements into each of 64 outputs. Reads the source once.
@@ -488,6 +501,8 @@ void register_all() {
   add("upsample/16x64x32x32/bwd", [](benchmark::State& s) { bench_upsample(s, true); });
   add("elu_bwd/16x64x64x64", bench_elu_backward);
   add("l1_loss/16x3x64x64/fwd_bwd", bench_l1_loss);
+  add("log_softmax/256x1000/fwd_bwd", [](benchmark::State& s) { bench_log_softmax(s, 256, 1000); });
+  add("log_softmax/4096x10/fwd_bwd", [](benchmark::State& s) { bench_log_softmax(s, 4096, 10); });
   add("reduce/mean/16x3x64x64_into_1", [](benchmark::State& s) { bench_reduce(s, {16, 3, 64, 64}, {}, true); });
   add("reduce/mean/2x16x3x64x64_into_2", [](benchmark::State& s) {
     bench_reduce(s, {2, 16 * 3 * 64 * 64}, {1}, true);

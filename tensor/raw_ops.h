@@ -67,6 +67,12 @@ Tensor reduce(ReduceOp op, const Tensor& t, const std::vector<int64_t>& dims, bo
 Tensor argmax(const Tensor& t, int64_t dim, bool keepdim);
 // Sums `t` down to `shape` (the inverse of broadcasting `shape` up to t's shape): undoes broadcasting in backward.
 Tensor sum_to(const Tensor& t, const Shape& shape);
+// log(softmax(t)) along dim, in one kernel: t - max - log(sum(exp(t - max))) (floating dtypes; the shift by the max
+// keeps exp from overflowing).
+Tensor log_softmax(const Tensor& t, int64_t dim);
+// Its input gradient from its output y = log_softmax(t, dim): grad - exp(y) * sum(grad, dim), one kernel. grad and y
+// have one shape (no broadcasting).
+Tensor log_softmax_backward(const Tensor& grad, const Tensor& out, int64_t dim);
 
 // --- indexing ---
 // out[..., j, ...] = t[..., index[..., j, ...], ...] along `dim`; index is int64 with t's shape except at dim.

@@ -244,6 +244,112 @@ TEST_CASE("elu's one-kernel backward matches the four-op formula it replaced") {
   }
 }
 
+// log_softmax is one kernel each way (backends/cpu/reduce.cpp), with three layouts: groups of short rows of the last
+// dimension, long rows summed in chunks of 256, and rows strided by the dimensions after (blocks of 64 side by
+// side). Each shape below reaches one layout or the edge between two; every result is checked against the formula
+// in double, and must be the same bits at 1, 2 and 3 threads.
+TEST_CASE("log_softmax's kernels match the formula in double on every layout and thread count") {
+  struct Case {
+    Shape shape;
+    int64_t dim;
+  };
+  const std::vector<Case> cases = {
+      {{50, 10}, 1},    // short rows: groups of 25
+      {{7, 256}, 1},    // one row per group, exactly a chunk
+      {{4, 257}, 1},    // the shortest long row: chunks of 256 and 1
+      {{3, 1000}, -1},  // long rows
+      {{6, 1}, 1},      // one element per row: 0
+      {{2, 5, 70}, 1},  // strided rows: blocks of 64 and 6
+      {{1000, 3}, 0},   // strided rows, a long reduced dimension
+  };
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    const double eps = dtype == DType::Float32 ? 1.1920929e-7 : 2.220446e-16;
+    for (const Case& c : cases) {
+      CAPTURE(dtype);
+      CAPTURE(c.shape);
+      const Tensor x = uniform(c.shape, -8, 8, RandomKey{41}, dtype).requires_grad_();
+      const Tensor g = uniform(c.shape, -1, 1, RandomKey{42}, dtype);
+      std::vector<double> first_y, first_dx;
+      for (int threads : {1, 2, 3}) {
+        testing::ThreadCountGuard guard;
+        set_num_threads(threads);
+        x.set_grad(Tensor());
+        const Tensor y = log_softmax(x, c.dim);
+        y.backward(g);
+        if (threads == 1) {
+          first_y = values(y);
+          first_dx = values(x.grad());
+        } else {
+          CHECK(values(y) == first_y);
+          CHECK(values(x.grad()) == first_dx);
+        }
+      }
+      // The formula along dimension d of a contiguous (outer, n, inner) view, in double.
+      const int d = normalize_dim(c.dim, static_cast<int64_t>(c.shape.size()), "test");
+      int64_t outer = 1, inner = 1;
+      for (int i = 0; i < d; ++i) outer *= c.shape[i];
+      for (size_t i = d + 1; i < c.shape.size(); ++i) inner *= c.shape[i];
+      const int64_t n = c.shape[d];
+      const std::vector<double> xv = values(x), gv = values(g);
+      for (int64_t o = 0; o < outer; ++o) {
+        for (int64_t i = 0; i < inner; ++i) {
+          auto at = [&](int64_t j) { return static_cast<size_t>((o * n + j) * inner + i); };
+          double m = xv[at(0)], s = 0, gs = 0;
+          for (int64_t j = 1; j < n; ++j) m = std::max(m, xv[at(j)]);
+          for (int64_t j = 0; j < n; ++j) {
+            s += std::exp(xv[at(j)] - m);
+            gs += gv[at(j)];
+          }
+          for (int64_t j = 0; j < n; ++j) {
+            const double want_y = xv[at(j)] - m - std::log(s);
+            REQUIRE(std::fabs(first_y[at(j)] - want_y) <= 8 * eps * (1 + std::fabs(want_y)));
+            // dx from the output as computed (the kernel's input), so only the backward's rounding counts.
+            const double want_dx = gv[at(j)] - std::exp(first_y[at(j)]) * gs;
+            REQUIRE(std::fabs(first_dx[at(j)] - want_dx) <= 8 * eps * (1 + std::fabs(gs)));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("log_softmax: NaN and +inf make their row NaN, -inf gives -inf, an empty tensor an empty result") {
+  // Rows of 10 (grouped) and 300 (long): row 0 holds a NaN, row 1 a +inf, row 2 a -inf, row 3 is ordinary.
+  for (int64_t n : {10, 300}) {
+    CAPTURE(n);
+    std::vector<double> v(static_cast<size_t>(4 * n));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(static_cast<double>(i));
+    v[3] = std::nan("");
+    v[static_cast<size_t>(n + 5)] = INFINITY;
+    v[static_cast<size_t>(2 * n + 7)] = -INFINITY;
+    const std::vector<double> y = values(log_softmax(from_vector(v, {4, n}), 1));
+    for (int64_t j = 0; j < n; ++j) {
+      CHECK(std::isnan(y[static_cast<size_t>(j)]));
+      CHECK(std::isnan(y[static_cast<size_t>(n + j)]));
+      const double third = y[static_cast<size_t>(2 * n + j)];
+      CHECK((j == 7 ? third == -INFINITY : std::isfinite(third)));
+      CHECK(std::isfinite(y[static_cast<size_t>(3 * n + j)]));
+    }
+  }
+  CHECK(log_softmax(zeros({0, 5}), 1).shape() == Shape{0, 5});
+  CHECK(log_softmax(zeros({3, 0}), 1).shape() == Shape{3, 0});
+}
+
+TEST_CASE("log_softmax and its gradient kernel refuse bad input by name") {
+  testing::check_throws_with([] { log_softmax(zeros({2, 3}, DType::Int64), 1); }, {"log_softmax", "int64"});
+  testing::check_throws_with([] { log_softmax(zeros({2, 3}), 2); }, {"log_softmax", "2"});
+  testing::check_throws_with(
+      [] {
+        raw::log_softmax_backward(zeros({2, 3}), zeros({3, 2}), 1);
+      },
+      {"log_softmax_backward", "[2, 3]", "[3, 2]"});
+  testing::check_throws_with(
+      [] {
+        raw::log_softmax_backward(zeros({2, 3}), zeros({2, 3}, DType::Float64), 1);
+      },
+      {"log_softmax_backward", "dtypes differ"});
+}
+
 TEST_CASE("elu_backward and elu refuse what the output-based gradient cannot serve") {
   const Tensor g = zeros({2, 3});
   testing::check_throws_with([&] { raw::elu_backward(g, zeros({3, 2}), 1.0); }, {"elu_backward", "[2, 3]", "[3, 2]"});

@@ -1,5 +1,7 @@
-// Losses and log-softmax, composed from differentiable ops (their gradients come from the pieces).
+// Losses, composed from differentiable ops (their gradients come from the pieces), and log-softmax, one primitive
+// each way.
 #include "autograd/functions.h"
+#include "autograd/record.h"
 #include "backends/error.h"
 #include "tensor/raw_ops.h"
 
@@ -27,11 +29,15 @@ Tensor l1_loss(const Tensor& input, const Tensor& target) {
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim) {
-  // x - m - log(sum(exp(x - m))) with m = max(x) along dim: shifting by a constant changes nothing
-  // mathematically and keeps exp from overflowing, so m is detached (no gradient through it).
-  Tensor m = raw::reduce(ReduceOp::Max, x.detach(), {dim}, /*keepdim=*/true);
-  Tensor shifted = sub(x, m);
-  return sub(shifted, log(sum(exp(shifted), {dim}, /*keepdim=*/true)));
+  // One kernel each way (raw::log_softmax: x - m - log(sum(exp(x - m))), m the row's max), where the composition
+  // of amax, sub, exp, sum and log recorded five nodes and made ten passes over memory forward and backward:
+  // docs/benchmarks.md, "log_softmax as one kernel". The gradient is read from the output alone: dx = dy -
+  // softmax * sum(dy), softmax = exp(y).
+  Tensor out = raw::log_softmax(x, dim);
+  if (!should_record({x})) return out;
+  return record("log_softmax", out, {x}, [so = SavedTensor(out), dim](const auto& g, const auto&) {
+    return std::vector<Tensor>{raw::log_softmax_backward(g[0], so.unpack(), dim)};
+  });
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {

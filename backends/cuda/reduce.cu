@@ -1,5 +1,5 @@
-// Reductions on the GPU: sum / mean / max over any split of the source's dimensions into kept and reduced, and
-// argmax along one dimension. CPU twin: backends/cpu/reduce.cpp.
+// Reductions on the GPU: sum / mean / max over any split of the source's dimensions into kept and reduced, argmax
+// along one dimension, and log-softmax with its gradient (at the end of the file). CPU twin: backends/cpu/reduce.cpp.
 //
 // Three paths, by the reduced count R per output and the kept count K (the kernels per call in brackets):
 //   - short (R < kBlockReduceFrom): one thread per kept element walks its reduced range in order, like the CPU
@@ -40,8 +40,10 @@
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/device_math.h"
 #include "backends/cuda/launch.h"
 #include "backends/error.h"
+#include "backends/fast_divide.h"
 #include "backends/host_device.h"
 #include "backends/strided.h"
 
@@ -232,6 +234,112 @@ struct Argmax {
   ATELIER_HOST_DEVICE void operator()(int64_t k) const { dst[k] = argmax_of_row(src + offset_at(kept, k), n, stride); }
 };
 
+// Log-softmax and its gradient along the middle dimension of an (outer, dim, inner) view. Two paths:
+//   - one thread per row (o, i) walking its dim elements in order, where rows are strided (inner > 1: adjacent
+//     threads read adjacent rows, so loads are coalesced) or short (dim < kBlockReduceFrom);
+//   - one block per row of the last dimension (inner == 1, dim >= kBlockReduceFrom, as for logits): thread t takes
+//     elements t, t + B, ..., the block's fixed combine (the header) gives the max, then the sum, which every
+//     thread reads from shared memory to write its elements.
+// Both reduce each row in a fixed order (deterministic); sums accumulate in double, as on the CPU.
+
+// The block's fold, its result handed to every thread (block_fold leaves it in thread 0 only). The second sync
+// keeps the next fold's first write to shared[0] after every thread has read this result.
+template <typename Red, class Block>
+ATELIER_HOST_DEVICE typename Red::Acc block_fold_to_all(Block& b, typename Red::Acc acc) {
+  const typename Red::Acc total = block_fold<Red>(b, acc);
+  if (b.thread == 0) b.shared[0] = total;
+  b.sync();
+  const typename Red::Acc result = b.shared[0];
+  b.sync();
+  return result;
+}
+
+// The rows of an (outer, dim, inner) view: row r = o * inner + i starts at start(r), its element j is j * inner
+// further.
+struct SoftmaxRows {
+  int64_t dim, inner;
+  Divisor by_inner;
+  ATELIER_HOST_DEVICE int64_t start(int64_t row) const {
+    int64_t i;
+    const int64_t o = by_inner.divide(row, i);
+    return o * dim * inner + i;
+  }
+};
+
+// CPU twin: log_softmax_typed (backends/cpu/reduce.cpp): y = (x - m) - log(sum exp(x - m)).
+template <typename T>
+struct LogSoftmaxPerRow {
+  const T* src;
+  T* dst;
+  SoftmaxRows rows;
+  ATELIER_HOST_DEVICE void operator()(int64_t row) const {
+    const int64_t base = rows.start(row), dim = rows.dim, inner = rows.inner;
+    T m = src[base];
+    for (int64_t j = 1; j < dim; ++j) m = MaxReducer<T>::combine(m, src[base + j * inner]);
+    double sum = 0;
+    for (int64_t j = 0; j < dim; ++j)
+      sum += static_cast<double>(cuda::dev_exp(static_cast<T>(src[base + j * inner] - m)));
+    const T log_sum = static_cast<T>(cuda::dev_log(sum));
+    for (int64_t j = 0; j < dim; ++j) dst[base + j * inner] = (src[base + j * inner] - m) - log_sum;
+  }
+};
+
+template <typename T>
+struct LogSoftmaxBlockRow {
+  const T* src;
+  T* dst;
+  int64_t dim;
+  ATELIER_HOST_DEVICE void operator()(cuda::BlockContext<double, kReduceBlock>& b) const {
+    const T* x = src + b.block * dim;
+    T* y = dst + b.block * dim;
+    double m = MaxReducer<double>::init();
+    for (int64_t j = b.thread; j < dim; j += kReduceBlock) m = MaxReducer<double>::combine(m, x[j]);
+    const T row_max = static_cast<T>(block_fold_to_all<MaxReducer<double>>(b, m));
+    double sum = 0;
+    for (int64_t j = b.thread; j < dim; j += kReduceBlock) sum += cuda::dev_exp(static_cast<T>(x[j] - row_max));
+    const T log_sum = static_cast<T>(cuda::dev_log(block_fold_to_all<SumReducer<T>>(b, sum)));
+    for (int64_t j = b.thread; j < dim; j += kReduceBlock) y[j] = (x[j] - row_max) - log_sum;
+  }
+};
+
+// CPU twin: log_softmax_backward_typed: dx = dy - exp(y) * sum(dy).
+template <typename T>
+struct LogSoftmaxBackwardPerRow {
+  const T* grad;
+  const T* out;
+  T* dst;
+  SoftmaxRows rows;
+  ATELIER_HOST_DEVICE void operator()(int64_t row) const {
+    const int64_t base = rows.start(row), dim = rows.dim, inner = rows.inner;
+    double sum = 0;
+    for (int64_t j = 0; j < dim; ++j) sum += static_cast<double>(grad[base + j * inner]);
+    const T total = static_cast<T>(sum);
+    for (int64_t j = 0; j < dim; ++j) {
+      const int64_t at = base + j * inner;
+      dst[at] = grad[at] - cuda::dev_exp(out[at]) * total;
+    }
+  }
+};
+
+template <typename T>
+struct LogSoftmaxBackwardBlockRow {
+  const T* grad;
+  const T* out;
+  T* dst;
+  int64_t dim;
+  ATELIER_HOST_DEVICE void operator()(cuda::BlockContext<double, kReduceBlock>& b) const {
+    const int64_t base = b.block * dim;
+    double sum = 0;
+    for (int64_t j = b.thread; j < dim; j += kReduceBlock) sum += static_cast<double>(grad[base + j]);
+    const T total = static_cast<T>(block_fold_to_all<SumReducer<T>>(b, sum));
+    for (int64_t j = b.thread; j < dim; j += kReduceBlock) {
+      dst[base + j] = grad[base + j] - cuda::dev_exp(out[base + j]) * total;
+    }
+  }
+};
+
+bool softmax_by_blocks(int64_t dim, int64_t inner) { return inner == 1 && dim >= kBlockReduceFrom; }
+
 }  // namespace
 
 void CudaBackend::reduce(const ReduceArgs& args) {
@@ -246,6 +354,34 @@ void CudaBackend::argmax(const ArgmaxArgs& args) {
   dispatch(cuda::argmax_types{}, args.dtype, "cuda argmax", [&]<class T> {
     cuda::launch_linear(kept.numel, Argmax<T>{static_cast<const T*>(args.src_data), args.dst_data, kept,
                                               args.reduced_size, args.reduced_stride});
+  });
+}
+
+void CudaBackend::log_softmax(const LogSoftmaxArgs& args) {
+  dispatch(cuda::log_softmax_types{}, args.dtype, "cuda log_softmax", [&]<class T> {
+    const T* src = static_cast<const T*>(args.src_data);
+    T* dst = static_cast<T*>(args.dst_data);
+    if (softmax_by_blocks(args.dim, args.inner)) {
+      cuda::launch_blocks<double, kReduceBlock>(args.outer, LogSoftmaxBlockRow<T>{src, dst, args.dim});
+    } else {
+      cuda::launch_linear(args.outer * args.inner,
+                          LogSoftmaxPerRow<T>{src, dst, SoftmaxRows{args.dim, args.inner, Divisor(args.inner)}});
+    }
+  });
+}
+
+void CudaBackend::log_softmax_backward(const LogSoftmaxBackwardArgs& args) {
+  dispatch(cuda::log_softmax_backward_types{}, args.dtype, "cuda log_softmax_backward", [&]<class T> {
+    const T* grad = static_cast<const T*>(args.grad_data);
+    const T* out = static_cast<const T*>(args.out_data);
+    T* dst = static_cast<T*>(args.dst_data);
+    if (softmax_by_blocks(args.dim, args.inner)) {
+      cuda::launch_blocks<double, kReduceBlock>(args.outer, LogSoftmaxBackwardBlockRow<T>{grad, out, dst, args.dim});
+    } else {
+      cuda::launch_linear(
+          args.outer * args.inner,
+          LogSoftmaxBackwardPerRow<T>{grad, out, dst, SoftmaxRows{args.dim, args.inner, Divisor(args.inner)}});
+    }
   });
 }
 

@@ -103,6 +103,18 @@ def make_l1_loss():
     return run
 
 
+def make_log_softmax(rows, classes):
+    logits = torch.randn(rows, classes, requires_grad=True)
+    grad = torch.randn(rows, classes)
+
+    def run():
+        with torch.enable_grad():
+            F.log_softmax(logits, 1).backward(grad)
+        logits.grad = None
+
+    return run
+
+
 def adam_shapes():
     """The shapes of bench_ops.cpp's adam_shapes(): the 64x64 n=64 BEGAN encoder's convs and both fc layers."""
     shapes = []
@@ -140,6 +152,8 @@ def cases():
     # The kernel autograd calls for F.elu's backward, from the saved output (is_result=True), as atelier's.
     out.append(("elu_bwd/16x64x64x64", lambda: (lambda: torch.ops.aten.elu_backward(dy, 1.0, 1.0, 1.0, True, y))))
     out.append(("l1_loss/16x3x64x64/fwd_bwd", make_l1_loss))
+    out.append(("log_softmax/256x1000/fwd_bwd", lambda: make_log_softmax(256, 1000)))
+    out.append(("log_softmax/4096x10/fwd_bwd", lambda: make_log_softmax(4096, 10)))
     l1 = torch.randn(16, 3, 64, 64)
     l1_pair = torch.randn(2, 16 * 3 * 64 * 64)
     out.append(("reduce/mean/16x3x64x64_into_1", lambda: (lambda: l1.mean())))

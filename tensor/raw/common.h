@@ -41,6 +41,15 @@ inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
                                            << b.dtype() << " " << b.shape() << "); convert one with to(dtype)");
 }
 
+// (outer, dim, inner) of a contiguous tensor around dimension d: the view of the primitives that work along one
+// dimension (gather, scatter_add, log_softmax).
+inline void split_around(const Shape& shape, int d, int64_t& outer, int64_t& inner) {
+  outer = 1;
+  inner = 1;
+  for (int i = 0; i < d; ++i) outer *= shape[i];
+  for (size_t i = d + 1; i < shape.size(); ++i) inner *= shape[i];
+}
+
 inline void check_floating(const Tensor& t, const char* op) {
   ATELIER_CHECK(is_floating(t.dtype()),
                 op << ": expected a float32 or float64 tensor, got " << t.dtype() << " " << t.shape());

@@ -11,14 +11,6 @@ using namespace detail;
 
 namespace {
 
-// (outer, dim, inner) of a contiguous tensor around dimension d.
-void split_around(const Shape& shape, int d, int64_t& outer, int64_t& inner) {
-  outer = 1;
-  inner = 1;
-  for (int i = 0; i < d; ++i) outer *= shape[i];
-  for (size_t i = d + 1; i < shape.size(); ++i) inner *= shape[i];
-}
-
 void check_index_shape(const Shape& t_shape, const Tensor& index, int d, const char* op) {
   ATELIER_CHECK(index.dtype() == DType::Int64, op << ": index must be int64, got " << index.dtype());
   ATELIER_CHECK(index.dim() == static_cast<int64_t>(t_shape.size()), op << ": index of shape " << index.shape()

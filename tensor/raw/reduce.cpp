@@ -1,4 +1,5 @@
-// Reductions over any set of dims (sum, mean, max), argmax, and sum_to (the inverse of broadcasting).
+// Reductions over any set of dims (sum, mean, max), argmax, sum_to (the inverse of broadcasting), and log_softmax
+// with its gradient.
 #include <algorithm>
 #include <cstring>
 
@@ -53,6 +54,37 @@ Tensor argmax(const Tensor& t, int64_t dim, bool keepdim) {
                               ArgmaxArgs{t.dtype(), make_layout(kept_sizes, kept_strides), t.shape()[d], t.strides()[d],
                                          t.raw_data(), static_cast<int64_t*>(out.raw_data())});
   return out;
+}
+
+Tensor log_softmax(const Tensor& t, int64_t dim) {
+  const int d = normalize_dim(dim, t.dim(), "log_softmax");
+  check_floating(t, "log_softmax");  // an empty tensor gives an empty result (no kernel runs)
+  const Tensor src = contiguous(t);
+  Tensor out = raw::empty(t.shape(), t.dtype(), t.device());
+  int64_t outer, inner;
+  split_around(t.shape(), d, outer, inner);
+  launch<PrimitiveOp::log_softmax>(
+      t.device(), "log_softmax", out.numel(),
+      LogSoftmaxArgs{t.dtype(), outer, t.shape()[d], inner, src.raw_data(), out.raw_data()});
+  return out;
+}
+
+Tensor log_softmax_backward(const Tensor& grad, const Tensor& out, int64_t dim) {
+  check_same_device(grad, out, "log_softmax_backward");
+  check_same_dtype(grad, out, "log_softmax_backward");
+  check_floating(grad, "log_softmax_backward");
+  ATELIER_CHECK(grad.shape() == out.shape(), "log_softmax_backward: gradient "
+                                                 << grad.shape() << " and log_softmax output " << out.shape()
+                                                 << " differ in shape");
+  const int d = normalize_dim(dim, out.dim(), "log_softmax_backward");
+  const Tensor g = contiguous(grad), y = contiguous(out);
+  Tensor dst = raw::empty(out.shape(), out.dtype(), out.device());
+  int64_t outer, inner;
+  split_around(out.shape(), d, outer, inner);
+  launch<PrimitiveOp::log_softmax_backward>(
+      out.device(), "log_softmax_backward", dst.numel(),
+      LogSoftmaxBackwardArgs{out.dtype(), outer, out.shape()[d], inner, g.raw_data(), y.raw_data(), dst.raw_data()});
+  return dst;
 }
 
 Tensor sum_to(const Tensor& t, const Shape& shape) {

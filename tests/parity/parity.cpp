@@ -483,6 +483,60 @@ void argmax_rows(Rows& rows) {
   }
 }
 
+// log_softmax and its gradient along the middle dimension of (outer, dim, inner) views that reach both backends'
+// paths: the last dimension long (the GPU's block per row: 300 >= 64) and short (a thread per row), and rows
+// strided by inner 5 and by 70 (the CPU's blocks of 64 rows: one full, one of 6). The forward's first case holds
+// the special values of the contract (backends/args.h): a NaN (row 1), +inf (row 2), -inf (row 3: that element
+// -inf, the others finite) and logits of 1000 (row 4).
+struct SoftmaxCase {
+  int64_t outer, dim, inner;
+};
+const SoftmaxCase kSoftmaxCases[] = {{5, 300, 1}, {9, 20, 1}, {6, 7, 5}, {2, 3, 70}};
+
+Tensor softmax_source(const SoftmaxCase& c, DType dtype, uint64_t stream, Device d, bool special) {
+  const Tensor values = make({c.outer, c.dim, c.inner}, dtype, stream, Device::cpu(), -6, 6);
+  if (!special) return values.to(d);
+  std::vector<double> v = values.to_vector<double>();
+  const double inf = std::numeric_limits<double>::infinity();
+  v[static_cast<size_t>(1 * c.dim + 17)] = std::numeric_limits<double>::quiet_NaN();
+  v[static_cast<size_t>(2 * c.dim + 250)] = inf;
+  v[static_cast<size_t>(3 * c.dim + 3)] = -inf;
+  for (int64_t j = 0; j < c.dim; ++j) v[static_cast<size_t>(4 * c.dim + j)] += 1000;
+  return from_vector(v, values.shape(), dtype).to(d);
+}
+
+void log_softmax_rows(Rows& rows) {
+  for (DType dtype : kFloating) {
+    add(rows, PrimitiveOp::log_softmax, dtype, "rows_short_long_strided", Tolerance::Elementwise, [dtype](Device d) {
+      std::vector<Tensor> out;
+      uint64_t stream = 40;
+      for (const SoftmaxCase& c : kSoftmaxCases) {
+        const Tensor src = softmax_source(c, dtype, stream++, d, /*special=*/out.empty());
+        Tensor dst = empty(src.shape(), dtype, d);
+        const LogSoftmaxArgs a{dtype, c.outer, c.dim, c.inner, src.raw_data(), dst.raw_data()};
+        run_on<PrimitiveOp::log_softmax>(d, dst.numel(), a);
+        out.push_back(dst);
+      }
+      return out;
+    });
+    add(rows, PrimitiveOp::log_softmax_backward, dtype, "rows_short_long_strided", Tolerance::Elementwise,
+        [dtype](Device d) {
+          std::vector<Tensor> out;
+          uint64_t stream = 50;
+          for (const SoftmaxCase& c : kSoftmaxCases) {
+            const Tensor grad = make({c.outer, c.dim, c.inner}, dtype, stream++, d, -1, 1);
+            const Tensor y = make({c.outer, c.dim, c.inner}, dtype, stream++, d, -8, 0);  // a log-probability
+            Tensor dst = empty(grad.shape(), dtype, d);
+            const LogSoftmaxBackwardArgs a{dtype,           c.outer,      c.dim,         c.inner,
+                                           grad.raw_data(), y.raw_data(), dst.raw_data()};
+            run_on<PrimitiveOp::log_softmax_backward>(d, dst.numel(), a);
+            out.push_back(dst);
+          }
+          return out;
+        });
+  }
+}
+
 void gather_rows(Rows& rows) {
   for (DType dtype : kAllDTypes) {
     add(rows, PrimitiveOp::gather, dtype, "middle_dim", Tolerance::Exact, [dtype](Device d) {
@@ -869,6 +923,7 @@ Rows build_rows() {
   elu_backward_rows(rows);
   reduce_rows(rows);
   argmax_rows(rows);
+  log_softmax_rows(rows);
   gather_rows(rows);
   scatter_add_rows(rows);
   gemm_rows(rows);
