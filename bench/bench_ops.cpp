@@ -9,6 +9,10 @@
 //                                   all3 (the three in a row: what one training step costs a conv layer)
 //   elu/..., upsample/..., copy/... NCHW shapes
 //   reduce/mean|sum/SHAPE_into_K     a sum or mean of SHAPE into K outputs (the BEGAN L1 losses, a bias gradient)
+//   log_softmax/RxC/fwd_bwd          a classifier's loss over R x C logits, forward and backward
+//   general/OP/fwd_bwd               common differentiable ops beyond BEGAN's, forward and backward through
+//                                    autograd at about 1M elements (general_cases() below): where a framework's
+//                                    everyday ops stand against PyTorch's
 // except the conv_algo/ rows, atelier's own (no PyTorch twin; the join shows "-" for PyTorch):
 //   conv_algo/NxCxHxW->C_out/all3/ALGO   a stride-1 conv's all3 with the conv algorithm forced (on either
 //                                        device), for the stride-1 conv/ rows and the thin layers around auto's
@@ -33,6 +37,7 @@
 // which is O(1) per call. The conv gradients are raw::conv2d_backward_input / raw::conv2d_backward_weight.
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -260,6 +265,93 @@ void bench_log_softmax(benchmark::State& state, int64_t rows, int64_t classes) {
     log_softmax(logits, 1).backward(grad);
     benchmark::DoNotOptimize(logits.grad().raw_data());
     logits.set_grad(Tensor());
+    finish();
+  }
+}
+
+// general/: an op of autograd/functions.h on float32 leaves (uniform in [lo, hi]) forward, then backward from a
+// gradient of ones (made once), the leaves' gradients cleared each iteration. The shapes are bench/peers/
+// ops_torch.py's general_cases(): mostly 512 x 2048 (1M elements), a row or column for the broadcasts.
+struct GeneralCase {
+  std::string name;
+  std::vector<Shape> shapes;
+  double lo, hi;
+  std::function<Tensor(const std::vector<Tensor>&)> op;
+};
+
+std::vector<GeneralCase> general_cases() {
+  using X = const std::vector<Tensor>&;
+  const Shape m = {512, 2048}, half_rows = {256, 2048}, half_cols = {512, 1024};
+  return {
+      {"add", {m, m}, -1, 1, [](X x) { return add(x[0], x[1]); }},
+      {"add/row_bias", {m, {2048}}, -1, 1, [](X x) { return add(x[0], x[1]); }},
+      {"add/column_bias", {m, {512, 1}}, -1, 1, [](X x) { return add(x[0], x[1]); }},
+      {"mul", {m, m}, -1, 1, [](X x) { return mul(x[0], x[1]); }},
+      {"mul/scalar", {m}, -1, 1, [](X x) { return mul(x[0], 3.0); }},
+      {"div", {m, m}, 1, 2, [](X x) { return div(x[0], x[1]); }},
+      {"exp", {m}, -1, 1, [](X x) { return exp(x[0]); }},
+      {"log", {m}, 0.5, 2, [](X x) { return log(x[0]); }},
+      {"sqrt", {m}, 0.5, 2, [](X x) { return sqrt(x[0]); }},
+      {"pow2", {m}, -1, 1, [](X x) { return pow(x[0], 2.0); }},
+      {"abs", {m}, -1, 1, [](X x) { return abs(x[0]); }},
+      {"tanh", {m}, -1, 1, [](X x) { return tanh(x[0]); }},
+      {"sigmoid", {m}, -1, 1, [](X x) { return sigmoid(x[0]); }},
+      {"relu", {m}, -1, 1, [](X x) { return relu(x[0]); }},
+      {"elu", {m}, -1, 1, [](X x) { return elu(x[0]); }},
+      {"clamp", {m}, -1, 1, [](X x) { return clamp(x[0], -0.5, 0.5); }},
+      {"sum/all", {m}, -1, 1, [](X x) { return sum(x[0]); }},
+      {"sum/dim0", {m}, -1, 1, [](X x) { return sum(x[0], {0}); }},
+      {"sum/dim1", {m}, -1, 1, [](X x) { return sum(x[0], {1}); }},
+      {"mean/dim1", {m}, -1, 1, [](X x) { return mean(x[0], {1}); }},
+      {"amax/dim0", {m}, -1, 1, [](X x) { return amax(x[0], {0}); }},
+      {"amax/dim1", {m}, -1, 1, [](X x) { return amax(x[0], {1}); }},
+      {"matmul/512", {{512, 512}, {512, 512}}, -1, 1, [](X x) { return matmul(x[0], x[1]); }},
+      {"linear/256x1024x1024",
+       {{256, 1024}, {1024, 1024}, {1024}},
+       -1,
+       1,
+       [](X x) { return linear(x[0], x[1], x[2]); }},
+      {"transpose_contiguous", {m}, -1, 1, [](X x) { return contiguous(transpose(x[0], 0, 1)); }},
+      {"permute3d_contiguous",
+       {{64, 128, 128}},
+       -1,
+       1,
+       [](X x) {
+         return contiguous(permute(x[0], {2, 0, 1}));
+       }},
+      {"cat/dim0",
+       {half_rows, half_rows},
+       -1,
+       1,
+       [](X x) {
+         return cat({x[0], x[1]}, 0);
+       }},
+      {"cat/dim1",
+       {half_cols, half_cols},
+       -1,
+       1,
+       [](X x) {
+         return cat({x[0], x[1]}, 1);
+       }},
+      {"slice_step2", {m}, -1, 1, [](X x) { return contiguous(slice(x[0], 1, 0, 2048, 2)); }},
+      {"mse_loss", {m, m}, -1, 1, [](X x) { return mse_loss(x[0], x[1]); }},
+      {"l1_loss", {m, m}, -1, 1, [](X x) { return l1_loss(x[0], x[1]); }},
+      {"to_float64", {m}, -1, 1, [](X x) { return to_dtype(x[0], DType::Float64); }},
+  };
+}
+
+void bench_general(benchmark::State& state, const GeneralCase& c) {
+  std::vector<Tensor> leaves;
+  uint64_t stream = 0;
+  for (const Shape& shape : c.shapes) {
+    leaves.push_back(on_device(uniform(shape, c.lo, c.hi, RandomKey{7, stream++})).requires_grad_());
+  }
+  const Tensor probe = c.op(leaves);
+  const Tensor seed = on_device(ones(probe.shape(), probe.dtype()));
+  for (auto _ : state) {
+    c.op(leaves).backward(seed);
+    benchmark::DoNotOptimize(leaves[0].grad().raw_data());
+    for (const Tensor& leaf : leaves) leaf.set_grad(Tensor());
     finish();
   }
 }
@@ -503,6 +595,9 @@ void register_all() {
   add("l1_loss/16x3x64x64/fwd_bwd", bench_l1_loss);
   add("log_softmax/256x1000/fwd_bwd", [](benchmark::State& s) { bench_log_softmax(s, 256, 1000); });
   add("log_softmax/4096x10/fwd_bwd", [](benchmark::State& s) { bench_log_softmax(s, 4096, 10); });
+  for (const GeneralCase& c : general_cases()) {
+    add("general/" + c.name + "/fwd_bwd", [c](benchmark::State& s) { bench_general(s, c); });
+  }
   add("reduce/mean/16x3x64x64_into_1", [](benchmark::State& s) { bench_reduce(s, {16, 3, 64, 64}, {}, true); });
   add("reduce/mean/2x16x3x64x64_into_2", [](benchmark::State& s) {
     bench_reduce(s, {2, 16 * 3 * 64 * 64}, {1}, true);

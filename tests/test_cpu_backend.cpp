@@ -192,6 +192,16 @@ TEST_CASE("copy: transposed source, strided destination, every element size") {
       for (int64_t b = 0; b < Bd; ++b)
         ok &= out[static_cast<size_t>((c * A + a) * Bd + b)] == big[static_cast<size_t>((a * Bd + b) * C + c)];
   CHECK(ok);
+  // Broadcasts materialised (stride 0): a column (300) repeated along rows of 70 (large enough for the tiled
+  // path's size, which is for transposes and must not take it), and one value over 5,000 elements.
+  std::vector<float> column(300), rows(300 * 70, -1.f), filled(5000, -1.f);
+  std::iota(column.begin(), column.end(), 1.f);
+  cpu().copy(CopyArgs{DType::Float32, layout({300, 70}), rows.data(), layout({300, 70}, {1, 0}), column.data()});
+  bool broadcast_ok = true;
+  for (size_t i = 0; i < rows.size(); ++i) broadcast_ok &= rows[i] == column[i / 70];
+  CHECK(broadcast_ok);
+  cpu().copy(CopyArgs{DType::Float32, layout({5000}), filled.data(), layout({5000}, {0}), column.data() + 6});
+  CHECK(std::all_of(filled.begin(), filled.end(), [](float v) { return v == 7.f; }));
 }
 
 TEST_CASE("cast: truncation, bool, integer sources") {
@@ -268,10 +278,26 @@ TEST_CASE("unary: every op against std, strided input") {
   expect(UnaryOp::Relu, [](double v) { return v > 0 ? v : 0.0; });
   expect(
       UnaryOp::Elu, [](double v) { return v > 0 ? v : 0.5 * (std::exp(v) - 1); }, 0.5);
-  expect(
-      UnaryOp::Pow, [](double v) { return std::pow(v, 2.0); }, 2.0);
+  // x^2, x^1 and x^-1 are one correctly rounded operation each (v * v, v, 1 / v); other exponents are std::pow.
+  for (double p : {2.0, 1.0, -1.0, 3.0, 0.5}) {
+    expect(
+        UnaryOp::Pow, [p](double v) { return std::pow(v, p); }, p);
+  }
   expect(
       UnaryOp::Clamp, [](double v) { return std::min(std::max(v, -1.0), 1.5); }, -1.0, 1.5);
+
+  // The special values of x^2, x^1 and x^-1 are pow's: signed zeros, infinities, NaN.
+  const std::vector<double> special = {0.0, -0.0, INFINITY, -INFINITY, std::nan(""), 3.0, -2.5};
+  for (double p : {2.0, 1.0, -1.0}) {
+    std::vector<double> y(special.size());
+    cpu().unary(UnaryArgs{UnaryOp::Pow, DType::Float64, layout({7}), special.data(), y.data(), p, 0});
+    for (size_t i = 0; i < special.size(); ++i) {
+      const double want = std::pow(special[i], p);
+      CAPTURE(p);
+      CAPTURE(special[i]);
+      CHECK(((y[i] == want && std::signbit(y[i]) == std::signbit(want)) || (std::isnan(y[i]) && std::isnan(want))));
+    }
+  }
 
   // Sigmoid stays finite in float32 for large |x|.
   std::vector<float> big = {-200.f, 200.f, -90.f, 90.f}, sy(4);
@@ -434,6 +460,69 @@ TEST_CASE("reduce: sum, mean, max over kept/reduced splits") {
         }).find("empty") != std::string::npos);
   CHECK_THROWS_AS(cpu().reduce(ReduceArgs{ReduceOp::Mean, DType::Float64, layout({}), layout({0}), src.data(), &e}),
                   Error);
+}
+
+// Outputs side by side and reduced over leading dimensions (x.sum(0), a bias gradient, broadcasting's backward)
+// go a block of outputs at a time (backends/cpu/reduce.cpp, reduce_columns). Each output is still summed in double
+// in the plan's order, so a double loop in that order gives the same bits; at 1, 2 and 3 threads; blocks of 16 to
+// 512 outputs and a last partial block; the reduced dimensions one merged run or two that do not merge (a sliced
+// view).
+TEST_CASE("reduce: sums, means and maxima over leading dimensions, a block of outputs at a time") {
+  const int64_t rows = 37, cols = 1100;  // 1,100 outputs: blocks of 512 (1 thread), 560 -> 512 (2), 368 (3)
+  std::vector<float> x(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i)) * 10);
+  x[static_cast<size_t>(5 * cols + 7)] = std::numeric_limits<float>::quiet_NaN();  // output 7's max and sum
+  struct Case {
+    Layout reduced;
+    std::vector<int64_t> row_offsets;  // the reduced rows' offsets, in the plan's order
+  };
+  std::vector<Case> cases;
+  std::vector<int64_t> all(static_cast<size_t>(rows)), even;
+  for (int64_t r = 0; r < rows; ++r) all[static_cast<size_t>(r)] = r * cols;
+  cases.push_back({layout({rows}, {cols}), all});
+  // Rows 0, 2, ..., 34 as (2, 9) with strides (18 cols, 2 cols): two dimensions that do not merge.
+  for (int64_t a = 0; a < 2; ++a)
+    for (int64_t b = 0; b < 9; ++b) even.push_back((a * 18 + b * 2) * cols);
+  cases.push_back({layout({2, 9}, {18 * cols, 2 * cols}), even});
+  for (const Case& c : cases) {
+    for (int threads : {1, 2, 3}) {
+      ThreadCount pool(threads);
+      CAPTURE(threads);
+      for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max}) {
+        std::vector<float> out(static_cast<size_t>(cols));
+        cpu().reduce(ReduceArgs{op, DType::Float32, layout({cols}, {1}), c.reduced, x.data(), out.data()});
+        for (int64_t k = 0; k < cols; ++k) {
+          double sum = 0;
+          float max = -std::numeric_limits<float>::infinity();
+          for (int64_t off : c.row_offsets) {
+            const float v = x[static_cast<size_t>(off + k)];
+            sum += v;
+            max = (v > max || v != v) ? v : max;
+          }
+          const double n = static_cast<double>(c.row_offsets.size());
+          const float want = op == ReduceOp::Sum    ? static_cast<float>(sum)
+                             : op == ReduceOp::Mean ? static_cast<float>(sum * (1.0 / n))
+                                                    : max;
+          const float got = out[static_cast<size_t>(k)];
+          if (!(got == want || (std::isnan(got) && std::isnan(want)))) {
+            FAIL("output " << k << " of " << reduce_op_name(op) << ": got " << got << ", want " << want);
+          }
+        }
+      }
+    }
+  }
+  // int64 sums wrap as the output-by-output path's do.
+  std::vector<int64_t> big = {std::numeric_limits<int64_t>::max(), 5}, wrapped(20);
+  std::vector<int64_t> m(40);
+  for (int64_t k = 0; k < 20; ++k) {
+    m[static_cast<size_t>(k)] = big[0];
+    m[static_cast<size_t>(20 + k)] = k;
+  }
+  cpu().reduce(ReduceArgs{ReduceOp::Sum, DType::Int64, layout({20}, {1}), layout({2}, {20}), m.data(), wrapped.data()});
+  for (int64_t k = 0; k < 20; ++k) {
+    CHECK(wrapped[static_cast<size_t>(k)] ==
+          static_cast<int64_t>(static_cast<uint64_t>(big[0]) + static_cast<uint64_t>(k)));
+  }
 }
 
 TEST_CASE("reduce: float32 accuracy and determinism on 10^6 elements") {

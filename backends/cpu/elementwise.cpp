@@ -153,19 +153,25 @@ void unary_typed(const UnaryArgs& args) {
       return map1_array(
           s, dst, x, [](const auto& in, auto& out) { out = in.tanh(); }, [](T v) { return std::tanh(v); });
     case UnaryOp::Sigmoid:
-      // exp of a non-positive number only: no overflow for large |v|.
-      return map1(s, dst, x, [](T v) {
-        if (v >= T(0)) return T(1) / (T(1) + std::exp(-v));
-        const T e = std::exp(v);
-        return e / (T(1) + e);
-      });
+      // 1 / (1 + e^-v): e^-v past the dtype's range is inf (or Eigen's largest finite value), which gives 0, never
+      // NaN. Vectorised as exp is (map1_array): with libm's scalar exp and a branch on the sign per element,
+      // sigmoid forward and backward over 1M floats took 7.6x PyTorch's time.
+      return map1_array(
+          s, dst, x, [](const auto& in, auto& out) { out = (T(1) + (-in).exp()).inverse(); },
+          [](T v) { return T(1) / (T(1) + std::exp(-v)); });
     case UnaryOp::Relu: return map1(s, dst, x, [](T v) { return v < T(0) ? T(0) : v; });
     case UnaryOp::Elu:
       // Vectorised by elu_array (backends/cpu/eigen.h); strided elements one at a time.
       return map1_array(
           s, dst, x, [p0](const auto& in, auto& out) { out = elu_array(in, p0); },
           [p0](T v) { return v > T(0) ? v : p0 * std::expm1(v); });
-    case UnaryOp::Pow: return map1(s, dst, x, [p0](T v) { return std::pow(v, p0); });
+    case UnaryOp::Pow:
+      // The exponents whose result one correctly rounded operation gives, as pow's does (x^2, and x^1 in x^2's
+      // gradient): libm's pow costs ~20 ns an element (x^2 forward and backward: 8.8x PyTorch's time).
+      if (p0 == T(2)) return map1(s, dst, x, [](T v) { return v * v; });
+      if (p0 == T(1)) return map1(s, dst, x, [](T v) { return v; });
+      if (p0 == T(-1)) return map1(s, dst, x, [](T v) { return T(1) / v; });
+      return map1(s, dst, x, [p0](T v) { return std::pow(v, p0); });
     case UnaryOp::Clamp: return map1(s, dst, x, [p0, p1](T v) { return std::min(std::max(v, p0), p1); });
   }
   throw Error("cpu unary: unknown op " + std::to_string(static_cast<int>(args.op)));

@@ -92,6 +92,44 @@ typename Red::Acc reduce_range(const T* src, const StridedPlan<1>& rplan, int64_
   return acc;
 }
 
+// Outputs side by side in memory (the kept elements one contiguous run) and every reduced element a whole row
+// of them away: a sum over the leading dimensions, as of a bias gradient (x.sum(0)) or broadcasting's backward.
+// Reduced output by output, each output's loads are a row apart (a cache line per element); instead a block of
+// adjacent outputs is reduced together, a row of the block at a time, so that every load is contiguous and the
+// adds vectorise. Each output is still reduced by one thread from start to end in the plan's order: the
+// results do not depend on the thread count. (sum over dim 0 of 512 x 2048 floats, one thread, forward and
+// backward: 5.2x PyTorch's time output by output.)
+constexpr int64_t kColumnBlock = 512;    // outputs per block: accumulators in 4 KiB of doubles
+constexpr int64_t kColumnBlockMin = 16;  // fewer outputs than this: output by output
+
+template <typename Red, typename T, typename Finish>
+void reduce_columns(const T* src, T* dst, int64_t kept, const StridedPlan<1>& rplan, int64_t reduced, Finish finish) {
+  using Acc = typename Red::Acc;
+  // Blocks of at most kColumnBlock outputs, at least one per thread while there are outputs for it.
+  const int64_t per_thread = (kept + num_threads() - 1) / num_threads();
+  const int64_t block = std::clamp<int64_t>((per_thread + 15) / 16 * 16, kColumnBlockMin, kColumnBlock);
+  const int64_t blocks = (kept + block - 1) / block;
+  auto body = [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t k0 = b * block, width = std::min(block, kept - k0);
+      Acc acc[kColumnBlock];
+      for (int64_t k = 0; k < width; ++k) acc[k] = Red::init();
+      for_each_run(rplan, 0, reduced, [&](const int64_t* off, const int64_t* st, int64_t count) {
+        for (int64_t i = 0; i < count; ++i) {
+          const T* row = src + off[0] + i * st[0] + k0;
+          for (int64_t k = 0; k < width; ++k) acc[k] = Red::combine(acc[k], static_cast<Acc>(row[k]));
+        }
+      });
+      for (int64_t k = 0; k < width; ++k) dst[k0 + k] = finish(acc[k]);
+    }
+  };
+  if (kept * reduced >= kParallelThreshold) {
+    parallel_for(blocks, 1, body);
+  } else {
+    body(0, blocks);
+  }
+}
+
 template <typename Red, typename T, typename Finish>
 void run_reduce(const ReduceArgs& args, Finish finish) {
   const T* src = static_cast<const T*>(args.src_data);
@@ -125,6 +163,12 @@ void run_reduce(const ReduceArgs& args, Finish finish) {
       for (int64_t c = 1; c < chunks; ++c) acc = Red::combine(acc, partials[static_cast<size_t>(c * kept + k)]);
       dst[k] = finish(acc);
     }
+    return;
+  }
+
+  if (kplan.ndim == 1 && kplan.strides[0][0] == 1 && kept >= kColumnBlockMin &&
+      (rplan.ndim == 0 || rplan.strides[0][rplan.ndim - 1] != 1)) {
+    reduce_columns<Red>(src, dst, kept, rplan, reduced, finish);
     return;
   }
 

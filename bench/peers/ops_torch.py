@@ -115,6 +115,59 @@ def make_log_softmax(rows, classes):
     return run
 
 
+def general_cases():
+    """bench_ops.cpp's general_cases(): (name, leaf shapes, lo, hi, op), forward then backward from ones."""
+    m, half_rows, half_cols = (512, 2048), (256, 2048), (512, 1024)
+    return [
+        ("add", [m, m], -1, 1, lambda x: x[0] + x[1]),
+        ("add/row_bias", [m, (2048,)], -1, 1, lambda x: x[0] + x[1]),
+        ("add/column_bias", [m, (512, 1)], -1, 1, lambda x: x[0] + x[1]),
+        ("mul", [m, m], -1, 1, lambda x: x[0] * x[1]),
+        ("mul/scalar", [m], -1, 1, lambda x: x[0] * 3.0),
+        ("div", [m, m], 1, 2, lambda x: x[0] / x[1]),
+        ("exp", [m], -1, 1, lambda x: torch.exp(x[0])),
+        ("log", [m], 0.5, 2, lambda x: torch.log(x[0])),
+        ("sqrt", [m], 0.5, 2, lambda x: torch.sqrt(x[0])),
+        ("pow2", [m], -1, 1, lambda x: torch.pow(x[0], 2.0)),
+        ("abs", [m], -1, 1, lambda x: torch.abs(x[0])),
+        ("tanh", [m], -1, 1, lambda x: torch.tanh(x[0])),
+        ("sigmoid", [m], -1, 1, lambda x: torch.sigmoid(x[0])),
+        ("relu", [m], -1, 1, lambda x: F.relu(x[0])),
+        ("elu", [m], -1, 1, lambda x: F.elu(x[0])),
+        ("clamp", [m], -1, 1, lambda x: torch.clamp(x[0], -0.5, 0.5)),
+        ("sum/all", [m], -1, 1, lambda x: x[0].sum()),
+        ("sum/dim0", [m], -1, 1, lambda x: x[0].sum(0)),
+        ("sum/dim1", [m], -1, 1, lambda x: x[0].sum(1)),
+        ("mean/dim1", [m], -1, 1, lambda x: x[0].mean(1)),
+        ("amax/dim0", [m], -1, 1, lambda x: x[0].amax(0)),
+        ("amax/dim1", [m], -1, 1, lambda x: x[0].amax(1)),
+        ("matmul/512", [(512, 512), (512, 512)], -1, 1, lambda x: x[0] @ x[1]),
+        ("linear/256x1024x1024", [(256, 1024), (1024, 1024), (1024,)], -1, 1, lambda x: F.linear(x[0], x[1], x[2])),
+        ("transpose_contiguous", [m], -1, 1, lambda x: x[0].t().contiguous()),
+        ("permute3d_contiguous", [(64, 128, 128)], -1, 1, lambda x: x[0].permute(2, 0, 1).contiguous()),
+        ("cat/dim0", [half_rows, half_rows], -1, 1, lambda x: torch.cat([x[0], x[1]], 0)),
+        ("cat/dim1", [half_cols, half_cols], -1, 1, lambda x: torch.cat([x[0], x[1]], 1)),
+        ("slice_step2", [m], -1, 1, lambda x: x[0][:, 0:2048:2].contiguous()),
+        ("mse_loss", [m, m], -1, 1, lambda x: F.mse_loss(x[0], x[1])),
+        ("l1_loss", [m, m], -1, 1, lambda x: F.l1_loss(x[0], x[1])),
+        ("to_float64", [m], -1, 1, lambda x: x[0].double()),
+    ]
+
+
+def make_general(shapes, lo, hi, op):
+    leaves = [torch.rand(*s).mul_(hi - lo).add_(lo).requires_grad_(True) for s in shapes]
+    with torch.enable_grad():
+        seed = torch.ones_like(op(leaves))
+
+    def run():
+        with torch.enable_grad():
+            op(leaves).backward(seed)
+        for leaf in leaves:
+            leaf.grad = None
+
+    return run
+
+
 def adam_shapes():
     """The shapes of bench_ops.cpp's adam_shapes(): the 64x64 n=64 BEGAN encoder's convs and both fc layers."""
     shapes = []
@@ -154,6 +207,8 @@ def cases():
     out.append(("l1_loss/16x3x64x64/fwd_bwd", make_l1_loss))
     out.append(("log_softmax/256x1000/fwd_bwd", lambda: make_log_softmax(256, 1000)))
     out.append(("log_softmax/4096x10/fwd_bwd", lambda: make_log_softmax(4096, 10)))
+    for name, shapes, lo, hi, op in general_cases():
+        out.append(("general/%s/fwd_bwd" % name, lambda s=shapes, lo=lo, hi=hi, op=op: make_general(s, lo, hi, op)))
     l1 = torch.randn(16, 3, 64, 64)
     l1_pair = torch.randn(2, 16 * 3 * 64 * 64)
     out.append(("reduce/mean/16x3x64x64_into_1", lambda: (lambda: l1.mean())))
