@@ -152,19 +152,24 @@ struct WhereArgs {
   double scalar = 0;
 };
 
-// The gradient of ELU from its saved output y = elu(x, alpha), so the input need not be kept:
-//   dst (contiguous, grad.sizes) = grad * (y > 0 ? 1 : y + alpha)
-// since for x <= 0, d/dx alpha (e^x - 1) = alpha e^x = y + alpha; y > 0 exactly when x > 0 for alpha >= 0
-// (autograd's elu refuses a negative alpha). grad and y share sizes, each with its own strides. float32/float64;
-// the arithmetic is in the dtype.
-struct EluBackwardArgs {
+// The gradient of an activation from its saved output y = op(x), so the input need not be kept:
+//   dst (contiguous, grad.sizes) = grad * d, with d by op:
+//     Elu      y > 0 ? 1 : y + alpha   for x <= 0, d/dx alpha (e^x - 1) = alpha e^x = y + alpha; y > 0 exactly
+//                                      when x > 0 for alpha >= 0 (autograd's elu refuses a negative alpha)
+//     Relu     y > 0 ? 1 : 0
+//     Tanh     1 - y * y
+//     Sigmoid  y * (1 - y)
+// Any other op is refused. grad and y share sizes, each with its own strides. float32/float64; the arithmetic is
+// in the dtype, in the order written (Tanh's 1 - y * y may be one fused multiply-add, rounded once).
+struct ActivationBackwardArgs {
+  UnaryOp op;
   DType dtype;
   Layout grad;
   const void* grad_data;
   Layout out;  // y, the forward's output
   const void* out_data;
   void* dst_data;
-  double alpha;
+  double alpha = 0;  // Elu's
 };
 
 enum class ReduceOp : uint8_t { Sum, Mean, Max };

@@ -236,7 +236,7 @@ void bench_elu_backward(benchmark::State& state) {
   Tensor y = on_device(raw::unary(UnaryOp::Elu, randn(kActivation), 1.0));
   Tensor dy = on_device(randn(kActivation));
   for (auto _ : state) {
-    Tensor dx = raw::elu_backward(dy, y, 1.0);
+    Tensor dx = raw::activation_backward(UnaryOp::Elu, dy, y, 1.0);
     benchmark::DoNotOptimize(dx.raw_data());
     finish();
   }

@@ -57,9 +57,9 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 // A scalar operand by value, as for binary (WhereArgs::scalar): the result has the tensor's dtype.
 Tensor where(const Tensor& cond, const Tensor& a, double b);
 Tensor where(const Tensor& cond, double a, const Tensor& b);
-// ELU's input gradient from its output y = elu(x, alpha): grad * (y > 0 ? 1 : y + alpha), one kernel. grad and y
-// have one shape (no broadcasting).
-Tensor elu_backward(const Tensor& grad, const Tensor& out, double alpha);
+// An activation's input gradient from its output y = op(x), one kernel: op Elu (grad * (y > 0 ? 1 : y + alpha)),
+// Relu, Tanh or Sigmoid (backends/args.h, ActivationBackwardArgs). grad and y have one shape (no broadcasting).
+Tensor activation_backward(UnaryOp op, const Tensor& grad, const Tensor& out, double alpha = 0);
 
 // --- reductions ---
 // dims empty = all dims. keepdim keeps reduced dims as size 1.

@@ -202,7 +202,7 @@ TEST_CASE("an internal invariant fails with ATELIER_ASSERT's message, distinct f
   CHECK_THROWS_WITH_AS(Tensor().set_grad(Tensor()), doctest::Contains("undefined Tensor"), Error);
 }
 
-// elu's backward is one kernel (raw::elu_backward) computed from the saved output y; it replaced
+// elu's backward is one kernel (raw::activation_backward) computed from the saved output y; it replaced
 // where(x > 0, g, g * (y + alpha)) over four ops. Both compute g * (y + alpha) in the dtype, so they agree exactly.
 TEST_CASE("elu's one-kernel backward matches the four-op formula it replaced") {
   // Around 0 (both zeros, tiny of both signs), ordinary values, large negatives (y rounds to -alpha, the gradient
@@ -238,7 +238,8 @@ TEST_CASE("elu's one-kernel backward matches the four-op formula it replaced") {
       }
 
       // Strided operands: the transposed gradient and output give the transposed result.
-      const Tensor strided = raw::elu_backward(g.t().contiguous().t(), y.detach().t().contiguous().t(), alpha);
+      const Tensor strided =
+          raw::activation_backward(UnaryOp::Elu, g.t().contiguous().t(), y.detach().t().contiguous().t(), alpha);
       CHECK(values(strided) == values(old));
     }
   }
@@ -350,14 +351,58 @@ TEST_CASE("log_softmax and its gradient kernel refuse bad input by name") {
       {"log_softmax_backward", "dtypes differ"});
 }
 
-TEST_CASE("elu_backward and elu refuse what the output-based gradient cannot serve") {
+// relu, tanh and sigmoid's backward became one kernel each too (raw::activation_backward), computing in the order of
+// the maps they replaced: relu g * (y > 0 as 0 or 1), tanh g * (1 - y * y), sigmoid g * (s * (1 - s)). relu and
+// sigmoid agree bit for bit, on contiguous and strided operands, across the vector loop's body and tail (1,000
+// elements); tanh's 1 - y * y may be one fused multiply-add in the kernel (the compiler contracts it), which
+// rounds once where the maps rounded twice: within an ulp of the dtype on d (|d| <= 1), so 2 eps |g| on the result.
+TEST_CASE("relu, tanh and sigmoid's one-kernel backward matches the maps it replaced") {
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    CAPTURE(dtype);
+    const Tensor x = uniform({40, 25}, -4, 4, RandomKey{61}, dtype);
+    const Tensor g = uniform({40, 25}, -2, 2, RandomKey{62}, dtype);
+    for (UnaryOp op : {UnaryOp::Relu, UnaryOp::Tanh, UnaryOp::Sigmoid}) {
+      CAPTURE(static_cast<int>(op));
+      const Tensor y = raw::unary(op, x);
+      Tensor d;
+      if (op == UnaryOp::Relu) d = raw::cast(raw::compare(CompareOp::Gt, y, 0.0), dtype);
+      if (op == UnaryOp::Tanh) d = raw::binary(BinaryOp::Sub, 1.0, raw::binary(BinaryOp::Mul, y, y));
+      if (op == UnaryOp::Sigmoid) d = raw::binary(BinaryOp::Mul, y, raw::binary(BinaryOp::Sub, 1.0, y));
+      const std::vector<double> old = values(raw::binary(BinaryOp::Mul, g, d)), gv = values(g);
+      const double eps = dtype == DType::Float32 ? 1.1920929e-7 : 2.220446e-16;
+      auto agrees = [&](const Tensor& got) {
+        const std::vector<double> v = values(got);
+        if (op != UnaryOp::Tanh) return v == old;
+        for (size_t i = 0; i < v.size(); ++i) {
+          if (!(std::fabs(v[i] - old[i]) <= 2 * eps * std::fabs(gv[i]))) return false;
+        }
+        return true;
+      };
+      CHECK(agrees(raw::activation_backward(op, g, y)));
+      CHECK(agrees(raw::activation_backward(op, g.t().contiguous().t(), y.t().contiguous().t())));
+      // Through autograd: the op's recorded backward is the kernel.
+      const Tensor leaf = x.detach().requires_grad_();
+      const Tensor out = op == UnaryOp::Relu ? relu(leaf) : op == UnaryOp::Tanh ? tanh(leaf) : sigmoid(leaf);
+      out.backward(g);
+      CHECK(agrees(leaf.grad()));
+    }
+  }
+}
+
+TEST_CASE("activation_backward and elu refuse what the output-based gradient cannot serve") {
   const Tensor g = zeros({2, 3});
-  testing::check_throws_with([&] { raw::elu_backward(g, zeros({3, 2}), 1.0); }, {"elu_backward", "[2, 3]", "[3, 2]"});
   testing::check_throws_with(
       [&] {
-        raw::elu_backward(g, zeros({2, 3}, DType::Float64), 1.0);
+        raw::activation_backward(UnaryOp::Elu, g, zeros({3, 2}), 1.0);
       },
-      {"elu_backward", "dtypes differ"});
+      {"activation_backward", "[2, 3]", "elu", "[3, 2]"});
+  testing::check_throws_with(
+      [&] {
+        raw::activation_backward(UnaryOp::Tanh, g, zeros({2, 3}, DType::Float64));
+      },
+      {"activation_backward", "dtypes differ"});
+  testing::check_throws_with([&] { raw::activation_backward(UnaryOp::Exp, g, g); },
+                             {"activation_backward", "exp", "no gradient from its output"});
   Tensor x = zeros({2, 3}).requires_grad_();
   testing::check_throws_with([&] { elu(x, -0.5); }, {"elu", "-0.5", "alpha >= 0"});
   NoGradGuard no_grad;  // without a gradient to record, any alpha is fine

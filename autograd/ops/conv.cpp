@@ -49,14 +49,14 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, HW stri
 }
 
 Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bias, HW stride, HW padding, double alpha) {
-  // y = ELU(conv + bias) in one pass; the backward turns dy into d(conv + bias) from y alone (elu_backward),
+  // y = ELU(conv + bias) in one pass; the backward turns dy into d(conv + bias) from y alone (activation_backward),
   // so the pre-activation is never stored: the memory of conv2d followed by elu, less one temporary.
   Tensor out = raw::conv2d(x, weight, bias, stride, padding, ConvActivation::Elu, alpha);
   if (!should_record({x, weight, bias})) return out;
   return record("conv2d_elu", out, {x, weight, bias},
                 [sy = SavedTensor(out), sx = saved_input(x, weight), sw = saved_weight(x, weight), xs = x.shape(),
                  ws = weight.shape(), stride, padding, alpha](const auto& g, const auto& needs) {
-                  const Tensor pre = raw::elu_backward(g[0], sy.unpack(), alpha);
+                  const Tensor pre = raw::activation_backward(UnaryOp::Elu, g[0], sy.unpack(), alpha);
                   return conv2d_grads(pre, sx, sw, xs, ws, stride, padding, needs);
                 });
 }
@@ -71,7 +71,7 @@ Tensor upsample_conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& 
   return record("upsample_conv2d_elu", out, {x, weight, bias},
                 [sy = SavedTensor(out), sx = saved_input(x, weight), sw = saved_weight(x, weight), xs = x.shape(),
                  ws = weight.shape(), stride, padding, alpha](const auto& g, const auto& needs) {
-                  const Tensor pre = raw::elu_backward(g[0], sy.unpack(), alpha);
+                  const Tensor pre = raw::activation_backward(UnaryOp::Elu, g[0], sy.unpack(), alpha);
                   return conv2d_grads(pre, sx, sw, xs, ws, stride, padding, needs, kUpsample);
                 });
 }

@@ -159,31 +159,27 @@ Tensor pow(const Tensor& x, double exponent) {
 Tensor tanh(const Tensor& x) {
   Tensor out = raw::unary(UnaryOp::Tanh, x);
   if (!should_record({x})) return out;
-  // d tanh = 1 - tanh^2
+  // d tanh = 1 - tanh^2, one kernel from the output (raw::activation_backward; three maps before).
   return record("tanh", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
-    Tensor y = so.unpack();
-    Tensor d = raw::binary(BinaryOp::Sub, 1.0, raw_mul(y, y));
-    return std::vector<Tensor>{raw_mul(g[0], d)};
+    return std::vector<Tensor>{raw::activation_backward(UnaryOp::Tanh, g[0], so.unpack())};
   });
 }
 
 Tensor sigmoid(const Tensor& x) {
   Tensor out = raw::unary(UnaryOp::Sigmoid, x);
   if (!should_record({x})) return out;
-  // d sigmoid = s (1 - s)
+  // d sigmoid = s (1 - s), one kernel from the output (three maps before).
   return record("sigmoid", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
-    Tensor s = so.unpack();
-    Tensor d = raw_mul(s, raw::binary(BinaryOp::Sub, 1.0, s));
-    return std::vector<Tensor>{raw_mul(g[0], d)};
+    return std::vector<Tensor>{raw::activation_backward(UnaryOp::Sigmoid, g[0], so.unpack())};
   });
 }
 
 Tensor relu(const Tensor& x) {
   Tensor out = raw::unary(UnaryOp::Relu, x);
   if (!should_record({x})) return out;
+  // g * (y > 0), one kernel from the output (a compare, a cast and a mul before).
   return record("relu", out, {x}, [so = SavedTensor(out)](const auto& g, const auto&) {
-    Tensor y = so.unpack();
-    return std::vector<Tensor>{raw_mul(g[0], mask_to(raw::compare(CompareOp::Gt, y, 0.0), y))};
+    return std::vector<Tensor>{raw::activation_backward(UnaryOp::Relu, g[0], so.unpack())};
   });
 }
 
@@ -195,7 +191,7 @@ Tensor elu(const Tensor& x, double alpha) {
   ATELIER_CHECK(alpha >= 0, "elu: alpha " << alpha << " is negative; its gradient from the output needs alpha >= 0 ("
                                           << x.shape() << ")");
   return record("elu", out, {x}, [so = SavedTensor(out), alpha](const auto& g, const auto&) {
-    return std::vector<Tensor>{raw::elu_backward(g[0], so.unpack(), alpha)};
+    return std::vector<Tensor>{raw::activation_backward(UnaryOp::Elu, g[0], so.unpack(), alpha)};
   });
 }
 

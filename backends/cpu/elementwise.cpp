@@ -1,4 +1,5 @@
-// Elementwise maps on the CPU: unary, binary (with broadcasting), compare, where and the fused ELU gradient.
+// Elementwise maps on the CPU: unary, binary (with broadcasting), compare, where and the activations' gradients
+// from their outputs.
 //
 // The output is always contiguous with the shared sizes; inputs are strided (stride 0 = broadcast). Each op is
 // a small lambda inlined into map1/map2/map3, whose inner loops special-case the common runs (all inputs
@@ -233,30 +234,54 @@ void where_typed(const WhereArgs& args) {
        [](bool c, T x, T y) { return c ? x : y; });
 }
 
-// One pass instead of the four of compare, add, mul and where; no exp to evaluate (the gradient reads y).
-// The contiguous runs are written with vectors: both arms computed, then blended. Left to the compiler, the plain
-// loop `g * (y > 0 ? 1 : y + alpha)` was vectorised by GCC only with AVX-512: it assumes floating-point ops may
-// trap, so it computes y + alpha only for the lanes that need it, which takes a masked add. With AVX2 it kept the
-// loop scalar, with a branch per element that the signs of y make unpredictable (and Eigen 3.4's select is
-// scalar too). Measured on a Zen 3, bench_ops elu_bwd/16x64x64x64, one thread: 23.3 ms (2.2 GB/s) that way.
-template <typename T>
-void elu_backward_typed(const EluBackwardArgs& args) {
-  using V = typename Simd<T>::V;
+// An activation's gradient from its output, one pass: ELU's replaced four (compare, add, mul, where), ReLU's three
+// (compare, cast, mul), tanh's and sigmoid's three maps each. d(y) of each op is written once as a function of a
+// scalar or a vector (the GCC vector types of simd.h take the same expressions), in the order of the composition
+// it replaced, so results are the same bits (but tanh's 1 - y * y, which GCC may contract into one fused
+// multiply-add: within an ulp of d). The contiguous runs are written with vectors: for ELU and ReLU both
+// arms are computed, then blended. Left to the compiler, the plain loop `g * (y > 0 ? 1 : y + alpha)` was
+// vectorised by GCC only with AVX-512: it assumes floating-point ops may trap, so it computes y + alpha only for
+// the lanes that need it, which takes a masked add. With AVX2 it kept the loop scalar, with a branch per element
+// that the signs of y make unpredictable (and Eigen 3.4's select is scalar too). Measured on a Zen 3, bench_ops
+// elu_bwd/16x64x64x64, one thread: 23.3 ms (2.2 GB/s) that way.
+template <UnaryOp Op, typename T>
+void activation_backward_op(const ActivationBackwardArgs& args) {
   constexpr int64_t kLanes = Simd<T>::kLanes;
   const T alpha = static_cast<T>(args.alpha);
-  const auto one = [alpha](T g, T y) { return g * (y > T(0) ? T(1) : y + alpha); };
+  // g * d(y); S is T or V.
+  const auto grad = [alpha]<typename S>(S g, S y) -> S {
+    if constexpr (Op == UnaryOp::Elu) {
+      return y > T(0) ? g : g * (y + alpha);
+    } else if constexpr (Op == UnaryOp::Relu) {
+      return g * (y > T(0) ? S{} + T(1) : S{});
+    } else if constexpr (Op == UnaryOp::Tanh) {
+      return g * (T(1) - y * y);
+    } else {
+      return g * (y * (T(1) - y));
+    }
+  };
   map2_runs(
       args.grad, static_cast<const T*>(args.grad_data), args.out, static_cast<const T*>(args.out_data),
       static_cast<T*>(args.dst_data),
-      [alpha, one](const T* g, const T* y, T* d, int64_t count) {
+      [grad](const T* g, const T* y, T* d, int64_t count) {
         int64_t i = 0;
-        for (; i + kLanes <= count; i += kLanes) {
-          const V gv = load_vector(g + i), yv = load_vector(y + i);
-          store_vector(d + i, yv > T(0) ? gv : gv * (yv + alpha));
-        }
-        for (; i < count; ++i) d[i] = one(g[i], y[i]);
+        for (; i + kLanes <= count; i += kLanes) store_vector(d + i, grad(load_vector(g + i), load_vector(y + i)));
+        for (; i < count; ++i) d[i] = grad(g[i], y[i]);
       },
-      one);
+      [grad](T g, T y) { return grad(g, y); });
+}
+
+template <typename T>
+void activation_backward_typed(const ActivationBackwardArgs& args) {
+  switch (args.op) {
+    case UnaryOp::Elu: return activation_backward_op<UnaryOp::Elu, T>(args);
+    case UnaryOp::Relu: return activation_backward_op<UnaryOp::Relu, T>(args);
+    case UnaryOp::Tanh: return activation_backward_op<UnaryOp::Tanh, T>(args);
+    case UnaryOp::Sigmoid: return activation_backward_op<UnaryOp::Sigmoid, T>(args);
+    default: break;
+  }
+  throw Error("cpu activation_backward: unary op " + std::to_string(static_cast<int>(args.op)) +
+              " has no gradient from its output");
 }
 
 }  // namespace
@@ -277,8 +302,9 @@ void where(const WhereArgs& args) {
   dispatch(where_types{}, args.dtype, "cpu where", [&]<class T> { where_typed<T>(args); });
 }
 
-void elu_backward(const EluBackwardArgs& args) {
-  dispatch(elu_backward_types{}, args.dtype, "cpu elu_backward", [&]<class T> { elu_backward_typed<T>(args); });
+void activation_backward(const ActivationBackwardArgs& args) {
+  dispatch(activation_backward_types{}, args.dtype, "cpu activation_backward",
+           [&]<class T> { activation_backward_typed<T>(args); });
 }
 
 }  // namespace atelier::cpu

@@ -1,5 +1,5 @@
 // Elementwise maps on the GPU: unary, binary (with broadcasting), compare,
-// where and the fused ELU gradient (CPU twin: backends/cpu/elementwise.cpp).
+// where and the activations' gradients from their outputs (CPU twin: backends/cpu/elementwise.cpp).
 //
 // The output is contiguous with the shared sizes; inputs are strided (stride 0
 // = broadcast). One thread per output element (launch_strided); each op is a
@@ -147,17 +147,25 @@ struct WhereMap {
   }
 };
 
-// dst[off0] = grad[off1] * (y[off2] > 0 ? 1 : y[off2] + alpha), from ELU's
-// saved output y. CPU twin: elu_backward_typed in backends/cpu/elementwise.cpp.
-template <typename T>
-struct EluBackwardMap {
+// dst[off0] = grad[off1] * d(y[off2]), an activation's gradient from its saved output y (backends/args.h,
+// ActivationBackwardArgs). CPU twin: activation_backward_op in backends/cpu/elementwise.cpp.
+template <UnaryOp Op, typename T>
+struct ActivationBackwardMap {
   T* dst;
   const T* grad;
   const T* y;
   T alpha;
   ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[3]) const {
-    const T v = y[off[2]];
-    dst[off[0]] = grad[off[1]] * (v > T(0) ? T(1) : v + alpha);
+    const T v = y[off[2]], g = grad[off[1]];
+    if constexpr (Op == UnaryOp::Elu) {
+      dst[off[0]] = g * (v > T(0) ? T(1) : v + alpha);
+    } else if constexpr (Op == UnaryOp::Relu) {
+      dst[off[0]] = g * (v > T(0) ? T(1) : T(0));
+    } else if constexpr (Op == UnaryOp::Tanh) {
+      dst[off[0]] = g * (T(1) - v * v);
+    } else {
+      dst[off[0]] = g * (v * (T(1) - v));
+    }
   }
 };
 
@@ -237,12 +245,24 @@ void where_typed(const WhereArgs& args) {
 }
 
 template <typename T>
-void elu_backward_typed(const EluBackwardArgs& args) {
+void activation_backward_typed(const ActivationBackwardArgs& args) {
   const Layout dst = contiguous_like(args.grad);
   const Layout* layouts[3] = {&dst, &args.grad, &args.out};
-  cuda::launch_strided(make_plan<3>(args.grad, layouts),
-                       EluBackwardMap<T>{static_cast<T*>(args.dst_data), static_cast<const T*>(args.grad_data),
-                                         static_cast<const T*>(args.out_data), static_cast<T>(args.alpha)});
+  const auto plan = make_plan<3>(args.grad, layouts);
+  auto run = [&]<UnaryOp op> {
+    cuda::launch_strided(
+        plan, ActivationBackwardMap<op, T>{static_cast<T*>(args.dst_data), static_cast<const T*>(args.grad_data),
+                                           static_cast<const T*>(args.out_data), static_cast<T>(args.alpha)});
+  };
+  switch (args.op) {
+    case UnaryOp::Elu: return run.template operator()<UnaryOp::Elu>();
+    case UnaryOp::Relu: return run.template operator()<UnaryOp::Relu>();
+    case UnaryOp::Tanh: return run.template operator()<UnaryOp::Tanh>();
+    case UnaryOp::Sigmoid: return run.template operator()<UnaryOp::Sigmoid>();
+    default: break;
+  }
+  throw Error("cuda activation_backward: unary op " + std::to_string(static_cast<int>(args.op)) +
+              " has no gradient from its output");
 }
 
 }  // namespace
@@ -263,8 +283,9 @@ void CudaBackend::where(const WhereArgs& args) {
   dispatch(cuda::where_types{}, args.dtype, "cuda where", [&]<class T> { where_typed<T>(args); });
 }
 
-void CudaBackend::elu_backward(const EluBackwardArgs& args) {
-  dispatch(cuda::elu_backward_types{}, args.dtype, "cuda elu_backward", [&]<class T> { elu_backward_typed<T>(args); });
+void CudaBackend::activation_backward(const ActivationBackwardArgs& args) {
+  dispatch(cuda::activation_backward_types{}, args.dtype, "cuda activation_backward",
+           [&]<class T> { activation_backward_typed<T>(args); });
 }
 
 }  // namespace atelier

@@ -166,16 +166,21 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor elu_backward(const Tensor& grad, const Tensor& out, double alpha) {
-  check_same_device(grad, out, "elu_backward");
-  check_same_dtype(grad, out, "elu_backward");
-  check_floating(grad, "elu_backward");
-  ATELIER_CHECK(grad.shape() == out.shape(),
-                "elu_backward: gradient " << grad.shape() << " and ELU output " << out.shape() << " differ in shape");
+Tensor activation_backward(UnaryOp op, const Tensor& grad, const Tensor& out, double alpha) {
+  const char* name = unary_name(op);
+  ATELIER_CHECK(op == UnaryOp::Elu || op == UnaryOp::Relu || op == UnaryOp::Tanh || op == UnaryOp::Sigmoid,
+                "activation_backward: " << name << " has no gradient from its output (elu, relu, tanh, sigmoid do)");
+  check_same_device(grad, out, "activation_backward");
+  check_same_dtype(grad, out, "activation_backward");
+  check_floating(grad, "activation_backward");
+  ATELIER_CHECK(grad.shape() == out.shape(), "activation_backward: gradient " << grad.shape() << " and " << name
+                                                                              << " output " << out.shape()
+                                                                              << " differ in shape");
   Tensor dst = raw::empty(grad.shape(), grad.dtype(), grad.device());
-  launch<PrimitiveOp::elu_backward>(grad.device(), "elu_backward", dst.numel(),
-                                    EluBackwardArgs{grad.dtype(), layout_of(grad), grad.raw_data(), layout_of(out),
-                                                    out.raw_data(), dst.raw_data(), alpha});
+  launch<PrimitiveOp::activation_backward>(
+      grad.device(), "activation_backward", dst.numel(),
+      ActivationBackwardArgs{op, grad.dtype(), layout_of(grad), grad.raw_data(), layout_of(out), out.raw_data(),
+                             dst.raw_data(), alpha});
   return dst;
 }
 

@@ -313,24 +313,36 @@ void where_rows(Rows& rows) {
   }
 }
 
-void elu_backward_rows(Rows& rows) {
+void activation_backward_rows(Rows& rows) {
   for (DType dtype : kFloating) {
-    add(rows, PrimitiveOp::elu_backward, dtype, "transposed_output", Tolerance::Elementwise, [dtype](Device d) {
-      const Tensor grad = make({5, 7}, dtype, 19, d, -2, 2);
-      // y = elu(x, 0.7) of x in [-3, 2), made on the CPU (both devices read the same y), transposed (strided).
-      const Tensor y = elu(make({7, 5}, dtype, 20, Device::cpu(), -3, 2), 0.7).to(d).t();
-      Tensor dst = empty(grad.shape(), dtype, d);
-      EluBackwardArgs a{};
-      a.dtype = dtype;
-      a.grad = layout(grad);
-      a.grad_data = grad.raw_data();
-      a.out = layout(y);
-      a.out_data = y.raw_data();
-      a.dst_data = dst.raw_data();
-      a.alpha = 0.7;
-      run_on<PrimitiveOp::elu_backward>(d, dst.numel(), a);
-      return std::vector<Tensor>{dst};
-    });
+    add(rows, PrimitiveOp::activation_backward, dtype, "every_op_transposed_output", Tolerance::Elementwise,
+        [dtype](Device d) {
+          const Tensor grad = make({5, 7}, dtype, 19, d, -2, 2);
+          // y = op(x) of x in [-3, 2), made on the CPU (both devices read the same y), transposed (strided).
+          const Tensor x = make({7, 5}, dtype, 20, Device::cpu(), -3, 2);
+          std::vector<Tensor> out;
+          for (UnaryOp op : {UnaryOp::Elu, UnaryOp::Relu, UnaryOp::Tanh, UnaryOp::Sigmoid}) {
+            const double alpha = op == UnaryOp::Elu ? 0.7 : 0.0;
+            const Tensor fx = op == UnaryOp::Elu    ? elu(x, alpha)
+                              : op == UnaryOp::Relu ? relu(x)
+                              : op == UnaryOp::Tanh ? tanh(x)
+                                                    : sigmoid(x);
+            const Tensor y = fx.to(d).t();
+            Tensor dst = empty(grad.shape(), dtype, d);
+            ActivationBackwardArgs a{};
+            a.op = op;
+            a.dtype = dtype;
+            a.grad = layout(grad);
+            a.grad_data = grad.raw_data();
+            a.out = layout(y);
+            a.out_data = y.raw_data();
+            a.dst_data = dst.raw_data();
+            a.alpha = alpha;
+            run_on<PrimitiveOp::activation_backward>(d, dst.numel(), a);
+            out.push_back(dst);
+          }
+          return out;
+        });
   }
 }
 
@@ -920,7 +932,7 @@ Rows build_rows() {
   binary_rows(rows);
   compare_rows(rows);
   where_rows(rows);
-  elu_backward_rows(rows);
+  activation_backward_rows(rows);
   reduce_rows(rows);
   argmax_rows(rows);
   log_softmax_rows(rows);
