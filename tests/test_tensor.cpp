@@ -187,6 +187,14 @@ TEST_CASE("in-place writes bump the version and respect requires_grad") {
   }
   CHECK(values(w) == std::vector<double>{0.5, 0.75});
   check_throws_with([&] { t.add_(zeros({2, 3})); }, {"[2, 3]", "[3]"});
+
+  // copy_ across dtypes converts straight into the destination: a float64 row broadcast into the transposed,
+  // sliced float32 view of a matrix (a strided destination), and int64 values into float32 cut to a column.
+  Tensor m = zeros({4, 3});
+  m.t().slice(1, 1, 3).copy_(tensor({1.5, -2.25, 3}).to(DType::Float64).reshape({3, 1}));
+  CHECK(values(m) == std::vector<double>{0, 0, 0, 1.5, -2.25, 3, 1.5, -2.25, 3, 0, 0, 0});
+  m.slice(1, 0, 1).copy_(from_vector(std::vector<int64_t>{7, -8, 9, 10}, {4, 1}));
+  CHECK(values(m.slice(1, 0, 1)) == std::vector<double>{7, -8, 9, 10});
 }
 
 TEST_CASE("in-place arithmetic writes into the tensor's own bytes, on any layout and with overlapping operands") {
