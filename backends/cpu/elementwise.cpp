@@ -248,8 +248,9 @@ template <UnaryOp Op, typename T>
 void activation_backward_op(const ActivationBackwardArgs& args) {
   constexpr int64_t kLanes = Simd<T>::kLanes;
   const T alpha = static_cast<T>(args.alpha);
-  // g * d(y); S is T or V.
-  const auto grad = [alpha]<typename S>(S g, S y) -> S {
+  // g * d(y); S is T or V. (A default capture: only ELU reads alpha, and clang warns of an explicit capture that
+  // an instantiation leaves unused.)
+  const auto grad = [=]<typename S>(S g, S y) -> S {
     if constexpr (Op == UnaryOp::Elu) {
       return y > T(0) ? g : g * (y + alpha);
     } else if constexpr (Op == UnaryOp::Relu) {
