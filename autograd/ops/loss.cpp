@@ -1,5 +1,5 @@
-// Losses, composed from differentiable ops (their gradients come from the pieces), and log-softmax, one primitive
-// each way.
+// Losses: L1 and cross-entropy composed from differentiable ops (their gradients come from the pieces), MSE one node
+// over raw ops, and log-softmax, one primitive each way.
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
@@ -19,8 +19,17 @@ void check_same_shape(const Tensor& input, const Tensor& target, const char* op)
 
 Tensor mse_loss(const Tensor& input, const Tensor& target) {
   check_same_shape(input, target, "mse_loss");
-  Tensor d = sub(input, target);
-  return mean(mul(d, d));
+  // One node: mean(d * d) with d = input - target, whose gradient is d times 2 / n times the loss's gradient (its
+  // negative for the target): one pass for each input that needs it, where sub, mul and mean recorded three nodes
+  // whose backward made four passes (docs/benchmarks.md, "Everyday ops against PyTorch").
+  const Tensor d = raw::binary(BinaryOp::Sub, input, target);
+  Tensor out = raw::reduce(ReduceOp::Mean, raw::binary(BinaryOp::Mul, d, d), {}, /*keepdim=*/false);
+  if (!should_record({input, target})) return out;
+  const double scale = 2.0 / static_cast<double>(d.numel());  // d is not empty: the mean refused that
+  return record("mse_loss", out, {input, target}, [sd = SavedTensor(d), scale](const auto& g, const auto& needs) {
+    const Tensor dx = raw::binary(BinaryOp::Mul, sd.unpack(), raw::binary(BinaryOp::Mul, g[0], scale));
+    return std::vector<Tensor>{needs[0] ? dx : Tensor(), needs[1] ? raw::unary(UnaryOp::Neg, dx) : Tensor()};
+  });
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target) {
