@@ -512,16 +512,16 @@ TEST_CASE("reduce: sums, means and maxima over leading dimensions, a block of ou
     }
   }
   // int64 sums wrap as the output-by-output path's do.
-  std::vector<int64_t> big = {std::numeric_limits<int64_t>::max(), 5}, wrapped(20);
-  std::vector<int64_t> m(40);
+  const int64_t largest = std::numeric_limits<int64_t>::max();
+  std::vector<int64_t> m(40), wrapped(20);
   for (int64_t k = 0; k < 20; ++k) {
-    m[static_cast<size_t>(k)] = big[0];
+    m[static_cast<size_t>(k)] = largest;
     m[static_cast<size_t>(20 + k)] = k;
   }
   cpu().reduce(ReduceArgs{ReduceOp::Sum, DType::Int64, layout({20}, {1}), layout({2}, {20}), m.data(), wrapped.data()});
   for (int64_t k = 0; k < 20; ++k) {
     CHECK(wrapped[static_cast<size_t>(k)] ==
-          static_cast<int64_t>(static_cast<uint64_t>(big[0]) + static_cast<uint64_t>(k)));
+          static_cast<int64_t>(static_cast<uint64_t>(largest) + static_cast<uint64_t>(k)));
   }
 }
 
