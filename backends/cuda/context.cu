@@ -75,15 +75,19 @@ Context& context() {
   return *instance;
 }
 
-void check_launch(const char* what) {
-  const cudaError_t launched = cudaGetLastError();
-  if (launched != cudaSuccess) cuda_detail::throw_cuda_error(what, __FILE__, __LINE__, launched);
-  count_kernel();
+bool sync_each_launch() {
   static const bool sync = [] {
     const char* value = std::getenv("ATELIER_CUDA_SYNC");
     return value != nullptr && std::string(value) == "1";
   }();
-  if (!sync) return;
+  return sync;
+}
+
+void check_launch(const char* what) {
+  const cudaError_t launched = cudaGetLastError();
+  if (launched != cudaSuccess) cuda_detail::throw_cuda_error(what, __FILE__, __LINE__, launched);
+  count_kernel();
+  if (!sync_each_launch()) return;
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   ATELIER_CUDA_CHECK(cudaStreamIsCapturing(context().stream(), &status));
   if (status != cudaStreamCaptureStatusNone) return;

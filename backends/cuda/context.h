@@ -60,4 +60,7 @@ Context& context();
 // switch: it makes every step wait for the device.
 void check_launch(const char* what);
 
+// Whether ATELIER_CUDA_SYNC=1 is set: check_launch then waits for the device after each launch outside a capture.
+bool sync_each_launch();
+
 }  // namespace atelier::cuda

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "backends/cuda/bad_index.h"
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_check.h"
 
@@ -71,6 +72,7 @@ void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t by
   cuda::Context& ctx = cuda::context();
   ATELIER_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, ctx.stream()));
   ctx.synchronize();
+  cuda::report_bad_index();  // what an earlier gather or scatter_add found (backends/cuda/bad_index.h)
 }
 
 void CudaBackend::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
@@ -84,6 +86,7 @@ void CudaBackend::copy_from_host(void* device_dst, const void* host_src, size_t 
 void CudaBackend::synchronize() {
   refuse_in_capture("synchronize");
   cuda::context().synchronize();
+  cuda::report_bad_index();
 }
 
 bool CudaBackend::supports(PrimitiveOp op, DType dtype) const {

@@ -2,6 +2,7 @@
 // backends/backend.h): pinned host memory and an event each. Kept apart from cuda_backend.cu so that
 // scripts/cuda-emulate.sh compiles and runs them as written, against host stand-ins of the CUDA calls
 // (tests/cuda_emulation/emulated_backend.cpp), whose events report "not ready" once after each record.
+#include "backends/cuda/bad_index.h"
 #include "backends/cuda/context.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
@@ -52,6 +53,7 @@ class PinnedReadback final : public HostReadback {
   }
   const void* wait() override {
     ATELIER_CUDA_CHECK(cudaEventSynchronize(pinned_.event));
+    cuda::report_bad_index();  // what a gather or scatter_add queued before the copy found (bad_index.h)
     return pinned_.host;
   }
 

@@ -1,6 +1,7 @@
 // CPU-vs-CUDA parity (tests/parity/parity.h): every primitive row and every op-table row in float32, forward and
 // backward, within the tolerances of docs/architecture.md ("Tests"); the gradient check itself on the GPU in
 // float64; and a bad index refused on the GPU as on the CPU. (The TF32 and BF16 modes: test_cuda_precision.cpp.)
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "backends/backend.h"
 #include "backends/error.h"
 #include "tensor/creation.h"
+#include "tensor/readback.h"
 #include "tests/parity/parity.h"
 
 namespace atelier {
@@ -98,9 +100,12 @@ TEST_CASE("to(Device) is differentiable: a CPU leaf feeds a graph on the GPU and
   CHECK(on_gpu.to(Device::cuda()).impl() == on_gpu.impl());
 }
 
-TEST_CASE("cuda gather and scatter_add refuse an out-of-range index, naming it, and leave scatter_add's dst alone") {
+TEST_CASE(
+    "cuda gather and scatter_add report an out-of-range index at the next host read, naming it, without a sync of "
+    "their own, and leave scatter_add's dst alone") {
   const Tensor src = from_vector(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3}).to(Device::cuda());
   const Tensor bad = from_vector(std::vector<int64_t>{0, 1, 3, 2}, {2, 2}).to(Device::cuda());
+  const Tensor worse = from_vector(std::vector<int64_t>{0, 9, 1, 2}, {2, 2}).to(Device::cuda());
   Tensor dst = zeros({2, 2}).to(Device::cuda());
   GatherArgs g{};
   g.dtype = DType::Float32;
@@ -111,8 +116,21 @@ TEST_CASE("cuda gather and scatter_add refuse an out-of-range index, naming it, 
   g.src_data = src.raw_data();
   g.index_data = static_cast<const int64_t*>(bad.raw_data());
   g.dst_data = dst.raw_data();
-  CHECK_THROWS_WITH_AS(launch<PrimitiveOp::gather>(backend_for(Device::cuda()), "gather", 4, g),
-                       doctest::Contains("index 3 at position (outer 1, 0, inner 0) is out of range [0, 3)"), Error);
+  Backend& cuda = backend_for(Device::cuda());
+  const uint64_t reads = host_sync_reads();
+  launch<PrimitiveOp::gather>(cuda, "gather", 4, g);  // queued: nothing read back yet
+  // A second bad call before the read: the first one is reported, as the CPU would have thrown there.
+  g.index_data = static_cast<const int64_t*>(worse.raw_data());
+  launch<PrimitiveOp::gather>(cuda, "gather", 4, g);
+  CHECK(host_sync_reads() == reads);
+  CHECK_THROWS_WITH_AS(dst.to_vector<float>(),
+                       doctest::Contains("cuda gather: index 3 at position (outer 1, 0, inner 0) is out of range "
+                                         "[0, 3) (found by a gather queued before this host read"),
+                       Error);
+  // Reported once: the next read succeeds. The good positions were gathered.
+  const std::vector<float> gathered = dst.to_vector<float>();
+  CHECK(gathered[0] == 1.0f);
+  CHECK(gathered[3] == 6.0f);
 
   Tensor target = from_vector(std::vector<float>{7, 7, 7, 7, 7, 7}, {2, 3}).to(Device::cuda());
   ScatterAddArgs s{};
@@ -124,9 +142,26 @@ TEST_CASE("cuda gather and scatter_add refuse an out-of-range index, naming it, 
   s.src_data = dst.raw_data();
   s.index_data = static_cast<const int64_t*>(bad.raw_data());
   s.dst_data = target.raw_data();
-  CHECK_THROWS_WITH_AS(launch<PrimitiveOp::scatter_add>(backend_for(Device::cuda()), "scatter_add", 4, s),
-                       doctest::Contains("out of range [0, 3)"), Error);
+  launch<PrimitiveOp::scatter_add>(cuda, "scatter_add", 4, s);
+  CHECK_THROWS_WITH_AS(cuda.synchronize(),
+                       doctest::Contains("cuda scatter_add: index 3 at position (outer 1, 0, inner 0) is out of "
+                                         "range [0, 3)"),
+                       Error);
   CHECK(target.to_vector<float>() == std::vector<float>{7, 7, 7, 7, 7, 7});
+
+  // A readback's wait reports it too (the no-sync step's way of reading its scalars).
+  launch<PrimitiveOp::gather>(cuda, "gather", 4, g);
+  const std::unique_ptr<HostReadback> readback = cuda.make_readback(sizeof(float));
+  readback->start(dst.raw_data());
+  CHECK_THROWS_WITH_AS(readback->wait(), doctest::Contains("index 9 at position (outer 0, 1, inner 0)"), Error);
+
+  // Good indices afterwards: nothing left to report, and the adds land.
+  const Tensor good = from_vector(std::vector<int64_t>{2, 2, 0, 1}, {2, 2}).to(Device::cuda());
+  const Tensor ones = full({2, 2}, 1.0, DType::Float32, Device::cuda());
+  s.index_data = static_cast<const int64_t*>(good.raw_data());
+  s.src_data = ones.raw_data();
+  launch<PrimitiveOp::scatter_add>(cuda, "scatter_add", 4, s);
+  CHECK(target.to_vector<float>() == std::vector<float>{7, 7, 9, 8, 8, 7});
 }
 
 }  // namespace

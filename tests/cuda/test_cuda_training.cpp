@@ -2,9 +2,11 @@
 // sizes give the CPU's losses, from the same initial weights and data; and after two warm-up steps, steps 3 to 5
 // of a training loop ask cudaMalloc for nothing (the caching allocator serves every request); the no-sync step
 // (began_step_device) reads nothing on the host and its scalars, read back a step late, match; and the step
-// captured once and replayed (--cuda-graph, began/step_runner.h) gives the eager step's numbers bit for bit.
+// captured once and replayed (--cuda-graph, began/step_runner.h) gives the eager step's numbers bit for bit; and
+// so does a classifier step captured by hand (its cross_entropy reads no bad-index flag back).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "began/step_runner.h"
 #include "nn/optim.h"
 #include "tensor/creation.h"
+#include "tensor/grad_mode.h"
 #include "tensor/readback.h"
 #include "tests/test_util.h"
 
@@ -60,6 +63,67 @@ TEST_CASE("cuda training: three classifier steps give the CPU's losses") {
   REQUIRE(cuda.size() == cpu.size());
   for (size_t i = 0; i < cpu.size(); ++i) check_close(cuda[i], cpu[i], "loss", static_cast<int>(i) + 1);
   CHECK(cpu.back() < cpu.front());  // the steps did train: the comparison is not between two constants
+}
+
+// One classifier step on (x, labels); the loss is returned on the device, unread.
+Tensor classifier_step(began::FmnistClassifier& model, nn::Optimizer& opt, const Tensor& x, const Tensor& labels) {
+  opt.zero_grad();
+  Tensor loss = cross_entropy(model.forward(x), labels);
+  loss.backward();
+  opt.step();
+  return loss.detach();
+}
+
+TEST_CASE(
+    "cuda training: a classifier step (cross_entropy's gather and scatter_add) reads nothing on the host, and "
+    "captured once, its replays give the eager steps' losses and weights bit for bit") {
+  Backend& cuda = backend_for(Device::cuda());
+  manual_seed(11);
+  began::FmnistClassifier eager_model;
+  manual_seed(11);
+  began::FmnistClassifier graph_model;
+  eager_model.to(Device::cuda());
+  graph_model.to(Device::cuda());
+  nn::Adam eager_opt(eager_model.parameters(), 2e-3);
+  nn::Adam graph_opt(graph_model.parameters(), 2e-3);
+  // The graph's inputs: each step's batch is copied into them (eager work, outside the graph).
+  const Tensor x_in = empty({8, 1, 32, 32}, DType::Float32, Device::cuda());
+  const Tensor labels_in = empty({8}, DType::Int64, Device::cuda());
+  std::unique_ptr<CapturedGraph> graph;
+  Tensor graph_loss;
+  for (int step = 0; step < 6; ++step) {
+    INFO("step " << step + 1);
+    const Tensor x = uniform({8, 1, 32, 32}, -1, 1, RandomKey{12, static_cast<uint64_t>(step), 0}).to(Device::cuda());
+    std::vector<int64_t> classes(8);
+    for (int i = 0; i < 8; ++i) classes[i] = (i + step) % 10;
+    const Tensor labels = from_vector(classes, {8}).to(Device::cuda());
+
+    const uint64_t reads = host_sync_reads();
+    const Tensor eager_loss = classifier_step(eager_model, eager_opt, x, labels);
+    CHECK(host_sync_reads() == reads);  // the eager step reads nothing (no bad-index flag read per call)
+
+    {
+      NoGradGuard no_grad;
+      Tensor(x_in).copy_(x);
+      Tensor(labels_in).copy_(labels);
+    }
+    if (step < 2) {
+      graph_loss = classifier_step(graph_model, graph_opt, x_in, labels_in);  // warm-up: Adam's state, cuBLAS
+    } else {
+      if (step == 2) {  // records the step; the replay below runs it
+        cuda.begin_capture();
+        graph_loss = classifier_step(graph_model, graph_opt, x_in, labels_in);
+        graph = cuda.end_capture();
+      }
+      graph_opt.prepare_replay();
+      graph->replay();
+      CHECK(host_sync_reads() == reads);
+    }
+    CHECK(graph_loss.item() == eager_loss.item());
+  }
+  const std::vector<Tensor> pe = eager_model.parameters(), pg = graph_model.parameters();
+  for (size_t i = 0; i < pe.size(); ++i) CHECK(pe[i].to_vector<float>() == pg[i].to_vector<float>());
+  graph.reset();
 }
 
 began::ModelConfig tiny_began() {

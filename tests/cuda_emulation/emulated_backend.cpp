@@ -38,6 +38,7 @@
 #include <cuda_runtime_api.h>
 
 #include "backends/caching_allocator.h"
+#include "backends/cuda/bad_index.h"
 #include "backends/cuda/cublas_api.h"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/error.h"
@@ -144,6 +145,7 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   const cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, nullptr);
   ATELIER_CHECK(err == cudaSuccess, "emulated copy_to_host: cudaMemcpyAsync failed (" << err << "; stderr says why)");
+  cuda::report_bad_index();  // as on the device, after the copy
 }
 void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
   refuse_in_capture("copy_from_host");
@@ -152,7 +154,10 @@ void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
   const cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, nullptr);
   ATELIER_CHECK(err == cudaSuccess, "emulated copy_from_host: cudaMemcpyAsync failed (" << err << "; stderr says why)");
 }
-void CudaBackend::synchronize() { refuse_in_capture("synchronize"); }
+void CudaBackend::synchronize() {
+  refuse_in_capture("synchronize");
+  cuda::report_bad_index();
+}
 // The host's clock stands in for events on the stream: the emulated kernels have finished when they return.
 std::unique_ptr<DeviceTimeline> CudaBackend::make_timeline() { return cpu().make_timeline(); }
 // The CUDA table for every primitive, as cuda_backend.cu builds it: every family's kernels run here (emulated),
@@ -499,6 +504,18 @@ cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int) {
   *ptr = std::aligned_alloc(64, size);
   if (*ptr != nullptr) atelier::pinned_memory().add(*ptr, size);
   return *ptr != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+
+// Mapped pinned memory (cudaHostAllocMapped) has one address on the host and the device here, as with unified
+// addressing on the device; memory cudaHostAlloc did not give is refused, as by the runtime.
+cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned int) {
+  if (!atelier::pinned_memory().holds(host, 1)) {
+    std::fprintf(stderr, "emulated cudaHostGetDevicePointer: %p is not memory cudaHostAlloc gave\n", host);
+    g_last_error = cudaErrorInvalidValue;
+    return cudaErrorInvalidValue;
+  }
+  *device = host;
+  return cudaSuccess;
 }
 
 cudaError_t cudaFreeHost(void* ptr) {

@@ -48,4 +48,7 @@ inline Context& context() {
 // The emulated kernels have run when this is called: only the count (kernel_count.h).
 inline void check_launch(const char*) { count_kernel(); }
 
+// ATELIER_CUDA_SYNC has no meaning here (the emulated kernels run as they are launched): the device's default.
+inline bool sync_each_launch() { return false; }
+
 }  // namespace atelier::cuda
