@@ -68,6 +68,32 @@ TEST_CASE("a gradient shared by two leaves is not aliased") {
   CHECK(values(d.grad()) == std::vector<double>{1, 2});
 }
 
+TEST_CASE("a column-major matmul operand (linear's W^T) gets its gradient in its own layout, kept without a copy") {
+  // Small integers: every product and sum is exact in float64, so either formula's order gives the same bits.
+  const Tensor x = tensor({1, 2, 3, 4, 5, 6}, {2, 3}, DType::Float64);
+  const Tensor w0 = tensor({1, -1, 2, 0, 3, -2, 1, 1, 0, 2, -3, 1}, {4, 3}, DType::Float64);
+  const Tensor g = tensor({1, 2, -1, 3, 0, -2, 1, 1}, {2, 4}, DType::Float64);
+  Tensor w = w0.clone().requires_grad_();
+  Tensor b = zeros({4}, DType::Float64).requires_grad_();
+  Tensor y = linear(x, w, b);  // x W^T + b: W^T is column-major
+  Profiler profiler(backend_for(Device::cpu()));
+  y.backward(g);
+  int64_t copies = 0;
+  for (const ProfileRow& row : profiler.report().rows) copies += row.op == PrimitiveOp::copy ? row.calls : 0;
+  CHECK(copies == 0);  // the engine kept both gradients as computed (one was a transposed copy before)
+  REQUIRE(w.grad().is_contiguous());
+  CHECK(values(w.grad()) == values(matmul(g.t(), x)));  // dW = g^T x
+  CHECK(values(b.grad()) == values(g.sum({0})));
+
+  // The same for a column-major left operand: C = A^T B with A a leaf.
+  Tensor a = tensor({1, 0, 2, -1, 3, 1}, {3, 2}, DType::Float64).requires_grad_();
+  const Tensor rhs = tensor({2, 1, -1, 0, 1, 3, 1, 2, -2, 1, 0, 1}, {3, 4}, DType::Float64);
+  Tensor c = matmul(a.t(), rhs);  // (2, 4)
+  c.backward(g);
+  REQUIRE(a.grad().is_contiguous());
+  CHECK(values(a.grad()) == values(matmul(rhs, g.t())));  // dA = B g^T, (3, 2)
+}
+
 TEST_CASE("a second backward needs retain_graph") {
   Tensor x = tensor({2}).requires_grad_();
   Tensor y = (x * x).sum();

@@ -1,4 +1,5 @@
-// Matrix products. matmul's backward uses transposed views, which the GEMM takes as flags: no copies.
+// Matrix products. matmul's backward uses transposed views, which the GEMM takes as flags: no copies; and it
+// makes a column-major operand's gradient column-major, so that linear's weight gets a contiguous one.
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
@@ -6,18 +7,41 @@
 
 namespace atelier {
 
+namespace {
+
+// Whether t is a matrix stored column by column (the transpose of a contiguous one, as linear's W^T is). Its
+// gradient is then made in that layout: the transpose view it goes back through gives its source a contiguous
+// gradient, which the engine keeps as it is, where a row-major one would come back as a transposed view that the
+// engine copies into a contiguous .grad (a strided pass over the whole weight). PyTorch's mm does the same.
+bool column_major(const Tensor& t) {
+  return t.dim() == 2 && t.size(0) > 1 && t.size(1) > 1 && t.stride(0) == 1 && t.stride(1) == t.size(0);
+}
+
+}  // namespace
+
 Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor out = raw::matmul(a, b);
   if (!should_record({a, b})) return out;
-  // C = A B:  dA = dC B^T,  dB = A^T dC  (batch dims broadcast, so sum back to each shape).
+  // C = A B:  dA = dC B^T,  dB = A^T dC  (batch dims broadcast, so sum back to each shape). For a column-major
+  // operand of a plain matrix product, its transpose's gradient is computed and transposed back (a view):
+  // dA = (B dC^T)^T, dB = (dC^T A)^T, the same sums of products in the operand's own layout.
   SavedTensor sa = b.requires_grad() ? SavedTensor(a) : SavedTensor();
   SavedTensor sb = a.requires_grad() ? SavedTensor(b) : SavedTensor();
-  return record("matmul", out, {a, b}, [sa, sb, as = a.shape(), bs = b.shape()](const auto& g, const auto& needs) {
-    Tensor ga, gb;
-    if (needs[0]) ga = raw::sum_to(raw::matmul(g[0], raw::transpose(sb.unpack(), -1, -2)), as);
-    if (needs[1]) gb = raw::sum_to(raw::matmul(raw::transpose(sa.unpack(), -1, -2), g[0]), bs);
-    return std::vector<Tensor>{ga, gb};
-  });
+  const bool plain = a.dim() == 2 && b.dim() == 2;
+  const bool a_by_columns = plain && column_major(a), b_by_columns = plain && column_major(b);
+  return record("matmul", out, {a, b},
+                [sa, sb, as = a.shape(), bs = b.shape(), a_by_columns, b_by_columns](const auto& g, const auto& needs) {
+                  Tensor ga, gb;
+                  if (needs[0]) {
+                    ga = a_by_columns ? raw::transpose(raw::matmul(sb.unpack(), raw::transpose(g[0], 0, 1)), 0, 1)
+                                      : raw::sum_to(raw::matmul(g[0], raw::transpose(sb.unpack(), -1, -2)), as);
+                  }
+                  if (needs[1]) {
+                    gb = b_by_columns ? raw::transpose(raw::matmul(raw::transpose(g[0], 0, 1), sa.unpack()), 0, 1)
+                                      : raw::sum_to(raw::matmul(raw::transpose(sa.unpack(), -1, -2), g[0]), bs);
+                  }
+                  return std::vector<Tensor>{ga, gb};
+                });
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
