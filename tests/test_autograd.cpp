@@ -1,6 +1,7 @@
 // The autograd engine: gradient values, accumulation, retain_graph, no-grad mode, detach, and the version
 // checks that turn an in-place write to a saved tensor into an error at backward time.
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,22 @@ TEST_CASE("a column-major matmul operand (linear's W^T) gets its gradient in its
   c.backward(g);
   REQUIRE(a.grad().is_contiguous());
   CHECK(values(a.grad()) == values(matmul(rhs, g.t())));  // dA = B g^T, (3, 2)
+}
+
+TEST_CASE("amax's gradient is split evenly between ties, and a NaN maximum gives its row NaN, as the mask formula") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Tensor x = tensor({1, 3, 3, 2, 0, 2, 5, 4, 3, nan, 1, 2}, {4, 3}, DType::Float64).requires_grad_();
+  amax(x, {1}).backward(tensor({1, 2, 4, 8}, {}, DType::Float64));
+  const std::vector<double> g = values(x.grad());
+  const std::vector<double> want = {0, 0.5, 0.5, 1, 0, 1, 4, 0, 0};
+  CHECK(std::vector<double>(g.begin(), g.begin() + 9) == want);
+  for (size_t i = 9; i < 12; ++i) CHECK(std::isnan(g[i]));  // count 0: 8 / 0 = inf, times the mask's 0
+
+  // Over both dimensions, kept: one share of 3 ties (in float32, the same bits as g / count * mask).
+  Tensor y = tensor({1, 7, 7, 2, 7, 0}, {2, 3}).requires_grad_();
+  amax(y, {0, 1}, true).backward(tensor({1.5f}, {1, 1}));
+  const float share = 1.5f / 3.0f;
+  CHECK(y.grad().to_vector<float>() == std::vector<float>{0, share, share, 0, share, 0});
 }
 
 TEST_CASE("a second backward needs retain_graph") {

@@ -525,6 +525,53 @@ TEST_CASE("reduce: sums, means and maxima over leading dimensions, a block of ou
   }
 }
 
+// The maximum of a contiguous run goes through vector lanes (backends/cpu/reduce.cpp, max_contiguous) from 64
+// floats or 32 doubles: every length around the lanes' edges, the maximum in the tail or in any lane, -inf and
+// +inf, and a NaN anywhere (a run holding one is redone serially: the serial rule's NaN, bit for bit).
+template <typename T>
+void check_contiguous_max() {
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  for (int64_t n : {1, 15, 31, 32, 33, 63, 64, 65, 127, 128, 129, 300, 2048}) {
+    CAPTURE(n);
+    std::vector<T> x(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = static_cast<T>(std::sin(0.7 * static_cast<double>(i)));
+    auto max_of = [&] {
+      T out = 0;
+      cpu().reduce(ReduceArgs{ReduceOp::Max, dtype_of<T>(), layout({}), layout({n}), x.data(), &out});
+      return out;
+    };
+    for (int64_t at : {int64_t{0}, n / 3, n / 2, n - 1}) {
+      CAPTURE(at);
+      const T kept = x[static_cast<size_t>(at)];
+      x[static_cast<size_t>(at)] = T(5);
+      CHECK(max_of() == T(5));
+      x[static_cast<size_t>(at)] = inf;
+      CHECK(max_of() == inf);
+      x[static_cast<size_t>(at)] = nan;
+      CHECK(std::isnan(max_of()));
+      x[static_cast<size_t>(at)] = kept;
+    }
+    std::fill(x.begin(), x.end(), -inf);
+    CHECK(max_of() == -inf);
+    // Two NaNs of different payloads: the result has the bits the serial rule gives (the run is redone serially).
+    T marked;
+    const uint64_t payload = sizeof(T) == 4 ? 0x7fc00123u : 0x7ff8000000000123u;
+    std::memcpy(&marked, &payload, sizeof(T));
+    x[static_cast<size_t>(n / 2)] = marked;
+    x[static_cast<size_t>(n - 1)] = n > 1 ? nan : marked;
+    T want = -inf;
+    for (const T v : x) want = (v > want || v != v) ? v : want;
+    const T got = max_of();
+    CHECK(std::isnan(got));
+    CHECK(std::memcmp(&got, &want, sizeof(T)) == 0);
+  }
+}
+
+TEST_CASE("reduce: the maximum of a contiguous run, vectorised, at every length; NaN, inf and -inf") {
+  check_contiguous_max<float>();
+  check_contiguous_max<double>();
+}
+
 TEST_CASE("reduce: float32 accuracy and determinism on 10^6 elements") {
   const int64_t n = 1000000;
   std::vector<float> x(static_cast<size_t>(n), 0.1f);

@@ -48,15 +48,22 @@ Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   Tensor out = raw::reduce(ReduceOp::Max, x, dims, keepdim);
   if (!should_record({x})) return out;
   std::vector<int> rdims = normalize_dims(dims, x.dim(), "amax");
-  // The gradient goes to the elements equal to the maximum, split evenly between ties.
+  // The gradient goes to the elements equal to the maximum, split evenly between ties: each output's share
+  // g / count is made at the output's size and only then spread by a select (where), the same values as the
+  // composition it replaced (compare, cast, sum, a divide of the expanded gradient, a multiply by the mask), with
+  // two full-size passes fewer (docs/benchmarks.md, "amax").
   return record("amax", out, {x}, [sx = SavedTensor(x), so = SavedTensor(out), rdims](const auto& g, const auto&) {
     Tensor x_ = sx.unpack();
-    Tensor m = expand_back(so.unpack(), x_.shape(), rdims);
-    Tensor mask = raw::cast(raw::compare(CompareOp::Eq, x_, m), x_.dtype());
+    Shape kept = x_.shape();
+    for (int d : rdims) kept[d] = 1;
+    const Tensor ties = raw::compare(CompareOp::Eq, x_, raw::expand(raw::reshape(so.unpack(), kept), x_.shape()));
     std::vector<int64_t> dims64(rdims.begin(), rdims.end());
-    Tensor count = raw::reduce(ReduceOp::Sum, mask, dims64, /*keepdim=*/true);
-    Tensor share = raw::binary(BinaryOp::Div, expand_back(g[0], x_.shape(), rdims), count);
-    return std::vector<Tensor>{raw::binary(BinaryOp::Mul, share, mask)};
+    const Tensor count = raw::reduce(ReduceOp::Sum, raw::cast(ties, x_.dtype()), dims64, /*keepdim=*/true);
+    const Tensor share = raw::binary(BinaryOp::Div, raw::reshape(g[0], kept), count);
+    // The others get share * 0, as the multiply by the mask gave them: 0 (of share's sign), or NaN where the share
+    // is not finite (a NaN maximum ties with nothing: its count is 0).
+    const Tensor other = raw::binary(BinaryOp::Mul, share, 0.0);
+    return std::vector<Tensor>{raw::where(ties, raw::expand(share, x_.shape()), raw::expand(other, x_.shape()))};
   });
 }
 

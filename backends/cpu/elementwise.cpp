@@ -106,8 +106,21 @@ void map3(const Layout& lc, const C* c, const Layout& la, const A* a, const Layo
       const A* y = a + off[2];
       const B* z = b + off[3];
       const F local = f;
-      if (st[1] == 1 && st[2] == 1 && st[3] == 1) {
-        for (int64_t i = 0; i < count; ++i) d[i] = local(x[i], y[i], z[i]);
+      // A unit-stride condition with operands that are runs or single values (a broadcast row, a scalar: amax's
+      // gradient spreads each row's share with where(ties, share, share * 0)) in loops the compiler vectorises;
+      // the general loop multiplies zero strides and is not (where over 1M floats: 0.53 ms there, 0.34 here).
+      const auto run = [&]<bool YUnit, bool ZUnit>() {
+        const A yv = *y;
+        const B zv = *z;
+        for (int64_t i = 0; i < count; ++i) d[i] = local(x[i], YUnit ? y[i] : yv, ZUnit ? z[i] : zv);
+      };
+      const bool y_unit = st[2] == 1, z_unit = st[3] == 1;
+      if (st[1] == 1 && (y_unit || st[2] == 0) && (z_unit || st[3] == 0)) {
+        if (y_unit) {
+          z_unit ? run.template operator()<true, true>() : run.template operator()<true, false>();
+        } else {
+          z_unit ? run.template operator()<false, true>() : run.template operator()<false, false>();
+        }
       } else {
         for (int64_t i = 0; i < count; ++i) d[i] = f(x[i * st[1]], y[i * st[2]], z[i * st[3]]);
       }

@@ -21,6 +21,7 @@
 #include "backends/argmax_math.h"
 #include "backends/cpu/eigen.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/simd.h"
 #include "backends/cpu/strided.h"
 #include "backends/error.h"
 
@@ -66,6 +67,54 @@ struct SumReducer {
   }
 };
 
+// The maximum of x[0], x[stride], ..., x[(n - 1) * stride] from m: a NaN wins and then stays (NaN > m and m > NaN
+// are both false).
+template <typename T>
+T max_serial(T m, const T* x, int64_t stride, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = x[i * stride];
+    m = (v > m || v != v) ? v : m;
+  }
+  return m;
+}
+
+// max_serial(m, x, 1, n) for a contiguous float run: four chains of vector maxima that skip NaN (a NaN compares
+// false) and four of "NaN seen" masks. The serial chain of compare-and-select is latency-bound: a row of 2048
+// floats took 3.4 us (1.75 ms for 512 rows; PyTorch's whole amax forward about 0.2), and GCC vectorised the rule
+// poorly over lane arrays (0.5-0.75 ms); these registers take 0.25. The maximum is the same value in any order;
+// a run holding a NaN is done again serially, which returns its first NaN as before. (Of a -0 and a +0, the one
+// kept may differ from the serial loop's; they compare equal.)
+constexpr int kMaxChains = 4;
+
+template <typename T>
+T max_contiguous(T m, const T* x, int64_t n) {
+  using V = typename Simd<T>::V;
+  using Mask = decltype(V{} != V{});
+  constexpr int64_t L = Simd<T>::kLanes;
+  V lanes[kMaxChains];
+  Mask nan[kMaxChains];
+  for (int c = 0; c < kMaxChains; ++c) {
+    lanes[c] = V{} + m;
+    nan[c] = Mask{};
+  }
+  int64_t i = 0;
+  for (; i + kMaxChains * L <= n; i += kMaxChains * L) {
+    for (int c = 0; c < kMaxChains; ++c) {
+      const V v = load_vector(x + i + c * L);
+      lanes[c] = v > lanes[c] ? v : lanes[c];
+      nan[c] |= v != v;
+    }
+  }
+  bool any_nan = false;
+  for (int c = 0; c < kMaxChains; ++c) {
+    for (int64_t l = 0; l < L; ++l) any_nan = any_nan || nan[c][l] != 0;
+  }
+  if (any_nan) return max_serial(m, x, 1, n);
+  T values[kMaxChains * L];
+  for (int c = 0; c < kMaxChains; ++c) store_vector(values + c * L, lanes[c]);
+  return max_serial(max_serial(m, x + i, 1, n - i), values, 1, kMaxChains * L);
+}
+
 template <typename T>
 struct MaxReducer {
   using Acc = T;
@@ -73,12 +122,12 @@ struct MaxReducer {
     return std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
                                                 : std::numeric_limits<T>::lowest();
   }
-  // A NaN wins and then stays (NaN > m and m > NaN are both false).
-  static Acc combine(Acc m, Acc x) { return (x > m || x != x) ? x : m; }
+  static Acc combine(Acc m, Acc x) { return max_serial(m, &x, 1, 1); }
   static Acc run(const T* x, int64_t stride, int64_t n) {
-    Acc m = init();
-    for (int64_t i = 0; i < n; ++i) m = combine(m, x[i * stride]);
-    return m;
+    if constexpr (std::is_floating_point_v<T>) {
+      if (stride == 1 && n >= kMaxChains * Simd<T>::kLanes) return max_contiguous(init(), x, n);
+    }
+    return max_serial(init(), x, stride, n);
   }
 };
 
