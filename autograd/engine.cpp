@@ -22,7 +22,9 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
   return raw::binary(BinaryOp::Add, a, b);
 }
 
-void accumulate_into_leaf(TensorImpl& leaf, const Tensor& grad) {
+// `disjoint`: grad is one of a node's gradients whose storage only they hold, in disjoint elements
+// (disjoint_slices, node.h).
+void accumulate_into_leaf(TensorImpl& leaf, const Tensor& grad, bool disjoint = false) {
   ATELIER_ASSERT(grad.shape() == leaf.sizes(),
                  "gradient of shape " << grad.shape() << " for a leaf of shape " << leaf.sizes());
   const Device device = leaf.storage()->device();
@@ -32,10 +34,10 @@ void accumulate_into_leaf(TensorImpl& leaf, const Tensor& grad) {
     leaf.set_grad(raw::binary(BinaryOp::Add, Tensor(leaf.grad()), grad).impl());
     return;
   }
-  // Keep the gradient only if nothing else can see it: a formula may pass the same tensor to several inputs
-  // (add does), and a later in-place update of one leaf's .grad must not change another's.
-  bool exclusive = grad.impl().use_count() == 1 && grad.storage().use_count() == 1 && grad.is_contiguous() &&
-                   grad.dtype() == leaf.dtype();
+  // Keep the gradient only if nothing else can see its elements: a formula may pass the same tensor to several
+  // inputs (add does), and a later in-place update of one leaf's .grad must not change another's.
+  bool exclusive = grad.impl().use_count() == 1 && (disjoint || grad.storage().use_count() == 1) &&
+                   grad.is_contiguous() && grad.dtype() == leaf.dtype();
   Tensor owned = exclusive ? grad : raw::clone(raw::cast(grad, leaf.dtype()));
   leaf.set_grad(owned.impl());
 }
@@ -121,13 +123,13 @@ class GradientQueue {
   }
 
   // Sends gradient `g` (possibly undefined) along edge `e`: into a leaf's .grad, or to the node's pending sum.
-  void deliver(const Edge& e, Tensor g) {
+  void deliver(const Edge& e, Tensor g, bool disjoint) {
     if (!e.defined()) {
       if (g.defined()) g_unneeded_gradients.fetch_add(1, std::memory_order_relaxed);
       return;
     }
     if (e.leaf) {
-      if (g.defined()) accumulate_into_leaf(*e.leaf, g);
+      if (g.defined()) accumulate_into_leaf(*e.leaf, g, disjoint);
       return;
     }
     std::vector<Tensor>& slot = pending_[e.node.get()];
@@ -160,8 +162,10 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
     std::vector<Tensor> grad_inputs = run_node(*node, grad_outputs, retain_graph);
     grad_outputs.clear();  // free them before the next node runs
     const std::vector<Edge>& edges = node->next_edges();
+    const std::vector<bool> disjoint = disjoint_slices(grad_inputs);
     for (size_t i = 0; i < edges.size(); ++i) {
-      queue.deliver(edges[i], i < grad_inputs.size() ? std::move(grad_inputs[i]) : Tensor());
+      const bool given = i < grad_inputs.size();
+      queue.deliver(edges[i], given ? std::move(grad_inputs[i]) : Tensor(), given && disjoint[i]);
     }
   }
 }

@@ -1,6 +1,8 @@
 #include "autograd/node.h"
 
+#include <algorithm>
 #include <atomic>
+#include <unordered_map>
 #include <vector>
 
 #include "backends/error.h"
@@ -78,6 +80,28 @@ std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) {
                                                                      << " gradients for " << next_edges_.size()
                                                                      << " inputs");
   return grads;
+}
+
+std::vector<bool> disjoint_slices(const std::vector<Tensor>& grads) {
+  std::vector<bool> keep(grads.size(), false);
+  std::unordered_map<const Storage*, std::vector<size_t>> by_storage;  // the candidates, by their storage
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const Tensor& g = grads[i];
+    if (g.defined() && g.is_contiguous() && g.impl().use_count() == 1) by_storage[g.storage().get()].push_back(i);
+  }
+  for (auto& [storage, members] : by_storage) {
+    // One holder of the storage per member, or someone else (the output's gradient, a user's tensor) holds it.
+    if (members.size() < 2 || grads[members[0]].storage().use_count() != static_cast<long>(members.size())) continue;
+    std::sort(members.begin(), members.end(),
+              [&](size_t a, size_t b) { return grads[a].offset() < grads[b].offset(); });
+    bool disjoint = true;
+    for (size_t j = 1; j < members.size(); ++j) {
+      const Tensor& before = grads[members[j - 1]];
+      disjoint = disjoint && before.offset() + before.numel() <= grads[members[j]].offset();
+    }
+    for (size_t i : members) keep[i] = disjoint;
+  }
+  return keep;
 }
 
 }  // namespace atelier

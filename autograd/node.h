@@ -77,6 +77,13 @@ class Node {
   BackwardFn backward_;
 };
 
+// Which of one node's gradients share their storage with nothing but each other, in disjoint elements: cat's
+// backward hands its inputs slices of one gradient. The engine lets a leaf keep such a slice as its .grad (an
+// in-place update of one cannot reach another's elements, as it could if a gradient were shared), where it copies
+// a gradient whose storage anything else holds. Each must be contiguous and held only by `grads`, and the storage
+// only by these gradients. One flag per gradient.
+std::vector<bool> disjoint_slices(const std::vector<Tensor>& grads);
+
 // Number of live Nodes: the leak tests read it.
 int64_t live_nodes();
 

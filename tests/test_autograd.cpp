@@ -111,6 +111,43 @@ TEST_CASE("amax's gradient is split evenly between ties, and a NaN maximum gives
   CHECK(y.grad().to_vector<float>() == std::vector<float>{0, share, share, 0, share, 0});
 }
 
+TEST_CASE(
+    "cat's disjoint gradient slices are kept by their leaves without a copy; shared or overlapping ones are copied") {
+  Tensor a = zeros({2, 3}).requires_grad_();
+  Tensor b = zeros({1, 3}).requires_grad_();
+  Tensor y = cat({a, b}, 0) * tensor({1, 2, 3});  // a fresh gradient for cat, sliced for a and b
+  Profiler profiler(backend_for(Device::cpu()));
+  y.sum().backward();
+  int64_t copies = 0;
+  for (const ProfileRow& row : profiler.report().rows) copies += row.op == PrimitiveOp::copy ? row.calls : 0;
+  CHECK(copies == 0);  // one of the two slices was copied before
+  CHECK(a.grad().storage() == b.grad().storage());
+  a.grad().mul_(10.0);  // in place on a's slice: b's elements are elsewhere
+  CHECK(values(a.grad()) == std::vector<double>{10, 20, 30, 10, 20, 30});
+  CHECK(values(b.grad()) == std::vector<double>{1, 2, 3});
+
+  // A seed the caller still holds: its storage is not the slices' alone, so both are copied.
+  a.set_grad(Tensor());
+  b.set_grad(Tensor());
+  Tensor seed = ones({3, 3});
+  cat({a, b}, 0).backward(seed);
+  seed.mul_(7.0);
+  CHECK(values(a.grad()) == std::vector<double>(6, 1.0));
+  CHECK(values(b.grad()) == std::vector<double>(3, 1.0));
+
+  // Overlapping slices (a formula handing rows 0-1 and 1-2 of one gradient to two leaves): copied, so an in-place
+  // update of one does not reach the other.
+  Tensor c = zeros({2, 2}).requires_grad_();
+  Tensor d = zeros({2, 2}).requires_grad_();
+  Tensor out = record("overlap", zeros({3, 2}), {c, d}, [](const auto& g, const auto&) {
+    return std::vector<Tensor>{raw::slice(g[0], 0, 0, 2, 1), raw::slice(g[0], 0, 1, 3, 1)};
+  });
+  (out * tensor({1, 2, 3, 4, 5, 6}, {3, 2})).sum().backward();  // a gradient only the two slices hold
+  c.grad().mul_(10.0);
+  CHECK(values(c.grad()) == std::vector<double>{10, 20, 30, 40});
+  CHECK(values(d.grad()) == std::vector<double>{3, 4, 5, 6});
+}
+
 TEST_CASE("a second backward needs retain_graph") {
   Tensor x = tensor({2}).requires_grad_();
   Tensor y = (x * x).sum();
