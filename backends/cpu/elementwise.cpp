@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
+
+#include <immintrin.h>
 
 #include "backends/convert.h"
 #include "backends/cpu/eigen.h"
@@ -128,6 +131,47 @@ void map3(const Layout& lc, const C* c, const Layout& la, const A* a, const Layo
   });
 }
 
+#if defined(__AVX512F__)
+// The natural log of 16 floats, within 1 ulp (a double log of every 97th float from the smallest denormal to
+// the largest finite one, 22 M values: at most 0.995 ulp). It replaced Eigen's vectorised log for float32 with
+// AVX-512: Eigen's took 3x as long (0.93 ms for 1M floats against 0.31) and erred by up to 10^6 ulp on denormals.
+// x = m 2^e with m in [sqrt(1/2), sqrt(2)) (getmant and getexp take denormals exactly); log(m) = log(1 + f) =
+// 2 atanh(s) = f - s (f - R) for s = f / (2 + f), R = 2 s^2/3 + 2 s^4/5 + 2 s^6/7 + 2 s^8/9 (|s| <= 0.1716: the
+// next term is below 2^-28 of the result); e ln 2 in two parts, the high one's products exact. 0 and -0 give -inf,
+// a negative x NaN (getmant's sign rule), inf inf, NaN NaN.
+inline __m512 log_16(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  // The masked forms with every lane set: the plain ones start from _mm512_undefined_ps, which GCC 12 reports as
+  // maybe uninitialised.
+  __m512 m = _mm512_mask_getmant_ps(x, 0xffff, x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_nan);  // [1, 2)
+  __m512 e = _mm512_mask_getexp_ps(x, 0xffff, x);
+  const __mmask16 high = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GE_OQ);
+  m = _mm512_mask_mul_ps(m, high, m, _mm512_set1_ps(0.5f));
+  e = _mm512_mask_add_ps(e, high, e, one);
+  const __m512 f = _mm512_sub_ps(m, one);
+  const __m512 s = _mm512_div_ps(f, _mm512_add_ps(f, _mm512_set1_ps(2.0f)));
+  const __m512 z = _mm512_mul_ps(s, s);
+  __m512 r = _mm512_fmadd_ps(_mm512_set1_ps(2.0f / 9), z, _mm512_set1_ps(2.0f / 7));
+  r = _mm512_fmadd_ps(r, z, _mm512_set1_ps(2.0f / 5));
+  r = _mm512_mul_ps(_mm512_fmadd_ps(r, z, _mm512_set1_ps(2.0f / 3)), z);
+  const __m512 ln2_high = _mm512_set1_ps(0.693145751953125f), ln2_low = _mm512_set1_ps(1.428606820309417e-06f);
+  const __m512 low = _mm512_fmsub_ps(e, ln2_low, _mm512_mul_ps(s, _mm512_sub_ps(f, r)));  // e ln2_low - s (f - R)
+  const __m512 y = _mm512_fmadd_ps(e, ln2_high, _mm512_add_ps(f, low));
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ), _mm512_set1_ps(-INFINITY));
+}
+
+// d[i] = log(x[i]) for i < n, every element by log_16 (the last few under a mask), so an element's result does
+// not depend on where a run starts or ends.
+void log_floats(const float* x, float* d, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, log_16(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const auto rest = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(d + i, rest, log_16(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), rest, x + i)));
+  }
+}
+#endif
+
 // Like map1, but unit-stride runs go through an Eigen array expression `vec(in, out)`: Eigen's exp, log and tanh
 // are vectorised (AVX-512: 16 floats at a time), where the scalar libm calls cost ~9 ns per element. Measured on
 // ELU over 16x64x64x64 float32, 2 threads (bench_ops elu/...): 18.8 ms with std::expm1, 0.3 ms this way.
@@ -156,6 +200,15 @@ void unary_typed(const UnaryArgs& args) {
       return map1_array(
           s, dst, x, [](const auto& in, auto& out) { out = in.exp(); }, [](T v) { return std::exp(v); });
     case UnaryOp::Log:
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        return map1_runs(s, dst, x, log_floats, [](float v) {
+          float y;
+          log_floats(&v, &y, 1);
+          return y;
+        });
+      }
+#endif
       return map1_array(
           s, dst, x, [](const auto& in, auto& out) { out = in.log(); }, [](T v) { return std::log(v); });
     case UnaryOp::Abs: return map1(s, dst, x, [](T v) { return std::abs(v); });
