@@ -16,6 +16,7 @@
 #include "nn/data/dataset.h"
 #include "nn/data/idx.h"
 #include "nn/functional.h"
+#include "nn/grad_clip.h"
 #include "nn/init.h"
 #include "nn/layers.h"
 #include "nn/loss.h"

@@ -3,6 +3,7 @@
 // bench/peers/optim_fixture.py), fitting a plain latent tensor, state_dict round trips and error messages.
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <string>
@@ -11,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include "atelier.h"
+#include "tensor/readback.h"
 #include "tests/test_util.h"
 
 using namespace atelier;
@@ -379,4 +381,42 @@ TEST_CASE("optim: the CPU backend supports sgd_step and adam_step for floating d
     CHECK(backend.supports(op, DType::Float64));
     CHECK_FALSE(backend.supports(op, DType::Int64));
   }
+}
+
+TEST_CASE("optim: clip_grad_norm_ scales every gradient by min(1, max_norm / total norm), reading nothing") {
+  Tensor a = tensor({3, 4}, {}, DType::Float64).requires_grad_();
+  Tensor b = tensor({0, 0, 12}, {}, DType::Float64).requires_grad_();
+  Tensor skipped = tensor({1}, {}, DType::Float64).requires_grad_();  // no gradient: left alone
+  a.set_grad(tensor({3, 4}, {}, DType::Float64));
+  b.set_grad(tensor({0, 0, 12}, {}, DType::Float64));  // total norm sqrt(9 + 16 + 144) = 13
+  const uint64_t reads = host_sync_reads();
+  const Tensor norm = nn::clip_grad_norm_({a, b, skipped}, 6.5);
+  CHECK(host_sync_reads() == reads);
+  CHECK(norm.dim() == 0);
+  CHECK(norm.item() == doctest::Approx(13.0).epsilon(1e-15));
+  const double scale = 6.5 / (13.0 + 1e-6);
+  CHECK(a.grad().to_vector<double>() == std::vector<double>{3 * scale, 4 * scale});
+  CHECK(b.grad().to_vector<double>()[2] == 12 * scale);
+  CHECK_FALSE(skipped.grad().defined());
+
+  // Under max_norm the gradients stay as they are (the scale is 1); float32 gradients, a float32 norm.
+  Tensor c = zeros({2}).requires_grad_();
+  c.set_grad(tensor({0.3, 0.4}));
+  const Tensor small = nn::clip_grad_norm_({c}, 1.0);
+  CHECK(small.dtype() == DType::Float32);
+  CHECK(small.item() == doctest::Approx(0.5).epsilon(1e-6));
+  CHECK(c.grad().to_vector<float>() == std::vector<float>{0.3f, 0.4f});
+
+  // A non-finite gradient makes the norm say so and the gradients non-finite (nothing is hidden).
+  c.set_grad(tensor({std::numeric_limits<double>::infinity(), 1.0}));
+  CHECK(std::isinf(nn::clip_grad_norm_({c}, 1.0).item()));
+  CHECK(std::isnan(c.grad().to_vector<float>()[0]));
+
+  // Nothing to clip: a zero norm. Bad max_norm: refused, naming it.
+  CHECK(nn::clip_grad_norm_({skipped}, 1.0).item() == 0.0);
+  testing::check_throws_with([&] { nn::clip_grad_norm_({a}, 0.0); }, {"clip_grad_norm_", "max_norm", "got 0"});
+  testing::check_throws_with([&] { nn::clip_grad_norm_({a}, std::nan("")); }, {"max_norm", "nan"});
+  Tensor i = zeros({2}).requires_grad_();
+  i.set_grad(zeros({2}, DType::Int64));
+  testing::check_throws_with([&] { nn::clip_grad_norm_({i}, 1.0); }, {"int64", "only float32 and float64"});
 }

@@ -19,6 +19,7 @@
 #include "began/model.h"
 #include "began/step.h"
 #include "began/step_runner.h"
+#include "nn/grad_clip.h"
 #include "nn/optim.h"
 #include "tensor/creation.h"
 #include "tensor/grad_mode.h"
@@ -65,18 +66,20 @@ TEST_CASE("cuda training: three classifier steps give the CPU's losses") {
   CHECK(cpu.back() < cpu.front());  // the steps did train: the comparison is not between two constants
 }
 
-// One classifier step on (x, labels); the loss is returned on the device, unread.
+// One classifier step on (x, labels), its gradients clipped to a global norm of 0.5 (nn/grad_clip.h: the scale
+// stays on the device); the loss is returned on the device, unread.
 Tensor classifier_step(began::FmnistClassifier& model, nn::Optimizer& opt, const Tensor& x, const Tensor& labels) {
   opt.zero_grad();
   Tensor loss = cross_entropy(model.forward(x), labels);
   loss.backward();
+  nn::clip_grad_norm_(model.parameters(), 0.5);
   opt.step();
   return loss.detach();
 }
 
 TEST_CASE(
-    "cuda training: a classifier step (cross_entropy's gather and scatter_add) reads nothing on the host, and "
-    "captured once, its replays give the eager steps' losses and weights bit for bit") {
+    "cuda training: a classifier step (cross_entropy's gather and scatter_add, clipped gradients) reads nothing on "
+    "the host, and captured once, its replays give the eager steps' losses and weights bit for bit") {
   Backend& cuda = backend_for(Device::cuda());
   manual_seed(11);
   began::FmnistClassifier eager_model;
