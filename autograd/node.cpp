@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <unordered_map>
 #include <vector>
 
 #include "backends/error.h"
@@ -83,15 +82,24 @@ std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) {
 }
 
 std::vector<bool> disjoint_slices(const std::vector<Tensor>& grads) {
+  // A node has a few inputs: pairwise scans, no allocation but the flags.
   std::vector<bool> keep(grads.size(), false);
-  std::unordered_map<const Storage*, std::vector<size_t>> by_storage;  // the candidates, by their storage
-  for (size_t i = 0; i < grads.size(); ++i) {
+  const auto candidate = [&](size_t i) {
     const Tensor& g = grads[i];
-    if (g.defined() && g.is_contiguous() && g.impl().use_count() == 1) by_storage[g.storage().get()].push_back(i);
-  }
-  for (auto& [storage, members] : by_storage) {
-    // One holder of the storage per member, or someone else (the output's gradient, a user's tensor) holds it.
-    if (members.size() < 2 || grads[members[0]].storage().use_count() != static_cast<long>(members.size())) continue;
+    return g.defined() && g.is_contiguous() && g.impl().use_count() == 1;
+  };
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (keep[i] || !candidate(i)) continue;
+    // The candidates on i's storage: one holder of the storage each, or someone else (the output's gradient, a
+    // caller's tensor) holds it too. Counted first, so that the usual node (no shared storage) allocates nothing.
+    const auto same = [&](size_t j) { return candidate(j) && grads[j].storage() == grads[i].storage(); };
+    long count = 1;
+    for (size_t j = i + 1; j < grads.size(); ++j) count += same(j) ? 1 : 0;
+    if (count < 2 || grads[i].storage().use_count() != count) continue;
+    std::vector<size_t> members{i};
+    for (size_t j = i + 1; j < grads.size(); ++j) {
+      if (same(j)) members.push_back(j);
+    }
     std::sort(members.begin(), members.end(),
               [&](size_t a, size_t b) { return grads[a].offset() < grads[b].offset(); });
     bool disjoint = true;
@@ -99,7 +107,7 @@ std::vector<bool> disjoint_slices(const std::vector<Tensor>& grads) {
       const Tensor& before = grads[members[j - 1]];
       disjoint = disjoint && before.offset() + before.numel() <= grads[members[j]].offset();
     }
-    for (size_t i : members) keep[i] = disjoint;
+    for (size_t m : members) keep[m] = disjoint;
   }
   return keep;
 }
