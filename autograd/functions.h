@@ -92,8 +92,13 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
 Tensor mse_loss(const Tensor& input, const Tensor& target);
 Tensor l1_loss(const Tensor& input, const Tensor& target);
 Tensor log_softmax(const Tensor& x, int64_t dim);
+// exp(log_softmax(x, dim)): the rows along dim sum to 1.
+Tensor softmax(const Tensor& x, int64_t dim);
 // logits (N, C), labels int64 (N) in [0, C).
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
+// mean of -(t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))) over every element, from the logits x (the GAN and
+// multi-label loss); target t of x's shape, usually in [0, 1]. Stable for any |x| (no sigmoid is formed).
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target);
 
 // --- operators ---
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

@@ -243,6 +243,10 @@ std::vector<OpCase> build_table() {
   ROW("log_softmax/dim0", ({u({4, 2}, -2, 2)}), log_softmax(x[0], 0));
   ROW("log_softmax/middle_dim", ({u({2, 4, 3}, -2, 2)}), log_softmax(x[0], -2));
   ROW("cross_entropy", ({u({4, 3}, -2, 2), labels({0, 2, 1, 2})}), cross_entropy(x[0], x[1]));
+  ROW("softmax/dim1", ({u({3, 5}, -2, 2)}), softmax(x[0], 1));
+  ROW("softmax/dim0", ({u({4, 2}, -2, 2)}), softmax(x[0], 0));
+  ROW("binary_cross_entropy_with_logits", ({u({3, 4}, -3, 3), u({3, 4}, 0, 1)}),
+      binary_cross_entropy_with_logits(x[0], x[1]));
   return t;
 }
 

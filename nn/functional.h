@@ -31,6 +31,7 @@ inline Tensor flatten(const Tensor& x, int64_t start_dim = 1, int64_t end_dim = 
   return x.flatten(start_dim, end_dim);
 }
 inline Tensor log_softmax(const Tensor& x, int64_t dim) { return atelier::log_softmax(x, dim); }
+inline Tensor softmax(const Tensor& x, int64_t dim) { return atelier::softmax(x, dim); }
 
 // Losses, all reduced by the mean over every element (cross-entropy: over the batch).
 inline Tensor l1_loss(const Tensor& input, const Tensor& target) { return atelier::l1_loss(input, target); }
@@ -38,6 +39,10 @@ inline Tensor mse_loss(const Tensor& input, const Tensor& target) { return ateli
 // logits (N, C), labels int64 (N) in [0, C).
 inline Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   return atelier::cross_entropy(logits, labels);
+}
+// From logits x, targets of x's shape (usually in [0, 1]).
+inline Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target) {
+  return atelier::binary_cross_entropy_with_logits(input, target);
 }
 
 }  // namespace atelier::nn::functional

@@ -23,4 +23,12 @@ struct CrossEntropyLoss {
   Tensor operator()(const Tensor& logits, const Tensor& labels) const { return cross_entropy(logits, labels); }
 };
 
+// mean over every element of the binary cross-entropy of sigmoid(logits) against target (same shape, usually in
+// [0, 1]), computed from the logits so that it stays finite for any logit (torch.nn.BCEWithLogitsLoss).
+struct BCEWithLogitsLoss {
+  Tensor operator()(const Tensor& logits, const Tensor& target) const {
+    return binary_cross_entropy_with_logits(logits, target);
+  }
+};
+
 }  // namespace atelier::nn

@@ -375,3 +375,43 @@ TEST_CASE("nn: loss objects forward to the differentiable losses") {
   testing::check_throws_with([&] { nn::MSELoss()(column, row); }, {"mse_loss", "[3, 1]", "[3]", "broadcasting"});
   testing::check_throws_with([&] { nn::L1Loss()(column, row); }, {"l1_loss", "[3, 1]", "[3]", "broadcasting"});
 }
+
+TEST_CASE("nn: binary cross-entropy from logits: the formula's values, finite at any logit, PyTorch's gradient") {
+  // Against -(t log p + (1 - t) log(1 - p)), p = sigmoid(x), in double, where that formula is itself accurate.
+  const std::vector<double> xs = {-3, -0.5, 0, 0.5, 2, 4}, ts = {0, 1, 0.5, 0.25, 1, 0};
+  Tensor x = from_vector(xs, {6}).requires_grad_();
+  Tensor t = from_vector(ts, {6}).requires_grad_();
+  Tensor loss = nn::BCEWithLogitsLoss()(x, t);
+  double want = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double p = 1 / (1 + std::exp(-xs[i]));
+    want -= (ts[i] * std::log(p) + (1 - ts[i]) * std::log(1 - p)) / static_cast<double>(xs.size());
+  }
+  CHECK(loss.item() == doctest::Approx(want).epsilon(1e-14));
+  loss.backward();
+  const std::vector<double> gx = x.grad().to_vector<double>(), gt = t.grad().to_vector<double>();
+  for (size_t i = 0; i < xs.size(); ++i) {
+    CHECK(gx[i] == doctest::Approx((1 / (1 + std::exp(-xs[i])) - ts[i]) / 6).epsilon(1e-14));
+    CHECK(gt[i] == doctest::Approx(-xs[i] / 6).epsilon(1e-14));
+  }
+  CHECK(gx[2] == doctest::Approx((0.5 - 0.5) / 6));  // at x = 0: sigmoid(0) - t, where |x| has no derivative
+
+  // Logits of +-100 in float32: sigmoid would round to 0 or 1 and its log to -inf; the loss stays exact.
+  const Tensor big = nn::functional::binary_cross_entropy_with_logits(tensor({100, -100, 100}), tensor({1, 0, 0}));
+  CHECK(big.item() == doctest::Approx(100.0 / 3).epsilon(1e-6));
+  testing::check_throws_with(
+      [&] {
+        nn::BCEWithLogitsLoss()(zeros({3, 1}), zeros({3}));
+      },
+      {"binary_cross_entropy_with_logits", "[3, 1]", "[3]"});
+}
+
+TEST_CASE("nn: softmax is exp(log_softmax): rows sum to 1, large logits stay finite") {
+  const Tensor p = nn::functional::softmax(tensor({1, 2, 3, 1000, 1000, -1000}, {2, 3}), 1);
+  const std::vector<double> v = p.to_vector<double>();
+  CHECK(v[0] + v[1] + v[2] == doctest::Approx(1.0));
+  CHECK(v[2] == doctest::Approx(std::exp(3.0) / (std::exp(1.0) + std::exp(2.0) + std::exp(3.0))));
+  CHECK(v[3] == doctest::Approx(0.5));
+  CHECK(v[4] == doctest::Approx(0.5));
+  CHECK(v[5] == 0.0);
+}

@@ -1,5 +1,5 @@
-// Losses: L1 and cross-entropy composed from differentiable ops (their gradients come from the pieces), MSE one node
-// over raw ops, and log-softmax, one primitive each way.
+// Losses: L1 and cross-entropy composed from differentiable ops (their gradients come from the pieces), MSE and
+// binary cross-entropy from logits one node over raw ops each, log-softmax one primitive each way, softmax its exp.
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
@@ -49,6 +49,12 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
   });
 }
 
+Tensor softmax(const Tensor& x, int64_t dim) {
+  // Composed: log-softmax's kernel and exp, two passes each way (exp's gradient is a multiply by the output, then
+  // log-softmax's gradient kernel), and the log-domain kernel keeps large logits finite.
+  return exp(log_softmax(x, dim));
+}
+
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   ATELIER_CHECK(logits.dim() == 2, "cross_entropy: logits must be (N, C), got " << logits.shape());
   ATELIER_CHECK(labels.dtype() == DType::Int64, "cross_entropy: labels must be int64, got " << labels.dtype());
@@ -58,6 +64,35 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   // -mean_i log_softmax(logits)[i, label_i]; gather checks every label is in [0, C).
   Tensor picked = gather(log_softmax(logits, 1), 1, raw::unsqueeze(labels, 1));
   return neg(mean(picked));
+}
+
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target) {
+  check_same_shape(input, target, "binary_cross_entropy_with_logits");
+  // One node over raw ops, as mse_loss. Per element: max(x, 0) - x t + log(1 + exp(-|x|)), which is
+  // -(t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))) without forming sigmoid(x): exp(-|x|) <= 1 never overflows,
+  // and no log of 0 is taken. The gradient is (sigmoid(x) - t) / n for x and -x / n for t, times the loss's
+  // gradient, as PyTorch's (the composition's would be wrong at x = 0, where |x| has no derivative).
+  const Tensor neg_abs = raw::unary(UnaryOp::Neg, raw::unary(UnaryOp::Abs, input));
+  const Tensor softplus =  // log(1 + exp(-|x|))
+      raw::unary(UnaryOp::Log, raw::binary(BinaryOp::Add, raw::unary(UnaryOp::Exp, neg_abs), 1.0));
+  const Tensor hinge =  // max(x, 0) - x t
+      raw::binary(BinaryOp::Sub, raw::binary(BinaryOp::Maximum, input, 0.0), raw::binary(BinaryOp::Mul, input, target));
+  const Tensor terms = raw::binary(BinaryOp::Add, hinge, softplus);
+  Tensor out = raw::reduce(ReduceOp::Mean, terms, {}, /*keepdim=*/false);
+  if (!should_record({input, target})) return out;
+  const double scale = 1.0 / static_cast<double>(input.numel());  // not empty: the mean refused that
+  return record("binary_cross_entropy_with_logits", out, {input, target},
+                [sx = SavedTensor(input), st = SavedTensor(target), scale](const auto& g, const auto& needs) {
+                  const Tensor x = sx.unpack();
+                  const Tensor g_n = raw::binary(BinaryOp::Mul, g[0], scale);  // 0-d
+                  Tensor dx, dt;
+                  if (needs[0]) {
+                    const Tensor p = raw::unary(UnaryOp::Sigmoid, x);
+                    dx = raw::binary(BinaryOp::Mul, raw::binary(BinaryOp::Sub, p, st.unpack()), g_n);
+                  }
+                  if (needs[1]) dt = raw::binary(BinaryOp::Mul, raw::unary(UnaryOp::Neg, x), g_n);
+                  return std::vector<Tensor>{dx, dt};
+                });
 }
 
 }  // namespace atelier

@@ -63,6 +63,9 @@ ROWS = [
     ("l1_loss", lambda: [leaf(2, 5), torch.zeros(2, 5, requires_grad=True)], lambda x: F.l1_loss(x[0], x[1])),
     ("log_softmax/dim1", lambda: [leaf(3, 5)], lambda x: F.log_softmax(x[0], 1)),
     ("cross_entropy", lambda: [leaf(4, 3), torch.tensor([0, 2, 1, 2])], lambda x: F.cross_entropy(x[0], x[1])),
+    ("softmax/dim1", lambda: [leaf(3, 5)], lambda x: F.softmax(x[0], 1)),
+    ("binary_cross_entropy_with_logits", lambda: [leaf(3, 4), leaf(3, 4)],
+     lambda x: F.binary_cross_entropy_with_logits(x[0], x[1])),
 ]
 
 
