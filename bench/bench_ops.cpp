@@ -336,6 +336,8 @@ std::vector<GeneralCase> general_cases() {
       {"slice_step2", {m}, -1, 1, [](X x) { return contiguous(slice(x[0], 1, 0, 2048, 2)); }},
       {"mse_loss", {m, m}, -1, 1, [](X x) { return mse_loss(x[0], x[1]); }},
       {"l1_loss", {m, m}, -1, 1, [](X x) { return l1_loss(x[0], x[1]); }},
+      {"bce_with_logits", {m, m}, -1, 1, [](X x) { return binary_cross_entropy_with_logits(x[0], x[1]); }},
+      {"softmax/dim1", {m}, -2, 2, [](X x) { return softmax(x[0], 1); }},
       {"to_float64", {m}, -1, 1, [](X x) { return to_dtype(x[0], DType::Float64); }},
   };
 }

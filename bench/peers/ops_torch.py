@@ -150,6 +150,8 @@ def general_cases():
         ("slice_step2", [m], -1, 1, lambda x: x[0][:, 0:2048:2].contiguous()),
         ("mse_loss", [m, m], -1, 1, lambda x: F.mse_loss(x[0], x[1])),
         ("l1_loss", [m, m], -1, 1, lambda x: F.l1_loss(x[0], x[1])),
+        ("bce_with_logits", [m, m], -1, 1, lambda x: F.binary_cross_entropy_with_logits(x[0], x[1])),
+        ("softmax/dim1", [m], -2, 2, lambda x: F.softmax(x[0], 1)),
         ("to_float64", [m], -1, 1, lambda x: x[0].double()),
     ]
 
