@@ -217,11 +217,13 @@ struct LogSoftmaxArgs {
   int64_t inner;
   const void* src_data;
   void* dst_data;
+  bool softmax = false;  // write exp(dst): the softmax, in the same pass
 };
 
 // Log-softmax's gradient from its output y (same view, same shapes, all contiguous):
 //   dst[o, j, i] = grad[o, j, i] - exp(y[o, j, i]) * sum_j' grad[o, j', i]
 // (the sum accumulates as log_softmax's does).
+// With softmax, y is the softmax's output and dst[o, j, i] = y[o, j, i] * (grad[o, j, i] - sum_j' grad y[o, j', i]).
 struct LogSoftmaxBackwardArgs {
   DType dtype;
   int64_t outer;
@@ -230,6 +232,7 @@ struct LogSoftmaxBackwardArgs {
   const void* grad_data;
   const void* out_data;
   void* dst_data;
+  bool softmax = false;
 };
 
 // Gather along one dimension of contiguous tensors viewed as (outer, dim, inner):

@@ -73,6 +73,10 @@ Tensor log_softmax(const Tensor& t, int64_t dim);
 // Its input gradient from its output y = log_softmax(t, dim): grad - exp(y) * sum(grad, dim), one kernel. grad and y
 // have one shape (no broadcasting).
 Tensor log_softmax_backward(const Tensor& grad, const Tensor& out, int64_t dim);
+// exp(log_softmax(t, dim)) in the same kernel, and its input gradient from its output y: y * (grad - sum(grad * y,
+// dim)), one kernel (the log_softmax primitives' softmax mode).
+Tensor softmax(const Tensor& t, int64_t dim);
+Tensor softmax_backward(const Tensor& grad, const Tensor& out, int64_t dim);
 
 // --- indexing ---
 // out[..., j, ...] = t[..., index[..., j, ...], ...] along `dim`; index is int64 with t's shape except at dim.

@@ -329,7 +329,7 @@ TEST_CASE("elu's one-kernel backward matches the four-op formula it replaced") {
 // dimension, long rows summed in chunks of 256, and rows strided by the dimensions after (blocks of 64 side by
 // side). Each shape below reaches one layout or the edge between two; every result is checked against the formula
 // in double, and must be the same bits at 1, 2 and 3 threads.
-TEST_CASE("log_softmax's kernels match the formula in double on every layout and thread count") {
+TEST_CASE("log_softmax's and softmax's kernels match the formula in double on every layout and thread count") {
   struct Case {
     Shape shape;
     int64_t dim;
@@ -343,55 +343,59 @@ TEST_CASE("log_softmax's kernels match the formula in double on every layout and
       {{2, 5, 70}, 1},  // strided rows: blocks of 64 and 6
       {{1000, 3}, 0},   // strided rows, a long reduced dimension
   };
-  for (DType dtype : {DType::Float32, DType::Float64}) {
-    const double eps = dtype == DType::Float32 ? 1.1920929e-7 : 2.220446e-16;
-    for (const Case& c : cases) {
-      CAPTURE(dtype);
-      CAPTURE(c.shape);
-      const Tensor x = uniform(c.shape, -8, 8, RandomKey{41}, dtype).requires_grad_();
-      const Tensor g = uniform(c.shape, -1, 1, RandomKey{42}, dtype);
-      std::vector<double> first_y, first_dx;
-      for (int threads : {1, 2, 3}) {
-        testing::ThreadCountGuard guard;
-        set_num_threads(threads);
-        x.set_grad(Tensor());
-        const Tensor y = log_softmax(x, c.dim);
-        y.backward(g);
-        if (threads == 1) {
-          first_y = values(y);
-          first_dx = values(x.grad());
-        } else {
-          CHECK(values(y) == first_y);
-          CHECK(values(x.grad()) == first_dx);
-        }
-      }
-      // The formula along dimension d of a contiguous (outer, n, inner) view, in double.
-      const int d = normalize_dim(c.dim, static_cast<int64_t>(c.shape.size()), "test");
-      int64_t outer = 1, inner = 1;
-      for (int i = 0; i < d; ++i) outer *= c.shape[i];
-      for (size_t i = d + 1; i < c.shape.size(); ++i) inner *= c.shape[i];
-      const int64_t n = c.shape[d];
-      const std::vector<double> xv = values(x), gv = values(g);
-      for (int64_t o = 0; o < outer; ++o) {
-        for (int64_t i = 0; i < inner; ++i) {
-          auto at = [&](int64_t j) { return static_cast<size_t>((o * n + j) * inner + i); };
-          double m = xv[at(0)], s = 0, gs = 0;
-          for (int64_t j = 1; j < n; ++j) m = std::max(m, xv[at(j)]);
-          for (int64_t j = 0; j < n; ++j) {
-            s += std::exp(xv[at(j)] - m);
-            gs += gv[at(j)];
+  for (const bool soft : {false, true})
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      const double eps = dtype == DType::Float32 ? 1.1920929e-7 : 2.220446e-16;
+      for (const Case& c : cases) {
+        CAPTURE(soft);
+        CAPTURE(dtype);
+        CAPTURE(c.shape);
+        const Tensor x = uniform(c.shape, -8, 8, RandomKey{41}, dtype).requires_grad_();
+        const Tensor g = uniform(c.shape, -1, 1, RandomKey{42}, dtype);
+        std::vector<double> first_y, first_dx;
+        for (int threads : {1, 2, 3}) {
+          testing::ThreadCountGuard guard;
+          set_num_threads(threads);
+          x.set_grad(Tensor());
+          const Tensor y = soft ? softmax(x, c.dim) : log_softmax(x, c.dim);
+          y.backward(g);
+          if (threads == 1) {
+            first_y = values(y);
+            first_dx = values(x.grad());
+          } else {
+            CHECK(values(y) == first_y);
+            CHECK(values(x.grad()) == first_dx);
           }
-          for (int64_t j = 0; j < n; ++j) {
-            const double want_y = xv[at(j)] - m - std::log(s);
-            REQUIRE(std::fabs(first_y[at(j)] - want_y) <= 8 * eps * (1 + std::fabs(want_y)));
-            // dx from the output as computed (the kernel's input), so only the backward's rounding counts.
-            const double want_dx = gv[at(j)] - std::exp(first_y[at(j)]) * gs;
-            REQUIRE(std::fabs(first_dx[at(j)] - want_dx) <= 8 * eps * (1 + std::fabs(gs)));
+        }
+        // The formula along dimension d of a contiguous (outer, n, inner) view, in double.
+        const int d = normalize_dim(c.dim, static_cast<int64_t>(c.shape.size()), "test");
+        int64_t outer = 1, inner = 1;
+        for (int i = 0; i < d; ++i) outer *= c.shape[i];
+        for (size_t i = d + 1; i < c.shape.size(); ++i) inner *= c.shape[i];
+        const int64_t n = c.shape[d];
+        const std::vector<double> xv = values(x), gv = values(g);
+        for (int64_t o = 0; o < outer; ++o) {
+          for (int64_t i = 0; i < inner; ++i) {
+            auto at = [&](int64_t j) { return static_cast<size_t>((o * n + j) * inner + i); };
+            double m = xv[at(0)], s = 0, gs = 0;
+            for (int64_t j = 1; j < n; ++j) m = std::max(m, xv[at(j)]);
+            for (int64_t j = 0; j < n; ++j) {
+              s += std::exp(xv[at(j)] - m);
+              gs += soft ? gv[at(j)] * first_y[at(j)] : gv[at(j)];  // softmax: sum(g y)
+            }
+            for (int64_t j = 0; j < n; ++j) {
+              const double log_y = xv[at(j)] - m - std::log(s);
+              const double want_y = soft ? std::exp(log_y) : log_y;
+              REQUIRE(std::fabs(first_y[at(j)] - want_y) <= 8 * eps * (1 + std::fabs(want_y)));
+              // dx from the output as computed (the kernel's input), so only the backward's rounding counts.
+              const double want_dx =
+                  soft ? first_y[at(j)] * (gv[at(j)] - gs) : gv[at(j)] - std::exp(first_y[at(j)]) * gs;
+              REQUIRE(std::fabs(first_dx[at(j)] - want_dx) <= 8 * eps * (1 + std::fabs(gs) + std::fabs(gv[at(j)])));
+            }
           }
         }
       }
     }
-  }
 }
 
 TEST_CASE("log_softmax: NaN and +inf make their row NaN, -inf gives -inf, an empty tensor an empty result") {

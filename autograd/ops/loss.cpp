@@ -1,5 +1,5 @@
 // Losses: L1 and cross-entropy composed from differentiable ops (their gradients come from the pieces), MSE and
-// binary cross-entropy from logits one node over raw ops each, log-softmax one primitive each way, softmax its exp.
+// binary cross-entropy from logits one node over raw ops each, log-softmax and softmax one primitive each way.
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
@@ -50,9 +50,13 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor softmax(const Tensor& x, int64_t dim) {
-  // Composed: log-softmax's kernel and exp, two passes each way (exp's gradient is a multiply by the output, then
-  // log-softmax's gradient kernel), and the log-domain kernel keeps large logits finite.
-  return exp(log_softmax(x, dim));
+  // The log-softmax kernels' softmax mode: one pass each way (exp(log_softmax) composed made four:
+  // docs/benchmarks.md, "The five slower everyday ops"), the gradient from the saved output, y (dy - sum(dy y)).
+  Tensor out = raw::softmax(x, dim);
+  if (!should_record({x})) return out;
+  return record("softmax", out, {x}, [so = SavedTensor(out), dim](const auto& g, const auto&) {
+    return std::vector<Tensor>{raw::softmax_backward(g[0], so.unpack(), dim)};
+  });
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {

@@ -298,6 +298,8 @@ void argmax_typed(const ArgmaxArgs& args) {
 //     of up to kSumChunk of them are done together, element j of the block's rows (contiguous) at a time.
 // A cast to double inside an Eigen expression (exp(y).cast<double>().sum()) stops Eigen vectorising all of it, exp
 // included: the casts are applied to computed sums only.
+// The softmax mode (args.softmax) writes e / s, each e = exp(x - m) stored as it is summed (one exp per element),
+// and takes the gradient from the softmax's output, y (dy - sum(dy y)): softmax in one pass each way, not four.
 constexpr int64_t kSumChunk = 256;
 
 template <typename T>
@@ -356,6 +358,7 @@ void log_softmax_typed(const LogSoftmaxArgs& args) {
   const T* src = static_cast<const T*>(args.src_data);
   T* dst = static_cast<T*>(args.dst_data);
   const int64_t dim = args.dim;
+  const bool softmax = args.softmax;  // then y = e / s, e = exp(x - m) stored as it is summed: one exp per element
   for_each_softmax_unit(args.outer, dim, args.inner, [&](const SoftmaxUnit& unit) {
     const T* x = src + unit.begin;
     T* y = dst + unit.begin;
@@ -363,8 +366,13 @@ void log_softmax_typed(const LogSoftmaxArgs& args) {
       const ConstColumnMap<T> row(x, dim);
       ColumnMap<T> out(y, dim);
       out = row - row.maxCoeff();
-      out -= static_cast<T>(
-          std::log(sum_in_chunks(dim, [&](int64_t j, int64_t n) { return out.segment(j, n).exp().sum(); })));
+      if (softmax) {
+        out = out.exp();
+        out /= static_cast<T>(sum_in_chunks(dim, [&](int64_t j, int64_t n) { return out.segment(j, n).sum(); }));
+      } else {
+        out -= static_cast<T>(
+            std::log(sum_in_chunks(dim, [&](int64_t j, int64_t n) { return out.segment(j, n).exp().sum(); })));
+      }
     } else if (unit.step == 1) {
       const int64_t n = unit.rows * dim;
       for (int64_t r = 0; r < unit.rows; ++r) {
@@ -375,7 +383,13 @@ void log_softmax_typed(const LogSoftmaxArgs& args) {
       Chunk<T> sums(unit.rows);
       for (int64_t r = 0; r < unit.rows; ++r) sums[r] = e.segment(r * dim, dim).sum();
       const Chunk<T> log_sums = sums.log();
-      for (int64_t r = 0; r < unit.rows; ++r) ColumnMap<T>(y + r * dim, dim) -= log_sums[r];
+      for (int64_t r = 0; r < unit.rows; ++r) {
+        if (softmax) {
+          ColumnMap<T>(y + r * dim, dim) = e.segment(r * dim, dim) / sums[r];
+        } else {
+          ColumnMap<T>(y + r * dim, dim) -= log_sums[r];
+        }
+      }
     } else {
       const int64_t w = unit.rows, step = unit.step;
       Chunk<T> m = ConstColumnMap<T>(x, w);
@@ -386,43 +400,72 @@ void log_softmax_typed(const LogSoftmaxArgs& args) {
         out = ConstColumnMap<T>(x + j * step, w) - m;
         const Chunk<T> e = out.exp();
         sums += e.template cast<double>();
+        if (softmax) out = e;
       }
-      const Chunk<T> log_sums = sums.log().template cast<T>();
-      for (int64_t j = 0; j < dim; ++j) ColumnMap<T>(y + j * step, w) -= log_sums;
+      if (softmax) {
+        const Chunk<T> totals = sums.template cast<T>();
+        for (int64_t j = 0; j < dim; ++j) ColumnMap<T>(y + j * step, w) /= totals;
+      } else {
+        const Chunk<T> log_sums = sums.log().template cast<T>();
+        for (int64_t j = 0; j < dim; ++j) ColumnMap<T>(y + j * step, w) -= log_sums;
+      }
     }
   });
 }
 
-// dx = dy - exp(y) * sum(dy) over each row.
+// dx = dy - exp(y) * sum(dy) over each row; with softmax (y the softmax), dx = y * (dy - sum(dy * y)).
 template <typename T>
 void log_softmax_backward_typed(const LogSoftmaxBackwardArgs& args) {
   const T* grad = static_cast<const T*>(args.grad_data);
   const T* out = static_cast<const T*>(args.out_data);
   T* dst = static_cast<T*>(args.dst_data);
   const int64_t dim = args.dim;
+  const bool softmax = args.softmax;
   for_each_softmax_unit(args.outer, dim, args.inner, [&](const SoftmaxUnit& unit) {
     const T* g = grad + unit.begin;
     const T* y = out + unit.begin;
     T* dx = dst + unit.begin;
     if (unit.step == 1 && dim > kSumChunk) {
-      const ConstColumnMap<T> row(g, dim);
-      const T total = static_cast<T>(sum_in_chunks(dim, [&](int64_t j, int64_t n) { return row.segment(j, n).sum(); }));
-      ColumnMap<T>(dx, dim) = row - ConstColumnMap<T>(y, dim).exp() * total;
+      const ConstColumnMap<T> row(g, dim), yr(y, dim);
+      const T total = static_cast<T>(sum_in_chunks(dim, [&](int64_t j, int64_t n) {
+        return softmax ? (row.segment(j, n) * yr.segment(j, n)).sum() : row.segment(j, n).sum();
+      }));
+      if (softmax) {
+        ColumnMap<T>(dx, dim) = yr * (row - total);
+      } else {
+        ColumnMap<T>(dx, dim) = row - yr.exp() * total;
+      }
     } else if (unit.step == 1) {
       const int64_t n = unit.rows * dim;
-      const Chunk<T> e = ConstColumnMap<T>(y, n).exp();
+      const Chunk<T> e = softmax ? Chunk<T>(ConstColumnMap<T>(y, n)) : Chunk<T>(ConstColumnMap<T>(y, n).exp());
       for (int64_t r = 0; r < unit.rows; ++r) {
         const ConstColumnMap<T> row(g + r * dim, dim);
-        ColumnMap<T>(dx + r * dim, dim) = row - e.segment(r * dim, dim) * row.sum();
+        const auto er = e.segment(r * dim, dim);
+        if (softmax) {
+          ColumnMap<T>(dx + r * dim, dim) = er * (row - (row * er).sum());
+        } else {
+          ColumnMap<T>(dx + r * dim, dim) = row - er * row.sum();
+        }
       }
     } else {
       const int64_t w = unit.rows, step = unit.step;
       Chunk<double> sums = Chunk<double>::Zero(w);
-      for (int64_t j = 0; j < dim; ++j) sums += ConstColumnMap<T>(g + j * step, w).template cast<double>();
+      for (int64_t j = 0; j < dim; ++j) {
+        const ConstColumnMap<T> gj(g + j * step, w), yj(y + j * step, w);
+        if (softmax) {
+          sums += Chunk<T>(gj * yj).template cast<double>();
+        } else {
+          sums += gj.template cast<double>();
+        }
+      }
       const Chunk<T> totals = sums.template cast<T>();
       for (int64_t j = 0; j < dim; ++j) {
-        ColumnMap<T>(dx + j * step, w) =
-            ConstColumnMap<T>(g + j * step, w) - ConstColumnMap<T>(y + j * step, w).exp() * totals;
+        const ConstColumnMap<T> gj(g + j * step, w), yj(y + j * step, w);
+        if (softmax) {
+          ColumnMap<T>(dx + j * step, w) = yj * (gj - totals);
+        } else {
+          ColumnMap<T>(dx + j * step, w) = gj - yj.exp() * totals;
+        }
       }
     }
   });

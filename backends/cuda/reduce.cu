@@ -272,6 +272,7 @@ struct LogSoftmaxPerRow {
   const T* src;
   T* dst;
   SoftmaxRows rows;
+  bool softmax;  // write exp(x - m) / sum, the CPU's softmax mode
   ATELIER_HOST_DEVICE void operator()(int64_t row) const {
     const int64_t base = rows.start(row), dim = rows.dim, inner = rows.inner;
     T m = src[base];
@@ -279,8 +280,11 @@ struct LogSoftmaxPerRow {
     double sum = 0;
     for (int64_t j = 0; j < dim; ++j)
       sum += static_cast<double>(cuda::dev_exp(static_cast<T>(src[base + j * inner] - m)));
-    const T log_sum = static_cast<T>(cuda::dev_log(sum));
-    for (int64_t j = 0; j < dim; ++j) dst[base + j * inner] = (src[base + j * inner] - m) - log_sum;
+    const T log_sum = static_cast<T>(cuda::dev_log(sum)), total = static_cast<T>(sum);
+    for (int64_t j = 0; j < dim; ++j) {
+      const T shifted = src[base + j * inner] - m;
+      dst[base + j * inner] = softmax ? cuda::dev_exp(shifted) / total : shifted - log_sum;
+    }
   }
 };
 
@@ -289,6 +293,7 @@ struct LogSoftmaxBlockRow {
   const T* src;
   T* dst;
   int64_t dim;
+  bool softmax;
   ATELIER_HOST_DEVICE void operator()(cuda::BlockContext<double, kReduceBlock>& b) const {
     const T* x = src + b.block * dim;
     T* y = dst + b.block * dim;
@@ -297,26 +302,34 @@ struct LogSoftmaxBlockRow {
     const T row_max = static_cast<T>(block_fold_to_all<MaxReducer<double>>(b, m));
     double sum = 0;
     for (int64_t j = b.thread; j < dim; j += kReduceBlock) sum += cuda::dev_exp(static_cast<T>(x[j] - row_max));
-    const T log_sum = static_cast<T>(cuda::dev_log(block_fold_to_all<SumReducer<T>>(b, sum)));
-    for (int64_t j = b.thread; j < dim; j += kReduceBlock) y[j] = (x[j] - row_max) - log_sum;
+    const double row_sum = block_fold_to_all<SumReducer<T>>(b, sum);
+    const T log_sum = static_cast<T>(cuda::dev_log(row_sum)), total = static_cast<T>(row_sum);
+    for (int64_t j = b.thread; j < dim; j += kReduceBlock) {
+      const T shifted = x[j] - row_max;
+      y[j] = softmax ? cuda::dev_exp(shifted) / total : shifted - log_sum;
+    }
   }
 };
 
-// CPU twin: log_softmax_backward_typed: dx = dy - exp(y) * sum(dy).
+// CPU twin: log_softmax_backward_typed: dx = dy - exp(y) * sum(dy); softmax: dx = y * (dy - sum(dy * y)).
 template <typename T>
 struct LogSoftmaxBackwardPerRow {
   const T* grad;
   const T* out;
   T* dst;
   SoftmaxRows rows;
+  bool softmax;
   ATELIER_HOST_DEVICE void operator()(int64_t row) const {
     const int64_t base = rows.start(row), dim = rows.dim, inner = rows.inner;
     double sum = 0;
-    for (int64_t j = 0; j < dim; ++j) sum += static_cast<double>(grad[base + j * inner]);
+    for (int64_t j = 0; j < dim; ++j) {
+      const int64_t at = base + j * inner;
+      sum += static_cast<double>(softmax ? static_cast<T>(grad[at] * out[at]) : grad[at]);
+    }
     const T total = static_cast<T>(sum);
     for (int64_t j = 0; j < dim; ++j) {
       const int64_t at = base + j * inner;
-      dst[at] = grad[at] - cuda::dev_exp(out[at]) * total;
+      dst[at] = softmax ? out[at] * (grad[at] - total) : grad[at] - cuda::dev_exp(out[at]) * total;
     }
   }
 };
@@ -327,13 +340,18 @@ struct LogSoftmaxBackwardBlockRow {
   const T* out;
   T* dst;
   int64_t dim;
+  bool softmax;
   ATELIER_HOST_DEVICE void operator()(cuda::BlockContext<double, kReduceBlock>& b) const {
     const int64_t base = b.block * dim;
     double sum = 0;
-    for (int64_t j = b.thread; j < dim; j += kReduceBlock) sum += static_cast<double>(grad[base + j]);
+    for (int64_t j = b.thread; j < dim; j += kReduceBlock) {
+      const int64_t at = base + j;
+      sum += static_cast<double>(softmax ? static_cast<T>(grad[at] * out[at]) : grad[at]);
+    }
     const T total = static_cast<T>(block_fold_to_all<SumReducer<T>>(b, sum));
     for (int64_t j = b.thread; j < dim; j += kReduceBlock) {
-      dst[base + j] = grad[base + j] - cuda::dev_exp(out[base + j]) * total;
+      const int64_t at = base + j;
+      dst[at] = softmax ? out[at] * (grad[at] - total) : grad[at] - cuda::dev_exp(out[at]) * total;
     }
   }
 };
@@ -362,10 +380,11 @@ void CudaBackend::log_softmax(const LogSoftmaxArgs& args) {
     const T* src = static_cast<const T*>(args.src_data);
     T* dst = static_cast<T*>(args.dst_data);
     if (softmax_by_blocks(args.dim, args.inner)) {
-      cuda::launch_blocks<double, kReduceBlock>(args.outer, LogSoftmaxBlockRow<T>{src, dst, args.dim});
+      cuda::launch_blocks<double, kReduceBlock>(args.outer, LogSoftmaxBlockRow<T>{src, dst, args.dim, args.softmax});
     } else {
-      cuda::launch_linear(args.outer * args.inner,
-                          LogSoftmaxPerRow<T>{src, dst, SoftmaxRows{args.dim, args.inner, Divisor(args.inner)}});
+      cuda::launch_linear(
+          args.outer * args.inner,
+          LogSoftmaxPerRow<T>{src, dst, SoftmaxRows{args.dim, args.inner, Divisor(args.inner)}, args.softmax});
     }
   });
 }
@@ -376,11 +395,12 @@ void CudaBackend::log_softmax_backward(const LogSoftmaxBackwardArgs& args) {
     const T* out = static_cast<const T*>(args.out_data);
     T* dst = static_cast<T*>(args.dst_data);
     if (softmax_by_blocks(args.dim, args.inner)) {
-      cuda::launch_blocks<double, kReduceBlock>(args.outer, LogSoftmaxBackwardBlockRow<T>{grad, out, dst, args.dim});
+      cuda::launch_blocks<double, kReduceBlock>(args.outer,
+                                                LogSoftmaxBackwardBlockRow<T>{grad, out, dst, args.dim, args.softmax});
     } else {
-      cuda::launch_linear(
-          args.outer * args.inner,
-          LogSoftmaxBackwardPerRow<T>{grad, out, dst, SoftmaxRows{args.dim, args.inner, Divisor(args.inner)}});
+      cuda::launch_linear(args.outer * args.inner,
+                          LogSoftmaxBackwardPerRow<T>{
+                              grad, out, dst, SoftmaxRows{args.dim, args.inner, Divisor(args.inner)}, args.softmax});
     }
   });
 }

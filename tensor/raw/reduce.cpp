@@ -56,35 +56,55 @@ Tensor argmax(const Tensor& t, int64_t dim, bool keepdim) {
   return out;
 }
 
-Tensor log_softmax(const Tensor& t, int64_t dim) {
-  const int d = normalize_dim(dim, t.dim(), "log_softmax");
-  check_floating(t, "log_softmax");  // an empty tensor gives an empty result (no kernel runs)
+namespace {
+
+// log_softmax or (softmax) its exp: the log_softmax primitive either way.
+Tensor log_softmax_or_softmax(const Tensor& t, int64_t dim, bool softmax) {
+  const char* name = softmax ? "softmax" : "log_softmax";
+  const int d = normalize_dim(dim, t.dim(), name);
+  check_floating(t, name);  // an empty tensor gives an empty result (no kernel runs)
   const Tensor src = contiguous(t);
   Tensor out = raw::empty(t.shape(), t.dtype(), t.device());
   int64_t outer, inner;
   split_around(t.shape(), d, outer, inner);
   launch<PrimitiveOp::log_softmax>(
-      t.device(), "log_softmax", out.numel(),
-      LogSoftmaxArgs{t.dtype(), outer, t.shape()[d], inner, src.raw_data(), out.raw_data()});
+      t.device(), name, out.numel(),
+      LogSoftmaxArgs{t.dtype(), outer, t.shape()[d], inner, src.raw_data(), out.raw_data(), softmax});
   return out;
 }
 
-Tensor log_softmax_backward(const Tensor& grad, const Tensor& out, int64_t dim) {
-  check_same_device(grad, out, "log_softmax_backward");
-  check_same_dtype(grad, out, "log_softmax_backward");
-  check_floating(grad, "log_softmax_backward");
-  ATELIER_CHECK(grad.shape() == out.shape(), "log_softmax_backward: gradient "
-                                                 << grad.shape() << " and log_softmax output " << out.shape()
-                                                 << " differ in shape");
-  const int d = normalize_dim(dim, out.dim(), "log_softmax_backward");
+Tensor log_softmax_or_softmax_backward(const Tensor& grad, const Tensor& out, int64_t dim, bool softmax) {
+  const char* name = softmax ? "softmax_backward" : "log_softmax_backward";
+  check_same_device(grad, out, name);
+  check_same_dtype(grad, out, name);
+  check_floating(grad, name);
+  ATELIER_CHECK(grad.shape() == out.shape(), name << ": gradient " << grad.shape() << " and "
+                                                  << (softmax ? "softmax" : "log_softmax") << " output " << out.shape()
+                                                  << " differ in shape");
+  const int d = normalize_dim(dim, out.dim(), name);
   const Tensor g = contiguous(grad), y = contiguous(out);
   Tensor dst = raw::empty(out.shape(), out.dtype(), out.device());
   int64_t outer, inner;
   split_around(out.shape(), d, outer, inner);
   launch<PrimitiveOp::log_softmax_backward>(
-      out.device(), "log_softmax_backward", dst.numel(),
-      LogSoftmaxBackwardArgs{out.dtype(), outer, out.shape()[d], inner, g.raw_data(), y.raw_data(), dst.raw_data()});
+      out.device(), name, dst.numel(),
+      LogSoftmaxBackwardArgs{out.dtype(), outer, out.shape()[d], inner, g.raw_data(), y.raw_data(), dst.raw_data(),
+                             softmax});
   return dst;
+}
+
+}  // namespace
+
+Tensor log_softmax(const Tensor& t, int64_t dim) { return log_softmax_or_softmax(t, dim, false); }
+
+Tensor log_softmax_backward(const Tensor& grad, const Tensor& out, int64_t dim) {
+  return log_softmax_or_softmax_backward(grad, out, dim, false);
+}
+
+Tensor softmax(const Tensor& t, int64_t dim) { return log_softmax_or_softmax(t, dim, true); }
+
+Tensor softmax_backward(const Tensor& grad, const Tensor& out, int64_t dim) {
+  return log_softmax_or_softmax_backward(grad, out, dim, true);
 }
 
 Tensor sum_to(const Tensor& t, const Shape& shape) {

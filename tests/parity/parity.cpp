@@ -518,34 +518,38 @@ Tensor softmax_source(const SoftmaxCase& c, DType dtype, uint64_t stream, Device
 }
 
 void log_softmax_rows(Rows& rows) {
-  for (DType dtype : kFloating) {
-    add(rows, PrimitiveOp::log_softmax, dtype, "rows_short_long_strided", Tolerance::Elementwise, [dtype](Device d) {
-      std::vector<Tensor> out;
-      uint64_t stream = 40;
-      for (const SoftmaxCase& c : kSoftmaxCases) {
-        const Tensor src = softmax_source(c, dtype, stream++, d, /*special=*/out.empty());
-        Tensor dst = empty(src.shape(), dtype, d);
-        const LogSoftmaxArgs a{dtype, c.outer, c.dim, c.inner, src.raw_data(), dst.raw_data()};
-        run_on<PrimitiveOp::log_softmax>(d, dst.numel(), a);
-        out.push_back(dst);
-      }
-      return out;
-    });
-    add(rows, PrimitiveOp::log_softmax_backward, dtype, "rows_short_long_strided", Tolerance::Elementwise,
-        [dtype](Device d) {
-          std::vector<Tensor> out;
-          uint64_t stream = 50;
-          for (const SoftmaxCase& c : kSoftmaxCases) {
-            const Tensor grad = make({c.outer, c.dim, c.inner}, dtype, stream++, d, -1, 1);
-            const Tensor y = make({c.outer, c.dim, c.inner}, dtype, stream++, d, -8, 0);  // a log-probability
-            Tensor dst = empty(grad.shape(), dtype, d);
-            const LogSoftmaxBackwardArgs a{dtype,           c.outer,      c.dim,         c.inner,
-                                           grad.raw_data(), y.raw_data(), dst.raw_data()};
-            run_on<PrimitiveOp::log_softmax_backward>(d, dst.numel(), a);
-            out.push_back(dst);
-          }
-          return out;
-        });
+  // Each primitive in both modes: log-softmax, and softmax (args.softmax: e / s forward, y (g - sum(g y)) backward).
+  for (const bool softmax : {false, true}) {
+    const char* what = softmax ? "softmax_rows_short_long_strided" : "rows_short_long_strided";
+    for (DType dtype : kFloating) {
+      add(rows, PrimitiveOp::log_softmax, dtype, what, Tolerance::Elementwise, [dtype, softmax](Device d) {
+        std::vector<Tensor> out;
+        uint64_t stream = 40;
+        for (const SoftmaxCase& c : kSoftmaxCases) {
+          const Tensor src = softmax_source(c, dtype, stream++, d, /*special=*/out.empty());
+          Tensor dst = empty(src.shape(), dtype, d);
+          const LogSoftmaxArgs a{dtype, c.outer, c.dim, c.inner, src.raw_data(), dst.raw_data(), softmax};
+          run_on<PrimitiveOp::log_softmax>(d, dst.numel(), a);
+          out.push_back(dst);
+        }
+        return out;
+      });
+      add(rows, PrimitiveOp::log_softmax_backward, dtype, what, Tolerance::Elementwise, [dtype, softmax](Device d) {
+        std::vector<Tensor> out;
+        uint64_t stream = 50;
+        for (const SoftmaxCase& c : kSoftmaxCases) {
+          const Tensor grad = make({c.outer, c.dim, c.inner}, dtype, stream++, d, -1, 1);
+          // A log-probability, or a probability for the softmax's gradient.
+          const Tensor y = make({c.outer, c.dim, c.inner}, dtype, stream++, d, softmax ? 0 : -8, softmax ? 1 : 0);
+          Tensor dst = empty(grad.shape(), dtype, d);
+          const LogSoftmaxBackwardArgs a{dtype,           c.outer,      c.dim,          c.inner,
+                                         grad.raw_data(), y.raw_data(), dst.raw_data(), softmax};
+          run_on<PrimitiveOp::log_softmax_backward>(d, dst.numel(), a);
+          out.push_back(dst);
+        }
+        return out;
+      });
+    }
   }
 }
 
