@@ -37,7 +37,8 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   // min(1, max_norm / (norm + 1e-6)): a 0-d tensor, so nothing is read back.
   const Tensor scale =
       raw::binary(BinaryOp::Minimum, raw::binary(BinaryOp::Div, max_norm, raw::binary(BinaryOp::Add, norm, 1e-6)), 1.0);
-  for (Tensor g : grads) g.mul_(g.dtype() == DType::Float64 ? scale : raw::cast(scale, g.dtype()));
+  const Tensor scale_float32 = raw::cast(scale, DType::Float32);  // once, not per float32 gradient
+  for (Tensor g : grads) g.mul_(g.dtype() == DType::Float64 ? scale : scale_float32);
   return raw::cast(norm, grads[0].dtype());
 }
 
