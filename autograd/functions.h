@@ -3,6 +3,7 @@
 // (autograd/op_table.h) checks each against finite differences.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "tensor/tensor.h"
@@ -99,6 +100,29 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
 // mean of -(t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))) over every element, from the logits x (the GAN and
 // multi-label loss); target t of x's shape, usually in [0, 1]. Stable for any |x| (no sigmoid is formed).
 Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target);
+
+// --- the ops behind nn's dropout, normalisation and pooling layers (autograd/ops/layer_ops.cpp) ---
+// Composites of the ops above, so their gradients and every device come from those ops.
+// training: each element zeroed with probability p, the others scaled by 1 / (1 - p), the mask drawn from the
+// default generator (manual_seed); otherwise (or p = 0) x itself. 0 <= p <= 1.
+Tensor dropout(const Tensor& x, double p, bool training = true);
+// x (N, C, ...) normalised per channel: (x - mean) / sqrt(var + eps) * weight + bias, mean and var (biased) over
+// every dim but 1. With training, or without running statistics, mean and var are the batch's, and defined
+// running_mean / running_var (C) become (1 - momentum) r + momentum s under no-grad (the variance unbiased, as
+// PyTorch); otherwise the running statistics are used. weight, bias (C) or undefined.
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum = 0.1, double eps = 1e-5);
+// x (..., normalized_shape) normalised over its last normalized_shape.size() dims: (x - mean) / sqrt(var + eps)
+// (var biased) * weight + bias; weight, bias (normalized_shape) or undefined.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+// x (N, C, H, W) -> (N, C, H_out, W_out), H_out = (H + 2 padding.h - kernel.h) / stride.h + 1 (likewise W): the
+// maximum (or the mean) of each window. stride defaults to kernel; padding <= kernel / 2, padded with -inf for the
+// maximum and with zeros for the mean, which always divides by kernel.h * kernel.w (PyTorch's
+// count_include_pad). The gradient of a window's maximum is shared evenly between tied maxima (as amax; PyTorch
+// gives it to the first).
+Tensor max_pool2d(const Tensor& x, HW kernel, std::optional<HW> stride = std::nullopt, HW padding = 0);
+Tensor avg_pool2d(const Tensor& x, HW kernel, std::optional<HW> stride = std::nullopt, HW padding = 0);
 
 // --- operators ---
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

@@ -247,6 +247,27 @@ std::vector<OpCase> build_table() {
   ROW("softmax/dim0", ({u({4, 2}, -2, 2)}), softmax(x[0], 0));
   ROW("binary_cross_entropy_with_logits", ({u({3, 4}, -3, 3), u({3, 4}, 0, 1)}),
       binary_cross_entropy_with_logits(x[0], x[1]));
+  // --- the layers' ops: dropout reseeds the default generator in each call, so every call draws one mask ---
+  ROW("dropout/p0.3", ({u({4, 5})}), (manual_seed(11), dropout(x[0], 0.3)));
+  ROW("dropout/p0.5_nchw_eval", ({u({2, 3, 2, 2})}), dropout(x[0], 0.5, /*training=*/false) * 2.0);
+  // batch_norm's running statistics: fresh in each call, on the input's device and dtype (they are updated).
+  ROW("batch_norm/train_affine_nchw", ({u({3, 2, 2, 2}), u({2}), u({2})}),
+      batch_norm(x[0], zeros({2}, x[0].dtype(), x[0].device()), ones({2}, x[0].dtype(), x[0].device()), x[1], x[2],
+                 true));
+  ROW("batch_norm/train_no_stats_nc", ({u({5, 3})}), batch_norm(x[0], Tensor(), Tensor(), Tensor(), Tensor(), true));
+  // Running statistics as inputs that do not require grad.
+  ROW("batch_norm/eval_affine_ncl",
+      ({u({2, 3, 4}), uniform({3}, -1, 1, RandomKey{42, t_stream++, 0}, f64),
+        uniform({3}, 0.5, 2, RandomKey{42, t_stream++, 0}, f64), u({3}), u({3})}),
+      batch_norm(x[0], x[1], x[2], x[3], x[4], false));
+  ROW("layer_norm/last_dim_affine", ({u({3, 4}), u({4}), u({4})}), layer_norm(x[0], {4}, x[1], x[2]));
+  ROW("layer_norm/last_two_dims", ({u({2, 3, 4})}), layer_norm(x[0], {3, 4}));
+  // Distinct values: no two in a window within 1e-2 of each other (ties share the gradient, a kink).
+  ROW("max_pool2d/k2", ({distinct({1, 2, 4, 4})}), max_pool2d(x[0], 2));
+  ROW("max_pool2d/k3_s2_p1", ({distinct({2, 1, 5, 5})}), max_pool2d(x[0], 3, 2, 1));
+  ROW("max_pool2d/k2x3_s1x2", ({distinct({1, 2, 3, 5})}), max_pool2d(x[0], {2, 3}, HW{1, 2}));
+  ROW("avg_pool2d/k2", ({u({1, 2, 4, 4})}), avg_pool2d(x[0], 2));
+  ROW("avg_pool2d/k3_s2_p1", ({u({2, 1, 5, 5})}), avg_pool2d(x[0], 3, 2, 1));
   return t;
 }
 

@@ -30,6 +30,27 @@ inline Tensor sigmoid(const Tensor& x) { return atelier::sigmoid(x); }
 inline Tensor flatten(const Tensor& x, int64_t start_dim = 1, int64_t end_dim = -1) {
   return x.flatten(start_dim, end_dim);
 }
+inline Tensor dropout(const Tensor& x, double p = 0.5, bool training = true) {
+  return atelier::dropout(x, p, training);
+}
+// x (N, C, ...); running_mean, running_var, weight, bias (C) or undefined (autograd/functions.h says when which
+// statistics are used and moved).
+inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                         const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), bool training = false,
+                         double momentum = 0.1, double eps = 1e-5) {
+  return atelier::batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps);
+}
+inline Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                         const Tensor& bias = Tensor(), double eps = 1e-5) {
+  return atelier::layer_norm(x, normalized_shape, weight, bias, eps);
+}
+// (N, C, H, W) -> (N, C, H', W'); stride defaults to kernel.
+inline Tensor max_pool2d(const Tensor& x, HW kernel, std::optional<HW> stride = std::nullopt, HW padding = 0) {
+  return atelier::max_pool2d(x, kernel, stride, padding);
+}
+inline Tensor avg_pool2d(const Tensor& x, HW kernel, std::optional<HW> stride = std::nullopt, HW padding = 0) {
+  return atelier::avg_pool2d(x, kernel, stride, padding);
+}
 inline Tensor log_softmax(const Tensor& x, int64_t dim) { return atelier::log_softmax(x, dim); }
 inline Tensor softmax(const Tensor& x, int64_t dim) { return atelier::softmax(x, dim); }
 

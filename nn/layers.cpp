@@ -2,10 +2,13 @@
 // initialisation; forward() calls the differentiable op of autograd/functions.h.
 #include "nn/layers.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/functions.h"
 #include "nn/init.h"
+#include "tensor/creation.h"
+#include "tensor/grad_mode.h"
 
 namespace atelier::nn {
 namespace {
@@ -88,6 +91,60 @@ UpsampleNearest2d::UpsampleNearest2d(int64_t scale) : scale(scale) {
 }
 
 Tensor UpsampleNearest2d::forward(const Tensor& x) { return upsample_nearest2d(x, scale); }
+
+Dropout::Dropout(double p) : p(p) { ATELIER_CHECK(p >= 0 && p <= 1, "Dropout: p must be in [0, 1], got " << p); }
+
+Tensor Dropout::forward(const Tensor& x) { return dropout(x, p, is_training()); }
+
+BatchNorm::BatchNorm(int64_t num_features, double eps, double momentum, bool affine, bool track_running_stats,
+                     std::vector<int64_t> input_ranks, std::string input_shapes)
+    : num_features(num_features),
+      eps(eps),
+      momentum(momentum),
+      input_ranks_(std::move(input_ranks)),
+      input_shapes_(std::move(input_shapes)) {
+  ATELIER_CHECK(num_features > 0, "BatchNorm(" << num_features << "): num_features must be positive");
+  ATELIER_CHECK(eps > 0 && momentum >= 0 && momentum <= 1,
+                "BatchNorm(" << num_features << "): eps must be positive and momentum in [0, 1], got eps " << eps
+                             << ", momentum " << momentum);
+  if (affine) {
+    weight = register_parameter("weight", ones({num_features}));
+    bias = register_parameter("bias", zeros({num_features}));
+  }
+  if (track_running_stats) {
+    running_mean = register_buffer("running_mean", zeros({num_features}));
+    running_var = register_buffer("running_var", ones({num_features}));
+    num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::Int64));
+  }
+}
+
+Tensor BatchNorm::forward(const Tensor& x) {
+  const bool rank_ok = std::find(input_ranks_.begin(), input_ranks_.end(), x.dim()) != input_ranks_.end();
+  ATELIER_CHECK(rank_ok && x.size(1) == num_features, type_name()
+                                                          << "(" << num_features << "): input must be " << input_shapes_
+                                                          << " with C = " << num_features << ", got " << x.shape());
+  const bool use_batch_stats = is_training() || !running_mean.defined();
+  if (is_training() && num_batches_tracked.defined()) {
+    NoGradGuard no_grad;  // the count on its own device without a host read: int64 -> float64, + 1, back
+    num_batches_tracked.copy_(add(num_batches_tracked.to(DType::Float64), 1.0));
+  }
+  return batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum, eps);
+}
+
+LayerNorm::LayerNorm(Shape normalized_shape, double eps, bool elementwise_affine)
+    : normalized_shape(std::move(normalized_shape)), eps(eps) {
+  ATELIER_CHECK(!this->normalized_shape.empty() && shape_numel(this->normalized_shape) > 0,
+                "LayerNorm" << this->normalized_shape << ": normalized_shape must be non-empty with positive sizes");
+  if (elementwise_affine) {
+    weight = register_parameter("weight", ones(this->normalized_shape));
+    bias = register_parameter("bias", zeros(this->normalized_shape));
+  }
+}
+
+Tensor LayerNorm::forward(const Tensor& x) { return layer_norm(x, normalized_shape, weight, bias, eps); }
+
+Tensor MaxPool2d::forward(const Tensor& x) { return max_pool2d(x, kernel_size, stride, padding); }
+Tensor AvgPool2d::forward(const Tensor& x) { return avg_pool2d(x, kernel_size, stride, padding); }
 
 Tensor Flatten::forward(const Tensor& x) { return x.flatten(start_dim, end_dim); }
 

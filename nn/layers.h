@@ -1,6 +1,7 @@
 // The layers: small Module subclasses with PyTorch's parameter names, layouts and default initialisation
-// (Linear, Conv2d), the activations (ELU, ReLU, Tanh, Sigmoid), shape layers (Flatten, Reshape),
-// UpsampleNearest2d, and Sequential, which chains modules under the child names "0", "1", ...
+// (Linear, Conv2d), the activations (ELU, ReLU, Tanh, Sigmoid), Dropout, the normalisations (BatchNorm1d,
+// BatchNorm2d, LayerNorm), pooling (MaxPool2d, AvgPool2d), shape layers (Flatten, Reshape), UpsampleNearest2d,
+// and Sequential, which chains modules under the child names "0", "1", ...
 //
 // Default initialisation (PyTorch's reset_parameters): weight ~ kaiming_uniform(a = sqrt(5)) and
 // bias ~ U(+-1/sqrt(fan_in)), which are both U(+-1/sqrt(fan_in)) with fan_in = in * kh * kw. Values come from the
@@ -9,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -86,6 +88,90 @@ class UpsampleNearest2d : public Module {
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "UpsampleNearest2d"; }
   const int64_t scale;
+};
+
+// In training mode (Module::train(), the default) each element is zeroed with probability p and the others are
+// scaled by 1 / (1 - p); in eval mode the identity. The masks come from the default generator (manual_seed).
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Dropout"; }
+  const double p;
+};
+
+// Batch normalisation per channel (batch_norm in autograd/functions.h), as PyTorch's: in training mode each channel
+// is normalised by the batch's mean and (biased) variance, which also move the running statistics (running =
+// (1 - momentum) running + momentum batch, the variance unbiased) and count num_batches_tracked; in eval mode the
+// running statistics are used. Parameters weight (C, ones) and bias (C, zeros) unless affine = false; buffers
+// running_mean (C, zeros), running_var (C, ones) and num_batches_tracked (int64, 0-d) unless track_running_stats
+// = false, when the batch's statistics are used in both modes. BatchNorm1d takes (N, C) or (N, C, L),
+// BatchNorm2d (N, C, H, W).
+class BatchNorm : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+
+  const int64_t num_features;
+  const double eps, momentum;
+  Tensor weight, bias;                                    // (C), undefined without affine
+  Tensor running_mean, running_var, num_batches_tracked;  // undefined without track_running_stats
+
+ protected:
+  // input_ranks: the ranks forward() accepts, with their description for messages ("(N, C, H, W)").
+  BatchNorm(int64_t num_features, double eps, double momentum, bool affine, bool track_running_stats,
+            std::vector<int64_t> input_ranks, std::string input_shapes);
+
+ private:
+  const std::vector<int64_t> input_ranks_;
+  const std::string input_shapes_;
+};
+
+class BatchNorm1d : public BatchNorm {
+ public:
+  explicit BatchNorm1d(int64_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true,
+                       bool track_running_stats = true)
+      : BatchNorm(num_features, eps, momentum, affine, track_running_stats, {2, 3}, "(N, C) or (N, C, L)") {}
+  std::string type_name() const override { return "BatchNorm1d"; }
+};
+
+class BatchNorm2d : public BatchNorm {
+ public:
+  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true,
+                       bool track_running_stats = true)
+      : BatchNorm(num_features, eps, momentum, affine, track_running_stats, {4}, "(N, C, H, W)") {}
+  std::string type_name() const override { return "BatchNorm2d"; }
+};
+
+// Normalises each sample over its last normalized_shape.size() dims (layer_norm), the same in both modes.
+// Parameters weight (normalized_shape, ones) and bias (normalized_shape, zeros) unless elementwise_affine = false.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "LayerNorm"; }
+  const Shape normalized_shape;
+  const double eps;
+  Tensor weight, bias;  // undefined without elementwise_affine
+};
+
+// (N, C, H, W) -> (N, C, H', W'): the maximum (MaxPool2d) or mean (AvgPool2d) of each kernel_size window, with
+// H' = (H + 2 padding.h - kernel_size.h) / stride.h + 1 (max_pool2d, avg_pool2d). stride defaults to kernel_size.
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(HW kernel_size, std::optional<HW> stride = std::nullopt, HW padding = 0)
+      : kernel_size(kernel_size), stride(stride.value_or(kernel_size)), padding(padding) {}
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "MaxPool2d"; }
+  const HW kernel_size, stride, padding;
+};
+
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(HW kernel_size, std::optional<HW> stride = std::nullopt, HW padding = 0)
+      : kernel_size(kernel_size), stride(stride.value_or(kernel_size)), padding(padding) {}
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "AvgPool2d"; }
+  const HW kernel_size, stride, padding;
 };
 
 // Merges dims start_dim..end_dim into one: (N, C, H, W) -> (N, C * H * W) with the defaults.
