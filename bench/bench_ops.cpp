@@ -281,7 +281,7 @@ struct GeneralCase {
 
 std::vector<GeneralCase> general_cases() {
   using X = const std::vector<Tensor>&;
-  const Shape m = {512, 2048}, half_rows = {256, 2048}, half_cols = {512, 1024};
+  const Shape m = {512, 2048}, half_rows = {256, 2048}, half_cols = {512, 1024}, image = {16, 64, 32, 32};
   return {
       {"add", {m, m}, -1, 1, [](X x) { return add(x[0], x[1]); }},
       {"add/row_bias", {m, {2048}}, -1, 1, [](X x) { return add(x[0], x[1]); }},
@@ -339,6 +339,17 @@ std::vector<GeneralCase> general_cases() {
       {"bce_with_logits", {m, m}, -1, 1, [](X x) { return binary_cross_entropy_with_logits(x[0], x[1]); }},
       {"softmax/dim1", {m}, -2, 2, [](X x) { return softmax(x[0], 1); }},
       {"to_float64", {m}, -1, 1, [](X x) { return to_dtype(x[0], DType::Float64); }},
+      // the layers' ops (1M elements; batch_norm without running statistics, as nothing else differs)
+      {"dropout", {m}, -1, 1, [](X x) { return dropout(x[0], 0.5); }},
+      {"batch_norm/nchw",
+       {image, {64}, {64}},
+       -1,
+       1,
+       [](X x) { return batch_norm(x[0], Tensor(), Tensor(), x[1], x[2], true); }},
+      {"layer_norm/dim1", {m, {2048}, {2048}}, -1, 1, [](X x) { return layer_norm(x[0], {2048}, x[1], x[2]); }},
+      {"max_pool2d/k2", {image}, -1, 1, [](X x) { return max_pool2d(x[0], 2); }},
+      {"max_pool2d/k3_s2_p1", {image}, -1, 1, [](X x) { return max_pool2d(x[0], 3, 2, 1); }},
+      {"avg_pool2d/k2", {image}, -1, 1, [](X x) { return avg_pool2d(x[0], 2); }},
   };
 }
 

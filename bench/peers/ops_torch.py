@@ -117,7 +117,7 @@ def make_log_softmax(rows, classes):
 
 def general_cases():
     """bench_ops.cpp's general_cases(): (name, leaf shapes, lo, hi, op), forward then backward from ones."""
-    m, half_rows, half_cols = (512, 2048), (256, 2048), (512, 1024)
+    m, half_rows, half_cols, image = (512, 2048), (256, 2048), (512, 1024), (16, 64, 32, 32)
     return [
         ("add", [m, m], -1, 1, lambda x: x[0] + x[1]),
         ("add/row_bias", [m, (2048,)], -1, 1, lambda x: x[0] + x[1]),
@@ -153,6 +153,12 @@ def general_cases():
         ("bce_with_logits", [m, m], -1, 1, lambda x: F.binary_cross_entropy_with_logits(x[0], x[1])),
         ("softmax/dim1", [m], -2, 2, lambda x: F.softmax(x[0], 1)),
         ("to_float64", [m], -1, 1, lambda x: x[0].double()),
+        ("dropout", [m], -1, 1, lambda x: F.dropout(x[0], 0.5, True)),
+        ("batch_norm/nchw", [image, (64,), (64,)], -1, 1, lambda x: F.batch_norm(x[0], None, None, x[1], x[2], True)),
+        ("layer_norm/dim1", [m, (2048,), (2048,)], -1, 1, lambda x: F.layer_norm(x[0], (2048,), x[1], x[2])),
+        ("max_pool2d/k2", [image], -1, 1, lambda x: F.max_pool2d(x[0], 2)),
+        ("max_pool2d/k3_s2_p1", [image], -1, 1, lambda x: F.max_pool2d(x[0], 3, 2, 1)),
+        ("avg_pool2d/k2", [image], -1, 1, lambda x: F.avg_pool2d(x[0], 2)),
     ]
 
 
