@@ -102,7 +102,6 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
 Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target);
 
 // --- the ops behind nn's dropout, normalisation and pooling layers (autograd/ops/layer_ops.cpp) ---
-// Composites of the ops above, so their gradients and every device come from those ops.
 // training: each element zeroed with probability p, the others scaled by 1 / (1 - p), the mask drawn from the
 // default generator (manual_seed); otherwise (or p = 0) x itself. 0 <= p <= 1.
 Tensor dropout(const Tensor& x, double p, bool training = true);
@@ -117,10 +116,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
 // x (N, C, H, W) -> (N, C, H_out, W_out), H_out = (H + 2 padding.h - kernel.h) / stride.h + 1 (likewise W): the
-// maximum (or the mean) of each window. stride defaults to kernel; padding <= kernel / 2, padded with -inf for the
-// maximum and with zeros for the mean, which always divides by kernel.h * kernel.w (PyTorch's
-// count_include_pad). The gradient of a window's maximum is shared evenly between tied maxima (as amax; PyTorch
-// gives it to the first).
+// maximum (or the mean) of each window. stride defaults to kernel; padding <= kernel / 2 (never the maximum; zeros
+// in the mean, which always divides by kernel.h * kernel.w: PyTorch's count_include_pad). A window's gradient goes
+// to its first maximum in row-major order (a NaN is the maximum), as PyTorch's.
 Tensor max_pool2d(const Tensor& x, HW kernel, std::optional<HW> stride = std::nullopt, HW padding = 0);
 Tensor avg_pool2d(const Tensor& x, HW kernel, std::optional<HW> stride = std::nullopt, HW padding = 0);
 

@@ -353,6 +353,43 @@ struct UpsampleNearestArgs {
   void* dst;
 };
 
+// 2-d pooling over contiguous NCHW planes (planes = n * c), kh x kw windows at strides (stride_h, stride_w) over
+// the input padded by (pad_h, pad_w) on each side, with 2 pad_h <= kh and 2 pad_w <= kw so that every window holds
+// a real pixel: h_out = (h + 2 pad_h - kh) / stride_h + 1, w_out likewise.
+struct Pool2dGeometry {
+  int64_t planes, h, w;
+  int64_t kh, kw, stride_h, stride_w, pad_h, pad_w;
+  int64_t h_out, w_out;
+};
+
+enum class PoolMode : uint8_t { Max, Average };
+
+// output (planes, h_out, w_out) from input (planes, h, w):
+//   Max:     the largest real pixel of each window, the first in row-major window order among equals (the first NaN
+//            wins over everything), and indices (int64, output's shape) its y * w + x in its plane;
+//   Average: the sum of the window's real pixels in row-major order, divided by kh * kw (the padding counts as
+//            zeros: PyTorch's count_include_pad); indices unused (may be null).
+struct Pool2dArgs {
+  PoolMode mode;
+  DType dtype;
+  Pool2dGeometry g;
+  const void* input;
+  void* output;
+  int64_t* indices;
+};
+
+// grad_input (planes, h, w): each pixel the sum, over the windows that hold it in row-major window order, of
+//   Max:     grad_output where indices names this pixel;  Average: grad_output / (kh * kw).
+// A gather (each pixel visits its windows; no atomics), so the result does not depend on the thread count.
+struct Pool2dBackwardArgs {
+  PoolMode mode;
+  DType dtype;
+  Pool2dGeometry g;
+  const void* grad_output;
+  const int64_t* indices;
+  void* grad_input;
+};
+
 // The fused optimiser updates, one contiguous parameter tensor (numel elements) at a time, in place, as PyTorch
 // defines them (torch.optim.SGD, Adam, AdamW, single-tensor path). `step` counts from 1. Each rule has its own
 // hyperparameters (besides the learning rate, which every rule has) and its own args.

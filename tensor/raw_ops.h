@@ -113,6 +113,16 @@ Conv2dWeightGrads conv2d_backward_weight(const Tensor& x, const Tensor& grad_out
 Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
 // Its adjoint: (N, C, H * scale, W * scale) -> (N, C, H, W), the sum of each scale x scale block.
 Tensor upsample_nearest2d_backward(const Tensor& grad_out, int64_t scale);
+// x (N, C, H, W) -> (N, C, H_out, W_out), H_out = (H + 2 padding.h - kernel.h) / stride.h + 1 (likewise W): the
+// maximum or the mean of each window (backends/args.h, Pool2dArgs); kernel, stride >= 1, padding <= kernel / 2.
+// For Max, indices (int64, the output's shape) holds where each maximum is in its plane (y * W + x).
+struct Pool2dResult {
+  Tensor output, indices;
+};
+Pool2dResult pool2d(const Tensor& x, PoolMode mode, HW kernel, HW stride, HW padding);
+// The gradient with respect to x (of shape input_shape) from grad_out and, for Max, pool2d's indices.
+Tensor pool2d_backward(const Tensor& grad_out, const Tensor& indices, PoolMode mode, const Shape& input_shape,
+                       HW kernel, HW stride, HW padding);
 
 // --- joining (tensor/raw/join.cpp) ---
 // Concatenation along dim (negative counts from the end); every other dimension must match.

@@ -219,16 +219,33 @@ TEST_CASE("max_pool2d and avg_pool2d: every window by the definition, padded, st
     CHECK(max_diff(max_pool2d(x, c.k, c.s, c.p), pool_by_loops(x, true, c.k, c.s, c.p)) == 0);
     CHECK(max_diff(avg_pool2d(x, c.k, c.s, c.p), pool_by_loops(x, false, c.k, c.s, c.p)) < 1e-15);
   }
+  // Images so small that no window lies inside them: every output is at the border.
+  const Tensor tiny = random_f64({1, 2, 2, 3}, 11);
+  for (const Case& c : {Case{2, 2, 1}, Case{{2, 3}, 1, {1, 1}}, Case{{2, 3}, 2, 0}}) {
+    INFO("tiny, kernel " << c.k << ", stride " << c.s << ", padding " << c.p);
+    CHECK(max_diff(max_pool2d(tiny, c.k, c.s, c.p), pool_by_loops(tiny, true, c.k, c.s, c.p)) == 0);
+    CHECK(max_diff(avg_pool2d(tiny, c.k, c.s, c.p), pool_by_loops(tiny, false, c.k, c.s, c.p)) < 1e-15);
+  }
   // stride defaults to the kernel.
   CHECK(max_diff(max_pool2d(x, 3), max_pool2d(x, 3, 3)) == 0);
 }
 
-TEST_CASE("max_pool2d: a window's gradient goes to its maximum, shared between ties") {
+TEST_CASE("max_pool2d: a window's gradient goes to its first maximum; a NaN is the maximum") {
   Tensor x = from_vector(std::vector<double>{1, 5, 2, 2, 3, 0, 2, 2}, {1, 1, 2, 4}, f64);
   x.requires_grad_(true);
   max_pool2d(x, 2).sum().backward();
-  // Windows {1, 5, 3, 0} (maximum 5) and {2, 2, 2, 2} (four tied maxima).
-  CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 1, 0.25, 0.25, 0, 0, 0.25, 0.25});
+  // Windows {1, 5, 3, 0} (maximum 5) and {2, 2, 2, 2} (four tied maxima: the first, in row-major order, as PyTorch).
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 1, 1, 0, 0, 0, 0, 0});
+  // Overlapping windows (3x3, stride 1) that share their maximum: it gets both windows' gradients.
+  Tensor y = from_vector(std::vector<double>{0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0}, {1, 1, 3, 4}, f64);
+  y.requires_grad_(true);
+  max_pool2d(y, 3, 1).sum().backward();
+  CHECK(y.grad().to_vector<double>()[5] == 2);
+  // A NaN anywhere in a window is its maximum (and takes its gradient), before or after the largest number.
+  const Tensor z = from_vector(std::vector<double>{NAN, 5, 7, 2, 1, 2, 3, NAN}, {1, 1, 2, 4}, f64);
+  const std::vector<double> pooled = max_pool2d(z, 2).to_vector<double>();
+  CHECK(std::isnan(pooled[0]));
+  CHECK(std::isnan(pooled[1]));
 }
 
 TEST_CASE("max_pool2d and avg_pool2d: refuse what they cannot pool, naming it") {

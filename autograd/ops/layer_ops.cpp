@@ -1,11 +1,12 @@
-// The ops behind nn's dropout, normalisation and pooling layers. Each is a composite of the differentiable ops
-// (a mask and a mul; means, a centring and a scaling; strided slices and a reduction), so its gradient is theirs
-// and it runs wherever they run: no new primitive, no new kernel. PyTorch has a fused kernel for each; these are
-// written to be read (and checked against finite differences) first.
+// The ops behind nn's dropout, normalisation and pooling layers. Dropout and the normalisations are composites of
+// the differentiable ops (a mask and a mul; means, a centring and a scaling), so their gradients are those ops' and
+// they run wherever those run. Pooling is one node over the pool2d primitive (it was a stack of strided slices
+// reduced by amax or mean, 3.7-5x slower than PyTorch's kernel: docs/benchmarks.md, "Pooling as one kernel").
 #include <cmath>
 #include <string>
 
 #include "autograd/functions.h"
+#include "autograd/record.h"
 #include "backends/error.h"
 #include "tensor/creation.h"
 #include "tensor/grad_mode.h"
@@ -102,49 +103,27 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 
 namespace {
 
-// x padded by `before` and `after` elements of `value` along dim (a cat with constant blocks; differentiable).
-Tensor pad_dim(const Tensor& x, int64_t dim, int64_t amount, double value) {
-  if (amount == 0) return x;
-  Shape edge_shape = x.shape();
-  edge_shape[dim] = amount;
-  const Tensor edge = full(edge_shape, value, x.dtype(), x.device());
-  return cat({edge, x, edge}, dim);
-}
-
-// The windows of a 2-d pooling as one tensor (N, C, H_out, W_out, kernel.h * kernel.w): entry (.., a, b, i kw + j)
-// is the padded x at (a stride.h + i, b stride.w + j). Built from one strided slice per kernel offset, so the
-// gradient of each window entry flows back to the pixel it came from (summed where windows overlap).
-Tensor pooling_windows(const Tensor& x, const char* op, HW kernel, std::optional<HW> stride_or_kernel, HW padding,
-                       double pad_value) {
+// One pooling node: the pool2d primitive forward, pool2d_backward (a gather over the windows, with the forward's
+// indices for the maximum) backward.
+Tensor pool(const Tensor& x, PoolMode mode, HW kernel, std::optional<HW> stride_or_kernel, HW padding) {
   const HW stride = stride_or_kernel.value_or(kernel);
-  ATELIER_CHECK(x.dim() == 4, op << ": input must be (N, C, H, W), got " << x.shape());
-  ATELIER_CHECK(kernel.h >= 1 && kernel.w >= 1 && stride.h >= 1 && stride.w >= 1,
-                op << ": kernel and stride must be at least 1, got kernel " << kernel << ", stride " << stride);
-  ATELIER_CHECK(padding.h >= 0 && padding.w >= 0 && 2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w,
-                op << ": padding must be in [0, kernel / 2], got padding " << padding << " for kernel " << kernel);
-  const int64_t h = x.size(2) + 2 * padding.h, w = x.size(3) + 2 * padding.w;
-  ATELIER_CHECK(h >= kernel.h && w >= kernel.w,
-                op << ": kernel " << kernel << " is larger than the input " << x.shape() << " padded by " << padding);
-  const int64_t h_out = (h - kernel.h) / stride.h + 1, w_out = (w - kernel.w) / stride.w + 1;
-  const Tensor padded = pad_dim(pad_dim(x, 2, padding.h, pad_value), 3, padding.w, pad_value);
-  std::vector<Tensor> taps;
-  for (int64_t i = 0; i < kernel.h; ++i) {
-    for (int64_t j = 0; j < kernel.w; ++j) {
-      const Tensor rows = padded.slice(2, i, i + stride.h * (h_out - 1) + 1, stride.h);
-      taps.push_back(rows.slice(3, j, j + stride.w * (w_out - 1) + 1, stride.w).unsqueeze(4));
-    }
-  }
-  return cat(taps, 4);
+  raw::Pool2dResult r = raw::pool2d(x, mode, kernel, stride, padding);
+  if (!should_record({x})) return r.output;
+  const char* name = mode == PoolMode::Max ? "max_pool2d" : "avg_pool2d";
+  return record(name, r.output, {x},
+                [indices = r.indices, shape = x.shape(), mode, kernel, stride, padding](const auto& g, const auto&) {
+                  return std::vector<Tensor>{raw::pool2d_backward(g[0], indices, mode, shape, kernel, stride, padding)};
+                });
 }
 
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, HW kernel, std::optional<HW> stride, HW padding) {
-  return amax(pooling_windows(x, "max_pool2d", kernel, stride, padding, -INFINITY), {4});
+  return pool(x, PoolMode::Max, kernel, stride, padding);
 }
 
 Tensor avg_pool2d(const Tensor& x, HW kernel, std::optional<HW> stride, HW padding) {
-  return mean(pooling_windows(x, "avg_pool2d", kernel, stride, padding, 0.0), {4});
+  return pool(x, PoolMode::Average, kernel, stride, padding);
 }
 
 }  // namespace atelier

@@ -1,5 +1,5 @@
 // The CPU kernels, one free function per primitive of backends/primitives.def, grouped in files by family
-// (copy_fill.cpp, elementwise.cpp, reduce.cpp, index.cpp, gemm.cpp, conv.cpp, upsample.cpp, random.cpp,
+// (copy_fill.cpp, elementwise.cpp, reduce.cpp, index.cpp, gemm.cpp, conv.cpp, upsample.cpp, pool.cpp, random.cpp,
 // optimizer.cpp). CpuBackend's overrides are generated from the primitive list and only forward here.
 //
 // <name>_types is the list of element types of primitive <name>: its kernel dispatches over that list
@@ -33,6 +33,8 @@ using conv2d_backward_input_types = FloatingTypes;
 using conv2d_backward_weight_types = FloatingTypes;
 using upsample_nearest2d_types = FloatingTypes;
 using upsample_nearest2d_backward_types = FloatingTypes;
+using pool2d_types = FloatingTypes;
+using pool2d_backward_types = FloatingTypes;
 using sgd_step_types = FloatingTypes;
 using adam_step_types = FloatingTypes;
 using adam_step_multi_types = FloatingTypes;

@@ -1,10 +1,11 @@
-// Convolution and nearest upsampling: geometry checks, then the backend primitives.
+// Convolution, nearest upsampling and pooling: geometry checks, then the backend primitives.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <sstream>
 #include <string>
 
+#include "backends/pool_math.h"
 #include "tensor/creation.h"
 #include "tensor/raw/common.h"
 
@@ -173,6 +174,69 @@ Tensor upsample_nearest2d_backward(const Tensor& grad_out, int64_t scale) {
   a.src = go.raw_data();
   a.dst = out.raw_data();
   launch<PrimitiveOp::upsample_nearest2d_backward>(go.device(), op, out.numel(), a);
+  return out;
+}
+
+namespace {
+
+const char* pool_name(PoolMode mode) { return mode == PoolMode::Max ? "max_pool2d" : "avg_pool2d"; }
+
+// The geometry of pooling x_shape (N, C, H, W), checked with messages in the op's words.
+Pool2dGeometry pool_geometry(const Shape& x_shape, PoolMode mode, HW kernel, HW stride, HW padding) {
+  const char* op = pool_name(mode);
+  ATELIER_CHECK(x_shape.size() == 4, op << ": input must be (N, C, H, W), got " << x_shape);
+  ATELIER_CHECK(kernel.h >= 1 && kernel.w >= 1 && stride.h >= 1 && stride.w >= 1,
+                op << ": kernel and stride must be at least 1, got kernel " << kernel << ", stride " << stride);
+  ATELIER_CHECK(padding.h >= 0 && padding.w >= 0 && 2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w,
+                op << ": padding must be in [0, kernel / 2], got padding " << padding << " for kernel " << kernel);
+  const int64_t h = x_shape[2], w = x_shape[3];
+  ATELIER_CHECK(h > 0 && w > 0 && h + 2 * padding.h >= kernel.h && w + 2 * padding.w >= kernel.w,
+                op << ": kernel " << kernel << " is larger than the input " << x_shape << " padded by " << padding);
+  return make_pool_geometry(x_shape[0] * x_shape[1], h, w, kernel.h, kernel.w, stride.h, stride.w, padding.h,
+                            padding.w);
+}
+
+}  // namespace
+
+Pool2dResult pool2d(const Tensor& x, PoolMode mode, HW kernel, HW stride, HW padding) {
+  const Pool2dGeometry g = pool_geometry(x.shape(), mode, kernel, stride, padding);
+  check_floating(x, pool_name(mode));
+  const Tensor xc = contiguous(x);
+  const Shape out_shape{x.size(0), x.size(1), g.h_out, g.w_out};
+  Pool2dResult r{raw::empty(out_shape, x.dtype(), x.device()), Tensor()};
+  if (mode == PoolMode::Max) r.indices = raw::empty(out_shape, DType::Int64, x.device());
+  const Pool2dArgs a{
+      mode,          x.dtype(),           g,
+      xc.raw_data(), r.output.raw_data(), r.indices.defined() ? static_cast<int64_t*>(r.indices.raw_data()) : nullptr};
+  launch<PrimitiveOp::pool2d>(x.device(), pool_name(mode), r.output.numel(), a);
+  return r;
+}
+
+Tensor pool2d_backward(const Tensor& grad_out, const Tensor& indices, PoolMode mode, const Shape& input_shape,
+                       HW kernel, HW stride, HW padding) {
+  const Pool2dGeometry g = pool_geometry(input_shape, mode, kernel, stride, padding);
+  const std::string op = std::string(pool_name(mode)) + "_backward";
+  const Shape out_shape{input_shape[0], input_shape[1], g.h_out, g.w_out};
+  ATELIER_CHECK(grad_out.shape() == out_shape,
+                op << ": gradient " << grad_out.shape() << " is not the output's shape " << out_shape);
+  check_floating(grad_out, op.c_str());
+  const Tensor go = contiguous(grad_out);
+  Tensor idx;
+  if (mode == PoolMode::Max) {
+    ATELIER_CHECK(
+        indices.defined() && indices.dtype() == DType::Int64 && indices.shape() == out_shape,
+        op << ": indices must be int64 " << out_shape << ", got " << (indices.defined() ? indices.shape() : Shape{}));
+    check_same_device(go, indices, op.c_str());
+    idx = contiguous(indices);
+  }
+  Tensor out = raw::empty(input_shape, go.dtype(), go.device());
+  const Pool2dBackwardArgs a{mode,
+                             go.dtype(),
+                             g,
+                             go.raw_data(),
+                             idx.defined() ? static_cast<const int64_t*>(idx.raw_data()) : nullptr,
+                             out.raw_data()};
+  launch<PrimitiveOp::pool2d_backward>(go.device(), op.c_str(), out.numel(), a);
   return out;
 }
 

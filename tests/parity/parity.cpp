@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "autograd/functions.h"
+#include "backends/pool_math.h"
 #include "backends/precision.h"
 #include "tensor/creation.h"
 #include "tensor/grad_mode.h"
@@ -815,6 +816,60 @@ void upsample_rows(Rows& rows) {
   }
 }
 
+// Pooling geometries over (2, 3, 7, 6) inputs: 2x2 stride 2; 3x3 stride 2 padded; 2x3 stride (1, 2) padded;
+// 3x3 stride 1 (overlapping windows); 1x2 stride 3 (pixels in no window).
+std::vector<Pool2dGeometry> pool_geometries() {
+  auto geometry = [](HW k, HW s, HW p) { return make_pool_geometry(6, 7, 6, k.h, k.w, s.h, s.w, p.h, p.w); };
+  return {geometry(2, 2, 0), geometry(3, 2, 1), geometry({2, 3}, {1, 2}, 1), geometry(3, 1, 0), geometry({1, 2}, 3, 0)};
+}
+
+void pool_rows(Rows& rows) {
+  for (DType dtype : kFloating) {
+    for (PoolMode mode : {PoolMode::Max, PoolMode::Average}) {
+      const bool max = mode == PoolMode::Max;
+      // Max on a grid of values, so windows hold ties and the first maximum must be the one both devices pick.
+      auto input = [dtype, max](uint64_t stream, Device d) {
+        return max ? make_grid({2, 3, 7, 6}, dtype, stream, d, -1, 1, 0.25) : make({2, 3, 7, 6}, dtype, stream, d);
+      };
+      // The forward pass of geometry g on device d: output and (max) indices.
+      auto forward = [dtype, mode, max](const Pool2dGeometry& g, const Tensor& x, Device d) {
+        Tensor y = empty({2, 3, g.h_out, g.w_out}, dtype, d);
+        Tensor idx = empty({2, 3, g.h_out, g.w_out}, i64, d);
+        run_on<PrimitiveOp::pool2d>(d, y.numel(),
+                                    Pool2dArgs{mode, dtype, g, x.raw_data(), y.raw_data(),
+                                               max ? static_cast<int64_t*>(idx.raw_data()) : nullptr});
+        return std::pair<Tensor, Tensor>{y, idx};
+      };
+      const char* what = max ? "max_geometries" : "average_geometries";
+      add(rows, PrimitiveOp::pool2d, dtype, what, Tolerance::Exact, [=](Device d) {
+        std::vector<Tensor> out;
+        uint64_t stream = 130;
+        for (const Pool2dGeometry& g : pool_geometries()) {
+          auto [y, idx] = forward(g, input(stream++, d), d);
+          out.push_back(y);
+          if (max) out.push_back(idx);
+        }
+        return out;
+      });
+      add(rows, PrimitiveOp::pool2d_backward, dtype, what, Tolerance::Exact, [=](Device d) {
+        std::vector<Tensor> out;
+        uint64_t stream = 140;
+        for (const Pool2dGeometry& g : pool_geometries()) {
+          const Tensor idx = forward(g, input(stream++, d), d).second;
+          const Tensor grad = make({2, 3, g.h_out, g.w_out}, dtype, stream++, d);
+          Tensor dx = empty({2, 3, 7, 6}, dtype, d);
+          run_on<PrimitiveOp::pool2d_backward>(
+              d, dx.numel(),
+              Pool2dBackwardArgs{mode, dtype, g, grad.raw_data(),
+                                 max ? static_cast<const int64_t*>(idx.raw_data()) : nullptr, dx.raw_data()});
+          out.push_back(dx);
+        }
+        return out;
+      });
+    }
+  }
+}
+
 void optimizer_rows(Rows& rows) {
   constexpr int64_t kNumel = 1001;
   for (DType dtype : kFloating) {
@@ -945,6 +1000,7 @@ Rows build_rows() {
   gemm_rows(rows);
   conv_rows(rows);
   upsample_rows(rows);
+  pool_rows(rows);
   optimizer_rows(rows);
   return rows;
 }
