@@ -390,6 +390,46 @@ struct Pool2dBackwardArgs {
   void* grad_input;
 };
 
+// Normalisation by groups: x contiguous, viewed as (outer, groups, inner); group c is the outer * inner elements
+// x[o][c][i] (batch norm: (N, C, H W), a group per channel; layer norm: (1, rows, row length), a group per row).
+// weight and bias (each may be null: 1 and 0) are indexed by the group (PerGroup) or by i (PerInner).
+enum class NormAffine : uint8_t { PerGroup, PerInner };
+
+// Per group, in double: mean = sum x / n, var = sum (x - mean)^2 / n (biased), rstd = 1 / sqrt(var + eps), with
+// n = outer * inner; then y = (x - mean) rstd weight + bias, rounded once. mean, var (may be null) and rstd
+// (groups) are written in dtype. n >= 1.
+struct NormArgs {
+  DType dtype;
+  int64_t outer, groups, inner;
+  NormAffine affine;
+  double eps;
+  const void* x;
+  const void* weight;
+  const void* bias;
+  void* y;
+  void* mean;
+  void* var;
+  void* rstd;
+};
+
+// The gradients of NormArgs' y from grad_y, with xhat = (x - mean) rstd and w the weight (1 when null), per group:
+//   grad_x = rstd (g w - sum(g w) / n - xhat sum(g w xhat) / n)  (the batch's statistics' own gradient included);
+//   grad_weight = sum of g xhat and grad_bias = sum of g, over each group (PerGroup) or over o and c (PerInner).
+// Sums in double. Each output may be null (not computed).
+struct NormBackwardArgs {
+  DType dtype;
+  int64_t outer, groups, inner;
+  NormAffine affine;
+  const void* grad_y;
+  const void* x;
+  const void* mean;
+  const void* rstd;
+  const void* weight;
+  void* grad_x;
+  void* grad_weight;
+  void* grad_bias;
+};
+
 // The fused optimiser updates, one contiguous parameter tensor (numel elements) at a time, in place, as PyTorch
 // defines them (torch.optim.SGD, Adam, AdamW, single-tensor path). `step` counts from 1. Each rule has its own
 // hyperparameters (besides the learning rate, which every rule has) and its own args.

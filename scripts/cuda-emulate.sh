@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the CUDA test program (tests/cuda/) against the CUDA backend emulated on the host, for machines without a
-# GPU: backends/cuda/{copy_fill,random,elementwise,reduce,conv,winograd,direct_conv,gemm,index,upsample,pool,optimizer,
-# graph,host_copies}.cu are compiled against host stand-ins for the launcher and the context (tests/cuda_emulation/fake/), so their
+# GPU: backends/cuda/{copy_fill,random,elementwise,reduce,conv,winograd,direct_conv,gemm,index,upsample,pool,norm,
+# optimizer,graph,host_copies}.cu are compiled against host stand-ins for the launcher and the context (tests/cuda_emulation/fake/), so their
 # one-thread-per-index functors run in host loops on host memory, their block-cooperative kernels (the
 # reductions) as fibers on one host thread that run a block's threads one at a time from one __syncthreads to the
 # next, in a seeded pseudo-random order (tests/cuda_emulation/block_threads.h), and their GEMMs on a column-major
@@ -59,7 +59,7 @@ start() {
   "$@" &
   pids+=($!)
 }
-for family in copy_fill random elementwise reduce conv winograd direct_conv gemm index upsample pool optimizer graph host_copies; do
+for family in copy_fill random elementwise reduce conv winograd direct_conv gemm index upsample pool norm optimizer graph host_copies; do
   start nvcc -std=c++20 -O1 --expt-relaxed-constexpr "${nvcc_extra[@]}" -Itests/cuda_emulation/fake -I. \
     -c "backends/cuda/$family.cu" -o "$out/$family.o"
 done

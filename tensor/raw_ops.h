@@ -124,6 +124,22 @@ Pool2dResult pool2d(const Tensor& x, PoolMode mode, HW kernel, HW stride, HW pad
 Tensor pool2d_backward(const Tensor& grad_out, const Tensor& indices, PoolMode mode, const Shape& input_shape,
                        HW kernel, HW stride, HW padding);
 
+// --- normalisation by groups (tensor/raw/norm.cpp) ---
+// x (made contiguous) viewed as (outer, groups, inner), each group's outer * inner elements normalised by their
+// mean and biased variance, then scaled and shifted by weight and bias (each undefined, or `affine`'s size:
+// (groups) PerGroup, (inner) PerInner); backends/args.h, NormArgs. y has x's shape; mean, var and rstd (groups).
+struct NormResult {
+  Tensor y, mean, var, rstd;
+};
+NormResult normalize(const Tensor& x, int64_t outer, int64_t groups, int64_t inner, NormAffine affine,
+                     const Tensor& weight, const Tensor& bias, double eps);
+// The gradients of normalize's y from grad_y, each only if asked (undefined otherwise); weight as given to it.
+struct NormGrads {
+  Tensor x, weight, bias;
+};
+NormGrads normalize_backward(const Tensor& grad_y, const Tensor& x, const NormResult& forward, NormAffine affine,
+                             const Tensor& weight, int64_t outer, bool need_x, bool need_weight, bool need_bias);
+
 // --- joining (tensor/raw/join.cpp) ---
 // Concatenation along dim (negative counts from the end); every other dimension must match.
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);

@@ -1,7 +1,8 @@
-// The ops behind nn's dropout, normalisation and pooling layers. Dropout and the normalisations are composites of
-// the differentiable ops (a mask and a mul; means, a centring and a scaling), so their gradients are those ops' and
-// they run wherever those run. Pooling is one node over the pool2d primitive (it was a stack of strided slices
-// reduced by amax or mean, 3.7-5x slower than PyTorch's kernel: docs/benchmarks.md, "Pooling as one kernel").
+// The ops behind nn's dropout, normalisation and pooling layers. Dropout is a composite (a mask and a mul), and so
+// is batch_norm in eval mode (the running statistics' scale and shift). Training-mode batch_norm and layer_norm are
+// one node over the normalize primitives, pooling one over pool2d: each began as a composite of the differentiable
+// ops and was measured at 0.17-0.45x PyTorch's fused kernels (docs/benchmarks.md, "The layers' ops against
+// PyTorch").
 #include <cmath>
 #include <string>
 
@@ -47,6 +48,34 @@ void check_optional(const Tensor& t, const Shape& shape, const char* what, const
                 op << ": " << what << " must be " << shape << " for input " << x.shape() << ", got " << t.shape());
 }
 
+SavedTensor saved_if(const Tensor& t) { return t.defined() ? SavedTensor(t) : SavedTensor(); }
+
+// One normalisation node over x viewed as (outer, groups, inner): the normalize primitive forward (its mean and
+// rstd kept for the backward), normalize_backward backward, each gradient only where needed. The running
+// statistics, when given, move under no-grad from the primitive's mean and biased variance.
+Tensor normalize_node(const char* name, const Tensor& x, int64_t outer, int64_t groups, int64_t inner,
+                      NormAffine affine, const Tensor& weight, const Tensor& bias, double eps,
+                      const Tensor& running_mean = Tensor(), const Tensor& running_var = Tensor(),
+                      double momentum = 0) {
+  raw::NormResult r = raw::normalize(x, outer, groups, inner, affine, weight, bias, eps);
+  if (running_mean.defined()) {
+    NoGradGuard no_grad;
+    const double count = static_cast<double>(outer * inner);
+    Tensor r_mean = running_mean, r_var = running_var;  // handles on the caller's tensors, written in place
+    r_mean.mul_(1 - momentum).add_(r.mean, momentum);
+    r_var.mul_(1 - momentum).add_(r.var, momentum * count / (count - 1));
+  }
+  if (!should_record({x, weight, bias})) return r.y;
+  const raw::NormResult stats{Tensor(), r.mean, Tensor(), r.rstd};  // what the backward reads
+  return record(name, r.y, {x, weight, bias},
+                [sx = SavedTensor(x), sw = saved_if(weight), stats, affine, outer](const auto& g, const auto& needs) {
+                  const raw::NormGrads d =
+                      raw::normalize_backward(g[0], sx.unpack(), stats, affine, sw.defined() ? sw.unpack() : Tensor(),
+                                              outer, needs[0], needs[1], needs[2]);
+                  return std::vector<Tensor>{d.x, d.weight, d.bias};
+                });
+}
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
@@ -66,22 +95,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     const Tensor rstd = rdiv(1.0, sqrt(add(running_var.reshape(per_channel), eps)));
     return scale_and_shift(mul(sub(x, running_mean.reshape(per_channel)), rstd), weight, bias, per_channel);
   }
-  std::vector<int64_t> dims{0};  // every dim but the channels
-  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
-  const int64_t count = x.numel() / std::max<int64_t>(x.size(1), 1);
-  ATELIER_CHECK(count > 1,
+  const int64_t n = x.size(0), c = x.size(1), inner = c == 0 || n == 0 ? 1 : x.numel() / (n * c);
+  ATELIER_CHECK(n * inner > 1,
                 "batch_norm: the batch's statistics need more than one value per channel, got input " << x.shape());
-  const Tensor mu = mean(x, dims, /*keepdim=*/true);
-  const Tensor centred = sub(x, mu);
-  const Tensor var = mean(mul(centred, centred), dims, /*keepdim=*/true);
-  if (running_mean.defined()) {
-    NoGradGuard no_grad;
-    Tensor r_mean = running_mean, r_var = running_var;  // handles on the caller's tensors, written in place
-    r_mean.mul_(1 - momentum).add_(mu.reshape(channels), momentum);
-    r_var.mul_(1 - momentum).add_(var.reshape(channels), momentum * count / (count - 1.0));
-  }
-  const Tensor rstd = rdiv(1.0, sqrt(add(var, eps)));
-  return scale_and_shift(mul(centred, rstd), weight, bias, per_channel);
+  return normalize_node("batch_norm", x, n, c, inner, NormAffine::PerGroup, weight, bias, eps, running_mean,
+                        running_var, momentum);
 }
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
@@ -94,11 +112,11 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   ATELIER_CHECK(eps > 0, "layer_norm: eps must be positive, got " << eps);
   check_optional(weight, normalized_shape, "weight", "layer_norm", x);
   check_optional(bias, normalized_shape, "bias", "layer_norm", x);
-  std::vector<int64_t> dims;
-  for (int64_t d = x.dim() - k; d < x.dim(); ++d) dims.push_back(d);
-  const Tensor centred = sub(x, mean(x, dims, /*keepdim=*/true));
-  const Tensor rstd = rdiv(1.0, sqrt(add(mean(mul(centred, centred), dims, /*keepdim=*/true), eps)));
-  return scale_and_shift(mul(centred, rstd), weight, bias, normalized_shape);  // broadcast over the leading dims
+  const int64_t inner = shape_numel(normalized_shape), rows = inner == 0 ? 0 : x.numel() / inner;
+  ATELIER_CHECK(inner > 0, "layer_norm: normalized_shape " << normalized_shape << " has no elements");
+  const Tensor w = weight.defined() ? weight.reshape({inner}) : Tensor();
+  const Tensor b = bias.defined() ? bias.reshape({inner}) : Tensor();
+  return normalize_node("layer_norm", x, 1, rows, inner, NormAffine::PerInner, w, b, eps);
 }
 
 namespace {

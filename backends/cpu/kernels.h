@@ -1,6 +1,6 @@
 // The CPU kernels, one free function per primitive of backends/primitives.def, grouped in files by family
-// (copy_fill.cpp, elementwise.cpp, reduce.cpp, index.cpp, gemm.cpp, conv.cpp, upsample.cpp, pool.cpp, random.cpp,
-// optimizer.cpp). CpuBackend's overrides are generated from the primitive list and only forward here.
+// (copy_fill.cpp, elementwise.cpp, reduce.cpp, index.cpp, gemm.cpp, conv.cpp, upsample.cpp, pool.cpp, norm.cpp,
+// random.cpp, optimizer.cpp). CpuBackend's overrides are generated from the primitive list and only forward here.
 //
 // <name>_types is the list of element types of primitive <name>: its kernel dispatches over that list
 // (backends/dispatch.h) and CpuBackend::supports() answers from it, so support is written once, here. A kernel
@@ -35,6 +35,8 @@ using upsample_nearest2d_types = FloatingTypes;
 using upsample_nearest2d_backward_types = FloatingTypes;
 using pool2d_types = FloatingTypes;
 using pool2d_backward_types = FloatingTypes;
+using normalize_types = FloatingTypes;
+using normalize_backward_types = FloatingTypes;
 using sgd_step_types = FloatingTypes;
 using adam_step_types = FloatingTypes;
 using adam_step_multi_types = FloatingTypes;

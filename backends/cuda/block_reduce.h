@@ -1,7 +1,7 @@
-// The block-cooperative sum of reduce.cu, shared with the kernels that end in one (direct_conv.cu): a reducer's
-// accumulator type and steps, the block's fixed-order combine, and how a long sum is cut into chunks, one block
-// each (reduce.cu's header describes both rules). Included by
-// .cu files only; the emulation runs it as it runs reduce.cu's blocks.
+// The block-cooperative sum of reduce.cu, shared with the kernels that end in one (direct_conv.cu, norm.cu): a
+// reducer's accumulator type and steps, the block's fixed-order combine, and how a long sum is cut into chunks, one
+// block each (reduce.cu's header describes both rules). Included by .cu files only; the emulation runs it as it runs
+// reduce.cu's blocks.
 #pragma once
 
 #include <algorithm>
@@ -60,6 +60,18 @@ ATELIER_HOST_DEVICE typename Red::Acc block_fold(Block& b, typename Red::Acc acc
     for (int i = 1; i < kReduceFan; ++i) acc = Red::combine(acc, b.shared[i]);
   }
   return acc;
+}
+
+// The block's fold, its result handed to every thread (block_fold leaves it in thread 0 only). The second sync
+// keeps the next fold's first write to shared[0] after every thread has read this result.
+template <typename Red, class Block>
+ATELIER_HOST_DEVICE typename Red::Acc block_fold_to_all(Block& b, typename Red::Acc acc) {
+  const typename Red::Acc total = block_fold<Red>(b, acc);
+  if (b.thread == 0) b.shared[0] = total;
+  b.sync();
+  const typename Red::Acc result = b.shared[0];
+  b.sync();
+  return result;
 }
 
 // How a long reduction of K outputs of R elements each is cut: `count` chunks of `size` reduced indices each (the

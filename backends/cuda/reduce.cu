@@ -51,6 +51,7 @@ namespace atelier {
 namespace {
 
 using cuda::block_fold;
+using cuda::block_fold_to_all;
 using cuda::chunking;
 using cuda::Chunking;
 using cuda::kReduceBlock;
@@ -241,18 +242,6 @@ struct Argmax {
 //     elements t, t + B, ..., the block's fixed combine (the header) gives the max, then the sum, which every
 //     thread reads from shared memory to write its elements.
 // Both reduce each row in a fixed order (deterministic); sums accumulate in double, as on the CPU.
-
-// The block's fold, its result handed to every thread (block_fold leaves it in thread 0 only). The second sync
-// keeps the next fold's first write to shared[0] after every thread has read this result.
-template <typename Red, class Block>
-ATELIER_HOST_DEVICE typename Red::Acc block_fold_to_all(Block& b, typename Red::Acc acc) {
-  const typename Red::Acc total = block_fold<Red>(b, acc);
-  if (b.thread == 0) b.shared[0] = total;
-  b.sync();
-  const typename Red::Acc result = b.shared[0];
-  b.sync();
-  return result;
-}
 
 // The rows of an (outer, dim, inner) view: row r = o * inner + i starts at start(r), its element j is j * inner
 // further.

@@ -870,6 +870,66 @@ void pool_rows(Rows& rows) {
   }
 }
 
+// Normalisation geometries (outer, groups, inner, affine, with weight, with bias): batch norm's per-channel affine;
+// layer norm's per-element one over rows longer than a GPU block (300 > 256 threads); no affine; a weight alone.
+struct NormCase {
+  int64_t outer, groups, inner;
+  NormAffine affine;
+  bool weight, bias;
+};
+const NormCase kNormCases[] = {{3, 4, 5, NormAffine::PerGroup, true, true},
+                               {1, 6, 300, NormAffine::PerInner, true, true},
+                               {2, 3, 1, NormAffine::PerGroup, false, false},
+                               {1, 2, 7, NormAffine::PerInner, true, false}};
+
+void norm_rows(Rows& rows) {
+  for (DType dtype : kFloating) {
+    // The forward pass of case k on device d: x, weight, bias (undefined when absent) and the primitive's outputs.
+    auto forward = [dtype](const NormCase& k, uint64_t stream, Device d) {
+      const int64_t affine_size = k.affine == NormAffine::PerGroup ? k.groups : k.inner;
+      const Tensor x = make({k.outer, k.groups, k.inner}, dtype, stream, d, -2, 3);
+      const Tensor w = k.weight ? make({affine_size}, dtype, stream + 1, d) : Tensor();
+      const Tensor b = k.bias ? make({affine_size}, dtype, stream + 2, d) : Tensor();
+      std::vector<Tensor> out{empty(x.shape(), dtype, d), empty({k.groups}, dtype, d), empty({k.groups}, dtype, d),
+                              empty({k.groups}, dtype, d)};
+      run_on<PrimitiveOp::normalize>(
+          d, x.numel(),
+          NormArgs{dtype, k.outer, k.groups, k.inner, k.affine, 1e-3, x.raw_data(),
+                   w.defined() ? w.raw_data() : nullptr, b.defined() ? b.raw_data() : nullptr, out[0].raw_data(),
+                   out[1].raw_data(), out[2].raw_data(), out[3].raw_data()});
+      return std::pair<std::vector<Tensor>, std::vector<Tensor>>{{x, w, b}, out};
+    };
+    add(rows, PrimitiveOp::normalize, dtype, "groups_and_rows", Tolerance::Norm, [=](Device d) {
+      std::vector<Tensor> results;
+      uint64_t stream = 150;
+      for (const NormCase& k : kNormCases) {
+        for (const Tensor& t : forward(k, stream, d).second) results.push_back(t);
+        stream += 3;
+      }
+      return results;
+    });
+    add(rows, PrimitiveOp::normalize_backward, dtype, "groups_and_rows", Tolerance::Norm, [=](Device d) {
+      std::vector<Tensor> results;
+      uint64_t stream = 160;
+      for (const NormCase& k : kNormCases) {
+        const auto [in, out] = forward(k, stream, d);
+        const Tensor g = make(in[0].shape(), dtype, stream + 3, d);
+        const int64_t affine_size = k.affine == NormAffine::PerGroup ? k.groups : k.inner;
+        std::vector<Tensor> grads{empty(in[0].shape(), dtype, d), empty({affine_size}, dtype, d),
+                                  empty({affine_size}, dtype, d)};
+        run_on<PrimitiveOp::normalize_backward>(
+            d, in[0].numel(),
+            NormBackwardArgs{dtype, k.outer, k.groups, k.inner, k.affine, g.raw_data(), in[0].raw_data(),
+                             out[1].raw_data(), out[3].raw_data(), in[1].defined() ? in[1].raw_data() : nullptr,
+                             grads[0].raw_data(), grads[1].raw_data(), grads[2].raw_data()});
+        for (const Tensor& t : grads) results.push_back(t);
+        stream += 4;
+      }
+      return results;
+    });
+  }
+}
+
 void optimizer_rows(Rows& rows) {
   constexpr int64_t kNumel = 1001;
   for (DType dtype : kFloating) {
@@ -1001,6 +1061,7 @@ Rows build_rows() {
   conv_rows(rows);
   upsample_rows(rows);
   pool_rows(rows);
+  norm_rows(rows);
   optimizer_rows(rows);
   return rows;
 }

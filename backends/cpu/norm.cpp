@@ -1,0 +1,221 @@
+// Normalisation by groups on the CPU (batch norm's channels, layer norm's rows; backends/args.h, NormArgs), forward
+// and backward, parallel over the groups. A group's sums run over its contiguous runs of `inner` elements in 16
+// double lanes (the adds pipeline and vectorise; the lanes combine in a fixed order), so results do not depend on
+// the thread count. The per-element arithmetic is backends/norm_math.h, shared with the GPU.
+//   forward   three passes over a group: the sum, the squared deviations from the mean, then y;
+//   backward  two: the sums of g w and g w xhat, then grad_x. A PerGroup affine's weight and bias gradients are
+//             those sums (with w = 1); a PerInner one's sum over the groups, a column pass of its own over blocks
+//             of kColumns elements of a row (each block's sums on the stack: a kernel allocates nothing).
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "backends/cpu/kernels.h"
+#include "backends/error.h"
+#include "backends/norm_math.h"
+#include "backends/thread_pool.h"
+
+namespace atelier::cpu {
+namespace {
+
+constexpr int64_t kColumns = 256;
+
+// sum over i < n of term(i), in 16 double lanes combined in a fixed order.
+template <class Term>
+double lane_sum(int64_t n, const Term& term) {
+  double lane[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) lane[j] += term(i + j);
+  }
+  double tail = 0;
+  for (; i < n; ++i) tail += term(i);
+  for (int width = 8; width >= 1; width /= 2) {
+    for (int j = 0; j < width; ++j) lane[j] += lane[j + width];
+  }
+  return lane[0] + tail;
+}
+
+// Both sums of term(i, &a, &b) (which sets the i-th terms a and b) at once, as lane_sum takes one.
+template <class Terms>
+std::pair<double, double> lane_sums(int64_t n, const Terms& terms) {
+  double lane_a[16] = {}, lane_b[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) {
+      double ta, tb;
+      terms(i + j, &ta, &tb);
+      lane_a[j] += ta;
+      lane_b[j] += tb;
+    }
+  }
+  double tail_a = 0, tail_b = 0;
+  for (; i < n; ++i) {
+    double ta, tb;
+    terms(i, &ta, &tb);
+    tail_a += ta;
+    tail_b += tb;
+  }
+  for (int width = 8; width >= 1; width /= 2) {
+    for (int j = 0; j < width; ++j) {
+      lane_a[j] += lane_a[j + width];
+      lane_b[j] += lane_b[j + width];
+    }
+  }
+  return {lane_a[0] + tail_a, lane_b[0] + tail_b};
+}
+
+// One run of y: (x - mean) rstd w + b, w and b per element (PerInner) when kWeight / kBias, else the constants wc
+// and bc (norm_output's arithmetic, with the null checks out of the loop).
+template <typename T, bool kWeight, bool kBias>
+void output_run(const T* x, T* y, int64_t n, double mean, double rstd, const T* w, const T* b, double wc, double bc) {
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] =
+        norm_output(x[i], mean, rstd, kWeight ? static_cast<double>(w[i]) : wc, kBias ? static_cast<double>(b[i]) : bc);
+  }
+}
+
+int64_t group_grain(int64_t group_elements) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(group_elements, 1));
+}
+
+template <typename T>
+void forward_typed(const NormArgs& a) {
+  const T* x = static_cast<const T*>(a.x);
+  const T* weight = static_cast<const T*>(a.weight);
+  const T* bias = static_cast<const T*>(a.bias);
+  T* y = static_cast<T*>(a.y);
+  const double n = static_cast<double>(a.outer * a.inner);
+  const bool per_inner = a.affine == NormAffine::PerInner;
+  parallel_for(a.groups, group_grain(a.outer * a.inner), [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      double sum = 0;
+      for (int64_t o = 0; o < a.outer; ++o) {
+        const T* run = x + norm_index(a.groups, a.inner, o, c, 0);
+        sum += lane_sum(a.inner, [run](int64_t i) { return static_cast<double>(run[i]); });
+      }
+      const double mean = sum / n;
+      double squares = 0;
+      for (int64_t o = 0; o < a.outer; ++o) {
+        const T* run = x + norm_index(a.groups, a.inner, o, c, 0);
+        squares += lane_sum(a.inner, [run, mean](int64_t i) {
+          const double d = static_cast<double>(run[i]) - mean;
+          return d * d;
+        });
+      }
+      const double var = squares / n, rstd = 1.0 / std::sqrt(var + a.eps);
+      static_cast<T*>(a.mean)[c] = static_cast<T>(mean);
+      static_cast<T*>(a.rstd)[c] = static_cast<T>(rstd);
+      if (a.var != nullptr) static_cast<T*>(a.var)[c] = static_cast<T>(var);
+      const double wc = norm_affine(weight, a.affine, c, 0, 1.0), bc = norm_affine(bias, a.affine, c, 0, 0.0);
+      const bool w_run = per_inner && weight != nullptr, b_run = per_inner && bias != nullptr;
+      for (int64_t o = 0; o < a.outer; ++o) {
+        const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
+        if (w_run && b_run) {
+          output_run<T, true, true>(x + at, y + at, a.inner, mean, rstd, weight, bias, wc, bc);
+        } else if (w_run) {
+          output_run<T, true, false>(x + at, y + at, a.inner, mean, rstd, weight, bias, wc, bc);
+        } else if (b_run) {
+          output_run<T, false, true>(x + at, y + at, a.inner, mean, rstd, weight, bias, wc, bc);
+        } else {
+          output_run<T, false, false>(x + at, y + at, a.inner, mean, rstd, weight, bias, wc, bc);
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void backward_typed(const NormBackwardArgs& a) {
+  const T* g = static_cast<const T*>(a.grad_y);
+  const T* x = static_cast<const T*>(a.x);
+  const T* mean_of = static_cast<const T*>(a.mean);
+  const T* rstd_of = static_cast<const T*>(a.rstd);
+  const T* weight = static_cast<const T*>(a.weight);
+  T* grad_x = static_cast<T*>(a.grad_x);
+  const double n = static_cast<double>(a.outer * a.inner);
+  const bool per_inner = a.affine == NormAffine::PerInner;
+  // Weights inside a group's sums: PerInner's w_i; a PerGroup weight multiplies the sums afterwards.
+  const T* inner_weight = per_inner ? weight : nullptr;
+  parallel_for(a.groups, group_grain(a.outer * a.inner), [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const double mean = static_cast<double>(mean_of[c]), rstd = static_cast<double>(rstd_of[c]);
+      double sum_g = 0, sum_gx = 0;  // sum(g w_i) and sum(g w_i xhat)
+      for (int64_t o = 0; o < a.outer; ++o) {
+        const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
+        const T *gr = g + at, *xr = x + at;
+        const auto [run_g, run_gx] =
+            inner_weight != nullptr
+                ? lane_sums(a.inner,
+                            [gr, xr, inner_weight, mean, rstd](int64_t i, double* tg, double* tgx) {
+                              *tg = static_cast<double>(gr[i]) * static_cast<double>(inner_weight[i]);
+                              *tgx = *tg * ((static_cast<double>(xr[i]) - mean) * rstd);
+                            })
+                : lane_sums(a.inner, [gr, xr, mean, rstd](int64_t i, double* tg, double* tgx) {
+                    *tg = static_cast<double>(gr[i]);
+                    *tgx = *tg * ((static_cast<double>(xr[i]) - mean) * rstd);
+                  });
+        sum_g += run_g;
+        sum_gx += run_gx;
+      }
+      if (!per_inner) {
+        if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[c] = static_cast<T>(sum_gx);
+        if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[c] = static_cast<T>(sum_g);
+      }
+      if (grad_x == nullptr) continue;
+      const double wc = per_inner ? 1.0 : norm_affine(weight, a.affine, c, 0, 1.0);
+      const double sum_gw = sum_g * wc, sum_gwx = sum_gx * wc;
+      for (int64_t o = 0; o < a.outer; ++o) {
+        const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
+        if (inner_weight != nullptr) {
+          for (int64_t i = 0; i < a.inner; ++i) {
+            grad_x[at + i] =
+                norm_grad_x(g[at + i], x[at + i], mean, rstd, static_cast<double>(inner_weight[i]), sum_gw, sum_gwx, n);
+          }
+        } else {
+          for (int64_t i = 0; i < a.inner; ++i) {
+            grad_x[at + i] = norm_grad_x(g[at + i], x[at + i], mean, rstd, wc, sum_gw, sum_gwx, n);
+          }
+        }
+      }
+    }
+  });
+  if (!per_inner || (a.grad_weight == nullptr && a.grad_bias == nullptr)) return;
+  // PerInner: element i's weight and bias gradients sum over every (o, c), a block of columns at a time.
+  const int64_t blocks = (a.inner + kColumns - 1) / kColumns;
+  parallel_for(blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t block = begin; block < end; ++block) {
+      const int64_t i0 = block * kColumns, width = std::min(kColumns, a.inner - i0);
+      double sum_gx[kColumns] = {}, sum_g[kColumns] = {};
+      for (int64_t o = 0; o < a.outer; ++o) {
+        for (int64_t c = 0; c < a.groups; ++c) {
+          const int64_t at = norm_index(a.groups, a.inner, o, c, i0);
+          const double mean = static_cast<double>(mean_of[c]), rstd = static_cast<double>(rstd_of[c]);
+          for (int64_t i = 0; i < width; ++i) {
+            const double gi = static_cast<double>(g[at + i]);
+            sum_gx[i] += gi * (static_cast<double>(x[at + i]) - mean) * rstd;
+            sum_g[i] += gi;
+          }
+        }
+      }
+      for (int64_t i = 0; i < width; ++i) {
+        if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[i0 + i] = static_cast<T>(sum_gx[i]);
+        if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[i0 + i] = static_cast<T>(sum_g[i]);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void normalize(const NormArgs& args) {
+  check_norm_sizes("cpu normalize", args.outer, args.groups, args.inner);
+  dispatch(normalize_types{}, args.dtype, "cpu normalize", [&]<class T> { forward_typed<T>(args); });
+}
+
+void normalize_backward(const NormBackwardArgs& args) {
+  check_norm_sizes("cpu normalize_backward", args.outer, args.groups, args.inner);
+  dispatch(normalize_backward_types{}, args.dtype, "cpu normalize_backward", [&]<class T> { backward_typed<T>(args); });
+}
+
+}  // namespace atelier::cpu

@@ -1,0 +1,161 @@
+// Normalisation by groups on the GPU (backends/args.h, NormArgs). CPU twin: backends/cpu/norm.cpp; both run the
+// per-element arithmetic of backends/norm_math.h.
+//   forward   one block per group: the block's threads sum its elements (a fixed-order fold, backends/cuda/
+//             block_reduce.h), then the squared deviations from the mean, then write y;
+//   backward  one block per group: the sums of g w and g w xhat, then grad_x (and a PerGroup affine's weight and
+//             bias gradients, which are those sums); a PerInner affine's gradients are one thread per element i,
+//             summing its column over every (o, c) in order.
+// Sums in double. A thread finds (o, i) of its element with a Divisor (backends/fast_divide.h). The results equal the
+// CPU's to rounding: the sums are taken in another order.
+#include <cstdint>
+
+#include "backends/cuda/block_reduce.h"
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/device_math.h"
+#include "backends/cuda/launch.h"
+#include "backends/error.h"
+#include "backends/fast_divide.h"
+#include "backends/host_device.h"
+#include "backends/norm_math.h"
+
+namespace atelier {
+namespace {
+
+using cuda::block_fold_to_all;
+using cuda::kReduceBlock;
+using Block = cuda::BlockContext<double, kReduceBlock>;
+
+// The (outer, groups, inner) view, and where the e-th element of group c is (e < outer * inner).
+struct Groups {
+  int64_t outer, groups, inner;
+  Divisor by_inner;
+  ATELIER_HOST_DEVICE int64_t at(int64_t c, int64_t e) const {
+    int64_t i;
+    const int64_t o = by_inner.divide(e, i);
+    return norm_index(groups, inner, o, c, i);
+  }
+  ATELIER_HOST_DEVICE int64_t inner_of(int64_t e) const {
+    int64_t i;
+    by_inner.divide(e, i);
+    return i;
+  }
+  ATELIER_HOST_DEVICE int64_t count() const { return outer * inner; }
+};
+
+// CPU twin: forward_typed. Block c: group c.
+template <typename T>
+struct NormForward {
+  NormArgs a;
+  Groups v;
+  ATELIER_HOST_DEVICE void operator()(Block& b) const {
+    const T* x = static_cast<const T*>(a.x);
+    const int64_t c = b.block, n = v.count();
+    double sum = 0;
+    for (int64_t e = b.thread; e < n; e += kReduceBlock) sum += static_cast<double>(x[v.at(c, e)]);
+    const double mean = block_fold_to_all<cuda::SumReducer<T>>(b, sum) / static_cast<double>(n);
+    double squares = 0;
+    for (int64_t e = b.thread; e < n; e += kReduceBlock) {
+      const double d = static_cast<double>(x[v.at(c, e)]) - mean;
+      squares += d * d;
+    }
+    const double var = block_fold_to_all<cuda::SumReducer<T>>(b, squares) / static_cast<double>(n);
+    const double rstd = 1.0 / cuda::dev_sqrt(var + a.eps);
+    if (b.thread == 0) {
+      static_cast<T*>(a.mean)[c] = static_cast<T>(mean);
+      static_cast<T*>(a.rstd)[c] = static_cast<T>(rstd);
+      if (a.var != nullptr) static_cast<T*>(a.var)[c] = static_cast<T>(var);
+    }
+    const T* weight = static_cast<const T*>(a.weight);
+    const T* bias = static_cast<const T*>(a.bias);
+    for (int64_t e = b.thread; e < n; e += kReduceBlock) {
+      const int64_t at = v.at(c, e), i = v.inner_of(e);
+      static_cast<T*>(a.y)[at] = norm_output(x[at], mean, rstd, norm_affine(weight, a.affine, c, i, 1.0),
+                                             norm_affine(bias, a.affine, c, i, 0.0));
+    }
+  }
+};
+
+// CPU twin: backward_typed's loop over the groups. Block c: group c.
+template <typename T>
+struct NormBackward {
+  NormBackwardArgs a;
+  Groups v;
+  ATELIER_HOST_DEVICE void operator()(Block& b) const {
+    const T* g = static_cast<const T*>(a.grad_y);
+    const T* x = static_cast<const T*>(a.x);
+    const T* weight = static_cast<const T*>(a.weight);
+    const bool per_inner = a.affine == NormAffine::PerInner;
+    const int64_t c = b.block, n = v.count();
+    const double mean = static_cast<double>(static_cast<const T*>(a.mean)[c]);
+    const double rstd = static_cast<double>(static_cast<const T*>(a.rstd)[c]);
+    double sum_g = 0, sum_gx = 0;  // sum(g w_i) and sum(g w_i xhat), w_i = 1 unless PerInner
+    for (int64_t e = b.thread; e < n; e += kReduceBlock) {
+      const int64_t at = v.at(c, e);
+      const double w = per_inner ? norm_affine(weight, a.affine, c, v.inner_of(e), 1.0) : 1.0;
+      const double gw = static_cast<double>(g[at]) * w;
+      sum_g += gw;
+      sum_gx += gw * ((static_cast<double>(x[at]) - mean) * rstd);
+    }
+    sum_g = block_fold_to_all<cuda::SumReducer<T>>(b, sum_g);
+    sum_gx = block_fold_to_all<cuda::SumReducer<T>>(b, sum_gx);
+    if (!per_inner && b.thread == 0) {
+      if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[c] = static_cast<T>(sum_gx);
+      if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[c] = static_cast<T>(sum_g);
+    }
+    if (a.grad_x == nullptr) return;
+    const double wc = per_inner ? 1.0 : norm_affine(weight, a.affine, c, 0, 1.0);
+    for (int64_t e = b.thread; e < n; e += kReduceBlock) {
+      const int64_t at = v.at(c, e);
+      const double w = per_inner ? norm_affine(weight, a.affine, c, v.inner_of(e), 1.0) : wc;
+      static_cast<T*>(a.grad_x)[at] =
+          norm_grad_x(g[at], x[at], mean, rstd, w, sum_g * wc, sum_gx * wc, static_cast<double>(n));
+    }
+  }
+};
+
+// CPU twin: backward_typed's column pass. Thread i: element i's weight and bias gradients (PerInner).
+template <typename T>
+struct NormAffineColumns {
+  NormBackwardArgs a;
+  ATELIER_HOST_DEVICE void operator()(int64_t i) const {
+    const T* g = static_cast<const T*>(a.grad_y);
+    const T* x = static_cast<const T*>(a.x);
+    double sum_gx = 0, sum_g = 0;
+    for (int64_t o = 0; o < a.outer; ++o) {
+      for (int64_t c = 0; c < a.groups; ++c) {
+        const int64_t at = norm_index(a.groups, a.inner, o, c, i);
+        const double mean = static_cast<double>(static_cast<const T*>(a.mean)[c]);
+        const double rstd = static_cast<double>(static_cast<const T*>(a.rstd)[c]);
+        const double gi = static_cast<double>(g[at]);
+        sum_gx += gi * (static_cast<double>(x[at]) - mean) * rstd;
+        sum_g += gi;
+      }
+    }
+    if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[i] = static_cast<T>(sum_gx);
+    if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[i] = static_cast<T>(sum_g);
+  }
+};
+
+}  // namespace
+
+void CudaBackend::normalize(const NormArgs& a) {
+  check_norm_sizes("cuda normalize", a.outer, a.groups, a.inner);
+  dispatch(cuda::normalize_types{}, a.dtype, "cuda normalize", [&]<class T> {
+    if (a.groups == 0) return;
+    cuda::launch_blocks<double, kReduceBlock>(a.groups,
+                                              NormForward<T>{a, Groups{a.outer, a.groups, a.inner, Divisor(a.inner)}});
+  });
+}
+
+void CudaBackend::normalize_backward(const NormBackwardArgs& a) {
+  check_norm_sizes("cuda normalize_backward", a.outer, a.groups, a.inner);
+  dispatch(cuda::normalize_backward_types{}, a.dtype, "cuda normalize_backward", [&]<class T> {
+    if (a.groups == 0) return;
+    cuda::launch_blocks<double, kReduceBlock>(a.groups,
+                                              NormBackward<T>{a, Groups{a.outer, a.groups, a.inner, Divisor(a.inner)}});
+    const bool columns = a.affine == NormAffine::PerInner && (a.grad_weight != nullptr || a.grad_bias != nullptr);
+    if (columns) cuda::launch_linear(a.inner, NormAffineColumns<T>{a});
+  });
+}
+
+}  // namespace atelier
