@@ -4,21 +4,20 @@
 // the thread count. The per-element arithmetic is backends/norm_math.h, shared with the GPU.
 //   forward   three passes over a group: the sum, the squared deviations from the mean, then y;
 //   backward  two: the sums of g w and g w xhat, then grad_x. A PerGroup affine's weight and bias gradients are
-//             those sums (with w = 1); a PerInner one's sum over the groups, a column pass of its own over blocks
-//             of kColumns elements of a row (each block's sums on the stack: a kernel allocates nothing).
+//             those sums (with w = 1); a PerInner one's sum over the groups: each thread adds its groups' runs into
+//             columns of its own (scratch) while the run is in cache, and the threads' columns are added in order.
 #include <algorithm>
 #include <cmath>
 #include <utility>
 
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/scratch.h"
 #include "backends/error.h"
 #include "backends/norm_math.h"
 #include "backends/thread_pool.h"
 
 namespace atelier::cpu {
 namespace {
-
-constexpr int64_t kColumns = 256;
 
 // sum over i < n of term(i), in 16 double lanes combined in a fixed order.
 template <class Term>
@@ -137,7 +136,15 @@ void backward_typed(const NormBackwardArgs& a) {
   const bool per_inner = a.affine == NormAffine::PerInner;
   // Weights inside a group's sums: PerInner's w_i; a PerGroup weight multiplies the sums afterwards.
   const T* inner_weight = per_inner ? weight : nullptr;
-  parallel_for(a.groups, group_grain(a.outer * a.inner), [&](int64_t begin, int64_t end) {
+  // PerInner weight and bias gradients: each thread's column sums over its groups, added while a run is in cache.
+  const bool columns = per_inner && (a.grad_weight != nullptr || a.grad_bias != nullptr);
+  const int threads = num_threads();
+  Scratch<double> partial(columns ? 2 * a.inner * threads : 1);
+  parallel_run([&](int t, int nthreads) {
+    const int64_t begin = a.groups * t / nthreads, end = a.groups * (t + 1) / nthreads;
+    double* column_gx = columns ? partial.get() + 2 * a.inner * t : nullptr;
+    double* column_g = columns ? column_gx + a.inner : nullptr;
+    if (columns) std::fill(column_gx, column_gx + 2 * a.inner, 0.0);
     for (int64_t c = begin; c < end; ++c) {
       const double mean = static_cast<double>(mean_of[c]), rstd = static_cast<double>(rstd_of[c]);
       double sum_g = 0, sum_gx = 0;  // sum(g w_i) and sum(g w_i xhat)
@@ -157,6 +164,12 @@ void backward_typed(const NormBackwardArgs& a) {
                   });
         sum_g += run_g;
         sum_gx += run_gx;
+        if (!columns) continue;
+        for (int64_t i = 0; i < a.inner; ++i) {
+          const double gi = static_cast<double>(gr[i]);
+          column_gx[i] += gi * (static_cast<double>(xr[i]) - mean) * rstd;
+          column_g[i] += gi;
+        }
       }
       if (!per_inner) {
         if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[c] = static_cast<T>(sum_gx);
@@ -180,30 +193,17 @@ void backward_typed(const NormBackwardArgs& a) {
       }
     }
   });
-  if (!per_inner || (a.grad_weight == nullptr && a.grad_bias == nullptr)) return;
-  // PerInner: element i's weight and bias gradients sum over every (o, c), a block of columns at a time.
-  const int64_t blocks = (a.inner + kColumns - 1) / kColumns;
-  parallel_for(blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t block = begin; block < end; ++block) {
-      const int64_t i0 = block * kColumns, width = std::min(kColumns, a.inner - i0);
-      double sum_gx[kColumns] = {}, sum_g[kColumns] = {};
-      for (int64_t o = 0; o < a.outer; ++o) {
-        for (int64_t c = 0; c < a.groups; ++c) {
-          const int64_t at = norm_index(a.groups, a.inner, o, c, i0);
-          const double mean = static_cast<double>(mean_of[c]), rstd = static_cast<double>(rstd_of[c]);
-          for (int64_t i = 0; i < width; ++i) {
-            const double gi = static_cast<double>(g[at + i]);
-            sum_gx[i] += gi * (static_cast<double>(x[at + i]) - mean) * rstd;
-            sum_g[i] += gi;
-          }
-        }
-      }
-      for (int64_t i = 0; i < width; ++i) {
-        if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[i0 + i] = static_cast<T>(sum_gx[i]);
-        if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[i0 + i] = static_cast<T>(sum_g[i]);
-      }
+  if (!columns) return;
+  // The threads' column sums, added in thread order (the result depends on the thread count only).
+  for (int64_t i = 0; i < a.inner; ++i) {
+    double gx = 0, g_sum = 0;
+    for (int t = 0; t < threads; ++t) {
+      gx += partial.get()[2 * a.inner * t + i];
+      g_sum += partial.get()[2 * a.inner * t + a.inner + i];
     }
-  });
+    if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[i] = static_cast<T>(gx);
+    if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[i] = static_cast<T>(g_sum);
+  }
 }
 
 }  // namespace
