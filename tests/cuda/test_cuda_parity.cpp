@@ -1,6 +1,7 @@
 // CPU-vs-CUDA parity (tests/parity/parity.h): every primitive row and every op-table row in float32, forward and
 // backward, within the tolerances of docs/architecture.md ("Tests"); the gradient check itself on the GPU in
 // float64; and a bad index refused on the GPU as on the CPU. (The TF32 and BF16 modes: test_cuda_precision.cpp.)
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -162,6 +163,23 @@ TEST_CASE(
   s.src_data = ones.raw_data();
   launch<PrimitiveOp::scatter_add>(cuda, "scatter_add", 4, s);
   CHECK(target.to_vector<float>() == std::vector<float>{7, 7, 9, 8, 8, 7});
+}
+
+TEST_CASE("cuda max_pool2d: a NaN is a window's maximum and takes its gradient, as on the CPU") {
+  // Windows {NaN, 5, 1, 2} (the NaN first) and {7, 2, 3, NaN} (the NaN after a larger number). The parity rows hold
+  // no NaN (their comparison cannot tell one NaN from another), so the rule is checked here, value by value.
+  const std::vector<float> values{NAN, 5, 7, 2, 1, 2, 3, NAN};
+  for (Device device : {Device::cpu(), Device::cuda()}) {
+    INFO("on " << device);
+    Tensor x = from_vector(values, {1, 1, 2, 4}).to(device);
+    x.requires_grad_(true);
+    const Tensor y = max_pool2d(x, 2);
+    const std::vector<float> pooled = y.to(Device::cpu()).to_vector<float>();
+    CHECK(std::isnan(pooled[0]));
+    CHECK(std::isnan(pooled[1]));
+    y.sum().backward();
+    CHECK(x.grad().to(Device::cpu()).to_vector<float>() == std::vector<float>{1, 0, 0, 0, 0, 0, 0, 1});
+  }
 }
 
 }  // namespace
