@@ -103,7 +103,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
 
 // --- the ops behind nn's dropout, normalisation and pooling layers (autograd/ops/layer_ops.cpp) ---
 // training: each element zeroed with probability p, the others scaled by 1 / (1 - p), the mask drawn from the
-// default generator (manual_seed); otherwise (or p = 0) x itself. 0 <= p <= 1.
+// default generator (manual_seed); otherwise (or p = 0) x itself. 0 <= p <= 1. In training mode it is refused
+// inside a graph capture, as every default-generator draw is (each replay would repeat the capture's mask).
 Tensor dropout(const Tensor& x, double p, bool training = true);
 // x (N, C, ...) normalised per channel: (x - mean) / sqrt(var + eps) * weight + bias, mean and var (biased) over
 // every dim but 1. With training, or without running statistics, mean and var are the batch's, and defined

@@ -84,12 +84,26 @@ Tensor arange(int64_t end, DType dtype) { return arange(0.0, static_cast<double>
 Tensor rand(const Shape& shape, DType dtype, Device device) { return uniform(shape, 0.0, 1.0, dtype, device); }
 Tensor randn(const Shape& shape, DType dtype, Device device) { return normal(shape, 0.0, 1.0, dtype, device); }
 
+namespace {
+
+// The default generator's next key for a draw on `device`. Inside a graph capture the draw would be recorded with
+// this one key and give the same numbers at every replay (the generator moves once, at capture time): refused.
+RandomKey default_key(const Shape& shape, Device device, const char* what) {
+  ATELIER_CHECK(!backend_for(device).capturing(),
+                what << ": a draw from the default generator inside a graph capture would give the same numbers at "
+                        "every replay; draw outside the capture into a tensor the graph reads, or pass a RandomKey "
+                        "for fixed numbers");
+  return next_random_key(shape_numel(shape));
+}
+
+}  // namespace
+
 Tensor uniform(const Shape& shape, double lo, double hi, DType dtype, Device device) {
-  return uniform(shape, lo, hi, next_random_key(shape_numel(shape)), dtype, device);
+  return uniform(shape, lo, hi, default_key(shape, device, "uniform"), dtype, device);
 }
 
 Tensor normal(const Shape& shape, double mean, double std, DType dtype, Device device) {
-  return normal(shape, mean, std, next_random_key(shape_numel(shape)), dtype, device);
+  return normal(shape, mean, std, default_key(shape, device, "normal"), dtype, device);
 }
 
 Tensor uniform(const Shape& shape, double lo, double hi, const RandomKey& key, DType dtype, Device device) {

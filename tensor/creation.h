@@ -3,7 +3,8 @@
 // Random numbers: every call draws from Philox4x32-10 keyed by a seed, at a (stream, offset) counter. The
 // default generator hands out consecutive offsets of stream 0 from the seed given to manual_seed() (default
 // 0), so the same seed gives the same numbers. The explicit forms (`uniform(shape, lo, hi, RandomKey{...})`) take
-// the counter from the caller, as the BEGAN trainer does to key z by (seed, step).
+// the counter from the caller, as the BEGAN trainer does to key z by (seed, step). Inside a graph capture the
+// default generator's forms are refused: the capture would record one key, and every replay repeat its numbers.
 #pragma once
 
 #include <cstdint>

@@ -219,6 +219,18 @@ TEST_CASE("capture on the cpu: calls are recorded, not run, and replay on the sa
   CHECK(out.to_vector<float>() == std::vector<float>(5, 13.0f));
 }
 
+TEST_CASE("capture on the cpu: a draw from the default generator is refused (each replay would repeat it)") {
+  EndCaptureGuard guard;
+  const Tensor x = ones({8});
+  cpu().begin_capture();
+  check_throws_with([] { rand({4}); }, {"uniform: a draw from the default generator inside a graph capture"});
+  check_throws_with([&] { dropout(x, 0.5); }, {"would give the same numbers at every replay"});
+  CHECK(uniform({4}, 0, 1, RandomKey{1, 2, 3}).numel() == 4);     // fixed numbers by their key: allowed
+  CHECK(dropout(x, 0.5, /*training=*/false).impl() == x.impl());  // eval mode draws nothing
+  cpu().end_capture();
+  CHECK(rand({4}).numel() == 4);  // after the capture, as before
+}
+
 TEST_CASE("capture on the cpu: adam_step_multi's host arrays are copied into the recording") {
   EndCaptureGuard guard;
   Tensor p = full({7}, 1.0), g = full({7}, 0.5), m = zeros({7}), v = zeros({7});
