@@ -1,6 +1,7 @@
-// 2-d pooling's arithmetic, written once for the CPU's and the GPU's pool2d kernels (backends/cpu/pool.cpp,
-// backends/cuda/pool.cu), so both give the same bits: one output element of the forward pass, one input pixel of
-// the backward pass (backends/args.h, Pool2dArgs and Pool2dBackwardArgs, says what each computes).
+// 2-d pooling's arithmetic, written once: one output element of the forward pass and one input pixel's gradient
+// (backends/args.h, Pool2dArgs and Pool2dBackwardArgs, says what each computes). The GPU's kernels
+// (backends/cuda/pool.cu) run these per element; the CPU's (backends/cpu/pool.cpp) run pool_output at the border
+// and loops that reproduce it and the gather elsewhere, so both backends give the same bits.
 #pragma once
 
 #include <cstdint>

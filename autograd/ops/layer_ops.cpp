@@ -3,9 +3,6 @@
 // one node over the normalize primitives, pooling one over pool2d: each began as a composite of the differentiable
 // ops and was measured at 0.17-0.45x PyTorch's fused kernels (docs/benchmarks.md, "The layers' ops against
 // PyTorch").
-#include <cmath>
-#include <string>
-
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
