@@ -7,6 +7,7 @@
 // made, and the variable checked, at the library's first use (when the CPU backend is created).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 
@@ -29,6 +30,12 @@ void set_num_threads(int n);
 // thread, when n < 2 * grain, or when called from inside another parallel region (no nested parallelism).
 // Chunk boundaries are multiples of `grain` where possible. An exception thrown by fn is rethrown here.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+// The grain for parallel_for over items (image planes, normalisation groups) of `item_elements` elements each: as
+// many items as make about 16k elements, at least one.
+inline int64_t grain_for_items(int64_t item_elements) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(item_elements, 1));
+}
 
 // Calls fn(t, num_threads()) once on each thread of the pool (t = 0 on the calling thread).
 void parallel_run(const std::function<void(int t, int nthreads)>& fn);

@@ -109,8 +109,9 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   ATELIER_CHECK(eps > 0, "layer_norm: eps must be positive, got " << eps);
   check_optional(weight, normalized_shape, "weight", "layer_norm", x);
   check_optional(bias, normalized_shape, "bias", "layer_norm", x);
-  const int64_t inner = shape_numel(normalized_shape), rows = inner == 0 ? 0 : x.numel() / inner;
+  const int64_t inner = shape_numel(normalized_shape);
   ATELIER_CHECK(inner > 0, "layer_norm: normalized_shape " << normalized_shape << " has no elements");
+  const int64_t rows = x.numel() / inner;
   const Tensor w = weight.defined() ? weight.reshape({inner}) : Tensor();
   const Tensor b = bias.defined() ? bias.reshape({inner}) : Tensor();
   return normalize_node("layer_norm", x, 1, rows, inner, NormAffine::PerInner, w, b, eps);

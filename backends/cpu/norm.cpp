@@ -1,14 +1,15 @@
 // Normalisation by groups on the CPU (batch norm's channels, layer norm's rows; backends/args.h, NormArgs), forward
 // and backward, parallel over the groups. A group's sums run over its contiguous runs of `inner` elements in 16
-// double lanes (the adds pipeline and vectorise; the lanes combine in a fixed order), so results do not depend on
-// the thread count. The per-element arithmetic is backends/norm_math.h, shared with the GPU.
+// double lanes (the adds pipeline and vectorise; the lanes combine in a fixed order), one thread per group, so they
+// do not depend on the thread count; a PerInner affine's weight and bias gradients (below) do, as the reductions'
+// long sums. The per-element arithmetic is backends/norm_math.h, shared with the GPU.
 //   forward   three passes over a group: the sum, the squared deviations from the mean, then y;
 //   backward  two: the sums of g w and g w xhat, then grad_x. A PerGroup affine's weight and bias gradients are
 //             those sums (with w = 1); a PerInner one's sum over the groups: each thread adds its groups' runs into
 //             columns of its own (scratch) while the run is in cache, and the threads' columns are added in order.
 #include <algorithm>
+#include <array>
 #include <cmath>
-#include <utility>
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/scratch.h"
@@ -19,49 +20,33 @@
 namespace atelier::cpu {
 namespace {
 
-// sum over i < n of term(i), in 16 double lanes combined in a fixed order.
-template <class Term>
-double lane_sum(int64_t n, const Term& term) {
-  double lane[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int j = 0; j < 16; ++j) lane[j] += term(i + j);
-  }
-  double tail = 0;
-  for (; i < n; ++i) tail += term(i);
-  for (int width = 8; width >= 1; width /= 2) {
-    for (int j = 0; j < width; ++j) lane[j] += lane[j + width];
-  }
-  return lane[0] + tail;
-}
-
-// Both sums of term(i, &a, &b) (which sets the i-th terms a and b) at once, as lane_sum takes one.
-template <class Terms>
-std::pair<double, double> lane_sums(int64_t n, const Terms& terms) {
-  double lane_a[16] = {}, lane_b[16] = {};
+// The K sums over i < n of terms(i, t) (which sets the i-th terms t[0..K-1]), each in 16 double lanes combined in a
+// fixed order (the adds pipeline and vectorise).
+template <int K, class Terms>
+std::array<double, K> lane_sums(int64_t n, const Terms& terms) {
+  double lane[K][16] = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     for (int j = 0; j < 16; ++j) {
-      double ta, tb;
-      terms(i + j, &ta, &tb);
-      lane_a[j] += ta;
-      lane_b[j] += tb;
+      double t[K];
+      terms(i + j, t);
+      for (int k = 0; k < K; ++k) lane[k][j] += t[k];
     }
   }
-  double tail_a = 0, tail_b = 0;
+  std::array<double, K> tail{};
   for (; i < n; ++i) {
-    double ta, tb;
-    terms(i, &ta, &tb);
-    tail_a += ta;
-    tail_b += tb;
+    double t[K];
+    terms(i, t);
+    for (int k = 0; k < K; ++k) tail[k] += t[k];
   }
-  for (int width = 8; width >= 1; width /= 2) {
-    for (int j = 0; j < width; ++j) {
-      lane_a[j] += lane_a[j + width];
-      lane_b[j] += lane_b[j + width];
+  std::array<double, K> sums;
+  for (int k = 0; k < K; ++k) {
+    for (int width = 8; width >= 1; width /= 2) {
+      for (int j = 0; j < width; ++j) lane[k][j] += lane[k][j + width];
     }
+    sums[k] = lane[k][0] + tail[k];
   }
-  return {lane_a[0] + tail_a, lane_b[0] + tail_b};
+  return sums;
 }
 
 // One run of y: (x - mean) rstd w + b, w and b per element (PerInner) when kWeight / kBias, else the constants wc
@@ -74,10 +59,6 @@ void output_run(const T* x, T* y, int64_t n, double mean, double rstd, const T* 
   }
 }
 
-int64_t group_grain(int64_t group_elements) {
-  return std::max<int64_t>(1, 16384 / std::max<int64_t>(group_elements, 1));
-}
-
 template <typename T>
 void forward_typed(const NormArgs& a) {
   const T* x = static_cast<const T*>(a.x);
@@ -86,21 +67,21 @@ void forward_typed(const NormArgs& a) {
   T* y = static_cast<T*>(a.y);
   const double n = static_cast<double>(a.outer * a.inner);
   const bool per_inner = a.affine == NormAffine::PerInner;
-  parallel_for(a.groups, group_grain(a.outer * a.inner), [&](int64_t begin, int64_t end) {
+  parallel_for(a.groups, grain_for_items(a.outer * a.inner), [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       double sum = 0;
       for (int64_t o = 0; o < a.outer; ++o) {
         const T* run = x + norm_index(a.groups, a.inner, o, c, 0);
-        sum += lane_sum(a.inner, [run](int64_t i) { return static_cast<double>(run[i]); });
+        sum += lane_sums<1>(a.inner, [run](int64_t i, double* t) { t[0] = static_cast<double>(run[i]); })[0];
       }
       const double mean = sum / n;
       double squares = 0;
       for (int64_t o = 0; o < a.outer; ++o) {
         const T* run = x + norm_index(a.groups, a.inner, o, c, 0);
-        squares += lane_sum(a.inner, [run, mean](int64_t i) {
+        squares += lane_sums<1>(a.inner, [run, mean](int64_t i, double* t) {
           const double d = static_cast<double>(run[i]) - mean;
-          return d * d;
-        });
+          t[0] = d * d;
+        })[0];
       }
       const double var = squares / n, rstd = 1.0 / std::sqrt(var + a.eps);
       static_cast<T*>(a.mean)[c] = static_cast<T>(mean);
@@ -153,14 +134,14 @@ void backward_typed(const NormBackwardArgs& a) {
         const T *gr = g + at, *xr = x + at;
         const auto [run_g, run_gx] =
             inner_weight != nullptr
-                ? lane_sums(a.inner,
-                            [gr, xr, inner_weight, mean, rstd](int64_t i, double* tg, double* tgx) {
-                              *tg = static_cast<double>(gr[i]) * static_cast<double>(inner_weight[i]);
-                              *tgx = *tg * ((static_cast<double>(xr[i]) - mean) * rstd);
-                            })
-                : lane_sums(a.inner, [gr, xr, mean, rstd](int64_t i, double* tg, double* tgx) {
-                    *tg = static_cast<double>(gr[i]);
-                    *tgx = *tg * ((static_cast<double>(xr[i]) - mean) * rstd);
+                ? lane_sums<2>(a.inner,
+                               [gr, xr, inner_weight, mean, rstd](int64_t i, double* t) {
+                                 t[0] = static_cast<double>(gr[i]) * static_cast<double>(inner_weight[i]);
+                                 t[1] = t[0] * ((static_cast<double>(xr[i]) - mean) * rstd);
+                               })
+                : lane_sums<2>(a.inner, [gr, xr, mean, rstd](int64_t i, double* t) {
+                    t[0] = static_cast<double>(gr[i]);
+                    t[1] = t[0] * ((static_cast<double>(xr[i]) - mean) * rstd);
                   });
         sum_g += run_g;
         sum_gx += run_gx;

@@ -19,11 +19,6 @@
 namespace atelier::cpu {
 namespace {
 
-// Planes per parallel chunk: about 16k elements.
-int64_t plane_grain(int64_t plane_elements) {
-  return std::max<int64_t>(1, 16384 / std::max<int64_t>(plane_elements, 1));
-}
-
 // Outputs b in [b_lo, b_hi) of output row a, whose windows lie inside the image: out and idx point at the row.
 template <typename T>
 void interior_outputs(const T* in, const Pool2dGeometry& g, PoolMode mode, int64_t a, int64_t b_lo, int64_t b_hi,
@@ -65,7 +60,7 @@ void forward_typed(const Pool2dArgs& args) {
   // The outputs whose windows lie inside the image's columns: b stride_w - pad_w >= 0 and + kw <= w.
   const int64_t b_lo = std::min(g.w_out, (g.pad_w + g.stride_w - 1) / g.stride_w);
   const int64_t b_hi = std::max(b_lo, std::min(g.w_out, (g.w + g.pad_w - g.kw) / g.stride_w + 1));
-  parallel_for(g.planes, plane_grain(g.h * g.w), [&](int64_t begin, int64_t end) {
+  parallel_for(g.planes, grain_for_items(g.h * g.w), [&](int64_t begin, int64_t end) {
     int64_t unused = 0;
     for (int64_t p = begin; p < end; ++p) {
       const T* in = input + p * g.h * g.w;
@@ -95,7 +90,7 @@ void backward_typed(const Pool2dBackwardArgs& args) {
   T* grad_input = static_cast<T*>(args.grad_input);
   const int64_t out_plane = g.h_out * g.w_out;
   const T count = static_cast<T>(g.kh * g.kw);
-  parallel_for(g.planes, plane_grain(g.h * g.w), [&](int64_t begin, int64_t end) {
+  parallel_for(g.planes, grain_for_items(g.h * g.w), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const T* go = grad_output + p * out_plane;
       T* gi = grad_input + p * g.h * g.w;

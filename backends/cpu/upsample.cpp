@@ -14,17 +14,12 @@
 namespace atelier::cpu {
 namespace {
 
-// Planes per parallel chunk: about 16k output elements.
-int64_t plane_grain(int64_t plane_elements) {
-  return std::max<int64_t>(1, 16384 / std::max<int64_t>(plane_elements, 1));
-}
-
 template <typename T>
 void forward_typed(const UpsampleNearestArgs& a) {
   const T* src = static_cast<const T*>(a.src);
   T* dst = static_cast<T*>(a.dst);
   const int64_t big_w = a.w * a.scale_w, big_plane = a.h * a.scale_h * big_w;
-  parallel_for(a.n * a.c, plane_grain(big_plane), [&](int64_t begin, int64_t end) {
+  parallel_for(a.n * a.c, grain_for_items(big_plane), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const T* s = src + p * a.h * a.w;
       T* d = dst + p * big_plane;
@@ -50,7 +45,7 @@ void backward_typed(const UpsampleNearestArgs& a) {
   const T* src = static_cast<const T*>(a.src);  // the big gradient (n, c, h*sh, w*sw)
   T* dst = static_cast<T*>(a.dst);              // the small gradient (n, c, h, w)
   const int64_t big_w = a.w * a.scale_w, big_plane = a.h * a.scale_h * big_w;
-  parallel_for(a.n * a.c, plane_grain(big_plane), [&](int64_t begin, int64_t end) {
+  parallel_for(a.n * a.c, grain_for_items(big_plane), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const T* s = src + p * big_plane;
       T* d = dst + p * a.h * a.w;
