@@ -395,9 +395,10 @@ struct Pool2dBackwardArgs {
 // weight and bias (each may be null: 1 and 0) are indexed by the group (PerGroup) or by i (PerInner).
 enum class NormAffine : uint8_t { PerGroup, PerInner };
 
-// Per group, in double: mean = sum x / n, var = sum (x - mean)^2 / n (biased), rstd = 1 / sqrt(var + eps), with
-// n = outer * inner; then y = (x - mean) rstd weight + bias, rounded once. mean, var (may be null) and rstd
-// (groups) are written in dtype. n >= 1.
+// Per group: mean = sum x / n, var = sum (x - mean)^2 / n (biased), rstd = 1 / sqrt(var + eps), with
+// n = outer * inner; then y = (x - mean) rstd weight + bias. mean, var (may be null) and rstd (groups) are written
+// in dtype. n >= 1. The statistics are exact to the dtype's rounding (the CPU computes in dtype, its sums folded
+// into double; the GPU in double: backends/norm_math.h).
 struct NormArgs {
   DType dtype;
   int64_t outer, groups, inner;
@@ -415,7 +416,7 @@ struct NormArgs {
 // The gradients of NormArgs' y from grad_y, with xhat = (x - mean) rstd and w the weight (1 when null), per group:
 //   grad_x = rstd (g w - sum(g w) / n - xhat sum(g w xhat) / n)  (the batch's statistics' own gradient included);
 //   grad_weight = sum of g xhat and grad_bias = sum of g, over each group (PerGroup) or over o and c (PerInner).
-// Sums in double. Each output may be null (not computed).
+// Each output may be null (not computed).
 struct NormBackwardArgs {
   DType dtype;
   int64_t outer, groups, inner;

@@ -1,7 +1,9 @@
 // Normalisation's per-element arithmetic, written once for the CPU's and the GPU's normalize kernels
 // (backends/cpu/norm.cpp, backends/cuda/norm.cu; backends/args.h, NormArgs and NormBackwardArgs, says what they
-// compute). The group sums around it are each backend's own (lanes on the CPU, a block's fold on the GPU), so the
-// two agree to rounding, not bit for bit.
+// compute). Each function is generic over its arithmetic type A: the GPU runs it in double, one element per
+// thread; the CPU in the tensor's own type, a vector register of elements at a time (backends/cpu/simd.h), with the
+// group's constants broadcast. The group sums around it are each backend's own (lanes on the CPU, a block's fold on
+// the GPU), so the two agree to rounding, not bit for bit.
 #pragma once
 
 #include <cmath>
@@ -31,18 +33,37 @@ ATELIER_HOST_DEVICE inline double norm_affine(const T* values, NormAffine affine
   return static_cast<double>(values[affine == NormAffine::PerGroup ? c : i]);
 }
 
-// y for one element: (x - mean) rstd w + b in double, rounded once.
-template <typename T>
-ATELIER_HOST_DEVICE inline T norm_output(T x, double mean, double rstd, double w, double b) {
-  return static_cast<T>((static_cast<double>(x) - mean) * rstd * w + b);
+// A group's variance from its two-pass sums over its n elements about `centre` (the mean as rounded to the
+// arithmetic type): sum_d = sum (x - centre) and sum_dd = sum (x - centre)^2. Subtracting (sum_d / n)^2 makes the
+// result the variance about the exact mean, whatever the rounding of the centre (and sum_d is 0 when there was
+// none); never negative.
+ATELIER_HOST_DEVICE inline double norm_variance(double sum_d, double sum_dd, double n) {
+  const double shift = sum_d / n, var = sum_dd / n - shift * shift;
+  return var > 0 ? var : 0;
 }
 
-// grad_x for one element from the group's sums sum_gw = sum(g w) and sum_gwx = sum(g w xhat) over n elements.
-template <typename T>
-ATELIER_HOST_DEVICE inline T norm_grad_x(T g, T x, double mean, double rstd, double w, double sum_gw, double sum_gwx,
-                                         double n) {
-  const double xhat = (static_cast<double>(x) - mean) * rstd;
-  return static_cast<T>(rstd * (static_cast<double>(g) * w - sum_gw / n - xhat * sum_gwx / n));
+// y for one element: (x - mean - mean_low) (rstd w) + b, the group's mean in two parts: the CPU's rounded to its
+// arithmetic type and the rest (x - mean is exact for x near the mean, so y keeps the precision of the type where
+// the mean is far from 0); the GPU's in double, mean_low 0.
+template <typename A>
+ATELIER_HOST_DEVICE inline A norm_output(A x, A mean, A mean_low, A rstd, A w, A b) {
+  return ((x - mean) - mean_low) * (rstd * w) + b;
+}
+
+// The two constants of a group's input gradient (norm_grad_x), from its sums sum_gw = sum(g w) and
+// sum_gwx = sum(g w xhat) over its n elements: rstd (g w - sum_gw / n - xhat sum_gwx / n) is
+// g w rstd + shift + (x - mean) slope.
+struct NormGradTerms {
+  double shift, slope;
+};
+ATELIER_HOST_DEVICE inline NormGradTerms norm_grad_terms(double rstd, double sum_gw, double sum_gwx, double n) {
+  return {-rstd * sum_gw / n, -rstd * rstd * sum_gwx / n};
+}
+
+// grad_x for one element, w its weight (1 when there is none) and shift and slope its group's norm_grad_terms.
+template <typename A>
+ATELIER_HOST_DEVICE inline A norm_grad_x(A g, A x, A mean, A rstd, A w, A shift, A slope) {
+  return g * (w * rstd) + (shift + (x - mean) * slope);
 }
 
 }  // namespace atelier

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -206,6 +207,56 @@ TEST_CASE("layer_norm: each sample over its last dims, then the elementwise affi
       {"layer_norm: normalized_shape [4, 3] must be the last dims of the input [2, 3, 4]"});
   check_throws_with([&] { layer_norm(x, {4}, ones({3})); },
                     {"layer_norm: weight must be [4] for input [2, 3, 4], got [3]"});
+}
+
+// Relative to the float64 result: the largest |a - b| over the largest |b|.
+double relative_diff(const Tensor& a, const Tensor& b) {
+  const std::vector<double> y = b.to(f64).to_vector<double>();
+  double scale = 0;
+  for (double v : y) scale = std::max(scale, std::abs(v));
+  return max_diff(a, b) / scale;
+}
+
+TEST_CASE("batch_norm and layer_norm in float32: within float rounding of float64, the mean far from 0 too") {
+  // The CPU computes in float (vectors of it, the sums folded into double every chunk); the same values in float64
+  // are the reference. Sizes that leave tails past whole vector registers, and rows longer than one chunk.
+  struct Case {
+    bool batch;
+    Shape shape;
+  };
+  for (const double offset : {0.0, 1e3}) {
+    for (const Case& c : {Case{true, {8, 4, 301}}, Case{false, {6, 2100}}, Case{false, {40, 37}}}) {
+      CAPTURE(offset);
+      std::ostringstream shape;
+      shape << c.shape;
+      CAPTURE(shape.str());
+      const int64_t features = c.batch ? c.shape[1] : c.shape.back();
+      const Tensor x32 = (random_f64(c.shape, 20, offset - 2, offset + 3)).to(DType::Float32);
+      const Tensor w32 = random_f64({features}, 21, 0.5, 2).to(DType::Float32);
+      const Tensor b32 = random_f64({features}, 22).to(DType::Float32);
+      const Tensor r32 = random_f64(c.shape, 23).to(DType::Float32);
+      std::vector<Tensor> got, want;
+      for (const DType dtype : {DType::Float32, f64}) {
+        Tensor x = x32.to(dtype).detach(), w = w32.to(dtype).detach(), b = b32.to(dtype).detach();
+        x.requires_grad_(true);
+        w.requires_grad_(true);
+        b.requires_grad_(true);
+        const Tensor y = c.batch ? batch_norm(x, Tensor(), Tensor(), w, b, /*training=*/true, 0.1, 1e-5)
+                                 : layer_norm(x, {features}, w, b, 1e-5);
+        (y * r32.to(dtype)).sum().backward();
+        std::vector<Tensor>& out = dtype == f64 ? want : got;
+        out = {y, x.grad(), w.grad(), b.grad()};
+      }
+      // y and the bias gradient keep float's precision (a few roundings); the others read the saved mean, rounded
+      // to float, so an offset mean costs them its rounding over the spread (as PyTorch's saved float mean does).
+      const std::string names[] = {"y", "grad x", "grad weight", "grad bias"};
+      const double bounds[] = {1e-6, 1e-6 + 3e-8 * offset, 1e-6 + 3e-8 * offset, 1e-6};
+      for (int i = 0; i < 4; ++i) {
+        CAPTURE(names[i]);
+        CHECK(relative_diff(got[i], want[i]) < bounds[i]);
+      }
+    }
+  }
 }
 
 TEST_CASE("max_pool2d and avg_pool2d: every window by the definition, padded, strided and rectangular") {

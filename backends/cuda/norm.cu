@@ -69,8 +69,9 @@ struct NormForward {
     const T* bias = static_cast<const T*>(a.bias);
     for (int64_t e = b.thread; e < n; e += kReduceBlock) {
       const int64_t at = v.at(c, e), i = v.inner_of(e);
-      static_cast<T*>(a.y)[at] = norm_output(x[at], mean, rstd, norm_affine(weight, a.affine, c, i, 1.0),
-                                             norm_affine(bias, a.affine, c, i, 0.0));
+      static_cast<T*>(a.y)[at] =
+          static_cast<T>(norm_output(static_cast<double>(x[at]), mean, 0.0, rstd,
+                                     norm_affine(weight, a.affine, c, i, 1.0), norm_affine(bias, a.affine, c, i, 0.0)));
     }
   }
 };
@@ -104,11 +105,12 @@ struct NormBackward {
     }
     if (a.grad_x == nullptr) return;
     const double wc = per_inner ? 1.0 : norm_affine(weight, a.affine, c, 0, 1.0);
+    const NormGradTerms terms = norm_grad_terms(rstd, sum_g * wc, sum_gx * wc, static_cast<double>(n));
     for (int64_t e = b.thread; e < n; e += kReduceBlock) {
       const int64_t at = v.at(c, e);
       const double w = per_inner ? norm_affine(weight, a.affine, c, v.inner_of(e), 1.0) : wc;
-      static_cast<T*>(a.grad_x)[at] =
-          norm_grad_x(g[at], x[at], mean, rstd, w, sum_g * wc, sum_gx * wc, static_cast<double>(n));
+      static_cast<T*>(a.grad_x)[at] = static_cast<T>(
+          norm_grad_x(static_cast<double>(g[at]), static_cast<double>(x[at]), mean, rstd, w, terms.shift, terms.slope));
     }
   }
 };
