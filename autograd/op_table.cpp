@@ -255,6 +255,11 @@ std::vector<OpCase> build_table() {
       batch_norm(x[0], zeros({2}, x[0].dtype(), x[0].device()), ones({2}, x[0].dtype(), x[0].device()), x[1], x[2],
                  true));
   ROW("batch_norm/train_no_stats_nc", ({u({5, 3})}), batch_norm(x[0], Tensor(), Tensor(), Tensor(), Tensor(), true));
+  // 16 rows or more of short runs: the CPU sums them as columns (backends/cpu/norm.cpp).
+  ROW("batch_norm/train_affine_nc_columns", ({u({17, 3}), u({3}), u({3})}),
+      batch_norm(x[0], Tensor(), Tensor(), x[1], x[2], true));
+  ROW("batch_norm/train_affine_ncl_columns", ({u({16, 2, 3}), u({2}), u({2})}),
+      batch_norm(x[0], Tensor(), Tensor(), x[1], x[2], true));
   // Running statistics as inputs that do not require grad.
   ROW("batch_norm/eval_affine_ncl",
       ({u({2, 3, 4}), uniform({3}, -1, 1, RandomKey{42, t_stream++, 0}, f64),

@@ -1,16 +1,22 @@
-// Normalisation by groups on the CPU (backends/args.h, NormArgs), forward and backward, parallel over the groups.
-// The arithmetic runs in the tensor's own type a vector register at a time (backends/cpu/simd.h), through the
-// per-element functions of backends/norm_math.h, shared with the GPU. A group's sums run over its contiguous runs
-// of `inner` elements in lanes of that type (kAccumulators registers per sum, so the adds pipeline), folded in a
-// fixed order every kSumChunk elements and added in double: a float lane adds at most kSumChunk / 64 terms.
-// A group is one thread's, so its sums do not depend on the thread count; a PerInner affine's weight and bias
-// gradients (below) do, as the reductions' long sums do.
-//   forward   three passes over a group: the sum, then the deviations from the mean rounded to the type and their
-//             squares (norm_variance corrects for that rounding), then y;
-//   backward  two: the sums of g w and g w (x - mean), then grad_x. A PerGroup affine's weight and bias
-//             gradients are those sums (with w = 1); a PerInner one's sum over the groups: each thread adds its
-//             groups' runs into columns of its own while the run is in cache (in the type, flushed into double
-//             columns every kColumnRuns runs), and the threads' columns are added in order.
+// Normalisation by groups on the CPU (backends/args.h, NormArgs), forward and backward. The arithmetic runs in the
+// tensor's own type a vector register at a time (backends/cpu/simd.h), through the per-element functions of
+// backends/norm_math.h, shared with the GPU; sums are taken in that type and added into double often enough that a
+// float adds few terms (below). Two layouts of the (outer, groups, inner) view:
+//   runs     (inner >= kColumnInner, or few rows) a group is one thread's: its outer runs of inner contiguous
+//            elements, summed in kAccumulators registers of lanes (so the adds pipeline) that are folded in a
+//            fixed order into double every kSumChunk elements. Forward: three passes over a group (the sum; the
+//            deviations from the mean rounded to the type and their squares, norm_variance correcting for that
+//            rounding; y). Backward: two (the sums of g w and g w (x - mean); grad_x). A PerGroup affine's weight
+//            and bias gradients are those sums (w = 1); a PerInner one's sum over the groups: each thread adds its
+//            groups' runs into columns of its own while the run is in cache, and the threads' columns are added
+//            in order, so they depend on the thread count, as the reductions' long sums do;
+//   columns  (inner < kColumnInner and at least kColumnRows rows: BatchNorm1d's (N, C), a group a column) the
+//            view is outer rows of groups * inner columns, summed down each column (column_sums: threads take
+//            chunks of rows) and a group's sum is its columns' in order; y and grad_x are then one pass over the
+//            rows with each column's constants in scratch. Run by run, each element of a column would pay a run's
+//            overhead, and each group would walk the whole tensor to read its column (0.01x PyTorch on (4096,
+//            256)); runs of 16 to 63 elements measured 1.1-2.7x slower as runs than as columns.
+// Nothing else depends on the thread count.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -25,9 +31,11 @@
 namespace atelier::cpu {
 namespace {
 
-constexpr int64_t kSumChunk = 2048;
-constexpr int kAccumulators = 4;
-constexpr int64_t kColumnRuns = 64;
+constexpr int64_t kSumChunk = 2048;   // elements of a group summed in T between folds into double
+constexpr int kAccumulators = 4;      // registers per sum
+constexpr int64_t kColumnRuns = 64;   // rows a column adds in T between flushes into double
+constexpr int64_t kColumnInner = 64;  // runs shorter than this are summed as columns ...
+constexpr int64_t kColumnRows = 16;   // ... when there are at least this many rows
 
 // The arithmetic of a loop body: Lanes<T, true>, a vector register of T (Simd<T>::V), or Lanes<T, false>, one
 // element (a run's tail); each reads (load), writes (store) and broadcasts (splat) its V. (A tag type, not V
@@ -61,34 +69,19 @@ void for_run(int64_t n, const Body& body) {
   for (; i < n; ++i) body(Lanes<T, false>{}, i);
 }
 
-// The K sums over a run of n elements of the terms that terms(L{}, i, t) sets in t[0..K-1] (L a Lanes: those of
-// the register of elements from i, or of element i alone), in lanes of T as the file's header says.
+// The K sums over group c's elements of the terms that terms(L{}, at, i, t) sets in t[0..K-1] (L a Lanes: those of
+// the register of elements from x[at], element i of its run, or of that element alone), in lanes of T folded into
+// double once kSumChunk terms are pending (checked every kAccumulators registers and at each run's end).
 template <typename T, int K, class Terms>
-std::array<double, K> lane_sums(int64_t n, const Terms& terms) {
+std::array<double, K> group_sums(const NormArgs& a, int64_t c, const Terms& terms) {
   typedef typename Simd<T>::V V;
-  constexpr int64_t kLanes = Simd<T>::kLanes;
+  constexpr int64_t kLanes = Simd<T>::kLanes, kBlock = kAccumulators * kLanes;
   std::array<double, K> sums{};
-  for (int64_t start = 0; start < n; start += kSumChunk) {
-    const int64_t end = std::min(n, start + kSumChunk);
-    alignas(kVectorBytes) V acc[K][kAccumulators] = {};
-    alignas(kVectorBytes) V t[K];
-    int64_t i = start;
-    for (; i + kAccumulators * kLanes <= end; i += kAccumulators * kLanes) {
-      for (int u = 0; u < kAccumulators; ++u) {
-        terms(Lanes<T, true>{}, i + u * kLanes, t);
-        for (int k = 0; k < K; ++k) acc[k][u] += t[k];
-      }
-    }
-    for (; i + kLanes <= end; i += kLanes) {
-      terms(Lanes<T, true>{}, i, t);
-      for (int k = 0; k < K; ++k) acc[k][0] += t[k];
-    }
-    T tail[K] = {};
-    for (; i < end; ++i) {
-      T one[K];
-      terms(Lanes<T, false>{}, i, one);
-      for (int k = 0; k < K; ++k) tail[k] += one[k];
-    }
+  alignas(kVectorBytes) V acc[K][kAccumulators] = {};
+  alignas(kVectorBytes) V t[K];
+  T tail[K] = {};
+  int64_t pending = 0;
+  const auto fold = [&] {
     for (int k = 0; k < K; ++k) {
       for (int width = kAccumulators / 2; width >= 1; width /= 2) {
         for (int u = 0; u < width; ++u) acc[k][u] += acc[k][u + width];
@@ -99,10 +92,94 @@ std::array<double, K> lane_sums(int64_t n, const Terms& terms) {
         for (int64_t j = 0; j < width; ++j) lanes[j] += lanes[j + width];
       }
       sums[k] += static_cast<double>(lanes[0]) + static_cast<double>(tail[k]);
+      for (int u = 0; u < kAccumulators; ++u) acc[k][u] = V{};
+      tail[k] = 0;
     }
+    pending = 0;
+  };
+  for (int64_t o = 0; o < a.outer; ++o) {
+    const int64_t run = norm_index(a.groups, a.inner, o, c, 0);
+    int64_t i = 0;
+    for (; i + kBlock <= a.inner; i += kBlock) {
+      for (int u = 0; u < kAccumulators; ++u) {
+        terms(Lanes<T, true>{}, run + i + u * kLanes, i + u * kLanes, t);
+        for (int k = 0; k < K; ++k) acc[k][u] += t[k];
+      }
+      if ((pending += kBlock) >= kSumChunk) fold();
+    }
+    for (; i + kLanes <= a.inner; i += kLanes) {
+      terms(Lanes<T, true>{}, run + i, i, t);
+      for (int k = 0; k < K; ++k) acc[k][0] += t[k];
+      pending += kLanes;
+    }
+    for (; i < a.inner; ++i) {
+      T one[K];
+      terms(Lanes<T, false>{}, run + i, i, one);
+      for (int k = 0; k < K; ++k) tail[k] += one[k];
+      ++pending;
+    }
+    if (pending >= kSumChunk) fold();
   }
+  fold();
   return sums;
 }
+
+// K sums per column of `width` columns over many rows, the k-th of column j at k * width + j of `recent` (T) and
+// `total` (double): each row's terms are added in T, flushed into double every kColumnRuns rows (end_row after each
+// row, flush at the end).
+template <typename T, int K>
+struct ColumnSums {
+  int64_t width;
+  T* recent;
+  double* total;
+  int64_t rows = 0;
+  void clear() {
+    std::fill(recent, recent + K * width, T(0));
+    std::fill(total, total + K * width, 0.0);
+  }
+  void end_row() {
+    if (++rows % kColumnRuns == 0) flush();
+  }
+  void flush() {
+    for (int64_t j = 0; j < K * width; ++j) total[j] += static_cast<double>(recent[j]);
+    std::fill(recent, recent + K * width, T(0));
+  }
+};
+
+// The K sums down each column j < width of the (rows, width) matrix of the terms that terms(L{}, at, j, t) sets
+// (those of the register of elements from element `at`, columns from j, or of that element alone), into
+// sums[k * width + j]: each chunk of kColumnRuns rows summed in T (chunks in parallel, each read as one sequential
+// stream), then the chunks' sums added in double in chunk order. Those are ColumnSums' adds, so no result depends
+// on the thread count. (Blocks of columns down all the rows, one per thread, went at half the memory's pace and did
+// not scale.)
+template <typename T, int K, class Terms>
+void column_sums(int64_t rows, int64_t width, double* sums, const Terms& terms) {
+  const int64_t chunks = (rows + kColumnRuns - 1) / kColumnRuns;
+  Scratch<T> partial(chunks * K * width);
+  parallel_for(chunks, grain_for_items(kColumnRuns * width), [&](int64_t begin, int64_t end) {
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      T* own = partial.get() + chunk * K * width;
+      std::fill(own, own + K * width, T(0));
+      for (int64_t r = chunk * kColumnRuns; r < std::min(rows, (chunk + 1) * kColumnRuns); ++r) {
+        for_run<T>(width, [&]<class L>(L, int64_t j) {
+          alignas(kVectorBytes) typename L::V t[K];
+          terms(L{}, r * width + j, j, t);
+          for (int k = 0; k < K; ++k) L::store(own + k * width + j, L::load(own + k * width + j) + t[k]);
+        });
+      }
+    }
+  });
+  parallel_for(K * width, grain_for_items(chunks), [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      double total = 0;
+      for (int64_t chunk = 0; chunk < chunks; ++chunk)
+        total += static_cast<double>(partial.get()[chunk * K * width + j]);
+      sums[j] = total;
+    }
+  });
+}
+
+// --- forward ---
 
 // One run of y, w and b per element (PerInner) when kWeight / kBias, else the constants wc and bc.
 template <typename T, bool kWeight, bool kBias>
@@ -113,8 +190,26 @@ void output_run(const T* x, T* y, int64_t n, T mean, T mean_low, T rstd, const T
   });
 }
 
+// A group's statistics from its sum and its two-pass sums about `centre` (norm_variance), written to the outputs.
 template <typename T>
-void forward_typed(const NormArgs& a) {
+struct GroupStats {
+  T mean, mean_low, rstd;
+};
+template <typename T>
+GroupStats<T> group_stats(const NormArgs& a, int64_t c, T centre, double sum_d, double sum_dd) {
+  const double n = static_cast<double>(a.outer * a.inner);
+  const double var = norm_variance(sum_d, sum_dd, n), rstd = 1.0 / std::sqrt(var + a.eps);
+  const double mean = static_cast<double>(centre) + sum_d / n;
+  const GroupStats<T> s{static_cast<T>(mean), static_cast<T>(mean - static_cast<double>(static_cast<T>(mean))),
+                        static_cast<T>(rstd)};
+  static_cast<T*>(a.mean)[c] = s.mean;
+  static_cast<T*>(a.rstd)[c] = s.rstd;
+  if (a.var != nullptr) static_cast<T*>(a.var)[c] = static_cast<T>(var);
+  return s;
+}
+
+template <typename T>
+void forward_runs(const NormArgs& a) {
   const T* x = static_cast<const T*>(a.x);
   const T* weight = static_cast<const T*>(a.weight);
   const T* bias = static_cast<const T*>(a.bias);
@@ -123,47 +218,94 @@ void forward_typed(const NormArgs& a) {
   const bool per_inner = a.affine == NormAffine::PerInner;
   parallel_for(a.groups, grain_for_items(a.outer * a.inner), [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
-      double sum = 0;
-      for (int64_t o = 0; o < a.outer; ++o) {
-        const T* run = x + norm_index(a.groups, a.inner, o, c, 0);
-        sum += lane_sums<T, 1>(a.inner, [run]<class L>(L, int64_t i, typename L::V* t) { t[0] = L::load(run + i); })[0];
-      }
+      const double sum =
+          group_sums<T, 1>(a, c, [x]<class L>(L, int64_t at, int64_t, typename L::V* t) { t[0] = L::load(x + at); })[0];
       const T centre = static_cast<T>(sum / n);
-      double sum_d = 0, sum_dd = 0;
-      for (int64_t o = 0; o < a.outer; ++o) {
-        const T* run = x + norm_index(a.groups, a.inner, o, c, 0);
-        const auto [d, dd] = lane_sums<T, 2>(a.inner, [run, centre]<class L>(L, int64_t i, typename L::V* t) {
-          t[0] = L::load(run + i) - centre;
-          t[1] = t[0] * t[0];
-        });
-        sum_d += d;
-        sum_dd += dd;
-      }
-      const double var = norm_variance(sum_d, sum_dd, n), rstd = 1.0 / std::sqrt(var + a.eps);
-      const double mean_exact = static_cast<double>(centre) + sum_d / n;
-      const T mean = static_cast<T>(mean_exact), mean_low = static_cast<T>(mean_exact - static_cast<double>(mean));
-      static_cast<T*>(a.mean)[c] = mean;
-      static_cast<T*>(a.rstd)[c] = static_cast<T>(rstd);
-      if (a.var != nullptr) static_cast<T*>(a.var)[c] = static_cast<T>(var);
+      const auto [sum_d, sum_dd] =
+          group_sums<T, 2>(a, c, [x, centre]<class L>(L, int64_t at, int64_t, typename L::V* t) {
+            t[0] = L::load(x + at) - centre;
+            t[1] = t[0] * t[0];
+          });
+      const GroupStats<T> s = group_stats<T>(a, c, centre, sum_d, sum_dd);
       const T wc = static_cast<T>(norm_affine(weight, a.affine, c, 0, 1.0));
       const T bc = static_cast<T>(norm_affine(bias, a.affine, c, 0, 0.0));
       const bool w_run = per_inner && weight != nullptr, b_run = per_inner && bias != nullptr;
-      const T r = static_cast<T>(rstd);
       for (int64_t o = 0; o < a.outer; ++o) {
         const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
         if (w_run && b_run) {
-          output_run<T, true, true>(x + at, y + at, a.inner, mean, mean_low, r, weight, bias, wc, bc);
+          output_run<T, true, true>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
         } else if (w_run) {
-          output_run<T, true, false>(x + at, y + at, a.inner, mean, mean_low, r, weight, bias, wc, bc);
+          output_run<T, true, false>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
         } else if (b_run) {
-          output_run<T, false, true>(x + at, y + at, a.inner, mean, mean_low, r, weight, bias, wc, bc);
+          output_run<T, false, true>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
         } else {
-          output_run<T, false, false>(x + at, y + at, a.inner, mean, mean_low, r, weight, bias, wc, bc);
+          output_run<T, false, false>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
         }
       }
     }
   });
 }
+
+// The columns layout's per-column constants: `count` arrays of groups * inner values of T in one scratch block.
+template <typename T>
+struct ColumnConstants {
+  int64_t width;
+  Scratch<T> block;
+  ColumnConstants(int64_t width, int count) : width(width), block(width * count) {}
+  T* operator[](int k) const { return block.get() + k * width; }
+};
+
+template <typename T>
+void forward_columns(const NormArgs& a) {
+  const T* x = static_cast<const T*>(a.x);
+  const T* weight = static_cast<const T*>(a.weight);
+  const T* bias = static_cast<const T*>(a.bias);
+  const int64_t width = a.groups * a.inner;
+  const double n = static_cast<double>(a.outer * a.inner);
+  Scratch<double> sums(2 * width);
+  ColumnConstants<T> k(width, 5);  // mean (first the centre), mean_low, rstd, w, b of each column
+  T *mean = k[0], *mean_low = k[1], *rstd = k[2], *w = k[3], *b = k[4];
+  column_sums<T, 1>(a.outer, width, sums.get(),
+                    [x]<class L>(L, int64_t at, int64_t, typename L::V* t) { t[0] = L::load(x + at); });
+  for (int64_t c = 0; c < a.groups; ++c) {
+    double sum = 0;
+    for (int64_t i = 0; i < a.inner; ++i) sum += sums.get()[c * a.inner + i];
+    std::fill(mean + c * a.inner, mean + (c + 1) * a.inner, static_cast<T>(sum / n));
+  }
+  column_sums<T, 2>(a.outer, width, sums.get(), [x, mean]<class L>(L, int64_t at, int64_t j, typename L::V* t) {
+    t[0] = L::load(x + at) - L::load(mean + j);
+    t[1] = t[0] * t[0];
+  });
+  for (int64_t c = 0; c < a.groups; ++c) {
+    double sum_d = 0, sum_dd = 0;
+    for (int64_t i = 0; i < a.inner; ++i) {
+      sum_d += sums.get()[c * a.inner + i];
+      sum_dd += sums.get()[width + c * a.inner + i];
+    }
+    const GroupStats<T> s = group_stats<T>(a, c, mean[c * a.inner], sum_d, sum_dd);
+    for (int64_t i = 0; i < a.inner; ++i) {
+      const int64_t j = c * a.inner + i;
+      mean[j] = s.mean;
+      mean_low[j] = s.mean_low;
+      rstd[j] = s.rstd;
+      w[j] = static_cast<T>(norm_affine(weight, a.affine, c, i, 1.0));
+      b[j] = static_cast<T>(norm_affine(bias, a.affine, c, i, 0.0));
+    }
+  }
+  T* y = static_cast<T*>(a.y);
+  parallel_for(a.outer, grain_for_items(width), [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      const T* xr = x + o * width;
+      T* yr = y + o * width;
+      for_run<T>(width, [&]<class L>(L, int64_t j) {
+        L::store(yr + j, norm_output(L::load(xr + j), L::load(mean + j), L::load(mean_low + j), L::load(rstd + j),
+                                     L::load(w + j), L::load(b + j)));
+      });
+    }
+  });
+}
+
+// --- backward ---
 
 // One run of grad_x, w per element (PerInner) when kWeight, else the constant wc.
 template <typename T, bool kWeight>
@@ -175,14 +317,24 @@ void grad_x_run(const T* g, const T* x, T* grad_x, int64_t n, T mean, T rstd, co
   });
 }
 
+// NormBackwardArgs' (outer, groups, inner), as group_sums reads them.
+NormArgs view_of(const NormBackwardArgs& a) {
+  NormArgs v{};
+  v.outer = a.outer;
+  v.groups = a.groups;
+  v.inner = a.inner;
+  return v;
+}
+
 template <typename T>
-void backward_typed(const NormBackwardArgs& a) {
+void backward_runs(const NormBackwardArgs& a) {
   const T* g = static_cast<const T*>(a.grad_y);
   const T* x = static_cast<const T*>(a.x);
   const T* mean_of = static_cast<const T*>(a.mean);
   const T* rstd_of = static_cast<const T*>(a.rstd);
   const T* weight = static_cast<const T*>(a.weight);
   T* grad_x = static_cast<T*>(a.grad_x);
+  const NormArgs view = view_of(a);
   const double n = static_cast<double>(a.outer * a.inner);
   const bool per_inner = a.affine == NormAffine::PerInner;
   // Weights inside a group's sums: PerInner's w_i; a PerGroup weight multiplies the sums afterwards.
@@ -194,49 +346,35 @@ void backward_typed(const NormBackwardArgs& a) {
   Scratch<T> recent(columns ? 2 * a.inner * threads : 1);
   parallel_run([&](int t, int nthreads) {
     const int64_t begin = a.groups * t / nthreads, end = a.groups * (t + 1) / nthreads;
-    // This thread's columns of g xhat and g: the last runs' in T, the others' in double.
-    double* total_gx = columns ? totals.get() + 2 * a.inner * t : nullptr;
-    double* total_g = columns ? total_gx + a.inner : nullptr;
-    T* recent_gx = columns ? recent.get() + 2 * a.inner * t : nullptr;
-    T* recent_g = columns ? recent_gx + a.inner : nullptr;
-    const auto flush = [&] {
-      for (int64_t i = 0; i < a.inner; ++i) {
-        total_gx[i] += static_cast<double>(recent_gx[i]);
-        total_g[i] += static_cast<double>(recent_g[i]);
-      }
-      std::fill(recent_gx, recent_gx + 2 * a.inner, T(0));
-    };
+    // This thread's columns of g xhat (k = 0) and g (k = 1).
+    ColumnSums<T, 2> own{a.inner, nullptr, nullptr};
     if (columns) {
-      std::fill(total_gx, total_gx + 2 * a.inner, 0.0);
-      std::fill(recent_gx, recent_gx + 2 * a.inner, T(0));
+      own = {a.inner, recent.get() + 2 * a.inner * t, totals.get() + 2 * a.inner * t};
+      own.clear();
     }
-    int64_t runs = 0;
     for (int64_t c = begin; c < end; ++c) {
       const T mean = mean_of[c], rstd = rstd_of[c];
-      double sum_g = 0, sum_gd = 0;  // sum(g w_i) and sum(g w_i (x - mean))
-      for (int64_t o = 0; o < a.outer; ++o) {
+      // sum(g w_i) and sum(g w_i (x - mean))
+      const auto [sum_g, sum_gd] =
+          inner_weight != nullptr
+              ? group_sums<T, 2>(view, c,
+                                 [g, x, inner_weight, mean]<class L>(L, int64_t at, int64_t i, typename L::V* s) {
+                                   s[0] = L::load(g + at) * L::load(inner_weight + i);
+                                   s[1] = s[0] * (L::load(x + at) - mean);
+                                 })
+              : group_sums<T, 2>(view, c, [g, x, mean]<class L>(L, int64_t at, int64_t, typename L::V* s) {
+                  s[0] = L::load(g + at);
+                  s[1] = s[0] * (L::load(x + at) - mean);
+                });
+      for (int64_t o = 0; columns && o < a.outer; ++o) {
         const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
-        const T *gr = g + at, *xr = x + at;
-        const auto [run_g, run_gd] =
-            inner_weight != nullptr
-                ? lane_sums<T, 2>(a.inner,
-                                  [gr, xr, inner_weight, mean]<class L>(L, int64_t i, typename L::V* s) {
-                                    s[0] = L::load(gr + i) * L::load(inner_weight + i);
-                                    s[1] = s[0] * (L::load(xr + i) - mean);
-                                  })
-                : lane_sums<T, 2>(a.inner, [gr, xr, mean]<class L>(L, int64_t i, typename L::V* s) {
-                    s[0] = L::load(gr + i);
-                    s[1] = s[0] * (L::load(xr + i) - mean);
-                  });
-        sum_g += run_g;
-        sum_gd += run_gd;
-        if (!columns) continue;
         for_run<T>(a.inner, [&]<class L>(L, int64_t i) {
-          const typename L::V gi = L::load(gr + i);
-          L::store(recent_gx + i, L::load(recent_gx + i) + gi * ((L::load(xr + i) - mean) * rstd));
-          L::store(recent_g + i, L::load(recent_g + i) + gi);
+          const typename L::V gi = L::load(g + at + i);
+          T *gx = own.recent + i, *gs = own.recent + a.inner + i;
+          L::store(gx, L::load(gx) + gi * ((L::load(x + at + i) - mean) * rstd));
+          L::store(gs, L::load(gs) + gi);
         });
-        if (++runs % kColumnRuns == 0) flush();
+        own.end_row();
       }
       const double sum_gx = sum_gd * static_cast<double>(rstd);  // sum(g w_i xhat)
       if (!per_inner) {
@@ -256,7 +394,7 @@ void backward_typed(const NormBackwardArgs& a) {
         }
       }
     }
-    if (columns) flush();
+    if (columns) own.flush();
   });
   if (!columns) return;
   // The threads' column sums, added in thread order (the result depends on the thread count only).
@@ -271,16 +409,99 @@ void backward_typed(const NormBackwardArgs& a) {
   }
 }
 
+template <typename T>
+void backward_columns(const NormBackwardArgs& a) {
+  const T* g = static_cast<const T*>(a.grad_y);
+  const T* x = static_cast<const T*>(a.x);
+  const T* weight = static_cast<const T*>(a.weight);
+  const int64_t width = a.groups * a.inner;
+  const double n = static_cast<double>(a.outer * a.inner);
+  const bool per_inner = a.affine == NormAffine::PerInner;
+  ColumnConstants<T> k(width, 5);  // mean, rstd, w, shift, slope of each column
+  T *mean = k[0], *rstd = k[1], *w = k[2], *shift = k[3], *slope = k[4];
+  for (int64_t c = 0; c < a.groups; ++c) {
+    std::fill(mean + c * a.inner, mean + (c + 1) * a.inner, static_cast<const T*>(a.mean)[c]);
+    std::fill(rstd + c * a.inner, rstd + (c + 1) * a.inner, static_cast<const T*>(a.rstd)[c]);
+  }
+  // Each column's sums of g (k = 0) and g (x - mean) (k = 1): a column's weight is one number, so the group sums
+  // with w inside are its columns' sums times their weights.
+  Scratch<double> sums(2 * width);
+  column_sums<T, 2>(a.outer, width, sums.get(), [g, x, mean]<class L>(L, int64_t at, int64_t j, typename L::V* t) {
+    t[0] = L::load(g + at);
+    t[1] = t[0] * (L::load(x + at) - L::load(mean + j));
+  });
+  const double* column_g = sums.get();
+  const double* column_gd = sums.get() + width;
+  for (int64_t c = 0; c < a.groups; ++c) {
+    const double r = static_cast<double>(rstd[c * a.inner]);
+    double sum_g = 0, sum_gd = 0;  // sum(g w_i) and sum(g w_i (x - mean))
+    for (int64_t i = 0; i < a.inner; ++i) {
+      const double wi = per_inner ? norm_affine(weight, a.affine, c, i, 1.0) : 1.0;
+      sum_g += wi * column_g[c * a.inner + i];
+      sum_gd += wi * column_gd[c * a.inner + i];
+    }
+    if (!per_inner) {
+      if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[c] = static_cast<T>(sum_gd * r);
+      if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[c] = static_cast<T>(sum_g);
+    }
+    const double wc = per_inner ? 1.0 : norm_affine(weight, a.affine, c, 0, 1.0);
+    const NormGradTerms terms = norm_grad_terms(r, sum_g * wc, sum_gd * r * wc, n);
+    for (int64_t i = 0; i < a.inner; ++i) {
+      const int64_t j = c * a.inner + i;
+      w[j] = static_cast<T>(per_inner ? norm_affine(weight, a.affine, c, i, 1.0) : wc);
+      shift[j] = static_cast<T>(terms.shift);
+      slope[j] = static_cast<T>(terms.slope);
+    }
+  }
+  if (per_inner) {  // each i's sums over the groups, in group order
+    for (int64_t i = 0; i < a.inner; ++i) {
+      double gx = 0, g_sum = 0;
+      for (int64_t c = 0; c < a.groups; ++c) {
+        gx += column_gd[c * a.inner + i] * static_cast<double>(rstd[c * a.inner]);
+        g_sum += column_g[c * a.inner + i];
+      }
+      if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[i] = static_cast<T>(gx);
+      if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[i] = static_cast<T>(g_sum);
+    }
+  }
+  T* grad_x = static_cast<T*>(a.grad_x);
+  if (grad_x == nullptr) return;
+  parallel_for(a.outer, grain_for_items(width), [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      const T *gr = g + o * width, *xr = x + o * width;
+      T* out = grad_x + o * width;
+      for_run<T>(width, [&]<class L>(L, int64_t j) {
+        L::store(out + j, norm_grad_x(L::load(gr + j), L::load(xr + j), L::load(mean + j), L::load(rstd + j),
+                                      L::load(w + j), L::load(shift + j), L::load(slope + j)));
+      });
+    }
+  });
+}
+
+bool by_columns(int64_t outer, int64_t inner) { return inner < kColumnInner && outer >= kColumnRows; }
+
 }  // namespace
 
 void normalize(const NormArgs& args) {
   check_norm_sizes("cpu normalize", args.outer, args.groups, args.inner);
-  dispatch(normalize_types{}, args.dtype, "cpu normalize", [&]<class T> { forward_typed<T>(args); });
+  dispatch(normalize_types{}, args.dtype, "cpu normalize", [&]<class T> {
+    if (by_columns(args.outer, args.inner)) {
+      forward_columns<T>(args);
+    } else {
+      forward_runs<T>(args);
+    }
+  });
 }
 
 void normalize_backward(const NormBackwardArgs& args) {
   check_norm_sizes("cpu normalize_backward", args.outer, args.groups, args.inner);
-  dispatch(normalize_backward_types{}, args.dtype, "cpu normalize_backward", [&]<class T> { backward_typed<T>(args); });
+  dispatch(normalize_backward_types{}, args.dtype, "cpu normalize_backward", [&]<class T> {
+    if (by_columns(args.outer, args.inner)) {
+      backward_columns<T>(args);
+    } else {
+      backward_runs<T>(args);
+    }
+  });
 }
 
 }  // namespace atelier::cpu
