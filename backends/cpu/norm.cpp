@@ -10,7 +10,7 @@
 //            and bias gradients are those sums (w = 1); a PerInner one's sum over the groups: each thread adds its
 //            groups' runs into columns of its own while the run is in cache, and the threads' columns are added
 //            in order, so they depend on the thread count, as the reductions' long sums do;
-//   columns  (inner < kColumnInner and at least kColumnRows rows: BatchNorm1d's (N, C), a group a column) the
+//   columns  (inner < kColumnInner, at least kColumnRows rows, a PerGroup affine: BatchNorm1d's (N, C)) the
 //            view is outer rows of groups * inner columns, summed down each column (column_sums: threads take
 //            chunks of rows) and a group's sum is its columns' in order; y and grad_x are then one pass over the
 //            rows with each column's constants in scratch. Run by run, each element of a column would pay a run's
@@ -416,53 +416,32 @@ void backward_columns(const NormBackwardArgs& a) {
   const T* weight = static_cast<const T*>(a.weight);
   const int64_t width = a.groups * a.inner;
   const double n = static_cast<double>(a.outer * a.inner);
-  const bool per_inner = a.affine == NormAffine::PerInner;
   ColumnConstants<T> k(width, 5);  // mean, rstd, w, shift, slope of each column
   T *mean = k[0], *rstd = k[1], *w = k[2], *shift = k[3], *slope = k[4];
   for (int64_t c = 0; c < a.groups; ++c) {
     std::fill(mean + c * a.inner, mean + (c + 1) * a.inner, static_cast<const T*>(a.mean)[c]);
     std::fill(rstd + c * a.inner, rstd + (c + 1) * a.inner, static_cast<const T*>(a.rstd)[c]);
   }
-  // Each column's sums of g (k = 0) and g (x - mean) (k = 1): a column's weight is one number, so the group sums
-  // with w inside are its columns' sums times their weights.
+  // Each column's sums of g (k = 0) and g (x - mean) (k = 1); a group's are its columns'.
   Scratch<double> sums(2 * width);
   column_sums<T, 2>(a.outer, width, sums.get(), [g, x, mean]<class L>(L, int64_t at, int64_t j, typename L::V* t) {
     t[0] = L::load(g + at);
     t[1] = t[0] * (L::load(x + at) - L::load(mean + j));
   });
-  const double* column_g = sums.get();
-  const double* column_gd = sums.get() + width;
   for (int64_t c = 0; c < a.groups; ++c) {
     const double r = static_cast<double>(rstd[c * a.inner]);
-    double sum_g = 0, sum_gd = 0;  // sum(g w_i) and sum(g w_i (x - mean))
+    double sum_g = 0, sum_gd = 0;  // sum(g) and sum(g (x - mean))
     for (int64_t i = 0; i < a.inner; ++i) {
-      const double wi = per_inner ? norm_affine(weight, a.affine, c, i, 1.0) : 1.0;
-      sum_g += wi * column_g[c * a.inner + i];
-      sum_gd += wi * column_gd[c * a.inner + i];
+      sum_g += sums.get()[c * a.inner + i];
+      sum_gd += sums.get()[width + c * a.inner + i];
     }
-    if (!per_inner) {
-      if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[c] = static_cast<T>(sum_gd * r);
-      if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[c] = static_cast<T>(sum_g);
-    }
-    const double wc = per_inner ? 1.0 : norm_affine(weight, a.affine, c, 0, 1.0);
+    if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[c] = static_cast<T>(sum_gd * r);
+    if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[c] = static_cast<T>(sum_g);
+    const double wc = norm_affine(weight, a.affine, c, 0, 1.0);
     const NormGradTerms terms = norm_grad_terms(r, sum_g * wc, sum_gd * r * wc, n);
-    for (int64_t i = 0; i < a.inner; ++i) {
-      const int64_t j = c * a.inner + i;
-      w[j] = static_cast<T>(per_inner ? norm_affine(weight, a.affine, c, i, 1.0) : wc);
-      shift[j] = static_cast<T>(terms.shift);
-      slope[j] = static_cast<T>(terms.slope);
-    }
-  }
-  if (per_inner) {  // each i's sums over the groups, in group order
-    for (int64_t i = 0; i < a.inner; ++i) {
-      double gx = 0, g_sum = 0;
-      for (int64_t c = 0; c < a.groups; ++c) {
-        gx += column_gd[c * a.inner + i] * static_cast<double>(rstd[c * a.inner]);
-        g_sum += column_g[c * a.inner + i];
-      }
-      if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[i] = static_cast<T>(gx);
-      if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[i] = static_cast<T>(g_sum);
-    }
+    std::fill(w + c * a.inner, w + (c + 1) * a.inner, static_cast<T>(wc));
+    std::fill(shift + c * a.inner, shift + (c + 1) * a.inner, static_cast<T>(terms.shift));
+    std::fill(slope + c * a.inner, slope + (c + 1) * a.inner, static_cast<T>(terms.slope));
   }
   T* grad_x = static_cast<T*>(a.grad_x);
   if (grad_x == nullptr) return;
@@ -478,14 +457,18 @@ void backward_columns(const NormBackwardArgs& a) {
   });
 }
 
-bool by_columns(int64_t outer, int64_t inner) { return inner < kColumnInner && outer >= kColumnRows; }
+// The columns layout serves a PerGroup affine (batch norm's); a PerInner one with many rows has no caller (layer
+// norm's view has one row), so it keeps to the runs.
+bool by_columns(int64_t outer, int64_t inner, NormAffine affine) {
+  return inner < kColumnInner && outer >= kColumnRows && affine == NormAffine::PerGroup;
+}
 
 }  // namespace
 
 void normalize(const NormArgs& args) {
   check_norm_sizes("cpu normalize", args.outer, args.groups, args.inner);
   dispatch(normalize_types{}, args.dtype, "cpu normalize", [&]<class T> {
-    if (by_columns(args.outer, args.inner)) {
+    if (by_columns(args.outer, args.inner, args.affine)) {
       forward_columns<T>(args);
     } else {
       forward_runs<T>(args);
@@ -496,7 +479,7 @@ void normalize(const NormArgs& args) {
 void normalize_backward(const NormBackwardArgs& args) {
   check_norm_sizes("cpu normalize_backward", args.outer, args.groups, args.inner);
   dispatch(normalize_backward_types{}, args.dtype, "cpu normalize_backward", [&]<class T> {
-    if (by_columns(args.outer, args.inner)) {
+    if (by_columns(args.outer, args.inner, args.affine)) {
       backward_columns<T>(args);
     } else {
       backward_runs<T>(args);
