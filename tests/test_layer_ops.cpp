@@ -209,6 +209,28 @@ TEST_CASE("layer_norm: each sample over its last dims, then the elementwise affi
                     {"layer_norm: weight must be [4] for input [2, 3, 4], got [3]"});
 }
 
+TEST_CASE("layer_norm: the weight and bias gradients sum over every row") {
+  // 300 rows: more than the CPU's 64-row flushes of each thread's column sums, at one thread or a few.
+  const int64_t rows = 300, len = 5;
+  const Tensor x = random_f64({rows, len}, 30, -1, 2), r = random_f64({rows, len}, 31);
+  Tensor w = random_f64({len}, 32), b = random_f64({len}, 33);
+  w.requires_grad_(true);
+  b.requires_grad_(true);
+  (layer_norm(x, {len}, w, b, 1e-5) * r).sum().backward();
+  const std::vector<double> xv = x.to_vector<double>(), rv = r.to_vector<double>();
+  std::vector<double> want_w(len, 0.0), want_b(len, 0.0);
+  for (int64_t row = 0; row < rows; ++row) {
+    const std::vector<double> sample(xv.begin() + row * len, xv.begin() + (row + 1) * len);
+    const ChannelStats st = channel_stats(sample, 1, 1, len);
+    for (int64_t i = 0; i < len; ++i) {
+      want_w[i] += rv[row * len + i] * (sample[i] - st.mean[0]) / std::sqrt(st.biased_var[0] + 1e-5);
+      want_b[i] += rv[row * len + i];
+    }
+  }
+  CHECK(max_diff(w.grad(), from_vector(want_w, {len}, f64)) < 1e-11);
+  CHECK(max_diff(b.grad(), from_vector(want_b, {len}, f64)) < 1e-11);
+}
+
 // Relative to the float64 result: the largest |a - b| over the largest |b|.
 double relative_diff(const Tensor& a, const Tensor& b) {
   const std::vector<double> y = b.to(f64).to_vector<double>();
@@ -220,8 +242,7 @@ double relative_diff(const Tensor& a, const Tensor& b) {
 TEST_CASE("batch_norm and layer_norm in float32: within float rounding of float64, the mean far from 0 too") {
   // The CPU computes in float (vectors of it, the sums folded into double every chunk); the same values in float64
   // are the reference. Sizes that leave tails past whole vector registers, rows longer than one chunk, and
-  // batch norm's short runs that the CPU sums as columns; layer norm's weight gradients flush their float columns
-  // every 64 rows of a thread.
+  // batch norm's short runs that the CPU sums as columns, and layer norm with more rows than a flush.
   struct Case {
     bool batch;
     Shape shape;
