@@ -231,6 +231,31 @@ TEST_CASE("layer_norm: the weight and bias gradients sum over every row") {
   CHECK(max_diff(b.grad(), from_vector(want_b, {len}, f64)) < 1e-11);
 }
 
+TEST_CASE("batch_norm on (N, C) with many rows: y and the weight and bias gradients by their definition") {
+  // 150 rows of 4 channels: the CPU sums such short runs as columns, 64 rows a chunk (three chunks here).
+  const int64_t n = 150, c = 4;
+  const Tensor x = random_f64({n, c}, 40, -1, 3), r = random_f64({n, c}, 41);
+  Tensor w = random_f64({c}, 42), b = random_f64({c}, 43);
+  w.requires_grad_(true);
+  b.requires_grad_(true);
+  const Tensor y = batch_norm(x, Tensor(), Tensor(), w, b, /*training=*/true, 0.1, 1e-5);
+  (y * r).sum().backward();
+  const std::vector<double> xv = x.to_vector<double>(), rv = r.to_vector<double>();
+  const ChannelStats st = channel_stats(xv, n, c, 1);
+  CHECK(max_diff(y, from_vector(normalise_channels(xv, n, c, 1, st.mean, st.biased_var, w.to_vector<double>(),
+                                                   b.to_vector<double>(), 1e-5),
+                                {n, c}, f64)) < 1e-12);
+  std::vector<double> want_w(c, 0.0), want_b(c, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t ch = 0; ch < c; ++ch) {
+      want_w[ch] += rv[i * c + ch] * (xv[i * c + ch] - st.mean[ch]) / std::sqrt(st.biased_var[ch] + 1e-5);
+      want_b[ch] += rv[i * c + ch];
+    }
+  }
+  CHECK(max_diff(w.grad(), from_vector(want_w, {c}, f64)) < 1e-11);
+  CHECK(max_diff(b.grad(), from_vector(want_b, {c}, f64)) < 1e-11);
+}
+
 // Relative to the float64 result: the largest |a - b| over the largest |b|.
 double relative_diff(const Tensor& a, const Tensor& b) {
   const std::vector<double> y = b.to(f64).to_vector<double>();
