@@ -116,6 +116,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 // (var biased) * weight + bias; weight, bias (normalized_shape) or undefined.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
+// x (N, C, ...) with its C channels in num_groups groups of C / num_groups: each sample's group normalised over
+// its channels and the rest of the dims, (x - mean) / sqrt(var + eps) (var biased), then * weight + bias per
+// channel; weight, bias (C) or undefined. PyTorch's group_norm; num_groups = C is instance normalisation.
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                  double eps = 1e-5);
 // x (N, C, H, W) -> (N, C, H_out, W_out), H_out = (H + 2 padding.h - kernel.h) / stride.h + 1 (likewise W): the
 // maximum (or the mean) of each window. stride defaults to kernel; padding <= kernel / 2 (never the maximum; zeros
 // in the mean, which always divides by kernel.h * kernel.w: PyTorch's count_include_pad). A window's gradient goes

@@ -267,6 +267,8 @@ std::vector<OpCase> build_table() {
       batch_norm(x[0], x[1], x[2], x[3], x[4], false));
   ROW("layer_norm/last_dim_affine", ({u({3, 4}), u({4}), u({4})}), layer_norm(x[0], {4}, x[1], x[2]));
   ROW("layer_norm/last_two_dims", ({u({2, 3, 4})}), layer_norm(x[0], {3, 4}));
+  ROW("group_norm/affine_nchw", ({u({2, 4, 2, 3}), u({4}), u({4})}), group_norm(x[0], 2, x[1], x[2]));
+  ROW("group_norm/instance_ncl", ({u({3, 2, 5})}), group_norm(x[0], 2));
   // Distinct values: no two in a window within 1e-2 of each other (ties share the gradient, a kink).
   ROW("max_pool2d/k2", ({distinct({1, 2, 4, 4})}), max_pool2d(x[0], 2));
   ROW("max_pool2d/k3_s2_p1", ({distinct({2, 1, 5, 5})}), max_pool2d(x[0], 3, 2, 1));

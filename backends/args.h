@@ -391,9 +391,15 @@ struct Pool2dBackwardArgs {
 };
 
 // Normalisation by groups: x contiguous, viewed as (outer, groups, inner); group c is the outer * inner elements
-// x[o][c][i] (batch norm: (N, C, H W), a group per channel; layer norm: (1, rows, row length), a group per row).
-// weight and bias (each may be null: 1 and 0) are indexed by the group (PerGroup) or by i (PerInner).
-enum class NormAffine : uint8_t { PerGroup, PerInner };
+// x[o][c][i] (batch norm: (N, C, H W), a group per channel; layer norm: (1, rows, row length), a group per row;
+// group norm: (1, N G, C / G H W), a group per sample's group of channels). weight and bias (each may be null: 1
+// and 0) are indexed by the group (PerGroup), by i (PerInner), or by channel (PerChannel, group norm's): a run of
+// inner elements is k = inner / channels.size channels of channels.size elements, and element i of group c has
+// channel (c % (channels.count / k)) k + i / channels.size (norm_math.h, NormAffineMap).
+enum class NormAffine : uint8_t { PerGroup, PerInner, PerChannel };
+struct NormChannels {
+  int64_t count = 0, size = 0;  // PerChannel only: the affine's length, and a channel's elements in a run
+};
 
 // Per group: mean = sum x / n, var = sum (x - mean)^2 / n (biased), rstd = 1 / sqrt(var + eps), with
 // n = outer * inner; then y = (x - mean) rstd weight + bias. mean, var (may be null) and rstd (groups) are written
@@ -411,11 +417,13 @@ struct NormArgs {
   void* mean;
   void* var;
   void* rstd;
+  NormChannels channels{};
 };
 
 // The gradients of NormArgs' y from grad_y, with xhat = (x - mean) rstd and w the weight (1 when null), per group:
 //   grad_x = rstd (g w - sum(g w) / n - xhat sum(g w xhat) / n)  (the batch's statistics' own gradient included);
-//   grad_weight = sum of g xhat and grad_bias = sum of g, over each group (PerGroup) or over o and c (PerInner).
+//   grad_weight = sum of g xhat and grad_bias = sum of g, over each group (PerGroup), over o and c (PerInner), or
+//   over the elements of each channel (PerChannel).
 // Each output may be null (not computed).
 struct NormBackwardArgs {
   DType dtype;
@@ -429,6 +437,7 @@ struct NormBackwardArgs {
   void* grad_x;
   void* grad_weight;
   void* grad_bias;
+  NormChannels channels{};
 };
 
 // The fused optimiser updates, one contiguous parameter tensor (numel elements) at a time, in place, as PyTorch

@@ -25,12 +25,41 @@ ATELIER_HOST_DEVICE inline int64_t norm_index(int64_t groups, int64_t inner, int
   return (o * groups + c) * inner + i;
 }
 
+// Which weight and bias element goes with element i of group c's runs (backends/args.h, NormAffine).
+struct NormAffineMap {
+  NormAffine affine;
+  int64_t inner;
+  NormChannels channels;
+  ATELIER_HOST_DEVICE int64_t index(int64_t c, int64_t i) const {
+    if (affine == NormAffine::PerGroup) return c;
+    if (affine == NormAffine::PerInner) return i;
+    const int64_t per_run = inner / channels.size;  // PerChannel
+    return (c % (channels.count / per_run)) * per_run + i / channels.size;
+  }
+};
+
 // The weight (or bias) of group c, element i: `fallback` (1 or 0) when the tensor is null.
 template <typename T>
-ATELIER_HOST_DEVICE inline double norm_affine(const T* values, NormAffine affine, int64_t c, int64_t i,
+ATELIER_HOST_DEVICE inline double norm_affine(const T* values, const NormAffineMap& map, int64_t c, int64_t i,
                                               double fallback) {
   if (values == nullptr) return fallback;
-  return static_cast<double>(values[affine == NormAffine::PerGroup ? c : i]);
+  return static_cast<double>(values[map.index(c, i)]);
+}
+
+// The affine's length: groups (PerGroup), inner (PerInner) or channels.count (PerChannel).
+inline int64_t norm_affine_size(NormAffine affine, int64_t groups, int64_t inner, NormChannels channels) {
+  return affine == NormAffine::PerGroup ? groups : affine == NormAffine::PerInner ? inner : channels.count;
+}
+
+// Throws unless a PerChannel affine's channels tile the view: whole channels per run, whole runs per cycle.
+inline void check_norm_channels(const char* what, NormAffine affine, int64_t groups, int64_t inner,
+                                NormChannels channels) {
+  if (affine != NormAffine::PerChannel) return;
+  const bool tiles = channels.size >= 1 && inner % channels.size == 0 && channels.count >= inner / channels.size &&
+                     channels.count % (inner / channels.size) == 0 &&
+                     (groups == 0 || groups % (channels.count / (inner / channels.size)) == 0);
+  ATELIER_CHECK(tiles, what << ": " << channels.count << " channels of " << channels.size
+                            << " elements do not tile runs of " << inner << " in " << groups << " groups");
 }
 
 // A group's variance from its two-pass sums over its n elements about `centre` (the mean as rounded to the

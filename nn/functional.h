@@ -44,6 +44,11 @@ inline Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const T
                          const Tensor& bias = Tensor(), double eps = 1e-5) {
   return atelier::layer_norm(x, normalized_shape, weight, bias, eps);
 }
+// x (N, C, ...), C a multiple of num_groups; weight, bias (C) or undefined.
+inline Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = Tensor(),
+                         const Tensor& bias = Tensor(), double eps = 1e-5) {
+  return atelier::group_norm(x, num_groups, weight, bias, eps);
+}
 // (N, C, H, W) -> (N, C, H', W'); stride defaults to kernel.
 inline Tensor max_pool2d(const Tensor& x, HW kernel, std::optional<HW> stride = std::nullopt, HW padding = 0) {
   return atelier::max_pool2d(x, kernel, stride, padding);

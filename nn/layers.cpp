@@ -143,6 +143,24 @@ LayerNorm::LayerNorm(Shape normalized_shape, double eps, bool elementwise_affine
 
 Tensor LayerNorm::forward(const Tensor& x) { return layer_norm(x, normalized_shape, weight, bias, eps); }
 
+GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool affine)
+    : num_groups(num_groups), num_channels(num_channels), eps(eps) {
+  ATELIER_CHECK(num_groups > 0 && num_channels > 0 && num_channels % num_groups == 0,
+                "GroupNorm(" << num_groups << ", " << num_channels << "): num_groups must divide num_channels");
+  ATELIER_CHECK(eps > 0, "GroupNorm(" << num_groups << ", " << num_channels << "): eps must be positive, got " << eps);
+  if (affine) {
+    weight = register_parameter("weight", ones({num_channels}));
+    bias = register_parameter("bias", zeros({num_channels}));
+  }
+}
+
+Tensor GroupNorm::forward(const Tensor& x) {
+  ATELIER_CHECK(x.dim() >= 2 && x.size(1) == num_channels,
+                "GroupNorm(" << num_groups << ", " << num_channels
+                             << "): input must be (N, C, ...) with C = " << num_channels << ", got " << x.shape());
+  return group_norm(x, num_groups, weight, bias, eps);
+}
+
 Tensor MaxPool2d::forward(const Tensor& x) { return max_pool2d(x, kernel_size, stride, padding); }
 Tensor AvgPool2d::forward(const Tensor& x) { return avg_pool2d(x, kernel_size, stride, padding); }
 

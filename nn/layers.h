@@ -1,7 +1,7 @@
 // The layers: small Module subclasses with PyTorch's parameter names, layouts and default initialisation
 // (Linear, Conv2d), the activations (ELU, ReLU, Tanh, Sigmoid), Dropout, the normalisations (BatchNorm1d,
-// BatchNorm2d, LayerNorm), pooling (MaxPool2d, AvgPool2d), shape layers (Flatten, Reshape), UpsampleNearest2d,
-// and Sequential, which chains modules under the child names "0", "1", ...
+// BatchNorm2d, LayerNorm, GroupNorm), pooling (MaxPool2d, AvgPool2d), shape layers (Flatten, Reshape),
+// UpsampleNearest2d, and Sequential, which chains modules under the child names "0", "1", ...
 //
 // Default initialisation (PyTorch's reset_parameters): weight ~ kaiming_uniform(a = sqrt(5)) and
 // bias ~ U(+-1/sqrt(fan_in)), which are both U(+-1/sqrt(fan_in)) with fan_in = in * kh * kw. Values come from the
@@ -152,6 +152,19 @@ class LayerNorm : public Module {
   const Shape normalized_shape;
   const double eps;
   Tensor weight, bias;  // undefined without elementwise_affine
+};
+
+// Normalises each sample's num_groups groups of num_channels / num_groups channels (group_norm), the same in both
+// modes. Parameters weight (C, ones) and bias (C, zeros) unless affine = false. num_groups = num_channels is
+// PyTorch's InstanceNorm without running statistics, with an affine.
+class GroupNorm : public Module {
+ public:
+  GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "GroupNorm"; }
+  const int64_t num_groups, num_channels;
+  const double eps;
+  Tensor weight, bias;  // undefined without affine
 };
 
 // (N, C, H, W) -> (N, C, H', W'): the maximum (MaxPool2d) or mean (AvgPool2d) of each kernel_size window, with

@@ -127,18 +127,20 @@ Tensor pool2d_backward(const Tensor& grad_out, const Tensor& indices, PoolMode m
 // --- normalisation by groups (tensor/raw/norm.cpp) ---
 // x (made contiguous) viewed as (outer, groups, inner), each group's outer * inner elements normalised by their
 // mean and biased variance, then scaled and shifted by weight and bias (each undefined, or `affine`'s size:
-// (groups) PerGroup, (inner) PerInner); backends/args.h, NormArgs. y has x's shape; mean, var and rstd (groups).
+// (groups) PerGroup, (inner) PerInner, (channels.count) PerChannel); backends/args.h, NormArgs. y has x's shape;
+// mean, var and rstd (groups).
 struct NormResult {
   Tensor y, mean, var, rstd;
 };
 NormResult normalize(const Tensor& x, int64_t outer, int64_t groups, int64_t inner, NormAffine affine,
-                     const Tensor& weight, const Tensor& bias, double eps);
+                     const Tensor& weight, const Tensor& bias, double eps, NormChannels channels = {});
 // The gradients of normalize's y from grad_y, each only if asked (undefined otherwise); weight as given to it.
 struct NormGrads {
   Tensor x, weight, bias;
 };
 NormGrads normalize_backward(const Tensor& grad_y, const Tensor& x, const NormResult& forward, NormAffine affine,
-                             const Tensor& weight, int64_t outer, bool need_x, bool need_weight, bool need_bias);
+                             const Tensor& weight, int64_t outer, bool need_x, bool need_weight, bool need_bias,
+                             NormChannels channels = {});
 
 // --- joining (tensor/raw/join.cpp) ---
 // Concatenation along dim (negative counts from the end); every other dimension must match.

@@ -1,4 +1,4 @@
-// Dropout, batch and layer normalisation, max and average pooling (autograd/ops/layer_ops.cpp) and their layers
+// Dropout, batch, layer and group normalisation, max and average pooling (autograd/ops/layer_ops.cpp) and their layers
 // (nn/layers.h): each op's output against a plain loop over the definition in float64 (the op table checks the
 // gradients), the statistics' updates, the modes, the refusals, and a small classifier that uses them all.
 #include <algorithm>
@@ -264,22 +264,22 @@ double relative_diff(const Tensor& a, const Tensor& b) {
   return max_diff(a, b) / scale;
 }
 
-TEST_CASE("batch_norm and layer_norm in float32: within float rounding of float64, the mean far from 0 too") {
+TEST_CASE("batch_norm, layer_norm and group_norm in float32: within float rounding of float64, far from 0 too") {
   // The CPU computes in float (vectors of it, the sums folded into double every chunk); the same values in float64
   // are the reference. Sizes that leave tails past whole vector registers, rows longer than one chunk, and
   // batch norm's short runs that the CPU sums as columns, and layer norm with more rows than a flush.
   struct Case {
-    bool batch;
+    int kind;  // 0 batch_norm, 1 layer_norm, 2 group_norm (4 groups)
     Shape shape;
   };
   for (const double offset : {0.0, 1e3}) {
-    for (const Case& c : {Case{true, {8, 4, 301}}, Case{true, {150, 6}}, Case{true, {20, 5, 3}}, Case{false, {6, 2100}},
-                          Case{false, {300, 37}}}) {
+    for (const Case& c : {Case{0, {8, 4, 301}}, Case{0, {150, 6}}, Case{0, {20, 5, 3}}, Case{1, {6, 2100}},
+                          Case{2, {3, 8, 5, 7}}, Case{1, {300, 37}}}) {
       CAPTURE(offset);
       std::ostringstream shape;
       shape << c.shape;
       CAPTURE(shape.str());
-      const int64_t features = c.batch ? c.shape[1] : c.shape.back();
+      const int64_t features = c.kind == 1 ? c.shape.back() : c.shape[1];
       const Tensor x32 = (random_f64(c.shape, 20, offset - 2, offset + 3)).to(DType::Float32);
       const Tensor w32 = random_f64({features}, 21, 0.5, 2).to(DType::Float32);
       const Tensor b32 = random_f64({features}, 22).to(DType::Float32);
@@ -290,8 +290,9 @@ TEST_CASE("batch_norm and layer_norm in float32: within float rounding of float6
         x.requires_grad_(true);
         w.requires_grad_(true);
         b.requires_grad_(true);
-        const Tensor y = c.batch ? batch_norm(x, Tensor(), Tensor(), w, b, /*training=*/true, 0.1, 1e-5)
-                                 : layer_norm(x, {features}, w, b, 1e-5);
+        const Tensor y = c.kind == 0   ? batch_norm(x, Tensor(), Tensor(), w, b, /*training=*/true, 0.1, 1e-5)
+                         : c.kind == 1 ? layer_norm(x, {features}, w, b, 1e-5)
+                                       : group_norm(x, 4, w, b, 1e-5);
         (y * r32.to(dtype)).sum().backward();
         std::vector<Tensor>& out = dtype == f64 ? want : got;
         out = {y, x.grad(), w.grad(), b.grad()};
@@ -408,6 +409,57 @@ TEST_CASE("BatchNorm1d: (N, C) and (N, C, L); without running statistics the bat
   CHECK(max_diff(bn(x), y) == 0);
   CHECK(bn(uniform({3, 2, 4}, -1, 1, RandomKey{3, 3, 0})).shape() == Shape{3, 2, 4});
   check_throws_with([&] { bn(zeros({3, 2, 4, 4})); }, {"BatchNorm1d(2): input must be (N, C) or (N, C, L)"});
+}
+
+TEST_CASE("group_norm: each sample's groups of channels over the other dims, then the per-channel affine") {
+  const int64_t n = 2, c = 6, groups = 3, hw = 5;
+  const Tensor x = random_f64({n, c, 1, hw}, 50, -1, 4);
+  const Tensor w = random_f64({c}, 51), b = random_f64({c}, 52);
+  const Tensor y = group_norm(x, groups, w, b, 1e-4);
+  // Each (sample, group) as one "channel" of (c / groups) hw values, as batch_norm's definition sees (1, 1, L).
+  const std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>(), bv = b.to_vector<double>();
+  const int64_t run = c / groups * hw;
+  std::vector<double> want(xv.size());
+  for (int64_t g = 0; g < n * groups; ++g) {
+    const std::vector<double> part(xv.begin() + g * run, xv.begin() + (g + 1) * run);
+    const ChannelStats st = channel_stats(part, 1, 1, run);
+    for (int64_t i = 0; i < run; ++i) {
+      const int64_t channel = (g % groups) * (c / groups) + i / hw;
+      want[g * run + i] = (part[i] - st.mean[0]) / std::sqrt(st.biased_var[0] + 1e-4) * wv[channel] + bv[channel];
+    }
+  }
+  CHECK(max_diff(y, from_vector(want, x.shape(), f64)) < 1e-12);
+  // num_groups = C: instance normalisation, each sample's channel over its own values.
+  const Tensor inst = group_norm(x, c);
+  for (int64_t plane = 0; plane < n * c; ++plane) {
+    const std::vector<double> part(xv.begin() + plane * hw, xv.begin() + (plane + 1) * hw);
+    const ChannelStats st = channel_stats(part, 1, 1, hw);
+    for (int64_t i = 0; i < hw; ++i) want[plane * hw + i] = (part[i] - st.mean[0]) / std::sqrt(st.biased_var[0] + 1e-5);
+  }
+  CHECK(max_diff(inst, from_vector(want, x.shape(), f64)) < 1e-12);
+  check_throws_with([&] { group_norm(x, 4); },
+                    {"group_norm: num_groups 4 must divide the input's 6 channels (input [2, 6, 1, 5])"});
+  check_throws_with([&] { group_norm(x, 3, ones({3})); },
+                    {"group_norm: weight must be [6] for input [2, 6, 1, 5], got [3]"});
+  check_throws_with([&] { group_norm(ones({4}), 1); }, {"group_norm: input must be (N, C, ...), got [4]"});
+}
+
+TEST_CASE("GroupNorm: PyTorch's names, the op in both modes, refusals naming the sizes") {
+  nn::GroupNorm gn(2, 4);
+  CHECK(gn.num_parameters() == 8);
+  CHECK(gn.named_parameters().size() == 2);
+  const Tensor x = uniform({3, 4, 2, 2}, -1, 1, RandomKey{3, 6, 0});
+  CHECK(max_diff(gn(x), group_norm(x, 2, gn.weight, gn.bias)) == 0);
+  gn.eval();
+  CHECK(max_diff(gn(x), group_norm(x, 2, gn.weight, gn.bias)) == 0);
+  CHECK(max_diff(nn::functional::group_norm(x, 4), group_norm(x, 4)) == 0);
+  CHECK(nn::GroupNorm(4, 4, 1e-5, /*affine=*/false).num_parameters() == 0);
+  check_throws_with([] { nn::GroupNorm(3, 4); }, {"GroupNorm(3, 4): num_groups must divide num_channels"});
+  check_throws_with(
+      [&] {
+        gn(ones({3, 5, 2}));
+      },
+      {"GroupNorm(2, 4): input must be (N, C, ...) with C = 4, got [3, 5, 2]"});
 }
 
 TEST_CASE("Dropout, LayerNorm, MaxPool2d, AvgPool2d: the layers call their ops and follow the mode") {

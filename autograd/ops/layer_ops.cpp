@@ -1,8 +1,8 @@
 // The ops behind nn's dropout, normalisation and pooling layers. Dropout is a composite (a mask and a mul), and so
 // is batch_norm in eval mode (the running statistics' scale and shift). Training-mode batch_norm and layer_norm are
-// one node over the normalize primitives, pooling one over pool2d: each began as a composite of the differentiable
-// ops and was measured at 0.17-0.45x PyTorch's fused kernels (docs/benchmarks.md, "The layers' ops against
-// PyTorch").
+// one node over the normalize primitives (group_norm too), pooling one over pool2d: each began as a composite of the
+// differentiable ops and was measured at 0.17-0.45x PyTorch's fused kernels (docs/benchmarks.md, "The layers' ops
+// against PyTorch").
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
@@ -52,9 +52,9 @@ SavedTensor saved_if(const Tensor& t) { return t.defined() ? SavedTensor(t) : Sa
 // statistics, when given, move under no-grad from the primitive's mean and biased variance.
 Tensor normalize_node(const char* name, const Tensor& x, int64_t outer, int64_t groups, int64_t inner,
                       NormAffine affine, const Tensor& weight, const Tensor& bias, double eps,
-                      const Tensor& running_mean = Tensor(), const Tensor& running_var = Tensor(),
-                      double momentum = 0) {
-  raw::NormResult r = raw::normalize(x, outer, groups, inner, affine, weight, bias, eps);
+                      const Tensor& running_mean = Tensor(), const Tensor& running_var = Tensor(), double momentum = 0,
+                      NormChannels channels = {}) {
+  raw::NormResult r = raw::normalize(x, outer, groups, inner, affine, weight, bias, eps, channels);
   if (running_mean.defined()) {
     NoGradGuard no_grad;
     const double count = static_cast<double>(outer * inner);
@@ -64,13 +64,14 @@ Tensor normalize_node(const char* name, const Tensor& x, int64_t outer, int64_t 
   }
   if (!should_record({x, weight, bias})) return r.y;
   const raw::NormResult stats{Tensor(), r.mean, Tensor(), r.rstd};  // what the backward reads
-  return record(name, r.y, {x, weight, bias},
-                [sx = SavedTensor(x), sw = saved_if(weight), stats, affine, outer](const auto& g, const auto& needs) {
-                  const raw::NormGrads d =
-                      raw::normalize_backward(g[0], sx.unpack(), stats, affine, sw.defined() ? sw.unpack() : Tensor(),
-                                              outer, needs[0], needs[1], needs[2]);
-                  return std::vector<Tensor>{d.x, d.weight, d.bias};
-                });
+  return record(
+      name, r.y, {x, weight, bias},
+      [sx = SavedTensor(x), sw = saved_if(weight), stats, affine, outer, channels](const auto& g, const auto& needs) {
+        const raw::NormGrads d =
+            raw::normalize_backward(g[0], sx.unpack(), stats, affine, sw.defined() ? sw.unpack() : Tensor(), outer,
+                                    needs[0], needs[1], needs[2], channels);
+        return std::vector<Tensor>{d.x, d.weight, d.bias};
+      });
 }
 
 }  // namespace
@@ -115,6 +116,23 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   const Tensor w = weight.defined() ? weight.reshape({inner}) : Tensor();
   const Tensor b = bias.defined() ? bias.reshape({inner}) : Tensor();
   return normalize_node("layer_norm", x, 1, rows, inner, NormAffine::PerInner, w, b, eps);
+}
+
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
+  ATELIER_CHECK(x.dim() >= 2, "group_norm: input must be (N, C, ...), got " << x.shape());
+  const int64_t n = x.size(0), c = x.size(1);
+  ATELIER_CHECK(num_groups > 0 && c % num_groups == 0, "group_norm: num_groups "
+                                                           << num_groups << " must divide the input's " << c
+                                                           << " channels (input " << x.shape() << ")");
+  ATELIER_CHECK(eps > 0, "group_norm: eps must be positive, got " << eps);
+  check_optional(weight, {c}, "weight", "group_norm", x);
+  check_optional(bias, {c}, "bias", "group_norm", x);
+  if (x.numel() == 0) return scale_and_shift(x, weight, bias, channel_shape(x));
+  // Each (sample, group) is one contiguous run of C / G channels: a group of normalize's (1, N G, run) view, the
+  // weight and bias per channel (PerChannel) of x.numel() / (N C) elements.
+  const int64_t run = x.numel() / (n * num_groups);
+  return normalize_node("group_norm", x, 1, n * num_groups, run, NormAffine::PerChannel, weight, bias, eps, Tensor(),
+                        Tensor(), 0, NormChannels{c, x.numel() / (n * c)});
 }
 
 namespace {

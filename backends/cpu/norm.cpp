@@ -216,6 +216,7 @@ void forward_runs(const NormArgs& a) {
   T* y = static_cast<T*>(a.y);
   const double n = static_cast<double>(a.outer * a.inner);
   const bool per_inner = a.affine == NormAffine::PerInner;
+  const NormAffineMap map{a.affine, a.inner, a.channels};
   parallel_for(a.groups, grain_for_items(a.outer * a.inner), [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       const double sum =
@@ -227,9 +228,20 @@ void forward_runs(const NormArgs& a) {
             t[1] = t[0] * t[0];
           });
       const GroupStats<T> s = group_stats<T>(a, c, centre, sum_d, sum_dd);
-      const T wc = static_cast<T>(norm_affine(weight, a.affine, c, 0, 1.0));
-      const T bc = static_cast<T>(norm_affine(bias, a.affine, c, 0, 0.0));
-      const bool w_run = per_inner && weight != nullptr, b_run = per_inner && bias != nullptr;
+      if (!per_inner) {  // the run in segments of one weight and bias: the whole run, or each channel's
+        const int64_t segment = a.affine == NormAffine::PerChannel ? a.channels.size : a.inner;
+        for (int64_t o = 0; o < a.outer; ++o) {
+          for (int64_t i = 0; i < a.inner; i += segment) {
+            const int64_t at = norm_index(a.groups, a.inner, o, c, i);
+            const T wc = static_cast<T>(norm_affine(weight, map, c, i, 1.0));
+            const T bc = static_cast<T>(norm_affine(bias, map, c, i, 0.0));
+            output_run<T, false, false>(x + at, y + at, segment, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
+          }
+        }
+        continue;
+      }
+      const T wc = 1, bc = 0;  // where the weight or the bias is null
+      const bool w_run = weight != nullptr, b_run = bias != nullptr;
       for (int64_t o = 0; o < a.outer; ++o) {
         const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
         if (w_run && b_run) {
@@ -262,6 +274,7 @@ void forward_columns(const NormArgs& a) {
   const T* bias = static_cast<const T*>(a.bias);
   const int64_t width = a.groups * a.inner;
   const double n = static_cast<double>(a.outer * a.inner);
+  const NormAffineMap map{a.affine, a.inner, a.channels};
   Scratch<double> sums(2 * width);
   ColumnConstants<T> k(width, 5);  // mean (first the centre), mean_low, rstd, w, b of each column
   T *mean = k[0], *mean_low = k[1], *rstd = k[2], *w = k[3], *b = k[4];
@@ -288,8 +301,8 @@ void forward_columns(const NormArgs& a) {
       mean[j] = s.mean;
       mean_low[j] = s.mean_low;
       rstd[j] = s.rstd;
-      w[j] = static_cast<T>(norm_affine(weight, a.affine, c, i, 1.0));
-      b[j] = static_cast<T>(norm_affine(bias, a.affine, c, i, 0.0));
+      w[j] = static_cast<T>(norm_affine(weight, map, c, i, 1.0));
+      b[j] = static_cast<T>(norm_affine(bias, map, c, i, 0.0));
     }
   }
   T* y = static_cast<T*>(a.y);
@@ -326,6 +339,29 @@ NormArgs view_of(const NormBackwardArgs& a) {
   return v;
 }
 
+// A PerChannel group's sums of g w and g w (x - mean): each channel's sums of g and g (x - mean) over its segment
+// of the group's runs (group c * per_run + s of the segments view), kept in sums[2 (c per_run + s) + 0, 1], then
+// weighted by the channel's weight and added in channel order.
+template <typename T>
+std::array<double, 2> weighted_channel_sums(const NormArgs& segments, int64_t c, int64_t per_run, const T* g,
+                                            const T* x, T mean, const T* weight, const NormAffineMap& map,
+                                            double* sums) {
+  std::array<double, 2> weighted{};
+  for (int64_t s = 0; s < per_run; ++s) {
+    const auto [sum_g, sum_gd] =
+        group_sums<T, 2>(segments, c * per_run + s, [g, x, mean]<class L>(L, int64_t at, int64_t, typename L::V* t) {
+          t[0] = L::load(g + at);
+          t[1] = t[0] * (L::load(x + at) - mean);
+        });
+    sums[2 * (c * per_run + s)] = sum_g;
+    sums[2 * (c * per_run + s) + 1] = sum_gd;
+    const double w = norm_affine(weight, map, c, s * segments.inner, 1.0);
+    weighted[0] += w * sum_g;
+    weighted[1] += w * sum_gd;
+  }
+  return weighted;
+}
+
 template <typename T>
 void backward_runs(const NormBackwardArgs& a) {
   const T* g = static_cast<const T*>(a.grad_y);
@@ -336,9 +372,16 @@ void backward_runs(const NormBackwardArgs& a) {
   T* grad_x = static_cast<T*>(a.grad_x);
   const NormArgs view = view_of(a);
   const double n = static_cast<double>(a.outer * a.inner);
-  const bool per_inner = a.affine == NormAffine::PerInner;
-  // Weights inside a group's sums: PerInner's w_i; a PerGroup weight multiplies the sums afterwards.
+  const bool per_inner = a.affine == NormAffine::PerInner, per_channel = a.affine == NormAffine::PerChannel;
+  const NormAffineMap map{a.affine, a.inner, a.channels};
+  // Weights inside a group's sums: PerInner's w_i; a PerGroup weight multiplies the sums afterwards; PerChannel's
+  // multiply each channel's sums (its segment of each run), which are kept for the weight and bias gradients.
   const T* inner_weight = per_inner ? weight : nullptr;
+  const int64_t segment = per_channel ? a.channels.size : a.inner, per_run = a.inner / segment;
+  NormArgs segments = view;  // a group per (group, channel): (outer, groups * per_run, segment)
+  segments.groups = a.groups * per_run;
+  segments.inner = segment;
+  Scratch<double> channel_sums(per_channel ? 2 * a.groups * per_run : 1);
   // PerInner weight and bias gradients: each thread's column sums over its groups, added while a run is in cache.
   const bool columns = per_inner && (a.grad_weight != nullptr || a.grad_bias != nullptr);
   const int threads = num_threads();
@@ -356,7 +399,8 @@ void backward_runs(const NormBackwardArgs& a) {
       const T mean = mean_of[c], rstd = rstd_of[c];
       // sum(g w_i) and sum(g w_i (x - mean))
       const auto [sum_g, sum_gd] =
-          inner_weight != nullptr
+          per_channel ? weighted_channel_sums<T>(segments, c, per_run, g, x, mean, weight, map, channel_sums.get())
+          : inner_weight != nullptr
               ? group_sums<T, 2>(view, c,
                                  [g, x, inner_weight, mean]<class L>(L, int64_t at, int64_t i, typename L::V* s) {
                                    s[0] = L::load(g + at) * L::load(inner_weight + i);
@@ -377,25 +421,41 @@ void backward_runs(const NormBackwardArgs& a) {
         own.end_row();
       }
       const double sum_gx = sum_gd * static_cast<double>(rstd);  // sum(g w_i xhat)
-      if (!per_inner) {
+      if (a.affine == NormAffine::PerGroup) {
         if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[c] = static_cast<T>(sum_gx);
         if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[c] = static_cast<T>(sum_g);
       }
       if (grad_x == nullptr) continue;
-      const double wc = per_inner ? 1.0 : norm_affine(weight, a.affine, c, 0, 1.0);
+      const double wc = a.affine == NormAffine::PerGroup ? norm_affine(weight, map, c, 0, 1.0) : 1.0;
       const NormGradTerms terms = norm_grad_terms(static_cast<double>(rstd), sum_g * wc, sum_gx * wc, n);
-      const T shift = static_cast<T>(terms.shift), slope = static_cast<T>(terms.slope), w = static_cast<T>(wc);
+      const T shift = static_cast<T>(terms.shift), slope = static_cast<T>(terms.slope);
       for (int64_t o = 0; o < a.outer; ++o) {
-        const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
-        if (inner_weight != nullptr) {
-          grad_x_run<T, true>(g + at, x + at, grad_x + at, a.inner, mean, rstd, inner_weight, w, shift, slope);
-        } else {
-          grad_x_run<T, false>(g + at, x + at, grad_x + at, a.inner, mean, rstd, inner_weight, w, shift, slope);
+        for (int64_t i = 0; i < a.inner; i += segment) {  // a segment of one weight, or a PerInner run
+          const int64_t at = norm_index(a.groups, a.inner, o, c, i);
+          const T w = static_cast<T>(per_channel ? norm_affine(weight, map, c, i, 1.0) : wc);
+          if (inner_weight != nullptr) {
+            grad_x_run<T, true>(g + at, x + at, grad_x + at, segment, mean, rstd, inner_weight, w, shift, slope);
+          } else {
+            grad_x_run<T, false>(g + at, x + at, grad_x + at, segment, mean, rstd, inner_weight, w, shift, slope);
+          }
         }
       }
     }
     if (columns) own.flush();
   });
+  if (per_channel) {  // each channel's sums over the groups that hold it, in group order
+    const int64_t cycle = a.channels.count / per_run;
+    for (int64_t channel = 0; channel < a.channels.count; ++channel) {
+      double gx = 0, g_sum = 0;
+      for (int64_t c = channel / per_run; c < a.groups; c += cycle) {
+        const double* sums = channel_sums.get() + 2 * (c * per_run + channel % per_run);
+        gx += sums[1] * static_cast<double>(rstd_of[c]);
+        g_sum += sums[0];
+      }
+      if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[channel] = static_cast<T>(gx);
+      if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[channel] = static_cast<T>(g_sum);
+    }
+  }
   if (!columns) return;
   // The threads' column sums, added in thread order (the result depends on the thread count only).
   for (int64_t i = 0; i < a.inner; ++i) {
@@ -437,7 +497,7 @@ void backward_columns(const NormBackwardArgs& a) {
     }
     if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[c] = static_cast<T>(sum_gd * r);
     if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[c] = static_cast<T>(sum_g);
-    const double wc = norm_affine(weight, a.affine, c, 0, 1.0);
+    const double wc = norm_affine(weight, NormAffineMap{a.affine, a.inner, a.channels}, c, 0, 1.0);
     const NormGradTerms terms = norm_grad_terms(r, sum_g * wc, sum_gd * r * wc, n);
     std::fill(w + c * a.inner, w + (c + 1) * a.inner, static_cast<T>(wc));
     std::fill(shift + c * a.inner, shift + (c + 1) * a.inner, static_cast<T>(terms.shift));
@@ -467,6 +527,7 @@ bool by_columns(int64_t outer, int64_t inner, NormAffine affine) {
 
 void normalize(const NormArgs& args) {
   check_norm_sizes("cpu normalize", args.outer, args.groups, args.inner);
+  check_norm_channels("cpu normalize", args.affine, args.groups, args.inner, args.channels);
   dispatch(normalize_types{}, args.dtype, "cpu normalize", [&]<class T> {
     if (by_columns(args.outer, args.inner, args.affine)) {
       forward_columns<T>(args);
@@ -478,6 +539,7 @@ void normalize(const NormArgs& args) {
 
 void normalize_backward(const NormBackwardArgs& args) {
   check_norm_sizes("cpu normalize_backward", args.outer, args.groups, args.inner);
+  check_norm_channels("cpu normalize_backward", args.affine, args.groups, args.inner, args.channels);
   dispatch(normalize_backward_types{}, args.dtype, "cpu normalize_backward", [&]<class T> {
     if (by_columns(args.outer, args.inner, args.affine)) {
       backward_columns<T>(args);

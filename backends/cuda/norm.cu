@@ -4,7 +4,7 @@
 //             block_reduce.h), then the squared deviations from the mean, then write y;
 //   backward  one block per group: the sums of g w and g w xhat, then grad_x (and a PerGroup affine's weight and
 //             bias gradients, which are those sums); a PerInner affine's gradients are one thread per element i,
-//             summing its column over every (o, c) in order.
+//             summing its column over every (o, c) in order, a PerChannel one's one thread per channel.
 // Sums in double. A thread finds (o, i) of its element with a Divisor (backends/fast_divide.h). The results equal the
 // CPU's to rounding: the sums are taken in another order.
 #include <cstdint>
@@ -42,7 +42,7 @@ struct Groups {
   ATELIER_HOST_DEVICE int64_t count() const { return outer * inner; }
 };
 
-// CPU twin: forward_typed. Block c: group c.
+// CPU twin: forward_runs. Block c: group c.
 template <typename T>
 struct NormForward {
   NormArgs a;
@@ -67,16 +67,17 @@ struct NormForward {
     }
     const T* weight = static_cast<const T*>(a.weight);
     const T* bias = static_cast<const T*>(a.bias);
+    const NormAffineMap map{a.affine, a.inner, a.channels};
     for (int64_t e = b.thread; e < n; e += kReduceBlock) {
       const int64_t at = v.at(c, e), i = v.inner_of(e);
       static_cast<T*>(a.y)[at] =
-          static_cast<T>(norm_output(static_cast<double>(x[at]), mean, 0.0, rstd,
-                                     norm_affine(weight, a.affine, c, i, 1.0), norm_affine(bias, a.affine, c, i, 0.0)));
+          static_cast<T>(norm_output(static_cast<double>(x[at]), mean, 0.0, rstd, norm_affine(weight, map, c, i, 1.0),
+                                     norm_affine(bias, map, c, i, 0.0)));
     }
   }
 };
 
-// CPU twin: backward_typed's loop over the groups. Block c: group c.
+// CPU twin: backward_runs' loop over the groups. Block c: group c.
 template <typename T>
 struct NormBackward {
   NormBackwardArgs a;
@@ -85,37 +86,38 @@ struct NormBackward {
     const T* g = static_cast<const T*>(a.grad_y);
     const T* x = static_cast<const T*>(a.x);
     const T* weight = static_cast<const T*>(a.weight);
-    const bool per_inner = a.affine == NormAffine::PerInner;
+    const bool per_element = a.affine != NormAffine::PerGroup;  // a weight per element, inside the sums
+    const NormAffineMap map{a.affine, a.inner, a.channels};
     const int64_t c = b.block, n = v.count();
     const double mean = static_cast<double>(static_cast<const T*>(a.mean)[c]);
     const double rstd = static_cast<double>(static_cast<const T*>(a.rstd)[c]);
-    double sum_g = 0, sum_gx = 0;  // sum(g w_i) and sum(g w_i xhat), w_i = 1 unless PerInner
+    double sum_g = 0, sum_gx = 0;  // sum(g w_i) and sum(g w_i xhat), w_i = 1 for PerGroup
     for (int64_t e = b.thread; e < n; e += kReduceBlock) {
       const int64_t at = v.at(c, e);
-      const double w = per_inner ? norm_affine(weight, a.affine, c, v.inner_of(e), 1.0) : 1.0;
+      const double w = per_element ? norm_affine(weight, map, c, v.inner_of(e), 1.0) : 1.0;
       const double gw = static_cast<double>(g[at]) * w;
       sum_g += gw;
       sum_gx += gw * ((static_cast<double>(x[at]) - mean) * rstd);
     }
     sum_g = block_fold_to_all<cuda::SumReducer<T>>(b, sum_g);
     sum_gx = block_fold_to_all<cuda::SumReducer<T>>(b, sum_gx);
-    if (!per_inner && b.thread == 0) {
+    if (!per_element && b.thread == 0) {
       if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[c] = static_cast<T>(sum_gx);
       if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[c] = static_cast<T>(sum_g);
     }
     if (a.grad_x == nullptr) return;
-    const double wc = per_inner ? 1.0 : norm_affine(weight, a.affine, c, 0, 1.0);
+    const double wc = per_element ? 1.0 : norm_affine(weight, map, c, 0, 1.0);
     const NormGradTerms terms = norm_grad_terms(rstd, sum_g * wc, sum_gx * wc, static_cast<double>(n));
     for (int64_t e = b.thread; e < n; e += kReduceBlock) {
       const int64_t at = v.at(c, e);
-      const double w = per_inner ? norm_affine(weight, a.affine, c, v.inner_of(e), 1.0) : wc;
+      const double w = per_element ? norm_affine(weight, map, c, v.inner_of(e), 1.0) : wc;
       static_cast<T*>(a.grad_x)[at] = static_cast<T>(
           norm_grad_x(static_cast<double>(g[at]), static_cast<double>(x[at]), mean, rstd, w, terms.shift, terms.slope));
     }
   }
 };
 
-// CPU twin: backward_typed's column pass. Thread i: element i's weight and bias gradients (PerInner).
+// CPU twin: backward_runs' column sums. Thread i: element i's weight and bias gradients (PerInner).
 template <typename T>
 struct NormAffineColumns {
   NormBackwardArgs a;
@@ -138,10 +140,38 @@ struct NormAffineColumns {
   }
 };
 
+// CPU twin: backward_runs' channel sums. Thread `channel`: its weight and bias gradients (PerChannel), summing its
+// segment of every run of each group that holds it, in group order.
+template <typename T>
+struct NormAffineChannels {
+  NormBackwardArgs a;
+  ATELIER_HOST_DEVICE void operator()(int64_t channel) const {
+    const T* g = static_cast<const T*>(a.grad_y);
+    const T* x = static_cast<const T*>(a.x);
+    const int64_t size = a.channels.size, per_run = a.inner / size, cycle = a.channels.count / per_run;
+    double sum_gx = 0, sum_g = 0;
+    for (int64_t c = channel / per_run; c < a.groups; c += cycle) {
+      const double mean = static_cast<double>(static_cast<const T*>(a.mean)[c]);
+      const double rstd = static_cast<double>(static_cast<const T*>(a.rstd)[c]);
+      for (int64_t o = 0; o < a.outer; ++o) {
+        const int64_t run = norm_index(a.groups, a.inner, o, c, (channel % per_run) * size);
+        for (int64_t i = 0; i < size; ++i) {
+          const double gi = static_cast<double>(g[run + i]);
+          sum_gx += gi * (static_cast<double>(x[run + i]) - mean) * rstd;
+          sum_g += gi;
+        }
+      }
+    }
+    if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[channel] = static_cast<T>(sum_gx);
+    if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[channel] = static_cast<T>(sum_g);
+  }
+};
+
 }  // namespace
 
 void CudaBackend::normalize(const NormArgs& a) {
   check_norm_sizes("cuda normalize", a.outer, a.groups, a.inner);
+  check_norm_channels("cuda normalize", a.affine, a.groups, a.inner, a.channels);
   dispatch(cuda::normalize_types{}, a.dtype, "cuda normalize", [&]<class T> {
     if (a.groups == 0) return;
     cuda::launch_blocks<double, kReduceBlock>(a.groups,
@@ -151,12 +181,16 @@ void CudaBackend::normalize(const NormArgs& a) {
 
 void CudaBackend::normalize_backward(const NormBackwardArgs& a) {
   check_norm_sizes("cuda normalize_backward", a.outer, a.groups, a.inner);
+  check_norm_channels("cuda normalize_backward", a.affine, a.groups, a.inner, a.channels);
   dispatch(cuda::normalize_backward_types{}, a.dtype, "cuda normalize_backward", [&]<class T> {
     if (a.groups == 0) return;
     cuda::launch_blocks<double, kReduceBlock>(a.groups,
                                               NormBackward<T>{a, Groups{a.outer, a.groups, a.inner, Divisor(a.inner)}});
-    const bool columns = a.affine == NormAffine::PerInner && (a.grad_weight != nullptr || a.grad_bias != nullptr);
-    if (columns) cuda::launch_linear(a.inner, NormAffineColumns<T>{a});
+    const bool affine_grads = a.grad_weight != nullptr || a.grad_bias != nullptr;
+    if (affine_grads && a.affine == NormAffine::PerInner) cuda::launch_linear(a.inner, NormAffineColumns<T>{a});
+    if (affine_grads && a.affine == NormAffine::PerChannel) {
+      cuda::launch_linear(a.channels.count, NormAffineChannels<T>{a});
+    }
   });
 }
 

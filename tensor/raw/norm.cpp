@@ -1,4 +1,6 @@
-// Normalisation by groups (batch norm's channels, layer norm's rows): shape checks, then the normalize primitives.
+// Normalisation by groups (batch norm's channels, layer norm's rows, group norm's groups of channels): shape checks,
+// then the normalize primitives.
+#include "backends/norm_math.h"
 #include "tensor/creation.h"
 #include "tensor/raw/common.h"
 
@@ -20,12 +22,13 @@ void check_affine(const Tensor& t, int64_t size, const Tensor& x, const char* wh
 }  // namespace
 
 NormResult normalize(const Tensor& x, int64_t outer, int64_t groups, int64_t inner, NormAffine affine,
-                     const Tensor& weight, const Tensor& bias, double eps) {
+                     const Tensor& weight, const Tensor& bias, double eps, NormChannels channels) {
   check_floating(x, "normalize");
   ATELIER_CHECK(outer >= 1 && groups >= 0 && inner >= 1 && outer * groups * inner == x.numel(),
                 "normalize: input " << x.shape() << " is not (" << outer << ", " << groups << ", " << inner << ")");
   ATELIER_CHECK(eps > 0, "normalize: eps must be positive, got " << eps);
-  const int64_t affine_size = affine == NormAffine::PerGroup ? groups : inner;
+  check_norm_channels("normalize", affine, groups, inner, channels);
+  const int64_t affine_size = norm_affine_size(affine, groups, inner, channels);
   check_affine(weight, affine_size, x, "weight");
   check_affine(bias, affine_size, x, "bias");
   const Tensor xc = contiguous(x), wc = weight.defined() ? contiguous(weight) : Tensor();
@@ -44,13 +47,15 @@ NormResult normalize(const Tensor& x, int64_t outer, int64_t groups, int64_t inn
                    r.y.raw_data(),
                    r.mean.raw_data(),
                    r.var.raw_data(),
-                   r.rstd.raw_data()};
+                   r.rstd.raw_data(),
+                   channels};
   launch<PrimitiveOp::normalize>(x.device(), "normalize", x.numel(), a);
   return r;
 }
 
 NormGrads normalize_backward(const Tensor& grad_y, const Tensor& x, const NormResult& forward, NormAffine affine,
-                             const Tensor& weight, int64_t outer, bool need_x, bool need_weight, bool need_bias) {
+                             const Tensor& weight, int64_t outer, bool need_x, bool need_weight, bool need_bias,
+                             NormChannels channels) {
   const char* op = "normalize_backward";
   ATELIER_CHECK(grad_y.shape() == x.shape(),
                 op << ": gradient " << grad_y.shape() << " is not the input's shape " << x.shape());
@@ -58,7 +63,8 @@ NormGrads normalize_backward(const Tensor& grad_y, const Tensor& x, const NormRe
   check_same_device(grad_y, x, op);
   const int64_t groups = forward.mean.numel();
   const int64_t inner = groups == 0 ? 1 : x.numel() / (outer * groups);
-  const int64_t affine_size = affine == NormAffine::PerGroup ? groups : inner;
+  check_norm_channels(op, affine, groups, inner, channels);
+  const int64_t affine_size = norm_affine_size(affine, groups, inner, channels);
   const Tensor gc = contiguous(grad_y), xc = contiguous(x), wc = weight.defined() ? contiguous(weight) : Tensor();
   NormGrads out;
   if (need_x) out.x = raw::empty(x.shape(), x.dtype(), x.device());
@@ -76,7 +82,8 @@ NormGrads normalize_backward(const Tensor& grad_y, const Tensor& x, const NormRe
                            wc.defined() ? wc.raw_data() : nullptr,
                            need_x ? out.x.raw_data() : nullptr,
                            need_weight ? out.weight.raw_data() : nullptr,
-                           need_bias ? out.bias.raw_data() : nullptr};
+                           need_bias ? out.bias.raw_data() : nullptr,
+                           channels};
   launch<PrimitiveOp::normalize_backward>(x.device(), op, x.numel(), a);
   return out;
 }

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "autograd/functions.h"
+#include "backends/norm_math.h"
 #include "backends/pool_math.h"
 #include "backends/precision.h"
 #include "tensor/creation.h"
@@ -870,23 +871,27 @@ void pool_rows(Rows& rows) {
   }
 }
 
-// Normalisation geometries (outer, groups, inner, affine, with weight, with bias): batch norm's per-channel affine;
-// layer norm's per-element one over rows longer than a GPU block (300 > 256 threads); no affine; a weight alone.
+// Normalisation geometries (outer, groups, inner, affine, with weight, with bias, channels): batch norm's
+// per-channel affine; layer norm's per-element one over rows longer than a GPU block (300 > 256 threads); no
+// affine; a weight alone; group norm's per channel (2 samples of 3 groups of 2 channels of 4 elements; a bias
+// alone); batch norm's short runs over enough rows for the CPU's columns layout.
 struct NormCase {
   int64_t outer, groups, inner;
   NormAffine affine;
   bool weight, bias;
+  NormChannels channels{};
 };
-const NormCase kNormCases[] = {{3, 4, 5, NormAffine::PerGroup, true, true},
-                               {1, 6, 300, NormAffine::PerInner, true, true},
-                               {2, 3, 1, NormAffine::PerGroup, false, false},
-                               {1, 2, 7, NormAffine::PerInner, true, false}};
+const NormCase kNormCases[] = {
+    {3, 4, 5, NormAffine::PerGroup, true, true},           {1, 6, 300, NormAffine::PerInner, true, true},
+    {2, 3, 1, NormAffine::PerGroup, false, false},         {1, 2, 7, NormAffine::PerInner, true, false},
+    {1, 6, 8, NormAffine::PerChannel, true, true, {6, 4}}, {1, 6, 8, NormAffine::PerChannel, false, true, {6, 4}},
+    {70, 3, 2, NormAffine::PerGroup, true, true}};
 
 void norm_rows(Rows& rows) {
   for (DType dtype : kFloating) {
     // The forward pass of case k on device d: x, weight, bias (undefined when absent) and the primitive's outputs.
     auto forward = [dtype](const NormCase& k, uint64_t stream, Device d) {
-      const int64_t affine_size = k.affine == NormAffine::PerGroup ? k.groups : k.inner;
+      const int64_t affine_size = norm_affine_size(k.affine, k.groups, k.inner, k.channels);
       const Tensor x = make({k.outer, k.groups, k.inner}, dtype, stream, d, -2, 3);
       const Tensor w = k.weight ? make({affine_size}, dtype, stream + 1, d) : Tensor();
       const Tensor b = k.bias ? make({affine_size}, dtype, stream + 2, d) : Tensor();
@@ -896,7 +901,7 @@ void norm_rows(Rows& rows) {
           d, x.numel(),
           NormArgs{dtype, k.outer, k.groups, k.inner, k.affine, 1e-3, x.raw_data(),
                    w.defined() ? w.raw_data() : nullptr, b.defined() ? b.raw_data() : nullptr, out[0].raw_data(),
-                   out[1].raw_data(), out[2].raw_data(), out[3].raw_data()});
+                   out[1].raw_data(), out[2].raw_data(), out[3].raw_data(), k.channels});
       return std::pair<std::vector<Tensor>, std::vector<Tensor>>{{x, w, b}, out};
     };
     add(rows, PrimitiveOp::normalize, dtype, "groups_and_rows", Tolerance::Norm, [=](Device d) {
@@ -914,14 +919,14 @@ void norm_rows(Rows& rows) {
       for (const NormCase& k : kNormCases) {
         const auto [in, out] = forward(k, stream, d);
         const Tensor g = make(in[0].shape(), dtype, stream + 3, d);
-        const int64_t affine_size = k.affine == NormAffine::PerGroup ? k.groups : k.inner;
+        const int64_t affine_size = norm_affine_size(k.affine, k.groups, k.inner, k.channels);
         std::vector<Tensor> grads{empty(in[0].shape(), dtype, d), empty({affine_size}, dtype, d),
                                   empty({affine_size}, dtype, d)};
         run_on<PrimitiveOp::normalize_backward>(
             d, in[0].numel(),
             NormBackwardArgs{dtype, k.outer, k.groups, k.inner, k.affine, g.raw_data(), in[0].raw_data(),
                              out[1].raw_data(), out[3].raw_data(), in[1].defined() ? in[1].raw_data() : nullptr,
-                             grads[0].raw_data(), grads[1].raw_data(), grads[2].raw_data()});
+                             grads[0].raw_data(), grads[1].raw_data(), grads[2].raw_data(), k.channels});
         for (const Tensor& t : grads) results.push_back(t);
         stream += 4;
       }
