@@ -352,6 +352,9 @@ std::vector<GeneralCase> general_cases() {
        1,
        [](X x) { return batch_norm(x[0], Tensor(), Tensor(), x[1], x[2], true); }},
       {"group_norm/nchw_g32", {image, {64}, {64}}, -1, 1, [](X x) { return group_norm(x[0], 32, x[1], x[2]); }},
+      {"group_norm/nc", {{4096, 256}, {256}, {256}}, -1, 1, [](X x) { return group_norm(x[0], 32, x[1], x[2]); }},
+      {"group_norm/nc16", {{1024, 64, 16}, {64}, {64}}, -1, 1, [](X x) { return group_norm(x[0], 32, x[1], x[2]); }},
+
       {"layer_norm/dim1", {m, {2048}, {2048}}, -1, 1, [](X x) { return layer_norm(x[0], {2048}, x[1], x[2]); }},
       {"max_pool2d/k2", {image}, -1, 1, [](X x) { return max_pool2d(x[0], 2); }},
       {"max_pool2d/k3_s2_p1", {image}, -1, 1, [](X x) { return max_pool2d(x[0], 3, 2, 1); }},

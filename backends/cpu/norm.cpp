@@ -33,6 +33,7 @@ namespace {
 
 constexpr int64_t kSumChunk = 2048;   // elements of a group summed in T between folds into double
 constexpr int kAccumulators = 4;      // registers per sum
+constexpr int64_t kSmallGroup = 64;   // groups smaller than this are summed element by element in double
 constexpr int64_t kColumnRuns = 64;   // rows a column adds in T between flushes into double
 constexpr int64_t kColumnInner = 64;  // runs shorter than this are summed as columns ...
 constexpr int64_t kColumnRows = 16;   // ... when there are at least this many rows
@@ -71,12 +72,28 @@ void for_run(int64_t n, const Body& body) {
 
 // The K sums over group c's elements of the terms that terms(L{}, at, i, t) sets in t[0..K-1] (L a Lanes: those of
 // the register of elements from x[at], element i of its run, or of that element alone), in lanes of T folded into
-// double once kSumChunk terms are pending (checked every kAccumulators registers and at each run's end).
+// double once kSumChunk terms are pending (checked every kAccumulators registers and at each run's end); a group
+// of fewer than kSmallGroup elements term by term into 4 doubles (its folds would cost more than its adds: group norm
+// on (1024, 64, 16) in 32 groups, 32 elements a group, spent most of its time folding).
 template <typename T, int K, class Terms>
 std::array<double, K> group_sums(const NormArgs& a, int64_t c, const Terms& terms) {
   typedef typename Simd<T>::V V;
   constexpr int64_t kLanes = Simd<T>::kLanes, kBlock = kAccumulators * kLanes;
   std::array<double, K> sums{};
+  if (a.outer * a.inner < kSmallGroup) {  // a few elements: each term into one of 4 doubles, no registers to fold
+    double part[K][4] = {};
+    int64_t count = 0;
+    for (int64_t o = 0; o < a.outer; ++o) {
+      const int64_t run = norm_index(a.groups, a.inner, o, c, 0);
+      for (int64_t i = 0; i < a.inner; ++i, ++count) {
+        T one[K];
+        terms(Lanes<T, false>{}, run + i, i, one);
+        for (int k = 0; k < K; ++k) part[k][count & 3] += static_cast<double>(one[k]);
+      }
+    }
+    for (int k = 0; k < K; ++k) sums[k] = (part[k][0] + part[k][1]) + (part[k][2] + part[k][3]);
+    return sums;
+  }
   alignas(kVectorBytes) V acc[K][kAccumulators] = {};
   alignas(kVectorBytes) V t[K];
   T tail[K] = {};
@@ -230,11 +247,11 @@ void forward_runs(const NormArgs& a) {
       const GroupStats<T> s = group_stats<T>(a, c, centre, sum_d, sum_dd);
       if (!per_inner) {  // the run in segments of one weight and bias: the whole run, or each channel's
         const int64_t segment = a.affine == NormAffine::PerChannel ? a.channels.size : a.inner;
+        const int64_t first = map.index(c, 0);  // segment k's weight and bias: first + k
         for (int64_t o = 0; o < a.outer; ++o) {
-          for (int64_t i = 0; i < a.inner; i += segment) {
+          for (int64_t i = 0, k = first; i < a.inner; i += segment, ++k) {
             const int64_t at = norm_index(a.groups, a.inner, o, c, i);
-            const T wc = static_cast<T>(norm_affine(weight, map, c, i, 1.0));
-            const T bc = static_cast<T>(norm_affine(bias, map, c, i, 0.0));
+            const T wc = weight != nullptr ? weight[k] : T(1), bc = bias != nullptr ? bias[k] : T(0);
             output_run<T, false, false>(x + at, y + at, segment, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
           }
         }
@@ -347,6 +364,7 @@ std::array<double, 2> weighted_channel_sums(const NormArgs& segments, int64_t c,
                                             const T* x, T mean, const T* weight, const NormAffineMap& map,
                                             double* sums) {
   std::array<double, 2> weighted{};
+  const int64_t first = map.index(c, 0);
   for (int64_t s = 0; s < per_run; ++s) {
     const auto [sum_g, sum_gd] =
         group_sums<T, 2>(segments, c * per_run + s, [g, x, mean]<class L>(L, int64_t at, int64_t, typename L::V* t) {
@@ -355,7 +373,7 @@ std::array<double, 2> weighted_channel_sums(const NormArgs& segments, int64_t c,
         });
     sums[2 * (c * per_run + s)] = sum_g;
     sums[2 * (c * per_run + s) + 1] = sum_gd;
-    const double w = norm_affine(weight, map, c, s * segments.inner, 1.0);
+    const double w = weight != nullptr ? static_cast<double>(weight[first + s]) : 1.0;
     weighted[0] += w * sum_g;
     weighted[1] += w * sum_gd;
   }
@@ -429,10 +447,11 @@ void backward_runs(const NormBackwardArgs& a) {
       const double wc = a.affine == NormAffine::PerGroup ? norm_affine(weight, map, c, 0, 1.0) : 1.0;
       const NormGradTerms terms = norm_grad_terms(static_cast<double>(rstd), sum_g * wc, sum_gx * wc, n);
       const T shift = static_cast<T>(terms.shift), slope = static_cast<T>(terms.slope);
+      const int64_t first = per_channel ? map.index(c, 0) : 0;  // segment k's weight: first + k
       for (int64_t o = 0; o < a.outer; ++o) {
-        for (int64_t i = 0; i < a.inner; i += segment) {  // a segment of one weight, or a PerInner run
+        for (int64_t i = 0, k = first; i < a.inner; i += segment, ++k) {  // a segment of one weight, or a PerInner run
           const int64_t at = norm_index(a.groups, a.inner, o, c, i);
-          const T w = static_cast<T>(per_channel ? norm_affine(weight, map, c, i, 1.0) : wc);
+          const T w = per_channel && weight != nullptr ? weight[k] : static_cast<T>(wc);
           if (inner_weight != nullptr) {
             grad_x_run<T, true>(g + at, x + at, grad_x + at, segment, mean, rstd, inner_weight, w, shift, slope);
           } else {
