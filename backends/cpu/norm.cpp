@@ -2,14 +2,16 @@
 // tensor's own type a vector register at a time (backends/cpu/simd.h), through the per-element functions of
 // backends/norm_math.h, shared with the GPU; sums are taken in that type and added into double often enough that a
 // float adds few terms (below). Two layouts of the (outer, groups, inner) view:
-//   runs     (inner >= kColumnInner, or few rows) a group is one thread's: its outer runs of inner contiguous
-//            elements, summed in kAccumulators registers of lanes (so the adds pipeline) that are folded in a
-//            fixed order into double every kSumChunk elements. Forward: three passes over a group (the sum; the
+//   runs     (inner >= kColumnInner, few rows, or an affine not PerGroup) a group is one thread's: its runs of inner
+//            contiguous elements, summed in kAccumulators registers of lanes (so the adds pipeline) that are folded
+//            in a fixed order into double every kSumChunk elements. Forward: three passes over a group (the sum; the
 //            deviations from the mean rounded to the type and their squares, norm_variance correcting for that
 //            rounding; y). Backward: two (the sums of g w and g w (x - mean); grad_x). A PerGroup affine's weight
 //            and bias gradients are those sums (w = 1); a PerInner one's sum over the groups: each thread adds its
 //            groups' runs into columns of its own while the run is in cache, and the threads' columns are added
-//            in order, so they depend on the thread count, as the reductions' long sums do;
+//            in order, so they depend on the thread count, as the reductions' long sums do. A PerChannel one (group
+//            norm's) writes each channel's segment of a run with its own weight and bias, and keeps each segment's
+//            sums for the channel's gradients, added in group order;
 //   columns  (inner < kColumnInner, at least kColumnRows rows, a PerGroup affine: BatchNorm1d's (N, C)) the
 //            view is outer rows of groups * inner columns, summed down each column (column_sums: threads take
 //            chunks of rows) and a group's sum is its columns' in order; y and grad_x are then one pass over the
