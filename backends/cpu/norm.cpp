@@ -35,7 +35,7 @@ namespace {
 
 constexpr int64_t kSumChunk = 2048;   // elements of a group summed in T between folds into double
 constexpr int kAccumulators = 4;      // registers per sum
-constexpr int64_t kSmallGroup = 64;   // groups smaller than this are summed element by element in double
+constexpr int64_t kSmallGroup = 64;   // groups smaller than this are summed without kAccumulators and folds
 constexpr int64_t kColumnRuns = 64;   // rows a column adds in T between flushes into double
 constexpr int64_t kColumnInner = 64;  // runs shorter than this are summed as columns ...
 constexpr int64_t kColumnRows = 16;   // ... when there are at least this many rows
@@ -72,17 +72,29 @@ void for_run(int64_t n, const Body& body) {
   for (; i < n; ++i) body(Lanes<T, false>{}, i);
 }
 
+// The sum of a register's lanes, in a fixed order (halves added, then their halves ...).
+template <typename T>
+T lane_total(typename Simd<T>::V v) {
+  alignas(kVectorBytes) T lanes[Simd<T>::kLanes];
+  store_vector(lanes, v);
+  for (int64_t width = Simd<T>::kLanes / 2; width >= 1; width /= 2) {
+    for (int64_t j = 0; j < width; ++j) lanes[j] += lanes[j + width];
+  }
+  return lanes[0];
+}
+
 // The K sums over group c's elements of the terms that terms(L{}, at, i, t) sets in t[0..K-1] (L a Lanes: those of
 // the register of elements from x[at], element i of its run, or of that element alone), in lanes of T folded into
 // double once kSumChunk terms are pending (checked every kAccumulators registers and at each run's end); a group
-// of fewer than kSmallGroup elements term by term into 4 doubles (its folds would cost more than its adds: group norm
-// on (1024, 64, 16) in 32 groups, 32 elements a group, spent most of its time folding).
+// of fewer than kSmallGroup elements in one register per sum (or, runs shorter than a register, four chains of
+// doubles), as the full folds would cost more than its adds (group norm on (1024, 64, 16) in 32 groups, 32 elements
+// a group, spent most of its time folding).
 template <typename T, int K, class Terms>
 std::array<double, K> group_sums(const NormArgs& a, int64_t c, const Terms& terms) {
   typedef typename Simd<T>::V V;
   constexpr int64_t kLanes = Simd<T>::kLanes, kBlock = kAccumulators * kLanes;
   std::array<double, K> sums{};
-  if (a.outer * a.inner < kSmallGroup) {  // a few elements: each term into one of 4 doubles, no registers to fold
+  if (a.outer * a.inner < kSmallGroup && a.inner < kLanes) {  // runs shorter than a register: four chains of adds
     double part[K][4] = {};
     int64_t count = 0;
     for (int64_t o = 0; o < a.outer; ++o) {
@@ -96,6 +108,26 @@ std::array<double, K> group_sums(const NormArgs& a, int64_t c, const Terms& term
     for (int k = 0; k < K; ++k) sums[k] = (part[k][0] + part[k][1]) + (part[k][2] + part[k][3]);
     return sums;
   }
+  if (a.outer * a.inner < kSmallGroup) {  // a few registers: one per sum, its lanes added once at the end
+    alignas(kVectorBytes) V acc[K] = {};
+    alignas(kVectorBytes) V t[K];
+    double tail[K] = {};
+    for (int64_t o = 0; o < a.outer; ++o) {
+      const int64_t run = norm_index(a.groups, a.inner, o, c, 0);
+      int64_t i = 0;
+      for (; i + kLanes <= a.inner; i += kLanes) {
+        terms(Lanes<T, true>{}, run + i, i, t);
+        for (int k = 0; k < K; ++k) acc[k] += t[k];
+      }
+      for (; i < a.inner; ++i) {
+        T one[K];
+        terms(Lanes<T, false>{}, run + i, i, one);
+        for (int k = 0; k < K; ++k) tail[k] += static_cast<double>(one[k]);
+      }
+    }
+    for (int k = 0; k < K; ++k) sums[k] = tail[k] + static_cast<double>(lane_total<T>(acc[k]));
+    return sums;
+  }
   alignas(kVectorBytes) V acc[K][kAccumulators] = {};
   alignas(kVectorBytes) V t[K];
   T tail[K] = {};
@@ -105,12 +137,7 @@ std::array<double, K> group_sums(const NormArgs& a, int64_t c, const Terms& term
       for (int width = kAccumulators / 2; width >= 1; width /= 2) {
         for (int u = 0; u < width; ++u) acc[k][u] += acc[k][u + width];
       }
-      alignas(kVectorBytes) T lanes[kLanes];
-      store_vector(lanes, acc[k][0]);
-      for (int64_t width = kLanes / 2; width >= 1; width /= 2) {
-        for (int64_t j = 0; j < width; ++j) lanes[j] += lanes[j + width];
-      }
-      sums[k] += static_cast<double>(lanes[0]) + static_cast<double>(tail[k]);
+      sums[k] += static_cast<double>(lane_total<T>(acc[k][0])) + static_cast<double>(tail[k]);
       for (int u = 0; u < kAccumulators; ++u) acc[k][u] = V{};
       tail[k] = 0;
     }
