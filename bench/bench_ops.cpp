@@ -356,6 +356,7 @@ std::vector<GeneralCase> general_cases() {
       {"group_norm/nc16", {{1024, 64, 16}, {64}, {64}}, -1, 1, [](X x) { return group_norm(x[0], 32, x[1], x[2]); }},
 
       {"layer_norm/dim1", {m, {2048}, {2048}}, -1, 1, [](X x) { return layer_norm(x[0], {2048}, x[1], x[2]); }},
+      {"layer_norm/short", {{32768, 32}, {32}, {32}}, -1, 1, [](X x) { return layer_norm(x[0], {32}, x[1], x[2]); }},
       {"max_pool2d/k2", {image}, -1, 1, [](X x) { return max_pool2d(x[0], 2); }},
       {"max_pool2d/k3_s2_p1", {image}, -1, 1, [](X x) { return max_pool2d(x[0], 3, 2, 1); }},
       {"avg_pool2d/k2", {image}, -1, 1, [](X x) { return avg_pool2d(x[0], 2); }},

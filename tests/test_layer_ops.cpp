@@ -209,24 +209,41 @@ TEST_CASE("layer_norm: each sample over its last dims, then the elementwise affi
                     {"layer_norm: weight must be [4] for input [2, 3, 4], got [3]"});
 }
 
-TEST_CASE("layer_norm: the weight and bias gradients sum over every row") {
-  // 300 rows: more than the CPU's 64-row flushes of each thread's column sums, at one thread or a few.
+TEST_CASE("layer_norm over many short rows: y and every gradient by their definition") {
+  // 300 rows: more than the CPU's 64-row flushes of each thread's column sums, at one thread or a few, and rows of 5
+  // go through the CPU's steps 16 at a time (300 = 18 * 16 + 12).
   const int64_t rows = 300, len = 5;
-  const Tensor x = random_f64({rows, len}, 30, -1, 2), r = random_f64({rows, len}, 31);
+  Tensor x = random_f64({rows, len}, 30, -1, 2);
+  const Tensor r = random_f64({rows, len}, 31);
   Tensor w = random_f64({len}, 32), b = random_f64({len}, 33);
+  x.requires_grad_(true);
   w.requires_grad_(true);
   b.requires_grad_(true);
-  (layer_norm(x, {len}, w, b, 1e-5) * r).sum().backward();
-  const std::vector<double> xv = x.to_vector<double>(), rv = r.to_vector<double>();
-  std::vector<double> want_w(len, 0.0), want_b(len, 0.0);
+  const Tensor y = layer_norm(x, {len}, w, b, 1e-5);
+  (y * r).sum().backward();
+  const std::vector<double> xv = x.to_vector<double>(), rv = r.to_vector<double>(), wv = w.to_vector<double>(),
+                            bv = b.to_vector<double>();
+  std::vector<double> want_y(rows * len), want_x(rows * len), want_w(len, 0.0), want_b(len, 0.0);
   for (int64_t row = 0; row < rows; ++row) {
     const std::vector<double> sample(xv.begin() + row * len, xv.begin() + (row + 1) * len);
     const ChannelStats st = channel_stats(sample, 1, 1, len);
+    const double rstd = 1 / std::sqrt(st.biased_var[0] + 1e-5);
+    double mean_gw = 0, mean_gwx = 0;  // the row's means of g w and g w xhat
     for (int64_t i = 0; i < len; ++i) {
-      want_w[i] += rv[row * len + i] * (sample[i] - st.mean[0]) / std::sqrt(st.biased_var[0] + 1e-5);
-      want_b[i] += rv[row * len + i];
+      const double xhat = (sample[i] - st.mean[0]) * rstd, g = rv[row * len + i];
+      want_y[row * len + i] = xhat * wv[i] + bv[i];
+      want_w[i] += g * xhat;
+      want_b[i] += g;
+      mean_gw += g * wv[i] / len;
+      mean_gwx += g * wv[i] * xhat / len;
+    }
+    for (int64_t i = 0; i < len; ++i) {
+      const double xhat = (sample[i] - st.mean[0]) * rstd;
+      want_x[row * len + i] = rstd * (rv[row * len + i] * wv[i] - mean_gw - xhat * mean_gwx);
     }
   }
+  CHECK(max_diff(y, from_vector(want_y, {rows, len}, f64)) < 1e-12);
+  CHECK(max_diff(x.grad(), from_vector(want_x, {rows, len}, f64)) < 1e-10);
   CHECK(max_diff(w.grad(), from_vector(want_w, {len}, f64)) < 1e-11);
   CHECK(max_diff(b.grad(), from_vector(want_b, {len}, f64)) < 1e-11);
 }
@@ -412,7 +429,8 @@ TEST_CASE("BatchNorm1d: (N, C) and (N, C, L); without running statistics the bat
 }
 
 TEST_CASE("group_norm: each sample's groups of channels over the other dims, then the per-channel affine") {
-  const int64_t n = 2, c = 6, groups = 3, hw = 5;
+  // 7 samples: 21 groups of 10 elements, which the CPU takes 16 at a time (a whole batch and part of one).
+  const int64_t n = 7, c = 6, groups = 3, hw = 5;
   const Tensor x = random_f64({n, c, 1, hw}, 50, -1, 4);
   const Tensor w = random_f64({c}, 51), b = random_f64({c}, 52);
   const Tensor y = group_norm(x, groups, w, b, 1e-4);
@@ -438,9 +456,9 @@ TEST_CASE("group_norm: each sample's groups of channels over the other dims, the
   }
   CHECK(max_diff(inst, from_vector(want, x.shape(), f64)) < 1e-12);
   check_throws_with([&] { group_norm(x, 4); },
-                    {"group_norm: num_groups 4 must divide the input's 6 channels (input [2, 6, 1, 5])"});
+                    {"group_norm: num_groups 4 must divide the input's 6 channels (input [7, 6, 1, 5])"});
   check_throws_with([&] { group_norm(x, 3, ones({3})); },
-                    {"group_norm: weight must be [6] for input [2, 6, 1, 5], got [3]"});
+                    {"group_norm: weight must be [6] for input [7, 6, 1, 5], got [3]"});
   check_throws_with([&] { group_norm(ones({4}), 1); }, {"group_norm: input must be (N, C, ...), got [4]"});
 }
 

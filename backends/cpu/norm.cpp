@@ -11,7 +11,10 @@
 //            groups' runs into columns of its own while the run is in cache, and the threads' columns are added
 //            in order, so they depend on the thread count, as the reductions' long sums do. A PerChannel one (group
 //            norm's) writes each channel's segment of a run with its own weight and bias, and keeps each segment's
-//            sums for the channel's gradients, added in group order;
+//            sums for the channel's gradients, added in group order. Groups of fewer than kSmallGroup elements
+//            (layer norm over short rows, group norm with small groups) go kSmallBatch at a time through each step
+//            (all their sums, then all their statistics, then all their outputs): one at a time, each group waited
+//            on its own chain of sums, divisions and square root (layer norm on (32768, 32): 2.1 -> 1.5 ms);
 //   columns  (inner < kColumnInner, at least kColumnRows rows, a PerGroup affine: BatchNorm1d's (N, C)) the
 //            view is outer rows of groups * inner columns, summed down each column (column_sums: threads take
 //            chunks of rows) and a group's sum is its columns' in order; y and grad_x are then one pass over the
@@ -22,6 +25,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <utility>
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/scratch.h"
@@ -35,7 +39,8 @@ namespace {
 
 constexpr int64_t kSumChunk = 2048;   // elements of a group summed in T between folds into double
 constexpr int kAccumulators = 4;      // registers per sum
-constexpr int64_t kSmallGroup = 64;   // groups smaller than this are summed without kAccumulators and folds
+constexpr int64_t kSmallGroup = 64;   // groups smaller than this are summed without kAccumulators and folds, ...
+constexpr int64_t kSmallBatch = 16;   // ... and go this many at a time through each step
 constexpr int64_t kColumnRuns = 64;   // rows a column adds in T between flushes into double
 constexpr int64_t kColumnInner = 64;  // runs shorter than this are summed as columns ...
 constexpr int64_t kColumnRows = 16;   // ... when there are at least this many rows
@@ -72,15 +77,23 @@ void for_run(int64_t n, const Body& body) {
   for (; i < n; ++i) body(Lanes<T, false>{}, i);
 }
 
-// The sum of a register's lanes, in a fixed order (halves added, then their halves ...).
+// The sum of the lanes of v (a vector of 2 * sizeof...(I) T), in a fixed order: its halves added, then their halves
+// ... In registers: the same adds through an array made GCC add the lanes one at a time, each waiting on the last's
+// store, and a small group's sums spent most of their time there (below, group_sums).
+template <typename T, std::size_t... I, class W>
+T fold_halves(W v, std::index_sequence<I...>) {
+  constexpr std::size_t kHalf = sizeof...(I);
+  if constexpr (kHalf == 1) {
+    return v[0] + v[1];
+  } else {
+    typedef T Half __attribute__((vector_size(kHalf * sizeof(T))));
+    const Half h = __builtin_shufflevector(v, v, I...) + __builtin_shufflevector(v, v, (I + kHalf)...);
+    return fold_halves<T>(h, std::make_index_sequence<kHalf / 2>{});
+  }
+}
 template <typename T>
 T lane_total(typename Simd<T>::V v) {
-  alignas(kVectorBytes) T lanes[Simd<T>::kLanes];
-  store_vector(lanes, v);
-  for (int64_t width = Simd<T>::kLanes / 2; width >= 1; width /= 2) {
-    for (int64_t j = 0; j < width; ++j) lanes[j] += lanes[j + width];
-  }
-  return lanes[0];
+  return fold_halves<T>(v, std::make_index_sequence<Simd<T>::kLanes / 2>{});
 }
 
 // The (outer, groups, inner) view of a normalisation's x, as group_sums reads it.
@@ -269,43 +282,58 @@ void forward_runs(const NormArgs& a) {
   const bool per_inner = a.affine == NormAffine::PerInner;
   const NormAffineMap map{a.affine, a.inner, a.channels};
   const NormView view{a.outer, a.groups, a.inner};
-  parallel_for(a.groups, grain_for_items(a.outer * a.inner), [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      const double sum = group_sums<T, 1>(
-          view, c, [x]<class L>(L, int64_t at, int64_t, typename L::V* t) { t[0] = L::load(x + at); })[0];
-      const T centre = static_cast<T>(sum / n);
-      const auto [sum_d, sum_dd] =
-          group_sums<T, 2>(view, c, [x, centre]<class L>(L, int64_t at, int64_t, typename L::V* t) {
-            t[0] = L::load(x + at) - centre;
-            t[1] = t[0] * t[0];
-          });
-      const GroupStats<T> s = group_stats<T>(a, c, centre, sum_d, sum_dd);
-      if (!per_inner) {  // the run in segments of one weight and bias: the whole run, or each channel's
-        const int64_t segment = a.affine == NormAffine::PerChannel ? a.channels.size : a.inner;
-        const int64_t first = map.index(c, 0);  // segment k's weight and bias: first + k
-        for (int64_t o = 0; o < a.outer; ++o) {
-          for (int64_t i = 0, k = first; i < a.inner; i += segment, ++k) {
-            const int64_t at = norm_index(a.groups, a.inner, o, c, i);
-            const T wc = weight != nullptr ? weight[k] : T(1), bc = bias != nullptr ? bias[k] : T(0);
-            output_run<T, false, false>(x + at, y + at, segment, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
-          }
-        }
-        continue;
-      }
-      const T wc = 1, bc = 0;  // where the weight or the bias is null
-      const bool w_run = weight != nullptr, b_run = bias != nullptr;
+  // y of group c from its statistics.
+  const auto output = [&](int64_t c, const GroupStats<T>& s) {
+    if (!per_inner) {  // the run in segments of one weight and bias: the whole run, or each channel's
+      const int64_t segment = a.affine == NormAffine::PerChannel ? a.channels.size : a.inner;
+      const int64_t first = map.index(c, 0);  // segment k's weight and bias: first + k
       for (int64_t o = 0; o < a.outer; ++o) {
-        const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
-        if (w_run && b_run) {
-          output_run<T, true, true>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
-        } else if (w_run) {
-          output_run<T, true, false>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
-        } else if (b_run) {
-          output_run<T, false, true>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
-        } else {
-          output_run<T, false, false>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
+        for (int64_t i = 0, k = first; i < a.inner; i += segment, ++k) {
+          const int64_t at = norm_index(a.groups, a.inner, o, c, i);
+          const T wc = weight != nullptr ? weight[k] : T(1), bc = bias != nullptr ? bias[k] : T(0);
+          output_run<T, false, false>(x + at, y + at, segment, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
         }
       }
+      return;
+    }
+    const T wc = 1, bc = 0;  // where the weight or the bias is null
+    const bool w_run = weight != nullptr, b_run = bias != nullptr;
+    for (int64_t o = 0; o < a.outer; ++o) {
+      const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
+      if (w_run && b_run) {
+        output_run<T, true, true>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
+      } else if (w_run) {
+        output_run<T, true, false>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
+      } else if (b_run) {
+        output_run<T, false, true>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
+      } else {
+        output_run<T, false, false>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
+      }
+    }
+  };
+  const int64_t batch = a.outer * a.inner < kSmallGroup ? kSmallBatch : 1;
+  parallel_for(a.groups, grain_for_items(a.outer * a.inner), [&](int64_t begin, int64_t end) {
+    for (int64_t first = begin; first < end; first += batch) {
+      const int64_t count = std::min(batch, end - first);
+      T centre[kSmallBatch];
+      double sum_d[kSmallBatch], sum_dd[kSmallBatch];
+      GroupStats<T> s[kSmallBatch];
+      for (int64_t j = 0; j < count; ++j) {
+        const double sum = group_sums<T, 1>(
+            view, first + j, [x]<class L>(L, int64_t at, int64_t, typename L::V* t) { t[0] = L::load(x + at); })[0];
+        centre[j] = static_cast<T>(sum / n);
+      }
+      for (int64_t j = 0; j < count; ++j) {
+        const T m = centre[j];
+        const auto sums = group_sums<T, 2>(view, first + j, [x, m]<class L>(L, int64_t at, int64_t, typename L::V* t) {
+          t[0] = L::load(x + at) - m;
+          t[1] = t[0] * t[0];
+        });
+        sum_d[j] = sums[0];
+        sum_dd[j] = sums[1];
+      }
+      for (int64_t j = 0; j < count; ++j) s[j] = group_stats<T>(a, first + j, centre[j], sum_d[j], sum_dd[j]);
+      for (int64_t j = 0; j < count; ++j) output(first + j, s[j]);
     }
   });
 }
@@ -424,6 +452,7 @@ void backward_runs(const NormBackwardArgs& a) {
   const int threads = num_threads();
   Scratch<double> totals(columns ? 2 * a.inner * threads : 1);
   Scratch<T> recent(columns ? 2 * a.inner * threads : 1);
+  const int64_t batch = a.outer * a.inner < kSmallGroup ? kSmallBatch : 1;
   parallel_run([&](int t, int nthreads) {
     const int64_t begin = a.groups * t / nthreads, end = a.groups * (t + 1) / nthreads;
     // This thread's columns of g xhat (k = 0) and g (k = 1).
@@ -432,8 +461,10 @@ void backward_runs(const NormBackwardArgs& a) {
       own = {a.inner, recent.get() + 2 * a.inner * t, totals.get() + 2 * a.inner * t};
       own.clear();
     }
-    for (int64_t c = begin; c < end; ++c) {
-      const T mean = mean_of[c], rstd = rstd_of[c];
+    // Group c's sums of g w and g w (x - mean) (w = 1 but for PerInner's w_i; a PerGroup weight multiplies them
+    // afterwards; PerChannel's sums are weighted channel by channel).
+    const auto sums_of = [&](int64_t c) {
+      const T mean = mean_of[c];
       // g and g (x - mean), unweighted, for the channels' segments. The plain groups below spell the same terms in a
       // lambda of their own: passing this one to both made one group_sums instantiation that GCC no longer inlined
       // into this loop (group norm on (4096, 256): 7.7 -> 8.8 ms).
@@ -441,20 +472,22 @@ void backward_runs(const NormBackwardArgs& a) {
         s[0] = L::load(g + at);
         s[1] = s[0] * (L::load(x + at) - mean);
       };
-      // sum(g w_i) and sum(g w_i (x - mean))
-      const auto [sum_g, sum_gd] =
-          per_channel
-              ? weighted_channel_sums<T>(segments, c, per_run, weight, map.index(c, 0), g_terms, channel_sums.get())
-          : inner_weight != nullptr
-              ? group_sums<T, 2>(view, c,
-                                 [g, x, inner_weight, mean]<class L>(L, int64_t at, int64_t i, typename L::V* s) {
-                                   s[0] = L::load(g + at) * L::load(inner_weight + i);
-                                   s[1] = s[0] * (L::load(x + at) - mean);
-                                 })
-              : group_sums<T, 2>(view, c, [g, x, mean]<class L>(L, int64_t at, int64_t, typename L::V* s) {
-                  s[0] = L::load(g + at);
-                  s[1] = s[0] * (L::load(x + at) - mean);
-                });
+      return per_channel
+                 ? weighted_channel_sums<T>(segments, c, per_run, weight, map.index(c, 0), g_terms, channel_sums.get())
+             : inner_weight != nullptr
+                 ? group_sums<T, 2>(view, c,
+                                    [g, x, inner_weight, mean]<class L>(L, int64_t at, int64_t i, typename L::V* s) {
+                                      s[0] = L::load(g + at) * L::load(inner_weight + i);
+                                      s[1] = s[0] * (L::load(x + at) - mean);
+                                    })
+                 : group_sums<T, 2>(view, c, [g, x, mean]<class L>(L, int64_t at, int64_t, typename L::V* s) {
+                     s[0] = L::load(g + at);
+                     s[1] = s[0] * (L::load(x + at) - mean);
+                   });
+    };
+    // Group c's part of a PerInner affine's gradients, its grad_x, and a PerGroup affine's gradients.
+    const auto finish = [&](int64_t c, double sum_g, double sum_gd) {
+      const T mean = mean_of[c], rstd = rstd_of[c];
       for (int64_t o = 0; columns && o < a.outer; ++o) {
         const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
         for_run<T>(a.inner, [&]<class L>(L, int64_t i) {
@@ -470,7 +503,7 @@ void backward_runs(const NormBackwardArgs& a) {
         if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[c] = static_cast<T>(sum_gx);
         if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[c] = static_cast<T>(sum_g);
       }
-      if (grad_x == nullptr) continue;
+      if (grad_x == nullptr) return;
       const double wc = a.affine == NormAffine::PerGroup ? norm_affine(weight, map, c, 0, 1.0) : 1.0;
       const NormGradTerms terms = norm_grad_terms(static_cast<double>(rstd), sum_g * wc, sum_gx * wc, n);
       const T shift = static_cast<T>(terms.shift), slope = static_cast<T>(terms.slope);
@@ -486,6 +519,12 @@ void backward_runs(const NormBackwardArgs& a) {
           }
         }
       }
+    };
+    for (int64_t first = begin; first < end; first += batch) {  // kSmallBatch groups at a time through each step
+      const int64_t count = std::min(batch, end - first);
+      std::array<double, 2> sums[kSmallBatch];
+      for (int64_t j = 0; j < count; ++j) sums[j] = sums_of(first + j);
+      for (int64_t j = 0; j < count; ++j) finish(first + j, sums[j][0], sums[j][1]);
     }
     if (columns) own.flush();
   });

@@ -161,6 +161,7 @@ def general_cases():
         ("group_norm/nc16", [(1024, 64, 16), (64,), (64,)], -1, 1, lambda x: F.group_norm(x[0], 32, x[1], x[2])),
 
         ("layer_norm/dim1", [m, (2048,), (2048,)], -1, 1, lambda x: F.layer_norm(x[0], (2048,), x[1], x[2])),
+        ("layer_norm/short", [(32768, 32), (32,), (32,)], -1, 1, lambda x: F.layer_norm(x[0], (32,), x[1], x[2])),
         ("max_pool2d/k2", [image], -1, 1, lambda x: F.max_pool2d(x[0], 2)),
         ("max_pool2d/k3_s2_p1", [image], -1, 1, lambda x: F.max_pool2d(x[0], 3, 2, 1)),
         ("avg_pool2d/k2", [image], -1, 1, lambda x: F.avg_pool2d(x[0], 2)),
