@@ -267,10 +267,12 @@ std::vector<OpCase> build_table() {
       batch_norm(x[0], x[1], x[2], x[3], x[4], false));
   ROW("layer_norm/last_dim_affine", ({u({3, 4}), u({4}), u({4})}), layer_norm(x[0], {4}, x[1], x[2]));
   ROW("layer_norm/last_two_dims", ({u({2, 3, 4})}), layer_norm(x[0], {3, 4}));
+  // The CPU reads a weight per element where channels are short (under 128 elements: the first three rows), and
+  // channel by channel where they are long (the fourth, with a tail past whole registers).
   ROW("group_norm/affine_nchw", ({u({2, 4, 2, 3}), u({4}), u({4})}), group_norm(x[0], 2, x[1], x[2]));
   ROW("group_norm/instance_ncl", ({u({3, 2, 5})}), group_norm(x[0], 2));
-  // Channels of one element: the affine as a scale and shift after the node (autograd/ops/layer_ops.cpp).
   ROW("group_norm/affine_nc_short_channels", ({u({3, 4}), u({4}), u({4})}), group_norm(x[0], 2, x[1], x[2]));
+  ROW("group_norm/affine_long_channels", ({u({2, 4, 1, 130}), u({4}), u({4})}), group_norm(x[0], 2, x[1], x[2]));
   // Distinct values: no two in a window within 1e-2 of each other (ties share the gradient, a kink).
   ROW("max_pool2d/k2", ({distinct({1, 2, 4, 4})}), max_pool2d(x[0], 2));
   ROW("max_pool2d/k3_s2_p1", ({distinct({2, 1, 5, 5})}), max_pool2d(x[0], 3, 2, 1));

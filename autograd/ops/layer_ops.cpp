@@ -118,11 +118,6 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   return normalize_node("layer_norm", x, 1, rows, inner, NormAffine::PerInner, w, b, eps);
 }
 
-// Channels of fewer elements than this (a 2-d input's are one each) take the affine as a scale and shift after the
-// node: per-channel segments of 1-3 elements cost more than the two extra passes ((4096, 256) in 32 groups: 48 ms
-// as segments, 8.0 as a scale and shift; PyTorch 10.4; at 4 elements a channel both 11.5-14).
-constexpr int64_t kShortChannel = 4;
-
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
   ATELIER_CHECK(x.dim() >= 2, "group_norm: input must be (N, C, ...), got " << x.shape());
   const int64_t n = x.size(0), c = x.size(1);
@@ -136,11 +131,6 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
   // Each (sample, group) is one contiguous run of C / G channels: a group of normalize's (1, N G, run) view, the
   // weight and bias per channel (PerChannel) of x.numel() / (N C) elements.
   const int64_t run = x.numel() / (n * num_groups), channel_size = x.numel() / (n * c);
-  if (channel_size < kShortChannel) {
-    const Tensor y =
-        normalize_node("group_norm", x, 1, n * num_groups, run, NormAffine::PerGroup, Tensor(), Tensor(), eps);
-    return scale_and_shift(y, weight, bias, channel_shape(x));
-  }
   return normalize_node("group_norm", x, 1, n * num_groups, run, NormAffine::PerChannel, weight, bias, eps, Tensor(),
                         Tensor(), 0, NormChannels{c, channel_size});
 }

@@ -10,8 +10,10 @@
 //            and bias gradients are those sums (w = 1); a PerInner one's sum over the groups: each thread adds its
 //            groups' runs into columns of its own while the run is in cache, and the threads' columns are added
 //            in order, so they depend on the thread count, as the reductions' long sums do. A PerChannel one (group
-//            norm's) writes each channel's segment of a run with its own weight and bias, and keeps each segment's
-//            sums for the channel's gradients, added in group order. Groups of fewer than kSmallGroup elements
+//            norm's) with channels of kShortChannel elements or more writes each channel's segment of a run with its
+//            own weight and bias, and keeps each segment's sums for the channel's gradients, added in group order;
+//            shorter channels are read as PerInner's are, their weights repeated per element (ElementAffine), and
+//            their gradients summed in columns likewise. Groups of fewer than kSmallGroup elements
 //            (layer norm over short rows, group norm with small groups) go kSmallBatch at a time through each step
 //            (all their sums, then all their statistics, then all their outputs): one at a time, each group waited
 //            on its own chain of sums, divisions and square root (layer norm on (32768, 32): 2.1 -> 1.5 ms);
@@ -37,13 +39,14 @@
 namespace atelier::cpu {
 namespace {
 
-constexpr int64_t kSumChunk = 2048;   // elements of a group summed in T between folds into double
-constexpr int kAccumulators = 4;      // registers per sum
-constexpr int64_t kSmallGroup = 64;   // groups smaller than this are summed without kAccumulators and folds, ...
-constexpr int64_t kSmallBatch = 16;   // ... and go this many at a time through each step
-constexpr int64_t kColumnRuns = 64;   // rows a column adds in T between flushes into double
-constexpr int64_t kColumnInner = 64;  // runs shorter than this are summed as columns ...
-constexpr int64_t kColumnRows = 16;   // ... when there are at least this many rows
+constexpr int64_t kSumChunk = 2048;     // elements of a group summed in T between folds into double
+constexpr int kAccumulators = 4;        // registers per sum
+constexpr int64_t kSmallGroup = 64;     // groups smaller than this are summed without kAccumulators and folds, ...
+constexpr int64_t kSmallBatch = 16;     // ... and go this many at a time through each step
+constexpr int64_t kColumnRuns = 64;     // rows a column adds in T between flushes into double
+constexpr int64_t kColumnInner = 64;    // runs shorter than this are summed as columns ...
+constexpr int64_t kColumnRows = 16;     // ... when there are at least this many rows
+constexpr int64_t kShortChannel = 128;  // a PerChannel affine's channels shorter than this are read per element
 
 // The arithmetic of a loop body: Lanes<T, true>, a vector register of T (Simd<T>::V), or Lanes<T, false>, one
 // element (a run's tail); each reads (load), writes (store) and broadcasts (splat) its V. (A tag type, not V
@@ -189,7 +192,7 @@ std::array<double, K> group_sums(const NormView& a, int64_t c, const Terms& term
 }
 
 // K sums per column of `width` columns over many rows, the k-th of column j at k * width + j of `recent` (T) and
-// `total` (double): each row's terms are added in T, flushed into double every kColumnRuns rows (end_row after each
+// `total` (double): each row's terms are added in T, flushed into double every flush_every rows (end_row after each
 // row, flush at the end).
 template <typename T, int K>
 struct ColumnSums {
@@ -197,12 +200,13 @@ struct ColumnSums {
   T* recent;
   double* total;
   int64_t rows = 0;
+  int64_t flush_every = kColumnRuns;
   void clear() {
     std::fill(recent, recent + K * width, T(0));
     std::fill(total, total + K * width, 0.0);
   }
   void end_row() {
-    if (++rows % kColumnRuns == 0) flush();
+    if (++rows % flush_every == 0) flush();
   }
   void flush() {
     for (int64_t j = 0; j < K * width; ++j) total[j] += static_cast<double>(recent[j]);
@@ -243,6 +247,42 @@ void column_sums(int64_t rows, int64_t width, double* sums, const Terms& terms) 
   });
 }
 
+// A PerInner affine, or a PerChannel one whose channels are shorter than kShortChannel (group norm of a 2-d input:
+// one element each), read per element of a run: group c's run has weight(c)[i] and bias(c)[i] (null where the
+// tensor is). PerInner's are the tensors themselves (cycle 1); short channels' are each channel's weight and bias
+// repeated over its elements, for the `cycle` runs after which the groups' channels repeat (channel j's elements at
+// j * size .. j * size + size - 1). Channel by channel, a segment of 1 to 3 elements a call cost more than all the
+// arithmetic ((4096, 256) in 32 groups: 48 ms); one call a run is faster up to 64-element channels, as fast at 128
+// and slower at 256 (group norm in 32 groups of 64 channels, one thread: 1.10 against 1.24 ms, 0.94 against 0.95,
+// 0.98 against 0.86).
+template <typename T>
+struct ElementAffine {
+  bool on;  // the affine is read per element
+  int64_t inner, cycle, size;
+  Scratch<T> repeated;
+  const T *w, *b;
+  ElementAffine(NormAffine affine, int64_t inner, NormChannels channels, const T* weight, const T* bias)
+      : on(affine == NormAffine::PerInner || (affine == NormAffine::PerChannel && channels.size < kShortChannel)),
+        inner(inner),
+        cycle(affine == NormAffine::PerChannel && on ? channels.count / (inner / channels.size) : 1),
+        size(affine == NormAffine::PerChannel && on ? channels.size : 1),
+        repeated(affine == NormAffine::PerChannel && on ? 2 * cycle * inner : 1),
+        w(on ? weight : nullptr),
+        b(on ? bias : nullptr) {
+    if (affine != NormAffine::PerChannel || !on) return;
+    T *rw = repeated.get(), *rb = rw + cycle * inner;
+    for (int64_t e = 0; e < cycle * inner; ++e) {
+      rw[e] = weight != nullptr ? weight[e / size] : T(1);
+      rb[e] = bias != nullptr ? bias[e / size] : T(0);
+    }
+    w = weight != nullptr ? rw : nullptr;
+    b = bias != nullptr ? rb : nullptr;
+  }
+  // Null unless `on`.
+  const T* weight(int64_t c) const { return w != nullptr ? w + (c % cycle) * inner : nullptr; }
+  const T* bias(int64_t c) const { return b != nullptr ? b + (c % cycle) * inner : nullptr; }
+};
+
 // --- forward ---
 
 // One run of y, w and b per element (PerInner) when kWeight / kBias, else the constants wc and bc.
@@ -279,12 +319,12 @@ void forward_runs(const NormArgs& a) {
   const T* bias = static_cast<const T*>(a.bias);
   T* y = static_cast<T*>(a.y);
   const double n = static_cast<double>(a.outer * a.inner);
-  const bool per_inner = a.affine == NormAffine::PerInner;
   const NormAffineMap map{a.affine, a.inner, a.channels};
   const NormView view{a.outer, a.groups, a.inner};
+  const ElementAffine<T> element(a.affine, a.inner, a.channels, weight, bias);
   // y of group c from its statistics.
   const auto output = [&](int64_t c, const GroupStats<T>& s) {
-    if (!per_inner) {  // the run in segments of one weight and bias: the whole run, or each channel's
+    if (!element.on) {  // the run in segments of one weight and bias: the whole run, or each channel's
       const int64_t segment = a.affine == NormAffine::PerChannel ? a.channels.size : a.inner;
       const int64_t first = map.index(c, 0);  // segment k's weight and bias: first + k
       for (int64_t o = 0; o < a.outer; ++o) {
@@ -297,17 +337,17 @@ void forward_runs(const NormArgs& a) {
       return;
     }
     const T wc = 1, bc = 0;  // where the weight or the bias is null
-    const bool w_run = weight != nullptr, b_run = bias != nullptr;
+    const T *w = element.weight(c), *b = element.bias(c);
     for (int64_t o = 0; o < a.outer; ++o) {
       const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
-      if (w_run && b_run) {
-        output_run<T, true, true>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
-      } else if (w_run) {
-        output_run<T, true, false>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
-      } else if (b_run) {
-        output_run<T, false, true>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
+      if (w != nullptr && b != nullptr) {
+        output_run<T, true, true>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, w, b, wc, bc);
+      } else if (w != nullptr) {
+        output_run<T, true, false>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, w, b, wc, bc);
+      } else if (b != nullptr) {
+        output_run<T, false, true>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, w, b, wc, bc);
       } else {
-        output_run<T, false, false>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, weight, bias, wc, bc);
+        output_run<T, false, false>(x + at, y + at, a.inner, s.mean, s.mean_low, s.rstd, w, b, wc, bc);
       }
     }
   };
@@ -439,32 +479,37 @@ void backward_runs(const NormBackwardArgs& a) {
   T* grad_x = static_cast<T*>(a.grad_x);
   const NormView view{a.outer, a.groups, a.inner};
   const double n = static_cast<double>(a.outer * a.inner);
-  const bool per_inner = a.affine == NormAffine::PerInner, per_channel = a.affine == NormAffine::PerChannel;
   const NormAffineMap map{a.affine, a.inner, a.channels};
-  // Weights inside a group's sums: PerInner's w_i; a PerGroup weight multiplies the sums afterwards; PerChannel's
-  // multiply each channel's sums (its segment of each run), which are kept for the weight and bias gradients.
-  const T* inner_weight = per_inner ? weight : nullptr;
-  const int64_t segment = per_channel ? a.channels.size : a.inner, per_run = a.inner / segment;
+  const ElementAffine<T> element(a.affine, a.inner, a.channels, weight, nullptr);
+  // Weights inside a group's sums: per element (element.on); a PerGroup weight multiplies the sums afterwards; a
+  // PerChannel one's (segments) multiply each channel's sums (its segment of each run), which are kept for the
+  // weight and bias gradients.
+  const bool segments_of_channels = a.affine == NormAffine::PerChannel && !element.on;
+  const int64_t segment = segments_of_channels ? a.channels.size : a.inner, per_run = a.inner / segment;
   const NormView segments{a.outer, a.groups * per_run, segment};  // a group per (group, channel)
-  Scratch<double> channel_sums(per_channel ? 2 * a.groups * per_run : 1);
-  // PerInner weight and bias gradients: each thread's column sums over its groups, added while a run is in cache.
-  const bool columns = per_inner && (a.grad_weight != nullptr || a.grad_bias != nullptr);
+  Scratch<double> channel_sums(segments_of_channels ? 2 * a.groups * per_run : 1);
+  // Per-element weight and bias gradients: each thread's column sums over its groups (a column per element of the
+  // `cycle` runs), added while a run is in cache.
+  const bool columns = element.on && (a.grad_weight != nullptr || a.grad_bias != nullptr);
+  const int64_t width = element.cycle * a.inner;
   const int threads = num_threads();
-  Scratch<double> totals(columns ? 2 * a.inner * threads : 1);
-  Scratch<T> recent(columns ? 2 * a.inner * threads : 1);
+  Scratch<double> totals(columns ? 2 * width * threads : 1);
+  Scratch<T> recent(columns ? 2 * width * threads : 1);
   const int64_t batch = a.outer * a.inner < kSmallGroup ? kSmallBatch : 1;
   parallel_run([&](int t, int nthreads) {
     const int64_t begin = a.groups * t / nthreads, end = a.groups * (t + 1) / nthreads;
     // This thread's columns of g xhat (k = 0) and g (k = 1).
-    ColumnSums<T, 2> own{a.inner, nullptr, nullptr};
+    ColumnSums<T, 2> own{width, nullptr, nullptr};
     if (columns) {
-      own = {a.inner, recent.get() + 2 * a.inner * t, totals.get() + 2 * a.inner * t};
+      own = {width, recent.get() + 2 * width * t, totals.get() + 2 * width * t};
+      own.flush_every = kColumnRuns * element.cycle;  // each column a row in `cycle`
       own.clear();
     }
-    // Group c's sums of g w and g w (x - mean) (w = 1 but for PerInner's w_i; a PerGroup weight multiplies them
-    // afterwards; PerChannel's sums are weighted channel by channel).
+    // Group c's sums of g w and g w (x - mean) (w = 1 but for a weight per element; a PerGroup weight multiplies
+    // them afterwards; the channels' segments are weighted channel by channel).
     const auto sums_of = [&](int64_t c) {
       const T mean = mean_of[c];
+      const T* inner_weight = element.weight(c);
       // g and g (x - mean), unweighted, for the channels' segments. The plain groups below spell the same terms in a
       // lambda of their own: passing this one to both made one group_sums instantiation that GCC no longer inlined
       // into this loop (group norm on (4096, 256): 7.7 -> 8.8 ms).
@@ -472,7 +517,7 @@ void backward_runs(const NormBackwardArgs& a) {
         s[0] = L::load(g + at);
         s[1] = s[0] * (L::load(x + at) - mean);
       };
-      return per_channel
+      return segments_of_channels
                  ? weighted_channel_sums<T>(segments, c, per_run, weight, map.index(c, 0), g_terms, channel_sums.get())
              : inner_weight != nullptr
                  ? group_sums<T, 2>(view, c,
@@ -485,14 +530,16 @@ void backward_runs(const NormBackwardArgs& a) {
                      s[1] = s[0] * (L::load(x + at) - mean);
                    });
     };
-    // Group c's part of a PerInner affine's gradients, its grad_x, and a PerGroup affine's gradients.
+    // Group c's part of a per-element affine's gradients, its grad_x, and a PerGroup affine's gradients.
     const auto finish = [&](int64_t c, double sum_g, double sum_gd) {
       const T mean = mean_of[c], rstd = rstd_of[c];
+      const T* inner_weight = element.weight(c);
+      const int64_t column = (c % element.cycle) * a.inner;  // the first of the run's columns
       for (int64_t o = 0; columns && o < a.outer; ++o) {
         const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
         for_run<T>(a.inner, [&]<class L>(L, int64_t i) {
           const typename L::V gi = L::load(g + at + i);
-          T *gx = own.recent + i, *gs = own.recent + a.inner + i;
+          T *gx = own.recent + column + i, *gs = own.recent + width + column + i;
           L::store(gx, L::load(gx) + gi * ((L::load(x + at + i) - mean) * rstd));
           L::store(gs, L::load(gs) + gi);
         });
@@ -507,11 +554,11 @@ void backward_runs(const NormBackwardArgs& a) {
       const double wc = a.affine == NormAffine::PerGroup ? norm_affine(weight, map, c, 0, 1.0) : 1.0;
       const NormGradTerms terms = norm_grad_terms(static_cast<double>(rstd), sum_g * wc, sum_gx * wc, n);
       const T shift = static_cast<T>(terms.shift), slope = static_cast<T>(terms.slope);
-      const int64_t first = per_channel ? map.index(c, 0) : 0;  // segment k's weight: first + k
+      const int64_t first = segments_of_channels ? map.index(c, 0) : 0;  // segment k's weight: first + k
       for (int64_t o = 0; o < a.outer; ++o) {
-        for (int64_t i = 0, k = first; i < a.inner; i += segment, ++k) {  // a segment of one weight, or a PerInner run
+        for (int64_t i = 0, k = first; i < a.inner; i += segment, ++k) {  // a segment of one weight, or a whole run
           const int64_t at = norm_index(a.groups, a.inner, o, c, i);
-          const T w = per_channel && weight != nullptr ? weight[k] : static_cast<T>(wc);
+          const T w = segments_of_channels && weight != nullptr ? weight[k] : static_cast<T>(wc);
           if (inner_weight != nullptr) {
             grad_x_run<T, true>(g + at, x + at, grad_x + at, segment, mean, rstd, inner_weight, w, shift, slope);
           } else {
@@ -528,7 +575,7 @@ void backward_runs(const NormBackwardArgs& a) {
     }
     if (columns) own.flush();
   });
-  if (per_channel) {  // each channel's sums over the groups that hold it, in group order
+  if (segments_of_channels) {  // each channel's sums over the groups that hold it, in group order
     const int64_t cycle = a.channels.count / per_run;
     for (int64_t channel = 0; channel < a.channels.count; ++channel) {
       double gx = 0, g_sum = 0;
@@ -542,15 +589,18 @@ void backward_runs(const NormBackwardArgs& a) {
     }
   }
   if (!columns) return;
-  // The threads' column sums, added in thread order (the result depends on the thread count only).
-  for (int64_t i = 0; i < a.inner; ++i) {
+  // Each weight's columns (PerInner: one; a short channel: its elements'), the threads' added in thread order (the
+  // result depends on the thread count only).
+  for (int64_t j = 0; j < width / element.size; ++j) {
     double gx = 0, g_sum = 0;
     for (int t = 0; t < threads; ++t) {
-      gx += totals.get()[2 * a.inner * t + i];
-      g_sum += totals.get()[2 * a.inner * t + a.inner + i];
+      for (int64_t e = j * element.size; e < (j + 1) * element.size; ++e) {
+        gx += totals.get()[2 * width * t + e];
+        g_sum += totals.get()[2 * width * t + width + e];
+      }
     }
-    if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[i] = static_cast<T>(gx);
-    if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[i] = static_cast<T>(g_sum);
+    if (a.grad_weight != nullptr) static_cast<T*>(a.grad_weight)[j] = static_cast<T>(gx);
+    if (a.grad_bias != nullptr) static_cast<T*>(a.grad_bias)[j] = static_cast<T>(g_sum);
   }
 }
 
