@@ -31,6 +31,9 @@ Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor elu(const Tensor& x, double alpha = 1.0);
+// log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's softplus, its defaults); beta > 0.
+// Computed so that no exp overflows: finite for any x. Its gradient is sigmoid(beta x) (1 past the threshold).
+Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
 Tensor clamp(const Tensor& x, double lo, double hi);
 // cond ? a : b (cond is bool; all three broadcast). Differentiable in a and b.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);

@@ -100,6 +100,10 @@ std::vector<OpCase> build_table() {
   ROW("elu/alpha1", ({away_from_zero({3, 3})}), elu(x[0]));
   ROW("elu/alpha0.5_transposed", ({away_from_zero({3, 2})}), elu(x[0].t(), 0.5));
   ROW("elu/alpha1.7_batch2_nchw", ({away_from_zero({2, 3, 2, 3})}), elu(x[0], 1.7));
+  ROW("softplus", ({u({2, 3}, -4, 4)}), softplus(x[0]));
+  // beta 2, threshold 3: the inputs on both sides of x = 1.5, none within 0.05 of it (the gradient jumps there).
+  ROW("softplus/beta2_threshold3",
+      ({leaf(from_vector(std::vector<double>{-2.0, 0.3, 1.2, 1.6, 2.5, 4.0}, {2, 3}, f64))}), softplus(x[0], 2.0, 3.0));
   // Inputs on both sides of both bounds, each at least 0.05 away from them.
   t.push_back(row(
       "clamp",

@@ -92,6 +92,9 @@ enum class UnaryOp : uint8_t {
   Elu,    // x > 0 ? x : alpha * (exp(x) - 1), alpha = p0
   Pow,    // x ^ p0
   Clamp,  // min(max(x, p0), p1)
+  // x where p0 x > p1, else log(1 + exp(p0 x)) / p0 (beta = p0 > 0, threshold = p1: PyTorch's softplus), computed as
+  // (max(b, 0) + log1p(exp(-|b|))) / p0 with b = p0 x, finite for any x
+  Softplus,
 };
 
 // dst (contiguous, src.sizes) = op(src) elementwise; float32/float64.

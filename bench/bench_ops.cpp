@@ -296,6 +296,7 @@ std::vector<GeneralCase> general_cases() {
       {"abs", {m}, -1, 1, [](X x) { return abs(x[0]); }},
       {"tanh", {m}, -1, 1, [](X x) { return tanh(x[0]); }},
       {"sigmoid", {m}, -1, 1, [](X x) { return sigmoid(x[0]); }},
+      {"softplus", {m}, -4, 4, [](X x) { return softplus(x[0]); }},
       {"relu", {m}, -1, 1, [](X x) { return relu(x[0]); }},
       {"elu", {m}, -1, 1, [](X x) { return elu(x[0]); }},
       {"clamp", {m}, -1, 1, [](X x) { return clamp(x[0], -0.5, 0.5); }},

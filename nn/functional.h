@@ -25,6 +25,9 @@ inline Tensor conv2d_elu(const Tensor& x, const Tensor& weight, const Tensor& bi
 inline Tensor upsample_nearest2d(const Tensor& x, int64_t scale) { return atelier::upsample_nearest2d(x, scale); }
 inline Tensor elu(const Tensor& x, double alpha = 1.0) { return atelier::elu(x, alpha); }
 inline Tensor relu(const Tensor& x) { return atelier::relu(x); }
+inline Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0) {
+  return atelier::softplus(x, beta, threshold);
+}
 inline Tensor tanh(const Tensor& x) { return atelier::tanh(x); }
 inline Tensor sigmoid(const Tensor& x) { return atelier::sigmoid(x); }
 inline Tensor flatten(const Tensor& x, int64_t start_dim = 1, int64_t end_dim = -1) {

@@ -86,6 +86,11 @@ Tensor ReLU::forward(const Tensor& x) { return relu(x); }
 Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
 Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
 
+Softplus::Softplus(double beta, double threshold) : beta(beta), threshold(threshold) {
+  ATELIER_CHECK(beta > 0, "Softplus: beta must be positive, got " << beta);
+}
+Tensor Softplus::forward(const Tensor& x) { return softplus(x, beta, threshold); }
+
 UpsampleNearest2d::UpsampleNearest2d(int64_t scale) : scale(scale) {
   ATELIER_CHECK(scale >= 1, "UpsampleNearest2d: scale must be >= 1, got " << scale);
 }

@@ -1,5 +1,5 @@
 // The layers: small Module subclasses with PyTorch's parameter names, layouts and default initialisation
-// (Linear, Conv2d), the activations (ELU, ReLU, Tanh, Sigmoid), Dropout, the normalisations (BatchNorm1d,
+// (Linear, Conv2d), the activations (ELU, ReLU, Tanh, Sigmoid, Softplus), Dropout, the normalisations (BatchNorm1d,
 // BatchNorm2d, LayerNorm, GroupNorm), pooling (MaxPool2d, AvgPool2d), shape layers (Flatten, Reshape),
 // UpsampleNearest2d, and Sequential, which chains modules under the child names "0", "1", ...
 //
@@ -79,6 +79,15 @@ class Sigmoid : public Module {
  public:
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Sigmoid"; }
+};
+
+// log(1 + exp(beta x)) / beta, x itself where beta x > threshold (PyTorch's Softplus).
+class Softplus : public Module {
+ public:
+  explicit Softplus(double beta = 1.0, double threshold = 20.0);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Softplus"; }
+  const double beta, threshold;
 };
 
 // (N, C, H, W) -> (N, C, H * scale, W * scale), each pixel repeated.

@@ -286,6 +286,19 @@ TEST_CASE("unary: every op against std, strided input") {
   }
   expect(
       UnaryOp::Clamp, [](double v) { return std::min(std::max(v, -1.0), 1.5); }, -1.0, 1.5);
+  // Softplus: PyTorch's defaults (beta 1, threshold 20), beta 2 with threshold 3, and no threshold; at -1000 the
+  // value is exp(-1000), 0 in double.
+  expect(
+      UnaryOp::Softplus, [](double v) { return v > 20     ? v
+                                               : v < -700 ? 0.0
+                                                          : std::log1p(std::exp(v)); }, 1.0, 20.0);
+  expect(
+      UnaryOp::Softplus, [](double v) { return 2 * v > 3 ? v : std::log1p(std::exp(2 * v)) / 2; }, 2.0, 3.0);
+  expect(
+      UnaryOp::Softplus, [](double v) { return v > 700    ? v
+                                               : v < -700 ? 0.0
+                                                          : std::log1p(std::exp(v)); }, 1.0,
+      INFINITY);
 
   // The special values of x^2, x^1 and x^-1 are pow's: signed zeros, infinities, NaN.
   const std::vector<double> special = {0.0, -0.0, INFINITY, -INFINITY, std::nan(""), 3.0, -2.5};
@@ -299,6 +312,14 @@ TEST_CASE("unary: every op against std, strided input") {
       CHECK(((y[i] == want && std::signbit(y[i]) == std::signbit(want)) || (std::isnan(y[i]) && std::isnan(want))));
     }
   }
+
+  // Softplus stays finite in float32 for large |x| without a threshold, and keeps NaN.
+  std::vector<float> wide = {-200.f, 200.f, 1e30f, NAN}, sp(4);
+  cpu().unary(UnaryArgs{UnaryOp::Softplus, DType::Float32, layout({4}), wide.data(), sp.data(), 1.0, INFINITY});
+  CHECK(sp[0] == 0.f);
+  CHECK(sp[1] == 200.f);
+  CHECK(sp[2] == 1e30f);
+  CHECK(std::isnan(sp[3]));
 
   // Sigmoid stays finite in float32 for large |x|.
   std::vector<float> big = {-200.f, 200.f, -90.f, 90.f}, sy(4);

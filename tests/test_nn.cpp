@@ -190,6 +190,15 @@ TEST_CASE("nn: activation, shape and upsampling layers") {
   CHECK(nn::ReLU()(x).to_vector<float>() == std::vector<float>{0, 0, 0, 1.5f});
   CHECK(max_diff(nn::Tanh()(x), tanh(x)) == 0);
   CHECK(max_diff(nn::Sigmoid()(x), sigmoid(x)) == 0);
+  // Softplus: log(1 + e^x) (PyTorch's values for these inputs), and x itself past beta x > threshold.
+  const std::vector<float> soft = nn::Softplus()(x).to_vector<float>();
+  const std::vector<float> want = {0.126928f, 0.474077f, 0.693147f, 1.701413f};
+  for (size_t i = 0; i < want.size(); ++i) CHECK(soft[i] == doctest::Approx(want[i]).epsilon(1e-5));
+  CHECK(nn::Softplus(2.0, 2.0)(x).to_vector<float>()[3] == 1.5f);
+  CHECK(max_diff(nn::Softplus(2.0, 2.0)(x), nn::functional::softplus(x, 2.0, 2.0)) == 0);
+  CHECK_THROWS_WITH_AS(nn::Softplus(0.0), doctest::Contains("Softplus: beta must be positive, got 0"), Error);
+  CHECK_THROWS_WITH_AS(softplus(x, -1.0), doctest::Contains("softplus: beta must be positive, got -1 (input [1, 4])"),
+                       Error);
 
   Tensor img = uniform({2, 3, 4, 5}, -1, 1, RandomKey{3, 0, 0});
   CHECK(nn::Flatten()(img).shape() == Shape{2, 60});

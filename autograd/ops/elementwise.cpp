@@ -1,5 +1,7 @@
 // Elementwise differentiable ops: forward (a raw kernel) and backward side by side. Binary ops broadcast, so
 // their gradients are summed back to each input's shape with raw::sum_to.
+#include <cmath>
+
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
@@ -192,6 +194,19 @@ Tensor elu(const Tensor& x, double alpha) {
                                           << x.shape() << ")");
   return record("elu", out, {x}, [so = SavedTensor(out), alpha](const auto& g, const auto&) {
     return std::vector<Tensor>{raw::activation_backward(UnaryOp::Elu, g[0], so.unpack(), alpha)};
+  });
+}
+
+Tensor softplus(const Tensor& x, double beta, double threshold) {
+  ATELIER_CHECK(beta > 0, "softplus: beta must be positive, got " << beta << " (input " << x.shape() << ")");
+  Tensor out = raw::unary(UnaryOp::Softplus, x, beta, threshold);
+  if (!should_record({x})) return out;
+  // sigmoid(beta x), and 1 where beta x > threshold (where the output is x itself).
+  return record("softplus", out, {x}, [sx = SavedTensor(x), beta, threshold](const auto& g, const auto&) {
+    const Tensor bx = beta == 1.0 ? sx.unpack() : raw::binary(BinaryOp::Mul, sx.unpack(), beta);
+    Tensor d = raw::unary(UnaryOp::Sigmoid, bx);
+    if (std::isfinite(threshold)) d = raw::where(raw::compare(CompareOp::Gt, bx, threshold), 1.0, d);
+    return std::vector<Tensor>{raw_mul(g[0], d)};
   });
 }
 

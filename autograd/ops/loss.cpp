@@ -1,5 +1,7 @@
 // Losses: L1 and cross-entropy composed from differentiable ops (their gradients come from the pieces), MSE and
 // binary cross-entropy from logits one node over raw ops each, log-softmax and softmax one primitive each way.
+#include <limits>
+
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
@@ -76,12 +78,9 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
   // -(t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))) without forming sigmoid(x): exp(-|x|) <= 1 never overflows,
   // and no log of 0 is taken. The gradient is (sigmoid(x) - t) / n for x and -x / n for t, times the loss's
   // gradient, as PyTorch's (the composition's would be wrong at x = 0, where |x| has no derivative).
-  const Tensor neg_abs = raw::unary(UnaryOp::Neg, raw::unary(UnaryOp::Abs, input));
-  const Tensor softplus =  // log(1 + exp(-|x|))
-      raw::unary(UnaryOp::Log, raw::binary(BinaryOp::Add, raw::unary(UnaryOp::Exp, neg_abs), 1.0));
-  const Tensor hinge =  // max(x, 0) - x t
-      raw::binary(BinaryOp::Sub, raw::binary(BinaryOp::Maximum, input, 0.0), raw::binary(BinaryOp::Mul, input, target));
-  const Tensor terms = raw::binary(BinaryOp::Add, hinge, softplus);
+  // softplus(x) = max(x, 0) + log(1 + exp(-|x|)) is one kernel (no threshold: exact for any x).
+  const Tensor softplus = raw::unary(UnaryOp::Softplus, input, 1.0, std::numeric_limits<double>::infinity());
+  const Tensor terms = raw::binary(BinaryOp::Sub, softplus, raw::binary(BinaryOp::Mul, input, target));
   Tensor out = raw::reduce(ReduceOp::Mean, terms, {}, /*keepdim=*/false);
   if (!should_record({input, target})) return out;
   const double scale = 1.0 / static_cast<double>(input.numel());  // not empty: the mean refused that

@@ -240,6 +240,19 @@ void unary_typed(const UnaryArgs& args) {
       if (p0 == T(-1)) return map1(s, dst, x, [](T v) { return T(1) / v; });
       return map1(s, dst, x, [p0](T v) { return std::pow(v, p0); });
     case UnaryOp::Clamp: return map1(s, dst, x, [p0, p1](T v) { return std::min(std::max(v, p0), p1); });
+    case UnaryOp::Softplus:
+      // (max(b, 0) + log1p(exp(-|b|))) / beta, b = beta v: exp of a non-positive number only. Vectorised as exp is
+      // (Eigen's exp and log1p); v itself where b passes the threshold. A NaN v gives NaN either way.
+      return map1_array(
+          s, dst, x,
+          [p0, p1](const auto& in, auto& out) {
+            const auto b = in * p0;
+            out = (b > p1).select(in, (b.max(T(0)) + (-b.abs()).exp().log1p()) / p0);
+          },
+          [p0, p1](T v) {
+            const T b = p0 * v;
+            return b > p1 ? v : (std::max(b, T(0)) + std::log1p(std::exp(-std::abs(b)))) / p0;
+          });
   }
   throw Error("cpu unary: unknown op " + std::to_string(static_cast<int>(args.op)));
 }

@@ -15,6 +15,8 @@ ATELIER_HOST_DEVICE inline float dev_expm1(float x) { return expm1f(x); }
 ATELIER_HOST_DEVICE inline double dev_expm1(double x) { return expm1(x); }
 ATELIER_HOST_DEVICE inline float dev_log(float x) { return logf(x); }
 ATELIER_HOST_DEVICE inline double dev_log(double x) { return log(x); }
+ATELIER_HOST_DEVICE inline float dev_log1p(float x) { return log1pf(x); }
+ATELIER_HOST_DEVICE inline double dev_log1p(double x) { return log1p(x); }
 ATELIER_HOST_DEVICE inline float dev_abs(float x) { return fabsf(x); }
 ATELIER_HOST_DEVICE inline double dev_abs(double x) { return fabs(x); }
 ATELIER_HOST_DEVICE inline float dev_sqrt(float x) { return sqrtf(x); }
@@ -29,6 +31,15 @@ ATELIER_HOST_DEVICE inline double dev_pow(double x, double y) { return pow(x, y)
 template <typename T>
 ATELIER_HOST_DEVICE inline T dev_elu(T v, T alpha) {
   return v > T(0) ? v : alpha * dev_expm1(v);
+}
+
+// Softplus (backends/args.h, UnaryOp::Softplus): v where beta v > threshold, else log(1 + exp(beta v)) / beta,
+// exp only of a non-positive number. CPU twin: the unary Softplus of backends/cpu/elementwise.cpp. A NaN v gives NaN.
+template <typename T>
+ATELIER_HOST_DEVICE inline T dev_softplus(T v, T beta, T threshold) {
+  const T b = beta * v;
+  if (b > threshold) return v;
+  return ((b > T(0) ? b : T(0)) + dev_log1p(dev_exp(-dev_abs(b)))) / beta;
 }
 
 }  // namespace atelier::cuda

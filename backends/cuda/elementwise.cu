@@ -56,6 +56,7 @@ ATELIER_HOST_DEVICE inline T unary_value(T v, T p0, T p1) {
     const T low = v < p0 ? p0 : v;
     return p1 < low ? p1 : low;
   }
+  if constexpr (op == UnaryOp::Softplus) return dev_softplus(v, p0, p1);
   return v;  // not reached: every UnaryOp has its case above
 }
 
@@ -191,6 +192,7 @@ void unary_typed(const UnaryArgs& args) {
     case UnaryOp::Elu: return run.template operator()<UnaryOp::Elu>();
     case UnaryOp::Pow: return run.template operator()<UnaryOp::Pow>();
     case UnaryOp::Clamp: return run.template operator()<UnaryOp::Clamp>();
+    case UnaryOp::Softplus: return run.template operator()<UnaryOp::Softplus>();
   }
   throw Error("cuda unary: unknown op " + std::to_string(static_cast<int>(args.op)));
 }

@@ -132,6 +132,7 @@ def general_cases():
         ("abs", [m], -1, 1, lambda x: torch.abs(x[0])),
         ("tanh", [m], -1, 1, lambda x: torch.tanh(x[0])),
         ("sigmoid", [m], -1, 1, lambda x: torch.sigmoid(x[0])),
+        ("softplus", [m], -4, 4, lambda x: F.softplus(x[0])),
         ("relu", [m], -1, 1, lambda x: F.relu(x[0])),
         ("elu", [m], -1, 1, lambda x: F.elu(x[0])),
         ("clamp", [m], -1, 1, lambda x: torch.clamp(x[0], -0.5, 0.5)),

@@ -76,6 +76,7 @@ inline const char* unary_name(UnaryOp op) {
     case UnaryOp::Elu: return "elu";
     case UnaryOp::Pow: return "pow";
     case UnaryOp::Clamp: return "clamp";
+    case UnaryOp::Softplus: return "softplus";
   }
   return "unary";
 }

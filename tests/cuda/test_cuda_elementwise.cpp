@@ -213,10 +213,23 @@ Tensor map_input(DType dtype, Device device) {
 
 TEST_CASE("cuda unary: every op on contiguous and transposed inputs, float32 and float64") {
   const std::vector<std::pair<UnaryOp, std::pair<double, double>>> ops = {
-      {UnaryOp::Neg, {0, 0}},    {UnaryOp::Exp, {0, 0}},       {UnaryOp::Log, {0, 0}},   {UnaryOp::Abs, {0, 0}},
-      {UnaryOp::Sign, {0, 0}},   {UnaryOp::Sqrt, {0, 0}},      {UnaryOp::Tanh, {0, 0}},  {UnaryOp::Sigmoid, {0, 0}},
-      {UnaryOp::Relu, {0, 0}},   {UnaryOp::Elu, {1.5, 0}},     {UnaryOp::Pow, {2.0, 0}}, {UnaryOp::Pow, {0.5, 0}},
-      {UnaryOp::Pow, {-1.5, 0}}, {UnaryOp::Clamp, {-1.0, 2.5}}};
+      {UnaryOp::Neg, {0, 0}},
+      {UnaryOp::Exp, {0, 0}},
+      {UnaryOp::Log, {0, 0}},
+      {UnaryOp::Abs, {0, 0}},
+      {UnaryOp::Sign, {0, 0}},
+      {UnaryOp::Sqrt, {0, 0}},
+      {UnaryOp::Tanh, {0, 0}},
+      {UnaryOp::Sigmoid, {0, 0}},
+      {UnaryOp::Relu, {0, 0}},
+      {UnaryOp::Elu, {1.5, 0}},
+      {UnaryOp::Pow, {2.0, 0}},
+      {UnaryOp::Pow, {0.5, 0}},
+      {UnaryOp::Pow, {-1.5, 0}},
+      {UnaryOp::Clamp, {-1.0, 2.5}},
+      {UnaryOp::Softplus, {1.0, 20.0}},
+      {UnaryOp::Softplus, {2.0, 3.0}},
+      {UnaryOp::Softplus, {1.0, std::numeric_limits<double>::infinity()}}};
   for (DType dtype : {DType::Float32, DType::Float64}) {
     const Tensor c = map_input(dtype, Device::cpu()), g = map_input(dtype, kCuda);
     for (const auto& [op, p] : ops) {

@@ -194,10 +194,11 @@ void unary_rows(Rows& rows) {
     double p0, p1;
   };
   const std::vector<Case> cases = {
-      {UnaryOp::Neg, false, 0, 0},   {UnaryOp::Exp, false, 0, 0},     {UnaryOp::Log, true, 0, 0},
-      {UnaryOp::Abs, false, 0, 0},   {UnaryOp::Sign, false, 0, 0},    {UnaryOp::Sqrt, true, 0, 0},
-      {UnaryOp::Tanh, false, 0, 0},  {UnaryOp::Sigmoid, false, 0, 0}, {UnaryOp::Relu, false, 0, 0},
-      {UnaryOp::Elu, false, 0.7, 0}, {UnaryOp::Pow, true, 1.7, 0},    {UnaryOp::Clamp, false, -0.5, 0.8}};
+      {UnaryOp::Neg, false, 0, 0},         {UnaryOp::Exp, false, 0, 0},     {UnaryOp::Log, true, 0, 0},
+      {UnaryOp::Abs, false, 0, 0},         {UnaryOp::Sign, false, 0, 0},    {UnaryOp::Sqrt, true, 0, 0},
+      {UnaryOp::Tanh, false, 0, 0},        {UnaryOp::Sigmoid, false, 0, 0}, {UnaryOp::Relu, false, 0, 0},
+      {UnaryOp::Elu, false, 0.7, 0},       {UnaryOp::Pow, true, 1.7, 0},    {UnaryOp::Clamp, false, -0.5, 0.8},
+      {UnaryOp::Softplus, false, 1.5, 2.0}};
   for (DType dtype : kFloating) {
     add(rows, PrimitiveOp::unary, dtype, "every_op_transposed", Tolerance::Elementwise, [dtype, cases](Device d) {
       const Tensor mixed = make({7, 5}, dtype, 3, d, -2, 2).t();  // (5, 7), strided

@@ -22,7 +22,7 @@ budgets=(
   "tensor           2250" # 1,941 (2,145 on 12-03 with pooling's and normalisation's raw ops; set at 2,150)
   "autograd         1650" # 1,331 (1,454 on 12-03 with matmul's column-major gradients, disjoint gradient slices, softmax and binary cross-entropy; 1,599 with dropout, batch and layer norm and pooling; set at 1,450, then 1,500)
   "autograd/engine.cpp 150" # 135: the reverse pass
-  "nn               2550" # 2,326
+  "nn               2600" # 2,326 (2,561 with the Softplus layer; set at 2,550)
   "began            5850" # 5,331: the model, trainer, data, reports and the `began` tools
 )
 
