@@ -26,6 +26,7 @@ using cuda::dev_elu;
 using cuda::dev_exp;
 using cuda::dev_log;
 using cuda::dev_pow;
+using cuda::dev_softplus;
 using cuda::dev_sqrt;
 using cuda::dev_tanh;
 
