@@ -334,6 +334,18 @@ TEST_CASE("unary: every op against std, strided input") {
   cpu().unary(UnaryArgs{UnaryOp::Neg, DType::Float32, layout({5, 3}, {1, 5}), m.data(), t.data()});
   for (int i = 0; i < 5; ++i)
     for (int j = 0; j < 3; ++j) CHECK(t[static_cast<size_t>(i * 3 + j)] == -m[static_cast<size_t>(j * 5 + i)]);
+  // Softplus read strided (its scalar twin) agrees with its vectorised runs, on both sides of the threshold.
+  std::vector<double> xs(15), contiguous(15), strided(15);
+  for (int i = 0; i < 15; ++i) xs[static_cast<size_t>(i)] = -3.0 + 0.5 * i;  // beta x from -6 to 8, threshold 3
+  cpu().unary(UnaryArgs{UnaryOp::Softplus, DType::Float64, layout({15}), xs.data(), contiguous.data(), 2.0, 3.0});
+  cpu().unary(
+      UnaryArgs{UnaryOp::Softplus, DType::Float64, layout({5, 3}, {1, 5}), xs.data(), strided.data(), 2.0, 3.0});
+  for (int i = 0; i < 5; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      CHECK(strided[static_cast<size_t>(i * 3 + j)] ==
+            doctest::Approx(contiguous[static_cast<size_t>(j * 5 + i)]).epsilon(1e-14));
+    }
+  }
   CHECK_THROWS_AS(cpu().unary(UnaryArgs{UnaryOp::Neg, DType::Int64, layout({1}), m.data(), t.data()}), Error);
 }
 
