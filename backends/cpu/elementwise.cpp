@@ -242,12 +242,26 @@ void unary_typed(const UnaryArgs& args) {
     case UnaryOp::Clamp: return map1(s, dst, x, [p0, p1](T v) { return std::min(std::max(v, p0), p1); });
     case UnaryOp::Softplus:
       // (max(b, 0) + log1p(exp(-|b|))) / beta, b = beta v: exp of a non-positive number only. Vectorised as exp is
-      // (Eigen's exp and log1p); v itself where b passes the threshold. A NaN v gives NaN either way.
+      // (Eigen's exp and log1p), then v itself where b passes the threshold, a second loop: Eigen 3.4 does not
+      // vectorise select(), and one select in the expression made every element's exp and log1p scalar calls
+      // (softplus over 1M floats, forward and backward, 12.9 ms; PyTorch 2.1). A NaN v gives NaN either way.
       return map1_array(
           s, dst, x,
           [p0, p1](const auto& in, auto& out) {
-            const auto b = in * p0;
-            out = (b > p1).select(in, (b.max(T(0)) + (-b.abs()).exp().log1p()) / p0);
+            // log1p(e) as log(u) + (e - (u - 1)) / u, u = 1 + e: u - 1 is exact, e - (u - 1) is what the rounding of
+            // 1 + e lost, and the second term puts it back to first order (e itself when u rounds to 1). With Eigen's
+            // log1p, softplus forward and backward over 1M floats took 3.5 ms, this way 3.1. e is kept a chunk at a
+            // time, so exp runs once per element.
+            constexpr Eigen::Index kChunk = 256;
+            Eigen::Array<T, Eigen::Dynamic, 1, Eigen::ColMajor, kChunk, 1> e;
+            for (Eigen::Index at = 0; at < in.size(); at += kChunk) {
+              const Eigen::Index n = std::min(kChunk, in.size() - at);
+              e = (-(in.segment(at, n) * p0).abs()).exp();
+              out.segment(at, n) =
+                  ((in.segment(at, n) * p0).max(T(0)) + (e + T(1)).log() + (e - ((e + T(1)) - T(1))) / (e + T(1))) / p0;
+            }
+            if (!(p1 < std::numeric_limits<T>::infinity())) return;  // no threshold (binary cross-entropy's)
+            for (Eigen::Index i = 0; i < in.size(); ++i) out[i] = in[i] * p0 > p1 ? in[i] : out[i];  // a blend
           },
           [p0, p1](T v) {
             const T b = p0 * v;
