@@ -162,6 +162,8 @@ struct WhereArgs {
 //     Relu     y > 0 ? 1 : 0
 //     Tanh     1 - y * y
 //     Sigmoid  y * (1 - y)
+//     Softplus from the forward's input instead (out is x): beta x > threshold ? 1 : sigmoid(beta x), beta = alpha
+//              (from y it would take an exp too, and lose precision where y is tiny)
 // Any other op is refused. grad and y share sizes, each with its own strides. float32/float64; the arithmetic is
 // in the dtype, in the order written (Tanh's 1 - y * y may be one fused multiply-add, rounded once).
 struct ActivationBackwardArgs {
@@ -172,7 +174,8 @@ struct ActivationBackwardArgs {
   Layout out;  // y, the forward's output
   const void* out_data;
   void* dst_data;
-  double alpha = 0;  // Elu's
+  double alpha = 0;      // Elu's alpha, Softplus's beta
+  double threshold = 0;  // Softplus's
 };
 
 enum class ReduceOp : uint8_t { Sum, Mean, Max };

@@ -1,7 +1,5 @@
 // Elementwise differentiable ops: forward (a raw kernel) and backward side by side. Binary ops broadcast, so
 // their gradients are summed back to each input's shape with raw::sum_to.
-#include <cmath>
-
 #include "autograd/functions.h"
 #include "autograd/record.h"
 #include "backends/error.h"
@@ -201,12 +199,9 @@ Tensor softplus(const Tensor& x, double beta, double threshold) {
   ATELIER_CHECK(beta > 0, "softplus: beta must be positive, got " << beta << " (input " << x.shape() << ")");
   Tensor out = raw::unary(UnaryOp::Softplus, x, beta, threshold);
   if (!should_record({x})) return out;
-  // sigmoid(beta x), and 1 where beta x > threshold (where the output is x itself).
+  // g sigmoid(beta x), g where beta x > threshold (where the output is x itself): one kernel, from the input.
   return record("softplus", out, {x}, [sx = SavedTensor(x), beta, threshold](const auto& g, const auto&) {
-    const Tensor bx = beta == 1.0 ? sx.unpack() : raw::binary(BinaryOp::Mul, sx.unpack(), beta);
-    Tensor d = raw::unary(UnaryOp::Sigmoid, bx);
-    if (std::isfinite(threshold)) d = raw::where(raw::compare(CompareOp::Gt, bx, threshold), 1.0, d);
-    return std::vector<Tensor>{raw_mul(g[0], d)};
+    return std::vector<Tensor>{raw::activation_backward(UnaryOp::Softplus, g[0], sx.unpack(), beta, threshold)};
   });
 }
 

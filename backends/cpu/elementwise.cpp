@@ -365,6 +365,24 @@ void activation_backward_op(const ActivationBackwardArgs& args) {
       [grad](T g, T y) { return grad(g, y); });
 }
 
+// Softplus's gradient from its input x: g sigmoid(beta x), g itself where beta x > threshold. The sigmoid as the
+// unary Sigmoid computes it, vectorised by Eigen; the threshold a second loop over the run (Eigen 3.4's select()
+// would make the whole expression scalar). One pass where the composition took four (sigmoid, compare, where, mul).
+template <typename T>
+void softplus_backward(const ActivationBackwardArgs& args) {
+  using ConstArrayMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  const T beta = static_cast<T>(args.alpha), threshold = static_cast<T>(args.threshold);
+  map2_runs(
+      args.grad, static_cast<const T*>(args.grad_data), args.out, static_cast<const T*>(args.out_data),
+      static_cast<T*>(args.dst_data),
+      [beta, threshold](const T* g, const T* x, T* d, int64_t count) {
+        const ConstArrayMap gs(g, count), xs(x, count);
+        Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(d, count) = gs * (T(1) + (-(xs * beta)).exp()).inverse();
+        for (int64_t i = 0; i < count; ++i) d[i] = x[i] * beta > threshold ? g[i] : d[i];  // a blend
+      },
+      [beta, threshold](T g, T x) { return x * beta > threshold ? g : g / (T(1) + std::exp(-(x * beta))); });
+}
+
 template <typename T>
 void activation_backward_typed(const ActivationBackwardArgs& args) {
   switch (args.op) {
@@ -372,6 +390,7 @@ void activation_backward_typed(const ActivationBackwardArgs& args) {
     case UnaryOp::Relu: return activation_backward_op<UnaryOp::Relu, T>(args);
     case UnaryOp::Tanh: return activation_backward_op<UnaryOp::Tanh, T>(args);
     case UnaryOp::Sigmoid: return activation_backward_op<UnaryOp::Sigmoid, T>(args);
+    case UnaryOp::Softplus: return softplus_backward<T>(args);
     default: break;
   }
   throw Error("cpu activation_backward: unary op " + std::to_string(static_cast<int>(args.op)) +

@@ -155,8 +155,8 @@ template <UnaryOp Op, typename T>
 struct ActivationBackwardMap {
   T* dst;
   const T* grad;
-  const T* y;
-  T alpha;
+  const T* y;  // Softplus: x
+  T alpha, threshold;
   ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[3]) const {
     const T v = y[off[2]], g = grad[off[1]];
     if constexpr (Op == UnaryOp::Elu) {
@@ -165,6 +165,9 @@ struct ActivationBackwardMap {
       dst[off[0]] = g * (v > T(0) ? T(1) : T(0));
     } else if constexpr (Op == UnaryOp::Tanh) {
       dst[off[0]] = g * (T(1) - v * v);
+    } else if constexpr (Op == UnaryOp::Softplus) {
+      const T b = v * alpha;
+      dst[off[0]] = b > threshold ? g : g / (T(1) + dev_exp(-b));
     } else {
       dst[off[0]] = g * (v * (T(1) - v));
     }
@@ -255,13 +258,15 @@ void activation_backward_typed(const ActivationBackwardArgs& args) {
   auto run = [&]<UnaryOp op> {
     cuda::launch_strided(
         plan, ActivationBackwardMap<op, T>{static_cast<T*>(args.dst_data), static_cast<const T*>(args.grad_data),
-                                           static_cast<const T*>(args.out_data), static_cast<T>(args.alpha)});
+                                           static_cast<const T*>(args.out_data), static_cast<T>(args.alpha),
+                                           static_cast<T>(args.threshold)});
   };
   switch (args.op) {
     case UnaryOp::Elu: return run.template operator()<UnaryOp::Elu>();
     case UnaryOp::Relu: return run.template operator()<UnaryOp::Relu>();
     case UnaryOp::Tanh: return run.template operator()<UnaryOp::Tanh>();
     case UnaryOp::Sigmoid: return run.template operator()<UnaryOp::Sigmoid>();
+    case UnaryOp::Softplus: return run.template operator()<UnaryOp::Softplus>();
     default: break;
   }
   throw Error("cuda activation_backward: unary op " + std::to_string(static_cast<int>(args.op)) +

@@ -166,10 +166,13 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor activation_backward(UnaryOp op, const Tensor& grad, const Tensor& out, double alpha) {
+Tensor activation_backward(UnaryOp op, const Tensor& grad, const Tensor& out, double alpha, double threshold) {
   const char* name = unary_name(op);
-  ATELIER_CHECK(op == UnaryOp::Elu || op == UnaryOp::Relu || op == UnaryOp::Tanh || op == UnaryOp::Sigmoid,
-                "activation_backward: " << name << " has no gradient from its output (elu, relu, tanh, sigmoid do)");
+  ATELIER_CHECK(op == UnaryOp::Elu || op == UnaryOp::Relu || op == UnaryOp::Tanh || op == UnaryOp::Sigmoid ||
+                    op == UnaryOp::Softplus,
+                "activation_backward: " << name
+                                        << " has no gradient from its output (elu, relu, tanh, sigmoid do; softplus "
+                                           "from its input)");
   check_same_device(grad, out, "activation_backward");
   check_same_dtype(grad, out, "activation_backward");
   check_floating(grad, "activation_backward");
@@ -180,7 +183,7 @@ Tensor activation_backward(UnaryOp op, const Tensor& grad, const Tensor& out, do
   launch<PrimitiveOp::activation_backward>(
       grad.device(), "activation_backward", dst.numel(),
       ActivationBackwardArgs{op, grad.dtype(), layout_of(grad), grad.raw_data(), layout_of(out), out.raw_data(),
-                             dst.raw_data(), alpha});
+                             dst.raw_data(), alpha, threshold});
   return dst;
 }
 

@@ -324,12 +324,14 @@ void activation_backward_rows(Rows& rows) {
           // y = op(x) of x in [-3, 2), made on the CPU (both devices read the same y), transposed (strided).
           const Tensor x = make({7, 5}, dtype, 20, Device::cpu(), -3, 2);
           std::vector<Tensor> out;
-          for (UnaryOp op : {UnaryOp::Elu, UnaryOp::Relu, UnaryOp::Tanh, UnaryOp::Sigmoid}) {
-            const double alpha = op == UnaryOp::Elu ? 0.7 : 0.0;
-            const Tensor fx = op == UnaryOp::Elu    ? elu(x, alpha)
-                              : op == UnaryOp::Relu ? relu(x)
-                              : op == UnaryOp::Tanh ? tanh(x)
-                                                    : sigmoid(x);
+          for (UnaryOp op : {UnaryOp::Elu, UnaryOp::Relu, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Softplus}) {
+            // Softplus reads x itself: beta 1.5, threshold 1 (beta x from -4.5 to 3, on both sides).
+            const double alpha = op == UnaryOp::Elu ? 0.7 : op == UnaryOp::Softplus ? 1.5 : 0.0;
+            const Tensor fx = op == UnaryOp::Elu       ? elu(x, alpha)
+                              : op == UnaryOp::Relu    ? relu(x)
+                              : op == UnaryOp::Tanh    ? tanh(x)
+                              : op == UnaryOp::Sigmoid ? sigmoid(x)
+                                                       : x;
             const Tensor y = fx.to(d).t();
             Tensor dst = empty(grad.shape(), dtype, d);
             ActivationBackwardArgs a{};
@@ -341,6 +343,7 @@ void activation_backward_rows(Rows& rows) {
             a.out_data = y.raw_data();
             a.dst_data = dst.raw_data();
             a.alpha = alpha;
+            a.threshold = 1.0;
             run_on<PrimitiveOp::activation_backward>(d, dst.numel(), a);
             out.push_back(dst);
           }
