@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <utility>
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/scratch.h"
@@ -78,25 +77,6 @@ void for_run(int64_t n, const Body& body) {
   int64_t i = 0;
   for (; i + kCount <= n; i += kCount) body(Lanes<T, true>{}, i);
   for (; i < n; ++i) body(Lanes<T, false>{}, i);
-}
-
-// The sum of the lanes of v (a vector of 2 * sizeof...(I) T), in a fixed order: its halves added, then their halves
-// ... In registers: the same adds through an array made GCC add the lanes one at a time, each waiting on the last's
-// store, and a small group's sums spent most of their time there (below, group_sums).
-template <typename T, std::size_t... I, class W>
-T fold_halves(W v, std::index_sequence<I...>) {
-  constexpr std::size_t kHalf = sizeof...(I);
-  if constexpr (kHalf == 1) {
-    return v[0] + v[1];
-  } else {
-    typedef T Half __attribute__((vector_size(kHalf * sizeof(T))));
-    const Half h = __builtin_shufflevector(v, v, I...) + __builtin_shufflevector(v, v, (I + kHalf)...);
-    return fold_halves<T>(h, std::make_index_sequence<kHalf / 2>{});
-  }
-}
-template <typename T>
-T lane_total(typename Simd<T>::V v) {
-  return fold_halves<T>(v, std::make_index_sequence<Simd<T>::kLanes / 2>{});
 }
 
 // The (outer, groups, inner) view of a normalisation's x, as group_sums reads it.

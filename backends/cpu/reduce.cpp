@@ -64,12 +64,9 @@ double sum_contiguous(const T* x, int64_t n) {
   for (int width = kSumChains / 2; width >= 1; width /= 2) {
     for (int c = 0; c < width; ++c) acc[c] += acc[c + width];
   }
-  alignas(kVectorBytes) double lane[L];
-  store_vector(lane, acc[0]);
-  double total = 0;
-  for (; i < n; ++i) total += static_cast<double>(x[i]);
-  for (int64_t j = 0; j < L; ++j) total += lane[j];
-  return total;
+  double tail = 0;
+  for (; i < n; ++i) tail += static_cast<double>(x[i]);
+  return tail + lane_total<double>(acc[0]);
 }
 
 template <typename T>

@@ -16,7 +16,9 @@
 // Block). GCC needs neither; its code is the same with them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 
 namespace atelier::cpu {
 
@@ -69,6 +71,25 @@ typename Simd<T>::V load_vector(const T* p) {
 template <typename T>
 void store_vector(T* p, typename Simd<T>::V v) {
   *reinterpret_cast<typename Simd<T>::V*>(p) = v;
+}
+
+// The sum of the lanes of v (a vector of 2 * sizeof...(I) T), in a fixed order: its halves added, then their halves
+// ... In registers: the same adds through an array made GCC add the lanes one at a time, each waiting on the last's
+// store, and a normalisation's small groups spent most of their time there (norm.cpp, group_sums).
+template <typename T, std::size_t... I, class W>
+T fold_halves(W v, std::index_sequence<I...>) {
+  constexpr std::size_t kHalf = sizeof...(I);
+  if constexpr (kHalf == 1) {
+    return v[0] + v[1];
+  } else {
+    typedef T Half __attribute__((vector_size(kHalf * sizeof(T))));
+    const Half h = __builtin_shufflevector(v, v, I...) + __builtin_shufflevector(v, v, (I + kHalf)...);
+    return fold_halves<T>(h, std::make_index_sequence<kHalf / 2>{});
+  }
+}
+template <typename T>
+T lane_total(typename Simd<T>::V v) {
+  return fold_halves<T>(v, std::make_index_sequence<Simd<T>::kLanes / 2>{});
 }
 
 }  // namespace atelier::cpu
