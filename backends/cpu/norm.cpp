@@ -258,9 +258,11 @@ struct ElementAffine {
     w = weight != nullptr ? rw : nullptr;
     b = bias != nullptr ? rb : nullptr;
   }
+  // Where group c's run starts in the repeated weights (and in the columns of their gradients).
+  int64_t offset(int64_t c) const { return (c % cycle) * inner; }
   // Null unless `on`.
-  const T* weight(int64_t c) const { return w != nullptr ? w + (c % cycle) * inner : nullptr; }
-  const T* bias(int64_t c) const { return b != nullptr ? b + (c % cycle) * inner : nullptr; }
+  const T* weight(int64_t c) const { return w != nullptr ? w + offset(c) : nullptr; }
+  const T* bias(int64_t c) const { return b != nullptr ? b + offset(c) : nullptr; }
 };
 
 // --- forward ---
@@ -513,8 +515,8 @@ void backward_runs(const NormBackwardArgs& a) {
     // Group c's part of a per-element affine's gradients, its grad_x, and a PerGroup affine's gradients.
     const auto finish = [&](int64_t c, double sum_g, double sum_gd) {
       const T mean = mean_of[c], rstd = rstd_of[c];
-      const T* inner_weight = element.weight(c);
-      const int64_t column = (c % element.cycle) * a.inner;  // the first of the run's columns
+      const int64_t column = element.offset(c);  // the first of the run's columns
+      const T* inner_weight = element.w != nullptr ? element.w + column : nullptr;
       for (int64_t o = 0; columns && o < a.outer; ++o) {
         const int64_t at = norm_index(a.groups, a.inner, o, c, 0);
         for_run<T>(a.inner, [&]<class L>(L, int64_t i) {
