@@ -34,6 +34,14 @@ Tensor elu(const Tensor& x, double alpha = 1.0);
 // log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's softplus, its defaults); beta > 0.
 // Computed so that no exp overflows: finite for any x. Its gradient is sigmoid(beta x) (1 past the threshold).
 Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
+// x > 0 ? x : negative_slope x (PyTorch's leaky_relu, its default slope; any slope, 0 and negative ones included).
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+// x sigmoid(x) (PyTorch's silu, also called swish).
+Tensor silu(const Tensor& x);
+// x Phi(x), Phi the standard normal CDF (PyTorch's gelu); Tanh: PyTorch's approximate = "tanh",
+// x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2.
+enum class GeluApproximate { None, Tanh };
+Tensor gelu(const Tensor& x, GeluApproximate approximate = GeluApproximate::None);
 Tensor clamp(const Tensor& x, double lo, double hi);
 // cond ? a : b (cond is bool; all three broadcast). Differentiable in a and b.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);

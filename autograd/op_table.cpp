@@ -104,6 +104,12 @@ std::vector<OpCase> build_table() {
   // beta 2, threshold 3: the inputs on both sides of x = 1.5, none within 0.05 of it (the gradient jumps there).
   ROW("softplus/beta2_threshold3",
       ({leaf(from_vector(std::vector<double>{-2.0, 0.3, 1.2, 1.6, 2.5, 4.0}, {2, 3}, f64))}), softplus(x[0], 2.0, 3.0));
+  ROW("leaky_relu", ({away_from_zero({3, 3})}), leaky_relu(x[0]));
+  ROW("leaky_relu/slope_negative_transposed", ({away_from_zero({3, 2})}), leaky_relu(x[0].t(), -0.3));
+  ROW("silu", ({u({2, 3}, -4, 4)}), silu(x[0]));
+  ROW("silu/transposed_used_twice", ({u({3, 2}, -4, 4)}), x[0].t() * silu(x[0].t()));
+  ROW("gelu", ({u({2, 3}, -3, 3)}), gelu(x[0]));
+  ROW("gelu/tanh_transposed", ({u({3, 2}, -3, 3)}), gelu(x[0].t(), GeluApproximate::Tanh));
   // Inputs on both sides of both bounds, each at least 0.05 away from them.
   t.push_back(row(
       "clamp",

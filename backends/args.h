@@ -95,7 +95,17 @@ enum class UnaryOp : uint8_t {
   // x where p0 x > p1, else log(1 + exp(p0 x)) / p0 (beta = p0 > 0, threshold = p1: PyTorch's softplus), computed as
   // (max(b, 0) + log1p(exp(-|b|))) / p0 with b = p0 x, finite for any x
   Softplus,
+  LeakyRelu,  // x > 0 ? x : p0 x (negative_slope = p0; PyTorch's leaky_relu)
+  Silu,       // x sigmoid(x) = x / (1 + exp(-x)) (PyTorch's silu)
+  Gelu,       // x Phi(x) = x (1 + erf(x / sqrt(2))) / 2, Phi the standard normal CDF (PyTorch's gelu)
+  // x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2 (PyTorch's gelu with approximate = "tanh")
+  GeluTanh,
 };
+
+// The GELUs' constants, one copy for every backend: 1 / sqrt(2) and 1 / sqrt(2 pi) (the normal CDF's and density's),
+// and the tanh approximation's k = sqrt(2 / pi) and c.
+inline constexpr double kGeluSqrtHalf = 0.70710678118654752, kGeluInvSqrt2Pi = 0.39894228040143268;
+inline constexpr double kGeluK = 0.79788456080286536, kGeluC = 0.044715;
 
 // dst (contiguous, src.sizes) = op(src) elementwise; float32/float64.
 struct UnaryArgs {
@@ -164,6 +174,13 @@ struct WhereArgs {
 //     Sigmoid  y * (1 - y)
 //     Softplus from the forward's input instead (out is x): beta x > threshold ? 1 : sigmoid(beta x), beta = alpha
 //              (from y it would take an exp too, and lose precision where y is tiny)
+//   and these from the forward's input x too (out is x: y does not give x back where the map is not one-to-one,
+//   as silu and gelu are not, nor leaky_relu with a slope of 0 or less), with k = sqrt(2 / pi), c = 0.044715:
+//     LeakyRelu x > 0 ? 1 : negative_slope (= alpha)
+//     Silu     s (1 + x (1 - s)), s = sigmoid(x)
+//     Gelu     Phi(x) + x phi(x) = (1 + erf(x / sqrt(2))) / 2 + x exp(-x^2 / 2) / sqrt(2 pi)
+//     GeluTanh (1 + t) / 2 + x (1 - t^2) k (1 + 3 c x^2) / 2, t = tanh(u), u = k (x + c x^3); 1 - t^2 computed as
+//              4 e / (1 + e)^2, e = exp(-2 |u|), which keeps its value where t rounds to +-1
 // Any other op is refused. grad and y share sizes, each with its own strides. float32/float64; the arithmetic is
 // in the dtype, in the order written (Tanh's 1 - y * y may be one fused multiply-add, rounded once).
 struct ActivationBackwardArgs {
@@ -171,10 +188,10 @@ struct ActivationBackwardArgs {
   DType dtype;
   Layout grad;
   const void* grad_data;
-  Layout out;  // y, the forward's output
+  Layout out;  // y, the forward's output (its input x for Softplus, LeakyRelu, Silu, Gelu, GeluTanh)
   const void* out_data;
   void* dst_data;
-  double alpha = 0;      // Elu's alpha, Softplus's beta
+  double alpha = 0;      // Elu's alpha, Softplus's beta, LeakyRelu's negative_slope
   double threshold = 0;  // Softplus's
 };
 

@@ -28,6 +28,13 @@ inline Tensor relu(const Tensor& x) { return atelier::relu(x); }
 inline Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0) {
   return atelier::softplus(x, beta, threshold);
 }
+inline Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01) {
+  return atelier::leaky_relu(x, negative_slope);
+}
+inline Tensor silu(const Tensor& x) { return atelier::silu(x); }
+inline Tensor gelu(const Tensor& x, GeluApproximate approximate = GeluApproximate::None) {
+  return atelier::gelu(x, approximate);
+}
 inline Tensor tanh(const Tensor& x) { return atelier::tanh(x); }
 inline Tensor sigmoid(const Tensor& x) { return atelier::sigmoid(x); }
 inline Tensor flatten(const Tensor& x, int64_t start_dim = 1, int64_t end_dim = -1) {

@@ -90,6 +90,9 @@ Softplus::Softplus(double beta, double threshold) : beta(beta), threshold(thresh
   ATELIER_CHECK(beta > 0, "Softplus: beta must be positive, got " << beta);
 }
 Tensor Softplus::forward(const Tensor& x) { return softplus(x, beta, threshold); }
+Tensor LeakyReLU::forward(const Tensor& x) { return leaky_relu(x, negative_slope); }
+Tensor SiLU::forward(const Tensor& x) { return silu(x); }
+Tensor GELU::forward(const Tensor& x) { return gelu(x, approximate); }
 
 UpsampleNearest2d::UpsampleNearest2d(int64_t scale) : scale(scale) {
   ATELIER_CHECK(scale >= 1, "UpsampleNearest2d: scale must be >= 1, got " << scale);

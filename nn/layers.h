@@ -1,6 +1,7 @@
 // The layers: small Module subclasses with PyTorch's parameter names, layouts and default initialisation
-// (Linear, Conv2d), the activations (ELU, ReLU, Tanh, Sigmoid, Softplus), Dropout, the normalisations (BatchNorm1d,
-// BatchNorm2d, LayerNorm, GroupNorm), pooling (MaxPool2d, AvgPool2d), shape layers (Flatten, Reshape),
+// (Linear, Conv2d), the activations (ELU, ReLU, LeakyReLU, Tanh, Sigmoid, Softplus, SiLU, GELU), Dropout, the
+// normalisations (BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm), pooling (MaxPool2d, AvgPool2d), shape layers
+// (Flatten, Reshape),
 // UpsampleNearest2d, and Sequential, which chains modules under the child names "0", "1", ...
 //
 // Default initialisation (PyTorch's reset_parameters): weight ~ kaiming_uniform(a = sqrt(5)) and
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/functions.h"
 #include "nn/module.h"
 
 namespace atelier::nn {
@@ -88,6 +90,31 @@ class Softplus : public Module {
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Softplus"; }
   const double beta, threshold;
+};
+
+// x for x > 0, negative_slope x otherwise (PyTorch's LeakyReLU and its default slope).
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(double negative_slope = 0.01) : negative_slope(negative_slope) {}
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "LeakyReLU"; }
+  const double negative_slope;
+};
+
+// x sigmoid(x) (PyTorch's SiLU).
+class SiLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "SiLU"; }
+};
+
+// x Phi(x), Phi the standard normal CDF, or PyTorch's tanh approximation of it (PyTorch's GELU).
+class GELU : public Module {
+ public:
+  explicit GELU(GeluApproximate approximate = GeluApproximate::None) : approximate(approximate) {}
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "GELU"; }
+  const GeluApproximate approximate;
 };
 
 // (N, C, H, W) -> (N, C, H * scale, W * scale), each pixel repeated.

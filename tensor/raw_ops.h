@@ -58,7 +58,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor where(const Tensor& cond, const Tensor& a, double b);
 Tensor where(const Tensor& cond, double a, const Tensor& b);
 // An activation's input gradient from its output y = op(x), one kernel: op Elu (grad * (y > 0 ? 1 : y + alpha)),
-// Relu, Tanh or Sigmoid (backends/args.h, ActivationBackwardArgs). grad and y have one shape (no broadcasting).
+// Relu, Tanh or Sigmoid; or from its input x (`out` is x): Softplus (beta alpha, threshold), LeakyRelu (slope alpha),
+// Silu, Gelu, GeluTanh (backends/args.h, ActivationBackwardArgs). grad and out have one shape (no broadcasting).
 Tensor activation_backward(UnaryOp op, const Tensor& grad, const Tensor& out, double alpha = 0, double threshold = 0);
 
 // --- reductions ---

@@ -199,6 +199,22 @@ TEST_CASE("nn: activation, shape and upsampling layers") {
   CHECK_THROWS_WITH_AS(nn::Softplus(0.0), doctest::Contains("Softplus: beta must be positive, got 0"), Error);
   CHECK_THROWS_WITH_AS(softplus(x, -1.0), doctest::Contains("softplus: beta must be positive, got -1 (input [1, 4])"),
                        Error);
+  // LeakyReLU, SiLU and GELU (both forms): PyTorch 2.15's float32 values for these inputs, and the functional
+  // forms the same bits.
+  auto near = [](const Tensor& y, const std::vector<float>& want) {
+    const std::vector<float> got = y.to_vector<float>();
+    bool ok = got.size() == want.size();
+    for (size_t i = 0; ok && i < want.size(); ++i) ok = std::abs(got[i] - want[i]) <= 2e-7f * (1 + std::abs(want[i]));
+    return ok;
+  };
+  CHECK(near(nn::LeakyReLU()(x), {-0.02f, -0.005f, 0.0f, 1.5f}));
+  CHECK(near(nn::LeakyReLU(-0.5)(x), {1.0f, 0.25f, 0.0f, 1.5f}));
+  CHECK(near(nn::SiLU()(x), {-0.23840584f, -0.18877034f, 0.0f, 1.2263616f}));
+  CHECK(near(nn::GELU()(x), {-0.04550028f, -0.15426877f, 0.0f, 1.3997891f}));
+  CHECK(near(nn::GELU(GeluApproximate::Tanh)(x), {-0.04540229f, -0.154286f, 0.0f, 1.3995715f}));
+  CHECK(max_diff(nn::LeakyReLU(0.2)(x), nn::functional::leaky_relu(x, 0.2)) == 0);
+  CHECK(max_diff(nn::SiLU()(x), nn::functional::silu(x)) == 0);
+  CHECK(max_diff(nn::GELU(GeluApproximate::Tanh)(x), nn::functional::gelu(x, GeluApproximate::Tanh)) == 0);
 
   Tensor img = uniform({2, 3, 4, 5}, -1, 1, RandomKey{3, 0, 0});
   CHECK(nn::Flatten()(img).shape() == Shape{2, 60});

@@ -205,6 +205,30 @@ Tensor softplus(const Tensor& x, double beta, double threshold) {
   });
 }
 
+namespace {
+
+// The activations whose gradient reads their input: one kernel each way (backends/args.h gives each derivative).
+Tensor activation_from_input(const char* name, UnaryOp op, const Tensor& x, double p0) {
+  Tensor out = raw::unary(op, x, p0);
+  if (!should_record({x})) return out;
+  return record(name, out, {x}, [sx = SavedTensor(x), op, p0](const auto& g, const auto&) {
+    return std::vector<Tensor>{raw::activation_backward(op, g[0], sx.unpack(), p0)};
+  });
+}
+
+}  // namespace
+
+Tensor leaky_relu(const Tensor& x, double negative_slope) {
+  return activation_from_input("leaky_relu", UnaryOp::LeakyRelu, x, negative_slope);
+}
+
+Tensor silu(const Tensor& x) { return activation_from_input("silu", UnaryOp::Silu, x, 0.0); }
+
+Tensor gelu(const Tensor& x, GeluApproximate approximate) {
+  return approximate == GeluApproximate::Tanh ? activation_from_input("gelu", UnaryOp::GeluTanh, x, 0.0)
+                                              : activation_from_input("gelu", UnaryOp::Gelu, x, 0.0);
+}
+
 Tensor clamp(const Tensor& x, double lo, double hi) {
   ATELIER_CHECK(lo <= hi, "clamp: lo " << lo << " is greater than hi " << hi);
   Tensor out = raw::unary(UnaryOp::Clamp, x, lo, hi);

@@ -13,6 +13,13 @@
 
 #include "backends/convert.h"
 #include "backends/cpu/eigen.h"
+#pragma GCC diagnostic push  // as backends/cpu/eigen.h includes Eigen
+#ifndef __clang__
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <unsupported/Eigen/SpecialFunctions>  // Eigen's erf: vectorised for float (GELU)
+#pragma GCC diagnostic pop
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/simd.h"
 #include "backends/cpu/strided.h"
@@ -55,6 +62,22 @@ void map1(const Layout& shape, D* dst, const A* a, F f) {
         for (int64_t i = 0; i < count; ++i) d[i] = local(x[i]);
       },
       f);
+}
+
+// dst (contiguous, shape) = f(a), f a generic lambda of T or of Simd<T>::V: unit-stride runs a register at a
+// time (the tail one element at a time). For maps with a branch, written as a blend of both arms (v > 0 ? v : v *
+// slope): GCC vectorises such a plain loop only with AVX-512, and with AVX2 keeps a branch per element.
+template <typename T, typename F>
+void map1_lanes(const Layout& shape, T* dst, const T* a, F f) {
+  constexpr int64_t kLanes = Simd<T>::kLanes;
+  map1_runs(
+      shape, dst, a,
+      [f](const T* x, T* d, int64_t count) {
+        int64_t i = 0;
+        for (; i + kLanes <= count; i += kLanes) store_vector(d + i, f(load_vector(x + i)));
+        for (; i < count; ++i) d[i] = f(x[i]);
+      },
+      [f](T v) { return f(v); });
 }
 
 // dst (contiguous, la.sizes) = f(a, b). Runs where both inputs have unit stride go to unit_run(x, y, d, count).
@@ -278,6 +301,25 @@ void unary_typed(const UnaryArgs& args) {
             const T b = p0 * v;
             return b > p1 ? v : (std::max(b, T(0)) + std::log1p(std::exp(-std::abs(b)))) / p0;
           });
+    case UnaryOp::LeakyRelu: return map1_lanes(s, dst, x, [p0]<typename S>(S v) -> S { return v > T(0) ? v : v * p0; });
+    case UnaryOp::Silu:
+      // x / (1 + e^-x), vectorised as sigmoid is; e^-x past the dtype's range gives -0 (or a tiny negative value
+      // from Eigen's largest finite exp), never NaN, for finite x.
+      return map1_array(
+          s, dst, x, [](const auto& in, auto& out) { out = in / (T(1) + (-in).exp()); },
+          [](T v) { return v / (T(1) + std::exp(-v)); });
+    case UnaryOp::Gelu:
+      // Eigen's erf is vectorised for float (a rational approximation within 3e-7 of erf) and std::erf for double.
+      return map1_array(
+          s, dst, x, [](const auto& in, auto& out) { out = in * T(0.5) * (T(1) + (in * T(kGeluSqrtHalf)).erf()); },
+          [](T v) { return v * T(0.5) * (T(1) + std::erf(v * T(kGeluSqrtHalf))); });
+    case UnaryOp::GeluTanh:
+      return map1_array(
+          s, dst, x,
+          [](const auto& in, auto& out) {
+            out = T(0.5) * in * (T(1) + (T(kGeluK) * (in + T(kGeluC) * in.cube())).tanh());
+          },
+          [](T v) { return T(0.5) * v * (T(1) + std::tanh(T(kGeluK) * (v + T(kGeluC) * v * v * v))); });
   }
   throw Error("cpu unary: unknown op " + std::to_string(static_cast<int>(args.op)));
 }
@@ -394,6 +436,72 @@ void softplus_backward(const ActivationBackwardArgs& args) {
       [beta, threshold](T g, T x) { return x * beta > threshold ? g : g / (T(1) + std::exp(-(x * beta))); });
 }
 
+// The gradients of LeakyRelu, Silu, Gelu and GeluTanh from their input x (backends/args.h gives each d(x)): g d(x)
+// in one pass. Silu's and the GELUs' runs go through Eigen (vectorised exp, erf, tanh) a chunk at a time, each
+// chunk's shared terms (the sigmoid, the erf or tanh) into a small array first, so each is computed once per element
+// and stays in L1; LeakyRelu's as a blend of vectors. Strided elements one at a time by the scalar twins.
+template <UnaryOp Op, typename T>
+void activation_from_input(const ActivationBackwardArgs& args) {
+  const T* g = static_cast<const T*>(args.grad_data);
+  const T* x = static_cast<const T*>(args.out_data);
+  T* dst = static_cast<T*>(args.dst_data);
+  if constexpr (Op == UnaryOp::LeakyRelu) {
+    constexpr int64_t kLanes = Simd<T>::kLanes;
+    const T slope = static_cast<T>(args.alpha);
+    const auto grad = [slope]<typename S>(S gv, S xv) -> S { return xv > T(0) ? gv : gv * slope; };
+    map2_runs(
+        args.grad, g, args.out, x, dst,
+        [grad](const T* gs, const T* xs, T* d, int64_t count) {
+          int64_t i = 0;
+          for (; i + kLanes <= count; i += kLanes) {
+            store_vector(d + i, grad(load_vector(gs + i), load_vector(xs + i)));
+          }
+          for (; i < count; ++i) d[i] = grad(gs[i], xs[i]);
+        },
+        [grad](T gv, T xv) { return grad(gv, xv); });
+  } else {
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    map2_runs(
+        args.grad, g, args.out, x, dst,
+        [](const T* gp, const T* xp, T* dp, int64_t count) {
+          constexpr int64_t kChunk = 256;
+          Eigen::Array<T, Eigen::Dynamic, 1, Eigen::ColMajor, kChunk, 1> t, e;  // the chunk's shared terms
+          for (int64_t at = 0; at < count; at += kChunk) {
+            const Eigen::Index n = std::min<int64_t>(kChunk, count - at);
+            const Eigen::Map<const Array> gs(gp + at, n), xs(xp + at, n);
+            Eigen::Map<Array> d(dp + at, n);
+            if constexpr (Op == UnaryOp::Silu) {
+              t = (T(1) + (-xs).exp()).inverse();  // s = sigmoid(x)
+              d = gs * (t * (T(1) + xs * (T(1) - t)));
+            } else if constexpr (Op == UnaryOp::Gelu) {
+              t = (xs * T(kGeluSqrtHalf)).erf();
+              d = gs * (T(0.5) * (T(1) + t) + xs * (T(-0.5) * xs.square()).exp() * T(kGeluInvSqrt2Pi));
+            } else {
+              // 1 - tanh(u)^2 as 4 e / (1 + e)^2, e = exp(-2 |u|): Eigen's float tanh is exactly 1 from |u| ~ 7.9,
+              // where 1 - t^2 is still ~4e-7 and its term of the derivative ~3e-6 (at x ~ 4.9).
+              t = T(kGeluK) * (xs + T(kGeluC) * xs.cube());  // u
+              e = (T(-2) * t.abs()).exp();
+              d = gs * (T(0.5) * (T(1) + t.tanh()) + T(0.5) * xs * (T(4) * e / (T(1) + e).square()) * T(kGeluK) *
+                                                         (T(1) + T(3 * kGeluC) * xs.square()));
+            }
+          }
+        },
+        [](T gv, T xv) {
+          if constexpr (Op == UnaryOp::Silu) {
+            const T sig = T(1) / (T(1) + std::exp(-xv));
+            return gv * (sig * (T(1) + xv * (T(1) - sig)));
+          } else if constexpr (Op == UnaryOp::Gelu) {
+            const T e = std::erf(xv * T(kGeluSqrtHalf));
+            return gv * (T(0.5) * (T(1) + e) + xv * std::exp(T(-0.5) * (xv * xv)) * T(kGeluInvSqrt2Pi));
+          } else {
+            const T u = T(kGeluK) * (xv + T(kGeluC) * (xv * xv * xv)), ev = std::exp(T(-2) * std::abs(u));
+            return gv * (T(0.5) * (T(1) + std::tanh(u)) + T(0.5) * xv * (T(4) * ev / ((T(1) + ev) * (T(1) + ev))) *
+                                                              T(kGeluK) * (T(1) + T(3 * kGeluC) * (xv * xv)));
+          }
+        });
+  }
+}
+
 template <typename T>
 void activation_backward_typed(const ActivationBackwardArgs& args) {
   switch (args.op) {
@@ -402,6 +510,10 @@ void activation_backward_typed(const ActivationBackwardArgs& args) {
     case UnaryOp::Tanh: return activation_backward_op<UnaryOp::Tanh, T>(args);
     case UnaryOp::Sigmoid: return activation_backward_op<UnaryOp::Sigmoid, T>(args);
     case UnaryOp::Softplus: return softplus_backward<T>(args);
+    case UnaryOp::LeakyRelu: return activation_from_input<UnaryOp::LeakyRelu, T>(args);
+    case UnaryOp::Silu: return activation_from_input<UnaryOp::Silu, T>(args);
+    case UnaryOp::Gelu: return activation_from_input<UnaryOp::Gelu, T>(args);
+    case UnaryOp::GeluTanh: return activation_from_input<UnaryOp::GeluTanh, T>(args);
     default: break;
   }
   throw Error("cpu activation_backward: unary op " + std::to_string(static_cast<int>(args.op)) +

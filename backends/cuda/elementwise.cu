@@ -24,8 +24,15 @@ namespace {
 using cuda::dev_abs;
 using cuda::dev_elu;
 using cuda::dev_exp;
+using cuda::dev_gelu;
+using cuda::dev_gelu_grad;
+using cuda::dev_gelu_tanh;
+using cuda::dev_gelu_tanh_grad;
+using cuda::dev_leaky_relu;
 using cuda::dev_log;
 using cuda::dev_pow;
+using cuda::dev_silu;
+using cuda::dev_silu_grad;
 using cuda::dev_softplus;
 using cuda::dev_sqrt;
 using cuda::dev_tanh;
@@ -58,6 +65,10 @@ ATELIER_HOST_DEVICE inline T unary_value(T v, T p0, T p1) {
     return p1 < low ? p1 : low;
   }
   if constexpr (op == UnaryOp::Softplus) return dev_softplus(v, p0, p1);
+  if constexpr (op == UnaryOp::LeakyRelu) return dev_leaky_relu(v, p0);
+  if constexpr (op == UnaryOp::Silu) return dev_silu(v);
+  if constexpr (op == UnaryOp::Gelu) return dev_gelu(v);
+  if constexpr (op == UnaryOp::GeluTanh) return dev_gelu_tanh(v);
   return v;  // not reached: every UnaryOp has its case above
 }
 
@@ -155,7 +166,7 @@ template <UnaryOp Op, typename T>
 struct ActivationBackwardMap {
   T* dst;
   const T* grad;
-  const T* y;  // Softplus: x
+  const T* y;  // x for the ops that read their input (Softplus, LeakyRelu, Silu, Gelu, GeluTanh)
   T alpha, threshold;
   ATELIER_HOST_DEVICE void operator()(const int64_t (&off)[3]) const {
     const T v = y[off[2]], g = grad[off[1]];
@@ -168,6 +179,14 @@ struct ActivationBackwardMap {
     } else if constexpr (Op == UnaryOp::Softplus) {
       const T b = v * alpha;
       dst[off[0]] = b > threshold ? g : g / (T(1) + dev_exp(-b));
+    } else if constexpr (Op == UnaryOp::LeakyRelu) {
+      dst[off[0]] = v > T(0) ? g : g * alpha;
+    } else if constexpr (Op == UnaryOp::Silu) {
+      dst[off[0]] = g * dev_silu_grad(v);
+    } else if constexpr (Op == UnaryOp::Gelu) {
+      dst[off[0]] = g * dev_gelu_grad(v);
+    } else if constexpr (Op == UnaryOp::GeluTanh) {
+      dst[off[0]] = g * dev_gelu_tanh_grad(v);
     } else {
       dst[off[0]] = g * (v * (T(1) - v));
     }
@@ -197,6 +216,10 @@ void unary_typed(const UnaryArgs& args) {
     case UnaryOp::Pow: return run.template operator()<UnaryOp::Pow>();
     case UnaryOp::Clamp: return run.template operator()<UnaryOp::Clamp>();
     case UnaryOp::Softplus: return run.template operator()<UnaryOp::Softplus>();
+    case UnaryOp::LeakyRelu: return run.template operator()<UnaryOp::LeakyRelu>();
+    case UnaryOp::Silu: return run.template operator()<UnaryOp::Silu>();
+    case UnaryOp::Gelu: return run.template operator()<UnaryOp::Gelu>();
+    case UnaryOp::GeluTanh: return run.template operator()<UnaryOp::GeluTanh>();
   }
   throw Error("cuda unary: unknown op " + std::to_string(static_cast<int>(args.op)));
 }
@@ -267,6 +290,10 @@ void activation_backward_typed(const ActivationBackwardArgs& args) {
     case UnaryOp::Tanh: return run.template operator()<UnaryOp::Tanh>();
     case UnaryOp::Sigmoid: return run.template operator()<UnaryOp::Sigmoid>();
     case UnaryOp::Softplus: return run.template operator()<UnaryOp::Softplus>();
+    case UnaryOp::LeakyRelu: return run.template operator()<UnaryOp::LeakyRelu>();
+    case UnaryOp::Silu: return run.template operator()<UnaryOp::Silu>();
+    case UnaryOp::Gelu: return run.template operator()<UnaryOp::Gelu>();
+    case UnaryOp::GeluTanh: return run.template operator()<UnaryOp::GeluTanh>();
     default: break;
   }
   throw Error("cuda activation_backward: unary op " + std::to_string(static_cast<int>(args.op)) +

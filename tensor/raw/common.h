@@ -77,6 +77,10 @@ inline const char* unary_name(UnaryOp op) {
     case UnaryOp::Pow: return "pow";
     case UnaryOp::Clamp: return "clamp";
     case UnaryOp::Softplus: return "softplus";
+    case UnaryOp::LeakyRelu: return "leaky_relu";
+    case UnaryOp::Silu: return "silu";
+    case UnaryOp::Gelu: return "gelu";
+    case UnaryOp::GeluTanh: return "gelu_tanh";
   }
   return "unary";
 }

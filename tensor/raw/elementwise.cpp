@@ -168,11 +168,13 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 
 Tensor activation_backward(UnaryOp op, const Tensor& grad, const Tensor& out, double alpha, double threshold) {
   const char* name = unary_name(op);
-  ATELIER_CHECK(op == UnaryOp::Elu || op == UnaryOp::Relu || op == UnaryOp::Tanh || op == UnaryOp::Sigmoid ||
-                    op == UnaryOp::Softplus,
+  const bool from_output = op == UnaryOp::Elu || op == UnaryOp::Relu || op == UnaryOp::Tanh || op == UnaryOp::Sigmoid;
+  const bool from_input = op == UnaryOp::Softplus || op == UnaryOp::LeakyRelu || op == UnaryOp::Silu ||
+                          op == UnaryOp::Gelu || op == UnaryOp::GeluTanh;
+  ATELIER_CHECK(from_output || from_input,
                 "activation_backward: " << name
-                                        << " has no gradient from its output (elu, relu, tanh, sigmoid do; softplus "
-                                           "from its input)");
+                                        << " has no gradient from its output (elu, relu, tanh, sigmoid do; "
+                                           "softplus, leaky_relu, silu, gelu, gelu_tanh from their input)");
   check_same_device(grad, out, "activation_backward");
   check_same_dtype(grad, out, "activation_backward");
   check_floating(grad, "activation_backward");

@@ -229,7 +229,12 @@ TEST_CASE("cuda unary: every op on contiguous and transposed inputs, float32 and
       {UnaryOp::Clamp, {-1.0, 2.5}},
       {UnaryOp::Softplus, {1.0, 20.0}},
       {UnaryOp::Softplus, {2.0, 3.0}},
-      {UnaryOp::Softplus, {1.0, std::numeric_limits<double>::infinity()}}};
+      {UnaryOp::Softplus, {1.0, std::numeric_limits<double>::infinity()}},
+      {UnaryOp::LeakyRelu, {0.01, 0}},
+      {UnaryOp::LeakyRelu, {-0.3, 0}},
+      {UnaryOp::Silu, {0, 0}},
+      {UnaryOp::Gelu, {0, 0}},
+      {UnaryOp::GeluTanh, {0, 0}}};
   for (DType dtype : {DType::Float32, DType::Float64}) {
     const Tensor c = map_input(dtype, Device::cpu()), g = map_input(dtype, kCuda);
     for (const auto& [op, p] : ops) {

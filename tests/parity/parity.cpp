@@ -194,11 +194,12 @@ void unary_rows(Rows& rows) {
     double p0, p1;
   };
   const std::vector<Case> cases = {
-      {UnaryOp::Neg, false, 0, 0},         {UnaryOp::Exp, false, 0, 0},     {UnaryOp::Log, true, 0, 0},
-      {UnaryOp::Abs, false, 0, 0},         {UnaryOp::Sign, false, 0, 0},    {UnaryOp::Sqrt, true, 0, 0},
-      {UnaryOp::Tanh, false, 0, 0},        {UnaryOp::Sigmoid, false, 0, 0}, {UnaryOp::Relu, false, 0, 0},
-      {UnaryOp::Elu, false, 0.7, 0},       {UnaryOp::Pow, true, 1.7, 0},    {UnaryOp::Clamp, false, -0.5, 0.8},
-      {UnaryOp::Softplus, false, 1.5, 2.0}};
+      {UnaryOp::Neg, false, 0, 0},          {UnaryOp::Exp, false, 0, 0},          {UnaryOp::Log, true, 0, 0},
+      {UnaryOp::Abs, false, 0, 0},          {UnaryOp::Sign, false, 0, 0},         {UnaryOp::Sqrt, true, 0, 0},
+      {UnaryOp::Tanh, false, 0, 0},         {UnaryOp::Sigmoid, false, 0, 0},      {UnaryOp::Relu, false, 0, 0},
+      {UnaryOp::Elu, false, 0.7, 0},        {UnaryOp::Pow, true, 1.7, 0},         {UnaryOp::Clamp, false, -0.5, 0.8},
+      {UnaryOp::Softplus, false, 1.5, 2.0}, {UnaryOp::LeakyRelu, false, -0.2, 0}, {UnaryOp::Silu, false, 0, 0},
+      {UnaryOp::Gelu, false, 0, 0},         {UnaryOp::GeluTanh, false, 0, 0}};
   for (DType dtype : kFloating) {
     add(rows, PrimitiveOp::unary, dtype, "every_op_transposed", Tolerance::Elementwise, [dtype, cases](Device d) {
       const Tensor mixed = make({7, 5}, dtype, 3, d, -2, 2).t();  // (5, 7), strided
@@ -324,9 +325,14 @@ void activation_backward_rows(Rows& rows) {
           // y = op(x) of x in [-3, 2), made on the CPU (both devices read the same y), transposed (strided).
           const Tensor x = make({7, 5}, dtype, 20, Device::cpu(), -3, 2);
           std::vector<Tensor> out;
-          for (UnaryOp op : {UnaryOp::Elu, UnaryOp::Relu, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Softplus}) {
-            // Softplus reads x itself: beta 1.5, threshold 1 (beta x from -4.5 to 3, on both sides).
-            const double alpha = op == UnaryOp::Elu ? 0.7 : op == UnaryOp::Softplus ? 1.5 : 0.0;
+          for (UnaryOp op : {UnaryOp::Elu, UnaryOp::Relu, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Softplus,
+                             UnaryOp::LeakyRelu, UnaryOp::Silu, UnaryOp::Gelu, UnaryOp::GeluTanh}) {
+            // The last five read x itself: Softplus with beta 1.5, threshold 1 (beta x from -4.5 to 3, on both
+            // sides), LeakyRelu with slope 0.3.
+            const double alpha = op == UnaryOp::Elu         ? 0.7
+                                 : op == UnaryOp::Softplus  ? 1.5
+                                 : op == UnaryOp::LeakyRelu ? 0.3
+                                                            : 0.0;
             const Tensor fx = op == UnaryOp::Elu       ? elu(x, alpha)
                               : op == UnaryOp::Relu    ? relu(x)
                               : op == UnaryOp::Tanh    ? tanh(x)
