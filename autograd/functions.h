@@ -43,6 +43,10 @@ Tensor silu(const Tensor& x);
 enum class GeluApproximate { None, Tanh };
 Tensor gelu(const Tensor& x, GeluApproximate approximate = GeluApproximate::None);
 Tensor clamp(const Tensor& x, double lo, double hi);
+// The larger (smaller) of a and b elementwise, broadcast (torch.maximum, torch.minimum; NaN in either gives NaN).
+// The gradient goes to the larger (smaller), half to each where they are equal.
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
 // cond ? a : b (cond is bool; all three broadcast). Differentiable in a and b.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 
@@ -52,6 +56,13 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim
 // Maximum over dims, as torch.amax (values only; argmax gives the indices); the gradient is split evenly
 // between tied maxima.
 Tensor amax(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+// Minimum over dims, as torch.amin: -amax(-x), so ties split the gradient as amax's do.
+Tensor amin(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+// Variance over dims: sum((x - mean)^2) / (n - correction), n the elements per output (torch.var's correction; 1
+// is Bessel's). Refuses n - correction <= 0, where PyTorch returns NaN or inf. std is sqrt(var(...)).
+Tensor var(const Tensor& x, const std::vector<int64_t>& dims = {}, int64_t correction = 1, bool keepdim = false);
+// log(sum(exp(x))) over dims without overflow (the maximum taken out first), as torch.logsumexp.
+Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 
 // --- linear algebra (autograd/ops/linalg.cpp) ---
 // (..., m, k) @ (..., k, n) -> (..., m, n), batch dims broadcast.
@@ -95,6 +106,8 @@ Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
 // --- joining and splitting (autograd/ops/join.cpp) ---
 // Concatenation along dim; every other dim must match.
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
+// Tensors of one shape joined along a new dim (torch.stack): cat of each unsqueezed at dim.
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
 // Pieces of split_size along dim (the last may be smaller); views of x, the outputs of one node.
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);
 // `chunks` pieces of (nearly) equal size along dim; views of x.

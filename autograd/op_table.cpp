@@ -118,6 +118,11 @@ std::vector<OpCase> build_table() {
         return Inputs{leaf(from_vector(v, {2, 5}))};
       },
       [](const Inputs& x) { return clamp(x[0], -0.52, 0.47); }));
+  // Random operands are 0.05 or more apart at these seeds (gradcheck steps by 1e-6); the same tensor twice ties
+  // everywhere, where each side's half adds up to the whole gradient.
+  ROW("maximum/broadcast", ({u({2, 3}), u({3})}), maximum(x[0], x[1]));
+  ROW("maximum/same_tensor_twice", ({u({4})}), maximum(x[0], x[0]));
+  ROW("minimum/transposed", ({u({3, 2}), u({2, 3})}), minimum(x[0].t(), x[1]));
   t.push_back(row(
       "where/broadcast",
       [] {
@@ -134,6 +139,13 @@ std::vector<OpCase> build_table() {
   ROW("amax/all", ({distinct({3, 4})}), x[0].amax());
   ROW("amax/dim1", ({distinct({3, 4, 2})}), x[0].amax({1}));
   ROW("amax/dims01_keepdim", ({distinct({3, 4, 2})}), x[0].amax({0, 1}, true));
+  ROW("amin/all", ({distinct({3, 4})}), amin(x[0]));
+  ROW("amin/dim1_keepdim", ({distinct({3, 4, 2})}), amin(x[0], {1}, true));
+  ROW("var/dim1", ({u({3, 4})}), var(x[0], {1}));
+  ROW("var/all_correction0", ({u({2, 3})}), var(x[0], {}, 0));
+  ROW("var/dims02_keepdim", ({u({2, 3, 4})}), var(x[0], {0, 2}, 1, true));
+  ROW("logsumexp/dim1", ({u({3, 4}, -3, 3)}), logsumexp(x[0], {1}));
+  ROW("logsumexp/all_keepdim", ({u({2, 3}, -3, 3)}), logsumexp(x[0], {}, true));
   // --- linear algebra ---
   ROW("matmul/2d", ({u({3, 4}), u({4, 5})}), matmul(x[0], x[1]));
   ROW("matmul/batched", ({u({2, 3, 4}), u({2, 4, 5})}), matmul(x[0], x[1]));
@@ -212,6 +224,8 @@ std::vector<OpCase> build_table() {
   ROW("cat/dim0_three", ({u({2, 3}), u({1, 3}), u({3, 3})}), cat({x[0], x[1], x[2]}, 0));
   ROW("cat/dim1_three", ({u({2, 1, 4}), u({2, 3, 4}), u({2, 2, 4})}), cat({x[0], x[1] * x[1], x[2]}, 1));
   ROW("cat/dim-1_transposed", ({u({3, 2}), u({2, 2})}), cat({x[0].t(), x[1]}, -1));
+  ROW("stack/dim0", ({u({2, 3}), u({2, 3})}), stack({x[0], x[1]}, 0));
+  ROW("stack/dim-1_transposed", ({u({3, 2}), u({2, 3})}), stack({x[0].t(), x[1], x[1]}, -1));
   // Ops returning several tensors: the row combines every piece (differently), so each piece's gradient counts.
   t.push_back(row(
       "split/uneven_dim0",

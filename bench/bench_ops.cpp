@@ -310,6 +310,10 @@ std::vector<GeneralCase> general_cases() {
       {"mean/dim1", {m}, -1, 1, [](X x) { return mean(x[0], {1}); }},
       {"amax/dim0", {m}, -1, 1, [](X x) { return amax(x[0], {0}); }},
       {"amax/dim1", {m}, -1, 1, [](X x) { return amax(x[0], {1}); }},
+      {"amin/dim1", {m}, -1, 1, [](X x) { return amin(x[0], {1}); }},
+      {"var/dim1", {m}, -1, 1, [](X x) { return var(x[0], {1}); }},
+      {"logsumexp/dim1", {m}, -2, 2, [](X x) { return logsumexp(x[0], {1}); }},
+      {"maximum", {m, m}, -1, 1, [](X x) { return maximum(x[0], x[1]); }},
       {"matmul/512", {{512, 512}, {512, 512}}, -1, 1, [](X x) { return matmul(x[0], x[1]); }},
       {"linear/256x1024x1024",
        {{256, 1024}, {1024, 1024}, {1024}},
@@ -330,6 +334,13 @@ std::vector<GeneralCase> general_cases() {
        1,
        [](X x) {
          return cat({x[0], x[1]}, 0);
+       }},
+      {"stack/dim0",
+       {half_rows, half_rows},
+       -1,
+       1,
+       [](X x) {
+         return stack({x[0], x[1]}, 0);
        }},
       {"cat/dim1",
        {half_cols, half_cols},

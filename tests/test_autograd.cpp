@@ -622,3 +622,75 @@ TEST_CASE(
   CHECK(values(a.grad()) == a_grad);
   CHECK(values(b.grad()) == b_grad);
 }
+
+// The composites stack, amin, var and logsumexp, and maximum / minimum, against their definitions: values, the
+// gradients where the rule matters (ties, broadcasting, infinities), and their refusals by name.
+TEST_CASE("stack, amin, var, logsumexp, maximum and minimum: definitions, ties, infinities and refusals") {
+  const Tensor a = from_vector(std::vector<double>{1, 5, -2, 5, 0, 3}, {2, 3});
+  const Tensor b = from_vector(std::vector<double>{4, 5, -3}, {3});
+
+  // stack: a new dim; its gradient is each input's slice.
+  Tensor s0 = a.detach().requires_grad_(), s1 = (a.detach() * 2.0).requires_grad_();
+  const Tensor st = stack({s0, s1}, -1);
+  CHECK(st.shape() == Shape{2, 3, 2});
+  CHECK(values(st) == std::vector<double>{1, 2, 5, 10, -2, -4, 5, 10, 0, 0, 3, 6});
+  (st * from_vector(std::vector<double>{1, 10}, {2})).sum().backward();
+  CHECK(values(s0.grad()) == std::vector<double>(6, 1.0));
+  CHECK(values(s1.grad()) == std::vector<double>(6, 10.0));
+  testing::check_throws_with([&] { stack({a, b}, 0); }, {"stack", "tensor 0 is [2, 3]", "tensor 1 is [3]"});
+  testing::check_throws_with([&] { stack({}, 0); }, {"stack", "at least one tensor"});
+  testing::check_throws_with([&] { stack({a, a}, 3); }, {"stack", "3"});
+
+  // amin: the smallest, ties splitting the gradient as amax's do.
+  Tensor x = from_vector(std::vector<double>{3, -1, -1, 2, 0, 7}, {2, 3}).requires_grad_();
+  const Tensor lo = amin(x, {1});
+  CHECK(values(lo) == std::vector<double>{-1, 0});
+  lo.sum().backward();
+  CHECK(values(x.grad()) == std::vector<double>{0, 0.5, 0.5, 0, 1, 0});
+
+  // var: sum of squared deviations over n - correction; refused without degrees of freedom.
+  const Tensor v = from_vector(std::vector<double>{1, 2, 4, 7}, {2, 2});
+  CHECK(values(var(v, {1})) == std::vector<double>{0.5, 4.5});
+  CHECK(values(var(v, {1}, 0)) == std::vector<double>{0.25, 2.25});
+  CHECK(values(var(v)) == std::vector<double>{7.0});  // mean 3.5: (6.25 + 2.25 + 0.25 + 12.25) / 3
+  CHECK(var(v, {0}, 1, true).shape() == Shape{1, 2});
+  testing::check_throws_with([&] { var(v, {1}, 2); }, {"var", "2 element(s) per output", "[2, 2]", "correction 2"});
+  testing::check_throws_with([&] { var(v, {}, -1); }, {"var", "correction -1"});
+
+  // logsumexp: no overflow at 1000, -inf for a row of -inf, +inf for a row holding +inf; its gradient softmax.
+  const double inf = std::numeric_limits<double>::infinity();
+  const Tensor big = from_vector(std::vector<double>{1000, 1000, -inf, -inf, 1, inf}, {3, 2});
+  const std::vector<double> lse = values(logsumexp(big, {1}));
+  CHECK(lse[0] == doctest::Approx(1000 + std::log(2.0)).epsilon(1e-15));
+  CHECK(lse[1] == -inf);
+  CHECK(lse[2] == inf);
+  CHECK(logsumexp(big, {1}, true).shape() == Shape{3, 1});
+  CHECK(logsumexp(big.slice(0, 0, 1)).shape() == Shape{});
+  Tensor l = from_vector(std::vector<double>{0, std::log(3.0)}, {1, 2}).requires_grad_();
+  logsumexp(l, {1}).sum().backward();
+  const std::vector<double> soft = values(l.grad());
+  CHECK(soft[0] == doctest::Approx(0.25));
+  CHECK(soft[1] == doctest::Approx(0.75));
+
+  // maximum / minimum: broadcast; the winner takes the gradient, a tie halves it, the broadcast side sums.
+  Tensor p = a.detach().requires_grad_(), q = b.detach().requires_grad_();
+  const Tensor mx = maximum(p, q);
+  CHECK(values(mx) == std::vector<double>{4, 5, -2, 5, 5, 3});
+  mx.sum().backward();
+  CHECK(values(p.grad()) == std::vector<double>{0, 0.5, 1, 1, 0, 1});
+  CHECK(values(q.grad()) == std::vector<double>{1 + 0, 0.5 + 1, 0 + 0});
+  Tensor p2 = a.detach().requires_grad_(), q2 = b.detach().requires_grad_();
+  const Tensor mn = minimum(p2, q2);
+  CHECK(values(mn) == std::vector<double>{1, 5, -3, 4, 0, -3});
+  mn.sum().backward();
+  CHECK(values(p2.grad()) == std::vector<double>{1, 0.5, 0, 0, 1, 0});
+  CHECK(values(q2.grad()) == std::vector<double>{0 + 1, 0.5 + 0, 1 + 1});
+  // NaN in either operand gives NaN, and (PyTorch's rule) the whole gradient to both.
+  Tensor n1 = from_vector(std::vector<double>{std::nan(""), 1}, {2}).requires_grad_();
+  Tensor n2 = from_vector(std::vector<double>{0, 2}, {2}).requires_grad_();
+  const Tensor nm = maximum(n1, n2);
+  CHECK(std::isnan(values(nm)[0]));
+  nm.sum().backward();
+  CHECK(values(n1.grad()) == std::vector<double>{1, 0});
+  CHECK(values(n2.grad()) == std::vector<double>{1, 1});
+}

@@ -207,6 +207,24 @@ Tensor softplus(const Tensor& x, double beta, double threshold) {
 
 namespace {
 
+// maximum and minimum: the gradient goes to the operand that wins, half to each where they are equal, and none
+// to the one that loses (PyTorch's rule: a NaN in either gives both operands the whole gradient).
+Tensor extremum(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
+  Tensor out = raw::binary(op, a, b);
+  if (!should_record({a, b})) return out;
+  const CompareOp loses = op == BinaryOp::Maximum ? CompareOp::Lt : CompareOp::Gt;
+  return record(name, out, {a, b},
+                [sa = SavedTensor(a), sb = SavedTensor(b), loses, as = a.shape(), bs = b.shape()](const auto& g,
+                                                                                                  const auto& needs) {
+                  const Tensor a_ = sa.unpack(), b_ = sb.unpack();
+                  const Tensor shared =
+                      raw::where(raw::compare(CompareOp::Eq, a_, b_), raw::binary(BinaryOp::Mul, g[0], 0.5), g[0]);
+                  return std::vector<Tensor>{
+                      needs[0] ? raw::sum_to(raw::where(raw::compare(loses, a_, b_), 0.0, shared), as) : Tensor(),
+                      needs[1] ? raw::sum_to(raw::where(raw::compare(loses, b_, a_), 0.0, shared), bs) : Tensor()};
+                });
+}
+
 // The activations whose gradient reads their input: one kernel each way (backends/args.h gives each derivative).
 Tensor activation_from_input(const char* name, UnaryOp op, const Tensor& x, double p0) {
   Tensor out = raw::unary(op, x, p0);
@@ -217,6 +235,9 @@ Tensor activation_from_input(const char* name, UnaryOp op, const Tensor& x, doub
 }
 
 }  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b) { return extremum("maximum", BinaryOp::Maximum, a, b); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return extremum("minimum", BinaryOp::Minimum, a, b); }
 
 Tensor leaky_relu(const Tensor& x, double negative_slope) {
   return activation_from_input("leaky_relu", UnaryOp::LeakyRelu, x, negative_slope);

@@ -1,5 +1,6 @@
-// Joining and splitting along one dimension: cat (a raw copy into one output, with a slicing backward), split (views
-// of the input, one node whose backward is one cat) and chunk (a split).
+// Joining and splitting along one dimension: cat (a raw copy into one output, with a slicing backward), stack (a cat
+// of the inputs each with a new dim of size 1), split (views of the input, one node whose backward is one cat) and
+// chunk (a split).
 #include <algorithm>
 
 #include "autograd/functions.h"
@@ -26,6 +27,20 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     }
     return grads;
   });
+}
+
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
+  ATELIER_CHECK(!tensors.empty(), "stack: needs at least one tensor");
+  for (size_t i = 1; i < tensors.size(); ++i) {
+    ATELIER_CHECK(tensors[i].shape() == tensors[0].shape(), "stack: every tensor must have one shape; tensor 0 is "
+                                                                << tensors[0].shape() << ", tensor " << i << " is "
+                                                                << tensors[i].shape());
+  }
+  // The new dim may also come after the last one: normalised against dim() + 1.
+  const int d = normalize_dim(dim, tensors[0].dim() + 1, "stack");
+  std::vector<Tensor> pieces;
+  for (const Tensor& t : tensors) pieces.push_back(unsqueeze(t, d));
+  return cat(pieces, d);
 }
 
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {

@@ -1,8 +1,11 @@
-// Differentiable reductions. Their backward broadcasts the output gradient back over the reduced dims.
+// Differentiable reductions. Their backward broadcasts the output gradient back over the reduced dims. amin, var and
+// logsumexp are composites: their gradients come from the ops they are made of.
 #include <algorithm>
+#include <limits>
 
 #include "autograd/functions.h"
 #include "autograd/record.h"
+#include "backends/error.h"
 #include "tensor/creation.h"
 #include "tensor/raw_ops.h"
 
@@ -65,6 +68,35 @@ Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
     const Tensor other = raw::binary(BinaryOp::Mul, share, 0.0);
     return std::vector<Tensor>{raw::where(ties, raw::expand(share, x_.shape()), raw::expand(other, x_.shape()))};
   });
+}
+
+Tensor amin(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) { return -amax(-x, dims, keepdim); }
+
+Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction, bool keepdim) {
+  const std::vector<int> rdims = normalize_dims(dims, x.dim(), "var");
+  const int64_t n = reduced_count(x.shape(), rdims);
+  ATELIER_CHECK(correction >= 0 && n - correction > 0, "var: " << n << " element(s) per output of " << x.shape()
+                                                               << " leave no degrees of freedom with correction "
+                                                               << correction);
+  const Tensor centred = x - mean(x, dims, /*keepdim=*/true);
+  return sum(centred * centred, dims, keepdim) / static_cast<double>(n - correction);
+}
+
+Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  // log sum exp(x - m) + m with m the maximum (detached: the result does not depend on it, and its gradient would be
+  // 0 up to rounding), so no exp overflows. Where the maximum is infinite (a row of -inf, or one holding +inf), m is
+  // 0 instead, which gives -inf and +inf as a direct sum would.
+  Tensor m = raw::reduce(ReduceOp::Max, x.detach(), dims, /*keepdim=*/true);
+  m = raw::where(raw::compare(CompareOp::Eq, raw::unary(UnaryOp::Abs, m), std::numeric_limits<double>::infinity()), 0.0,
+                 m);
+  const Tensor out = log(sum(exp(x - m), dims, /*keepdim=*/true)) + m;
+  if (keepdim) return out;
+  Shape reduced;  // x's shape without the reduced dims
+  const std::vector<int> rdims = normalize_dims(dims, x.dim(), "logsumexp");
+  for (int d = 0; d < x.dim(); ++d) {
+    if (std::find(rdims.begin(), rdims.end(), d) == rdims.end()) reduced.push_back(x.shape()[d]);
+  }
+  return reshape(out, reduced);
 }
 
 }  // namespace atelier
