@@ -69,5 +69,14 @@ Tensor Tensor::mean(const std::vector<int64_t>& dims, bool keepdim) const {
 Tensor Tensor::amax(const std::vector<int64_t>& dims, bool keepdim) const {
   return atelier::amax(*this, dims, keepdim);
 }
+Tensor Tensor::amin(const std::vector<int64_t>& dims, bool keepdim) const {
+  return atelier::amin(*this, dims, keepdim);
+}
+Tensor Tensor::var(const std::vector<int64_t>& dims, int64_t correction, bool keepdim) const {
+  return atelier::var(*this, dims, correction, keepdim);
+}
+Tensor Tensor::logsumexp(const std::vector<int64_t>& dims, bool keepdim) const {
+  return atelier::logsumexp(*this, dims, keepdim);
+}
 
 }  // namespace atelier

@@ -115,6 +115,10 @@ class Tensor {
   Tensor sum(const std::vector<int64_t>& dims = {}, bool keepdim = false) const;
   Tensor mean(const std::vector<int64_t>& dims = {}, bool keepdim = false) const;
   Tensor amax(const std::vector<int64_t>& dims = {}, bool keepdim = false) const;  // torch.amax
+  Tensor amin(const std::vector<int64_t>& dims = {}, bool keepdim = false) const;  // torch.amin
+  // torch.var: correction 1 is Bessel's (autograd/functions.h's var refuses n - correction <= 0)
+  Tensor var(const std::vector<int64_t>& dims = {}, int64_t correction = 1, bool keepdim = false) const;
+  Tensor logsumexp(const std::vector<int64_t>& dims = {}, bool keepdim = false) const;  // torch.logsumexp
 
   std::string to_string() const;
 

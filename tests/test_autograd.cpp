@@ -645,6 +645,7 @@ TEST_CASE("stack, amin, var, logsumexp, maximum and minimum: definitions, ties, 
   Tensor x = from_vector(std::vector<double>{3, -1, -1, 2, 0, 7}, {2, 3}).requires_grad_();
   const Tensor lo = amin(x, {1});
   CHECK(values(lo) == std::vector<double>{-1, 0});
+  CHECK(values(x.detach().amin({1})) == values(lo));  // the Tensor methods are the free functions
   lo.sum().backward();
   CHECK(values(x.grad()) == std::vector<double>{0, 0.5, 0.5, 0, 1, 0});
 
@@ -654,6 +655,7 @@ TEST_CASE("stack, amin, var, logsumexp, maximum and minimum: definitions, ties, 
   CHECK(values(var(v, {1}, 0)) == std::vector<double>{0.25, 2.25});
   CHECK(values(var(v)) == std::vector<double>{7.0});  // mean 3.5: (6.25 + 2.25 + 0.25 + 12.25) / 3
   CHECK(var(v, {0}, 1, true).shape() == Shape{1, 2});
+  CHECK(values(v.var({1}, 0)) == std::vector<double>{0.25, 2.25});
   testing::check_throws_with([&] { var(v, {1}, 2); }, {"var", "2 element(s) per output", "[2, 2]", "correction 2"});
   testing::check_throws_with([&] { var(v, {}, -1); }, {"var", "correction -1"});
 
@@ -665,6 +667,7 @@ TEST_CASE("stack, amin, var, logsumexp, maximum and minimum: definitions, ties, 
   CHECK(lse[1] == -inf);
   CHECK(lse[2] == inf);
   CHECK(logsumexp(big, {1}, true).shape() == Shape{3, 1});
+  CHECK(values(big.logsumexp({1})) == lse);
   CHECK(logsumexp(big.slice(0, 0, 1)).shape() == Shape{});
   Tensor l = from_vector(std::vector<double>{0, std::log(3.0)}, {1, 2}).requires_grad_();
   logsumexp(l, {1}).sum().backward();
