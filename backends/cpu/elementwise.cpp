@@ -235,6 +235,38 @@ void log_floats(const float* x, float* d, int64_t n) {
     _mm512_mask_storeu_ps(d + i, rest, log_16(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), rest, x + i)));
   }
 }
+
+// d[i] = softplus(x[i]) for i < n (UnaryOp::Softplus with beta, threshold), 16 floats at a time in one pass: the
+// formula of the Eigen version below, max(b, 0) + log(u) + (e - (u - 1)) / u with b = beta x, e = exp(-|b|) (Eigen's
+// pexp, the function its .exp() calls) and u = 1 + e, log(u) by log_16, then divided by beta unless it is 1, and x
+// itself where b > threshold, by a mask. The last term (what the rounding of 1 + e lost) is divided by u through a
+// reciprocal (rcp14 and a Newton step), not a divide.
+void softplus_floats(const float* x, float* d, int64_t n, float beta, float threshold) {
+  const __m512 vbeta = _mm512_set1_ps(beta), vthreshold = _mm512_set1_ps(threshold), one = _mm512_set1_ps(1.0f);
+  const __m512 zero = _mm512_setzero_ps();
+  const bool unit = beta == 1.0f;
+  const auto one_register = [&](__m512 v) {
+    const __m512 b = unit ? v : _mm512_mul_ps(v, vbeta);
+    const __m512 minus_abs =  // -|b|: the sign bit set (an integer or: _mm512_or_ps needs AVX512DQ)
+        _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(b), _mm512_set1_epi32(INT32_MIN)));
+    const __m512 e = Eigen::internal::pexp(minus_abs);
+    const __m512 u = _mm512_add_ps(one, e);
+    const __m512 lost = _mm512_sub_ps(e, _mm512_sub_ps(u, one));
+    // 1 / u: rcp14 (within 2^-14) and one Newton step (within ~2^-28). Where u rounds to 1 the term is the whole
+    // result (softplus(-40) = 4e-18), so rcp14 alone would cost its 2^-14 there.
+    const __m512 r0 = _mm512_mask_rcp14_ps(u, 0xffff, u);
+    const __m512 r = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(u, r0, one), r0);
+    __m512 y = _mm512_add_ps(_mm512_add_ps(_mm512_mask_max_ps(b, 0xffff, b, zero), log_16(u)), _mm512_mul_ps(lost, r));
+    if (!unit) y = _mm512_div_ps(y, vbeta);
+    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(b, vthreshold, _CMP_GT_OQ), v);  // NaN: false, y is NaN
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, one_register(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const auto rest = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(d + i, rest, one_register(_mm512_maskz_loadu_ps(rest, x + i)));
+  }
+}
 #endif
 
 // Like map1, but unit-stride runs go through an Eigen array expression `vec(in, out)`: Eigen's exp, log and tanh
@@ -306,6 +338,17 @@ void unary_typed(const UnaryArgs& args) {
       return map1(s, dst, x, [p0](T v) { return std::pow(v, p0); });
     case UnaryOp::Clamp: return map1(s, dst, x, [p0, p1](T v) { return std::min(std::max(v, p0), p1); });
     case UnaryOp::Softplus:
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        return map1_runs(
+            s, dst, x, [p0, p1](const float* in, float* out, int64_t n) { softplus_floats(in, out, n, p0, p1); },
+            [p0, p1](float v) {
+              float y;
+              softplus_floats(&v, &y, 1, p0, p1);
+              return y;
+            });
+      }
+#endif
       // (max(b, 0) + log1p(exp(-|b|))) / beta, b = beta v: exp of a non-positive number only. Vectorised as exp is
       // (Eigen's exp and log1p), then v itself where b passes the threshold, a second loop: Eigen 3.4 does not
       // vectorise select(), and one select in the expression made every element's exp and log1p scalar calls
