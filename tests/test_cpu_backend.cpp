@@ -638,16 +638,26 @@ TEST_CASE("unary log, float32: within 1 ulp everywhere, special values, the same
   CHECK(std::isnan(sy[6]));
 
   // The first 51 values as a (3, 17) matrix read transposed (strided: element by element), and every prefix
-  // length up to 40 (a run's last elements): the contiguous results, bit for bit.
+  // length up to 40 (a run's last elements): the contiguous results, bit for bit with AVX-512 (log_16 everywhere);
+  // elsewhere (Eigen's log for runs, std::log element by element) within an ulp of them.
+  const auto agrees = [](float got, float want) {
+#if defined(__AVX512F__)
+    return got == want;
+#else
+    return std::fabs(got - want) <= std::fabs(std::nextafter(want, 1e30f) - want);
+#endif
+  };
   std::vector<float> t(51);
   cpu().unary(UnaryArgs{UnaryOp::Log, DType::Float32, layout({17, 3}, {1, 17}), x.data(), t.data()});
   for (int64_t r = 0; r < 3; ++r) {
-    for (int64_t c = 0; c < 17; ++c) CHECK(t[static_cast<size_t>(c * 3 + r)] == y[static_cast<size_t>(r * 17 + c)]);
+    for (int64_t c = 0; c < 17; ++c) {
+      CHECK(agrees(t[static_cast<size_t>(c * 3 + r)], y[static_cast<size_t>(r * 17 + c)]));
+    }
   }
   for (int64_t len = 1; len <= 40; ++len) {
     std::vector<float> part(static_cast<size_t>(len));
     cpu().unary(UnaryArgs{UnaryOp::Log, DType::Float32, layout({len}), x.data() + 100, part.data()});
-    CHECK(std::equal(part.begin(), part.end(), y.begin() + 100));
+    CHECK(std::equal(part.begin(), part.end(), y.begin() + 100, agrees));
   }
 }
 

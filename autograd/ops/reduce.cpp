@@ -85,11 +85,15 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction
 Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   // log sum exp(x - m) + m with m the maximum (detached: the result does not depend on it, and its gradient would be
   // 0 up to rounding), so no exp overflows. Where the maximum is infinite (a row of -inf, or one holding +inf), m is
-  // 0 instead, which gives -inf and +inf as a direct sum would.
-  Tensor m = raw::reduce(ReduceOp::Max, x.detach(), dims, /*keepdim=*/true);
-  m = raw::where(raw::compare(CompareOp::Eq, raw::unary(UnaryOp::Abs, m), std::numeric_limits<double>::infinity()), 0.0,
-                 m);
-  const Tensor out = log(sum(exp(x - m), dims, /*keepdim=*/true)) + m;
+  // 0 instead, which gives +inf as a direct sum would; a row whose maximum is -inf is set to -inf afterwards (Eigen's
+  // exp of -inf is not 0 everywhere: with AVX2, float64 gives 2.2e-308, and such a row came out as -709.1).
+  const Tensor m_raw = raw::reduce(ReduceOp::Max, x.detach(), dims, /*keepdim=*/true);
+  const Tensor m =
+      raw::where(raw::compare(CompareOp::Eq, raw::unary(UnaryOp::Abs, m_raw), std::numeric_limits<double>::infinity()),
+                 0.0, m_raw);
+  Tensor out = log(sum(exp(x - m), dims, /*keepdim=*/true)) + m;
+  const Tensor empty_rows = raw::compare(CompareOp::Eq, m_raw, -std::numeric_limits<double>::infinity());
+  out = where(empty_rows, full(out.shape(), -std::numeric_limits<double>::infinity(), out.dtype(), out.device()), out);
   if (keepdim) return out;
   Shape reduced;  // x's shape without the reduced dims
   const std::vector<int> rdims = normalize_dims(dims, x.dim(), "logsumexp");
