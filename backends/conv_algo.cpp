@@ -75,6 +75,10 @@ ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo) {
   if (algo != ConvAlgo::Auto) return algo;
   if (direct && g.c_out <= kDirectMaxOutChannels) return ConvAlgo::Direct;
   if (g.c_in < 16 || g.c_out < 3) return ConvAlgo::Im2col;
+  return winograd_tile_rule(g);
+}
+
+ConvAlgo winograd_tile_rule(const Conv2dGeometry& g) {
   // Multiplications per image and channel pair of each tile size, partial tiles counted whole.
   auto tiles = [&](int64_t m) { return ((g.h_out + m - 1) / m) * ((g.w_out + m - 1) / m); };
   return 16 * tiles(2) <= 36 * tiles(4) ? ConvAlgo::Wino2 : ConvAlgo::Wino4;

@@ -3,9 +3,10 @@
 //   auto    the default: the direct kernels for 3x3, stride-1, padding-1 layers with 1 to 3 output channels;
 //           Winograd where it is expected to win (3x3, stride 1, at least 16 channels in and 3 out;
 //           F(2x2) where its tiles fit the output better, e.g. 6x6, else F(4x4)), im2col + GEMM everywhere else.
-//           On CUDA, float32 takes Winograd only under Precision::FP32 (backends/precision.h): TF32 and BF16 run
-//           every convolution's products on the tensor cores through im2col, whose rounding Winograd's transforms
-//           would amplify.
+//           On CUDA (backends/cuda/conv.cu, conv_choice, measured on an H200) two changes: the thin layers of at
+//           least 16 input channels take Winograd rather than the direct kernels, and under Precision::TF32 and
+//           BF16 (backends/precision.h) float32 takes F(2x2) where the rule says F(4x4), whose transforms would
+//           amplify the tensor cores' rounding 8x.
 //   im2col  im2col + GEMM for every convolution (a few 1e-7 relative L2 error in float32)
 //   wino2   Winograd F(2x2, 3x3) for every 3x3 stride-1 convolution (a few 1e-7, as im2col)
 //   wino4   Winograd F(4x4, 3x3) for every 3x3 stride-1 convolution (~2e-6 relative L2 error in float32)
@@ -65,6 +66,9 @@ bool direct_applies(const Conv2dGeometry& g);
 //           more exact.
 constexpr int64_t kDirectMaxOutChannels = 3;
 ConvAlgo choose_conv_algo(const Conv2dGeometry& g, ConvAlgo algo);
+// The Winograd tile auto takes for a shape Winograd applies to: Wino2 when its 2x2 tiles need no more
+// multiplications than Wino4's 4x4 tiles, else Wino4 (the rule above; CUDA's conv_choice uses it too).
+ConvAlgo winograd_tile_rule(const Conv2dGeometry& g);
 
 // The tile size m of Winograd F(m x m, 3x3) an algorithm chosen by choose_conv_algo computes with: 2 or 4, or 0 for
 // im2col.

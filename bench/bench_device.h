@@ -15,6 +15,7 @@
 #include "atelier.h"
 #include "backends/backend.h"
 #include "backends/error.h"
+#include "backends/precision.h"
 
 namespace atelier::bench {
 
@@ -59,6 +60,29 @@ inline Device take_device_flag(int& argc, char** argv, const char* program) {
   return device;
 }
 
+// `--precision fp32|tf32|bf16` sets the library's GEMM and convolution precision (backends/precision.h); a bad
+// value ends the program with exit 2 and one line.
+inline void take_precision_flag(int& argc, char** argv, const char* program) {
+  take_flag(argc, argv, program, "precision", [program](const std::string& text) {
+    try {
+      set_precision(parse_precision(text));
+    } catch (const Error& e) {
+      std::fprintf(stderr, "%s: --precision: %s\n", program, e.what());
+      std::exit(2);
+    }
+  });
+}
+
+// One small matrix product on the device, waited for: on CUDA the first GEMM opens cuBLAS and makes its handle
+// (about 140 ms on an H200), which would otherwise land in the first benchmark's first timed iteration (seen on
+// the GPU machine on 2026-12-04: gemm/1024x1024x1024 and conv_algo/.../im2col reported 140-150 ms, one iteration).
+inline void warm_up(Device device) {
+  if (device.is_cpu()) return;
+  const Tensor a = ones({8, 8}).to(device);
+  (void)matmul(a, a);
+  backend_for(device).synchronize();
+}
+
 // --help: prints `usage`, the program's own flags, first; Google Benchmark's help, which knows only its own flags,
 // follows when benchmark::Initialize sees --help (and exits).
 inline void print_usage_on_help(int argc, char** argv, const char* usage) {
@@ -85,6 +109,8 @@ inline int run_benchmarks(int argc, char** argv, Device device, void (*register_
   register_all();
   benchmark::AddCustomContext("atelier_threads", std::to_string(num_threads()));
   benchmark::AddCustomContext("atelier_device", device.str());
+  benchmark::AddCustomContext("atelier_precision", precision_name(precision()));
+  warm_up(device);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -653,11 +653,15 @@ void register_all() {
 }  // namespace atelier
 
 int main(int argc, char** argv) {
-  atelier::bench::print_usage_on_help(argc, argv,
-                                      "bench_ops: the ops of a BEGAN step, one benchmark each (bench/bench_ops.cpp).\n"
-                                      "Its own flag:\n"
-                                      "  --device cpu|cuda  the device the ops run on (default cpu)\n"
-                                      "Google Benchmark's:\n");
+  atelier::bench::print_usage_on_help(
+      argc, argv,
+      "bench_ops: the ops of a BEGAN step, one benchmark each (bench/bench_ops.cpp).\n"
+      "Its own flag:\n"
+      "  --device cpu|cuda  the device the ops run on (default cpu)\n"
+      "  --precision fp32|tf32|bf16  the GEMM and convolution precision (default fp32;\n"
+      "                     the CPU computes fp32)\n"
+      "Google Benchmark's:\n");
   atelier::g_device = atelier::bench::take_device_flag(argc, argv, "bench_ops");
+  atelier::bench::take_precision_flag(argc, argv, "bench_ops");
   return atelier::bench::run_benchmarks(argc, argv, atelier::g_device, atelier::register_all);
 }

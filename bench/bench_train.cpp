@@ -113,18 +113,6 @@ void take_int_flag(int& argc, char** argv, const std::string& name, int64_t min_
   });
 }
 
-// --precision fp32|tf32|bf16 sets the library's precision.
-void take_precision_flag(int& argc, char** argv) {
-  take_flag(argc, argv, "bench_train", "precision", [](const std::string& text) {
-    try {
-      set_precision(parse_precision(text));
-    } catch (const Error& e) {
-      std::fprintf(stderr, "bench_train: --precision: %s\n", e.what());
-      std::exit(2);
-    }
-  });
-}
-
 // --cuda-graph on|off.
 void take_cuda_graph_flag(int& argc, char** argv) {
   take_flag(argc, argv, "bench_train", "cuda-graph", [](const std::string& text) {
@@ -291,7 +279,7 @@ int main(int argc, char** argv) {
   atelier::g_device = atelier::bench::take_device_flag(argc, argv, "bench_train");
   atelier::take_int_flag(argc, argv, "steps", 1, atelier::g_steps);
   atelier::take_int_flag(argc, argv, "warmup-steps", 1, atelier::g_warmup_steps);
-  atelier::take_precision_flag(argc, argv);
+  atelier::bench::take_precision_flag(argc, argv, "bench_train");
   atelier::take_cuda_graph_flag(argc, argv);
   atelier::take_int_flag(argc, argv, "profile", 1, atelier::g_profile_steps);
   atelier::take_int_flag(argc, argv, "conv-workspace-mib", 1, atelier::g_conv_workspace_mib,

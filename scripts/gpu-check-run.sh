@@ -21,7 +21,7 @@
 #      captured once and replayed: --cuda-graph on) and by PyTorch (bench/peers/began_step_torch.py with this
 #      machine's python3: fp32 NCHW and tf32 channels-last, each eager and as one replayed CUDA graph; bf16
 #      autocast channels-last, eager), printed side by side
-#   5. bench_ops --device cuda (the op benchmarks on the GPU), with the time left (at most 18 s)
+#   5. bench_ops --device cuda (the op benchmarks on the GPU), with the time left (at most 40 s)
 # and prints one table, also when a part fails (its log's tail follows the table). With OUT set, the table goes to
 # $OUT/gpu-check.txt and the parts' logs into $OUT/check-logs.tar.gz beside it.
 #
@@ -41,10 +41,11 @@
 # PyTorch's), then the epoch line (scripts/gpu-check-targets.py makes them). With OUT set, the table goes to
 # $OUT/gpu-targets.txt, and each part's log, JSON and the epoch's metrics.csv into $OUT/targets-logs.tar.gz. Last, the per-op profile of
 # the eager 64x64/C3/n64 tf32 step (bench_train --profile 5: each primitive's calls, kernels and device time) is
-# printed under the table; after it, with what is left of the budget, the captured 64x64/C3/n64 tf32 step with the
-# im2col workspace at 24 and 48 MiB instead of 256 (rows "NCHW ws=24MiB"), an experiment for the next step; and
-# last, BEGAN's stride-1 conv layers and its decoders' thin last layers by im2col, F(2x2), F(4x4) and the direct
-# kernels (bench_ops' conv_algo/ rows, printed as they are), for the conv algorithm's auto rule on the GPU.
+# printed under the table; after it, with what is left of the budget, the captured 64x64/C3/n64 tf32 step with
+# every convolution by im2col and by F(4x4) (rows "NCHW conv=im2col", "NCHW conv=wino4": auto's F(2x2) against the
+# others), the fp32 step's profile, and last, BEGAN's stride-1 conv layers and its decoders' thin last layers by
+# im2col, F(2x2), F(4x4) and the direct kernels at fp32 and at tf32 (bench_ops' conv_algo/ rows, printed as they
+# are), for the conv algorithm's auto rule on the GPU.
 #
 # The sanitize plan (bash .gpu/run.sh sanitize), for a third device run when the first two left time: our
 # programs under compute-sanitizer (the machine's; docs/gpu.md, "compute-sanitizer"), each part exiting 3 on any
@@ -279,7 +280,7 @@ check_plan() {
 
   # The op rows last: they take what is left of the budget (the BEGAN step comparison above matters more; its
   # cuda_graph row took 22 s of this part's 40).
-  part bench_ops 18 "$here/bin/bench_ops" --device "$device" --benchmark_min_time=0.1 "${ops_filter[@]}"
+  part bench_ops 40 "$here/bin/bench_ops" --device "$device" --benchmark_min_time=0.05 "${ops_filter[@]}"
   set_detail "$(grep -c '/real_time' "$logs/bench_ops.log") rows"
   # What a recorded op costs on this GPU, eagerly (bench/bench_op_table.cpp: every op-table row at its own tiny
   # shapes, forward and forward + backward, each iteration ending with a synchronize): the launches and the
@@ -384,7 +385,7 @@ targets_plan() {
   }
 
   atelier_rows atelier_tf32_graph 40 tf32 on "$n32" "$n64" "$n128"
-  atelier_rows atelier_fp32_graph 15 fp32 on "$n64"
+  atelier_rows atelier_fp32_graph 20 fp32 on "$n64" "$n128"
 
   # PyTorch: every case in one process (one import of torch, one CUDA start).
   part torch_targets 75 "$torch_python" bench/peers/began_step_torch.py --bench "${torch_more[@]}" \
@@ -421,17 +422,19 @@ targets_plan() {
     --benchmark_out="$logs/profile_n64.json" --benchmark_out_format=json
   set_detail "bench_train --precision tf32 --profile 5, eager"
 
-  # The im2col workspace, an experiment for the next step: with 24 or 48 MiB instead of 256 a 64x64 layer's
-  # columns go a few images at a time (9 MiB per image at n = 64), which may stay in the GPU's L2 cache (50 MiB)
-  # from im2col to the GEMM instead of a round trip through HBM, at the cost of more, smaller GEMMs. Its rows show
-  # "NCHW ws=24MiB" in the layout column. Last: they take what is left of the budget.
-  local mib
-  for mib in 24 48; do
-    part "atelier_tf32_graph_ws$mib" 8 "$here/bin/bench_train" --device "$device" --precision tf32 --cuda-graph on \
-      --conv-workspace-mib "$mib" --benchmark_filter="^began_step/($n64)/" "${steps[@]}" \
-      --benchmark_out="$logs/atelier_tf32_graph_ws$mib.json" --benchmark_out_format=json
-    set_detail "bench_train --precision tf32 --cuda-graph on --conv-workspace-mib $mib"
+  # The conv algorithm under tf32 (backends/cuda/conv.cu, conv_choice: auto takes F(2x2) where FP32 takes F(4x4)),
+  # against the rule it replaced (every layer by im2col; rows "NCHW conv=im2col") and F(4x4) forced (rows "NCHW
+  # conv=wino4", 8x the gradients' error): the captured n = 64 step. (The im2col workspace at 24 and 48 MiB
+  # instead of 256, tried here on 2026-12-04, cost 1.0-1.4 ms: docs/benchmarks.md.)
+  local algo
+  for algo in im2col wino4; do
+    ATELIER_CONV_ALGO=$algo atelier_rows "atelier_tf32_graph_$algo" 8 tf32 on "$n64"
   done
+  # Where the eager fp32 step's time goes, as for tf32 above.
+  part profile_n64_fp32 12 "$here/bin/bench_train" --device "$device" --precision fp32 --cuda-graph off \
+    --benchmark_filter="^began_step/($n64)/" --steps 3 --warmup-steps 2 --profile 5 \
+    --benchmark_out="$logs/profile_n64_fp32.json" --benchmark_out_format=json
+  set_detail "bench_train --precision fp32 --profile 5, eager"
 
   # The conv algorithms layer by layer, for the auto rule on the GPU (measured on the CPU so far;
   # backends/conv_algo.h): BEGAN's three stride-1 layer shapes at n = 64 and the decoders' last layers (64 -> 3 at
@@ -439,6 +442,10 @@ targets_plan() {
   # under the table.
   part conv_algo 18 "$here/bin/bench_ops" --device "$device" --benchmark_min_time=0.05 --benchmark_filter="$algo_filter"
   set_detail "bench_ops conv_algo/: $(grep -c '/real_time' "$logs/conv_algo.log") rows"
+  # The same at tf32, where the products run on the tensor cores.
+  part conv_algo_tf32 18 "$here/bin/bench_ops" --device "$device" --precision tf32 --benchmark_min_time=0.05 \
+    --benchmark_filter="$algo_filter"
+  set_detail "bench_ops --precision tf32 conv_algo/: $(grep -c '/real_time' "$logs/conv_algo_tf32.log") rows"
 
   # ---- the table ----
   {
@@ -453,7 +460,11 @@ targets_plan() {
     echo
     sed -n '/^profile: /,/^  span /p' "$logs/profile_n64.log" 2>/dev/null || true
     echo
+    sed -n '/^profile: /,/^  span /p' "$logs/profile_n64_fp32.log" 2>/dev/null || true
+    echo
+    echo "conv_algo at fp32, then at tf32:"
     grep '^conv_algo/' "$logs/conv_algo.log" 2>/dev/null || true
+    grep '^conv_algo/' "$logs/conv_algo_tf32.log" 2>/dev/null || true
     failed_logs
     echo
     echo "total $(($(date +%s) - started)) s"

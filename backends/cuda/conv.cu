@@ -225,10 +225,18 @@ int64_t images_per_chunk(int64_t fixed_bytes, int64_t per_image_bytes, int64_t n
 
 ConvAlgo conv_choice(const Conv2dGeometry& g, DType dtype) {
   const ConvAlgo setting = conv_algo();
-  const ConvAlgo chosen = choose_conv_algo(g, setting);
-  const bool winograd = chosen == ConvAlgo::Wino2 || chosen == ConvAlgo::Wino4;
-  if (winograd && setting == ConvAlgo::Auto && dtype == DType::Float32 && precision() != Precision::FP32) {
-    return ConvAlgo::Im2col;
+  ConvAlgo chosen = choose_conv_algo(g, setting);
+  // The thin layers (1 to 3 output channels) the CPU gives the direct kernels: on the GPU Winograd is faster
+  // from 16 input channels (an H200, fp32, fwd + both gradients, batch 16: 64 -> 3 at 64x64 F(4x4) 0.167 ms,
+  // direct 0.292; 32 -> 1 at 32x32 F(4x4) 0.078, direct 0.084; docs/benchmarks.md, "First runs on an H200").
+  if (setting == ConvAlgo::Auto && chosen == ConvAlgo::Direct && g.c_in >= 16) chosen = winograd_tile_rule(g);
+  // Under TF32 and BF16 the point products round their operands to 10 (7) mantissa bits, and F(4x4)'s transforms
+  // (factors up to 8 and 1/24) amplify that: on an H200 a BEGAN step's worst gradient was 8.6e-3 off the CPU's
+  // FP32 by F(4x4) against 1.1e-3 by im2col, and 1.1e-3 by F(2x2), whose transforms hold 0 and +-1 only. So auto
+  // takes F(2x2) there (tests/cuda/test_cuda_precision.cpp, "BEGAN step, tf32, auto").
+  if (chosen == ConvAlgo::Wino4 && setting == ConvAlgo::Auto && dtype == DType::Float32 &&
+      precision() != Precision::FP32) {
+    return ConvAlgo::Wino2;
   }
   return chosen;
 }

@@ -7,8 +7,8 @@
 // H200's measured FP32 GEMM rate (51 TFLOP/s, cuBLAS 8192^3): more than half the 10 ms FP32 target before any
 // other work, and GEMMs of a convolution's shapes do not reach that rate. Its 3x3 stride-1 layers are nearly all
 // of those FLOPs, and F(4x4) does them with a quarter of the multiplications. Under TF32 and BF16 the products run
-// on the tensor cores, where their rounding would be amplified by the transforms' factors (up to 8 and 1/24), so
-// auto keeps im2col there (backends/conv_algo.h).
+// on the tensor cores, where their rounding would be amplified by F(4x4)'s factors (up to 8 and 1/24), so auto
+// takes F(2x2) there, whose transforms hold 0 and +-1 only (backends/cuda/conv.cu, conv_choice).
 //
 // A pass is a correlation of `in` (images, c_in, h, w) with 3x3 filters into `out` (images, c_out, h_out, w_out):
 // out[y, x] reads in[y - pad_h + i, x - pad_w + j]. The output is cut into m x m tiles, numbered image by image,

@@ -38,6 +38,14 @@ runs it:
              set before the layout built its model (Python, torch and its libraries). The peak only grows, so the
              second layout of a --layout both run reports the larger of the two: scripts/bench-vs-torch.sh --began
              runs one layout per process.
+  --accuracy one step's error under each precision against the same step in float64 on the same device, one JSON
+             line per precision and layout: the losses' largest relative error, the worst parameter tensor's
+             gradient (relative L2; D's from the D step, G's from the G step) and the Adam update's (every
+             parameter's change, D's then G's), as tests/cuda/test_cuda_precision.cpp states atelier's (k = 0.3,
+             weights from torch.manual_seed(3)). --image-size, --channels, --n, --h, --batch and --layout apply;
+             that test's rig is --image-size 32 --channels 3 --n 16 --h 16 --batch 4. cudnn.benchmark is on, as
+             in --bench, so the algorithms are the kind timed there (tf32 exists on CUDA only: the CPU gives fp32
+             and bf16 rows).
 """
 import argparse
 import json
@@ -330,6 +338,17 @@ def graphed_step(G, D, opt_g, opt_d, x, z_d, z_g, k, autocast, warmup):
     return graph.replay
 
 
+def emit(args, row):
+    """Prints one JSON line (with the GPU's name on CUDA) and appends it to --out when given."""
+    if args.device == "cuda":
+        row["gpu"] = torch.cuda.get_device_name()
+    line = json.dumps(row)
+    print(line, flush=True)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(line + "\n")
+
+
 def bench(args):
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -398,12 +417,7 @@ def bench(args):
                        k_last=k_last, max_rss_mib=max_rss_mib(), rss_base_mib=rss_base, torch=torch.__version__)
             if args.device == "cuda":
                 row["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / (1024.0 * 1024.0)
-                row["gpu"] = torch.cuda.get_device_name()
-            line = json.dumps(row)
-            print(line, flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(line + "\n")
+            emit(args, row)
             # Free this row's model, optimiser state and graph pool before the next row's peak is measured.
             del G, D, opt_g, opt_d, x, z_d, z_g, k
             replay = None
@@ -411,11 +425,60 @@ def bench(args):
                 torch.cuda.empty_cache()
 
 
+def accuracy(args):
+    """--accuracy (the module docstring)."""
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+    layouts = ("nchw", "channels_last") if args.layout == "both" else (args.layout,)
+
+    def one_step(dtype, precision, layout):
+        allow = precision == "tf32"
+        if args.device == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = allow
+            torch.backends.cudnn.allow_tf32 = allow
+        autocast = None
+        if precision == "bf16":
+            def autocast():
+                return torch.autocast(device_type=args.device, dtype=torch.bfloat16)
+        fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        torch.manual_seed(3)
+        G = Decoder(args.image_size, args.channels, args.n, args.h).to(device, dtype, memory_format=fmt)
+        D = Discriminator(args.image_size, args.channels, args.n, args.h).to(device, dtype, memory_format=fmt)
+        x = (torch.rand(args.batch, args.channels, args.image_size, args.image_size) * 2 - 1).to(device, dtype)
+        x = x.contiguous(memory_format=fmt)
+        z_d = (torch.rand(args.batch, args.h) * 2 - 1).to(device, dtype)
+        z_g = (torch.rand(args.batch, args.h) * 2 - 1).to(device, dtype)
+        params = list(D.parameters()) + list(G.parameters())
+        before = [p.detach().clone() for p in params]
+        opt_g, opt_d = make_adam(G, 1e-4, (0.5, 0.999)), make_adam(D, 1e-4, (0.5, 0.999))
+        losses = d_and_g_steps(G, D, opt_g, opt_d, x, z_d, z_g, 0.3, autocast)
+        return ([float(l.detach()) for l in losses], [p.grad.detach().double() for p in params],
+                torch.cat([(p.detach() - b).double().flatten() for p, b in zip(params, before)]))
+
+    def rel(a, b):
+        return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
+
+    for layout in layouts:
+        ref_losses, ref_grads, ref_update = one_step(torch.float64, "fp32", layout)
+        for precision in ("fp32", "tf32", "bf16") if args.device == "cuda" else ("fp32", "bf16"):
+            losses, grads, update = one_step(torch.float32, precision, layout)
+            row = dict(name=f"began_step/{args.image_size}x{args.image_size}/C{args.channels}/n{args.n}",
+                       layout=layout, device=args.device, precision=precision, batch=args.batch, h=args.h,
+                       loss_error=max(abs(a - b) / abs(b) for a, b in zip(losses, ref_losses)),
+                       grad_error=max(rel(g, r) for g, r in zip(grads, ref_grads)),
+                       update_error=rel(update, ref_update), torch=torch.__version__)
+            emit(args, row)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--golden", action="store_true", help="write tests/fixtures/began_step.safetensors")
     mode.add_argument("--bench", action="store_true", help="time one training step")
+    mode.add_argument("--accuracy", action="store_true",
+                      help="one step's error under fp32, tf32 and bf16 against float64 (the module docstring)")
     p.add_argument("--out", default=None,
                    help="--golden: write here instead of tests/fixtures/; --bench: also append the JSON lines here")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -451,6 +514,8 @@ def main():
         sys.exit("--precision tf32 exists only on CUDA")
     if args.golden:
         golden(args)
+    elif args.accuracy:
+        accuracy(args)
     else:
         for c in cases:
             bench(c)

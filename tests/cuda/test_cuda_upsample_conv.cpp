@@ -219,7 +219,7 @@ int64_t forward_kernels(const Tensor& x, const Tensor& w, const Tensor& b) {
   return cuda.kernels_launched() - before;
 }
 
-TEST_CASE("cuda winograd: auto takes it for float32 under FP32 only, and as the CPU's rule says; a forced one always") {
+TEST_CASE("cuda winograd: auto as the CPU's rule but thin layers of 16+ channels in, F(2x2) for F(4x4) under TF32") {
   const auto x = [](int64_t c) { return uniform({2, c, 8, 8}, -1, 1, RandomKey{34, 0, 0}).to(Device::cuda()); };
   const auto w = [](int64_t o, int64_t c) {
     return uniform({o, c, 3, 3}, -1, 1, RandomKey{34, 1, 0}).to(Device::cuda());
@@ -229,13 +229,24 @@ TEST_CASE("cuda winograd: auto takes it for float32 under FP32 only, and as the 
   const testing::ConvAlgoScope automatic(ConvAlgo::Auto);
   CHECK(forward_kernels(x(16), w(16, 16), b(16)) == 4);  // 16 channels in: Winograd
   CHECK(forward_kernels(x(8), w(16, 8), b(16)) == 3);    // 8: im2col
-  CHECK(forward_kernels(x(16), w(3, 16), b(3)) == 1);    // 3 out: the direct kernel (bias and ELU in it)
+  CHECK(forward_kernels(x(16), w(3, 16), b(3)) == 4);    // 3 out from 16 in: Winograd (the CPU: direct)
+  CHECK(forward_kernels(x(8), w(3, 8), b(3)) == 1);      // from 8 in: the direct kernel (bias and ELU in it)
   for (Precision p : {Precision::TF32, Precision::BF16}) {
     INFO(precision_name(p));
     const testing::PrecisionScope scope(p);
-    CHECK(forward_kernels(x(16), w(16, 16), b(16)) == 3);                    // the tensor cores, by im2col
+    CHECK(forward_kernels(x(16), w(16, 16), b(16)) == 4);                    // Winograd, F(2x2) (below)
     CHECK(forward_kernels(wide(x(16)), wide(w(16, 16)), wide(b(16))) == 4);  // float64 ignores the precision
-    CHECK(forward_kernels(x(16), w(3, 16), b(3)) == 1);                      // direct: float32 sums, as in FP32
+    CHECK(forward_kernels(x(16), w(3, 16), b(3)) == 4);                      // Winograd, as in FP32
+    CHECK(forward_kernels(x(8), w(3, 8), b(3)) == 1);                        // direct: float32 sums, as in FP32
+    // Which tile: an 8x8 output is F(4x4)'s under FP32 (4 tiles of 36 products against 16 of 16), F(2x2)'s here,
+    // told by the values: the forced F(2x2)'s bit for bit, not the forced F(4x4)'s.
+    const auto values = [&](ConvAlgo algo) {
+      const testing::ConvAlgoScope forced(algo);
+      return conv2d_elu(x(16), w(16, 16), b(16), 1, 1, 1.0).to_vector<float>();
+    };
+    const std::vector<float> chosen = values(ConvAlgo::Auto);
+    CHECK(chosen == values(ConvAlgo::Wino2));
+    CHECK(chosen != values(ConvAlgo::Wino4));
     const testing::ConvAlgoScope forced(ConvAlgo::Wino4);
     CHECK(forward_kernels(x(8), w(8, 8), b(8)) == 4);
   }

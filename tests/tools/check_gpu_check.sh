@@ -153,13 +153,17 @@ expect "$d" '^  [0-9]+\.[0-9]{2} s end to end \(target < 8 s: ' "the dry epoch's
 torch_part "$d" torch_targets '^  32x32/C1/n8 +fp32 +PyTorch .* channels_last +eager +[0-9]+\.[0-9]{2} ' "the targets plan"
 ((has_torch)) && expect "$d" '^torch_targets +PASS .*: 3 of 3 rows$' "the targets plan: PyTorch's three rows"
 expect "$d" '^profile_n64 +PASS ' "the targets plan's profile part"
-for mib in 24 48; do
-  expect "$d" "^atelier_tf32_graph_ws$mib +PASS " "the targets plan's workspace part ($mib MiB)"
-  expect "$d" "^  32x32/C1/n16 +tf32 +atelier +NCHW ws=${mib}MiB +cuda_graph +[0-9]+\\.[0-9]{2} " \
-    "the ${mib} MiB workspace row"
+for algo in im2col wino4; do
+  expect "$d" "^atelier_tf32_graph_$algo +PASS .*: 1 of 1 rows$" "the targets plan's tf32 $algo part"
+  expect "$d" "^  32x32/C1/n16 +tf32 +atelier +NCHW conv=$algo +cuda_graph +[0-9]+\\.[0-9]{2} " \
+    "the tf32 row by $algo"
 done
+expect "$d" '^profile_n64_fp32 +PASS ' "the targets plan's fp32 profile part"
 expect "$d" '^conv_algo +PASS .*: 4 rows$' "the targets plan's conv_algo part"
-expect "$d" '^conv_algo/16x16x32x32->1/all3/wino4/real_time ' "a conv_algo row under the table"
+expect "$d" '^conv_algo_tf32 +PASS .*: 4 rows$' "the targets plan's conv_algo part at tf32"
+[[ $(grep -c '^conv_algo/16x16x32x32->1/all3/wino4/real_time ' "$d") -eq 2 ]] ||
+  fail "the conv_algo rows under the table, at fp32 and at tf32"
+expect "$d" '^profile: began_step/32x32/C1/n16 on cpu, fp32, per step over 5 eager steps' "the fp32 profile's title"
 expect "$d" '^profile: began_step/32x32/C1/n16 on cpu, tf32, per step over 5 eager steps' "the profile's title"
 expect "$d" '^  conv2d +conv2d +[0-9]+ +- +[0-9]+\.[0-9]{3} ' "the profile's conv2d row"
 expect "$d" '^  span +[0-9]+\.[0-9]{3} +100\.0%$' "the profile's span"
