@@ -887,7 +887,8 @@ void pool_rows(Rows& rows) {
 // Normalisation geometries (outer, groups, inner, affine, with weight, with bias, channels): batch norm's
 // per-channel affine; layer norm's per-element one over rows longer than a GPU block (300 > 256 threads); no
 // affine; a weight alone; group norm's per channel (2 samples of 3 groups of 2 channels of 4 elements; a bias
-// alone); batch norm's short runs over enough rows for the CPU's columns layout.
+// alone); batch norm's short runs over enough rows for the CPU's columns layout; and affine gradients of more terms
+// than a GPU block has threads (600 rows of a short layer norm; a group norm's channels over 40 samples).
 struct NormCase {
   int64_t outer, groups, inner;
   NormAffine affine;
@@ -898,7 +899,8 @@ const NormCase kNormCases[] = {
     {3, 4, 5, NormAffine::PerGroup, true, true},           {1, 6, 300, NormAffine::PerInner, true, true},
     {2, 3, 1, NormAffine::PerGroup, false, false},         {1, 2, 7, NormAffine::PerInner, true, false},
     {1, 6, 8, NormAffine::PerChannel, true, true, {6, 4}}, {1, 6, 8, NormAffine::PerChannel, false, true, {6, 4}},
-    {70, 3, 2, NormAffine::PerGroup, true, true}};
+    {70, 3, 2, NormAffine::PerGroup, true, true},          {1, 600, 4, NormAffine::PerInner, true, true},
+    {40, 6, 8, NormAffine::PerChannel, true, true, {6, 4}}};
 
 void norm_rows(Rows& rows) {
   for (DType dtype : kFloating) {
