@@ -195,7 +195,7 @@ inline void add_transposed(const Block& blk, float* c, int64_t ldc, int64_t rows
     // GCC builds lane by lane on AVX2.)
     if (rows == kPanelRows && columns == kPanelColumns) {
       for (int64_t col0 = 0; col0 < kPanelColumns; col0 += kTile) {
-        Row t[kTile];
+        alignas(kVectorBytes) Row t[kTile];  // bound to a reference: simd.h says why alignas
         for (int r = 0; r < kTile; ++r) t[r] = load_vector(reinterpret_cast<const float*>(blk.acc[r]) + col0);
         transpose_tile(t);
         for (int j = 0; j < kTile; ++j) {
@@ -345,7 +345,7 @@ void pack_b_transposed(const float* x, int64_t k, int64_t n, int64_t ldx, int64_
       // width) out.
       for (; k0 + kTile <= k; k0 += kTile) {
         for (int64_t part = 0; part < kPanelColumns; part += kTile) {
-          Row t[kTile];
+          alignas(kVectorBytes) Row t[kTile];  // bound to a reference: simd.h says why alignas
           for (int64_t i = 0; i < kTile; ++i) t[i] = load_vector(x + (c0 + part + i) * ldx + k0);
           transpose_tile(t);
           for (int64_t j = 0; j < kTile; ++j) store_vector(bp + (k0 + j) * kPanelColumns + part, t[j]);
