@@ -522,10 +522,10 @@ sanitize_plan() {
   checked memcheck_began 45 memcheck "$here/bin/began" "${began64[@]}" "${quiet[@]}" --device "$device" \
     --cuda-graph on --steps 5 --out "$logs/memcheck-began"
   # Shared-memory races and barrier misuse in the block reductions (docs/gpu.md, "What the first GPU run must
-  # watch", items 4 and 8), the only kernels that share memory between threads (the direct weight gradient's
-  # block sums are reduce.cu's).
-  checked racecheck_reduce 35 racecheck "$tests" -tc='cuda reduce*,cuda direct*'
-  checked synccheck_reduce 20 synccheck "$tests" -tc='cuda reduce*,cuda direct*'
+  # watch", items 4, 8 and 12), the only kernels that share memory between threads (the direct weight gradient's
+  # and the normalisations' block sums are reduce.cu's fold).
+  checked racecheck_reduce 35 racecheck "$tests" -tc='cuda reduce*,cuda direct*,cuda norm*'
+  checked synccheck_reduce 20 synccheck "$tests" -tc='cuda reduce*,cuda direct*,cuda norm*'
   # Reads of device memory never written, over a small BEGAN run (a finding inside cuBLAS is cuBLAS's own: its
   # lines name the kernel).
   checked initcheck_began 40 initcheck "$here/bin/began" "${began32[@]}" "${quiet[@]}" --device "$device" \

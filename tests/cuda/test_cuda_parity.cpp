@@ -47,6 +47,19 @@ TEST_CASE("parity: every primitive row gives the CPU's results on CUDA") {
   CHECK(checked >= 50);
 }
 
+// The normalisation rows alone (backends/cuda/norm.cu: block folds over groups, columns and channels), a case of
+// their own so that the sanitize plan's racecheck and synccheck can run them without every other row.
+TEST_CASE("cuda norm: the normalize and normalize_backward parity rows, forward and affine gradients by blocks") {
+  int checked = 0;
+  for (const parity::PrimitiveRow& row : parity::primitive_rows()) {
+    if (row.op != PrimitiveOp::normalize && row.op != PrimitiveOp::normalize_backward) continue;
+    INFO("row " << row.name);
+    CHECK(on_cuda([&] { return parity::primitive_row_parity(row, Device::cpu(), Device::cuda()); }) == "");
+    ++checked;
+  }
+  CHECK(checked == 4);  // both primitives, float32 and float64
+}
+
 TEST_CASE("parity: every op-table row in float32 gives the CPU's output and gradients on CUDA") {
   for (const OpCase& c : op_table()) {
     INFO("row " << c.name);
