@@ -349,13 +349,23 @@ def emit(args, row):
             f.write(line + "\n")
 
 
+def use_precision(device, precision, graph=False):
+    """Sets PyTorch's TF32 switches for `precision` on CUDA (on for tf32, off otherwise) and returns the context
+    factory its step runs under: bf16 autocast, or None. Autocast's weight cache must be off inside a captured graph
+    (its casts are part of the step)."""
+    if device == "cuda":
+        allow = precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = allow
+        torch.backends.cudnn.allow_tf32 = allow
+    if precision != "bf16":
+        return None
+    return lambda: torch.autocast(device_type=device, dtype=torch.bfloat16, cache_enabled=not graph)
+
+
 def bench(args):
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     if args.device == "cuda":
-        allow = args.precision == "tf32"
-        torch.backends.cuda.matmul.allow_tf32 = allow
-        torch.backends.cudnn.allow_tf32 = allow
         torch.backends.cudnn.benchmark = True
     flops = step_flops(args.image_size, args.channels, args.n, args.h, args.batch)
     layouts = ("nchw", "channels_last") if args.layout == "both" else (args.layout,)
@@ -363,11 +373,7 @@ def bench(args):
     for layout in layouts:
         for mode in modes:
             graph = mode == "cuda_graph"
-            autocast = None
-            if args.precision == "bf16":
-                # Autocast's weight cache must be off inside a captured graph (its casts are part of the step).
-                def autocast():
-                    return torch.autocast(device_type=args.device, dtype=torch.bfloat16, cache_enabled=not graph)
+            autocast = use_precision(args.device, args.precision, graph)
             rss_base = rss_now_mib()
             if args.device == "cuda":
                 torch.cuda.synchronize()
@@ -434,14 +440,7 @@ def accuracy(args):
     layouts = ("nchw", "channels_last") if args.layout == "both" else (args.layout,)
 
     def one_step(dtype, precision, layout):
-        allow = precision == "tf32"
-        if args.device == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = allow
-            torch.backends.cudnn.allow_tf32 = allow
-        autocast = None
-        if precision == "bf16":
-            def autocast():
-                return torch.autocast(device_type=args.device, dtype=torch.bfloat16)
+        autocast = use_precision(args.device, precision)
         fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
         torch.manual_seed(3)
         G = Decoder(args.image_size, args.channels, args.n, args.h).to(device, dtype, memory_format=fmt)
