@@ -170,12 +170,12 @@ struct NormAffineChannels {
     const int64_t channel = b.block, size = a.channels.size, per_run = a.inner / size,
                   cycle = a.channels.count / per_run, first = channel / per_run;
     const int64_t holding = (a.groups - first + cycle - 1) / cycle;  // groups c = first, first + cycle, ...
-    const int64_t terms = holding * a.outer * size;
+    const int64_t terms = holding * a.outer * size, segment = (channel % per_run) * size;  // where in each run
     double sum_gx = 0, sum_g = 0;
     for (int64_t k = b.thread; k < terms; k += kReduceBlock) {
       const int64_t run = k / size, i = k % size;
       const int64_t c = first + run / a.outer * cycle, o = run % a.outer;
-      add_affine_terms<T>(a, norm_index(a.groups, a.inner, o, c, (channel % per_run) * size) + i, c, sum_gx, sum_g);
+      add_affine_terms<T>(a, norm_index(a.groups, a.inner, o, c, segment + i), c, sum_gx, sum_g);
     }
     write_affine_sums<T>(a, b, channel, sum_gx, sum_g);
   }
